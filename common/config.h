@@ -1,0 +1,248 @@
+/* config: the one YAML file (JSON is YAML too) every service loads at start.
+ * Parsed with libyaml, validated against a declarative table of keys (type,
+ * default, bounds, required), then copied into the typed structs below.
+ * Errors name file:line:col and the key path; secret values never appear in
+ * any message. Ownership: cq_config_load returns a new config; cq_config_free. */
+#ifndef CQ_CONFIG_H
+#define CQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errors.h"
+
+/* A secret is written in the file as "${ENV_VAR}" or "file:/path" (never inline).
+ * ref is that text (safe to print); value is the resolved secret (never print). */
+struct cq_secret {
+    char *ref;   /* NULL when the key was absent */
+    char *value; /* NULL when absent; "" is never produced (empty secret = error) */
+};
+
+enum cq_mode { CQ_MODE_DIRECT, CQ_MODE_TRIGGER_AND_WAIT, CQ_MODE_TRIGGER_AND_RETURN };
+
+enum cq_arg_type { CQ_ARG_STRING, CQ_ARG_INT, CQ_ARG_ENUM };
+
+struct cq_arg_spec {
+    char *name;
+    char *flag;         /* "--env" style flag name without dashes, NULL = positional */
+    enum cq_arg_type type;
+    bool required;
+    char *default_value; /* NULL = none */
+    char **enum_values;  /* NULL-terminated, for CQ_ARG_ENUM */
+    char *regex;         /* POSIX extended regex, anchored by the checker; NULL = none */
+    long long min, max;  /* for CQ_ARG_INT; defaults LLONG_MIN/LLONG_MAX */
+    int max_len;         /* 0 = the global limits.max_arg_len */
+};
+
+struct cq_header_tpl {
+    char *name;
+    char *value; /* template; may reference {{secrets.NAME}} */
+};
+
+struct cq_http_action { /* direct mode */
+    char *method;       /* GET, POST, PUT, PATCH, DELETE */
+    char *base_url;     /* scheme://host[:port][/prefix]: the only reachable origin */
+    char *path;         /* template appended to base_url */
+    char *query;        /* template, optional */
+    struct cq_header_tpl *headers;
+    size_t n_headers;
+    char *body;         /* template, optional */
+    char *body_type;    /* "json" or "form" (decides escaping); default json */
+    int timeout_ms;
+    int *success_status; /* list; default {200,201,204} */
+    size_t n_success_status;
+    char *reply_pointer; /* JSON pointer into the response, optional */
+    char *reply_template; /* template with {{response.<pointer>}}, optional */
+    bool idempotent;     /* safe to retry after an unknown outcome (reads) */
+};
+
+struct cq_var_tpl {
+    char *name;
+    char *value; /* template */
+};
+
+struct cq_pipeline_action { /* trigger_and_wait / trigger_and_return */
+    char *project;      /* GitLab project id or url-encoded path */
+    char *ref;          /* fixed ref, or a template such as {{args.ref}} */
+    char *trigger_token_name; /* key into secrets */
+    struct cq_var_tpl *variables;
+    size_t n_variables;
+    int timeout_s;       /* trigger_and_wait: give up after this long */
+    bool cancel_on_timeout;
+    char *manual_job;    /* trigger_and_return: job a person must click, optional */
+    int progress_interval_s;
+};
+
+struct cq_command {
+    char *name;          /* may contain spaces for sub-commands: "flag get", "lb weight" */
+    char *description;
+    char *usage;
+    enum cq_mode mode;
+    struct cq_arg_spec *args;
+    size_t n_args;
+    struct cq_http_action http;         /* mode == DIRECT */
+    struct cq_pipeline_action pipeline; /* other modes */
+    char *response_type; /* "ephemeral" or "in_channel" (Slack) */
+};
+
+struct cq_person {
+    char *name;
+    char *gitlab_login;
+    char **slack_ids;   /* NULL-terminated */
+    char **feishu_ids;  /* open_ids, NULL-terminated */
+    char **roles;       /* NULL-terminated */
+};
+
+struct cq_channel {
+    char *name;         /* e.g. "ops-prod" */
+    char *platform;     /* "slack" | "feishu" */
+    char *id;           /* platform channel/chat id */
+    char *environment;  /* optional label */
+};
+
+struct cq_arg_match {
+    char *arg;
+    char **values; /* NULL-terminated allowed values */
+};
+
+struct cq_rule {
+    char *name;
+    char **roles;     /* NULL-terminated; "*" = everyone, known or not */
+    char **people;    /* NULL-terminated person names */
+    char **commands;  /* NULL-terminated command names; "*" = all */
+    char **channels;  /* NULL-terminated channel names; NULL = any channel */
+    struct cq_arg_match *args;
+    size_t n_args;
+};
+
+struct cq_named_secret {
+    char *name;
+    struct cq_secret secret;
+};
+
+struct cq_config {
+    char *path;
+
+    struct {
+        char *level; /* debug|info|warn|error, default info */
+    } log;
+
+    struct {
+        char *brokers;            /* required, "host:port,..." */
+        int partitions;           /* default 6, 1..1024 */
+        int replication;          /* default 1, 1..16 */
+        int produce_timeout_ms;   /* delivery budget, default 2000, 100..60000 */
+        char *topic_requests;     /* default chatops.requests */
+        char *topic_results;      /* default chatops.results */
+        char *topic_audit;        /* default chatops.audit */
+        char *topic_pipeline_events; /* default chatops.pipeline-events */
+        char *topic_dlq;          /* default chatops.dlq */
+        char *worker_group;       /* default chatops-worker */
+        char *notifier_group;     /* default chatops-notifier */
+    } kafka;
+
+    struct {
+        char *host;               /* default 127.0.0.1 */
+        int port;                 /* default 6379 */
+        struct cq_secret password;
+        int connect_timeout_ms;   /* default 1000 */
+        int command_timeout_ms;   /* default 1000 */
+        char *prefix;             /* key prefix, default "chatops:" */
+        int dedupe_ttl_s;         /* default 28800 (8 h), min 27000 (7.5 h) */
+    } redis;
+
+    struct {
+        char *listen;             /* default 0.0.0.0 */
+        int port;                 /* default 8080 */
+        char *slack_commands_path;/* default /slack/commands */
+        char *slack_events_path;  /* default /slack/events */
+        char *feishu_events_path; /* default /feishu/events */
+        char *gitlab_webhook_path;/* default /gitlab/webhook */
+        int threads;              /* MHD threads, default 1 */
+    } ingress;
+
+    struct {
+        int http_port;            /* /healthz /readyz /metrics, default 8081 */
+        int max_inflight;         /* default 10000 */
+        int lease_ms;             /* pipeline owner lease, default 15000 */
+        int poll_min_ms;          /* default 2000 */
+        int poll_max_ms;          /* default 30000 */
+        int log_tail_lines;       /* default 20 */
+        int log_tail_bytes;       /* default 4000 */
+        char **cancel_roles;      /* roles that may cancel others' pipelines */
+    } worker;
+
+    struct {
+        int http_port;            /* default 8082 */
+        int max_attempts;         /* default 8 */
+        int backoff_base_ms;      /* default 500 */
+        int backoff_max_ms;       /* default 30000 */
+        int slack_channel_interval_ms;  /* default 1000 */
+        int feishu_chat_interval_ms;    /* default 200 */
+    } notifier;
+
+    struct {
+        size_t max_body;          /* bytes, default 65536 */
+        int max_text;             /* chars of command text, default 4000 */
+        int max_args;             /* default 32 */
+        int max_arg_len;          /* default 256 */
+        int replay_window_s;      /* default 300 */
+        size_t max_envelope;      /* bytes, default 262144 */
+    } limits;
+
+    struct {
+        bool enabled;
+        struct cq_secret signing_secret; /* required when enabled */
+        struct cq_secret bot_token;
+        char *api_base;           /* default https://slack.com/api */
+        char *command;            /* slash command name, default /ops */
+    } slack;
+
+    struct {
+        bool enabled;
+        char *app_id;
+        struct cq_secret app_secret;
+        struct cq_secret verification_token; /* required when enabled */
+        struct cq_secret encrypt_key;        /* optional: enables signature + AES */
+        char *bot_open_id;        /* the bot's own open_id (ignored sender, stripped mention) */
+        char *api_base;           /* default https://open.feishu.cn/open-apis */
+    } feishu;
+
+    struct {
+        char *base_url;           /* e.g. https://gitlab.example.com */
+        struct cq_secret api_token;     /* PRIVATE-TOKEN for status/jobs/trace/cancel */
+        struct cq_secret webhook_token; /* X-Gitlab-Token for pipeline hooks */
+    } gitlab;
+
+    struct cq_named_secret *secrets; /* secrets: {NAME: "${ENV}"} for templates/triggers */
+    size_t n_secrets;
+
+    struct cq_command *commands;
+    size_t n_commands;
+    struct cq_person *people;
+    size_t n_people;
+    struct cq_channel *channels;
+    size_t n_channels;
+    struct cq_rule *rules;
+    size_t n_rules;
+};
+
+/* Loads and validates path. On error returns NULL and fills err->msg with
+ * "path:line:col: key.path: reason" (did-you-mean for unknown keys). */
+struct cq_config *cq_config_load(const char *path, struct cq_err *err);
+
+/* Same, from a string; name is used in messages in place of the path. */
+struct cq_config *cq_config_load_string(const char *name, const char *yaml, size_t len,
+                                        struct cq_err *err);
+
+void cq_config_free(struct cq_config *cfg);
+
+/* Borrowed look-ups; NULL when absent. */
+const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name);
+const char *cq_config_secret(const struct cq_config *cfg, const char *name);
+const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
+                                         const char *user_id);
+const struct cq_channel *cq_config_channel(const struct cq_config *cfg, const char *platform,
+                                           const char *channel_id);
+
+#endif

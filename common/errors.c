@@ -1,0 +1,37 @@
+/* errors: messages for enum cq_rc and the cq_err helpers (see errors.h). */
+#include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const messages[] = {
+#define CQ_ERR_MSG(name, msg) msg,
+    CQ_ERRORS(CQ_ERR_MSG)
+#undef CQ_ERR_MSG
+};
+
+const char *cq_rc_str(enum cq_rc rc) {
+    if ((int)rc < 0 || rc >= CQ_RC_COUNT) return "unknown error";
+    return messages[rc];
+}
+
+enum cq_rc cq_err_set(struct cq_err *err, enum cq_rc rc, const char *fmt, ...) {
+    if (!err) return rc;
+    err->code = rc;
+    err->sys_errno = 0;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(err->msg, sizeof(err->msg), "%s", cq_rc_str(rc));
+    }
+    return rc;
+}
+
+void cq_err_clear(struct cq_err *err) {
+    if (!err) return;
+    memset(err, 0, sizeof(*err));
+}
