@@ -1,0 +1,77 @@
+/* envelope: the versioned JSON messages between services ("v":1), see
+ * docs/architecture.md: requests (ingress -> worker on chatops.requests) and
+ * results (worker -> notifier on chatops.results). Encode/decode with cJSON
+ * and strict validation: every field checked for type, presence and length,
+ * with the reason in err->msg. All strings are owned by the struct. */
+#ifndef CQ_ENVELOPE_H
+#define CQ_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errors.h"
+
+#define CQ_ENVELOPE_VERSION 1
+
+struct cq_reply_route {
+    char *response_url; /* Slack */
+    char *message_id;   /* Feishu: the triggering message (reply target) */
+    char *chat_id;      /* Feishu chat id / Slack channel id for postMessage */
+    char *thread_ts;    /* Slack thread, optional */
+};
+
+struct cq_request {
+    char *id;          /* UUIDv4, required */
+    char *received_at; /* RFC 3339, required */
+    char *platform;    /* "slack" | "feishu", required */
+    char *tenant;      /* team_id / tenant_key */
+    char *channel_id, *channel_name;
+    char *user_id, *user_name;
+    char *command;     /* first word, required (may be "" only for empty invocations? no: required non-empty) */
+    char *text;        /* the rest, may be "" */
+    struct cq_reply_route reply;
+    char *dedupe_key;  /* "slack:<trigger_id>" | "feishu:<event_id>", required */
+    int retry_num;     /* platform retry counter (X-Slack-Retry-Num), 0 when first delivery */
+};
+
+struct cq_pipeline_ref {
+    long long id;      /* 0 = absent */
+    char *web_url;
+    char *status;
+};
+
+struct cq_result {
+    char *request_id;  /* required */
+    char *step;        /* "ack" | "progress" | "final", required */
+    char *status;      /* "ok" | "denied" | "invalid" | "failed" | "timeout", required */
+    char *platform;    /* required */
+    struct cq_reply_route reply;
+    char *text;        /* required, may be "" */
+    char *command;     /* optional: "deploy web production" for formatting */
+    char *user_name;   /* optional: who ran it */
+    char *response_type; /* optional: "ephemeral" | "in_channel" */
+    int seq;           /* progress sequence number within (request, step), default 0 */
+    struct cq_pipeline_ref pipeline;
+    char *produced_at; /* RFC 3339 with ms, set by the producer, optional */
+};
+
+/* Encode: returns a new JSON string (caller frees); NULL with err on a missing field/ENOMEM. */
+char *cq_request_encode(const struct cq_request *r, struct cq_err *err);
+char *cq_result_encode(const struct cq_result *r, struct cq_err *err);
+
+/* Decode: json need not be NUL-terminated. Rejects len > max_len (CQ_ETOOBIG), non-JSON
+ * (CQ_EPARSE), "v" != 1 (CQ_EVERSION), missing/mistyped/over-long fields (CQ_EPARSE, with the
+ * field name in err->msg). On success fills *out (caller calls *_clear). */
+enum cq_rc cq_request_decode(const char *json, size_t len, size_t max_len, struct cq_request *out,
+                             struct cq_err *err);
+enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct cq_result *out,
+                            struct cq_err *err);
+
+/* Frees the strings inside (not the struct itself); safe on a zeroed struct. */
+void cq_request_clear(struct cq_request *r);
+void cq_result_clear(struct cq_result *r);
+
+/* Current UTC time as RFC 3339 with milliseconds into out (needs 32 bytes). */
+void cq_now_rfc3339(char out[32]);
+
+#endif
