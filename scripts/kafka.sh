@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# kafka.sh: a single-node Apache Kafka broker (KRaft, broker+controller in one JVM) for
+# dev, CI and the demo, run from the Maven Central jars; no Docker, no tarball.
+#   kafka.sh fetch          download the broker jars into the cache (idempotent)
+#   kafka.sh start DIR      start on free ports; DIR/bootstrap gets "127.0.0.1:PORT"
+#   kafka.sh stop DIR       SIGTERM, then SIGKILL after 30 s
+#   kafka.sh status DIR     exit 0 when running and answering
+set -euo pipefail
+CQ_PROG=kafka.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+KAFKA_VERSION="${CQ_KAFKA_VERSION:-4.3.1}"
+SCALA_VERSION=2.13
+LOG4J_VERSION=2.25.3
+# kafka 4.x pulls slf4j-api 1.7 transitively, but log4j-slf4j2-impl is an SLF4J 2 provider:
+# with a 1.7 API it is ignored and all broker logging is lost ("no providers").
+SLF4J_VERSION=2.0.17
+KAFKA_HOME="$CQ_CACHE/kafka-$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+MARKER="$KAFKA_HOME/.complete"
+START_TIMEOUT="${CQ_KAFKA_START_TIMEOUT:-120}"
+JAVA_OPTS="${CQ_KAFKA_JAVA_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true}"
+PROBE="$CQ_REPO_ROOT/scripts/kafka_probe.py"
+
+usage() {
+    echo "usage: kafka.sh fetch | start DIR | stop DIR | status DIR" >&2
+    exit 2
+}
+
+fetch() {
+    if [[ -f "$MARKER" ]]; then
+        return 0
+    fi
+    command -v mvn >/dev/null || cq_die "mvn not found (run scripts/deps.sh)"
+    mkdir -p "$KAFKA_HOME"
+    # Two fetches at once (test.sh and run.sh) must not interleave.
+    exec 9>"$KAFKA_HOME/.lock"
+    flock 9
+    if [[ -f "$MARKER" ]]; then
+        exec 9>&-
+        return 0
+    fi
+    local tmp rc=0
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/cq-kafka-fetch.XXXXXX")"
+    cat >"$tmp/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.chatops</groupId><artifactId>kafka-fetch</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_$SCALA_VERSION</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>$SLF4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+    cq_log "fetching kafka_$SCALA_VERSION $KAFKA_VERSION from Maven Central into $KAFKA_LIBS"
+    (cd "$tmp" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$tmp/libs") >"$tmp/mvn.log" 2>&1 || rc=$?
+    if [[ $rc -ne 0 ]] || ! ls "$tmp/libs/kafka_$SCALA_VERSION-$KAFKA_VERSION.jar" >/dev/null 2>&1; then
+        tail -n 30 "$tmp/mvn.log" >&2 || true
+        rm -rf "$tmp"
+        exec 9>&-
+        cq_die "maven could not fetch the Kafka broker (rc=$rc); see the output above"
+    fi
+    rm -rf "$KAFKA_LIBS"
+    mv "$tmp/libs" "$KAFKA_LIBS"
+    rm -rf "$tmp"
+    date -u +%FT%TZ >"$MARKER"
+    exec 9>&-
+    cq_log "fetched $(ls "$KAFKA_LIBS" | wc -l) jars"
+}
+
+# Prints the bootstrap when DIR has a live broker that answers, else returns 1.
+running() {
+    local dir="$1"
+    cq_pid_alive "$dir/kafka.pid" && [[ -s "$dir/bootstrap" ]] &&
+        python3 "$PROBE" "$(cat "$dir/bootstrap")" >/dev/null
+}
+
+write_config() {
+    local dir="$1" port="$2" cport="$3"
+    cat >"$dir/server.properties" <<PROPS
+# Written by scripts/kafka.sh: single-node KRaft broker+controller for tests and dev.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=24
+log.segment.bytes=16777216
+PROPS
+    cat >"$dir/log4j2.properties" <<'LOG'
+# Broker logs go to stdout, which kafka.sh appends to DIR/kafka.log.
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = OUT
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.state.name = state.change.logger
+logger.state.level = warn
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.level = warn
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+logger.raftsrv.name = kafka.server.KafkaRaftServer
+logger.raftsrv.level = info
+LOG
+}
+
+start() {
+    local dir="$1" port cport uuid pid t0 now last=0 probe_out=""
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    if running "$dir"; then
+        cq_log "already running (pid $(cat "$dir/kafka.pid")) on $(cat "$dir/bootstrap")"
+        cat "$dir/bootstrap"
+        return 0
+    fi
+    fetch
+    command -v java >/dev/null || cq_die "java not found (run scripts/deps.sh)"
+    # A pid file whose broker does not answer is from a dead or stuck run: clear it.
+    cq_stop_pidfile "$dir/kafka.pid" 10
+    rm -rf "$dir/data" "$dir/bootstrap" "$dir/kafka.log"
+    port="$(cq_free_port)"
+    cport="$(cq_free_port)"
+    while [[ "$cport" == "$port" ]]; do cport="$(cq_free_port)"; done
+    write_config "$dir" "$port" "$cport"
+    uuid="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    local cp="$KAFKA_LIBS/*"
+    local logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
+    t0=$(date +%s)
+    # shellcheck disable=SC2086
+    if ! java $JAVA_OPTS "$logopt" -cp "$cp" kafka.tools.StorageTool format \
+        -t "$uuid" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
+        cat "$dir/format.log" >&2
+        cq_die "formatting the log dir failed (see above)"
+    fi
+    # shellcheck disable=SC2086
+    nohup java $JAVA_OPTS "$logopt" -Dkafka.logs.dir="$dir" -cp "$cp" kafka.Kafka \
+        "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$dir/kafka.pid"
+    cq_log "started pid $pid, PLAINTEXT 127.0.0.1:$port, CONTROLLER 127.0.0.1:$cport; waiting up to ${START_TIMEOUT}s"
+    while :; do
+        now=$(date +%s)
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$dir/kafka.log" >&2 || true
+            rm -f "$dir/kafka.pid"
+            cq_die "broker exited during startup (last log lines above)"
+        fi
+        if grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null &&
+            probe_out="$(python3 "$PROBE" "127.0.0.1:$port")"; then
+            break
+        fi
+        if ((now - t0 >= START_TIMEOUT)); then
+            tail -n 30 "$dir/kafka.log" >&2 || true
+            cq_log "last probe: ${probe_out:-port $port not answering}"
+            cq_stop_pidfile "$dir/kafka.pid" 10
+            cq_die "broker not ready after ${START_TIMEOUT}s (last log lines above)"
+        fi
+        if ((now - last >= 5)); then
+            cq_log "waiting for broker ($((now - t0))s)"
+            last=$now
+        fi
+        sleep 0.5
+    done
+    echo "127.0.0.1:$port" >"$dir/bootstrap"
+    cq_log "ready in $(($(date +%s) - t0))s: $probe_out"
+    echo "127.0.0.1:$port"
+}
+
+stop() {
+    local dir="$1"
+    if ! cq_pid_alive "$dir/kafka.pid"; then
+        rm -f "$dir/kafka.pid"
+        cq_log "not running"
+        return 0
+    fi
+    cq_log "stopping pid $(cat "$dir/kafka.pid")"
+    cq_stop_pidfile "$dir/kafka.pid" 30
+    rm -f "$dir/bootstrap"
+}
+
+status() {
+    local dir="$1"
+    if running "$dir"; then
+        echo "running pid $(cat "$dir/kafka.pid") bootstrap $(cat "$dir/bootstrap")"
+        return 0
+    fi
+    echo "not running"
+    return 1
+}
+
+case "${1:-}" in
+fetch) [[ $# -eq 1 ]] || usage; fetch ;;
+start) [[ $# -eq 2 ]] || usage; start "$2" ;;
+stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
+status) [[ $# -eq 2 ]] || usage; status "$2" ;;
+*) usage ;;
+esac

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# test.sh: the one test command. Installs what is missing, fetches the Kafka broker, then
+# builds and runs every test (unit + integration against a real broker and Redis that the
+# ctest fixtures start) in two trees: build/ (RelWithDebInfo, -Werror) and build-asan/
+# (Debug, AddressSanitizer + UBSan).
+#   scripts/test.sh [--quick] [CTEST ARGS...]   --quick: only build/; e.g. -L unit, -R kafka
+set -euo pipefail
+CQ_PROG=test.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+quick=0
+if [[ "${1:-}" == "--quick" ]]; then
+    quick=1
+    shift
+fi
+ctest_args=("$@")
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+"$CQ_REPO_ROOT/scripts/deps.sh"
+"$CQ_REPO_ROOT/scripts/kafka.sh" fetch
+
+failed=()
+
+# run_tree NAME CMAKE-ARGS...: configure, build and ctest one tree; records a failure.
+run_tree() {
+    local name="$1" dir="$CQ_REPO_ROOT/$1" t0
+    shift
+    t0=$(date +%s)
+    cq_log "== $name: configure"
+    if ! cmake -S "$CQ_REPO_ROOT" -B "$dir" "$@"; then
+        failed+=("$name (configure)")
+        return 0
+    fi
+    cq_log "== $name: build"
+    if ! cmake --build "$dir" -j "$jobs"; then
+        failed+=("$name (build)")
+        return 0
+    fi
+    cq_log "== $name: ctest"
+    # Integration tests share the run's one broker and Redis but use unique topics, groups
+    # and keys, so two at a time is safe.
+    if ! (cd "$dir" && ctest --output-on-failure -j2 "${ctest_args[@]}"); then
+        failed+=("$name (tests)")
+    fi
+    cq_log "== $name: done in $(($(date +%s) - t0))s"
+}
+
+run_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCQ_WERROR=ON -DCQ_SANITIZE=
+if [[ $quick -eq 0 ]]; then
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+    run_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DCQ_WERROR=ON -DCQ_SANITIZE=address,undefined
+fi
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    cq_log "FAILED: ${failed[*]}"
+    exit 1
+fi
+cq_log "all tests passed"
