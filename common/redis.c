@@ -1,0 +1,518 @@
+/* redis: hiredis 0.14 async on the libuv loop (see redis.h). hiredis owns the
+ * privdata of each command until it calls back (reply or NULL on teardown), so a
+ * command is a heap record that outlives its own timeout: the user's callback
+ * fires once (reply, timeout, lost connection or shutdown) and the record is
+ * freed when hiredis lets go of it. */
+#include "redis.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+
+#include "log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define NTIMERS 4 /* sweep, connect, reconnect, defer */
+
+enum conn_state { ST_DOWN, ST_CONNECTING, ST_READY };
+
+/* One accepted command. Lives on r->pending (in hiredis, waiting) or r->deferred (to
+ * be failed on the next loop turn); once done it is off both lists and, if hiredis
+ * still holds it, freed when hiredis calls back. */
+struct pending {
+    struct pending *prev, *next;
+    struct cq_redis *r;
+    cq_redis_cb cb;
+    void *opaque;
+    uint64_t deadline;
+    bool done;
+    bool in_hiredis;
+};
+
+struct cq_redis {
+    uv_loop_t *uv;
+    char *host;
+    int port;
+    char *password;
+    int connect_timeout_ms, command_timeout_ms, stall_ms;
+    redisAsyncContext *ac; /* NULL when there is no live connection */
+    enum conn_state state;
+    int backoff_ms;
+    bool closing;
+    bool handshake_failed;
+    int open_timers;
+    unsigned long connects;
+    uint64_t last_progress; /* uv_now of the last reply, or of becoming ready */
+    int abandoned;          /* timed-out commands hiredis still holds on this connection */
+    struct pending *pending_head, *pending_tail; /* in deadline (= send) order */
+    struct pending *deferred_head, *deferred_tail;
+    void (*on_connect)(void *);
+    void *on_connect_arg;
+    uv_timer_t sweep, conn_timer, reconnect, defer;
+};
+
+static void connect_start(struct cq_redis *r);
+static void on_sweep(uv_timer_t *t);
+static void on_reconnect(uv_timer_t *t);
+
+/* ---- list helpers ---- */
+
+static void list_push(struct pending **head, struct pending **tail, struct pending *p) {
+    p->next = NULL;
+    p->prev = *tail;
+    if (*tail)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+}
+
+static void list_remove(struct pending **head, struct pending **tail, struct pending *p) {
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        *head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        *tail = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* Marks p done, takes it off the pending list and calls the user's callback. The
+ * record itself is freed by the caller or, if hiredis holds it, by on_reply. */
+static void complete(struct cq_redis *r, struct pending *p, const redisReply *reply,
+                     const struct cq_err *err) {
+    p->done = true;
+    list_remove(&r->pending_head, &r->pending_tail, p);
+    p->cb(p->opaque, reply, err);
+}
+
+/* ---- timers ---- */
+
+static void arm_sweep(struct cq_redis *r) {
+    uint64_t now = uv_now(r->uv), next = UINT64_MAX;
+    if (r->closing) return;
+    if (r->pending_head) next = r->pending_head->deadline;
+    if (r->ac && r->abandoned > 0 && r->last_progress + (uint64_t)r->stall_ms < next)
+        next = r->last_progress + (uint64_t)r->stall_ms;
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&r->sweep);
+        return;
+    }
+    uv_timer_start(&r->sweep, on_sweep, next > now ? next - now : 0, 0);
+}
+
+static void schedule_reconnect(struct cq_redis *r) {
+    if (r->closing) return;
+    uv_timer_start(&r->reconnect, on_reconnect, (uint64_t)r->backoff_ms, 0);
+    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+/* Drops the live connection from our side (timeout, failed AUTH, stall). hiredis
+ * calls the pending commands back with NULL replies inside redisAsyncFree (or right
+ * after the current hiredis callback returns); they then fail with CQ_EREDIS. */
+static void drop_conn(struct cq_redis *r, const char *why) {
+    redisAsyncContext *ac = r->ac;
+    bool was_ready = r->state == ST_READY;
+    r->ac = NULL;
+    r->state = ST_DOWN;
+    r->abandoned = 0;
+    uv_timer_stop(&r->conn_timer);
+    if (!ac) return;
+    if (was_ready)
+        cq_warn(NULL, "redis %s:%d: %s; reconnecting", r->host, r->port, why);
+    else
+        cq_debug(NULL, "redis %s:%d: %s", r->host, r->port, why);
+    ac->data = NULL; /* callbacks of this context no longer touch the connection state */
+    redisAsyncFree(ac);
+    schedule_reconnect(r);
+}
+
+static void on_sweep(uv_timer_t *t) {
+    struct cq_redis *r = t->data;
+    uint64_t now = uv_now(r->uv);
+    struct cq_err e;
+    cq_err_set(&e, CQ_ETIMEOUT, "redis command timed out after %d ms", r->command_timeout_ms);
+    while (!r->closing && r->pending_head && r->pending_head->deadline <= now) {
+        struct pending *p = r->pending_head;
+        if (p->in_hiredis) r->abandoned++;
+        complete(r, p, NULL, &e);
+        if (!p->in_hiredis) free(p);
+    }
+    if (r->closing) return;
+    if (r->ac && r->abandoned > 0 && now >= r->last_progress + (uint64_t)r->stall_ms)
+        drop_conn(r, "connection stalled (no reply while commands time out)");
+    arm_sweep(r);
+}
+
+static void on_defer(uv_timer_t *t) {
+    struct cq_redis *r = t->data;
+    struct cq_err e;
+    cq_err_set(&e, CQ_EREDIS, "redis unavailable (%s:%d not connected)", r->host, r->port);
+    /* Detach the batch first: callbacks may queue more (handled on the next turn). */
+    struct cq_err shut;
+    cq_err_set(&shut, CQ_ESHUTDOWN, "redis client shutting down");
+    struct pending *p = r->deferred_head;
+    r->deferred_head = r->deferred_tail = NULL;
+    while (p) {
+        struct pending *next = p->next;
+        /* A callback may have called cq_redis_free: the rest of this batch still gets
+         * its one callback, with the shutdown error. */
+        p->cb(p->opaque, NULL, r->closing ? &shut : &e);
+        free(p);
+        p = next;
+    }
+    if (r->deferred_head && !r->closing) uv_timer_start(&r->defer, on_defer, 0, 0);
+}
+
+static void on_conn_timeout(uv_timer_t *t) {
+    struct cq_redis *r = t->data;
+    drop_conn(r, "connect timed out");
+}
+
+static void on_reconnect(uv_timer_t *t) {
+    struct cq_redis *r = t->data;
+    if (!r->closing && !r->ac) connect_start(r);
+}
+
+/* ---- hiredis callbacks ---- */
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    struct pending *p = privdata;
+    struct cq_redis *r = ac->data; /* NULL when we dropped this connection ourselves */
+    if (reply == NULL && r && r->ac == ac) {
+        /* hiredis is tearing the connection down (read/write error or EOF): commands
+         * issued from the callbacks below must not reach the dying context. */
+        r->ac = NULL;
+        r->state = ST_DOWN;
+    }
+    if (reply && r) r->last_progress = uv_now(r->uv);
+    if (p->done) {
+        /* Timed out or failed earlier; the late reply is dropped. */
+        if (r && r->abandoned > 0) r->abandoned--;
+        free(p);
+        return;
+    }
+    struct cq_redis *owner = p->r;
+    p->in_hiredis = false;
+    if (reply) {
+        complete(owner, p, reply, NULL);
+    } else {
+        struct cq_err e;
+        if (owner->closing)
+            cq_err_set(&e, CQ_ESHUTDOWN, "redis client shutting down");
+        else
+            cq_err_set(&e, CQ_EREDIS, "redis connection to %s:%d lost", owner->host,
+                       owner->port);
+        complete(owner, p, NULL, &e);
+    }
+    free(p);
+}
+
+static void become_ready(struct cq_redis *r) {
+    r->state = ST_READY;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->connects++;
+    r->last_progress = uv_now(r->uv);
+    uv_timer_stop(&r->conn_timer);
+    cq_info(NULL, "redis %s:%d: connected", r->host, r->port);
+    if (r->on_connect) r->on_connect(r->on_connect_arg);
+}
+
+/* AUTH and PING are pipelined; AUTH's verdict is known before PING's reply. */
+static void on_auth_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)privdata;
+    struct cq_redis *r = ac->data;
+    const redisReply *rep = reply;
+    if (!r || !rep || r->ac != ac) return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        r->handshake_failed = true;
+        cq_warn(NULL, "redis %s:%d: AUTH rejected: %.100s", r->host, r->port,
+                rep->str ? rep->str : "");
+    }
+}
+
+static void on_ping_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)privdata;
+    struct cq_redis *r = ac->data;
+    const redisReply *rep = reply;
+    if (!r || !rep || r->ac != ac) return;
+    if (r->handshake_failed || rep->type == REDIS_REPLY_ERROR) {
+        drop_conn(r, "handshake failed");
+        return;
+    }
+    become_ready(r);
+}
+
+static void on_connected(const redisAsyncContext *cac, int status) {
+    struct cq_redis *r = cac->data;
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    if (!r || r->ac != ac) return;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this returns. */
+        cq_debug(NULL, "redis %s:%d: connect failed: %s", r->host, r->port, cac->errstr);
+        r->ac = NULL;
+        r->state = ST_DOWN;
+        uv_timer_stop(&r->conn_timer);
+        schedule_reconnect(r);
+        return;
+    }
+    r->handshake_failed = false;
+    if (r->password &&
+        redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", r->password) != REDIS_OK) {
+        drop_conn(r, "could not send AUTH");
+        return;
+    }
+    if (redisAsyncCommand(ac, on_ping_reply, NULL, "PING") != REDIS_OK)
+        drop_conn(r, "could not send PING");
+}
+
+static void on_disconnected(const redisAsyncContext *cac, int status) {
+    struct cq_redis *r = cac->data;
+    (void)status;
+    if (!r) return; /* dropped by us: reconnect already scheduled */
+    /* r->ac is already NULL when on_reply saw the teardown first. */
+    if (r->ac == cac || r->ac == NULL) {
+        r->ac = NULL;
+        r->state = ST_DOWN;
+        r->abandoned = 0;
+        uv_timer_stop(&r->conn_timer);
+        cq_warn(NULL, "redis %s:%d: connection lost (%s); reconnecting", r->host, r->port,
+                cac->errstr[0] ? cac->errstr : "closed by server");
+        schedule_reconnect(r);
+    }
+}
+
+/* ---- connection ---- */
+
+static void connect_start(struct cq_redis *r) {
+    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    if (!ac || ac->err) {
+        cq_debug(NULL, "redis %s:%d: connect: %s", r->host, r->port,
+                 ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    ac->data = r;
+    if (redisLibuvAttach(ac, r->uv) != REDIS_OK) {
+        cq_warn(NULL, "redis %s:%d: cannot attach to the loop", r->host, r->port);
+        redisAsyncFree(ac);
+        schedule_reconnect(r);
+        return;
+    }
+    r->ac = ac;
+    r->state = ST_CONNECTING;
+    r->abandoned = 0;
+    redisAsyncSetConnectCallback(ac, on_connected); /* also arms the first write event */
+    redisAsyncSetDisconnectCallback(ac, on_disconnected);
+    uv_timer_start(&r->conn_timer, on_conn_timeout, (uint64_t)r->connect_timeout_ms, 0);
+}
+
+/* ---- public API ---- */
+
+static void timer_closed(uv_handle_t *h) {
+    struct cq_redis *r = h->data;
+    if (--r->open_timers == 0) {
+        free(r->host);
+        free(r);
+    }
+}
+
+static void free_fields(struct cq_redis *r) {
+    free(r->host);
+    if (r->password) {
+        explicit_bzero(r->password, strlen(r->password));
+        free(r->password);
+    }
+}
+
+struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
+                              const char *password, int connect_timeout_ms,
+                              int command_timeout_ms, struct cq_err *err) {
+    struct cq_redis *r = NULL;
+    if (!loop || !host || !host[0] || port <= 0 || port > 65535 || connect_timeout_ms <= 0 ||
+        command_timeout_ms <= 0) {
+        cq_err_set(err, CQ_EINVAL, "redis: host, port 1-65535 and positive timeouts required");
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) goto nomem;
+    r->uv = cq_loop_uv(loop);
+    r->host = strdup(host);
+    if (!r->host) goto nomem;
+    if (password && !(r->password = strdup(password))) goto nomem;
+    r->port = port;
+    r->connect_timeout_ms = connect_timeout_ms;
+    r->command_timeout_ms = command_timeout_ms;
+    r->stall_ms = command_timeout_ms > 400 ? 5 * command_timeout_ms : 2000;
+    if (r->stall_ms < 2000) r->stall_ms = 2000;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_t *timers[NTIMERS] = {&r->sweep, &r->conn_timer, &r->reconnect, &r->defer};
+    for (int i = 0; i < NTIMERS; i++) {
+        uv_timer_init(r->uv, timers[i]); /* cannot fail on Linux */
+        timers[i]->data = r;
+    }
+    r->open_timers = NTIMERS;
+    connect_start(r);
+    return r;
+nomem:
+    if (r) {
+        free_fields(r);
+        free(r);
+    }
+    cq_err_set(err, CQ_ENOMEM, "redis: out of memory");
+    return NULL;
+}
+
+/* Takes a new record for cb; queues it to fail on the next turn when not ready. */
+static struct pending *new_pending(struct cq_redis *r, cq_redis_cb cb, void *opaque) {
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->r = r;
+    p->cb = cb;
+    p->opaque = opaque;
+    return p;
+}
+
+static enum cq_rc submit(struct cq_redis *r, struct pending *p, int sent) {
+    if (sent != REDIS_OK) {
+        free(p);
+        return CQ_EINVAL;
+    }
+    p->in_hiredis = true;
+    p->deadline = uv_now(r->uv) + (uint64_t)r->command_timeout_ms;
+    list_push(&r->pending_head, &r->pending_tail, p);
+    if (!uv_is_active((uv_handle_t *)&r->sweep)) arm_sweep(r);
+    return CQ_OK;
+}
+
+static enum cq_rc defer_unavailable(struct cq_redis *r, struct pending *p) {
+    list_push(&r->deferred_head, &r->deferred_tail, p);
+    if (!uv_is_active((uv_handle_t *)&r->defer)) uv_timer_start(&r->defer, on_defer, 0, 0);
+    return CQ_OK;
+}
+
+enum cq_rc cq_redis_command(struct cq_redis *r, cq_redis_cb cb, void *opaque, const char *fmt,
+                            ...) {
+    if (!r || !cb || !fmt) return CQ_EINVAL;
+    if (r->closing) return CQ_ESHUTDOWN;
+    struct pending *p = new_pending(r, cb, opaque);
+    if (!p) return CQ_ENOMEM;
+    if (r->state != ST_READY || !r->ac) return defer_unavailable(r, p);
+    va_list ap;
+    va_start(ap, fmt);
+    int sent = redisvAsyncCommand(r->ac, on_reply, p, fmt, ap);
+    va_end(ap);
+    return submit(r, p, sent);
+}
+
+enum cq_rc cq_redis_commandargv(struct cq_redis *r, cq_redis_cb cb, void *opaque, int argc,
+                                const char **argv, const size_t *argvlen) {
+    if (!r || !cb || argc <= 0 || !argv) return CQ_EINVAL;
+    if (r->closing) return CQ_ESHUTDOWN;
+    struct pending *p = new_pending(r, cb, opaque);
+    if (!p) return CQ_ENOMEM;
+    if (r->state != ST_READY || !r->ac) return defer_unavailable(r, p);
+    return submit(r, p, redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen));
+}
+
+bool cq_redis_connected(const struct cq_redis *r) {
+    return r && r->state == ST_READY && r->ac != NULL;
+}
+
+void cq_redis_on_connect(struct cq_redis *r, void (*cb)(void *), void *arg) {
+    if (!r) return;
+    r->on_connect = cb;
+    r->on_connect_arg = arg;
+}
+
+void cq_redis_set_stall_ms(struct cq_redis *r, int stall_ms) {
+    if (r && stall_ms > 0) r->stall_ms = stall_ms;
+}
+
+unsigned long cq_redis_connect_count(const struct cq_redis *r) { return r ? r->connects : 0; }
+
+void cq_redis_free(struct cq_redis *r) {
+    if (!r || r->closing) return;
+    r->closing = true;
+    struct cq_err e;
+    cq_err_set(&e, CQ_ESHUTDOWN, "redis client shutting down");
+    /* Our callbacks first (records hiredis holds stay allocated until it lets go). */
+    while (r->pending_head) {
+        struct pending *p = r->pending_head;
+        complete(r, p, NULL, &e);
+        if (!p->in_hiredis) free(p);
+    }
+    struct pending *d = r->deferred_head;
+    r->deferred_head = r->deferred_tail = NULL;
+    while (d) {
+        struct pending *next = d->next;
+        d->cb(d->opaque, NULL, &e);
+        free(d);
+        d = next;
+    }
+    redisAsyncContext *ac = r->ac;
+    r->ac = NULL;
+    r->state = ST_DOWN;
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* deferred by hiredis when inside one of its callbacks */
+    }
+    if (r->password) {
+        explicit_bzero(r->password, strlen(r->password));
+        free(r->password);
+        r->password = NULL;
+    }
+    uv_timer_t *timers[NTIMERS] = {&r->sweep, &r->conn_timer, &r->reconnect, &r->defer};
+    for (int i = 0; i < NTIMERS; i++) uv_close((uv_handle_t *)timers[i], timer_closed);
+}
+
+redisContext *cq_redis_connect_sync(const char *host, int port, const char *password,
+                                    int timeout_ms, struct cq_err *err) {
+    if (!host || port <= 0 || port > 65535 || timeout_ms <= 0) {
+        cq_err_set(err, CQ_EINVAL, "redis: host, port and a positive timeout required");
+        return NULL;
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    redisReply *rep = NULL;
+    if (!c) {
+        cq_err_set(err, CQ_ENOMEM, "redis: out of memory");
+        return NULL;
+    }
+    if (c->err) {
+        cq_err_set(err, CQ_EREDIS, "redis %s:%d: connect: %s", host, port, c->errstr);
+        goto fail;
+    }
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        cq_err_set(err, CQ_EREDIS, "redis %s:%d: cannot set timeout", host, port);
+        goto fail;
+    }
+    if (password) {
+        rep = redisCommand(c, "AUTH %s", password);
+        if (!rep) {
+            cq_err_set(err, CQ_EREDIS, "redis %s:%d: AUTH: %s", host, port, c->errstr);
+            goto fail;
+        }
+        if (rep->type == REDIS_REPLY_ERROR) {
+            cq_err_set(err, CQ_EAUTH, "redis %s:%d: AUTH rejected: %.100s", host, port,
+                       rep->str);
+            goto fail;
+        }
+        freeReplyObject(rep);
+    }
+    return c;
+fail:
+    if (rep) freeReplyObject(rep);
+    redisFree(c);
+    return NULL;
+}
