@@ -13,6 +13,20 @@
 
 #define CQ_ENVELOPE_VERSION 1
 
+/* Bounds checked on encode and decode, in bytes of UTF-8 (a longer field is rejected with
+ * its name, never truncated; producers that may exceed one, e.g. a log tail in text, must
+ * shorten it first). */
+#define CQ_ENVELOPE_MAX_LEN (256 * 1024) /* default total message bound (max_len == 0) */
+#define CQ_ENV_MAX_ID 128                /* ids: request, user, channel, chat, message, ts */
+#define CQ_ENV_MAX_NAME 256              /* display names */
+#define CQ_ENV_MAX_TIME 64               /* RFC 3339 timestamps */
+#define CQ_ENV_MAX_KEY 256               /* dedupe_key */
+#define CQ_ENV_MAX_COMMAND 128           /* request.command (one word) */
+#define CQ_ENV_MAX_COMMAND_LINE 4096     /* result.command ("deploy web production") */
+#define CQ_ENV_MAX_URL 2048              /* response_url, pipeline.web_url */
+#define CQ_ENV_MAX_TEXT (64 * 1024)      /* request.text, result.text */
+#define CQ_ENV_MAX_RETRY_NUM 1000        /* request.retry_num */
+
 struct cq_reply_route {
     char *response_url; /* Slack */
     char *message_id;   /* Feishu: the triggering message (reply target) */
@@ -59,9 +73,19 @@ struct cq_result {
 char *cq_request_encode(const struct cq_request *r, struct cq_err *err);
 char *cq_result_encode(const struct cq_result *r, struct cq_err *err);
 
-/* Decode: json need not be NUL-terminated. Rejects len > max_len (CQ_ETOOBIG), non-JSON
- * (CQ_EPARSE), "v" != 1 (CQ_EVERSION), missing/mistyped/over-long fields (CQ_EPARSE, with the
- * field name in err->msg). On success fills *out (caller calls *_clear). */
+/* Required on the wire: request: v, id, received_at, platform (slack|feishu), user.id,
+ * command (non-empty), text (may be ""), dedupe_key; result: v, request_id, step
+ * (ack|progress|final), status (ok|denied|invalid|failed|timeout), platform, text (may be "").
+ * Encode writes a NULL text as "" and omits every other NULL field (and "pipeline" when its
+ * id is 0 and its strings NULL); it validates like decode so nothing unreadable is produced.
+ * Decode ignores unknown fields (forward compatible: a newer producer may add fields
+ * within "v":1), requires valid UTF-8 and rejects NUL characters (raw or JSON-escaped), since
+ * the struct holds C strings and a silently truncated command must never run. */
+/* Decode: json need not be NUL-terminated; max_len 0 means CQ_ENVELOPE_MAX_LEN. Rejects
+ * len > max_len (CQ_ETOOBIG), non-JSON or not an object (CQ_EPARSE), a numeric "v" != 1
+ * (CQ_EVERSION), missing/mistyped/over-long fields, "v" included (CQ_EPARSE, with the field
+ * name in err->msg, e.g. "request: field 'command' is missing"). On success fills *out
+ * (caller calls *_clear); on failure *out is left zeroed. */
 enum cq_rc cq_request_decode(const char *json, size_t len, size_t max_len, struct cq_request *out,
                              struct cq_err *err);
 enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct cq_result *out,

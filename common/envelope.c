@@ -1,0 +1,434 @@
+/* envelope: encode/decode of the "v":1 messages on chatops.requests and
+ * chatops.results (see envelope.h for the rules). One field table per message
+ * drives both directions, so the encoder can never write what the decoder
+ * would refuse. JSON itself is cJSON's job. */
+#include "envelope.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+enum { F_REQUIRED = 1, F_NONEMPTY = 2 };
+
+struct field {
+    const char *group; /* enclosing object ("channel") or NULL for top level */
+    const char *key;
+    size_t offset;     /* of the char * in the struct */
+    size_t max;        /* bytes */
+    int flags;
+    const char *const *allowed; /* NULL-terminated enum values, or NULL */
+};
+
+static const char *const platforms[] = {"slack", "feishu", NULL};
+static const char *const steps[] = {"ack", "progress", "final", NULL};
+static const char *const statuses[] = {"ok", "denied", "invalid", "failed", "timeout", NULL};
+static const char *const response_types[] = {"ephemeral", "in_channel", NULL};
+
+#define REQ(m) offsetof(struct cq_request, m)
+#define RES(m) offsetof(struct cq_result, m)
+
+static const struct field request_fields[] = {
+    {NULL, "id", REQ(id), CQ_ENV_MAX_ID, F_REQUIRED | F_NONEMPTY, NULL},
+    {NULL, "received_at", REQ(received_at), CQ_ENV_MAX_TIME, F_REQUIRED | F_NONEMPTY, NULL},
+    {NULL, "platform", REQ(platform), 16, F_REQUIRED, platforms},
+    {NULL, "tenant", REQ(tenant), CQ_ENV_MAX_ID, 0, NULL},
+    {"channel", "id", REQ(channel_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"channel", "name", REQ(channel_name), CQ_ENV_MAX_NAME, 0, NULL},
+    {"user", "id", REQ(user_id), CQ_ENV_MAX_ID, F_REQUIRED | F_NONEMPTY, NULL},
+    {"user", "name", REQ(user_name), CQ_ENV_MAX_NAME, 0, NULL},
+    {NULL, "command", REQ(command), CQ_ENV_MAX_COMMAND, F_REQUIRED | F_NONEMPTY, NULL},
+    {NULL, "text", REQ(text), CQ_ENV_MAX_TEXT, F_REQUIRED, NULL},
+    {"reply", "response_url", REQ(reply.response_url), CQ_ENV_MAX_URL, 0, NULL},
+    {"reply", "message_id", REQ(reply.message_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "chat_id", REQ(reply.chat_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "thread_ts", REQ(reply.thread_ts), CQ_ENV_MAX_ID, 0, NULL},
+    {NULL, "dedupe_key", REQ(dedupe_key), CQ_ENV_MAX_KEY, F_REQUIRED | F_NONEMPTY, NULL},
+};
+
+static const struct field result_fields[] = {
+    {NULL, "request_id", RES(request_id), CQ_ENV_MAX_ID, F_REQUIRED | F_NONEMPTY, NULL},
+    {NULL, "step", RES(step), 16, F_REQUIRED, steps},
+    {NULL, "status", RES(status), 16, F_REQUIRED, statuses},
+    {NULL, "platform", RES(platform), 16, F_REQUIRED, platforms},
+    {"reply", "response_url", RES(reply.response_url), CQ_ENV_MAX_URL, 0, NULL},
+    {"reply", "message_id", RES(reply.message_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "chat_id", RES(reply.chat_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "thread_ts", RES(reply.thread_ts), CQ_ENV_MAX_ID, 0, NULL},
+    {NULL, "text", RES(text), CQ_ENV_MAX_TEXT, F_REQUIRED, NULL},
+    {NULL, "command", RES(command), CQ_ENV_MAX_COMMAND_LINE, 0, NULL},
+    {NULL, "user_name", RES(user_name), CQ_ENV_MAX_NAME, 0, NULL},
+    {NULL, "response_type", RES(response_type), 16, 0, response_types},
+    {"pipeline", "web_url", RES(pipeline.web_url), CQ_ENV_MAX_URL, 0, NULL},
+    {"pipeline", "status", RES(pipeline.status), 64, 0, NULL},
+    {NULL, "produced_at", RES(produced_at), CQ_ENV_MAX_TIME, 0, NULL},
+};
+
+#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* Largest integer a JSON number (double) carries exactly. */
+#define MAX_EXACT_INT 9007199254740992.0
+
+static char **slot(const void *msg, const struct field *f) {
+    return (char **)((char *)(uintptr_t)msg + f->offset);
+}
+
+static void field_path(const struct field *f, char *out, size_t outlen) {
+    if (f->group)
+        snprintf(out, outlen, "%s.%s", f->group, f->key);
+    else
+        snprintf(out, outlen, "%s", f->key);
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), so every consumer's JSON
+ * parser accepts what we pass on. */
+static bool utf8_valid(const unsigned char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i <= n) return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* Checks one string value against its field rule; err names the field. */
+static enum cq_rc check_value(const char *kind, const struct field *f, const char *v,
+                              struct cq_err *err) {
+    char path[64];
+    size_t len = strlen(v);
+    field_path(f, path, sizeof(path));
+    if (len > f->max)
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' exceeds %zu bytes", kind, path, f->max);
+    if ((f->flags & F_NONEMPTY) && len == 0)
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' is empty", kind, path);
+    if (!utf8_valid((const unsigned char *)v, len))
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' is not valid UTF-8", kind, path);
+    if (f->allowed) {
+        for (const char *const *a = f->allowed; *a; a++)
+            if (strcmp(*a, v) == 0) return CQ_OK;
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' has an unsupported value", kind, path);
+    }
+    return CQ_OK;
+}
+
+/* ---- encode ---- */
+
+static cJSON *group_object(cJSON *root, const char *group) {
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
+    if (g) return g;
+    return cJSON_AddObjectToObject(root, group);
+}
+
+static enum cq_rc encode_fields(const char *kind, const void *msg, const struct field *fields,
+                                size_t n, cJSON *root, struct cq_err *err) {
+    for (size_t i = 0; i < n; i++) {
+        const struct field *f = &fields[i];
+        const char *v = *slot(msg, f);
+        cJSON *parent = root;
+        enum cq_rc rc;
+        if (!v) {
+            if (!(f->flags & F_REQUIRED)) continue;
+            if ((f->flags & F_NONEMPTY) || f->allowed) {
+                char path[64];
+                field_path(f, path, sizeof(path));
+                return cq_err_set(err, CQ_EINVAL, "%s: field '%s' is missing", kind, path);
+            }
+            v = ""; /* required but may be empty: text */
+        }
+        rc = check_value(kind, f, v, err);
+        if (rc != CQ_OK) {
+            if (err) err->code = CQ_EINVAL; /* the caller's struct is wrong, not input */
+            return CQ_EINVAL;
+        }
+        if (f->group) parent = group_object(root, f->group);
+        if (!parent || !cJSON_AddStringToObject(parent, f->key, v))
+            return cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
+    }
+    return CQ_OK;
+}
+
+/* Integers are written as raw digits: cJSON prints doubles with 15 significant digits,
+ * which would round a large pipeline id. */
+static bool add_number(cJSON *obj, const char *key, long long v) {
+    char digits[32];
+    snprintf(digits, sizeof(digits), "%lld", v);
+    return cJSON_AddRawToObject(obj, key, digits) != NULL;
+}
+
+static char *print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
+    char *s = cJSON_PrintUnformatted(root);
+    if (!s) cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
+    return s;
+}
+
+char *cq_request_encode(const struct cq_request *r, struct cq_err *err) {
+    cJSON *root = NULL;
+    char *out = NULL;
+
+    if (!r) {
+        cq_err_set(err, CQ_EINVAL, "request: NULL");
+        goto out;
+    }
+    if (r->retry_num < 0 || r->retry_num > CQ_ENV_MAX_RETRY_NUM) {
+        cq_err_set(err, CQ_EINVAL, "request: field 'retry_num' is out of range");
+        goto out;
+    }
+    root = cJSON_CreateObject();
+    if (!root || !add_number(root, "v", CQ_ENVELOPE_VERSION)) {
+        cq_err_set(err, CQ_ENOMEM, "request: out of memory");
+        goto out;
+    }
+    if (encode_fields("request", r, request_fields, NFIELDS(request_fields), root, err) != CQ_OK)
+        goto out;
+    if (!add_number(root, "retry_num", r->retry_num)) {
+        cq_err_set(err, CQ_ENOMEM, "request: out of memory");
+        goto out;
+    }
+    out = print_or_fail(root, "request", err);
+out:
+    cJSON_Delete(root);
+    return out;
+}
+
+char *cq_result_encode(const struct cq_result *r, struct cq_err *err) {
+    cJSON *root = NULL, *pl;
+    char *out = NULL;
+
+    if (!r) {
+        cq_err_set(err, CQ_EINVAL, "result: NULL");
+        goto out;
+    }
+    if (r->seq < 0) {
+        cq_err_set(err, CQ_EINVAL, "result: field 'seq' is out of range");
+        goto out;
+    }
+    if (r->pipeline.id < 0 || (double)r->pipeline.id > MAX_EXACT_INT) {
+        cq_err_set(err, CQ_EINVAL, "result: field 'pipeline.id' is out of range");
+        goto out;
+    }
+    root = cJSON_CreateObject();
+    if (!root || !add_number(root, "v", CQ_ENVELOPE_VERSION)) {
+        cq_err_set(err, CQ_ENOMEM, "result: out of memory");
+        goto out;
+    }
+    if (encode_fields("result", r, result_fields, NFIELDS(result_fields), root, err) != CQ_OK)
+        goto out;
+    if (!add_number(root, "seq", r->seq)) {
+        cq_err_set(err, CQ_ENOMEM, "result: out of memory");
+        goto out;
+    }
+    if (r->pipeline.id != 0) {
+        pl = group_object(root, "pipeline");
+        if (!pl || !add_number(pl, "id", r->pipeline.id)) {
+            cq_err_set(err, CQ_ENOMEM, "result: out of memory");
+            goto out;
+        }
+    }
+    out = print_or_fail(root, "result", err);
+out:
+    cJSON_Delete(root);
+    return out;
+}
+
+/* ---- decode ---- */
+
+/* The struct holds C strings: a NUL (raw, or the \u0000 escape) would truncate a value
+ * silently, so such messages are refused before parsing. */
+static bool has_nul(const char *json, size_t len) {
+    if (memchr(json, '\0', len)) return true;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (json[i] != '\\') continue;
+        if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* skip the escaped character, so "\\u0000" (escaped backslash) is fine */
+    }
+    return false;
+}
+
+static enum cq_rc parse_root(const char *kind, const char *json, size_t len, size_t max_len,
+                             cJSON **root, struct cq_err *err) {
+    const cJSON *v;
+    *root = NULL;
+    if (max_len == 0) max_len = CQ_ENVELOPE_MAX_LEN;
+    if (!json) return cq_err_set(err, CQ_EINVAL, "%s: NULL input", kind);
+    if (len > max_len)
+        return cq_err_set(err, CQ_ETOOBIG, "%s: %zu bytes exceeds the limit of %zu", kind, len,
+                          max_len);
+    if (has_nul(json, len))
+        return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
+    *root = cJSON_ParseWithLength(json, len);
+    if (!*root) return cq_err_set(err, CQ_EPARSE, "%s: not valid JSON", kind);
+    if (!cJSON_IsObject(*root)) return cq_err_set(err, CQ_EPARSE, "%s: not a JSON object", kind);
+    v = cJSON_GetObjectItemCaseSensitive(*root, "v");
+    if (!v) return cq_err_set(err, CQ_EPARSE, "%s: field 'v' is missing", kind);
+    if (!cJSON_IsNumber(v)) return cq_err_set(err, CQ_EPARSE, "%s: field 'v' must be a number", kind);
+    if (v->valuedouble != CQ_ENVELOPE_VERSION)
+        return cq_err_set(err, CQ_EVERSION, "%s: unsupported version %g (expected %d)", kind,
+                          v->valuedouble, CQ_ENVELOPE_VERSION);
+    return CQ_OK;
+}
+
+/* Finds a group object; a present group that is not an object is an error. */
+static enum cq_rc get_group(const char *kind, const cJSON *root, const char *group,
+                            const cJSON **out, struct cq_err *err) {
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
+    *out = NULL;
+    if (!g || cJSON_IsNull(g)) return CQ_OK;
+    if (!cJSON_IsObject(g))
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' must be an object", kind, group);
+    *out = g;
+    return CQ_OK;
+}
+
+static enum cq_rc decode_fields(const char *kind, const cJSON *root, const struct field *fields,
+                                size_t n, void *msg, struct cq_err *err) {
+    for (size_t i = 0; i < n; i++) {
+        const struct field *f = &fields[i];
+        const cJSON *parent = root, *item;
+        char path[64];
+        enum cq_rc rc;
+
+        field_path(f, path, sizeof(path));
+        if (f->group) {
+            rc = get_group(kind, root, f->group, &parent, err);
+            if (rc != CQ_OK) return rc;
+        }
+        item = parent ? cJSON_GetObjectItemCaseSensitive(parent, f->key) : NULL;
+        if (!item || cJSON_IsNull(item)) {
+            if (f->flags & F_REQUIRED)
+                return cq_err_set(err, CQ_EPARSE, "%s: field '%s' is missing", kind, path);
+            continue;
+        }
+        if (!cJSON_IsString(item) || !item->valuestring)
+            return cq_err_set(err, CQ_EPARSE, "%s: field '%s' must be a string", kind, path);
+        rc = check_value(kind, f, item->valuestring, err);
+        if (rc != CQ_OK) return rc;
+        *slot(msg, f) = strdup(item->valuestring);
+        if (!*slot(msg, f)) return cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
+    }
+    return CQ_OK;
+}
+
+/* An optional non-negative integer; absent leaves *out at 0. */
+static enum cq_rc get_int(const char *kind, const cJSON *parent, const char *key,
+                          const char *path, double max, long long *out, struct cq_err *err) {
+    const cJSON *item = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
+    double d;
+    *out = 0;
+    if (!item || cJSON_IsNull(item)) return CQ_OK;
+    if (!cJSON_IsNumber(item))
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' must be a number", kind, path);
+    d = item->valuedouble;
+    if (!isfinite(d) || d != floor(d) || d < 0 || d > max)
+        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' must be an integer in 0..%.0f", kind,
+                          path, max);
+    *out = (long long)d;
+    return CQ_OK;
+}
+
+enum cq_rc cq_request_decode(const char *json, size_t len, size_t max_len, struct cq_request *out,
+                             struct cq_err *err) {
+    cJSON *root = NULL;
+    long long retry = 0;
+    enum cq_rc rc;
+
+    if (!out) return cq_err_set(err, CQ_EINVAL, "request: NULL output");
+    memset(out, 0, sizeof(*out));
+    rc = parse_root("request", json, len, max_len, &root, err);
+    if (rc != CQ_OK) goto out;
+    rc = decode_fields("request", root, request_fields, NFIELDS(request_fields), out, err);
+    if (rc != CQ_OK) goto out;
+    rc = get_int("request", root, "retry_num", "retry_num", CQ_ENV_MAX_RETRY_NUM, &retry, err);
+    if (rc != CQ_OK) goto out;
+    out->retry_num = (int)retry;
+out:
+    cJSON_Delete(root);
+    if (rc != CQ_OK) cq_request_clear(out);
+    return rc;
+}
+
+enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct cq_result *out,
+                            struct cq_err *err) {
+    cJSON *root = NULL;
+    const cJSON *pl = NULL;
+    long long n = 0;
+    enum cq_rc rc;
+
+    if (!out) return cq_err_set(err, CQ_EINVAL, "result: NULL output");
+    memset(out, 0, sizeof(*out));
+    rc = parse_root("result", json, len, max_len, &root, err);
+    if (rc != CQ_OK) goto out;
+    rc = decode_fields("result", root, result_fields, NFIELDS(result_fields), out, err);
+    if (rc != CQ_OK) goto out;
+    rc = get_int("result", root, "seq", "seq", 2147483647.0, &n, err);
+    if (rc != CQ_OK) goto out;
+    out->seq = (int)n;
+    rc = get_group("result", root, "pipeline", &pl, err);
+    if (rc != CQ_OK) goto out;
+    rc = get_int("result", pl, "id", "pipeline.id", MAX_EXACT_INT, &n, err);
+    if (rc != CQ_OK) goto out;
+    out->pipeline.id = n;
+out:
+    cJSON_Delete(root);
+    if (rc != CQ_OK) cq_result_clear(out);
+    return rc;
+}
+
+static void clear_fields(void *msg, const struct field *fields, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char **p = slot(msg, &fields[i]);
+        free(*p);
+        *p = NULL;
+    }
+}
+
+void cq_request_clear(struct cq_request *r) {
+    if (!r) return;
+    clear_fields(r, request_fields, NFIELDS(request_fields));
+    memset(r, 0, sizeof(*r));
+}
+
+void cq_result_clear(struct cq_result *r) {
+    if (!r) return;
+    clear_fields(r, result_fields, NFIELDS(result_fields));
+    memset(r, 0, sizeof(*r));
+}
+
+void cq_now_rfc3339(char out[32]) {
+    struct timespec ts;
+    struct tm tm;
+    size_t n;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+}
