@@ -15,8 +15,10 @@ struct cq_histogram;
 
 /* name: metric name; help: HELP text; labels: "route=\"/slack\",outcome=\"ok\"" style
  * pre-rendered label set, or NULL/"" for none. The (name, labels) pair identifies a
- * series; the same pair returns the same pointer. Returns NULL only on ENOMEM, and
- * every update function accepts NULL as a no-op. */
+ * series; the same pair returns the same pointer (owned by the registry, valid until
+ * cq_metrics_reset). Returns NULL on ENOMEM, or when the name is already registered as
+ * another type (a programming error); every update function accepts NULL as a no-op.
+ * The first registration's help text is kept. */
 struct cq_counter *cq_counter_get(const char *name, const char *help, const char *labels);
 struct cq_gauge *cq_gauge_get(const char *name, const char *help, const char *labels);
 /* buckets: upper bounds in seconds, ascending; NULL = default latency buckets
@@ -34,6 +36,11 @@ void cq_histogram_observe(struct cq_histogram *h, double seconds);
 
 /* Convenience: one-line increment of a labelled counter (looks the series up each call). */
 void cq_metric_inc(const char *name, const char *help, const char *labels);
+
+/* Escapes a label value for the exposition format (backslash, double quote, newline), so a
+ * caller can build a labels string from data: writes at most outlen bytes including the NUL,
+ * never half an escape. Returns the length the whole escaped value needs (like snprintf). */
+size_t cq_metrics_escape(const char *in, char *out, size_t outlen);
 
 /* Renders every series. Returns a new string; caller frees. NULL on ENOMEM. */
 char *cq_metrics_render(size_t *len);
