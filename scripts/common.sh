@@ -1,7 +1,10 @@
+# shellcheck shell=bash
 # common.sh: shell helpers shared by scripts/*.sh (sourced, never run).
 # Logging to stderr, a free-port finder, the download cache and process checks.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CQ_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC2034
 CQ_CACHE="${CHATOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chatops}"
 
 cq_log() { printf '%s: %s\n' "${CQ_PROG:-$(basename "$0")}" "$*" >&2; }

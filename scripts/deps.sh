@@ -6,6 +6,7 @@
 # apt-get line and exit 1. A fast no-op when everything is already there.
 set -euo pipefail
 CQ_PROG=deps.sh
+# shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PKGS=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev

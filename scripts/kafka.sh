@@ -7,6 +7,7 @@
 #   kafka.sh status DIR     exit 0 when running and answering
 set -euo pipefail
 CQ_PROG=kafka.sh
+# shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 KAFKA_VERSION="${CQ_KAFKA_VERSION:-4.3.1}"
@@ -69,7 +70,7 @@ POM
     rm -rf "$tmp"
     date -u +%FT%TZ >"$MARKER"
     exec 9>&-
-    cq_log "fetched $(ls "$KAFKA_LIBS" | wc -l) jars"
+    cq_log "fetched $(find "$KAFKA_LIBS" -name "*.jar" | wc -l) jars"
 }
 
 # Prints the bootstrap when DIR has a live broker that answers, else returns 1.
@@ -140,6 +141,10 @@ start() {
     fi
     fetch
     command -v java >/dev/null || cq_die "java not found (run scripts/deps.sh)"
+    local jv
+    jv="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+    [[ "${jv%%.*}" =~ ^[0-9]+$ && "${jv%%.*}" -ge 17 ]] ||
+        cq_die "Kafka $KAFKA_VERSION needs Java 17 or newer; java on PATH is '${jv:-unknown}'"
     # A pid file whose broker does not answer is from a dead or stuck run: clear it.
     cq_stop_pidfile "$dir/kafka.pid" 10
     rm -rf "$dir/data" "$dir/bootstrap" "$dir/kafka.log"

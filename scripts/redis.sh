@@ -6,6 +6,7 @@
 #   redis.sh status DIR   exit 0 when running and answering PING
 set -euo pipefail
 CQ_PROG=redis.sh
+# shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 START_TIMEOUT="${CQ_REDIS_START_TIMEOUT:-30}"

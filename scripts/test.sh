@@ -6,6 +6,7 @@
 #   scripts/test.sh [--quick] [CTEST ARGS...]   --quick: only build/; e.g. -L unit, -R kafka
 set -euo pipefail
 CQ_PROG=test.sh
+# shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 quick=0
@@ -21,6 +22,18 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 
 failed=()
 
+# ctest's fixture cleanup does not run when ctest is interrupted or times out; never leave a
+# broker or redis-server behind (stop is a no-op when they already stopped).
+cleanup() {
+    local t
+    for t in build build-asan; do
+        "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$CQ_REPO_ROOT/$t/stack/kafka" >/dev/null 2>&1 || true
+        "$CQ_REPO_ROOT/scripts/redis.sh" stop "$CQ_REPO_ROOT/$t/stack/redis" >/dev/null 2>&1 || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 # run_tree NAME CMAKE-ARGS...: configure, build and ctest one tree; records a failure.
 run_tree() {
     local name="$1" dir="$CQ_REPO_ROOT/$1" t0
@@ -32,9 +45,10 @@ run_tree() {
         return 0
     fi
     cq_log "== $name: build"
-    if ! cmake --build "$dir" -j "$jobs"; then
+    # Keep going past a broken target and still run ctest, so one failure does not hide
+    # the state of everything else (tests whose binary is missing fail as "Not Run").
+    if ! MAKEFLAGS="-k${MAKEFLAGS:+ $MAKEFLAGS}" cmake --build "$dir" -j "$jobs"; then
         failed+=("$name (build)")
-        return 0
     fi
     cq_log "== $name: ctest"
     # Integration tests share the run's one broker and Redis but use unique topics, groups
