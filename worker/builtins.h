@@ -1,0 +1,25 @@
+/* builtins: the commands the worker answers itself without an action: help (only
+ * what this user may run in this channel), help CMD, whoami, and the did-you-mean
+ * reply for an unknown command. Pure functions over the config and policy. */
+#ifndef CQ_WORKER_BUILTINS_H
+#define CQ_WORKER_BUILTINS_H
+
+#include "config.h"
+
+/* help (topic NULL or "") or help TOPIC (a command name or its first words).
+ * Returns a new text; caller frees. NULL on ENOMEM. */
+char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *person,
+                      const struct cq_channel *channel, const char *topic);
+
+/* whoami: person, GitLab login, roles, or that the user is unknown. Caller frees. */
+char *cq_builtin_whoami(const struct cq_person *person, const char *platform,
+                        const char *user_id);
+
+/* "unknown command `flg`; did you mean `flag`?" (closest known command word by
+ * Levenshtein distance, when close enough). Caller frees. */
+char *cq_builtin_unknown(const struct cq_config *cfg, const char *word);
+
+/* Levenshtein edit distance (bytes). */
+size_t cq_levenshtein(const char *a, const char *b);
+
+#endif
