@@ -34,6 +34,15 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
     return ret;
 }
 
+/* Chunked (no Content-Length): only the write callback can enforce the limit. */
+static ssize_t chunk_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)cls;
+    if (pos >= BIG_SIZE) return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = BIG_SIZE - pos < max ? (size_t)(BIG_SIZE - pos) : max;
+    memset(buf, 'y', n);
+    return (ssize_t)n;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version,
                                const char *upload_data, size_t *upload_data_size,
@@ -72,6 +81,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (strcmp(url, "/big") == 0)
         return respond(c, 200, big_body, BIG_SIZE, MHD_RESPMEM_PERSISTENT, NULL);
+    if (strcmp(url, "/bigchunked") == 0) {
+        struct MHD_Response *r =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, chunk_reader, NULL, NULL);
+        if (!r) return MHD_NO;
+        enum MHD_Result ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
     return respond(c, 404, "no", 2, MHD_RESPMEM_PERSISTENT, NULL);
 }
 
@@ -253,15 +270,19 @@ TEST(timeout_does_not_block_others) {
 
 TEST(status_headers_and_limits) {
     struct cq_httpc *h = client(4);
-    struct res r429 = {0}, big = {0}, bigok = {0}, missing = {0};
+    struct res r429 = {0}, big = {0}, bigok = {0}, missing = {0}, chunked = {0};
     CHECK(get(h, "/429", 2000, 0, &r429) == CQ_OK);
     CHECK(get(h, "/big", 5000, 0, &big) == CQ_OK);           /* default limit 1 MiB */
     CHECK(get(h, "/big", 5000, 3u << 20, &bigok) == CQ_OK);  /* 3 MiB allowed */
     CHECK(get(h, "/nope", 2000, 0, &missing) == CQ_OK);
+    CHECK(get(h, "/bigchunked", 5000, 100000, &chunked) == CQ_OK);
     CHECK(run_until(&r429.done, 3000));
     CHECK(run_until(&big.done, 5000));
     CHECK(run_until(&bigok.done, 5000));
     CHECK(run_until(&missing.done, 3000));
+    CHECK(run_until(&chunked.done, 3000));
+    CHECK(chunked.rc == CQ_EHTTP && chunked.status == 200 && chunked.body_len <= 100000);
+    CHECK_CONTAINS(chunked.errmsg, "response too large (limit 100000 bytes)");
     CHECK(r429.rc == CQ_OK && r429.status == 429);
     CHECK_STR(r429.retry_after, "3");
     CHECK_STR(r429.reset, "17");
@@ -271,8 +292,8 @@ TEST(status_headers_and_limits) {
     CHECK(bigok.rc == CQ_OK && bigok.body_len == BIG_SIZE);
     CHECK(missing.rc == CQ_OK && missing.status == 404 && missing.retry_after[0] == '\0');
     printf("  429 with Retry-After=%s reset=%s; 2 MiB over a 1 MiB limit -> %s; 404 is a "
-           "response\n",
-           r429.retry_after, r429.reset, big.errmsg);
+           "response; chunked body over 100 kB cut at %zu bytes\n",
+           r429.retry_after, r429.reset, big.errmsg, chunked.body_len);
     free_client(h);
 }
 
