@@ -1,0 +1,953 @@
+/* kafka: librdkafka producer, consumer and admin on the service's libuv loop (see kafka.h).
+ * Each client's reply queue has an IO event on a pipe watched by a uv_poll_t: librdkafka
+ * writes a byte when the queue goes from empty to non-empty, the loop drains the pipe and
+ * serves the queue until it is empty (or re-arms itself through a uv_idle_t when a batch
+ * bound is hit), so nothing is stranded and no thread polls. */
+#include "kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define READY_INTERVAL_MS 1000
+#define READY_PROBE_MS 500
+#define COMMIT_INTERVAL_MS 200
+#define CONSUME_BATCH 256
+#define FREE_FLUSH_MS 5000
+#define DOWN_LOG_INTERVAL_MS 10000
+
+/* ---------------------------------------------------------------- shared helpers */
+
+/* Config values can be secrets (sasl.password, ssl.key.password...): errors name the key
+ * and only quote librdkafka's explanation when the key is not secret-bearing. */
+static bool secret_key(const char *k) {
+    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "key") ||
+           strstr(k, "token") || strstr(k, "jaas");
+}
+
+static enum cq_rc conf_set(rd_kafka_conf_t *conf, const char *who, const char *k, const char *v,
+                           struct cq_err *err) {
+    char errstr[256];
+    if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK) return CQ_OK;
+    if (secret_key(k)) return cq_err_set(err, CQ_ECONFIG, "kafka %s: setting %s rejected", who, k);
+    return cq_err_set(err, CQ_ECONFIG, "kafka %s: setting %s rejected: %s", who, k, errstr);
+}
+
+static enum cq_rc conf_apply(rd_kafka_conf_t *conf, const char *who, const char *const *kv,
+                             struct cq_err *err) {
+    for (size_t i = 0; kv && kv[i]; i += 2) {
+        if (!kv[i + 1]) return cq_err_set(err, CQ_EINVAL, "kafka %s: %s has no value", who, kv[i]);
+        enum cq_rc rc = conf_set(conf, who, kv[i], kv[i + 1], err);
+        if (rc != CQ_OK) return rc;
+    }
+    return CQ_OK;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    /* librdkafka logs every refused connection at LOG_ERR; the error_cb (rate-limited)
+     * is where real errors surface, so its syslog 3 is a warning here. */
+    enum cq_log_level l = level <= 2 ? CQ_LOG_ERROR
+                        : level <= 4 ? CQ_LOG_WARN
+                        : level <= 6 ? CQ_LOG_INFO
+                                     : CQ_LOG_DEBUG;
+    cq_log(l, NULL, "rdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+/* Per-client rate limit for the "brokers down" class of errors, which librdkafka repeats
+ * on every reconnect attempt. */
+struct err_limiter {
+    _Atomic uint64_t last_ms;
+    _Atomic int suppressed;
+};
+
+static void log_client_error(rd_kafka_t *rk, struct err_limiter *lim, int code,
+                             const char *reason) {
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[256];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
+        cq_error(NULL, "kafka %s: fatal error %s: %s", rd_kafka_name(rk), rd_kafka_err2name(orig),
+                 why);
+        return;
+    }
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        code == RD_KAFKA_RESP_ERR__RESOLVE) {
+        uint64_t now = cq_now_ms(), last = atomic_load(&lim->last_ms);
+        if (last && now - last < DOWN_LOG_INTERVAL_MS) {
+            atomic_fetch_add(&lim->suppressed, 1);
+            return;
+        }
+        atomic_store(&lim->last_ms, now);
+        int n = atomic_exchange(&lim->suppressed, 0);
+        cq_warn(NULL, "kafka %s: %s: %s (%d similar suppressed)", rd_kafka_name(rk),
+                rd_kafka_err2name((rd_kafka_resp_err_t)code), reason, n);
+        return;
+    }
+    cq_warn(NULL, "kafka %s: %s: %s", rd_kafka_name(rk),
+            rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
+}
+
+/* Pipe whose read end the loop watches; librdkafka writes one byte to the write end. */
+static enum cq_rc pipe_open(int fds[2], struct cq_err *err) {
+    if (pipe(fds) != 0) {
+        fds[0] = fds[1] = -1;
+        cq_err_set(err, CQ_EIO, "kafka: pipe: %s", strerror(errno));
+        if (err) err->sys_errno = errno;
+        return CQ_EIO;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    return CQ_OK;
+}
+
+static void pipe_drain(int fd) {
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+static void pipe_close(int fds[2]) {
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    fds[0] = fds[1] = -1;
+}
+
+static enum cq_rc map_err(rd_kafka_resp_err_t e) {
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR: return CQ_OK;
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT: return CQ_ETIMEOUT;
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+    case RD_KAFKA_RESP_ERR__DESTROY: return CQ_ESHUTDOWN;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return CQ_ETOOBIG;
+    default: return CQ_EKAFKA;
+    }
+}
+
+/* ---------------------------------------------------------------- producer */
+
+struct delivery {
+    cq_delivery_cb cb;
+    void *opaque;
+};
+
+struct cq_producer {
+    rd_kafka_t *rk;
+    struct cq_loop *loop;
+    rd_kafka_queue_t *mainq;
+    int fds[2];
+    uv_poll_t poll;
+    uv_timer_t ready_timer;
+    uv_work_t ready_work;
+    bool work_busy; /* loop thread only */
+    bool closing;
+    int pending; /* closes + work still to come back before memory can go */
+    atomic_bool ready;
+    struct err_limiter lim;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    struct delivery *d = m->_private;
+    if (!d) return;
+    enum cq_rc rc = map_err(m->err);
+    d->cb(d->opaque, rc, rc == CQ_OK ? "" : rd_kafka_err2str(m->err), m->partition,
+          rc == CQ_OK ? m->offset : -1);
+    free(d);
+}
+
+static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
+    struct cq_producer *p = opaque;
+    log_client_error(rk, &p->lim, code, reason);
+}
+
+static bool probe_brokers(rd_kafka_t *rk) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, READY_PROBE_MS);
+    bool ok = e == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->broker_cnt > 0;
+    if (md) rd_kafka_metadata_destroy(md);
+    return ok;
+}
+
+static void producer_release(struct cq_producer *p) {
+    if (--p->pending > 0) return;
+    if (p->mainq) rd_kafka_queue_destroy(p->mainq);
+    if (p->rk) rd_kafka_destroy(p->rk);
+    pipe_close(p->fds);
+    free(p);
+}
+
+static void producer_handle_closed(uv_handle_t *h) { producer_release(h->data); }
+
+static void ready_probe(uv_work_t *w) {
+    struct cq_producer *p = w->data;
+    atomic_store(&p->ready, probe_brokers(p->rk));
+}
+
+static void ready_probe_done(uv_work_t *w, int status) {
+    (void)status;
+    struct cq_producer *p = w->data;
+    p->work_busy = false;
+    if (p->closing) producer_release(p);
+}
+
+static void ready_tick(uv_timer_t *t) {
+    struct cq_producer *p = t->data;
+    if (p->work_busy || p->closing) return;
+    if (uv_queue_work(t->loop, &p->ready_work, ready_probe, ready_probe_done) == 0)
+        p->work_busy = true;
+}
+
+static void on_producer_io(uv_poll_t *h, int status, int events) {
+    (void)status;
+    (void)events;
+    struct cq_producer *p = h->data;
+    pipe_drain(p->fds[0]);
+    /* The pipe is written only on empty -> non-empty: serve until the queue is empty. */
+    while (rd_kafka_poll(p->rk, 0) > 0) {
+    }
+}
+
+struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms,
+                                    struct cq_loop *loop, const char *const *extra_conf,
+                                    struct cq_err *err) {
+    struct cq_producer *p = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    char errstr[512], tmo[32];
+
+    if (!brokers || !*brokers || delivery_timeout_ms <= 0) {
+        cq_err_set(err, CQ_EINVAL, "kafka producer: brokers and a positive delivery timeout "
+                                   "are required");
+        goto fail;
+    }
+    p = calloc(1, sizeof(*p));
+    conf = rd_kafka_conf_new();
+    if (!p || !conf) {
+        cq_err_set(err, CQ_ENOMEM, "kafka producer: out of memory");
+        goto fail;
+    }
+    p->fds[0] = p->fds[1] = -1;
+    p->pending = 1;
+    snprintf(tmo, sizeof(tmo), "%d", delivery_timeout_ms);
+    if (conf_set(conf, "producer", "bootstrap.servers", brokers, err) != CQ_OK ||
+        conf_set(conf, "producer", "acks", "all", err) != CQ_OK ||
+        conf_set(conf, "producer", "enable.idempotence", "true", err) != CQ_OK ||
+        conf_set(conf, "producer", "message.timeout.ms", tmo, err) != CQ_OK ||
+        conf_set(conf, "producer", "linger.ms", "1", err) != CQ_OK ||
+        conf_apply(conf, "producer", extra_conf, err) != CQ_OK)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_producer_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_opaque(conf, p);
+
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!p->rk) {
+        cq_err_set(err, CQ_ECONFIG, "kafka producer: %s", errstr);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+
+    if (loop) {
+        uv_loop_t *uv = cq_loop_uv(loop);
+        p->loop = loop;
+        p->mainq = rd_kafka_queue_get_main(p->rk);
+        if (pipe_open(p->fds, err) != CQ_OK) goto fail;
+        if (uv_poll_init(uv, &p->poll, p->fds[0]) != 0) {
+            cq_err_set(err, CQ_EIO, "kafka producer: cannot watch the event pipe");
+            goto fail;
+        }
+        p->poll.data = p;
+        p->pending++;
+        uv_timer_init(uv, &p->ready_timer);
+        p->ready_timer.data = p;
+        p->pending++;
+        p->ready_work.data = p;
+        rd_kafka_queue_io_event_enable(p->mainq, p->fds[1], "1", 1);
+        uv_poll_start(&p->poll, UV_READABLE, on_producer_io);
+        /* An event queued before the IO event was enabled (a quick "connection refused")
+         * would never be announced, and the queue would never be empty again: kick once. */
+        ssize_t w = write(p->fds[1], "1", 1);
+        (void)w;
+        /* Readiness is background bookkeeping: it must not keep a draining loop alive. */
+        uv_timer_start(&p->ready_timer, ready_tick, 0, READY_INTERVAL_MS);
+        uv_unref((uv_handle_t *)&p->ready_timer);
+    }
+    return p;
+fail:
+    if (conf) rd_kafka_conf_destroy(conf);
+    cq_producer_free(p);
+    return NULL;
+}
+
+enum cq_rc cq_producer_send(struct cq_producer *p, const char *topic, const void *key,
+                            size_t keylen, const void *value, size_t len,
+                            const char *const *headers, cq_delivery_cb cb, void *opaque,
+                            struct cq_err *err) {
+    struct delivery *d = NULL;
+    rd_kafka_headers_t *hdrs = NULL;
+    enum cq_rc rc = CQ_OK;
+
+    if (!p || !p->rk || !topic || !*topic || (!value && len) || (!key && keylen))
+        return cq_err_set(err, CQ_EINVAL, "kafka produce: invalid arguments");
+    if (cb) {
+        if (!(d = malloc(sizeof(*d)))) return cq_err_set(err, CQ_ENOMEM, "kafka produce: oom");
+        d->cb = cb;
+        d->opaque = opaque;
+    }
+    if (headers && headers[0]) {
+        size_t n = 0;
+        while (headers[n]) n++;
+        if (n % 2) {
+            rc = cq_err_set(err, CQ_EINVAL, "kafka produce: header %s has no value",
+                            headers[n - 1]);
+            goto out;
+        }
+        if (!(hdrs = rd_kafka_headers_new(n / 2))) {
+            rc = cq_err_set(err, CQ_ENOMEM, "kafka produce: out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < n; i += 2)
+            rd_kafka_header_add(hdrs, headers[i], -1, headers[i + 1], -1);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc = map_err(e);
+        cq_err_set(err, rc, "kafka produce to %s: %s", topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    hdrs = NULL; /* owned by the message now */
+    d = NULL;    /* freed after its delivery report */
+out:
+    if (hdrs) rd_kafka_headers_destroy(hdrs);
+    free(d);
+    return rc;
+}
+
+int cq_producer_poll(struct cq_producer *p, int timeout_ms) {
+    if (!p || !p->rk) return 0;
+    return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+enum cq_rc cq_producer_flush(struct cq_producer *p, int timeout_ms) {
+    if (!p || !p->rk) return CQ_EINVAL;
+    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? CQ_OK : CQ_ETIMEOUT;
+}
+
+int cq_producer_outq(struct cq_producer *p) { return p && p->rk ? rd_kafka_outq_len(p->rk) : 0; }
+
+bool cq_producer_ready(struct cq_producer *p) {
+    if (!p || !p->rk) return false;
+    if (!p->loop) return probe_brokers(p->rk);
+    return atomic_load(&p->ready);
+}
+
+void cq_producer_free(struct cq_producer *p) {
+    if (!p) return;
+    if (p->rk) {
+        if (rd_kafka_flush(p->rk, FREE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* Every accepted message gets its one report: the rest fail as purged. */
+            int left = rd_kafka_outq_len(p->rk);
+            rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(p->rk, 1000);
+            cq_warn(NULL, "kafka producer: %d message(s) undelivered at shutdown", left);
+        }
+    }
+    p->closing = true;
+    if (p->loop) {
+        if (p->mainq) rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+        if (p->work_busy) {
+            p->pending++;
+            uv_cancel((uv_req_t *)&p->ready_work); /* after_work still runs (ECANCELED) */
+        }
+        if (p->pending > 1) { /* handles were initialised */
+            uv_close((uv_handle_t *)&p->poll, producer_handle_closed);
+            uv_close((uv_handle_t *)&p->ready_timer, producer_handle_closed);
+        }
+    }
+    producer_release(p);
+}
+
+/* ---------------------------------------------------------------- consumer */
+
+/* In-flight offsets of one partition in delivery order; done ones are popped from the
+ * front, and the last popped offset + 1 is what may be committed. */
+struct ptrack {
+    char *topic;
+    int32_t partition;
+    int64_t *offs;
+    bool *done;
+    size_t head, n, cap;
+    int64_t commit_next; /* -1: nothing to commit */
+    int64_t committed;   /* -1: nothing committed by us */
+    bool stuck;          /* an offset could not be tracked: never commit past it */
+};
+
+struct cq_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *cq;
+    struct cq_loop *loop;
+    cq_message_cb cb;
+    void *opaque;
+    int fds[2];
+    uv_poll_t poll;
+    uv_idle_t idle;
+    uv_timer_t commit_timer;
+    int pending;
+    bool closing;
+    bool paused;
+    bool stuck; /* a partition could not even be tracked: stop committing altogether */
+    uint64_t last_commit_ms;
+    struct ptrack **parts;
+    size_t nparts, capparts;
+    struct err_limiter lim;
+};
+
+static struct ptrack *track_find(struct cq_consumer *c, const char *topic, int32_t partition) {
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i]->partition == partition && strcmp(c->parts[i]->topic, topic) == 0)
+            return c->parts[i];
+    return NULL;
+}
+
+static void track_free(struct ptrack *t) {
+    if (!t) return;
+    free(t->topic);
+    free(t->offs);
+    free(t->done);
+    free(t);
+}
+
+static struct ptrack *track_get(struct cq_consumer *c, const char *topic, int32_t partition) {
+    struct ptrack *t = track_find(c, topic, partition);
+    if (t) return t;
+    if (c->nparts == c->capparts) {
+        size_t cap = c->capparts ? c->capparts * 2 : 16;
+        struct ptrack **v = realloc(c->parts, cap * sizeof(*v));
+        if (!v) return NULL;
+        c->parts = v;
+        c->capparts = cap;
+    }
+    if (!(t = calloc(1, sizeof(*t))) || !(t->topic = strdup(topic))) {
+        free(t);
+        return NULL;
+    }
+    t->partition = partition;
+    t->commit_next = t->committed = -1;
+    c->parts[c->nparts++] = t;
+    return t;
+}
+
+static void track_drop(struct cq_consumer *c, const char *topic, int32_t partition) {
+    for (size_t i = 0; i < c->nparts; i++) {
+        if (c->parts[i]->partition == partition && strcmp(c->parts[i]->topic, topic) == 0) {
+            track_free(c->parts[i]);
+            c->parts[i] = c->parts[--c->nparts];
+            return;
+        }
+    }
+}
+
+static bool track_push(struct ptrack *t, int64_t off) {
+    if (t->head == t->n) t->head = t->n = 0;
+    if (t->n == t->cap) {
+        if (t->head > 0) {
+            memmove(t->offs, t->offs + t->head, (t->n - t->head) * sizeof(*t->offs));
+            memmove(t->done, t->done + t->head, (t->n - t->head) * sizeof(*t->done));
+            t->n -= t->head;
+            t->head = 0;
+        } else {
+            size_t cap = t->cap ? t->cap * 2 : 64;
+            int64_t *o = realloc(t->offs, cap * sizeof(*o));
+            if (!o) return false;
+            t->offs = o;
+            bool *d = realloc(t->done, cap * sizeof(*d));
+            if (!d) return false;
+            t->done = d;
+            t->cap = cap;
+        }
+    }
+    /* Offsets arrive in order per partition; a rewind (seek, redelivery) restarts. */
+    if (t->n > t->head && off <= t->offs[t->n - 1]) t->head = t->n = 0;
+    t->offs[t->n] = off;
+    t->done[t->n] = false;
+    t->n++;
+    return true;
+}
+
+static void track_done(struct ptrack *t, int64_t off) {
+    size_t lo = t->head, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->offs[mid] < off) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == t->n || t->offs[lo] != off) return; /* revoked, rewound or already popped */
+    t->done[lo] = true;
+    while (!t->stuck && t->head < t->n && t->done[t->head]) t->commit_next = t->offs[t->head++] + 1;
+}
+
+/* Commits every watermark that moved. Async from the timer; sync on revoke and close. */
+static enum cq_rc commit_watermarks(struct cq_consumer *c, bool async, struct cq_err *err) {
+    rd_kafka_topic_partition_list_t *list = NULL;
+    enum cq_rc rc = CQ_OK;
+    c->last_commit_ms = cq_now_ms();
+    if (c->stuck) goto out;
+    for (size_t i = 0; i < c->nparts; i++) {
+        struct ptrack *t = c->parts[i];
+        if (t->commit_next < 0 || t->commit_next == t->committed) continue;
+        if (!list && !(list = rd_kafka_topic_partition_list_new((int)c->nparts))) {
+            rc = cq_err_set(err, CQ_ENOMEM, "kafka commit: out of memory");
+            goto out;
+        }
+        rd_kafka_topic_partition_list_add(list, t->topic, t->partition)->offset = t->commit_next;
+    }
+    if (!list) goto out;
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, list, async ? 1 : 0);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rc = cq_err_set(err, map_err(e), "kafka commit: %s", rd_kafka_err2str(e));
+        cq_warn(NULL, "kafka consumer: commit failed: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        struct ptrack *t = track_find(c, list->elems[i].topic, list->elems[i].partition);
+        if (t) t->committed = list->elems[i].offset;
+    }
+out:
+    if (list) rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+static void on_commit_result(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    (void)rk;
+    struct cq_consumer *c = opaque;
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets) return;
+    cq_warn(NULL, "kafka consumer: offset commit failed: %s (will retry)", rd_kafka_err2str(e));
+    for (int i = 0; i < offsets->cnt; i++) {
+        struct ptrack *t = track_find(c, offsets->elems[i].topic, offsets->elems[i].partition);
+        if (t && t->committed == offsets->elems[i].offset) t->committed = -1;
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    struct cq_consumer *c = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        cq_info(NULL, "kafka consumer: assigned %d partition(s)", parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+            /* Fresh tracking: the group restarts from the committed offsets. */
+            track_drop(c, parts->elems[i].topic, parts->elems[i].partition);
+            if (!track_get(c, parts->elems[i].topic, parts->elems[i].partition)) c->stuck = true;
+        }
+        if (coop) {
+            rd_kafka_error_t *ke = rd_kafka_incremental_assign(rk, parts);
+            if (ke) {
+                cq_error(NULL, "kafka consumer: assign: %s", rd_kafka_error_string(ke));
+                rd_kafka_error_destroy(ke);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        if (c->paused) rd_kafka_pause_partitions(rk, parts);
+        return;
+    }
+    if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        cq_info(NULL, "kafka consumer: %d partition(s) revoked", parts->cnt);
+    else
+        cq_error(NULL, "kafka consumer: rebalance error: %s", rd_kafka_err2str(e));
+    /* Keep what was finished: commit before the partitions move to another member. */
+    if (!rd_kafka_assignment_lost(rk)) commit_watermarks(c, false, NULL);
+    for (int i = 0; i < parts->cnt; i++)
+        track_drop(c, parts->elems[i].topic, parts->elems[i].partition);
+    if (coop) {
+        rd_kafka_error_t *ke = rd_kafka_incremental_unassign(rk, parts);
+        if (ke) rd_kafka_error_destroy(ke);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static void on_consumer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
+    struct cq_consumer *c = opaque;
+    log_client_error(rk, &c->lim, code, reason);
+}
+
+static void deliver(struct cq_consumer *c, rd_kafka_message_t *rkm) {
+    if (rkm->err) {
+        if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_client_error(c->rk, &c->lim, rkm->err, rd_kafka_message_errstr(rkm));
+        return;
+    }
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    struct ptrack *t = track_get(c, topic, rkm->partition);
+    if (!t) {
+        c->stuck = true;
+        cq_error(NULL, "kafka consumer: out of memory tracking %s/%d: commits stop",
+                 topic, (int)rkm->partition);
+    } else if (!track_push(t, rkm->offset)) {
+        t->stuck = true;
+        cq_error(NULL, "kafka consumer: out of memory tracking %s/%d: commits stop",
+                 topic, (int)rkm->partition);
+    }
+    struct cq_message m = {
+        .topic = topic,
+        .partition = rkm->partition,
+        .offset = rkm->offset,
+        .key = rkm->key,
+        .keylen = rkm->key_len,
+        .payload = rkm->payload,
+        .len = rkm->len,
+        .timestamp_ms = rd_kafka_message_timestamp(rkm, NULL),
+        .rkm = rkm,
+    };
+    c->cb(c->opaque, &m);
+}
+
+static int consume_batch(struct cq_consumer *c, int first_timeout_ms, int max) {
+    int n = 0;
+    while (n < max && !c->closing) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, n == 0 ? first_timeout_ms : 0);
+        if (!rkm) break;
+        deliver(c, rkm);
+        rd_kafka_message_destroy(rkm);
+        n++;
+    }
+    return n;
+}
+
+static void on_consumer_idle(uv_idle_t *h) {
+    struct cq_consumer *c = h->data;
+    if (consume_batch(c, 0, CONSUME_BATCH) < CONSUME_BATCH) uv_idle_stop(h);
+}
+
+static void on_consumer_io(uv_poll_t *h, int status, int events) {
+    (void)status;
+    (void)events;
+    struct cq_consumer *c = h->data;
+    pipe_drain(c->fds[0]);
+    /* Bounded per wakeup so other handles get their turn; the idle handle finishes the
+     * queue (the pipe would not be written again while the queue stays non-empty). */
+    if (consume_batch(c, 0, CONSUME_BATCH) == CONSUME_BATCH)
+        uv_idle_start(&c->idle, on_consumer_idle);
+}
+
+static void on_commit_tick(uv_timer_t *t) { commit_watermarks(t->data, true, NULL); }
+
+static void consumer_release(struct cq_consumer *c) {
+    if (--c->pending > 0) return;
+    for (size_t i = 0; i < c->nparts; i++) track_free(c->parts[i]);
+    free(c->parts);
+    pipe_close(c->fds);
+    free(c);
+}
+
+static void consumer_handle_closed(uv_handle_t *h) { consumer_release(h->data); }
+
+struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
+                                    const char *const *topics, struct cq_loop *loop,
+                                    cq_message_cb cb, void *opaque,
+                                    const char *const *extra_conf, struct cq_err *err) {
+    struct cq_consumer *c = NULL;
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    char errstr[512];
+    size_t ntopics = 0;
+
+    while (topics && topics[ntopics]) ntopics++;
+    if (!brokers || !*brokers || !group || !*group || !ntopics || !cb) {
+        cq_err_set(err, CQ_EINVAL, "kafka consumer: brokers, group, topics and a callback "
+                                   "are required");
+        goto fail;
+    }
+    c = calloc(1, sizeof(*c));
+    conf = rd_kafka_conf_new();
+    subs = rd_kafka_topic_partition_list_new((int)ntopics);
+    if (!c || !conf || !subs) {
+        cq_err_set(err, CQ_ENOMEM, "kafka consumer: out of memory");
+        goto fail;
+    }
+    c->fds[0] = c->fds[1] = -1;
+    c->pending = 1;
+    c->cb = cb;
+    c->opaque = opaque;
+    if (conf_set(conf, "consumer", "bootstrap.servers", brokers, err) != CQ_OK ||
+        conf_set(conf, "consumer", "group.id", group, err) != CQ_OK ||
+        conf_set(conf, "consumer", "enable.auto.commit", "false", err) != CQ_OK ||
+        conf_set(conf, "consumer", "enable.auto.offset.store", "false", err) != CQ_OK ||
+        conf_set(conf, "consumer", "auto.offset.reset", "earliest", err) != CQ_OK ||
+        conf_set(conf, "consumer", "session.timeout.ms", "10000", err) != CQ_OK ||
+        conf_apply(conf, "consumer", extra_conf, err) != CQ_OK)
+        goto fail;
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit_result);
+    rd_kafka_conf_set_error_cb(conf, on_consumer_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_opaque(conf, c);
+
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!c->rk) {
+        cq_err_set(err, CQ_ECONFIG, "kafka consumer: %s", errstr);
+        goto fail;
+    }
+    conf = NULL;
+    /* Rebalance events, errors and messages all arrive on the one consumer queue. */
+    rd_kafka_poll_set_consumer(c->rk);
+    c->cq = rd_kafka_queue_get_consumer(c->rk);
+    if (!c->cq) {
+        cq_err_set(err, CQ_EKAFKA, "kafka consumer: no consumer queue");
+        goto fail;
+    }
+    if (loop) {
+        uv_loop_t *uv = cq_loop_uv(loop);
+        c->loop = loop;
+        if (pipe_open(c->fds, err) != CQ_OK) goto fail;
+        if (uv_poll_init(uv, &c->poll, c->fds[0]) != 0) {
+            cq_err_set(err, CQ_EIO, "kafka consumer: cannot watch the event pipe");
+            goto fail;
+        }
+        c->poll.data = c;
+        c->pending++;
+        uv_idle_init(uv, &c->idle);
+        c->idle.data = c;
+        c->pending++;
+        uv_timer_init(uv, &c->commit_timer);
+        c->commit_timer.data = c;
+        c->pending++;
+        rd_kafka_queue_io_event_enable(c->cq, c->fds[1], "1", 1);
+        uv_poll_start(&c->poll, UV_READABLE, on_consumer_io);
+        uv_timer_start(&c->commit_timer, on_commit_tick, COMMIT_INTERVAL_MS, COMMIT_INTERVAL_MS);
+        uv_unref((uv_handle_t *)&c->commit_timer);
+        /* Anything queued before the IO event was enabled would never be announced. */
+        uv_idle_start(&c->idle, on_consumer_idle);
+    }
+    for (size_t i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, subs);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cq_err_set(err, CQ_EKAFKA, "kafka consumer: subscribe: %s", rd_kafka_err2str(e));
+        goto fail;
+    }
+    rd_kafka_topic_partition_list_destroy(subs);
+    return c;
+fail:
+    if (subs) rd_kafka_topic_partition_list_destroy(subs);
+    if (conf) rd_kafka_conf_destroy(conf);
+    cq_consumer_free(c);
+    return NULL;
+}
+
+void cq_consumer_done(struct cq_consumer *c, const char *topic, int32_t partition,
+                      int64_t offset) {
+    if (!c || !topic) return;
+    struct ptrack *t = track_find(c, topic, partition);
+    if (t) track_done(t, offset);
+}
+
+int cq_consumer_poll(struct cq_consumer *c, int timeout_ms, int max) {
+    if (!c || !c->rk || max <= 0) return 0;
+    int n = consume_batch(c, timeout_ms, max);
+    if (!c->loop && cq_now_ms() - c->last_commit_ms >= COMMIT_INTERVAL_MS)
+        commit_watermarks(c, true, NULL);
+    return n;
+}
+
+enum cq_rc cq_consumer_commit_now(struct cq_consumer *c, struct cq_err *err) {
+    if (!c || !c->rk) return cq_err_set(err, CQ_EINVAL, "kafka commit: no consumer");
+    return commit_watermarks(c, false, err);
+}
+
+void cq_consumer_pause(struct cq_consumer *c, bool paused) {
+    if (!c || !c->rk || c->paused == paused) return;
+    c->paused = paused;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    if (parts->cnt > 0) {
+        if (paused) rd_kafka_pause_partitions(c->rk, parts);
+        else rd_kafka_resume_partitions(c->rk, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+void cq_consumer_free(struct cq_consumer *c) {
+    if (!c) return;
+    if (c->rk) {
+        commit_watermarks(c, false, NULL);
+        c->closing = true; /* no message callback from here on */
+        if (c->cq && c->loop) rd_kafka_queue_io_event_enable(c->cq, -1, NULL, 0);
+        rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk); /* revoke: commits, leaves */
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            cq_warn(NULL, "kafka consumer: close: %s", rd_kafka_err2str(e));
+        if (c->cq) rd_kafka_queue_destroy(c->cq);
+        rd_kafka_destroy(c->rk);
+        c->rk = NULL;
+    }
+    c->closing = true;
+    if (c->loop && c->pending > 1) {
+        uv_close((uv_handle_t *)&c->poll, consumer_handle_closed);
+        uv_close((uv_handle_t *)&c->idle, consumer_handle_closed);
+        uv_close((uv_handle_t *)&c->commit_timer, consumer_handle_closed);
+    }
+    consumer_release(c);
+}
+
+const void *cq_message_header(const struct cq_message *m, const char *name, size_t *len) {
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t size = 0;
+    if (len) *len = 0;
+    if (!m || !m->rkm || !name) return NULL;
+    if (rd_kafka_message_headers(m->rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return NULL;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    if (len) *len = size;
+    return val;
+}
+
+/* ---------------------------------------------------------------- admin */
+
+/* Startup-only and blocking by design: services create their topics before the loop runs. */
+static void nap_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits until every partition of topic has a leader; returns its partition count or -1. */
+static int topic_ready(rd_kafka_t *rk, const char *topic, int timeout_ms) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int cnt = -1;
+    if (!rkt) return -1;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topics[0].partition_cnt > 0) {
+        cnt = md->topics[0].partition_cnt;
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            if (md->topics[0].partitions[i].leader < 0) cnt = -1;
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return cnt;
+}
+
+enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
+                                  int replication, int timeout_ms, struct cq_err *err) {
+    enum cq_rc rc = CQ_OK;
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_NewTopic_t **nts = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    bool *existed = NULL;
+    char errstr[512];
+    size_t n = 0;
+
+    cq_err_clear(err);
+    while (topics && topics[n]) n++;
+    if (!brokers || !*brokers || !n || partitions <= 0 || replication <= 0 || timeout_ms <= 0)
+        return cq_err_set(err, CQ_EINVAL, "kafka topics: invalid arguments");
+    uint64_t deadline = cq_now_ms() + (uint64_t)timeout_ms;
+
+    if (!(conf = rd_kafka_conf_new()) || !(nts = calloc(n, sizeof(*nts))) ||
+        !(existed = calloc(n, sizeof(*existed)))) {
+        rc = cq_err_set(err, CQ_ENOMEM, "kafka topics: out of memory");
+        goto out;
+    }
+    if ((rc = conf_set(conf, "admin", "bootstrap.servers", brokers, err)) != CQ_OK) goto out;
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
+        rc = cq_err_set(err, CQ_ECONFIG, "kafka admin: %s", errstr);
+        goto out;
+    }
+    conf = NULL;
+    for (size_t i = 0; i < n; i++) {
+        nts[i] = rd_kafka_NewTopic_new(topics[i], partitions, replication, errstr,
+                                       sizeof(errstr));
+        if (!nts[i]) {
+            rc = cq_err_set(err, CQ_EINVAL, "kafka topic %s: %s", topics[i], errstr);
+            goto out;
+        }
+    }
+    if (!(opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS)) ||
+        !(q = rd_kafka_queue_new(rk))) {
+        rc = cq_err_set(err, CQ_ENOMEM, "kafka topics: out of memory");
+        goto out;
+    }
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_CreateTopics(rk, nts, n, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    if (!ev) {
+        rc = cq_err_set(err, CQ_ETIMEOUT, "kafka topics: no answer from %s within %d ms",
+                        brokers, timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
+        rc = cq_err_set(err, map_err(e) == CQ_ETIMEOUT ? CQ_ETIMEOUT : CQ_EKAFKA,
+                        "kafka topics: %s", rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        const char *name = rd_kafka_topic_result_name(res[i]);
+        if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(topics[j], name) == 0) existed[j] = true;
+        } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const char *why = rd_kafka_topic_result_error_string(res[i]);
+            rc = cq_err_set(err, map_err(e) == CQ_ETIMEOUT ? CQ_ETIMEOUT : CQ_EKAFKA,
+                            "kafka topic %s: %s", name, why ? why : rd_kafka_err2str(e));
+            goto out;
+        }
+    }
+    /* Created is not yet usable: wait until metadata shows every partition with a leader. */
+    for (size_t i = 0; i < n; i++) {
+        int have;
+        for (;;) {
+            uint64_t now = cq_now_ms();
+            if (now >= deadline) {
+                rc = cq_err_set(err, CQ_ETIMEOUT, "kafka topic %s: no leaders within %d ms",
+                                topics[i], timeout_ms);
+                goto out;
+            }
+            have = topic_ready(rk, topics[i], (int)(deadline - now));
+            if (have > 0) break;
+            nap_ms(100);
+        }
+        if (existed[i] && have != partitions)
+            cq_err_set(err, CQ_OK, "kafka topic %s exists with %d partitions (wanted %d)",
+                       topics[i], have, partitions);
+    }
+out:
+    if (ev) rd_kafka_event_destroy(ev);
+    if (q) rd_kafka_queue_destroy(q);
+    if (opts) rd_kafka_AdminOptions_destroy(opts);
+    for (size_t i = 0; nts && i < n; i++)
+        if (nts[i]) rd_kafka_NewTopic_destroy(nts[i]);
+    free(nts);
+    free(existed);
+    if (rk) rd_kafka_destroy(rk);
+    if (conf) rd_kafka_conf_destroy(conf);
+    return rc;
+}
