@@ -18,18 +18,24 @@ struct cq_producer;
 struct cq_consumer;
 
 /* Delivery report: rc CQ_OK when the broker acknowledged (acks=all); otherwise
- * CQ_EKAFKA / CQ_ETIMEOUT with a readable errstr. Called exactly once per message
- * that cq_producer_send accepted, on the loop thread (or in cq_producer_poll). */
+ * CQ_EKAFKA / CQ_ETIMEOUT with a readable errstr (CQ_ESHUTDOWN when cq_producer_free
+ * had to purge it, CQ_ETOOBIG for an oversized message). offset is -1 on failure.
+ * Called exactly once per message that cq_producer_send accepted, on the loop thread
+ * (or in cq_producer_poll / cq_producer_flush / cq_producer_free). errstr is borrowed. */
 typedef void (*cq_delivery_cb)(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
                                int64_t offset);
 
-/* delivery_timeout_ms bounds the time from send to report (message.timeout.ms).
+/* delivery_timeout_ms bounds the time from send to report (message.timeout.ms; reports
+ * may lag it by up to ~1 s, librdkafka's timeout scan interval).
  * loop may be NULL: then the caller drives reports with cq_producer_poll.
- * extra_conf: NULL-terminated "key","value" librdkafka settings, may be NULL. */
+ * extra_conf: NULL-terminated "key","value" librdkafka settings, may be NULL; applied
+ * after the defaults (acks=all, enable.idempotence=true, linger.ms=1), so they override.
+ * Returns a new producer (caller frees with cq_producer_free) or NULL with err set. */
 struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms,
                                     struct cq_loop *loop, const char *const *extra_conf,
                                     struct cq_err *err);
 /* Thread-safe. Copies key/value. headers: NULL-terminated "name","value" pairs or NULL.
+ * cb may be NULL (fire and forget). opaque is borrowed until the report.
  * On error (queue full, unknown topic...) returns non-OK and cb is never called. */
 enum cq_rc cq_producer_send(struct cq_producer *p, const char *topic, const void *key,
                             size_t keylen, const void *value, size_t len,
@@ -42,9 +48,14 @@ enum cq_rc cq_producer_flush(struct cq_producer *p, int timeout_ms);
 /* Messages sent whose report has not yet been served. */
 int cq_producer_outq(struct cq_producer *p);
 /* Cached readiness: true when the last metadata request (refreshed in the background
- * every second while a loop is attached) reached a broker. Thread-safe, never blocks. */
+ * every second while a loop is attached) reached a broker. Thread-safe, never blocks.
+ * Without a loop there is no background probe: it asks synchronously (up to 500 ms). */
 bool cq_producer_ready(struct cq_producer *p);
-/* Flushes up to 5 s and destroys. NULL is a no-op. */
+/* Flushes up to 5 s (serving reports on this thread), purges what is left (those get
+ * CQ_ESHUTDOWN reports), and destroys. With a loop: call it on the loop thread before
+ * cq_loop_free; the uv handles close asynchronously and the memory is released from
+ * their close callbacks (and after an in-flight readiness probe returns), so the loop
+ * must run again (cq_loop_run or cq_loop_free do). NULL is a no-op. */
 void cq_producer_free(struct cq_producer *p);
 
 struct cq_message {
@@ -65,11 +76,16 @@ struct cq_message {
 const void *cq_message_header(const struct cq_message *m, const char *name, size_t *len);
 
 /* Called for every message on the loop thread. The message is borrowed for the call;
- * the callee must eventually call cq_consumer_done(c, topic, partition, offset). */
+ * the callee must eventually call cq_consumer_done(c, topic, partition, offset).
+ * The callback must not call cq_consumer_free. With a loop, at most 256 messages are
+ * served per wakeup; the rest follow on the next loop iterations. */
 typedef void (*cq_message_cb)(void *opaque, const struct cq_message *m);
 
 /* Joins group and subscribes to topics (NULL-terminated). auto.offset.reset=earliest,
- * enable.auto.commit=false. loop may be NULL: drive with cq_consumer_poll. */
+ * enable.auto.commit=false. loop may be NULL: drive with cq_consumer_poll. Watermarks are
+ * committed every 200 ms (loop timer, or inside cq_consumer_poll without a loop), before
+ * partitions are revoked, and on free. Not thread-safe: use from the loop thread.
+ * Returns a new consumer (caller frees with cq_consumer_free) or NULL with err set. */
 struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
                                     const char *const *topics, struct cq_loop *loop,
                                     cq_message_cb cb, void *opaque,
@@ -83,12 +99,15 @@ int cq_consumer_poll(struct cq_consumer *c, int timeout_ms, int max);
 enum cq_rc cq_consumer_commit_now(struct cq_consumer *c, struct cq_err *err);
 /* Pauses/resumes fetching (back-pressure when too much is in flight). */
 void cq_consumer_pause(struct cq_consumer *c, bool paused);
-/* Commits, closes (leaves the group) and destroys. NULL is a no-op. */
+/* Commits, closes (leaves the group) and destroys. With a loop: call it on the loop
+ * thread before cq_loop_free; the handles' memory is released from their close
+ * callbacks when the loop runs again. NULL is a no-op. */
 void cq_consumer_free(struct cq_consumer *c);
 
 /* Creates missing topics (NULL-terminated names) with partitions/replication via the
  * admin API; existing topics are left as they are (reported in err->msg if their
- * partition count differs only as a warning: returns CQ_OK). */
+ * partition count differs only as a warning: returns CQ_OK). Blocking (startup only):
+ * returns once every partition has a leader, or CQ_ETIMEOUT after timeout_ms. */
 enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
                                   int replication, int timeout_ms, struct cq_err *err);
 

@@ -19,14 +19,16 @@ uv_loop_t *cq_loop_uv(struct cq_loop *l);
 /* Registers a drain step run once when shutdown begins (signal or cq_loop_shutdown).
  * Steps run in registration order; each must eventually let its handles close. */
 enum cq_rc cq_loop_on_shutdown(struct cq_loop *l, void (*cb)(void *arg), void *arg);
-/* Begins shutdown from code (tests, fatal errors). Idempotent. */
+/* Begins shutdown from code (tests, fatal errors). Idempotent. Loop thread only (from
+ * another thread, wake the loop with a uv_async_t and call it there). */
 void cq_loop_shutdown(struct cq_loop *l);
 bool cq_loop_stopping(const struct cq_loop *l);
 
 /* Runs until no active handles remain (after shutdown the signal watchers are closed). */
 int cq_loop_run(struct cq_loop *l);
 
-/* Closes remaining handles and frees. NULL is a no-op. */
+/* Closes remaining handles (running the loop until their close callbacks ran, so modules
+ * freed just before release their memory) and frees. NULL is a no-op. */
 void cq_loop_free(struct cq_loop *l);
 
 /* Milliseconds of the monotonic clock. */
