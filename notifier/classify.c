@@ -1,0 +1,188 @@
+/* classify: platform answers -> next step (see classify.h). Slack's Web API answers 200
+ * with {"ok":false,"error":...}; response_url answers plain "ok" or an error word with a
+ * 4xx; Feishu answers {"code":N,"msg":...} with 200 or 4xx. Transport failures and 5xx are
+ * always retried: both platforms dedupe (Feishu by uuid, Slack not, see docs). */
+#include "classify.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+const char *cq_outcome_str(enum cq_outcome o) {
+    switch (o) {
+    case CQ_OUT_DELIVERED: return "delivered";
+    case CQ_OUT_RETRY: return "retry";
+    case CQ_OUT_FALLBACK: return "fallback";
+    case CQ_OUT_TOKEN_EXPIRED: return "token_expired";
+    case CQ_OUT_PERMANENT: return "permanent";
+    }
+    return "unknown";
+}
+
+static void set_reason(char *reason, size_t len, const char *fmt, const char *s, long n) {
+    if (!reason || len == 0) return;
+    if (s)
+        snprintf(reason, len, fmt, s);
+    else
+        snprintf(reason, len, fmt, n);
+}
+
+/* Shared transport rules: false when the HTTP answer needs a closer look. */
+static bool transport(const struct cq_attempt_answer *a, enum cq_outcome *o, char *reason,
+                      size_t len) {
+    if (a->rc != CQ_OK) {
+        *o = CQ_OUT_RETRY;
+        set_reason(reason, len, "%s", a->rc == CQ_ETIMEOUT ? "timeout" : "connection_error", 0);
+        return true;
+    }
+    if (a->status == 429 || a->status == 408 || a->status >= 500) {
+        *o = CQ_OUT_RETRY;
+        set_reason(reason, len, "http_%ld", NULL, a->status);
+        return true;
+    }
+    return false;
+}
+
+bool cq_slack_error_retryable(const char *e) {
+    static const char *retry[] = {"ratelimited",     "rate_limited",     "internal_error",
+                                  "fatal_error",     "service_unavailable", "request_timeout",
+                                  "team_added_to_org", "message_limit_exceeded", NULL};
+    if (!e) return false;
+    for (const char **p = retry; *p; p++)
+        if (strcmp(*p, e) == 0) return true;
+    return false;
+}
+
+enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, char *reason,
+                                          size_t len) {
+    enum cq_outcome o;
+    if (transport(a, &o, reason, len)) return o;
+    const char *b = a->body ? a->body : "";
+    if (a->status >= 200 && a->status < 300) {
+        /* "ok" (plain) or {"ok":true}; a JSON {"ok":false,...} is an error even with 200 */
+        cJSON *j = cJSON_Parse(b);
+        cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
+        if (j && cJSON_IsFalse(ok)) {
+            cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+            const char *err = cJSON_IsString(e) ? e->valuestring : "unknown";
+            if (strcmp(err, "expired_url") == 0 || strcmp(err, "used_url") == 0)
+                o = CQ_OUT_FALLBACK;
+            else
+                o = cq_slack_error_retryable(err) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+            set_reason(reason, len, "slack:%.100s", err, 0);
+        } else {
+            o = CQ_OUT_DELIVERED;
+            set_reason(reason, len, "%s", "ok", 0);
+        }
+        cJSON_Delete(j);
+        return o;
+    }
+    /* 404 / 410 (expired_url, used_url) and 403 (too many uses) mean this url is spent */
+    if (a->status == 404 || a->status == 410 || strstr(b, "expired_url") || strstr(b, "used_url") ||
+        (a->status == 403 && strstr(b, "too_many")))
+        o = CQ_OUT_FALLBACK;
+    else
+        o = CQ_OUT_PERMANENT;
+    set_reason(reason, len, "http_%ld", NULL, a->status);
+    return o;
+}
+
+enum cq_outcome cq_classify_slack_api(const struct cq_attempt_answer *a, char *reason,
+                                      size_t len) {
+    enum cq_outcome o;
+    if (transport(a, &o, reason, len)) return o;
+    if (a->status < 200 || a->status >= 300) {
+        set_reason(reason, len, "http_%ld", NULL, a->status);
+        return CQ_OUT_PERMANENT;
+    }
+    cJSON *j = cJSON_Parse(a->body ? a->body : "");
+    cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
+    if (cJSON_IsTrue(ok)) {
+        o = CQ_OUT_DELIVERED;
+        set_reason(reason, len, "%s", "ok", 0);
+    } else if (!j || !cJSON_IsBool(ok)) {
+        o = CQ_OUT_RETRY; /* a proxy's garbage page: worth another try */
+        set_reason(reason, len, "%s", "bad_answer", 0);
+    } else {
+        cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+        const char *err = cJSON_IsString(e) ? e->valuestring : "unknown";
+        o = cq_slack_error_retryable(err) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+        set_reason(reason, len, "slack:%.100s", err, 0);
+    }
+    cJSON_Delete(j);
+    return o;
+}
+
+bool cq_feishu_code_token_expired(long c) {
+    return c == 99991663 || c == 99991664 || c == 99991671;
+}
+
+bool cq_feishu_code_retryable(long c) {
+    /* 99991400: app request rate limit; 230020: chat send-rate limit; 1000004/1000005:
+     * internal errors ("retry later"). Permission and content codes stay permanent. */
+    return c == 99991400 || c == 230020 || c == 1000004 || c == 1000005;
+}
+
+static bool feishu_code(const char *body, long *code) {
+    cJSON *j = cJSON_Parse(body ? body : "");
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "code");
+    bool ok = cJSON_IsNumber(c);
+    if (ok) *code = (long)c->valuedouble;
+    cJSON_Delete(j);
+    return ok;
+}
+
+enum cq_outcome cq_classify_feishu(const struct cq_attempt_answer *a, char *reason, size_t len) {
+    enum cq_outcome o;
+    long code = 0;
+    bool has_code = a->rc == CQ_OK && feishu_code(a->body, &code);
+    /* an expired token may come back as 400/401 with the code: look at the code first */
+    if (has_code && cq_feishu_code_token_expired(code)) {
+        set_reason(reason, len, "feishu:%ld", NULL, code);
+        return CQ_OUT_TOKEN_EXPIRED;
+    }
+    if (transport(a, &o, reason, len)) return o;
+    if (has_code && code == 0 && a->status >= 200 && a->status < 300) {
+        set_reason(reason, len, "%s", "ok", 0);
+        return CQ_OUT_DELIVERED;
+    }
+    if (has_code) {
+        set_reason(reason, len, "feishu:%ld", NULL, code);
+        return cq_feishu_code_retryable(code) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+    }
+    set_reason(reason, len, "http_%ld", NULL, a->status);
+    return a->status >= 200 && a->status < 300 ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+}
+
+enum cq_outcome cq_classify_feishu_token(const struct cq_attempt_answer *a, char **token,
+                                         long *expire_s, char *reason, size_t len) {
+    enum cq_outcome o = cq_classify_feishu(a, reason, len);
+    if (token) *token = NULL;
+    if (o != CQ_OUT_DELIVERED) return o == CQ_OUT_TOKEN_EXPIRED ? CQ_OUT_PERMANENT : o;
+    cJSON *j = cJSON_Parse(a->body);
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tenant_access_token");
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expire");
+    if (!cJSON_IsString(t) || !*t->valuestring || !cJSON_IsNumber(e)) {
+        set_reason(reason, len, "%s", "feishu:token_missing", 0);
+        o = CQ_OUT_RETRY;
+    } else if (token && !(*token = strdup(t->valuestring))) {
+        set_reason(reason, len, "%s", "out_of_memory", 0);
+        o = CQ_OUT_RETRY;
+    } else if (expire_s) {
+        *expire_s = (long)e->valuedouble;
+    }
+    cJSON_Delete(j);
+    return o;
+}
+
+char *cq_slack_answer_ts(const char *body) {
+    cJSON *j = cJSON_Parse(body ? body : "");
+    cJSON *ts = cJSON_GetObjectItemCaseSensitive(j, "ts");
+    char *out = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok")) && cJSON_IsString(ts)
+                    ? strdup(ts->valuestring)
+                    : NULL;
+    cJSON_Delete(j);
+    return out;
+}

@@ -1,0 +1,222 @@
+/* feishu_format: text messages and interactive cards for results (see feishu_format.h).
+ * The card or text is built with cJSON, printed, and the printed JSON becomes the
+ * "content" string of the outer body, which cJSON escapes a second time. */
+#include "feishu_format.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "crypto.h"
+
+enum cq_rc cq_feishu_uuid(const struct cq_result *r, char out[CQ_FEISHU_UUID_MAX + 1]) {
+    if (!r || !r->request_id || !*r->request_id || !r->step || !*r->step) {
+        out[0] = '\0';
+        return CQ_EINVAL;
+    }
+    char full[CQ_ENV_MAX_ID + 64];
+    int n = snprintf(full, sizeof full, "%s-%c-%d", r->request_id, r->step[0], r->seq);
+    if (n > 0 && n <= CQ_FEISHU_UUID_MAX) {
+        memcpy(out, full, (size_t)n + 1);
+        return CQ_OK;
+    }
+    /* too long for Feishu: a stable digest of the whole key */
+    n = snprintf(full, sizeof full, "%s-%s-%d", r->request_id, r->step, r->seq);
+    uint8_t d[CQ_SHA256_LEN];
+    char hex[CQ_SHA256_LEN * 2 + 1];
+    if (n < 0 || cq_sha256(full, strlen(full), d) != CQ_OK) return CQ_ECRYPTO;
+    cq_hex(d, sizeof d, hex);
+    snprintf(out, CQ_FEISHU_UUID_MAX + 1, "h-%.48s", hex);
+    return CQ_OK;
+}
+
+struct look {
+    const char *icon, *label, *color;
+};
+
+static struct look look_of(const struct cq_result *r) {
+    const char *st = r->status ? r->status : "", *step = r->step ? r->step : "";
+    if (strcmp(st, "ok") == 0) {
+        if (strcmp(step, "ack") == 0) return (struct look){"📥", "Accepted", "blue"};
+        if (strcmp(step, "progress") == 0) return (struct look){"⏳", "In progress", "wathet"};
+        return (struct look){"✅", "Succeeded", "green"};
+    }
+    if (strcmp(st, "denied") == 0) return (struct look){"⛔", "Denied", "orange"};
+    if (strcmp(st, "invalid") == 0) return (struct look){"⚠️", "Invalid command", "yellow"};
+    if (strcmp(st, "timeout") == 0) return (struct look){"⏰", "Timed out", "red"};
+    return (struct look){"❌", "Failed", "red"};
+}
+
+/* Bytes of s that fit in max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t len, size_t max) {
+    if (len <= max) return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+    return cut;
+}
+
+/* The result text, cut to max bytes with a note; new string. */
+static char *body_text(const struct cq_result *r, size_t max, size_t *cut_bytes) {
+    const char *t = r->text ? r->text : "";
+    size_t len = strlen(t), keep = utf8_prefix(t, len, max);
+    char note[128] = "";
+    if (keep < len) {
+        snprintf(note, sizeof note, "\n… (output cut: %zu of %zu bytes not shown)", len - keep, len);
+        if (cut_bytes) *cut_bytes = len - keep;
+    }
+    size_t nl = strlen(note);
+    char *out = malloc(keep + nl + 1);
+    if (!out) return NULL;
+    memcpy(out, t, keep);
+    memcpy(out + keep, note, nl + 1);
+    return out;
+}
+
+static cJSON *tagged(const char *tag, const char *content) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "tag", tag) ||
+        !cJSON_AddStringToObject(o, "content", content)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *card(const struct cq_result *r, const char *text, const char *title,
+                   const char *color) {
+    cJSON *c = cJSON_CreateObject(), *cfg = NULL, *hdr = NULL, *els = NULL, *it = NULL;
+    if (!c) return NULL;
+    if (!(cfg = cJSON_AddObjectToObject(c, "config")) ||
+        !cJSON_AddBoolToObject(cfg, "wide_screen_mode", 1) ||
+        !(hdr = cJSON_AddObjectToObject(c, "header")) ||
+        !cJSON_AddStringToObject(hdr, "template", color) || !(it = tagged("plain_text", title)))
+        goto fail;
+    cJSON_AddItemToObject(hdr, "title", it);
+    if (!(els = cJSON_AddArrayToObject(c, "elements"))) goto fail;
+    if (*text) {
+        cJSON *div = cJSON_CreateObject();
+        if (!div) goto fail;
+        cJSON_AddItemToArray(els, div);
+        if (!cJSON_AddStringToObject(div, "tag", "div") || !(it = tagged("lark_md", text)))
+            goto fail;
+        cJSON_AddItemToObject(div, "text", it);
+    }
+    if (r->pipeline.web_url && *r->pipeline.web_url) {
+        char label[64];
+        if (r->pipeline.id > 0)
+            snprintf(label, sizeof label, "Open pipeline #%lld", r->pipeline.id);
+        else
+            snprintf(label, sizeof label, "Open pipeline");
+        cJSON *act = cJSON_CreateObject(), *acts, *btn;
+        if (!act) goto fail;
+        cJSON_AddItemToArray(els, act);
+        if (!cJSON_AddStringToObject(act, "tag", "action") ||
+            !(acts = cJSON_AddArrayToObject(act, "actions")) || !(btn = cJSON_CreateObject()))
+            goto fail;
+        cJSON_AddItemToArray(acts, btn);
+        if (!cJSON_AddStringToObject(btn, "tag", "button") ||
+            !cJSON_AddStringToObject(btn, "type", "primary") ||
+            !cJSON_AddStringToObject(btn, "url", r->pipeline.web_url) ||
+            !(it = tagged("plain_text", label)))
+            goto fail;
+        cJSON_AddItemToObject(btn, "text", it);
+    }
+    char note[CQ_ENV_MAX_NAME + 128] = "";
+    int n = 0;
+    if (r->user_name && *r->user_name)
+        n = snprintf(note, sizeof note, "Run by %.*s", CQ_ENV_MAX_NAME, r->user_name);
+    if (r->pipeline.id > 0 && n >= 0 && (size_t)n < sizeof note)
+        snprintf(note + n, sizeof note - (size_t)n, "%sPipeline #%lld%s%.32s", n ? " · " : "",
+                 r->pipeline.id, r->pipeline.status ? ": " : "",
+                 r->pipeline.status ? r->pipeline.status : "");
+    if (*note) {
+        cJSON *ne = cJSON_CreateObject(), *nels;
+        if (!ne) goto fail;
+        cJSON_AddItemToArray(els, ne);
+        if (!cJSON_AddStringToObject(ne, "tag", "note") ||
+            !(nels = cJSON_AddArrayToObject(ne, "elements")) || !(it = tagged("plain_text", note)))
+            goto fail;
+        cJSON_AddItemToArray(nels, it);
+    }
+    return c;
+fail:
+    cJSON_Delete(c);
+    return NULL;
+}
+
+char *cq_feishu_content(const struct cq_result *r, size_t max_text, const char **msg_type,
+                        size_t *cut_bytes, struct cq_err *err) {
+    char *out = NULL, *text = NULL, *head = NULL;
+    cJSON *c = NULL;
+    if (cut_bytes) *cut_bytes = 0;
+    if (!r) {
+        cq_err_set(err, CQ_EINVAL, "feishu format: missing result");
+        return NULL;
+    }
+    bool interactive = r->pipeline.web_url && *r->pipeline.web_url;
+    if (max_text == 0) max_text = interactive ? CQ_FEISHU_CARD_TEXT_BYTES : CQ_FEISHU_TEXT_BYTES;
+    struct look lk = look_of(r);
+    text = body_text(r, max_text, cut_bytes);
+    size_t hl = 64 + (r->command ? strlen(r->command) : 0) + (r->user_name ? strlen(r->user_name) : 0);
+    head = malloc(hl);
+    if (!text || !head) goto nomem;
+    if (interactive) {
+        snprintf(head, hl, "%s %s%s%s", lk.icon, lk.label, r->command && *r->command ? ": " : "",
+                 r->command ? r->command : "");
+        if (!(c = card(r, text, head, lk.color))) goto nomem;
+        if (msg_type) *msg_type = "interactive";
+    } else {
+        int n = snprintf(head, hl, "%s %s", lk.icon, lk.label);
+        if (r->command && *r->command && n > 0)
+            n += snprintf(head + n, hl - (size_t)n, " · %s", r->command);
+        if (r->user_name && *r->user_name && n > 0)
+            snprintf(head + n, hl - (size_t)n, " · run by %s", r->user_name);
+        size_t tl = strlen(head) + 2 + strlen(text) + 1;
+        char *full = malloc(tl);
+        if (!full) goto nomem;
+        snprintf(full, tl, "%s%s%s", head, *text ? "\n" : "", text);
+        c = cJSON_CreateObject();
+        if (!c || !cJSON_AddStringToObject(c, "text", full)) {
+            free(full);
+            goto nomem;
+        }
+        free(full);
+        if (msg_type) *msg_type = "text";
+    }
+    out = cJSON_PrintUnformatted(c);
+    if (!out) goto nomem;
+    goto out;
+nomem:
+    cq_err_set(err, CQ_ENOMEM, "feishu format: out of memory");
+out:
+    cJSON_Delete(c);
+    free(text);
+    free(head);
+    return out;
+}
+
+char *cq_feishu_body(const struct cq_result *r, bool reply, size_t max_text, struct cq_err *err) {
+    char *out = NULL, *content = NULL, uuid[CQ_FEISHU_UUID_MAX + 1];
+    const char *type = NULL;
+    cJSON *b = NULL;
+    if (!r || cq_feishu_uuid(r, uuid) != CQ_OK) {
+        cq_err_set(err, CQ_EINVAL, "feishu format: result without request_id/step");
+        return NULL;
+    }
+    if (!reply && (!r->reply.chat_id || !*r->reply.chat_id)) {
+        cq_err_set(err, CQ_EINVAL, "feishu format: no chat_id to send to");
+        return NULL;
+    }
+    if (!(content = cq_feishu_content(r, max_text, &type, NULL, err))) return NULL;
+    b = cJSON_CreateObject();
+    if (!b || (!reply && !cJSON_AddStringToObject(b, "receive_id", r->reply.chat_id)) ||
+        !cJSON_AddStringToObject(b, "msg_type", type) ||
+        !cJSON_AddStringToObject(b, "content", content) ||
+        !cJSON_AddStringToObject(b, "uuid", uuid) || !(out = cJSON_PrintUnformatted(b)))
+        cq_err_set(err, CQ_ENOMEM, "feishu format: out of memory");
+    cJSON_Delete(b);
+    free(content);
+    return out;
+}
