@@ -1,0 +1,1542 @@
+/* service: the worker's event-driven core. One libuv loop drives the Kafka consumer
+ * and producer, hiredis async and curl multi. Each request becomes a job: decide
+ * (args, identity, policy), claim the dedupe key in Redis, run the action, store the
+ * final result in the claim, produce result + audit, and only after Kafka
+ * acknowledged them mark the offset done. Jobs of one conversation run in order. */
+#include "service.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "builtins.h"
+#include "crypto.h"
+#include "envelope.h"
+#include "httpc.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+#include "redis.h"
+#include "template.h"
+
+#define CONV_BUCKETS 4096
+#define RETRY_TICK_MS 100
+#define MAX_REPLY_TEXT 3000
+
+/* Claims the run-once key. KEYS[1] run key; ARGV: owner, claimed value, ttl s,
+ * lease key prefix, "1" when a dead owner's unfinished call may be retried. */
+static const char CLAIM_LUA[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if not cur then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''} end\n"
+    "local ok, st = pcall(cjson.decode, cur)\n"
+    "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
+    "if st.state == 'done' then return {'done', cur} end\n"
+    "if st.owner == ARGV[1] then return {'busy', cur} end\n"
+    "if redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 1 then return {'busy', cur} end\n"
+    "if st.state == 'claimed' or ARGV[5] == '1' then\n"
+    "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'takeover', cur} end\n"
+    "return {'unknown', cur}\n";
+
+/* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. */
+static const char CAS_LUA[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end\n"
+    "return 0\n";
+
+struct job;
+
+struct conv {
+    char *key;
+    struct job *head, *tail;
+    struct conv *next;
+};
+
+struct retry {
+    uint64_t at;
+    void (*fn)(void *arg); /* runs with the retry's op on job held */
+    void *arg;
+    struct job *job;
+    struct retry *next;
+};
+
+struct outmsg {
+    struct job *job;
+    const char *topic; /* borrowed from cfg */
+    char *key;
+    char *value;
+    size_t len;
+    int attempts;
+};
+
+enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION };
+
+struct job {
+    struct cq_worker *w;
+    struct conv *conv; /* while queued in / holding its conversation */
+    struct job *qnext;
+    struct job *all_prev, *all_next;
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    char *convkey;
+    struct cq_request req;
+    uint64_t t0;
+
+    enum job_kind kind;
+    const struct cq_command *cmd;
+    struct cq_argv argv;
+    struct cq_bound_args args;
+    const struct cq_person *person;
+    const struct cq_channel *channel;
+    struct cq_decision dec;
+    const char *status; /* final status (static) */
+    char *text;         /* final reply text */
+
+    char *run_key;
+    char *stored; /* the claim value we last wrote (for compare-and-set) */
+    char *next_stored; /* the value a compare-and-set in flight writes */
+    char *target; /* "POST http://host/path" of a direct call, for unknown outcomes */
+    struct cq_http_call call;
+    uint64_t call_t0;
+    int store_attempts;
+
+    int ops; /* async operations outstanding (redis, http, deliveries, retries) */
+    int outs;           /* produced messages without a delivery report yet */
+    bool final_queued;  /* the last message of this request was handed to the producer */
+    bool started, complete, abandoned, resend_only;
+};
+
+struct cq_worker {
+    const struct cq_config *cfg;
+    struct cq_loop *loop;
+    char owner[CQ_UUID_LEN + 1];
+    char *lease_key;
+    char *lease_prefix;
+    struct cq_producer *producer;
+    struct cq_consumer *consumer;
+    struct cq_redis *redis;
+    struct cq_httpc *httpc;
+    struct conv *convs[CONV_BUCKETS];
+    struct job *jobs; /* every live job */
+    size_t n_jobs;
+    bool paused, stopping, torn_down;
+    struct retry *retries;
+    uv_timer_t retry_timer, lease_timer, drain_timer;
+    int open_handles;
+    uint64_t drain_deadline;
+    int drain_ms;
+    int max_inflight;
+};
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static void metric_decision(const char *outcome)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
+    cq_metric_inc("cq_worker_decisions_total", "Permission decisions by outcome", labels);
+}
+
+static void metric_action(const char *outcome)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
+    cq_metric_inc("cq_worker_actions_total", "Direct actions by outcome", labels);
+}
+
+static void metric_result(const char *status)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "status=\"%s\"", status);
+    cq_metric_inc("cq_worker_results_total", "Final results produced by status", labels);
+}
+
+static void metric_inflight(struct cq_worker *w)
+{
+    cq_gauge_set(cq_gauge_get("cq_worker_inflight", "Requests consumed and not yet done", NULL),
+                 (int64_t)w->n_jobs);
+}
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *str_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static unsigned long hash_str(const char *s)
+{
+    unsigned long h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+static void job_op_begin(struct job *j) { j->ops++; }
+static void job_op_end(struct job *j);
+static void job_maybe_free(struct job *j);
+static void job_release_conv(struct job *j);
+static void job_start(struct job *j);
+static void claim(struct job *j);
+static void finish_with(struct job *j, const char *status, char *text);
+static void maybe_resume(struct cq_worker *w);
+
+/* ---- retries (one timer for all) -------------------------------------------- */
+
+static void send_out(void *arg);
+
+static void retry_tick(uv_timer_t *t)
+{
+    struct cq_worker *w = t->data;
+    uint64_t now = cq_now_ms();
+    struct retry *due = NULL, **pp = &w->retries;
+    while (*pp) {
+        struct retry *r = *pp;
+        if (r->at <= now || w->torn_down) {
+            *pp = r->next;
+            r->next = due;
+            due = r;
+        } else {
+            pp = &r->next;
+        }
+    }
+    while (due) {
+        struct retry *r = due;
+        struct job *j = r->job;
+        void (*fn)(void *) = r->fn;
+        void *arg = r->arg;
+        due = r->next;
+        free(r);
+        if (fn == send_out || !(w->torn_down || j->abandoned))
+            fn(arg); /* send_out releases its message itself when torn down */
+        else
+            j->abandoned = true;
+        job_op_end(j);
+    }
+    if (!w->retries && !uv_is_closing((uv_handle_t *)t))
+        uv_timer_stop(t);
+}
+
+/* Runs fn(arg) after ms; the job stays alive meanwhile. False on ENOMEM. */
+static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg)
+{
+    struct cq_worker *w = j->w;
+    struct retry *r = malloc(sizeof(*r));
+    if (!r)
+        return false;
+    r->at = cq_now_ms() + (uint64_t)ms;
+    r->fn = fn;
+    r->arg = arg;
+    r->job = j;
+    r->next = w->retries;
+    w->retries = r;
+    job_op_begin(j);
+    if (!uv_is_active((uv_handle_t *)&w->retry_timer) && !w->torn_down)
+        uv_timer_start(&w->retry_timer, retry_tick, RETRY_TICK_MS, RETRY_TICK_MS);
+    return true;
+}
+
+/* ---- jobs and conversations ------------------------------------------------- */
+
+static void job_free(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    if (j->all_prev)
+        j->all_prev->all_next = j->all_next;
+    else
+        w->jobs = j->all_next;
+    if (j->all_next)
+        j->all_next->all_prev = j->all_prev;
+    w->n_jobs--;
+    metric_inflight(w);
+    free(j->topic);
+    free(j->convkey);
+    cq_request_clear(&j->req);
+    cq_argv_clear(&j->argv);
+    cq_bound_args_clear(&j->args);
+    free(j->text);
+    free(j->run_key);
+    free(j->stored);
+    free(j->next_stored);
+    free(j->target);
+    cq_http_call_clear(&j->call);
+    free(j);
+    maybe_resume(w);
+}
+
+static void job_maybe_free(struct job *j)
+{
+    if (j->ops == 0 && (j->complete || j->abandoned) && !j->conv)
+        job_free(j);
+}
+
+static void job_op_end(struct job *j)
+{
+    j->ops--;
+    job_maybe_free(j);
+}
+
+/* The offset may be committed: every message this request produced was acknowledged. */
+static void job_complete(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    j->complete = true;
+    if (w->consumer)
+        cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
+    if (j->status && !j->resend_only)
+        cq_histogram_observe(cq_histogram_get("cq_worker_request_seconds",
+                                              "From consuming a request to its acknowledged "
+                                              "final result",
+                                              NULL, NULL, 0),
+                             (double)(cq_now_ms() - j->t0) / 1000.0);
+}
+
+static struct conv **conv_slot(struct cq_worker *w, const char *key)
+{
+    struct conv **pp = &w->convs[hash_str(key) % CONV_BUCKETS];
+    while (*pp && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void conv_drop(struct cq_worker *w, struct conv *c)
+{
+    struct conv **pp = conv_slot(w, c->key);
+    if (*pp == c)
+        *pp = c->next;
+    free(c->key);
+    free(c);
+}
+
+/* Leaves every job still waiting in c for redelivery after a restart, in order. */
+static void conv_abandon_queue(struct cq_worker *w, struct conv *c)
+{
+    while (c->head) {
+        struct job *q = c->head;
+        c->head = q->qnext;
+        q->qnext = NULL;
+        q->conv = NULL;
+        q->abandoned = true;
+        job_maybe_free(q);
+    }
+    conv_drop(w, c);
+}
+
+/* Lets the next job of this conversation start: the current one no longer needs the
+ * conversation's order (its result is on its way, or it waits as a duplicate). */
+static void job_release_conv(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    struct conv *c = j->conv;
+    if (!c)
+        return;
+    j->conv = NULL;
+    if (c->head == j) {
+        c->head = j->qnext;
+        if (!c->head)
+            c->tail = NULL;
+    }
+    j->qnext = NULL;
+    if (!c->head) {
+        conv_drop(w, c);
+    } else if (!c->head->started) {
+        if (w->stopping)
+            conv_abandon_queue(w, c);
+        else
+            job_start(c->head);
+    }
+}
+
+/* Leaves the request for redelivery (its offset is never marked done). The job is
+ * freed here when nothing is outstanding: callers must not touch it afterwards. */
+static void job_abandon(struct job *j, const char *why)
+{
+    if (!j->abandoned)
+        cq_warn(j->req.id, "request left for redelivery: %s", why);
+    j->abandoned = true;
+    job_release_conv(j);
+    job_maybe_free(j);
+}
+
+/* ---- producing ------------------------------------------------------------ */
+
+static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
+                         int64_t offset);
+
+static void outmsg_free(struct outmsg *o)
+{
+    free(o->key);
+    free(o->value);
+    free(o);
+}
+
+static void send_out(void *arg)
+{
+    struct outmsg *o = arg;
+    struct job *j = o->job;
+    struct cq_worker *w = j->w;
+    struct cq_err err = {0};
+    if (w->torn_down || !w->producer) {
+        cq_error(j->req.id, "could not produce to %s: the worker stopped", o->topic);
+        j->abandoned = true;
+        j->outs--;
+        outmsg_free(o);
+        job_op_end(j);
+        return;
+    }
+    o->attempts++;
+    if (cq_producer_send(w->producer, o->topic, o->key, strlen(o->key), o->value, o->len, NULL,
+                         on_delivered, o, &err) == CQ_OK)
+        return;
+    cq_warn(j->req.id, "produce to %s not accepted (%s); retrying in 1 s", o->topic, err.msg);
+    if (!retry_later(j, 1000, send_out, o)) {
+        j->abandoned = true;
+        j->outs--;
+        outmsg_free(o);
+        job_op_end(j);
+    }
+}
+
+static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err)
+{
+    (void)opaque;
+    (void)reply;
+    (void)err;
+}
+
+static void after_all_delivered(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    /* Remember that the stored result reached Kafka, so a duplicate need not re-send it. */
+    if (j->stored && j->run_key && w->redis && !j->resend_only) {
+        cJSON *v = cJSON_Parse(j->stored);
+        char *nv = NULL;
+        if (v && cJSON_AddTrueToObject(v, "delivered"))
+            nv = cJSON_PrintUnformatted(v);
+        if (nv) {
+            char ttl[16];
+            snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
+            const char *argv[] = {"EVAL", CAS_LUA, "1", j->run_key, j->stored, nv, ttl};
+            cq_redis_commandargv(w->redis, ignore_reply, NULL, 7, argv, NULL);
+        }
+        cJSON_free(nv);
+        cJSON_Delete(v);
+    }
+    job_complete(j);
+}
+
+static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
+                         int64_t offset)
+{
+    struct outmsg *o = opaque;
+    struct job *j = o->job;
+    struct cq_worker *w = j->w;
+    (void)partition;
+    (void)offset;
+    if (rc != CQ_OK) {
+        if (!w->torn_down) {
+            cq_warn(j->req.id, "delivery to %s failed (%s); sending again in 1 s", o->topic,
+                    errstr);
+            if (retry_later(j, 1000, send_out, o))
+                return;
+        }
+        cq_error(j->req.id, "giving up delivering to %s: %s", o->topic, errstr);
+        j->abandoned = true;
+    }
+    outmsg_free(o);
+    j->outs--;
+    if (j->outs == 0 && j->final_queued && !j->abandoned && !j->complete)
+        after_all_delivered(j);
+    job_op_end(j);
+}
+
+/* Hands value (taken over) to the producer; the job stays alive until its report. */
+static void produce(struct job *j, const char *topic, const char *key, char *value)
+{
+    struct outmsg *o = calloc(1, sizeof(*o));
+    char *k = strdup(key ? key : "");
+    if (!o || !k || !value) {
+        free(o);
+        free(k);
+        free(value);
+        cq_error(j->req.id, "out of memory producing to %s", topic);
+        j->abandoned = true;
+        return;
+    }
+    o->job = j;
+    o->topic = topic;
+    o->key = k;
+    o->value = value;
+    o->len = strlen(value);
+    j->outs++;
+    job_op_begin(j);
+    send_out(o);
+}
+
+/* ---- results and audit ------------------------------------------------------ */
+
+static const char *cmd_name(const struct job *j)
+{
+    return j->cmd ? j->cmd->name : (j->req.command ? j->req.command : "");
+}
+
+/* The audit record: who, where, what, which rule, what happened. Caller frees. */
+static char *audit_json(const struct job *j, const char *kind, const char *decision,
+                        const char *result_status, const char *detail)
+{
+    const struct cq_worker *w = j->w;
+    char now[32];
+    cJSON *a = cJSON_CreateObject(), *who, *where, *args;
+    char *out = NULL;
+    if (!a)
+        return NULL;
+    cq_now_rfc3339(now);
+    cJSON_AddNumberToObject(a, "v", 1);
+    cJSON_AddStringToObject(a, "kind", kind);
+    cJSON_AddStringToObject(a, "time", now);
+    cJSON_AddStringToObject(a, "request_id", j->req.id ? j->req.id : "");
+    cJSON_AddStringToObject(a, "dedupe_key", j->req.dedupe_key ? j->req.dedupe_key : "");
+    who = cJSON_AddObjectToObject(a, "who");
+    if (who) {
+        cJSON_AddStringToObject(who, "platform", j->req.platform ? j->req.platform : "");
+        cJSON_AddStringToObject(who, "user_id", j->req.user_id ? j->req.user_id : "");
+        if (j->req.user_name)
+            cJSON_AddStringToObject(who, "user_name", j->req.user_name);
+        if (j->person) {
+            cJSON_AddStringToObject(who, "person", j->person->name ? j->person->name : "");
+            cJSON_AddStringToObject(who, "gitlab_login",
+                                    j->person->gitlab_login ? j->person->gitlab_login : "");
+        } else {
+            cJSON_AddNullToObject(who, "person");
+            cJSON_AddNullToObject(who, "gitlab_login");
+        }
+    }
+    where = cJSON_AddObjectToObject(a, "where");
+    if (where) {
+        cJSON_AddStringToObject(where, "channel_id", j->req.channel_id ? j->req.channel_id : "");
+        const char *cn = j->channel && j->channel->name ? j->channel->name : j->req.channel_name;
+        if (cn)
+            cJSON_AddStringToObject(where, "channel_name", cn);
+        cJSON_AddBoolToObject(where, "configured", j->channel != NULL);
+        if (j->req.tenant)
+            cJSON_AddStringToObject(where, "tenant", j->req.tenant);
+    }
+    cJSON_AddStringToObject(a, "command", cmd_name(j));
+    cJSON_AddStringToObject(a, "text", j->req.text ? j->req.text : "");
+    args = cJSON_AddObjectToObject(a, "args");
+    for (size_t i = 0; args && j->args.cmd && i < j->args.n; i++)
+        if (j->args.values[i])
+            cJSON_AddStringToObject(args, j->args.cmd->args[i].name, j->args.values[i]);
+    if (decision)
+        cJSON_AddStringToObject(a, "decision", decision);
+    if (j->dec.rule)
+        cJSON_AddStringToObject(a, "rule", j->dec.rule);
+    else
+        cJSON_AddNullToObject(a, "rule");
+    if (result_status)
+        cJSON_AddStringToObject(a, "result", result_status);
+    if (detail) {
+        char cut[600];
+        snprintf(cut, sizeof(cut), "%s", detail);
+        cJSON_AddStringToObject(a, "detail", cut);
+    }
+    cJSON_AddStringToObject(a, "worker", w->owner);
+    out = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return out;
+}
+
+static const char *decision_word(const struct job *j)
+{
+    switch (j->kind) {
+    case JK_BUILTIN:
+    case JK_ACTION:
+        return "allowed";
+    case JK_DENIED:
+        return "denied";
+    case JK_UNKNOWN:
+    case JK_INVALID:
+        return "invalid";
+    }
+    return "invalid";
+}
+
+/* Encodes the final result of j (status, text). Caller frees. */
+static char *result_json(const struct job *j, const char *status, const char *text)
+{
+    struct cq_result r = {0};
+    struct cq_err err = {0};
+    char now[32], label[256];
+    cq_now_rfc3339(now);
+    snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
+             j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
+    r.request_id = j->req.id;
+    r.step = "final";
+    r.status = (char *)status;
+    r.platform = j->req.platform;
+    r.reply = j->req.reply;
+    r.text = (char *)text;
+    r.command = label;
+    r.user_name = j->req.user_name;
+    r.response_type = j->kind == JK_ACTION && j->cmd && j->cmd->response_type
+                          ? j->cmd->response_type
+                          : (j->kind == JK_ACTION ? "in_channel" : "ephemeral");
+    r.produced_at = now;
+    char *s = cq_result_encode(&r, &err);
+    if (!s)
+        cq_error(j->req.id, "cannot encode result: %s", err.msg);
+    return s;
+}
+
+/* Produces the final result (and, when audit_detail is set, the outcome audit record);
+ * releases the conversation. */
+static void produce_final(struct job *j, char *result, bool audit)
+{
+    struct cq_worker *w = j->w;
+    j->final_queued = true;
+    if (audit) {
+        char *a = audit_json(j, "outcome", decision_word(j), j->status, j->text);
+        produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
+    }
+    produce(j, w->cfg->kafka.topic_results, j->req.id, result);
+    if (!j->resend_only && j->status)
+        metric_result(j->status);
+    job_release_conv(j);
+}
+
+/* ---- run-once claim in Redis -------------------------------------------- */
+
+static char *claim_value(const struct job *j, const char *state, const char *result)
+{
+    char now[32];
+    cJSON *v = cJSON_CreateObject();
+    char *s = NULL;
+    if (!v)
+        return NULL;
+    cq_now_rfc3339(now);
+    cJSON_AddStringToObject(v, "owner", j->w->owner);
+    cJSON_AddStringToObject(v, "state", state);
+    cJSON_AddStringToObject(v, "request_id", j->req.id ? j->req.id : "");
+    cJSON_AddStringToObject(v, "at", now);
+    if (j->target)
+        cJSON_AddStringToObject(v, "target", j->target);
+    if (result)
+        cJSON_AddStringToObject(v, "result", result);
+    s = cJSON_PrintUnformatted(v);
+    cJSON_Delete(v);
+    return s;
+}
+
+static void cas(struct job *j, const char *expected, const char *next, cq_redis_cb cb)
+{
+    struct cq_worker *w = j->w;
+    char ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
+    const char *argv[] = {"EVAL", CAS_LUA, "1", j->run_key, expected, next, ttl};
+    job_op_begin(j);
+    if (cq_redis_commandargv(w->redis, cb, j, 7, argv, NULL) != CQ_OK) {
+        struct cq_err e = {.code = CQ_EREDIS};
+        snprintf(e.msg, sizeof(e.msg), "redis command not accepted");
+        cb(j, NULL, &e); /* ends the op */
+    }
+}
+
+static bool redis_failed(const redisReply *reply, const struct cq_err *err, const char **why)
+{
+    if (err) {
+        *why = err->msg[0] ? err->msg : cq_rc_str(err->code);
+        return true;
+    }
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        *why = reply && reply->str ? reply->str : "no reply";
+        return true;
+    }
+    return false;
+}
+
+static void store_done(void *arg);
+
+static void on_store_done(void *opaque, const redisReply *reply, const struct cq_err *err)
+{
+    struct job *j = opaque;
+    const char *why = NULL;
+    if (redis_failed(reply, err, &why)) {
+        bool shutting = err && err->code == CQ_ESHUTDOWN;
+        if (!shutting && !j->w->stopping && ++j->store_attempts < 20 &&
+            retry_later(j, 500, store_done, j)) {
+            cq_warn(j->req.id, "storing the result in redis failed (%s); retrying", why);
+        } else {
+            /* The reply matters more than the record: send it; a redelivery may then
+             * answer "outcome unknown", which is still true to the user. */
+            cq_error(j->req.id, "could not store the result in redis (%s); sending it anyway",
+                     why);
+            char *res = result_json(j, j->status, j->text);
+            produce_final(j, res, true);
+        }
+        job_op_end(j);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+        cq_warn(j->req.id, "the claim changed owner while this worker ran the request");
+    free(j->stored);
+    j->stored = j->next_stored;
+    j->next_stored = NULL;
+    char *res = result_json(j, j->status, j->text);
+    produce_final(j, res, true);
+    job_op_end(j);
+}
+
+static void store_done(void *arg)
+{
+    struct job *j = arg;
+    char *res = result_json(j, j->status, j->text);
+    char *val = res ? claim_value(j, "done", res) : NULL;
+    free(res);
+    if (!val || !j->stored || j->abandoned) {
+        free(val);
+        if (!j->abandoned)
+            job_abandon(j, "out of memory storing the result");
+        return;
+    }
+    free(j->next_stored);
+    j->next_stored = val;
+    cas(j, j->stored, val, on_store_done);
+}
+
+/* Ends the request with a final result: stored in the claim first, then produced. */
+static void finish_with(struct job *j, const char *status, char *text)
+{
+    free(j->text);
+    j->status = status;
+    j->text = text ? text : strdup("");
+    if (!j->text) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    if (strlen(j->text) > MAX_REPLY_TEXT)
+        strcpy(j->text + MAX_REPLY_TEXT - 4, "...");
+    store_done(j);
+}
+
+/* ---- decide: args, identity, policy (pure) --------------------------------------- */
+
+static char *join_words(const struct cq_argv *av, size_t from)
+{
+    size_t len = 1;
+    for (size_t i = from; i < av->n; i++)
+        len += strlen(av->v[i]) + 1;
+    char *s = malloc(len);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (size_t i = from; i < av->n; i++) {
+        if (i > from)
+            strcat(s, " ");
+        strcat(s, av->v[i]);
+    }
+    return s;
+}
+
+static bool family_word(const struct cq_config *cfg, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; i < cfg->n_commands; i++)
+        if (strncmp(cfg->commands[i].name, word, n) == 0 && cfg->commands[i].name[n] == ' ')
+            return true;
+    return false;
+}
+
+/* Fills kind, dec, status/text for everything but actions. Never touches the network. */
+static void decide(struct job *j)
+{
+    const struct cq_config *cfg = j->w->cfg;
+    struct cq_err err = {0};
+    const char *word = j->req.command;
+    char usage[300];
+    size_t used = 0;
+
+    j->person = cq_policy_person(cfg, j->req.platform, j->req.user_id);
+    j->channel = cq_policy_channel(cfg, j->req.platform, j->req.channel_id);
+    j->status = "invalid";
+    if (cfg->limits.max_text > 0 && j->req.text && strlen(j->req.text) > (size_t)cfg->limits.max_text) {
+        j->kind = JK_INVALID;
+        j->text = str_printf("the command text is longer than %d characters",
+                             cfg->limits.max_text);
+        return;
+    }
+    if (cq_args_tokenize(j->req.text, cfg->limits.max_args, cfg->limits.max_arg_len, &j->argv,
+                         &err) != CQ_OK) {
+        j->kind = JK_INVALID;
+        j->text = strdup(err.msg);
+        return;
+    }
+    if (cq_policy_is_builtin(word)) {
+        j->kind = JK_BUILTIN;
+        cq_policy_check(cfg, j->person, j->channel, word, NULL, &j->dec);
+        j->status = "ok";
+        if (strcmp(word, "help") == 0) {
+            char *topic = join_words(&j->argv, 0);
+            j->text = topic ? cq_builtin_help(cfg, j->person, j->channel, topic) : NULL;
+            free(topic);
+        } else if (strcmp(word, "whoami") == 0) {
+            j->text = cq_builtin_whoami(j->person, j->req.platform, j->req.user_id);
+        } else {
+            /* Hook for the pipeline tracker (cancel REQUEST_ID, pipelines). */
+            j->status = "failed";
+            j->text = str_printf("`%s` needs pipeline tracking, which this worker does not "
+                                 "run yet",
+                                 word);
+        }
+        return;
+    }
+    j->cmd = cq_args_resolve(cfg, word, &j->argv, &used);
+    if (!j->cmd) {
+        j->kind = JK_UNKNOWN;
+        if (family_word(cfg, word)) {
+            char *list = cq_builtin_help(cfg, j->person, j->channel, word);
+            j->text = list ? str_printf("`%s` needs a sub-command:\n%s", word, list) : NULL;
+            free(list);
+        } else {
+            j->text = cq_builtin_unknown(cfg, word);
+        }
+        return;
+    }
+    if (!cq_policy_may_run(cfg, j->person, j->channel, j->cmd->name)) {
+        /* Not theirs here whatever the arguments: say so before judging arguments. */
+        j->kind = JK_DENIED;
+        j->status = "denied";
+        cq_policy_check(cfg, j->person, j->channel, j->cmd->name, NULL, &j->dec);
+        j->text = strdup(j->dec.reason);
+        return;
+    }
+    if (cq_args_bind(j->cmd, &j->argv, used, cfg->limits.max_arg_len, &j->args, &err) != CQ_OK) {
+        j->kind = JK_INVALID;
+        cq_args_usage(j->cmd, usage, sizeof(usage));
+        j->text = str_printf("%s\n%s", err.msg, usage);
+        return;
+    }
+    cq_policy_check(cfg, j->person, j->channel, j->cmd->name, &j->args, &j->dec);
+    if (!j->dec.allowed) {
+        j->kind = JK_DENIED;
+        j->status = "denied";
+        j->text = strdup(j->dec.reason);
+        return;
+    }
+    j->kind = JK_ACTION;
+    j->status = NULL;
+}
+
+/* ---- actions ---------------------------------------------------------------------- */
+
+static void on_http_done(void *opaque, const struct cq_http_response *resp)
+{
+    struct job *j = opaque;
+    const struct cq_http_action *a = &j->cmd->http;
+    double secs = (double)(cq_now_ms() - j->call_t0) / 1000.0;
+    char *text = NULL;
+    const char *status = "failed";
+
+    cq_histogram_observe(cq_histogram_get("cq_worker_action_seconds",
+                                          "Duration of direct-mode HTTP calls", NULL, NULL, 0),
+                         secs);
+    if (resp->rc == CQ_ESHUTDOWN || j->w->torn_down) {
+        job_abandon(j, "stopped during the call");
+        job_op_end(j);
+        return;
+    }
+    if (resp->rc == CQ_ETIMEOUT) {
+        status = "timeout";
+        text = str_printf("`%s` timed out: no answer from %s within %d ms; the outcome is "
+                          "unknown, check it there before running it again",
+                          j->cmd->name, j->target, a->timeout_ms > 0 ? a->timeout_ms : 30000);
+    } else if (resp->rc != CQ_OK) {
+        text = str_printf("`%s` failed: could not reach %s (%s)", j->cmd->name, j->target,
+                          resp->errmsg);
+    } else {
+        bool ok = false;
+        if (a->n_success_status == 0)
+            ok = resp->status == 200 || resp->status == 201 || resp->status == 204;
+        for (size_t i = 0; i < a->n_success_status; i++)
+            if (resp->status == a->success_status[i])
+                ok = true;
+        cJSON *body = cJSON_ParseWithLength(resp->body, resp->body_len);
+        if (!ok) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
+            if (!m)
+                m = cJSON_GetObjectItemCaseSensitive(body, "error");
+            char *msg = m ? cq_json_text(m) : NULL;
+            char snippet[201];
+            snprintf(snippet, sizeof(snippet), "%s", resp->body);
+            for (char *p = snippet; *p; p++)
+                if (*p == '\n' || *p == '\r')
+                    *p = ' ';
+            text = str_printf("`%s` failed: %s answered HTTP %ld%s%s", j->cmd->name, j->target,
+                              resp->status, (msg && *msg) || snippet[0] ? ": " : "",
+                              msg && *msg ? msg : snippet);
+            free(msg);
+        } else {
+            status = "ok";
+            if (a->reply_template && a->reply_template[0]) {
+                struct cq_err err = {0};
+                struct cq_tpl_vars v = {.cfg = j->w->cfg, .args = &j->args, .person = j->person,
+                                        .user_id = j->req.user_id,
+                                        .user_name = j->req.user_name, .channel = j->channel,
+                                        .channel_id = j->req.channel_id,
+                                        .channel_name = j->req.channel_name,
+                                        .request_id = j->req.id, .command = j->cmd->name,
+                                        .input = j->req.text, .response = body};
+                text = cq_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
+                if (!text)
+                    text = str_printf("`%s` done (HTTP %ld), but the reply template failed: %s",
+                                      j->cmd->name, resp->status, err.msg);
+            } else if (a->reply_pointer && a->reply_pointer[0]) {
+                const cJSON *node = cq_json_pointer(body, a->reply_pointer);
+                text = node ? cq_json_text(node)
+                            : str_printf("`%s` done (HTTP %ld); the answer has no %s",
+                                         j->cmd->name, resp->status, a->reply_pointer);
+            } else if (resp->body_len > 0) {
+                text = strdup(resp->body);
+            } else {
+                text = str_printf("`%s` done (HTTP %ld)", j->cmd->name, resp->status);
+            }
+        }
+        cJSON_Delete(body);
+    }
+    metric_action(status);
+    cq_info(j->req.id, "%s %s -> %s (%ld, %.3f s)", j->call.method, j->target, status,
+            resp->status, secs);
+    finish_with(j, status, text);
+    job_op_end(j);
+}
+
+static void start_call(struct job *j)
+{
+    const struct cq_http_action *a = &j->cmd->http;
+    struct cq_err err = {0};
+    const char *hdrs[66];
+    size_t n = 0;
+    for (size_t i = 0; i < j->call.n_headers && n < 64; i++)
+        hdrs[n++] = j->call.headers[i];
+    char ct[80];
+    if (j->call.content_type && n < 65) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", j->call.content_type);
+        hdrs[n++] = ct;
+    }
+    hdrs[n] = NULL;
+    struct cq_http_request req = {.method = j->call.method, .url = j->call.url, .headers = hdrs,
+                                  .body = j->call.body,
+                                  .body_len = j->call.body ? strlen(j->call.body) : 0,
+                                  .timeout_ms = a->timeout_ms};
+    j->call_t0 = cq_now_ms();
+    job_op_begin(j);
+    if (cq_httpc_request(j->w->httpc, &req, on_http_done, j, &err) != CQ_OK) {
+        j->ops--;
+        metric_action("failed");
+        finish_with(j, "failed",
+                    str_printf("`%s` failed: the request could not be sent (%s)", j->cmd->name,
+                               err.msg));
+    }
+}
+
+static void mark_calling(void *arg);
+
+static void on_calling_stored(void *opaque, const redisReply *reply, const struct cq_err *err)
+{
+    struct job *j = opaque;
+    const char *why = NULL;
+    if (redis_failed(reply, err, &why)) {
+        /* No side effect happened yet: safe to try again, or to leave for redelivery. */
+        if ((err && err->code == CQ_ESHUTDOWN) || j->w->stopping)
+            job_abandon(j, "stopped before the call");
+        else if (!retry_later(j, 500, mark_calling, j))
+            job_abandon(j, "redis unavailable before the call");
+        else
+            cq_warn(j->req.id, "redis: %s; retrying before the call", why);
+        job_op_end(j);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+        /* Another worker took the claim over (our lease lapsed): it answers. */
+        cq_warn(j->req.id, "the claim was taken over before the call; not calling");
+        j->complete = true;
+        job_release_conv(j);
+        if (j->w->consumer)
+            cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
+        job_op_end(j);
+        return;
+    }
+    free(j->stored);
+    j->stored = j->next_stored;
+    j->next_stored = NULL;
+    start_call(j);
+    job_op_end(j);
+}
+
+/* claimed -> calling (with the target), then the call. */
+static void mark_calling(void *arg)
+{
+    struct job *j = arg;
+    char *val = claim_value(j, "calling", NULL);
+    if (!val) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    free(j->next_stored);
+    j->next_stored = val;
+    cas(j, j->stored, val, on_calling_stored);
+}
+
+static void direct_start(struct job *j)
+{
+    struct cq_err err = {0};
+    struct cq_tpl_vars v = {.cfg = j->w->cfg, .args = &j->args, .person = j->person,
+                            .user_id = j->req.user_id, .user_name = j->req.user_name,
+                            .channel = j->channel, .channel_id = j->req.channel_id,
+                            .channel_name = j->req.channel_name, .request_id = j->req.id,
+                            .command = j->cmd->name, .input = j->req.text};
+    if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
+        metric_action("failed");
+        finish_with(j, "failed",
+                    str_printf("`%s` was not run: %s", j->cmd->name, err.msg));
+        return;
+    }
+    /* Where to look when the outcome is unknown: method and URL without the query. */
+    size_t ulen = strcspn(j->call.url, "?");
+    j->target = str_printf("%s %.*s", j->call.method, (int)ulen, j->call.url);
+    if (!j->target) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    mark_calling(j);
+}
+
+/* Pipeline modes plug in here (issue 6): trigger, then track or return. */
+static void pipeline_start(struct job *j)
+{
+    metric_action("failed");
+    finish_with(j, "failed",
+                str_printf("`%s` runs a pipeline (%s), which this worker cannot do yet",
+                           j->cmd->name,
+                           j->cmd->mode == CQ_MODE_TRIGGER_AND_WAIT ? "trigger_and_wait"
+                                                                     : "trigger_and_return"));
+}
+
+static void (*const mode_start[])(struct job *) = {
+    [CQ_MODE_DIRECT] = direct_start,
+    [CQ_MODE_TRIGGER_AND_WAIT] = pipeline_start,
+    [CQ_MODE_TRIGGER_AND_RETURN] = pipeline_start,
+};
+
+static void claim(struct job *j);
+static void claim_cb(void *arg) { claim(arg); }
+
+/* ---- after the claim -------------------------------------------------------------- */
+
+/* This worker owns the request: audit the decision, then answer or act. */
+static void execute(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    const char *dw = decision_word(j);
+    char *a = audit_json(j, "decision", dw, NULL,
+                         j->kind == JK_ACTION || j->kind == JK_BUILTIN ? NULL : j->text);
+    produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
+    metric_decision(j->kind == JK_BUILTIN ? "builtin" : dw);
+    cq_info(j->req.id, "%s %s by %s in %s: %s%s%s", dw, cmd_name(j),
+            j->person ? j->person->name : j->req.user_id,
+            j->channel ? j->channel->name : (j->req.channel_id ? j->req.channel_id : "?"),
+            j->dec.rule ? "rule " : "", j->dec.rule ? j->dec.rule : "",
+            j->kind == JK_ACTION || j->kind == JK_BUILTIN ? "" : j->text);
+    if (j->kind != JK_ACTION) {
+        char *text = j->text;
+        j->text = NULL;
+        finish_with(j, j->status, text);
+        return;
+    }
+    mode_start[j->cmd->mode](j);
+}
+
+static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err)
+{
+    struct job *j = opaque;
+    const char *why = NULL;
+    if (redis_failed(reply, err, &why) || reply->type != REDIS_REPLY_INTEGER ||
+        reply->integer != 1) {
+        /* Lost a race or redis trouble: look at the claim again. */
+        if ((err && err->code == CQ_ESHUTDOWN) || j->w->stopping)
+            job_abandon(j, "stopped");
+        else if (!retry_later(j, 500, claim_cb, j))
+            job_abandon(j, "out of memory");
+        job_op_end(j);
+        return;
+    }
+    free(j->stored);
+    j->stored = j->next_stored;
+    j->next_stored = NULL;
+    metric_action("unknown");
+    char *res = result_json(j, j->status, j->text);
+    produce_final(j, res, true);
+    job_op_end(j);
+}
+
+/* The previous owner died inside a call that is not safe to repeat. */
+static void answer_unknown(struct job *j, const char *cur)
+{
+    cJSON *st = cJSON_Parse(cur);
+    const char *target = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "target"));
+    free(j->text);
+    j->status = "failed";
+    j->text = str_printf("`%s` was interrupted: the worker running it stopped during %s; the "
+                         "outcome is unknown, check %s before running it again",
+                         cmd_name(j), target ? target : "the call",
+                         target ? "there" : "the target system");
+    free(j->stored);
+    j->stored = strdup(cur);
+    char *res = result_json(j, j->status, j->text);
+    char *val = res && j->stored ? claim_value(j, "done", res) : NULL;
+    free(res);
+    cJSON_Delete(st);
+    if (!val || !j->text) {
+        free(val);
+        job_abandon(j, "out of memory");
+        return;
+    }
+    free(j->next_stored);
+    j->next_stored = val;
+    cq_warn(j->req.id, "outcome unknown: the previous owner died during %s",
+            target ? "the call" : "the request");
+    cas(j, j->stored, val, on_unknown_stored);
+}
+
+/* Already answered once: send the stored result again unless it is known delivered. */
+static void answer_done(struct job *j, const char *cur)
+{
+    cJSON *st = cJSON_Parse(cur);
+    const char *res = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "result"));
+    bool delivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "delivered"));
+    j->resend_only = true;
+    if (delivered || !res) {
+        cq_info(j->req.id, "duplicate of an answered request (%s): nothing to do",
+                j->req.dedupe_key);
+        j->complete = true;
+        job_release_conv(j);
+        if (j->w->consumer)
+            cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
+    } else {
+        cq_info(j->req.id, "duplicate of an answered request (%s): sending its result again",
+                j->req.dedupe_key);
+        cJSON *r = cJSON_Parse(res);
+        const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "request_id"));
+        j->final_queued = true;
+        produce(j, j->w->cfg->kafka.topic_results, rid ? rid : j->req.id, strdup(res));
+        cJSON_Delete(r);
+        job_release_conv(j);
+    }
+    cJSON_Delete(st);
+}
+
+static void on_claim(void *opaque, const redisReply *reply, const struct cq_err *err)
+{
+    struct job *j = opaque;
+    struct cq_worker *w = j->w;
+    const char *why = NULL;
+    if (redis_failed(reply, err, &why)) {
+        if ((err && err->code == CQ_ESHUTDOWN) || w->stopping) {
+            job_abandon(j, "stopped before the claim");
+        } else {
+            cq_warn(j->req.id, "redis: %s; claim retried in 500 ms", why);
+            if (!retry_later(j, 500, claim_cb, j))
+                job_abandon(j, "out of memory");
+        }
+        job_op_end(j);
+        return;
+    }
+    const char *what = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                               reply->element[0]->type == REDIS_REPLY_STRING
+                           ? reply->element[0]->str
+                           : "";
+    const char *cur = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                              reply->element[1]->type == REDIS_REPLY_STRING
+                          ? reply->element[1]->str
+                          : "";
+    if (strcmp(what, "claimed") == 0 || strcmp(what, "takeover") == 0) {
+        if (what[0] == 't')
+            cq_warn(j->req.id, "took over a request whose owner died (%s)", j->req.dedupe_key);
+        free(j->stored);
+        j->stored = j->next_stored;
+        j->next_stored = NULL;
+        execute(j);
+    } else if (strcmp(what, "done") == 0) {
+        answer_done(j, cur);
+    } else if (strcmp(what, "busy") == 0) {
+        /* Another live worker (or an earlier copy here) runs it: wait for its outcome
+         * without holding the conversation, and keep the offset until then. */
+        job_release_conv(j);
+        if (w->stopping)
+            job_abandon(j, "stopped while a duplicate was running elsewhere");
+        else if (!retry_later(j, 1000, claim_cb, j))
+            job_abandon(j, "out of memory");
+    } else if (strcmp(what, "unknown") == 0) {
+        answer_unknown(j, cur);
+    } else {
+        cq_error(j->req.id, "unexpected claim state (%s): leaving the request alone", what);
+        j->complete = true;
+        job_release_conv(j);
+        if (w->consumer)
+            cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
+    }
+    job_op_end(j);
+}
+
+static void claim(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    char ttl[16];
+    if (j->abandoned)
+        return;
+    bool retry_ok = j->kind != JK_ACTION ||
+                    (j->cmd->mode == CQ_MODE_DIRECT && j->cmd->http.idempotent);
+    char *val = claim_value(j, "claimed", NULL);
+    if (!val) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    free(j->next_stored);
+    j->next_stored = val;
+    snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
+    const char *argv[] = {"EVAL", CLAIM_LUA, "1", j->run_key, w->owner, val, ttl,
+                          w->lease_prefix, retry_ok ? "1" : "0"};
+    job_op_begin(j);
+    if (cq_redis_commandargv(w->redis, on_claim, j, 9, argv, NULL) != CQ_OK) {
+        struct cq_err e = {.code = CQ_EREDIS};
+        snprintf(e.msg, sizeof(e.msg), "redis command not accepted");
+        on_claim(j, NULL, &e);
+    }
+}
+
+static void job_start(struct job *j)
+{
+    j->started = true;
+    decide(j);
+    if (j->kind != JK_ACTION && !j->text) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    j->run_key = str_printf("%srun:%s", j->w->cfg->redis.prefix ? j->w->cfg->redis.prefix : "",
+                            j->req.dedupe_key);
+    if (!j->run_key) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    claim(j);
+}
+
+/* ---- consuming -------------------------------------------------------------------- */
+
+static void maybe_resume(struct cq_worker *w)
+{
+    if (w->paused && !w->stopping && w->consumer && w->n_jobs * 10 < (size_t)w->max_inflight * 9) {
+        w->paused = false;
+        cq_consumer_pause(w->consumer, false);
+    }
+}
+
+/* A message that is not a request envelope: to the DLQ with the reason, then done. */
+static void dead_letter(struct job *j, const struct cq_message *m, const char *reason)
+{
+    struct cq_worker *w = j->w;
+    char now[32];
+    cq_now_rfc3339(now);
+    cJSON *d = cJSON_CreateObject();
+    char *b64 = cq_base64_encode(m->payload ? m->payload : "", m->len);
+    char *s = NULL;
+    if (d && b64) {
+        cJSON_AddNumberToObject(d, "v", 1);
+        cJSON_AddStringToObject(d, "service", "worker");
+        cJSON_AddStringToObject(d, "reason", reason);
+        cJSON_AddStringToObject(d, "topic", m->topic);
+        cJSON_AddNumberToObject(d, "partition", m->partition);
+        cJSON_AddNumberToObject(d, "offset", (double)m->offset);
+        cJSON_AddStringToObject(d, "payload_b64", b64);
+        cJSON_AddStringToObject(d, "time", now);
+        s = cJSON_PrintUnformatted(d);
+    }
+    cJSON_Delete(d);
+    free(b64);
+    cq_warn(NULL, "dead-lettering %s/%d@%lld: %s", m->topic, (int)m->partition,
+            (long long)m->offset, reason);
+    cq_metric_inc("cq_worker_dlq_total", "Messages sent to the dead-letter topic", NULL);
+    j->final_queued = true;
+    char key[64];
+    snprintf(key, sizeof(key), "%s/%d/%lld", m->topic, (int)m->partition, (long long)m->offset);
+    produce(j, w->cfg->kafka.topic_dlq, key, s);
+    job_maybe_free(j);
+}
+
+static void on_message(void *opaque, const struct cq_message *m)
+{
+    struct cq_worker *w = opaque;
+    struct cq_err err = {0};
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j || !(j->topic = strdup(m->topic))) {
+        free(j);
+        cq_error(NULL, "out of memory taking %s/%d@%lld: left for redelivery", m->topic,
+                 (int)m->partition, (long long)m->offset);
+        return;
+    }
+    j->w = w;
+    j->partition = m->partition;
+    j->offset = m->offset;
+    j->t0 = cq_now_ms();
+    j->all_next = w->jobs;
+    if (w->jobs)
+        w->jobs->all_prev = j;
+    w->jobs = j;
+    w->n_jobs++;
+    metric_inflight(w);
+    if (!w->paused && w->n_jobs >= (size_t)w->max_inflight) {
+        w->paused = true;
+        cq_consumer_pause(w->consumer, true);
+    }
+    if (cq_request_decode(m->payload, m->len, w->cfg->limits.max_envelope, &j->req, &err) !=
+        CQ_OK) {
+        cq_request_clear(&j->req);
+        dead_letter(j, m, err.msg);
+        return;
+    }
+    if (m->key && m->keylen)
+        j->convkey = strndup(m->key, m->keylen);
+    else
+        j->convkey = str_printf("%s:%s:%s", j->req.platform, j->req.tenant ? j->req.tenant : "",
+                                j->req.channel_id ? j->req.channel_id : "");
+    struct conv **slot = j->convkey ? conv_slot(w, j->convkey) : NULL;
+    struct conv *c = slot ? *slot : NULL;
+    if (slot && !c) {
+        c = calloc(1, sizeof(*c));
+        if (c && !(c->key = strdup(j->convkey))) {
+            free(c);
+            c = NULL;
+        }
+        if (c)
+            *slot = c;
+    }
+    if (!c) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    j->conv = c;
+    if (c->tail)
+        c->tail->qnext = j;
+    else
+        c->head = j;
+    c->tail = j;
+    if (c->head == j)
+        job_start(j);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+static void renew_lease(uv_timer_t *t)
+{
+    struct cq_worker *w = t->data;
+    char ms[16];
+    snprintf(ms, sizeof(ms), "%d", w->cfg->worker.lease_ms);
+    if (w->redis && !w->torn_down) {
+        const char *argv[] = {"SET", w->lease_key, "1", "PX", ms};
+        cq_redis_commandargv(w->redis, ignore_reply, NULL, 5, argv, NULL);
+    }
+}
+
+static void on_redis_connect(void *arg) { renew_lease(&((struct cq_worker *)arg)->lease_timer); }
+
+bool cq_worker_ready(const struct cq_worker *w)
+{
+    return w && !w->stopping && w->producer && cq_producer_ready(w->producer) && w->redis &&
+           cq_redis_connected(w->redis);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct cq_worker *w = h->data;
+    if (--w->open_handles == 0) {
+        free(w->lease_key);
+        free(w->lease_prefix);
+        free(w);
+    }
+}
+
+static void teardown(struct cq_worker *w)
+{
+    struct cq_err err = {0};
+    if (w->torn_down)
+        return;
+    w->torn_down = true;
+    cq_info(NULL, "worker stopping: %zu request(s) still in flight are left for redelivery",
+            w->n_jobs);
+    /* Callbacks of what is still pending arrive now with CQ_ESHUTDOWN and abandon. */
+    cq_httpc_free(w->httpc);
+    w->httpc = NULL;
+    if (w->redis) {
+        const char *argv[] = {"DEL", w->lease_key};
+        cq_redis_commandargv(w->redis, ignore_reply, NULL, 2, argv, NULL);
+    }
+    cq_redis_free(w->redis);
+    w->redis = NULL;
+    retry_tick(&w->retry_timer); /* runs every parked retry once: they see torn_down */
+    if (w->producer && cq_producer_flush(w->producer, 5000) != CQ_OK)
+        cq_warn(NULL, "producer flush timed out");
+    cq_producer_free(w->producer); /* remaining reports come back as CQ_ESHUTDOWN */
+    w->producer = NULL;
+    if (w->consumer && cq_consumer_commit_now(w->consumer, &err) != CQ_OK)
+        cq_warn(NULL, "final offset commit failed: %s", err.msg);
+    cq_consumer_free(w->consumer);
+    w->consumer = NULL;
+    /* Jobs that are left only hold memory now. */
+    while (w->jobs) {
+        struct job *j = w->jobs;
+        j->ops = 0;
+        j->conv = NULL;
+        j->abandoned = true;
+        job_free(j);
+    }
+    for (size_t i = 0; i < CONV_BUCKETS; i++)
+        while (w->convs[i]) {
+            struct conv *c = w->convs[i];
+            w->convs[i] = c->next;
+            free(c->key);
+            free(c);
+        }
+    uv_close((uv_handle_t *)&w->retry_timer, handle_closed);
+    uv_close((uv_handle_t *)&w->lease_timer, handle_closed);
+    uv_close((uv_handle_t *)&w->drain_timer, handle_closed);
+}
+
+static void drain_tick(uv_timer_t *t)
+{
+    struct cq_worker *w = t->data;
+    size_t running = 0;
+    for (struct job *j = w->jobs; j; j = j->all_next)
+        running++;
+    if (running == 0 || cq_now_ms() >= w->drain_deadline)
+        teardown(w);
+}
+
+static void on_shutdown(void *arg)
+{
+    struct cq_worker *w = arg;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    cq_info(NULL, "worker draining: %zu request(s) in flight", w->n_jobs);
+    if (w->consumer)
+        cq_consumer_pause(w->consumer, true);
+    /* Requests not yet started stay on Kafka for the next owner, in order. */
+    for (size_t i = 0; i < CONV_BUCKETS; i++) {
+        for (struct conv *c = w->convs[i]; c; c = c->next) {
+            struct job **pp = &c->head;
+            while (*pp) {
+                struct job *q = *pp;
+                if (q->started) {
+                    pp = &q->qnext;
+                    continue;
+                }
+                *pp = q->qnext;
+                q->qnext = NULL;
+                q->conv = NULL;
+                q->abandoned = true;
+                job_maybe_free(q);
+            }
+            c->tail = NULL;
+            for (struct job *q = c->head; q; q = q->qnext)
+                c->tail = q;
+        }
+    }
+    w->drain_deadline = cq_now_ms() + (uint64_t)w->drain_ms;
+    uv_timer_start(&w->drain_timer, drain_tick, 0, 50);
+}
+
+struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *loop,
+                                  const struct cq_worker_opts *opts, struct cq_err *err)
+{
+    struct cq_worker *w = calloc(1, sizeof(*w));
+    const char *topics[] = {cfg->kafka.topic_requests, NULL};
+    const char *prefix = cfg->redis.prefix ? cfg->redis.prefix : "";
+    if (!w) {
+        cq_err_set(err, CQ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->loop = loop;
+    w->max_inflight = cfg->worker.max_inflight > 0 ? cfg->worker.max_inflight : 10000;
+    w->drain_ms = opts && opts->drain_timeout_ms > 0 ? opts->drain_timeout_ms : 15000;
+    if (opts && opts->owner_id)
+        snprintf(w->owner, sizeof(w->owner), "%s", opts->owner_id);
+    else if (cq_uuid4(w->owner) != CQ_OK) {
+        cq_err_set(err, CQ_ECRYPTO, "cannot create the worker id");
+        free(w);
+        return NULL;
+    }
+    w->lease_prefix = str_printf("%sworker:", prefix);
+    w->lease_key = str_printf("%sworker:%s", prefix, w->owner);
+    if (!w->lease_prefix || !w->lease_key) {
+        cq_err_set(err, CQ_ENOMEM, "out of memory");
+        goto fail_early;
+    }
+    uv_loop_t *uv = cq_loop_uv(loop);
+    uv_timer_init(uv, &w->retry_timer);
+    uv_timer_init(uv, &w->lease_timer);
+    uv_timer_init(uv, &w->drain_timer);
+    w->retry_timer.data = w->lease_timer.data = w->drain_timer.data = w;
+    w->open_handles = 3;
+
+    w->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
+                            cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
+    if (!w->redis)
+        goto fail;
+    cq_redis_on_connect(w->redis, on_redis_connect, w);
+    w->httpc = cq_httpc_new(loop, 256, err);
+    if (!w->httpc)
+        goto fail;
+    w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL,
+                                  err);
+    if (!w->producer)
+        goto fail;
+    w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
+                                  on_message, w, NULL, err);
+    if (!w->consumer)
+        goto fail;
+    if (cq_loop_on_shutdown(loop, on_shutdown, w) != CQ_OK) {
+        cq_err_set(err, CQ_ENOMEM, "out of memory");
+        goto fail;
+    }
+    int every = cfg->worker.lease_ms / 3 > 0 ? cfg->worker.lease_ms / 3 : 1000;
+    uv_timer_start(&w->lease_timer, renew_lease, (uint64_t)every, (uint64_t)every);
+    w->drain_deadline = UINT64_MAX;
+    cq_info(NULL, "worker %s consuming %s as group %s", w->owner, cfg->kafka.topic_requests,
+            cfg->kafka.worker_group);
+    return w;
+fail:
+    teardown(w); /* frees w once the timers closed */
+    return NULL;
+fail_early:
+    free(w->lease_prefix);
+    free(w->lease_key);
+    free(w);
+    return NULL;
+}

@@ -1,0 +1,32 @@
+/* service: the chatops-worker process: consumes chatops.requests, decides (args,
+ * identity, policy), claims the request in Redis so its side effect runs once,
+ * runs the action, and produces results and audit records; offsets are marked done
+ * only after every message a request produced was acknowledged by Kafka. */
+#ifndef CQ_WORKER_SERVICE_H
+#define CQ_WORKER_SERVICE_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "errors.h"
+#include "loop.h"
+
+struct cq_worker;
+
+struct cq_worker_opts {
+    int http_port;        /* /healthz /readyz /metrics; 0 = cfg->worker.http_port, -1 = none */
+    const char *owner_id; /* identity in claims and leases; NULL = a fresh UUID */
+    int drain_timeout_ms; /* in-flight work gets this long after SIGTERM; 0 = 15000 */
+};
+
+/* Connects to Kafka and Redis and starts consuming on loop. cfg and loop are borrowed
+ * and must outlive the worker. The worker frees itself after the loop's shutdown
+ * drain finished (SIGTERM/SIGINT or cq_loop_shutdown); the caller then only runs the
+ * loop to its end and frees cfg and loop. Returns NULL with err on a setup failure. */
+struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *loop,
+                                  const struct cq_worker_opts *opts, struct cq_err *err);
+
+/* Readiness: Kafka reachable, Redis connected, not draining. */
+bool cq_worker_ready(const struct cq_worker *w);
+
+#endif
