@@ -1,0 +1,21 @@
+/* admin_http: the notifier's /healthz, /readyz and /metrics on libmicrohttpd's own thread.
+ * Readiness is a flag the loop thread sets (atomic), so the MHD thread never touches the
+ * service's state. Stand-in until common/http.h (helper "ingress") is available. */
+#ifndef CQ_NOTIFIER_ADMIN_HTTP_H
+#define CQ_NOTIFIER_ADMIN_HTTP_H
+
+#include <stdbool.h>
+
+#include "errors.h"
+
+struct cq_admin_http;
+
+/* Listens on listen:port (port 0 = any free port; see cq_admin_http_port). */
+struct cq_admin_http *cq_admin_http_new(const char *listen, int port, struct cq_err *err);
+int cq_admin_http_port(const struct cq_admin_http *a);
+/* Thread-safe: what /readyz answers (200 when true, 503 otherwise). */
+void cq_admin_http_set_ready(struct cq_admin_http *a, bool ready);
+/* Stops the server thread and frees. NULL is a no-op. */
+void cq_admin_http_free(struct cq_admin_http *a);
+
+#endif
