@@ -28,13 +28,21 @@
 #define MAX_REPLY_TEXT 3000
 
 /* Claims the run-once key. KEYS[1] run key; ARGV: owner, claimed value, ttl s,
- * lease key prefix, "1" when a dead owner's unfinished call may be retried. */
+ * lease key prefix, "1" when a dead owner's unfinished call may be retried, "1" to
+ * re-send a stored result even though its live owner may still be delivering it.
+ * A result that is stored but not yet known delivered is re-sent only when its owner
+ * died: while the owner lives, a duplicate waits ("busy") and then finds it delivered. */
 static const char CLAIM_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if not cur then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''} end\n"
     "local ok, st = pcall(cjson.decode, cur)\n"
     "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
-    "if st.state == 'done' then return {'done', cur} end\n"
+    "if st.state == 'done' then\n"
+    "  if st.delivered or ARGV[6] == '1' then return {'done', cur} end\n"
+    "  if st.owner ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 0 then\n"
+    "    return {'done', cur} end\n"
+    "  return {'busy', cur}\n"
+    "end\n"
     "if st.owner == ARGV[1] then return {'busy', cur} end\n"
     "if redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 1 then return {'busy', cur} end\n"
     "if st.state == 'claimed' or ARGV[5] == '1' then\n"
@@ -103,6 +111,7 @@ struct job {
     struct cq_http_call call;
     uint64_t call_t0;
     int store_attempts;
+    int busy_tries; /* claim found a live owner this many times */
 
     int ops; /* async operations outstanding (redis, http, deliveries, retries) */
     int outs;           /* produced messages without a delivery report yet */
@@ -920,7 +929,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
         cJSON_Delete(body);
     }
     metric_action(status);
-    cq_info(j->req.id, "%s %s -> %s (%ld, %.3f s)", j->call.method, j->target, status,
+    cq_info(j->req.id, "%s -> %s (%ld, %.3f s)", j->target, status,
             resp->status, secs);
     finish_with(j, status, text);
     job_op_end(j);
@@ -1188,6 +1197,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
         /* Another live worker (or an earlier copy here) runs it: wait for its outcome
          * without holding the conversation, and keep the offset until then. */
         job_release_conv(j);
+        j->busy_tries++;
         if (w->stopping)
             job_abandon(j, "stopped while a duplicate was running elsewhere");
         else if (!retry_later(j, 1000, claim_cb, j))
@@ -1221,9 +1231,9 @@ static void claim(struct job *j)
     j->next_stored = val;
     snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
     const char *argv[] = {"EVAL", CLAIM_LUA, "1", j->run_key, w->owner, val, ttl,
-                          w->lease_prefix, retry_ok ? "1" : "0"};
+                          w->lease_prefix, retry_ok ? "1" : "0", j->busy_tries > 30 ? "1" : "0"};
     job_op_begin(j);
-    if (cq_redis_commandargv(w->redis, on_claim, j, 9, argv, NULL) != CQ_OK) {
+    if (cq_redis_commandargv(w->redis, on_claim, j, 10, argv, NULL) != CQ_OK) {
         struct cq_err e = {.code = CQ_EREDIS};
         snprintf(e.msg, sizeof(e.msg), "redis command not accepted");
         on_claim(j, NULL, &e);

@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""Integration test of chatops-worker with the real Kafka and Redis fixtures and the fake
+GitLab API (tests/fakes/fake_api.py): permission matrix with reply text and audit records,
+help per user/channel, argument rules, template escaping as seen by the server, run-once
+(duplicate delivery, two workers at once, kill -9 mid-call), timeout/500 replies, the DLQ,
+and per-conversation order.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+
+SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
+from fake_api import FakeAPI  # noqa: E402
+
+checks = 0
+failures = 0
+
+
+def check(cond, what):
+    global checks, failures
+    checks += 1
+    if not cond:
+        failures += 1
+        print("FAIL %s" % what, file=sys.stderr, flush=True)
+    return cond
+
+
+def stack_file(rel):
+    base = os.environ.get("CQ_STACK_DIR")
+    if not base:
+        sys.exit("CQ_STACK_DIR not set (run under ctest)")
+    with open(os.path.join(base, rel)) as f:
+        return f.read().strip()
+
+
+BROKERS = stack_file("kafka/bootstrap")
+REDIS_PORT = int(stack_file("redis/port"))
+RUN = uuid.uuid4().hex[:8]
+TOPICS = {k: "cqt.worker.%s.%s" % (RUN, k) for k in ("requests", "results", "audit", "dlq")}
+TMP = tempfile.mkdtemp(prefix="cqt-worker-")
+API = FakeAPI().start()
+BASE = "http://127.0.0.1:%d/api/v4" % API.port
+
+
+def config_yaml(topics, group, lease_ms=1500):
+    return """
+log: {level: info}
+kafka:
+  brokers: "%(brokers)s"
+  partitions: 3
+  topic_requests: "%(requests)s"
+  topic_results: "%(results)s"
+  topic_audit: "%(audit)s"
+  topic_dlq: "%(dlq)s"
+  worker_group: "%(group)s"
+redis:
+  host: 127.0.0.1
+  port: %(redis)d
+  prefix: "cqt-%(run)s:"
+worker:
+  lease_ms: %(lease)d
+limits:
+  max_args: 8
+  max_arg_len: 200
+secrets:
+  gitlab_token: "${CQT_GITLAB_TOKEN}"
+people:
+  - {name: alice, gitlab_login: alice.gl, slack_ids: [UALICE], roles: [sre]}
+  - {name: bob, gitlab_login: bob.gl, slack_ids: [UBOB], roles: [dev]}
+  - {name: carol, gitlab_login: carol.gl, slack_ids: [UCAROL], roles: [release]}
+channels:
+  - {name: ops-prod, platform: slack, id: CPROD}
+  - {name: ops, platform: slack, id: COPS}
+  - {name: dev, platform: slack, id: CDEV}
+commands:
+  - name: flag get
+    description: Show a feature flag
+    usage: flag get NAME
+    mode: direct
+    args:
+      - {name: name, required: true, regex: "[a-z][a-z0-9_]*", max_len: 40}
+    http:
+      method: GET
+      base_url: "%(base)s"
+      path: "/features/{{args.name}}"
+      headers:
+        - {name: PRIVATE-TOKEN, value: "{{secrets.gitlab_token}}"}
+      timeout_ms: 3000
+      reply_template: "{{response.name}} is {{response.state}}"
+      idempotent: true
+  - name: flag set
+    description: Turn a feature flag on or off
+    usage: flag set NAME on|off
+    mode: direct
+    args:
+      - {name: name, required: true, regex: "[a-z][a-z0-9_]*"}
+      - {name: value, type: enum, required: true, enum: ["on", "off"]}
+    http:
+      method: POST
+      base_url: "%(base)s"
+      path: "/features/{{args.name}}"
+      body: "value={{args.value}}&user={{user.gitlab_login}}"
+      body_type: form
+      headers:
+        - {name: PRIVATE-TOKEN, value: "{{secrets.gitlab_token}}"}
+      timeout_ms: 1000
+      reply_pointer: /state
+  - name: lb weight
+    description: Set the traffic share of a pool
+    usage: lb weight POOL PERCENT
+    mode: direct
+    args:
+      - {name: pool, type: enum, required: true, enum: [blue, green]}
+      - {name: percent, type: int, required: true, min: 0, max: 100}
+    http:
+      method: PUT
+      base_url: "%(base)s"
+      path: "/lb/{{args.pool}}"
+      body: '{"percent": {{args.percent}}, "by": "{{user.gitlab_login}}"}'
+      timeout_ms: 5000
+      reply_template: "{{response.name}} set"
+  - name: echo
+    description: Send text through every template context
+    mode: direct
+    args:
+      - {name: text, required: true}
+    http:
+      method: POST
+      base_url: "%(base)s/echo"
+      path: "/{{args.text}}"
+      query: "q={{args.text}}"
+      body: '{"text": "{{args.text}}", "req": "{{request.id}}"}'
+      timeout_ms: 3000
+  - name: hdr
+    description: Put text into a header
+    mode: direct
+    args:
+      - {name: text, required: true}
+    http:
+      method: GET
+      base_url: "%(base)s"
+      path: /hdr
+      headers:
+        - {name: X-Text, value: "{{args.text}}"}
+      timeout_ms: 3000
+rules:
+  - {name: flags-read, roles: ["*"], commands: [flag get]}
+  - {name: flags-write, roles: [sre, dev], commands: [flag set], channels: [ops, ops-prod]}
+  - {name: lb, roles: [sre], commands: [lb weight], channels: [ops-prod]}
+  - {name: echo, roles: [sre], commands: [echo, hdr]}
+""" % {"brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "base": BASE, "group": group,
+       "lease": lease_ms, **topics}
+
+
+class Tail:
+    """Follows a topic with cqt-consume in the background; lines parsed as JSON."""
+
+    def __init__(self, topic):
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen([os.path.join(BUILD, "bin", "cqt-consume"), BROKERS, topic,
+                                      "0", "3600000"], stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                m = json.loads(line)
+                m["json"] = json.loads(m["value"])
+            except ValueError:
+                m = {"value": line, "json": None}
+            with self.lock:
+                self.msgs.append(m)
+
+    def find(self, pred):
+        with self.lock:
+            return [m["json"] for m in self.msgs if m["json"] is not None and pred(m["json"])]
+
+    def wait(self, pred, n=1, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            got = self.find(pred)
+            if len(got) >= n:
+                return got
+            time.sleep(0.1)
+        return self.find(pred)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def produce(topic, key, value):
+    r = subprocess.run([os.path.join(BUILD, "bin", "cqt-produce"), BROKERS, topic, key],
+                       input=value.encode(), capture_output=True)
+    check(r.returncode == 0, "cqt-produce ok: %s" % r.stderr.decode())
+
+
+def envelope(user, channel, command, text, dedupe=None, rid=None):
+    rid = rid or str(uuid.uuid4())
+    return rid, json.dumps({
+        "v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+        "tenant": "T1", "channel": {"id": channel, "name": channel.lower()},
+        "user": {"id": user, "name": user.lower()}, "command": command, "text": text,
+        "reply": {"response_url": "https://hooks.example/x", "chat_id": channel},
+        "dedupe_key": dedupe or ("slack:" + rid), "retry_num": 0})
+
+
+def send(user, channel, command, text, topic=None, dedupe=None, rid=None):
+    rid, env = envelope(user, channel, command, text, dedupe, rid)
+    produce(topic or TOPICS["requests"], "slack:T1:" + channel, env)
+    return rid
+
+
+class Worker:
+    def __init__(self, cfg_path, name):
+        self.log = open(os.path.join(TMP, name + ".log"), "w")
+        env = dict(os.environ, CQT_GITLAB_TOKEN="tok-" + RUN)
+        self.proc = subprocess.Popen([os.path.join(BUILD, "bin", "chatops-worker"), "--config",
+                                      cfg_path, "--http-port", "-1", "--id", name + "-" + RUN],
+                                     stderr=self.log, env=env)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode
+
+
+def write_config(name, topics, group, lease_ms=1500):
+    path = os.path.join(TMP, name + ".yaml")
+    with open(path, "w") as f:
+        f.write(config_yaml(topics, group, lease_ms))
+    return path
+
+
+results = audit = dlq = None
+
+
+def final_of(rid, timeout=30):
+    got = results.wait(lambda r: r.get("request_id") == rid and r.get("step") == "final", 1, timeout)
+    return got[0] if got else {}
+
+
+def test_permission_matrix():
+    rows = [
+        ("UALICE", "CDEV", "flag", "get new_ui", "ok", "new_ui is on", "allowed", "flags-read"),
+        ("UNOBODY", "CDEV", "flag", "get new_ui", "ok", "new_ui is on", "allowed", "flags-read"),
+        ("UBOB", "COPS", "flag", "set new_ui off", "ok", "off", "allowed", "flags-write"),
+        ("UBOB", "CDEV", "flag", "set new_ui on", "denied",
+         "flag set is allowed for you only in #ops or #ops-prod (you: bob, roles dev, in #dev)",
+         "denied", None),
+        ("UCAROL", "COPS", "flag", "set new_ui on", "denied",
+         "flag set is allowed only for roles sre or dev in #ops or #ops-prod (you: carol, roles "
+         "release, in #ops)", "denied", None),
+        ("UNOBODY", "COPS", "flag", "set x on", "denied",
+         "flag set is allowed only for roles sre or dev in #ops or #ops-prod (you are not a "
+         "known user, so you have no roles)", "denied", None),
+        ("UALICE", "CPROD", "lb", "weight blue 30", "ok", "blue set", "allowed", "lb"),
+        ("UALICE", "COPS", "lb", "weight blue 30", "denied",
+         "lb weight is allowed for you only in #ops-prod (you: alice, roles sre, in #ops)",
+         "denied", None),
+        ("UALICE", "CPROD", "lb", "weight blue 130", "invalid",
+         "percent: 130 is above the maximum 100\nusage: lb weight POOL PERCENT", "invalid", None),
+        ("UALICE", "CPROD", "lb", "weight red 30", "invalid",
+         "pool: red is not one of blue, green\nusage: lb weight POOL PERCENT", "invalid", None),
+        ("UALICE", "CPROD", "flag", "get 'Bad Name'", "invalid",
+         "name: Bad Name does not match the pattern [a-z][a-z0-9_]*\nusage: flag get NAME",
+         "invalid", None),
+        ("UALICE", "CPROD", "flag", "get 'unbalanced", "invalid", "unbalanced single quote",
+         "invalid", None),
+        ("UALICE", "CPROD", "flg", "get x", "invalid",
+         "unknown command `flg`; did you mean `flag`? Try `help`.", "invalid", None),
+        ("UALICE", "CPROD", "whoami", "", "ok", "You are alice, GitLab login alice.gl, roles: sre.",
+         "allowed", "builtin"),
+    ]
+    rids = []
+    for i, (u, c, cmd, text, *_rest) in enumerate(rows):
+        # one conversation per row so they run in parallel
+        rids.append(send(u, c + ("" if i == 0 else ""), cmd, text))
+    for rid, (u, c, cmd, text, status, reply, decision, rule) in zip(rids, rows):
+        r = final_of(rid)
+        check(r.get("status") == status, "%s %s %s: status %s, got %s" % (u, cmd, text, status, r.get("status")))
+        check(r.get("text") == reply, "%s %s %s: reply %r, got %r" % (u, cmd, text, reply, r.get("text")))
+        check(r.get("reply", {}).get("response_url") == "https://hooks.example/x", "reply routing copied")
+        a = audit.wait(lambda x: x.get("request_id") == rid and x.get("kind") == "decision")
+        check(len(a) == 1, "%s %s: exactly one decision audit record, got %d" % (cmd, text, len(a)))
+        if a:
+            check(a[0].get("decision") == decision, "audit decision %s for %s %s, got %s" % (decision, cmd, text, a[0].get("decision")))
+            check(a[0].get("rule") == rule, "audit rule %s for %s %s, got %s" % (rule, cmd, text, a[0].get("rule")))
+            check(a[0]["who"]["user_id"] == u, "audit who.user_id")
+            check(a[0]["where"]["channel_id"] == c, "audit where.channel_id")
+        o = audit.wait(lambda x: x.get("request_id") == rid and x.get("kind") == "outcome")
+        check(len(o) == 1 and o[0].get("result") == status, "outcome audit for %s %s" % (cmd, text))
+    # the allowed write reached the API with the login and the token, from the right person
+    sets = [q for q in API.requests("/api/v4/features/new_ui") if q["method"] == "POST"]
+    check(len(sets) == 1, "one POST for the one allowed flag set (denied ones never call), got %d" % len(sets))
+    if sets:
+        check(urllib.parse.parse_qs(sets[0]["body"]) == {"value": ["off"], "user": ["bob.gl"]},
+              "form body %r" % sets[0]["body"])
+        check(sets[0]["headers"].get("PRIVATE-TOKEN") == "tok-" + RUN, "secret header arrived")
+    lb = API.requests("/api/v4/lb/blue")
+    check(len(lb) == 1 and json.loads(lb[0]["body"]) == {"percent": 30, "by": "alice.gl"}, "lb body")
+    a = audit.find(lambda x: x.get("who", {}).get("user_id") == "UALICE" and x.get("command") == "lb weight"
+                   and x.get("kind") == "decision" and x.get("decision") == "allowed")
+    check(bool(a) and a[0]["who"]["gitlab_login"] == "alice.gl" and a[0]["args"] == {"pool": "blue", "percent": "30"},
+          "audit carries gitlab login and args")
+    print("ok   permission_matrix (%d rows)" % len(rows), flush=True)
+
+
+def test_help_per_user_channel():
+    r1 = final_of(send("UALICE", "CPROD", "help", ""))
+    r2 = final_of(send("UBOB", "CDEV", "help", ""))
+    r3 = final_of(send("UNOBODY", "COPS", "help", ""))
+    t1, t2, t3 = r1.get("text", ""), r2.get("text", ""), r3.get("text", "")
+    check("lb weight POOL PERCENT" in t1 and "flag set NAME on|off" in t1 and "echo" in t1, "alice in #ops-prod sees lb, flag set, echo: %r" % t1)
+    check("flag get NAME" in t2 and "flag set" not in t2 and "lb weight" not in t2, "bob in #dev sees only flag get: %r" % t2)
+    check("flag get NAME" in t3 and "flag set" not in t3 and "echo" not in t3, "unknown user sees only flag get: %r" % t3)
+    r4 = final_of(send("UBOB", "COPS", "help", "flag set"))
+    check(r4.get("text") == "• `flag set NAME on|off` — Turn a feature flag on or off", "help CMD: %r" % r4.get("text"))
+    print("ok   help_per_user_channel", flush=True)
+
+
+def test_template_escaping():
+    hostile = ["../admin", "a&b=c", '"},"x":1', "http://evil/", "..", "a b?c#d"]
+    rids = [send("UALICE", "CDEV", "echo", "'" + h.replace("'", "'\\''") + "'") for h in hostile]
+    for h, rid in zip(hostile, rids):
+        r = final_of(rid)
+        check(r.get("status") == "ok", "echo %r ok, got %s %r" % (h, r.get("status"), r.get("text")))
+        got = [q for q in API.requests("/api/v4/echo/") if rid in q["body"]]
+        check(len(got) == 1, "echo %r arrived once" % h)
+        if not got:
+            continue
+        q = got[0]
+        seg = q["path"][len("/api/v4/echo/"):]
+        check("/" not in seg, "%r stays one path segment: %s" % (h, q["path"]))
+        check(urllib.parse.unquote(seg) == h, "%r path segment decodes back: %s" % (h, seg))
+        check(urllib.parse.parse_qs(q["query"]) == {"q": [h]}, "%r query is one value: %s" % (h, q["query"]))
+        body = json.loads(q["body"])
+        check(body == {"text": h, "req": rid}, "%r JSON body has exactly its two keys: %r" % (h, body))
+    # CRLF in a header value is refused before any call
+    before = len(API.requests("/api/v4/hdr"))
+    r = final_of(send("UALICE", "CDEV", "hdr", '"a\r\nX-Admin: 1"'))
+    check(r.get("status") == "failed" and "line break" in r.get("text", ""), "CRLF header refused: %r" % r.get("text"))
+    check(len(API.requests("/api/v4/hdr")) == before, "no request with a CRLF header was sent")
+    r = final_of(send("UALICE", "CDEV", "hdr", "'plain text'"))
+    got = API.requests("/api/v4/hdr")
+    check(r.get("status") == "ok" and got and got[-1]["headers"].get("X-Text") == "plain text", "plain header arrives")
+    print("ok   template_escaping", flush=True)
+
+
+def test_api_errors():
+    API.set_rules([{"prefix": "/api/v4/features/broken", "status": 500, "body": {"message": "boom: database down"}},
+                   {"prefix": "/api/v4/features/slow", "delay_ms": 2500}])
+    r1 = final_of(send("UALICE", "COPS", "flag", "set broken on"))
+    check(r1.get("status") == "failed", "500 -> failed")
+    check(r1.get("text", "").startswith("`flag set` failed: POST http://127.0.0.1:%d/api/v4/features/broken answered HTTP 500: boom: database down" % API.port),
+          "500 text: %r" % r1.get("text"))
+    r2 = final_of(send("UALICE", "COPS", "flag", "set slow on"))
+    check(r2.get("status") == "timeout", "slow -> timeout, got %s" % r2.get("status"))
+    check("timed out: no answer from POST http://127.0.0.1:%d/api/v4/features/slow within 1000 ms" % API.port in r2.get("text", ""),
+          "timeout text: %r" % r2.get("text"))
+    API.set_rules([])
+    print("ok   api_errors", flush=True)
+
+
+def test_dlq_and_keeps_going():
+    produce(TOPICS["requests"], "junk", "this is not json")
+    produce(TOPICS["requests"], "junk", json.dumps({"v": 1, "id": "x"}))
+    d = dlq.wait(lambda x: x.get("service") == "worker", 2)
+    check(len(d) == 2, "two dead letters, got %d" % len(d))
+    if d:
+        check(d[0].get("reason") and d[0].get("payload_b64"), "dead letter has reason and payload")
+    r = final_of(send("UALICE", "CDEV", "whoami", ""))
+    check(r.get("status") == "ok", "worker keeps going after bad messages")
+    print("ok   dlq_and_keeps_going", flush=True)
+
+
+def test_order_per_conversation():
+    API.set_rules([{"prefix": "/api/v4/lb/green", "delay_ms": 1200}])
+    a = send("UALICE", "CPROD", "lb", "weight green 30")
+    b = send("UALICE", "CPROD", "lb", "weight blue 50")
+    c = send("UBOB", "CDEV", "flag", "get parallel_one")  # another conversation
+    fa, fb, fc = final_of(a), final_of(b), final_of(c)
+    calls = [q for q in API.requests("/api/v4/lb/") if q["time"] > 0]
+    order = [q["path"] for q in calls][-2:]
+    check(order == ["/api/v4/lb/green", "/api/v4/lb/blue"], "same conversation runs in order: %r" % order)
+    blue = [q for q in calls if q["path"] == "/api/v4/lb/blue"][-1]
+    green = [q for q in calls if q["path"] == "/api/v4/lb/green"][-1]
+    check(blue["time"] >= green["time"] + 1.0, "second command waited for the first")
+    par = API.requests("/api/v4/features/parallel_one")
+    check(par and par[0]["time"] < green["time"] + 1.0, "other conversation ran in parallel")
+    check(fa.get("status") == fb.get("status") == fc.get("status") == "ok", "all three ok")
+    API.set_rules([])
+    print("ok   order_per_conversation", flush=True)
+
+
+def test_run_once_duplicate():
+    dk = "slack:trigger-" + uuid.uuid4().hex
+    rid, env = envelope("UBOB", "COPS", "flag", "set dup_once on", dk)
+    produce(TOPICS["requests"], "slack:T1:COPS", env)
+    produce(TOPICS["requests"], "slack:T1:COPS", env)
+    # a Slack retry: new envelope id, same dedupe key
+    send("UBOB", "COPS", "flag", "set dup_once on", dedupe=dk)
+    time.sleep(4)
+    calls = API.requests("/api/v4/features/dup_once")
+    check(len(calls) == 1, "duplicates -> one API call, got %d" % len(calls))
+    finals = results.find(lambda r: r.get("step") == "final" and "dup_once" in r.get("command", ""))
+    check(len(finals) == 1 and finals[0]["request_id"] == rid, "one final result, got %d" % len(finals))
+    print("ok   run_once_duplicate", flush=True)
+
+
+def main():
+    global results, audit, dlq
+    for t in TOPICS.values():
+        produce(t, "init", '{"init":true}')  # creates the topics
+    results, audit, dlq = Tail(TOPICS["results"]), Tail(TOPICS["audit"]), Tail(TOPICS["dlq"])
+    cfg = write_config("w1", TOPICS, "cqt-worker-" + RUN)
+    w1 = Worker(cfg, "w1")
+    try:
+        test_permission_matrix()
+        test_help_per_user_channel()
+        test_template_escaping()
+        test_api_errors()
+        test_dlq_and_keeps_going()
+        test_order_per_conversation()
+        test_run_once_duplicate()
+        check(w1.stop() == 0, "worker exits 0 on SIGTERM")
+        test_two_workers_and_kill()
+    finally:
+        w1.stop(signal.SIGKILL)
+        for t in (results, audit, dlq):
+            t.stop()
+        API.stop()
+    print("%d passed, %d failed (logs in %s)" % (checks - failures, failures, TMP))
+    return 1 if failures else 0
+
+
+def test_two_workers_and_kill():
+    # Two workers in different groups both see every message: only one runs it.
+    topics = dict(TOPICS, requests=TOPICS["requests"] + ".race")
+    produce(topics["requests"], "init", '{"init":true}')
+    wa = Worker(write_config("wa", topics, "cqt-a-" + RUN), "wa")
+    wb = Worker(write_config("wb", topics, "cqt-b-" + RUN), "wb")
+    try:
+        rids = [send("UBOB", "COPS", "flag", "set race_%d on" % i, topic=topics["requests"]) for i in range(5)]
+        for rid in rids:
+            final_of(rid)
+        time.sleep(3)
+        for i, rid in enumerate(rids):
+            calls = API.requests("/api/v4/features/race_%d" % i)
+            check(len(calls) == 1, "race_%d: one call by two workers, got %d" % (i, len(calls)))
+            finals = results.find(lambda r, rid=rid: r.get("request_id") == rid and r.get("step") == "final")
+            check(len(finals) == 1, "race_%d: one final result, got %d" % (i, len(finals)))
+    finally:
+        wa.stop()
+        wb.stop()
+    print("ok   two_workers_at_once", flush=True)
+
+    # kill -9 in the middle of a call: the next worker never calls again and says so.
+    topics = dict(TOPICS, requests=TOPICS["requests"] + ".kill")
+    produce(topics["requests"], "init", '{"init":true}')
+    API.set_rules([{"prefix": "/api/v4/features/killed", "delay_ms": 3000}])
+    wk = Worker(write_config("wk", topics, "cqt-k1-" + RUN), "wk")
+    rid = send("UBOB", "COPS", "flag", "set killed on", topic=topics["requests"])
+    rid2 = send("UALICE", "CDEV", "flag", "get killed_read", topic=topics["requests"])
+    end = time.time() + 30
+    while time.time() < end and not API.requests("/api/v4/features/killed"):
+        time.sleep(0.05)
+    check(len(API.requests("/api/v4/features/killed")) == 1, "the call reached the API before the kill")
+    wk.stop(signal.SIGKILL)
+    API.set_rules([])
+    # a fresh group re-reads the uncommitted request, like a redelivery after the crash
+    wn = Worker(write_config("wn", topics, "cqt-k2-" + RUN), "wn")
+    try:
+        r = final_of(rid, 40)
+        check(r.get("status") == "failed" and "outcome is unknown" in r.get("text", ""),
+              "killed mid-call -> outcome unknown: %r" % r.get("text"))
+        check("POST http://127.0.0.1:%d/api/v4/features/killed" % API.port in r.get("text", ""), "says where to check")
+        time.sleep(2)
+        check(len(API.requests("/api/v4/features/killed")) == 1, "never called again after the kill")
+        finals = results.find(lambda x: x.get("request_id") == rid and x.get("step") == "final")
+        check(len(finals) == 1, "one final result after the kill, got %d" % len(finals))
+        r2 = final_of(rid2, 40)
+        check(r2.get("status") == "ok", "an idempotent read is simply run: %r" % r2.get("text"))
+    finally:
+        wn.stop()
+    print("ok   kill_mid_call", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
