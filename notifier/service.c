@@ -59,7 +59,7 @@ static const char USES_LUA[] =
 
 enum platform { P_SLACK, P_FEISHU };
 enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND };
-enum wait { W_OP, W_TIMER, W_TOKEN };
+enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED };
 enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
 
 static const char *route_name[] = {"none", "response_url", "chat.postMessage", "chat.update",
@@ -69,6 +69,7 @@ struct job {
     struct cq_notifier *s;
     struct job *prev, *next; /* all jobs */
     struct job *tok_next;    /* token waiters */
+    struct job *pred, *succ; /* results of the same request, settled in order */
     uv_timer_t timer;
     enum wait wait;
     enum next next_step; /* what the timer does */
@@ -241,6 +242,8 @@ static void job_mem_free(uv_handle_t *h) {
     free(j);
 }
 
+static void job_timer_cb(uv_timer_t *t);
+
 static void job_unlink(struct job *j) {
     struct cq_notifier *s = j->s;
     if (j->prev) j->prev->next = j->next;
@@ -259,6 +262,16 @@ static void job_unlink(struct job *j) {
             *pp = j->tok_next;
             break;
         }
+    /* hand the request's order on: the next result of this request may start */
+    struct job *succ = j->succ;
+    if (j->pred) j->pred->succ = succ;
+    if (succ) succ->pred = j->pred;
+    j->pred = j->succ = NULL;
+    if (succ && !succ->pred && succ->wait == W_PRED && !j->s->stopping) {
+        succ->wait = W_TIMER;
+        succ->next_step = N_CLAIM;
+        uv_timer_start(&succ->timer, job_timer_cb, 0, 0);
+    }
     uv_timer_stop(&j->timer);
     uv_close((uv_handle_t *)&j->timer, job_mem_free);
 }
@@ -285,7 +298,6 @@ static void job_abandon(struct job *j) {
     job_unlink(j);
 }
 
-static void job_timer_cb(uv_timer_t *t);
 static void job_claim(struct job *j);
 static void job_route(struct job *j);
 static void job_pace(struct job *j);
@@ -1089,6 +1101,17 @@ static void on_message(void *opaque, const struct cq_message *m) {
              j->r.request_id, j->r.step, j->r.seq);
     cq_debug(j->r.request_id, "result taken (step %s seq %d, %s)", j->r.step, j->r.seq,
              j->r.platform);
+    /* One request's results go out in the order they were produced (ack, progress, final),
+     * so a progress never lands after the final and chat.update finds the ts of the post
+     * before it. Jobs are kept newest first: the first match is the tail of the chain. */
+    for (struct job *o = j->next; o; o = o->next) {
+        if (o->decoded && o->r.request_id && strcmp(o->r.request_id, j->r.request_id) == 0) {
+            o->succ = j;
+            j->pred = o;
+            j->wait = W_PRED;
+            return;
+        }
+    }
     job_claim(j);
 }
 

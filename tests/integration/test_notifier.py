@@ -218,6 +218,27 @@ def test_sixth_result_goes_to_post_message(slack, n):
     print("ok   sixth_result_goes_to_post_message", flush=True)
 
 
+def test_post_message_progress_updates(slack, n):
+    rid = str(uuid.uuid4())
+    reply = {"chat_id": "CUPD"}
+    produce([result(rid, "ack", text="queued", reply=reply),
+             result(rid, "progress", seq=1, text="running 1", reply=reply),
+             result(rid, "progress", seq=2, text="running 2", reply=reply),
+             result(rid, "final", text="finished", reply=reply)], key=rid)
+    ok = wait_for(lambda: any("finished" in e["body"] for e in slack.requests("/api/chat.")), 30)
+    check(ok, "final delivered")
+    reqs = [e for e in slack.requests("/api/chat.") if '"CUPD"' in e["body"]]
+    paths = [e["path"] for e in reqs]
+    check(paths == ["/api/chat.postMessage", "/api/chat.update", "/api/chat.update",
+                    "/api/chat.postMessage"], "post, update, update, post in order: %s" % paths)
+    if len(reqs) == 4:
+        ts = json.loads(reqs[0]["answer"])["ts"]
+        check(all(json.loads(e["body"]).get("ts") == ts for e in reqs[1:3]),
+              "progress edits the message the ack posted")
+        check("running 2" in reqs[2]["body"], "updates in produced order")
+    print("ok   post_message_progress_updates", flush=True)
+
+
 def test_retry_after_honoured(slack, n):
     rid = str(uuid.uuid4())
     slack.control({"rate_limit": {"count": 1, "retry_after": 2}})
@@ -347,6 +368,7 @@ def main():
     try:
         test_slack_body_headers_and_progress(slack, n)
         test_sixth_result_goes_to_post_message(slack, n)
+        test_post_message_progress_updates(slack, n)
         test_retry_after_honoured(slack, n)
         test_500_storm_then_success(slack, n)
         test_permanent_error_dead_letters(slack, n)
