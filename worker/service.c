@@ -1303,6 +1303,8 @@ static void on_message(void *opaque, const struct cq_message *m)
 {
     struct cq_worker *w = opaque;
     struct cq_err err = {0};
+    if (w->stopping || w->torn_down)
+        return; /* fetched before the pause took effect: left for the next owner */
     struct job *j = calloc(1, sizeof(*j));
     if (!j || !(j->topic = strdup(m->topic))) {
         free(j);
