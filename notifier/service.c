@@ -34,6 +34,7 @@
 #define HTTP_TIMEOUT_MS 10000
 #define DRAIN_MS 10000
 #define MAX_INFLIGHT 10000 /* pause fetching above this (config has no notifier key yet) */
+#define MAX_SENDS 64 /* concurrent platform requests; more only queue inside curl and time out */
 #define ANSWER_KEEP 2000 /* bytes of a platform answer kept for logs and the DLQ */
 
 /* ------------------------------------------------------------------ Lua (atomic steps) */
@@ -59,7 +60,7 @@ static const char USES_LUA[] =
 
 enum platform { P_SLACK, P_FEISHU };
 enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND };
-enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED };
+enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED, W_SLOT };
 enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
 
 static const char *route_name[] = {"none", "response_url", "chat.postMessage", "chat.update",
@@ -70,6 +71,7 @@ struct job {
     struct job *prev, *next; /* all jobs */
     struct job *tok_next;    /* token waiters */
     struct job *pred, *succ; /* results of the same request, settled in order */
+    struct job *slot_next;   /* waiting for a free send slot (FIFO) */
     uv_timer_t timer;
     enum wait wait;
     enum next next_step; /* what the timer does */
@@ -126,6 +128,8 @@ struct cq_notifier {
     unsigned long job_seq;
     struct job *jobs;
     int njobs;
+    int sending;                        /* HTTP sends in flight */
+    struct job *slot_head, *slot_tail; /* jobs waiting for a send slot */
     bool paused, stopping, finished;
     struct tokstate tok;
     uv_timer_t drain_timer;
@@ -255,6 +259,16 @@ static void job_unlink(struct job *j) {
     if (s->paused && !s->stopping && s->njobs < MAX_INFLIGHT / 2 && s->cons) {
         cq_consumer_pause(s->cons, false);
         s->paused = false;
+    }
+    if (j->wait == W_SLOT) {
+        struct job *prev = NULL;
+        for (struct job *q = s->slot_head; q; prev = q, q = q->slot_next)
+            if (q == j) {
+                if (prev) prev->slot_next = q->slot_next;
+                else s->slot_head = q->slot_next;
+                if (s->slot_tail == q) s->slot_tail = prev;
+                break;
+            }
     }
     /* remove from token waiters if there */
     for (struct job **pp = &s->tok.waiters; *pp; pp = &(*pp)->tok_next)
@@ -478,9 +492,12 @@ static void job_delivered(struct job *j) {
 
 /* ------------------------------------------------------------------ answers */
 
+static void slot_release(struct cq_notifier *s);
+
 static void on_answer(void *opaque, const struct cq_http_response *resp) {
     struct job *j = opaque;
     struct cq_notifier *s = j->s;
+    slot_release(s);
     if (job_gone(j)) return;
     if (resp->rc == CQ_ESHUTDOWN) {
         job_abandon(j);
@@ -586,10 +603,25 @@ static void job_send_http(struct job *j, const char *url, const char *const *hea
     j->wait = W_OP;
     if (cq_httpc_request(s->http, &req, on_answer, j, &err) != CQ_OK) {
         free(body);
+        j->attempts--;
         job_dead_letter(j, "permanent", err.msg);
         return;
     }
+    s->sending++;
     free(body);
+}
+
+/* A send finished: start the oldest waiting job. */
+static void slot_release(struct cq_notifier *s) {
+    s->sending--;
+    while (s->sending < MAX_SENDS && s->slot_head && !s->stopping) {
+        struct job *j = s->slot_head;
+        s->slot_head = j->slot_next;
+        if (!s->slot_head) s->slot_tail = NULL;
+        j->slot_next = NULL;
+        j->wait = W_OP;
+        job_send(j);
+    }
 }
 
 static void job_send(struct job *j) {
@@ -598,6 +630,18 @@ static void job_send(struct job *j) {
     char *body = NULL, url[CQ_ENV_MAX_URL + CQ_ENV_MAX_ID + 128], auth[1024];
     if (j->plat == P_FEISHU && !j->used_token) {
         token_get(j);
+        return;
+    }
+    if (s->sending >= MAX_SENDS) { /* wait for a slot; the timeout then measures the platform */
+        if (s->stopping) {
+            job_abandon(j);
+            return;
+        }
+        j->wait = W_SLOT;
+        j->slot_next = NULL;
+        if (s->slot_tail) s->slot_tail->slot_next = j;
+        else s->slot_head = j;
+        s->slot_tail = j;
         return;
     }
     switch (j->route) {
