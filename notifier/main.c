@@ -10,7 +10,7 @@
 #include "errors.h"
 #include "log.h"
 #include "loop.h"
-#include "service.h"
+#include "notifier.h"
 
 struct app {
     struct cq_notifier *n;

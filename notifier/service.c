@@ -3,7 +3,7 @@
  * on curl multi -> classify the answer -> delivered (mark, commit) | retry on a timer |
  * fallback route | dead letter (produce to chatops.dlq, then commit). Nothing blocks: each
  * job has at most one operation pending (Redis, HTTP, Kafka report, timer, token wait). */
-#include "service.h"
+#include "notifier.h"
 
 #include <stdio.h>
 #include <stdlib.h>

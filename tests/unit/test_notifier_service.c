@@ -2,7 +2,7 @@
  * produced -> accepted latency (UTC, offsets, fractions, and rejection of junk). */
 #include "cqtest.h"
 #include "envelope.h"
-#include "service.h"
+#include "notifier.h"
 
 TEST(rfc3339_ms) {
     CHECK(cq_rfc3339_ms("1970-01-01T00:00:00Z") == 0);

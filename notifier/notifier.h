@@ -1,4 +1,4 @@
-/* service: the notifier's engine on one libuv loop. Consumes chatops.results, delivers
+/* notifier: the notifier service engine on one libuv loop. Consumes chatops.results, delivers
  * each (request, step, seq) once to Slack or Feishu through curl multi, retries on timers
  * with backoff and per-channel pacing, dead-letters what cannot be delivered, and commits
  * an offset only once its result was delivered or dead-lettered. main.c wires it up. */
