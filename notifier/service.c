@@ -131,6 +131,7 @@ struct cq_notifier {
     int sending;                        /* HTTP sends in flight */
     struct job *slot_head, *slot_tail; /* jobs waiting for a send slot */
     bool paused, stopping, finished;
+    int closing; /* startup failure: handles left to close before s is freed */
     struct tokstate tok;
     uv_timer_t drain_timer;
     uint64_t drain_deadline;
@@ -1211,6 +1212,11 @@ static void on_shutdown(void *arg) {
 
 /* ------------------------------------------------------------------ public */
 
+static void free_after_close(uv_handle_t *h) {
+    struct cq_notifier *s = h->data;
+    if (--s->closing == 0) free(s);
+}
+
 struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config *cfg,
                                     struct cq_err *err) {
     struct cq_notifier *s = calloc(1, sizeof *s);
@@ -1259,10 +1265,10 @@ fail_handles:
     cq_httpc_free(s->http);
     cq_pacer_free(s->slack_pacer);
     cq_pacer_free(s->feishu_pacer);
-    uv_close((uv_handle_t *)&s->drain_timer, NULL);
-    uv_close((uv_handle_t *)&s->tok.timer, NULL);
-    /* s must stay valid until the loop ran the close callbacks: leak the small struct
-     * rather than free it under libuv (startup failure: the process is about to exit) */
+    /* s holds both timers: it is freed by the second close callback (loop run) */
+    s->closing = 2;
+    uv_close((uv_handle_t *)&s->drain_timer, free_after_close);
+    uv_close((uv_handle_t *)&s->tok.timer, free_after_close);
     return NULL;
 fail:
     free(s);

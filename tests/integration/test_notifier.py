@@ -349,6 +349,27 @@ def test_feishu_token_shared_and_refreshed(feishu, n2):
     print("ok   feishu_token_shared_and_refreshed", flush=True)
 
 
+def test_feishu_rate_limit_and_permanent(feishu, n2):
+    rid_rl, rid_gone = str(uuid.uuid4()), str(uuid.uuid4())
+    feishu.control({"rate_limit": {"count": 1, "retry_after": 1}, "fail_chat": {"oc_gone": 230002}})
+    produce([result(rid_rl, platform="feishu", text="paced", reply={"chat_id": "oc_rl"})], key=rid_rl)
+    ok = wait_for(lambda: any(m["body"].get("receive_id") == "oc_rl" for m in feishu.messages), 30)
+    check(ok, "Feishu result delivered after a 429")
+    reqs = [e for e in feishu.requests("/open-apis/im/") if '"oc_rl"' in e["body"]]
+    check([e["status"] for e in reqs] == [429, 200], "429 then 200: %s" % [e["status"] for e in reqs])
+    if len(reqs) == 2:
+        gap = reqs[1]["t"] - reqs[0]["t"]
+        check(gap >= 1.0, "x-ogw-ratelimit-reset 1 s honoured (gap %.2f s)" % gap)
+    produce([result(rid_gone, platform="feishu", reply={"chat_id": "oc_gone"})], key=rid_gone)
+    msgs = dlq(3)
+    gone = [m for m in msgs if m.get("request_id") == rid_gone]
+    check(gone and gone[0]["reason"] == "feishu:230002", "Feishu code dead-lettered: %s" %
+          (gone[0]["reason"] if gone else msgs))
+    check(gone and gone[0].get("platform") == "feishu" and gone[0]["attempts"] == 1,
+          "platform and attempts recorded")
+    print("ok   feishu_rate_limit_and_permanent", flush=True)
+
+
 def main():
     for f in (NOTIFIER, TOOL):
         if not os.path.exists(f):
@@ -377,6 +398,7 @@ def main():
         time.sleep(4)  # let the group rebalance over both copies
         test_two_copies_redelivered_once(slack, n2)
         test_feishu_token_shared_and_refreshed(feishu, n2)
+        test_feishu_rate_limit_and_permanent(feishu, n2)
         st, metrics = n.get("/metrics")
         check(st == 200 and 'cq_notifier_deliveries_total{platform="slack",outcome="delivered"}'
               in metrics, "/metrics counts deliveries")
