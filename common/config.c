@@ -1,0 +1,1614 @@
+/* config: loads the one YAML/JSON file every service reads at start. yamltree.c
+ * turns the text into nodes with line/column marks; the static tables below
+ * (key, type, default, bounds, required, env override, offset) drive parsing,
+ * defaults and freeing; cross_check() then relates sections to each other.
+ * Every error is "file:line:col: key.path: reason"; secret values never appear. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "yamltree.h"
+
+#define MAX_FILE_BYTES (4u << 20)
+#define MAX_SECRET_BYTES 65536
+
+/* ---- the declarative tables ------------------------------------------------ */
+
+enum ftype {
+    F_STR,     /* char *; with .choices the value must be one of them */
+    F_INT,     /* int, bounds .min..max */
+    F_LLONG,   /* long long */
+    F_SIZE,    /* size_t; accepts k/m/g suffixes (KiB units) */
+    F_BOOL,    /* bool: true|false */
+    F_ENUM,    /* int-sized enum: index into .choices */
+    F_SECRET,  /* struct cq_secret: "${ENV}" or "file:path" */
+    F_STRLIST, /* char **, NULL-terminated; .min = fewest items */
+    F_INTLIST, /* int * + size_t count at .n_off; item bounds .min..max */
+    F_MAP,     /* nested mapping whose fields live in the same C struct */
+    F_LIST,    /* list of mappings -> array of .sub->size + count at .n_off */
+    F_DICT,    /* mapping of name -> .sub (name stored at .sub->name_off) */
+};
+
+struct schema;
+
+struct field {
+    const char *key;     /* NULL: the field is the dict value itself (secrets: {N: ref}) */
+    enum ftype type;
+    size_t off;          /* offset of the C member in the struct being filled */
+    size_t n_off;        /* F_INTLIST/F_LIST/F_DICT: offset of the size_t count */
+    const char *def;     /* F_STR default */
+    long long def_i;     /* F_INT/LLONG/SIZE/BOOL/ENUM default */
+    long long min, max;  /* bounds (F_STRLIST: min items) */
+    const char *const *choices; /* F_STR/F_ENUM: allowed values, NULL-terminated */
+    bool required;
+    const char *env;     /* environment variable that overrides the file */
+    const struct schema *sub;
+};
+
+struct schema {
+    const struct field *fields;
+    size_t n;
+    size_t size;     /* F_LIST/F_DICT element size */
+    size_t name_off; /* F_DICT: where the key goes (char *) */
+};
+
+#define SCHEMA(arr, ...) {.fields = (arr), .n = sizeof(arr) / sizeof((arr)[0]), __VA_ARGS__}
+#define F(k, t, T, m, ...) {.key = (k), .type = (t), .off = offsetof(T, m), __VA_ARGS__}
+#define NOLIMIT .min = LLONG_MIN, .max = LLONG_MAX
+
+static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
+static const char *const MODES[] = {"direct", "trigger_and_wait", "trigger_and_return", NULL};
+static const char *const ARG_TYPES[] = {"string", "int", "enum", NULL};
+static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+static const char *const BODY_TYPES[] = {"json", "form", NULL};
+static const char *const RESPONSE_TYPES[] = {"ephemeral", "in_channel", NULL};
+static const char *const PLATFORMS[] = {"slack", "feishu", NULL};
+static const char *const BUILTINS[] = {"help", "whoami", "cancel", "pipelines", NULL};
+
+typedef struct cq_arg_spec ARG;
+static const struct field arg_fields[] = {
+    F("name", F_STR, ARG, name, .required = true),
+    F("type", F_ENUM, ARG, type, .choices = ARG_TYPES, .def_i = CQ_ARG_STRING),
+    F("required", F_BOOL, ARG, required, .def_i = 0),
+    F("default", F_STR, ARG, default_value),
+    F("values", F_STRLIST, ARG, enum_values),
+    F("regex", F_STR, ARG, regex),
+    F("min", F_LLONG, ARG, min, .def_i = LLONG_MIN, NOLIMIT),
+    F("max", F_LLONG, ARG, max, .def_i = LLONG_MAX, NOLIMIT),
+    F("max_len", F_INT, ARG, max_len, .def_i = 0, .min = 0, .max = 65536),
+    F("flag", F_STR, ARG, flag),
+};
+static const struct schema arg_schema = SCHEMA(arg_fields, .size = sizeof(ARG));
+
+/* headers {H: tpl} and variables {NAME: tpl} share the {name, value} layout. */
+_Static_assert(offsetof(struct cq_header_tpl, value) == offsetof(struct cq_var_tpl, value) &&
+                   sizeof(struct cq_header_tpl) == sizeof(struct cq_var_tpl),
+               "header and variable templates share one table");
+static const struct field tpl_fields[] = {
+    F(NULL, F_STR, struct cq_header_tpl, value),
+};
+static const struct schema tpl_schema =
+    SCHEMA(tpl_fields, .size = sizeof(struct cq_header_tpl),
+           .name_off = offsetof(struct cq_header_tpl, name));
+
+typedef struct cq_command CMD;
+static const struct field http_fields[] = {
+    F("method", F_STR, CMD, http.method, .def = "GET", .choices = METHODS),
+    F("base_url", F_STR, CMD, http.base_url), /* default: gitlab.base_url */
+    F("path", F_STR, CMD, http.path, .required = true),
+    F("query", F_STR, CMD, http.query),
+    F("headers", F_DICT, CMD, http.headers, .n_off = offsetof(CMD, http.n_headers),
+      .sub = &tpl_schema),
+    F("body", F_STR, CMD, http.body),
+    F("body_type", F_STR, CMD, http.body_type, .def = "json", .choices = BODY_TYPES),
+    F("timeout_ms", F_INT, CMD, http.timeout_ms, .def_i = 10000, .min = 100, .max = 600000),
+    F("success_status", F_INTLIST, CMD, http.success_status,
+      .n_off = offsetof(CMD, http.n_success_status), .min = 100, .max = 599),
+    F("reply_pointer", F_STR, CMD, http.reply_pointer),
+    F("reply_template", F_STR, CMD, http.reply_template),
+    F("idempotent", F_BOOL, CMD, http.idempotent, .def_i = 0),
+};
+static const struct schema http_schema = SCHEMA(http_fields);
+
+static const struct field pipeline_fields[] = {
+    F("project", F_STR, CMD, pipeline.project, .required = true),
+    F("ref", F_STR, CMD, pipeline.ref, .def = "main"),
+    F("trigger_token", F_STR, CMD, pipeline.trigger_token_name, .required = true),
+    F("variables", F_DICT, CMD, pipeline.variables, .n_off = offsetof(CMD, pipeline.n_variables),
+      .sub = &tpl_schema),
+    F("timeout_s", F_INT, CMD, pipeline.timeout_s, .def_i = 1800, .min = 1, .max = 86400),
+    F("cancel_on_timeout", F_BOOL, CMD, pipeline.cancel_on_timeout, .def_i = 0),
+    F("manual_job", F_STR, CMD, pipeline.manual_job),
+    F("progress_interval_s", F_INT, CMD, pipeline.progress_interval_s, .def_i = 30, .min = 0,
+      .max = 3600),
+};
+static const struct schema pipeline_schema = SCHEMA(pipeline_fields);
+
+static const struct field command_fields[] = {
+    F("description", F_STR, CMD, description),
+    F("usage", F_STR, CMD, usage),
+    F("mode", F_ENUM, CMD, mode, .choices = MODES, .required = true),
+    F("args", F_LIST, CMD, args, .n_off = offsetof(CMD, n_args), .sub = &arg_schema),
+    F("http", F_MAP, CMD, http, .sub = &http_schema),
+    F("pipeline", F_MAP, CMD, pipeline, .sub = &pipeline_schema),
+    F("response_type", F_STR, CMD, response_type, .choices = RESPONSE_TYPES),
+};
+static const struct schema command_schema =
+    SCHEMA(command_fields, .size = sizeof(CMD), .name_off = offsetof(CMD, name));
+
+typedef struct cq_person PERSON;
+static const struct field person_fields[] = {
+    F("gitlab_login", F_STR, PERSON, gitlab_login),
+    F("slack", F_STRLIST, PERSON, slack_ids),
+    F("feishu", F_STRLIST, PERSON, feishu_ids),
+    F("roles", F_STRLIST, PERSON, roles),
+};
+static const struct schema person_schema =
+    SCHEMA(person_fields, .size = sizeof(PERSON), .name_off = offsetof(PERSON, name));
+
+typedef struct cq_channel CHAN;
+static const struct field channel_fields[] = {
+    F("platform", F_STR, CHAN, platform, .choices = PLATFORMS, .required = true),
+    F("id", F_STR, CHAN, id, .required = true),
+    F("environment", F_STR, CHAN, environment),
+};
+static const struct schema channel_schema =
+    SCHEMA(channel_fields, .size = sizeof(CHAN), .name_off = offsetof(CHAN, name));
+
+static const struct field match_fields[] = {
+    F(NULL, F_STRLIST, struct cq_arg_match, values, .min = 1),
+};
+static const struct schema match_schema =
+    SCHEMA(match_fields, .size = sizeof(struct cq_arg_match),
+           .name_off = offsetof(struct cq_arg_match, arg));
+
+typedef struct cq_rule RULE;
+static const struct field rule_fields[] = {
+    F("name", F_STR, RULE, name, .required = true),
+    F("roles", F_STRLIST, RULE, roles),
+    F("people", F_STRLIST, RULE, people),
+    F("commands", F_STRLIST, RULE, commands, .required = true, .min = 1),
+    F("channels", F_STRLIST, RULE, channels, .min = 1),
+    F("args", F_DICT, RULE, args, .n_off = offsetof(RULE, n_args), .sub = &match_schema),
+};
+static const struct schema rule_schema = SCHEMA(rule_fields, .size = sizeof(RULE));
+
+static const struct field named_secret_fields[] = {
+    F(NULL, F_SECRET, struct cq_named_secret, secret),
+};
+static const struct schema named_secret_schema =
+    SCHEMA(named_secret_fields, .size = sizeof(struct cq_named_secret),
+           .name_off = offsetof(struct cq_named_secret, name));
+
+typedef struct cq_config CFG;
+static const struct field log_fields[] = {
+    F("level", F_STR, CFG, log.level, .def = "info", .choices = LOG_LEVELS, .env = "CQ_LOG_LEVEL"),
+};
+static const struct field topics_fields[] = {
+    F("requests", F_STR, CFG, kafka.topic_requests, .def = "chatops.requests"),
+    F("results", F_STR, CFG, kafka.topic_results, .def = "chatops.results"),
+    F("audit", F_STR, CFG, kafka.topic_audit, .def = "chatops.audit"),
+    F("pipeline_events", F_STR, CFG, kafka.topic_pipeline_events,
+      .def = "chatops.pipeline-events"),
+    F("dlq", F_STR, CFG, kafka.topic_dlq, .def = "chatops.dlq"),
+};
+static const struct field groups_fields[] = {
+    F("worker", F_STR, CFG, kafka.worker_group, .def = "chatops-worker"),
+    F("notifier", F_STR, CFG, kafka.notifier_group, .def = "chatops-notifier"),
+};
+static const struct schema topics_schema = SCHEMA(topics_fields);
+static const struct schema groups_schema = SCHEMA(groups_fields);
+static const struct field kafka_fields[] = {
+    F("brokers", F_STR, CFG, kafka.brokers, .required = true, .env = "CQ_KAFKA_BROKERS"),
+    F("partitions", F_INT, CFG, kafka.partitions, .def_i = 6, .min = 1, .max = 1024),
+    F("replication", F_INT, CFG, kafka.replication, .def_i = 1, .min = 1, .max = 16),
+    F("produce_timeout_ms", F_INT, CFG, kafka.produce_timeout_ms, .def_i = 2000, .min = 100,
+      .max = 60000),
+    F("topics", F_MAP, CFG, kafka, .sub = &topics_schema),
+    F("groups", F_MAP, CFG, kafka, .sub = &groups_schema),
+};
+static const struct field redis_fields[] = {
+    F("host", F_STR, CFG, redis.host, .def = "127.0.0.1", .env = "CQ_REDIS_HOST"),
+    F("port", F_INT, CFG, redis.port, .def_i = 6379, .min = 1, .max = 65535,
+      .env = "CQ_REDIS_PORT"),
+    F("password", F_SECRET, CFG, redis.password),
+    F("connect_timeout_ms", F_INT, CFG, redis.connect_timeout_ms, .def_i = 1000, .min = 10,
+      .max = 60000),
+    F("command_timeout_ms", F_INT, CFG, redis.command_timeout_ms, .def_i = 1000, .min = 10,
+      .max = 60000),
+    F("prefix", F_STR, CFG, redis.prefix, .def = "chatops:"),
+    F("dedupe_ttl_s", F_INT, CFG, redis.dedupe_ttl_s, .def_i = 28800, .min = 27000,
+      .max = 604800),
+};
+static const struct field paths_fields[] = {
+    F("slack_commands", F_STR, CFG, ingress.slack_commands_path, .def = "/slack/commands"),
+    F("slack_events", F_STR, CFG, ingress.slack_events_path, .def = "/slack/events"),
+    F("feishu_events", F_STR, CFG, ingress.feishu_events_path, .def = "/feishu/events"),
+    F("gitlab_webhook", F_STR, CFG, ingress.gitlab_webhook_path, .def = "/gitlab/webhook"),
+};
+static const struct schema paths_schema = SCHEMA(paths_fields);
+static const struct field ingress_fields[] = {
+    F("listen", F_STR, CFG, ingress.listen, .def = "0.0.0.0"),
+    F("port", F_INT, CFG, ingress.port, .def_i = 8080, .min = 0, .max = 65535,
+      .env = "CQ_INGRESS_PORT"),
+    F("threads", F_INT, CFG, ingress.threads, .def_i = 1, .min = 1, .max = 64),
+    F("paths", F_MAP, CFG, ingress, .sub = &paths_schema),
+};
+static const struct field worker_fields[] = {
+    F("http_port", F_INT, CFG, worker.http_port, .def_i = 8081, .min = 0, .max = 65535,
+      .env = "CQ_WORKER_HTTP_PORT"),
+    F("max_inflight", F_INT, CFG, worker.max_inflight, .def_i = 10000, .min = 1,
+      .max = 1000000),
+    F("lease_ms", F_INT, CFG, worker.lease_ms, .def_i = 15000, .min = 500, .max = 600000),
+    F("poll_min_ms", F_INT, CFG, worker.poll_min_ms, .def_i = 2000, .min = 100, .max = 600000),
+    F("poll_max_ms", F_INT, CFG, worker.poll_max_ms, .def_i = 30000, .min = 100,
+      .max = 3600000),
+    F("log_tail_lines", F_INT, CFG, worker.log_tail_lines, .def_i = 20, .min = 0, .max = 1000),
+    F("log_tail_bytes", F_INT, CFG, worker.log_tail_bytes, .def_i = 4000, .min = 0,
+      .max = 65536),
+    F("cancel_roles", F_STRLIST, CFG, worker.cancel_roles),
+};
+static const struct field notifier_fields[] = {
+    F("http_port", F_INT, CFG, notifier.http_port, .def_i = 8082, .min = 0, .max = 65535,
+      .env = "CQ_NOTIFIER_HTTP_PORT"),
+    F("max_attempts", F_INT, CFG, notifier.max_attempts, .def_i = 8, .min = 1, .max = 100),
+    F("backoff_base_ms", F_INT, CFG, notifier.backoff_base_ms, .def_i = 500, .min = 10,
+      .max = 60000),
+    F("backoff_max_ms", F_INT, CFG, notifier.backoff_max_ms, .def_i = 30000, .min = 10,
+      .max = 3600000),
+    F("slack_channel_interval_ms", F_INT, CFG, notifier.slack_channel_interval_ms,
+      .def_i = 1000, .min = 0, .max = 60000),
+    F("feishu_chat_interval_ms", F_INT, CFG, notifier.feishu_chat_interval_ms, .def_i = 200,
+      .min = 0, .max = 60000),
+};
+static const struct field limits_fields[] = {
+    F("max_body", F_SIZE, CFG, limits.max_body, .def_i = 65536, .min = 1024,
+      .max = 16 << 20),
+    F("max_text", F_INT, CFG, limits.max_text, .def_i = 4000, .min = 1, .max = 1000000),
+    F("max_args", F_INT, CFG, limits.max_args, .def_i = 32, .min = 1, .max = 1024),
+    F("max_arg_len", F_INT, CFG, limits.max_arg_len, .def_i = 256, .min = 1, .max = 65536),
+    F("replay_window_s", F_INT, CFG, limits.replay_window_s, .def_i = 300, .min = 1,
+      .max = 86400),
+    F("max_envelope", F_SIZE, CFG, limits.max_envelope, .def_i = 262144, .min = 4096,
+      .max = 16 << 20),
+};
+static const struct field slack_fields[] = {
+    F("enabled", F_BOOL, CFG, slack.enabled, .def_i = 0),
+    F("signing_secret", F_SECRET, CFG, slack.signing_secret),
+    F("bot_token", F_SECRET, CFG, slack.bot_token),
+    F("api_base", F_STR, CFG, slack.api_base, .def = "https://slack.com/api"),
+    F("command", F_STR, CFG, slack.command, .def = "/ops"),
+};
+static const struct field feishu_fields[] = {
+    F("enabled", F_BOOL, CFG, feishu.enabled, .def_i = 0),
+    F("app_id", F_STR, CFG, feishu.app_id),
+    F("app_secret", F_SECRET, CFG, feishu.app_secret),
+    F("verification_token", F_SECRET, CFG, feishu.verification_token),
+    F("encrypt_key", F_SECRET, CFG, feishu.encrypt_key),
+    F("bot_open_id", F_STR, CFG, feishu.bot_open_id),
+    F("api_base", F_STR, CFG, feishu.api_base, .def = "https://open.feishu.cn/open-apis"),
+};
+static const struct field gitlab_fields[] = {
+    F("base_url", F_STR, CFG, gitlab.base_url, .env = "CQ_GITLAB_BASE_URL"),
+    F("api_token", F_SECRET, CFG, gitlab.api_token),
+    F("webhook_token", F_SECRET, CFG, gitlab.webhook_token),
+};
+static const struct schema log_schema = SCHEMA(log_fields);
+static const struct schema kafka_schema = SCHEMA(kafka_fields);
+static const struct schema redis_schema = SCHEMA(redis_fields);
+static const struct schema ingress_schema = SCHEMA(ingress_fields);
+static const struct schema worker_schema = SCHEMA(worker_fields);
+static const struct schema notifier_schema = SCHEMA(notifier_fields);
+static const struct schema limits_schema = SCHEMA(limits_fields);
+static const struct schema slack_schema = SCHEMA(slack_fields);
+static const struct schema feishu_schema = SCHEMA(feishu_fields);
+static const struct schema gitlab_schema = SCHEMA(gitlab_fields);
+
+static const struct field config_fields[] = {
+    F("log", F_MAP, CFG, log, .sub = &log_schema),
+    F("kafka", F_MAP, CFG, kafka, .sub = &kafka_schema),
+    F("redis", F_MAP, CFG, redis, .sub = &redis_schema),
+    F("ingress", F_MAP, CFG, ingress, .sub = &ingress_schema),
+    F("worker", F_MAP, CFG, worker, .sub = &worker_schema),
+    F("notifier", F_MAP, CFG, notifier, .sub = &notifier_schema),
+    F("limits", F_MAP, CFG, limits, .sub = &limits_schema),
+    F("slack", F_MAP, CFG, slack, .sub = &slack_schema),
+    F("feishu", F_MAP, CFG, feishu, .sub = &feishu_schema),
+    F("gitlab", F_MAP, CFG, gitlab, .sub = &gitlab_schema),
+    F("secrets", F_DICT, CFG, secrets, .n_off = offsetof(CFG, n_secrets),
+      .sub = &named_secret_schema),
+    F("people", F_DICT, CFG, people, .n_off = offsetof(CFG, n_people), .sub = &person_schema),
+    F("channels", F_DICT, CFG, channels, .n_off = offsetof(CFG, n_channels),
+      .sub = &channel_schema),
+    F("commands", F_DICT, CFG, commands, .n_off = offsetof(CFG, n_commands),
+      .sub = &command_schema),
+    F("policy", F_LIST, CFG, rules, .n_off = offsetof(CFG, n_rules), .sub = &rule_schema),
+};
+static const struct schema config_schema = SCHEMA(config_fields);
+
+/* ---- context, key paths and messages --------------------------------------- */
+
+struct ctx {
+    const char *name;    /* file name in messages */
+    char *dir;           /* base for relative file: secrets */
+    const char *env;     /* set while applying an environment override */
+    struct cq_err *err;
+    char path[200];
+    size_t plen;
+};
+
+#define MEMBER(base, off, T) ((T *)(void *)((char *)(base) + (off)))
+
+static bool plain_key(const char *k)
+{
+    if (!*k)
+        return false;
+    for (; *k; k++)
+        if (!isalnum((unsigned char)*k) && *k != '_' && *k != '-')
+            return false;
+    return true;
+}
+
+/* Appends ".key" (or ["key"] when it has spaces or dots); returns the old length. */
+static size_t push_key(struct ctx *c, const char *key)
+{
+    size_t old = c->plen;
+    int n;
+    if (plain_key(key))
+        n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s", old ? "." : "", key);
+    else
+        n = snprintf(c->path + old, sizeof(c->path) - old, "[\"%s\"]", key);
+    c->plen = n < 0 ? old : old + (size_t)n;
+    if (c->plen >= sizeof(c->path))
+        c->plen = sizeof(c->path) - 1;
+    return old;
+}
+
+static size_t push_index(struct ctx *c, size_t i)
+{
+    size_t old = c->plen;
+    int n = snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", i);
+    c->plen = n < 0 ? old : old + (size_t)n;
+    if (c->plen >= sizeof(c->path))
+        c->plen = sizeof(c->path) - 1;
+    return old;
+}
+
+static void pop(struct ctx *c, size_t old)
+{
+    c->plen = old;
+    c->path[old] = '\0';
+}
+
+__attribute__((format(printf, 3, 4))) static enum cq_rc fail(struct ctx *c,
+                                                             const struct cq_ynode *at,
+                                                             const char *fmt, ...)
+{
+    char reason[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    const char *path = c->plen ? c->path : "(top level)";
+    if (c->env)
+        return cq_err_set(c->err, CQ_ECONFIG, "%s: %s: from %s: %s", c->name, path, c->env,
+                          reason);
+    return cq_err_set(c->err, CQ_ECONFIG, "%s:%d:%d: %s: %s", c->name, at ? at->line : 1,
+                      at ? at->col : 1, path, reason);
+}
+
+static enum cq_rc nomem(struct ctx *c)
+{
+    return cq_err_set(c->err, CQ_ENOMEM, "%s: out of memory while loading", c->name);
+}
+
+/* A value quoted for a message: at most 40 bytes, control bytes shown as '?'. */
+static const char *shown(const char *v, char buf[64])
+{
+    size_t i = 0;
+    for (; v[i] && i < 40; i++)
+        buf[i] = (unsigned char)v[i] < 0x20 ? '?' : v[i];
+    if (v[i]) {
+        memcpy(buf + i, "...", 4);
+    } else {
+        buf[i] = '\0';
+    }
+    return buf;
+}
+
+/* ---- did you mean ---------------------------------------------------------- */
+
+struct sugg {
+    const char *word;
+    const char *best;
+    size_t dist;
+};
+
+static size_t levenshtein(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[65];
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static void sugg_add(struct sugg *s, const char *cand)
+{
+    if (!cand)
+        return;
+    size_t d = levenshtein(s->word, cand);
+    size_t len = strlen(s->word);
+    size_t limit = (len + 2) / 3;
+    if (limit < 1)
+        limit = 1;
+    if (limit > 3)
+        limit = 3;
+    if (d <= limit && (!s->best || d < s->dist)) {
+        s->best = cand;
+        s->dist = d;
+    }
+}
+
+/* " (did you mean 'x'?)" or "" into buf. */
+static const char *sugg_hint(const struct sugg *s, char buf[96])
+{
+    buf[0] = '\0';
+    if (s->best)
+        snprintf(buf, 96, " (did you mean '%s'?)", s->best);
+    return buf;
+}
+
+/* ---- scalars ----------------------------------------------------------------- */
+
+static bool parse_ll(const char *s, long long *out)
+{
+    char *end;
+    if (!*s || isspace((unsigned char)*s))
+        return false;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Sizes: a count of bytes with an optional k/m/g suffix (1024-based; kb, KiB also). */
+static bool parse_size(const char *s, long long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return false;
+    unsigned shift = 0;
+    if (*end) {
+        char u = (char)tolower((unsigned char)*end);
+        const char *rest = end + 1;
+        if (u == 'k')
+            shift = 10;
+        else if (u == 'm')
+            shift = 20;
+        else if (u == 'g')
+            shift = 30;
+        else
+            return false;
+        if (*rest && strcasecmp(rest, "b") != 0 && strcasecmp(rest, "ib") != 0)
+            return false;
+    }
+    if (v > ((unsigned long long)LLONG_MAX >> shift))
+        return false;
+    *out = (long long)(v << shift);
+    return true;
+}
+
+/* ---- secrets ----------------------------------------------------------------- */
+
+static bool env_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || (!isalpha((unsigned char)s[0]) && s[0] != '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+            return false;
+    return true;
+}
+
+/* Reads a secret file into a new string with trailing newlines removed.
+ * On failure returns NULL with errno (0 = too big or holds a NUL byte). */
+static char *read_secret_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (!f)
+        return NULL;
+    buf = malloc(MAX_SECRET_BYTES + 1);
+    if (!buf)
+        goto fail;
+    size_t n = fread(buf, 1, MAX_SECRET_BYTES + 1, f);
+    if (ferror(f))
+        goto fail;
+    if (n > MAX_SECRET_BYTES || memchr(buf, '\0', n)) {
+        errno = 0;
+        goto fail;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = '\0';
+    *len = n;
+    fclose(f);
+    return buf;
+fail:;
+    int e = errno;
+    if (buf)
+        memset(buf, 0, MAX_SECRET_BYTES + 1);
+    free(buf);
+    fclose(f);
+    errno = e;
+    return NULL;
+}
+
+static void secret_clear(struct cq_secret *s)
+{
+    free(s->ref);
+    if (s->value) {
+        volatile char *p = s->value;
+        while (*p)
+            *p++ = '\0';
+    }
+    free(s->value);
+    s->ref = s->value = NULL;
+}
+
+/* Resolves "${ENV}" or "file:path" (relative to the config's directory). Messages
+ * name the reference, never what it resolves to. */
+static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct cq_secret *out)
+{
+    const char *ref = v->value;
+    size_t rl = v->len;
+    char *value = NULL;
+    enum cq_rc rc = CQ_OK;
+
+    if (rl >= 3 && ref[0] == '$' && ref[1] == '{' && ref[rl - 1] == '}' &&
+        env_name_ok(ref + 2, rl - 3)) {
+        char name[128];
+        if (rl - 3 >= sizeof(name))
+            return fail(c, v, "environment variable name is too long");
+        memcpy(name, ref + 2, rl - 3);
+        name[rl - 3] = '\0';
+        const char *e = getenv(name);
+        if (!e)
+            return fail(c, v, "environment variable %s is not set", name);
+        if (!*e)
+            return fail(c, v, "environment variable %s is empty", name);
+        value = strdup(e);
+        if (!value)
+            return nomem(c);
+    } else if (strncmp(ref, "file:", 5) == 0) {
+        const char *p = ref + 5;
+        char full[PATH_MAX];
+        size_t len = 0;
+        if (!*p)
+            return fail(c, v, "file: needs a path");
+        if (p[0] == '/' || !c->dir)
+            snprintf(full, sizeof(full), "%s", p);
+        else
+            snprintf(full, sizeof(full), "%s/%s", c->dir, p);
+        value = read_secret_file(full, &len);
+        if (!value) {
+            if (errno == ENOMEM)
+                return nomem(c);
+            return fail(c, v, "cannot read secret file %s: %s", full,
+                        errno ? strerror(errno) : "too big or not text");
+        }
+        if (len == 0) {
+            free(value);
+            return fail(c, v, "secret file %s is empty", full);
+        }
+    } else {
+        return fail(c, v, "secrets must be ${ENV_VAR} or file:/path");
+    }
+    secret_clear(out);
+    out->value = value;
+    out->ref = strdup(ref);
+    if (!out->ref)
+        rc = nomem(c);
+    return rc;
+}
+
+/* ---- table-driven defaults, filling and freeing ---------------------------- */
+
+static void free_fields(const struct schema *s, void *base);
+
+static void free_field(const struct field *f, void *base)
+{
+    switch (f->type) {
+    case F_STR:
+        free(*MEMBER(base, f->off, char *));
+        *MEMBER(base, f->off, char *) = NULL;
+        break;
+    case F_SECRET:
+        secret_clear(MEMBER(base, f->off, struct cq_secret));
+        break;
+    case F_STRLIST: {
+        char **l = *MEMBER(base, f->off, char **);
+        for (size_t i = 0; l && l[i]; i++)
+            free(l[i]);
+        free(l);
+        *MEMBER(base, f->off, char **) = NULL;
+        break;
+    }
+    case F_INTLIST:
+        free(*MEMBER(base, f->off, int *));
+        *MEMBER(base, f->off, int *) = NULL;
+        *MEMBER(base, f->n_off, size_t) = 0;
+        break;
+    case F_MAP:
+        free_fields(f->sub, base);
+        break;
+    case F_LIST:
+    case F_DICT: {
+        char *arr = *MEMBER(base, f->off, char *);
+        size_t n = *MEMBER(base, f->n_off, size_t);
+        for (size_t i = 0; arr && i < n; i++) {
+            void *el = arr + i * f->sub->size;
+            if (f->type == F_DICT)
+                free(*MEMBER(el, f->sub->name_off, char *));
+            free_fields(f->sub, el);
+        }
+        free(arr);
+        *MEMBER(base, f->off, char *) = NULL;
+        *MEMBER(base, f->n_off, size_t) = 0;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void free_fields(const struct schema *s, void *base)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free_field(&s->fields[i], base);
+}
+
+static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct field *f = &s->fields[i];
+        switch (f->type) {
+        case F_STR:
+            if (f->def && !(*MEMBER(base, f->off, char *) = strdup(f->def)))
+                return nomem(c);
+            break;
+        case F_INT:
+        case F_ENUM:
+            *MEMBER(base, f->off, int) = (int)f->def_i;
+            break;
+        case F_LLONG:
+            *MEMBER(base, f->off, long long) = f->def_i;
+            break;
+        case F_SIZE:
+            *MEMBER(base, f->off, size_t) = (size_t)f->def_i;
+            break;
+        case F_BOOL:
+            *MEMBER(base, f->off, bool) = f->def_i != 0;
+            break;
+        case F_MAP:
+            if (set_defaults(c, f->sub, base) != CQ_OK)
+                return c->err->code;
+            break;
+        default:
+            break;
+        }
+    }
+    return CQ_OK;
+}
+
+static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
+                           const struct cq_ynode *map, const struct cq_ynode *at);
+
+static const char *choices_text(const char *const *ch, char buf[160])
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; ch[i]; i++) {
+        int n = snprintf(buf + used, 160 - used, "%s%s", i ? ", " : "", ch[i]);
+        if (n < 0 || (size_t)n >= 160 - used)
+            break;
+        used += (size_t)n;
+    }
+    return buf;
+}
+
+static int choice_index(const char *const *ch, const char *v)
+{
+    for (int i = 0; ch[i]; i++)
+        if (strcmp(ch[i], v) == 0)
+            return i;
+    return -1;
+}
+
+/* Keys must be scalars and unique; unknown keys get a did-you-mean (when s != NULL). */
+static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const struct schema *s)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const struct cq_ynode *k = map->items[2 * i];
+        if (k->kind != CQ_YNODE_SCALAR)
+            return fail(c, k, "keys must be plain strings, not %s", cq_ynode_kind_name(k));
+        for (size_t j = 0; j < i; j++) {
+            const struct cq_ynode *prev = map->items[2 * j];
+            if (prev->kind == CQ_YNODE_SCALAR && strcmp(prev->value, k->value) == 0) {
+                size_t old = push_key(c, k->value);
+                enum cq_rc rc = fail(c, k, "duplicate key (first at line %d)", prev->line);
+                pop(c, old);
+                return rc;
+            }
+        }
+        if (!s)
+            continue;
+        bool known = false;
+        struct sugg sg = {.word = k->value};
+        for (size_t f = 0; f < s->n && !known; f++) {
+            known = strcmp(s->fields[f].key, k->value) == 0;
+            sugg_add(&sg, s->fields[f].key);
+        }
+        if (!known) {
+            char hint[96];
+            size_t old = push_key(c, k->value);
+            enum cq_rc rc = fail(c, k, "unknown key%s", sugg_hint(&sg, hint));
+            pop(c, old);
+            return rc;
+        }
+    }
+    return CQ_OK;
+}
+
+static enum cq_rc fill_number(struct ctx *c, const struct field *f, void *base,
+                              const struct cq_ynode *v)
+{
+    long long x;
+    char b[64];
+    bool ok = f->type == F_SIZE ? parse_size(v->value, &x) : parse_ll(v->value, &x);
+    if (!ok)
+        return fail(c, v, "expected %s, got '%s'",
+                    f->type == F_SIZE ? "a size in bytes (e.g. 65536 or 64k)" : "an integer",
+                    shown(v->value, b));
+    if (x < f->min)
+        return fail(c, v, "%lld is below the minimum %lld", x, f->min);
+    if (x > f->max)
+        return fail(c, v, "%lld is above the maximum %lld", x, f->max);
+    if (f->type == F_INT)
+        *MEMBER(base, f->off, int) = (int)x;
+    else if (f->type == F_LLONG)
+        *MEMBER(base, f->off, long long) = x;
+    else
+        *MEMBER(base, f->off, size_t) = (size_t)x;
+    return CQ_OK;
+}
+
+static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
+                             const struct cq_ynode *v)
+{
+    char b[64], chb[160];
+    bool scalar = v->kind == CQ_YNODE_SCALAR && !cq_ynode_is_null(v);
+    bool want_scalar = f->type <= F_SECRET;
+
+    if (want_scalar && !scalar) {
+        static const char *const what[] = {"a string", "an integer", "an integer",
+                                           "a size",   "true or false", "a string",
+                                           "a string"};
+        return fail(c, v, "expected %s, got %s", what[f->type], cq_ynode_kind_name(v));
+    }
+    switch (f->type) {
+    case F_STR: {
+        if (f->choices && choice_index(f->choices, v->value) < 0)
+            return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
+        char *dup = strdup(v->value);
+        if (!dup)
+            return nomem(c);
+        free(*MEMBER(base, f->off, char *));
+        *MEMBER(base, f->off, char *) = dup;
+        return CQ_OK;
+    }
+    case F_ENUM: {
+        int i = choice_index(f->choices, v->value);
+        if (i < 0)
+            return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
+        *MEMBER(base, f->off, int) = i;
+        return CQ_OK;
+    }
+    case F_INT:
+    case F_LLONG:
+    case F_SIZE:
+        return fill_number(c, f, base, v);
+    case F_BOOL:
+        if (strcmp(v->value, "true") == 0)
+            *MEMBER(base, f->off, bool) = true;
+        else if (strcmp(v->value, "false") == 0)
+            *MEMBER(base, f->off, bool) = false;
+        else
+            return fail(c, v, "expected true or false, got '%s'", shown(v->value, b));
+        return CQ_OK;
+    case F_SECRET:
+        return resolve_secret(c, v, MEMBER(base, f->off, struct cq_secret));
+    case F_STRLIST:
+    case F_INTLIST: {
+        if (v->kind != CQ_YNODE_SEQ)
+            return fail(c, v, "expected a list, got %s", cq_ynode_kind_name(v));
+        if ((long long)v->n < f->min)
+            return fail(c, v, "needs at least %lld item%s", f->min, f->min == 1 ? "" : "s");
+        free_field(f, base);
+        if (f->type == F_STRLIST) {
+            char **l = calloc(v->n + 1, sizeof(*l));
+            if (!l)
+                return nomem(c);
+            *MEMBER(base, f->off, char **) = l;
+        } else {
+            int *l = calloc(v->n ? v->n : 1, sizeof(*l));
+            if (!l)
+                return nomem(c);
+            *MEMBER(base, f->off, int *) = l;
+            *MEMBER(base, f->n_off, size_t) = v->n;
+        }
+        for (size_t i = 0; i < v->n; i++) {
+            const struct cq_ynode *it = v->items[i];
+            size_t old = push_index(c, i);
+            enum cq_rc rc = CQ_OK;
+            if (it->kind != CQ_YNODE_SCALAR || cq_ynode_is_null(it)) {
+                rc = fail(c, it, "expected %s, got %s",
+                          f->type == F_STRLIST ? "a string" : "an integer",
+                          cq_ynode_kind_name(it));
+            } else if (f->type == F_STRLIST) {
+                char **l = *MEMBER(base, f->off, char **);
+                if (!(l[i] = strdup(it->value)))
+                    rc = nomem(c);
+            } else {
+                long long x;
+                if (!parse_ll(it->value, &x))
+                    rc = fail(c, it, "expected an integer, got '%s'", shown(it->value, b));
+                else if (x < f->min || x > f->max)
+                    rc = fail(c, it, "%lld is outside %lld..%lld", x, f->min, f->max);
+                else
+                    (*MEMBER(base, f->off, int *))[i] = (int)x;
+            }
+            pop(c, old);
+            if (rc != CQ_OK)
+                return rc;
+        }
+        return CQ_OK;
+    }
+    case F_MAP:
+        return fill_map(c, f->sub, base, v, v);
+    case F_LIST:
+    case F_DICT: {
+        bool dict = f->type == F_DICT;
+        if (v->kind != (dict ? CQ_YNODE_MAP : CQ_YNODE_SEQ))
+            return fail(c, v, "expected %s, got %s", dict ? "a mapping" : "a list",
+                        cq_ynode_kind_name(v));
+        if (dict && check_keys(c, v, NULL) != CQ_OK)
+            return c->err->code;
+        free_field(f, base);
+        char *arr = calloc(v->n ? v->n : 1, f->sub->size);
+        if (!arr)
+            return nomem(c);
+        *MEMBER(base, f->off, char *) = arr;
+        *MEMBER(base, f->n_off, size_t) = v->n;
+        for (size_t i = 0; i < v->n; i++) {
+            void *el = arr + i * f->sub->size;
+            const struct cq_ynode *item = dict ? v->items[2 * i + 1] : v->items[i];
+            size_t old = dict ? push_key(c, v->items[2 * i]->value) : push_index(c, i);
+            enum cq_rc rc = set_defaults(c, f->sub, el);
+            if (rc == CQ_OK && dict &&
+                !(*MEMBER(el, f->sub->name_off, char *) = strdup(v->items[2 * i]->value)))
+                rc = nomem(c);
+            if (rc == CQ_OK) {
+                if (f->sub->fields[0].key == NULL) /* the value itself: {NAME: value} */
+                    rc = fill_field(c, &f->sub->fields[0], el, item);
+                else
+                    rc = fill_map(c, f->sub, el, item, item);
+            }
+            pop(c, old);
+            if (rc != CQ_OK)
+                return rc;
+        }
+        return CQ_OK;
+    }
+    }
+    return CQ_OK;
+}
+
+/* Fills the fields of s from map (NULL or null = section absent: defaults stay, but
+ * required keys and environment overrides still apply; `at` is where to point). */
+static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
+                           const struct cq_ynode *map, const struct cq_ynode *at)
+{
+    if (map && cq_ynode_is_null(map))
+        map = NULL;
+    if (map && map->kind != CQ_YNODE_MAP)
+        return fail(c, map, "expected a mapping, got %s", cq_ynode_kind_name(map));
+    if (map && check_keys(c, map, s) != CQ_OK)
+        return c->err->code;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct field *f = &s->fields[i];
+        const struct cq_ynode *v = cq_ynode_get(map, f->key);
+        const char *ev = f->env ? getenv(f->env) : NULL;
+        size_t old = push_key(c, f->key);
+        enum cq_rc rc = CQ_OK;
+        if (v && cq_ynode_is_null(v))
+            v = NULL;
+        if (v)
+            rc = fill_field(c, f, base, v);
+        else if (f->type == F_MAP)
+            rc = fill_map(c, f->sub, base, NULL, at);
+        else if (f->required && !(ev && *ev))
+            rc = fail(c, at, "required key is missing");
+        if (rc == CQ_OK && ev && *ev) {
+            struct cq_ynode tmp = {.kind = CQ_YNODE_SCALAR, .value = (char *)ev,
+                                   .len = strlen(ev), .plain = true};
+            c->env = f->env;
+            rc = fill_field(c, f, base, &tmp);
+            c->env = NULL;
+        }
+        pop(c, old);
+        if (rc != CQ_OK)
+            return rc;
+    }
+    return CQ_OK;
+}
+
+/* ---- cross-checks ------------------------------------------------------------ */
+
+static const struct cq_ynode *node_at(const struct cq_ynode *n, const char *key)
+{
+    const struct cq_ynode *v = cq_ynode_get(n, key);
+    return v ? v : n;
+}
+
+static bool in_list(char *const *l, const char *s)
+{
+    for (size_t i = 0; l && l[i]; i++)
+        if (strcmp(l[i], s) == 0)
+            return true;
+    return false;
+}
+
+static bool role_exists(const struct cq_config *cfg, const char *role)
+{
+    for (size_t i = 0; i < cfg->n_people; i++)
+        if (in_list(cfg->people[i].roles, role))
+            return true;
+    return false;
+}
+
+static void sugg_roles(struct sugg *sg, const struct cq_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_people; i++)
+        for (size_t j = 0; cfg->people[i].roles && cfg->people[i].roles[j]; j++)
+            sugg_add(sg, cfg->people[i].roles[j]);
+}
+
+static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const char *name)
+{
+    for (size_t i = 0; i < cmd->n_args; i++)
+        if (strcmp(cmd->args[i].name, name) == 0)
+            return &cmd->args[i];
+    return NULL;
+}
+
+/* Checks the {{...}} references of one template against the command and the secrets. */
+static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
+                                 const struct cq_command *cmd, const char *tpl,
+                                 const struct cq_ynode *at, bool is_reply)
+{
+    static const char *const fixed[] = {"user.gitlab_login", "user.name", "user.id",
+                                        "channel.name",      "channel.id", "request.id",
+                                        "command.name",      "chat.input", NULL};
+    const char *p = tpl;
+    char hint[96];
+    while (p && (p = strstr(p, "{{")) != NULL) {
+        const char *end = strstr(p + 2, "}}");
+        if (!end)
+            return fail(c, at, "unclosed {{ in template");
+        const char *s = p + 2, *e = end;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        char name[128];
+        if ((size_t)(e - s) >= sizeof(name))
+            return fail(c, at, "template variable name is too long");
+        memcpy(name, s, (size_t)(e - s));
+        name[e - s] = '\0';
+        p = end + 2;
+        if (strncmp(name, "secrets.", 8) == 0) {
+            if (is_reply)
+                return fail(c, at, "reply_template may not use {{%s}} (secrets stay out of chat)",
+                            name);
+            struct sugg sg = {.word = name + 8};
+            bool found = false;
+            for (size_t i = 0; i < cfg->n_secrets && !found; i++) {
+                found = strcmp(cfg->secrets[i].name, name + 8) == 0;
+                sugg_add(&sg, cfg->secrets[i].name);
+            }
+            if (!found)
+                return fail(c, at, "{{%s}}: no secret '%s' in secrets%s", name, name + 8,
+                            sugg_hint(&sg, hint));
+        } else if (strncmp(name, "args.", 5) == 0) {
+            if (!find_arg(cmd, name + 5)) {
+                struct sugg sg = {.word = name + 5};
+                for (size_t i = 0; i < cmd->n_args; i++)
+                    sugg_add(&sg, cmd->args[i].name);
+                return fail(c, at, "{{%s}}: the command has no argument '%s'%s", name,
+                            name + 5, sugg_hint(&sg, hint));
+            }
+        } else if (strncmp(name, "response", 8) == 0 && (name[8] == '.' || !name[8])) {
+            if (!is_reply)
+                return fail(c, at, "{{%s}} is only available in reply_template", name);
+        } else if (choice_index(fixed, name) < 0) {
+            struct sugg sg = {.word = name};
+            for (size_t i = 0; fixed[i]; i++)
+                sugg_add(&sg, fixed[i]);
+            return fail(c, at, "unknown template variable {{%s}}%s", name, sugg_hint(&sg, hint));
+        }
+    }
+    return CQ_OK;
+}
+
+static bool command_name_ok(const char *n)
+{
+    bool word_start = true;
+    if (!*n)
+        return false;
+    for (; *n; n++) {
+        if (*n == ' ') {
+            if (word_start)
+                return false;
+            word_start = true;
+        } else if (islower((unsigned char)*n) || isdigit((unsigned char)*n) ||
+                   (!word_start && (*n == '-' || *n == '_'))) {
+            word_start = false;
+        } else {
+            return false;
+        }
+    }
+    return !word_start;
+}
+
+static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct cq_ynode *cn)
+{
+    const struct cq_ynode *list = cq_ynode_get(cn, "args");
+    for (size_t i = 0; i < cmd->n_args; i++) {
+        struct cq_arg_spec *a = &cmd->args[i];
+        const struct cq_ynode *an = list->items[i];
+        size_t old = push_key(c, "args");
+        push_index(c, i);
+        enum cq_rc rc = CQ_OK;
+        char b[64];
+        if (!plain_key(a->name))
+            rc = fail(c, node_at(an, "name"), "argument names use a-z, 0-9, - and _");
+        for (size_t j = 0; rc == CQ_OK && j < i; j++) {
+            if (strcmp(cmd->args[j].name, a->name) == 0)
+                rc = fail(c, node_at(an, "name"), "argument '%s' is declared twice", a->name);
+            else if (a->flag && cmd->args[j].flag && strcmp(a->flag, cmd->args[j].flag) == 0)
+                rc = fail(c, node_at(an, "flag"), "flag '%s' is declared twice", a->flag);
+        }
+        if (rc == CQ_OK && a->type == CQ_ARG_ENUM && !(a->enum_values && a->enum_values[0]))
+            rc = fail(c, an, "type enum needs a non-empty 'values' list");
+        if (rc == CQ_OK && a->type != CQ_ARG_ENUM && a->enum_values)
+            rc = fail(c, node_at(an, "values"), "values apply only to type enum");
+        if (rc == CQ_OK && a->type != CQ_ARG_INT &&
+            (cq_ynode_get(an, "min") || cq_ynode_get(an, "max")))
+            rc = fail(c, node_at(an, "min"), "min and max apply only to type int");
+        if (rc == CQ_OK && a->min > a->max)
+            rc = fail(c, node_at(an, "min"), "min %lld is above max %lld", a->min, a->max);
+        if (rc == CQ_OK && a->regex) {
+            regex_t re;
+            int e = regcomp(&re, a->regex, REG_EXTENDED | REG_NOSUB);
+            if (e != 0) {
+                char why[96];
+                regerror(e, &re, why, sizeof(why));
+                rc = fail(c, node_at(an, "regex"), "regex does not compile: %s", why);
+            } else {
+                regfree(&re);
+            }
+        }
+        if (rc == CQ_OK && a->default_value) {
+            const struct cq_ynode *dn = node_at(an, "default");
+            long long x;
+            if (a->type == CQ_ARG_ENUM && !in_list(a->enum_values, a->default_value))
+                rc = fail(c, dn, "default '%s' is not one of the values",
+                          shown(a->default_value, b));
+            else if (a->type == CQ_ARG_INT && !parse_ll(a->default_value, &x))
+                rc = fail(c, dn, "default '%s' is not an integer", shown(a->default_value, b));
+            else if (a->type == CQ_ARG_INT && (x < a->min || x > a->max))
+                rc = fail(c, dn, "default %lld is outside min..max", x);
+        }
+        pop(c, old);
+        if (rc != CQ_OK)
+            return rc;
+    }
+    return CQ_OK;
+}
+
+static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_command *cmd,
+                                const struct cq_ynode *kn, const struct cq_ynode *cn)
+{
+    const struct cq_ynode *hn = cq_ynode_get(cn, "http"), *pn = cq_ynode_get(cn, "pipeline");
+    char hint[96];
+    if (hn && cq_ynode_is_null(hn))
+        hn = NULL;
+    if (pn && cq_ynode_is_null(pn))
+        pn = NULL;
+    if (!command_name_ok(cmd->name))
+        return fail(c, kn, "command names are words of a-z, 0-9, - and _ separated by single "
+                           "spaces");
+    if (choice_index(BUILTINS, cmd->name) >= 0)
+        return fail(c, kn, "'%s' is a built-in command", cmd->name);
+    enum cq_rc rc = check_args(c, cmd, cn);
+    if (rc != CQ_OK)
+        return rc;
+    if (cmd->mode == CQ_MODE_DIRECT) {
+        if (!hn)
+            return fail(c, node_at(cn, "mode"), "mode direct needs an 'http' section");
+        if (pn)
+            return fail(c, pn, "'pipeline' applies only to modes trigger_and_wait and "
+                               "trigger_and_return");
+        struct cq_http_action *h = &cmd->http;
+        size_t old = push_key(c, "http");
+        if (!h->base_url && cfg->gitlab.base_url && !(h->base_url = strdup(cfg->gitlab.base_url)))
+            rc = nomem(c);
+        if (rc == CQ_OK && !h->base_url)
+            rc = fail(c, hn, "base_url is missing and gitlab.base_url is not set");
+        if (rc == CQ_OK && strncmp(h->base_url, "http://", 7) != 0 &&
+            strncmp(h->base_url, "https://", 8) != 0)
+            rc = fail(c, node_at(hn, "base_url"), "base_url must start with http:// or https://");
+        const struct {
+            const char *key;
+            const char *tpl;
+        } tpls[] = {{"path", h->path}, {"query", h->query}, {"body", h->body},
+                    {"reply_template", h->reply_template}};
+        for (size_t i = 0; rc == CQ_OK && i < sizeof(tpls) / sizeof(tpls[0]); i++) {
+            size_t o2 = push_key(c, tpls[i].key);
+            rc = check_template(c, cfg, cmd, tpls[i].tpl, node_at(hn, tpls[i].key),
+                                i == 3);
+            pop(c, o2);
+        }
+        const struct cq_ynode *hh = cq_ynode_get(hn, "headers");
+        for (size_t i = 0; rc == CQ_OK && i < h->n_headers; i++) {
+            size_t o2 = push_key(c, "headers");
+            push_key(c, h->headers[i].name);
+            rc = check_template(c, cfg, cmd, h->headers[i].value, hh->items[2 * i + 1], false);
+            pop(c, o2);
+        }
+        pop(c, old);
+        return rc;
+    }
+    if (!pn)
+        return fail(c, node_at(cn, "mode"), "mode %s needs a 'pipeline' section",
+                    MODES[cmd->mode]);
+    if (hn)
+        return fail(c, hn, "'http' applies only to mode direct");
+    struct cq_pipeline_action *p = &cmd->pipeline;
+    size_t old = push_key(c, "pipeline");
+    if (p->manual_job && cmd->mode != CQ_MODE_TRIGGER_AND_RETURN)
+        rc = fail(c, node_at(pn, "manual_job"), "manual_job applies only to trigger_and_return");
+    if (rc == CQ_OK && !cq_config_secret(cfg, p->trigger_token_name)) {
+        struct sugg sg = {.word = p->trigger_token_name};
+        for (size_t i = 0; i < cfg->n_secrets; i++)
+            sugg_add(&sg, cfg->secrets[i].name);
+        size_t o2 = push_key(c, "trigger_token");
+        rc = fail(c, node_at(pn, "trigger_token"), "no secret '%s' in secrets%s",
+                  p->trigger_token_name, sugg_hint(&sg, hint));
+        pop(c, o2);
+    }
+    if (rc == CQ_OK) {
+        size_t o2 = push_key(c, "ref");
+        rc = check_template(c, cfg, cmd, p->ref, node_at(pn, "ref"), false);
+        pop(c, o2);
+    }
+    const struct cq_ynode *vn = cq_ynode_get(pn, "variables");
+    for (size_t i = 0; rc == CQ_OK && i < p->n_variables; i++) {
+        size_t o2 = push_key(c, "variables");
+        push_key(c, p->variables[i].name);
+        rc = check_template(c, cfg, cmd, p->variables[i].value, vn->items[2 * i + 1], false);
+        pop(c, o2);
+    }
+    pop(c, old);
+    return rc;
+}
+
+static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const struct cq_rule *r,
+                             const struct cq_ynode *rn)
+{
+    char hint[96];
+    enum cq_rc rc = CQ_OK;
+    if (!(r->roles && r->roles[0]) && !(r->people && r->people[0]))
+        return fail(c, rn, "a rule needs 'roles' or 'people'");
+    const struct cq_ynode *ln = cq_ynode_get(rn, "roles");
+    for (size_t i = 0; r->roles && r->roles[i]; i++) {
+        if (strcmp(r->roles[i], "*") == 0 || role_exists(cfg, r->roles[i]))
+            continue;
+        struct sugg sg = {.word = r->roles[i]};
+        sugg_roles(&sg, cfg);
+        size_t old = push_key(c, "roles");
+        push_index(c, i);
+        rc = fail(c, ln->items[i], "no person has role '%s'%s", r->roles[i],
+                  sugg_hint(&sg, hint));
+        pop(c, old);
+        return rc;
+    }
+    ln = cq_ynode_get(rn, "people");
+    for (size_t i = 0; r->people && r->people[i]; i++) {
+        bool found = false;
+        struct sugg sg = {.word = r->people[i]};
+        for (size_t j = 0; j < cfg->n_people && !found; j++) {
+            found = strcmp(cfg->people[j].name, r->people[i]) == 0;
+            sugg_add(&sg, cfg->people[j].name);
+        }
+        if (found)
+            continue;
+        size_t old = push_key(c, "people");
+        push_index(c, i);
+        rc = fail(c, ln->items[i], "no person '%s' in people%s", r->people[i],
+                  sugg_hint(&sg, hint));
+        pop(c, old);
+        return rc;
+    }
+    ln = cq_ynode_get(rn, "channels");
+    for (size_t i = 0; r->channels && r->channels[i]; i++) {
+        bool found = false;
+        struct sugg sg = {.word = r->channels[i]};
+        for (size_t j = 0; j < cfg->n_channels && !found; j++) {
+            found = strcmp(cfg->channels[j].name, r->channels[i]) == 0;
+            sugg_add(&sg, cfg->channels[j].name);
+        }
+        if (found)
+            continue;
+        size_t old = push_key(c, "channels");
+        push_index(c, i);
+        rc = fail(c, ln->items[i], "no channel '%s' in channels%s", r->channels[i],
+                  sugg_hint(&sg, hint));
+        pop(c, old);
+        return rc;
+    }
+    ln = cq_ynode_get(rn, "commands");
+    bool star = false;
+    for (size_t i = 0; r->commands[i]; i++) {
+        const char *name = r->commands[i];
+        if (strcmp(name, "*") == 0) {
+            star = true;
+            continue;
+        }
+        if (choice_index(BUILTINS, name) >= 0 || cq_config_command(cfg, name))
+            continue;
+        struct sugg sg = {.word = name};
+        for (size_t j = 0; j < cfg->n_commands; j++)
+            sugg_add(&sg, cfg->commands[j].name);
+        for (size_t j = 0; BUILTINS[j]; j++)
+            sugg_add(&sg, BUILTINS[j]);
+        size_t old = push_key(c, "commands");
+        push_index(c, i);
+        rc = fail(c, ln->items[i], "unknown command '%s'%s", name, sugg_hint(&sg, hint));
+        pop(c, old);
+        return rc;
+    }
+    const struct cq_ynode *an = cq_ynode_get(rn, "args");
+    for (size_t i = 0; i < r->n_args; i++) {
+        const struct cq_arg_match *m = &r->args[i];
+        const struct cq_ynode *mk = an->items[2 * i], *mv = an->items[2 * i + 1];
+        size_t old = push_key(c, "args");
+        push_key(c, m->arg);
+        if (star)
+            rc = fail(c, mk, "argument rules need named commands, not '*'");
+        for (size_t j = 0; rc == CQ_OK && r->commands[j]; j++) {
+            const struct cq_command *cmd = cq_config_command(cfg, r->commands[j]);
+            const struct cq_arg_spec *a = cmd ? find_arg(cmd, m->arg) : NULL;
+            if (!cmd) {
+                rc = fail(c, mk, "built-in command '%s' takes no argument rules", r->commands[j]);
+            } else if (!a) {
+                struct sugg sg = {.word = m->arg};
+                for (size_t k = 0; k < cmd->n_args; k++)
+                    sugg_add(&sg, cmd->args[k].name);
+                rc = fail(c, mk, "command '%s' has no argument '%s'%s", cmd->name, m->arg,
+                          sugg_hint(&sg, hint));
+            } else if (a->type == CQ_ARG_ENUM) {
+                for (size_t k = 0; rc == CQ_OK && m->values[k]; k++)
+                    if (!in_list(a->enum_values, m->values[k])) {
+                        char b[64];
+                        push_index(c, k);
+                        rc = fail(c, mv->items[k], "'%s' is not a value of %s.%s",
+                                  shown(m->values[k], b), cmd->name, a->name);
+                    }
+            }
+        }
+        pop(c, old);
+        if (rc != CQ_OK)
+            return rc;
+    }
+    return CQ_OK;
+}
+
+static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const struct cq_ynode *pn,
+                            size_t i, bool slack)
+{
+    char *const *ids = slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids;
+    for (size_t k = 0; ids && ids[k]; k++) {
+        for (size_t j = 0; j < i; j++) {
+            char *const *other = slack ? cfg->people[j].slack_ids : cfg->people[j].feishu_ids;
+            if (!in_list(other, ids[k]))
+                continue;
+            const struct cq_ynode *ln = cq_ynode_get(pn, slack ? "slack" : "feishu");
+            size_t old = push_key(c, cfg->people[i].name);
+            push_key(c, slack ? "slack" : "feishu");
+            push_index(c, k);
+            enum cq_rc rc = fail(c, ln->items[k], "%s already belongs to %s", ids[k],
+                                 cfg->people[j].name);
+            pop(c, old);
+            return rc;
+        }
+    }
+    return CQ_OK;
+}
+
+static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root)
+{
+    enum cq_rc rc = CQ_OK;
+    char hint[96];
+    const struct cq_ynode *sec;
+
+    if (cfg->slack.enabled && !cfg->slack.signing_secret.value) {
+        sec = node_at(root, "slack");
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.signing_secret");
+        return fail(c, sec, "required when slack.enabled is true");
+    }
+    if (cfg->feishu.enabled && !cfg->feishu.verification_token.value) {
+        sec = node_at(root, "feishu");
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.verification_token");
+        return fail(c, sec, "required when feishu.enabled is true");
+    }
+    sec = node_at(root, "worker");
+    if (cfg->worker.poll_min_ms > cfg->worker.poll_max_ms) {
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "worker.poll_min_ms");
+        return fail(c, node_at(sec, "poll_min_ms"), "%d is above worker.poll_max_ms %d",
+                    cfg->worker.poll_min_ms, cfg->worker.poll_max_ms);
+    }
+    for (size_t i = 0; cfg->worker.cancel_roles && cfg->worker.cancel_roles[i]; i++) {
+        const char *role = cfg->worker.cancel_roles[i];
+        if (role_exists(cfg, role))
+            continue;
+        struct sugg sg = {.word = role};
+        sugg_roles(&sg, cfg);
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "worker.cancel_roles[%zu]", i);
+        return fail(c, cq_ynode_get(sec, "cancel_roles")->items[i], "no person has role '%s'%s",
+                    role, sugg_hint(&sg, hint));
+    }
+    sec = node_at(root, "notifier");
+    if (cfg->notifier.backoff_base_ms > cfg->notifier.backoff_max_ms) {
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "notifier.backoff_base_ms");
+        return fail(c, node_at(sec, "backoff_base_ms"), "%d is above notifier.backoff_max_ms %d",
+                    cfg->notifier.backoff_base_ms, cfg->notifier.backoff_max_ms);
+    }
+    sec = node_at(node_at(root, "ingress"), "paths");
+    for (size_t i = 0; i < paths_schema.n; i++) {
+        const char *p = *MEMBER(cfg, paths_fields[i].off, char *);
+        if (p[0] == '/')
+            continue;
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "ingress.paths.%s",
+                                   paths_fields[i].key);
+        return fail(c, node_at(sec, paths_fields[i].key), "paths must start with '/'");
+    }
+    c->plen = 0;
+
+    sec = cq_ynode_get(root, "people");
+    c->plen = (size_t)snprintf(c->path, sizeof(c->path), "people");
+    for (size_t i = 0; i < cfg->n_people; i++) {
+        const struct cq_ynode *pn = sec->items[2 * i + 1];
+        if ((rc = check_ids(c, cfg, pn, i, true)) != CQ_OK ||
+            (rc = check_ids(c, cfg, pn, i, false)) != CQ_OK)
+            return rc;
+    }
+    sec = cq_ynode_get(root, "channels");
+    c->plen = (size_t)snprintf(c->path, sizeof(c->path), "channels");
+    for (size_t i = 0; i < cfg->n_channels; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->channels[i].platform, cfg->channels[j].platform) != 0 ||
+                strcmp(cfg->channels[i].id, cfg->channels[j].id) != 0)
+                continue;
+            push_key(c, cfg->channels[i].name);
+            push_key(c, "id");
+            return fail(c, node_at(sec->items[2 * i + 1], "id"), "%s %s is also channel %s",
+                        cfg->channels[i].platform, cfg->channels[i].id, cfg->channels[j].name);
+        }
+    }
+    sec = cq_ynode_get(root, "commands");
+    for (size_t i = 0; i < cfg->n_commands; i++) {
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "commands");
+        push_key(c, cfg->commands[i].name);
+        rc = check_command(c, cfg, &cfg->commands[i], sec->items[2 * i], sec->items[2 * i + 1]);
+        if (rc != CQ_OK)
+            return rc;
+    }
+    sec = cq_ynode_get(root, "policy");
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "policy[%zu]", i);
+        rc = check_rule(c, cfg, &cfg->rules[i], sec->items[i]);
+        if (rc != CQ_OK)
+            return rc;
+    }
+    c->plen = 0;
+    c->path[0] = '\0';
+    return CQ_OK;
+}
+
+/* ---- public API -------------------------------------------------------------- */
+
+static struct cq_config *load(const char *name, const char *dir, const char *text, size_t len,
+                              struct cq_err *err)
+{
+    struct ctx c = {.name = name, .err = err};
+    struct cq_config *cfg = NULL;
+    struct cq_ynode *root = cq_yaml_parse(name, text, len, err);
+    bool ok = false;
+
+    if (!root)
+        return NULL;
+    cfg = calloc(1, sizeof(*cfg));
+    if (!cfg || !(cfg->path = strdup(name)) || (dir && !(c.dir = strdup(dir)))) {
+        nomem(&c);
+        goto out;
+    }
+    if (set_defaults(&c, &config_schema, cfg) != CQ_OK)
+        goto out;
+    if (root->kind != CQ_YNODE_MAP) {
+        fail(&c, root, "expected a mapping at the top level, got %s", cq_ynode_kind_name(root));
+        goto out;
+    }
+    if (fill_map(&c, &config_schema, cfg, root, root) != CQ_OK)
+        goto out;
+    if (cross_check(&c, cfg, root) != CQ_OK)
+        goto out;
+    ok = true;
+out:
+    cq_ynode_free(root);
+    free(c.dir);
+    if (!ok) {
+        cq_config_free(cfg);
+        cfg = NULL;
+    } else {
+        cq_err_clear(err);
+    }
+    return cfg;
+}
+
+struct cq_config *cq_config_load_string(const char *name, const char *yaml, size_t len,
+                                        struct cq_err *err)
+{
+    if (!name || !yaml) {
+        cq_err_set(err, CQ_EINVAL, "cq_config_load_string: name and yaml are required");
+        return NULL;
+    }
+    return load(name, NULL, yaml, len, err);
+}
+
+struct cq_config *cq_config_load(const char *path, struct cq_err *err)
+{
+    struct cq_config *cfg = NULL;
+    char *text = NULL, *dir = NULL;
+    FILE *f = NULL;
+
+    if (!path) {
+        cq_err_set(err, CQ_EINVAL, "cq_config_load: no path");
+        return NULL;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        cq_err_set(err, CQ_EIO, "%s: cannot open: %s", path, strerror(errno));
+        goto out;
+    }
+    text = malloc(MAX_FILE_BYTES + 1);
+    if (!text) {
+        cq_err_set(err, CQ_ENOMEM, "%s: out of memory while loading", path);
+        goto out;
+    }
+    size_t n = fread(text, 1, MAX_FILE_BYTES + 1, f);
+    if (ferror(f)) {
+        cq_err_set(err, CQ_EIO, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if (n > MAX_FILE_BYTES) {
+        cq_err_set(err, CQ_ETOOBIG, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
+        goto out;
+    }
+    const char *slash = strrchr(path, '/');
+    dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir) {
+        cq_err_set(err, CQ_ENOMEM, "%s: out of memory while loading", path);
+        goto out;
+    }
+    cfg = load(path, dir, text, n, err);
+out:
+    if (f)
+        fclose(f);
+    free(text);
+    free(dir);
+    return cfg;
+}
+
+void cq_config_free(struct cq_config *cfg)
+{
+    if (!cfg)
+        return;
+    free_fields(&config_schema, cfg);
+    free(cfg->path);
+    free(cfg);
+}
+
+const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->n_commands; i++)
+        if (strcmp(cfg->commands[i].name, name) == 0)
+            return &cfg->commands[i];
+    return NULL;
+}
+
+const char *cq_config_secret(const struct cq_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && name && i < cfg->n_secrets; i++)
+        if (strcmp(cfg->secrets[i].name, name) == 0)
+            return cfg->secrets[i].secret.value;
+    return NULL;
+}
+
+const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
+                                         const char *user_id)
+{
+    if (!cfg || !platform || !user_id)
+        return NULL;
+    bool slack = strcmp(platform, "slack") == 0;
+    if (!slack && strcmp(platform, "feishu") != 0)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_people; i++)
+        if (in_list(slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids, user_id))
+            return &cfg->people[i];
+    return NULL;
+}
+
+const struct cq_channel *cq_config_channel(const struct cq_config *cfg, const char *platform,
+                                           const char *channel_id)
+{
+    for (size_t i = 0; cfg && platform && channel_id && i < cfg->n_channels; i++)
+        if (strcmp(cfg->channels[i].platform, platform) == 0 &&
+            strcmp(cfg->channels[i].id, channel_id) == 0)
+            return &cfg->channels[i];
+    return NULL;
+}
