@@ -50,6 +50,7 @@ struct field {
     long long min, max;  /* bounds (F_STRLIST: min items) */
     const char *const *choices; /* F_STR/F_ENUM: allowed values, NULL-terminated */
     bool required;
+    bool optional_section; /* F_MAP: when absent, its required keys do not apply */
     const char *env;     /* environment variable that overrides the file */
     const struct schema *sub;
 };
@@ -138,8 +139,8 @@ static const struct field command_fields[] = {
     F("usage", F_STR, CMD, usage),
     F("mode", F_ENUM, CMD, mode, .choices = MODES, .required = true),
     F("args", F_LIST, CMD, args, .n_off = offsetof(CMD, n_args), .sub = &arg_schema),
-    F("http", F_MAP, CMD, http, .sub = &http_schema),
-    F("pipeline", F_MAP, CMD, pipeline, .sub = &pipeline_schema),
+    F("http", F_MAP, CMD, http, .sub = &http_schema, .optional_section = true),
+    F("pipeline", F_MAP, CMD, pipeline, .sub = &pipeline_schema, .optional_section = true),
     F("response_type", F_STR, CMD, response_type, .choices = RESPONSE_TYPES),
 };
 static const struct schema command_schema =
@@ -865,7 +866,7 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
     case F_INTLIST: {
         if (v->kind != CQ_YNODE_SEQ)
             return fail(c, v, "expected a list, got %s", cq_ynode_kind_name(v));
-        if ((long long)v->n < f->min)
+        if (f->type == F_STRLIST && (long long)v->n < f->min)
             return fail(c, v, "needs at least %lld item%s", f->min, f->min == 1 ? "" : "s");
         free_field(f, base);
         if (f->type == F_STRLIST) {
@@ -968,7 +969,7 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
             v = NULL;
         if (v)
             rc = fill_field(c, f, base, v);
-        else if (f->type == F_MAP)
+        else if (f->type == F_MAP && !f->optional_section)
             rc = fill_map(c, f->sub, base, NULL, at);
         else if (f->required && !(ev && *ev))
             rc = fail(c, at, "required key is missing");
@@ -1115,43 +1116,51 @@ static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct
         enum cq_rc rc = CQ_OK;
         char b[64];
         if (!plain_key(a->name))
-            rc = fail(c, node_at(an, "name"), "argument names use a-z, 0-9, - and _");
+            rc = (push_key(c, "name"), fail(c, node_at(an, "name"), "argument names use a-z, 0-9, - and _"));
         for (size_t j = 0; rc == CQ_OK && j < i; j++) {
             if (strcmp(cmd->args[j].name, a->name) == 0)
-                rc = fail(c, node_at(an, "name"), "argument '%s' is declared twice", a->name);
+                rc = (push_key(c, "name"),
+                      fail(c, node_at(an, "name"), "argument '%s' is declared twice", a->name));
             else if (a->flag && cmd->args[j].flag && strcmp(a->flag, cmd->args[j].flag) == 0)
-                rc = fail(c, node_at(an, "flag"), "flag '%s' is declared twice", a->flag);
+                rc = (push_key(c, "flag"),
+                      fail(c, node_at(an, "flag"), "flag '%s' is declared twice", a->flag));
         }
         if (rc == CQ_OK && a->type == CQ_ARG_ENUM && !(a->enum_values && a->enum_values[0]))
             rc = fail(c, an, "type enum needs a non-empty 'values' list");
         if (rc == CQ_OK && a->type != CQ_ARG_ENUM && a->enum_values)
-            rc = fail(c, node_at(an, "values"), "values apply only to type enum");
+            rc = (push_key(c, "values"),
+                  fail(c, node_at(an, "values"), "values apply only to type enum"));
         if (rc == CQ_OK && a->type != CQ_ARG_INT &&
             (cq_ynode_get(an, "min") || cq_ynode_get(an, "max")))
-            rc = fail(c, node_at(an, "min"), "min and max apply only to type int");
+            rc = (push_key(c, cq_ynode_get(an, "min") ? "min" : "max"),
+                  fail(c, node_at(an, cq_ynode_get(an, "min") ? "min" : "max"),
+                       "min and max apply only to type int"));
         if (rc == CQ_OK && a->min > a->max)
-            rc = fail(c, node_at(an, "min"), "min %lld is above max %lld", a->min, a->max);
+            rc = (push_key(c, "min"),
+                  fail(c, node_at(an, "min"), "%lld is above max %lld", a->min, a->max));
         if (rc == CQ_OK && a->regex) {
             regex_t re;
             int e = regcomp(&re, a->regex, REG_EXTENDED | REG_NOSUB);
             if (e != 0) {
                 char why[96];
                 regerror(e, &re, why, sizeof(why));
-                rc = fail(c, node_at(an, "regex"), "regex does not compile: %s", why);
+                rc = (push_key(c, "regex"),
+                      fail(c, node_at(an, "regex"), "does not compile: %s", why));
             } else {
                 regfree(&re);
             }
         }
         if (rc == CQ_OK && a->default_value) {
             const struct cq_ynode *dn = node_at(an, "default");
+            push_key(c, "default");
             long long x;
             if (a->type == CQ_ARG_ENUM && !in_list(a->enum_values, a->default_value))
-                rc = fail(c, dn, "default '%s' is not one of the values",
+                rc = fail(c, dn, "'%s' is not one of the values",
                           shown(a->default_value, b));
             else if (a->type == CQ_ARG_INT && !parse_ll(a->default_value, &x))
-                rc = fail(c, dn, "default '%s' is not an integer", shown(a->default_value, b));
+                rc = fail(c, dn, "'%s' is not an integer", shown(a->default_value, b));
             else if (a->type == CQ_ARG_INT && (x < a->min || x > a->max))
-                rc = fail(c, dn, "default %lld is outside min..max", x);
+                rc = fail(c, dn, "%lld is outside min..max", x);
         }
         pop(c, old);
         if (rc != CQ_OK)
