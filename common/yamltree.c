@@ -18,8 +18,7 @@ void cq_ynode_free(struct cq_ynode *n)
 {
     if (!n)
         return;
-    size_t count = n->kind == CQ_YNODE_MAP ? 2 * n->n : n->n;
-    for (size_t i = 0; i < count && n->items; i++)
+    for (size_t i = 0; i < n->n_items && n->items; i++)
         cq_ynode_free(n->items[i]);
     free(n->items);
     free(n->value);
@@ -49,6 +48,7 @@ static bool frame_add(struct frame *f, struct cq_ynode *child)
         f->cap = cap;
     }
     f->node->items[f->count++] = child;
+    f->node->n_items = f->count;
     f->node->n = f->node->kind == CQ_YNODE_MAP ? f->count / 2 : f->count;
     return true;
 }

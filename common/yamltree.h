@@ -20,6 +20,7 @@ struct cq_ynode {
     bool plain;      /* scalar written without quotes (so `~`, `null` and `` mean null) */
     struct cq_ynode **items; /* sequence: items; mapping: key, value, key, value, ... */
     size_t n;                /* sequence: item count; mapping: pair count */
+    size_t n_items;          /* entries in items (a mapping cut short may hold a lone key) */
 };
 
 /* Parses text. Returns a new tree (caller frees with cq_ynode_free); an empty
