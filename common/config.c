@@ -349,8 +349,7 @@ struct ctx {
 
 #define MEMBER(base, off, T) ((T *)(void *)((char *)(base) + (off)))
 
-static bool plain_key(const char *k)
-{
+static bool plain_key(const char *k) {
     if (!*k)
         return false;
     for (; *k; k++)
@@ -360,8 +359,7 @@ static bool plain_key(const char *k)
 }
 
 /* Appends ".key" (or ["key"] when it has spaces or dots); returns the old length. */
-static size_t push_key(struct ctx *c, const char *key)
-{
+static size_t push_key(struct ctx *c, const char *key) {
     size_t old = c->plen;
     int n;
     if (plain_key(key))
@@ -374,8 +372,7 @@ static size_t push_key(struct ctx *c, const char *key)
     return old;
 }
 
-static size_t push_index(struct ctx *c, size_t i)
-{
+static size_t push_index(struct ctx *c, size_t i) {
     size_t old = c->plen;
     int n = snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", i);
     c->plen = n < 0 ? old : old + (size_t)n;
@@ -384,16 +381,14 @@ static size_t push_index(struct ctx *c, size_t i)
     return old;
 }
 
-static void pop(struct ctx *c, size_t old)
-{
+static void pop(struct ctx *c, size_t old) {
     c->plen = old;
     c->path[old] = '\0';
 }
 
 __attribute__((format(printf, 3, 4))) static enum cq_rc fail(struct ctx *c,
                                                              const struct cq_ynode *at,
-                                                             const char *fmt, ...)
-{
+                                                             const char *fmt, ...) {
     char reason[200];
     va_list ap;
     va_start(ap, fmt);
@@ -407,14 +402,12 @@ __attribute__((format(printf, 3, 4))) static enum cq_rc fail(struct ctx *c,
                       at ? at->col : 1, path, reason);
 }
 
-static enum cq_rc nomem(struct ctx *c)
-{
+static enum cq_rc nomem(struct ctx *c) {
     return cq_err_set(c->err, CQ_ENOMEM, "%s: out of memory while loading", c->name);
 }
 
 /* A value quoted for a message: at most 40 bytes, control bytes shown as '?'. */
-static const char *shown(const char *v, char buf[64])
-{
+static const char *shown(const char *v, char buf[64]) {
     size_t i = 0;
     for (; v[i] && i < 40; i++)
         buf[i] = (unsigned char)v[i] < 0x20 ? '?' : v[i];
@@ -434,8 +427,7 @@ struct sugg {
     size_t dist;
 };
 
-static size_t levenshtein(const char *a, const char *b)
-{
+static size_t levenshtein(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     size_t row[65];
     if (la > 64 || lb > 64)
@@ -460,8 +452,7 @@ static size_t levenshtein(const char *a, const char *b)
     return row[lb];
 }
 
-static void sugg_add(struct sugg *s, const char *cand)
-{
+static void sugg_add(struct sugg *s, const char *cand) {
     if (!cand)
         return;
     size_t d = levenshtein(s->word, cand);
@@ -478,8 +469,7 @@ static void sugg_add(struct sugg *s, const char *cand)
 }
 
 /* " (did you mean 'x'?)" or "" into buf. */
-static const char *sugg_hint(const struct sugg *s, char buf[96])
-{
+static const char *sugg_hint(const struct sugg *s, char buf[96]) {
     buf[0] = '\0';
     if (s->best)
         snprintf(buf, 96, " (did you mean '%s'?)", s->best);
@@ -488,8 +478,7 @@ static const char *sugg_hint(const struct sugg *s, char buf[96])
 
 /* ---- scalars ----------------------------------------------------------------- */
 
-static bool parse_ll(const char *s, long long *out)
-{
+static bool parse_ll(const char *s, long long *out) {
     char *end;
     if (!*s || isspace((unsigned char)*s))
         return false;
@@ -502,8 +491,7 @@ static bool parse_ll(const char *s, long long *out)
 }
 
 /* Sizes: a count of bytes with an optional k/m/g suffix (1024-based; kb, KiB also). */
-static bool parse_size(const char *s, long long *out)
-{
+static bool parse_size(const char *s, long long *out) {
     char *end;
     if (!isdigit((unsigned char)*s))
         return false;
@@ -534,8 +522,7 @@ static bool parse_size(const char *s, long long *out)
 
 /* ---- secrets ----------------------------------------------------------------- */
 
-static bool env_name_ok(const char *s, size_t n)
-{
+static bool env_name_ok(const char *s, size_t n) {
     if (n == 0 || (!isalpha((unsigned char)s[0]) && s[0] != '_'))
         return false;
     for (size_t i = 0; i < n; i++)
@@ -546,8 +533,7 @@ static bool env_name_ok(const char *s, size_t n)
 
 /* Reads a secret file into a new string with trailing newlines removed.
  * On failure returns NULL with errno (0 = too big or holds a NUL byte). */
-static char *read_secret_file(const char *path, size_t *len)
-{
+static char *read_secret_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     if (!f)
@@ -578,8 +564,7 @@ fail:;
     return NULL;
 }
 
-static void secret_clear(struct cq_secret *s)
-{
+static void secret_clear(struct cq_secret *s) {
     free(s->ref);
     if (s->value) {
         volatile char *p = s->value;
@@ -592,8 +577,7 @@ static void secret_clear(struct cq_secret *s)
 
 /* Resolves "${ENV}" or "file:path" (relative to the config's directory). Messages
  * name the reference, never what it resolves to. */
-static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct cq_secret *out)
-{
+static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct cq_secret *out) {
     const char *ref = v->value;
     size_t rl = v->len;
     char *value = NULL;
@@ -650,8 +634,7 @@ static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct
 
 static void free_fields(const struct schema *s, void *base);
 
-static void free_field(const struct field *f, void *base)
-{
+static void free_field(const struct field *f, void *base) {
     switch (f->type) {
     case F_STR:
         free(*MEMBER(base, f->off, char *));
@@ -696,14 +679,12 @@ static void free_field(const struct field *f, void *base)
     }
 }
 
-static void free_fields(const struct schema *s, void *base)
-{
+static void free_fields(const struct schema *s, void *base) {
     for (size_t i = 0; i < s->n; i++)
         free_field(&s->fields[i], base);
 }
 
-static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base)
-{
+static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base) {
     for (size_t i = 0; i < s->n; i++) {
         const struct field *f = &s->fields[i];
         switch (f->type) {
@@ -738,8 +719,7 @@ static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base
 static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
                            const struct cq_ynode *map, const struct cq_ynode *at);
 
-static const char *choices_text(const char *const *ch, char buf[160])
-{
+static const char *choices_text(const char *const *ch, char buf[160]) {
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; ch[i]; i++) {
@@ -751,8 +731,7 @@ static const char *choices_text(const char *const *ch, char buf[160])
     return buf;
 }
 
-static int choice_index(const char *const *ch, const char *v)
-{
+static int choice_index(const char *const *ch, const char *v) {
     for (int i = 0; ch[i]; i++)
         if (strcmp(ch[i], v) == 0)
             return i;
@@ -760,8 +739,7 @@ static int choice_index(const char *const *ch, const char *v)
 }
 
 /* Keys must be scalars and unique; unknown keys get a did-you-mean (when s != NULL). */
-static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const struct schema *s)
-{
+static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const struct schema *s) {
     for (size_t i = 0; i < map->n; i++) {
         const struct cq_ynode *k = map->items[2 * i];
         if (k->kind != CQ_YNODE_SCALAR)
@@ -795,8 +773,7 @@ static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const st
 }
 
 static enum cq_rc fill_number(struct ctx *c, const struct field *f, void *base,
-                              const struct cq_ynode *v)
-{
+                              const struct cq_ynode *v) {
     long long x;
     char b[64];
     bool ok = f->type == F_SIZE ? parse_size(v->value, &x) : parse_ll(v->value, &x);
@@ -818,8 +795,7 @@ static enum cq_rc fill_number(struct ctx *c, const struct field *f, void *base,
 }
 
 static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
-                             const struct cq_ynode *v)
-{
+                             const struct cq_ynode *v) {
     char b[64], chb[160];
     bool scalar = v->kind == CQ_YNODE_SCALAR && !cq_ynode_is_null(v);
     bool want_scalar = f->type <= F_SECRET;
@@ -951,8 +927,7 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
 /* Fills the fields of s from map (NULL or null = section absent: defaults stay, but
  * required keys and environment overrides still apply; `at` is where to point). */
 static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
-                           const struct cq_ynode *map, const struct cq_ynode *at)
-{
+                           const struct cq_ynode *map, const struct cq_ynode *at) {
     if (map && cq_ynode_is_null(map))
         map = NULL;
     if (map && map->kind != CQ_YNODE_MAP)
@@ -989,37 +964,32 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
 
 /* ---- cross-checks ------------------------------------------------------------ */
 
-static const struct cq_ynode *node_at(const struct cq_ynode *n, const char *key)
-{
+static const struct cq_ynode *node_at(const struct cq_ynode *n, const char *key) {
     const struct cq_ynode *v = cq_ynode_get(n, key);
     return v ? v : n;
 }
 
-static bool in_list(char *const *l, const char *s)
-{
+static bool in_list(char *const *l, const char *s) {
     for (size_t i = 0; l && l[i]; i++)
         if (strcmp(l[i], s) == 0)
             return true;
     return false;
 }
 
-static bool role_exists(const struct cq_config *cfg, const char *role)
-{
+static bool role_exists(const struct cq_config *cfg, const char *role) {
     for (size_t i = 0; i < cfg->n_people; i++)
         if (in_list(cfg->people[i].roles, role))
             return true;
     return false;
 }
 
-static void sugg_roles(struct sugg *sg, const struct cq_config *cfg)
-{
+static void sugg_roles(struct sugg *sg, const struct cq_config *cfg) {
     for (size_t i = 0; i < cfg->n_people; i++)
         for (size_t j = 0; cfg->people[i].roles && cfg->people[i].roles[j]; j++)
             sugg_add(sg, cfg->people[i].roles[j]);
 }
 
-static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const char *name)
-{
+static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const char *name) {
     for (size_t i = 0; i < cmd->n_args; i++)
         if (strcmp(cmd->args[i].name, name) == 0)
             return &cmd->args[i];
@@ -1029,8 +999,7 @@ static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const ch
 /* Checks the {{...}} references of one template against the command and the secrets. */
 static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
                                  const struct cq_command *cmd, const char *tpl,
-                                 const struct cq_ynode *at, bool is_reply)
-{
+                                 const struct cq_ynode *at, bool is_reply) {
     static const char *const fixed[] = {"user.gitlab_login", "user.name", "user.id",
                                         "channel.name",      "channel.id", "request.id",
                                         "command.name",      "chat.input", NULL};
@@ -1085,8 +1054,7 @@ static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
     return CQ_OK;
 }
 
-static bool command_name_ok(const char *n)
-{
+static bool command_name_ok(const char *n) {
     bool word_start = true;
     if (!*n)
         return false;
@@ -1105,8 +1073,7 @@ static bool command_name_ok(const char *n)
     return !word_start;
 }
 
-static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct cq_ynode *cn)
-{
+static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct cq_ynode *cn) {
     const struct cq_ynode *list = cq_ynode_get(cn, "args");
     for (size_t i = 0; i < cmd->n_args; i++) {
         struct cq_arg_spec *a = &cmd->args[i];
@@ -1116,7 +1083,8 @@ static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct
         enum cq_rc rc = CQ_OK;
         char b[64];
         if (!plain_key(a->name))
-            rc = (push_key(c, "name"), fail(c, node_at(an, "name"), "argument names use a-z, 0-9, - and _"));
+            rc = (push_key(c, "name"),
+                  fail(c, node_at(an, "name"), "argument names use a-z, 0-9, - and _"));
         for (size_t j = 0; rc == CQ_OK && j < i; j++) {
             if (strcmp(cmd->args[j].name, a->name) == 0)
                 rc = (push_key(c, "name"),
@@ -1170,8 +1138,7 @@ static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct
 }
 
 static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_command *cmd,
-                                const struct cq_ynode *kn, const struct cq_ynode *cn)
-{
+                                const struct cq_ynode *kn, const struct cq_ynode *cn) {
     const struct cq_ynode *hn = cq_ynode_get(cn, "http"), *pn = cq_ynode_get(cn, "pipeline");
     char hint[96];
     if (hn && cq_ynode_is_null(hn))
@@ -1257,8 +1224,7 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
 }
 
 static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const struct cq_rule *r,
-                             const struct cq_ynode *rn)
-{
+                             const struct cq_ynode *rn) {
     char hint[96];
     enum cq_rc rc = CQ_OK;
     if (!(r->roles && r->roles[0]) && !(r->people && r->people[0]))
@@ -1368,8 +1334,7 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
 }
 
 static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const struct cq_ynode *pn,
-                            size_t i, bool slack)
-{
+                            size_t i, bool slack) {
     char *const *ids = slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids;
     for (size_t k = 0; ids && ids[k]; k++) {
         for (size_t j = 0; j < i; j++) {
@@ -1389,8 +1354,7 @@ static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const st
     return CQ_OK;
 }
 
-static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root)
-{
+static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root) {
     enum cq_rc rc = CQ_OK;
     char hint[96];
     const struct cq_ynode *sec;
@@ -1482,8 +1446,7 @@ static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct
 /* ---- public API -------------------------------------------------------------- */
 
 static struct cq_config *load(const char *name, const char *dir, const char *text, size_t len,
-                              struct cq_err *err)
-{
+                              struct cq_err *err) {
     struct ctx c = {.name = name, .err = err};
     struct cq_config *cfg = NULL;
     struct cq_ynode *root = cq_yaml_parse(name, text, len, err);
@@ -1520,8 +1483,7 @@ out:
 }
 
 struct cq_config *cq_config_load_string(const char *name, const char *yaml, size_t len,
-                                        struct cq_err *err)
-{
+                                        struct cq_err *err) {
     if (!name || !yaml) {
         cq_err_set(err, CQ_EINVAL, "cq_config_load_string: name and yaml are required");
         return NULL;
@@ -1529,8 +1491,7 @@ struct cq_config *cq_config_load_string(const char *name, const char *yaml, size
     return load(name, NULL, yaml, len, err);
 }
 
-struct cq_config *cq_config_load(const char *path, struct cq_err *err)
-{
+struct cq_config *cq_config_load(const char *path, struct cq_err *err) {
     struct cq_config *cfg = NULL;
     char *text = NULL, *dir = NULL;
     FILE *f = NULL;
@@ -1573,8 +1534,7 @@ out:
     return cfg;
 }
 
-void cq_config_free(struct cq_config *cfg)
-{
+void cq_config_free(struct cq_config *cfg) {
     if (!cfg)
         return;
     free_fields(&config_schema, cfg);
@@ -1582,16 +1542,14 @@ void cq_config_free(struct cq_config *cfg)
     free(cfg);
 }
 
-const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name)
-{
+const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name) {
     for (size_t i = 0; cfg && name && i < cfg->n_commands; i++)
         if (strcmp(cfg->commands[i].name, name) == 0)
             return &cfg->commands[i];
     return NULL;
 }
 
-const char *cq_config_secret(const struct cq_config *cfg, const char *name)
-{
+const char *cq_config_secret(const struct cq_config *cfg, const char *name) {
     for (size_t i = 0; cfg && name && i < cfg->n_secrets; i++)
         if (strcmp(cfg->secrets[i].name, name) == 0)
             return cfg->secrets[i].secret.value;
@@ -1599,8 +1557,7 @@ const char *cq_config_secret(const struct cq_config *cfg, const char *name)
 }
 
 const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
-                                         const char *user_id)
-{
+                                         const char *user_id) {
     if (!cfg || !platform || !user_id)
         return NULL;
     bool slack = strcmp(platform, "slack") == 0;
@@ -1613,8 +1570,7 @@ const struct cq_person *cq_config_person(const struct cq_config *cfg, const char
 }
 
 const struct cq_channel *cq_config_channel(const struct cq_config *cfg, const char *platform,
-                                           const char *channel_id)
-{
+                                           const char *channel_id) {
     for (size_t i = 0; cfg && platform && channel_id && i < cfg->n_channels; i++)
         if (strcmp(cfg->channels[i].platform, platform) == 0 &&
             strcmp(cfg->channels[i].id, channel_id) == 0)

@@ -14,8 +14,7 @@ struct frame {
     size_t count, cap; /* entries in node->items */
 };
 
-void cq_ynode_free(struct cq_ynode *n)
-{
+void cq_ynode_free(struct cq_ynode *n) {
     if (!n)
         return;
     for (size_t i = 0; i < n->n_items && n->items; i++)
@@ -25,8 +24,7 @@ void cq_ynode_free(struct cq_ynode *n)
     free(n);
 }
 
-static struct cq_ynode *node_new(enum cq_ynode_kind kind, yaml_mark_t mark)
-{
+static struct cq_ynode *node_new(enum cq_ynode_kind kind, yaml_mark_t mark) {
     struct cq_ynode *n = calloc(1, sizeof(*n));
     if (!n)
         return NULL;
@@ -37,8 +35,7 @@ static struct cq_ynode *node_new(enum cq_ynode_kind kind, yaml_mark_t mark)
 }
 
 /* Appends child to the open container f (ownership passes to the tree). */
-static bool frame_add(struct frame *f, struct cq_ynode *child)
-{
+static bool frame_add(struct frame *f, struct cq_ynode *child) {
     if (f->count == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 8;
         struct cq_ynode **items = realloc(f->node->items, cap * sizeof(*items));
@@ -54,8 +51,7 @@ static bool frame_add(struct frame *f, struct cq_ynode *child)
 }
 
 struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len,
-                               struct cq_err *err)
-{
+                               struct cq_err *err) {
     yaml_parser_t parser;
     yaml_event_t ev;
     struct frame stack[MAX_DEPTH];
@@ -177,8 +173,7 @@ out:
     return root;
 }
 
-const struct cq_ynode *cq_ynode_key(const struct cq_ynode *map, const char *key)
-{
+const struct cq_ynode *cq_ynode_key(const struct cq_ynode *map, const char *key) {
     if (!map || map->kind != CQ_YNODE_MAP)
         return NULL;
     for (size_t i = 0; i < map->n; i++) {
@@ -189,8 +184,7 @@ const struct cq_ynode *cq_ynode_key(const struct cq_ynode *map, const char *key)
     return NULL;
 }
 
-const struct cq_ynode *cq_ynode_get(const struct cq_ynode *map, const char *key)
-{
+const struct cq_ynode *cq_ynode_get(const struct cq_ynode *map, const char *key) {
     if (!map || map->kind != CQ_YNODE_MAP)
         return NULL;
     for (size_t i = 0; i < map->n; i++) {
@@ -201,16 +195,14 @@ const struct cq_ynode *cq_ynode_get(const struct cq_ynode *map, const char *key)
     return NULL;
 }
 
-bool cq_ynode_is_null(const struct cq_ynode *n)
-{
+bool cq_ynode_is_null(const struct cq_ynode *n) {
     if (!n || n->kind != CQ_YNODE_SCALAR || !n->plain)
         return false;
     return n->len == 0 || strcmp(n->value, "~") == 0 || strcmp(n->value, "null") == 0 ||
            strcmp(n->value, "Null") == 0 || strcmp(n->value, "NULL") == 0;
 }
 
-const char *cq_ynode_kind_name(const struct cq_ynode *n)
-{
+const char *cq_ynode_kind_name(const struct cq_ynode *n) {
     if (!n)
         return "nothing";
     if (cq_ynode_is_null(n))

@@ -20,16 +20,14 @@
 
 static char tmpdir[256];
 
-static void set_secrets_env(void)
-{
+static void set_secrets_env(void) {
     setenv("CQT_SIGNING", SIGNING, 1);
     setenv("CQT_TOK", TOKEN, 1);
     setenv("CQT_EMPTY", "", 1);
     unsetenv("CQT_NOPE");
 }
 
-static void no_secret_in(const char *msg)
-{
+static void no_secret_in(const char *msg) {
     CHECK(strstr(msg, SIGNING) == NULL);
     CHECK(strstr(msg, TOKEN) == NULL);
     CHECK(strstr(msg, INLINE) == NULL);
@@ -48,8 +46,7 @@ static void no_secret_in(const char *msg)
 
 static int n_errors_checked;
 
-static void expect_error(const char *yaml, const char *want)
-{
+static void expect_error(const char *yaml, const char *want) {
     struct cq_err err = {0};
     struct cq_config *cfg = cq_config_load_string("t.yaml", yaml, strlen(yaml), &err);
     CHECK(cfg == NULL);
@@ -60,8 +57,7 @@ static void expect_error(const char *yaml, const char *want)
     n_errors_checked++;
 }
 
-static struct cq_config *load_ok(const char *yaml)
-{
+static struct cq_config *load_ok(const char *yaml) {
     struct cq_err err = {0};
     struct cq_config *cfg = cq_config_load_string("t.yaml", yaml, strlen(yaml), &err);
     CHECK(cfg != NULL);
@@ -70,8 +66,7 @@ static struct cq_config *load_ok(const char *yaml)
     return cfg;
 }
 
-TEST(example_loads)
-{
+TEST(example_loads) {
     const char *src = getenv("CQ_SOURCE_DIR");
     char path[1024];
     struct cq_err err = {0};
@@ -174,8 +169,7 @@ TEST(example_loads)
            (size_t)3, (size_t)5, (size_t)6);
 }
 
-TEST(defaults)
-{
+TEST(defaults) {
     set_secrets_env();
     struct cq_config *cfg = load_ok(BASE
                                     "commands:\n"
@@ -217,8 +211,7 @@ TEST(defaults)
     cq_config_free(cfg);
 }
 
-TEST(error_positions)
-{
+TEST(error_positions) {
     set_secrets_env();
     /* unknown key with did-you-mean: points at the key */
     expect_error(BASE "redis:\n  prot: 1\n",
@@ -277,8 +270,7 @@ TEST(error_positions)
     printf("  %d exact error messages checked\n", n_errors_checked);
 }
 
-TEST(secret_errors)
-{
+TEST(secret_errors) {
     set_secrets_env();
     expect_error("kafka: {brokers: x}\nslack:\n  signing_secret: " INLINE "\n",
                  "t.yaml:3:19: slack.signing_secret: secrets must be ${ENV_VAR} or file:/path");
@@ -299,8 +291,7 @@ TEST(secret_errors)
                  "t.yaml:3:7: secrets.t2: expected a string, got a mapping");
 }
 
-TEST(cross_checks)
-{
+TEST(cross_checks) {
     set_secrets_env();
 #define CMDS                                                                                  \
     "people:\n"                                                                               \
@@ -374,8 +365,7 @@ TEST(cross_checks)
 }
 
 /* Every error path, with secrets in play, must keep their values out of err.msg. */
-TEST(secrets_never_echoed)
-{
+TEST(secrets_never_echoed) {
     set_secrets_env();
     static const char *const bad[] = {
         BASE "slack: {bot_token: " INLINE "}\n",
@@ -404,8 +394,7 @@ TEST(secrets_never_echoed)
     printf("  %zu bad files: no secret value in any message\n", sizeof(bad) / sizeof(bad[0]));
 }
 
-static void write_file(const char *path, const char *text)
-{
+static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
     if (!f)
@@ -414,8 +403,7 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-TEST(secret_files)
-{
+TEST(secret_files) {
     char cfgp[512], sec[512], empty[512];
     set_secrets_env();
     snprintf(cfgp, sizeof(cfgp), "%s/c.yaml", tmpdir);
@@ -468,8 +456,7 @@ TEST(secret_files)
     unlink(cfgp);
 }
 
-TEST(json_input)
-{
+TEST(json_input) {
     set_secrets_env();
     const char *json =
         "{\"kafka\": {\"brokers\": \"k:1\", \"partitions\": 12},\n"
@@ -495,8 +482,7 @@ TEST(json_input)
                  "parsing a flow mapping");
 }
 
-TEST(sizes_and_env_overrides)
-{
+TEST(sizes_and_env_overrides) {
     set_secrets_env();
     struct cq_config *cfg = load_ok(BASE "limits: {max_body: 64k, max_envelope: 1MiB}\n");
     CHECK(cfg && cfg->limits.max_body == 65536 && cfg->limits.max_envelope == 1048576);
@@ -542,8 +528,7 @@ TEST(sizes_and_env_overrides)
         unsetenv(vars[i]);
 }
 
-int main(void)
-{
+int main(void) {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/cqt-config-XXXXXX");
     if (!mkdtemp(tmpdir))
         cqtest_fatal("mkdtemp failed");
