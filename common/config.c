@@ -1167,7 +1167,8 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
             rc = fail(c, hn, "base_url is missing and gitlab.base_url is not set");
         if (rc == CQ_OK && strncmp(h->base_url, "http://", 7) != 0 &&
             strncmp(h->base_url, "https://", 8) != 0)
-            rc = fail(c, node_at(hn, "base_url"), "base_url must start with http:// or https://");
+            rc = (push_key(c, "base_url"),
+                  fail(c, node_at(hn, "base_url"), "must start with http:// or https://"));
         const struct {
             const char *key;
             const char *tpl;

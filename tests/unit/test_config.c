@@ -364,6 +364,33 @@ TEST(cross_checks) {
                  "t.yaml:9:17: channels.a.platform: expected one of slack, feishu");
 }
 
+TEST(more_checks) {
+    set_secrets_env();
+    expect_error(BASE "people:\n  a: {slack: [U1]}\n  b: {slack: [U2, U1]}\n",
+                 "t.yaml:10:19: people.b.slack[1]: U1 already belongs to a");
+    expect_error(BASE "commands:\n  x:\n    mode: direct\n    http: {base_url: \"http://h\", "
+                      "path: \"/{{user.nmae}}\"}\n",
+                 "t.yaml:11:40: commands.x.http.path: unknown template variable {{user.nmae}} "
+                 "(did you mean 'user.name'?)");
+    expect_error(BASE "commands:\n  x:\n    mode: direct\n    http: {base_url: \"http://h\", "
+                      "path: /, success_status: [200, 99]}\n",
+                 "t.yaml:11:65: commands.x.http.success_status[1]: 99 is outside 100..599");
+    expect_error(BASE "commands:\n  x:\n    mode: direct\n    http: {base_url: \"ftp://h\", "
+                      "path: /}\n",
+                 "t.yaml:11:22: commands.x.http.base_url: must start with http:// or https://");
+    expect_error(BASE "commands:\n  x:\n    mode: direct\n"
+                      "    args: [{name: e, type: enum, values: [a], default: b}]\n"
+                      "    http: {base_url: \"http://h\", path: /}\n",
+                 "t.yaml:11:56: commands.x.args[0].default: 'b' is not one of the values");
+    expect_error(BASE "worker: {poll_min_ms: 5000, poll_max_ms: 1000}\n",
+                 "t.yaml:8:23: worker.poll_min_ms: 5000 is above worker.poll_max_ms 1000");
+    expect_error(BASE "worker: {cancel_roles: [admn]}\npeople: {a: {roles: [admin]}}\n",
+                 "t.yaml:8:25: worker.cancel_roles[0]: no person has role 'admn' (did you mean "
+                 "'admin'?)");
+    expect_error(BASE "commands:\n  help:\n    mode: direct\n",
+                 "t.yaml:9:3: commands.help: 'help' is a built-in command");
+}
+
 /* Every error path, with secrets in play, must keep their values out of err.msg. */
 TEST(secrets_never_echoed) {
     set_secrets_env();
@@ -543,6 +570,7 @@ int main(void) {
     RUN(error_positions);
     RUN(secret_errors);
     RUN(cross_checks);
+    RUN(more_checks);
     RUN(secrets_never_echoed);
     RUN(secret_files);
     RUN(json_input);
