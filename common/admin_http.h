@@ -1,8 +1,8 @@
-/* admin_http: the notifier's /healthz, /readyz and /metrics on libmicrohttpd's own thread.
+/* admin_http: a service's /healthz, /readyz and /metrics on libmicrohttpd's own thread (worker, notifier).
  * Readiness is a flag the loop thread sets (atomic), so the MHD thread never touches the
- * service's state. Stand-in until common/http.h (helper "ingress") is available. */
-#ifndef CQ_NOTIFIER_ADMIN_HTTP_H
-#define CQ_NOTIFIER_ADMIN_HTTP_H
+ * service's state. The ingress, which serves platform routes, uses common/http.h instead. */
+#ifndef CQ_ADMIN_HTTP_H
+#define CQ_ADMIN_HTTP_H
 
 #include <stdbool.h>
 

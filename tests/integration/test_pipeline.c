@@ -662,7 +662,7 @@ static pid_t spawn_child(int n, const char *ref, char (*rids)[37])
 TEST(kill9_owner_takeover)
 {
     static char rids[100][37];
-    pid_t a = spawn_child(100, "s-success-5000", rids);
+    pid_t a = spawn_child(100, "s-success-12000", rids); /* none ends before the kill */
     run_until(&W, never, NULL, 700); /* A is checking some of them right now */
     kill(a, SIGKILL);
     waitpid(a, NULL, 0);
