@@ -46,8 +46,9 @@
  *   4. on_shutdown: cq_pipeline_tracker_free(w->pipelines) BEFORE cq_redis_free /
  *      cq_httpc_free / cq_producer_free (it stops claiming; checks in flight are dropped
  *      and their leases lapse so another worker resumes them).
- *   5. readiness/metrics: cq_pipeline_active(w->pipelines) is the checks in flight; the
- *      gauge cq_worker_pipelines_tracked counts registered minus finished by this worker. */
+ *   5. metrics: gauge cq_worker_pipelines_checking (checks in flight, = cq_pipeline_active),
+ *      counters cq_worker_pipeline_{triggers,finals,progress,hooks}_total.
+ * Tested by tests/integration/test_pipeline.c, which drives exactly these calls. */
 #ifndef CQ_WORKER_PIPELINE_H
 #define CQ_WORKER_PIPELINE_H
 
