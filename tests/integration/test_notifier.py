@@ -99,9 +99,11 @@ def write_config(slack, feishu):
   level: debug
 kafka:
   brokers: "%(brokers)s"
-  topic_results: "%(results)s"
-  topic_dlq: "%(dlq)s"
-  notifier_group: "cqt-notifier-%(run)s"
+  topics:
+    results: "%(results)s"
+    dlq: "%(dlq)s"
+  groups:
+    notifier: "cqt-notifier-%(run)s"
 redis:
   host: 127.0.0.1
   port: %(redis)d
