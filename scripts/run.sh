@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # run.sh: the README's run command. Installs what is missing, builds, starts Kafka (KRaft from
-# the cached Maven jars) and Redis under .stack/, creates the topics, then the ingress, two
-# workers and the notifier with examples/ops.yaml (plus the demo GitLab and chat sink when
-# present), prints where everything listens, and stops everything cleanly on Ctrl-C.
-#   scripts/run.sh [--config FILE] [--detach]   --detach: start, print, and return (stop with
-#                                               scripts/run.sh --stop)
+# the cached Maven jars) and Redis under .stack/ (unless CQ_KAFKA_BROKERS / CQ_REDIS_PORT name
+# running ones), creates the topics, starts the demo GitLab and Slack/Feishu sinks, then the
+# ingress, two workers and the notifier, prints where everything listens, stops all on Ctrl-C.
+#   scripts/run.sh [--config FILE] [--no-demo] [--detach]   start (--detach: print and return)
+#   scripts/run.sh --stop                                   stop what --detach started
+# Environment: CQ_RUN_DIR (state, logs; default .stack), CQ_BUILD_DIR (default build),
+#   CQ_INGRESS_PORT (default free), CQ_DEMO_PORT_BASE (demo GitLab, Slack, Feishu on BASE,
+#   BASE+1, BASE+2; default 18080 as in examples/ops.yaml, else a derived config is written).
+# After start, RUN_DIR/env holds the demo secrets and addresses; chatopsctl reads it.
 set -euo pipefail
 CQ_PROG=run.sh
 # shellcheck source=scripts/common.sh
@@ -12,24 +16,30 @@ CQ_PROG=run.sh
 
 config="$CQ_REPO_ROOT/examples/ops.yaml"
 detach=0
+demo=1
 stack="${CQ_RUN_DIR:-$CQ_REPO_ROOT/.stack}"
-build="$CQ_REPO_ROOT/build"
+build="${CQ_BUILD_DIR:-$CQ_REPO_ROOT/build}"
+stop_stack() {
+    for f in "$stack"/pids/*.pid; do [[ -e "$f" ]] && cq_stop_pidfile "$f" 15; done
+    if [[ -d "$stack/redis" ]]; then "$CQ_REPO_ROOT/scripts/redis.sh" stop "$stack/redis" || true; fi
+    if [[ -d "$stack/kafka" ]]; then "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$stack/kafka" || true; fi
+    rm -f "$stack/env" "$stack/ports"
+}
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    --config) config="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+    --config)
+        [[ $# -ge 2 && -f "$2" ]] || cq_die "--config needs an existing FILE"
+        config="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+        shift 2 ;;
     --detach) detach=1; shift ;;
-    --stop)
-        for f in "$stack"/pids/*.pid; do [[ -e "$f" ]] && cq_stop_pidfile "$f" 15; done
-        "$CQ_REPO_ROOT/scripts/redis.sh" stop "$stack/redis" || true
-        "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$stack/kafka" || true
-        exit 0 ;;
-    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    --no-demo) demo=0; shift ;;
+    --stop) stop_stack >/dev/null 2>&1; cq_log "stopped (run dir $stack)"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) cq_die "unknown argument $1 (try --help)" ;;
     esac
 done
 
 "$CQ_REPO_ROOT/scripts/deps.sh"
-"$CQ_REPO_ROOT/scripts/kafka.sh" fetch
 cq_log "building into $build"
 cmake -S "$CQ_REPO_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
@@ -39,17 +49,29 @@ mkdir -p "$stack/pids" "$stack/logs"
 stop_all() {
     trap - INT TERM EXIT
     cq_log "stopping services"
-    for f in "$stack"/pids/*.pid; do [[ -e "$f" ]] && cq_stop_pidfile "$f" 15; done
-    "$CQ_REPO_ROOT/scripts/redis.sh" stop "$stack/redis" >/dev/null 2>&1 || true
-    "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$stack/kafka" >/dev/null 2>&1 || true
+    stop_stack >/dev/null 2>&1
     cq_log "stopped"
 }
 [[ $detach -eq 1 ]] || trap stop_all INT TERM EXIT
+# A failed --detach start leaves nothing behind either.
+[[ $detach -eq 0 ]] || trap 'rc=$?; [[ $rc -eq 0 ]] || stop_stack >/dev/null 2>&1' EXIT
 
-cq_log "starting Kafka (KRaft, one node) — this takes a few seconds"
-"$CQ_REPO_ROOT/scripts/kafka.sh" start "$stack/kafka" >/dev/null
-cq_log "starting Redis"
-"$CQ_REPO_ROOT/scripts/redis.sh" start "$stack/redis" >/dev/null
+if [[ -n "${CQ_KAFKA_BROKERS:-}" ]]; then
+    cq_log "using the Kafka at $CQ_KAFKA_BROKERS"
+else
+    "$CQ_REPO_ROOT/scripts/kafka.sh" fetch
+    cq_log "starting Kafka (KRaft, one node) — this takes a few seconds"
+    "$CQ_REPO_ROOT/scripts/kafka.sh" start "$stack/kafka" >/dev/null
+    CQ_KAFKA_BROKERS="$(cat "$stack/kafka/bootstrap")"
+fi
+if [[ -n "${CQ_REDIS_PORT:-}" ]]; then
+    cq_log "using the Redis at ${CQ_REDIS_HOST:-127.0.0.1}:$CQ_REDIS_PORT"
+else
+    cq_log "starting Redis"
+    "$CQ_REPO_ROOT/scripts/redis.sh" start "$stack/redis" >/dev/null
+    CQ_REDIS_PORT="$(cat "$stack/redis/port")"
+fi
+CQ_REDIS_HOST="${CQ_REDIS_HOST:-127.0.0.1}"
 
 # Demo secrets: the examples reference them as ${ENV}; real deployments set their own.
 : "${SLACK_SIGNING_SECRET:=demo-slack-signing-secret}" "${SLACK_BOT_TOKEN:=xoxb-demo}"
@@ -58,24 +80,70 @@ cq_log "starting Redis"
 : "${FEISHU_ENCRYPT_KEY:=demo-feishu-encrypt-key}" "${GITLAB_API_TOKEN:=demo-gitlab-api-token}"
 : "${GITLAB_WEBHOOK_TOKEN:=demo-gitlab-webhook-token}" "${LB_TRIGGER_TOKEN:=demo-lb-trigger-token}"
 : "${DEPLOY_TRIGGER_TOKEN:=demo-deploy-trigger-token}"
-export SLACK_SIGNING_SECRET SLACK_BOT_TOKEN FEISHU_APP_SECRET FEISHU_VERIFICATION_TOKEN \
-    FEISHU_ENCRYPT_KEY GITLAB_API_TOKEN GITLAB_WEBHOOK_TOKEN LB_TRIGGER_TOKEN DEPLOY_TRIGGER_TOKEN
-CQ_KAFKA_BROKERS="$(cat "$stack/kafka/bootstrap")"
-CQ_REDIS_HOST=127.0.0.1
-CQ_REDIS_PORT="$(cat "$stack/redis/port")"
-export CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT CHATOPS_CONFIG="$config"
+secret_vars=(SLACK_SIGNING_SECRET SLACK_BOT_TOKEN FEISHU_APP_SECRET FEISHU_VERIFICATION_TOKEN
+    FEISHU_ENCRYPT_KEY GITLAB_API_TOKEN GITLAB_WEBHOOK_TOKEN LB_TRIGGER_TOKEN DEPLOY_TRIGGER_TOKEN)
+export "${secret_vars[@]}" CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT
+
+# The demo fakes listen where examples/ops.yaml points (18080-18082) unless told otherwise;
+# then a copy of the config with those addresses goes into the run dir.
+base="${CQ_DEMO_PORT_BASE:-18080}"
+[[ "$base" =~ ^[0-9]+$ ]] || cq_die "CQ_DEMO_PORT_BASE must be a port number"
+gitlab_port=$base slack_port=$((base + 1)) feishu_port=$((base + 2))
+if [[ $demo -eq 1 && $base -ne 18080 ]]; then
+    sed -e "s#127\.0\.0\.1:18080#127.0.0.1:$gitlab_port#g" \
+        -e "s#127\.0\.0\.1:18081#127.0.0.1:$slack_port#g" \
+        -e "s#127\.0\.0\.1:18082#127.0.0.1:$feishu_port#g" "$config" >"$stack/config.yaml"
+    config="$stack/config.yaml"
+    export CQ_GITLAB_BASE_URL="http://127.0.0.1:$gitlab_port"
+fi
+export CHATOPS_CONFIG="$config"
 
 cq_log "creating topics"
 "$build/tools/chatopsctl" --config "$config" topics ensure >/dev/null
 
-# spawn NAME PORTVAR PORT CMD...: start a service in the background with its own log.
+# spawn NAME CMD...: start a process in the background with its own log and pid file.
 spawn() {
     local name="$1"
     shift
     "$@" >"$stack/logs/$name.log" 2>&1 &
     echo $! >"$stack/pids/$name.pid"
 }
+# wait_up NAME PORT PATH: until http://127.0.0.1:PORT/PATH answers 2xx, or NAME died.
+wait_up() {
+    local name="$1" port="$2" path="$3"
+    for _ in $(seq 150); do
+        if curl -fsS -o /dev/null "http://127.0.0.1:$port$path" 2>/dev/null; then return 0; fi
+        if ! cq_pid_alive "$stack/pids/$name.pid"; then
+            tail -n 20 "$stack/logs/$name.log" >&2
+            cq_die "$name exited during start (log: $stack/logs/$name.log)"
+        fi
+        sleep 0.2
+    done
+    curl -fsS -o /dev/null "http://127.0.0.1:$port$path" || cq_die "$name not ready on :$port"
+}
+
 ingress_port="${CQ_INGRESS_PORT:-$(cq_free_port)}"
+fakes=()
+if [[ $demo -eq 1 ]]; then
+    cq_log "starting the demo GitLab (:$gitlab_port), Slack (:$slack_port), Feishu (:$feishu_port)"
+    for p in "$gitlab_port" "$slack_port" "$feishu_port"; do
+        if cq_port_open "$p"; then
+            cq_die "port $p is in use (another run.sh?); stop it or set CQ_DEMO_PORT_BASE"
+        fi
+    done
+    fakes_py="$CQ_REPO_ROOT/scripts/demo_fakes.py"
+    spawn fake-gitlab python3 "$fakes_py" gitlab --port "$gitlab_port" \
+        --api-token "$GITLAB_API_TOKEN" --trigger-token "$LB_TRIGGER_TOKEN" \
+        --trigger-token "$DEPLOY_TRIGGER_TOKEN" \
+        --hook-url "http://127.0.0.1:$ingress_port/gitlab/webhook" --hook-token "$GITLAB_WEBHOOK_TOKEN"
+    spawn fake-slack python3 "$fakes_py" slack --port "$slack_port" --bot-token "$SLACK_BOT_TOKEN"
+    spawn fake-feishu python3 "$fakes_py" feishu --port "$feishu_port" \
+        --app-id "$(sed -n 's/^ *app_id: *\([^ #]*\).*/\1/p' "$config" | head -n1)" \
+        --app-secret "$FEISHU_APP_SECRET"
+    fakes=("fake-gitlab=$gitlab_port" "fake-slack=$slack_port" "fake-feishu=$feishu_port")
+    for e in "${fakes[@]}"; do wait_up "${e%%=*}" "${e#*=}" /_log; done
+fi
+
 CQ_INGRESS_PORT="$ingress_port" spawn ingress "$build/ingress/chatops-ingress" --config "$config"
 ports=("ingress=$ingress_port")
 for n in 1 2; do
@@ -86,28 +154,37 @@ done
 p="$(cq_free_port)"
 CQ_NOTIFIER_HTTP_PORT="$p" spawn notifier "$build/notifier/chatops-notifier" --config "$config"
 ports+=("notifier=$p")
-printf '%s\n' "${ports[@]}" >"$stack/ports"
+printf '%s\n' "${ports[@]}" "${fakes[@]}" >"$stack/ports"
 
-for entry in "${ports[@]}"; do
-    name="${entry%%=*}" port="${entry#*=}"
-    for _ in $(seq 150); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; then break; fi
-        if ! cq_pid_alive "$stack/pids/$name.pid"; then
-            tail -n 20 "$stack/logs/$name.log" >&2
-            cq_die "$name exited during start (log: $stack/logs/$name.log)"
-        fi
-        sleep 0.2
+cq_log "waiting for the services' /readyz"
+for entry in "${ports[@]}"; do wait_up "${entry%%=*}" "${entry#*=}" /readyz; done
+
+# What chatopsctl (send, pipelines, dlq) needs in another shell: it reads this file.
+(
+    umask 077
+    for v in "${secret_vars[@]}" CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT CHATOPS_CONFIG; do
+        printf '%s=%s\n' "$v" "${!v}"
     done
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" || cq_die "$name not ready on :$port"
-done
+    printf 'CQ_INGRESS_PORT=%s\n' "$ingress_port"
+    [[ -z "${CQ_GITLAB_BASE_URL:-}" ]] || printf 'CQ_GITLAB_BASE_URL=%s\n' "$CQ_GITLAB_BASE_URL"
+) >"$stack/env"
 
 cat <<INFO
 chatops is running (config: $config)
-  Kafka     $CQ_KAFKA_BROKERS
-  Redis     127.0.0.1:$CQ_REDIS_PORT
-  ingress   http://127.0.0.1:$ingress_port   (/slack/commands /slack/events /feishu/events /gitlab/webhook)
-$(for e in "${ports[@]:1}"; do printf '  %-9s http://127.0.0.1:%s/metrics\n' "${e%%=*}" "${e#*=}"; done)
-  logs      $stack/logs/
+  Kafka      $CQ_KAFKA_BROKERS
+  Redis      $CQ_REDIS_HOST:$CQ_REDIS_PORT
+  ingress    http://127.0.0.1:$ingress_port   (/slack/commands /slack/events /feishu/events /gitlab/webhook)
+$(for e in "${ports[@]:1}"; do printf '  %-10s http://127.0.0.1:%s/metrics\n' "${e%%=*}" "${e#*=}"; done)
+$(if [[ $demo -eq 1 ]]; then
+    printf '  %-10s http://127.0.0.1:%s   (pipelines: /_pipelines, requests: /_log)\n' \
+        "demo GitLab" "$gitlab_port"
+    printf '  %-10s http://127.0.0.1:%s   (what would be posted to Slack: /_log)\n' \
+        "demo Slack" "$slack_port"
+    printf '  %-10s http://127.0.0.1:%s   (what would be posted to Feishu: /_log)\n' \
+        "demo Feishu" "$feishu_port"
+fi)
+  logs       $stack/logs/
+Try:  $build/tools/chatopsctl send --as bob --channel ops '/ops lb weight blue 30'
 INFO
 if [[ $detach -eq 1 ]]; then
     echo "detached; stop with: scripts/run.sh --stop"

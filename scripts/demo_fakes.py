@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""demo_fakes: the demo GitLab and chat sinks that scripts/run.sh starts (standard library only).
+
+Wraps the test fakes in tests/fakes/ with the demo's secrets and scripts:
+  gitlab  fake_gitlab.py plus the Features API (flags new_ui=on, dark_mode=off to start) and
+          pipelines scripted by project and variables instead of by ref:
+            ops/ansible-lb  pending -> running (1.5 s) -> success (4.5 s); LB_PERCENT=99 fails
+                            at 4 s with an Ansible log tail on the failed job
+            ops/deploy      pending -> running (1 s) -> manual (2.5 s): the `deploy` job waits
+          Ended pipelines are sent to --hook-url as GitLab Pipeline Hooks (X-Gitlab-Token).
+  slack   fake_slack.py with the bot token; response_url posts land at /response/<id>
+  feishu  fake_feishu.py with the app id and secret
+Every fake records what it received at GET /_log.
+  demo_fakes.py gitlab --port P --api-token A --trigger-token T [--trigger-token T2 ...]
+                       [--hook-url URL --hook-token W]
+  demo_fakes.py slack  --port P --bot-token xoxb-...
+  demo_fakes.py feishu --port P --app-id ID --app-secret S
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fakes"))
+import fake_gitlab  # noqa: E402
+from fake_feishu import FakeFeishu  # noqa: E402
+from fake_slack import FakeSlack  # noqa: E402
+
+LB_FAIL_TRACE = """\
+$ ansible-playbook -i inventories/prod lb-weight.yml -e pool={pool} -e percent={percent}
+PLAY [set pool weight] *********************************************************
+TASK [Gathering Facts] *********************************************************
+ok: [lb-1.prod]
+ok: [lb-2.prod]
+TASK [lb : check the other pool keeps its minimum share] ***********************
+fatal: [lb-1.prod]: FAILED! => {{"changed": false, "msg": "refusing: {pool}={percent}% leaves {other} at {rest}%, below its minimum of 5%"}}
+fatal: [lb-2.prod]: FAILED! => {{"changed": false, "msg": "refusing: {pool}={percent}% leaves {other} at {rest}%, below its minimum of 5%"}}
+PLAY RECAP *********************************************************************
+lb-1.prod                  : ok=1    changed=0    unreachable=0    failed=1
+lb-2.prod                  : ok=1    changed=0    unreachable=0    failed=1
+ERROR: Job failed: exit code 2
+"""
+
+# The trigger's context, per request thread, for DemoState.script_for (which sees only ref).
+_ctx = threading.local()
+
+
+class DemoState(fake_gitlab.State):
+    def reset(self):
+        super().reset()
+        self.flags = {"new_ui": "on", "dark_mode": "off"}
+
+    def script_for(self, ref, pid):
+        project = getattr(_ctx, "project", "")
+        variables = getattr(_ctx, "variables", {})
+        if project.endswith("ansible-lb"):
+            pool = variables.get("LB_POOL", "?")
+            percent = variables.get("LB_PERCENT", "?")
+            if percent == "99":
+                other = "green" if pool == "blue" else "blue"
+                return {"steps": [{"status": "pending", "after_ms": 0},
+                                  {"status": "running", "after_ms": 1500},
+                                  {"status": "failed", "after_ms": 4000}],
+                        "trace": LB_FAIL_TRACE.format(pool=pool, percent=percent,
+                                                      other=other, rest=1)}
+            return {"steps": [{"status": "pending", "after_ms": 0},
+                              {"status": "running", "after_ms": 1500},
+                              {"status": "success", "after_ms": 4500}]}
+        if project.endswith("deploy"):
+            return {"steps": [{"status": "pending", "after_ms": 0},
+                              {"status": "running", "after_ms": 1000},
+                              {"status": "manual", "after_ms": 2500}]}
+        return super().script_for(ref, pid)
+
+
+def demo_handler(state, trigger_tokens):
+    base = fake_gitlab.make_handler(state)
+
+    class Handler(base):
+        def _trigger(self, project, form):
+            # Every configured trigger token is valid; the wrapped fake knows only one.
+            form = [("token", state.trigger_token) if k == "token" and v in trigger_tokens
+                    else (k, v) for k, v in form]
+            _ctx.project = project
+            _ctx.variables = {k[10:-1]: v for k, v in form
+                              if k.startswith("variables[") and k.endswith("]")}
+            try:
+                return super()._trigger(project, form)
+            finally:
+                _ctx.project, _ctx.variables = "", {}
+
+        def _features(self, method, path, body):
+            name = urllib.parse.unquote(path[len("/api/v4/features/"):])
+            if self.headers.get("PRIVATE-TOKEN") != state.api_token:
+                return self._send(401, {"message": "401 Unauthorized"})
+            with state.lock:
+                state.log.append({"method": method, "path": path, "query": "", "form": [],
+                                  "raw_body": body.decode("latin-1"),
+                                  "private_token": "<set>", "at": fake_gitlab.now_ms()})
+                if method == "GET":
+                    if name not in state.flags:
+                        return self._send(404, {"message": "404 Feature Not Found"})
+                    return self._send(200, {"name": name, "state": state.flags[name]})
+                if method == "POST":
+                    form = dict(urllib.parse.parse_qsl(body.decode("latin-1")))
+                    v = form.get("value", "")
+                    if v in ("true", "on"):
+                        state.flags[name] = "on"
+                    elif v in ("false", "off"):
+                        state.flags[name] = "off"
+                    else:
+                        return self._send(400, {"message": "value must be on|off|true|false"})
+                    return self._send(201, {"name": name, "state": state.flags[name]})
+                if method == "DELETE":
+                    if state.flags.pop(name, None) is None:
+                        return self._send(404, {"message": "404 Feature Not Found"})
+                    return self._send(204, b"")
+            return self._send(405, {"message": "method not allowed"})
+
+        def _route(self, method):
+            if self.path.startswith("/api/v4/features/"):
+                n = int(self.headers.get("Content-Length") or 0)
+                return self._features(method, self.path.partition("?")[0],
+                                      self.rfile.read(n) if n > 0 else b"")
+            return self._handle(method)
+
+        def do_GET(self):
+            self._route("GET")
+
+        def do_POST(self):
+            self._route("POST")
+
+        def do_DELETE(self):
+            self._route("DELETE")
+
+    return Handler
+
+
+def forward_hooks(state, url, token):
+    """Posts every ended pipeline to the ingress as a Pipeline Hook, like GitLab would."""
+    sent = 0
+    while True:
+        time.sleep(0.25)
+        with state.lock:
+            t = fake_gitlab.now_ms()
+            for p in state.pipelines.values():
+                state.status_of(p, t)
+            hooks = state.hooks[sent:]
+        for h in hooks:
+            body = {k: v for k, v in h.items() if k != "ended_at"}
+            req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "X-Gitlab-Event": "Pipeline Hook",
+                                                  "X-Gitlab-Token": token})
+            try:
+                urllib.request.urlopen(req, timeout=3).read()
+            except OSError:
+                pass  # the ingress may not be up yet; polling is the fallback
+        sent += len(hooks)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="demo fakes for scripts/run.sh")
+    ap.add_argument("which", choices=["gitlab", "slack", "feishu"])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--api-token", default="api-secret")
+    ap.add_argument("--trigger-token", action="append", default=[])
+    ap.add_argument("--hook-url")
+    ap.add_argument("--hook-token", default="")
+    ap.add_argument("--bot-token", default="xoxb-test-token")
+    ap.add_argument("--app-id", default="cli_test")
+    ap.add_argument("--app-secret", default="s3cret")
+    a = ap.parse_args(argv)
+    if a.which == "gitlab":
+        tokens = set(a.trigger_token) or {"trig-secret"}
+        state = DemoState(sorted(tokens)[0], a.api_token)
+        srv = ThreadingHTTPServer(("127.0.0.1", a.port), demo_handler(state, tokens))
+        srv.daemon_threads = True
+        if a.hook_url:
+            threading.Thread(target=forward_hooks, args=(state, a.hook_url, a.hook_token),
+                             daemon=True).start()
+        print("PORT %d" % srv.server_address[1], flush=True)
+        try:
+            srv.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if a.which == "slack":
+        f = FakeSlack(a.port, token=a.bot_token).start()
+    else:
+        f = FakeFeishu(a.port, app_id=a.app_id, app_secret=a.app_secret).start()
+    print("PORT %d" % f.port, flush=True)
+    try:
+        f.thread.join()
+    except KeyboardInterrupt:
+        f.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
