@@ -272,7 +272,7 @@ fail:
 char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o, size_t *cut_chars,
                       struct cq_err *err) {
     char *out = NULL, *esc_cmd = NULL, *esc_user = NULL, *esc_text = NULL, **chunks = NULL;
-    char header[CQ_SLACK_SECTION_CHARS * 2 + 1], note[160], summary[512];
+    char header[CQ_SLACK_SECTION_CHARS * 2 + 1], note[160], summary[1100];
     cJSON *root = NULL, *blocks = NULL;
     size_t nchunks = 0, total_text = 0, kept_chunks = 0;
 
@@ -306,7 +306,7 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
 
     /* Header: emoji, status, `command`, who ran it; trimmed to one section. */
     {
-        char cmd[512];
+        char cmd[200 * 4 + sizeof "…"]; /* 200 characters of up to 4 UTF-8 bytes each */
         size_t cb = prefix_bytes(esc_cmd, strlen(esc_cmd), 200);
         snprintf(cmd, sizeof cmd, "%.*s%s", (int)cb, esc_cmd, cb < strlen(esc_cmd) ? "…" : "");
         size_t ub = prefix_bytes(esc_user, strlen(esc_user), 100);

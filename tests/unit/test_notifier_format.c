@@ -191,6 +191,49 @@ TEST(slack_status_looks) {
     }
 }
 
+/* A long command of 4-byte characters is cut at 200 characters with an ellipsis, never in
+ * the middle of a character (the buffer once held only 127 of them). */
+static bool utf8_valid(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0) return false;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80) return false;
+    }
+    return true;
+}
+
+TEST(slack_long_wide_command_cut_on_a_character) {
+    static const char emoji[] = "\xF0\x9F\x98\x80"; /* U+1F600 */
+    char cmd[250 * 4 + 1] = "", cut[200 * 4 + 8] = "", want[sizeof cut + 2];
+    for (int i = 0; i < 250; i++) strcat(cmd, emoji);
+    for (int i = 0; i < 200; i++) strcat(cut, emoji);
+    strcat(cut, "\xE2\x80\xA6"); /* "…" */
+    snprintf(want, sizeof want, "`%s`", cut);
+    struct cq_result r = sample("done");
+    r.command = cmd;
+    struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL};
+    struct cq_err err = {0};
+    char *body = cq_slack_format(&r, &o, NULL, &err);
+    CHECK(body != NULL);
+    cJSON *j = cJSON_Parse(body ? body : "");
+    CHECK(j != NULL);
+    cJSON *blocks = cJSON_GetObjectItem(j, "blocks");
+    cJSON *h = cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 0), "text");
+    const char *ht = cJSON_IsString(cJSON_GetObjectItem(h, "text"))
+                         ? cJSON_GetObjectItem(h, "text")->valuestring : "";
+    CHECK_CONTAINS(ht, want);
+    CHECK(utf8_valid(ht));
+    cJSON *t = cJSON_GetObjectItem(j, "text");
+    CHECK(cJSON_IsString(t) && utf8_valid(t->valuestring));
+    CHECK(cJSON_IsString(t) && strstr(t->valuestring, cut) != NULL);
+    cJSON_Delete(j);
+    free(body);
+}
+
 TEST(feishu_uuid) {
     struct cq_result r = sample("x");
     char u[CQ_FEISHU_UUID_MAX + 1];
@@ -282,6 +325,7 @@ int main(void) {
     RUN(split_respects_limits_fences_utf8);
     RUN(slack_cuts_with_note_at_block_limit);
     RUN(slack_status_looks);
+    RUN(slack_long_wide_command_cut_on_a_character);
     RUN(feishu_uuid);
     RUN(feishu_text_and_card);
     RUN(feishu_cut_utf8);
