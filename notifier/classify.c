@@ -4,6 +4,7 @@
  * always retried: both platforms dedupe (Feishu by uuid, Slack not, see docs). */
 #include "classify.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,15 @@ const char *cq_outcome_str(enum cq_outcome o) {
     return "unknown";
 }
 
-static void set_reason(char *reason, size_t len, const char *fmt, const char *s, long n) {
+/* Type-checked by the compiler (the format attribute), so a reason and its argument
+ * cannot drift apart. */
+__attribute__((format(printf, 3, 4))) static void set_reason(char *reason, size_t len,
+                                                              const char *fmt, ...) {
+    va_list ap;
     if (!reason || len == 0) return;
-    if (s)
-        snprintf(reason, len, fmt, s);
-    else
-        snprintf(reason, len, fmt, n);
+    va_start(ap, fmt);
+    vsnprintf(reason, len, fmt, ap);
+    va_end(ap);
 }
 
 /* Shared transport rules: false when the HTTP answer needs a closer look. */
@@ -34,12 +38,12 @@ static bool transport(const struct cq_attempt_answer *a, enum cq_outcome *o, cha
                       size_t len) {
     if (a->rc != CQ_OK) {
         *o = CQ_OUT_RETRY;
-        set_reason(reason, len, "%s", a->rc == CQ_ETIMEOUT ? "timeout" : "connection_error", 0);
+        set_reason(reason, len, "%s", a->rc == CQ_ETIMEOUT ? "timeout" : "connection_error");
         return true;
     }
     if (a->status == 429 || a->status == 408 || a->status >= 500) {
         *o = CQ_OUT_RETRY;
-        set_reason(reason, len, "http_%ld", NULL, a->status);
+        set_reason(reason, len, "http_%ld", a->status);
         return true;
     }
     return false;
@@ -71,10 +75,10 @@ enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, cha
                 o = CQ_OUT_FALLBACK;
             else
                 o = cq_slack_error_retryable(err) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
-            set_reason(reason, len, "slack:%.100s", err, 0);
+            set_reason(reason, len, "slack:%.100s", err);
         } else {
             o = CQ_OUT_DELIVERED;
-            set_reason(reason, len, "%s", "ok", 0);
+            set_reason(reason, len, "%s", "ok");
         }
         cJSON_Delete(j);
         return o;
@@ -85,7 +89,7 @@ enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, cha
         o = CQ_OUT_FALLBACK;
     else
         o = CQ_OUT_PERMANENT;
-    set_reason(reason, len, "http_%ld", NULL, a->status);
+    set_reason(reason, len, "http_%ld", a->status);
     return o;
 }
 
@@ -94,22 +98,22 @@ enum cq_outcome cq_classify_slack_api(const struct cq_attempt_answer *a, char *r
     enum cq_outcome o;
     if (transport(a, &o, reason, len)) return o;
     if (a->status < 200 || a->status >= 300) {
-        set_reason(reason, len, "http_%ld", NULL, a->status);
+        set_reason(reason, len, "http_%ld", a->status);
         return CQ_OUT_PERMANENT;
     }
     cJSON *j = cJSON_Parse(a->body ? a->body : "");
     cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
     if (cJSON_IsTrue(ok)) {
         o = CQ_OUT_DELIVERED;
-        set_reason(reason, len, "%s", "ok", 0);
+        set_reason(reason, len, "%s", "ok");
     } else if (!j || !cJSON_IsBool(ok)) {
         o = CQ_OUT_RETRY; /* a proxy's garbage page: worth another try */
-        set_reason(reason, len, "%s", "bad_answer", 0);
+        set_reason(reason, len, "%s", "bad_answer");
     } else {
         cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
         const char *err = cJSON_IsString(e) ? e->valuestring : "unknown";
         o = cq_slack_error_retryable(err) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
-        set_reason(reason, len, "slack:%.100s", err, 0);
+        set_reason(reason, len, "slack:%.100s", err);
     }
     cJSON_Delete(j);
     return o;
@@ -140,19 +144,19 @@ enum cq_outcome cq_classify_feishu(const struct cq_attempt_answer *a, char *reas
     bool has_code = a->rc == CQ_OK && feishu_code(a->body, &code);
     /* an expired token may come back as 400/401 with the code: look at the code first */
     if (has_code && cq_feishu_code_token_expired(code)) {
-        set_reason(reason, len, "feishu:%ld", NULL, code);
+        set_reason(reason, len, "feishu:%ld", code);
         return CQ_OUT_TOKEN_EXPIRED;
     }
     if (transport(a, &o, reason, len)) return o;
     if (has_code && code == 0 && a->status >= 200 && a->status < 300) {
-        set_reason(reason, len, "%s", "ok", 0);
+        set_reason(reason, len, "%s", "ok");
         return CQ_OUT_DELIVERED;
     }
     if (has_code) {
-        set_reason(reason, len, "feishu:%ld", NULL, code);
+        set_reason(reason, len, "feishu:%ld", code);
         return cq_feishu_code_retryable(code) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
     }
-    set_reason(reason, len, "http_%ld", NULL, a->status);
+    set_reason(reason, len, "http_%ld", a->status);
     return a->status >= 200 && a->status < 300 ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
 }
 
@@ -165,10 +169,10 @@ enum cq_outcome cq_classify_feishu_token(const struct cq_attempt_answer *a, char
     cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tenant_access_token");
     cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expire");
     if (!cJSON_IsString(t) || !*t->valuestring || !cJSON_IsNumber(e)) {
-        set_reason(reason, len, "%s", "feishu:token_missing", 0);
+        set_reason(reason, len, "%s", "feishu:token_missing");
         o = CQ_OUT_RETRY;
     } else if (token && !(*token = strdup(t->valuestring))) {
-        set_reason(reason, len, "%s", "out_of_memory", 0);
+        set_reason(reason, len, "%s", "out_of_memory");
         o = CQ_OUT_RETRY;
     } else if (expire_s) {
         *expire_s = (long)e->valuedouble;

@@ -905,7 +905,7 @@ static void token_retry_later(struct cq_notifier *s, const char *why, uint64_t m
     }
     if (++s->tok.failures > s->cfg->notifier.max_attempts * 4) {
         char r[200];
-        snprintf(r, sizeof r, "feishu token unavailable: %s", why);
+        snprintf(r, sizeof r, "feishu token unavailable: %.150s", why);
         token_fail_all(s, r);
         return;
     }
