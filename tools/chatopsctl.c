@@ -1,67 +1,110 @@
 /* chatopsctl: the operator's command line. Validates configs with the same code
- * the services run, creates topics, and (see --help) inspects the running stack.
+ * the services run, creates topics, sends signed chat commands to the ingress and shows
+ * the replies, lists in-flight pipelines and inspects/replays dead letters.
  * Exit codes: 0 ok, 1 the operation failed, 2 usage error. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
+#include "chatopsctl.h"
 #include "config.h"
 #include "errors.h"
 #include "kafka.h"
 #include "log.h"
 
 static const char usage_text[] =
-    "usage: chatopsctl [--config FILE] COMMAND [ARGS]\n"
+    "usage: chatopsctl [--config FILE] [--env FILE] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  config check FILE   validate FILE exactly as the services do (errors as file:line:col)\n"
-    "  topics ensure       create missing topics with kafka.partitions/replication from config\n"
+    "  config check FILE...  validate each FILE exactly as the services do (errors as\n"
+    "                        file:line:col: key: reason)\n"
+    "  topics ensure         create missing topics with kafka.partitions/replication\n"
+    "  send [OPTIONS] TEXT   send TEXT (e.g. '/ops deploy web staging') to the ingress as the\n"
+    "                        platform would, signed, then print the replies the user sees\n"
+    "     --as USER          person from the config (alice) or a raw platform user id;\n"
+    "                        default: the person with the most roles\n"
+    "     --channel C        channel name from the config (ops) or a raw id; default: the\n"
+    "                        first channel of the platform\n"
+    "     --platform P       slack | feishu (default: the channel's platform, else slack)\n"
+    "     --ingress URL      default http://127.0.0.1:<ingress.port> ($CQ_INGRESS_PORT)\n"
+    "     --sink URL         where replies are recorded (GET URL/_log); default: the\n"
+    "                        platform's api_base without /api or /open-apis (the demo fakes)\n"
+    "     --timeout S        wait at most S seconds for the final reply (default 60)\n"
+    "  pipelines             in-flight pipelines from Redis: request, pipeline, status,\n"
+    "                        requester, owning worker, age\n"
+    "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
+    "  dlq replay P:OFFSET|--all\n"
+    "                        re-publish the original message(s) to their original topic\n"
     "\n"
     "options:\n"
-    "  --config FILE       config to use (default $CHATOPS_CONFIG, else examples/ops.yaml)\n"
-    "  -h, --help          this text\n";
+    "  --config FILE   config to use (default $CHATOPS_CONFIG, else examples/ops.yaml)\n"
+    "  --env FILE      KEY=VALUE lines put into the environment when not already set\n"
+    "                  (default $CQ_RUN_DIR/env, else .stack/env: written by scripts/run.sh\n"
+    "                  with the demo's secrets and addresses)\n"
+    "  -h, --help      this text\n"
+    "\n"
+    "exit codes: 0 ok, 1 the operation failed (one line on stderr), 2 usage error\n";
 
-static int config_check(const char *path) {
+/* Loads KEY=VALUE lines into the environment without overriding what is set. A missing
+ * default file is fine; a missing explicit one is an error. */
+static int load_env_file(const char *path, int explicit_file) {
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    if (!f) {
+        if (!explicit_file) return 0;
+        fprintf(stderr, "chatopsctl: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (line[0] == '#' || !eq || eq == line) continue;
+        *eq = '\0';
+        setenv(line, eq + 1, 0);
+    }
+    fclose(f);
+    return 0;
+}
+
+static struct cq_config *load_config(const char *path) {
     struct cq_err err = {0};
     struct cq_config *cfg = cq_config_load(path, &err);
-    if (!cfg) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
+    if (!cfg) fprintf(stderr, "%s\n", err.msg);
+    return cfg;
+}
+
+static int config_check(const char *path) {
+    struct cq_config *cfg = load_config(path);
+    if (!cfg) return 1;
     printf("%s: ok (%zu commands, %zu people, %zu channels, %zu policy rules)\n", path,
            cfg->n_commands, cfg->n_people, cfg->n_channels, cfg->n_rules);
     cq_config_free(cfg);
     return 0;
 }
 
-static int topics_ensure(const char *path) {
+static int topics_ensure(const struct cq_config *cfg) {
     struct cq_err err = {0};
-    int rc = 1;
-    struct cq_config *cfg = cq_config_load(path, &err);
-    if (!cfg) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
     const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_results,
                             cfg->kafka.topic_audit,    cfg->kafka.topic_pipeline_events,
                             cfg->kafka.topic_dlq,      NULL};
     if (cq_kafka_ensure_topics(cfg->kafka.brokers, topics, cfg->kafka.partitions,
                                cfg->kafka.replication, 15000, &err) != CQ_OK) {
         fprintf(stderr, "topics ensure: %s\n", err.msg);
-        goto out;
+        return 1;
     }
     for (int i = 0; topics[i]; i++)
         printf("%s: ok (%d partitions wanted)\n", topics[i], cfg->kafka.partitions);
     if (err.msg[0]) fprintf(stderr, "note: %s\n", err.msg);
-    rc = 0;
-out:
-    cq_config_free(cfg);
-    return rc;
+    return 0;
 }
 
 int main(int argc, char **argv) {
-    const char *config = getenv("CHATOPS_CONFIG");
-    int i = 1;
+    const char *config = NULL, *env_file = NULL;
+    int i = 1, rc = 2;
+    struct cq_config *cfg = NULL;
     cq_log_init("chatopsctl", CQ_LOG_WARN);
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -69,28 +112,53 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             config = argv[++i];
+        } else if (!strcmp(argv[i], "--env") && i + 1 < argc) {
+            env_file = argv[++i];
         } else {
             fprintf(stderr, "chatopsctl: unknown option %s (try --help)\n", argv[i]);
             return 2;
         }
     }
-    if (!config) config = "examples/ops.yaml";
     if (i >= argc) {
         fputs(usage_text, stderr);
         return 2;
     }
+    if (env_file) {
+        if (load_env_file(env_file, 1) != 0) return 1;
+    } else {
+        const char *run_dir = getenv("CQ_RUN_DIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/env", run_dir && *run_dir ? run_dir : ".stack");
+        load_env_file(path, 0);
+    }
+    if (!config) config = getenv("CHATOPS_CONFIG");
+    if (!config || !*config) config = "examples/ops.yaml";
+
     const char *cmd = argv[i];
     const char *sub = i + 1 < argc ? argv[i + 1] : "";
-    if (!strcmp(cmd, "config") && !strcmp(sub, "check")) {
+    if (!strcmp(cmd, "config")) {
+        if (strcmp(sub, "check") != 0) goto unknown;
         if (i + 2 >= argc) {
-            fprintf(stderr, "chatopsctl: config check needs a FILE\n");
+            fprintf(stderr, "chatopsctl: config check needs a FILE (try --help)\n");
             return 2;
         }
-        int rc = 0;
+        rc = 0;
         for (int k = i + 2; k < argc; k++) rc |= config_check(argv[k]);
         return rc;
     }
-    if (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) return topics_ensure(config);
+    int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
+                !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq");
+    if (!known) goto unknown;
+    if (!(cfg = load_config(config))) return 1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!strcmp(cmd, "topics")) rc = topics_ensure(cfg);
+    else if (!strcmp(cmd, "send")) rc = cq_ctl_send(cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(cmd, "pipelines")) rc = cq_ctl_pipelines(cfg, argc - i - 1, argv + i + 1);
+    else rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
+    curl_global_cleanup();
+    cq_config_free(cfg);
+    return rc;
+unknown:
     fprintf(stderr, "chatopsctl: unknown command '%s%s%s' (try --help)\n", cmd, *sub ? " " : "",
             sub);
     return 2;

@@ -1,0 +1,30 @@
+/* chatopsctl.h: the sub-commands of chatopsctl, one file each (chatopsctl_*.c), and the
+ * small blocking HTTP helper they share. Each command returns the process exit code:
+ * 0 ok, 1 the operation failed (one line on stderr), 2 usage error. Internal to tools/. */
+#ifndef CQ_CHATOPSCTL_H
+#define CQ_CHATOPSCTL_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* `send [options] TEXT`: argv/argc are the arguments after "send". cfg borrowed. */
+int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv);
+/* `pipelines`: in-flight pipelines from Redis. */
+int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv);
+/* `dlq list [--max N]` / `dlq replay P:OFFSET|OFFSET|--all`: argv starts after "dlq". */
+int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv);
+
+struct cq_ctl_http {
+    long status;  /* 0 when no response arrived */
+    char *body;   /* NUL-terminated, never NULL after cq_ctl_http_do returned 0; caller frees */
+    size_t len;
+    char err[256]; /* curl's reason when status == 0 */
+};
+
+/* Blocking request with libcurl easy. headers: NULL-terminated "Name: value" lines or NULL.
+ * Returns 0 when a response arrived (any status), -1 otherwise (out->err says why). */
+int cq_ctl_http_do(const char *method, const char *url, const char *const *headers,
+                   const char *body, size_t body_len, int timeout_ms, struct cq_ctl_http *out);
+
+#endif

@@ -1,0 +1,464 @@
+/* chatopsctl pipelines / dlq: look into the running stack. `pipelines` reads the tracker's
+ * Redis keys (layout at the top of worker/pipeline.h); `dlq` reads the dead-letter topic from
+ * the beginning without joining any group's offsets, and replays a dead letter's original
+ * message to the topic it came from. Blocking calls: this is a CLI. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+
+#include "chatopsctl.h"
+#include "crypto.h"
+#include "redis.h"
+
+/* ------------------------------------------------------------------ pipelines */
+
+static const char *field(const redisReply *h, const char *name) {
+    if (!h || h->type != REDIS_REPLY_ARRAY) return NULL;
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (h->element[i]->type == REDIS_REPLY_STRING && !strcmp(h->element[i]->str, name) &&
+            h->element[i + 1]->type == REDIS_REPLY_STRING)
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static void fmt_age(long long ms, char *out, size_t n) {
+    long long s = ms / 1000;
+    if (ms < 0) snprintf(out, n, "?");
+    else if (s < 120) snprintf(out, n, "%llds", s);
+    else if (s < 7200) snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
+    else snprintf(out, n, "%lldh%02lldm", s / 3600, (s / 60) % 60);
+}
+
+int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
+    struct cq_err err = {0};
+    redisReply *due = NULL;
+    int rc = 1;
+    (void)argv;
+    if (argc > 0) {
+        fprintf(stderr, "chatopsctl: pipelines takes no arguments (try --help)\n");
+        return 2;
+    }
+    redisContext *c = cq_redis_connect_sync(cfg->redis.host, cfg->redis.port,
+                                            cfg->redis.password.value, 3000, &err);
+    if (!c) {
+        fprintf(stderr, "chatopsctl: pipelines: redis %s:%d: %s\n", cfg->redis.host,
+                cfg->redis.port, err.msg);
+        return 1;
+    }
+    const char *p = cfg->redis.prefix;
+    due = redisCommand(c, "ZRANGE %spl:due 0 -1", p);
+    if (!due || due->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "chatopsctl: pipelines: ZRANGE %spl:due failed: %s\n", p,
+                due && due->type == REDIS_REPLY_ERROR ? due->str : c->errstr);
+        goto out;
+    }
+    if (due->elements == 0) {
+        printf("no pipelines in flight\n");
+        rc = 0;
+        goto out;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    printf("%-36s  %-9s  %-9s  %-14s  %-20s  %-8s  %s\n", "REQUEST", "PIPELINE", "STATUS",
+           "REQUESTER", "WORKER", "AGE", "COMMAND");
+    for (size_t i = 0; i < due->elements; i++) {
+        const char *id = due->element[i]->str;
+        if (due->element[i]->type != REDIS_REPLY_STRING) continue;
+        redisReply *h = redisCommand(c, "HGETALL %spl:%s", p, id);
+        redisReply *lease = redisCommand(c, "GET %spl:lease:%s", p, id);
+        const char *req = field(h, "req"), *created = field(h, "created");
+        cJSON *rj = req ? cJSON_Parse(req) : NULL;
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive(rj, "user");
+        const cJSON *un = cJSON_GetObjectItemCaseSensitive(user, "name");
+        const cJSON *uid = cJSON_GetObjectItemCaseSensitive(user, "id");
+        const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(rj, "command");
+        const cJSON *txt = cJSON_GetObjectItemCaseSensitive(rj, "text");
+        char age[32], pl[32], who[64];
+        fmt_age(created ? now_ms - strtoll(created, NULL, 10) : -1, age, sizeof age);
+        snprintf(pl, sizeof pl, "#%s", field(h, "pid") ? field(h, "pid") : "?");
+        snprintf(who, sizeof who, "%s",
+                 cJSON_IsString(un) && *un->valuestring ? un->valuestring
+                 : cJSON_IsString(uid)                  ? uid->valuestring
+                                                        : "?");
+        printf("%-36s  %-9s  %-9s  %-14s  %-20s  %-8s  %s%s%s\n", id, pl,
+               field(h, "status") ? field(h, "status") : "?", who,
+               lease && lease->type == REDIS_REPLY_STRING ? lease->str : "(none: due)", age,
+               field(h, "label") ? field(h, "label") : cJSON_IsString(cmd) ? cmd->valuestring : "?",
+               cJSON_IsString(txt) && *txt->valuestring ? " " : "",
+               cJSON_IsString(txt) ? txt->valuestring : "");
+        cJSON_Delete(rj);
+        if (h) freeReplyObject(h);
+        if (lease) freeReplyObject(lease);
+    }
+    rc = 0;
+out:
+    if (due) freeReplyObject(due);
+    redisFree(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ dlq */
+
+struct dead {
+    int32_t partition;
+    int64_t offset;
+    cJSON *json;    /* NULL when the dead letter itself is not JSON */
+    char *raw;      /* the dead letter as read */
+};
+
+static void deads_free(struct dead *d, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(d[i].json);
+        free(d[i].raw);
+    }
+    free(d);
+}
+
+/* Reads every message on topic (all partitions, beginning to the current end) with an
+ * assign()ed consumer: no group offsets are read or committed. */
+static int read_topic(const char *brokers, const char *topic, struct dead **out, size_t *n_out) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    struct dead *d = NULL;
+    size_t n = 0, cap = 0;
+    int64_t *high = NULL;
+    char *done = NULL;
+    int rc = 1;
+    char group[64], uuid[CQ_UUID_LEN + 1];
+    if (cq_uuid4(uuid) != CQ_OK) snprintf(uuid, sizeof uuid, "%ld", (long)time(NULL));
+    snprintf(group, sizeof group, "chatopsctl-%s", uuid);
+    if (!conf || rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr)) {
+        fprintf(stderr, "chatopsctl: dlq: kafka config: %s\n", conf ? errstr : "out of memory");
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr))) {
+        fprintf(stderr, "chatopsctl: dlq: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000)
+                                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    if (e || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "chatopsctl: dlq: metadata of %s at %s: %s\n", topic, brokers,
+                rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
+                                                       : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        goto out;
+    }
+    int np = md->topics[0].partition_cnt;
+    parts = rd_kafka_topic_partition_list_new(np);
+    high = calloc((size_t)np + 1, sizeof *high);
+    done = calloc((size_t)np + 1, 1);
+    if (!parts || !high || !done) {
+        fprintf(stderr, "chatopsctl: dlq: out of memory\n");
+        goto out;
+    }
+    int pending = 0;
+    for (int i = 0; i < np; i++) {
+        int32_t pid = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        e = rd_kafka_query_watermark_offsets(rk, topic, pid, &lo, &hi, 10000);
+        if (e) {
+            fprintf(stderr, "chatopsctl: dlq: offsets of %s/%d: %s\n", topic, pid,
+                    rd_kafka_err2str(e));
+            goto out;
+        }
+        if (pid < 0 || pid >= np) continue;
+        high[pid] = hi;
+        if (hi > lo) {
+            rd_kafka_topic_partition_list_add(parts, topic, pid)->offset = lo;
+            pending++;
+        }
+    }
+    if (pending && (e = rd_kafka_assign(rk, parts))) {
+        fprintf(stderr, "chatopsctl: dlq: assign: %s\n", rd_kafka_err2str(e));
+        goto out;
+    }
+    time_t deadline = time(NULL) + 30;
+    while (pending > 0) {
+        if (time(NULL) > deadline) {
+            fprintf(stderr, "chatopsctl: dlq: timed out reading %s\n", topic);
+            goto out;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->partition >= 0 && m->partition < np && !done[m->partition]) {
+                done[m->partition] = 1;
+                pending--;
+            }
+        } else if (m->err) {
+            fprintf(stderr, "chatopsctl: dlq: %s\n", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            goto out;
+        } else if (m->partition >= 0 && m->partition < np && !done[m->partition]) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                struct dead *nd = realloc(d, nc * sizeof *nd);
+                if (!nd) {
+                    rd_kafka_message_destroy(m);
+                    fprintf(stderr, "chatopsctl: dlq: out of memory\n");
+                    goto out;
+                }
+                d = nd;
+                cap = nc;
+            }
+            struct dead *x = &d[n];
+            x->partition = m->partition;
+            x->offset = m->offset;
+            x->raw = malloc(m->len + 1);
+            if (!x->raw) {
+                rd_kafka_message_destroy(m);
+                fprintf(stderr, "chatopsctl: dlq: out of memory\n");
+                goto out;
+            }
+            if (m->len) memcpy(x->raw, m->payload, m->len);
+            x->raw[m->len] = '\0';
+            x->json = cJSON_ParseWithLength(x->raw, m->len);
+            n++;
+            /* up to the end seen at start: that partition is done (later ones are not ours) */
+            if (m->partition >= 0 && m->partition < np && !done[m->partition] &&
+                m->offset + 1 >= high[m->partition]) {
+                done[m->partition] = 1;
+                pending--;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    *out = d;
+    *n_out = n;
+    d = NULL;
+    n = 0;
+    rc = 0;
+out:
+    deads_free(d, n);
+    free(high);
+    free(done);
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    if (md) rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static const char *jstr(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The original message of a dead letter: topic, key and payload (new strings; caller frees).
+ * Notifier letters carry source.topic + result (JSON); worker letters topic + payload_b64. */
+static int original_of(const struct dead *x, const char *results_topic, char **topic, char **key,
+                       char **payload, size_t *len) {
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(x->json, "source");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(x->json, "result");
+    const char *b64 = jstr(x->json, "payload_b64"), *raw = jstr(x->json, "raw");
+    *topic = *key = *payload = NULL;
+    if (!x->json) return -1;
+    if (res || raw) {
+        const char *t = jstr(src, "topic");
+        *topic = strdup(t ? t : results_topic);
+        *payload = res ? cJSON_PrintUnformatted(res) : strdup(raw);
+        *key = strdup(jstr(x->json, "request_id") ? jstr(x->json, "request_id")
+                      : jstr(res, "request_id")    ? jstr(res, "request_id")
+                                                   : "");
+        if (*payload) *len = strlen(*payload);
+    } else if (b64 && jstr(x->json, "topic")) {
+        *topic = strdup(jstr(x->json, "topic"));
+        *payload = (char *)cq_base64_decode(b64, strlen(b64), len);
+        *key = strdup("");
+    } else {
+        return -1;
+    }
+    if (!*topic || !*key || !*payload) {
+        free(*topic);
+        free(*key);
+        free(*payload);
+        *topic = *key = *payload = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void print_dead(const struct dead *x, const char *results_topic) {
+    char *topic = NULL, *key = NULL, *payload = NULL;
+    size_t len = 0;
+    const char *reason = jstr(x->json, "reason");
+    const cJSON *att = cJSON_GetObjectItemCaseSensitive(x->json, "attempts");
+    const char *svc = jstr(x->json, "service");
+    printf("%d:%" PRId64 "  %s  reason: %s", x->partition, x->offset,
+           svc ? svc : cJSON_GetObjectItemCaseSensitive(x->json, "result") ? "notifier" : "?",
+           reason ? reason : "(none)");
+    if (cJSON_IsNumber(att)) printf("  attempts: %d", att->valueint);
+    if (original_of(x, results_topic, &topic, &key, &payload, &len) == 0) {
+        printf("\n    original (%s): %.*s%s\n", topic, (int)(len > 300 ? 300 : len), payload,
+               len > 300 ? "…" : "");
+    } else {
+        printf("\n    (no original message in it) %.300s\n", x->raw);
+    }
+    free(topic);
+    free(key);
+    free(payload);
+}
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    int *failed = m->_private;
+    if (m->err) {
+        fprintf(stderr, "chatopsctl: dlq replay: %s: %s\n", rd_kafka_topic_name(m->rkt),
+                rd_kafka_err2str(m->err));
+        if (failed) (*failed)++;
+    }
+}
+
+static int replay(const struct cq_config *cfg, struct dead *d, size_t n, const char *which) {
+    char errstr[512];
+    int failed = 0, sent = 0, rc = 1;
+    int32_t want_p = -1;
+    int64_t want_o = -1;
+    bool all = !strcmp(which, "--all");
+    if (!all) {
+        char *end;
+        const char *colon = strchr(which, ':');
+        if (colon) {
+            want_p = (int32_t)strtol(which, &end, 10);
+            if (end != colon) goto usage;
+            which = colon + 1;
+        }
+        want_o = strtoll(which, &end, 10);
+        if (*end || !*which || want_o < 0) goto usage;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf ||
+        rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof errstr)) {
+        fprintf(stderr, "chatopsctl: dlq replay: kafka config: %s\n", conf ? errstr : "oom");
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "chatopsctl: dlq replay: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    int matched = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!all && (d[i].offset != want_o || (want_p >= 0 && d[i].partition != want_p))) continue;
+        matched++;
+        if (!all && want_p < 0 && matched > 1) {
+            fprintf(stderr, "chatopsctl: dlq replay: offset %" PRId64
+                            " is on several partitions; say which as P:OFFSET\n", want_o);
+            goto out;
+        }
+    }
+    if (matched == 0) {
+        fprintf(stderr, "chatopsctl: dlq replay: no dead letter %s on %s\n",
+                all ? "at all" : which, cfg->kafka.topic_dlq);
+        rc = all ? 0 : 1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!all && (d[i].offset != want_o || (want_p >= 0 && d[i].partition != want_p))) continue;
+        char *topic = NULL, *key = NULL, *payload = NULL;
+        size_t len = 0;
+        if (original_of(&d[i], cfg->kafka.topic_results, &topic, &key, &payload, &len) != 0) {
+            fprintf(stderr, "chatopsctl: dlq replay: %d:%" PRId64 " has no original message\n",
+                    d[i].partition, d[i].offset);
+            failed++;
+            continue;
+        }
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(payload, len),
+            RD_KAFKA_V_OPAQUE(&failed), RD_KAFKA_V_END);
+        if (e) {
+            fprintf(stderr, "chatopsctl: dlq replay: %s: %s\n", topic, rd_kafka_err2str(e));
+            failed++;
+        } else {
+            printf("replayed %d:%" PRId64 " -> %s\n", d[i].partition, d[i].offset, topic);
+            sent++;
+        }
+        free(topic);
+        free(key);
+        free(payload);
+    }
+    if (rd_kafka_flush(rk, 15000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "chatopsctl: dlq replay: not confirmed by Kafka within 15 s\n");
+        goto out;
+    }
+    rc = failed ? 1 : 0;
+    if (!failed) printf("%d message(s) re-published\n", sent);
+out:
+    rd_kafka_destroy(rk);
+    return rc;
+usage:
+    fprintf(stderr, "chatopsctl: dlq replay wants P:OFFSET, OFFSET or --all (try --help)\n");
+    return 2;
+}
+
+int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
+    struct dead *d = NULL;
+    size_t n = 0;
+    long max = 50;
+    int rc;
+    const char *sub = argc > 0 ? argv[0] : "";
+    if (!strcmp(sub, "list")) {
+        for (int i = 1; i < argc; i++) {
+            char *end;
+            if (!strcmp(argv[i], "--max") && i + 1 < argc) {
+                max = strtol(argv[++i], &end, 10);
+                if (*end || max <= 0) {
+                    fprintf(stderr, "chatopsctl: dlq list: --max wants a number > 0\n");
+                    return 2;
+                }
+            } else {
+                fprintf(stderr, "chatopsctl: dlq list: unknown argument %s (try --help)\n",
+                        argv[i]);
+                return 2;
+            }
+        }
+    } else if (!strcmp(sub, "replay")) {
+        if (argc != 2) {
+            fprintf(stderr, "chatopsctl: dlq replay wants P:OFFSET, OFFSET or --all\n");
+            return 2;
+        }
+    } else {
+        fprintf(stderr, "chatopsctl: dlq wants list or replay (try --help)\n");
+        return 2;
+    }
+    if (read_topic(cfg->kafka.brokers, cfg->kafka.topic_dlq, &d, &n) != 0) return 1;
+    if (!strcmp(sub, "list")) {
+        size_t from = n > (size_t)max ? n - (size_t)max : 0;
+        if (n == 0) printf("%s is empty\n", cfg->kafka.topic_dlq);
+        else printf("%zu dead letter(s) on %s%s\n", n, cfg->kafka.topic_dlq,
+                    from ? " (the latest shown; --max N for more)" : "");
+        for (size_t i = from; i < n; i++) print_dead(&d[i], cfg->kafka.topic_results);
+        rc = 0;
+    } else {
+        rc = replay(cfg, d, n, argv[1]);
+    }
+    deads_free(d, n);
+    return rc;
+}
