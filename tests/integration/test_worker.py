@@ -18,11 +18,13 @@ import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
 checks = 0
 failures = 0
+reported_failures = 0
 
 
 def check(cond, what):
@@ -32,6 +34,13 @@ def check(cond, what):
         failures += 1
         print("FAIL %s" % what, file=sys.stderr, flush=True)
     return cond
+
+
+def report(name):
+    """Prints ok/FAIL for a test function: FAIL when any check since the last report failed."""
+    global reported_failures
+    print("%s %s" % ("ok  " if failures == reported_failures else "FAIL", name), flush=True)
+    reported_failures = failures
 
 
 def stack_file(rel):
@@ -57,11 +66,13 @@ log: {level: info}
 kafka:
   brokers: "%(brokers)s"
   partitions: 3
-  topic_requests: "%(requests)s"
-  topic_results: "%(results)s"
-  topic_audit: "%(audit)s"
-  topic_dlq: "%(dlq)s"
-  worker_group: "%(group)s"
+  topics:
+    requests: "%(requests)s"
+    results: "%(results)s"
+    audit: "%(audit)s"
+    dlq: "%(dlq)s"
+  groups:
+    worker: "%(group)s"
 redis:
   host: 127.0.0.1
   port: %(redis)d
@@ -74,15 +85,15 @@ limits:
 secrets:
   gitlab_token: "${CQT_GITLAB_TOKEN}"
 people:
-  - {name: alice, gitlab_login: alice.gl, slack_ids: [UALICE], roles: [sre]}
-  - {name: bob, gitlab_login: bob.gl, slack_ids: [UBOB], roles: [dev]}
-  - {name: carol, gitlab_login: carol.gl, slack_ids: [UCAROL], roles: [release]}
+  alice: {gitlab_login: alice.gl, slack: [UALICE], roles: [sre]}
+  bob: {gitlab_login: bob.gl, slack: [UBOB], roles: [dev]}
+  carol: {gitlab_login: carol.gl, slack: [UCAROL], roles: [release]}
 channels:
-  - {name: ops-prod, platform: slack, id: CPROD}
-  - {name: ops, platform: slack, id: COPS}
-  - {name: dev, platform: slack, id: CDEV}
+  ops-prod: {platform: slack, id: CPROD}
+  ops: {platform: slack, id: COPS}
+  dev: {platform: slack, id: CDEV}
 commands:
-  - name: flag get
+  flag get:
     description: Show a feature flag
     usage: flag get NAME
     mode: direct
@@ -93,17 +104,17 @@ commands:
       base_url: "%(base)s"
       path: "/features/{{args.name}}"
       headers:
-        - {name: PRIVATE-TOKEN, value: "{{secrets.gitlab_token}}"}
+        PRIVATE-TOKEN: "{{secrets.gitlab_token}}"
       timeout_ms: 3000
       reply_template: "{{response.name}} is {{response.state}}"
       idempotent: true
-  - name: flag set
+  flag set:
     description: Turn a feature flag on or off
     usage: flag set NAME on|off
     mode: direct
     args:
       - {name: name, required: true, regex: "[a-z][a-z0-9_]*"}
-      - {name: value, type: enum, required: true, enum: ["on", "off"]}
+      - {name: value, type: enum, required: true, values: ["on", "off"]}
     http:
       method: POST
       base_url: "%(base)s"
@@ -111,15 +122,15 @@ commands:
       body: "value={{args.value}}&user={{user.gitlab_login}}"
       body_type: form
       headers:
-        - {name: PRIVATE-TOKEN, value: "{{secrets.gitlab_token}}"}
+        PRIVATE-TOKEN: "{{secrets.gitlab_token}}"
       timeout_ms: 1000
       reply_pointer: /state
-  - name: lb weight
+  lb weight:
     description: Set the traffic share of a pool
     usage: lb weight POOL PERCENT
     mode: direct
     args:
-      - {name: pool, type: enum, required: true, enum: [blue, green]}
+      - {name: pool, type: enum, required: true, values: [blue, green]}
       - {name: percent, type: int, required: true, min: 0, max: 100}
     http:
       method: PUT
@@ -128,7 +139,7 @@ commands:
       body: '{"percent": {{args.percent}}, "by": "{{user.gitlab_login}}"}'
       timeout_ms: 5000
       reply_template: "{{response.name}} set"
-  - name: echo
+  echo:
     description: Send text through every template context
     mode: direct
     args:
@@ -140,7 +151,7 @@ commands:
       query: "q={{args.text}}"
       body: '{"text": "{{args.text}}", "req": "{{request.id}}"}'
       timeout_ms: 3000
-  - name: hdr
+  hdr:
     description: Put text into a header
     mode: direct
     args:
@@ -150,9 +161,9 @@ commands:
       base_url: "%(base)s"
       path: /hdr
       headers:
-        - {name: X-Text, value: "{{args.text}}"}
+        X-Text: "{{args.text}}"
       timeout_ms: 3000
-rules:
+policy:
   - {name: flags-read, roles: ["*"], commands: [flag get]}
   - {name: flags-write, roles: [sre, dev], commands: [flag set], channels: [ops, ops-prod]}
   - {name: lb, roles: [sre], commands: [lb weight], channels: [ops-prod]}
@@ -225,7 +236,7 @@ class Worker:
     def __init__(self, cfg_path, name):
         self.log = open(os.path.join(TMP, name + ".log"), "w")
         env = dict(os.environ, CQT_GITLAB_TOKEN="tok-" + RUN)
-        self.proc = subprocess.Popen([os.path.join(BUILD, "bin", "chatops-worker"), "--config",
+        self.proc = subprocess.Popen([WORKER_BIN, "--config",
                                       cfg_path, "--http-port", "-1", "--id", name + "-" + RUN],
                                      stderr=self.log, env=env)
 
@@ -318,7 +329,45 @@ def test_permission_matrix():
                    and x.get("kind") == "decision" and x.get("decision") == "allowed")
     check(bool(a) and a[0]["who"]["gitlab_login"] == "alice.gl" and a[0]["args"] == {"pool": "blue", "percent": "30"},
           "audit carries gitlab login and args")
-    print("ok   permission_matrix (%d rows)" % len(rows), flush=True)
+    report("permission_matrix (%d rows)" % len(rows))
+
+
+def test_arg_rules():
+    """Every argument rule rejects with its own reason (status invalid, no API call);
+    quoting keeps spaces and quotes inside one argument."""
+    long_name = "a" * 41
+    rows = [
+        ("flag", "get", "name: missing (required)\nusage: flag get NAME"),
+        ("flag", "get " + long_name, "name: longer than the maximum 40 characters (41)\nusage: flag get NAME"),
+        ("flag", "get Bad", "name: Bad does not match the pattern [a-z][a-z0-9_]*\nusage: flag get NAME"),
+        ("flag", "get a b", "unexpected argument b\nusage: flag get NAME"),
+        ("flag", "get --force a", "unknown option --force\nusage: flag get NAME"),
+        ("flag", "set a maybe", "value: maybe is not one of on, off\nusage: flag set NAME on|off"),
+        ("lb", "weight blue abc", "percent: abc is not an integer\nusage: lb weight POOL PERCENT"),
+        ("lb", "weight blue -5", "percent: -5 is below the minimum 0\nusage: lb weight POOL PERCENT"),
+        ("lb", "weight blue 101", "percent: 101 is above the maximum 100\nusage: lb weight POOL PERCENT"),
+        ("echo", "a b c d e f g h i", "too many arguments (at most 8)"),
+        ("echo", '"unbalanced', "unbalanced double quote"),
+        ("echo", "x" * 201, "argument 1 is longer than 200 characters"),
+    ]
+    before = len(API.requests("/api/v4/"))
+    rids = [send("UALICE", "CPROD", cmd, text) for cmd, text, _ in rows]
+    for rid, (cmd, text, reason) in zip(rids, rows):
+        r = final_of(rid)
+        check(r.get("status") == "invalid", "%s %s: invalid, got %s" % (cmd, text[:30], r.get("status")))
+        check(r.get("text") == reason, "%s %s: reason %r, got %r" % (cmd, text[:30], reason, r.get("text")))
+        a = audit.wait(lambda x, rid=rid: x.get("request_id") == rid and x.get("kind") == "decision")
+        check(len(a) == 1 and a[0].get("decision") == "invalid", "%s %s: audited as invalid" % (cmd, text[:30]))
+    check(len(API.requests("/api/v4/")) == before, "no invalid request reached the API")
+    quoted = [("\"two words\"", "two words"), ("'it'\\''s'", "it's"), ('"say \\"hi\\""', 'say "hi"'),
+              ("--  --not-an-option", "--not-an-option")]
+    for text, want in quoted:
+        rid = send("UALICE", "CPROD", "echo", text)
+        r = final_of(rid)
+        got = [q for q in API.requests("/api/v4/echo/") if rid in q["body"]]
+        check(r.get("status") == "ok" and len(got) == 1 and json.loads(got[0]["body"])["text"] == want,
+              "quoting %r -> one argument %r, got %r" % (text, want, got and got[0]["body"]))
+    report("arg_rules (%d reasons, %d quotings)" % (len(rows), len(quoted)))
 
 
 def test_help_per_user_channel():
@@ -331,7 +380,7 @@ def test_help_per_user_channel():
     check("flag get NAME" in t3 and "flag set" not in t3 and "echo" not in t3, "unknown user sees only flag get: %r" % t3)
     r4 = final_of(send("UBOB", "COPS", "help", "flag set"))
     check(r4.get("text") == "• `flag set NAME on|off` — Turn a feature flag on or off", "help CMD: %r" % r4.get("text"))
-    print("ok   help_per_user_channel", flush=True)
+    report("help_per_user_channel")
 
 
 def test_template_escaping():
@@ -359,7 +408,7 @@ def test_template_escaping():
     r = final_of(send("UALICE", "CDEV", "hdr", "'plain text'"))
     got = API.requests("/api/v4/hdr")
     check(r.get("status") == "ok" and got and got[-1]["headers"].get("X-Text") == "plain text", "plain header arrives")
-    print("ok   template_escaping", flush=True)
+    report("template_escaping")
 
 
 def test_api_errors():
@@ -374,7 +423,7 @@ def test_api_errors():
     check("timed out: no answer from POST http://127.0.0.1:%d/api/v4/features/slow within 1000 ms" % API.port in r2.get("text", ""),
           "timeout text: %r" % r2.get("text"))
     API.set_rules([])
-    print("ok   api_errors", flush=True)
+    report("api_errors")
 
 
 def test_dlq_and_keeps_going():
@@ -386,7 +435,7 @@ def test_dlq_and_keeps_going():
         check(d[0].get("reason") and d[0].get("payload_b64"), "dead letter has reason and payload")
     r = final_of(send("UALICE", "CDEV", "whoami", ""))
     check(r.get("status") == "ok", "worker keeps going after bad messages")
-    print("ok   dlq_and_keeps_going", flush=True)
+    report("dlq_and_keeps_going")
 
 
 def test_order_per_conversation():
@@ -405,7 +454,7 @@ def test_order_per_conversation():
     check(par and par[0]["time"] < green["time"] + 1.0, "other conversation ran in parallel")
     check(fa.get("status") == fb.get("status") == fc.get("status") == "ok", "all three ok")
     API.set_rules([])
-    print("ok   order_per_conversation", flush=True)
+    report("order_per_conversation")
 
 
 def test_run_once_duplicate():
@@ -420,7 +469,7 @@ def test_run_once_duplicate():
     check(len(calls) == 1, "duplicates -> one API call, got %d" % len(calls))
     finals = results.find(lambda r: r.get("step") == "final" and "dup_once" in r.get("command", ""))
     check(len(finals) == 1 and finals[0]["request_id"] == rid, "one final result, got %d" % len(finals))
-    print("ok   run_once_duplicate", flush=True)
+    report("run_once_duplicate")
 
 
 def main():
@@ -432,6 +481,7 @@ def main():
     w1 = Worker(cfg, "w1")
     try:
         test_permission_matrix()
+        test_arg_rules()
         test_help_per_user_channel()
         test_template_escaping()
         test_api_errors()
@@ -468,37 +518,51 @@ def test_two_workers_and_kill():
     finally:
         wa.stop()
         wb.stop()
-    print("ok   two_workers_at_once", flush=True)
+    report("two_workers_at_once")
 
-    # kill -9 in the middle of a call: the next worker never calls again and says so.
+    # kill -9 at two moments: (a) after a side effect was answered and its result produced
+    # but (most likely) before the offset commit, (b) in the middle of a call. A fresh
+    # consumer group then re-reads every message, like a redelivery after the crash.
     topics = dict(TOPICS, requests=TOPICS["requests"] + ".kill")
     produce(topics["requests"], "init", '{"init":true}')
-    API.set_rules([{"prefix": "/api/v4/features/killed", "delay_ms": 3000}])
+    API.set_rules([{"prefix": "/api/v4/features/killed", "delay_ms": 3000},
+                   {"prefix": "/api/v4/features/kread", "delay_ms": 3000}])
     wk = Worker(write_config("wk", topics, "cqt-k1-" + RUN), "wk")
+    rid0 = send("UALICE", "CPROD", "flag", "set after_done on", topic=topics["requests"])
     rid = send("UBOB", "COPS", "flag", "set killed on", topic=topics["requests"])
-    rid2 = send("UALICE", "CDEV", "flag", "get killed_read", topic=topics["requests"])
+    rid2 = send("UALICE", "CDEV", "flag", "get kread", topic=topics["requests"])
     end = time.time() + 30
-    while time.time() < end and not API.requests("/api/v4/features/killed"):
-        time.sleep(0.05)
-    check(len(API.requests("/api/v4/features/killed")) == 1, "the call reached the API before the kill")
+    while time.time() < end and not (exact("/api/v4/features/killed") and exact("/api/v4/features/kread")):
+        time.sleep(0.02)
+    f0 = final_of(rid0, 5)
     wk.stop(signal.SIGKILL)
+    check(f0.get("status") == "ok", "after_done answered before the kill: %r" % f0)
+    check(len(exact("/api/v4/features/killed")) == 1, "the call reached the API before the kill")
+    check(len(exact("/api/v4/features/kread")) == 1, "the read reached the API before the kill")
+    check(not results.find(lambda x: x.get("request_id") in (rid, rid2)), "no result before the kill")
     API.set_rules([])
-    # a fresh group re-reads the uncommitted request, like a redelivery after the crash
     wn = Worker(write_config("wn", topics, "cqt-k2-" + RUN), "wn")
     try:
         r = final_of(rid, 40)
         check(r.get("status") == "failed" and "outcome is unknown" in r.get("text", ""),
               "killed mid-call -> outcome unknown: %r" % r.get("text"))
         check("POST http://127.0.0.1:%d/api/v4/features/killed" % API.port in r.get("text", ""), "says where to check")
-        time.sleep(2)
-        check(len(API.requests("/api/v4/features/killed")) == 1, "never called again after the kill")
-        finals = results.find(lambda x: x.get("request_id") == rid and x.get("step") == "final")
-        check(len(finals) == 1, "one final result after the kill, got %d" % len(finals))
         r2 = final_of(rid2, 40)
-        check(r2.get("status") == "ok", "an idempotent read is simply run: %r" % r2.get("text"))
+        check(r2.get("status") == "ok", "an idempotent read is simply run again: %r" % r2.get("text"))
+        time.sleep(3)
+        check(len(exact("/api/v4/features/killed")) == 1, "never called again after the kill")
+        check(len(exact("/api/v4/features/kread")) == 2, "the idempotent read was called again")
+        check(len(exact("/api/v4/features/after_done")) == 1, "answered side effect not repeated after the kill")
+        for x in (rid0, rid, rid2):
+            finals = results.find(lambda m, x=x: m.get("request_id") == x and m.get("step") == "final")
+            check(len(finals) == 1, "one final result after the kill for %s, got %d" % (x, len(finals)))
     finally:
         wn.stop()
-    print("ok   kill_mid_call", flush=True)
+    report("kill_mid_call")
+
+
+def exact(path):
+    return [q for q in API.requests(path) if q["path"] == path]
 
 
 if __name__ == "__main__":
