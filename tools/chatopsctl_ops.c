@@ -48,8 +48,7 @@ int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
     redisContext *c = cq_redis_connect_sync(cfg->redis.host, cfg->redis.port,
                                             cfg->redis.password.value, 3000, &err);
     if (!c) {
-        fprintf(stderr, "chatopsctl: pipelines: redis %s:%d: %s\n", cfg->redis.host,
-                cfg->redis.port, err.msg);
+        fprintf(stderr, "chatopsctl: pipelines: %s\n", err.msg);
         return 1;
     }
     const char *p = cfg->redis.prefix;
@@ -88,12 +87,15 @@ int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
                  cJSON_IsString(un) && *un->valuestring ? un->valuestring
                  : cJSON_IsString(uid)                  ? uid->valuestring
                                                         : "?");
+        /* what the user typed (command + text), else the tracker's label */
+        const char *label = field(h, "label");
+        bool typed = cJSON_IsString(cmd) && *cmd->valuestring;
         printf("%-36s  %-9s  %-9s  %-14s  %-20s  %-8s  %s%s%s\n", id, pl,
                field(h, "status") ? field(h, "status") : "?", who,
                lease && lease->type == REDIS_REPLY_STRING ? lease->str : "(none: due)", age,
-               field(h, "label") ? field(h, "label") : cJSON_IsString(cmd) ? cmd->valuestring : "?",
-               cJSON_IsString(txt) && *txt->valuestring ? " " : "",
-               cJSON_IsString(txt) ? txt->valuestring : "");
+               typed ? cmd->valuestring : label ? label : "?",
+               typed && cJSON_IsString(txt) && *txt->valuestring ? " " : "",
+               typed && cJSON_IsString(txt) ? txt->valuestring : "");
         cJSON_Delete(rj);
         if (h) freeReplyObject(h);
         if (lease) freeReplyObject(lease);
@@ -174,7 +176,14 @@ static int read_topic(const char *brokers, const char *topic, struct dead **out,
     for (int i = 0; i < np; i++) {
         int32_t pid = md->topics[0].partitions[i].id;
         int64_t lo = 0, hi = 0;
-        e = rd_kafka_query_watermark_offsets(rk, topic, pid, &lo, &hi, 10000);
+        /* a topic created a moment ago has no leader yet: ask again for a few seconds */
+        for (int tries = 0; tries < 50; tries++) {
+            e = rd_kafka_query_watermark_offsets(rk, topic, pid, &lo, &hi, 10000);
+            if (e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+                e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+                break;
+            rd_kafka_poll(rk, 200);
+        }
         if (e) {
             fprintf(stderr, "chatopsctl: dlq: offsets of %s/%d: %s\n", topic, pid,
                     rd_kafka_err2str(e));
