@@ -1,6 +1,8 @@
 /* chatops-worker: consumes chatops.requests, checks and runs commands, produces
  * results and audit records. Usage: chatops-worker --config FILE [--http-port N]
- * [--id OWNER]. SIGTERM/SIGINT drain in-flight requests and exit 0. */
+ * [--id OWNER]. --http-port (default worker.http_port, env CQ_WORKER_HTTP_PORT) serves
+ * /healthz /readyz /metrics; 0 = any free port (logged), -1 = none. SIGTERM/SIGINT drain
+ * in-flight requests and exit 0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             opts.http_port = (int)p;
+            opts.http_any_port = p == 0;
         } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
             opts.owner_id = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin_http.h"
 #include "args.h"
 #include "builtins.h"
 #include "crypto.h"
@@ -134,7 +135,8 @@ struct cq_worker {
     size_t n_jobs;
     bool paused, stopping, torn_down;
     struct retry *retries;
-    uv_timer_t retry_timer, lease_timer, drain_timer;
+    uv_timer_t retry_timer, lease_timer, drain_timer, ready_timer;
+    struct cq_admin_http *admin; /* /healthz /readyz /metrics; NULL when off */
     int open_handles;
     uint64_t drain_deadline;
     int drain_ms;
@@ -1379,8 +1381,15 @@ static void on_redis_connect(void *arg) { renew_lease(&((struct cq_worker *)arg)
 
 bool cq_worker_ready(const struct cq_worker *w)
 {
-    return w && !w->stopping && w->producer && cq_producer_ready(w->producer) && w->redis &&
-           cq_redis_connected(w->redis);
+    return w && !w->stopping && w->consumer && w->producer && cq_producer_ready(w->producer) &&
+           w->redis && cq_redis_connected(w->redis);
+}
+
+/* Loop thread: what /readyz answers, refreshed every 500 ms. */
+static void ready_tick(uv_timer_t *t)
+{
+    struct cq_worker *w = t->data;
+    cq_admin_http_set_ready(w->admin, cq_worker_ready(w));
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -1399,6 +1408,8 @@ static void teardown(struct cq_worker *w)
     if (w->torn_down)
         return;
     w->torn_down = true;
+    cq_admin_http_free(w->admin);
+    w->admin = NULL;
     cq_info(NULL, "worker stopping: %zu request(s) still in flight are left for redelivery",
             w->n_jobs);
     /* Callbacks of what is still pending arrive now with CQ_ESHUTDOWN and abandon. */
@@ -1437,6 +1448,7 @@ static void teardown(struct cq_worker *w)
     uv_close((uv_handle_t *)&w->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&w->lease_timer, handle_closed);
     uv_close((uv_handle_t *)&w->drain_timer, handle_closed);
+    uv_close((uv_handle_t *)&w->ready_timer, handle_closed);
 }
 
 static void drain_tick(uv_timer_t *t)
@@ -1455,6 +1467,7 @@ static void on_shutdown(void *arg)
     if (w->stopping)
         return;
     w->stopping = true;
+    cq_admin_http_set_ready(w->admin, false);
     cq_info(NULL, "worker draining: %zu request(s) in flight", w->n_jobs);
     if (w->consumer)
         cq_consumer_pause(w->consumer, true);
@@ -1514,8 +1527,9 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     uv_timer_init(uv, &w->retry_timer);
     uv_timer_init(uv, &w->lease_timer);
     uv_timer_init(uv, &w->drain_timer);
-    w->retry_timer.data = w->lease_timer.data = w->drain_timer.data = w;
-    w->open_handles = 3;
+    uv_timer_init(uv, &w->ready_timer);
+    w->retry_timer.data = w->lease_timer.data = w->drain_timer.data = w->ready_timer.data = w;
+    w->open_handles = 4;
 
     w->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
                             cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
@@ -1537,6 +1551,16 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
         cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto fail;
     }
+    int port = opts && opts->http_port != 0 ? opts->http_port : cfg->worker.http_port;
+    if (opts && opts->http_any_port)
+        port = 0;
+    if (port >= 0) {
+        w->admin = cq_admin_http_new(cfg->ingress.listen, port, err);
+        if (!w->admin)
+            goto fail;
+        cq_info(NULL, "admin http listening on port %d", cq_admin_http_port(w->admin));
+    }
+    uv_timer_start(&w->ready_timer, ready_tick, 0, 500);
     int every = cfg->worker.lease_ms / 3 > 0 ? cfg->worker.lease_ms / 3 : 1000;
     uv_timer_start(&w->lease_timer, renew_lease, (uint64_t)every, (uint64_t)every);
     w->drain_deadline = UINT64_MAX;

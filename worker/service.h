@@ -15,6 +15,7 @@ struct cq_worker;
 
 struct cq_worker_opts {
     int http_port;        /* /healthz /readyz /metrics; 0 = cfg->worker.http_port, -1 = none */
+    bool http_any_port;   /* listen on any free port (logged), whatever http_port says */
     const char *owner_id; /* identity in claims and leases; NULL = a fresh UUID */
     int drain_timeout_ms; /* in-flight work gets this long after SIGTERM; 0 = 15000 */
 };
@@ -26,7 +27,8 @@ struct cq_worker_opts {
 struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *loop,
                                   const struct cq_worker_opts *opts, struct cq_err *err);
 
-/* Readiness: Kafka reachable, Redis connected, not draining. */
+/* Readiness (also what /readyz answers): Kafka producer's broker probe answered, the
+ * consumer exists, Redis connected, not draining. Loop thread only. */
 bool cq_worker_ready(const struct cq_worker *w);
 
 #endif
