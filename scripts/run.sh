@@ -6,7 +6,7 @@
 #   scripts/run.sh [--config FILE] [--no-demo] [--detach]   start (--detach: print and return)
 #   scripts/run.sh --stop                                   stop what --detach started
 # Environment: CQ_RUN_DIR (state, logs; default .stack), CQ_BUILD_DIR (default build),
-#   CQ_INGRESS_PORT (default free), CQ_DEMO_PORT_BASE (demo GitLab, Slack, Feishu on BASE,
+#   CQ_RUN_NO_BUILD=1 (use the binaries as built), CQ_INGRESS_PORT (default free), CQ_DEMO_PORT_BASE (demo GitLab, Slack, Feishu on BASE,
 #   BASE+1, BASE+2; default 18080 as in examples/ops.yaml, else a derived config is written).
 # After start, RUN_DIR/env holds the demo secrets and addresses; chatopsctl reads it.
 set -euo pipefail
@@ -39,11 +39,15 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-"$CQ_REPO_ROOT/scripts/deps.sh"
-cq_log "building into $build"
-cmake -S "$CQ_REPO_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target chatops-ingress chatops-worker chatops-notifier chatopsctl >/dev/null
+if [[ "${CQ_RUN_NO_BUILD:-0}" == 1 ]]; then
+    cq_log "using the binaries in $build as they are (CQ_RUN_NO_BUILD=1)"
+else
+    "$CQ_REPO_ROOT/scripts/deps.sh"
+    cq_log "building into $build"
+    cmake -S "$CQ_REPO_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
+        --target chatops-ingress chatops-worker chatops-notifier chatopsctl >/dev/null
+fi
 
 mkdir -p "$stack/pids" "$stack/logs"
 stop_all() {
@@ -171,19 +175,19 @@ for entry in "${ports[@]}"; do wait_up "${entry%%=*}" "${entry#*=}" /readyz; don
 
 cat <<INFO
 chatops is running (config: $config)
-  Kafka      $CQ_KAFKA_BROKERS
-  Redis      $CQ_REDIS_HOST:$CQ_REDIS_PORT
-  ingress    http://127.0.0.1:$ingress_port   (/slack/commands /slack/events /feishu/events /gitlab/webhook)
-$(for e in "${ports[@]:1}"; do printf '  %-10s http://127.0.0.1:%s/metrics\n' "${e%%=*}" "${e#*=}"; done)
+  Kafka        $CQ_KAFKA_BROKERS
+  Redis        $CQ_REDIS_HOST:$CQ_REDIS_PORT
+  ingress      http://127.0.0.1:$ingress_port   (/slack/commands /slack/events /feishu/events /gitlab/webhook)
+$(for e in "${ports[@]:1}"; do printf '  %-12s http://127.0.0.1:%s/metrics\n' "${e%%=*}" "${e#*=}"; done)
 $(if [[ $demo -eq 1 ]]; then
-    printf '  %-10s http://127.0.0.1:%s   (pipelines: /_pipelines, requests: /_log)\n' \
+    printf '  %-12s http://127.0.0.1:%s   (pipelines: /_pipelines, requests: /_log)\n' \
         "demo GitLab" "$gitlab_port"
-    printf '  %-10s http://127.0.0.1:%s   (what would be posted to Slack: /_log)\n' \
+    printf '  %-12s http://127.0.0.1:%s   (what would be posted to Slack: /_log)\n' \
         "demo Slack" "$slack_port"
-    printf '  %-10s http://127.0.0.1:%s   (what would be posted to Feishu: /_log)\n' \
+    printf '  %-12s http://127.0.0.1:%s   (what would be posted to Feishu: /_log)\n' \
         "demo Feishu" "$feishu_port"
 fi)
-  logs       $stack/logs/
+  logs         $stack/logs/
 Try:  $build/tools/chatopsctl send --as bob --channel ops '/ops lb weight blue 30'
 INFO
 if [[ $detach -eq 1 ]]; then
