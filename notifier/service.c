@@ -33,9 +33,13 @@
 #define TOKEN_WAIT_MS 250
 #define HTTP_TIMEOUT_MS 10000
 #define DRAIN_MS 10000
-#define MAX_INFLIGHT 10000 /* pause fetching above this (config has no notifier key yet) */
+/* Results held at once (accepted, not yet settled): fetching pauses at this and resumes below
+ * half. A constant, not a config key: docs/configuration.md has worker.max_inflight but no
+ * notifier.max_inflight (a candidate key for config.c, same bounds 1..1000000). */
+#define MAX_INFLIGHT 10000
 #define MAX_SENDS 64 /* concurrent platform requests; more only queue inside curl and time out */
 #define ANSWER_KEEP 2000 /* bytes of a platform answer kept for logs and the DLQ */
+#define REQ_BUCKETS 16384 /* request id -> its jobs; power of two, > MAX_INFLIGHT */
 
 /* ------------------------------------------------------------------ Lua (atomic steps) */
 
@@ -72,6 +76,8 @@ struct job {
     struct job *tok_next;    /* token waiters */
     struct job *pred, *succ; /* results of the same request, settled in order */
     struct job *slot_next;   /* waiting for a free send slot (FIFO) */
+    struct job *req_next;    /* same hash bucket of request ids (newest first) */
+    bool hashed;
     uv_timer_t timer;
     enum wait wait;
     enum next next_step; /* what the timer does */
@@ -128,6 +134,8 @@ struct cq_notifier {
     unsigned long job_seq;
     struct job *jobs;
     int njobs;
+    struct job *by_req[REQ_BUCKETS]; /* decoded jobs by request id: finds a request's tail
+                                        in O(1) instead of scanning every job in flight */
     int sending;                        /* HTTP sends in flight */
     struct job *slot_head, *slot_tail; /* jobs waiting for a send slot */
     bool paused, stopping, finished;
@@ -249,8 +257,24 @@ static void job_mem_free(uv_handle_t *h) {
 
 static void job_timer_cb(uv_timer_t *t);
 
+static size_t req_bucket(const char *request_id) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)request_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h & (REQ_BUCKETS - 1);
+}
+
 static void job_unlink(struct job *j) {
     struct cq_notifier *s = j->s;
+    if (j->hashed) {
+        for (struct job **pp = &s->by_req[req_bucket(j->r.request_id)]; *pp;
+             pp = &(*pp)->req_next)
+            if (*pp == j) {
+                *pp = j->req_next;
+                break;
+            }
+        j->hashed = false;
+    }
     if (j->prev) j->prev->next = j->next;
     else s->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
@@ -1148,14 +1172,18 @@ static void on_message(void *opaque, const struct cq_message *m) {
              j->r.platform);
     /* One request's results go out in the order they were produced (ack, progress, final),
      * so a progress never lands after the final and chat.update finds the ts of the post
-     * before it. Jobs are kept newest first: the first match is the tail of the chain. */
-    for (struct job *o = j->next; o; o = o->next) {
-        if (o->decoded && o->r.request_id && strcmp(o->r.request_id, j->r.request_id) == 0) {
-            o->succ = j;
-            j->pred = o;
-            j->wait = W_PRED;
-            return;
-        }
+     * before it. Buckets are kept newest first: the first match is the tail of the chain. */
+    size_t b = req_bucket(j->r.request_id);
+    struct job *tail = s->by_req[b];
+    while (tail && strcmp(tail->r.request_id, j->r.request_id) != 0) tail = tail->req_next;
+    j->req_next = s->by_req[b];
+    s->by_req[b] = j;
+    j->hashed = true;
+    if (tail) {
+        tail->succ = j;
+        j->pred = tail;
+        j->wait = W_PRED;
+        return;
     }
     job_claim(j);
 }

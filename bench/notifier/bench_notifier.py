@@ -4,7 +4,9 @@
 Phase 1 (throughput): a fresh topic is pre-filled with --count results (distinct requests
 and channels, response_url on the fake), then --copies notifiers start and the clock runs
 from the first to the last accepted post. Phase 2 (latency): --rate results/s for
---seconds are produced while the notifiers run; p50/p99 = fake-accepted - produced_at.
+--seconds are produced while the notifiers run; p50/p99 = sink-accepted - produced.
+--sink fast (default) is fast_sink.py (pre-forked asyncio, ~13x the test fake's capacity) so
+the notifier is what is measured; --sink fake uses tests/fakes/fake_slack.py.
 Needs the Kafka + Redis of scripts/ (CQ_STACK_DIR) and a build (CQ_BUILD_DIR):
   CQ_STACK_DIR=build/stack CQ_BUILD_DIR=build bench/notifier/bench_notifier.py --copies 2
 """
@@ -19,7 +21,9 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "fakes"))
+sys.path.insert(0, HERE)
 from fake_slack import FakeSlack  # noqa: E402
+from fast_sink import FastSink  # noqa: E402
 
 
 def stack_file(rel):
@@ -52,6 +56,8 @@ def main():
     ap.add_argument("--copies", type=int, default=1)
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--sink", choices=("fast", "fake"), default="fast")
+    ap.add_argument("--sink-procs", type=int, default=2)
     a = ap.parse_args()
     build = os.environ["CQ_BUILD_DIR"]
     tool = os.path.join(build, "bin", "cqt-produce_result")
@@ -61,15 +67,29 @@ def main():
     topic, dlq = "bench.notifier.results." + run, "bench.notifier.dlq." + run
     subprocess.run([tool, "--brokers", brokers, "--ensure", topic + "," + dlq,
                     "--partitions", "6"], check=True, capture_output=True)
-    slack = FakeSlack().start()
+    slack = FastSink(a.sink_procs).start() if a.sink == "fast" else FakeSlack().start()
+    count = slack.count if a.sink == "fast" else (lambda: len(slack.requests("/response/")))
     tmp = tempfile.mkdtemp(prefix="bench-notifier-")
     cfg = os.path.join(tmp, "n.yaml")
     with open(cfg, "w") as f:
-        f.write("log:\n  level: warn\nkafka:\n  brokers: \"%s\"\n  topic_results: \"%s\"\n"
-                "  topic_dlq: \"%s\"\n  notifier_group: \"bench-%s\"\nredis:\n  port: %d\n"
-                "  prefix: \"bench:%s:\"\nslack:\n  enabled: true\n"
-                "  signing_secret: \"${B_SIGN}\"\n  bot_token: \"${B_BOT}\"\n"
-                "  api_base: \"%s/api\"\n" % (brokers, topic, dlq, run, redis_port, run, slack.url))
+        f.write("""log:
+  level: warn
+kafka:
+  brokers: "%s"
+  topics:
+    results: "%s"
+    dlq: "%s"
+  groups:
+    notifier: "bench-%s"
+redis:
+  port: %d
+  prefix: "bench:%s:"
+slack:
+  enabled: true
+  signing_secret: "${B_SIGN}"
+  bot_token: "${B_BOT}"
+  api_base: "%s/api"
+""" % (brokers, topic, dlq, run, redis_port, run, slack.url))
     env = dict(os.environ, B_SIGN="x", B_BOT="xoxb-test-token")
 
     lines = "\n".join(result(slack, i) for i in range(a.count)) + "\n"
@@ -80,17 +100,20 @@ def main():
              for i in range(a.copies)]
     try:
         end = time.time() + 300
-        while len(slack.requests("/response/")) < a.count and time.time() < end:
+        while count() < a.count and time.time() < end:
             time.sleep(0.05)
         reqs = slack.requests("/response/")
         ts = sorted(e["t"] for e in reqs)
         span = ts[-1] - ts[0] if len(ts) > 1 else float("nan")
         thr = (len(ts) - 1) / span if span else float("nan")
-        print("copies=%d prefilled=%d delivered=%d in %.2fs -> %.0f results/s" %
-              (a.copies, a.count, len(ts), span, thr))
+        print("sink=%s copies=%d prefilled=%d delivered=%d in %.2fs -> %.0f results/s" %
+              (a.sink, a.copies, a.count, len(ts), span, thr))
 
         time.sleep(2)  # stragglers of phase 1 (timeouts retried) must not count below
-        slack.control({"reset": True})
+        if a.sink == "fast":
+            slack.reset()
+        else:
+            slack.control({"reset": True})
         p = subprocess.Popen([tool, "--brokers", brokers, "--topic", topic],
                              stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
         n = a.rate * a.seconds
@@ -107,7 +130,7 @@ def main():
         p.stdin.close()
         p.wait()
         end = time.time() + 60
-        while len(slack.requests("/response/")) < n and time.time() < end:
+        while count() < n and time.time() < end:
             time.sleep(0.05)
         got = [e for e in slack.requests("/response/")
                if e["path"][len("/response/"):] in produced]
