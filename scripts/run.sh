@@ -44,7 +44,12 @@ if [[ "${CQ_RUN_NO_BUILD:-0}" == 1 ]]; then
 else
     "$CQ_REPO_ROOT/scripts/deps.sh"
     cq_log "building into $build"
-    cmake -S "$CQ_REPO_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    # An existing build dir (a test's, a developer's) keeps its own build type and options.
+    if [[ -f "$build/CMakeCache.txt" ]]; then
+        cmake -S "$CQ_REPO_ROOT" -B "$build" >/dev/null
+    else
+        cmake -S "$CQ_REPO_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    fi
     cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
         --target chatops-ingress chatops-worker chatops-notifier chatopsctl >/dev/null
 fi
