@@ -5,6 +5,7 @@ help per user/channel, argument rules, template escaping as seen by the server, 
 (duplicate delivery, two workers at once, kill -9 mid-call), timeout/500 replies, the DLQ,
 and per-conversation order.
 """
+import base64
 import json
 import os
 import signal
@@ -442,12 +443,23 @@ def test_api_errors():
 
 
 def test_dlq_and_keeps_going():
-    produce(TOPICS["requests"], "junk", "this is not json")
-    produce(TOPICS["requests"], "junk", json.dumps({"v": 1, "id": "x"}))
-    d = dlq.wait(lambda x: x.get("service") == "worker", 2)
+    tag = uuid.uuid4().hex
+    junk = {"this is not json " + tag: "request: not valid JSON",
+            json.dumps({"v": 1, "id": tag}): "request: field 'received_at' is missing"}
+    for value in junk:
+        produce(TOPICS["requests"], "junk", value)
+
+    def ours(x):
+        try:
+            return x.get("service") == "worker" and tag in base64.b64decode(x.get("payload_b64", "")).decode()
+        except ValueError:
+            return False
+    d = dlq.wait(ours, 2)
     check(len(d) == 2, "two dead letters, got %d" % len(d))
-    if d:
-        check(d[0].get("reason") and d[0].get("payload_b64"), "dead letter has reason and payload")
+    for x in d:
+        payload = base64.b64decode(x["payload_b64"]).decode()
+        check(x.get("reason") == junk.get(payload), "dead letter reason %r for %r" % (x.get("reason"), payload))
+        check(x.get("topic") == TOPICS["requests"], "dead letter names its topic: %r" % x.get("topic"))
     r = final_of(send("UALICE", "CDEV", "whoami", ""))
     check(r.get("status") == "ok", "worker keeps going after bad messages")
     report("dlq_and_keeps_going")
