@@ -1,0 +1,204 @@
+/* feishu: event subscription v2.0 in: decrypts {"encrypt":...} bodies, answers url_verification
+ * (token check, no signature by design), checks the SHA-256 signature and the verification
+ * token of other events, and turns an im.message.receive_v1 text message that @mentions the
+ * bot into a request envelope. Pure (no I/O), like slack.c. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "ingress.h"
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static const char *jstr(const cJSON *o, const char *name) {
+    const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const cJSON *jobj(const cJSON *o, const char *name) {
+    const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
+    return cJSON_IsObject(v) ? v : NULL;
+}
+
+static bool token_ok(const struct cq_config *cfg, const char *token) {
+    const char *want = cfg->feishu.verification_token.value;
+    return token && want && cq_ct_equal(want, strlen(want), token, strlen(token));
+}
+
+/* Removes every mention key ("@_user_1") listed in mentions from text, in place. A key only
+ * matches when not followed by another digit, so @_user_1 leaves @_user_10 alone. */
+static void strip_keys(char *text, const cJSON *mentions) {
+    const cJSON *m;
+    cJSON_ArrayForEach(m, mentions) {
+        const char *key = jstr(m, "key");
+        size_t klen = key ? strlen(key) : 0;
+        if (!klen) continue;
+        char *p = text;
+        while ((p = strstr(p, key)) != NULL) {
+            if (isdigit((unsigned char)p[klen])) {
+                p += klen;
+                continue;
+            }
+            memmove(p, p + klen, strlen(p + klen) + 1);
+        }
+    }
+}
+
+static bool mentions_bot(const cJSON *mentions, const char *bot) {
+    const cJSON *m;
+    cJSON_ArrayForEach(m, mentions) {
+        const char *id = jstr(jobj(m, "id"), "open_id");
+        if (id && strcmp(id, bot) == 0) return true;
+    }
+    return false;
+}
+
+static void message_event(const struct cq_config *cfg, const cJSON *root,
+                          struct cq_in_verdict *out) {
+    const cJSON *hdr = jobj(root, "header"), *ev = jobj(root, "event");
+    const cJSON *msg = jobj(ev, "message"), *sender = jobj(ev, "sender");
+    const char *bot = cfg->feishu.bot_open_id;
+    const char *open_id = jstr(jobj(sender, "sender_id"), "open_id");
+    const char *event_id = jstr(hdr, "event_id"), *type = jstr(msg, "message_type");
+    const char *content = jstr(msg, "content"), *chat_type = jstr(msg, "chat_type");
+    const cJSON *mentions = cJSON_GetObjectItemCaseSensitive(msg, "mentions");
+    struct cq_request *r = &out->req;
+    cJSON *body = NULL;
+    char *text = NULL;
+
+    if (!event_id || !*event_id || !msg || !open_id || !*open_id) {
+        cq_in_reject(out, 400, "malformed event", "header.event_id, event.message or sender");
+        goto out;
+    }
+    /* Not a command: the bot's own message, another app, a non-text message, or a group
+     * message that does not address the bot. Acknowledged so Feishu does not re-send it. */
+    const char *sender_type = jstr(sender, "sender_type");
+    bool ignore = (bot && strcmp(open_id, bot) == 0) ||
+                  (sender_type && strcmp(sender_type, "app") == 0) || !type ||
+                  strcmp(type, "text") != 0 ||
+                  (bot && !(chat_type && strcmp(chat_type, "p2p") == 0) &&
+                   !mentions_bot(mentions, bot));
+    if (ignore) {
+        cq_in_reply(out, 200, "application/json", strdup("{}"));
+        goto out;
+    }
+    body = content ? cJSON_Parse(content) : NULL;
+    const char *t = jstr(body, "text");
+    if (!t) {
+        cq_in_reject(out, 400, "malformed message content", NULL);
+        goto out;
+    }
+    if (!(text = strdup(t))) {
+        cq_in_reject(out, 500, "out of memory", NULL);
+        goto out;
+    }
+    strip_keys(text, mentions);
+    if (!cq_in_set_command(cfg, text, r, out)) goto out;
+    size_t klen = strlen(event_id) + 8;
+    r->dedupe_key = malloc(klen);
+    r->platform = strdup("feishu");
+    r->tenant = dup_or_null(jstr(hdr, "tenant_key"));
+    r->channel_id = dup_or_null(jstr(msg, "chat_id"));
+    r->user_id = strdup(open_id);
+    r->reply.message_id = dup_or_null(jstr(msg, "message_id"));
+    r->reply.chat_id = dup_or_null(jstr(msg, "chat_id"));
+    if (!r->dedupe_key || !r->platform || !r->user_id) {
+        cq_in_reject(out, 500, "out of memory", NULL);
+        goto out;
+    }
+    snprintf(r->dedupe_key, klen, "feishu:%s", event_id);
+    cq_in_finish(out);
+out:
+    free(text);
+    cJSON_Delete(body);
+}
+
+void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
+                     const char *body, size_t len, time_t now, struct cq_in_verdict *out) {
+    cJSON *root = NULL, *inner = NULL;
+    char *plain = NULL;
+    const char *key = cfg->feishu.encrypt_key.value;
+    (void)now; /* Feishu re-sends with the same event for hours; dedupe, not a clock window */
+    memset(out, 0, sizeof(*out));
+    if (!cfg->feishu.verification_token.value) {
+        cq_in_reject(out, 404, "feishu is not enabled", NULL);
+        return;
+    }
+    root = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(root)) {
+        cq_in_reject(out, 400, "malformed JSON", NULL);
+        goto out;
+    }
+    const cJSON *ev = root;
+    const char *enc = jstr(root, "encrypt");
+    if (enc) {
+        size_t plen = 0;
+        if (!key) {
+            cq_in_reject(out, 400, "encrypted body but no encrypt_key configured", NULL);
+            goto out;
+        }
+        plain = cq_feishu_decrypt(key, enc, &plen);
+        if (!plain) {
+            cq_in_reject(out, 400, "cannot decrypt body", NULL);
+            goto out;
+        }
+        inner = cJSON_ParseWithLength(plain, plen);
+        if (!cJSON_IsObject(inner)) {
+            cq_in_reject(out, 400, "malformed JSON", "decrypted body");
+            goto out;
+        }
+        ev = inner;
+    }
+    const char *type = jstr(ev, "type");
+    if (type && strcmp(type, "url_verification") == 0) {
+        const char *ch = jstr(ev, "challenge");
+        if (!token_ok(cfg, jstr(ev, "token"))) {
+            cq_in_reject(out, 401, "bad token", NULL);
+            goto out;
+        }
+        if (!ch) {
+            cq_in_reject(out, 400, "missing challenge", NULL);
+            goto out;
+        }
+        cJSON *a = cJSON_CreateObject();
+        cq_in_reply(out, 200, "application/json",
+                    a && cJSON_AddStringToObject(a, "challenge", ch) ? cJSON_PrintUnformatted(a)
+                                                                     : NULL);
+        cJSON_Delete(a);
+        goto out;
+    }
+    if (key) { /* with an encrypt key every other event is signed over the raw body */
+        char want[65];
+        if (!h->lark_ts || !h->lark_nonce || !h->lark_sig) {
+            cq_in_reject(out, 401, "missing signature headers", NULL);
+            goto out;
+        }
+        cq_feishu_signature(h->lark_ts, h->lark_nonce, key, body, len, want);
+        if (!cq_ct_equal(want, strlen(want), h->lark_sig, strlen(h->lark_sig))) {
+            cq_in_reject(out, 401, "bad signature", NULL);
+            goto out;
+        }
+    }
+    const cJSON *hdr = jobj(ev, "header");
+    if (!hdr) {
+        cq_in_reject(out, 400, "unsupported event schema", "no header (schema 2.0 expected)");
+        goto out;
+    }
+    if (!token_ok(cfg, jstr(hdr, "token"))) {
+        cq_in_reject(out, 401, "bad token", NULL);
+        goto out;
+    }
+    const char *etype = jstr(hdr, "event_type");
+    if (!etype || strcmp(etype, "im.message.receive_v1") != 0) {
+        cq_in_reply(out, 200, "application/json", strdup("{}"));
+        goto out;
+    }
+    message_event(cfg, ev, out);
+out:
+    free(plain);
+    cJSON_Delete(inner);
+    cJSON_Delete(root);
+}

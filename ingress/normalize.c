@@ -1,0 +1,202 @@
+/* normalize: small helpers the platform modules share on the way from a raw HTTP body to a
+ * request envelope: form decoding, command splitting, UTF-8 length, outcome bookkeeping. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "ingress.h"
+
+void cq_in_verdict_clear(struct cq_in_verdict *o) {
+    if (!o) return;
+    free(o->body);
+    cq_request_clear(&o->req);
+    memset(o, 0, sizeof(*o));
+}
+
+void cq_in_reject(struct cq_in_verdict *out, int status, const char *reason, const char *detail) {
+    out->kind = CQ_IN_REJECT;
+    out->status = status;
+    out->reason = reason;
+    snprintf(out->detail, sizeof(out->detail), "%s", detail ? detail : "");
+}
+
+void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type, char *body) {
+    if (!body) {
+        cq_in_reject(out, 500, "out of memory", NULL);
+        return;
+    }
+    out->kind = CQ_IN_REPLY;
+    out->status = status;
+    out->content_type = content_type;
+    free(out->body);
+    out->body = body;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes [s, s+len) into a new string; NULL on a bad escape / NUL (*bad) or ENOMEM. */
+static char *form_decode(const char *s, size_t len, bool *bad) {
+    char *out = malloc(len + 1);
+    size_t o = 0;
+    if (!out) return NULL;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (len - i < 3) goto bad;
+            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+            if (h < 0 || l < 0) goto bad;
+            c = h * 16 + l;
+            i += 2;
+        }
+        if (c == 0) goto bad;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return out;
+bad:
+    *bad = true;
+    free(out);
+    return NULL;
+}
+
+enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields, struct cq_in_form *form) {
+    enum cq_rc rc = CQ_OK;
+    size_t i = 0;
+    memset(form, 0, sizeof(*form));
+    while (i < len) {
+        size_t end = i;
+        while (end < len && body[end] != '&') end++;
+        if (end > i) { /* skip empty pairs ("a=1&&b=2") */
+            size_t eq = i;
+            bool bad = false;
+            while (eq < end && body[eq] != '=') eq++;
+            if (form->n == max_fields) {
+                rc = CQ_EPARSE;
+                goto out;
+            }
+            struct cq_in_form_field *nf = realloc(form->f, (form->n + 1) * sizeof(*nf));
+            if (!nf) {
+                rc = CQ_ENOMEM;
+                goto out;
+            }
+            form->f = nf;
+            struct cq_in_form_field *f = &form->f[form->n];
+            f->name = form_decode(body + i, eq - i, &bad);
+            f->value = bad || !f->name ? NULL
+                                       : form_decode(body + (eq < end ? eq + 1 : end),
+                                                     eq < end ? end - eq - 1 : 0, &bad);
+            if (!f->name || !f->value) {
+                free(f->name);
+                free(f->value);
+                rc = bad ? CQ_EPARSE : CQ_ENOMEM;
+                goto out;
+            }
+            form->n++;
+        }
+        i = end + 1;
+    }
+out:
+    if (rc != CQ_OK) cq_in_form_clear(form);
+    return rc;
+}
+
+const char *cq_in_form_get(const struct cq_in_form *form, const char *name) {
+    for (size_t i = 0; i < form->n; i++)
+        if (strcmp(form->f[i].name, name) == 0) return form->f[i].value;
+    return NULL;
+}
+
+void cq_in_form_clear(struct cq_in_form *form) {
+    if (!form) return;
+    for (size_t i = 0; i < form->n; i++) {
+        free(form->f[i].name);
+        free(form->f[i].value);
+    }
+    free(form->f);
+    memset(form, 0, sizeof(*form));
+}
+
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+enum cq_rc cq_in_split(const char *text, char **command, char **rest) {
+    const char *s = text ? text : "";
+    *command = *rest = NULL;
+    while (is_space(*s)) s++;
+    const char *w = s;
+    while (*w && !is_space(*w)) w++;
+    const char *r = w;
+    while (is_space(*r)) r++;
+    size_t rlen = strlen(r);
+    while (rlen && is_space(r[rlen - 1])) rlen--;
+    *command = w == s ? strdup("help") : strndup(s, (size_t)(w - s));
+    *rest = strndup(r, rlen);
+    if (!*command || !*rest) {
+        free(*command);
+        free(*rest);
+        *command = *rest = NULL;
+        return CQ_ENOMEM;
+    }
+    return CQ_OK;
+}
+
+size_t cq_in_utf8_len(const char *s) {
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) n++;
+    return n;
+}
+
+enum cq_rc cq_in_stamp(struct cq_request *req) {
+    char id[CQ_UUID_LEN + 1], ts[32];
+    enum cq_rc rc = cq_uuid4(id);
+    if (rc != CQ_OK) return rc;
+    cq_now_rfc3339(ts);
+    free(req->id);
+    free(req->received_at);
+    req->id = strdup(id);
+    req->received_at = strdup(ts);
+    return req->id && req->received_at ? CQ_OK : CQ_ENOMEM;
+}
+
+/* Text checks shared by commands and mentions; fills command + text. */
+bool cq_in_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
+                        struct cq_in_verdict *out) {
+    if (cq_in_utf8_len(text) > (size_t)cfg->limits.max_text) {
+        cq_in_reject(out, 400, "text too long", NULL);
+        return false;
+    }
+    if (cq_in_split(text, &r->command, &r->text) != CQ_OK) {
+        cq_in_reject(out, 500, "out of memory", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Last step of both routes: stamp, and prove the envelope encodes (so a bad field is a 400
+ * here rather than a message nobody can read). */
+void cq_in_finish(struct cq_in_verdict *out) {
+    struct cq_err err = {0};
+    if (cq_in_stamp(&out->req) != CQ_OK) {
+        cq_in_reject(out, 500, "out of memory", NULL);
+        return;
+    }
+    char *json = cq_request_encode(&out->req, &err);
+    if (!json) {
+        cq_in_reject(out, err.code == CQ_ENOMEM ? 500 : 400,
+                     err.code == CQ_ENOMEM ? "out of memory" : "malformed request", err.msg);
+        return;
+    }
+    free(out->body);
+    out->body = json;
+    out->kind = CQ_IN_REQUEST;
+}

@@ -1,0 +1,649 @@
+/* server: HTTP in (libmicrohttpd, epoll, internal threads), Kafka out (loop thread).
+ * MHD threads read the body (bounded), route, verify and normalise (slack.c, feishu.c,
+ * gitlab.c), then suspend an accepted connection and queue it for the loop thread. The loop
+ * thread produces it and, on the delivery report or the budget guard, stores the answer and
+ * resumes the connection; MHD then calls the handler again, which sends the stored answer.
+ * A connection context is freed when both MHD (request completed) and Kafka (report served)
+ * let go of it: two references. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "ingress.h"
+#include "log.h"
+#include "metrics.h"
+
+#define GUARD_EXTRA_MS 500 /* the guard answers this long after the producer's own budget */
+#define DISCARD_FACTOR 4   /* past 4x max_body of a chunked upload, drop the connection */
+
+enum route { R_NONE, R_SLACK_CMD, R_SLACK_EV, R_FEISHU, R_GITLAB, R_HEALTH, R_READY, R_METRICS,
+             R_COUNT };
+static const char *const route_names[R_COUNT] = {"unknown",        "slack_commands",
+                                                 "slack_events",   "feishu_events",
+                                                 "gitlab_webhook", "healthz",
+                                                 "readyz",         "metrics"};
+
+enum cstate { ST_READ, ST_WAIT, ST_ANSWERED };
+
+struct conn {
+    struct cq_ingress *in;
+    struct MHD_Connection *mc;
+    atomic_int refs;
+    enum route route;
+    enum cstate state;
+    char *buf;
+    size_t len, cap, seen;
+    bool too_big;
+    bool resumed; /* the answer is stored and the handler must send it */
+    /* set on the MHD thread before the hand-over */
+    const char *topic;
+    char *key, *value;
+    size_t vlen;
+    char req_id[CQ_UUID_LEN + 1];
+    char *cmdline; /* Slack command: "deploy web production" for the acknowledgement */
+    /* loop thread only, until the answer is published by MHD_resume_connection */
+    uint64_t sent_ms, deadline_ms;
+    int status;
+    const char *ctype;
+    char *answer;
+    struct conn *next;         /* pending queue (MHD -> loop) */
+    struct conn *wprev, *wnext; /* waiting list (loop), in deadline order */
+};
+
+struct cq_ingress {
+    const struct cq_config *cfg;
+    struct cq_loop *loop;
+    struct cq_producer *producer;
+    struct MHD_Daemon *d;
+    int port;
+    uv_async_t async;
+    uv_timer_t guard, drain_timer;
+    int open_handles;
+    pthread_mutex_t mu; /* pending queue */
+    struct conn *pending, *pending_tail;
+    struct conn *whead, *wtail;
+    atomic_long inflight;
+    atomic_bool closing;
+    uint64_t drain_deadline;
+    void (*drain_done)(void *);
+    void *drain_arg;
+    bool drained;
+    struct cq_gauge *g_inflight;
+    struct cq_histogram *h_produce;
+    struct cq_counter *c_queued[R_COUNT], *c_failed[R_COUNT], *c_answered[R_COUNT];
+};
+
+static void conn_unref(struct conn *c) {
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
+    free(c->buf);
+    free(c->key);
+    free(c->value);
+    free(c->cmdline);
+    free(c->answer);
+    free(c);
+}
+
+/* ---- responses (MHD threads) ---- */
+
+static enum MHD_Result send_buf(struct MHD_Connection *mc, unsigned status, const char *ctype,
+                                const char *body, size_t len, enum MHD_ResponseMemoryMode mode,
+                                const char *req_id, bool allow_post) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (req_id && *req_id) MHD_add_response_header(r, "X-Request-Id", req_id);
+    if (allow_post) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+    enum MHD_Result ret = MHD_queue_response(mc, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A rejected request: one-line reason, metric by reason, warn log with a request id. */
+static enum MHD_Result reject(struct conn *c, unsigned status, const char *reason,
+                              const char *detail) {
+    char labels[256], esc[128], line[200];
+    if (cq_uuid4(c->req_id) != CQ_OK) c->req_id[0] = '\0';
+    cq_metrics_escape(reason, esc, sizeof(esc));
+    snprintf(labels, sizeof(labels), "route=\"%s\",reason=\"%s\"", route_names[c->route], esc);
+    cq_metric_inc("chatops_ingress_rejected_total", "Requests refused, by route and reason",
+                  labels);
+    snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"rejected\"", route_names[c->route]);
+    cq_metric_inc("chatops_ingress_requests_total", "Requests by route and outcome", labels);
+    if (status == 401) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", esc);
+        cq_metric_inc("chatops_ingress_verify_failures_total",
+                      "Signature/token/timestamp failures, by reason", labels);
+    }
+    const char *kv[] = {"route", route_names[c->route], "status", NULL, "reason", reason,
+                        detail && *detail ? "detail" : NULL, detail, NULL};
+    char st[8];
+    snprintf(st, sizeof(st), "%u", status);
+    kv[3] = st;
+    cq_log_kv(CQ_LOG_WARN, c->req_id, "request rejected", kv);
+    int n = snprintf(line, sizeof(line), "%s\n", reason);
+    c->state = ST_ANSWERED;
+    return send_buf(c->mc, status, "text/plain; charset=utf-8", line,
+                    n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n,
+                    MHD_RESPMEM_MUST_COPY, c->req_id, status == 405);
+}
+
+/* ---- loop thread: produce, answer, guard ---- */
+
+static void waiting_remove(struct cq_ingress *in, struct conn *c) {
+    if (c->wprev) c->wprev->wnext = c->wnext;
+    else if (in->whead == c) in->whead = c->wnext;
+    if (c->wnext) c->wnext->wprev = c->wprev;
+    else if (in->wtail == c) in->wtail = c->wprev;
+    c->wprev = c->wnext = NULL;
+}
+
+static void on_guard(uv_timer_t *t);
+
+static void arm_guard(struct cq_ingress *in) {
+    if (!in->whead) {
+        uv_timer_stop(&in->guard);
+        return;
+    }
+    uint64_t now = cq_now_ms();
+    uint64_t due = in->whead->deadline_ms > now ? in->whead->deadline_ms - now : 0;
+    uv_timer_start(&in->guard, on_guard, due, 0);
+}
+
+static char *slack_text(const char *text) {
+    cJSON *o = cJSON_CreateObject();
+    char *s = NULL;
+    if (o && cJSON_AddStringToObject(o, "response_type", "ephemeral") &&
+        cJSON_AddStringToObject(o, "text", text))
+        s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Stores the answer and resumes the connection. ok: Kafka confirmed. why: failure reason. */
+static void answer(struct conn *c, bool ok, const char *why) {
+    struct cq_ingress *in = c->in;
+    char text[600];
+    if (c->state != ST_WAIT) return;
+    waiting_remove(in, c);
+    if (ok) {
+        c->status = 200;
+        c->ctype = "application/json";
+        if (c->route == R_SLACK_CMD) {
+            snprintf(text, sizeof(text), "queued: %s \xC2\xB7 req %.8s", c->cmdline, c->req_id);
+            c->answer = slack_text(text);
+        } else {
+            c->answer = strdup("{}");
+        }
+        cq_counter_inc(in->c_queued[c->route]);
+        cq_info(c->req_id, "queued on %s (%s)", c->topic, route_names[c->route]);
+    } else {
+        cq_counter_inc(in->c_failed[c->route]);
+        cq_log_kv(CQ_LOG_ERROR, c->req_id, "not confirmed by kafka",
+                  (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
+        if (c->route == R_SLACK_CMD) {
+            /* 200 on purpose: Slack shows any other status as a generic "dispatch_failed"
+             * and drops our text; the user must read that the command did not run. */
+            snprintf(text, sizeof(text),
+                     "%s was NOT run: the queue did not confirm it (%s). Please retry.",
+                     c->cmdline, why);
+            c->status = 200;
+            c->ctype = "application/json";
+            c->answer = slack_text(text);
+        } else {
+            /* 5xx so Slack/Feishu/GitLab deliver the event again */
+            snprintf(text, sizeof(text), "not queued: %s; retry later\n", why);
+            c->status = 503;
+            c->ctype = "text/plain; charset=utf-8";
+            c->answer = strdup(text);
+        }
+    }
+    c->state = ST_ANSWERED;
+    c->resumed = true;
+    atomic_fetch_sub(&in->inflight, 1);
+    cq_gauge_add(in->g_inflight, -1);
+    MHD_resume_connection(c->mc);
+}
+
+static void on_delivery(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
+                        int64_t offset) {
+    struct conn *c = opaque;
+    struct cq_ingress *in = c->in;
+    (void)partition;
+    (void)offset;
+    cq_histogram_observe(in->h_produce, (double)(cq_now_ms() - c->sent_ms) / 1000.0);
+    if (c->state == ST_WAIT) {
+        answer(c, rc == CQ_OK, errstr && *errstr ? errstr : cq_rc_str(rc));
+        arm_guard(in);
+    } else if (rc == CQ_OK) {
+        /* answered "not run" by the guard, yet it landed: the worker will run it. Logged so
+         * an operator can match the two; the platform's dedupe key prevents a double run. */
+        cq_warn(c->req_id, "confirmed by kafka after the budget answer");
+    }
+    conn_unref(c);
+}
+
+static void on_guard(uv_timer_t *t) {
+    struct cq_ingress *in = t->data;
+    uint64_t now = cq_now_ms();
+    char why[64];
+    snprintf(why, sizeof(why), "no confirmation within %d ms", in->cfg->kafka.produce_timeout_ms);
+    while (in->whead && in->whead->deadline_ms <= now) answer(in->whead, false, why);
+    arm_guard(in);
+}
+
+static void on_async(uv_async_t *a) {
+    struct cq_ingress *in = a->data;
+    struct cq_err err = {0};
+    pthread_mutex_lock(&in->mu);
+    struct conn *c = in->pending;
+    in->pending = in->pending_tail = NULL;
+    pthread_mutex_unlock(&in->mu);
+    bool arm = false;
+    while (c) {
+        struct conn *next = c->next;
+        const char *headers[] = {"req_id", c->req_id, NULL};
+        c->next = NULL;
+        c->sent_ms = cq_now_ms();
+        c->deadline_ms = c->sent_ms + (uint64_t)in->cfg->kafka.produce_timeout_ms + GUARD_EXTRA_MS;
+        c->wprev = in->wtail;
+        if (in->wtail) in->wtail->wnext = c;
+        else in->whead = c, arm = true;
+        in->wtail = c;
+        if (cq_producer_send(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
+                             c->req_id[0] ? headers : NULL, on_delivery, c, &err) != CQ_OK) {
+            answer(c, false, err.msg);
+            conn_unref(c); /* no report will come */
+            arm = true;
+        }
+        c = next;
+    }
+    if (arm) arm_guard(in);
+}
+
+/* ---- MHD threads: routing and checks ---- */
+
+static enum route route_of(const struct cq_config *cfg, const char *url) {
+    if (strcmp(url, cfg->ingress.slack_commands_path) == 0) return R_SLACK_CMD;
+    if (strcmp(url, cfg->ingress.slack_events_path) == 0) return R_SLACK_EV;
+    if (strcmp(url, cfg->ingress.feishu_events_path) == 0) return R_FEISHU;
+    if (strcmp(url, cfg->ingress.gitlab_webhook_path) == 0) return R_GITLAB;
+    if (strcmp(url, "/healthz") == 0) return R_HEALTH;
+    if (strcmp(url, "/readyz") == 0) return R_READY;
+    if (strcmp(url, "/metrics") == 0) return R_METRICS;
+    return R_NONE;
+}
+
+static bool media_is(const char *ct, const char *want) {
+    size_t n = strlen(want);
+    if (!ct || strncasecmp(ct, want, n) != 0) return false;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static const char *hdr(struct MHD_Connection *mc, const char *name) {
+    return MHD_lookup_connection_value(mc, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result admin(struct conn *c, const char *method) {
+    struct cq_ingress *in = c->in;
+    c->state = ST_ANSWERED;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_buf(c->mc, 405, "text/plain", "method not allowed\n", 19,
+                        MHD_RESPMEM_PERSISTENT, NULL, false);
+    if (c->route == R_HEALTH)
+        return send_buf(c->mc, 200, "text/plain", "ok\n", 3, MHD_RESPMEM_PERSISTENT, NULL, false);
+    if (c->route == R_READY) {
+        if (!atomic_load(&in->closing) && cq_producer_ready(in->producer))
+            return send_buf(c->mc, 200, "text/plain", "ready\n", 6, MHD_RESPMEM_PERSISTENT, NULL,
+                            false);
+        return send_buf(c->mc, 503, "text/plain", "not ready\n", 10, MHD_RESPMEM_PERSISTENT,
+                        NULL, false);
+    }
+    size_t len = 0;
+    char *m = cq_metrics_render(&len);
+    if (!m)
+        return send_buf(c->mc, 500, "text/plain", "out of memory\n", 14, MHD_RESPMEM_PERSISTENT,
+                        NULL, false);
+    return send_buf(c->mc, 200, "text/plain; version=0.0.4", m, len, MHD_RESPMEM_MUST_FREE, NULL,
+                    false);
+}
+
+/* The first call for a request: headers only. Returns MHD_YES to read on, or queues a reply. */
+static enum MHD_Result on_headers(struct conn *c, const char *method) {
+    const struct cq_config *cfg = c->in->cfg;
+    if (c->route == R_NONE) {
+        c->state = ST_ANSWERED;
+        return send_buf(c->mc, 404, "text/plain", "not found\n", 10, MHD_RESPMEM_PERSISTENT,
+                        NULL, false);
+    }
+    if (c->route >= R_HEALTH) return MHD_YES; /* answered at the end (bodies swallowed) */
+    if (strcmp(method, "POST") != 0) return reject(c, 405, "method not allowed", method);
+    const char *ct = hdr(c->mc, MHD_HTTP_HEADER_CONTENT_TYPE);
+    bool form = c->route == R_SLACK_CMD;
+    if (!media_is(ct, form ? "application/x-www-form-urlencoded" : "application/json"))
+        return reject(c, 415,
+                      form ? "content type must be application/x-www-form-urlencoded"
+                           : "content type must be application/json",
+                      ct ? ct : "(none)");
+    const char *cl = hdr(c->mc, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end = NULL;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (end != cl && n > cfg->limits.max_body)
+            return reject(c, 413, "body too large", cl);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_body(struct conn *c, const char *data, size_t n) {
+    size_t max = c->in->cfg->limits.max_body;
+    c->seen += n;
+    if (c->too_big || c->len + n > max) {
+        c->too_big = true;
+        return c->seen > max * DISCARD_FACTOR ? MHD_NO : MHD_YES;
+    }
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 1024;
+        while (cap < c->len + n + 1) cap *= 2;
+        if (cap > max + 1) cap = max + 1;
+        char *nb = realloc(c->buf, cap);
+        if (!nb) return MHD_NO;
+        c->buf = nb;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, data, n);
+    c->len += n;
+    c->buf[c->len] = '\0';
+    return MHD_YES;
+}
+
+/* Suspends c and hands it to the loop thread to produce. Takes ownership of key/value. */
+static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, char *value,
+                                 size_t vlen) {
+    struct cq_ingress *in = c->in;
+    c->topic = topic;
+    c->key = key;
+    c->value = value;
+    c->vlen = vlen;
+    /* inflight first, then closing: the drain sets closing, then reads inflight, so one of
+     * the two sides always sees the other */
+    atomic_fetch_add(&in->inflight, 1);
+    if (atomic_load(&in->closing)) {
+        atomic_fetch_sub(&in->inflight, 1);
+        return reject(c, 503, "shutting down", NULL);
+    }
+    cq_gauge_add(in->g_inflight, 1);
+    atomic_fetch_add(&c->refs, 1); /* the Kafka side's reference */
+    c->state = ST_WAIT;
+    MHD_suspend_connection(c->mc);
+    pthread_mutex_lock(&in->mu);
+    if (in->pending_tail) in->pending_tail->next = c;
+    else in->pending = c;
+    in->pending_tail = c;
+    pthread_mutex_unlock(&in->mu);
+    uv_async_send(&in->async);
+    return MHD_YES;
+}
+
+static char *join_key(const struct cq_request *r) {
+    size_t n = strlen(r->platform) + (r->tenant ? strlen(r->tenant) : 0) +
+               (r->channel_id ? strlen(r->channel_id) : 0) + 3;
+    char *k = malloc(n);
+    if (k)
+        snprintf(k, n, "%s:%s:%s", r->platform, r->tenant ? r->tenant : "",
+                 r->channel_id ? r->channel_id : "");
+    return k;
+}
+
+static enum MHD_Result dispatch(struct conn *c) {
+    const struct cq_config *cfg = c->in->cfg;
+    struct cq_in_verdict o;
+    struct MHD_Connection *mc = c->mc;
+    struct cq_in_headers h = {
+        .slack_ts = hdr(mc, "X-Slack-Request-Timestamp"),
+        .slack_sig = hdr(mc, "X-Slack-Signature"),
+        .slack_retry_num = hdr(mc, "X-Slack-Retry-Num"),
+        .lark_ts = hdr(mc, "X-Lark-Request-Timestamp"),
+        .lark_nonce = hdr(mc, "X-Lark-Request-Nonce"),
+        .lark_sig = hdr(mc, "X-Lark-Signature"),
+        .gitlab_event = hdr(mc, "X-Gitlab-Event"),
+        .gitlab_token = hdr(mc, "X-Gitlab-Token"),
+    };
+    const char *body = c->buf ? c->buf : "";
+    time_t now = time(NULL);
+    enum MHD_Result ret;
+    if (c->too_big) return reject(c, 413, "body too large", NULL);
+    switch (c->route) {
+    case R_SLACK_CMD: cq_slack_command(cfg, &h, body, c->len, now, &o); break;
+    case R_SLACK_EV: cq_slack_event(cfg, &h, body, c->len, now, &o); break;
+    case R_FEISHU: cq_feishu_event(cfg, &h, body, c->len, now, &o); break;
+    default: cq_gitlab_hook(cfg, &h, body, c->len, &o); break;
+    }
+    switch (o.kind) {
+    case CQ_IN_REJECT:
+        ret = reject(c, (unsigned)o.status, o.reason, o.detail);
+        break;
+    case CQ_IN_REPLY: {
+        c->state = ST_ANSWERED;
+        cq_counter_inc(c->in->c_answered[c->route]);
+        ret = send_buf(mc, (unsigned)o.status, o.content_type, o.body, strlen(o.body),
+                       MHD_RESPMEM_MUST_COPY, NULL, false);
+        break;
+    }
+    case CQ_IN_REQUEST: {
+        char *key = join_key(&o.req);
+        size_t cl = strlen(o.req.command) + strlen(o.req.text) + 2;
+        c->cmdline = malloc(cl);
+        if (!key || !c->cmdline) {
+            free(key);
+            ret = reject(c, 500, "out of memory", NULL);
+            break;
+        }
+        snprintf(c->cmdline, cl, "%s%s%s", o.req.command, *o.req.text ? " " : "", o.req.text);
+        snprintf(c->req_id, sizeof(c->req_id), "%s", o.req.id);
+        char *value = o.body;
+        o.body = NULL;
+        ret = hand_over(c, cfg->kafka.topic_requests, key, value, strlen(value));
+        break;
+    }
+    default: { /* CQ_IN_PIPELINE: the raw hook body */
+        char *key = strdup(o.key), *value = malloc(c->len + 1);
+        if (!key || !value || cq_uuid4(c->req_id) != CQ_OK) {
+            free(key);
+            free(value);
+            ret = reject(c, 500, "out of memory", NULL);
+            break;
+        }
+        memcpy(value, body, c->len);
+        value[c->len] = '\0';
+        ret = hand_over(c, cfg->kafka.topic_pipeline_events, key, value, c->len);
+        break;
+    }
+    }
+    cq_in_verdict_clear(&o);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_len, void **state) {
+    struct cq_ingress *in = cls;
+    struct conn *c = *state;
+    (void)version;
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c) return MHD_NO;
+        c->in = in;
+        c->mc = mc;
+        atomic_init(&c->refs, 1);
+        c->route = route_of(in->cfg, url);
+        *state = c;
+        return on_headers(c, method);
+    }
+    if (c->resumed) { /* resumed with the stored answer */
+        char *a = c->answer;
+        c->answer = NULL;
+        c->resumed = false;
+        if (!a) return MHD_NO; /* out of memory building it: close the connection */
+        return send_buf(mc, (unsigned)c->status, c->ctype, a, strlen(a), MHD_RESPMEM_MUST_FREE,
+                        c->req_id, false);
+    }
+    if (c->state != ST_READ) { /* answered already: swallow what is left of the body */
+        *upload_len = 0;
+        return MHD_YES;
+    }
+    if (*upload_len) {
+        enum MHD_Result r = c->route >= R_HEALTH ? MHD_YES : on_body(c, upload, *upload_len);
+        *upload_len = 0;
+        return r;
+    }
+    if (c->route >= R_HEALTH) return admin(c, method);
+    return dispatch(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **state,
+                         enum MHD_RequestTerminationCode code) {
+    (void)cls;
+    (void)mc;
+    (void)code;
+    conn_unref(*state);
+    *state = NULL;
+}
+
+/* ---- lifecycle (loop thread) ---- */
+
+struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct cq_loop *loop,
+                                  struct cq_producer *producer, struct cq_err *err) {
+    struct cq_ingress *in = calloc(1, sizeof(*in));
+    struct sockaddr_in sa = {0};
+    char labels[96];
+    if (!in) {
+        cq_err_set(err, CQ_ENOMEM, "ingress: out of memory");
+        return NULL;
+    }
+    in->cfg = cfg;
+    in->loop = loop;
+    in->producer = producer;
+    atomic_init(&in->inflight, 0);
+    atomic_init(&in->closing, false);
+    pthread_mutex_init(&in->mu, NULL);
+    in->g_inflight = cq_gauge_get("chatops_ingress_inflight",
+                                  "Requests waiting for their Kafka delivery report", NULL);
+    in->h_produce = cq_histogram_get("chatops_ingress_produce_seconds",
+                                     "Time from produce to delivery report", NULL, NULL, 0);
+    for (int r = R_SLACK_CMD; r <= R_GITLAB; r++) {
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"queued\"", route_names[r]);
+        in->c_queued[r] = cq_counter_get("chatops_ingress_requests_total",
+                                         "Requests by route and outcome", labels);
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"failed\"", route_names[r]);
+        in->c_failed[r] = cq_counter_get("chatops_ingress_requests_total",
+                                         "Requests by route and outcome", labels);
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"answered\"", route_names[r]);
+        in->c_answered[r] = cq_counter_get("chatops_ingress_requests_total",
+                                           "Requests by route and outcome", labels);
+    }
+    uv_loop_t *uv = cq_loop_uv(loop);
+    uv_async_init(uv, &in->async, on_async);
+    uv_timer_init(uv, &in->guard);
+    uv_timer_init(uv, &in->drain_timer);
+    in->async.data = in->guard.data = in->drain_timer.data = in;
+    in->open_handles = 3;
+
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, cfg->ingress.listen ? cfg->ingress.listen : "0.0.0.0",
+                  &sa.sin_addr) != 1) {
+        cq_err_set(err, CQ_ECONFIG, "ingress: bad listen address '%s'", cfg->ingress.listen);
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned threads = cfg->ingress.threads > 1 ? (unsigned)cfg->ingress.threads : 0;
+    in->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, in,
+                             MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 10000u,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                             1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, in,
+                             threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
+                             MHD_OPTION_END);
+    if (!in->d) {
+        cq_err_set(err, CQ_EIO, "ingress: cannot listen on %s:%d", cfg->ingress.listen, port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_BIND_PORT);
+    in->port = info ? info->port : port;
+    return in;
+fail:
+    cq_ingress_free(in);
+    return NULL;
+}
+
+int cq_ingress_port(const struct cq_ingress *in) { return in ? in->port : 0; }
+
+long cq_ingress_inflight(const struct cq_ingress *in) {
+    return in ? atomic_load(&in->inflight) : 0;
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+    struct cq_ingress *in = t->data;
+    if (in->drained) return;
+    if (atomic_load(&in->inflight) > 0 && cq_now_ms() < in->drain_deadline) return;
+    in->drained = true;
+    uv_timer_stop(t);
+    if (atomic_load(&in->inflight) > 0)
+        cq_warn(NULL, "drain budget over with %ld requests still waiting",
+                (long)atomic_load(&in->inflight));
+    if (in->drain_done) in->drain_done(in->drain_arg);
+}
+
+void cq_ingress_drain(struct cq_ingress *in, int max_wait_ms, void (*done)(void *arg), void *arg) {
+    atomic_store(&in->closing, true);
+    MHD_socket fd = MHD_quiesce_daemon(in->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    in->drain_deadline = cq_now_ms() + (uint64_t)(max_wait_ms > 0 ? max_wait_ms : 0);
+    in->drain_done = done;
+    in->drain_arg = arg;
+    cq_info(NULL, "draining: %ld requests waiting on kafka", (long)atomic_load(&in->inflight));
+    uv_timer_start(&in->drain_timer, on_drain_tick, 0, 20);
+}
+
+static void on_closed(uv_handle_t *h) {
+    struct cq_ingress *in = h->data;
+    if (--in->open_handles == 0) {
+        pthread_mutex_destroy(&in->mu);
+        free(in);
+    }
+}
+
+void cq_ingress_free(struct cq_ingress *in) {
+    if (!in) return;
+    atomic_store(&in->closing, true);
+    if (in->d) {
+        /* everything suspended must be resumed before MHD may stop; the producer is gone,
+         * so what is still pending is answered without producing */
+        pthread_mutex_lock(&in->mu);
+        struct conn *c = in->pending;
+        in->pending = in->pending_tail = NULL;
+        pthread_mutex_unlock(&in->mu);
+        while (c) {
+            struct conn *next = c->next;
+            answer(c, false, "shutting down");
+            conn_unref(c);
+            c = next;
+        }
+        while (in->whead) answer(in->whead, false, "shutting down");
+        MHD_stop_daemon(in->d);
+        in->d = NULL;
+    }
+    uv_close((uv_handle_t *)&in->async, on_closed);
+    uv_close((uv_handle_t *)&in->guard, on_closed);
+    uv_close((uv_handle_t *)&in->drain_timer, on_closed);
+}

@@ -1,0 +1,35 @@
+/* server: the ingress's HTTP side. libmicrohttpd (epoll, its own threads) reads and checks
+ * each request; an accepted one is suspended and handed to the loop thread, which produces it
+ * to Kafka and resumes the connection with the answer once the delivery report (or the
+ * budget guard) decides. No thread waits per request. */
+#ifndef CQ_INGRESS_SERVER_H
+#define CQ_INGRESS_SERVER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "errors.h"
+#include "kafka.h"
+#include "loop.h"
+
+struct cq_ingress;
+
+/* Starts listening on cfg->ingress.listen:port (port 0 = any free port). cfg, loop and
+ * producer are borrowed and must outlive the ingress. Call on the loop thread.
+ * Returns a new ingress (cq_ingress_free) or NULL with err set. */
+struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct cq_loop *loop,
+                                  struct cq_producer *producer, struct cq_err *err);
+/* The bound port. */
+int cq_ingress_port(const struct cq_ingress *in);
+/* Requests waiting for their delivery report (thread-safe). */
+long cq_ingress_inflight(const struct cq_ingress *in);
+/* Begins the drain (loop thread): stops accepting connections, answers new requests on open
+ * connections with 503, and calls done(arg) on the loop thread once nothing waits on Kafka or
+ * max_wait_ms passed. Call once. */
+void cq_ingress_drain(struct cq_ingress *in, int max_wait_ms, void (*done)(void *arg), void *arg);
+/* Answers whatever still waits (503 / "NOT run"), stops the HTTP threads and closes the loop
+ * handles; the memory goes when the loop runs again. Call on the loop thread, after the
+ * producer's final reports were served (cq_producer_free). NULL is a no-op. */
+void cq_ingress_free(struct cq_ingress *in);
+
+#endif
