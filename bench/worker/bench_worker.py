@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
-"""Worker benchmark (issue 5): direct commands from 1,000 conversations against a fake API
-that answers after 50 ms; reports commands/s and p50/p99 from chatops.requests to
-chatops.results (Kafka message timestamps), for one worker and then two.
+"""Worker benchmark (issue 5): direct commands (`flag get NAME`, one GET each) from 1,000
+conversations against a fake API that answers after 50 ms, with one worker and then two
+in the same consumer group. Two phases per worker count:
+
+  saturate  N requests put on chatops.requests in one burst: commands/s is
+            results / (last result - first request), by Kafka message timestamps.
+  steady    requests at a fixed rate (--rate, below one worker's capacity): p50/p99/max
+            from the request's timestamp on chatops.requests to its final result's
+            timestamp on chatops.results.
 
   bench_worker.py --build BUILD_DIR --brokers HOST:PORT --redis-port N [--n 20000]
+                  [--rate 1500] [--partitions 12] [--delay-ms 50]
 
-Needs chatops-worker, cqt-produce and cqt-consume in BUILD_DIR/bin.
+Needs BUILD_DIR/worker/chatops-worker and BUILD_DIR/bin/cqt-{produce,consume,
+produce_result,fake_api}. The fake API is cqt-fake_api (C, libmicrohttpd suspend/resume):
+thousands of calls can wait their 50 ms at once, so it is not the limit.
 """
 import argparse
 import json
@@ -16,71 +25,127 @@ import tempfile
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fakes"))
-from fake_api import FakeAPI  # noqa: E402
-
 CONFIG = """
-kafka: {brokers: "%(brokers)s", partitions: 12, topic_requests: "%(req)s", topic_results: "%(res)s",
-        topic_audit: "%(aud)s", topic_dlq: "%(dlq)s", worker_group: "%(group)s"}
+log: {level: warn}
+kafka:
+  brokers: "%(brokers)s"
+  partitions: %(partitions)d
+  topics: {requests: "%(req)s", results: "%(res)s", audit: "%(aud)s", dlq: "%(dlq)s"}
+  groups: {worker: "%(group)s"}
 redis: {host: 127.0.0.1, port: %(redis)d, prefix: "bench-%(run)s:"}
-people: [{name: bench, gitlab_login: bench, slack_ids: [UBENCH], roles: [sre]}]
+people:
+  bench: {gitlab_login: bench, slack: [UBENCH], roles: [sre]}
 commands:
-  - name: flag get
+  flag get:
     mode: direct
     args: [{name: name, required: true, regex: "[a-z0-9_]+"}]
     http: {method: GET, base_url: "http://127.0.0.1:%(api)d/api/v4", path: "/features/{{args.name}}",
            timeout_ms: 5000, reply_pointer: /state, idempotent: true}
-rules: [{name: all, roles: [sre], commands: ["*"]}]
+policy: [{name: all, roles: [sre], commands: ["flag get"]}]
 """
 
 
-def run(args, workers):
+def tool(args, name):
+    return os.path.join(args.build, "bin", name)
+
+
+def percentile(sorted_vals, p):
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals))) - 1))
+    return sorted_vals[k]
+
+
+def wait_assigned(logs, partitions, timeout=60):
+    """Until the workers' logs together report the last assignment covering every partition."""
+    end = time.time() + timeout
+    while time.time() < end:
+        total = 0
+        for path in logs:
+            last = 0
+            with open(path) as f:
+                for line in f:
+                    if "kafka consumer: assigned" in line:
+                        last = int(line.split("assigned ")[1].split(" ")[0])
+                    elif "revoked" in line:
+                        last = 0
+            total += last
+        if total == partitions:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run(args, workers, phase, n, rate=None):
     run_id = uuid.uuid4().hex[:6]
     t = {k: "bench.%s.%s" % (run_id, k) for k in ("req", "res", "aud", "dlq")}
     tmp = tempfile.mkdtemp(prefix="bench-worker-")
     cfg = os.path.join(tmp, "cfg.yaml")
     with open(cfg, "w") as f:
         f.write(CONFIG % dict(t, brokers=args.brokers, redis=args.redis_port, run=run_id,
-                              group="bench-" + run_id, api=args.api_port))
-    binp = os.path.join(args.build, "bin")
-    subprocess.run([os.path.join(binp, "chatopsctl"), "topics", "ensure", "--config", cfg],
-                   capture_output=True)
+                              group="bench-" + run_id, api=args.api_port,
+                              partitions=args.partitions))
+    subprocess.run([tool(args, "cqt-produce_result"), "--brokers", args.brokers, "--ensure",
+                    ",".join(t.values()), "--partitions", str(args.partitions)],
+                   check=True, capture_output=True)
     lines = []
-    for i in range(args.n):
+    for i in range(n):
         conv = "C%04d" % (i % 1000)
         rid = str(uuid.uuid4())
         env = {"v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
-               "tenant": "T1", "channel": {"id": conv, "name": conv}, "user": {"id": "UBENCH"},
-               "command": "flag", "text": "get f%d" % i, "reply": {"response_url": "https://x"},
-               "dedupe_key": "slack:" + rid}
+               "tenant": "T1", "channel": {"id": conv, "name": conv},
+               "user": {"id": "UBENCH", "name": "bench"}, "command": "flag",
+               "text": "get f%d" % i, "reply": {"response_url": "https://x", "chat_id": conv},
+               "dedupe_key": "slack:" + rid, "retry_num": 0}
         lines.append("slack:T1:%s\t%s" % (conv, json.dumps(env)))
-    procs = [subprocess.Popen([os.path.join(binp, "chatops-worker"), "--config", cfg,
-                               "--http-port", "-1"], stderr=open(os.path.join(tmp, "w%d.log" % k), "w"))
-             for k in range(workers)]
-    time.sleep(8)  # group join
-    subprocess.run([os.path.join(binp, "cqt-produce"), args.brokers, t["req"], "-"],
-                   input="\n".join(lines).encode(), check=True)
-    res = subprocess.run([os.path.join(binp, "cqt-consume"), args.brokers, t["res"], str(args.n), "10000"],
+    logs = [os.path.join(tmp, "w%d.log" % k) for k in range(workers)]
+    procs = [subprocess.Popen([os.path.join(args.build, "worker", "chatops-worker"), "--config", cfg,
+                               "--http-port", "-1", "--id", "bench-%s-%d" % (run_id, k)],
+                              stderr=open(logs[k], "w")) for k in range(workers)]
+    if not wait_assigned(logs, args.partitions):
+        print("warning: partitions not all assigned after 60 s", file=sys.stderr)
+    time.sleep(2)
+    env = dict(os.environ)
+    if rate:
+        env["CQT_PRODUCE_RATE"] = str(rate)
+    t_prod = time.time()
+    subprocess.run([tool(args, "cqt-produce"), args.brokers, t["req"], "-"],
+                   input="\n".join(lines).encode(), check=True, env=env)
+    t_prod = time.time() - t_prod
+    res = subprocess.run([tool(args, "cqt-consume"), args.brokers, t["res"], str(n), "15000"],
                          capture_output=True, text=True).stdout.splitlines()
-    req = subprocess.run([os.path.join(binp, "cqt-consume"), args.brokers, t["req"], str(args.n), "5000"],
+    req = subprocess.run([tool(args, "cqt-consume"), args.brokers, t["req"], str(n), "5000"],
                          capture_output=True, text=True).stdout.splitlines()
     for p in procs:
         p.terminate()
+    for p in procs:
         p.wait()
-    sent = {json.loads(json.loads(l)["value"])["id"]: json.loads(l)["ts"] for l in req}
-    lat, first, last = [], None, None
+    sent = {}
+    for l in req:
+        m = json.loads(l)
+        sent[json.loads(m["value"])["id"]] = m["ts"]
+    lat, first, last, statuses = [], None, None, {}
     for l in res:
         m = json.loads(l)
-        rid = json.loads(m["value"])["request_id"]
-        if rid in sent:
-            lat.append(m["ts"] - sent[rid])
-            first = min(first or sent[rid], sent[rid])
-            last = max(last or m["ts"], m["ts"])
+        r = json.loads(m["value"])
+        if r.get("step") != "final" or r.get("request_id") not in sent:
+            continue
+        statuses[r.get("status")] = statuses.get(r.get("status"), 0) + 1
+        ts0 = sent[r["request_id"]]
+        lat.append(m["ts"] - ts0)
+        first = ts0 if first is None else min(first, ts0)
+        last = m["ts"] if last is None else max(last, m["ts"])
     lat.sort()
-    if not lat:
-        return {"workers": workers, "results": 0}
-    return {"workers": workers, "results": len(lat), "cmds_per_s": round(len(lat) / ((last - first) / 1000.0), 1),
-            "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99) - 1]}
+    out = {"workers": workers, "phase": phase, "requests": n, "results": len(lat),
+           "statuses": statuses, "produce_s": round(t_prod, 2)}
+    if rate:
+        out["rate"] = rate
+    if lat:
+        span = max(1, last - first) / 1000.0
+        out.update({"cmds_per_s": round(len(lat) / span, 1), "p50_ms": percentile(lat, 50),
+                    "p99_ms": percentile(lat, 99), "max_ms": lat[-1]})
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def main():
@@ -89,16 +154,30 @@ def main():
     ap.add_argument("--brokers", required=True)
     ap.add_argument("--redis-port", type=int, required=True)
     ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--rate", type=int, default=1500)
+    ap.add_argument("--steady-n", type=int, default=15000)
+    ap.add_argument("--partitions", type=int, default=12)
+    ap.add_argument("--delay-ms", type=int, default=50)
     args = ap.parse_args()
-    api = FakeAPI().start()
-    api.set_rules([{"prefix": "/api/v4/features/", "delay_ms": 50, "status": 200, "body": {"state": "on"}}])
-    args.api_port = api.port
-    one = run(args, 1)
-    two = run(args, 2)
-    print(json.dumps({"one": one, "two": two}))
-    if one.get("cmds_per_s") and two.get("cmds_per_s"):
-        print("two/one = %.2fx (target >= 1.8x)" % (two["cmds_per_s"] / one["cmds_per_s"]))
-    api.stop()
+    port_file = os.path.join(tempfile.mkdtemp(prefix="bench-api-"), "port")
+    api = subprocess.Popen([tool(args, "cqt-fake_api"), port_file, str(args.delay_ms)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            if os.path.exists(port_file):
+                break
+            time.sleep(0.05)
+        with open(port_file) as f:
+            args.api_port = int(f.read())
+        one = run(args, 1, "saturate", args.n)
+        two = run(args, 2, "saturate", args.n)
+        run(args, 1, "steady", args.steady_n, args.rate)
+        run(args, 2, "steady", args.steady_n, args.rate)
+        if one.get("cmds_per_s") and two.get("cmds_per_s"):
+            print("two/one = %.2fx (target >= 1.8x)" % (two["cmds_per_s"] / one["cmds_per_s"]))
+    finally:
+        api.terminate()
+        print("fake api: %s" % api.communicate()[0].strip())
 
 
 if __name__ == "__main__":

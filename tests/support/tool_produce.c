@@ -2,10 +2,12 @@
  *   cqt-produce BROKERS TOPIC KEY < value        one message, the whole of stdin
  *   cqt-produce BROKERS TOPIC -    < lines       one message per line "key<TAB>value"
  * Creates the topic when missing (3 partitions) and exits 0 only once every message
- * was acknowledged (acks=all). */
+ * was acknowledged (acks=all). With CQT_PRODUCE_RATE=N the lines are sent at N per
+ * second (benchmarks: a steady load instead of one burst). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cqtest.h"
 #include "kafka.h"
@@ -53,6 +55,13 @@ static char *read_all(FILE *f, size_t *len)
     return buf;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int main(int argc, char **argv)
 {
     struct cq_err err = {0};
@@ -85,11 +94,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "cqt-produce: %s\n", err.msg);
     } else {
         char *save = NULL;
+        const char *rate_s = getenv("CQT_PRODUCE_RATE");
+        double rate = rate_s ? atof(rate_s) : 0, t0 = now_s();
         for (char *line = strtok_r(in, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             char *tab = strchr(line, '\t');
             if (!tab)
                 continue;
             *tab = '\0';
+            if (rate > 0) { /* message k leaves at t0 + k / rate */
+                double wait = t0 + (double)sent / rate - now_s();
+                if (wait > 0.0005)
+                    cq_producer_poll(p, (int)(wait * 1000));
+            }
             while (cq_producer_send(p, argv[2], line, strlen(line), tab + 1, strlen(tab + 1),
                                     NULL, on_report, NULL, &err) != CQ_OK) {
                 if (err.code == CQ_EINVAL) {
