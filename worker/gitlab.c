@@ -450,8 +450,9 @@ char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what)
     const cJSON *m = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "message") : NULL;
     if (!m && r->json)
         m = cJSON_GetObjectItemCaseSensitive(r->json, "error");
-    if (cJSON_IsString(m))
-        snprintf(msg, sizeof(msg), ": %s", m->valuestring);
+    const char *text = cJSON_GetStringValue(m);
+    if (text)
+        snprintf(msg, sizeof(msg), ": %s", text);
     else if (m) {
         char *p = cJSON_PrintUnformatted(m);
         if (p)
