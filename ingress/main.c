@@ -1,85 +1,110 @@
-/* chatops-ingress: the HTTP door. Loads the config, starts the loop, the producer and the
- * HTTP server, runs until SIGTERM/SIGINT and drains (see service.h).
- *   chatops-ingress --config FILE [--port N] */
-#include <signal.h>
+/* chatops-ingress: verified Slack / Feishu / GitLab requests in, Kafka out, answered only after
+ * the broker confirmed them. Usage: chatops-ingress --config FILE [--port N].
+ * SIGTERM/SIGINT: stop accepting, finish the requests waiting on Kafka, flush, exit 0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "config.h"
+#include "errors.h"
 #include "kafka.h"
 #include "log.h"
 #include "loop.h"
-#include "service.h"
+#include "server.h"
 
-static void usage(void) { fprintf(stderr, "usage: chatops-ingress --config FILE [--port N]\n"); }
+struct app {
+    struct cq_config *cfg;
+    struct cq_loop *loop;
+    struct cq_producer *producer;
+    struct cq_ingress *ingress;
+};
+
+static void usage(FILE *f) { fprintf(f, "usage: chatops-ingress --config FILE [--port N]\n"); }
+
+/* Last drain step: nothing waits any more; flush what Kafka still holds, then stop HTTP. */
+static void on_drained(void *arg) {
+    struct app *a = arg;
+    cq_producer_free(a->producer); /* flushes; remaining reports answer their connections */
+    a->producer = NULL;
+    cq_ingress_free(a->ingress);
+    a->ingress = NULL;
+    cq_info(NULL, "drained");
+}
+
+static void on_shutdown(void *arg) {
+    struct app *a = arg;
+    if (!a->ingress) return;
+    /* a request waits at most the budget plus the guard's margin; allow a second more */
+    cq_ingress_drain(a->ingress, a->cfg->kafka.produce_timeout_ms + 1500, on_drained, a);
+}
 
 int main(int argc, char **argv) {
-    const char *path = NULL;
-    int port = -1, rc = 1;
+    const char *config = NULL;
+    long port = -1;
+    struct app a = {0};
     struct cq_err err = {0};
-    struct cq_config *cfg = NULL;
-    struct cq_loop *loop = NULL;
-    struct cq_ingress *in = NULL;
+    int rc = 1;
+
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            path = argv[++i];
+            config = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 65535) {
-                usage();
+            char *end = NULL;
+            port = strtol(argv[++i], &end, 10);
+            if (!end || *end || port < 0 || port > 65535) {
+                fprintf(stderr, "chatops-ingress: --port needs a port number\n");
                 return 2;
             }
-            port = (int)v;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
         } else {
-            usage();
+            usage(stderr);
             return 2;
         }
     }
-    if (!path) {
-        usage();
+    if (!config) {
+        usage(stderr);
         return 2;
     }
-    signal(SIGPIPE, SIG_IGN);
-    /* every waiting request holds a socket: allow as many as the hard limit */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
     cq_log_init("ingress", CQ_LOG_INFO);
-    cfg = cq_config_load(path, &err);
-    if (!cfg) {
-        cq_error(NULL, "config: %s", err.msg);
+    a.cfg = cq_config_load(config, &err);
+    if (!a.cfg) {
+        fprintf(stderr, "chatops-ingress: %s\n", err.msg);
+        return 2;
+    }
+    cq_log_init("ingress", cq_log_level_parse(a.cfg->log.level));
+    if (!(a.loop = cq_loop_new(&err))) {
+        cq_error(NULL, "cannot create the event loop: %s", err.msg);
         goto out;
     }
-    cq_log_init("ingress", cq_log_level_parse(cfg->log.level));
-    loop = cq_loop_new(&err);
-    if (!loop) {
-        cq_error(NULL, "loop: %s", err.msg);
+    a.producer = cq_producer_new(a.cfg->kafka.brokers, a.cfg->kafka.produce_timeout_ms, a.loop,
+                                 NULL, &err);
+    if (!a.producer) {
+        cq_error(NULL, "cannot create the kafka producer: %s", err.msg);
         goto out;
     }
-    const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_pipeline_events, NULL};
-    if (cq_kafka_ensure_topics(cfg->kafka.brokers, topics, cfg->kafka.partitions,
-                               cfg->kafka.replication, 5000, &err) != CQ_OK)
-        cq_warn(NULL, "topics not ensured (continuing; /readyz tells when Kafka is back): %s",
-                err.msg);
-    in = cq_ingress_new(cfg, loop, port, &err);
-    if (!in) {
-        cq_error(NULL, "ingress: %s", err.msg);
+    a.ingress = cq_ingress_new(a.cfg, port >= 0 ? (int)port : a.cfg->ingress.port, a.loop,
+                               a.producer, &err);
+    if (!a.ingress) {
+        cq_error(NULL, "cannot start: %s", err.msg);
         goto out;
     }
-    char portbuf[16];
-    snprintf(portbuf, sizeof(portbuf), "%d", cq_ingress_port(in));
-    cq_log_kv(CQ_LOG_INFO, NULL, "listening",
-              (const char *const[]){"port", portbuf, "brokers", cfg->kafka.brokers, NULL});
-    cq_loop_run(loop);
+    if (cq_loop_on_shutdown(a.loop, on_shutdown, &a) != CQ_OK) {
+        cq_error(NULL, "cannot register the drain");
+        goto out;
+    }
+    cq_info(NULL, "listening on %s:%d (slack %s, %s; feishu %s; gitlab %s)",
+            a.cfg->ingress.listen, cq_ingress_port(a.ingress),
+            a.cfg->ingress.slack_commands_path, a.cfg->ingress.slack_events_path,
+            a.cfg->ingress.feishu_events_path, a.cfg->ingress.gitlab_webhook_path);
+    cq_loop_run(a.loop);
+    cq_info(NULL, "ingress stopped");
     rc = 0;
 out:
-    cq_ingress_free(in);
-    cq_loop_free(loop);
-    cq_config_free(cfg);
+    if (a.producer) cq_producer_free(a.producer);
+    if (a.ingress) cq_ingress_free(a.ingress);
+    cq_loop_free(a.loop);
+    cq_config_free(a.cfg);
     return rc;
 }
