@@ -370,17 +370,19 @@ struct cq_http_server *cq_http_server_new(const struct cq_http_options *opt,
         goto fail;
     }
     unsigned maxc = opt && opt->max_connections ? opt->max_connections : DEFAULT_MAX_CONNECTIONS;
-    unsigned pool = threads > 1 ? (unsigned)threads : 0;
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s}, /* first, or MHD prints itself */
+        {MHD_OPTION_SOCK_ADDR, 0, &sa},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)maxc, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                            (uint16_t)port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, &sa,
-                            MHD_OPTION_THREAD_POOL_SIZE, pool,
-                            MHD_OPTION_CONNECTION_LIMIT, maxc,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                            (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
                             MHD_OPTION_END);
     if (!s->d) {
         cq_err_set(err, CQ_EIO, "http: cannot listen on %s:%d", listen, port);
