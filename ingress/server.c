@@ -46,6 +46,7 @@ struct conn {
     size_t len, cap, seen;
     bool too_big;
     bool resumed; /* the answer is stored and the handler must send it */
+    bool handed;  /* counted in unfinished */
     /* set on the MHD thread before the hand-over */
     const char *topic;
     char *key, *value;
@@ -73,7 +74,8 @@ struct cq_ingress {
     pthread_mutex_t mu; /* pending queue */
     struct conn *pending, *pending_tail;
     struct conn *whead, *wtail;
-    atomic_long inflight;
+    atomic_long inflight;   /* handed over, no answer yet */
+    atomic_long unfinished; /* handed over, answer not yet sent (MHD not completed) */
     atomic_bool closing;
     uint64_t drain_deadline;
     void (*drain_done)(void *);
@@ -383,6 +385,8 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
         return reject(c, 503, "shutting down", NULL);
     }
     cq_gauge_add(in->g_inflight, 1);
+    atomic_fetch_add(&in->unfinished, 1);
+    c->handed = true;
     atomic_fetch_add(&c->refs, 1); /* the Kafka side's reference */
     c->state = ST_WAIT;
     MHD_suspend_connection(c->mc);
@@ -513,10 +517,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **state,
                          enum MHD_RequestTerminationCode code) {
-    (void)cls;
+    struct cq_ingress *in = cls;
+    struct conn *c = *state;
     (void)mc;
     (void)code;
-    conn_unref(*state);
+    if (c && c->handed) atomic_fetch_sub(&in->unfinished, 1);
+    conn_unref(c);
     *state = NULL;
 }
 
@@ -535,6 +541,7 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
     in->loop = loop;
     in->producer = producer;
     atomic_init(&in->inflight, 0);
+    atomic_init(&in->unfinished, 0);
     atomic_init(&in->closing, false);
     pthread_mutex_init(&in->mu, NULL);
     in->g_inflight = cq_gauge_get("chatops_ingress_inflight",
@@ -595,12 +602,17 @@ long cq_ingress_inflight(const struct cq_ingress *in) {
 static void on_drain_tick(uv_timer_t *t) {
     struct cq_ingress *in = t->data;
     if (in->drained) return;
-    if (atomic_load(&in->inflight) > 0 && cq_now_ms() < in->drain_deadline) return;
+    /* done when every handed-over request has been answered AND its answer sent */
+    /* inflight is read first: a request counts there before it can be unfinished, and leaves
+     * it only after it was counted unfinished, so this order never misses one */
+    long waiting = atomic_load(&in->inflight);
+    long unsent = atomic_load(&in->unfinished);
+    if ((waiting > 0 || unsent > 0) && cq_now_ms() < in->drain_deadline) return;
     in->drained = true;
     uv_timer_stop(t);
-    if (atomic_load(&in->inflight) > 0)
-        cq_warn(NULL, "drain budget over with %ld requests still waiting",
-                (long)atomic_load(&in->inflight));
+    if (waiting > 0 || unsent > 0)
+        cq_warn(NULL, "drain budget over with %ld requests unfinished (%ld waiting on kafka)",
+                unsent, waiting);
     if (in->drain_done) in->drain_done(in->drain_arg);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cqtest.h"
+#include "kafka.h"
 #include "loop.h"
 
 static void print_message(const rd_kafka_message_t *m) {
@@ -65,6 +66,12 @@ int main(int argc, char **argv) {
         else
             cqtest_fatal("unknown option %s", argv[i]);
     }
+    /* a topic that does not exist yet is created (3 partitions), so a test can call this
+     * first to have its topics ready before anything produces to them */
+    const char *topics[] = {argv[2], NULL};
+    struct cq_err err = {0};
+    if (cq_kafka_ensure_topics(argv[1], topics, 3, 1, 15000, &err) != CQ_OK)
+        cqtest_fatal("%s", err.msg);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
