@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench/ingress/run.sh: chatops-ingress (every answer Kafka-confirmed, acks=all) against a Slack
+# Bolt app (ack only, no queue) under the same wrk load of distinct signed slash commands.
+# Prints req/s, p50/p99/p99.9, peak RSS (VmHWM) for both and the ratios. Not a timed test.
+#   bench/ingress/run.sh [SECONDS=10] [CONNECTIONS=32]
+# Env: BROKERS=host:port (else a broker is started with scripts/kafka.sh), CQ_BUILD_DIR (default
+# build), THREADS (ingress MHD threads, default 1), BOLT_DIR (default ../shared/peers/bolt),
+# SKIP_BOLT=1 (ingress only), WARMUP (seconds, default 2).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+secs=${1:-10}
+conns=${2:-32}
+build=${CQ_BUILD_DIR:-$repo/build}
+threads=${THREADS:-1}
+warmup=${WARMUP:-2}
+bolt_src=${BOLT_DIR:-$repo/../shared/peers/bolt}
+[[ -d $bolt_src ]] || bolt_src=/work/shared/peers/bolt
+secret=8f742231b10e8888abcd99yyyzzz85a5
+exe=$build/ingress/chatops-ingress
+[[ -x $exe ]] || { echo "run.sh: $exe missing: build first (cmake --build $build)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+    echo "run.sh: installing wrk" >&2
+    apt-get install -y wrk >/dev/null
+fi
+
+tmp=$(mktemp -d /tmp/cq-bench-ingress.XXXXXX)
+pids=()
+own_kafka=
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ -n $own_kafka ]]; then "$repo/scripts/kafka.sh" stop "$tmp/kafka" >/dev/null 2>&1 || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [[ -z ${BROKERS:-} ]]; then
+    echo "starting Kafka (scripts/kafka.sh)..." >&2
+    "$repo/scripts/kafka.sh" start "$tmp/kafka" >&2
+    own_kafka=1
+    BROKERS=$(cat "$tmp/kafka/bootstrap")
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # url
+    for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+    echo "run.sh: $1 never answered" >&2
+    return 1
+}
+run_wrk() { # name url lua
+    wrk -t1 -c"$conns" -d"${secs}s" -s "$3" "$2" > "$tmp/$1.out"
+    local rps p50 p99 p999 non
+    rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/$1.out")
+    p50=$(awk '/^p50_us/ {print $2}' "$tmp/$1.out")
+    p99=$(awk '/^p99_us/ {print $2}' "$tmp/$1.out")
+    p999=$(awk '/^p99.9_us/ {print $2}' "$tmp/$1.out")
+    non=$(awk '/^non2xx/ {print $2}' "$tmp/$1.out")
+    echo "$rps $p50 $p99 $p999 $non"
+}
+
+# --- ingress ---------------------------------------------------------------------------
+run_id=$(date +%s)-$$
+topic=bench.ingress.requests.$run_id
+printf '%s' "$secret" > "$tmp/slack_secret"
+port=$(free_port)
+cat > "$tmp/ingress.yaml" <<YAML
+log: {level: warn}
+kafka:
+  brokers: "$BROKERS"
+  produce_timeout_ms: 2000
+  partitions: 6
+  topics: {requests: "$topic", pipeline_events: "bench.ingress.pipeline.$run_id"}
+ingress: {listen: 127.0.0.1, port: $port, threads: $threads}
+slack: {enabled: true, signing_secret: "file:$tmp/slack_secret", command: /deploy}
+YAML
+"$exe" --config "$tmp/ingress.yaml" 2> "$tmp/ingress.log" &
+ing=$!
+pids+=("$ing")
+for _ in $(seq 300); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz") == 200 ]] && break
+    sleep 0.1
+done
+python3 "$here/slack_wrk.py" "$tmp/ingress.lua" /slack/commands 1000 "$secret" >/dev/null
+if (( warmup > 0 )); then
+    wrk -t1 -c"$conns" -d"${warmup}s" -s "$tmp/ingress.lua" "http://127.0.0.1:$port" >/dev/null
+fi
+before=$(curl -s "http://127.0.0.1:$port/metrics")
+read -r i_rps i_p50 i_p99 i_p999 i_non < <(run_wrk ingress "http://127.0.0.1:$port" "$tmp/ingress.lua")
+after=$(curl -s "http://127.0.0.1:$port/metrics")
+i_rss=$(awk '/VmHWM/ {print $2}' "/proc/$ing/status")
+metric() { # text route outcome
+    awk -v r="$2" -v o="$3" 'index($0, "chatops_ingress_requests_total{") == 1 &&
+        index($0, "route=\"" r "\"") && index($0, "outcome=\"" o "\"") {s += $NF} END {print s + 0}' <<< "$1"
+}
+queued=$(( $(metric "$after" slack_commands queued) - $(metric "$before" slack_commands queued) ))
+notq=$(( $(metric "$after" slack_commands not_queued) - $(metric "$before" slack_commands not_queued) ))
+kill -TERM "$ing"
+wait "$ing" && i_exit=0 || i_exit=$?
+pids=("${pids[@]/$ing}")
+
+echo "ingress  rps=$i_rps p50_us=$i_p50 p99_us=$i_p99 p99.9_us=$i_p999 non2xx=$i_non peak_rss_kb=$i_rss threads=$threads"
+echo "ingress  kafka-confirmed answers in the window: queued=$queued not_queued=$notq; SIGTERM exit=$i_exit"
+
+[[ ${SKIP_BOLT:-} == 1 ]] && exit 0
+
+# --- Bolt peer -------------------------------------------------------------------------
+cp -r "$bolt_src" "$tmp/bolt"
+chmod -R u+w "$tmp/bolt"
+rm -rf "$tmp/bolt/node_modules"
+(cd "$tmp/bolt" && npm ci --silent --no-audit --no-fund) >/dev/null
+bport=$(free_port)
+PORT=$bport SLACK_SIGNING_SECRET=$secret node "$tmp/bolt/app.js" > "$tmp/bolt.log" 2>&1 &
+bolt=$!
+pids+=("$bolt")
+wait_http "http://127.0.0.1:$bport/"
+python3 "$here/slack_wrk.py" "$tmp/bolt.lua" /slack/events 1000 "$secret" >/dev/null
+if (( warmup > 0 )); then
+    wrk -t1 -c"$conns" -d"${warmup}s" -s "$tmp/bolt.lua" "http://127.0.0.1:$bport" >/dev/null
+fi
+read -r b_rps b_p50 b_p99 b_p999 b_non < <(run_wrk bolt "http://127.0.0.1:$bport" "$tmp/bolt.lua")
+b_rss=$(awk '/VmHWM/ {print $2}' "/proc/$bolt/status")
+echo "bolt     rps=$b_rps p50_us=$b_p50 p99_us=$b_p99 p99.9_us=$b_p999 non2xx=$b_non peak_rss_kb=$b_rss"
+
+python3 - "$i_rps" "$b_rps" "$i_p99" "$b_p99" "$i_rss" "$b_rss" <<'PY'
+import sys
+ir, br, ip, bp, im, bm = map(float, sys.argv[1:])
+print("ratio    rps ingress/bolt=%.2fx (target >= 3x)  p99 ingress/bolt=%.2f (target <= 0.5)  "
+      "rss ingress=%.1f MB (target < 30) bolt=%.1f MB" % (ir / br, ip / bp, im / 1024, bm / 1024))
+PY
