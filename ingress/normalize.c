@@ -18,7 +18,9 @@ void cq_in_reject(struct cq_in_verdict *out, int status, const char *reason, con
     out->kind = CQ_IN_REJECT;
     out->status = status;
     out->reason = reason;
-    snprintf(out->detail, sizeof(out->detail), "%s", detail ? detail : "");
+    size_t n = detail ? strnlen(detail, sizeof(out->detail) - 1) : 0;
+    memcpy(out->detail, detail ? detail : "", n); /* cut to the buffer: only for the log */
+    out->detail[n] = '\0';
 }
 
 void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type, char *body) {
