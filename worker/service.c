@@ -1263,7 +1263,10 @@ static void job_start(struct job *j)
 
 static void maybe_resume(struct cq_worker *w)
 {
-    if (w->paused && !w->stopping && w->consumer && w->n_jobs * 10 < (size_t)w->max_inflight * 9) {
+    /* Resume at half: a resumed partition needs a fetch round trip before messages
+     * flow again, and half of max_inflight is still work to do meanwhile (resuming at
+     * 90% stalled the worker every cycle: 2.2k/s instead of 3.5k/s in bench/worker). */
+    if (w->paused && !w->stopping && w->consumer && w->n_jobs * 2 < (size_t)w->max_inflight) {
         w->paused = false;
         cq_consumer_pause(w->consumer, false);
     }
@@ -1536,7 +1539,8 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     if (!w->redis)
         goto fail;
     cq_redis_on_connect(w->redis, on_redis_connect, w);
-    w->httpc = cq_httpc_new(loop, 256, err);
+    /* Direct calls in flight at once; more wait in curl's queue (a fd each). */
+    w->httpc = cq_httpc_new(loop, w->max_inflight < 1024 ? w->max_inflight : 1024, err);
     if (!w->httpc)
         goto fail;
     w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL,
