@@ -26,7 +26,7 @@ import time
 import uuid
 
 CONFIG = """
-log: {level: warn}
+log: {level: info}
 kafka:
   brokers: "%(brokers)s"
   partitions: %(partitions)d
@@ -47,6 +47,13 @@ policy: [{name: all, roles: [sre], commands: ["flag get"]}]
 
 def tool(args, name):
     return os.path.join(args.build, "bin", name)
+
+
+def cpu_seconds(pid):
+    """user + system CPU seconds a process has used so far (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_vals, p):
@@ -116,6 +123,7 @@ def run(args, workers, phase, n, rate=None):
                          capture_output=True, text=True).stdout.splitlines()
     req = subprocess.run([tool(args, "cqt-consume"), args.brokers, t["req"], str(n), "5000"],
                          capture_output=True, text=True).stdout.splitlines()
+    cpu = [round(cpu_seconds(p.pid), 2) for p in procs]
     for p in procs:
         p.terminate()
     for p in procs:
@@ -137,7 +145,7 @@ def run(args, workers, phase, n, rate=None):
         last = m["ts"] if last is None else max(last, m["ts"])
     lat.sort()
     out = {"workers": workers, "phase": phase, "requests": n, "results": len(lat),
-           "statuses": statuses, "produce_s": round(t_prod, 2)}
+           "statuses": statuses, "produce_s": round(t_prod, 2), "worker_cpu_s": cpu}
     if rate:
         out["rate"] = rate
     if lat:
