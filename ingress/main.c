@@ -1,5 +1,7 @@
 /* chatops-ingress: verified Slack / Feishu / GitLab requests in, Kafka out, answered only after
- * the broker confirmed them. Usage: chatops-ingress --config FILE [--port N].
+ * the broker confirmed them.
+ * Usage: chatops-ingress --config FILE [--port N] [--kafka-conf KEY=VALUE]...
+ * (--kafka-conf passes producer tuning such as linger.ms straight to librdkafka).
  * SIGTERM/SIGINT: stop accepting, finish the requests waiting on Kafka, flush, exit 0. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,11 @@ struct app {
     struct cq_ingress *ingress;
 };
 
-static void usage(FILE *f) { fprintf(f, "usage: chatops-ingress --config FILE [--port N]\n"); }
+#define MAX_KAFKA_CONF 16
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: chatops-ingress --config FILE [--port N] [--kafka-conf KEY=VALUE]...\n");
+}
 
 /* Last drain step: nothing waits any more; flush what Kafka still holds, then stop HTTP. */
 static void on_drained(void *arg) {
@@ -44,6 +50,9 @@ int main(int argc, char **argv) {
     struct app a = {0};
     struct cq_err err = {0};
     int rc = 1;
+    const char *kconf[2 * MAX_KAFKA_CONF + 1] = {NULL};
+    char *kbuf[MAX_KAFKA_CONF] = {NULL};
+    int nk = 0;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
@@ -53,25 +62,43 @@ int main(int argc, char **argv) {
             port = strtol(argv[++i], &end, 10);
             if (!end || *end || port < 0 || port > 65535) {
                 fprintf(stderr, "chatops-ingress: --port needs a port number\n");
-                return 2;
+                rc = 2;
+                goto out;
             }
+        } else if (strcmp(argv[i], "--kafka-conf") == 0 && i + 1 < argc) {
+            char *eq = strchr(argv[++i], '=');
+            if (!eq || eq == argv[i] || nk == MAX_KAFKA_CONF) {
+                fprintf(stderr, "chatops-ingress: --kafka-conf needs KEY=VALUE (at most %d)\n",
+                        MAX_KAFKA_CONF);
+                rc = 2;
+                goto out;
+            }
+            if (!(kbuf[nk] = strdup(argv[i]))) goto out;
+            kbuf[nk][eq - argv[i]] = '\0';
+            kconf[2 * nk] = kbuf[nk];
+            kconf[2 * nk + 1] = kbuf[nk] + (eq - argv[i]) + 1;
+            nk++;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
-            return 0;
+            rc = 0;
+            goto out;
         } else {
             usage(stderr);
-            return 2;
+            rc = 2;
+            goto out;
         }
     }
     if (!config) {
         usage(stderr);
-        return 2;
+        rc = 2;
+        goto out;
     }
     cq_log_init("ingress", CQ_LOG_INFO);
     a.cfg = cq_config_load(config, &err);
     if (!a.cfg) {
         fprintf(stderr, "chatops-ingress: %s\n", err.msg);
-        return 2;
+        rc = 2;
+        goto out;
     }
     cq_log_init("ingress", cq_log_level_parse(a.cfg->log.level));
     if (!(a.loop = cq_loop_new(&err))) {
@@ -79,7 +106,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     a.producer = cq_producer_new(a.cfg->kafka.brokers, a.cfg->kafka.produce_timeout_ms, a.loop,
-                                 NULL, &err);
+                                 nk ? kconf : NULL, &err);
     if (!a.producer) {
         cq_error(NULL, "cannot create the kafka producer: %s", err.msg);
         goto out;
@@ -106,5 +133,6 @@ out:
     if (a.ingress) cq_ingress_free(a.ingress);
     cq_loop_free(a.loop);
     cq_config_free(a.cfg);
+    for (int i = 0; i < nk; i++) free(kbuf[i]);
     return rc;
 }

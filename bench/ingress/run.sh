@@ -5,7 +5,8 @@
 #   bench/ingress/run.sh [SECONDS=10] [CONNECTIONS=32]
 # Env: BROKERS=host:port (else a broker is started with scripts/kafka.sh), CQ_BUILD_DIR (default
 # build), THREADS (ingress MHD threads, default 1), BOLT_DIR (default ../shared/peers/bolt),
-# SKIP_BOLT=1 (ingress only), WARMUP (seconds, default 2).
+# SKIP_BOLT=1 (ingress only), WARMUP (seconds, default 2), INGRESS_ARGS (extra flags, e.g.
+# "--kafka-conf linger.ms=5"), KEEP_KAFKA=1 (leave the started broker running, print its dir).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -74,7 +75,8 @@ kafka:
 ingress: {listen: 127.0.0.1, port: $port, threads: $threads}
 slack: {enabled: true, signing_secret: "file:$tmp/slack_secret", command: /deploy}
 YAML
-"$exe" --config "$tmp/ingress.yaml" 2> "$tmp/ingress.log" &
+# shellcheck disable=SC2086 # INGRESS_ARGS is a word list, e.g. "--kafka-conf linger.ms=5"
+"$exe" --config "$tmp/ingress.yaml" ${INGRESS_ARGS:-} 2> "$tmp/ingress.log" &
 ing=$!
 pids+=("$ing")
 for _ in $(seq 300); do
