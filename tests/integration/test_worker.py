@@ -643,9 +643,16 @@ def test_two_workers_and_kill():
         check(len(exact("/api/v4/features/killed")) == 1, "never called again after the kill")
         check(len(exact("/api/v4/features/kread")) == 2, "the idempotent read was called again")
         check(len(exact("/api/v4/features/after_done")) == 1, "answered side effect not repeated after the kill")
-        for x in (rid0, rid, rid2):
+        for x in (rid, rid2):
             finals = results.find(lambda m, x=x: m.get("request_id") == x and m.get("step") == "final")
             check(len(finals) == 1, "one final result after the kill for %s, got %d" % (x, len(finals)))
+        # Killed after producing its result but maybe before recording it as delivered in
+        # Redis: the next owner sends the stored result again rather than risk none. It is
+        # the same result (byte for byte), which the notifier sends once per
+        # (request, step, seq); never a second, different answer.
+        finals = results.find(lambda m: m.get("request_id") == rid0 and m.get("step") == "final")
+        check(1 <= len(finals) <= 2 and all(f == finals[0] for f in finals),
+              "answered-then-killed: one final result (maybe re-sent identically), got %r" % finals)
     finally:
         wn.stop()
     report("kill_mid_call")
