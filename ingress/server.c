@@ -1,10 +1,10 @@
-/* server: HTTP in (libmicrohttpd, epoll, internal threads), Kafka out (loop thread).
+/* server: HTTP in (libmicrohttpd, epoll, internal threads), Kafka out.
  * MHD threads read the body (bounded), route, verify and normalise (slack.c, feishu.c,
- * gitlab.c), then suspend an accepted connection and queue it for the loop thread. The loop
- * thread produces it and, on the delivery report or the budget guard, stores the answer and
- * resumes the connection; MHD then calls the handler again, which sends the stored answer.
- * A connection context is freed when both MHD (request completed) and Kafka (report served)
- * let go of it: two references. */
+ * gitlab.c), then suspend an accepted connection and produce its message. The delivery
+ * report (loop thread) or the budget guard (a loop timer) stores the answer and resumes the
+ * connection; MHD then calls the handler again, which sends the stored answer. No thread
+ * waits per request. A connection context is freed when both MHD (request completed) and
+ * Kafka (report served) let go of it: two references. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -58,7 +58,7 @@ struct conn {
     int status;
     const char *ctype;
     char *answer;
-    struct conn *next;         /* pending queue (MHD -> loop) */
+    struct conn *next;          /* a batch of expired requests (guard) */
     struct conn *wprev, *wnext; /* waiting list (loop), in deadline order */
 };
 
@@ -68,12 +68,10 @@ struct cq_ingress {
     struct cq_producer *producer;
     struct MHD_Daemon *d;
     int port;
-    uv_async_t async;
     uv_timer_t guard, drain_timer;
     int open_handles;
-    pthread_mutex_t mu; /* pending queue */
-    struct conn *pending, *pending_tail;
-    struct conn *whead, *wtail;
+    pthread_mutex_t mu;         /* the waiting list and each conn's state */
+    struct conn *whead, *wtail; /* waiting for a report, oldest first */
     atomic_long inflight;   /* handed over, no answer yet */
     atomic_long unfinished; /* handed over, answer not yet sent (MHD not completed) */
     atomic_bool closing;
@@ -140,8 +138,9 @@ static enum MHD_Result reject(struct conn *c, unsigned status, const char *reaso
                     MHD_RESPMEM_MUST_COPY, c->req_id, status == 405);
 }
 
-/* ---- loop thread: produce, answer, guard ---- */
+/* ---- answering: delivery report (loop thread), guard (loop thread), send failure (MHD) ---- */
 
+/* The waiting list is in deadline order (appended under mu with a monotonic deadline). */
 static void waiting_remove(struct cq_ingress *in, struct conn *c) {
     if (c->wprev) c->wprev->wnext = c->wnext;
     else if (in->whead == c) in->whead = c->wnext;
@@ -150,16 +149,17 @@ static void waiting_remove(struct cq_ingress *in, struct conn *c) {
     c->wprev = c->wnext = NULL;
 }
 
-static void on_guard(uv_timer_t *t);
-
-static void arm_guard(struct cq_ingress *in) {
-    if (!in->whead) {
-        uv_timer_stop(&in->guard);
-        return;
+/* Takes c out of the waiting state; false when someone else answered it already. */
+static bool claim(struct cq_ingress *in, struct conn *c) {
+    bool mine = false;
+    pthread_mutex_lock(&in->mu);
+    if (c->state == ST_WAIT) {
+        waiting_remove(in, c);
+        c->state = ST_ANSWERED;
+        mine = true;
     }
-    uint64_t now = cq_now_ms();
-    uint64_t due = in->whead->deadline_ms > now ? in->whead->deadline_ms - now : 0;
-    uv_timer_start(&in->guard, on_guard, due, 0);
+    pthread_mutex_unlock(&in->mu);
+    return mine;
 }
 
 static char *slack_text(const char *text) {
@@ -172,12 +172,12 @@ static char *slack_text(const char *text) {
     return s;
 }
 
-/* Stores the answer and resumes the connection. ok: Kafka confirmed. why: failure reason. */
+/* Stores the answer of a claimed c and resumes the connection (MHD_resume_connection is
+ * thread-safe and publishes the stored fields to the MHD thread that sends them).
+ * ok: Kafka confirmed. why: the failure reason. */
 static void answer(struct conn *c, bool ok, const char *why) {
     struct cq_ingress *in = c->in;
     char text[600];
-    if (c->state != ST_WAIT) return;
-    waiting_remove(in, c);
     if (ok) {
         c->status = 200;
         c->ctype = "application/json";
@@ -210,7 +210,6 @@ static void answer(struct conn *c, bool ok, const char *why) {
             c->answer = strdup(text);
         }
     }
-    c->state = ST_ANSWERED;
     c->resumed = true;
     atomic_fetch_sub(&in->inflight, 1);
     cq_gauge_add(in->g_inflight, -1);
@@ -224,9 +223,8 @@ static void on_delivery(void *opaque, enum cq_rc rc, const char *errstr, int32_t
     (void)partition;
     (void)offset;
     cq_histogram_observe(in->h_produce, (double)(cq_now_ms() - c->sent_ms) / 1000.0);
-    if (c->state == ST_WAIT) {
+    if (claim(in, c)) {
         answer(c, rc == CQ_OK, errstr && *errstr ? errstr : cq_rc_str(rc));
-        arm_guard(in);
     } else if (rc == CQ_OK) {
         /* answered "not run" by the guard, yet it landed: the worker will run it. Logged so
          * an operator can match the two; the platform's dedupe key prevents a double run. */
@@ -235,42 +233,32 @@ static void on_delivery(void *opaque, enum cq_rc rc, const char *errstr, int32_t
     conn_unref(c);
 }
 
-static void on_guard(uv_timer_t *t) {
-    struct cq_ingress *in = t->data;
+/* Answers every waiting request whose deadline passed (all of them when all is set). */
+static void expire(struct cq_ingress *in, bool all, const char *why) {
     uint64_t now = cq_now_ms();
-    char why[64];
-    snprintf(why, sizeof(why), "no confirmation within %d ms", in->cfg->kafka.produce_timeout_ms);
-    while (in->whead && in->whead->deadline_ms <= now) answer(in->whead, false, why);
-    arm_guard(in);
+    struct conn *done = NULL, **tail = &done;
+    pthread_mutex_lock(&in->mu);
+    while (in->whead && (all || in->whead->deadline_ms <= now)) {
+        struct conn *c = in->whead;
+        waiting_remove(in, c);
+        c->state = ST_ANSWERED;
+        *tail = c;
+        tail = &c->next;
+    }
+    pthread_mutex_unlock(&in->mu);
+    while (done) {
+        struct conn *next = done->next;
+        done->next = NULL;
+        answer(done, false, why);
+        done = next;
+    }
 }
 
-static void on_async(uv_async_t *a) {
-    struct cq_ingress *in = a->data;
-    struct cq_err err = {0};
-    pthread_mutex_lock(&in->mu);
-    struct conn *c = in->pending;
-    in->pending = in->pending_tail = NULL;
-    pthread_mutex_unlock(&in->mu);
-    bool arm = false;
-    while (c) {
-        struct conn *next = c->next;
-        const char *headers[] = {"req_id", c->req_id, NULL};
-        c->next = NULL;
-        c->sent_ms = cq_now_ms();
-        c->deadline_ms = c->sent_ms + (uint64_t)in->cfg->kafka.produce_timeout_ms + GUARD_EXTRA_MS;
-        c->wprev = in->wtail;
-        if (in->wtail) in->wtail->wnext = c;
-        else in->whead = c, arm = true;
-        in->wtail = c;
-        if (cq_producer_send(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
-                             c->req_id[0] ? headers : NULL, on_delivery, c, &err) != CQ_OK) {
-            answer(c, false, err.msg);
-            conn_unref(c); /* no report will come */
-            arm = true;
-        }
-        c = next;
-    }
-    if (arm) arm_guard(in);
+static void on_guard(uv_timer_t *t) {
+    struct cq_ingress *in = t->data;
+    char why[64];
+    snprintf(why, sizeof(why), "no confirmation within %d ms", in->cfg->kafka.produce_timeout_ms);
+    expire(in, false, why);
 }
 
 /* ---- MHD threads: routing and checks ---- */
@@ -369,10 +357,13 @@ static enum MHD_Result on_body(struct conn *c, const char *data, size_t n) {
     return MHD_YES;
 }
 
-/* Suspends c and hands it to the loop thread to produce. Takes ownership of key/value. */
+/* Suspends c, produces its message (cq_producer_send is thread-safe) and leaves it waiting
+ * for the delivery report, which runs on the loop thread. Takes ownership of key/value. */
 static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, char *value,
                                  size_t vlen) {
     struct cq_ingress *in = c->in;
+    struct cq_err err = {0};
+    const char *headers[] = {"req_id", c->req_id, NULL};
     c->topic = topic;
     c->key = key;
     c->value = value;
@@ -388,14 +379,22 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
     atomic_fetch_add(&in->unfinished, 1);
     c->handed = true;
     atomic_fetch_add(&c->refs, 1); /* the Kafka side's reference */
-    c->state = ST_WAIT;
+    /* suspended before the send: the report may come back at once on the loop thread */
     MHD_suspend_connection(c->mc);
     pthread_mutex_lock(&in->mu);
-    if (in->pending_tail) in->pending_tail->next = c;
-    else in->pending = c;
-    in->pending_tail = c;
+    c->sent_ms = cq_now_ms();
+    c->deadline_ms = c->sent_ms + (uint64_t)in->cfg->kafka.produce_timeout_ms + GUARD_EXTRA_MS;
+    c->state = ST_WAIT;
+    c->wprev = in->wtail;
+    if (in->wtail) in->wtail->wnext = c;
+    else in->whead = c;
+    in->wtail = c;
     pthread_mutex_unlock(&in->mu);
-    uv_async_send(&in->async);
+    if (cq_producer_send(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
+                         c->req_id[0] ? headers : NULL, on_delivery, c, &err) != CQ_OK) {
+        if (claim(in, c)) answer(c, false, err.msg);
+        conn_unref(c); /* no report will come */
+    }
     return MHD_YES;
 }
 
@@ -560,11 +559,13 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
                                            "Requests by route and outcome", labels);
     }
     uv_loop_t *uv = cq_loop_uv(loop);
-    uv_async_init(uv, &in->async, on_async);
     uv_timer_init(uv, &in->guard);
     uv_timer_init(uv, &in->drain_timer);
-    in->async.data = in->guard.data = in->drain_timer.data = in;
-    in->open_handles = 3;
+    in->guard.data = in->drain_timer.data = in;
+    in->open_handles = 2;
+    /* the guard looks at the oldest waiting request every 50 ms (one timer, no per-request
+     * handle); answers come at most 50 ms after budget + GUARD_EXTRA_MS */
+    uv_timer_start(&in->guard, on_guard, 50, 50);
 
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
@@ -639,23 +640,12 @@ void cq_ingress_free(struct cq_ingress *in) {
     if (!in) return;
     atomic_store(&in->closing, true);
     if (in->d) {
-        /* everything suspended must be resumed before MHD may stop; the producer is gone,
-         * so what is still pending is answered without producing */
-        pthread_mutex_lock(&in->mu);
-        struct conn *c = in->pending;
-        in->pending = in->pending_tail = NULL;
-        pthread_mutex_unlock(&in->mu);
-        while (c) {
-            struct conn *next = c->next;
-            answer(c, false, "shutting down");
-            conn_unref(c);
-            c = next;
-        }
-        while (in->whead) answer(in->whead, false, "shutting down");
+        /* everything suspended must be resumed before MHD may stop; the producer is gone
+         * (its purge answered what it held), so this is only a safety net */
+        expire(in, true, "shutting down");
         MHD_stop_daemon(in->d);
         in->d = NULL;
     }
-    uv_close((uv_handle_t *)&in->async, on_closed);
     uv_close((uv_handle_t *)&in->guard, on_closed);
     uv_close((uv_handle_t *)&in->drain_timer, on_closed);
 }
