@@ -50,9 +50,15 @@ int main(int argc, char **argv) {
     struct app a = {0};
     struct cq_err err = {0};
     int rc = 1;
-    const char *kconf[2 * MAX_KAFKA_CONF + 1] = {NULL};
+    /* Producer defaults for an answer-after-ack front door (bench/ingress/README.md): with
+     * every caller waiting on its report, librdkafka's 1 ms linger is pure latency, and Nagle
+     * holds back small produce requests while earlier ones are unacknowledged. Sub-ms linger
+     * still batches under load. --kafka-conf entries come later and so override these. */
+    const char *kconf[2 * (MAX_KAFKA_CONF + 2) + 1] = {"linger.ms", "0.5",
+                                                       "socket.nagle.disable", "true", NULL};
     char *kbuf[MAX_KAFKA_CONF] = {NULL};
     int nk = 0;
+    const int nk_defaults = 2;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
@@ -75,8 +81,8 @@ int main(int argc, char **argv) {
             }
             if (!(kbuf[nk] = strdup(argv[i]))) goto out;
             kbuf[nk][eq - argv[i]] = '\0';
-            kconf[2 * nk] = kbuf[nk];
-            kconf[2 * nk + 1] = kbuf[nk] + (eq - argv[i]) + 1;
+            kconf[2 * (nk_defaults + nk)] = kbuf[nk];
+            kconf[2 * (nk_defaults + nk) + 1] = kbuf[nk] + (eq - argv[i]) + 1;
             nk++;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
@@ -106,7 +112,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     a.producer = cq_producer_new(a.cfg->kafka.brokers, a.cfg->kafka.produce_timeout_ms, a.loop,
-                                 nk ? kconf : NULL, &err);
+                                 kconf, &err);
     if (!a.producer) {
         cq_error(NULL, "cannot create the kafka producer: %s", err.msg);
         goto out;
