@@ -20,6 +20,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipeline.h"
 #include "policy.h"
 #include "redis.h"
 #include "template.h"
@@ -82,6 +83,7 @@ struct outmsg {
 };
 
 enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION };
+enum { PB_NONE, PB_CANCEL, PB_LIST };
 
 struct job {
     struct cq_worker *w;
@@ -114,6 +116,12 @@ struct job {
     int store_attempts;
     int busy_tries; /* claim found a live owner this many times */
 
+    /* Pipeline modes: what the trigger led to (carried in the result and the claim). */
+    const char *step;      /* "ack" for a tracked wait; NULL = "final" */
+    long long pl_id;       /* 0 = no pipeline */
+    char *pl_url, *pl_status;
+    int pl_builtin;        /* PB_* for cancel / pipelines */
+
     int ops; /* async operations outstanding (redis, http, deliveries, retries) */
     int outs;           /* produced messages without a delivery report yet */
     bool final_queued;  /* the last message of this request was handed to the producer */
@@ -130,6 +138,7 @@ struct cq_worker {
     struct cq_consumer *consumer;
     struct cq_redis *redis;
     struct cq_httpc *httpc;
+    struct cq_pipeline_tracker *pipelines;
     struct conv *convs[CONV_BUCKETS];
     struct job *jobs; /* every live job */
     size_t n_jobs;
@@ -287,6 +296,8 @@ static void job_free(struct job *j)
     free(j->stored);
     free(j->next_stored);
     free(j->target);
+    free(j->pl_url);
+    free(j->pl_status);
     cq_http_call_clear(&j->call);
     free(j);
     maybe_resume(w);
@@ -599,8 +610,11 @@ static char *result_json(const struct job *j, const char *status, const char *te
     snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
              j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
     r.request_id = j->req.id;
-    r.step = "final";
+    r.step = (char *)(j->step ? j->step : "final");
     r.status = (char *)status;
+    r.pipeline.id = j->pl_id;
+    r.pipeline.web_url = j->pl_url;
+    r.pipeline.status = j->pl_status;
     r.platform = j->req.platform;
     r.reply = j->req.reply;
     r.text = (char *)text;
@@ -623,7 +637,9 @@ static void produce_final(struct job *j, char *result, bool audit)
     struct cq_worker *w = j->w;
     j->final_queued = true;
     if (audit) {
-        char *a = audit_json(j, "outcome", decision_word(j), j->status, j->text);
+        /* A tracked wait's ack records the trigger; the tracker audits its outcome. */
+        const char *kind = j->step && strcmp(j->step, "ack") == 0 ? "trigger" : "outcome";
+        char *a = audit_json(j, kind, decision_word(j), j->status, j->text);
         produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
     }
     produce(j, w->cfg->kafka.topic_results, j->req.id, result);
@@ -648,6 +664,8 @@ static char *claim_value(const struct job *j, const char *state, const char *res
     cJSON_AddStringToObject(v, "at", now);
     if (j->target)
         cJSON_AddStringToObject(v, "target", j->target);
+    if (j->pl_id)
+        cJSON_AddNumberToObject(v, "pipeline_id", (double)j->pl_id);
     if (result)
         cJSON_AddStringToObject(v, "result", result);
     s = cJSON_PrintUnformatted(v);
@@ -808,12 +826,18 @@ static void decide(struct job *j)
             free(topic);
         } else if (strcmp(word, "whoami") == 0) {
             j->text = cq_builtin_whoami(j->person, j->req.platform, j->req.user_id);
+        } else if (strcmp(word, "cancel") == 0) {
+            /* The tracker checks who may cancel (requester or cancel_roles). */
+            if (j->argv.n != 1) {
+                j->status = "invalid";
+                j->text = strdup("usage: cancel REQUEST_ID (`pipelines` lists them)");
+            } else {
+                j->pl_builtin = PB_CANCEL;
+                j->text = strdup("");
+            }
         } else {
-            /* Hook for the pipeline tracker (cancel REQUEST_ID, pipelines). */
-            j->status = "failed";
-            j->text = str_printf("`%s` needs pipeline tracking, which this worker does not "
-                                 "run yet",
-                                 word);
+            j->pl_builtin = PB_LIST;
+            j->text = strdup("");
         }
         return;
     }
@@ -967,6 +991,7 @@ static void start_call(struct job *j)
 }
 
 static void mark_calling(void *arg);
+static void pipeline_trigger_now(struct job *j);
 
 static void on_calling_stored(void *opaque, const redisReply *reply, const struct cq_err *err)
 {
@@ -996,7 +1021,10 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
     free(j->stored);
     j->stored = j->next_stored;
     j->next_stored = NULL;
-    start_call(j);
+    if (j->cmd->mode == CQ_MODE_DIRECT)
+        start_call(j);
+    else
+        pipeline_trigger_now(j);
     job_op_end(j);
 }
 
@@ -1038,15 +1066,113 @@ static void direct_start(struct job *j)
     mark_calling(j);
 }
 
-/* Pipeline modes plug in here (issue 6): trigger, then track or return. */
+/* The status words results use, as static strings (callbacks pass borrowed ones). */
+static const char *static_status(const char *s)
+{
+    static const char *const known[] = {"ok", "denied", "invalid", "failed", "timeout"};
+    for (size_t i = 0; s && i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(s, known[i]) == 0)
+            return known[i];
+    return "failed";
+}
+
+/* The tracker triggered (or failed to): the reply is this request's last word, an ack
+ * for a tracked wait (the tracker sends progress and the final) or the final itself.
+ * Stored in the run-once claim with the pipeline id before it is produced, so a
+ * redelivered request re-sends this reply instead of triggering again. */
+static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *o)
+{
+    struct job *j = opaque;
+    if (j->w->torn_down || j->abandoned) {
+        job_abandon(j, "stopped during the pipeline trigger");
+        job_op_end(j);
+        return;
+    }
+    j->step = o->step && strcmp(o->step, "ack") == 0 ? "ack" : NULL;
+    j->pl_id = o->pipeline_id;
+    free(j->pl_url);
+    free(j->pl_status);
+    j->pl_url = o->web_url ? strdup(o->web_url) : NULL;
+    j->pl_status = o->pipeline_status ? strdup(o->pipeline_status) : NULL;
+    const char *st = static_status(o->status);
+    metric_action(st);
+    cq_info(j->req.id, "%s: pipeline #%lld %s (%s)", j->cmd->name, o->pipeline_id,
+            o->pipeline_status ? o->pipeline_status : "not created", j->step ? "tracked" : st);
+    finish_with(j, st, strdup(o->text ? o->text : ""));
+    job_op_end(j);
+}
+
+/* The claim says "calling": trigger now. */
+static void pipeline_trigger_now(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    struct cq_err err = {0};
+    char label[256];
+    struct cq_tpl_vars v = {.cfg = w->cfg, .args = &j->args, .person = j->person,
+                            .user_id = j->req.user_id, .user_name = j->req.user_name,
+                            .channel = j->channel, .channel_id = j->req.channel_id,
+                            .channel_name = j->req.channel_name, .request_id = j->req.id,
+                            .command = j->cmd->name, .input = j->req.text};
+    snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
+             j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
+    struct cq_pipeline_trigger p = {.req = &j->req, .cmd = j->cmd, .vars = &v,
+                                    .gitlab_login = j->person ? j->person->gitlab_login : NULL,
+                                    .label = label};
+    job_op_begin(j);
+    enum cq_rc rc = w->pipelines ? cq_pipeline_trigger(w->pipelines, &p, on_pipeline_started,
+                                                       j, &err)
+                                 : CQ_ESHUTDOWN;
+    if (rc != CQ_OK) {
+        j->ops--;
+        metric_action("failed");
+        finish_with(j, "failed",
+                    str_printf("`%s` was not run: %s", j->cmd->name,
+                               err.msg[0] ? err.msg : "pipeline tracking is not running"));
+    }
+}
+
+/* Pipeline modes (issue 6): claimed -> calling (naming the trigger), then trigger. */
 static void pipeline_start(struct job *j)
 {
-    metric_action("failed");
-    finish_with(j, "failed",
-                str_printf("`%s` runs a pipeline (%s), which this worker cannot do yet",
-                           j->cmd->name,
-                           j->cmd->mode == CQ_MODE_TRIGGER_AND_WAIT ? "trigger_and_wait"
-                                                                     : "trigger_and_return"));
+    const struct cq_config *cfg = j->w->cfg;
+    j->target = str_printf("the pipeline trigger of GitLab project %s at %s",
+                           j->cmd->pipeline.project ? j->cmd->pipeline.project : "?",
+                           cfg->gitlab.base_url ? cfg->gitlab.base_url : "GitLab");
+    if (!j->target) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    mark_calling(j);
+}
+
+static void on_builtin_text(void *opaque, const char *status, const char *text)
+{
+    struct job *j = opaque;
+    if (j->w->torn_down || j->abandoned)
+        job_abandon(j, "stopped during a pipeline built-in");
+    else
+        finish_with(j, static_status(status), strdup(text ? text : ""));
+    job_op_end(j);
+}
+
+/* `cancel REQUEST_ID` and `pipelines`, answered by the tracker. */
+static void pipeline_builtin(struct job *j)
+{
+    struct cq_worker *w = j->w;
+    struct cq_err err = {0};
+    enum cq_rc rc = CQ_ESHUTDOWN;
+    job_op_begin(j);
+    if (w->pipelines && j->pl_builtin == PB_CANCEL)
+        rc = cq_pipeline_cancel(w->pipelines, j->argv.v[0], j->req.platform, j->req.user_id,
+                                j->person, on_builtin_text, j, &err);
+    else if (w->pipelines)
+        rc = cq_pipeline_list(w->pipelines, j->req.platform, j->req.user_id, j->person,
+                              on_builtin_text, j, &err);
+    if (rc != CQ_OK) {
+        j->ops--;
+        finish_with(j, rc == CQ_EINVAL ? "invalid" : "failed",
+                    strdup(err.msg[0] ? err.msg : "pipeline tracking is not running"));
+    }
 }
 
 static void (*const mode_start[])(struct job *) = {
@@ -1074,6 +1200,10 @@ static void execute(struct job *j)
             j->channel ? j->channel->name : (j->req.channel_id ? j->req.channel_id : "?"),
             j->dec.rule ? "rule " : "", j->dec.rule ? j->dec.rule : "",
             j->kind == JK_ACTION || j->kind == JK_BUILTIN ? "" : j->text);
+    if (j->kind == JK_BUILTIN && j->pl_builtin) {
+        pipeline_builtin(j);
+        return;
+    }
     if (j->kind != JK_ACTION) {
         char *text = j->text;
         j->text = NULL;
@@ -1310,6 +1440,14 @@ static void on_message(void *opaque, const struct cq_message *m)
     struct cq_err err = {0};
     if (w->stopping || w->torn_down)
         return; /* fetched before the pause took effect: left for the next owner */
+    if (w->cfg->kafka.topic_pipeline_events &&
+        strcmp(m->topic, w->cfg->kafka.topic_pipeline_events) == 0) {
+        /* A GitLab Pipeline Hook: only a hint that a tracked pipeline changed. */
+        if (w->pipelines)
+            cq_pipeline_on_hook(w->pipelines, m->payload, m->len);
+        cq_consumer_done(w->consumer, m->topic, m->partition, m->offset);
+        return;
+    }
     struct job *j = calloc(1, sizeof(*j));
     if (!j || !(j->topic = strdup(m->topic))) {
         free(j);
@@ -1415,6 +1553,9 @@ static void teardown(struct cq_worker *w)
     w->admin = NULL;
     cq_info(NULL, "worker stopping: %zu request(s) still in flight are left for redelivery",
             w->n_jobs);
+    /* Stops claiming; its checks in flight are dropped and their leases lapse. */
+    cq_pipeline_tracker_free(w->pipelines);
+    w->pipelines = NULL;
     /* Callbacks of what is still pending arrive now with CQ_ESHUTDOWN and abandon. */
     cq_httpc_free(w->httpc);
     w->httpc = NULL;
@@ -1503,7 +1644,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
                                   const struct cq_worker_opts *opts, struct cq_err *err)
 {
     struct cq_worker *w = calloc(1, sizeof(*w));
-    const char *topics[] = {cfg->kafka.topic_requests, NULL};
+    const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_pipeline_events, NULL};
     const char *prefix = cfg->redis.prefix ? cfg->redis.prefix : "";
     if (!w) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
@@ -1546,6 +1687,12 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL,
                                   err);
     if (!w->producer)
+        goto fail;
+    struct cq_pipeline_deps pd = {.loop = loop, .cfg = cfg, .redis = w->redis,
+                                  .httpc = w->httpc, .producer = w->producer,
+                                  .owner_id = w->owner};
+    w->pipelines = cq_pipeline_tracker_new(&pd, err);
+    if (!w->pipelines)
         goto fail;
     w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
                                   on_message, w, NULL, err);

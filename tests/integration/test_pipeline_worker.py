@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""Integration test of the pipeline modes through the real chatops-worker binary: real Kafka
+and Redis (ctest fixtures), the scripted fake GitLab (tests/fakes/fake_gitlab.py) as a
+subprocess. trigger_and_wait ack with link, progress and final; failed pipeline with job
+name and log tail; trigger_and_return with a manual job; webhook fast path; variables as
+the fake sees them (no injection); kill -9 of a worker with 20 waiting pipelines; cancel
+by the requester and by a stranger; run-once of a redelivered trigger.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+
+SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
+
+checks = 0
+failures = 0
+reported_failures = 0
+
+
+def check(cond, what):
+    global checks, failures
+    checks += 1
+    if not cond:
+        failures += 1
+        print("FAIL %s" % what, file=sys.stderr, flush=True)
+    return cond
+
+
+def report(name):
+    global reported_failures
+    print("%s %s" % ("ok  " if failures == reported_failures else "FAIL", name), flush=True)
+    reported_failures = failures
+
+
+def stack_file(rel):
+    base = os.environ.get("CQ_STACK_DIR")
+    if not base:
+        sys.exit("CQ_STACK_DIR not set (run under ctest)")
+    with open(os.path.join(base, rel)) as f:
+        return f.read().strip()
+
+
+BROKERS = stack_file("kafka/bootstrap")
+REDIS_PORT = int(stack_file("redis/port"))
+RUN = uuid.uuid4().hex[:8]
+TMP = tempfile.mkdtemp(prefix="cqt-plw-")
+TRIGGER_TOKEN = "trig-" + RUN
+API_TOKEN = "api-" + RUN
+
+
+class FakeGitLab:
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(SRC, "tests", "fakes", "fake_gitlab.py"), "0",
+             "--trigger-token", TRIGGER_TOKEN, "--api-token", API_TOKEN],
+            stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def post(self, path, obj):
+        req = urllib.request.Request(self.url + path, data=json.dumps(obj).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def pipeline(self, pid):
+        for p in self.get("/_pipelines"):
+            if p["id"] == pid:
+                return p
+        return None
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+GL = FakeGitLab()
+
+
+def topics_for(phase):
+    return {k: "cqt.plw.%s.%s.%s" % (RUN, phase, k)
+            for k in ("requests", "results", "audit", "dlq", "pipeline_events")}
+
+
+def config_yaml(topics, group, lease_ms, poll_min, poll_max):
+    return """
+log: {level: info}
+kafka:
+  brokers: "%(brokers)s"
+  partitions: 3
+  topics:
+    requests: "%(requests)s"
+    results: "%(results)s"
+    audit: "%(audit)s"
+    dlq: "%(dlq)s"
+    pipeline_events: "%(pipeline_events)s"
+  groups:
+    worker: "%(group)s"
+redis:
+  host: 127.0.0.1
+  port: %(redis)d
+  prefix: "cqt-plw-%(run)s:"
+worker:
+  lease_ms: %(lease)d
+  poll_min_ms: %(pmin)d
+  poll_max_ms: %(pmax)d
+  cancel_roles: [sre]
+gitlab:
+  base_url: "%(gl)s"
+  api_token: "${CQT_GL_API}"
+secrets:
+  lb_trigger: "${CQT_GL_TRIGGER}"
+people:
+  alice: {gitlab_login: alice.gl, slack: [UALICE], roles: [sre]}
+  bob: {gitlab_login: bob.gl, slack: [UBOB], roles: [dev]}
+  dave: {gitlab_login: dave.gl, slack: [UDAVE], roles: [dev]}
+channels:
+  ops-prod: {platform: slack, id: CPROD}
+commands:
+  lb weight:
+    description: Set the traffic share of a pool
+    usage: lb weight POOL PERCENT SCRIPT [REASON]
+    mode: trigger_and_wait
+    args:
+      - {name: pool, type: enum, required: true, values: [blue, green]}
+      - {name: percent, type: int, required: true, min: 0, max: 100}
+      - {name: script, required: true, regex: "s-[a-z0-9-]+", max_len: 40}
+      - {name: reason, required: false, max_len: 100}
+    pipeline:
+      project: ops%%2Fansible-lb
+      ref: "{{args.script}}"
+      trigger_token: lb_trigger
+      variables:
+        LB_POOL: "{{args.pool}}"
+        LB_PERCENT: "{{args.percent}}"
+        REASON: "{{args.reason}}"
+      timeout_s: 120
+      progress_interval_s: 1
+    response_type: in_channel
+  deploy:
+    description: Deploy a service
+    usage: deploy SERVICE ENV
+    mode: trigger_and_return
+    args:
+      - {name: service, required: true, regex: "[a-z][a-z0-9-]*", max_len: 40}
+      - {name: env, type: enum, required: true, values: [staging, production]}
+    pipeline:
+      project: ops%%2Fdeploy
+      ref: s-manual-500
+      trigger_token: lb_trigger
+      variables:
+        SERVICE: "{{args.service}}"
+      manual_job: deploy
+    response_type: in_channel
+policy:
+  - {name: everyone-help, roles: ["*"], commands: [help, whoami, pipelines, cancel]}
+  - {name: lb, roles: [sre, dev], commands: [lb weight, deploy]}
+""" % {"brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "group": group, "lease": lease_ms,
+       "pmin": poll_min, "pmax": poll_max, "gl": GL.url, **topics}
+
+
+class Tail:
+    """Follows a topic with cqt-consume in the background; lines parsed as JSON."""
+
+    def __init__(self, topic):
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen([os.path.join(BUILD, "bin", "cqt-consume"), BROKERS, topic,
+                                      "0", "3600000"], stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                m = json.loads(line)
+                m["json"] = json.loads(m["value"])
+                m["seen"] = time.time()
+            except ValueError:
+                m = {"value": line, "json": None}
+            with self.lock:
+                self.msgs.append(m)
+
+    def find(self, pred):
+        with self.lock:
+            return [m["json"] for m in self.msgs if m["json"] is not None and pred(m["json"])]
+
+    def seen_at(self, pred):
+        with self.lock:
+            t = [m["seen"] for m in self.msgs if m["json"] is not None and pred(m["json"])]
+        return t[0] if t else None
+
+    def wait(self, pred, n=1, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            got = self.find(pred)
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        return self.find(pred)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def produce(topic, key, value):
+    r = subprocess.run([os.path.join(BUILD, "bin", "cqt-produce"), BROKERS, topic, key],
+                       input=value.encode(), capture_output=True)
+    check(r.returncode == 0, "cqt-produce ok: %s" % r.stderr.decode())
+
+
+def envelope(user, channel, command, text, rid=None, dedupe=None):
+    rid = rid or str(uuid.uuid4())
+    return rid, json.dumps({
+        "v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+        "tenant": "T1", "channel": {"id": channel, "name": channel.lower()},
+        "user": {"id": user, "name": user.lower()}, "command": command, "text": text,
+        "reply": {"response_url": "https://hooks.example/x", "chat_id": channel},
+        "dedupe_key": dedupe or ("slack:" + rid), "retry_num": 0})
+
+
+class Phase:
+    """One set of topics, one consumer group, tails on results and audit."""
+
+    def __init__(self, name, lease_ms=1500, poll_min=200, poll_max=1000):
+        self.name = name
+        self.topics = topics_for(name)
+        self.group = "cqt-plw-%s-%s" % (RUN, name)
+        self.cfg = os.path.join(TMP, name + ".yaml")
+        with open(self.cfg, "w") as f:
+            f.write(config_yaml(self.topics, self.group, lease_ms, poll_min, poll_max))
+        # Create the topics (and start the tails) before any worker subscribes.
+        for t in ("requests", "pipeline_events", "results", "audit"):
+            subprocess.run([os.path.join(BUILD, "bin", "cqt-topic_dump"), BROKERS,
+                            self.topics[t], "0"], capture_output=True)
+        self.results = Tail(self.topics["results"])
+        self.audit = Tail(self.topics["audit"])
+        self.workers = []
+
+    def worker(self, wname):
+        w = Worker(self.cfg, "%s-%s" % (self.name, wname))
+        self.workers.append(w)
+        return w
+
+    def send(self, user, command, text, rid=None, dedupe=None, channel="CPROD"):
+        rid, env = envelope(user, channel, command, text, rid, dedupe)
+        produce(self.topics["requests"], "slack:T1:" + channel, env)
+        return rid
+
+    def of(self, rid, step, n=1, timeout=30):
+        return self.results.wait(lambda r: r.get("request_id") == rid and r.get("step") == step,
+                                 n, timeout)
+
+    def one(self, rid, step, timeout=30):
+        got = self.of(rid, step, 1, timeout)
+        return got[0] if got else {}
+
+    def close(self):
+        for w in self.workers:
+            w.stop()
+        self.results.stop()
+        self.audit.stop()
+
+
+class Worker:
+    def __init__(self, cfg_path, name):
+        self.log_path = os.path.join(TMP, name + ".log")
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, CQT_GL_API=API_TOKEN, CQT_GL_TRIGGER=TRIGGER_TOKEN)
+        self.proc = subprocess.Popen([WORKER_BIN, "--config", cfg_path, "--id", name + "-" + RUN,
+                                      "--http-port", "-1"], stderr=self.log, env=env)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode
+
+
+def trigger_requests(pid):
+    return [q for q in GL.get("/_log") if q["path"].endswith("/trigger/pipeline")
+            and q["method"] == "POST" and any(k == "variables[CHATOPS_REQUEST_ID]" and v == pid
+                                              for k, v in q["form"])]
+
+
+def test_wait_success_and_variables(ph):
+    text = "blue 30 s-success-2500 x&variables[EVIL]=1&ref=main"
+    rid = ph.send("UALICE", "lb", "weight " + text)
+    ack = ph.one(rid, "ack")
+    check(ack.get("status") == "ok", "ack status ok: %r" % ack)
+    pl = ack.get("pipeline") or {}
+    check(pl.get("id", 0) > 0 and "/ops/ansible-lb/-/pipelines/%d" % pl.get("id", 0) in pl.get("web_url", ""),
+          "ack carries pipeline id and web_url: %r" % pl)
+    check(pl.get("web_url", "?") in ack.get("text", ""), "ack text has the link: %r" % ack.get("text"))
+    check(ack.get("response_type") == "in_channel", "ack in_channel")
+    prog = ph.of(rid, "progress", 1, 10)
+    check(len(prog) >= 1 and "running" in prog[0].get("text", ""), "progress names running: %r" % prog)
+    fin = ph.one(rid, "final", 30)
+    check(fin.get("status") == "ok" and "succeeded" in fin.get("text", ""), "final success: %r" % fin)
+    check((fin.get("pipeline") or {}).get("id") == pl.get("id"), "final names the pipeline")
+    time.sleep(1.5)
+    check(len(ph.of(rid, "final", 1, 0)) == 1, "exactly one final")
+    p = GL.pipeline(pl.get("id"))
+    variables = dict(p["variables"]) if p else {}
+    want = {"CHAT_INPUT": "weight " + text, "CHAT_CHANNEL": "ops-prod", "CHAT_USER_ID": "UALICE",
+            "GITLAB_USER_LOGIN": "alice.gl", "CHATOPS_COMMAND": "lb weight",
+            "CHATOPS_REQUEST_ID": rid, "LB_POOL": "blue", "LB_PERCENT": "30",
+            "REASON": "x&variables[EVIL]=1&ref=main"}
+    for k, v in want.items():
+        check(variables.get(k) == v, "variable %s = %r, got %r" % (k, v, variables.get(k)))
+    check("EVIL" not in variables, "argument text injected no variable: %r" % sorted(variables))
+    check(p and p["ref"] == "s-success-2500", "ref from the argument, not injected: %r" % (p and p["ref"]))
+    check(len(trigger_requests(rid)) == 1, "one trigger call")
+    tr = ph.audit.wait(lambda a: a.get("request_id") == rid and a.get("kind") == "trigger")
+    check(len(tr) == 1 and tr[0].get("result") == "ok", "trigger audit record: %r" % tr)
+    oc = ph.audit.wait(lambda a: a.get("request_id") == rid and a.get("kind") == "outcome")
+    check(len(oc) >= 1 and oc[0].get("result") == "ok", "final outcome audit record: %r" % oc)
+    print("  wait: ack #%s, %d progress, final '%s'; %d variables exact" %
+          (pl.get("id"), len(prog), fin.get("text"), len(want)))
+    report("trigger_and_wait success, progress, variables, no injection")
+    return rid
+
+
+def test_failed(ph):
+    rid = ph.send("UBOB", "lb", "weight green 10 s-failed-1200")
+    fin = ph.one(rid, "final", 30)
+    t = fin.get("text", "")
+    check(fin.get("status") == "failed", "failed status: %r" % fin)
+    check("apply" in t and "lint" not in t.split("log")[0], "names the failed job (not allow_failure): %r" % t)
+    check("ERROR: apply failed in job" in t, "log tail present: %r" % t[-300:])
+    check("line 1 of job" not in t, "only the tail of the log")
+    report("failed pipeline: job name and log tail")
+
+
+def test_manual(ph):
+    rid = ph.send("UBOB", "deploy", "web staging")
+    fin = ph.one(rid, "final", 20)
+    pl = fin.get("pipeline") or {}
+    want = "pipeline #%d created — approve the 'deploy' job: %s" % (pl.get("id", 0), pl.get("web_url"))
+    check(fin.get("status") == "ok" and fin.get("text") == want, "manual reply %r, got %r" % (want, fin.get("text")))
+    check(not ph.of(rid, "ack", 1, 0), "trigger_and_return sends no ack")
+    report("trigger_and_return with a manual job")
+
+
+def test_redelivery(ph, rid):
+    """The same request delivered again: answered from the run-once record, no 2nd trigger."""
+    before = len(trigger_requests(rid))
+    _, env = envelope("UALICE", "CPROD", "lb", "weight blue 30 s-success-2500", rid)
+    produce(ph.topics["requests"], "slack:T1:CPROD", env)
+    time.sleep(3)
+    check(len(trigger_requests(rid)) == before == 1, "redelivered request did not trigger again")
+    acks = ph.of(rid, "ack", 1, 0)
+    check(all(a == acks[0] for a in acks), "any re-sent ack is identical")
+    check(len(ph.of(rid, "final", 1, 0)) == 1, "still exactly one final")
+    report("redelivered trigger_and_wait runs once")
+
+
+def test_cancel(ph):
+    rid = ph.send("UBOB", "lb", "weight blue 5 s-forever")
+    ack = ph.one(rid, "ack")
+    pid = (ack.get("pipeline") or {}).get("id")
+    lst = ph.send("UBOB", "pipelines", "")
+    lf = ph.one(lst, "final")
+    check(rid in lf.get("text", "") and "#%s" % pid in lf.get("text", ""), "pipelines lists it: %r" % lf.get("text"))
+    lst2 = ph.send("UDAVE", "pipelines", "")
+    check(rid not in ph.one(lst2, "final").get("text", "x" + rid), "a stranger does not see it")
+    c1 = ph.send("UDAVE", "cancel", rid)
+    f1 = ph.one(c1, "final")
+    check(f1.get("status") == "denied" and "only the person who started" in f1.get("text", ""),
+          "stranger denied: %r" % f1)
+    check(GL.pipeline(pid)["cancel_requests"] == 0, "no cancel reached GitLab for the stranger")
+    c2 = ph.send("UBOB", "cancel", rid)
+    f2 = ph.one(c2, "final")
+    check(f2.get("status") == "ok" and "cancel requested" in f2.get("text", ""), "requester cancels: %r" % f2)
+    fin = ph.one(rid, "final", 20)
+    check(fin.get("status") == "failed" and "canceled" in fin.get("text", ""), "pipeline final canceled: %r" % fin)
+    c3 = ph.send("UDAVE", "cancel", "")
+    check(ph.one(c3, "final").get("status") == "invalid", "cancel without id: usage")
+    report("cancel: requester yes, stranger no; pipelines listing")
+
+
+def test_hook(ph):
+    """Polls every 20 s: only the webhook (relayed as the ingress would) can end it fast."""
+    since = GL.get("/_hooks?since=0")["next"]
+    rid = ph.send("UALICE", "lb", "weight blue 40 s-success-1500")
+    ack = ph.one(rid, "ack")
+    pid = (ack.get("pipeline") or {}).get("id")
+    end = time.time() + 15
+    hook = None
+    while time.time() < end and not hook:
+        h = GL.get("/_hooks?since=%d" % since)
+        for body in h["hooks"]:
+            if body.get("object_attributes", {}).get("id") == pid:
+                hook = body
+        time.sleep(0.05)
+    check(hook is not None, "the fake emitted a hook for #%s" % pid)
+    if hook:
+        t0 = time.time()
+        produce(ph.topics["pipeline_events"], str(pid), json.dumps(hook))
+        fin = ph.one(rid, "final", 15)
+        delay = ph.results.seen_at(lambda r: r.get("request_id") == rid and r.get("step") == "final")
+        check(fin.get("status") == "ok", "hook-ended final ok: %r" % fin)
+        check(delay is not None and delay - t0 < 2.0, "final within 2 s of the hook (poll 20 s): %s" %
+              (delay and round(delay - t0, 3)))
+        print("  hook -> final in %.0f ms (polling every 20 s)" % ((delay - t0) * 1000 if delay else -1))
+    report("webhook ends the wait before the next poll")
+
+
+def test_kill9(n=20):
+    ph = Phase("kill", lease_ms=1500, poll_min=300, poll_max=1000)
+    try:
+        a = ph.worker("a")
+        rids = [ph.send("UALICE", "lb", "weight blue %d s-success-8000" % i, channel="CK%d" % i)
+                for i in range(n)]
+        acks = [ph.one(r, "ack", 40) for r in rids]
+        check(all(x.get("status") == "ok" for x in acks), "all %d acked before the kill" % n)
+        a.stop(signal.SIGKILL)
+        b = ph.worker("b")
+        ok = 0
+        for r in rids:
+            f = ph.one(r, "final", 60)
+            ok += f.get("status") == "ok"
+        time.sleep(2)
+        counts = [len(ph.of(r, "final", 1, 0)) for r in rids]
+        check(ok == n, "all %d finished after the kill: %d" % (n, ok))
+        check(all(c == 1 for c in counts), "exactly one final each: %r" % counts)
+        triggers = sum(len(trigger_requests(r)) for r in rids)
+        check(triggers == n, "each triggered once: %d" % triggers)
+        print("  kill -9 with %d waiting: %d finals by the second worker, counts %s" %
+              (n, ok, sorted(set(counts))))
+        b.stop()
+    finally:
+        ph.close()
+    report("kill -9 of the owner of %d waiting pipelines" % n)
+
+
+def main():
+    try:
+        ph = Phase("main")
+        w = ph.worker("w1")
+        rid = test_wait_success_and_variables(ph)
+        test_failed(ph)
+        test_manual(ph)
+        test_redelivery(ph, rid)
+        test_cancel(ph)
+        rc = w.stop()
+        check(rc == 0, "worker exits 0 on SIGTERM, got %r" % rc)
+        ph.close()
+        hp = Phase("hook", poll_min=20000, poll_max=20000)
+        hp.worker("w1")
+        test_hook(hp)
+        hp.close()
+        test_kill9()
+    finally:
+        GL.stop()
+    print("%d passed, %d failed" % (checks - failures, failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
