@@ -169,14 +169,17 @@ cq_log "waiting for the services' /readyz"
 for entry in "${ports[@]}"; do wait_up "${entry%%=*}" "${entry#*=}" /readyz; done
 
 # What chatopsctl (send, pipelines, dlq) needs in another shell: it reads this file.
+# The file is created inside the umask 077 subshell: it holds secrets, so it is 0600 from birth.
 (
     umask 077
-    for v in "${secret_vars[@]}" CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT CHATOPS_CONFIG; do
-        printf '%s=%s\n' "$v" "${!v}"
-    done
-    printf 'CQ_INGRESS_PORT=%s\n' "$ingress_port"
-    [[ -z "${CQ_GITLAB_BASE_URL:-}" ]] || printf 'CQ_GITLAB_BASE_URL=%s\n' "$CQ_GITLAB_BASE_URL"
-) >"$stack/env"
+    {
+        for v in "${secret_vars[@]}" CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT CHATOPS_CONFIG; do
+            printf '%s=%s\n' "$v" "${!v}"
+        done
+        printf 'CQ_INGRESS_PORT=%s\n' "$ingress_port"
+        [[ -z "${CQ_GITLAB_BASE_URL:-}" ]] || printf 'CQ_GITLAB_BASE_URL=%s\n' "$CQ_GITLAB_BASE_URL"
+    } >"$stack/env"
+)
 
 cat <<INFO
 chatops is running (config: $config)

@@ -149,6 +149,9 @@ int main(int argc, char **argv) {
     int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
                 !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq");
     if (!known) goto unknown;
+    if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
+    if (!strcmp(cmd, "pipelines") && cq_ctl_pipelines_usage(argc - i - 1, argv + i + 1)) return 2;
+    if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!strcmp(cmd, "topics")) rc = topics_ensure(cfg);

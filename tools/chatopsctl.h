@@ -10,6 +10,11 @@
 
 /* `send [options] TEXT`: argv/argc are the arguments after "send". cfg borrowed. */
 int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv);
+/* Argument checks without a config (usage errors exit 2 before any config is read):
+ * 0 when argv is acceptable, else 2 after one line on stderr. */
+int cq_ctl_send_usage(int argc, char **argv);
+int cq_ctl_pipelines_usage(int argc, char **argv);
+int cq_ctl_dlq_usage(int argc, char **argv);
 /* `pipelines`: in-flight pipelines from Redis. */
 int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv);
 /* `dlq list [--max N]` / `dlq replay P:OFFSET|OFFSET|--all`: argv starts after "dlq". */

@@ -36,15 +36,21 @@ static void fmt_age(long long ms, char *out, size_t n) {
     else snprintf(out, n, "%lldh%02lldm", s / 3600, (s / 60) % 60);
 }
 
-int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
-    struct cq_err err = {0};
-    redisReply *due = NULL;
-    int rc = 1;
+int cq_ctl_pipelines_usage(int argc, char **argv) {
     (void)argv;
     if (argc > 0) {
         fprintf(stderr, "chatopsctl: pipelines takes no arguments (try --help)\n");
         return 2;
     }
+    return 0;
+}
+
+int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
+    struct cq_err err = {0};
+    redisReply *due = NULL;
+    int rc = 1;
+    (void)argv;
+    if (cq_ctl_pipelines_usage(argc, argv)) return 2;
     redisContext *c = cq_redis_connect_sync(cfg->redis.host, cfg->redis.port,
                                             cfg->redis.password.value, 3000, &err);
     if (!c) {
@@ -427,18 +433,14 @@ usage:
     return 2;
 }
 
-int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
-    struct dead *d = NULL;
-    size_t n = 0;
-    long max = 50;
-    int rc;
+static int dlq_args(int argc, char **argv, long *max) {
     const char *sub = argc > 0 ? argv[0] : "";
     if (!strcmp(sub, "list")) {
         for (int i = 1; i < argc; i++) {
             char *end;
             if (!strcmp(argv[i], "--max") && i + 1 < argc) {
-                max = strtol(argv[++i], &end, 10);
-                if (*end || max <= 0) {
+                *max = strtol(argv[++i], &end, 10);
+                if (*end || *max <= 0) {
                     fprintf(stderr, "chatopsctl: dlq list: --max wants a number > 0\n");
                     return 2;
                 }
@@ -457,6 +459,21 @@ int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
         fprintf(stderr, "chatopsctl: dlq wants list or replay (try --help)\n");
         return 2;
     }
+    return 0;
+}
+
+int cq_ctl_dlq_usage(int argc, char **argv) {
+    long max = 50;
+    return dlq_args(argc, argv, &max);
+}
+
+int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
+    struct dead *d = NULL;
+    size_t n = 0;
+    long max = 50;
+    int rc;
+    const char *sub = argc > 0 ? argv[0] : "";
+    if (dlq_args(argc, argv, &max)) return 2;
     if (read_topic(cfg->kafka.brokers, cfg->kafka.topic_dlq, &d, &n) != 0) return 1;
     if (!strcmp(sub, "list")) {
         size_t from = n > (size_t)max ? n - (size_t)max : 0;

@@ -163,11 +163,7 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
                 ch = &cfg->channels[i];
         if (ch && !t->platform) t->platform = ch->platform;
     }
-    if (!t->platform) t->platform = "slack";
-    if (strcmp(t->platform, "slack") != 0 && strcmp(t->platform, "feishu") != 0) {
-        fprintf(stderr, "chatopsctl: send: --platform must be slack or feishu\n");
-        return 2;
-    }
+    if (!t->platform) t->platform = "slack"; /* o->platform checked by parse_opts */
     if (ch && strcmp(ch->platform, t->platform) != 0) {
         fprintf(stderr, "chatopsctl: send: channel %s is a %s channel, not %s\n", ch->name,
                 ch->platform, t->platform);
@@ -664,7 +660,16 @@ static int parse_opts(int argc, char **argv, struct send_opts *o) {
         fprintf(stderr, "chatopsctl: send: what to send? e.g. send '/ops help'\n");
         return 2;
     }
+    if (o->platform && strcmp(o->platform, "slack") != 0 && strcmp(o->platform, "feishu") != 0) {
+        fprintf(stderr, "chatopsctl: send: --platform must be slack or feishu\n");
+        return 2;
+    }
     return 0;
+}
+
+int cq_ctl_send_usage(int argc, char **argv) {
+    struct send_opts o = {.timeout_s = 60};
+    return parse_opts(argc, argv, &o);
 }
 
 static double now_s(void) {
