@@ -664,6 +664,58 @@ static void owe_done(struct check *c)
     send_done(t, p);
 }
 
+/* The outcome audit record of a tracked pipeline (its trigger was audited by the worker
+ * that triggered it). Best effort: an audit record lost here does not hold the final. */
+static void audit_final(struct check *c)
+{
+    struct cq_pipeline_tracker *t = c->t;
+    struct cq_request req = {0};
+    struct cq_err err = {0};
+    char now[32];
+    char *s = NULL;
+    cJSON *res = c->final ? cJSON_Parse(c->final) : NULL;
+    cJSON *a = cJSON_CreateObject(), *who, *pl;
+    if (!t->cfg->kafka.topic_audit || !a || !res || !c->req_json ||
+        cq_request_decode(c->req_json, strlen(c->req_json), 0, &req, &err) != CQ_OK)
+        goto out;
+    cq_now_rfc3339(now);
+    cJSON_AddNumberToObject(a, "v", 1);
+    cJSON_AddStringToObject(a, "kind", "outcome");
+    cJSON_AddStringToObject(a, "time", now);
+    cJSON_AddStringToObject(a, "request_id", c->rid);
+    cJSON_AddStringToObject(a, "dedupe_key", req.dedupe_key ? req.dedupe_key : "");
+    if ((who = cJSON_AddObjectToObject(a, "who"))) {
+        cJSON_AddStringToObject(who, "platform", req.platform ? req.platform : "");
+        cJSON_AddStringToObject(who, "user_id", req.user_id ? req.user_id : "");
+        if (req.user_name)
+            cJSON_AddStringToObject(who, "user_name", req.user_name);
+    }
+    cJSON_AddStringToObject(a, "command", c->label ? c->label : "");
+    cJSON_AddStringToObject(a, "decision", "allowed");
+    const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "status"));
+    const char *tx = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "text"));
+    cJSON_AddStringToObject(a, "result", st ? st : "");
+    if (tx) {
+        char cut[600];
+        snprintf(cut, sizeof(cut), "%s", tx);
+        cJSON_AddStringToObject(a, "detail", cut);
+    }
+    if ((pl = cJSON_AddObjectToObject(a, "pipeline"))) {
+        cJSON_AddNumberToObject(pl, "id", (double)c->pid);
+        cJSON_AddStringToObject(pl, "status", c->cur ? c->cur : (c->status ? c->status : ""));
+    }
+    cJSON_AddStringToObject(a, "worker", t->owner);
+    s = cJSON_PrintUnformatted(a);
+    if (s && cq_producer_send(t->producer, t->cfg->kafka.topic_audit, c->rid, strlen(c->rid), s,
+                              strlen(s), NULL, NULL, NULL, &err) != CQ_OK)
+        cq_warn(c->rid, "pipeline outcome audit not produced: %s", err.msg);
+out:
+    cJSON_free(s);
+    cJSON_Delete(a);
+    cJSON_Delete(res);
+    cq_request_clear(&req);
+}
+
 static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr,
                                int32_t partition, int64_t offset)
 {
@@ -678,6 +730,8 @@ static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr,
         t->st.finals++;
         count("cq_worker_pipeline_finals_total", "Final pipeline results delivered", NULL);
         cq_info(c->rid, "pipeline #%lld final delivered", c->pid);
+        if (!t->closing)
+            audit_final(c);
         if (!t->closing)
             owe_done(c);
         check_free(c);
