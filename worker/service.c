@@ -1691,8 +1691,13 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     struct cq_pipeline_deps pd = {.loop = loop, .cfg = cfg, .redis = w->redis,
                                   .httpc = w->httpc, .producer = w->producer,
                                   .owner_id = w->owner};
-    w->pipelines = cq_pipeline_tracker_new(&pd, err);
-    if (!w->pipelines)
+    /* Tracking needs GitLab: without pipeline commands or gitlab.base_url there is none
+     * (cancel / pipelines then answer so, and pipeline events are only committed). */
+    bool want_pipelines = cfg->gitlab.base_url && cfg->gitlab.base_url[0];
+    for (size_t i = 0; i < cfg->n_commands; i++)
+        if (cfg->commands[i].mode != CQ_MODE_DIRECT)
+            want_pipelines = true;
+    if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err)))
         goto fail;
     w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
                                   on_message, w, NULL, err);
