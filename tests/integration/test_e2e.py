@@ -6,7 +6,9 @@ Feishu and the test asserts the replies the user sees: the flag value; the LB ch
 progress then success; the failed pipeline's log tail; the deploy's manual-job link; a denied
 production deploy with its reason; `help` differing per role.
 """
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -92,6 +94,8 @@ def scenarios(env, platform, chans):
     rc, out, err = send(env, platform, "alice", dev, "/ops flag get new_ui")
     check(rc == 0 and "new_ui" in out and " is on" in out,
           "%s flag get: the flag's value (%s)\n%s" % (tag, err.strip(), out))
+    m = re.search(r"\breq ([0-9a-f]{8})", out)
+    flag_req = m.group(1) if m else None
 
     rc, out, err = send(env, platform, "bob", ops, "/ops lb weight blue 30", timeout=90)
     low = out.lower()
@@ -124,6 +128,25 @@ def scenarios(env, platform, chans):
           "%s help for a developer lists flag get, not lb weight\n%s" % (tag, alice_help))
     check("lb weight" in bob_help and "flag set" in bob_help,
           "%s help for an SRE in ops lists lb weight and flag set\n%s" % (tag, bob_help))
+    return flag_req
+
+
+def traced(logs, req_prefix):
+    """The services whose JSON logs carry a req_id starting with req_prefix."""
+    seen = set()
+    for name in os.listdir(logs):
+        svc = re.sub(r"\d*\.log$", "", name)
+        if svc not in ("ingress", "worker", "notifier"):
+            continue
+        with open(os.path.join(logs, name), errors="replace") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if str(rec.get("req_id", "")).startswith(req_prefix):
+                    seen.add(rec.get("svc"))
+    return seen
 
 
 def main():
@@ -147,8 +170,14 @@ def main():
             # chatopsctl finds secrets, config and ingress through CQ_RUN_DIR/env alone
             cenv = {k: v for k, v in env.items()
                     if not k.startswith("CQ_") or k == "CQ_RUN_DIR"}
-            scenarios(cenv, "slack", ("ops", "ops-prod", "dev"))
+            req = scenarios(cenv, "slack", ("ops", "ops-prod", "dev"))
             scenarios(cenv, "feishu", ("ops-feishu", "ops-prod-feishu", "ops-feishu"))
+            # One request id, created by the ingress, is visible in all three services' logs.
+            check(req is not None, "the Slack acknowledgement names the request id")
+            seen = traced(os.path.join(run_dir, "logs"), req or "-")
+            check(seen == {"ingress", "worker", "notifier"},
+                  "request %s appears in the ingress, worker and notifier logs (%s)"
+                  % (req, sorted(s for s in seen if s)))
         finally:
             subprocess.run([RUN, "--stop"], env=env, capture_output=True, timeout=180)
     print("%d passed, %d failed" % (checks - failures, failures))
