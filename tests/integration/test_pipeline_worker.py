@@ -430,7 +430,8 @@ def test_kill9(n=20):
         rids = [ph.send("UALICE", "lb", "weight blue %d s-success-8000" % i, channel="CK%d" % i)
                 for i in range(n)]
         acks = [ph.one(r, "ack", 40) for r in rids]
-        check(all(x.get("status") == "ok" for x in acks), "all %d acked before the kill" % n)
+        check(all(x.get("status") == "ok" for x in acks), "all %d acked before the kill %r" % (
+            n, [(x.get("status"), x.get("text")) for x in acks if x.get("status") != "ok"]))
         a.stop(signal.SIGKILL)
         b = ph.worker("b")
         ok = 0
