@@ -1123,6 +1123,7 @@ struct trig {
     bool cancel_on_timeout;
     long long pid;
     char *pid_s, *web_url, *status;
+    int reg_attempts; /* registrations sent (REGISTER_LUA is idempotent) */
 };
 
 static void trig_free(struct trig *g)
@@ -1158,10 +1159,23 @@ static void trig_answer(struct trig *g, const char *step, const char *status, ch
     trig_free(g);
 }
 
+static void track(struct trig *g);
+
 static void on_registered(void *opaque, const redisReply *r, const struct cq_err *err)
 {
     struct trig *g = opaque;
     struct cq_pipeline_tracker *t = g->t;
+    if (redis_bad(r, err) && err && err->code != CQ_ESHUTDOWN && !t->closing &&
+        g->reg_attempts < 5) {
+        /* A timed-out registration may or may not have been applied: send it again (a
+         * second one is a no-op). Giving up at once could answer "cannot be followed"
+         * for a pipeline that is tracked after all, and so produce two finals. */
+        cq_warn(g->rid, "registering pipeline #%lld: %s; sending it again", g->pid,
+                why(r, err));
+        track(g);
+        unref(t);
+        return;
+    }
     if (redis_bad(r, err)) {
         cq_error(g->rid, "pipeline #%lld triggered but not tracked: %s", g->pid, why(r, err));
         trig_answer(g, "final", "ok",
@@ -1202,6 +1216,7 @@ static void track(struct trig *g)
                           s_prog, "timeout_s", s_timeout, "cancel_on_timeout",
                           g->cancel_on_timeout ? "1" : "0", "created", s_now};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    g->reg_attempts++;
     bool sent = hk && ik && uk && redis_send(t, on_registered, g, argc, argv);
     free(hk);
     free(ik);

@@ -33,10 +33,12 @@
  * lease key prefix, "1" when a dead owner's unfinished call may be retried, "1" to
  * re-send a stored result even though its live owner may still be delivering it.
  * A result that is stored but not yet known delivered is re-sent only when its owner
- * died: while the owner lives, a duplicate waits ("busy") and then finds it delivered. */
+ * died: while the owner lives, a duplicate waits ("busy") and then finds it delivered.
+ * A claim that already holds exactly ARGV[2] is ours (a retry after a timed-out reply). */
 static const char CLAIM_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
     "if not cur then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''} end\n"
+    "if cur == ARGV[2] then return {'claimed', ''} end\n"
     "local ok, st = pcall(cjson.decode, cur)\n"
     "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
     "if st.state == 'done' then\n"
@@ -51,9 +53,12 @@ static const char CLAIM_LUA[] =
     "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'takeover', cur} end\n"
     "return {'unknown', cur}\n";
 
-/* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. */
+/* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. Also succeeds when
+ * the claim already holds new (it carries our owner id and a ms timestamp): a retry of a
+ * CAS whose reply timed out after Redis applied it must not read as a lost claim. */
 static const char CAS_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur == ARGV[1] or cur == ARGV[2] then\n"
     "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end\n"
     "return 0\n";
 
@@ -110,6 +115,8 @@ struct job {
     char *run_key;
     char *stored; /* the claim value we last wrote (for compare-and-set) */
     char *next_stored; /* the value a compare-and-set in flight writes */
+    const char *next_state; /* "calling" / "done" when next_stored is such a value: a retry
+                               after a timed-out CAS writes the same value again */
     char *target; /* "POST http://host/path" of a direct call, for unknown outcomes */
     struct cq_http_call call;
     uint64_t call_t0;
@@ -727,6 +734,7 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
     free(j->stored);
     j->stored = j->next_stored;
     j->next_stored = NULL;
+    j->next_state = NULL;
     char *res = result_json(j, j->status, j->text);
     produce_final(j, res, true);
     job_op_end(j);
@@ -735,6 +743,11 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
 static void store_done(void *arg)
 {
     struct job *j = arg;
+    if (j->next_stored && j->next_state && strcmp(j->next_state, "done") == 0 && j->stored &&
+        !j->abandoned) {
+        cas(j, j->stored, j->next_stored, on_store_done);
+        return;
+    }
     char *res = result_json(j, j->status, j->text);
     char *val = res ? claim_value(j, "done", res) : NULL;
     free(res);
@@ -746,6 +759,7 @@ static void store_done(void *arg)
     }
     free(j->next_stored);
     j->next_stored = val;
+    j->next_state = "done";
     cas(j, j->stored, val, on_store_done);
 }
 
@@ -1021,6 +1035,7 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
     free(j->stored);
     j->stored = j->next_stored;
     j->next_stored = NULL;
+    j->next_state = NULL;
     if (j->cmd->mode == CQ_MODE_DIRECT)
         start_call(j);
     else
@@ -1032,6 +1047,10 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
 static void mark_calling(void *arg)
 {
     struct job *j = arg;
+    if (j->next_stored && j->next_state && strcmp(j->next_state, "calling") == 0) {
+        cas(j, j->stored, j->next_stored, on_calling_stored);
+        return;
+    }
     char *val = claim_value(j, "calling", NULL);
     if (!val) {
         job_abandon(j, "out of memory");
@@ -1039,6 +1058,7 @@ static void mark_calling(void *arg)
     }
     free(j->next_stored);
     j->next_stored = val;
+    j->next_state = "calling";
     cas(j, j->stored, val, on_calling_stored);
 }
 
@@ -1230,6 +1250,7 @@ static void on_unknown_stored(void *opaque, const redisReply *reply, const struc
     free(j->stored);
     j->stored = j->next_stored;
     j->next_stored = NULL;
+    j->next_state = NULL;
     metric_action("unknown");
     char *res = result_json(j, j->status, j->text);
     produce_final(j, res, true);
@@ -1260,6 +1281,7 @@ static void answer_unknown(struct job *j, const char *cur)
     }
     free(j->next_stored);
     j->next_stored = val;
+    j->next_state = NULL;
     cq_warn(j->req.id, "outcome unknown: the previous owner died during %s",
             target ? "the call" : "the request");
     cas(j, j->stored, val, on_unknown_stored);
@@ -1322,6 +1344,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
         free(j->stored);
         j->stored = j->next_stored;
         j->next_stored = NULL;
+        j->next_state = NULL;
         execute(j);
     } else if (strcmp(what, "done") == 0) {
         answer_done(j, cur);
@@ -1354,13 +1377,18 @@ static void claim(struct job *j)
         return;
     bool retry_ok = j->kind != JK_ACTION ||
                     (j->cmd->mode == CQ_MODE_DIRECT && j->cmd->http.idempotent);
-    char *val = claim_value(j, "claimed", NULL);
+    char *val = j->next_stored && j->next_state && strcmp(j->next_state, "claimed") == 0
+                    ? j->next_stored
+                    : claim_value(j, "claimed", NULL);
     if (!val) {
         job_abandon(j, "out of memory");
         return;
     }
-    free(j->next_stored);
-    j->next_stored = val;
+    if (val != j->next_stored) {
+        free(j->next_stored);
+        j->next_stored = val;
+    }
+    j->next_state = "claimed";
     snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
     const char *argv[] = {"EVAL", CLAIM_LUA, "1", j->run_key, w->owner, val, ttl,
                           w->lease_prefix, retry_ok ? "1" : "0", j->busy_tries > 30 ? "1" : "0"};
