@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "strutil.h"
 #include "yamltree.h"
 
 #define MAX_FILE_BYTES (4u << 20)
@@ -427,35 +428,11 @@ struct sugg {
     size_t dist;
 };
 
-static size_t levenshtein(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    size_t row[65];
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t best = diag + cost;
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
 
 static void sugg_add(struct sugg *s, const char *cand) {
     if (!cand)
         return;
-    size_t d = levenshtein(s->word, cand);
+    size_t d = cq_levenshtein(s->word, cand);
     size_t len = strlen(s->word);
     size_t limit = (len + 2) / 3;
     if (limit < 1)

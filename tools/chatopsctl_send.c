@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "strutil.h"
 #include "chatopsctl.h"
 #include "crypto.h"
 #include "httpc.h"
@@ -234,18 +235,6 @@ static void outgoing_free(struct outgoing *g) {
     free(g->match);
 }
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...) {
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s) vsnprintf(s, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    return s;
-}
 
 /* Splits "/ops deploy web" into command "/ops" and text "deploy web" (Slack), or, for
  * text without a leading slash, the configured command and the whole text. */
@@ -278,8 +267,8 @@ static int build_slack(const struct cq_config *cfg, const struct send_opts *o,
     random_hex(hex, 16);
     snprintf(num, sizeof num, "%lld", (long long)time(NULL) * 1000 + (long long)(clock() % 1000));
     snprintf(trigger, sizeof trigger, "%s.%s.%s", num, "4744562912", hex);
-    g->match = xprintf("/response/commands/T0DEMO0001/%s/%s", num, hex);
-    char *resp_url = g->match ? xprintf("%s%s", sink, g->match) : NULL;
+    g->match = cq_strprintf("/response/commands/T0DEMO0001/%s/%s", num, hex);
+    char *resp_url = g->match ? cq_strprintf("%s%s", sink, g->match) : NULL;
     if (!resp_url) goto oom;
     int bad = form_add(&form, &flen, "token", "chatopsctl-legacy-token") ||
               form_add(&form, &flen, "team_id", "T0DEMO0001") ||
@@ -297,10 +286,10 @@ static int build_slack(const struct cq_config *cfg, const struct send_opts *o,
     if (bad) goto oom;
     snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
     cq_slack_signature(cfg->slack.signing_secret.value, ts, form, flen, sig);
-    g->url = xprintf("%s%s", ingress, cfg->ingress.slack_commands_path);
+    g->url = cq_strprintf("%s%s", ingress, cfg->ingress.slack_commands_path);
     g->headers[0] = strdup("Content-Type: application/x-www-form-urlencoded");
-    g->headers[1] = xprintf("X-Slack-Request-Timestamp: %s", ts);
-    g->headers[2] = xprintf("X-Slack-Signature: %s", sig);
+    g->headers[1] = cq_strprintf("X-Slack-Request-Timestamp: %s", ts);
+    g->headers[2] = cq_strprintf("X-Slack-Signature: %s", sig);
     g->headers[3] = strdup("User-Agent: Slackbot 1.0 (+https://api.slack.com/robots)");
     if (!g->url || !g->headers[0] || !g->headers[1] || !g->headers[2] || !g->headers[3])
         goto oom;
@@ -337,8 +326,8 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
     random_hex(event_id, 16);
     random_hex(msg_hex, 16);
     snprintf(ms, sizeof ms, "%lld", (long long)time(NULL) * 1000);
-    g->match = xprintf("om_%s", msg_hex);
-    content = xprintf("@_user_1 %s", text);
+    g->match = cq_strprintf("om_%s", msg_hex);
+    content = cq_strprintf("@_user_1 %s", text);
     if (!g->match || !content) goto oom;
     cJSON *ctext = cJSON_CreateObject();
     if (!ctext || !cJSON_AddStringToObject(ctext, "text", content)) {
@@ -396,7 +385,7 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
     cJSON_Delete(m1);
     if (!ok || !(plain = cJSON_PrintUnformatted(root))) goto oom;
 
-    g->url = xprintf("%s%s", ingress, cfg->ingress.feishu_events_path);
+    g->url = cq_strprintf("%s%s", ingress, cfg->ingress.feishu_events_path);
     g->headers[0] = strdup("Content-Type: application/json; charset=utf-8");
     if (!g->url || !g->headers[0]) goto oom;
     if (ek) {
@@ -408,15 +397,15 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
             fprintf(stderr, "chatopsctl: send: could not encrypt the Feishu event\n");
             goto out;
         }
-        g->body = xprintf("{\"encrypt\":\"%s\"}", b64);
+        g->body = cq_strprintf("{\"encrypt\":\"%s\"}", b64);
         if (!g->body) goto oom;
         g->body_len = strlen(g->body);
         snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
         random_hex(nonce, 16);
         cq_feishu_signature(ts, nonce, ek, g->body, g->body_len, sig);
-        g->headers[1] = xprintf("X-Lark-Request-Timestamp: %s", ts);
-        g->headers[2] = xprintf("X-Lark-Request-Nonce: %s", nonce);
-        g->headers[3] = xprintf("X-Lark-Signature: %s", sig);
+        g->headers[1] = cq_strprintf("X-Lark-Request-Timestamp: %s", ts);
+        g->headers[2] = cq_strprintf("X-Lark-Request-Nonce: %s", nonce);
+        g->headers[3] = cq_strprintf("X-Lark-Signature: %s", sig);
         if (!g->headers[1] || !g->headers[2] || !g->headers[3]) goto oom;
     } else {
         g->body = plain;
@@ -551,7 +540,7 @@ struct follow {
  * 0 otherwise, -1 when the log cannot be read. */
 static int follow_step(const char *sink, struct follow *f) {
     struct cq_ctl_http r;
-    char *url = xprintf("%s/_log", sink);
+    char *url = cq_strprintf("%s/_log", sink);
     int rc = 0;
     if (!url) return -1;
     if (cq_ctl_http_do("GET", url, NULL, NULL, 0, 5000, &r) != 0 || r.status != 200) {
@@ -690,7 +679,7 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
     if ((rc = resolve(cfg, &o, &t))) return rc;
     rc = 1;
     bool slack = !strcmp(t.platform, "slack");
-    ingress = o.ingress ? strdup(o.ingress) : xprintf("http://127.0.0.1:%d", cfg->ingress.port);
+    ingress = o.ingress ? strdup(o.ingress) : cq_strprintf("http://127.0.0.1:%d", cfg->ingress.port);
     if (o.sink) sink = strip_suffix(o.sink, "");
     else if (slack) sink = strip_suffix(cfg->slack.api_base, "/api");
     else sink = strip_suffix(cfg->feishu.api_base, "/open-apis");

@@ -5,6 +5,7 @@
 #define CQ_WORKER_BUILTINS_H
 
 #include "config.h"
+#include "strutil.h" /* cq_levenshtein for did-you-mean */
 
 /* help (topic NULL or "") or help TOPIC (a command name or its first words).
  * Returns a new text; caller frees. NULL on ENOMEM. */
@@ -19,7 +20,5 @@ char *cq_builtin_whoami(const struct cq_person *person, const char *platform,
  * Levenshtein distance, when close enough). Caller frees. */
 char *cq_builtin_unknown(const struct cq_config *cfg, const char *word);
 
-/* Levenshtein edit distance (bytes). */
-size_t cq_levenshtein(const char *a, const char *b);
 
 #endif

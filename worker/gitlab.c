@@ -1,6 +1,7 @@
 /* gitlab: GitLab REST calls for the pipeline modes on curl multi (httpc), with bounded
  * retries of 429/5xx answers on loop timers. Used by the pipeline tracker (pipeline.c):
  * trigger -> status/jobs/trace while tracking -> cancel on timeout or on request. */
+#include "strutil.h"
 #include "gitlab.h"
 
 #include <ctype.h>
@@ -37,23 +38,6 @@ struct call {
     bool in_http;
 };
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc,
                                 const char *base_url, const char *api_token, int max_attempts,
@@ -81,7 +65,7 @@ struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc,
     while (n > 0 && g->base[n - 1] == '/')
         g->base[--n] = '\0';
     if (api_token) {
-        g->token_hdr = xprintf("PRIVATE-TOKEN: %s", api_token);
+        g->token_hdr = cq_strprintf("PRIVATE-TOKEN: %s", api_token);
         if (!g->token_hdr)
             goto oom;
     }
@@ -296,7 +280,7 @@ static char *api_url(struct cq_gitlab *g, const char *project, const char *tail)
     char *url = NULL;
     if (!seg)
         return NULL;
-    url = xprintf("%s/api/v4/projects/%s%s", g->base, seg, tail);
+    url = cq_strprintf("%s/api/v4/projects/%s%s", g->base, seg, tail);
     free(seg);
     return url;
 }
@@ -331,7 +315,7 @@ char *cq_gitlab_trigger_form(const char *token, const char *ref, const char *con
         !form_add(&buf, &len, "ref", ref ? ref : ""))
         goto fail;
     for (size_t i = 0; vars && vars[i] && vars[i + 1]; i += 2) {
-        char *name = xprintf("variables[%s]", vars[i]);
+        char *name = cq_strprintf("variables[%s]", vars[i]);
         bool ok = name && form_add(&buf, &len, name, vars[i + 1]);
         free(name);
         if (!ok)
@@ -463,33 +447,33 @@ char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what)
         if (*p == '\r' || *p == '\n')
             *p = ' ';
     if (r->rc == CQ_ETIMEOUT)
-        return xprintf("could not %s: GitLab did not answer in time; check GitLab before "
+        return cq_strprintf("could not %s: GitLab did not answer in time; check GitLab before "
                        "trying again",
                        what);
     if (r->rc != CQ_OK)
-        return xprintf("could not %s: GitLab unreachable (%s)", what,
+        return cq_strprintf("could not %s: GitLab unreachable (%s)", what,
                        r->errmsg && *r->errmsg ? r->errmsg : cq_rc_str(r->rc));
     switch (r->status) {
     case 401:
-        return xprintf("could not %s: GitLab rejected the token (HTTP 401)%s", what, msg);
+        return cq_strprintf("could not %s: GitLab rejected the token (HTTP 401)%s", what, msg);
     case 403:
-        return xprintf("could not %s: GitLab refused it (HTTP 403: no permission)%s", what,
+        return cq_strprintf("could not %s: GitLab refused it (HTTP 403: no permission)%s", what,
                        msg);
     case 404:
-        return xprintf("could not %s: GitLab project or pipeline not found (HTTP 404)%s", what,
+        return cq_strprintf("could not %s: GitLab project or pipeline not found (HTTP 404)%s", what,
                        msg);
     case 422:
-        return xprintf("could not %s: GitLab could not create it (HTTP 422, e.g. unknown ref "
+        return cq_strprintf("could not %s: GitLab could not create it (HTTP 422, e.g. unknown ref "
                        "or invalid CI config)%s",
                        what, msg);
     case 429:
-        return xprintf("could not %s: GitLab is rate limiting (HTTP 429) after %d attempts",
+        return cq_strprintf("could not %s: GitLab is rate limiting (HTTP 429) after %d attempts",
                        what, r->attempts);
     default:
         if (r->status >= 500)
-            return xprintf("could not %s: GitLab error (HTTP %ld) after %d attempts%s", what,
+            return cq_strprintf("could not %s: GitLab error (HTTP %ld) after %d attempts%s", what,
                            r->status, r->attempts, msg);
-        return xprintf("could not %s: GitLab answered HTTP %ld%s", what, r->status, msg);
+        return cq_strprintf("could not %s: GitLab answered HTTP %ld%s", what, r->status, msg);
     }
 }
 
