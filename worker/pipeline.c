@@ -3,6 +3,7 @@
  * workers never check one pipeline at once; produces progress and one final result per
  * pipeline to chatops.results. Everything runs on the worker's loop (hiredis async, curl
  * multi, librdkafka delivery reports); see pipeline.h for the keys and the wiring. */
+#include "strutil.h"
 #include "pipeline.h"
 
 #include <cjson/cJSON.h>
@@ -158,23 +159,6 @@ struct check {
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 long long cq_pipeline_now_ms(void)
 {
@@ -215,19 +199,19 @@ static const char *why(const redisReply *r, const struct cq_err *err)
 
 static char *hkey(const struct cq_pipeline_tracker *t, const char *rid)
 {
-    return xprintf("%spl:%s", t->prefix, rid);
+    return cq_strprintf("%spl:%s", t->prefix, rid);
 }
 static char *lkey(const struct cq_pipeline_tracker *t, const char *rid)
 {
-    return xprintf("%spl:lease:%s", t->prefix, rid);
+    return cq_strprintf("%spl:lease:%s", t->prefix, rid);
 }
 static char *ikey(const struct cq_pipeline_tracker *t, const char *pid)
 {
-    return xprintf("%spl:idx:%s", t->prefix, pid);
+    return cq_strprintf("%spl:idx:%s", t->prefix, pid);
 }
 static char *ukey(const struct cq_pipeline_tracker *t, const char *platform, const char *user)
 {
-    return xprintf("%spl:user:%s:%s", t->prefix, platform ? platform : "", user ? user : "");
+    return cq_strprintf("%spl:user:%s:%s", t->prefix, platform ? platform : "", user ? user : "");
 }
 
 static struct cq_gauge *gauge_active(void)
@@ -834,12 +818,12 @@ static void on_trace(void *opaque, const struct cq_gitlab_reply *r)
     char *part = NULL;
     if (r->rc == CQ_OK && r->status == 200) {
         char *tail = cq_gitlab_log_tail(r->body, r->body_len, t->tail_lines, t->tail_bytes);
-        part = tail ? xprintf("\n`%s` log (last lines):\n```\n%s\n```",
+        part = tail ? cq_strprintf("\n`%s` log (last lines):\n```\n%s\n```",
                               cJSON_IsString(name) ? name->valuestring : "?", tail)
                     : NULL;
         free(tail);
     } else {
-        part = xprintf("\n`%s` log unavailable (HTTP %ld)",
+        part = cq_strprintf("\n`%s` log unavailable (HTTP %ld)",
                        cJSON_IsString(name) ? name->valuestring : "?", r->status);
     }
     if (!part || !append(&c->ftext, part)) {
@@ -882,7 +866,7 @@ static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r)
         check_drop(c, NULL);
         goto out;
     }
-    c->ftext = xprintf("pipeline #%lld failed: %s", c->pid, c->web_url);
+    c->ftext = cq_strprintf("pipeline #%lld failed: %s", c->pid, c->web_url);
     if (!c->ftext) {
         check_drop(c, "out of memory");
         goto out;
@@ -919,7 +903,7 @@ static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r)
         n++;
     }
     if (n > 0) {
-        char *line = xprintf("\nfailed job%s: %s", n > 1 ? "s" : "", names);
+        char *line = cq_strprintf("\nfailed job%s: %s", n > 1 ? "s" : "", names);
         if (line)
             append(&c->ftext, line);
         free(line);
@@ -944,12 +928,12 @@ static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r)
     }
     char *text;
     if (r->rc == CQ_OK && r->status >= 200 && r->status < 300) {
-        text = xprintf("pipeline #%lld did not finish within %d s (last status %s); it was "
+        text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); it was "
                        "canceled: %s",
                        c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url);
     } else {
         char *e = cq_gitlab_error_text(r, "cancel it");
-        text = xprintf("pipeline #%lld did not finish within %d s (last status %s); %s: %s",
+        text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); %s: %s",
                        c->pid, c->timeout_s, c->cur ? c->cur : c->status,
                        e ? e : "could not cancel it", c->web_url);
         free(e);
@@ -969,7 +953,7 @@ static void timed_out(struct check *c)
         return;
     }
     finalize(c, "timeout",
-             xprintf("pipeline #%lld did not finish within %d s (last status %s); it keeps "
+             cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); it keeps "
                      "running, follow it here: %s",
                      c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url));
 }
@@ -981,7 +965,7 @@ static void send_progress(struct check *c, const char *detail)
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     long long seq = c->seq + 1;
-    char *text = xprintf("pipeline #%lld %s%s%s: %s", c->pid, c->cur, detail ? " — " : "",
+    char *text = cq_strprintf("pipeline #%lld %s%s%s: %s", c->pid, c->cur, detail ? " — " : "",
                          detail ? detail : "", c->web_url);
     char *res = text ? encode_result(c, "progress", "ok", text, (int)seq, c->cur) : NULL;
     free(text);
@@ -1045,7 +1029,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r)
     const cJSON *st = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "status") : NULL;
     if (r->rc == CQ_OK && r->status == 404) {
         finalize(c, "failed",
-                 xprintf("pipeline #%lld no longer exists in GitLab (HTTP 404): %s", c->pid,
+                 cq_strprintf("pipeline #%lld no longer exists in GitLab (HTTP 404): %s", c->pid,
                          c->web_url));
         goto out;
     }
@@ -1067,21 +1051,21 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r)
     }
     const char *s = c->cur;
     if (strcmp(s, "success") == 0) {
-        finalize(c, "ok", xprintf("pipeline #%lld succeeded: %s", c->pid, c->web_url));
+        finalize(c, "ok", cq_strprintf("pipeline #%lld succeeded: %s", c->pid, c->web_url));
     } else if (strcmp(s, "failed") == 0) {
         if (cq_gitlab_jobs(t->gl, c->project, c->pid, "failed", on_failed_jobs, c, &err) ==
             CQ_OK)
             t->refs++;
         else
-            finalize(c, "failed", xprintf("pipeline #%lld failed: %s", c->pid, c->web_url));
+            finalize(c, "failed", cq_strprintf("pipeline #%lld failed: %s", c->pid, c->web_url));
     } else if (strcmp(s, "canceled") == 0) {
-        finalize(c, "failed", xprintf("pipeline #%lld was canceled: %s", c->pid, c->web_url));
+        finalize(c, "failed", cq_strprintf("pipeline #%lld was canceled: %s", c->pid, c->web_url));
     } else if (strcmp(s, "skipped") == 0) {
         finalize(c, "failed",
-                 xprintf("pipeline #%lld was skipped (no job ran): %s", c->pid, c->web_url));
+                 cq_strprintf("pipeline #%lld was skipped (no job ran): %s", c->pid, c->web_url));
     } else if (strcmp(s, "manual") == 0) {
         finalize(c, "ok",
-                 xprintf("pipeline #%lld is waiting for a manual job — it needs a click: %s",
+                 cq_strprintf("pipeline #%lld is waiting for a manual job — it needs a click: %s",
                          c->pid, c->web_url));
     } else if (c->deadline > 0 && now >= c->deadline) {
         timed_out(c);
@@ -1179,14 +1163,14 @@ static void on_registered(void *opaque, const redisReply *r, const struct cq_err
     if (redis_bad(r, err)) {
         cq_error(g->rid, "pipeline #%lld triggered but not tracked: %s", g->pid, why(r, err));
         trig_answer(g, "final", "ok",
-                    xprintf("pipeline #%lld started, but it cannot be followed from here "
+                    cq_strprintf("pipeline #%lld started, but it cannot be followed from here "
                             "(tracking store unavailable); follow it in GitLab: %s",
                             g->pid, g->web_url));
     } else {
         t->st.triggered++;
         cq_info(g->rid, "pipeline #%lld tracked", g->pid);
         trig_answer(g, "ack", "ok",
-                    xprintf("pipeline #%lld started; I will report here when it ends: %s",
+                    cq_strprintf("pipeline #%lld started; I will report here when it ends: %s",
                             g->pid, g->web_url));
     }
     unref(t);
@@ -1223,7 +1207,7 @@ static void track(struct trig *g)
     free(uk);
     if (!sent)
         trig_answer(g, "final", "ok",
-                    xprintf("pipeline #%lld started, but it cannot be followed from here "
+                    cq_strprintf("pipeline #%lld started, but it cannot be followed from here "
                             "(tracking store unavailable); follow it in GitLab: %s",
                             g->pid, g->web_url));
 }
@@ -1234,7 +1218,7 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r)
     struct cq_pipeline_tracker *t = g->t;
     if (r->rc == CQ_ESHUTDOWN) {
         trig_answer(g, "final", "failed",
-                    xprintf("the worker stopped before the pipeline was triggered; run the "
+                    cq_strprintf("the worker stopped before the pipeline was triggered; run the "
                             "command again"));
         goto out;
     }
@@ -1249,13 +1233,13 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r)
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->json, "status");
     if (!cJSON_IsNumber(id) || id->valuedouble <= 0) {
         trig_answer(g, "final", "failed",
-                    xprintf("GitLab answered HTTP %ld without a pipeline id; check the "
+                    cq_strprintf("GitLab answered HTTP %ld without a pipeline id; check the "
                             "project's pipelines before trying again",
                             r->status));
         goto out;
     }
     g->pid = (long long)id->valuedouble;
-    g->pid_s = xprintf("%lld", g->pid);
+    g->pid_s = cq_strprintf("%lld", g->pid);
     g->web_url = strdup(cJSON_IsString(url) ? url->valuestring : "");
     g->status = strdup(cJSON_IsString(st) ? st->valuestring : "created");
     if (!g->pid_s || !g->web_url || !g->status) {
@@ -1267,11 +1251,11 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r)
         t->st.triggered++;
         if (g->manual_job && *g->manual_job)
             trig_answer(g, "final", "ok",
-                        xprintf("pipeline #%lld created — approve the '%s' job: %s", g->pid,
+                        cq_strprintf("pipeline #%lld created — approve the '%s' job: %s", g->pid,
                                 g->manual_job, g->web_url));
         else
             trig_answer(g, "final", "ok",
-                        xprintf("pipeline #%lld created: %s", g->pid, g->web_url));
+                        cq_strprintf("pipeline #%lld created: %s", g->pid, g->web_url));
         goto out;
     }
     track(g);
@@ -1477,7 +1461,7 @@ static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r)
             redis_send(t, on_ignore, t, 5, argv);
         scan_soon(t);
         textop_end(o, "ok",
-                   xprintf("cancel requested for pipeline #%lld (request %s); its end will be "
+                   cq_strprintf("cancel requested for pipeline #%lld (request %s); its end will be "
                            "reported here: %s",
                            o->pid, o->rid, o->web_url));
     } else {
@@ -1492,7 +1476,7 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
     struct cq_pipeline_tracker *t = o->t;
     struct cq_err e = {0};
     if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
-        textop_end(o, "failed", xprintf("cannot look the pipeline up right now (%s)",
+        textop_end(o, "failed", cq_strprintf("cannot look the pipeline up right now (%s)",
                                         why(r, err)));
         goto out;
     }
@@ -1501,7 +1485,7 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
     if (pid->type != REDIS_REPLY_STRING || st->type != REDIS_REPLY_STRING ||
         strcmp(st->str, "waiting") != 0) {
         textop_end(o, "invalid",
-                   xprintf("no pipeline in flight for request `%.100s` (finished or unknown); "
+                   cq_strprintf("no pipeline in flight for request `%.100s` (finished or unknown); "
                            "`pipelines` lists yours",
                            o->rid));
         goto out;
@@ -1510,7 +1494,7 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
                 strcmp(pl->str, o->platform) == 0 && strcmp(uid->str, o->user_id) == 0;
     if (!mine && !o->privileged) {
         textop_end(o, "denied",
-                   xprintf("only the person who started request `%.100s` (or a role allowed "
+                   cq_strprintf("only the person who started request `%.100s` (or a role allowed "
                            "to cancel others' pipelines) may cancel it",
                            o->rid));
         goto out;
@@ -1523,7 +1507,7 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
         goto out;
     }
     if (cq_gitlab_cancel(t->gl, o->project, o->pid, on_cancel_posted, o, &e) != CQ_OK) {
-        textop_end(o, "failed", xprintf("could not cancel: %s", e.msg));
+        textop_end(o, "failed", cq_strprintf("could not cancel: %s", e.msg));
         goto out;
     }
     t->refs++;
@@ -1589,21 +1573,21 @@ static void on_list(void *opaque, const redisReply *r, const struct cq_err *err)
     struct textop *o = opaque;
     struct cq_pipeline_tracker *t = o->t;
     if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
-        textop_end(o, "failed", xprintf("cannot list pipelines right now (%s)", why(r, err)));
+        textop_end(o, "failed", cq_strprintf("cannot list pipelines right now (%s)", why(r, err)));
         goto out;
     }
     if (r->elements == 0) {
-        textop_end(o, "ok", xprintf("no pipelines in flight%s",
+        textop_end(o, "ok", cq_strprintf("no pipelines in flight%s",
                                     o->privileged ? "" : " that you started"));
         goto out;
     }
-    char *text = xprintf("%zu pipeline%s in flight%s:", r->elements,
+    char *text = cq_strprintf("%zu pipeline%s in flight%s:", r->elements,
                          r->elements == 1 ? "" : "s", o->privileged ? "" : " (yours)");
     for (size_t i = 0; text && i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 6)
             continue;
-        char *line = xprintf("\n• `%s` — pipeline #%s %s — %s%s%s — cancel with `cancel %s`",
+        char *line = cq_strprintf("\n• `%s` — pipeline #%s %s — %s%s%s — cancel with `cancel %s`",
                              e->element[1]->str ? e->element[1]->str : "",
                              e->element[2]->str ? e->element[2]->str : "",
                              e->element[3]->str ? e->element[3]->str : "",
@@ -1684,7 +1668,7 @@ struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_dep
     t->prefix = strdup(cfg->redis.prefix ? cfg->redis.prefix : "chatops:");
     if (!t->owner || !t->prefix)
         goto oom;
-    t->due_key = xprintf("%spl:due", t->prefix);
+    t->due_key = cq_strprintf("%spl:due", t->prefix);
     if (!t->due_key)
         goto oom;
     t->scan_ms = d->scan_ms > 0 ? d->scan_ms : 200;

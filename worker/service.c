@@ -3,6 +3,7 @@
  * (args, identity, policy), claim the dedupe key in Redis, run the action, store the
  * final result in the claim, produce result + audit, and only after Kafka
  * acknowledged them mark the offset done. Jobs of one conversation run in order. */
+#include "strutil.h"
 #include "service.h"
 
 #include <cjson/cJSON.h>
@@ -190,23 +191,6 @@ static void metric_inflight(struct cq_worker *w)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 static unsigned long hash_str(const char *s)
 {
@@ -820,7 +804,7 @@ static void decide(struct job *j)
     j->status = "invalid";
     if (cfg->limits.max_text > 0 && j->req.text && strlen(j->req.text) > (size_t)cfg->limits.max_text) {
         j->kind = JK_INVALID;
-        j->text = str_printf("the command text is longer than %d characters",
+        j->text = cq_strprintf("the command text is longer than %d characters",
                              cfg->limits.max_text);
         return;
     }
@@ -860,7 +844,7 @@ static void decide(struct job *j)
         j->kind = JK_UNKNOWN;
         if (family_word(cfg, word)) {
             char *list = cq_builtin_help(cfg, j->person, j->channel, word);
-            j->text = list ? str_printf("`%s` needs a sub-command:\n%s", word, list) : NULL;
+            j->text = list ? cq_strprintf("`%s` needs a sub-command:\n%s", word, list) : NULL;
             free(list);
         } else {
             j->text = cq_builtin_unknown(cfg, word);
@@ -878,7 +862,7 @@ static void decide(struct job *j)
     if (cq_args_bind(j->cmd, &j->argv, used, cfg->limits.max_arg_len, &j->args, &err) != CQ_OK) {
         j->kind = JK_INVALID;
         cq_args_usage(j->cmd, usage, sizeof(usage));
-        j->text = str_printf("%s\n%s", err.msg, usage);
+        j->text = cq_strprintf("%s\n%s", err.msg, usage);
         return;
     }
     cq_policy_check(cfg, j->person, j->channel, j->cmd->name, &j->args, &j->dec);
@@ -912,11 +896,11 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
     }
     if (resp->rc == CQ_ETIMEOUT) {
         status = "timeout";
-        text = str_printf("`%s` timed out: no answer from %s within %d ms; the outcome is "
+        text = cq_strprintf("`%s` timed out: no answer from %s within %d ms; the outcome is "
                           "unknown, check it there before running it again",
                           j->cmd->name, j->target, a->timeout_ms > 0 ? a->timeout_ms : 30000);
     } else if (resp->rc != CQ_OK) {
-        text = str_printf("`%s` failed: could not reach %s (%s)", j->cmd->name, j->target,
+        text = cq_strprintf("`%s` failed: could not reach %s (%s)", j->cmd->name, j->target,
                           resp->errmsg);
     } else {
         bool ok = false;
@@ -936,7 +920,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
             for (char *p = snippet; *p; p++)
                 if (*p == '\n' || *p == '\r')
                     *p = ' ';
-            text = str_printf("`%s` failed: %s answered HTTP %ld%s%s", j->cmd->name, j->target,
+            text = cq_strprintf("`%s` failed: %s answered HTTP %ld%s%s", j->cmd->name, j->target,
                               resp->status, (msg && *msg) || snippet[0] ? ": " : "",
                               msg && *msg ? msg : snippet);
             free(msg);
@@ -953,17 +937,17 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
                                         .input = j->req.text, .response = body};
                 text = cq_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
                 if (!text)
-                    text = str_printf("`%s` done (HTTP %ld), but the reply template failed: %s",
+                    text = cq_strprintf("`%s` done (HTTP %ld), but the reply template failed: %s",
                                       j->cmd->name, resp->status, err.msg);
             } else if (a->reply_pointer && a->reply_pointer[0]) {
                 const cJSON *node = cq_json_pointer(body, a->reply_pointer);
                 text = node ? cq_json_text(node)
-                            : str_printf("`%s` done (HTTP %ld); the answer has no %s",
+                            : cq_strprintf("`%s` done (HTTP %ld); the answer has no %s",
                                          j->cmd->name, resp->status, a->reply_pointer);
             } else if (resp->body_len > 0) {
                 text = strdup(resp->body);
             } else {
-                text = str_printf("`%s` done (HTTP %ld)", j->cmd->name, resp->status);
+                text = cq_strprintf("`%s` done (HTTP %ld)", j->cmd->name, resp->status);
             }
         }
         cJSON_Delete(body);
@@ -999,7 +983,7 @@ static void start_call(struct job *j)
         j->ops--;
         metric_action("failed");
         finish_with(j, "failed",
-                    str_printf("`%s` failed: the request could not be sent (%s)", j->cmd->name,
+                    cq_strprintf("`%s` failed: the request could not be sent (%s)", j->cmd->name,
                                err.msg));
     }
 }
@@ -1073,12 +1057,12 @@ static void direct_start(struct job *j)
     if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
         metric_action("failed");
         finish_with(j, "failed",
-                    str_printf("`%s` was not run: %s", j->cmd->name, err.msg));
+                    cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
         return;
     }
     /* Where to look when the outcome is unknown: method and URL without the query. */
     size_t ulen = strcspn(j->call.url, "?");
-    j->target = str_printf("%s %.*s", j->call.method, (int)ulen, j->call.url);
+    j->target = cq_strprintf("%s %.*s", j->call.method, (int)ulen, j->call.url);
     if (!j->target) {
         job_abandon(j, "out of memory");
         return;
@@ -1146,7 +1130,7 @@ static void pipeline_trigger_now(struct job *j)
         j->ops--;
         metric_action("failed");
         finish_with(j, "failed",
-                    str_printf("`%s` was not run: %s", j->cmd->name,
+                    cq_strprintf("`%s` was not run: %s", j->cmd->name,
                                err.msg[0] ? err.msg : "pipeline tracking is not running"));
     }
 }
@@ -1155,7 +1139,7 @@ static void pipeline_trigger_now(struct job *j)
 static void pipeline_start(struct job *j)
 {
     const struct cq_config *cfg = j->w->cfg;
-    j->target = str_printf("the pipeline trigger of GitLab project %s at %s",
+    j->target = cq_strprintf("the pipeline trigger of GitLab project %s at %s",
                            j->cmd->pipeline.project ? j->cmd->pipeline.project : "?",
                            cfg->gitlab.base_url ? cfg->gitlab.base_url : "GitLab");
     if (!j->target) {
@@ -1264,7 +1248,7 @@ static void answer_unknown(struct job *j, const char *cur)
     const char *target = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "target"));
     free(j->text);
     j->status = "failed";
-    j->text = str_printf("`%s` was interrupted: the worker running it stopped during %s; the "
+    j->text = cq_strprintf("`%s` was interrupted: the worker running it stopped during %s; the "
                          "outcome is unknown, check %s before running it again",
                          cmd_name(j), target ? target : "the call",
                          target ? "there" : "the target system");
@@ -1408,7 +1392,7 @@ static void job_start(struct job *j)
         job_abandon(j, "out of memory");
         return;
     }
-    j->run_key = str_printf("%srun:%s", j->w->cfg->redis.prefix ? j->w->cfg->redis.prefix : "",
+    j->run_key = cq_strprintf("%srun:%s", j->w->cfg->redis.prefix ? j->w->cfg->redis.prefix : "",
                             j->req.dedupe_key);
     if (!j->run_key) {
         job_abandon(j, "out of memory");
@@ -1506,7 +1490,7 @@ static void on_message(void *opaque, const struct cq_message *m)
     if (m->key && m->keylen)
         j->convkey = strndup(m->key, m->keylen);
     else
-        j->convkey = str_printf("%s:%s:%s", j->req.platform, j->req.tenant ? j->req.tenant : "",
+        j->convkey = cq_strprintf("%s:%s:%s", j->req.platform, j->req.tenant ? j->req.tenant : "",
                                 j->req.channel_id ? j->req.channel_id : "");
     struct conv **slot = j->convkey ? conv_slot(w, j->convkey) : NULL;
     struct conv *c = slot ? *slot : NULL;
@@ -1689,8 +1673,8 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
         free(w);
         return NULL;
     }
-    w->lease_prefix = str_printf("%sworker:", prefix);
-    w->lease_key = str_printf("%sworker:%s", prefix, w->owner);
+    w->lease_prefix = cq_strprintf("%sworker:", prefix);
+    w->lease_key = cq_strprintf("%sworker:%s", prefix, w->owner);
     if (!w->lease_prefix || !w->lease_key) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto fail_early;
