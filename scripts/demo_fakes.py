@@ -24,7 +24,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fakes"))
 import fake_gitlab  # noqa: E402
@@ -179,7 +178,7 @@ def main(argv):
     if a.which == "gitlab":
         tokens = set(a.trigger_token) or {"trig-secret"}
         state = DemoState(sorted(tokens)[0], a.api_token)
-        srv = ThreadingHTTPServer(("127.0.0.1", a.port), demo_handler(state, tokens))
+        srv = fake_gitlab.Server(("127.0.0.1", a.port), demo_handler(state, tokens))
         srv.daemon_threads = True
         if a.hook_url:
             threading.Thread(target=forward_hooks, args=(state, a.hook_url, a.hook_token),

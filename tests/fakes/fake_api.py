@@ -101,8 +101,11 @@ class FakeAPI:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # a class attribute: listen() runs in the constructor
+            daemon_threads = True
+
+        self.server = Server((host, port), Handler)
         self.port = self.server.server_address[1]
         self.thread = None
 

@@ -32,6 +32,14 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+class Server(ThreadingHTTPServer):
+    # listen() runs in the constructor, so the backlog must be a class attribute: the default
+    # of 5 drops SYNs when a worker opens 20+ connections at once, and the client's SYN
+    # retransmits (1 s, 3 s, 7 s, ...) then look like a GitLab that timed out.
+    request_queue_size = 1024
+    daemon_threads = True
+
 TERMINAL = {"success", "failed", "canceled", "skipped", "manual"}
 
 
@@ -300,9 +308,7 @@ def main(argv):
         else:
             port = int(a)
     state = State(trigger_token, api_token)
-    srv = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
-    srv.daemon_threads = True
-    srv.request_queue_size = 1024
+    srv = Server(("127.0.0.1", port), make_handler(state))
     print(srv.server_address[1], flush=True)
     try:
         srv.serve_forever()
