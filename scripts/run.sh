@@ -61,7 +61,8 @@ stop_all() {
     stop_stack >/dev/null 2>&1
     cq_log "stopped"
 }
-[[ $detach -eq 1 ]] || trap stop_all INT TERM EXIT
+# Ctrl-C / SIGTERM: stop everything and exit 0 (a signal must not fall back into the watch loop).
+[[ $detach -eq 1 ]] || { trap 'stop_all; exit 0' INT TERM; trap stop_all EXIT; }
 # A failed --detach start leaves nothing behind either.
 [[ $detach -eq 0 ]] || trap 'rc=$?; [[ $rc -eq 0 ]] || stop_stack >/dev/null 2>&1' EXIT
 
