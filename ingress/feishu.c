@@ -159,15 +159,7 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
             cq_in_reject(out, 401, "bad token", NULL);
             goto out;
         }
-        if (!ch) {
-            cq_in_reject(out, 400, "missing challenge", NULL);
-            goto out;
-        }
-        cJSON *a = cJSON_CreateObject();
-        cq_in_reply(out, 200, "application/json",
-                    a && cJSON_AddStringToObject(a, "challenge", ch) ? cJSON_PrintUnformatted(a)
-                                                                     : NULL);
-        cJSON_Delete(a);
+        cq_in_challenge(out, ch);
         goto out;
     }
     if (key) { /* with an encrypt key every other event is signed over the raw body */

@@ -89,5 +89,7 @@ void cq_in_finish(struct cq_in_verdict *out);
 /* Helpers for the platform modules: a rejection / a JSON reply. */
 void cq_in_reject(struct cq_in_verdict *out, int status, const char *reason, const char *detail);
 void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type, char *body);
+/* The url_verification answer both platforms expect: 200 {"challenge": ch}; 400 when ch is NULL. */
+void cq_in_challenge(struct cq_in_verdict *out, const char *ch);
 
 #endif

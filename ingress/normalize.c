@@ -1,5 +1,6 @@
 /* normalize: small helpers the platform modules share on the way from a raw HTTP body to a
  * request envelope: form decoding, command splitting, UTF-8 length, outcome bookkeeping. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,18 @@ void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type
     out->content_type = content_type;
     free(out->body);
     out->body = body;
+}
+
+void cq_in_challenge(struct cq_in_verdict *out, const char *ch) {
+    if (!ch) {
+        cq_in_reject(out, 400, "missing challenge", NULL);
+        return;
+    }
+    cJSON *a = cJSON_CreateObject();
+    cq_in_reply(out, 200, "application/json",
+                a && cJSON_AddStringToObject(a, "challenge", ch) ? cJSON_PrintUnformatted(a)
+                                                                 : NULL);
+    cJSON_Delete(a);
 }
 
 static int hexval(int c) {

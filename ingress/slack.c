@@ -129,15 +129,7 @@ void cq_slack_event(const struct cq_config *cfg, const struct cq_in_headers *h, 
     const char *type = jstr(root, "type");
     if (type && strcmp(type, "url_verification") == 0) {
         const char *ch = jstr(root, "challenge");
-        if (!ch) {
-            cq_in_reject(out, 400, "missing challenge", NULL);
-            goto out;
-        }
-        cJSON *a = cJSON_CreateObject();
-        cq_in_reply(out, 200, "application/json",
-                    a && cJSON_AddStringToObject(a, "challenge", ch) ? cJSON_PrintUnformatted(a)
-                                                                     : NULL);
-        cJSON_Delete(a);
+        cq_in_challenge(out, ch);
         goto out;
     }
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "event");
