@@ -894,6 +894,10 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
         job_op_end(j);
         return;
     }
+    /* The side effect is over: the conversation's next command may start now. Its order is
+     * the order of the calls; waiting for this result to be stored and produced too would
+     * only add Redis and Kafka round trips to every command of a busy conversation. */
+    job_release_conv(j);
     if (resp->rc == CQ_ETIMEOUT) {
         status = "timeout";
         text = cq_strprintf("`%s` timed out: no answer from %s within %d ms; the outcome is "

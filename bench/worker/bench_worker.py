@@ -56,6 +56,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_busy():
+    """(busy, total) CPU seconds of the whole host so far, all cores (Linux /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(v) - idle) / hz, sum(v) / hz
+
+
 def percentile(sorted_vals, p):
     if not sorted_vals:
         return None
@@ -95,16 +104,24 @@ def run(args, workers, phase, n, rate=None):
     subprocess.run([tool(args, "cqt-produce_result"), "--brokers", args.brokers, "--ensure",
                     ",".join(t.values()), "--partitions", str(args.partitions)],
                    check=True, capture_output=True)
-    lines = []
-    for i in range(n):
-        conv = "C%04d" % (i % 1000)
-        rid = str(uuid.uuid4())
-        env = {"v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
-               "tenant": "T1", "channel": {"id": conv, "name": conv},
-               "user": {"id": "UBENCH", "name": "bench"}, "command": "flag",
-               "text": "get f%d" % i, "reply": {"response_url": "https://x", "chat_id": conv},
-               "dedupe_key": "slack:" + rid, "retry_num": 0}
-        lines.append("slack:T1:%s\t%s" % (conv, json.dumps(env)))
+    def make_lines(count, tag):
+        out, ids = [], set()
+        for i in range(count):
+            conv = "C%04d" % (i % 1000)
+            rid = str(uuid.uuid4())
+            ids.add(rid)
+            env = {"v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+                   "tenant": "T1", "channel": {"id": conv, "name": conv},
+                   "user": {"id": "UBENCH", "name": "bench"}, "command": "flag",
+                   "text": "get %s%d" % (tag, i), "reply": {"response_url": "https://x", "chat_id": conv},
+                   "dedupe_key": "slack:" + rid, "retry_num": 0}
+            out.append("slack:T1:%s\t%s" % (conv, json.dumps(env)))
+        return out, ids
+
+    lines, measured = make_lines(n, "f")
+    # Steady runs warm up first (--warmup-s at the same rate, not counted): new connections,
+    # the broker's first writes to fresh partitions and the JIT would otherwise be measured.
+    warm = make_lines(int(rate * args.warmup_s), "w")[0] if rate else []
     logs = [os.path.join(tmp, "w%d.log" % k) for k in range(workers)]
     procs = [subprocess.Popen([os.path.join(args.build, "worker", "chatops-worker"), "--config", cfg,
                                "--http-port", "-1", "--id", "bench-%s-%d" % (run_id, k)],
@@ -115,15 +132,27 @@ def run(args, workers, phase, n, rate=None):
     env = dict(os.environ)
     if rate:
         env["CQT_PRODUCE_RATE"] = str(rate)
+    if warm:
+        subprocess.run([tool(args, "cqt-produce"), args.brokers, t["req"], "-"],
+                       input="\n".join(warm).encode(), check=True, env=env)
+        subprocess.run([tool(args, "cqt-consume"), args.brokers, t["res"], str(len(warm)), "15000"],
+                       capture_output=True, check=True)
+    # The results consumer runs during the load (its start-up would otherwise land on the
+    # last second of the run and be measured as worker latency).
+    consumer = subprocess.Popen([tool(args, "cqt-consume"), args.brokers, t["res"],
+                                 str(n + len(warm)), "15000"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    cpu0 = [cpu_seconds(p.pid) for p in procs]
+    host0 = host_busy()
     t_prod = time.time()
     subprocess.run([tool(args, "cqt-produce"), args.brokers, t["req"], "-"],
                    input="\n".join(lines).encode(), check=True, env=env)
     t_prod = time.time() - t_prod
-    res = subprocess.run([tool(args, "cqt-consume"), args.brokers, t["res"], str(n), "15000"],
-                         capture_output=True, text=True).stdout.splitlines()
-    req = subprocess.run([tool(args, "cqt-consume"), args.brokers, t["req"], str(n), "5000"],
-                         capture_output=True, text=True).stdout.splitlines()
-    cpu = [round(cpu_seconds(p.pid), 2) for p in procs]
+    res = consumer.communicate()[0].splitlines()
+    host1 = host_busy()
+    req = subprocess.run([tool(args, "cqt-consume"), args.brokers, t["req"], str(n + len(warm)),
+                          "5000"], capture_output=True, text=True).stdout.splitlines()
+    cpu = [round(cpu_seconds(p.pid) - c0, 2) for p, c0 in zip(procs, cpu0)]
     for p in procs:
         p.terminate()
     for p in procs:
@@ -131,7 +160,9 @@ def run(args, workers, phase, n, rate=None):
     sent = {}
     for l in req:
         m = json.loads(l)
-        sent[json.loads(m["value"])["id"]] = m["ts"]
+        rid = json.loads(m["value"])["id"]
+        if rid in measured:
+            sent[rid] = m["ts"]
     lat, first, last, statuses = [], None, None, {}
     for l in res:
         m = json.loads(l)
@@ -143,9 +174,22 @@ def run(args, workers, phase, n, rate=None):
         lat.append(m["ts"] - ts0)
         first = ts0 if first is None else min(first, ts0)
         last = m["ts"] if last is None else max(last, m["ts"])
+    if args.dump:
+        with open("%s.%d-%s.tsv" % (args.dump, workers, phase), "w") as f:
+            for l in res:
+                m = json.loads(l)
+                r = json.loads(m["value"])
+                if r.get("step") == "final" and r.get("request_id") in sent:
+                    f.write("%d\t%d\t%s\n" % (sent[r["request_id"]], m["ts"] - sent[r["request_id"]], m.get("partition", "")))
     lat.sort()
     out = {"workers": workers, "phase": phase, "requests": n, "results": len(lat),
            "statuses": statuses, "produce_s": round(t_prod, 2), "worker_cpu_s": cpu}
+    # What the whole host spent (broker, Redis, fake API, tools and workers): when the busy
+    # cores reach the core count, more workers cannot add throughput on this host.
+    busy, total = host1[0] - host0[0], host1[1] - host0[1]
+    out["host_busy_cores"] = round(os.cpu_count() * busy / total, 2) if total else None
+    if lat:
+        out["host_cpu_ms_per_cmd"] = round(1000.0 * busy / len(lat), 3)
     if rate:
         out["rate"] = rate
     if lat:
@@ -166,6 +210,12 @@ def main():
     ap.add_argument("--steady-n", type=int, default=15000)
     ap.add_argument("--partitions", type=int, default=12)
     ap.add_argument("--delay-ms", type=int, default=50)
+    ap.add_argument("--warmup-s", type=float, default=2.0,
+                    help="steady runs: seconds of load at --rate before the measured part")
+    ap.add_argument("--phases", default="saturate,steady",
+                    help="comma-separated subset of saturate,steady")
+    ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    ap.add_argument("--dump", help="write PREFIX.WORKERS-PHASE.tsv: request ts, latency ms, partition")
     args = ap.parse_args()
     port_file = os.path.join(tempfile.mkdtemp(prefix="bench-api-"), "port")
     api = subprocess.Popen([tool(args, "cqt-fake_api"), port_file, str(args.delay_ms)],
@@ -177,10 +227,16 @@ def main():
             time.sleep(0.05)
         with open(port_file) as f:
             args.api_port = int(f.read())
-        one = run(args, 1, "saturate", args.n)
-        two = run(args, 2, "saturate", args.n)
-        run(args, 1, "steady", args.steady_n, args.rate)
-        run(args, 2, "steady", args.steady_n, args.rate)
+        phases = args.phases.split(",")
+        counts = [int(w) for w in args.workers.split(",")]
+        sat = {}
+        if "saturate" in phases:
+            for w in counts:
+                sat[w] = run(args, w, "saturate", args.n)
+        if "steady" in phases:
+            for w in counts:
+                run(args, w, "steady", args.steady_n, args.rate)
+        one, two = sat.get(1, {}), sat.get(2, {})
         if one.get("cmds_per_s") and two.get("cmds_per_s"):
             print("two/one = %.2fx (target >= 1.8x)" % (two["cmds_per_s"] / one["cmds_per_s"]))
     finally:
