@@ -106,6 +106,11 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 log.segment.bytes=16777216
 PROPS
+    # CQ_KAFKA_PROPS: extra broker properties, one key=value per word (benchmarks, experiments).
+    local kv
+    for kv in ${CQ_KAFKA_PROPS:-}; do
+        printf '%s\n' "$kv" >>"$dir/server.properties"
+    done
     cat >"$dir/log4j2.properties" <<'LOG'
 # Broker logs go to stdout, which kafka.sh appends to DIR/kafka.log.
 status = warn
