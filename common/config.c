@@ -271,6 +271,11 @@ static const struct field notifier_fields[] = {
       .def_i = 1000, .min = 0, .max = 60000),
     F("feishu_chat_interval_ms", F_INT, CFG, notifier.feishu_chat_interval_ms, .def_i = 200,
       .min = 0, .max = 60000),
+    F("max_inflight", F_INT, CFG, notifier.max_inflight, .def_i = 10000, .min = 1,
+      .max = 1000000),
+    F("max_sends", F_INT, CFG, notifier.max_sends, .def_i = 64, .min = 1, .max = 4096),
+    F("http_timeout_ms", F_INT, CFG, notifier.http_timeout_ms, .def_i = 10000, .min = 100,
+      .max = 300000),
 };
 static const struct field limits_fields[] = {
     F("max_body", F_SIZE, CFG, limits.max_body, .def_i = 65536, .min = 1024,

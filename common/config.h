@@ -179,6 +179,9 @@ struct cq_config {
         int backoff_max_ms;       /* default 30000 */
         int slack_channel_interval_ms;  /* default 1000 */
         int feishu_chat_interval_ms;    /* default 200 */
+        int max_inflight;         /* results held at once; default 10000 */
+        int max_sends;            /* concurrent platform requests; default 64 */
+        int http_timeout_ms;      /* one platform request; default 10000 */
     } notifier;
 
     struct {

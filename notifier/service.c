@@ -31,15 +31,12 @@
 #define TOKEN_EARLY_MS (3 * 60 * 1000)
 #define TOKEN_LOCK_MS 10000
 #define TOKEN_WAIT_MS 250
-#define HTTP_TIMEOUT_MS 10000
 #define DRAIN_MS 10000
-/* Results held at once (accepted, not yet settled): fetching pauses at this and resumes below
- * half. A constant, not a config key: docs/configuration.md has worker.max_inflight but no
- * notifier.max_inflight (a candidate key for config.c, same bounds 1..1000000). */
-#define MAX_INFLIGHT 10000
-#define MAX_SENDS 64 /* concurrent platform requests; more only queue inside curl and time out */
+/* notifier.max_inflight: results held at once (accepted, not yet settled); fetching pauses
+ * there and resumes below half. notifier.max_sends: concurrent platform requests (more would
+ * only queue inside curl and time out). */
 #define ANSWER_KEEP 2000 /* bytes of a platform answer kept for logs and the DLQ */
-#define REQ_BUCKETS 16384 /* request id -> its jobs; power of two, > MAX_INFLIGHT */
+#define REQ_BUCKETS 16384 /* request id -> its jobs; power of two (chains past it) */
 
 /* ------------------------------------------------------------------ Lua (atomic steps) */
 
@@ -281,7 +278,7 @@ static void job_unlink(struct job *j) {
     j->prev = j->next = NULL;
     s->njobs--;
     set_inflight_gauge(s);
-    if (s->paused && !s->stopping && s->njobs < MAX_INFLIGHT / 2 && s->cons) {
+    if (s->paused && !s->stopping && s->njobs < s->cfg->notifier.max_inflight / 2 && s->cons) {
         cq_consumer_pause(s->cons, false);
         s->paused = false;
     }
@@ -622,7 +619,7 @@ static void job_send_http(struct job *j, const char *url, const char *const *hea
                                   .headers = headers,
                                   .body = body,
                                   .body_len = strlen(body),
-                                  .timeout_ms = HTTP_TIMEOUT_MS,
+                                  .timeout_ms = s->cfg->notifier.http_timeout_ms,
                                   .max_response = 64 * 1024};
     j->attempts++;
     j->wait = W_OP;
@@ -639,7 +636,7 @@ static void job_send_http(struct job *j, const char *url, const char *const *hea
 /* A send finished: start the oldest waiting job. */
 static void slot_release(struct cq_notifier *s) {
     s->sending--;
-    while (s->sending < MAX_SENDS && s->slot_head && !s->stopping) {
+    while (s->sending < s->cfg->notifier.max_sends && s->slot_head && !s->stopping) {
         struct job *j = s->slot_head;
         s->slot_head = j->slot_next;
         if (!s->slot_head) s->slot_tail = NULL;
@@ -657,7 +654,7 @@ static void job_send(struct job *j) {
         token_get(j);
         return;
     }
-    if (s->sending >= MAX_SENDS) { /* wait for a slot; the timeout then measures the platform */
+    if (s->sending >= s->cfg->notifier.max_sends) { /* wait for a slot; the timeout then measures the platform */
         if (s->stopping) {
             job_abandon(j);
             return;
@@ -1004,7 +1001,8 @@ static void token_fetch(struct cq_notifier *s) {
     }
     const char *h[] = {"Content-Type: application/json; charset=utf-8", NULL};
     struct cq_http_request req = {.method = "POST", .url = url, .headers = h, .body = body,
-                                  .body_len = strlen(body), .timeout_ms = HTTP_TIMEOUT_MS};
+                                  .body_len = strlen(body),
+                                  .timeout_ms = s->cfg->notifier.http_timeout_ms};
     enum cq_rc rc = cq_httpc_request(s->http, &req, on_token_answer, s, &err);
     free(body);
     if (rc != CQ_OK) {
@@ -1138,7 +1136,7 @@ static void on_message(void *opaque, const struct cq_message *m) {
     s->jobs = j;
     s->njobs++;
     set_inflight_gauge(s);
-    if (!s->paused && s->njobs >= MAX_INFLIGHT) {
+    if (!s->paused && s->njobs >= s->cfg->notifier.max_inflight) {
         cq_consumer_pause(s->cons, true);
         s->paused = true;
     }

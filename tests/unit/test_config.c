@@ -195,6 +195,8 @@ TEST(defaults) {
     CHECK(cfg->worker.cancel_roles == NULL);
     CHECK(cfg->notifier.http_port == 8082 && cfg->notifier.max_attempts == 8);
     CHECK(cfg->notifier.feishu_chat_interval_ms == 200);
+    CHECK(cfg->notifier.max_inflight == 10000 && cfg->notifier.max_sends == 64);
+    CHECK(cfg->notifier.http_timeout_ms == 10000);
     CHECK(cfg->limits.max_body == 65536 && cfg->limits.max_text == 4000);
     CHECK(cfg->limits.max_args == 32 && cfg->limits.max_arg_len == 256);
     CHECK(cfg->limits.replay_window_s == 300);
@@ -230,6 +232,10 @@ TEST(error_positions) {
     /* out of bounds */
     expect_error(BASE "limits:\n  max_body: 0\n",
                  "t.yaml:9:13: limits.max_body: 0 is below the minimum 1024");
+    expect_error(BASE "notifier: {max_inflight: 0}\n",
+                 "t.yaml:8:26: notifier.max_inflight: 0 is below the minimum 1");
+    expect_error(BASE "notifier:\n  max_sends: 5000\n",
+                 "t.yaml:9:14: notifier.max_sends: 5000 is above the maximum 4096");
     expect_error(BASE "kafka2: 1\n", "t.yaml:8:1: kafka2: unknown key (did you mean 'kafka'?)");
     expect_error(BASE "redis: {port: 70000}\n",
                  "t.yaml:8:15: redis.port: 70000 is above the maximum 65535");
