@@ -1,10 +1,16 @@
-/* server: HTTP in (libmicrohttpd, epoll, internal threads), Kafka out.
- * MHD threads read the body (bounded), route, verify and normalise (slack.c, feishu.c,
- * gitlab.c), then suspend an accepted connection and produce its message. The delivery
+/* server: HTTP in (libmicrohttpd, epoll), Kafka out.
+ * Two modes. ingress.threads = 1 (default): MHD has no thread of its own; the loop thread
+ * drives it (a uv_poll on MHD's epoll fd, a uv_timer for its connection timeouts), so a
+ * request is read, verified, produced, reported and answered on one thread with no hand-off.
+ * ingress.threads > 1: a pool of MHD threads does the HTTP side and the loop thread only
+ * serves the reports and the guard.
+ * The MHD side reads the body (bounded), routes, verifies and normalises (slack.c, feishu.c,
+ * gitlab.c), then suspends an accepted connection and produces its message. The delivery
  * report (loop thread) or the budget guard (a loop timer) stores the answer and resumes the
  * connection; MHD then calls the handler again, which sends the stored answer. No thread
  * waits per request. A connection context is freed when both MHD (request completed) and
- * Kafka (report served) let go of it: two references. */
+ * Kafka (report served) let go of it: two references. The lock and atomics below are for the
+ * pool mode; in single-thread mode they are simply uncontended. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -69,6 +75,13 @@ struct cq_ingress {
     struct MHD_Daemon *d;
     int port;
     uv_timer_t guard, drain_timer;
+    /* single-thread mode only (external): MHD driven from the loop */
+    bool external;
+    bool poll_open;       /* mhd_poll initialised (it needs MHD's epoll fd) */
+    uv_poll_t mhd_poll;   /* MHD's epoll fd: its listen socket and connections */
+    uv_timer_t mhd_timer; /* MHD's next connection timeout */
+    uv_idle_t mhd_again;  /* MHD has work pending that no fd will announce */
+    bool mhd_resumed;     /* a connection was resumed since MHD last ran */
     int open_handles;
     pthread_mutex_t mu;         /* the waiting list and each conn's state */
     struct conn *whead, *wtail; /* waiting for a report, oldest first */
@@ -84,6 +97,8 @@ struct cq_ingress {
     struct cq_counter *c_queued[R_COUNT], *c_failed[R_COUNT], *c_answered[R_COUNT];
 };
 
+static void mhd_soon(struct cq_ingress *in);
+
 static void conn_unref(struct conn *c) {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
     free(c->buf);
@@ -94,7 +109,7 @@ static void conn_unref(struct conn *c) {
     free(c);
 }
 
-/* ---- responses (MHD threads) ---- */
+/* ---- responses (MHD side: its threads, or the loop thread in single-thread mode) ---- */
 
 static enum MHD_Result send_buf(struct MHD_Connection *mc, unsigned status, const char *ctype,
                                 const char *body, size_t len, enum MHD_ResponseMemoryMode mode,
@@ -173,7 +188,8 @@ static char *slack_text(const char *text) {
 }
 
 /* Stores the answer of a claimed c and resumes the connection (MHD_resume_connection is
- * thread-safe and publishes the stored fields to the MHD thread that sends them).
+ * thread-safe and publishes the stored fields to the MHD thread that sends them; in
+ * single-thread mode nothing wakes MHD's epoll fd, so the loop is told to run MHD).
  * ok: Kafka confirmed. why: the failure reason. */
 static void answer(struct conn *c, bool ok, const char *why) {
     struct cq_ingress *in = c->in;
@@ -214,6 +230,7 @@ static void answer(struct conn *c, bool ok, const char *why) {
     atomic_fetch_sub(&in->inflight, 1);
     cq_gauge_add(in->g_inflight, -1);
     MHD_resume_connection(c->mc);
+    if (in->external) mhd_soon(in);
 }
 
 static void on_delivery(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
@@ -261,7 +278,7 @@ static void on_guard(uv_timer_t *t) {
     expire(in, false, why);
 }
 
-/* ---- MHD threads: routing and checks ---- */
+/* ---- MHD side: routing and checks ---- */
 
 static enum route route_of(const struct cq_config *cfg, const char *url) {
     if (strcmp(url, cfg->ingress.slack_commands_path) == 0) return R_SLACK_CMD;
@@ -525,6 +542,75 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **state,
     *state = NULL;
 }
 
+/* ---- single-thread mode: MHD driven by the loop ---- */
+
+static void on_mhd_timer(uv_timer_t *t);
+static void on_mhd_again(uv_idle_t *h);
+
+/* Runs MHD once (accept, read, call the handlers, resume, write, expire idle connections)
+ * and arms what wakes it next. Its epoll fd is watched all along (new connections and their
+ * data); MHD_get_timeout adds the earliest connection timeout, or 0 when MHD holds work that
+ * no fd will announce (its epoll is edge-triggered: a connection with data left stays on
+ * MHD's own ready list). A resumed connection is announced by nothing: without an MHD thread,
+ * libmicrohttpd (0.9.75) has no ITC in its epoll set and MHD_resume_connection writes to no
+ * fd (checked with strace), so answer() calls mhd_soon. */
+static void mhd_run(struct cq_ingress *in) {
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (!in->d) return;
+    in->mhd_resumed = false;
+    MHD_run(in->d);
+    /* read after MHD_run: a handler may have resumed one (a refused produce is answered
+     * at once), and MHD_get_timeout does not count resumed connections */
+    bool has_timeout = MHD_get_timeout(in->d, &ms) == MHD_YES;
+    if (in->mhd_resumed || (has_timeout && ms == 0)) {
+        /* an idle handle, not a 0 ms timer: it runs once per loop iteration and keeps the
+         * loop from blocking meanwhile, where a timer re-armed to 0 from its own callback
+         * runs again at once (libuv < 1.45) and would starve the loop */
+        uv_timer_stop(&in->mhd_timer);
+        uv_idle_start(&in->mhd_again, on_mhd_again);
+    } else {
+        uv_idle_stop(&in->mhd_again);
+        if (has_timeout) uv_timer_start(&in->mhd_timer, on_mhd_timer, (uint64_t)ms, 0);
+        else uv_timer_stop(&in->mhd_timer);
+    }
+}
+
+/* MHD must run soon: a connection was resumed with its answer. Runs MHD once per loop
+ * iteration however many reports came in it (the idle phase comes before the next poll). */
+static void mhd_soon(struct cq_ingress *in) {
+    in->mhd_resumed = true;
+    uv_idle_start(&in->mhd_again, on_mhd_again);
+}
+
+static void on_mhd_poll(uv_poll_t *p, int status, int events) {
+    (void)status; /* an error on the epoll fd itself: MHD_run finds out what it is */
+    (void)events;
+    mhd_run(p->data);
+}
+
+static void on_mhd_timer(uv_timer_t *t) { mhd_run(t->data); }
+
+static void on_mhd_again(uv_idle_t *h) { mhd_run(h->data); }
+
+/* Starts watching MHD's epoll fd (single-thread mode). */
+static enum cq_rc mhd_watch(struct cq_ingress *in, uv_loop_t *uv, struct cq_err *err) {
+    const union MHD_DaemonInfo *ep = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!ep || ep->epoll_fd < 0)
+        return cq_err_set(err, CQ_EIO, "ingress: the HTTP server has no epoll fd");
+    int rc = uv_poll_init(uv, &in->mhd_poll, ep->epoll_fd);
+    if (rc == 0) {
+        in->poll_open = true;
+        in->open_handles++;
+        in->mhd_poll.data = in;
+        rc = uv_poll_start(&in->mhd_poll, UV_READABLE, on_mhd_poll);
+    }
+    if (rc != 0)
+        return cq_err_set(err, CQ_EIO, "ingress: cannot watch the HTTP server: %s",
+                          uv_strerror(rc));
+    mhd_run(in); /* arms the timer like every later run does */
+    return CQ_OK;
+}
+
 /* ---- lifecycle (loop thread) ---- */
 
 struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct cq_loop *loop,
@@ -561,8 +647,10 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
     uv_loop_t *uv = cq_loop_uv(loop);
     uv_timer_init(uv, &in->guard);
     uv_timer_init(uv, &in->drain_timer);
-    in->guard.data = in->drain_timer.data = in;
-    in->open_handles = 2;
+    uv_timer_init(uv, &in->mhd_timer);
+    uv_idle_init(uv, &in->mhd_again);
+    in->guard.data = in->drain_timer.data = in->mhd_timer.data = in->mhd_again.data = in;
+    in->open_handles = 4;
     /* the guard looks at the oldest waiting request every 50 ms (one timer, no per-request
      * handle); answers come at most 50 ms after budget + GUARD_EXTRA_MS */
     uv_timer_start(&in->guard, on_guard, 50, 50);
@@ -574,8 +662,12 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
         cq_err_set(err, CQ_ECONFIG, "ingress: bad listen address '%s'", cfg->ingress.listen);
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
-    unsigned threads = cfg->ingress.threads > 1 ? (unsigned)cfg->ingress.threads : 0;
+    /* one thread: no MHD thread at all, the loop runs MHD (no hand-off between threads, no
+     * ITC wake-up of another thread per answer); more: MHD's own pool */
+    in->external = cfg->ingress.threads <= 1;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     (in->external ? 0u : (unsigned)MHD_USE_INTERNAL_POLLING_THREAD);
+    unsigned threads = in->external ? 0 : (unsigned)cfg->ingress.threads;
     in->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, in,
                              MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 10000u,
                              MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE,
@@ -588,6 +680,7 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_BIND_PORT);
     in->port = info ? info->port : port;
+    if (in->external && mhd_watch(in, uv, err) != CQ_OK) goto fail;
     return in;
 fail:
     cq_ingress_free(in);
@@ -643,9 +736,23 @@ void cq_ingress_free(struct cq_ingress *in) {
         /* everything suspended must be resumed before MHD may stop; the producer is gone
          * (its purge answered what it held), so this is only a safety net */
         expire(in, true, "shutting down");
+        if (in->external) {
+            /* no thread runs MHD meanwhile: give the answers stored by the producer's last
+             * reports and by expire a few rounds to go out before the connections close */
+            MHD_UNSIGNED_LONG_LONG ms = 0;
+            for (int i = 0; i < 8; i++) {
+                MHD_run(in->d);
+                if (MHD_get_timeout(in->d, &ms) != MHD_YES || ms != 0) break;
+            }
+        }
+        /* libuv must stop watching the epoll fd before MHD closes it */
+        if (in->poll_open) uv_close((uv_handle_t *)&in->mhd_poll, on_closed);
+        in->poll_open = false;
         MHD_stop_daemon(in->d);
         in->d = NULL;
     }
     uv_close((uv_handle_t *)&in->guard, on_closed);
     uv_close((uv_handle_t *)&in->drain_timer, on_closed);
+    uv_close((uv_handle_t *)&in->mhd_timer, on_closed);
+    uv_close((uv_handle_t *)&in->mhd_again, on_closed);
 }

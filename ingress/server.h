@@ -1,7 +1,8 @@
-/* server: the ingress's HTTP side. libmicrohttpd (epoll, its own threads) reads and checks
- * each request; an accepted one is suspended and handed to the loop thread, which produces it
- * to Kafka and resumes the connection with the answer once the delivery report (or the
- * budget guard) decides. No thread waits per request. */
+/* server: the ingress's HTTP side. libmicrohttpd (epoll; run by the loop thread when
+ * ingress.threads is 1, else by its own thread pool) reads and checks each request and
+ * produces an accepted one to Kafka; its connection stays suspended until the loop thread
+ * resumes it with the answer once the delivery report (or the budget guard) decides. No
+ * thread waits per request. */
 #ifndef CQ_INGRESS_SERVER_H
 #define CQ_INGRESS_SERVER_H
 
@@ -27,9 +28,9 @@ long cq_ingress_inflight(const struct cq_ingress *in);
  * connections with 503, and calls done(arg) on the loop thread once nothing waits on Kafka or
  * max_wait_ms passed. Call once. */
 void cq_ingress_drain(struct cq_ingress *in, int max_wait_ms, void (*done)(void *arg), void *arg);
-/* Answers whatever still waits (503 / "NOT run"), stops the HTTP threads and closes the loop
- * handles; the memory goes when the loop runs again. Call on the loop thread, after the
- * producer's final reports were served (cq_producer_free). NULL is a no-op. */
+/* Answers whatever still waits (503 / "NOT run"), stops the HTTP server (and its threads)
+ * and closes the loop handles; the memory goes when the loop runs again. Call on the loop
+ * thread, after the producer's final reports were served (cq_producer_free). NULL is a no-op. */
 void cq_ingress_free(struct cq_ingress *in);
 
 #endif

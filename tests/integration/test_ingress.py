@@ -5,6 +5,9 @@ re-sends, GitLab pipeline hooks, every bad-input case (status + reason, nothing 
 50 concurrent commands (every 200 is exactly one message on the topic), a dead broker (the
 documented error within budget + 1.5 s, never a 200 "queued"), SIGTERM with requests in
 flight (exit 0), and the rejection counters on /metrics. Standard library only.
+Runs the ingress in its default single-thread mode (MHD driven by the loop), or with a pool
+of MHD threads when CQT_INGRESS_THREADS > 1 (ctest runs both: integration.py.ingress and
+integration.py.ingress_pool).
 """
 import base64
 import hashlib
@@ -72,6 +75,9 @@ def free_port():
     return p
 
 
+THREADS = int(os.environ.get("CQT_INGRESS_THREADS", "1"))
+
+
 def write_config(name, brokers, budget_ms=2000):
     path = os.path.join(TMP, name + ".yaml")
     with open(path, "w") as f:
@@ -81,7 +87,7 @@ kafka:
   brokers: "%s"
   produce_timeout_ms: %d
   topics: {requests: "%s", pipeline_events: "%s"}
-ingress: {listen: 127.0.0.1, threads: 2}
+ingress: {listen: 127.0.0.1, threads: %d}
 limits: {max_body: 4k, max_text: 200}
 slack: {enabled: true, signing_secret: "${CQT_SLACK_SECRET}"}
 feishu:
@@ -90,7 +96,7 @@ feishu:
   encrypt_key: "${CQT_FEISHU_KEY}"
   bot_open_id: ou_bot
 gitlab: {webhook_token: "${CQT_GITLAB_TOKEN}"}
-""" % (brokers, budget_ms, TOPIC_REQ, TOPIC_PIPE))
+""" % (brokers, budget_ms, TOPIC_REQ, TOPIC_PIPE, THREADS))
     return path
 
 
