@@ -5,9 +5,13 @@ in the same consumer group. Two phases per worker count:
 
   saturate  N requests put on chatops.requests in one burst: commands/s is
             results / (last result - first request), by Kafka message timestamps.
-  steady    requests at a fixed rate (--rate, below one worker's capacity): p50/p99/max
-            from the request's timestamp on chatops.requests to its final result's
-            timestamp on chatops.results.
+  steady    --warmup-s of load first (not measured), then requests at a fixed rate
+            (--rate, below one worker's capacity): p50/p99/max from the request's
+            timestamp on chatops.requests to its final result's timestamp on
+            chatops.results.
+
+Every line also reports the host's busy cores and CPU per command (all processes), which
+shows when the host, not the worker, is the limit.
 
   bench_worker.py --build BUILD_DIR --brokers HOST:PORT --redis-port N [--n 20000]
                   [--rate 1500] [--partitions 12] [--delay-ms 50]
