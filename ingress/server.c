@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,7 @@ struct cq_ingress {
     uv_timer_t mhd_timer; /* MHD's next connection timeout */
     uv_idle_t mhd_again;  /* MHD has work pending that no fd will announce */
     bool mhd_resumed;     /* a connection was resumed since MHD last ran */
+    int quiesced_fd;      /* pool mode: the listen socket, closed after MHD_stop_daemon */
     int open_handles;
     pthread_mutex_t mu;         /* the waiting list and each conn's state */
     struct conn *whead, *wtail; /* waiting for a report, oldest first */
@@ -628,6 +630,7 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
     atomic_init(&in->inflight, 0);
     atomic_init(&in->unfinished, 0);
     atomic_init(&in->closing, false);
+    in->quiesced_fd = -1;
     pthread_mutex_init(&in->mu, NULL);
     in->g_inflight = cq_gauge_get("chatops_ingress_inflight",
                                   "Requests waiting for their Kafka delivery report", NULL);
@@ -713,7 +716,17 @@ static void on_drain_tick(uv_timer_t *t) {
 void cq_ingress_drain(struct cq_ingress *in, int max_wait_ms, void (*done)(void *arg), void *arg) {
     atomic_store(&in->closing, true);
     MHD_socket fd = MHD_quiesce_daemon(in->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (fd != MHD_INVALID_SOCKET) {
+        if (in->external) {
+            close(fd);
+        } else {
+            /* MHD's threads may still hold the number: it must not be closed (and reused by
+             * another open) before MHD_stop_daemon. shutdown() refuses new connections now
+             * and resets those waiting in the backlog, so clients go elsewhere at once. */
+            shutdown(fd, SHUT_RDWR);
+            in->quiesced_fd = fd;
+        }
+    }
     in->drain_deadline = cq_now_ms() + (uint64_t)(max_wait_ms > 0 ? max_wait_ms : 0);
     in->drain_done = done;
     in->drain_arg = arg;
@@ -750,6 +763,8 @@ void cq_ingress_free(struct cq_ingress *in) {
         in->poll_open = false;
         MHD_stop_daemon(in->d);
         in->d = NULL;
+        if (in->quiesced_fd >= 0) close(in->quiesced_fd);
+        in->quiesced_fd = -1;
     }
     uv_close((uv_handle_t *)&in->guard, on_closed);
     uv_close((uv_handle_t *)&in->drain_timer, on_closed);
