@@ -281,8 +281,12 @@ struct cq_httpc *cq_httpc_new(struct cq_loop *loop, int max_connections, struct 
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                      (long)(max_connections > 0 ? max_connections : DEFAULT_MAX_CONNECTIONS));
+    long maxc = max_connections > 0 ? max_connections : DEFAULT_MAX_CONNECTIONS;
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxc);
+    /* Keep as many idle connections as may be open: curl's default cache (4 x the handles
+     * added at the moment) shrinks whenever the load dips, closing connections that the next
+     * burst must open again (a TCP, and against a real API a TLS, handshake each). */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxc);
     return h;
 }
 

@@ -2,7 +2,7 @@
  * 200 {"name":"<last path segment>","state":"on"}; the wait holds no thread (libmicrohttpd
  * suspend/resume, one resumer thread), so thousands of calls can be waiting at once.
  *   cqt-fake_api PORT_FILE DELAY_MS     (listens on any free port; writes it to PORT_FILE)
- * SIGTERM/SIGINT: prints "served N" to stdout and exits 0. */
+ * SIGTERM/SIGINT: prints "served N over M connections" to stdout and exits 0. */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +25,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct pending *head, *tail; /* FIFO: one delay for all, so due times are ordered */
 static atomic_bool stop;
 static atomic_long served;
+static atomic_long connections; /* TCP connections accepted: shows whether clients reuse them */
 static int delay_ms;
 
 static uint64_t now_ms(void)
@@ -113,6 +114,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **state,
     *state = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)c;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&connections, 1);
+}
+
 int main(int argc, char **argv)
 {
     sigset_t set;
@@ -131,7 +142,8 @@ int main(int argc, char **argv)
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME,
         0, NULL, NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
         MHD_OPTION_CONNECTION_LIMIT, 20000u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "cqt-fake_api: cannot listen\n");
         return 1;
@@ -163,6 +175,6 @@ int main(int argc, char **argv)
     atomic_store(&stop, true);
     pthread_join(th, NULL);
     MHD_stop_daemon(d);
-    printf("served %ld\n", atomic_load(&served));
+    printf("served %ld over %ld connections\n", atomic_load(&served), atomic_load(&connections));
     return 0;
 }
