@@ -25,6 +25,10 @@ enum cq_rc cq_err_set(struct cq_err *err, enum cq_rc rc, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
         va_end(ap);
+        /* One line, whatever the arguments carried (a YAML key with "\n", a header value):
+         * messages end up in logs and replies, where a raw newline would forge a second line. */
+        for (char *p = err->msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     } else {
         snprintf(err->msg, sizeof(err->msg), "%s", cq_rc_str(rc));
     }

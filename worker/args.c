@@ -272,10 +272,12 @@ static enum cq_rc check_rule(const struct cq_arg_spec *s, const char *v, int max
         long long n = strtoll(v, &end, 10);
         if (*v == '\0' || is_space(*v) || *end != '\0')
             return cq_err_set(err, CQ_EINVAL, "%s: %s is not an integer", s->name, sv);
-        if (errno == ERANGE || n > s->max)
+        /* out of long long's range, strtoll saturates: LLONG_MIN means too small */
+        bool too_big = errno == ERANGE && n > 0, too_small = errno == ERANGE && n < 0;
+        if (too_big || n > s->max)
             return cq_err_set(err, CQ_EINVAL, "%s: %s is above the maximum %lld", s->name, sv,
                               s->max);
-        if (n < s->min)
+        if (too_small || n < s->min)
             return cq_err_set(err, CQ_EINVAL, "%s: %s is below the minimum %lld", s->name, sv,
                               s->min);
     }

@@ -111,6 +111,8 @@ TEST(every_rule_rejects_with_reason)
     CHECK_STR(run("lb", "weight blue 3x"), "err:percent: 3x is not an integer");
     CHECK_STR(run("lb", "weight blue 99999999999999999999"),
               "err:percent: 99999999999999999999 is above the maximum 100");
+    CHECK_STR(run("lb", "weight blue -99999999999999999999"),
+              "err:percent: -99999999999999999999 is below the minimum 0");
     CHECK_STR(run("lb", "weight red 30"), "err:pool: red is not one of blue, green");
     CHECK_STR(run("lb", "weight blue"), "err:percent: missing (required)");
     CHECK_STR(run("flag", "get New-UI"),
