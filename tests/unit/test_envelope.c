@@ -7,34 +7,10 @@
 #include <cjson/cJSON.h>
 
 #include "cqtest.h"
+#include "cqtest_samples.h"
 #include "envelope.h"
 
 static const char *s_or_null(const char *s) { return s ? s : "(null)"; }
-
-static int same_str(const char *a, const char *b) {
-    if (!a || !b) return a == b;
-    return strcmp(a, b) == 0;
-}
-
-static void fill_full_request(struct cq_request *r) {
-    memset(r, 0, sizeof(*r));
-    r->id = "0b7c8e52-3c1a-4a7e-9d3b-6d1f0c2a9e41";
-    r->received_at = "2024-05-01T12:00:00.123Z";
-    r->platform = "slack";
-    r->tenant = "T0001";
-    r->channel_id = "C2147483705";
-    r->channel_name = "ops";
-    r->user_id = "U2147483697";
-    r->user_name = "alice";
-    r->command = "deploy";
-    r->text = "web production";
-    r->reply.response_url = "https://hooks.slack.com/commands/T1/397/96rG";
-    r->reply.message_id = "om_123";
-    r->reply.chat_id = "oc_456";
-    r->reply.thread_ts = "1531420618.000100";
-    r->dedupe_key = "slack:398738663015.47445629121.803a0bc8";
-    r->retry_num = 2;
-}
 
 static void fill_min_request(struct cq_request *r) {
     memset(r, 0, sizeof(*r));
@@ -47,46 +23,6 @@ static void fill_min_request(struct cq_request *r) {
     r->dedupe_key = "feishu:ev1";
 }
 
-static void check_request_equal(const struct cq_request *a, const struct cq_request *b) {
-    CHECK(same_str(a->id, b->id));
-    CHECK(same_str(a->received_at, b->received_at));
-    CHECK(same_str(a->platform, b->platform));
-    CHECK(same_str(a->tenant, b->tenant));
-    CHECK(same_str(a->channel_id, b->channel_id));
-    CHECK(same_str(a->channel_name, b->channel_name));
-    CHECK(same_str(a->user_id, b->user_id));
-    CHECK(same_str(a->user_name, b->user_name));
-    CHECK(same_str(a->command, b->command));
-    CHECK(same_str(a->text, b->text));
-    CHECK(same_str(a->reply.response_url, b->reply.response_url));
-    CHECK(same_str(a->reply.message_id, b->reply.message_id));
-    CHECK(same_str(a->reply.chat_id, b->reply.chat_id));
-    CHECK(same_str(a->reply.thread_ts, b->reply.thread_ts));
-    CHECK(same_str(a->dedupe_key, b->dedupe_key));
-    CHECK(a->retry_num == b->retry_num);
-}
-
-static void fill_full_result(struct cq_result *r) {
-    memset(r, 0, sizeof(*r));
-    r->request_id = "0b7c8e52-3c1a-4a7e-9d3b-6d1f0c2a9e41";
-    r->step = "final";
-    r->status = "failed";
-    r->platform = "slack";
-    r->reply.response_url = "https://hooks.slack.com/commands/T1/397/96rG";
-    r->reply.chat_id = "C2147483705";
-    r->reply.thread_ts = "1531420618.000100";
-    r->reply.message_id = "om_1";
-    r->text = "pipeline #42 failed\njob `test`: exit 1";
-    r->command = "deploy web production";
-    r->user_name = "alice";
-    r->response_type = "in_channel";
-    r->seq = 3;
-    r->pipeline.id = 9007199254740991LL;
-    r->pipeline.web_url = "https://gitlab.example.com/g/p/-/pipelines/42";
-    r->pipeline.status = "failed";
-    r->produced_at = "2024-05-01T12:00:05.456Z";
-}
-
 static void fill_min_result(struct cq_result *r) {
     memset(r, 0, sizeof(*r));
     r->request_id = "id-1";
@@ -96,30 +32,10 @@ static void fill_min_result(struct cq_result *r) {
     r->text = "";
 }
 
-static void check_result_equal(const struct cq_result *a, const struct cq_result *b) {
-    CHECK(same_str(a->request_id, b->request_id));
-    CHECK(same_str(a->step, b->step));
-    CHECK(same_str(a->status, b->status));
-    CHECK(same_str(a->platform, b->platform));
-    CHECK(same_str(a->reply.response_url, b->reply.response_url));
-    CHECK(same_str(a->reply.message_id, b->reply.message_id));
-    CHECK(same_str(a->reply.chat_id, b->reply.chat_id));
-    CHECK(same_str(a->reply.thread_ts, b->reply.thread_ts));
-    CHECK(same_str(a->text, b->text));
-    CHECK(same_str(a->command, b->command));
-    CHECK(same_str(a->user_name, b->user_name));
-    CHECK(same_str(a->response_type, b->response_type));
-    CHECK(a->seq == b->seq);
-    CHECK(a->pipeline.id == b->pipeline.id);
-    CHECK(same_str(a->pipeline.web_url, b->pipeline.web_url));
-    CHECK(same_str(a->pipeline.status, b->pipeline.status));
-    CHECK(same_str(a->produced_at, b->produced_at));
-}
-
 TEST(request_round_trip_full) {
     struct cq_request in, out;
     struct cq_err err = {0};
-    fill_full_request(&in);
+    cqt_fill_request(&in);
     char *json = cq_request_encode(&in, &err);
     CHECK(json != NULL);
     if (!json) return;
@@ -131,7 +47,7 @@ TEST(request_round_trip_full) {
     CHECK_CONTAINS(json, "\"dedupe_key\":\"slack:");
     CHECK_CONTAINS(json, "\"retry_num\":2");
     CHECK(cq_request_decode(json, strlen(json), 0, &out, &err) == CQ_OK);
-    check_request_equal(&in, &out);
+    CHECK(cqt_request_equal(&in, &out));
     cq_request_clear(&out);
     CHECK(out.id == NULL && out.text == NULL);
     free(json);
@@ -151,7 +67,7 @@ TEST(request_round_trip_minimal) {
     CHECK(strstr(json, "null") == NULL);
     CHECK(strstr(json, "\"name\"") == NULL);
     CHECK(cq_request_decode(json, strlen(json), 4096, &out, &err) == CQ_OK);
-    check_request_equal(&in, &out);
+    CHECK(cqt_request_equal(&in, &out));
     cq_request_clear(&out);
     free(json);
 
@@ -165,7 +81,7 @@ TEST(request_round_trip_minimal) {
 TEST(result_round_trip) {
     struct cq_result in, out;
     struct cq_err err = {0};
-    fill_full_result(&in);
+    cqt_fill_result(&in);
     char *json = cq_result_encode(&in, &err);
     CHECK(json != NULL);
     if (!json) return;
@@ -173,7 +89,7 @@ TEST(result_round_trip) {
     CHECK_CONTAINS(json, "\"pipeline\":{");
     CHECK_CONTAINS(json, "\"id\":9007199254740991");
     CHECK(cq_result_decode(json, strlen(json), 0, &out, &err) == CQ_OK);
-    check_result_equal(&in, &out);
+    CHECK(cqt_result_equal(&in, &out));
     cq_result_clear(&out);
     free(json);
 
@@ -186,7 +102,7 @@ TEST(result_round_trip) {
     CHECK(strstr(json, "response_type") == NULL);
     CHECK(strstr(json, "produced_at") == NULL);
     CHECK(cq_result_decode(json, strlen(json), 0, &out, &err) == CQ_OK);
-    check_result_equal(&in, &out);
+    CHECK(cqt_result_equal(&in, &out));
     cq_result_clear(&out);
     free(json);
 
@@ -205,7 +121,7 @@ static enum cq_rc decode_mutated_request(void (*mutate)(cJSON *, const void *), 
                                          struct cq_err *err) {
     struct cq_request in, out;
     struct cq_err e0 = {0};
-    fill_full_request(&in);
+    cqt_fill_request(&in);
     char *json = cq_request_encode(&in, &e0);
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     free(json);
@@ -228,7 +144,7 @@ static enum cq_rc decode_mutated_result(void (*mutate)(cJSON *, const void *), c
                                         struct cq_err *err) {
     struct cq_result in, out;
     struct cq_err e0 = {0};
-    fill_full_result(&in);
+    cqt_fill_result(&in);
     char *json = cq_result_encode(&in, &e0);
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     free(json);
@@ -427,7 +343,7 @@ TEST(over_long_fields) {
 
     /* Encode refuses the same, so producers learn before the consumer rejects it. */
     struct cq_request r;
-    fill_full_request(&r);
+    cqt_fill_request(&r);
     r.reply.response_url = big;
     CHECK(cq_request_encode(&r, &err) == NULL);
     CHECK(err.code == CQ_EINVAL);
@@ -528,7 +444,7 @@ TEST(strings_survive) {
     json = cq_request_encode(&out, &err);
     struct cq_request again;
     CHECK(json && cq_request_decode(json, strlen(json), 0, &again, &err) == CQ_OK);
-    check_request_equal(&out, &again);
+    CHECK(cqt_request_equal(&out, &again));
     cq_request_clear(&again);
     cq_request_clear(&out);
     free(json);

@@ -23,6 +23,7 @@
 #include "args.h"
 #include "config.h"
 #include "cqtest.h"
+#include "cqtest_samples.h"
 #include "crypto.h"
 #include "envelope.h"
 #include "ingress.h"
@@ -283,33 +284,6 @@ static bool result_empty(const struct cq_result *r) {
            r->pipeline.id == 0 && !r->pipeline.web_url && !r->pipeline.status && !r->produced_at;
 }
 
-static bool request_equal(const struct cq_request *a, const struct cq_request *b) {
-    return same_str(a->id, b->id) && same_str(a->received_at, b->received_at) &&
-           same_str(a->platform, b->platform) && same_str(a->tenant, b->tenant) &&
-           same_str(a->channel_id, b->channel_id) && same_str(a->channel_name, b->channel_name) &&
-           same_str(a->user_id, b->user_id) && same_str(a->user_name, b->user_name) &&
-           same_str(a->command, b->command) && same_str(a->text, b->text) &&
-           same_str(a->reply.response_url, b->reply.response_url) &&
-           same_str(a->reply.message_id, b->reply.message_id) &&
-           same_str(a->reply.chat_id, b->reply.chat_id) &&
-           same_str(a->reply.thread_ts, b->reply.thread_ts) &&
-           same_str(a->dedupe_key, b->dedupe_key) && a->retry_num == b->retry_num;
-}
-
-static bool result_equal(const struct cq_result *a, const struct cq_result *b) {
-    return same_str(a->request_id, b->request_id) && same_str(a->step, b->step) &&
-           same_str(a->status, b->status) && same_str(a->platform, b->platform) &&
-           same_str(a->reply.response_url, b->reply.response_url) &&
-           same_str(a->reply.message_id, b->reply.message_id) &&
-           same_str(a->reply.chat_id, b->reply.chat_id) &&
-           same_str(a->reply.thread_ts, b->reply.thread_ts) && same_str(a->text, b->text) &&
-           same_str(a->command, b->command) && same_str(a->user_name, b->user_name) &&
-           same_str(a->response_type, b->response_type) && a->seq == b->seq &&
-           a->pipeline.id == b->pipeline.id && same_str(a->pipeline.web_url, b->pipeline.web_url) &&
-           same_str(a->pipeline.status, b->pipeline.status) &&
-           same_str(a->produced_at, b->produced_at);
-}
-
 /* The contract of every verdict, whatever the input: a known kind, a REJECT with a 4xx/5xx
  * status and a one-line reason, a REPLY with a body, a REQUEST whose body is the envelope of
  * req (valid JSON with a non-empty id that decodes back to the same fields), a PIPELINE with
@@ -342,7 +316,7 @@ static void check_verdict(const struct cq_in_verdict *v, const char *platform) {
         struct cq_request back = {0};
         struct cq_err err = {0};
         FCHECK(cq_request_decode(v->body, strlen(v->body), 0, &back, &err) == CQ_OK);
-        FCHECK(request_equal(&back, &v->req));
+        FCHECK(cqt_request_equal(&back, &v->req));
         FCHECK(same_str(back.platform, platform));
         FCHECK(back.command && back.command[0] && back.user_id && back.user_id[0]);
         FCHECK(back.retry_num >= 0 && back.retry_num <= CQ_ENV_MAX_RETRY_NUM);
@@ -547,19 +521,7 @@ static void fuzz_slack_event(size_t iters) {
 /* ------------------------------------------------------------------------------------------
  * Target 1c: Feishu events, plain (token only) and encrypted (AES body + signature) */
 
-static const char feishu_msg[] =
-    "{\"schema\":\"2.0\",\"header\":{\"event_id\":\"5e3702a84e847582be8db7fb73283c02\","
-    "\"event_type\":\"im.message.receive_v1\",\"create_time\":\"1608725989000\",\"token\":"
-    "\"" FS_TOKEN "\",\"app_id\":\"cli_a1\",\"tenant_key\":\"2ca1d211f64f6438\"},\"event\":{"
-    "\"sender\":{\"sender_id\":{\"union_id\":\"on_8ed6\",\"user_id\":\"e33ggbyz\",\"open_id\":"
-    "\"ou_84aad35d\"},\"sender_type\":\"user\",\"tenant_key\":\"2ca1d211f64f6438\"},"
-    "\"message\":{\"message_id\":\"om_5ce6d572455d361153b7cb51da133945\",\"root_id\":\"\","
-    "\"parent_id\":\"\",\"create_time\":\"1609073151345\",\"chat_id\":"
-    "\"oc_5ce6d572455d361153b7xx51da133945\",\"chat_type\":\"group\",\"message_type\":\"text\","
-    "\"content\":\"{\\\"text\\\":\\\"@_user_1 deploy web production @_user_2\\\"}\","
-    "\"mentions\":[{\"key\":\"@_user_1\",\"id\":{\"union_id\":\"on_b\",\"user_id\":\"\","
-    "\"open_id\":\"ou_bot\"},\"name\":\"ChatOps\",\"tenant_key\":\"2ca1\"},{\"key\":"
-    "\"@_user_2\",\"id\":{\"open_id\":\"ou_other\"},\"name\":\"Tom\"}]}}}";
+static const char feishu_msg[] = CQT_FEISHU_MESSAGE(FS_TOKEN);
 
 static const char *const feishu_seeds[] = {
     feishu_msg,
@@ -686,43 +648,12 @@ static void fuzz_gitlab(size_t iters) {
 /* ------------------------------------------------------------------------------------------
  * Target 2: envelope decoders */
 
+/* The shared full request, with text that needs escaping in JSON (quotes, a newline, a
+ * backslash) and a multi-byte UTF-8 name, so the seeds start where decoders are busiest. */
 static void fill_request(struct cq_request *r) {
-    memset(r, 0, sizeof(*r));
-    r->id = "0b7c8e52-3c1a-4a7e-9d3b-6d1f0c2a9e41";
-    r->received_at = "2024-05-01T12:00:00.123Z";
-    r->platform = "slack";
-    r->tenant = "T0001";
-    r->channel_id = "C2147483705";
-    r->channel_name = "ops";
-    r->user_id = "U2147483697";
+    cqt_fill_request(r);
     r->user_name = "alice \xE2\x9C\x93";
-    r->command = "deploy";
     r->text = "web \"production\"\n\\x";
-    r->reply.response_url = "https://hooks.slack.com/commands/T1/397/96rG";
-    r->reply.message_id = "om_123";
-    r->reply.chat_id = "oc_456";
-    r->reply.thread_ts = "1531420618.000100";
-    r->dedupe_key = "slack:398738663015.47445629121.803a0bc8";
-    r->retry_num = 2;
-}
-
-static void fill_result(struct cq_result *r) {
-    memset(r, 0, sizeof(*r));
-    r->request_id = "0b7c8e52-3c1a-4a7e-9d3b-6d1f0c2a9e41";
-    r->step = "final";
-    r->status = "failed";
-    r->platform = "feishu";
-    r->reply.message_id = "om_1";
-    r->reply.chat_id = "oc_1";
-    r->text = "pipeline #42 failed\njob `test`: exit 1";
-    r->command = "deploy web production";
-    r->user_name = "alice";
-    r->response_type = "in_channel";
-    r->seq = 3;
-    r->pipeline.id = 9007199254740991LL;
-    r->pipeline.web_url = "https://gitlab.example.com/g/p/-/pipelines/42";
-    r->pipeline.status = "failed";
-    r->produced_at = "2024-05-01T12:00:05.456Z";
 }
 
 /* Decodes in as both kinds. Success must re-encode and decode to the same fields (nothing a
@@ -739,7 +670,7 @@ static void decode_both(const char *in, size_t len) {
         FCHECK(again != NULL);
         if (again) {
             FCHECK(cq_request_decode(again, strlen(again), 0, &rq2, &err) == CQ_OK);
-            FCHECK(request_equal(&rq, &rq2));
+            FCHECK(cqt_request_equal(&rq, &rq2));
             cq_request_clear(&rq2);
             free(again);
         }
@@ -760,7 +691,7 @@ static void decode_both(const char *in, size_t len) {
         FCHECK(again != NULL);
         if (again) {
             FCHECK(cq_result_decode(again, strlen(again), 0, &rs2, &err) == CQ_OK);
-            FCHECK(result_equal(&rs, &rs2));
+            FCHECK(cqt_result_equal(&rs, &rs2));
             cq_result_clear(&rs2);
             free(again);
         }
@@ -822,7 +753,7 @@ static void envelope_generated(void) {
         if (!r.text) { /* encode writes a NULL text as "" */
             r.text = strdup("");
         }
-        FCHECK(request_equal(&r, &back));
+        FCHECK(cqt_request_equal(&r, &back));
         cq_request_clear(&back);
         free(json);
     } else {
@@ -853,7 +784,7 @@ static void envelope_generated(void) {
         g_in_len = strlen(json);
         FCHECK(cq_result_decode(json, strlen(json), 0, &sback, &err) == CQ_OK);
         if (!s.text) s.text = strdup("");
-        FCHECK(result_equal(&s, &sback));
+        FCHECK(cqt_result_equal(&s, &sback));
         cq_result_clear(&sback);
         free(json);
     } else {
@@ -869,7 +800,7 @@ static void fuzz_envelope(size_t iters) {
     struct cq_err err = {0};
     char *seeds[4];
     fill_request(&rq);
-    fill_result(&rs);
+    cqt_fill_result(&rs);
     seeds[0] = cq_request_encode(&rq, &err);
     seeds[1] = cq_result_encode(&rs, &err);
     rq.tenant = rq.channel_id = rq.channel_name = rq.user_name = NULL;
@@ -885,11 +816,11 @@ static void fuzz_envelope(size_t iters) {
     /* The seeds themselves round-trip the fields set above. */
     struct cq_request back = {0};
     CHECK(cq_request_decode(seeds[2], strlen(seeds[2]), 0, &back, &err) == CQ_OK);
-    CHECK(request_equal(&rq, &back));
+    CHECK(cqt_request_equal(&rq, &back));
     cq_request_clear(&back);
     struct cq_result rback = {0};
     CHECK(cq_result_decode(seeds[3], strlen(seeds[3]), 0, &rback, &err) == CQ_OK);
-    CHECK(result_equal(&rs, &rback));
+    CHECK(cqt_result_equal(&rs, &rback));
     cq_result_clear(&rback);
 
     struct buf b = {0};

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "cqtest.h"
+#include "cqtest_samples.h"
 #include "crypto.h"
 #include "ingress.h"
 
@@ -240,19 +241,7 @@ TEST(slack_events) {
     cq_in_verdict_clear(&v);
 }
 
-static const char feishu_msg[] =
-    "{\"schema\":\"2.0\",\"header\":{\"event_id\":\"5e3702a84e847582be8db7fb73283c02\","
-    "\"event_type\":\"im.message.receive_v1\",\"create_time\":\"1608725989000\",\"token\":"
-    "\"vtok\",\"app_id\":\"cli_a1\",\"tenant_key\":\"2ca1d211f64f6438\"},\"event\":{\"sender\":"
-    "{\"sender_id\":{\"union_id\":\"on_8ed6\",\"user_id\":\"e33ggbyz\",\"open_id\":"
-    "\"ou_84aad35d\"},\"sender_type\":\"user\",\"tenant_key\":\"2ca1d211f64f6438\"},"
-    "\"message\":{\"message_id\":\"om_5ce6d572455d361153b7cb51da133945\",\"root_id\":\"\","
-    "\"parent_id\":\"\",\"create_time\":\"1609073151345\",\"chat_id\":"
-    "\"oc_5ce6d572455d361153b7xx51da133945\",\"chat_type\":\"group\",\"message_type\":\"text\","
-    "\"content\":\"{\\\"text\\\":\\\"@_user_1 deploy web production @_user_2\\\"}\","
-    "\"mentions\":[{\"key\":\"@_user_1\",\"id\":{\"union_id\":\"on_b\",\"user_id\":\"\","
-    "\"open_id\":\"ou_bot\"},\"name\":\"ChatOps\",\"tenant_key\":\"2ca1\"},{\"key\":"
-    "\"@_user_2\",\"id\":{\"open_id\":\"ou_other\"},\"name\":\"Tom\"}]}}}";
+static const char feishu_msg[] = CQT_FEISHU_MESSAGE("vtok");
 
 TEST(feishu_message) {
     struct cq_in_verdict v;
