@@ -103,7 +103,8 @@ struct timers {
 };
 static void once(uv_timer_t *t) {
     struct timers *x = t->data;
-    x->fired_at[0] = cq_now_ms() - x->start;
+    uv_update_time(t->loop);
+    x->fired_at[0] = uv_now(t->loop) - x->start;
 }
 static void repeat(uv_timer_t *t) {
     struct timers *x = t->data;
@@ -121,7 +122,11 @@ TEST(timers_fire_and_free_closes_leftovers) {
     uv_timer_init(cq_loop_uv(l), &t2);
     uv_timer_init(cq_loop_uv(l), &leftover);
     t1.data = t2.data = &x;
-    x.start = cq_now_ms();
+    /* Timers count from the loop's clock, which was last read when the loop was created:
+     * measuring from a fresh clock read here made a timer look early whenever the host was
+     * slow between the two (seen once under ASan on a loaded host). */
+    uv_update_time(cq_loop_uv(l));
+    x.start = uv_now(cq_loop_uv(l));
     uv_timer_start(&t1, once, 50, 0);
     uv_timer_start(&t2, repeat, 5, 5);
     uv_unref((uv_handle_t *)&leftover); /* never started, never closed by its owner */
