@@ -619,12 +619,15 @@ def test_two_workers_and_kill():
                    {"prefix": "/api/v4/features/kread", "delay_ms": 3000}])
     wk = Worker(write_config("wk", topics, "cqt-k1-" + RUN), "wk")
     rid0 = send("UALICE", "CPROD", "flag", "set after_done on", topic=topics["requests"])
-    rid = send("UBOB", "COPS", "flag", "set killed on", topic=topics["requests"])
+    f0 = final_of(rid0, 30)
+    # `flag set` gives up after 1000 ms: send it last and kill as soon as both calls
+    # reached the API, so the kill lands mid-call however slow the host (waiting for f0
+    # between the call and the kill once let the call time out first under ASan).
     rid2 = send("UALICE", "CDEV", "flag", "get kread", topic=topics["requests"])
+    rid = send("UBOB", "COPS", "flag", "set killed on", topic=topics["requests"])
     end = time.time() + 30
     while time.time() < end and not (exact("/api/v4/features/killed") and exact("/api/v4/features/kread")):
-        time.sleep(0.02)
-    f0 = final_of(rid0, 5)
+        time.sleep(0.01)
     wk.stop(signal.SIGKILL)
     check(f0.get("status") == "ok", "after_done answered before the kill: %r" % f0)
     check(len(exact("/api/v4/features/killed")) == 1, "the call reached the API before the kill")
