@@ -243,6 +243,12 @@ static const struct field ingress_fields[] = {
     F("port", F_INT, CFG, ingress.port, .def_i = 8080, .min = 0, .max = 65535,
       .env = "CQ_INGRESS_PORT"),
     F("threads", F_INT, CFG, ingress.threads, .def_i = 1, .min = 1, .max = 64),
+    F("max_connections", F_INT, CFG, ingress.max_connections, .def_i = 10000, .min = 1,
+      .max = 1000000),
+    F("idle_timeout_s", F_INT, CFG, ingress.idle_timeout_s, .def_i = 30, .min = 1,
+      .max = 3600),
+    F("connection_memory", F_SIZE, CFG, ingress.connection_memory, .def_i = 8192,
+      .min = 4096, .max = 1 << 20),
     F("paths", F_MAP, CFG, ingress, .sub = &paths_schema),
 };
 static const struct field worker_fields[] = {

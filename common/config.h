@@ -159,6 +159,9 @@ struct cq_config {
         char *feishu_events_path; /* default /feishu/events */
         char *gitlab_webhook_path;/* default /gitlab/webhook */
         int threads;              /* MHD threads, default 1 */
+        int max_connections;      /* open HTTP connections at once, default 10000 */
+        int idle_timeout_s;       /* an idle keep-alive connection is closed, default 30 */
+        size_t connection_memory; /* per-connection buffer (headers), bytes, default 8192 */
     } ingress;
 
     struct {

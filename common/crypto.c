@@ -5,6 +5,7 @@
 #include "crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,45 +176,105 @@ enum cq_rc cq_random_bytes(void *buf, size_t len) {
     return RAND_bytes(buf, (int)len) == 1 ? CQ_OK : CQ_ECRYPTO;
 }
 
+/* Request ids come from a small per-thread pool of RAND_bytes output: one RAND_bytes call per
+ * 32 ids instead of one each (the DRBG call and its locking were a visible share of the
+ * ingress's time per request). A forked child starts with an empty pool so parent and child
+ * never hand out the same ids. */
+#define UUID_POOL 512
+static _Thread_local uint8_t uuid_pool[UUID_POOL];
+static _Thread_local size_t uuid_left;
+static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
+
+static void uuid_after_fork(void) { uuid_left = 0; }
+static void uuid_init(void) { pthread_atfork(NULL, NULL, uuid_after_fork); }
+
 enum cq_rc cq_uuid4(char out[CQ_UUID_LEN + 1]) {
+    static const char digits[] = "0123456789abcdef";
     uint8_t b[16];
-    enum cq_rc rc = cq_random_bytes(b, sizeof(b));
-    if (rc != CQ_OK) {
-        out[0] = '\0';
-        return rc;
+    pthread_once(&uuid_once, uuid_init);
+    if (uuid_left < sizeof(b)) {
+        if (cq_random_bytes(uuid_pool, sizeof(uuid_pool)) != CQ_OK) {
+            out[0] = '\0';
+            return CQ_ECRYPTO;
+        }
+        uuid_left = sizeof(uuid_pool);
     }
+    uuid_left -= sizeof(b);
+    memcpy(b, uuid_pool + uuid_left, sizeof(b));
+    memset(uuid_pool + uuid_left, 0, sizeof(b)); /* each byte is handed out once */
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx (RFC 4122) */
-    snprintf(out, CQ_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    char *o = out;
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+        *o++ = digits[b[i] >> 4];
+        *o++ = digits[b[i] & 0x0f];
+    }
+    *o = '\0';
     return CQ_OK;
+}
+
+/* The HMAC keyed with the signing secret, kept between calls: fetching the algorithm and
+ * setting the key (two SHA-256 blocks) cost as much as hashing the body. Each call works on
+ * a copy (EVP_MAC_CTX_dup), made under the lock; another secret replaces the template. */
+static struct {
+    pthread_mutex_t mu;
+    EVP_MAC_CTX *tmpl;
+    char *secret; /* the secret tmpl is keyed with (the caller's config holds it too) */
+} slack_mac = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL};
+
+static EVP_MAC_CTX *slack_mac_new(const char *secret) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    char digest_name[] = "SHA256";
+    OSSL_PARAM params[2];
+    EVP_MAC_free(mac); /* ctx keeps its own reference */
+    if (!ctx) return NULL;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!EVP_MAC_init(ctx, (const unsigned char *)(*secret ? secret : (const char *)empty_bytes),
+                      strlen(secret), params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static EVP_MAC_CTX *slack_mac_keyed(const char *secret) {
+    EVP_MAC_CTX *ctx = NULL;
+    pthread_mutex_lock(&slack_mac.mu);
+    if (!slack_mac.secret || strcmp(slack_mac.secret, secret) != 0) {
+        EVP_MAC_CTX *t = slack_mac_new(secret);
+        char *copy = t ? strdup(secret) : NULL;
+        if (copy) {
+            EVP_MAC_CTX_free(slack_mac.tmpl);
+            if (slack_mac.secret) OPENSSL_cleanse(slack_mac.secret, strlen(slack_mac.secret));
+            free(slack_mac.secret);
+            slack_mac.tmpl = t;
+            slack_mac.secret = copy;
+        } else {
+            EVP_MAC_CTX_free(t);
+        }
+    }
+    if (slack_mac.secret && strcmp(slack_mac.secret, secret) == 0)
+        ctx = EVP_MAC_CTX_dup(slack_mac.tmpl);
+    pthread_mutex_unlock(&slack_mac.mu);
+    return ctx;
 }
 
 void cq_slack_signature(const char *secret, const char *ts, const void *body, size_t bodylen,
                         char out[68]) {
-    EVP_MAC *mac = NULL;
     EVP_MAC_CTX *ctx = NULL;
-    OSSL_PARAM params[2];
     uint8_t digest[CQ_SHA256_LEN];
     size_t dlen = 0;
-    char digest_name[] = "SHA256";
 
     /* On any failure out is "" which never matches a real signature. */
     out[0] = '\0';
     if (!secret || !ts || (!body && bodylen > 0)) return;
     if (!body) body = empty_bytes;
     /* Streamed so the (up to max-body sized) base string is never copied. */
-    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (!mac) goto out;
-    ctx = EVP_MAC_CTX_new(mac);
+    ctx = slack_mac_keyed(secret);
     if (!ctx) goto out;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (!EVP_MAC_init(ctx, (const unsigned char *)(*secret ? secret : (const char *)empty_bytes),
-                      strlen(secret), params))
-        goto out;
     if (!EVP_MAC_update(ctx, (const unsigned char *)"v0:", 3) ||
         !EVP_MAC_update(ctx, (const unsigned char *)ts, strlen(ts)) ||
         !EVP_MAC_update(ctx, (const unsigned char *)":", 1) ||
@@ -224,7 +285,6 @@ void cq_slack_signature(const char *secret, const char *ts, const void *body, si
     cq_hex(digest, CQ_SHA256_LEN, out + 3);
 out:
     EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
 }
 
 void cq_feishu_signature(const char *ts, const char *nonce, const char *encrypt_key,

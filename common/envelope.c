@@ -125,19 +125,21 @@ static enum cq_rc check_value(const char *kind, const struct field *f, const cha
                               struct cq_err *err) {
     char path[64];
     size_t len = strlen(v);
-    field_path(f, path, sizeof(path));
-    if (len > f->max)
+    const char *why = NULL;
+    if (len > f->max) {
+        field_path(f, path, sizeof(path));
         return cq_err_set(err, CQ_EPARSE, "%s: field '%s' exceeds %zu bytes", kind, path, f->max);
-    if ((f->flags & F_NONEMPTY) && len == 0)
-        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' is empty", kind, path);
-    if (!utf8_valid((const unsigned char *)v, len))
-        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' is not valid UTF-8", kind, path);
-    if (f->allowed) {
-        for (const char *const *a = f->allowed; *a; a++)
-            if (strcmp(*a, v) == 0) return CQ_OK;
-        return cq_err_set(err, CQ_EPARSE, "%s: field '%s' has an unsupported value", kind, path);
     }
-    return CQ_OK;
+    if ((f->flags & F_NONEMPTY) && len == 0) why = "is empty";
+    else if (!utf8_valid((const unsigned char *)v, len)) why = "is not valid UTF-8";
+    else if (f->allowed) {
+        why = "has an unsupported value";
+        for (const char *const *a = f->allowed; *a; a++)
+            if (strcmp(*a, v) == 0) why = NULL;
+    }
+    if (!why) return CQ_OK;
+    field_path(f, path, sizeof(path)); /* only for the error: it was a visible cost per field */
+    return cq_err_set(err, CQ_EPARSE, "%s: field '%s' %s", kind, path, why);
 }
 
 /* ---- encode ---- */
@@ -184,8 +186,18 @@ static bool add_number(cJSON *obj, const char *key, long long v) {
     return cJSON_AddRawToObject(obj, key, digits) != NULL;
 }
 
+/* Printed into a stack buffer first (cJSON's own printer grows a heap buffer from 256 bytes
+ * and reallocates several times for a typical envelope), then copied once. */
 static char *print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
-    char *s = cJSON_PrintUnformatted(root);
+    char buf[4096];
+    char *s = NULL;
+    if (cJSON_PrintPreallocated(root, buf, (int)sizeof(buf), 0)) {
+        size_t n = strlen(buf);
+        s = malloc(n + 1);
+        if (s) memcpy(s, buf, n + 1);
+    } else {
+        s = cJSON_PrintUnformatted(root); /* larger than the buffer */
+    }
     if (!s) cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
     return s;
 }
@@ -424,11 +436,24 @@ void cq_result_clear(struct cq_result *r) {
 }
 
 void cq_now_rfc3339(char out[32]) {
+    /* the date and time to the second change once a second: formatted once per thread */
+    static _Thread_local time_t last_sec = -1;
+    static _Thread_local char last[24];
+    static _Thread_local size_t last_len;
     struct timespec ts;
-    struct tm tm;
-    size_t n;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+    if (ts.tv_sec != last_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        last_len = strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+        last_sec = ts.tv_sec;
+    }
+    long ms = ts.tv_nsec / 1000000L;
+    memcpy(out, last, last_len);
+    out[last_len] = '.';
+    out[last_len + 1] = (char)('0' + ms / 100);
+    out[last_len + 2] = (char)('0' + ms / 10 % 10);
+    out[last_len + 3] = (char)('0' + ms % 10);
+    out[last_len + 4] = 'Z';
+    out[last_len + 5] = '\0';
 }

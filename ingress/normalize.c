@@ -84,7 +84,7 @@ bad:
 
 enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields, struct cq_in_form *form) {
     enum cq_rc rc = CQ_OK;
-    size_t i = 0;
+    size_t i = 0, cap = 0;
     memset(form, 0, sizeof(*form));
     while (i < len) {
         size_t end = i;
@@ -97,12 +97,15 @@ enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields, str
                 rc = CQ_EPARSE;
                 goto out;
             }
-            struct cq_in_form_field *nf = realloc(form->f, (form->n + 1) * sizeof(*nf));
-            if (!nf) {
-                rc = CQ_ENOMEM;
-                goto out;
+            if (form->n == cap) { /* grown by doubling: Slack sends about a dozen fields */
+                cap = cap ? cap * 2 : 16;
+                struct cq_in_form_field *nf = realloc(form->f, cap * sizeof(*nf));
+                if (!nf) {
+                    rc = CQ_ENOMEM;
+                    goto out;
+                }
+                form->f = nf;
             }
-            form->f = nf;
             struct cq_in_form_field *f = &form->f[form->n];
             f->name = form_decode(body + i, eq - i, &bad);
             f->value = bad || !f->name ? NULL

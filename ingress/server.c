@@ -671,12 +671,15 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      (in->external ? 0u : (unsigned)MHD_USE_INTERNAL_POLLING_THREAD);
     unsigned threads = in->external ? 0 : (unsigned)cfg->ingress.threads;
-    in->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, in,
-                             MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 10000u,
-                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-                             1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, in,
-                             threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
-                             MHD_OPTION_END);
+    /* connection_memory holds one request's headers and read buffer (bodies are streamed
+     * to on_body): MHD zeroes it for every request, so the 32 KiB default cost time */
+    in->d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, in, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->ingress.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->ingress.idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->ingress.connection_memory,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, in,
+        threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, MHD_OPTION_END);
     if (!in->d) {
         cq_err_set(err, CQ_EIO, "ingress: cannot listen on %s:%d", cfg->ingress.listen, port);
         goto fail;

@@ -2,9 +2,12 @@
  * (copied here byte for byte), plus the properties of the primitives under
  * them: base64 padding, AES round trip and rejection, constant-time compare,
  * UUIDv4 shape. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cqtest.h"
 #include "crypto.h"
@@ -57,6 +60,48 @@ TEST(slack_flipped_byte_changes_signature) {
     /* Truncated body (one byte short). */
     cq_slack_signature(SLACK_SECRET, SLACK_TS, SLACK_BODY, len - 1, sig);
     CHECK(strcmp(sig, SLACK_SIG) != 0);
+}
+
+/* The keyed HMAC is kept between calls: switching secrets back and forth must give each
+ * secret's own signature every time, also from several threads at once. */
+TEST(slack_signature_secret_switch) {
+    char sig[68], other[68];
+    size_t len = strlen(SLACK_BODY);
+    cq_slack_signature("another-secret", SLACK_TS, SLACK_BODY, len, other);
+    CHECK(strlen(other) == 67 && strcmp(other, SLACK_SIG) != 0);
+    for (int i = 0; i < 6; i++) {
+        cq_slack_signature(i % 2 ? "another-secret" : SLACK_SECRET, SLACK_TS, SLACK_BODY, len,
+                           sig);
+        CHECK(strcmp(sig, i % 2 ? other : SLACK_SIG) == 0);
+    }
+    cq_slack_signature("", SLACK_TS, SLACK_BODY, len, sig); /* empty key is legal */
+    CHECK(strlen(sig) == 67 && strcmp(sig, SLACK_SIG) != 0 && strcmp(sig, other) != 0);
+    cq_slack_signature(SLACK_SECRET, SLACK_TS, SLACK_BODY, len, sig);
+    CHECK(strcmp(sig, SLACK_SIG) == 0);
+}
+
+static void *sign_many(void *arg) {
+    const char *secret = arg;
+    char sig[68];
+    long bad = 0;
+    for (int i = 0; i < 300; i++) {
+        cq_slack_signature(secret, SLACK_TS, SLACK_BODY, strlen(SLACK_BODY), sig);
+        bad += (strcmp(sig, SLACK_SIG) == 0) != (strcmp(secret, SLACK_SECRET) == 0);
+    }
+    return (void *)bad;
+}
+
+TEST(slack_signature_threads) {
+    pthread_t t[4];
+    const char *secrets[4] = {SLACK_SECRET, "other-1", SLACK_SECRET, "other-2"};
+    long bad = 0;
+    for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, sign_many, (void *)secrets[i]) == 0);
+    for (int i = 0; i < 4; i++) {
+        void *r = NULL;
+        pthread_join(t[i], &r);
+        bad += (long)r;
+    }
+    CHECK(bad == 0);
 }
 
 TEST(sha256_known) {
@@ -242,6 +287,40 @@ TEST(uuid4) {
     CHECK(dups == 0);
 }
 
+/* Ids come from a per-thread pool of random bytes: a forked child must not hand out the
+ * ids its parent hands out next. */
+TEST(uuid4_after_fork) {
+    enum { K = 8 };
+    char mine[K][CQ_UUID_LEN + 1], theirs[K][CQ_UUID_LEN + 1];
+    int fds[2];
+    CHECK(cq_uuid4(mine[0]) == CQ_OK); /* the pool is filled before the fork */
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char u[K][CQ_UUID_LEN + 1];
+        for (int i = 0; i < K; i++) cq_uuid4(u[i]);
+        ssize_t w = write(fds[1], u, sizeof(u));
+        _exit(w == (ssize_t)sizeof(u) ? 0 : 1);
+    }
+    CHECK(pid > 0);
+    for (int i = 0; i < K; i++) CHECK(cq_uuid4(mine[i]) == CQ_OK);
+    size_t got = 0;
+    while (got < sizeof(theirs)) {
+        ssize_t r = read(fds[0], (char *)theirs + got, sizeof(theirs) - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(fds[0]);
+    close(fds[1]);
+    CHECK(got == sizeof(theirs) && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int same = 0;
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) same += strcmp(mine[i], theirs[j]) == 0;
+    CHECK(same == 0);
+}
+
 TEST(base64_known) {
     /* RFC 4648 section 10 vectors. */
     static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
@@ -311,6 +390,9 @@ int main(void) {
     RUN(platform_bot_signs);
     RUN(ct_equal);
     RUN(uuid4);
+    RUN(uuid4_after_fork);
+    RUN(slack_signature_secret_switch);
+    RUN(slack_signature_threads);
     RUN(base64_known);
     RUN(base64_round_trip_0_to_40);
     RUN(base64_rejects_malformed);

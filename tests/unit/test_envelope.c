@@ -3,6 +3,7 @@
  * version, presence, type, enum, length, NUL and UTF-8 rules. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -528,6 +529,22 @@ TEST(clear_and_time) {
           ts[19] == '.' && ts[23] == 'Z');
     CHECK(strncmp(ts, "20", 2) == 0);
     printf("  now: %s\n", s_or_null(ts));
+    /* the seconds part is cached per second: across a second boundary it must move on, and
+     * the time it gives matches the clock */
+    char later[32];
+    for (int i = 0; i < 12; i++) {
+        struct timespec nap = {0, 100 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        cq_now_rfc3339(later);
+    }
+    CHECK(strlen(later) == 24 && strcmp(later, ts) > 0);
+    CHECK(strncmp(later, ts, 19) != 0); /* 1.2 s later: another second */
+    time_t now = time(NULL);
+    struct tm tm;
+    char want[32];
+    gmtime_r(&now, &tm);
+    strftime(want, sizeof(want), "%Y-%m-%dT%H:%M", &tm);
+    CHECK(strncmp(later, want, 16) == 0 || tm.tm_sec == 0); /* same minute (or just turned) */
 }
 
 int main(void) {
