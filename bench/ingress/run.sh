@@ -5,7 +5,7 @@
 #   bench/ingress/run.sh [SECONDS=10] [CONNECTIONS=32]
 # Env: CQ_KAFKA_BROKERS or BROKERS=host:port (else a broker is started with scripts/kafka.sh), CQ_BUILD_DIR (default
 # build), THREADS (ingress MHD threads, default 1), BOLT_DIR (default ../shared/peers/bolt),
-# SKIP_BOLT=1 (ingress only), WARMUP (seconds, default 15), INGRESS_ARGS (extra flags, e.g.
+# SKIP_BOLT=1 (ingress only), WARMUP (seconds, default 60), INGRESS_ARGS (extra flags, e.g.
 # "--kafka-conf linger.ms=5"), KEEP_KAFKA=1 (leave the started broker running, print its dir).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +14,7 @@ secs=${1:-10}
 conns=${2:-32}
 build=${CQ_BUILD_DIR:-$repo/build-rel}  # a RelWithDebInfo build
 threads=${THREADS:-1}
-warmup=${WARMUP:-15}  # a freshly started broker JVM needs ~15 s of load before its JIT settles
+warmup=${WARMUP:-60}  # a freshly started broker JVM needs about a minute of load before its JIT settles
 bolt_src=${BOLT_DIR:-$repo/../shared/peers/bolt}
 [[ -d $bolt_src ]] || bolt_src=/work/shared/peers/bolt
 secret=8f742231b10e8888abcd99yyyzzz85a5
