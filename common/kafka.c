@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define READY_INTERVAL_MS 1000
 #define READY_PROBE_MS 500
@@ -23,6 +25,8 @@
 #define CONSUME_BATCH 256
 #define FREE_FLUSH_MS 5000
 #define DOWN_LOG_INTERVAL_MS 10000
+#define LAG_INTERVAL_MS 5000 /* consumer lag gauges are refreshed this often */
+#define LAG_QUERY_MS 2000    /* bound of each blocking watermark/committed query */
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -416,6 +420,15 @@ struct cq_consumer {
     struct ptrack **parts;
     size_t nparts, capparts;
     struct err_limiter lim;
+    /* consumer lag: a thread of its own, because the queries block and must keep working
+     * while the loop has paused fetching (a paused partition's cached watermark is stale) */
+    char *group;
+    char **topics;
+    size_t ntopics;
+    pthread_t lag_thread;
+    bool lag_started, lag_stop;
+    pthread_mutex_t lag_mu;
+    pthread_cond_t lag_cv;
 };
 
 static struct ptrack *track_find(struct cq_consumer *c, const char *topic, int32_t partition) {
@@ -654,11 +667,97 @@ static void consumer_release(struct cq_consumer *c) {
     if (--c->pending > 0) return;
     for (size_t i = 0; i < c->nparts; i++) track_free(c->parts[i]);
     free(c->parts);
+    for (size_t i = 0; i < c->ntopics; i++) free(c->topics[i]);
+    free(c->topics);
+    free(c->group);
+    pthread_mutex_destroy(&c->lag_mu);
+    pthread_cond_destroy(&c->lag_cv);
     pipe_close(c->fds);
     free(c);
 }
 
 static void consumer_handle_closed(uv_handle_t *h) { consumer_release(h->data); }
+
+/* One round: for each topic of the subscription, the partitions this process holds and the
+ * messages on them not yet committed by the group (high watermark - committed offset; with
+ * nothing committed, from the low watermark, as auto.offset.reset=earliest reads). A topic
+ * whose query failed keeps its last value. The same figure as kafka-consumer-groups' LAG. */
+static void lag_round(struct cq_consumer *c) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    int64_t *lag = calloc(c->ntopics, sizeof(*lag));
+    int *held = calloc(c->ntopics, sizeof(*held));
+    bool *failed = calloc(c->ntopics, sizeof(*failed));
+    if (!lag || !held || !failed) goto out;
+    if (parts->cnt > 0 && rd_kafka_committed(c->rk, parts, LAG_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (size_t t = 0; t < c->ntopics; t++) failed[t] = true;
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *e = &parts->elems[i];
+        size_t t = 0;
+        int64_t lo = 0, hi = 0;
+        while (t < c->ntopics && strcmp(c->topics[t], e->topic) != 0) t++;
+        if (t == c->ntopics) continue;
+        held[t]++;
+        pthread_mutex_lock(&c->lag_mu);
+        bool stop = c->lag_stop;
+        pthread_mutex_unlock(&c->lag_mu);
+        if (stop) goto out;
+        if (failed[t] || e->err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            rd_kafka_query_watermark_offsets(c->rk, e->topic, e->partition, &lo, &hi,
+                                             LAG_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            failed[t] = true;
+            continue;
+        }
+        int64_t from = e->offset >= 0 ? e->offset : lo;
+        if (hi > from) lag[t] += hi - from;
+    }
+    for (size_t t = 0; t < c->ntopics; t++) {
+        char labels[512], esc_g[200], esc_t[260];
+        cq_metrics_escape(c->group, esc_g, sizeof(esc_g));
+        cq_metrics_escape(c->topics[t], esc_t, sizeof(esc_t));
+        snprintf(labels, sizeof(labels), "group=\"%s\",topic=\"%s\"", esc_g, esc_t);
+        cq_gauge_set(cq_gauge_get("chatops_kafka_assigned_partitions",
+                                  "Partitions of the topic this process consumes", labels),
+                     held[t]);
+        if (!failed[t])
+            cq_gauge_set(cq_gauge_get("chatops_kafka_consumer_lag",
+                                      "Messages on this process's partitions not yet committed "
+                                      "by the group (high watermark - committed offset)",
+                                      labels),
+                         lag[t]);
+    }
+out:
+    free(lag);
+    free(held);
+    free(failed);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void *lag_main(void *arg) {
+    struct cq_consumer *c = arg;
+    pthread_mutex_lock(&c->lag_mu);
+    while (!c->lag_stop) {
+        pthread_mutex_unlock(&c->lag_mu);
+        lag_round(c);
+        pthread_mutex_lock(&c->lag_mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += LAG_INTERVAL_MS / 1000;
+        while (!c->lag_stop && pthread_cond_timedwait(&c->lag_cv, &c->lag_mu, &until) == 0) {}
+    }
+    pthread_mutex_unlock(&c->lag_mu);
+    return NULL;
+}
+
+static void lag_stop(struct cq_consumer *c) {
+    if (!c->lag_started) return;
+    pthread_mutex_lock(&c->lag_mu);
+    c->lag_stop = true;
+    pthread_cond_signal(&c->lag_cv);
+    pthread_mutex_unlock(&c->lag_mu);
+    pthread_join(c->lag_thread, NULL); /* before rd_kafka_destroy: the thread uses rk */
+    c->lag_started = false;
+}
 
 struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
                                     const char *const *topics, struct cq_loop *loop,
@@ -687,6 +786,19 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
     c->pending = 1;
     c->cb = cb;
     c->opaque = opaque;
+    pthread_mutex_init(&c->lag_mu, NULL);
+    pthread_cond_init(&c->lag_cv, NULL);
+    c->group = strdup(group);
+    c->topics = calloc(ntopics, sizeof(*c->topics));
+    if (!c->group || !c->topics) {
+        cq_err_set(err, CQ_ENOMEM, "kafka consumer: out of memory");
+        goto fail;
+    }
+    for (; c->ntopics < ntopics; c->ntopics++)
+        if (!(c->topics[c->ntopics] = strdup(topics[c->ntopics]))) {
+            cq_err_set(err, CQ_ENOMEM, "kafka consumer: out of memory");
+            goto fail;
+        }
     if (conf_set(conf, "consumer", "bootstrap.servers", brokers, err) != CQ_OK ||
         conf_set(conf, "consumer", "group.id", group, err) != CQ_OK ||
         conf_set(conf, "consumer", "enable.auto.commit", "false", err) != CQ_OK ||
@@ -745,6 +857,8 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
         goto fail;
     }
     rd_kafka_topic_partition_list_destroy(subs);
+    if (pthread_create(&c->lag_thread, NULL, lag_main, c) == 0) c->lag_started = true;
+    else cq_warn(NULL, "kafka consumer: no lag thread: chatops_kafka_consumer_lag stays unset");
     return c;
 fail:
     if (subs) rd_kafka_topic_partition_list_destroy(subs);
@@ -787,6 +901,7 @@ void cq_consumer_pause(struct cq_consumer *c, bool paused) {
 
 void cq_consumer_free(struct cq_consumer *c) {
     if (!c) return;
+    lag_stop(c);
     if (c->rk) {
         commit_watermarks(c, false, NULL);
         c->closing = true; /* no message callback from here on */

@@ -197,25 +197,25 @@ static void metric_delivery(const struct job *j, const char *outcome) {
     char labels[96];
     snprintf(labels, sizeof labels, "platform=\"%s\",outcome=\"%s\"",
              j->decoded ? plat_str(j) : "unknown", outcome);
-    cq_metric_inc("cq_notifier_deliveries_total", "Results by platform and final outcome", labels);
+    cq_metric_inc("chatops_notifier_deliveries_total", "Results by platform and final outcome", labels);
 }
 
 static void metric_attempt(const struct job *j, enum cq_outcome o) {
     char labels[128];
     snprintf(labels, sizeof labels, "platform=\"%s\",route=\"%s\",outcome=\"%s\"", plat_str(j),
              route_name[j->route], cq_outcome_str(o));
-    cq_metric_inc("cq_notifier_attempts_total", "Delivery attempts by platform, route and outcome",
+    cq_metric_inc("chatops_notifier_attempts_total", "Delivery attempts by platform, route and outcome",
                   labels);
 }
 
 static void set_inflight_gauge(struct cq_notifier *s) {
-    cq_gauge_set(cq_gauge_get("cq_notifier_inflight", "Results accepted and not yet settled", NULL),
+    cq_gauge_set(cq_gauge_get("chatops_notifier_inflight", "Results accepted and not yet settled", NULL),
                  s->njobs);
 }
 
 static void token_age_gauge(struct cq_notifier *s) {
     if (!s->tok.token) return;
-    cq_gauge_set(cq_gauge_get("cq_notifier_feishu_token_age_seconds",
+    cq_gauge_set(cq_gauge_get("chatops_notifier_feishu_token_age_seconds",
                               "Age of the tenant_access_token in use", NULL),
                  (wall_ms() - s->tok.fetched_ms) / 1000);
 }
@@ -389,7 +389,7 @@ static void on_dlq_report(void *opaque, enum cq_rc rc, const char *errstr, int32
         job_wait(j, 1000, N_DLQ);
         return;
     }
-    cq_metric_inc("cq_notifier_dlq_total", "Results sent to the dead-letter topic",
+    cq_metric_inc("chatops_notifier_dlq_total", "Results sent to the dead-letter topic",
                   j->dlq_reason_class ? (strcmp(j->dlq_reason_class, "invalid") == 0
                                              ? "class=\"invalid\""
                                          : strcmp(j->dlq_reason_class, "exhausted") == 0
@@ -487,7 +487,7 @@ static void job_delivered(struct job *j) {
         char labels[48];
         snprintf(labels, sizeof labels, "platform=\"%s\"", plat_str(j));
         long long d = wall_ms() - produced;
-        cq_histogram_observe(cq_histogram_get("cq_notifier_delivery_latency_seconds",
+        cq_histogram_observe(cq_histogram_get("chatops_notifier_delivery_latency_seconds",
                                               "From result produced to platform accepted",
                                               labels, NULL, 0),
                              d > 0 ? (double)d / 1000.0 : 0.0);
@@ -952,7 +952,7 @@ static void on_token_answer(void *opaque, const struct cq_http_response *resp) {
     enum cq_outcome o = cq_classify_feishu_token(&a, &tok, &expire, why, sizeof why);
     char labels[48];
     snprintf(labels, sizeof labels, "outcome=\"%s\"", cq_outcome_str(o));
-    cq_metric_inc("cq_notifier_feishu_token_fetches_total", "tenant_access_token requests",
+    cq_metric_inc("chatops_notifier_feishu_token_fetches_total", "tenant_access_token requests",
                   labels);
     if (o == CQ_OUT_DELIVERED) {
         if (expire <= 0) expire = 7200;

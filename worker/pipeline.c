@@ -216,7 +216,7 @@ static char *ukey(const struct cq_pipeline_tracker *t, const char *platform, con
 
 static struct cq_gauge *gauge_active(void)
 {
-    return cq_gauge_get("cq_worker_pipelines_checking", "Pipelines being checked right now",
+    return cq_gauge_get("chatops_worker_pipelines_checking", "Pipelines being checked right now",
                         NULL);
 }
 
@@ -712,7 +712,7 @@ static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr,
         check_drop(c, errstr ? errstr : cq_rc_str(rc));
     } else {
         t->st.finals++;
-        count("cq_worker_pipeline_finals_total", "Final pipeline results delivered", NULL);
+        count("chatops_worker_pipeline_finals_total", "Final pipeline results delivered", NULL);
         cq_info(c->rid, "pipeline #%lld final delivered", c->pid);
         if (!t->closing)
             audit_final(c);
@@ -973,7 +973,7 @@ static void send_progress(struct check *c, const char *detail)
                                 strlen(c->rid), res, strlen(res), NULL, NULL, NULL,
                                 &err) == CQ_OK) {
         t->st.progress++;
-        count("cq_worker_pipeline_progress_total", "Progress results sent", NULL);
+        count("chatops_worker_pipeline_progress_total", "Progress results sent", NULL);
     } else {
         cq_warn(c->rid, "progress not sent: %s", res ? err.msg : "encode failed");
     }
@@ -1136,7 +1136,7 @@ static void trig_answer(struct trig *g, const char *step, const char *status, ch
                                     .text = text ? text : "out of memory",
                                     .pipeline_id = g->pid, .web_url = g->web_url,
                                     .pipeline_status = g->status};
-    count("cq_worker_pipeline_triggers_total", "Pipeline triggers by outcome",
+    count("chatops_worker_pipeline_triggers_total", "Pipeline triggers by outcome",
           strcmp(status, "ok") == 0 ? "outcome=\"ok\"" : "outcome=\"failed\"");
     g->cb(g->opaque, &o);
     free(text);
@@ -1395,7 +1395,7 @@ static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err)
     struct cq_pipeline_tracker *t = opaque;
     if (!redis_bad(r, err) && r->type == REDIS_REPLY_STRING) {
         t->st.hooks++;
-        count("cq_worker_pipeline_hooks_total", "Pipeline hooks that matched a tracked pipeline",
+        count("chatops_worker_pipeline_hooks_total", "Pipeline hooks that matched a tracked pipeline",
               NULL);
         cq_debug(r->str, "pipeline hook: checking now");
         scan_soon(t);

@@ -166,26 +166,26 @@ static void metric_decision(const char *outcome)
 {
     char labels[64];
     snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
-    cq_metric_inc("cq_worker_decisions_total", "Permission decisions by outcome", labels);
+    cq_metric_inc("chatops_worker_decisions_total", "Permission decisions by outcome", labels);
 }
 
 static void metric_action(const char *outcome)
 {
     char labels[64];
     snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
-    cq_metric_inc("cq_worker_actions_total", "Direct actions by outcome", labels);
+    cq_metric_inc("chatops_worker_actions_total", "Direct actions by outcome", labels);
 }
 
 static void metric_result(const char *status)
 {
     char labels[64];
     snprintf(labels, sizeof(labels), "status=\"%s\"", status);
-    cq_metric_inc("cq_worker_results_total", "Final results produced by status", labels);
+    cq_metric_inc("chatops_worker_results_total", "Final results produced by status", labels);
 }
 
 static void metric_inflight(struct cq_worker *w)
 {
-    cq_gauge_set(cq_gauge_get("cq_worker_inflight", "Requests consumed and not yet done", NULL),
+    cq_gauge_set(cq_gauge_get("chatops_worker_inflight", "Requests consumed and not yet done", NULL),
                  (int64_t)w->n_jobs);
 }
 
@@ -314,7 +314,7 @@ static void job_complete(struct job *j)
     if (w->consumer)
         cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     if (j->status && !j->resend_only)
-        cq_histogram_observe(cq_histogram_get("cq_worker_request_seconds",
+        cq_histogram_observe(cq_histogram_get("chatops_worker_request_seconds",
                                               "From consuming a request to its acknowledged "
                                               "final result",
                                               NULL, NULL, 0),
@@ -886,7 +886,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
     char *text = NULL;
     const char *status = "failed";
 
-    cq_histogram_observe(cq_histogram_get("cq_worker_action_seconds",
+    cq_histogram_observe(cq_histogram_get("chatops_worker_action_seconds",
                                           "Duration of direct-mode HTTP calls", NULL, NULL, 0),
                          secs);
     if (resp->rc == CQ_ESHUTDOWN || j->w->torn_down) {
@@ -1442,7 +1442,7 @@ static void dead_letter(struct job *j, const struct cq_message *m, const char *r
     free(b64);
     cq_warn(NULL, "dead-lettering %s/%d@%lld: %s", m->topic, (int)m->partition,
             (long long)m->offset, reason);
-    cq_metric_inc("cq_worker_dlq_total", "Messages sent to the dead-letter topic", NULL);
+    cq_metric_inc("chatops_worker_dlq_total", "Messages sent to the dead-letter topic", NULL);
     j->final_queued = true;
     char key[64];
     snprintf(key, sizeof(key), "%s/%d/%lld", m->topic, (int)m->partition, (long long)m->offset);

@@ -402,10 +402,10 @@ def main():
         test_feishu_token_shared_and_refreshed(feishu, n2)
         test_feishu_rate_limit_and_permanent(feishu, n2)
         st, metrics = n.get("/metrics")
-        check(st == 200 and 'cq_notifier_deliveries_total{platform="slack",outcome="delivered"}'
+        check(st == 200 and 'chatops_notifier_deliveries_total{platform="slack",outcome="delivered"}'
               in metrics, "/metrics counts deliveries")
-        check("cq_notifier_delivery_latency_seconds" in metrics, "/metrics latency histogram")
-        check("cq_notifier_dlq_total" in metrics, "/metrics DLQ count")
+        check("chatops_notifier_delivery_latency_seconds" in metrics, "/metrics latency histogram")
+        check("chatops_notifier_dlq_total" in metrics, "/metrics DLQ count")
         logs = n.log() + (n2.log() if n2 else "")
         check(re.search(r'"req_id":"[0-9a-f-]{36}"', logs) is not None, "logs carry req_id")
         check("xoxb-test-token" not in logs and "s3cret" not in logs, "no secrets in logs")

@@ -8,6 +8,7 @@ and per-conversation order.
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -531,8 +532,8 @@ def test_health(w1):
     check(wait_status(port, "/readyz", 200) == 200, "/readyz 200 with Kafka and Redis up")
     st, body = http_get(port, "/metrics")
     check(st == 200, "/metrics 200")
-    check('cq_worker_decisions_total{outcome="allowed"}' in body, "metrics count allowed decisions")
-    check('cq_worker_results_total{status="ok"}' in body, "metrics count ok results")
+    check('chatops_worker_decisions_total{outcome="allowed"}' in body, "metrics count allowed decisions")
+    check('chatops_worker_results_total{status="ok"}' in body, "metrics count ok results")
     check(http_get(port, "/nope")[0] == 404, "unknown path 404")
     # No Redis (a port nobody listens on): alive but not ready. The port comes from the
     # config (worker.http_port) as overridden by CQ_WORKER_HTTP_PORT.
@@ -579,6 +580,7 @@ def main():
         test_run_once_duplicate()
         test_health(w1)
         check(w1.stop() == 0, "worker exits 0 on SIGTERM")
+        test_consumer_lag()
         test_two_workers_and_kill()
     finally:
         w1.stop(signal.SIGKILL)
@@ -587,6 +589,59 @@ def main():
         API.stop()
     print("%d passed, %d failed (logs in %s)" % (checks - failures, failures, TMP))
     return 1 if failures else 0
+
+
+def lag_metric(port, name, group, topic):
+    st, body = http_get(port, "/metrics")
+    if st != 200:
+        return None
+    m = re.search(r'^%s\{group="%s",topic="%s"\} (-?\d+)$' % (name, re.escape(group), re.escape(topic)),
+                  body, re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_consumer_lag():
+    """chatops_kafka_consumer_lag counts what the group has not finished: six slow commands in
+    one conversation run one after another, so the lag is seen above zero, then back at 0."""
+    topics = dict(TOPICS, requests=TOPICS["requests"] + ".lag")
+    group = "cqt-lag-" + RUN
+    produce(topics["requests"], "init", '{"init":true}')
+    API.set_rules([{"prefix": "/api/v4/features/lag_", "delay_ms": 1500}])
+    wl = Worker(write_config("wl", topics, group), "wl", http_port="0")
+    try:
+        port = wl.admin_port()
+        check(port is not None, "lag worker logs its admin port")
+        if not port:
+            return
+        end = time.time() + 30  # the gauges are refreshed every 5 s; assignment takes a few
+        held = None
+        while time.time() < end and not held:
+            held = lag_metric(port, "chatops_kafka_assigned_partitions", group, topics["requests"])
+            time.sleep(0.2)
+        check(held is not None and held > 0, "assigned partitions reported: %r" % held)
+        check(lag_metric(port, "chatops_kafka_consumer_lag", group, topics["requests"]) == 0,
+              "lag 0 once the init message is done")
+        rids = [send("UALICE", "CLAG", "flag", "get lag_%d" % i, topic=topics["requests"])
+                for i in range(6)]
+        seen = 0
+        end = time.time() + 12
+        while time.time() < end and seen < 2:
+            seen = max(seen, lag_metric(port, "chatops_kafka_consumer_lag", group,
+                                        topics["requests"]) or 0)
+            time.sleep(0.2)
+        check(seen >= 2, "lag above zero while six slow commands queue (max seen %d)" % seen)
+        for rid in rids:
+            check(final_of(rid, 40).get("status") == "ok", "slow command done")
+        end = time.time() + 15
+        lag = None
+        while time.time() < end and lag != 0:
+            lag = lag_metric(port, "chatops_kafka_consumer_lag", group, topics["requests"])
+            time.sleep(0.2)
+        check(lag == 0, "lag back to 0 after the commands finished, got %r" % lag)
+    finally:
+        API.set_rules([])
+        check(wl.stop() == 0, "lag worker exits 0 on SIGTERM")
+    report("consumer_lag")
 
 
 def test_two_workers_and_kill():
