@@ -23,14 +23,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import check, stack_file  # noqa: E402
+cqt.VERBOSE = True
 STACK = os.environ.get("CQ_STACK_DIR")
 CTL = os.path.join(BUILD, "tools", "chatopsctl")
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
-checks = 0
-failures = 0
 UNIQ = "%d%04d" % (os.getpid(), int(time.time() * 1000) % 10000)
 SECRETS = {
     "SLACK_SIGNING_SECRET": "ctl-slack-signing", "SLACK_BOT_TOKEN": "xoxb-ctl",
@@ -39,22 +41,6 @@ SECRETS = {
     "GITLAB_WEBHOOK_TOKEN": "ctl-hook", "LB_TRIGGER_TOKEN": "ctl-lb",
     "DEPLOY_TRIGGER_TOKEN": "ctl-deploy",
 }
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    print("%s %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failures += 1
-    return cond
-
-
-def stack_file(rel):
-    if not STACK:
-        sys.exit("CQ_STACK_DIR not set (run under ctest)")
-    with open(os.path.join(STACK, rel)) as f:
-        return f.read().strip()
 
 
 def env(**extra):
@@ -455,8 +441,7 @@ def main():
         test_config_check(tmp)
         cfg = test_send(tmp)
         test_stack_commands(cfg)
-    print("%d passed, %d failed" % (checks - failures, failures))
-    return 1 if failures else 0
+    return cqt.summary()
 
 
 if __name__ == "__main__":

@@ -12,16 +12,9 @@ import sys
 
 src = os.environ.get("CQ_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 build = os.environ.get("CQ_BUILD_DIR") or os.path.join(src, "build")
-failures = 0
-checks = 0
-
-
-def check(cond, what):
-    global failures, checks
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL", what)
+sys.path.insert(0, os.path.join(src, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import check, stack_file  # noqa: E402
 
 
 def yaml(path):
@@ -109,5 +102,4 @@ for name, svc in services.items():
 for d in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.M):
     check(d == "." or os.path.exists(os.path.join(src, d)), f"Dockerfile COPY source {d} exists")
 
-print(f"{checks - failures} passed, {failures} failed")
-sys.exit(1 if failures else 0)
+sys.exit(cqt.summary())

@@ -18,28 +18,14 @@ import time
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import check, stack_file  # noqa: E402
+cqt.VERBOSE = True
 STACK = os.environ.get("CQ_STACK_DIR")
 RUN = os.path.join(SRC, "scripts", "run.sh")
 CTL = os.path.join(BUILD, "tools", "chatopsctl")
 UNIQ = "%d%04d" % (os.getpid(), int(time.time() * 1000) % 10000)
-checks = 0
-failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    print("%s %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failures += 1
-    return cond
-
-
-def stack_file(rel):
-    if not STACK:
-        sys.exit("CQ_STACK_DIR not set (run under ctest)")
-    with open(os.path.join(STACK, rel)) as f:
-        return f.read().strip()
 
 
 def free_base():
@@ -180,8 +166,7 @@ def main():
                   % (req, sorted(s for s in seen if s)))
         finally:
             subprocess.run([RUN, "--stop"], env=env, capture_output=True, timeout=180)
-    print("%d passed, %d failed" % (checks - failures, failures))
-    return 1 if failures else 0
+    return cqt.summary()
 
 
 if __name__ == "__main__":

@@ -28,28 +28,12 @@ import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import check, stack_file  # noqa: E402
 INGRESS = os.path.join(BUILD, "ingress", "chatops-ingress")
 DUMP = os.path.join(BUILD, "bin", "cqt-topic_dump")
 
-checks = 0
-failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL %s" % what, file=sys.stderr, flush=True)
-    return cond
-
-
-def stack_file(rel):
-    base = os.environ.get("CQ_STACK_DIR")
-    if not base:
-        sys.exit("CQ_STACK_DIR not set (run under ctest)")
-    with open(os.path.join(base, rel)) as f:
-        return f.read().strip()
 
 
 BROKERS = stack_file("kafka/bootstrap")
@@ -445,8 +429,7 @@ def main():
           "every waiting request answered NOT run: %r" % [r[0] for _, r in results])
     print("checked: dead broker -> NOT run / 503 within budget; SIGTERM drains waiting requests")
 
-    print("%d passed, %d failed" % (checks - failures, failures))
-    return 1 if failures else 0
+    return cqt.summary()
 
 
 if __name__ == "__main__":

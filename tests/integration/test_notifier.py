@@ -18,6 +18,9 @@ import urllib.request
 import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import check, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
@@ -27,22 +30,6 @@ STACK = os.environ.get("CQ_STACK_DIR") or sys.exit("CQ_STACK_DIR not set (run un
 NOTIFIER = os.path.join(BUILD, "notifier", "chatops-notifier")
 TOOL = os.path.join(BUILD, "bin", "cqt-produce_result")
 
-checks = 0
-failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL %s" % what, file=sys.stderr, flush=True)
-    return cond
-
-
-def stack_file(rel):
-    with open(os.path.join(STACK, rel)) as f:
-        return f.read().strip()
 
 
 BROKERS = stack_file("kafka/bootstrap")
@@ -417,10 +404,7 @@ def main():
         check(time.time() - t0 < 30, "drain is prompt")
         slack.stop()
         feishu.stop()
-    if failures:
-        print("logs in %s" % TMP, file=sys.stderr)
-    print("%d passed, %d failed" % (checks - failures, failures))
-    sys.exit(1 if failures else 0)
+    sys.exit(cqt.summary(TMP))
 
 
 if __name__ == "__main__":

@@ -12,41 +12,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import Tail, check, report, stack_file  # noqa: E402
 WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 
-checks = 0
-failures = 0
-reported_failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL %s" % what, file=sys.stderr, flush=True)
-    return cond
-
-
-def report(name):
-    global reported_failures
-    print("%s %s" % ("ok  " if failures == reported_failures else "FAIL", name), flush=True)
-    reported_failures = failures
-
-
-def stack_file(rel):
-    base = os.environ.get("CQ_STACK_DIR")
-    if not base:
-        sys.exit("CQ_STACK_DIR not set (run under ctest)")
-    with open(os.path.join(base, rel)) as f:
-        return f.read().strip()
 
 
 BROKERS = stack_file("kafka/bootstrap")
@@ -172,54 +148,8 @@ policy:
        "pmin": poll_min, "pmax": poll_max, "gl": GL.url, **topics}
 
 
-class Tail:
-    """Follows a topic with cqt-consume in the background; lines parsed as JSON."""
-
-    def __init__(self, topic):
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.proc = subprocess.Popen([os.path.join(BUILD, "bin", "cqt-consume"), BROKERS, topic,
-                                      "0", "3600000"], stdout=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                m = json.loads(line)
-                m["json"] = json.loads(m["value"])
-                m["seen"] = time.time()
-            except ValueError:
-                m = {"value": line, "json": None}
-            with self.lock:
-                self.msgs.append(m)
-
-    def find(self, pred):
-        with self.lock:
-            return [m["json"] for m in self.msgs if m["json"] is not None and pred(m["json"])]
-
-    def seen_at(self, pred):
-        with self.lock:
-            t = [m["seen"] for m in self.msgs if m["json"] is not None and pred(m["json"])]
-        return t[0] if t else None
-
-    def wait(self, pred, n=1, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
-            got = self.find(pred)
-            if len(got) >= n:
-                return got
-            time.sleep(0.05)
-        return self.find(pred)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
 def produce(topic, key, value):
-    r = subprocess.run([os.path.join(BUILD, "bin", "cqt-produce"), BROKERS, topic, key],
-                       input=value.encode(), capture_output=True)
-    check(r.returncode == 0, "cqt-produce ok: %s" % r.stderr.decode())
+    cqt.produce(BROKERS, topic, key, value)
 
 
 def envelope(user, channel, command, text, rid=None, dedupe=None):
@@ -246,8 +176,8 @@ class Phase:
         for t in ("requests", "pipeline_events", "results", "audit"):
             subprocess.run([os.path.join(BUILD, "bin", "cqt-topic_dump"), BROKERS,
                             self.topics[t], "0"], capture_output=True)
-        self.results = Tail(self.topics["results"])
-        self.audit = Tail(self.topics["audit"])
+        self.results = Tail(BROKERS, self.topics["results"])
+        self.audit = Tail(BROKERS, self.topics["audit"])
         self.workers = []
 
     def worker(self, wname):
@@ -471,8 +401,7 @@ def main():
         test_kill9()
     finally:
         GL.stop()
-    print("%d passed, %d failed" % (checks - failures, failures))
-    return 1 if failures else 0
+    return cqt.summary()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ the ingress, two workers and the notifier; every service answers /readyz 200 and
 its /_log; RUN_DIR/env lets chatopsctl find the stack; `run.sh --stop` leaves no process.
 """
 import glob
-import json
 import os
 import socket
 import stat
@@ -18,18 +17,11 @@ import urllib.request
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import check, stack_file  # noqa: E402
+cqt.VERBOSE = True
 RUN = os.path.join(SRC, "scripts", "run.sh")
-checks = 0
-failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    print("%s %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failures += 1
-    return cond
 
 
 def free_port():
@@ -163,8 +155,7 @@ def main():
                     except OSError:
                         pass
             check(not os.path.exists(os.path.join(run_dir, "env")), "--stop removes RUN_DIR/env")
-    print("%d passed, %d failed" % (checks - failures, failures))
-    return 1 if failures else 0
+    return cqt.summary()
 
 
 if __name__ == "__main__":

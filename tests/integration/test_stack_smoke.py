@@ -8,29 +8,10 @@ import socket
 import struct
 import sys
 
-checks = 0
-failures = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from cqt import check, stack_file  # noqa: E402
+import cqt  # noqa: E402
 
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL %s" % what, file=sys.stderr)
-    return cond
-
-
-def stack_file(rel):
-    base = os.environ.get("CQ_STACK_DIR")
-    if not base:
-        sys.exit("CQ_STACK_DIR not set (run under ctest)")
-    path = os.path.join(base, rel)
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as e:
-        sys.exit("fixture file %s missing (%s): did the fixture start?" % (path, e))
 
 
 def recv_exact(sock, n):
@@ -84,5 +65,4 @@ def test_kafka_api_versions():
 
 test_redis_ping()
 test_kafka_api_versions()
-print("%d passed, %d failed" % (checks - failures, failures))
-sys.exit(1 if failures else 0)
+sys.exit(cqt.summary())

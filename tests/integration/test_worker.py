@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,37 +21,13 @@ import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import Tail, check, report, stack_file  # noqa: E402
 WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
-checks = 0
-failures = 0
-reported_failures = 0
-
-
-def check(cond, what):
-    global checks, failures
-    checks += 1
-    if not cond:
-        failures += 1
-        print("FAIL %s" % what, file=sys.stderr, flush=True)
-    return cond
-
-
-def report(name):
-    """Prints ok/FAIL for a test function: FAIL when any check since the last report failed."""
-    global reported_failures
-    print("%s %s" % ("ok  " if failures == reported_failures else "FAIL", name), flush=True)
-    reported_failures = failures
-
-
-def stack_file(rel):
-    base = os.environ.get("CQ_STACK_DIR")
-    if not base:
-        sys.exit("CQ_STACK_DIR not set (run under ctest)")
-    with open(os.path.join(base, rel)) as f:
-        return f.read().strip()
 
 
 BROKERS = stack_file("kafka/bootstrap")
@@ -176,48 +151,8 @@ policy:
        "lease": lease_ms, **topics}
 
 
-class Tail:
-    """Follows a topic with cqt-consume in the background; lines parsed as JSON."""
-
-    def __init__(self, topic):
-        self.msgs = []
-        self.lock = threading.Lock()
-        self.proc = subprocess.Popen([os.path.join(BUILD, "bin", "cqt-consume"), BROKERS, topic,
-                                      "0", "3600000"], stdout=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                m = json.loads(line)
-                m["json"] = json.loads(m["value"])
-            except ValueError:
-                m = {"value": line, "json": None}
-            with self.lock:
-                self.msgs.append(m)
-
-    def find(self, pred):
-        with self.lock:
-            return [m["json"] for m in self.msgs if m["json"] is not None and pred(m["json"])]
-
-    def wait(self, pred, n=1, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
-            got = self.find(pred)
-            if len(got) >= n:
-                return got
-            time.sleep(0.1)
-        return self.find(pred)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-
-
 def produce(topic, key, value):
-    r = subprocess.run([os.path.join(BUILD, "bin", "cqt-produce"), BROKERS, topic, key],
-                       input=value.encode(), capture_output=True)
-    check(r.returncode == 0, "cqt-produce ok: %s" % r.stderr.decode())
+    cqt.produce(BROKERS, topic, key, value)
 
 
 def envelope(user, channel, command, text, dedupe=None, rid=None):
@@ -566,7 +501,7 @@ def main():
     global results, audit, dlq
     for t in TOPICS.values():
         produce(t, "init", '{"init":true}')  # creates the topics
-    results, audit, dlq = Tail(TOPICS["results"]), Tail(TOPICS["audit"]), Tail(TOPICS["dlq"])
+    results, audit, dlq = (Tail(BROKERS, TOPICS[k]) for k in ("results", "audit", "dlq"))
     cfg = write_config("w1", TOPICS, "cqt-worker-" + RUN)
     w1 = Worker(cfg, "w1", http_port="0")
     try:
@@ -587,8 +522,7 @@ def main():
         for t in (results, audit, dlq):
             t.stop()
         API.stop()
-    print("%d passed, %d failed (logs in %s)" % (checks - failures, failures, TMP))
-    return 1 if failures else 0
+    return cqt.summary(TMP)
 
 
 def lag_metric(port, name, group, topic):
