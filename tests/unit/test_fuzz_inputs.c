@@ -403,8 +403,8 @@ static const char *const slack_cmd_seeds[] = {
     "deploy+web+production&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%"
     "2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121."
     "803a0bc887a14d10d2c447fce8b6703c",
-    "user_id=U1&trigger_id=t.1&team_id=T9&channel_id=C9&channel_name=ops&user_name=bob&text="
-    "%20+lb+weight+blue+30%E2%9C%93+&response_url=https%3A%2F%2Fhooks.slack.com%2Fx",
+    ("user_id=U1&trigger_id=t.1&team_id=T9&channel_id=C9&channel_name=ops&user_name=bob&text="
+     "%20+lb+weight+blue+30%E2%9C%93+&response_url=https%3A%2F%2Fhooks.slack.com%2Fx"),
     "user_id=U2&trigger_id=9.9&text=echo+%22two+words%22+--n+3",
     "ssl_check=1&token=abc",
     "user_id=U3&trigger_id=1&text=",
@@ -483,8 +483,8 @@ static const char *const slack_ev_seeds[] = {
     "{\"type\":\"event_callback\",\"team_id\":\"T1\",\"event_id\":\"Ev9\",\"event\":{\"type\":"
     "\"app_mention\",\"user\":\"U7\",\"text\":\"<@UBOT|ops>  lb weight \\\"blue\\\" 30 \\u2713\","
     "\"channel\":\"C5\",\"ts\":\"1.2\",\"thread_ts\":\"1.1\"}}",
-    "{\"type\":\"event_callback\",\"event_id\":\"Ev1\",\"event\":{\"type\":\"app_mention\","
-    "\"bot_id\":\"B1\",\"user\":\"U7\",\"text\":\"x\"}}",
+    ("{\"type\":\"event_callback\",\"event_id\":\"Ev1\",\"event\":{\"type\":\"app_mention\","
+     "\"bot_id\":\"B1\",\"user\":\"U7\",\"text\":\"x\"}}"),
     "{\"type\":\"event_callback\",\"event_id\":\"Ev2\",\"event\":{\"type\":\"message\"}}",
 };
 

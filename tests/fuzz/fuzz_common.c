@@ -1,0 +1,161 @@
+/* fuzz_common: see fuzz_common.h. */
+#include "fuzz_common.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cqtest_samples.h"
+#include "envelope.h"
+
+/* The ingress and worker config: small limits so long inputs cross them cheaply. */
+const char fz_main_yaml[] =
+    "kafka: {brokers: \"127.0.0.1:1\"}\n"
+    "limits: {max_text: 200, max_args: 8, max_arg_len: 64}\n"
+    "slack: {enabled: true, signing_secret: \"${CQT_FZ_SLACK}\"}\n"
+    "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\", bot_open_id: ou_bot}\n"
+    "gitlab: {base_url: \"http://127.0.0.1:1\", webhook_token: \"${CQT_FZ_GL}\"}\n"
+    "secrets: {trig: \"${CQT_FZ_TRIG}\"}\n"
+    "commands:\n"
+    "  flag get:\n"
+    "    mode: direct\n"
+    "    args:\n"
+    "      - {name: name, required: true, regex: \"[a-z][a-z0-9_]*\", max_len: 40}\n"
+    "    http: {method: GET, path: \"/f/{{args.name}}\"}\n"
+    "  flag set:\n"
+    "    mode: direct\n"
+    "    args:\n"
+    "      - {name: name, required: true, regex: \"[a-z][a-z0-9_]*\", max_len: 40}\n"
+    "      - {name: value, type: enum, required: true, values: [\"on\", \"off\"]}\n"
+    "    http: {method: POST, path: \"/f/{{args.name}}\", body: \"v={{args.value}}\",\n"
+    "           body_type: form}\n"
+    "  lb weight:\n"
+    "    mode: trigger_and_wait\n"
+    "    args:\n"
+    "      - {name: pool, type: enum, required: true, values: [blue, green]}\n"
+    "      - {name: percent, type: int, required: true, min: 0, max: 100}\n"
+    "    pipeline: {project: \"ops%2Flb\", ref: main, trigger_token: trig}\n"
+    "  deploy:\n"
+    "    mode: trigger_and_return\n"
+    "    args:\n"
+    "      - {name: service, required: true, regex: \"[a-z]+\"}\n"
+    "      - {name: env, type: enum, default: staging, values: [staging, production]}\n"
+    "      - {name: tag, flag: tag, max_len: 12}\n"
+    "    pipeline: {project: \"7\", ref: \"{{args.env}}\", trigger_token: trig,\n"
+    "               manual_job: deploy}\n"
+    "  echo:\n"
+    "    mode: direct\n"
+    "    args:\n"
+    "      - {name: text, required: true}\n"
+    "      - {name: n, flag: n, type: int, min: 1, max: 5}\n"
+    "    http: {method: GET, path: /echo}\n";
+
+static const char enc_yaml[] =
+    "kafka: {brokers: \"127.0.0.1:1\"}\n"
+    "limits: {max_text: 200}\n"
+    "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\",\n"
+    "  encrypt_key: \"${CQT_FZ_EK}\", bot_open_id: ou_bot}\n";
+
+void fz_fail(const char *file, int line, const char *what) {
+    fprintf(stderr, "FUZZ CONTRACT VIOLATED %s:%d: %s\n", file, line, what);
+    fflush(stderr);
+    abort();
+}
+
+static void set_env(void) {
+    setenv("CQT_FZ_SLACK", FZ_SLACK_SECRET, 1);
+    setenv("CQT_FZ_VT", FZ_FS_TOKEN, 1);
+    setenv("CQT_FZ_EK", FZ_FS_KEY, 1);
+    setenv("CQT_FZ_GL", FZ_GL_TOKEN, 1);
+    setenv("CQT_FZ_TRIG", FZ_TRIG_TOKEN, 1);
+}
+
+static struct cq_config *load(const char *yaml) {
+    struct cq_err err = {0};
+    set_env();
+    struct cq_config *c = cq_config_load_string("fuzz.yaml", yaml, strlen(yaml), &err);
+    if (!c) {
+        fprintf(stderr, "fuzz config does not load: %s\n", err.msg);
+        abort();
+    }
+    return c;
+}
+
+const struct cq_config *fz_config_main(void) {
+    static struct cq_config *cfg;
+    if (!cfg) cfg = load(fz_main_yaml);
+    return cfg;
+}
+
+const struct cq_config *fz_config_encrypted(void) {
+    static struct cq_config *cfg;
+    if (!cfg) cfg = load(enc_yaml);
+    return cfg;
+}
+
+char *fz_dup(const void *data, size_t size) {
+    char *p = malloc(size + 1);
+    if (!p) abort();
+    if (size) memcpy(p, data, size);
+    p[size] = '\0';
+    return p;
+}
+
+bool fz_one_line(const char *s) { return s && !strchr(s, '\n') && !strchr(s, '\r'); }
+
+/* CQ_FUZZ_VERBOSE=1 prints each verdict: which path a corpus entry reaches. */
+static void trace_verdict(const struct cq_in_verdict *v) {
+    static int verbose = -1;
+    static const char *const kinds[] = {"reject", "reply", "request", "pipeline"};
+    if (verbose < 0) verbose = getenv("CQ_FUZZ_VERBOSE") != NULL;
+    if (!verbose || (unsigned)v->kind > CQ_IN_PIPELINE) return;
+    fprintf(stderr, "  verdict: %s %d %s%s%s\n", kinds[v->kind], v->status,
+            v->kind == CQ_IN_REJECT && v->reason ? v->reason : "",
+            v->kind == CQ_IN_REQUEST ? v->req.command : "",
+            v->kind == CQ_IN_PIPELINE ? v->key : "");
+}
+
+void fz_check_verdict(const struct cq_in_verdict *v, const char *platform) {
+    trace_verdict(v);
+    FZ_ASSERT(v->kind == CQ_IN_REJECT || v->kind == CQ_IN_REPLY || v->kind == CQ_IN_REQUEST ||
+              v->kind == CQ_IN_PIPELINE);
+    FZ_ASSERT(memchr(v->detail, '\0', sizeof(v->detail)) != NULL);
+    switch (v->kind) {
+    case CQ_IN_REJECT:
+        FZ_ASSERT(v->status >= 400 && v->status <= 503);
+        FZ_ASSERT(v->reason && v->reason[0] && fz_one_line(v->reason));
+        break;
+    case CQ_IN_REPLY:
+        FZ_ASSERT(v->status >= 200 && v->status <= 299);
+        FZ_ASSERT(v->body != NULL && v->content_type != NULL);
+        break;
+    case CQ_IN_REQUEST: {
+        FZ_ASSERT(v->body != NULL);
+        cJSON *j = cJSON_Parse(v->body);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+        FZ_ASSERT(cJSON_IsString(id) && id->valuestring[0] != '\0');
+        cJSON_Delete(j);
+        struct cq_request back = {0};
+        struct cq_err err = {0};
+        FZ_ASSERT(cq_request_decode(v->body, strlen(v->body), 0, &back, &err) == CQ_OK);
+        FZ_ASSERT(cqt_request_equal(&back, &v->req));
+        FZ_ASSERT(back.platform && strcmp(back.platform, platform) == 0);
+        FZ_ASSERT(back.command && back.command[0] && back.user_id && back.user_id[0]);
+        FZ_ASSERT(back.retry_num >= 0 && back.retry_num <= CQ_ENV_MAX_RETRY_NUM);
+        size_t pl = strlen(platform);
+        FZ_ASSERT(back.dedupe_key && strncmp(back.dedupe_key, platform, pl) == 0 &&
+                  back.dedupe_key[pl] == ':');
+        /* command + " " + text is what the user typed (trimmed): within limits.max_text */
+        FZ_ASSERT(cq_in_utf8_len(back.command) + cq_in_utf8_len(back.text) <= FZ_MAX_TEXT);
+        cq_request_clear(&back);
+        break;
+    }
+    case CQ_IN_PIPELINE: {
+        long long p = 0, q = 0;
+        char tail = 0;
+        FZ_ASSERT(sscanf(v->key, "%lld:%lld%c", &p, &q, &tail) == 2 && p >= 1 && q >= 1);
+        break;
+    }
+    }
+}
