@@ -689,7 +689,8 @@ static void lag_round(struct cq_consumer *c) {
     int *held = calloc(c->ntopics, sizeof(*held));
     bool *failed = calloc(c->ntopics, sizeof(*failed));
     if (!lag || !held || !failed) goto out;
-    if (parts->cnt > 0 && rd_kafka_committed(c->rk, parts, LAG_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (parts->cnt > 0 &&
+        rd_kafka_committed(c->rk, parts, LAG_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
         for (size_t t = 0; t < c->ntopics; t++) failed[t] = true;
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *e = &parts->elems[i];

@@ -197,20 +197,22 @@ static void metric_delivery(const struct job *j, const char *outcome) {
     char labels[96];
     snprintf(labels, sizeof labels, "platform=\"%s\",outcome=\"%s\"",
              j->decoded ? plat_str(j) : "unknown", outcome);
-    cq_metric_inc("chatops_notifier_deliveries_total", "Results by platform and final outcome", labels);
+    cq_metric_inc("chatops_notifier_deliveries_total", "Results by platform and final outcome",
+                  labels);
 }
 
 static void metric_attempt(const struct job *j, enum cq_outcome o) {
     char labels[128];
     snprintf(labels, sizeof labels, "platform=\"%s\",route=\"%s\",outcome=\"%s\"", plat_str(j),
              route_name[j->route], cq_outcome_str(o));
-    cq_metric_inc("chatops_notifier_attempts_total", "Delivery attempts by platform, route and outcome",
-                  labels);
+    cq_metric_inc("chatops_notifier_attempts_total",
+                  "Delivery attempts by platform, route and outcome", labels);
 }
 
 static void set_inflight_gauge(struct cq_notifier *s) {
-    cq_gauge_set(cq_gauge_get("chatops_notifier_inflight", "Results accepted and not yet settled", NULL),
-                 s->njobs);
+    cq_gauge_set(
+        cq_gauge_get("chatops_notifier_inflight", "Results accepted and not yet settled", NULL),
+        s->njobs);
 }
 
 static void token_age_gauge(struct cq_notifier *s) {

@@ -1395,8 +1395,8 @@ static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err)
     struct cq_pipeline_tracker *t = opaque;
     if (!redis_bad(r, err) && r->type == REDIS_REPLY_STRING) {
         t->st.hooks++;
-        count("chatops_worker_pipeline_hooks_total", "Pipeline hooks that matched a tracked pipeline",
-              NULL);
+        count("chatops_worker_pipeline_hooks_total",
+              "Pipeline hooks that matched a tracked pipeline", NULL);
         cq_debug(r->str, "pipeline hook: checking now");
         scan_soon(t);
     }

@@ -185,8 +185,9 @@ static void metric_result(const char *status)
 
 static void metric_inflight(struct cq_worker *w)
 {
-    cq_gauge_set(cq_gauge_get("chatops_worker_inflight", "Requests consumed and not yet done", NULL),
-                 (int64_t)w->n_jobs);
+    cq_gauge_set(
+        cq_gauge_get("chatops_worker_inflight", "Requests consumed and not yet done", NULL),
+        (int64_t)w->n_jobs);
 }
 
 /* ---- small helpers ---------------------------------------------------------- */

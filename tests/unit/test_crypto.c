@@ -95,7 +95,8 @@ TEST(slack_signature_threads) {
     pthread_t t[4];
     const char *secrets[4] = {SLACK_SECRET, "other-1", SLACK_SECRET, "other-2"};
     long bad = 0;
-    for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, sign_many, (void *)secrets[i]) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(pthread_create(&t[i], NULL, sign_many, (void *)secrets[i]) == 0);
     for (int i = 0; i < 4; i++) {
         void *r = NULL;
         pthread_join(t[i], &r);
