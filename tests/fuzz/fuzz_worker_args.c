@@ -10,30 +10,9 @@
 #include <string.h>
 
 #include "args.h"
+#include "cqtest_contracts.h"
 #include "envelope.h"
 #include "fuzz_common.h"
-
-static void check_bound(const struct cq_bound_args *bd, const struct cq_command *c) {
-    FZ_ASSERT(bd->cmd == c && bd->n == c->n_args);
-    for (size_t i = 0; i < bd->n; i++) {
-        const struct cq_arg_spec *s = &c->args[i];
-        const char *v = bd->values[i];
-        if (s->required) FZ_ASSERT(v != NULL);
-        if (!v) continue;
-        int limit = s->max_len > 0 ? s->max_len : FZ_MAX_ARG_LEN;
-        FZ_ASSERT(strlen(v) <= (size_t)limit);
-        if (s->type == CQ_ARG_INT) {
-            char *end = NULL;
-            long long n = strtoll(v, &end, 10);
-            FZ_ASSERT(*v && *end == '\0' && n >= s->min && n <= s->max);
-        }
-        if (s->enum_values) {
-            bool found = false;
-            for (char **e = s->enum_values; *e; e++) found = found || strcmp(*e, v) == 0;
-            FZ_ASSERT(found);
-        }
-    }
-}
 
 /* text fits in a result envelope (valid UTF-8, no NUL): what the worker does with a reason. */
 static bool encodable(const char *text) {
@@ -97,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = cq_args_bind(c, &av, used, FZ_MAX_ARG_LEN, &bd, &err);
     if (verbose()) fprintf(stderr, "  bind %s: %s\n", c->name, rc ? err.msg : "ok");
     if (rc == CQ_OK) {
-        check_bound(&bd, c);
+        const char *why = cqt_bound_violation(&bd, c, FZ_MAX_ARG_LEN);
+        if (why) fz_fail(__FILE__, __LINE__, why);
         char *r = cq_bound_render(&bd);
         FZ_ASSERT(r != NULL);
         free(r);

@@ -23,6 +23,7 @@
 #include "args.h"
 #include "config.h"
 #include "cqtest.h"
+#include "cqtest_contracts.h"
 #include "cqtest_samples.h"
 #include "crypto.h"
 #include "envelope.h"
@@ -116,6 +117,14 @@ static void fuzz_fail(int line, const char *what) {
     do {                                                                                   \
         cqtest_checks++;                                                                   \
         if (!(cond)) fuzz_fail(__LINE__, #cond);                                           \
+    } while (0)
+
+/* A contract from cqtest_contracts: why is NULL when it held, else the broken rule. */
+#define FCHECK_WHY(why)                                                                    \
+    do {                                                                                   \
+        const char *why_ = (why);                                                          \
+        cqtest_checks++;                                                                   \
+        if (why_) fuzz_fail(__LINE__, why_);                                               \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------
@@ -265,11 +274,6 @@ static void mutate(struct buf *b, const char *other, size_t other_len, size_t ca
 
 static bool one_line(const char *s) { return s && !strchr(s, '\n') && !strchr(s, '\r'); }
 
-static int same_str(const char *a, const char *b) {
-    if (!a || !b) return a == b;
-    return strcmp(a, b) == 0;
-}
-
 static bool request_empty(const struct cq_request *r) {
     return !r->id && !r->received_at && !r->platform && !r->tenant && !r->channel_id &&
            !r->channel_name && !r->user_id && !r->user_name && !r->command && !r->text &&
@@ -284,55 +288,21 @@ static bool result_empty(const struct cq_result *r) {
            r->pipeline.id == 0 && !r->pipeline.web_url && !r->pipeline.status && !r->produced_at;
 }
 
-/* The contract of every verdict, whatever the input: a known kind, a REJECT with a 4xx/5xx
- * status and a one-line reason, a REPLY with a body, a REQUEST whose body is the envelope of
- * req (valid JSON with a non-empty id that decodes back to the same fields), a PIPELINE with
- * a "<project>:<pipeline>" key. */
+/* Counts which path a verdict reached and checks the contract every verdict keeps, whatever
+ * the input (cqt_verdict_violation, shared with the libFuzzer targets). */
 static void check_verdict(const struct cq_in_verdict *v, const char *platform) {
-    FCHECK(v->kind == CQ_IN_REJECT || v->kind == CQ_IN_REPLY || v->kind == CQ_IN_REQUEST ||
-           v->kind == CQ_IN_PIPELINE);
-    FCHECK(memchr(v->detail, '\0', sizeof(v->detail)) != NULL);
     switch (v->kind) {
     case CQ_IN_REJECT:
         if (v->status == 400) g_reach.reject400++;
         else if (v->status == 401) g_reach.reject401++;
         else g_reach.reject_other++;
-        FCHECK(v->status >= 400 && v->status <= 503);
-        FCHECK(v->reason && v->reason[0] && one_line(v->reason));
         break;
-    case CQ_IN_REPLY:
-        g_reach.reply++;
-        FCHECK(v->status >= 200 && v->status <= 299);
-        FCHECK(v->body != NULL && v->content_type != NULL);
-        break;
-    case CQ_IN_REQUEST: {
-        g_reach.request++;
-        FCHECK(v->body != NULL);
-        if (!v->body) break;
-        cJSON *j = cJSON_Parse(v->body);
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-        FCHECK(cJSON_IsString(id) && id->valuestring[0] != '\0');
-        cJSON_Delete(j);
-        struct cq_request back = {0};
-        struct cq_err err = {0};
-        FCHECK(cq_request_decode(v->body, strlen(v->body), 0, &back, &err) == CQ_OK);
-        FCHECK(cqt_request_equal(&back, &v->req));
-        FCHECK(same_str(back.platform, platform));
-        FCHECK(back.command && back.command[0] && back.user_id && back.user_id[0]);
-        FCHECK(back.retry_num >= 0 && back.retry_num <= CQ_ENV_MAX_RETRY_NUM);
-        FCHECK(back.dedupe_key && strncmp(back.dedupe_key, platform, strlen(platform)) == 0 &&
-               back.dedupe_key[strlen(platform)] == ':');
-        cq_request_clear(&back);
-        break;
+    case CQ_IN_REPLY: g_reach.reply++; break;
+    case CQ_IN_REQUEST: g_reach.request++; break;
+    case CQ_IN_PIPELINE: g_reach.pipeline++; break;
     }
-    case CQ_IN_PIPELINE: {
-        long long p = 0, q = 0;
-        g_reach.pipeline++;
-        char tail = 0;
-        FCHECK(sscanf(v->key, "%lld:%lld%c", &p, &q, &tail) == 2 && p >= 1 && q >= 1);
-        break;
-    }
-    }
+    const char *why = cqt_verdict_violation(v, platform, MAX_TEXT);
+    FCHECK_WHY(why);
 }
 
 static struct cq_config *load(const char *yaml) {
@@ -870,28 +840,6 @@ static void random_line(struct buf *b) {
     }
 }
 
-static void check_bound(const struct cq_bound_args *bd, const struct cq_command *c) {
-    FCHECK(bd->cmd == c && bd->n == c->n_args);
-    for (size_t i = 0; i < bd->n && i < c->n_args; i++) {
-        const struct cq_arg_spec *s = &c->args[i];
-        const char *v = bd->values[i];
-        if (s->required) FCHECK(v != NULL);
-        if (!v) continue;
-        int limit = s->max_len > 0 ? s->max_len : MAX_ARG_LEN;
-        FCHECK(strlen(v) <= (size_t)limit);
-        if (s->type == CQ_ARG_INT) {
-            char *end = NULL;
-            long long n = strtoll(v, &end, 10);
-            FCHECK(*v && *end == '\0' && n >= s->min && n <= s->max);
-        }
-        if (s->enum_values) {
-            bool found = false;
-            for (char **e = s->enum_values; *e; e++) found = found || strcmp(*e, v) == 0;
-            FCHECK(found);
-        }
-    }
-}
-
 static void fuzz_args(size_t iters) {
     const size_t nseeds = sizeof(arg_seeds) / sizeof(arg_seeds[0]);
     struct buf b = {0};
@@ -929,7 +877,7 @@ static void fuzz_args(size_t iters) {
                 rc = cq_args_bind(c, &av, used, MAX_ARG_LEN, &bd, &err);
                 if (rc == CQ_OK) {
                     g_reach.ok++;
-                    check_bound(&bd, c);
+                    FCHECK_WHY(cqt_bound_violation(&bd, c, MAX_ARG_LEN));
                     char *r = cq_bound_render(&bd);
                     FCHECK(r != NULL);
                     free(r);
