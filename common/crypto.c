@@ -201,7 +201,6 @@ enum cq_rc cq_uuid4(char out[CQ_UUID_LEN + 1]) {
     }
     uuid_left -= sizeof(b);
     memcpy(b, uuid_pool + uuid_left, sizeof(b));
-    memset(uuid_pool + uuid_left, 0, sizeof(b)); /* each byte is handed out once */
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10xx (RFC 4122) */
     char *o = out;

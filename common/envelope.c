@@ -191,13 +191,8 @@ static bool add_number(cJSON *obj, const char *key, long long v) {
 static char *print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
     char buf[4096];
     char *s = NULL;
-    if (cJSON_PrintPreallocated(root, buf, (int)sizeof(buf), 0)) {
-        size_t n = strlen(buf);
-        s = malloc(n + 1);
-        if (s) memcpy(s, buf, n + 1);
-    } else {
-        s = cJSON_PrintUnformatted(root); /* larger than the buffer */
-    }
+    if (cJSON_PrintPreallocated(root, buf, (int)sizeof(buf), 0)) s = strdup(buf);
+    else s = cJSON_PrintUnformatted(root); /* larger than the buffer */
     if (!s) cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
     return s;
 }
