@@ -26,8 +26,13 @@ struct cq_admin_http *cq_admin_http_new(const char *listen, int port, struct cq_
     }
     atomic_init(&a->ready, false);
     struct cq_http_options opt = {
-        .listen = listen, .port = port, .threads = 1, .max_body = 4096,
-        .max_connections = 256, .ready = is_ready, .ready_arg = a,
+        .listen = listen,
+        .port = port,
+        .threads = 1,
+        .max_body = 4096,
+        .max_connections = 256,
+        .ready = is_ready,
+        .ready_arg = a,
     };
     a->server = cq_http_server_new(&opt, NULL, 0, err);
     if (!a->server) {

@@ -1,5 +1,5 @@
-/* admin_http: a service's /healthz, /readyz and /metrics on libmicrohttpd's own thread (worker, notifier).
- * Readiness is a flag the loop thread sets (atomic), so the MHD thread never touches the
+/* admin_http: a service's /healthz, /readyz and /metrics on libmicrohttpd's own thread (worker,
+ * notifier). Readiness is a flag the loop thread sets (atomic), so the MHD thread never touches the
  * service's state. The ingress, which serves platform routes, uses common/http.h instead. */
 #ifndef CQ_ADMIN_HTTP_H
 #define CQ_ADMIN_HTTP_H

@@ -42,17 +42,17 @@ enum ftype {
 struct schema;
 
 struct field {
-    const char *key;     /* NULL: the field is the dict value itself (secrets: {N: ref}) */
+    const char *key; /* NULL: the field is the dict value itself (secrets: {N: ref}) */
     enum ftype type;
-    size_t off;          /* offset of the C member in the struct being filled */
-    size_t n_off;        /* F_INTLIST/F_LIST/F_DICT: offset of the size_t count */
-    const char *def;     /* F_STR default */
-    long long def_i;     /* F_INT/LLONG/SIZE/BOOL/ENUM default */
-    long long min, max;  /* bounds (F_STRLIST: min items) */
+    size_t off;                 /* offset of the C member in the struct being filled */
+    size_t n_off;               /* F_INTLIST/F_LIST/F_DICT: offset of the size_t count */
+    const char *def;            /* F_STR default */
+    long long def_i;            /* F_INT/LLONG/SIZE/BOOL/ENUM default */
+    long long min, max;         /* bounds (F_STRLIST: min items) */
     const char *const *choices; /* F_STR/F_ENUM: allowed values, NULL-terminated */
     bool required;
     bool optional_section; /* F_MAP: when absent, its required keys do not apply */
-    const char *env;     /* environment variable that overrides the file */
+    const char *env;       /* environment variable that overrides the file */
     const struct schema *sub;
 };
 
@@ -63,8 +63,10 @@ struct schema {
     size_t name_off; /* F_DICT: where the key goes (char *) */
 };
 
-#define SCHEMA(arr, ...) {.fields = (arr), .n = sizeof(arr) / sizeof((arr)[0]), __VA_ARGS__}
-#define F(k, t, T, m, ...) {.key = (k), .type = (t), .off = offsetof(T, m), __VA_ARGS__}
+#define SCHEMA(arr, ...)                                                                           \
+    { .fields = (arr), .n = sizeof(arr) / sizeof((arr)[0]), __VA_ARGS__ }
+#define F(k, t, T, m, ...)                                                                         \
+    { .key = (k), .type = (t), .off = offsetof(T, m), __VA_ARGS__ }
 #define NOLIMIT .min = LLONG_MIN, .max = LLONG_MAX
 
 static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
@@ -98,9 +100,8 @@ _Static_assert(offsetof(struct cq_header_tpl, value) == offsetof(struct cq_var_t
 static const struct field tpl_fields[] = {
     F(NULL, F_STR, struct cq_header_tpl, value),
 };
-static const struct schema tpl_schema =
-    SCHEMA(tpl_fields, .size = sizeof(struct cq_header_tpl),
-           .name_off = offsetof(struct cq_header_tpl, name));
+static const struct schema tpl_schema = SCHEMA(tpl_fields, .size = sizeof(struct cq_header_tpl),
+                                               .name_off = offsetof(struct cq_header_tpl, name));
 
 typedef struct cq_command CMD;
 static const struct field http_fields[] = {
@@ -169,9 +170,8 @@ static const struct schema channel_schema =
 static const struct field match_fields[] = {
     F(NULL, F_STRLIST, struct cq_arg_match, values, .min = 1),
 };
-static const struct schema match_schema =
-    SCHEMA(match_fields, .size = sizeof(struct cq_arg_match),
-           .name_off = offsetof(struct cq_arg_match, arg));
+static const struct schema match_schema = SCHEMA(match_fields, .size = sizeof(struct cq_arg_match),
+                                                 .name_off = offsetof(struct cq_arg_match, arg));
 
 typedef struct cq_rule RULE;
 static const struct field rule_fields[] = {
@@ -199,8 +199,7 @@ static const struct field topics_fields[] = {
     F("requests", F_STR, CFG, kafka.topic_requests, .def = "chatops.requests"),
     F("results", F_STR, CFG, kafka.topic_results, .def = "chatops.results"),
     F("audit", F_STR, CFG, kafka.topic_audit, .def = "chatops.audit"),
-    F("pipeline_events", F_STR, CFG, kafka.topic_pipeline_events,
-      .def = "chatops.pipeline-events"),
+    F("pipeline_events", F_STR, CFG, kafka.topic_pipeline_events, .def = "chatops.pipeline-events"),
     F("dlq", F_STR, CFG, kafka.topic_dlq, .def = "chatops.dlq"),
 };
 static const struct field groups_fields[] = {
@@ -228,8 +227,7 @@ static const struct field redis_fields[] = {
     F("command_timeout_ms", F_INT, CFG, redis.command_timeout_ms, .def_i = 1000, .min = 10,
       .max = 60000),
     F("prefix", F_STR, CFG, redis.prefix, .def = "chatops:"),
-    F("dedupe_ttl_s", F_INT, CFG, redis.dedupe_ttl_s, .def_i = 28800, .min = 27000,
-      .max = 604800),
+    F("dedupe_ttl_s", F_INT, CFG, redis.dedupe_ttl_s, .def_i = 28800, .min = 27000, .max = 604800),
 };
 static const struct field paths_fields[] = {
     F("slack_commands", F_STR, CFG, ingress.slack_commands_path, .def = "/slack/commands"),
@@ -245,24 +243,20 @@ static const struct field ingress_fields[] = {
     F("threads", F_INT, CFG, ingress.threads, .def_i = 1, .min = 1, .max = 64),
     F("max_connections", F_INT, CFG, ingress.max_connections, .def_i = 10000, .min = 1,
       .max = 1000000),
-    F("idle_timeout_s", F_INT, CFG, ingress.idle_timeout_s, .def_i = 30, .min = 1,
-      .max = 3600),
-    F("connection_memory", F_SIZE, CFG, ingress.connection_memory, .def_i = 8192,
-      .min = 4096, .max = 1 << 20),
+    F("idle_timeout_s", F_INT, CFG, ingress.idle_timeout_s, .def_i = 30, .min = 1, .max = 3600),
+    F("connection_memory", F_SIZE, CFG, ingress.connection_memory, .def_i = 8192, .min = 4096,
+      .max = 1 << 20),
     F("paths", F_MAP, CFG, ingress, .sub = &paths_schema),
 };
 static const struct field worker_fields[] = {
     F("http_port", F_INT, CFG, worker.http_port, .def_i = 8081, .min = 0, .max = 65535,
       .env = "CQ_WORKER_HTTP_PORT"),
-    F("max_inflight", F_INT, CFG, worker.max_inflight, .def_i = 10000, .min = 1,
-      .max = 1000000),
+    F("max_inflight", F_INT, CFG, worker.max_inflight, .def_i = 10000, .min = 1, .max = 1000000),
     F("lease_ms", F_INT, CFG, worker.lease_ms, .def_i = 15000, .min = 500, .max = 600000),
     F("poll_min_ms", F_INT, CFG, worker.poll_min_ms, .def_i = 2000, .min = 100, .max = 600000),
-    F("poll_max_ms", F_INT, CFG, worker.poll_max_ms, .def_i = 30000, .min = 100,
-      .max = 3600000),
+    F("poll_max_ms", F_INT, CFG, worker.poll_max_ms, .def_i = 30000, .min = 100, .max = 3600000),
     F("log_tail_lines", F_INT, CFG, worker.log_tail_lines, .def_i = 20, .min = 0, .max = 1000),
-    F("log_tail_bytes", F_INT, CFG, worker.log_tail_bytes, .def_i = 4000, .min = 0,
-      .max = 65536),
+    F("log_tail_bytes", F_INT, CFG, worker.log_tail_bytes, .def_i = 4000, .min = 0, .max = 65536),
     F("cancel_roles", F_STRLIST, CFG, worker.cancel_roles),
 };
 static const struct field notifier_fields[] = {
@@ -273,24 +267,21 @@ static const struct field notifier_fields[] = {
       .max = 60000),
     F("backoff_max_ms", F_INT, CFG, notifier.backoff_max_ms, .def_i = 30000, .min = 10,
       .max = 3600000),
-    F("slack_channel_interval_ms", F_INT, CFG, notifier.slack_channel_interval_ms,
-      .def_i = 1000, .min = 0, .max = 60000),
+    F("slack_channel_interval_ms", F_INT, CFG, notifier.slack_channel_interval_ms, .def_i = 1000,
+      .min = 0, .max = 60000),
     F("feishu_chat_interval_ms", F_INT, CFG, notifier.feishu_chat_interval_ms, .def_i = 200,
       .min = 0, .max = 60000),
-    F("max_inflight", F_INT, CFG, notifier.max_inflight, .def_i = 10000, .min = 1,
-      .max = 1000000),
+    F("max_inflight", F_INT, CFG, notifier.max_inflight, .def_i = 10000, .min = 1, .max = 1000000),
     F("max_sends", F_INT, CFG, notifier.max_sends, .def_i = 64, .min = 1, .max = 4096),
     F("http_timeout_ms", F_INT, CFG, notifier.http_timeout_ms, .def_i = 10000, .min = 100,
       .max = 300000),
 };
 static const struct field limits_fields[] = {
-    F("max_body", F_SIZE, CFG, limits.max_body, .def_i = 65536, .min = 1024,
-      .max = 16 << 20),
+    F("max_body", F_SIZE, CFG, limits.max_body, .def_i = 65536, .min = 1024, .max = 16 << 20),
     F("max_text", F_INT, CFG, limits.max_text, .def_i = 4000, .min = 1, .max = 1000000),
     F("max_args", F_INT, CFG, limits.max_args, .def_i = 32, .min = 1, .max = 1024),
     F("max_arg_len", F_INT, CFG, limits.max_arg_len, .def_i = 256, .min = 1, .max = 65536),
-    F("replay_window_s", F_INT, CFG, limits.replay_window_s, .def_i = 300, .min = 1,
-      .max = 86400),
+    F("replay_window_s", F_INT, CFG, limits.replay_window_s, .def_i = 300, .min = 1, .max = 86400),
     F("max_envelope", F_SIZE, CFG, limits.max_envelope, .def_i = 262144, .min = 4096,
       .max = 16 << 20),
 };
@@ -351,9 +342,9 @@ static const struct schema config_schema = SCHEMA(config_fields);
 /* ---- context, key paths and messages --------------------------------------- */
 
 struct ctx {
-    const char *name;    /* file name in messages */
-    char *dir;           /* base for relative file: secrets */
-    const char *env;     /* set while applying an environment override */
+    const char *name; /* file name in messages */
+    char *dir;        /* base for relative file: secrets */
+    const char *env;  /* set while applying an environment override */
     struct cq_err *err;
     char path[200];
     size_t plen;
@@ -362,11 +353,9 @@ struct ctx {
 #define MEMBER(base, off, T) ((T *)(void *)((char *)(base) + (off)))
 
 static bool plain_key(const char *k) {
-    if (!*k)
-        return false;
+    if (!*k) return false;
     for (; *k; k++)
-        if (!isalnum((unsigned char)*k) && *k != '_' && *k != '-')
-            return false;
+        if (!isalnum((unsigned char)*k) && *k != '_' && *k != '-') return false;
     return true;
 }
 
@@ -379,8 +368,7 @@ static size_t push_key(struct ctx *c, const char *key) {
     else
         n = snprintf(c->path + old, sizeof(c->path) - old, "[\"%s\"]", key);
     c->plen = n < 0 ? old : old + (size_t)n;
-    if (c->plen >= sizeof(c->path))
-        c->plen = sizeof(c->path) - 1;
+    if (c->plen >= sizeof(c->path)) c->plen = sizeof(c->path) - 1;
     return old;
 }
 
@@ -388,8 +376,7 @@ static size_t push_index(struct ctx *c, size_t i) {
     size_t old = c->plen;
     int n = snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", i);
     c->plen = n < 0 ? old : old + (size_t)n;
-    if (c->plen >= sizeof(c->path))
-        c->plen = sizeof(c->path) - 1;
+    if (c->plen >= sizeof(c->path)) c->plen = sizeof(c->path) - 1;
     return old;
 }
 
@@ -398,9 +385,8 @@ static void pop(struct ctx *c, size_t old) {
     c->path[old] = '\0';
 }
 
-__attribute__((format(printf, 3, 4))) static enum cq_rc fail(struct ctx *c,
-                                                             const struct cq_ynode *at,
-                                                             const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static enum cq_rc
+fail(struct ctx *c, const struct cq_ynode *at, const char *fmt, ...) {
     char reason[200];
     va_list ap;
     va_start(ap, fmt);
@@ -408,8 +394,7 @@ __attribute__((format(printf, 3, 4))) static enum cq_rc fail(struct ctx *c,
     va_end(ap);
     const char *path = c->plen ? c->path : "(top level)";
     if (c->env)
-        return cq_err_set(c->err, CQ_ECONFIG, "%s: %s: from %s: %s", c->name, path, c->env,
-                          reason);
+        return cq_err_set(c->err, CQ_ECONFIG, "%s: %s: from %s: %s", c->name, path, c->env, reason);
     return cq_err_set(c->err, CQ_ECONFIG, "%s:%d:%d: %s: %s", c->name, at ? at->line : 1,
                       at ? at->col : 1, path, reason);
 }
@@ -439,17 +424,13 @@ struct sugg {
     size_t dist;
 };
 
-
 static void sugg_add(struct sugg *s, const char *cand) {
-    if (!cand)
-        return;
+    if (!cand) return;
     size_t d = cq_levenshtein(s->word, cand);
     size_t len = strlen(s->word);
     size_t limit = (len + 2) / 3;
-    if (limit < 1)
-        limit = 1;
-    if (limit > 3)
-        limit = 3;
+    if (limit < 1) limit = 1;
+    if (limit > 3) limit = 3;
     if (d <= limit && (!s->best || d < s->dist)) {
         s->best = cand;
         s->dist = d;
@@ -459,8 +440,7 @@ static void sugg_add(struct sugg *s, const char *cand) {
 /* " (did you mean 'x'?)" or "" into buf. */
 static const char *sugg_hint(const struct sugg *s, char buf[96]) {
     buf[0] = '\0';
-    if (s->best)
-        snprintf(buf, 96, " (did you mean '%s'?)", s->best);
+    if (s->best) snprintf(buf, 96, " (did you mean '%s'?)", s->best);
     return buf;
 }
 
@@ -468,12 +448,10 @@ static const char *sugg_hint(const struct sugg *s, char buf[96]) {
 
 static bool parse_ll(const char *s, long long *out) {
     char *end;
-    if (!*s || isspace((unsigned char)*s))
-        return false;
+    if (!*s || isspace((unsigned char)*s)) return false;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return false;
+    if (errno || end == s || *end) return false;
     *out = v;
     return true;
 }
@@ -481,12 +459,10 @@ static bool parse_ll(const char *s, long long *out) {
 /* Sizes: a count of bytes with an optional k/m/g suffix (1024-based; kb, KiB also). */
 static bool parse_size(const char *s, long long *out) {
     char *end;
-    if (!isdigit((unsigned char)*s))
-        return false;
+    if (!isdigit((unsigned char)*s)) return false;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return false;
+    if (errno || end == s) return false;
     unsigned shift = 0;
     if (*end) {
         char u = (char)tolower((unsigned char)*end);
@@ -499,11 +475,9 @@ static bool parse_size(const char *s, long long *out) {
             shift = 30;
         else
             return false;
-        if (*rest && strcasecmp(rest, "b") != 0 && strcasecmp(rest, "ib") != 0)
-            return false;
+        if (*rest && strcasecmp(rest, "b") != 0 && strcasecmp(rest, "ib") != 0) return false;
     }
-    if (v > ((unsigned long long)LLONG_MAX >> shift))
-        return false;
+    if (v > ((unsigned long long)LLONG_MAX >> shift)) return false;
     *out = (long long)(v << shift);
     return true;
 }
@@ -511,11 +485,9 @@ static bool parse_size(const char *s, long long *out) {
 /* ---- secrets ----------------------------------------------------------------- */
 
 static bool env_name_ok(const char *s, size_t n) {
-    if (n == 0 || (!isalpha((unsigned char)s[0]) && s[0] != '_'))
-        return false;
+    if (n == 0 || (!isalpha((unsigned char)s[0]) && s[0] != '_')) return false;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '_')
-            return false;
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_') return false;
     return true;
 }
 
@@ -524,14 +496,11 @@ static bool env_name_ok(const char *s, size_t n) {
 static char *read_secret_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     buf = malloc(MAX_SECRET_BYTES + 1);
-    if (!buf)
-        goto fail;
+    if (!buf) goto fail;
     size_t n = fread(buf, 1, MAX_SECRET_BYTES + 1, f);
-    if (ferror(f))
-        goto fail;
+    if (ferror(f)) goto fail;
     if (n > MAX_SECRET_BYTES || memchr(buf, '\0', n)) {
         errno = 0;
         goto fail;
@@ -544,8 +513,7 @@ static char *read_secret_file(const char *path, size_t *len) {
     return buf;
 fail:;
     int e = errno;
-    if (buf)
-        memset(buf, 0, MAX_SECRET_BYTES + 1);
+    if (buf) memset(buf, 0, MAX_SECRET_BYTES + 1);
     free(buf);
     fclose(f);
     errno = e;
@@ -574,32 +542,26 @@ static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct
     if (rl >= 3 && ref[0] == '$' && ref[1] == '{' && ref[rl - 1] == '}' &&
         env_name_ok(ref + 2, rl - 3)) {
         char name[128];
-        if (rl - 3 >= sizeof(name))
-            return fail(c, v, "environment variable name is too long");
+        if (rl - 3 >= sizeof(name)) return fail(c, v, "environment variable name is too long");
         memcpy(name, ref + 2, rl - 3);
         name[rl - 3] = '\0';
         const char *e = getenv(name);
-        if (!e)
-            return fail(c, v, "environment variable %s is not set", name);
-        if (!*e)
-            return fail(c, v, "environment variable %s is empty", name);
+        if (!e) return fail(c, v, "environment variable %s is not set", name);
+        if (!*e) return fail(c, v, "environment variable %s is empty", name);
         value = strdup(e);
-        if (!value)
-            return nomem(c);
+        if (!value) return nomem(c);
     } else if (strncmp(ref, "file:", 5) == 0) {
         const char *p = ref + 5;
         char full[PATH_MAX];
         size_t len = 0;
-        if (!*p)
-            return fail(c, v, "file: needs a path");
+        if (!*p) return fail(c, v, "file: needs a path");
         if (p[0] == '/' || !c->dir)
             snprintf(full, sizeof(full), "%s", p);
         else
             snprintf(full, sizeof(full), "%s/%s", c->dir, p);
         value = read_secret_file(full, &len);
         if (!value) {
-            if (errno == ENOMEM)
-                return nomem(c);
+            if (errno == ENOMEM) return nomem(c);
             return fail(c, v, "cannot read secret file %s: %s", full,
                         errno ? strerror(errno) : "too big or not text");
         }
@@ -613,8 +575,7 @@ static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct
     secret_clear(out);
     out->value = value;
     out->ref = strdup(ref);
-    if (!out->ref)
-        rc = nomem(c);
+    if (!out->ref) rc = nomem(c);
     return rc;
 }
 
@@ -653,8 +614,7 @@ static void free_field(const struct field *f, void *base) {
         size_t n = *MEMBER(base, f->n_off, size_t);
         for (size_t i = 0; arr && i < n; i++) {
             void *el = arr + i * f->sub->size;
-            if (f->type == F_DICT)
-                free(*MEMBER(el, f->sub->name_off, char *));
+            if (f->type == F_DICT) free(*MEMBER(el, f->sub->name_off, char *));
             free_fields(f->sub, el);
         }
         free(arr);
@@ -677,8 +637,7 @@ static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base
         const struct field *f = &s->fields[i];
         switch (f->type) {
         case F_STR:
-            if (f->def && !(*MEMBER(base, f->off, char *) = strdup(f->def)))
-                return nomem(c);
+            if (f->def && !(*MEMBER(base, f->off, char *) = strdup(f->def))) return nomem(c);
             break;
         case F_INT:
         case F_ENUM:
@@ -694,8 +653,7 @@ static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base
             *MEMBER(base, f->off, bool) = f->def_i != 0;
             break;
         case F_MAP:
-            if (set_defaults(c, f->sub, base) != CQ_OK)
-                return c->err->code;
+            if (set_defaults(c, f->sub, base) != CQ_OK) return c->err->code;
             break;
         default:
             break;
@@ -712,8 +670,7 @@ static const char *choices_text(const char *const *ch, char buf[160]) {
     buf[0] = '\0';
     for (size_t i = 0; ch[i]; i++) {
         int n = snprintf(buf + used, 160 - used, "%s%s", i ? ", " : "", ch[i]);
-        if (n < 0 || (size_t)n >= 160 - used)
-            break;
+        if (n < 0 || (size_t)n >= 160 - used) break;
         used += (size_t)n;
     }
     return buf;
@@ -721,8 +678,7 @@ static const char *choices_text(const char *const *ch, char buf[160]) {
 
 static int choice_index(const char *const *ch, const char *v) {
     for (int i = 0; ch[i]; i++)
-        if (strcmp(ch[i], v) == 0)
-            return i;
+        if (strcmp(ch[i], v) == 0) return i;
     return -1;
 }
 
@@ -741,8 +697,7 @@ static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const st
                 return rc;
             }
         }
-        if (!s)
-            continue;
+        if (!s) continue;
         bool known = false;
         struct sugg sg = {.word = k->value};
         for (size_t f = 0; f < s->n && !known; f++) {
@@ -769,10 +724,8 @@ static enum cq_rc fill_number(struct ctx *c, const struct field *f, void *base,
         return fail(c, v, "expected %s, got '%s'",
                     f->type == F_SIZE ? "a size in bytes (e.g. 65536 or 64k)" : "an integer",
                     shown(v->value, b));
-    if (x < f->min)
-        return fail(c, v, "%lld is below the minimum %lld", x, f->min);
-    if (x > f->max)
-        return fail(c, v, "%lld is above the maximum %lld", x, f->max);
+    if (x < f->min) return fail(c, v, "%lld is below the minimum %lld", x, f->min);
+    if (x > f->max) return fail(c, v, "%lld is above the maximum %lld", x, f->max);
     if (f->type == F_INT)
         *MEMBER(base, f->off, int) = (int)x;
     else if (f->type == F_LLONG)
@@ -789,9 +742,8 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
     bool want_scalar = f->type <= F_SECRET;
 
     if (want_scalar && !scalar) {
-        static const char *const what[] = {"a string", "an integer", "an integer",
-                                           "a size",   "true or false", "a string",
-                                           "a string"};
+        static const char *const what[] = {"a string",      "an integer", "an integer", "a size",
+                                           "true or false", "a string",   "a string"};
         return fail(c, v, "expected %s, got %s", what[f->type], cq_ynode_kind_name(v));
     }
     switch (f->type) {
@@ -799,16 +751,14 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
         if (f->choices && choice_index(f->choices, v->value) < 0)
             return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
         char *dup = strdup(v->value);
-        if (!dup)
-            return nomem(c);
+        if (!dup) return nomem(c);
         free(*MEMBER(base, f->off, char *));
         *MEMBER(base, f->off, char *) = dup;
         return CQ_OK;
     }
     case F_ENUM: {
         int i = choice_index(f->choices, v->value);
-        if (i < 0)
-            return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
+        if (i < 0) return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
         *MEMBER(base, f->off, int) = i;
         return CQ_OK;
     }
@@ -835,13 +785,11 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
         free_field(f, base);
         if (f->type == F_STRLIST) {
             char **l = calloc(v->n + 1, sizeof(*l));
-            if (!l)
-                return nomem(c);
+            if (!l) return nomem(c);
             *MEMBER(base, f->off, char **) = l;
         } else {
             int *l = calloc(v->n ? v->n : 1, sizeof(*l));
-            if (!l)
-                return nomem(c);
+            if (!l) return nomem(c);
             *MEMBER(base, f->off, int *) = l;
             *MEMBER(base, f->n_off, size_t) = v->n;
         }
@@ -851,12 +799,10 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
             enum cq_rc rc = CQ_OK;
             if (it->kind != CQ_YNODE_SCALAR || cq_ynode_is_null(it)) {
                 rc = fail(c, it, "expected %s, got %s",
-                          f->type == F_STRLIST ? "a string" : "an integer",
-                          cq_ynode_kind_name(it));
+                          f->type == F_STRLIST ? "a string" : "an integer", cq_ynode_kind_name(it));
             } else if (f->type == F_STRLIST) {
                 char **l = *MEMBER(base, f->off, char **);
-                if (!(l[i] = strdup(it->value)))
-                    rc = nomem(c);
+                if (!(l[i] = strdup(it->value))) rc = nomem(c);
             } else {
                 long long x;
                 if (!parse_ll(it->value, &x))
@@ -867,8 +813,7 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
                     (*MEMBER(base, f->off, int *))[i] = (int)x;
             }
             pop(c, old);
-            if (rc != CQ_OK)
-                return rc;
+            if (rc != CQ_OK) return rc;
         }
         return CQ_OK;
     }
@@ -880,12 +825,10 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
         if (v->kind != (dict ? CQ_YNODE_MAP : CQ_YNODE_SEQ))
             return fail(c, v, "expected %s, got %s", dict ? "a mapping" : "a list",
                         cq_ynode_kind_name(v));
-        if (dict && check_keys(c, v, NULL) != CQ_OK)
-            return c->err->code;
+        if (dict && check_keys(c, v, NULL) != CQ_OK) return c->err->code;
         free_field(f, base);
         char *arr = calloc(v->n ? v->n : 1, f->sub->size);
-        if (!arr)
-            return nomem(c);
+        if (!arr) return nomem(c);
         *MEMBER(base, f->off, char *) = arr;
         *MEMBER(base, f->n_off, size_t) = v->n;
         for (size_t i = 0; i < v->n; i++) {
@@ -903,8 +846,7 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
                     rc = fill_map(c, f->sub, el, item, item);
             }
             pop(c, old);
-            if (rc != CQ_OK)
-                return rc;
+            if (rc != CQ_OK) return rc;
         }
         return CQ_OK;
     }
@@ -916,20 +858,17 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
  * required keys and environment overrides still apply; `at` is where to point). */
 static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
                            const struct cq_ynode *map, const struct cq_ynode *at) {
-    if (map && cq_ynode_is_null(map))
-        map = NULL;
+    if (map && cq_ynode_is_null(map)) map = NULL;
     if (map && map->kind != CQ_YNODE_MAP)
         return fail(c, map, "expected a mapping, got %s", cq_ynode_kind_name(map));
-    if (map && check_keys(c, map, s) != CQ_OK)
-        return c->err->code;
+    if (map && check_keys(c, map, s) != CQ_OK) return c->err->code;
     for (size_t i = 0; i < s->n; i++) {
         const struct field *f = &s->fields[i];
         const struct cq_ynode *v = cq_ynode_get(map, f->key);
         const char *ev = f->env ? getenv(f->env) : NULL;
         size_t old = push_key(c, f->key);
         enum cq_rc rc = CQ_OK;
-        if (v && cq_ynode_is_null(v))
-            v = NULL;
+        if (v && cq_ynode_is_null(v)) v = NULL;
         if (v)
             rc = fill_field(c, f, base, v);
         else if (f->type == F_MAP && !f->optional_section)
@@ -937,15 +876,14 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
         else if (f->required && !(ev && *ev))
             rc = fail(c, at, "required key is missing");
         if (rc == CQ_OK && ev && *ev) {
-            struct cq_ynode tmp = {.kind = CQ_YNODE_SCALAR, .value = (char *)ev,
-                                   .len = strlen(ev), .plain = true};
+            struct cq_ynode tmp = {
+                .kind = CQ_YNODE_SCALAR, .value = (char *)ev, .len = strlen(ev), .plain = true};
             c->env = f->env;
             rc = fill_field(c, f, base, &tmp);
             c->env = NULL;
         }
         pop(c, old);
-        if (rc != CQ_OK)
-            return rc;
+        if (rc != CQ_OK) return rc;
     }
     return CQ_OK;
 }
@@ -959,15 +897,13 @@ static const struct cq_ynode *node_at(const struct cq_ynode *n, const char *key)
 
 static bool in_list(char *const *l, const char *s) {
     for (size_t i = 0; l && l[i]; i++)
-        if (strcmp(l[i], s) == 0)
-            return true;
+        if (strcmp(l[i], s) == 0) return true;
     return false;
 }
 
 static bool role_exists(const struct cq_config *cfg, const char *role) {
     for (size_t i = 0; i < cfg->n_people; i++)
-        if (in_list(cfg->people[i].roles, role))
-            return true;
+        if (in_list(cfg->people[i].roles, role)) return true;
     return false;
 }
 
@@ -979,8 +915,7 @@ static void sugg_roles(struct sugg *sg, const struct cq_config *cfg) {
 
 static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const char *name) {
     for (size_t i = 0; i < cmd->n_args; i++)
-        if (strcmp(cmd->args[i].name, name) == 0)
-            return &cmd->args[i];
+        if (strcmp(cmd->args[i].name, name) == 0) return &cmd->args[i];
     return NULL;
 }
 
@@ -988,15 +923,14 @@ static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const ch
 static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
                                  const struct cq_command *cmd, const char *tpl,
                                  const struct cq_ynode *at, bool is_reply) {
-    static const char *const fixed[] = {"user.gitlab_login", "user.name", "user.id",
+    static const char *const fixed[] = {"user.gitlab_login", "user.name",  "user.id",
                                         "channel.name",      "channel.id", "request.id",
                                         "command.name",      "chat.input", NULL};
     const char *p = tpl;
     char hint[96];
     while (p && (p = strstr(p, "{{")) != NULL) {
         const char *end = strstr(p + 2, "}}");
-        if (!end)
-            return fail(c, at, "unclosed {{ in template");
+        if (!end) return fail(c, at, "unclosed {{ in template");
         const char *s = p + 2, *e = end;
         while (s < e && (*s == ' ' || *s == '\t'))
             s++;
@@ -1026,12 +960,11 @@ static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
                 struct sugg sg = {.word = name + 5};
                 for (size_t i = 0; i < cmd->n_args; i++)
                     sugg_add(&sg, cmd->args[i].name);
-                return fail(c, at, "{{%s}}: the command has no argument '%s'%s", name,
-                            name + 5, sugg_hint(&sg, hint));
+                return fail(c, at, "{{%s}}: the command has no argument '%s'%s", name, name + 5,
+                            sugg_hint(&sg, hint));
             }
         } else if (strncmp(name, "response", 8) == 0 && (name[8] == '.' || !name[8])) {
-            if (!is_reply)
-                return fail(c, at, "{{%s}} is only available in reply_template", name);
+            if (!is_reply) return fail(c, at, "{{%s}} is only available in reply_template", name);
         } else if (choice_index(fixed, name) < 0) {
             struct sugg sg = {.word = name};
             for (size_t i = 0; fixed[i]; i++)
@@ -1044,12 +977,10 @@ static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
 
 static bool command_name_ok(const char *n) {
     bool word_start = true;
-    if (!*n)
-        return false;
+    if (!*n) return false;
     for (; *n; n++) {
         if (*n == ' ') {
-            if (word_start)
-                return false;
+            if (word_start) return false;
             word_start = true;
         } else if (islower((unsigned char)*n) || isdigit((unsigned char)*n) ||
                    (!word_start && (*n == '-' || *n == '_'))) {
@@ -1111,16 +1042,14 @@ static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct
             push_key(c, "default");
             long long x;
             if (a->type == CQ_ARG_ENUM && !in_list(a->enum_values, a->default_value))
-                rc = fail(c, dn, "'%s' is not one of the values",
-                          shown(a->default_value, b));
+                rc = fail(c, dn, "'%s' is not one of the values", shown(a->default_value, b));
             else if (a->type == CQ_ARG_INT && !parse_ll(a->default_value, &x))
                 rc = fail(c, dn, "'%s' is not an integer", shown(a->default_value, b));
             else if (a->type == CQ_ARG_INT && (x < a->min || x > a->max))
                 rc = fail(c, dn, "%lld is outside min..max", x);
         }
         pop(c, old);
-        if (rc != CQ_OK)
-            return rc;
+        if (rc != CQ_OK) return rc;
     }
     return CQ_OK;
 }
@@ -1129,24 +1058,22 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
                                 const struct cq_ynode *kn, const struct cq_ynode *cn) {
     const struct cq_ynode *hn = cq_ynode_get(cn, "http"), *pn = cq_ynode_get(cn, "pipeline");
     char hint[96];
-    if (hn && cq_ynode_is_null(hn))
-        hn = NULL;
-    if (pn && cq_ynode_is_null(pn))
-        pn = NULL;
+    if (hn && cq_ynode_is_null(hn)) hn = NULL;
+    if (pn && cq_ynode_is_null(pn)) pn = NULL;
     if (!command_name_ok(cmd->name))
-        return fail(c, kn, "command names are words of a-z, 0-9, - and _ separated by single "
-                           "spaces");
+        return fail(c, kn,
+                    "command names are words of a-z, 0-9, - and _ separated by single "
+                    "spaces");
     if (choice_index(BUILTINS, cmd->name) >= 0)
         return fail(c, kn, "'%s' is a built-in command", cmd->name);
     enum cq_rc rc = check_args(c, cmd, cn);
-    if (rc != CQ_OK)
-        return rc;
+    if (rc != CQ_OK) return rc;
     if (cmd->mode == CQ_MODE_DIRECT) {
-        if (!hn)
-            return fail(c, node_at(cn, "mode"), "mode direct needs an 'http' section");
+        if (!hn) return fail(c, node_at(cn, "mode"), "mode direct needs an 'http' section");
         if (pn)
-            return fail(c, pn, "'pipeline' applies only to modes trigger_and_wait and "
-                               "trigger_and_return");
+            return fail(c, pn,
+                        "'pipeline' applies only to modes trigger_and_wait and "
+                        "trigger_and_return");
         struct cq_http_action *h = &cmd->http;
         size_t old = push_key(c, "http");
         if (!h->base_url && cfg->gitlab.base_url && !(h->base_url = strdup(cfg->gitlab.base_url)))
@@ -1160,12 +1087,13 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
         const struct {
             const char *key;
             const char *tpl;
-        } tpls[] = {{"path", h->path}, {"query", h->query}, {"body", h->body},
+        } tpls[] = {{"path", h->path},
+                    {"query", h->query},
+                    {"body", h->body},
                     {"reply_template", h->reply_template}};
         for (size_t i = 0; rc == CQ_OK && i < sizeof(tpls) / sizeof(tpls[0]); i++) {
             size_t o2 = push_key(c, tpls[i].key);
-            rc = check_template(c, cfg, cmd, tpls[i].tpl, node_at(hn, tpls[i].key),
-                                i == 3);
+            rc = check_template(c, cfg, cmd, tpls[i].tpl, node_at(hn, tpls[i].key), i == 3);
             pop(c, o2);
         }
         const struct cq_ynode *hh = cq_ynode_get(hn, "headers");
@@ -1179,10 +1107,8 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
         return rc;
     }
     if (!pn)
-        return fail(c, node_at(cn, "mode"), "mode %s needs a 'pipeline' section",
-                    MODES[cmd->mode]);
-    if (hn)
-        return fail(c, hn, "'http' applies only to mode direct");
+        return fail(c, node_at(cn, "mode"), "mode %s needs a 'pipeline' section", MODES[cmd->mode]);
+    if (hn) return fail(c, hn, "'http' applies only to mode direct");
     struct cq_pipeline_action *p = &cmd->pipeline;
     size_t old = push_key(c, "pipeline");
     if (p->manual_job && cmd->mode != CQ_MODE_TRIGGER_AND_RETURN)
@@ -1220,14 +1146,12 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
         return fail(c, rn, "a rule needs 'roles' or 'people'");
     const struct cq_ynode *ln = cq_ynode_get(rn, "roles");
     for (size_t i = 0; r->roles && r->roles[i]; i++) {
-        if (strcmp(r->roles[i], "*") == 0 || role_exists(cfg, r->roles[i]))
-            continue;
+        if (strcmp(r->roles[i], "*") == 0 || role_exists(cfg, r->roles[i])) continue;
         struct sugg sg = {.word = r->roles[i]};
         sugg_roles(&sg, cfg);
         size_t old = push_key(c, "roles");
         push_index(c, i);
-        rc = fail(c, ln->items[i], "no person has role '%s'%s", r->roles[i],
-                  sugg_hint(&sg, hint));
+        rc = fail(c, ln->items[i], "no person has role '%s'%s", r->roles[i], sugg_hint(&sg, hint));
         pop(c, old);
         return rc;
     }
@@ -1239,12 +1163,11 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
             found = strcmp(cfg->people[j].name, r->people[i]) == 0;
             sugg_add(&sg, cfg->people[j].name);
         }
-        if (found)
-            continue;
+        if (found) continue;
         size_t old = push_key(c, "people");
         push_index(c, i);
-        rc = fail(c, ln->items[i], "no person '%s' in people%s", r->people[i],
-                  sugg_hint(&sg, hint));
+        rc =
+            fail(c, ln->items[i], "no person '%s' in people%s", r->people[i], sugg_hint(&sg, hint));
         pop(c, old);
         return rc;
     }
@@ -1256,8 +1179,7 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
             found = strcmp(cfg->channels[j].name, r->channels[i]) == 0;
             sugg_add(&sg, cfg->channels[j].name);
         }
-        if (found)
-            continue;
+        if (found) continue;
         size_t old = push_key(c, "channels");
         push_index(c, i);
         rc = fail(c, ln->items[i], "no channel '%s' in channels%s", r->channels[i],
@@ -1273,8 +1195,7 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
             star = true;
             continue;
         }
-        if (choice_index(BUILTINS, name) >= 0 || cq_config_command(cfg, name))
-            continue;
+        if (choice_index(BUILTINS, name) >= 0 || cq_config_command(cfg, name)) continue;
         struct sugg sg = {.word = name};
         for (size_t j = 0; j < cfg->n_commands; j++)
             sugg_add(&sg, cfg->commands[j].name);
@@ -1292,8 +1213,7 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
         const struct cq_ynode *mk = an->items[2 * i], *mv = an->items[2 * i + 1];
         size_t old = push_key(c, "args");
         push_key(c, m->arg);
-        if (star)
-            rc = fail(c, mk, "argument rules need named commands, not '*'");
+        if (star) rc = fail(c, mk, "argument rules need named commands, not '*'");
         for (size_t j = 0; rc == CQ_OK && r->commands[j]; j++) {
             const struct cq_command *cmd = cq_config_command(cfg, r->commands[j]);
             const struct cq_arg_spec *a = cmd ? find_arg(cmd, m->arg) : NULL;
@@ -1316,8 +1236,7 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
             }
         }
         pop(c, old);
-        if (rc != CQ_OK)
-            return rc;
+        if (rc != CQ_OK) return rc;
     }
     return CQ_OK;
 }
@@ -1328,14 +1247,13 @@ static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const st
     for (size_t k = 0; ids && ids[k]; k++) {
         for (size_t j = 0; j < i; j++) {
             char *const *other = slack ? cfg->people[j].slack_ids : cfg->people[j].feishu_ids;
-            if (!in_list(other, ids[k]))
-                continue;
+            if (!in_list(other, ids[k])) continue;
             const struct cq_ynode *ln = cq_ynode_get(pn, slack ? "slack" : "feishu");
             size_t old = push_key(c, cfg->people[i].name);
             push_key(c, slack ? "slack" : "feishu");
             push_index(c, k);
-            enum cq_rc rc = fail(c, ln->items[k], "%s already belongs to %s", ids[k],
-                                 cfg->people[j].name);
+            enum cq_rc rc =
+                fail(c, ln->items[k], "%s already belongs to %s", ids[k], cfg->people[j].name);
             pop(c, old);
             return rc;
         }
@@ -1366,8 +1284,7 @@ static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct
     }
     for (size_t i = 0; cfg->worker.cancel_roles && cfg->worker.cancel_roles[i]; i++) {
         const char *role = cfg->worker.cancel_roles[i];
-        if (role_exists(cfg, role))
-            continue;
+        if (role_exists(cfg, role)) continue;
         struct sugg sg = {.word = role};
         sugg_roles(&sg, cfg);
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "worker.cancel_roles[%zu]", i);
@@ -1383,10 +1300,9 @@ static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct
     sec = node_at(node_at(root, "ingress"), "paths");
     for (size_t i = 0; i < paths_schema.n; i++) {
         const char *p = *MEMBER(cfg, paths_fields[i].off, char *);
-        if (p[0] == '/')
-            continue;
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "ingress.paths.%s",
-                                   paths_fields[i].key);
+        if (p[0] == '/') continue;
+        c->plen =
+            (size_t)snprintf(c->path, sizeof(c->path), "ingress.paths.%s", paths_fields[i].key);
         return fail(c, node_at(sec, paths_fields[i].key), "paths must start with '/'");
     }
     c->plen = 0;
@@ -1417,15 +1333,13 @@ static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "commands");
         push_key(c, cfg->commands[i].name);
         rc = check_command(c, cfg, &cfg->commands[i], sec->items[2 * i], sec->items[2 * i + 1]);
-        if (rc != CQ_OK)
-            return rc;
+        if (rc != CQ_OK) return rc;
     }
     sec = cq_ynode_get(root, "policy");
     for (size_t i = 0; i < cfg->n_rules; i++) {
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "policy[%zu]", i);
         rc = check_rule(c, cfg, &cfg->rules[i], sec->items[i]);
-        if (rc != CQ_OK)
-            return rc;
+        if (rc != CQ_OK) return rc;
     }
     c->plen = 0;
     c->path[0] = '\0';
@@ -1441,23 +1355,19 @@ static struct cq_config *load(const char *name, const char *dir, const char *tex
     struct cq_ynode *root = cq_yaml_parse(name, text, len, err);
     bool ok = false;
 
-    if (!root)
-        return NULL;
+    if (!root) return NULL;
     cfg = calloc(1, sizeof(*cfg));
     if (!cfg || !(cfg->path = strdup(name)) || (dir && !(c.dir = strdup(dir)))) {
         nomem(&c);
         goto out;
     }
-    if (set_defaults(&c, &config_schema, cfg) != CQ_OK)
-        goto out;
+    if (set_defaults(&c, &config_schema, cfg) != CQ_OK) goto out;
     if (root->kind != CQ_YNODE_MAP) {
         fail(&c, root, "expected a mapping at the top level, got %s", cq_ynode_kind_name(root));
         goto out;
     }
-    if (fill_map(&c, &config_schema, cfg, root, root) != CQ_OK)
-        goto out;
-    if (cross_check(&c, cfg, root) != CQ_OK)
-        goto out;
+    if (fill_map(&c, &config_schema, cfg, root, root) != CQ_OK) goto out;
+    if (cross_check(&c, cfg, root) != CQ_OK) goto out;
     ok = true;
 out:
     cq_ynode_free(root);
@@ -1516,16 +1426,14 @@ struct cq_config *cq_config_load(const char *path, struct cq_err *err) {
     }
     cfg = load(path, dir, text, n, err);
 out:
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     free(text);
     free(dir);
     return cfg;
 }
 
 void cq_config_free(struct cq_config *cfg) {
-    if (!cfg)
-        return;
+    if (!cfg) return;
     free_fields(&config_schema, cfg);
     free(cfg->path);
     free(cfg);
@@ -1533,25 +1441,21 @@ void cq_config_free(struct cq_config *cfg) {
 
 const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name) {
     for (size_t i = 0; cfg && name && i < cfg->n_commands; i++)
-        if (strcmp(cfg->commands[i].name, name) == 0)
-            return &cfg->commands[i];
+        if (strcmp(cfg->commands[i].name, name) == 0) return &cfg->commands[i];
     return NULL;
 }
 
 const char *cq_config_secret(const struct cq_config *cfg, const char *name) {
     for (size_t i = 0; cfg && name && i < cfg->n_secrets; i++)
-        if (strcmp(cfg->secrets[i].name, name) == 0)
-            return cfg->secrets[i].secret.value;
+        if (strcmp(cfg->secrets[i].name, name) == 0) return cfg->secrets[i].secret.value;
     return NULL;
 }
 
 const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
                                          const char *user_id) {
-    if (!cfg || !platform || !user_id)
-        return NULL;
+    if (!cfg || !platform || !user_id) return NULL;
     bool slack = strcmp(platform, "slack") == 0;
-    if (!slack && strcmp(platform, "feishu") != 0)
-        return NULL;
+    if (!slack && strcmp(platform, "feishu") != 0) return NULL;
     for (size_t i = 0; i < cfg->n_people; i++)
         if (in_list(slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids, user_id))
             return &cfg->people[i];

@@ -24,7 +24,7 @@ enum cq_arg_type { CQ_ARG_STRING, CQ_ARG_INT, CQ_ARG_ENUM };
 
 struct cq_arg_spec {
     char *name;
-    char *flag;         /* "--env" style flag name without dashes, NULL = positional */
+    char *flag; /* "--env" style flag name without dashes, NULL = positional */
     enum cq_arg_type type;
     bool required;
     char *default_value; /* NULL = none */
@@ -46,14 +46,14 @@ struct cq_http_action { /* direct mode */
     char *query;        /* template, optional */
     struct cq_header_tpl *headers;
     size_t n_headers;
-    char *body;         /* template, optional */
-    char *body_type;    /* "json" or "form" (decides escaping); default json */
+    char *body;      /* template, optional */
+    char *body_type; /* "json" or "form" (decides escaping); default json */
     int timeout_ms;
     int *success_status; /* list; default {200,201,204} */
     size_t n_success_status;
-    char *reply_pointer; /* JSON pointer into the response, optional */
+    char *reply_pointer;  /* JSON pointer into the response, optional */
     char *reply_template; /* template with {{response.<pointer>}}, optional */
-    bool idempotent;     /* safe to retry after an unknown outcome (reads) */
+    bool idempotent;      /* safe to retry after an unknown outcome (reads) */
 };
 
 struct cq_var_tpl {
@@ -61,20 +61,20 @@ struct cq_var_tpl {
     char *value; /* template */
 };
 
-struct cq_pipeline_action { /* trigger_and_wait / trigger_and_return */
-    char *project;      /* GitLab project id or url-encoded path */
-    char *ref;          /* fixed ref, or a template such as {{args.ref}} */
+struct cq_pipeline_action {   /* trigger_and_wait / trigger_and_return */
+    char *project;            /* GitLab project id or url-encoded path */
+    char *ref;                /* fixed ref, or a template such as {{args.ref}} */
     char *trigger_token_name; /* key into secrets */
     struct cq_var_tpl *variables;
     size_t n_variables;
-    int timeout_s;       /* trigger_and_wait: give up after this long */
+    int timeout_s; /* trigger_and_wait: give up after this long */
     bool cancel_on_timeout;
-    char *manual_job;    /* trigger_and_return: job a person must click, optional */
+    char *manual_job; /* trigger_and_return: job a person must click, optional */
     int progress_interval_s;
 };
 
 struct cq_command {
-    char *name;          /* may contain spaces for sub-commands: "flag get", "lb weight" */
+    char *name; /* may contain spaces for sub-commands: "flag get", "lb weight" */
     char *description;
     char *usage;
     enum cq_mode mode;
@@ -82,22 +82,22 @@ struct cq_command {
     size_t n_args;
     struct cq_http_action http;         /* mode == DIRECT */
     struct cq_pipeline_action pipeline; /* other modes */
-    char *response_type; /* "ephemeral" or "in_channel" (Slack) */
+    char *response_type;                /* "ephemeral" or "in_channel" (Slack) */
 };
 
 struct cq_person {
     char *name;
     char *gitlab_login;
-    char **slack_ids;   /* NULL-terminated */
-    char **feishu_ids;  /* open_ids, NULL-terminated */
-    char **roles;       /* NULL-terminated */
+    char **slack_ids;  /* NULL-terminated */
+    char **feishu_ids; /* open_ids, NULL-terminated */
+    char **roles;      /* NULL-terminated */
 };
 
 struct cq_channel {
-    char *name;         /* e.g. "ops-prod" */
-    char *platform;     /* "slack" | "feishu" */
-    char *id;           /* platform channel/chat id */
-    char *environment;  /* optional label */
+    char *name;        /* e.g. "ops-prod" */
+    char *platform;    /* "slack" | "feishu" */
+    char *id;          /* platform channel/chat id */
+    char *environment; /* optional label */
 };
 
 struct cq_arg_match {
@@ -107,10 +107,10 @@ struct cq_arg_match {
 
 struct cq_rule {
     char *name;
-    char **roles;     /* NULL-terminated; "*" = everyone, known or not */
-    char **people;    /* NULL-terminated person names */
-    char **commands;  /* NULL-terminated command names; "*" = all */
-    char **channels;  /* NULL-terminated channel names; NULL = any channel */
+    char **roles;    /* NULL-terminated; "*" = everyone, known or not */
+    char **people;   /* NULL-terminated person names */
+    char **commands; /* NULL-terminated command names; "*" = all */
+    char **channels; /* NULL-terminated channel names; NULL = any channel */
     struct cq_arg_match *args;
     size_t n_args;
 };
@@ -128,80 +128,80 @@ struct cq_config {
     } log;
 
     struct {
-        char *brokers;            /* required, "host:port,..." */
-        int partitions;           /* default 6, 1..1024 */
-        int replication;          /* default 1, 1..16 */
-        int produce_timeout_ms;   /* delivery budget, default 2000, 100..60000 */
-        char *topic_requests;     /* default chatops.requests */
-        char *topic_results;      /* default chatops.results */
-        char *topic_audit;        /* default chatops.audit */
+        char *brokers;               /* required, "host:port,..." */
+        int partitions;              /* default 6, 1..1024 */
+        int replication;             /* default 1, 1..16 */
+        int produce_timeout_ms;      /* delivery budget, default 2000, 100..60000 */
+        char *topic_requests;        /* default chatops.requests */
+        char *topic_results;         /* default chatops.results */
+        char *topic_audit;           /* default chatops.audit */
         char *topic_pipeline_events; /* default chatops.pipeline-events */
-        char *topic_dlq;          /* default chatops.dlq */
-        char *worker_group;       /* default chatops-worker */
-        char *notifier_group;     /* default chatops-notifier */
+        char *topic_dlq;             /* default chatops.dlq */
+        char *worker_group;          /* default chatops-worker */
+        char *notifier_group;        /* default chatops-notifier */
     } kafka;
 
     struct {
-        char *host;               /* default 127.0.0.1 */
-        int port;                 /* default 6379 */
+        char *host; /* default 127.0.0.1 */
+        int port;   /* default 6379 */
         struct cq_secret password;
-        int connect_timeout_ms;   /* default 1000 */
-        int command_timeout_ms;   /* default 1000 */
-        char *prefix;             /* key prefix, default "chatops:" */
-        int dedupe_ttl_s;         /* default 28800 (8 h), min 27000 (7.5 h) */
+        int connect_timeout_ms; /* default 1000 */
+        int command_timeout_ms; /* default 1000 */
+        char *prefix;           /* key prefix, default "chatops:" */
+        int dedupe_ttl_s;       /* default 28800 (8 h), min 27000 (7.5 h) */
     } redis;
 
     struct {
-        char *listen;             /* default 0.0.0.0 */
-        int port;                 /* default 8080 */
-        char *slack_commands_path;/* default /slack/commands */
-        char *slack_events_path;  /* default /slack/events */
-        char *feishu_events_path; /* default /feishu/events */
-        char *gitlab_webhook_path;/* default /gitlab/webhook */
-        int threads;              /* MHD threads, default 1 */
-        int max_connections;      /* open HTTP connections at once, default 10000 */
-        int idle_timeout_s;       /* an idle keep-alive connection is closed, default 30 */
-        size_t connection_memory; /* per-connection buffer (headers), bytes, default 8192 */
+        char *listen;              /* default 0.0.0.0 */
+        int port;                  /* default 8080 */
+        char *slack_commands_path; /* default /slack/commands */
+        char *slack_events_path;   /* default /slack/events */
+        char *feishu_events_path;  /* default /feishu/events */
+        char *gitlab_webhook_path; /* default /gitlab/webhook */
+        int threads;               /* MHD threads, default 1 */
+        int max_connections;       /* open HTTP connections at once, default 10000 */
+        int idle_timeout_s;        /* an idle keep-alive connection is closed, default 30 */
+        size_t connection_memory;  /* per-connection buffer (headers), bytes, default 8192 */
     } ingress;
 
     struct {
-        int http_port;            /* /healthz /readyz /metrics, default 8081 */
-        int max_inflight;         /* default 10000 */
-        int lease_ms;             /* pipeline owner lease, default 15000 */
-        int poll_min_ms;          /* default 2000 */
-        int poll_max_ms;          /* default 30000 */
-        int log_tail_lines;       /* default 20 */
-        int log_tail_bytes;       /* default 4000 */
-        char **cancel_roles;      /* roles that may cancel others' pipelines */
+        int http_port;       /* /healthz /readyz /metrics, default 8081 */
+        int max_inflight;    /* default 10000 */
+        int lease_ms;        /* pipeline owner lease, default 15000 */
+        int poll_min_ms;     /* default 2000 */
+        int poll_max_ms;     /* default 30000 */
+        int log_tail_lines;  /* default 20 */
+        int log_tail_bytes;  /* default 4000 */
+        char **cancel_roles; /* roles that may cancel others' pipelines */
     } worker;
 
     struct {
-        int http_port;            /* default 8082 */
-        int max_attempts;         /* default 8 */
-        int backoff_base_ms;      /* default 500 */
-        int backoff_max_ms;       /* default 30000 */
-        int slack_channel_interval_ms;  /* default 1000 */
-        int feishu_chat_interval_ms;    /* default 200 */
-        int max_inflight;         /* results held at once; default 10000 */
-        int max_sends;            /* concurrent platform requests; default 64 */
-        int http_timeout_ms;      /* one platform request; default 10000 */
+        int http_port;                 /* default 8082 */
+        int max_attempts;              /* default 8 */
+        int backoff_base_ms;           /* default 500 */
+        int backoff_max_ms;            /* default 30000 */
+        int slack_channel_interval_ms; /* default 1000 */
+        int feishu_chat_interval_ms;   /* default 200 */
+        int max_inflight;              /* results held at once; default 10000 */
+        int max_sends;                 /* concurrent platform requests; default 64 */
+        int http_timeout_ms;           /* one platform request; default 10000 */
     } notifier;
 
     struct {
-        size_t max_body;          /* bytes, default 65536 */
-        int max_text;             /* chars of command text, default 4000 */
-        int max_args;             /* default 32 */
-        int max_arg_len;          /* default 256 */
-        int replay_window_s;      /* default 300 */
-        size_t max_envelope;      /* bytes, default 262144 */
+        size_t max_body;     /* bytes, default 65536 */
+        int max_text;        /* chars of command text, default 4000 */
+        int max_args;        /* default 32 */
+        int max_arg_len;     /* default 256 */
+        int replay_window_s; /* default 300 */
+        size_t max_envelope; /* bytes, default 262144 */
     } limits;
 
     struct {
         bool enabled;
         struct cq_secret signing_secret; /* required when enabled */
         struct cq_secret bot_token;
-        char *api_base;           /* default https://slack.com/api */
-        char *command;            /* slash command name, default /ops */
+        char *api_base; /* default https://slack.com/api */
+        char *command;  /* slash command name, default /ops */
     } slack;
 
     struct {
@@ -210,12 +210,12 @@ struct cq_config {
         struct cq_secret app_secret;
         struct cq_secret verification_token; /* required when enabled */
         struct cq_secret encrypt_key;        /* optional: enables signature + AES */
-        char *bot_open_id;        /* the bot's own open_id (ignored sender, stripped mention) */
-        char *api_base;           /* default https://open.feishu.cn/open-apis */
+        char *bot_open_id; /* the bot's own open_id (ignored sender, stripped mention) */
+        char *api_base;    /* default https://open.feishu.cn/open-apis */
     } feishu;
 
     struct {
-        char *base_url;           /* e.g. https://gitlab.example.com */
+        char *base_url;                 /* e.g. https://gitlab.example.com */
         struct cq_secret api_token;     /* PRIVATE-TOKEN for status/jobs/trace/cancel */
         struct cq_secret webhook_token; /* X-Gitlab-Token for pipeline hooks */
     } gitlab;

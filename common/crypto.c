@@ -28,8 +28,7 @@ enum cq_rc cq_hmac_sha256(const void *key, size_t keylen, const void *msg, size_
     if (keylen > INT_MAX) return CQ_EINVAL;
     if (!key || keylen == 0) key = empty_bytes;
     if (!msg || msglen == 0) msg = empty_bytes;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out, &outlen) ||
-        outlen != CQ_SHA256_LEN)
+    if (!HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, out, &outlen) || outlen != CQ_SHA256_LEN)
         return CQ_ECRYPTO;
     return CQ_OK;
 }
@@ -68,8 +67,8 @@ char *cq_base64_encode(const void *in, size_t len) {
 }
 
 static bool is_b64_char(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 uint8_t *cq_base64_decode(const char *in, size_t inlen, size_t *outlen) {
@@ -185,8 +184,12 @@ static _Thread_local uint8_t uuid_pool[UUID_POOL];
 static _Thread_local size_t uuid_left;
 static pthread_once_t uuid_once = PTHREAD_ONCE_INIT;
 
-static void uuid_after_fork(void) { uuid_left = 0; }
-static void uuid_init(void) { pthread_atfork(NULL, NULL, uuid_after_fork); }
+static void uuid_after_fork(void) {
+    uuid_left = 0;
+}
+static void uuid_init(void) {
+    pthread_atfork(NULL, NULL, uuid_after_fork);
+}
 
 enum cq_rc cq_uuid4(char out[CQ_UUID_LEN + 1]) {
     static const char digits[] = "0123456789abcdef";
@@ -276,8 +279,7 @@ void cq_slack_signature(const char *secret, const char *ts, const void *body, si
     if (!ctx) goto out;
     if (!EVP_MAC_update(ctx, (const unsigned char *)"v0:", 3) ||
         !EVP_MAC_update(ctx, (const unsigned char *)ts, strlen(ts)) ||
-        !EVP_MAC_update(ctx, (const unsigned char *)":", 1) ||
-        !EVP_MAC_update(ctx, body, bodylen))
+        !EVP_MAC_update(ctx, (const unsigned char *)":", 1) || !EVP_MAC_update(ctx, body, bodylen))
         goto out;
     if (!EVP_MAC_final(ctx, digest, &dlen, sizeof(digest)) || dlen != CQ_SHA256_LEN) goto out;
     memcpy(out, "v0=", 3);
@@ -297,8 +299,8 @@ void cq_feishu_signature(const char *ts, const char *nonce, const char *encrypt_
     if (!body) body = empty_bytes;
     ctx = EVP_MD_CTX_new();
     if (!ctx) return;
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-        EVP_DigestUpdate(ctx, ts, strlen(ts)) && EVP_DigestUpdate(ctx, nonce, strlen(nonce)) &&
+    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, ts, strlen(ts)) &&
+        EVP_DigestUpdate(ctx, nonce, strlen(nonce)) &&
         EVP_DigestUpdate(ctx, encrypt_key, strlen(encrypt_key)) &&
         EVP_DigestUpdate(ctx, body, bodylen) && EVP_DigestFinal_ex(ctx, digest, &dlen) &&
         dlen == CQ_SHA256_LEN)

@@ -21,7 +21,8 @@ enum cq_rc cq_sha256(const void *msg, size_t msglen, uint8_t out[CQ_SHA256_LEN])
 /* Lower-case hex of len bytes into out (needs 2*len+1). */
 void cq_hex(const uint8_t *in, size_t len, char *out);
 
-/* Standard base64 with padding. Returns a new NUL-terminated string; caller frees. NULL on ENOMEM. */
+/* Standard base64 with padding. Returns a new NUL-terminated string; caller frees. NULL on ENOMEM.
+ */
 char *cq_base64_encode(const void *in, size_t len);
 /* Decodes standard base64 (padding required). Returns a new buffer (NUL-terminated for
  * convenience, *outlen excludes it); caller frees. NULL on malformed input. */

@@ -18,8 +18,8 @@ enum { F_REQUIRED = 1, F_NONEMPTY = 2 };
 struct field {
     const char *group; /* enclosing object ("channel") or NULL for top level */
     const char *key;
-    size_t offset;     /* of the char * in the struct */
-    size_t max;        /* bytes */
+    size_t offset; /* of the char * in the struct */
+    size_t max;    /* bytes */
     int flags;
     const char *const *allowed; /* NULL-terminated enum values, or NULL */
 };
@@ -130,8 +130,10 @@ static enum cq_rc check_value(const char *kind, const struct field *f, const cha
         field_path(f, path, sizeof(path));
         return cq_err_set(err, CQ_EPARSE, "%s: field '%s' exceeds %zu bytes", kind, path, f->max);
     }
-    if ((f->flags & F_NONEMPTY) && len == 0) why = "is empty";
-    else if (!utf8_valid((const unsigned char *)v, len)) why = "is not valid UTF-8";
+    if ((f->flags & F_NONEMPTY) && len == 0)
+        why = "is empty";
+    else if (!utf8_valid((const unsigned char *)v, len))
+        why = "is not valid UTF-8";
     else if (f->allowed) {
         why = "has an unsupported value";
         for (const char *const *a = f->allowed; *a; a++)
@@ -191,8 +193,10 @@ static bool add_number(cJSON *obj, const char *key, long long v) {
 static char *print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
     char buf[4096];
     char *s = NULL;
-    if (cJSON_PrintPreallocated(root, buf, (int)sizeof(buf), 0)) s = strdup(buf);
-    else s = cJSON_PrintUnformatted(root); /* larger than the buffer */
+    if (cJSON_PrintPreallocated(root, buf, (int)sizeof(buf), 0))
+        s = strdup(buf);
+    else
+        s = cJSON_PrintUnformatted(root); /* larger than the buffer */
     if (!s) cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
     return s;
 }
@@ -274,8 +278,7 @@ static bool has_nul(const char *json, size_t len) {
     if (memchr(json, '\0', len)) return true;
     for (size_t i = 0; i + 1 < len; i++) {
         if (json[i] != '\\') continue;
-        if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
-            return true;
+        if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0) return true;
         i++; /* skip the escaped character, so "\\u0000" (escaped backslash) is fine */
     }
     return false;
@@ -290,14 +293,14 @@ static enum cq_rc parse_root(const char *kind, const char *json, size_t len, siz
     if (len > max_len)
         return cq_err_set(err, CQ_ETOOBIG, "%s: %zu bytes exceeds the limit of %zu", kind, len,
                           max_len);
-    if (has_nul(json, len))
-        return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
+    if (has_nul(json, len)) return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
     *root = cJSON_ParseWithLength(json, len);
     if (!*root) return cq_err_set(err, CQ_EPARSE, "%s: not valid JSON", kind);
     if (!cJSON_IsObject(*root)) return cq_err_set(err, CQ_EPARSE, "%s: not a JSON object", kind);
     v = cJSON_GetObjectItemCaseSensitive(*root, "v");
     if (!v) return cq_err_set(err, CQ_EPARSE, "%s: field 'v' is missing", kind);
-    if (!cJSON_IsNumber(v)) return cq_err_set(err, CQ_EPARSE, "%s: field 'v' must be a number", kind);
+    if (!cJSON_IsNumber(v))
+        return cq_err_set(err, CQ_EPARSE, "%s: field 'v' must be a number", kind);
     if (v->valuedouble != CQ_ENVELOPE_VERSION)
         return cq_err_set(err, CQ_EVERSION, "%s: unsupported version %g (expected %d)", kind,
                           v->valuedouble, CQ_ENVELOPE_VERSION);
@@ -346,8 +349,8 @@ static enum cq_rc decode_fields(const char *kind, const cJSON *root, const struc
 }
 
 /* An optional non-negative integer; absent leaves *out at 0. */
-static enum cq_rc get_int(const char *kind, const cJSON *parent, const char *key,
-                          const char *path, double max, long long *out, struct cq_err *err) {
+static enum cq_rc get_int(const char *kind, const cJSON *parent, const char *key, const char *path,
+                          double max, long long *out, struct cq_err *err) {
     const cJSON *item = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
     double d;
     *out = 0;

@@ -41,30 +41,31 @@ struct cq_request {
     char *tenant;      /* team_id / tenant_key */
     char *channel_id, *channel_name;
     char *user_id, *user_name;
-    char *command;     /* first word, required (may be "" only for empty invocations? no: required non-empty) */
-    char *text;        /* the rest, may be "" */
+    char *command; /* first word, required (may be "" only for empty invocations? no: required
+                      non-empty) */
+    char *text;    /* the rest, may be "" */
     struct cq_reply_route reply;
-    char *dedupe_key;  /* "slack:<trigger_id>" | "feishu:<event_id>", required */
-    int retry_num;     /* platform retry counter (X-Slack-Retry-Num), 0 when first delivery */
+    char *dedupe_key; /* "slack:<trigger_id>" | "feishu:<event_id>", required */
+    int retry_num;    /* platform retry counter (X-Slack-Retry-Num), 0 when first delivery */
 };
 
 struct cq_pipeline_ref {
-    long long id;      /* 0 = absent */
+    long long id; /* 0 = absent */
     char *web_url;
     char *status;
 };
 
 struct cq_result {
-    char *request_id;  /* required */
-    char *step;        /* "ack" | "progress" | "final", required */
-    char *status;      /* "ok" | "denied" | "invalid" | "failed" | "timeout", required */
-    char *platform;    /* required */
+    char *request_id; /* required */
+    char *step;       /* "ack" | "progress" | "final", required */
+    char *status;     /* "ok" | "denied" | "invalid" | "failed" | "timeout", required */
+    char *platform;   /* required */
     struct cq_reply_route reply;
-    char *text;        /* required, may be "" */
-    char *command;     /* optional: "deploy web production" for formatting */
-    char *user_name;   /* optional: who ran it */
+    char *text;          /* required, may be "" */
+    char *command;       /* optional: "deploy web production" for formatting */
+    char *user_name;     /* optional: who ran it */
     char *response_type; /* optional: "ephemeral" | "in_channel" */
-    int seq;           /* progress sequence number within (request, step), default 0 */
+    int seq;             /* progress sequence number within (request, step), default 0 */
     struct cq_pipeline_ref pipeline;
     char *produced_at; /* RFC 3339 with ms, set by the producer, optional */
 };

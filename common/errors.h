@@ -6,32 +6,32 @@
 
 #include <stddef.h>
 
-#define CQ_ERRORS(X)                                               \
-    X(OK, "ok")                                                    \
-    X(ENOMEM, "out of memory")                                     \
-    X(EINVAL, "invalid argument")                                  \
-    X(EIO, "input/output error")                                   \
-    X(ECONFIG, "invalid configuration")                            \
-    X(EPARSE, "malformed input")                                   \
-    X(ETOOBIG, "input exceeds the configured limit")               \
-    X(EVERSION, "unsupported message version")                     \
-    X(EAUTH, "authentication failed")                              \
-    X(ESTALE, "request timestamp outside the replay window")       \
-    X(ECRYPTO, "cryptographic operation failed")                   \
-    X(EKAFKA, "kafka error")                                       \
-    X(ETIMEOUT, "timed out")                                       \
-    X(EREDIS, "redis error")                                       \
-    X(EHTTP, "http error")                                         \
-    X(ENOTFOUND, "not found")                                      \
-    X(EDENIED, "permission denied")                                \
-    X(EEXISTS, "already exists")                                   \
+#define CQ_ERRORS(X)                                                                               \
+    X(OK, "ok")                                                                                    \
+    X(ENOMEM, "out of memory")                                                                     \
+    X(EINVAL, "invalid argument")                                                                  \
+    X(EIO, "input/output error")                                                                   \
+    X(ECONFIG, "invalid configuration")                                                            \
+    X(EPARSE, "malformed input")                                                                   \
+    X(ETOOBIG, "input exceeds the configured limit")                                               \
+    X(EVERSION, "unsupported message version")                                                     \
+    X(EAUTH, "authentication failed")                                                              \
+    X(ESTALE, "request timestamp outside the replay window")                                       \
+    X(ECRYPTO, "cryptographic operation failed")                                                   \
+    X(EKAFKA, "kafka error")                                                                       \
+    X(ETIMEOUT, "timed out")                                                                       \
+    X(EREDIS, "redis error")                                                                       \
+    X(EHTTP, "http error")                                                                         \
+    X(ENOTFOUND, "not found")                                                                      \
+    X(EDENIED, "permission denied")                                                                \
+    X(EEXISTS, "already exists")                                                                   \
     X(ESHUTDOWN, "shutting down")
 
 enum cq_rc {
 #define CQ_ERR_ENUM(name, msg) CQ_##name,
     CQ_ERRORS(CQ_ERR_ENUM)
 #undef CQ_ERR_ENUM
-    CQ_RC_COUNT
+        CQ_RC_COUNT
 };
 
 struct cq_err {

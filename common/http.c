@@ -73,7 +73,9 @@ static void x_free(struct cq_http_exchange *x) {
     free(x);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
 
 /* Stores the answer (caller holds x->mu). Returns false on ENOMEM (then a bare 500 is used). */
 static void store_answer(struct cq_http_exchange *x, unsigned status, const char *ctype,
@@ -170,8 +172,8 @@ static void dispatch(struct cq_http_exchange *x) {
     }
     if (is_builtin(x->path)) {
         if (strcmp(x->method, "GET") != 0 && strcmp(x->method, "HEAD") != 0) {
-            cq_http_respond_h(x, 405, "text/plain", "method not allowed: use GET\n", 28,
-                              "Allow", "GET");
+            cq_http_respond_h(x, 405, "text/plain", "method not allowed: use GET\n", 28, "Allow",
+                              "GET");
             return;
         }
         builtin(x, x->path);
@@ -228,8 +230,8 @@ static enum MHD_Result first_call(struct cq_http_server *s, struct MHD_Connectio
             char msg[96];
             struct MHD_Response *r;
             enum MHD_Result ret = MHD_NO;
-            int len = snprintf(msg, sizeof(msg), "request body over the %zu-byte limit\n",
-                               s->max_body);
+            int len =
+                snprintf(msg, sizeof(msg), "request body over the %zu-byte limit\n", s->max_body);
             x->state = X_QUEUED;
             r = MHD_create_response_from_buffer((size_t)len, msg, MHD_RESPMEM_MUST_COPY);
             if (!r) return MHD_NO;
@@ -251,7 +253,8 @@ static enum MHD_Result first_call(struct cq_http_server *s, struct MHD_Connectio
 static bool append(struct cq_http_exchange *x, const char *data, size_t n) {
     if (x->len + n + 1 > x->cap) {
         size_t cap = x->cap ? x->cap : 1024;
-        while (cap < x->len + n + 1) cap *= 2;
+        while (cap < x->len + n + 1)
+            cap *= 2;
         if (cap > x->s->max_body + 1) cap = x->s->max_body + 1;
         char *b = realloc(x->body, cap);
         if (!b) return false;
@@ -402,7 +405,9 @@ fail:
     return NULL;
 }
 
-int cq_http_server_port(const struct cq_http_server *s) { return s ? s->port : 0; }
+int cq_http_server_port(const struct cq_http_server *s) {
+    return s ? s->port : 0;
+}
 
 int cq_http_server_inflight(const struct cq_http_server *s) {
     return s ? atomic_load(&((struct cq_http_server *)s)->inflight) : 0;
@@ -434,8 +439,12 @@ void cq_http_server_free(struct cq_http_server *s, int wait_ms) {
     free(s);
 }
 
-const char *cq_http_method(const struct cq_http_exchange *x) { return x->method; }
-const char *cq_http_path(const struct cq_http_exchange *x) { return x->path; }
+const char *cq_http_method(const struct cq_http_exchange *x) {
+    return x->method;
+}
+const char *cq_http_path(const struct cq_http_exchange *x) {
+    return x->path;
+}
 
 const char *cq_http_header(const struct cq_http_exchange *x, const char *name) {
     return MHD_lookup_connection_value(x->c, MHD_HEADER_KIND, name);
@@ -446,7 +455,9 @@ const char *cq_http_body(const struct cq_http_exchange *x, size_t *len) {
     return x->body ? x->body : "";
 }
 
-unsigned long long cq_http_started_ms(const struct cq_http_exchange *x) { return x->started_ms; }
+unsigned long long cq_http_started_ms(const struct cq_http_exchange *x) {
+    return x->started_ms;
+}
 
 void cq_http_respond_h(struct cq_http_exchange *x, unsigned status, const char *content_type,
                        const void *body, size_t len, const char *hname, const char *hvalue) {

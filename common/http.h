@@ -30,10 +30,10 @@ struct cq_http_route {
 };
 
 struct cq_http_options {
-    const char *listen;  /* IPv4 address, NULL = 0.0.0.0 */
-    int port;            /* 0 = an ephemeral port (see cq_http_server_port) */
-    int threads;         /* MHD thread pool size, >= 1 */
-    size_t max_body;     /* bodies over this get 413 (0 = 64 KiB) */
+    const char *listen;       /* IPv4 address, NULL = 0.0.0.0 */
+    int port;                 /* 0 = an ephemeral port (see cq_http_server_port) */
+    int threads;              /* MHD thread pool size, >= 1 */
+    size_t max_body;          /* bodies over this get 413 (0 = 64 KiB) */
     unsigned max_connections; /* 0 = 16384 */
     cq_http_ready_fn ready;   /* NULL = always ready */
     void *ready_arg;

@@ -55,7 +55,9 @@ struct cq_httpc {
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc = CURLE_FAILED_INIT;
 
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void global_init(void) {
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static bool curl_ready(void) {
     pthread_once(&global_once, global_init);
@@ -121,8 +123,7 @@ static void finish(struct cq_httpc *h, struct xfer *x, CURLcode result, bool shu
                  x->timeout_ms);
     } else if (x->too_big || result == CURLE_FILESIZE_EXCEEDED) {
         resp.rc = CQ_EHTTP;
-        snprintf(resp.errmsg, sizeof(resp.errmsg), "response too large (limit %zu bytes)",
-                 x->max);
+        snprintf(resp.errmsg, sizeof(resp.errmsg), "response too large (limit %zu bytes)", x->max);
     } else if (x->oom) {
         resp.rc = CQ_ENOMEM;
         snprintf(resp.errmsg, sizeof(resp.errmsg), "out of memory reading the response");
@@ -187,7 +188,9 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
     return 0;
 }
 
-static void sock_closed(uv_handle_t *hd) { free(hd->data); }
+static void sock_closed(uv_handle_t *hd) {
+    free(hd->data);
+}
 
 static void sock_close(struct cq_httpc *h, struct sock *k) {
     if (k->prev)
@@ -241,7 +244,8 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
     }
     if (x->len + n + 1 > x->cap) {
         size_t cap = x->cap ? x->cap : 4096;
-        while (cap < x->len + n + 1) cap *= 2;
+        while (cap < x->len + n + 1)
+            cap *= 2;
         if (cap > x->max + 1) cap = x->max + 1;
         char *b = realloc(x->buf, cap);
         if (!b) {
@@ -298,12 +302,12 @@ static bool valid_method(const char *m) {
     return true;
 }
 
-#define SETOPT(opt, val)                                                          \
-    do {                                                                          \
-        if (curl_easy_setopt(x->easy, opt, val) != CURLE_OK) {                    \
-            rc = cq_err_set(err, CQ_EHTTP, "httpc: cannot set %s", #opt);         \
-            goto fail;                                                            \
-        }                                                                         \
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (curl_easy_setopt(x->easy, opt, val) != CURLE_OK) {                                     \
+            rc = cq_err_set(err, CQ_EHTTP, "httpc: cannot set %s", #opt);                          \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *req, cq_http_cb cb,
@@ -314,8 +318,7 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
         return cq_err_set(err, CQ_EINVAL, "httpc: client, request, url and callback required");
     if (h->closing) return cq_err_set(err, CQ_ESHUTDOWN, "httpc: client shutting down");
     const char *method = req->method ? req->method : "GET";
-    if (!valid_method(method))
-        return cq_err_set(err, CQ_EINVAL, "httpc: invalid method");
+    if (!valid_method(method)) return cq_err_set(err, CQ_EINVAL, "httpc: invalid method");
     if (strncasecmp(req->url, "http://", 7) != 0 && strncasecmp(req->url, "https://", 8) != 0)
         return cq_err_set(err, CQ_EINVAL, "httpc: only http:// and https:// URLs are allowed");
     if (req->body_len > 0 && !req->body)
@@ -359,8 +362,7 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_TIMEOUT_MS, (long)x->timeout_ms);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
-           (long)(x->timeout_ms < MAX_CONNECT_TIMEOUT_MS ? x->timeout_ms
-                                                         : MAX_CONNECT_TIMEOUT_MS));
+           (long)(x->timeout_ms < MAX_CONNECT_TIMEOUT_MS ? x->timeout_ms : MAX_CONNECT_TIMEOUT_MS));
     SETOPT(CURLOPT_WRITEFUNCTION, on_write);
     SETOPT(CURLOPT_WRITEDATA, x);
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(x->max > LLONG_MAX ? LLONG_MAX : x->max));
@@ -394,9 +396,13 @@ fail:
     return rc;
 }
 
-int cq_httpc_inflight(const struct cq_httpc *h) { return h ? h->inflight : 0; }
+int cq_httpc_inflight(const struct cq_httpc *h) {
+    return h ? h->inflight : 0;
+}
 
-static void client_closed(uv_handle_t *hd) { free(hd->data); }
+static void client_closed(uv_handle_t *hd) {
+    free(hd->data);
+}
 
 static void real_free(struct cq_httpc *h) {
     h->free_requested = false;
@@ -408,7 +414,8 @@ static void real_free(struct cq_httpc *h) {
     }
     curl_multi_cleanup(h->multi); /* may still report sockets to remove */
     h->multi = NULL;
-    while (h->socks) sock_close(h, h->socks);
+    while (h->socks)
+        sock_close(h, h->socks);
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, client_closed);
 }

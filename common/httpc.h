@@ -12,18 +12,18 @@
 struct cq_httpc;
 
 struct cq_http_request {
-    const char *method;              /* "GET", "POST", "PUT", ...; NULL = GET */
-    const char *url;                 /* http:// or https:// only; redirects are not followed */
-    const char *const *headers;      /* NULL-terminated "Name: value" lines, or NULL */
-    const char *body;                /* may be NULL */
+    const char *method;         /* "GET", "POST", "PUT", ...; NULL = GET */
+    const char *url;            /* http:// or https:// only; redirects are not followed */
+    const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    int timeout_ms;                  /* whole request; 0 = 30000 */
-    size_t max_response;             /* body bytes; 0 = 1 MiB */
+    int timeout_ms;      /* whole request; 0 = 30000 */
+    size_t max_response; /* body bytes; 0 = 1 MiB */
 };
 
 struct cq_http_response {
-    long status;           /* 0 when no response */
-    char *body;            /* NUL-terminated, never NULL ("" when empty or none) */
+    long status; /* 0 when no response */
+    char *body;  /* NUL-terminated, never NULL ("" when empty or none) */
     size_t body_len;
     char *retry_after;     /* Retry-After header value or NULL */
     char *ratelimit_reset; /* x-ogw-ratelimit-reset header value or NULL */

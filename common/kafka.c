@@ -33,8 +33,8 @@
 /* Config values can be secrets (sasl.password, ssl.key.password...): errors name the key
  * and only quote librdkafka's explanation when the key is not secret-bearing. */
 static bool secret_key(const char *k) {
-    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "key") ||
-           strstr(k, "token") || strstr(k, "jaas");
+    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "key") || strstr(k, "token") ||
+           strstr(k, "jaas");
 }
 
 static enum cq_rc conf_set(rd_kafka_conf_t *conf, const char *who, const char *k, const char *v,
@@ -58,10 +58,10 @@ static enum cq_rc conf_apply(rd_kafka_conf_t *conf, const char *who, const char 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     /* librdkafka logs every refused connection at LOG_ERR; the error_cb (rate-limited)
      * is where real errors surface, so its syslog 3 is a warning here. */
-    enum cq_log_level l = level <= 2 ? CQ_LOG_ERROR
-                        : level <= 4 ? CQ_LOG_WARN
-                        : level <= 6 ? CQ_LOG_INFO
-                                     : CQ_LOG_DEBUG;
+    enum cq_log_level l = level <= 2   ? CQ_LOG_ERROR
+                          : level <= 4 ? CQ_LOG_WARN
+                          : level <= 6 ? CQ_LOG_INFO
+                                       : CQ_LOG_DEBUG;
     cq_log(l, NULL, "rdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
@@ -127,15 +127,20 @@ static void pipe_close(int fds[2]) {
 
 static enum cq_rc map_err(rd_kafka_resp_err_t e) {
     switch (e) {
-    case RD_KAFKA_RESP_ERR_NO_ERROR: return CQ_OK;
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return CQ_OK;
     case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
-    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT: return CQ_ETIMEOUT;
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+        return CQ_ETIMEOUT;
     case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
     case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
-    case RD_KAFKA_RESP_ERR__DESTROY: return CQ_ESHUTDOWN;
-    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: return CQ_ETOOBIG;
-    default: return CQ_EKAFKA;
+    case RD_KAFKA_RESP_ERR__DESTROY:
+        return CQ_ESHUTDOWN;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        return CQ_ETOOBIG;
+    default:
+        return CQ_EKAFKA;
     }
 }
 
@@ -193,7 +198,9 @@ static void producer_release(struct cq_producer *p) {
     free(p);
 }
 
-static void producer_handle_closed(uv_handle_t *h) { producer_release(h->data); }
+static void producer_handle_closed(uv_handle_t *h) {
+    producer_release(h->data);
+}
 
 static void ready_probe(uv_work_t *w) {
     struct cq_producer *p = w->data;
@@ -232,8 +239,9 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
     char errstr[512], tmo[32];
 
     if (!brokers || !*brokers || delivery_timeout_ms <= 0) {
-        cq_err_set(err, CQ_EINVAL, "kafka producer: brokers and a positive delivery timeout "
-                                   "are required");
+        cq_err_set(err, CQ_EINVAL,
+                   "kafka producer: brokers and a positive delivery timeout "
+                   "are required");
         goto fail;
     }
     p = calloc(1, sizeof(*p));
@@ -313,10 +321,11 @@ enum cq_rc cq_producer_send(struct cq_producer *p, const char *topic, const void
     }
     if (headers && headers[0]) {
         size_t n = 0;
-        while (headers[n]) n++;
+        while (headers[n])
+            n++;
         if (n % 2) {
-            rc = cq_err_set(err, CQ_EINVAL, "kafka produce: header %s has no value",
-                            headers[n - 1]);
+            rc =
+                cq_err_set(err, CQ_EINVAL, "kafka produce: header %s has no value", headers[n - 1]);
             goto out;
         }
         if (!(hdrs = rd_kafka_headers_new(n / 2))) {
@@ -353,7 +362,9 @@ enum cq_rc cq_producer_flush(struct cq_producer *p, int timeout_ms) {
     return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? CQ_OK : CQ_ETIMEOUT;
 }
 
-int cq_producer_outq(struct cq_producer *p) { return p && p->rk ? rd_kafka_outq_len(p->rk) : 0; }
+int cq_producer_outq(struct cq_producer *p) {
+    return p && p->rk ? rd_kafka_outq_len(p->rk) : 0;
+}
 
 bool cq_producer_ready(struct cq_producer *p) {
     if (!p || !p->rk) return false;
@@ -507,12 +518,15 @@ static void track_done(struct ptrack *t, int64_t off) {
     size_t lo = t->head, hi = t->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (t->offs[mid] < off) lo = mid + 1;
-        else hi = mid;
+        if (t->offs[mid] < off)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo == t->n || t->offs[lo] != off) return; /* revoked, rewound or already popped */
     t->done[lo] = true;
-    while (!t->stuck && t->head < t->n && t->done[t->head]) t->commit_next = t->offs[t->head++] + 1;
+    while (!t->stuck && t->head < t->n && t->done[t->head])
+        t->commit_next = t->offs[t->head++] + 1;
 }
 
 /* Commits every watermark that moved. Async from the timer; sync on revoke and close. */
@@ -612,12 +626,12 @@ static void deliver(struct cq_consumer *c, rd_kafka_message_t *rkm) {
     struct ptrack *t = track_get(c, topic, rkm->partition);
     if (!t) {
         c->stuck = true;
-        cq_error(NULL, "kafka consumer: out of memory tracking %s/%d: commits stop",
-                 topic, (int)rkm->partition);
+        cq_error(NULL, "kafka consumer: out of memory tracking %s/%d: commits stop", topic,
+                 (int)rkm->partition);
     } else if (!track_push(t, rkm->offset)) {
         t->stuck = true;
-        cq_error(NULL, "kafka consumer: out of memory tracking %s/%d: commits stop",
-                 topic, (int)rkm->partition);
+        cq_error(NULL, "kafka consumer: out of memory tracking %s/%d: commits stop", topic,
+                 (int)rkm->partition);
     }
     struct cq_message m = {
         .topic = topic,
@@ -661,13 +675,17 @@ static void on_consumer_io(uv_poll_t *h, int status, int events) {
         uv_idle_start(&c->idle, on_consumer_idle);
 }
 
-static void on_commit_tick(uv_timer_t *t) { commit_watermarks(t->data, true, NULL); }
+static void on_commit_tick(uv_timer_t *t) {
+    commit_watermarks(t->data, true, NULL);
+}
 
 static void consumer_release(struct cq_consumer *c) {
     if (--c->pending > 0) return;
-    for (size_t i = 0; i < c->nparts; i++) track_free(c->parts[i]);
+    for (size_t i = 0; i < c->nparts; i++)
+        track_free(c->parts[i]);
     free(c->parts);
-    for (size_t i = 0; i < c->ntopics; i++) free(c->topics[i]);
+    for (size_t i = 0; i < c->ntopics; i++)
+        free(c->topics[i]);
     free(c->topics);
     free(c->group);
     pthread_mutex_destroy(&c->lag_mu);
@@ -676,7 +694,9 @@ static void consumer_release(struct cq_consumer *c) {
     free(c);
 }
 
-static void consumer_handle_closed(uv_handle_t *h) { consumer_release(h->data); }
+static void consumer_handle_closed(uv_handle_t *h) {
+    consumer_release(h->data);
+}
 
 /* One round: for each topic of the subscription, the partitions this process holds and the
  * messages on them not yet committed by the group (high watermark - committed offset; with
@@ -691,12 +711,14 @@ static void lag_round(struct cq_consumer *c) {
     if (!lag || !held || !failed) goto out;
     if (parts->cnt > 0 &&
         rd_kafka_committed(c->rk, parts, LAG_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        for (size_t t = 0; t < c->ntopics; t++) failed[t] = true;
+        for (size_t t = 0; t < c->ntopics; t++)
+            failed[t] = true;
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *e = &parts->elems[i];
         size_t t = 0;
         int64_t lo = 0, hi = 0;
-        while (t < c->ntopics && strcmp(c->topics[t], e->topic) != 0) t++;
+        while (t < c->ntopics && strcmp(c->topics[t], e->topic) != 0)
+            t++;
         if (t == c->ntopics) continue;
         held[t]++;
         pthread_mutex_lock(&c->lag_mu);
@@ -744,7 +766,8 @@ static void *lag_main(void *arg) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += LAG_INTERVAL_MS / 1000;
-        while (!c->lag_stop && pthread_cond_timedwait(&c->lag_cv, &c->lag_mu, &until) == 0) {}
+        while (!c->lag_stop && pthread_cond_timedwait(&c->lag_cv, &c->lag_mu, &until) == 0) {
+        }
     }
     pthread_mutex_unlock(&c->lag_mu);
     return NULL;
@@ -762,18 +785,20 @@ static void lag_stop(struct cq_consumer *c) {
 
 struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
                                     const char *const *topics, struct cq_loop *loop,
-                                    cq_message_cb cb, void *opaque,
-                                    const char *const *extra_conf, struct cq_err *err) {
+                                    cq_message_cb cb, void *opaque, const char *const *extra_conf,
+                                    struct cq_err *err) {
     struct cq_consumer *c = NULL;
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_topic_partition_list_t *subs = NULL;
     char errstr[512];
     size_t ntopics = 0;
 
-    while (topics && topics[ntopics]) ntopics++;
+    while (topics && topics[ntopics])
+        ntopics++;
     if (!brokers || !*brokers || !group || !*group || !ntopics || !cb) {
-        cq_err_set(err, CQ_EINVAL, "kafka consumer: brokers, group, topics and a callback "
-                                   "are required");
+        cq_err_set(err, CQ_EINVAL,
+                   "kafka consumer: brokers, group, topics and a callback "
+                   "are required");
         goto fail;
     }
     c = calloc(1, sizeof(*c));
@@ -858,8 +883,10 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
         goto fail;
     }
     rd_kafka_topic_partition_list_destroy(subs);
-    if (pthread_create(&c->lag_thread, NULL, lag_main, c) == 0) c->lag_started = true;
-    else cq_warn(NULL, "kafka consumer: no lag thread: chatops_kafka_consumer_lag stays unset");
+    if (pthread_create(&c->lag_thread, NULL, lag_main, c) == 0)
+        c->lag_started = true;
+    else
+        cq_warn(NULL, "kafka consumer: no lag thread: chatops_kafka_consumer_lag stays unset");
     return c;
 fail:
     if (subs) rd_kafka_topic_partition_list_destroy(subs);
@@ -868,8 +895,7 @@ fail:
     return NULL;
 }
 
-void cq_consumer_done(struct cq_consumer *c, const char *topic, int32_t partition,
-                      int64_t offset) {
+void cq_consumer_done(struct cq_consumer *c, const char *topic, int32_t partition, int64_t offset) {
     if (!c || !topic) return;
     struct ptrack *t = track_find(c, topic, partition);
     if (t) track_done(t, offset);
@@ -894,8 +920,10 @@ void cq_consumer_pause(struct cq_consumer *c, bool paused) {
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
     if (parts->cnt > 0) {
-        if (paused) rd_kafka_pause_partitions(c->rk, parts);
-        else rd_kafka_resume_partitions(c->rk, parts);
+        if (paused)
+            rd_kafka_pause_partitions(c->rk, parts);
+        else
+            rd_kafka_resume_partitions(c->rk, parts);
     }
     rd_kafka_topic_partition_list_destroy(parts);
 }
@@ -976,7 +1004,8 @@ enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics
     size_t n = 0;
 
     cq_err_clear(err);
-    while (topics && topics[n]) n++;
+    while (topics && topics[n])
+        n++;
     if (!brokers || !*brokers || !n || partitions <= 0 || replication <= 0 || timeout_ms <= 0)
         return cq_err_set(err, CQ_EINVAL, "kafka topics: invalid arguments");
     uint64_t deadline = cq_now_ms() + (uint64_t)timeout_ms;
@@ -994,8 +1023,7 @@ enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics
     }
     conf = NULL;
     for (size_t i = 0; i < n; i++) {
-        nts[i] = rd_kafka_NewTopic_new(topics[i], partitions, replication, errstr,
-                                       sizeof(errstr));
+        nts[i] = rd_kafka_NewTopic_new(topics[i], partitions, replication, errstr, sizeof(errstr));
         if (!nts[i]) {
             rc = cq_err_set(err, CQ_EINVAL, "kafka topic %s: %s", topics[i], errstr);
             goto out;
@@ -1011,8 +1039,8 @@ enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics
     rd_kafka_CreateTopics(rk, nts, n, opts, q);
     ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
     if (!ev) {
-        rc = cq_err_set(err, CQ_ETIMEOUT, "kafka topics: no answer from %s within %d ms",
-                        brokers, timeout_ms);
+        rc = cq_err_set(err, CQ_ETIMEOUT, "kafka topics: no answer from %s within %d ms", brokers,
+                        timeout_ms);
         goto out;
     }
     if (rd_kafka_event_error(ev)) {

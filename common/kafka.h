@@ -88,11 +88,10 @@ typedef void (*cq_message_cb)(void *opaque, const struct cq_message *m);
  * Returns a new consumer (caller frees with cq_consumer_free) or NULL with err set. */
 struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
                                     const char *const *topics, struct cq_loop *loop,
-                                    cq_message_cb cb, void *opaque,
-                                    const char *const *extra_conf, struct cq_err *err);
+                                    cq_message_cb cb, void *opaque, const char *const *extra_conf,
+                                    struct cq_err *err);
 /* Marks one message processed; commits the partition's contiguous watermark (batched). */
-void cq_consumer_done(struct cq_consumer *c, const char *topic, int32_t partition,
-                      int64_t offset);
+void cq_consumer_done(struct cq_consumer *c, const char *topic, int32_t partition, int64_t offset);
 /* Serves up to max messages waiting up to timeout_ms; returns how many. */
 int cq_consumer_poll(struct cq_consumer *c, int timeout_ms, int max);
 /* Synchronously commits every done watermark now. */

@@ -42,7 +42,8 @@ static void emit(enum cq_log_level level, const char *req_id, const char *msg,
     cJSON_AddStringToObject(o, "svc", service);
     cJSON_AddStringToObject(o, "msg", msg);
     if (req_id && *req_id) cJSON_AddStringToObject(o, "req_id", req_id);
-    for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2) cJSON_AddStringToObject(o, kv[i], kv[i + 1]);
+    for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2)
+        cJSON_AddStringToObject(o, kv[i], kv[i + 1]);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!line) return;

@@ -72,7 +72,9 @@ fail:
     return NULL;
 }
 
-uv_loop_t *cq_loop_uv(struct cq_loop *l) { return l->uv; }
+uv_loop_t *cq_loop_uv(struct cq_loop *l) {
+    return l->uv;
+}
 
 enum cq_rc cq_loop_on_shutdown(struct cq_loop *l, void (*cb)(void *arg), void *arg) {
     if (!l || !cb) return CQ_EINVAL;
@@ -94,12 +96,17 @@ void cq_loop_shutdown(struct cq_loop *l) {
     l->stopping = true;
     close_signals(l);
     /* Index loop: a step may register a later step (it runs in this same pass). */
-    for (size_t i = 0; i < l->nsteps; i++) l->steps[i].cb(l->steps[i].arg);
+    for (size_t i = 0; i < l->nsteps; i++)
+        l->steps[i].cb(l->steps[i].arg);
 }
 
-bool cq_loop_stopping(const struct cq_loop *l) { return l && l->stopping; }
+bool cq_loop_stopping(const struct cq_loop *l) {
+    return l && l->stopping;
+}
 
-int cq_loop_run(struct cq_loop *l) { return uv_run(l->uv, UV_RUN_DEFAULT); }
+int cq_loop_run(struct cq_loop *l) {
+    return uv_run(l->uv, UV_RUN_DEFAULT);
+}
 
 static void close_leftover(uv_handle_t *h, void *arg) {
     (void)arg;

@@ -25,9 +25,9 @@ struct cq_gauge {
 
 struct cq_histogram {
     size_t nbounds;
-    double *bounds;                 /* ascending upper bounds, +Inf implied */
-    atomic_uint_fast64_t *counts;   /* per bucket (not cumulative), nbounds + 1 slots */
-    atomic_uint_fast64_t sum_bits;  /* the double sum, updated with compare-and-swap */
+    double *bounds;                /* ascending upper bounds, +Inf implied */
+    atomic_uint_fast64_t *counts;  /* per bucket (not cumulative), nbounds + 1 slots */
+    atomic_uint_fast64_t sum_bits; /* the double sum, updated with compare-and-swap */
 };
 
 struct series {
@@ -104,7 +104,8 @@ static bool hist_init(struct cq_histogram *h, const double *buckets, size_t nbuc
         h->bounds = NULL;
         return false;
     }
-    for (size_t i = 0; i <= w; i++) atomic_init(&h->counts[i], 0);
+    for (size_t i = 0; i <= w; i++)
+        atomic_init(&h->counts[i], 0);
     atomic_init(&h->sum_bits, 0); /* all-zero bits == 0.0 */
     return true;
 }
@@ -137,8 +138,12 @@ static struct series *get_series(enum kind kind, const char *name, const char *h
     s->labels = strdup(labels);
     if (!s->labels) goto fail;
     switch (kind) {
-    case K_COUNTER: atomic_init(&s->u.counter.value, 0); break;
-    case K_GAUGE: atomic_init(&s->u.gauge.value, 0); break;
+    case K_COUNTER:
+        atomic_init(&s->u.counter.value, 0);
+        break;
+    case K_GAUGE:
+        atomic_init(&s->u.gauge.value, 0);
+        break;
     case K_HISTOGRAM:
         if (!hist_init(&s->u.hist, buckets, nbuckets)) goto fail;
         break;
@@ -188,7 +193,9 @@ struct cq_histogram *cq_histogram_get(const char *name, const char *help, const 
     return s ? &s->u.hist : NULL;
 }
 
-void cq_counter_inc(struct cq_counter *c) { cq_counter_add(c, 1); }
+void cq_counter_inc(struct cq_counter *c) {
+    cq_counter_add(c, 1);
+}
 
 void cq_counter_add(struct cq_counter *c, uint64_t n) {
     if (c) atomic_fetch_add_explicit(&c->value, n, memory_order_relaxed);
@@ -229,13 +236,14 @@ void cq_histogram_observe(struct cq_histogram *h, double seconds) {
     uint64_t old, upd;
     if (!h || isnan(seconds)) return;
     /* Upper bounds are inclusive ("le"). A linear scan: bucket lists are short. */
-    while (i < h->nbounds && seconds > h->bounds[i]) i++;
+    while (i < h->nbounds && seconds > h->bounds[i])
+        i++;
     atomic_fetch_add_explicit(&h->counts[i], 1, memory_order_relaxed);
     old = atomic_load_explicit(&h->sum_bits, memory_order_relaxed);
     do {
         upd = double_to_bits(bits_to_double(old) + seconds);
-    } while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old, upd,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old, upd, memory_order_relaxed,
+                                                    memory_order_relaxed));
 }
 
 void cq_metric_inc(const char *name, const char *help, const char *labels) {
@@ -289,7 +297,8 @@ static void buf_printf(struct buf *b, const char *fmt, ...) {
             return;
         }
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len <= (size_t)n) cap *= 2;
+        while (cap - b->len <= (size_t)n)
+            cap *= 2;
         char *d = realloc(b->data, cap);
         if (!d) {
             b->failed = true;
@@ -373,7 +382,9 @@ static void render_series(struct buf *b, const struct family *f, const struct se
         buf_printf(b, "%s%s%s%s %lld\n", f->name, open, s->labels, close,
                    (long long)cq_gauge_value(&s->u.gauge));
         break;
-    case K_HISTOGRAM: render_histogram(b, f, s); break;
+    case K_HISTOGRAM:
+        render_histogram(b, f, s);
+        break;
     }
 }
 
@@ -384,7 +395,8 @@ char *cq_metrics_render(size_t *len) {
     buf_printf(&b, "%s", ""); /* an empty registry renders as "" rather than NULL */
     for (const struct family *f = families_first; f; f = f->next) {
         render_help(&b, f);
-        for (const struct series *s = f->first; s; s = s->next) render_series(&b, f, s);
+        for (const struct series *s = f->first; s; s = s->next)
+            render_series(&b, f, s);
     }
     pthread_mutex_unlock(&registry_lock);
     if (b.failed) {

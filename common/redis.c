@@ -210,8 +210,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         if (owner->closing)
             cq_err_set(&e, CQ_ESHUTDOWN, "redis client shutting down");
         else
-            cq_err_set(&e, CQ_EREDIS, "redis connection to %s:%d lost", owner->host,
-                       owner->port);
+            cq_err_set(&e, CQ_EREDIS, "redis connection to %s:%d lost", owner->host, owner->port);
         complete(owner, p, NULL, &e);
     }
     free(p);
@@ -336,8 +335,8 @@ static void free_fields(struct cq_redis *r) {
 }
 
 struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
-                              const char *password, int connect_timeout_ms,
-                              int command_timeout_ms, struct cq_err *err) {
+                              const char *password, int connect_timeout_ms, int command_timeout_ms,
+                              struct cq_err *err) {
     struct cq_redis *r = NULL;
     if (!loop || !host || !host[0] || port <= 0 || port > 65535 || connect_timeout_ms <= 0 ||
         command_timeout_ms <= 0) {
@@ -439,7 +438,9 @@ void cq_redis_set_stall_ms(struct cq_redis *r, int stall_ms) {
     if (r && stall_ms > 0) r->stall_ms = stall_ms;
 }
 
-unsigned long cq_redis_connect_count(const struct cq_redis *r) { return r ? r->connects : 0; }
+unsigned long cq_redis_connect_count(const struct cq_redis *r) {
+    return r ? r->connects : 0;
+}
 
 void cq_redis_free(struct cq_redis *r) {
     if (!r || r->closing) return;
@@ -473,7 +474,8 @@ void cq_redis_free(struct cq_redis *r) {
         r->password = NULL;
     }
     uv_timer_t *timers[NTIMERS] = {&r->sweep, &r->conn_timer, &r->reconnect, &r->defer};
-    for (int i = 0; i < NTIMERS; i++) uv_close((uv_handle_t *)timers[i], timer_closed);
+    for (int i = 0; i < NTIMERS; i++)
+        uv_close((uv_handle_t *)timers[i], timer_closed);
 }
 
 redisContext *cq_redis_connect_sync(const char *host, int port, const char *password,
@@ -504,8 +506,7 @@ redisContext *cq_redis_connect_sync(const char *host, int port, const char *pass
             goto fail;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
-            cq_err_set(err, CQ_EAUTH, "redis %s:%d: AUTH rejected: %.100s", host, port,
-                       rep->str);
+            cq_err_set(err, CQ_EAUTH, "redis %s:%d: AUTH rejected: %.100s", host, port, rep->str);
             goto fail;
         }
         freeReplyObject(rep);

@@ -31,8 +31,8 @@ typedef void (*cq_redis_cb)(void *opaque, const redisReply *reply, const struct 
  * connect_timeout_ms is abandoned; after any failure or disconnect the client
  * reconnects by itself after 100 ms, doubling to 2 s. Both timeouts must be > 0. */
 struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
-                              const char *password, int connect_timeout_ms,
-                              int command_timeout_ms, struct cq_err *err);
+                              const char *password, int connect_timeout_ms, int command_timeout_ms,
+                              struct cq_err *err);
 
 /* Sends a command (hiredis printf-like format: %s, %b with pointer+length, ...).
  * Many commands may be in flight; replies arrive in order. Returns CQ_OK when cb
@@ -40,8 +40,7 @@ struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
  * unavailable" on the next loop turn). Any other return (CQ_EINVAL for a bad
  * format, CQ_ENOMEM, CQ_ESHUTDOWN once cq_redis_free started) means cb will NOT be
  * called. opaque is passed through untouched. */
-enum cq_rc cq_redis_command(struct cq_redis *r, cq_redis_cb cb, void *opaque, const char *fmt,
-                            ...);
+enum cq_rc cq_redis_command(struct cq_redis *r, cq_redis_cb cb, void *opaque, const char *fmt, ...);
 
 /* Same as cq_redis_command with binary-safe arguments (copied before return).
  * argvlen may be NULL when every argument is a NUL-terminated string. */

@@ -15,8 +15,7 @@ struct frame {
 };
 
 void cq_ynode_free(struct cq_ynode *n) {
-    if (!n)
-        return;
+    if (!n) return;
     for (size_t i = 0; i < n->n_items && n->items; i++)
         cq_ynode_free(n->items[i]);
     free(n->items);
@@ -26,8 +25,7 @@ void cq_ynode_free(struct cq_ynode *n) {
 
 static struct cq_ynode *node_new(enum cq_ynode_kind kind, yaml_mark_t mark) {
     struct cq_ynode *n = calloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
+    if (!n) return NULL;
     n->kind = kind;
     n->line = (int)mark.line + 1;
     n->col = (int)mark.column + 1;
@@ -39,8 +37,7 @@ static bool frame_add(struct frame *f, struct cq_ynode *child) {
     if (f->count == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 8;
         struct cq_ynode **items = realloc(f->node->items, cap * sizeof(*items));
-        if (!items)
-            return false;
+        if (!items) return false;
         f->node->items = items;
         f->cap = cap;
     }
@@ -50,8 +47,7 @@ static bool frame_add(struct frame *f, struct cq_ynode *child) {
     return true;
 }
 
-struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len,
-                               struct cq_err *err) {
+struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len, struct cq_err *err) {
     yaml_parser_t parser;
     yaml_event_t ev;
     struct frame stack[MAX_DEPTH];
@@ -70,12 +66,11 @@ struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len,
             if (parser.error == YAML_MEMORY_ERROR)
                 cq_err_set(err, CQ_ENOMEM, "%s: out of memory while parsing", name);
             else if (parser.context)
-                cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: YAML syntax error: %s %s", name,
-                           m.line + 1, m.column + 1, parser.problem ? parser.problem : "?",
-                           parser.context);
+                cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: YAML syntax error: %s %s", name, m.line + 1,
+                           m.column + 1, parser.problem ? parser.problem : "?", parser.context);
             else
-                cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: YAML syntax error: %s", name,
-                           m.line + 1, m.column + 1, parser.problem ? parser.problem : "?");
+                cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: YAML syntax error: %s", name, m.line + 1,
+                           m.column + 1, parser.problem ? parser.problem : "?");
             goto out;
         }
         struct cq_ynode *n = NULL;
@@ -86,15 +81,15 @@ struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len,
             break;
         case YAML_DOCUMENT_START_EVENT:
             if (++docs > 1) {
-                cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: only one YAML document is allowed",
-                           name, ev.start_mark.line + 1, ev.start_mark.column + 1);
+                cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: only one YAML document is allowed", name,
+                           ev.start_mark.line + 1, ev.start_mark.column + 1);
                 yaml_event_delete(&ev);
                 goto out;
             }
             break;
         case YAML_ALIAS_EVENT:
-            cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: YAML aliases (*name) are not supported",
-                       name, ev.start_mark.line + 1, ev.start_mark.column + 1);
+            cq_err_set(err, CQ_EPARSE, "%s:%zu:%zu: YAML aliases (*name) are not supported", name,
+                       ev.start_mark.line + 1, ev.start_mark.column + 1);
             yaml_event_delete(&ev);
             goto out;
         case YAML_SCALAR_EVENT:
@@ -174,39 +169,32 @@ out:
 }
 
 const struct cq_ynode *cq_ynode_key(const struct cq_ynode *map, const char *key) {
-    if (!map || map->kind != CQ_YNODE_MAP)
-        return NULL;
+    if (!map || map->kind != CQ_YNODE_MAP) return NULL;
     for (size_t i = 0; i < map->n; i++) {
         const struct cq_ynode *k = map->items[2 * i];
-        if (k->kind == CQ_YNODE_SCALAR && strcmp(k->value, key) == 0)
-            return k;
+        if (k->kind == CQ_YNODE_SCALAR && strcmp(k->value, key) == 0) return k;
     }
     return NULL;
 }
 
 const struct cq_ynode *cq_ynode_get(const struct cq_ynode *map, const char *key) {
-    if (!map || map->kind != CQ_YNODE_MAP)
-        return NULL;
+    if (!map || map->kind != CQ_YNODE_MAP) return NULL;
     for (size_t i = 0; i < map->n; i++) {
         const struct cq_ynode *k = map->items[2 * i];
-        if (k->kind == CQ_YNODE_SCALAR && strcmp(k->value, key) == 0)
-            return map->items[2 * i + 1];
+        if (k->kind == CQ_YNODE_SCALAR && strcmp(k->value, key) == 0) return map->items[2 * i + 1];
     }
     return NULL;
 }
 
 bool cq_ynode_is_null(const struct cq_ynode *n) {
-    if (!n || n->kind != CQ_YNODE_SCALAR || !n->plain)
-        return false;
+    if (!n || n->kind != CQ_YNODE_SCALAR || !n->plain) return false;
     return n->len == 0 || strcmp(n->value, "~") == 0 || strcmp(n->value, "null") == 0 ||
            strcmp(n->value, "Null") == 0 || strcmp(n->value, "NULL") == 0;
 }
 
 const char *cq_ynode_kind_name(const struct cq_ynode *n) {
-    if (!n)
-        return "nothing";
-    if (cq_ynode_is_null(n))
-        return "null";
+    if (!n) return "nothing";
+    if (cq_ynode_is_null(n)) return "null";
     switch (n->kind) {
     case CQ_YNODE_MAP:
         return "a mapping";

@@ -14,10 +14,10 @@ enum cq_ynode_kind { CQ_YNODE_SCALAR, CQ_YNODE_MAP, CQ_YNODE_SEQ };
 
 struct cq_ynode {
     enum cq_ynode_kind kind;
-    int line, col;   /* 1-based position of the node's first character */
-    char *value;     /* scalar text, NUL-terminated; NULL for maps and sequences */
-    size_t len;      /* scalar length in bytes */
-    bool plain;      /* scalar written without quotes (so `~`, `null` and `` mean null) */
+    int line, col;           /* 1-based position of the node's first character */
+    char *value;             /* scalar text, NUL-terminated; NULL for maps and sequences */
+    size_t len;              /* scalar length in bytes */
+    bool plain;              /* scalar written without quotes (so `~`, `null` and `` mean null) */
     struct cq_ynode **items; /* sequence: items; mapping: key, value, key, value, ... */
     size_t n;                /* sequence: item count; mapping: pair count */
     size_t n_items;          /* entries in items (a mapping cut short may hold a lone key) */
@@ -26,8 +26,7 @@ struct cq_ynode {
 /* Parses text. Returns a new tree (caller frees with cq_ynode_free); an empty
  * document yields an empty mapping at 1:1. On error returns NULL and sets err to
  * "name:line:col: YAML syntax error: <libyaml's problem>" (CQ_EPARSE). */
-struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len,
-                               struct cq_err *err);
+struct cq_ynode *cq_yaml_parse(const char *name, const char *text, size_t len, struct cq_err *err);
 
 /* Frees a tree; NULL is a no-op. */
 void cq_ynode_free(struct cq_ynode *n);

@@ -11,7 +11,9 @@
 #include "crypto.h"
 #include "ingress.h"
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
 
 static const char *jstr(const cJSON *o, const char *name) {
     const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
@@ -76,11 +78,10 @@ static void message_event(const struct cq_config *cfg, const cJSON *root,
     /* Not a command: the bot's own message, another app, a non-text message, or a group
      * message that does not address the bot. Acknowledged so Feishu does not re-send it. */
     const char *sender_type = jstr(sender, "sender_type");
-    bool ignore = (bot && strcmp(open_id, bot) == 0) ||
-                  (sender_type && strcmp(sender_type, "app") == 0) || !type ||
-                  strcmp(type, "text") != 0 ||
-                  (bot && !(chat_type && strcmp(chat_type, "p2p") == 0) &&
-                   !mentions_bot(mentions, bot));
+    bool ignore =
+        (bot && strcmp(open_id, bot) == 0) || (sender_type && strcmp(sender_type, "app") == 0) ||
+        !type || strcmp(type, "text") != 0 ||
+        (bot && !(chat_type && strcmp(chat_type, "p2p") == 0) && !mentions_bot(mentions, bot));
     if (ignore) {
         cq_in_reply(out, 200, "application/json", strdup("{}"));
         goto out;
@@ -116,8 +117,8 @@ out:
     cJSON_Delete(body);
 }
 
-void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
-                     const char *body, size_t len, time_t now, struct cq_in_verdict *out) {
+void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
+                     size_t len, time_t now, struct cq_in_verdict *out) {
     cJSON *root = NULL, *inner = NULL;
     char *plain = NULL;
     const char *key = cfg->feishu.encrypt_key.value;

@@ -42,14 +42,14 @@ struct cq_in_headers {
 
 /* POST slash command (application/x-www-form-urlencoded). Verifies the v0 signature over the
  * raw bytes first (replay window limits.replay_window_s around now), then parses. */
-void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h,
-                      const char *body, size_t len, time_t now, struct cq_in_verdict *out);
+void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
+                      size_t len, time_t now, struct cq_in_verdict *out);
 /* POST Events API (application/json): url_verification, event_callback/app_mention. */
 void cq_slack_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
                     size_t len, time_t now, struct cq_in_verdict *out);
 /* POST Feishu event subscription v2.0 (plain or {"encrypt":...}). */
-void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
-                     const char *body, size_t len, time_t now, struct cq_in_verdict *out);
+void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
+                     size_t len, time_t now, struct cq_in_verdict *out);
 /* POST GitLab webhook: Pipeline Hook with X-Gitlab-Token. */
 void cq_gitlab_hook(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
                     size_t len, struct cq_in_verdict *out);
@@ -64,7 +64,8 @@ struct cq_in_form {
 };
 /* Parses body into form (caller calls cq_in_form_clear). CQ_EPARSE on a bad escape, a NUL
  * byte or more than max_fields fields; CQ_ENOMEM. */
-enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields, struct cq_in_form *form);
+enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields,
+                            struct cq_in_form *form);
 /* Borrowed value of the first field called name, or NULL. */
 const char *cq_in_form_get(const struct cq_in_form *form, const char *name);
 void cq_in_form_clear(struct cq_in_form *form);

@@ -54,8 +54,8 @@ int main(int argc, char **argv) {
      * every caller waiting on its report, librdkafka's 1 ms linger is pure latency, and Nagle
      * holds back small produce requests while earlier ones are unacknowledged. Sub-ms linger
      * still batches under load. --kafka-conf entries come later and so override these. */
-    const char *kconf[2 * (MAX_KAFKA_CONF + 2) + 1] = {"linger.ms", "0.5",
-                                                       "socket.nagle.disable", "true", NULL};
+    const char *kconf[2 * (MAX_KAFKA_CONF + 2) + 1] = {"linger.ms", "0.5", "socket.nagle.disable",
+                                                       "true", NULL};
     char *kbuf[MAX_KAFKA_CONF] = {NULL};
     int nk = 0;
     const int nk_defaults = 2;
@@ -111,8 +111,8 @@ int main(int argc, char **argv) {
         cq_error(NULL, "cannot create the event loop: %s", err.msg);
         goto out;
     }
-    a.producer = cq_producer_new(a.cfg->kafka.brokers, a.cfg->kafka.produce_timeout_ms, a.loop,
-                                 kconf, &err);
+    a.producer =
+        cq_producer_new(a.cfg->kafka.brokers, a.cfg->kafka.produce_timeout_ms, a.loop, kconf, &err);
     if (!a.producer) {
         cq_error(NULL, "cannot create the kafka producer: %s", err.msg);
         goto out;
@@ -127,10 +127,10 @@ int main(int argc, char **argv) {
         cq_error(NULL, "cannot register the drain");
         goto out;
     }
-    cq_info(NULL, "listening on %s:%d (slack %s, %s; feishu %s; gitlab %s)",
-            a.cfg->ingress.listen, cq_ingress_port(a.ingress),
-            a.cfg->ingress.slack_commands_path, a.cfg->ingress.slack_events_path,
-            a.cfg->ingress.feishu_events_path, a.cfg->ingress.gitlab_webhook_path);
+    cq_info(NULL, "listening on %s:%d (slack %s, %s; feishu %s; gitlab %s)", a.cfg->ingress.listen,
+            cq_ingress_port(a.ingress), a.cfg->ingress.slack_commands_path,
+            a.cfg->ingress.slack_events_path, a.cfg->ingress.feishu_events_path,
+            a.cfg->ingress.gitlab_webhook_path);
     cq_loop_run(a.loop);
     cq_info(NULL, "ingress stopped");
     rc = 0;
@@ -139,6 +139,7 @@ out:
     if (a.ingress) cq_ingress_free(a.ingress);
     cq_loop_free(a.loop);
     cq_config_free(a.cfg);
-    for (int i = 0; i < nk; i++) free(kbuf[i]);
+    for (int i = 0; i < nk; i++)
+        free(kbuf[i]);
     return rc;
 }

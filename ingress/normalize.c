@@ -82,17 +82,20 @@ bad:
     return NULL;
 }
 
-enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields, struct cq_in_form *form) {
+enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields,
+                            struct cq_in_form *form) {
     enum cq_rc rc = CQ_OK;
     size_t i = 0, cap = 0;
     memset(form, 0, sizeof(*form));
     while (i < len) {
         size_t end = i;
-        while (end < len && body[end] != '&') end++;
+        while (end < len && body[end] != '&')
+            end++;
         if (end > i) { /* skip empty pairs ("a=1&&b=2") */
             size_t eq = i;
             bool bad = false;
-            while (eq < end && body[eq] != '=') eq++;
+            while (eq < end && body[eq] != '=')
+                eq++;
             if (form->n == max_fields) {
                 rc = CQ_EPARSE;
                 goto out;
@@ -149,13 +152,17 @@ static bool is_space(char c) {
 enum cq_rc cq_in_split(const char *text, char **command, char **rest) {
     const char *s = text ? text : "";
     *command = *rest = NULL;
-    while (is_space(*s)) s++;
+    while (is_space(*s))
+        s++;
     const char *w = s;
-    while (*w && !is_space(*w)) w++;
+    while (*w && !is_space(*w))
+        w++;
     const char *r = w;
-    while (is_space(*r)) r++;
+    while (is_space(*r))
+        r++;
     size_t rlen = strlen(r);
-    while (rlen && is_space(r[rlen - 1])) rlen--;
+    while (rlen && is_space(r[rlen - 1]))
+        rlen--;
     *command = w == s ? strdup("help") : strndup(s, (size_t)(w - s));
     *rest = strndup(r, rlen);
     if (!*command || !*rest) {
@@ -188,7 +195,7 @@ enum cq_rc cq_in_stamp(struct cq_request *req) {
 
 /* Text checks shared by commands and mentions; fills command + text. */
 bool cq_in_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
-                        struct cq_in_verdict *out) {
+                       struct cq_in_verdict *out) {
     if (cq_in_utf8_len(text) > (size_t)cfg->limits.max_text) {
         cq_in_reject(out, 400, "text too long", NULL);
         return false;

@@ -34,12 +34,20 @@
 #define GUARD_EXTRA_MS 500 /* the guard answers this long after the producer's own budget */
 #define DISCARD_FACTOR 4   /* past 4x max_body of a chunked upload, drop the connection */
 
-enum route { R_NONE, R_SLACK_CMD, R_SLACK_EV, R_FEISHU, R_GITLAB, R_HEALTH, R_READY, R_METRICS,
-             R_COUNT };
-static const char *const route_names[R_COUNT] = {"unknown",        "slack_commands",
-                                                 "slack_events",   "feishu_events",
-                                                 "gitlab_webhook", "healthz",
-                                                 "readyz",         "metrics"};
+enum route {
+    R_NONE,
+    R_SLACK_CMD,
+    R_SLACK_EV,
+    R_FEISHU,
+    R_GITLAB,
+    R_HEALTH,
+    R_READY,
+    R_METRICS,
+    R_COUNT
+};
+static const char *const route_names[R_COUNT] = {"unknown",       "slack_commands", "slack_events",
+                                                 "feishu_events", "gitlab_webhook", "healthz",
+                                                 "readyz",        "metrics"};
 
 enum cstate { ST_READ, ST_WAIT, ST_ANSWERED };
 
@@ -87,8 +95,8 @@ struct cq_ingress {
     int open_handles;
     pthread_mutex_t mu;         /* the waiting list and each conn's state */
     struct conn *whead, *wtail; /* waiting for a report, oldest first */
-    atomic_long inflight;   /* handed over, no answer yet */
-    atomic_long unfinished; /* handed over, answer not yet sent (MHD not completed) */
+    atomic_long inflight;       /* handed over, no answer yet */
+    atomic_long unfinished;     /* handed over, answer not yet sent (MHD not completed) */
     atomic_bool closing;
     uint64_t drain_deadline;
     void (*drain_done)(void *);
@@ -142,8 +150,15 @@ static enum MHD_Result reject(struct conn *c, unsigned status, const char *reaso
         cq_metric_inc("chatops_ingress_verify_failures_total",
                       "Signature/token/timestamp failures, by reason", labels);
     }
-    const char *kv[] = {"route", route_names[c->route], "status", NULL, "reason", reason,
-                        detail && *detail ? "detail" : NULL, detail, NULL};
+    const char *kv[] = {"route",
+                        route_names[c->route],
+                        "status",
+                        NULL,
+                        "reason",
+                        reason,
+                        detail && *detail ? "detail" : NULL,
+                        detail,
+                        NULL};
     char st[8];
     snprintf(st, sizeof(st), "%u", status);
     kv[3] = st;
@@ -151,7 +166,9 @@ static enum MHD_Result reject(struct conn *c, unsigned status, const char *reaso
     int n = snprintf(line, sizeof(line), "%s\n", reason);
     c->state = ST_ANSWERED;
     return send_buf(c->mc, status, "text/plain; charset=utf-8", line,
-                    n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n,
+                    n < 0                       ? 0
+                    : (size_t)n >= sizeof(line) ? sizeof(line) - 1
+                                                : (size_t)n,
                     MHD_RESPMEM_MUST_COPY, c->req_id, status == 405);
 }
 
@@ -159,10 +176,14 @@ static enum MHD_Result reject(struct conn *c, unsigned status, const char *reaso
 
 /* The waiting list is in deadline order (appended under mu with a monotonic deadline). */
 static void waiting_remove(struct cq_ingress *in, struct conn *c) {
-    if (c->wprev) c->wprev->wnext = c->wnext;
-    else if (in->whead == c) in->whead = c->wnext;
-    if (c->wnext) c->wnext->wprev = c->wprev;
-    else if (in->wtail == c) in->wtail = c->wprev;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else if (in->whead == c)
+        in->whead = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    else if (in->wtail == c)
+        in->wtail = c->wprev;
     c->wprev = c->wnext = NULL;
 }
 
@@ -215,8 +236,8 @@ static void answer(struct conn *c, bool ok, const char *why) {
             /* 200 on purpose: Slack shows any other status as a generic "dispatch_failed"
              * and drops our text; the user must read that the command did not run. */
             snprintf(text, sizeof(text),
-                     "%s was NOT run: the queue did not confirm it (%s). Please retry.",
-                     c->cmdline, why);
+                     "%s was NOT run: the queue did not confirm it (%s). Please retry.", c->cmdline,
+                     why);
             c->status = 200;
             c->ctype = "application/json";
             c->answer = slack_text(text);
@@ -315,8 +336,8 @@ static enum MHD_Result admin(struct conn *c, const char *method) {
         if (!atomic_load(&in->closing) && cq_producer_ready(in->producer))
             return send_buf(c->mc, 200, "text/plain", "ready\n", 6, MHD_RESPMEM_PERSISTENT, NULL,
                             false);
-        return send_buf(c->mc, 503, "text/plain", "not ready\n", 10, MHD_RESPMEM_PERSISTENT,
-                        NULL, false);
+        return send_buf(c->mc, 503, "text/plain", "not ready\n", 10, MHD_RESPMEM_PERSISTENT, NULL,
+                        false);
     }
     size_t len = 0;
     char *m = cq_metrics_render(&len);
@@ -332,8 +353,8 @@ static enum MHD_Result on_headers(struct conn *c, const char *method) {
     const struct cq_config *cfg = c->in->cfg;
     if (c->route == R_NONE) {
         c->state = ST_ANSWERED;
-        return send_buf(c->mc, 404, "text/plain", "not found\n", 10, MHD_RESPMEM_PERSISTENT,
-                        NULL, false);
+        return send_buf(c->mc, 404, "text/plain", "not found\n", 10, MHD_RESPMEM_PERSISTENT, NULL,
+                        false);
     }
     if (c->route >= R_HEALTH) return MHD_YES; /* answered at the end (bodies swallowed) */
     if (strcmp(method, "POST") != 0) return reject(c, 405, "method not allowed", method);
@@ -348,8 +369,7 @@ static enum MHD_Result on_headers(struct conn *c, const char *method) {
     if (cl) {
         char *end = NULL;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (end != cl && n > cfg->limits.max_body)
-            return reject(c, 413, "body too large", cl);
+        if (end != cl && n > cfg->limits.max_body) return reject(c, 413, "body too large", cl);
     }
     return MHD_YES;
 }
@@ -363,7 +383,8 @@ static enum MHD_Result on_body(struct conn *c, const char *data, size_t n) {
     }
     if (c->len + n + 1 > c->cap) {
         size_t cap = c->cap ? c->cap : 1024;
-        while (cap < c->len + n + 1) cap *= 2;
+        while (cap < c->len + n + 1)
+            cap *= 2;
         if (cap > max + 1) cap = max + 1;
         char *nb = realloc(c->buf, cap);
         if (!nb) return MHD_NO;
@@ -405,8 +426,10 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
     c->deadline_ms = c->sent_ms + (uint64_t)in->cfg->kafka.produce_timeout_ms + GUARD_EXTRA_MS;
     c->state = ST_WAIT;
     c->wprev = in->wtail;
-    if (in->wtail) in->wtail->wnext = c;
-    else in->whead = c;
+    if (in->wtail)
+        in->wtail->wnext = c;
+    else
+        in->whead = c;
     in->wtail = c;
     pthread_mutex_unlock(&in->mu);
     if (cq_producer_send(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
@@ -446,10 +469,18 @@ static enum MHD_Result dispatch(struct conn *c) {
     enum MHD_Result ret;
     if (c->too_big) return reject(c, 413, "body too large", NULL);
     switch (c->route) {
-    case R_SLACK_CMD: cq_slack_command(cfg, &h, body, c->len, now, &o); break;
-    case R_SLACK_EV: cq_slack_event(cfg, &h, body, c->len, now, &o); break;
-    case R_FEISHU: cq_feishu_event(cfg, &h, body, c->len, now, &o); break;
-    default: cq_gitlab_hook(cfg, &h, body, c->len, &o); break;
+    case R_SLACK_CMD:
+        cq_slack_command(cfg, &h, body, c->len, now, &o);
+        break;
+    case R_SLACK_EV:
+        cq_slack_event(cfg, &h, body, c->len, now, &o);
+        break;
+    case R_FEISHU:
+        cq_feishu_event(cfg, &h, body, c->len, now, &o);
+        break;
+    default:
+        cq_gitlab_hook(cfg, &h, body, c->len, &o);
+        break;
     }
     switch (o.kind) {
     case CQ_IN_REJECT:
@@ -572,8 +603,10 @@ static void mhd_run(struct cq_ingress *in) {
         uv_idle_start(&in->mhd_again, on_mhd_again);
     } else {
         uv_idle_stop(&in->mhd_again);
-        if (has_timeout) uv_timer_start(&in->mhd_timer, on_mhd_timer, (uint64_t)ms, 0);
-        else uv_timer_stop(&in->mhd_timer);
+        if (has_timeout)
+            uv_timer_start(&in->mhd_timer, on_mhd_timer, (uint64_t)ms, 0);
+        else
+            uv_timer_stop(&in->mhd_timer);
     }
 }
 
@@ -590,9 +623,13 @@ static void on_mhd_poll(uv_poll_t *p, int status, int events) {
     mhd_run(p->data);
 }
 
-static void on_mhd_timer(uv_timer_t *t) { mhd_run(t->data); }
+static void on_mhd_timer(uv_timer_t *t) {
+    mhd_run(t->data);
+}
 
-static void on_mhd_again(uv_idle_t *h) { mhd_run(h->data); }
+static void on_mhd_again(uv_idle_t *h) {
+    mhd_run(h->data);
+}
 
 /* Starts watching MHD's epoll fd (single-thread mode). */
 static enum cq_rc mhd_watch(struct cq_ingress *in, uv_loop_t *uv, struct cq_err *err) {
@@ -660,8 +697,8 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
 
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, cfg->ingress.listen ? cfg->ingress.listen : "0.0.0.0",
-                  &sa.sin_addr) != 1) {
+    if (inet_pton(AF_INET, cfg->ingress.listen ? cfg->ingress.listen : "0.0.0.0", &sa.sin_addr) !=
+        1) {
         cq_err_set(err, CQ_ECONFIG, "ingress: bad listen address '%s'", cfg->ingress.listen);
         goto fail;
     }
@@ -693,7 +730,9 @@ fail:
     return NULL;
 }
 
-int cq_ingress_port(const struct cq_ingress *in) { return in ? in->port : 0; }
+int cq_ingress_port(const struct cq_ingress *in) {
+    return in ? in->port : 0;
+}
 
 long cq_ingress_inflight(const struct cq_ingress *in) {
     return in ? atomic_load(&in->inflight) : 0;

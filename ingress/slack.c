@@ -11,7 +11,9 @@
 
 #define MAX_FORM_FIELDS 64
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
 
 /* Returns NULL when the signature is good, else the rejection reason. */
 static const char *verify(const struct cq_config *cfg, const struct cq_in_headers *h,
@@ -30,8 +32,8 @@ static const char *verify(const struct cq_config *cfg, const struct cq_in_header
     return NULL;
 }
 
-void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h,
-                      const char *body, size_t len, time_t now, struct cq_in_verdict *out) {
+void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
+                      size_t len, time_t now, struct cq_in_verdict *out) {
     struct cq_in_form form = {0};
     struct cq_request *r = &out->req;
     memset(out, 0, sizeof(*out));
@@ -43,7 +45,8 @@ void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h
     if (why) {
         /* ssl_check is Slack's unsigned certificate probe: answer it, produce nothing. */
         if (!h->slack_sig && cq_in_form_parse(body, len, MAX_FORM_FIELDS, &form) == CQ_OK &&
-            cq_in_form_get(&form, "ssl_check") && strcmp(cq_in_form_get(&form, "ssl_check"), "1") == 0)
+            cq_in_form_get(&form, "ssl_check") &&
+            strcmp(cq_in_form_get(&form, "ssl_check"), "1") == 0)
             cq_in_reply(out, 200, "text/plain", strdup(""));
         else
             cq_in_reject(out, 401, why, NULL);
@@ -99,7 +102,8 @@ static const char *jstr(const cJSON *o, const char *name) {
 
 /* Drops a leading "<@U123>" / "<@U123|name>" mention (the bot being addressed). */
 static const char *strip_mention(const char *t) {
-    while (*t == ' ') t++;
+    while (*t == ' ')
+        t++;
     if (strncmp(t, "<@", 2) == 0) {
         const char *e = strchr(t, '>');
         if (e) t = e + 1;

@@ -13,7 +13,8 @@ uint64_t cq_backoff_ms(int attempt, int base_ms, int max_ms, uint64_t rnd) {
     if (max_ms < base_ms) max_ms = base_ms;
     if (attempt < 1) attempt = 1;
     uint64_t d = (uint64_t)base_ms;
-    for (int i = 1; i < attempt && d < (uint64_t)max_ms; i++) d *= 2;
+    for (int i = 1; i < attempt && d < (uint64_t)max_ms; i++)
+        d *= 2;
     if (d > (uint64_t)max_ms) d = (uint64_t)max_ms;
     uint64_t half = d / 2;
     return half + rnd % (d - half + 1);
@@ -39,13 +40,15 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
 
 int64_t cq_retry_after_ms(const char *value, int64_t now_unix, int64_t cap_ms) {
     if (!value) return -1;
-    while (isspace((unsigned char)*value)) value++;
+    while (isspace((unsigned char)*value))
+        value++;
     if (!*value) return -1;
     int64_t ms = -1;
     if (isdigit((unsigned char)*value)) {
         char *end = NULL;
         double s = strtod(value, &end);
-        while (end && isspace((unsigned char)*end)) end++;
+        while (end && isspace((unsigned char)*end))
+            end++;
         if (!end || *end || s < 0 || s > 1e9) return -1;
         ms = (int64_t)(s * 1000.0 + 0.5);
     } else {
@@ -101,7 +104,8 @@ void cq_pacer_free(struct cq_pacer *p) {
 
 static size_t hash(const char *s) {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return (size_t)(h % PACER_BUCKETS);
 }
 
@@ -155,4 +159,6 @@ void cq_pacer_hold(struct cq_pacer *p, const char *key, uint64_t until_ms) {
     if (e && e->next_ms < until_ms) e->next_ms = until_ms;
 }
 
-size_t cq_pacer_size(const struct cq_pacer *p) { return p ? p->n : 0; }
+size_t cq_pacer_size(const struct cq_pacer *p) {
+    return p ? p->n : 0;
+}

@@ -13,11 +13,16 @@
 
 const char *cq_outcome_str(enum cq_outcome o) {
     switch (o) {
-    case CQ_OUT_DELIVERED: return "delivered";
-    case CQ_OUT_RETRY: return "retry";
-    case CQ_OUT_FALLBACK: return "fallback";
-    case CQ_OUT_TOKEN_EXPIRED: return "token_expired";
-    case CQ_OUT_PERMANENT: return "permanent";
+    case CQ_OUT_DELIVERED:
+        return "delivered";
+    case CQ_OUT_RETRY:
+        return "retry";
+    case CQ_OUT_FALLBACK:
+        return "fallback";
+    case CQ_OUT_TOKEN_EXPIRED:
+        return "token_expired";
+    case CQ_OUT_PERMANENT:
+        return "permanent";
     }
     return "unknown";
 }
@@ -25,7 +30,7 @@ const char *cq_outcome_str(enum cq_outcome o) {
 /* Type-checked by the compiler (the format attribute), so a reason and its argument
  * cannot drift apart. */
 __attribute__((format(printf, 3, 4))) static void set_reason(char *reason, size_t len,
-                                                              const char *fmt, ...) {
+                                                             const char *fmt, ...) {
     va_list ap;
     if (!reason || len == 0) return;
     va_start(ap, fmt);
@@ -50,8 +55,8 @@ static bool transport(const struct cq_attempt_answer *a, enum cq_outcome *o, cha
 }
 
 bool cq_slack_error_retryable(const char *e) {
-    static const char *retry[] = {"ratelimited",     "rate_limited",     "internal_error",
-                                  "fatal_error",     "service_unavailable", "request_timeout",
+    static const char *retry[] = {"ratelimited",       "rate_limited",           "internal_error",
+                                  "fatal_error",       "service_unavailable",    "request_timeout",
                                   "team_added_to_org", "message_limit_exceeded", NULL};
     if (!e) return false;
     for (const char **p = retry; *p; p++)
@@ -93,8 +98,7 @@ enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, cha
     return o;
 }
 
-enum cq_outcome cq_classify_slack_api(const struct cq_attempt_answer *a, char *reason,
-                                      size_t len) {
+enum cq_outcome cq_classify_slack_api(const struct cq_attempt_answer *a, char *reason, size_t len) {
     enum cq_outcome o;
     if (transport(a, &o, reason, len)) return o;
     if (a->status < 200 || a->status >= 300) {

@@ -53,7 +53,8 @@ static struct look look_of(const struct cq_result *r) {
 static size_t utf8_prefix(const char *s, size_t len, size_t max) {
     if (len <= max) return len;
     size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
     return cut;
 }
 
@@ -63,7 +64,8 @@ static char *body_text(const struct cq_result *r, size_t max, size_t *cut_bytes)
     size_t len = strlen(t), keep = utf8_prefix(t, len, max);
     char note[128] = "";
     if (keep < len) {
-        snprintf(note, sizeof note, "\n… (output cut: %zu of %zu bytes not shown)", len - keep, len);
+        snprintf(note, sizeof note, "\n… (output cut: %zu of %zu bytes not shown)", len - keep,
+                 len);
         if (cut_bytes) *cut_bytes = len - keep;
     }
     size_t nl = strlen(note);
@@ -159,7 +161,8 @@ char *cq_feishu_content(const struct cq_result *r, size_t max_text, const char *
     if (max_text == 0) max_text = interactive ? CQ_FEISHU_CARD_TEXT_BYTES : CQ_FEISHU_TEXT_BYTES;
     struct look lk = look_of(r);
     text = body_text(r, max_text, cut_bytes);
-    size_t hl = 64 + (r->command ? strlen(r->command) : 0) + (r->user_name ? strlen(r->user_name) : 0);
+    size_t hl =
+        64 + (r->command ? strlen(r->command) : 0) + (r->user_name ? strlen(r->user_name) : 0);
     head = malloc(hl);
     if (!text || !head) goto nomem;
     if (interactive) {

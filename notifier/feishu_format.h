@@ -11,8 +11,8 @@
 #include "envelope.h"
 #include "errors.h"
 
-#define CQ_FEISHU_UUID_MAX 50          /* Feishu's limit on uuid */
-#define CQ_FEISHU_TEXT_BYTES 100000    /* text message body text (API limit 150 KB) */
+#define CQ_FEISHU_UUID_MAX 50           /* Feishu's limit on uuid */
+#define CQ_FEISHU_TEXT_BYTES 100000     /* text message body text (API limit 150 KB) */
 #define CQ_FEISHU_CARD_TEXT_BYTES 25000 /* card markdown (API limit 30 KB per card) */
 
 /* Writes the dedupe uuid for (request_id, step, seq) into out: "<request_id>-<a|p|f>-<seq>"

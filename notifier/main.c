@@ -18,7 +18,9 @@ struct app {
     uv_timer_t tick;
 };
 
-static void usage(FILE *f) { fprintf(f, "usage: chatops-notifier --config FILE [--http-port N]\n"); }
+static void usage(FILE *f) {
+    fprintf(f, "usage: chatops-notifier --config FILE [--http-port N]\n");
+}
 
 static void on_tick(uv_timer_t *t) {
     struct app *a = t->data;

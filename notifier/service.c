@@ -35,7 +35,7 @@
 /* notifier.max_inflight: results held at once (accepted, not yet settled); fetching pauses
  * there and resumes below half. notifier.max_sends: concurrent platform requests (more would
  * only queue inside curl and time out). */
-#define ANSWER_KEEP 2000 /* bytes of a platform answer kept for logs and the DLQ */
+#define ANSWER_KEEP 2000  /* bytes of a platform answer kept for logs and the DLQ */
 #define REQ_BUCKETS 16384 /* request id -> its jobs; power of two (chains past it) */
 
 /* ------------------------------------------------------------------ Lua (atomic steps) */
@@ -52,10 +52,9 @@ static const char RELEASE_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 /* uses(key, ttl_ms): counts response_url uses across copies; the window starts at use 1 */
-static const char USES_LUA[] =
-    "local n = redis.call('INCR', KEYS[1])\n"
-    "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
-    "return n\n";
+static const char USES_LUA[] = "local n = redis.call('INCR', KEYS[1])\n"
+                               "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
+                               "return n\n";
 
 /* ------------------------------------------------------------------ types */
 
@@ -64,8 +63,8 @@ enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND };
 enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED, W_SLOT };
 enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
 
-static const char *route_name[] = {"none", "response_url", "chat.postMessage", "chat.update",
-                                   "reply", "send"};
+static const char *route_name[] = {"none",        "response_url", "chat.postMessage",
+                                   "chat.update", "reply",        "send"};
 
 struct job {
     struct cq_notifier *s;
@@ -131,9 +130,9 @@ struct cq_notifier {
     unsigned long job_seq;
     struct job *jobs;
     int njobs;
-    struct job *by_req[REQ_BUCKETS]; /* decoded jobs by request id: finds a request's tail
-                                        in O(1) instead of scanning every job in flight */
-    int sending;                        /* HTTP sends in flight */
+    struct job *by_req[REQ_BUCKETS];   /* decoded jobs by request id: finds a request's tail
+                                          in O(1) instead of scanning every job in flight */
+    int sending;                       /* HTTP sends in flight */
     struct job *slot_head, *slot_tail; /* jobs waiting for a send slot */
     bool paused, stopping, finished;
     int closing; /* startup failure: handles left to close before s is freed */
@@ -168,7 +167,8 @@ long long cq_rfc3339_ms(const char *s) {
         for (p++; *p >= '0' && *p <= '9'; p++, digits++)
             if (digits < 3) ms = ms * 10 + (*p - '0');
         if (digits == 0) return -1;
-        for (; digits < 3; digits++) ms *= 10;
+        for (; digits < 3; digits++)
+            ms *= 10;
     }
     long long off = 0;
     if (*p == 'Z' || *p == 'z') {
@@ -191,7 +191,9 @@ long long cq_rfc3339_ms(const char *s) {
     return ((days * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000 + ms;
 }
 
-static const char *plat_str(const struct job *j) { return j->plat == P_SLACK ? "slack" : "feishu"; }
+static const char *plat_str(const struct job *j) {
+    return j->plat == P_SLACK ? "slack" : "feishu";
+}
 
 static void metric_delivery(const struct job *j, const char *outcome) {
     char labels[96];
@@ -224,7 +226,8 @@ static void token_age_gauge(struct cq_notifier *s) {
 
 static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
     (void)opaque;
-    if (err) cq_warn(NULL, "redis: fire-and-forget command failed: %s", err->msg);
+    if (err)
+        cq_warn(NULL, "redis: fire-and-forget command failed: %s", err->msg);
     else if (reply && reply->type == REDIS_REPLY_ERROR)
         cq_warn(NULL, "redis: fire-and-forget command failed: %s", reply->str);
 }
@@ -233,7 +236,8 @@ static void keep_answer(struct job *j, const struct cq_http_response *resp) {
     free(j->last_body);
     j->last_status = resp->status;
     size_t n = resp->body_len < ANSWER_KEEP ? resp->body_len : ANSWER_KEEP;
-    while (n > 0 && n < resp->body_len && ((unsigned char)resp->body[n] & 0xC0) == 0x80) n--;
+    while (n > 0 && n < resp->body_len && ((unsigned char)resp->body[n] & 0xC0) == 0x80)
+        n--;
     j->last_body = malloc(n + 1);
     if (j->last_body) {
         memcpy(j->last_body, resp->body, n);
@@ -266,16 +270,17 @@ static size_t req_bucket(const char *request_id) {
 static void job_unlink(struct job *j) {
     struct cq_notifier *s = j->s;
     if (j->hashed) {
-        for (struct job **pp = &s->by_req[req_bucket(j->r.request_id)]; *pp;
-             pp = &(*pp)->req_next)
+        for (struct job **pp = &s->by_req[req_bucket(j->r.request_id)]; *pp; pp = &(*pp)->req_next)
             if (*pp == j) {
                 *pp = j->req_next;
                 break;
             }
         j->hashed = false;
     }
-    if (j->prev) j->prev->next = j->next;
-    else s->jobs = j->next;
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        s->jobs = j->next;
     if (j->next) j->next->prev = j->prev;
     j->prev = j->next = NULL;
     s->njobs--;
@@ -288,8 +293,10 @@ static void job_unlink(struct job *j) {
         struct job *prev = NULL;
         for (struct job *q = s->slot_head; q; prev = q, q = q->slot_next)
             if (q == j) {
-                if (prev) prev->slot_next = q->slot_next;
-                else s->slot_head = q->slot_next;
+                if (prev)
+                    prev->slot_next = q->slot_next;
+                else
+                    s->slot_head = q->slot_next;
                 if (s->slot_tail == q) s->slot_tail = prev;
                 break;
             }
@@ -318,8 +325,10 @@ static void job_unlink(struct job *j) {
 static void job_finish(struct job *j, const char *outcome) {
     struct cq_notifier *s = j->s;
     metric_delivery(j, outcome);
-    const char *kv[] = {"outcome", outcome, "platform", j->decoded ? plat_str(j) : "unknown",
-                        "route", route_name[j->route], NULL};
+    const char *kv[] = {"outcome",  outcome,
+                        "platform", j->decoded ? plat_str(j) : "unknown",
+                        "route",    route_name[j->route],
+                        NULL};
     cq_log_kv(CQ_LOG_INFO, j->decoded ? j->r.request_id : NULL, "result settled", kv);
     if (s->cons) cq_consumer_done(s->cons, j->topic, j->partition, j->offset);
     job_unlink(j);
@@ -357,11 +366,21 @@ static void job_timer_cb(uv_timer_t *t) {
     struct job *j = t->data;
     j->wait = W_OP;
     switch (j->next_step) {
-    case N_CLAIM: job_claim(j); break;
-    case N_ROUTE: job_route(j); break;
-    case N_PACE: job_pace(j); break;
-    case N_SEND: job_send(j); break;
-    case N_DLQ: job_dead_letter(j, j->dlq_reason_class, j->reason); break;
+    case N_CLAIM:
+        job_claim(j);
+        break;
+    case N_ROUTE:
+        job_route(j);
+        break;
+    case N_PACE:
+        job_pace(j);
+        break;
+    case N_SEND:
+        job_send(j);
+        break;
+    case N_DLQ:
+        job_dead_letter(j, j->dlq_reason_class, j->reason);
+        break;
     }
 }
 
@@ -392,12 +411,11 @@ static void on_dlq_report(void *opaque, enum cq_rc rc, const char *errstr, int32
         return;
     }
     cq_metric_inc("chatops_notifier_dlq_total", "Results sent to the dead-letter topic",
-                  j->dlq_reason_class ? (strcmp(j->dlq_reason_class, "invalid") == 0
-                                             ? "class=\"invalid\""
-                                         : strcmp(j->dlq_reason_class, "exhausted") == 0
-                                             ? "class=\"exhausted\""
-                                             : "class=\"permanent\"")
-                                      : "class=\"permanent\"");
+                  j->dlq_reason_class
+                      ? (strcmp(j->dlq_reason_class, "invalid") == 0     ? "class=\"invalid\""
+                         : strcmp(j->dlq_reason_class, "exhausted") == 0 ? "class=\"exhausted\""
+                                                                         : "class=\"permanent\"")
+                      : "class=\"permanent\"");
     if (j->claimed && j->s->redis) { /* a replay of this result may try again */
         const char *argv[] = {"EVAL", RELEASE_LUA, "1", j->once_key, j->owner};
         cq_redis_commandargv(j->s->redis, ignore_reply, NULL, 5, argv, NULL);
@@ -438,7 +456,8 @@ static void job_dead_letter(struct job *j, const char *cls, const char *reason) 
         cJSON_AddNumberToObject(src, "offset", (double)j->offset);
     }
     cJSON *orig = cJSON_ParseWithLength(j->payload, j->len);
-    if (orig) cJSON_AddItemToObject(d, "result", orig);
+    if (orig)
+        cJSON_AddItemToObject(d, "result", orig);
     else {
         char *raw = malloc(j->len + 1);
         if (raw) {
@@ -490,8 +509,8 @@ static void job_delivered(struct job *j) {
         snprintf(labels, sizeof labels, "platform=\"%s\"", plat_str(j));
         long long d = wall_ms() - produced;
         cq_histogram_observe(cq_histogram_get("chatops_notifier_delivery_latency_seconds",
-                                              "From result produced to platform accepted",
-                                              labels, NULL, 0),
+                                              "From result produced to platform accepted", labels,
+                                              NULL, 0),
                              d > 0 ? (double)d / 1000.0 : 0.0);
     }
     if (j->route == R_POST && j->r.request_id) { /* later progress can chat.update it */
@@ -531,18 +550,27 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
     struct cq_attempt_answer a = {resp->rc, resp->status, resp->body};
     enum cq_outcome o;
     char why[128];
-    if (j->route == R_RURL) o = cq_classify_slack_webhook(&a, why, sizeof why);
-    else if (j->plat == P_SLACK) o = cq_classify_slack_api(&a, why, sizeof why);
-    else o = cq_classify_feishu(&a, why, sizeof why);
-    if (resp->rc != CQ_OK) snprintf(why, sizeof why, "%s: %.100s", resp->rc == CQ_ETIMEOUT ? "timeout" : "connection_error", resp->errmsg);
+    if (j->route == R_RURL)
+        o = cq_classify_slack_webhook(&a, why, sizeof why);
+    else if (j->plat == P_SLACK)
+        o = cq_classify_slack_api(&a, why, sizeof why);
+    else
+        o = cq_classify_feishu(&a, why, sizeof why);
+    if (resp->rc != CQ_OK)
+        snprintf(why, sizeof why, "%s: %.100s",
+                 resp->rc == CQ_ETIMEOUT ? "timeout" : "connection_error", resp->errmsg);
     metric_attempt(j, o);
     snprintf(j->reason, sizeof j->reason, "%s", why);
     {
         char st[16], at[12];
         snprintf(st, sizeof st, "%ld", resp->status);
         snprintf(at, sizeof at, "%d", j->attempts);
-        const char *kv[] = {"route", route_name[j->route], "status", st, "outcome",
-                            cq_outcome_str(o), "reason", why, "attempt", at, NULL};
+        const char *kv[] = {"route",   route_name[j->route],
+                            "status",  st,
+                            "outcome", cq_outcome_str(o),
+                            "reason",  why,
+                            "attempt", at,
+                            NULL};
         cq_log_kv(o == CQ_OUT_DELIVERED ? CQ_LOG_DEBUG : CQ_LOG_WARN, j->r.request_id,
                   "delivery attempt", kv);
     }
@@ -590,9 +618,9 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
     }
     int64_t hint = -1;
     if (resp->status == 429) {
-        const char *h = j->plat == P_SLACK ? resp->retry_after
-                                           : (resp->ratelimit_reset ? resp->ratelimit_reset
-                                                                    : resp->retry_after);
+        const char *h = j->plat == P_SLACK
+                            ? resp->retry_after
+                            : (resp->ratelimit_reset ? resp->ratelimit_reset : resp->retry_after);
         hint = cq_retry_after_ms(h, wall_ms() / 1000, 15 * 60 * 1000);
     }
     uint64_t delay = hint >= 0 ? (uint64_t)hint
@@ -612,8 +640,7 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
 
 /* ------------------------------------------------------------------ sending */
 
-static void job_send_http(struct job *j, const char *url, const char *const *headers,
-                          char *body) {
+static void job_send_http(struct job *j, const char *url, const char *const *headers, char *body) {
     struct cq_notifier *s = j->s;
     struct cq_err err = {0};
     struct cq_http_request req = {.method = "POST",
@@ -656,15 +683,18 @@ static void job_send(struct job *j) {
         token_get(j);
         return;
     }
-    if (s->sending >= s->cfg->notifier.max_sends) { /* wait for a slot; the timeout then measures the platform */
+    if (s->sending >=
+        s->cfg->notifier.max_sends) { /* wait for a slot; the timeout then measures the platform */
         if (s->stopping) {
             job_abandon(j);
             return;
         }
         j->wait = W_SLOT;
         j->slot_next = NULL;
-        if (s->slot_tail) s->slot_tail->slot_next = j;
-        else s->slot_head = j;
+        if (s->slot_tail)
+            s->slot_tail->slot_next = j;
+        else
+            s->slot_head = j;
         s->slot_tail = j;
         return;
     }
@@ -721,22 +751,26 @@ static void job_send(struct job *j) {
         break;
     }
     free(body);
-    if (err.code == CQ_ENOMEM) job_wait(j, 1000, N_SEND);
-    else job_dead_letter(j, "permanent", err.msg);
+    if (err.code == CQ_ENOMEM)
+        job_wait(j, 1000, N_SEND);
+    else
+        job_dead_letter(j, "permanent", err.msg);
 }
 
 /* Waits for the channel's next pacing slot, then sends. */
 static void job_pace(struct job *j) {
     struct cq_notifier *s = j->s;
     uint64_t now = cq_now_ms();
-    uint64_t at = cq_pacer_reserve(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer,
-                                   j->pace_key, now);
+    uint64_t at =
+        cq_pacer_reserve(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key, now);
     if (j->plat == P_FEISHU) { /* a fresh token for each attempt (it may have rotated) */
         free(j->used_token);
         j->used_token = NULL;
     }
-    if (at > now) job_wait(j, at - now, N_SEND);
-    else job_send(j);
+    if (at > now)
+        job_wait(j, at - now, N_SEND);
+    else
+        job_send(j);
 }
 
 /* ------------------------------------------------------------------ routes */
@@ -781,8 +815,9 @@ static void on_uses(void *opaque, const redisReply *reply, const struct cq_err *
     if (err || !reply || reply->type != REDIS_REPLY_INTEGER) {
         cq_warn(j->r.request_id, "response_url use count unavailable: %s",
                 err ? err->msg : "bad reply");
-        job_wait(j, cq_backoff_ms(2, j->s->cfg->notifier.backoff_base_ms,
-                                  j->s->cfg->notifier.backoff_max_ms, rnd64()),
+        job_wait(j,
+                 cq_backoff_ms(2, j->s->cfg->notifier.backoff_base_ms,
+                               j->s->cfg->notifier.backoff_max_ms, rnd64()),
                  N_ROUTE);
         return;
     }
@@ -815,14 +850,17 @@ static void job_route(struct job *j) {
         slack_api_route(j);
         return;
     }
-    if (j->r.reply.message_id && *j->r.reply.message_id) j->route = R_FS_REPLY;
-    else if (j->r.reply.chat_id && *j->r.reply.chat_id) j->route = R_FS_SEND;
+    if (j->r.reply.message_id && *j->r.reply.message_id)
+        j->route = R_FS_REPLY;
+    else if (j->r.reply.chat_id && *j->r.reply.chat_id)
+        j->route = R_FS_SEND;
     else {
         job_dead_letter(j, "permanent", "no message_id or chat_id to reply to");
         return;
     }
     snprintf(j->pace_key, sizeof j->pace_key, "%s",
-             j->r.reply.chat_id && *j->r.reply.chat_id ? j->r.reply.chat_id : j->r.reply.message_id);
+             j->r.reply.chat_id && *j->r.reply.chat_id ? j->r.reply.chat_id
+                                                       : j->r.reply.message_id);
     if (!s->cfg->feishu.app_id || !s->cfg->feishu.app_secret.value) {
         job_dead_letter(j, "permanent", "feishu.app_id/app_secret not configured");
         return;
@@ -837,13 +875,15 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
     if (job_gone(j)) return;
     if (err || !reply || (reply->type != REDIS_REPLY_STATUS && reply->type != REDIS_REPLY_STRING)) {
         cq_warn(j->r.request_id, "once-claim unavailable (%s); retrying",
-                err ? err->msg : reply && reply->str ? reply->str : "bad reply");
+                err                   ? err->msg
+                : reply && reply->str ? reply->str
+                                      : "bad reply");
         job_wait(j, 1000, N_CLAIM);
         return;
     }
     if (strcmp(reply->str, "delivered") == 0) {
-        cq_info(j->r.request_id, "already delivered (step %s seq %d): not posting again",
-                j->r.step, j->r.seq);
+        cq_info(j->r.request_id, "already delivered (step %s seq %d): not posting again", j->r.step,
+                j->r.seq);
         job_finish(j, "duplicate");
         return;
     }
@@ -899,8 +939,10 @@ static void token_serve(struct cq_notifier *s) {
         w->wait = W_OP;
         free(w->used_token);
         w->used_token = strdup(s->tok.token);
-        if (!w->used_token) job_wait(w, 1000, N_SEND);
-        else job_send(w);
+        if (!w->used_token)
+            job_wait(w, 1000, N_SEND);
+        else
+            job_send(w);
         w = nx;
     }
 }
@@ -919,7 +961,9 @@ static void token_fail_all(struct cq_notifier *s, const char *reason) {
     }
 }
 
-static void token_timer_cb(uv_timer_t *t) { token_lookup(t->data); }
+static void token_timer_cb(uv_timer_t *t) {
+    token_lookup(t->data);
+}
 
 static void token_retry_later(struct cq_notifier *s, const char *why, uint64_t ms) {
     if (s->stopping) {
@@ -982,8 +1026,9 @@ static void on_token_answer(void *opaque, const struct cq_http_response *resp) {
         token_fail_all(s, r);
         return;
     }
-    token_retry_later(s, why, cq_backoff_ms(s->tok.failures + 1, s->cfg->notifier.backoff_base_ms,
-                                            s->cfg->notifier.backoff_max_ms, rnd64()));
+    token_retry_later(s, why,
+                      cq_backoff_ms(s->tok.failures + 1, s->cfg->notifier.backoff_base_ms,
+                                    s->cfg->notifier.backoff_max_ms, rnd64()));
 }
 
 static void token_fetch(struct cq_notifier *s) {
@@ -1002,7 +1047,10 @@ static void token_fetch(struct cq_notifier *s) {
         return;
     }
     const char *h[] = {"Content-Type: application/json; charset=utf-8", NULL};
-    struct cq_http_request req = {.method = "POST", .url = url, .headers = h, .body = body,
+    struct cq_http_request req = {.method = "POST",
+                                  .url = url,
+                                  .headers = h,
+                                  .body = body,
                                   .body_len = strlen(body),
                                   .timeout_ms = s->cfg->notifier.http_timeout_ms};
     enum cq_rc rc = cq_httpc_request(s->http, &req, on_token_answer, s, &err);
@@ -1029,8 +1077,10 @@ static void on_token_lock(void *opaque, const redisReply *reply, const struct cq
         return;
     }
     /* another copy is fetching: read its result shortly (not counted as a failure) */
-    if (!s->stopping) uv_timer_start(&s->tok.timer, token_timer_cb, TOKEN_WAIT_MS, 0);
-    else s->tok.busy = false;
+    if (!s->stopping)
+        uv_timer_start(&s->tok.timer, token_timer_cb, TOKEN_WAIT_MS, 0);
+    else
+        s->tok.busy = false;
 }
 
 static void on_token_get(void *opaque, const redisReply *reply, const struct cq_err *err) {
@@ -1085,8 +1135,10 @@ static void token_get(struct job *j) {
     if (token_valid(s)) {
         free(j->used_token);
         j->used_token = strdup(s->tok.token);
-        if (!j->used_token) job_wait(j, 1000, N_SEND);
-        else job_send(j);
+        if (!j->used_token)
+            job_wait(j, 1000, N_SEND);
+        else
+            job_send(j);
         return;
     }
     if (s->stopping) {
@@ -1153,8 +1205,10 @@ static void on_message(void *opaque, const struct cq_message *m) {
         return;
     }
     j->decoded = true;
-    if (strcmp(j->r.platform, "slack") == 0) j->plat = P_SLACK;
-    else if (strcmp(j->r.platform, "feishu") == 0) j->plat = P_FEISHU;
+    if (strcmp(j->r.platform, "slack") == 0)
+        j->plat = P_SLACK;
+    else if (strcmp(j->r.platform, "feishu") == 0)
+        j->plat = P_FEISHU;
     else {
         char reason[200];
         snprintf(reason, sizeof reason, "unsupported platform '%.64s'", j->r.platform);
@@ -1175,7 +1229,8 @@ static void on_message(void *opaque, const struct cq_message *m) {
      * before it. Buckets are kept newest first: the first match is the tail of the chain. */
     size_t b = req_bucket(j->r.request_id);
     struct job *tail = s->by_req[b];
-    while (tail && strcmp(tail->r.request_id, j->r.request_id) != 0) tail = tail->req_next;
+    while (tail && strcmp(tail->r.request_id, j->r.request_id) != 0)
+        tail = tail->req_next;
     j->req_next = s->by_req[b];
     s->by_req[b] = j;
     j->hashed = true;
@@ -1190,7 +1245,9 @@ static void on_message(void *opaque, const struct cq_message *m) {
 
 /* ------------------------------------------------------------------ shutdown */
 
-static void close_noop(uv_handle_t *h) { (void)h; }
+static void close_noop(uv_handle_t *h) {
+    (void)h;
+}
 
 static void drain_finish(struct cq_notifier *s) {
     uv_timer_stop(&s->drain_timer);
@@ -1198,8 +1255,10 @@ static void drain_finish(struct cq_notifier *s) {
     /* whatever is still waiting goes back to Kafka for another copy */
     for (struct job *j = s->jobs, *nx; j; j = nx) {
         nx = j->next;
-        if (j->wait != W_OP) job_abandon(j);
-        else j->abandoned = true; /* freed by its pending callback below */
+        if (j->wait != W_OP)
+            job_abandon(j);
+        else
+            j->abandoned = true; /* freed by its pending callback below */
     }
     uv_timer_stop(&s->tok.timer);
     cq_httpc_free(s->http); /* pending callbacks run now with CQ_ESHUTDOWN */
@@ -1304,11 +1363,13 @@ fail:
 }
 
 bool cq_notifier_ready(const struct cq_notifier *n) {
-    return n && !n->stopping && n->cons && n->redis && cq_redis_connected(n->redis) &&
-           n->prod && cq_producer_ready(n->prod);
+    return n && !n->stopping && n->cons && n->redis && cq_redis_connected(n->redis) && n->prod &&
+           cq_producer_ready(n->prod);
 }
 
-int cq_notifier_inflight(const struct cq_notifier *n) { return n ? n->njobs : 0; }
+int cq_notifier_inflight(const struct cq_notifier *n) {
+    return n ? n->njobs : 0;
+}
 
 void cq_notifier_free(struct cq_notifier *n) {
     if (!n) return;

@@ -46,7 +46,8 @@ struct sbuf {
 static int sb_add(struct sbuf *b, const char *p, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *ns = realloc(b->s, cap);
         if (!ns) return -1;
         b->s = ns;
@@ -81,7 +82,8 @@ static int chunks_push(struct chunks *c, struct sbuf *b) {
 
 void cq_slack_chunks_free(char **chunks) {
     if (!chunks) return;
-    for (char **p = chunks; *p; p++) free(*p);
+    for (char **p = chunks; *p; p++)
+        free(*p);
     free(chunks);
 }
 
@@ -101,7 +103,8 @@ static size_t prefix_bytes(const char *p, size_t n, size_t max_chars) {
     size_t i = 0, chars = 0;
     while (i < n) {
         size_t j = i + 1;
-        while (j < n && ((unsigned char)p[j] & 0xC0) == 0x80) j++;
+        while (j < n && ((unsigned char)p[j] & 0xC0) == 0x80)
+            j++;
         if (chars + 1 > max_chars) break;
         chars++;
         i = j;
@@ -116,7 +119,8 @@ static size_t prefix_bytes(const char *p, size_t n, size_t max_chars) {
     }
     if (cut == 0) { /* keep one whole character to make progress */
         cut = 1;
-        while (cut < n && ((unsigned char)p[cut] & 0xC0) == 0x80) cut++;
+        while (cut < n && ((unsigned char)p[cut] & 0xC0) == 0x80)
+            cut++;
     }
     return cut;
 }
@@ -269,8 +273,8 @@ fail:
     return -1;
 }
 
-char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o, size_t *cut_chars,
-                      struct cq_err *err) {
+char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o,
+                      size_t *cut_chars, struct cq_err *err) {
     char *out = NULL, *esc_cmd = NULL, *esc_user = NULL, *esc_text = NULL, **chunks = NULL;
     char header[CQ_SLACK_SECTION_CHARS * 2 + 1], note[160], summary[1100];
     cJSON *root = NULL, *blocks = NULL;
@@ -366,7 +370,8 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
 
     /* characters in the chunks that did not fit (fence markers included, capped) */
     size_t cut = 0;
-    for (size_t i = kept_chunks; i < nchunks; i++) cut += cq_utf8_chars(chunks[i], strlen(chunks[i]));
+    for (size_t i = kept_chunks; i < nchunks; i++)
+        cut += cq_utf8_chars(chunks[i], strlen(chunks[i]));
     if (cut > total_text) cut = total_text;
     if (cut > 0) {
         snprintf(note, sizeof note,
@@ -380,7 +385,7 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
     case CQ_SLACK_RESPONSE_URL:
         if (!cJSON_AddStringToObject(root, "response_type",
                                      r->response_type && *r->response_type ? r->response_type
-                                                                            : "in_channel") ||
+                                                                           : "in_channel") ||
             !cJSON_AddBoolToObject(root, "replace_original", o->replace_original))
             goto nomem;
         break;

@@ -30,18 +30,18 @@ enum cq_slack_target {
 
 struct cq_slack_msg_opts {
     enum cq_slack_target target;
-    bool replace_original;  /* response_url only */
-    const char *channel;    /* post/update: required (borrowed) */
-    const char *ts;         /* update: required (borrowed) */
-    const char *thread_ts;  /* post: optional (borrowed) */
+    bool replace_original;                /* response_url only */
+    const char *channel;                  /* post/update: required (borrowed) */
+    const char *ts;                       /* update: required (borrowed) */
+    const char *thread_ts;                /* post: optional (borrowed) */
     const struct cq_slack_limits *limits; /* NULL = Slack's limits */
 };
 
 /* Returns a new JSON body (caller frees) or NULL with err (CQ_EINVAL missing channel/ts,
  * CQ_ENOMEM). When text had to be cut, *cut_chars (if not NULL) gets the number of
  * characters left out (0 otherwise). */
-char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o, size_t *cut_chars,
-                      struct cq_err *err);
+char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o,
+                      size_t *cut_chars, struct cq_err *err);
 
 /* Escapes &, <, > for Slack mrkdwn. Returns a new string; caller frees. NULL on ENOMEM. */
 char *cq_slack_escape(const char *s);

@@ -143,7 +143,8 @@ int main(int argc, char **argv) {
             return 2;
         }
         rc = 0;
-        for (int k = i + 2; k < argc; k++) rc |= config_check(argv[k]);
+        for (int k = i + 2; k < argc; k++)
+            rc |= config_check(argv[k]);
         return rc;
     }
     int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
@@ -154,10 +155,14 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (!strcmp(cmd, "topics")) rc = topics_ensure(cfg);
-    else if (!strcmp(cmd, "send")) rc = cq_ctl_send(cfg, argc - i - 1, argv + i + 1);
-    else if (!strcmp(cmd, "pipelines")) rc = cq_ctl_pipelines(cfg, argc - i - 1, argv + i + 1);
-    else rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
+    if (!strcmp(cmd, "topics"))
+        rc = topics_ensure(cfg);
+    else if (!strcmp(cmd, "send"))
+        rc = cq_ctl_send(cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(cmd, "pipelines"))
+        rc = cq_ctl_pipelines(cfg, argc - i - 1, argv + i + 1);
+    else
+        rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
     curl_global_cleanup();
     cq_config_free(cfg);
     return rc;

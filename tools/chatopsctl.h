@@ -21,8 +21,8 @@ int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv);
 int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv);
 
 struct cq_ctl_http {
-    long status;  /* 0 when no response arrived */
-    char *body;   /* NUL-terminated, never NULL after cq_ctl_http_do returned 0; caller frees */
+    long status; /* 0 when no response arrived */
+    char *body;  /* NUL-terminated, never NULL after cq_ctl_http_do returned 0; caller frees */
     size_t len;
     char err[256]; /* curl's reason when status == 0 */
 };

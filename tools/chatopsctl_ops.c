@@ -30,10 +30,14 @@ static const char *field(const redisReply *h, const char *name) {
 
 static void fmt_age(long long ms, char *out, size_t n) {
     long long s = ms / 1000;
-    if (ms < 0) snprintf(out, n, "?");
-    else if (s < 120) snprintf(out, n, "%llds", s);
-    else if (s < 7200) snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
-    else snprintf(out, n, "%lldh%02lldm", s / 3600, (s / 60) % 60);
+    if (ms < 0)
+        snprintf(out, n, "?");
+    else if (s < 120)
+        snprintf(out, n, "%llds", s);
+    else if (s < 7200)
+        snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
+    else
+        snprintf(out, n, "%lldh%02lldm", s / 3600, (s / 60) % 60);
 }
 
 int cq_ctl_pipelines_usage(int argc, char **argv) {
@@ -99,7 +103,9 @@ int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
         printf("%-36s  %-9s  %-9s  %-14s  %-20s  %-8s  %s%s%s\n", id, pl,
                field(h, "status") ? field(h, "status") : "?", who,
                lease && lease->type == REDIS_REPLY_STRING ? lease->str : "(none: due)", age,
-               typed ? cmd->valuestring : label ? label : "?",
+               typed   ? cmd->valuestring
+               : label ? label
+                       : "?",
                typed && cJSON_IsString(txt) && *txt->valuestring ? " " : "",
                typed && cJSON_IsString(txt) ? txt->valuestring : "");
         cJSON_Delete(rj);
@@ -118,8 +124,8 @@ out:
 struct dead {
     int32_t partition;
     int64_t offset;
-    cJSON *json;    /* NULL when the dead letter itself is not JSON */
-    char *raw;      /* the dead letter as read */
+    cJSON *json; /* NULL when the dead letter itself is not JSON */
+    char *raw;   /* the dead letter as read */
 };
 
 static void deads_free(struct dead *d, size_t n) {
@@ -162,12 +168,13 @@ static int read_topic(const char *brokers, const char *topic, struct dead **out,
         return 1;
     }
     rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t e = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000)
-                                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    rd_kafka_resp_err_t e =
+        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
         fprintf(stderr, "chatopsctl: dlq: metadata of %s at %s: %s\n", topic, brokers,
-                rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
-                                                       : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+                rd_kafka_err2str(e               ? e
+                                 : md->topic_cnt ? md->topics[0].err
+                                                 : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
         goto out;
     }
     int np = md->topics[0].partition_cnt;
@@ -293,8 +300,8 @@ static int original_of(const struct dead *x, const char *results_topic, char **t
         *topic = strdup(t ? t : results_topic);
         *payload = res ? cJSON_PrintUnformatted(res) : strdup(raw);
         *key = strdup(jstr(x->json, "request_id") ? jstr(x->json, "request_id")
-                      : jstr(res, "request_id")    ? jstr(res, "request_id")
-                                                   : "");
+                      : jstr(res, "request_id")   ? jstr(res, "request_id")
+                                                  : "");
         if (*payload) *len = strlen(*payload);
     } else if (b64 && jstr(x->json, "topic")) {
         *topic = strdup(jstr(x->json, "topic"));
@@ -320,7 +327,9 @@ static void print_dead(const struct dead *x, const char *results_topic) {
     const cJSON *att = cJSON_GetObjectItemCaseSensitive(x->json, "attempts");
     const char *svc = jstr(x->json, "service");
     printf("%d:%" PRId64 "  %s  reason: %s", x->partition, x->offset,
-           svc ? svc : cJSON_GetObjectItemCaseSensitive(x->json, "result") ? "notifier" : "?",
+           svc                                                   ? svc
+           : cJSON_GetObjectItemCaseSensitive(x->json, "result") ? "notifier"
+                                                                 : "?",
            reason ? reason : "(none)");
     if (cJSON_IsNumber(att)) printf("  attempts: %d", att->valueint);
     if (original_of(x, results_topic, &topic, &key, &payload, &len) == 0) {
@@ -383,14 +392,16 @@ static int replay(const struct cq_config *cfg, struct dead *d, size_t n, const c
         if (!all && (d[i].offset != want_o || (want_p >= 0 && d[i].partition != want_p))) continue;
         matched++;
         if (!all && want_p < 0 && matched > 1) {
-            fprintf(stderr, "chatopsctl: dlq replay: offset %" PRId64
-                            " is on several partitions; say which as P:OFFSET\n", want_o);
+            fprintf(stderr,
+                    "chatopsctl: dlq replay: offset %" PRId64
+                    " is on several partitions; say which as P:OFFSET\n",
+                    want_o);
             goto out;
         }
     }
     if (matched == 0) {
-        fprintf(stderr, "chatopsctl: dlq replay: no dead letter %s on %s\n",
-                all ? "at all" : which, cfg->kafka.topic_dlq);
+        fprintf(stderr, "chatopsctl: dlq replay: no dead letter %s on %s\n", all ? "at all" : which,
+                cfg->kafka.topic_dlq);
         rc = all ? 0 : 1;
         goto out;
     }
@@ -404,10 +415,10 @@ static int replay(const struct cq_config *cfg, struct dead *d, size_t n, const c
             failed++;
             continue;
         }
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(payload, len),
-            RD_KAFKA_V_OPAQUE(&failed), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(payload, len),
+                              RD_KAFKA_V_OPAQUE(&failed), RD_KAFKA_V_END);
         if (e) {
             fprintf(stderr, "chatopsctl: dlq replay: %s: %s\n", topic, rd_kafka_err2str(e));
             failed++;
@@ -477,10 +488,13 @@ int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
     if (read_topic(cfg->kafka.brokers, cfg->kafka.topic_dlq, &d, &n) != 0) return 1;
     if (!strcmp(sub, "list")) {
         size_t from = n > (size_t)max ? n - (size_t)max : 0;
-        if (n == 0) printf("%s is empty\n", cfg->kafka.topic_dlq);
-        else printf("%zu dead letter(s) on %s%s\n", n, cfg->kafka.topic_dlq,
-                    from ? " (the latest shown; --max N for more)" : "");
-        for (size_t i = from; i < n; i++) print_dead(&d[i], cfg->kafka.topic_results);
+        if (n == 0)
+            printf("%s is empty\n", cfg->kafka.topic_dlq);
+        else
+            printf("%zu dead letter(s) on %s%s\n", n, cfg->kafka.topic_dlq,
+                   from ? " (the latest shown; --max N for more)" : "");
+        for (size_t i = from; i < n; i++)
+            print_dead(&d[i], cfg->kafka.topic_results);
         rc = 0;
     } else {
         rc = replay(cfg, d, n, argv[1]);

@@ -13,10 +13,10 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "strutil.h"
 #include "chatopsctl.h"
 #include "crypto.h"
 #include "httpc.h"
+#include "strutil.h"
 
 struct send_opts {
     const char *as, *channel, *platform, *ingress, *sink, *text;
@@ -125,7 +125,8 @@ static void random_hex(char *out, size_t nbytes) {
 /* base URL minus a trailing suffix such as "/api" (new string; caller frees). */
 static char *strip_suffix(const char *url, const char *suffix) {
     size_t n = strlen(url), s = strlen(suffix);
-    while (n > 0 && url[n - 1] == '/') n--;
+    while (n > 0 && url[n - 1] == '/')
+        n--;
     if (n >= s && strncmp(url + n - s, suffix, s) == 0) n -= s;
     return xstrdup_n(url, n);
 }
@@ -193,7 +194,8 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
             const struct cq_person *c = &cfg->people[i];
             char **ids = slack ? c->slack_ids : c->feishu_ids;
             size_t nr = 0;
-            while (c->roles && c->roles[nr]) nr++;
+            while (c->roles && c->roles[nr])
+                nr++;
             if (ids && ids[0] && (!p || nr > best)) p = c, best = nr;
         }
         if (!p) {
@@ -231,20 +233,22 @@ struct outgoing {
 static void outgoing_free(struct outgoing *g) {
     free(g->url);
     free(g->body);
-    for (size_t i = 0; i < 6; i++) free(g->headers[i]);
+    for (size_t i = 0; i < 6; i++)
+        free(g->headers[i]);
     free(g->match);
 }
-
 
 /* Splits "/ops deploy web" into command "/ops" and text "deploy web" (Slack), or, for
  * text without a leading slash, the configured command and the whole text. */
 static void split_command(const struct cq_config *cfg, const char *in, char **cmd, char **text) {
-    while (*in == ' ') in++;
+    while (*in == ' ')
+        in++;
     if (*in == '/') {
         size_t n = strcspn(in, " ");
         *cmd = xstrdup_n(in, n);
         in += n;
-        while (*in == ' ') in++;
+        while (*in == ' ')
+            in++;
     } else {
         *cmd = strdup(cfg->slack.command ? cfg->slack.command : "/ops");
     }
@@ -291,8 +295,7 @@ static int build_slack(const struct cq_config *cfg, const struct send_opts *o,
     g->headers[1] = cq_strprintf("X-Slack-Request-Timestamp: %s", ts);
     g->headers[2] = cq_strprintf("X-Slack-Signature: %s", sig);
     g->headers[3] = strdup("User-Agent: Slackbot 1.0 (+https://api.slack.com/robots)");
-    if (!g->url || !g->headers[0] || !g->headers[1] || !g->headers[2] || !g->headers[3])
-        goto oom;
+    if (!g->url || !g->headers[0] || !g->headers[1] || !g->headers[2] || !g->headers[3]) goto oom;
     g->body = form;
     g->body_len = flen;
     form = NULL;
@@ -374,8 +377,8 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
         cJSON *last = cJSON_GetArrayItem(mentions, 0);
         cJSON_AddStringToObject(last, "key", "@_user_1");
         cJSON *lid = cJSON_GetObjectItemCaseSensitive(last, "id");
-        cJSON_AddStringToObject(lid, "open_id", cfg->feishu.bot_open_id ? cfg->feishu.bot_open_id
-                                                                       : "ou_bot");
+        cJSON_AddStringToObject(lid, "open_id",
+                                cfg->feishu.bot_open_id ? cfg->feishu.bot_open_id : "ou_bot");
         cJSON_AddStringToObject(lid, "union_id", "");
         cJSON_AddStringToObject(lid, "user_id", "");
         cJSON_AddStringToObject(last, "name", "ChatOps");
@@ -532,7 +535,7 @@ struct follow {
     int seen;               /* log entries already looked at */
     int replies;
     int url_uses;
-    char **uuids;           /* Feishu uuids shown (a duplicate send is the same message) */
+    char **uuids; /* Feishu uuids shown (a duplicate send is the same message) */
     size_t n_uuids;
 };
 
@@ -571,7 +574,8 @@ static int follow_step(const char *sink, struct follow *f) {
         if (!msg) continue;
         if (slack) {
             bool ours = !strcmp(path, f->match);
-            if (ours) f->url_uses++;
+            if (ours)
+                f->url_uses++;
             else if (f->url_uses >= 5 && cJSON_IsNumber(t) && t->valuedouble >= f->since &&
                      (!strcmp(path, "/api/chat.postMessage") ||
                       !strcmp(path, "/api/chat.update"))) {
@@ -589,7 +593,8 @@ static int follow_step(const char *sink, struct follow *f) {
             snprintf(want, sizeof want, "/open-apis/im/v1/messages/%s/reply", f->match);
             const char *uuid = jstr(msg, "uuid");
             bool dup = false;
-            for (size_t k = 0; uuid && k < f->n_uuids; k++) dup |= !strcmp(f->uuids[k], uuid);
+            for (size_t k = 0; uuid && k < f->n_uuids; k++)
+                dup |= !strcmp(f->uuids[k], uuid);
             if (!strcmp(path, want) && !dup) {
                 if (uuid) {
                     char **nu = realloc(f->uuids, (f->n_uuids + 1) * sizeof *nu);
@@ -679,20 +684,25 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
     if ((rc = resolve(cfg, &o, &t))) return rc;
     rc = 1;
     bool slack = !strcmp(t.platform, "slack");
-    ingress = o.ingress ? strdup(o.ingress) : cq_strprintf("http://127.0.0.1:%d", cfg->ingress.port);
-    if (o.sink) sink = strip_suffix(o.sink, "");
-    else if (slack) sink = strip_suffix(cfg->slack.api_base, "/api");
-    else sink = strip_suffix(cfg->feishu.api_base, "/open-apis");
+    ingress =
+        o.ingress ? strdup(o.ingress) : cq_strprintf("http://127.0.0.1:%d", cfg->ingress.port);
+    if (o.sink)
+        sink = strip_suffix(o.sink, "");
+    else if (slack)
+        sink = strip_suffix(cfg->slack.api_base, "/api");
+    else
+        sink = strip_suffix(cfg->feishu.api_base, "/open-apis");
     if (!ingress || !sink) {
         fprintf(stderr, "chatopsctl: send: out of memory\n");
         goto out;
     }
-    if (slack ? build_slack(cfg, &o, &t, ingress, sink, &g) : build_feishu(cfg, &o, &t, ingress, &g))
+    if (slack ? build_slack(cfg, &o, &t, ingress, sink, &g)
+              : build_feishu(cfg, &o, &t, ingress, &g))
         goto out;
 
     printf("%s %s in %s (%s): %s\n", t.user_name, t.user_id, t.channel_name, t.platform, o.text);
-    f = (struct follow){.platform = t.platform, .match = g.match, .channel_id = t.channel_id,
-                        .since = now_s() - 1};
+    f = (struct follow){
+        .platform = t.platform, .match = g.match, .channel_id = t.channel_id, .since = now_s() - 1};
     /* Skip what the sink already holds: only replies that arrive from now on are ours. */
     double start = now_s();
     if (cq_ctl_http_do("POST", g.url, (const char *const *)g.headers, g.body, g.body_len, 10000,
@@ -701,15 +711,13 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
         goto out;
     }
     if (r.status != 200) {
-        fprintf(stderr, "chatopsctl: send: ingress answered HTTP %ld: %.300s\n", r.status,
-                r.body);
+        fprintf(stderr, "chatopsctl: send: ingress answered HTTP %ld: %.300s\n", r.status, r.body);
         goto out;
     }
     {
         cJSON *a = cJSON_Parse(r.body);
         const char *txt = a ? jstr(a, "text") : NULL;
-        printf("ingress: HTTP %ld%s%s\n", r.status, txt || r.len ? ": " : "",
-               txt ? txt : r.body);
+        printf("ingress: HTTP %ld%s%s\n", r.status, txt || r.len ? ": " : "", txt ? txt : r.body);
         cJSON_Delete(a);
     }
     fflush(stdout);
@@ -726,7 +734,8 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
     }
     rc = 0;
 out:
-    for (size_t i = 0; i < f.n_uuids; i++) free(f.uuids[i]);
+    for (size_t i = 0; i < f.n_uuids; i++)
+        free(f.uuids[i]);
     free(f.uuids);
     free(r.body);
     outgoing_free(&g);

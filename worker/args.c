@@ -17,13 +17,11 @@ struct word {
     size_t len, cap;
 };
 
-static int word_put(struct word *w, char c)
-{
+static int word_put(struct word *w, char c) {
     if (w->len + 2 > w->cap) {
         size_t ncap = w->cap ? w->cap * 2 : 32;
         char *n = realloc(w->s, ncap);
-        if (!n)
-            return -1;
+        if (!n) return -1;
         w->s = n;
         w->cap = ncap;
     }
@@ -32,10 +30,8 @@ static int word_put(struct word *w, char c)
     return 0;
 }
 
-void cq_argv_clear(struct cq_argv *a)
-{
-    if (!a)
-        return;
+void cq_argv_clear(struct cq_argv *a) {
+    if (!a) return;
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
     free(a->v);
@@ -43,21 +39,20 @@ void cq_argv_clear(struct cq_argv *a)
     a->n = 0;
 }
 
-static int argv_push(struct cq_argv *a, char *s)
-{
+static int argv_push(struct cq_argv *a, char *s) {
     char **n = realloc(a->v, (a->n + 1) * sizeof(*n));
-    if (!n)
-        return -1;
+    if (!n) return -1;
     a->v = n;
     a->v[a->n++] = s;
     return 0;
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 enum cq_rc cq_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
-                            struct cq_err *err)
-{
+                            struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     struct word w = {0};
     bool in_word = false;
@@ -84,8 +79,7 @@ enum cq_rc cq_args_tokenize(const char *text, int max_args, int max_arg_len, str
                 memset(&w, 0, sizeof(w));
                 in_word = false;
             }
-            if (c == '\0')
-                break;
+            if (c == '\0') break;
             p++;
             continue;
         }
@@ -101,8 +95,7 @@ enum cq_rc cq_args_tokenize(const char *text, int max_args, int max_arg_len, str
                     rc = cq_err_set(err, CQ_ENOMEM, "out of memory");
                     goto out;
                 }
-            if (w.s == NULL && word_put(&w, '\0') == 0)
-                w.len = 0; /* keep '' as an empty word */
+            if (w.s == NULL && word_put(&w, '\0') == 0) w.len = 0; /* keep '' as an empty word */
             p = end + 1;
         } else if (c == '"') {
             p++;
@@ -126,8 +119,7 @@ enum cq_rc cq_args_tokenize(const char *text, int max_args, int max_arg_len, str
                 }
                 p++;
             }
-            if (w.s == NULL && word_put(&w, '\0') == 0)
-                w.len = 0;
+            if (w.s == NULL && word_put(&w, '\0') == 0) w.len = 0;
         } else if (c == '\\') {
             if (p[1] == '\0') {
                 rc = cq_err_set(err, CQ_EPARSE, "trailing backslash");
@@ -160,15 +152,13 @@ out:
 }
 
 /* Number of words in name if they equal word, tokens[0..]; 0 when they do not. */
-static size_t name_match(const char *name, const char *word, const struct cq_argv *tokens)
-{
+static size_t name_match(const char *name, const char *word, const struct cq_argv *tokens) {
     size_t nwords = 0;
     const char *p = name;
     while (*p) {
         while (*p == ' ')
             p++;
-        if (!*p)
-            break;
+        if (!*p) break;
         const char *e = p;
         while (*e && *e != ' ')
             e++;
@@ -188,14 +178,11 @@ static size_t name_match(const char *name, const char *word, const struct cq_arg
 }
 
 const struct cq_command *cq_args_resolve(const struct cq_config *cfg, const char *word,
-                                         const struct cq_argv *tokens, size_t *consumed)
-{
+                                         const struct cq_argv *tokens, size_t *consumed) {
     const struct cq_command *best = NULL;
     size_t best_words = 0;
-    if (consumed)
-        *consumed = 0;
-    if (!cfg || !word)
-        return NULL;
+    if (consumed) *consumed = 0;
+    if (!cfg || !word) return NULL;
     for (size_t i = 0; i < cfg->n_commands; i++) {
         size_t k = name_match(cfg->commands[i].name, word, tokens);
         if (k > best_words) {
@@ -203,15 +190,12 @@ const struct cq_command *cq_args_resolve(const struct cq_config *cfg, const char
             best = &cfg->commands[i];
         }
     }
-    if (best && consumed)
-        *consumed = best_words - 1;
+    if (best && consumed) *consumed = best_words - 1;
     return best;
 }
 
-void cq_bound_args_clear(struct cq_bound_args *b)
-{
-    if (!b)
-        return;
+void cq_bound_args_clear(struct cq_bound_args *b) {
+    if (!b) return;
     for (size_t i = 0; i < b->n; i++)
         free(b->values[i]);
     free(b->values);
@@ -220,19 +204,15 @@ void cq_bound_args_clear(struct cq_bound_args *b)
     b->cmd = NULL;
 }
 
-const char *cq_bound_get(const struct cq_bound_args *b, const char *name)
-{
-    if (!b || !b->cmd || !name)
-        return NULL;
+const char *cq_bound_get(const struct cq_bound_args *b, const char *name) {
+    if (!b || !b->cmd || !name) return NULL;
     for (size_t i = 0; i < b->n && i < b->cmd->n_args; i++)
-        if (strcmp(b->cmd->args[i].name, name) == 0)
-            return b->values[i];
+        if (strcmp(b->cmd->args[i].name, name) == 0) return b->values[i];
     return NULL;
 }
 
 /* A short printable rendering of user input for a reason line (no control chars). */
-static void show(const char *v, char *buf, size_t size)
-{
+static void show(const char *v, char *buf, size_t size) {
     size_t n = 0, max = size > 4 ? size - 4 : 0;
     for (const char *p = v; *p && n < max; p++)
         buf[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
@@ -244,8 +224,7 @@ static void show(const char *v, char *buf, size_t size)
 }
 
 static enum cq_rc check_rule(const struct cq_arg_spec *s, const char *v, int max_arg_len,
-                             struct cq_err *err)
-{
+                             struct cq_err *err) {
     char sv[64];
     show(v, sv, sizeof(sv));
     int limit = s->max_len > 0 ? s->max_len : max_arg_len;
@@ -257,14 +236,11 @@ static enum cq_rc check_rule(const struct cq_arg_spec *s, const char *v, int max
         size_t used = 0;
         char list[160] = "";
         for (char **e = s->enum_values; e && *e; e++) {
-            if (strcmp(*e, v) == 0)
-                found = true;
+            if (strcmp(*e, v) == 0) found = true;
             int w = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "", *e);
-            if (w > 0 && (size_t)w < sizeof(list) - used)
-                used += (size_t)w;
+            if (w > 0 && (size_t)w < sizeof(list) - used) used += (size_t)w;
         }
-        if (!found)
-            return cq_err_set(err, CQ_EINVAL, "%s: %s is not one of %s", s->name, sv, list);
+        if (!found) return cq_err_set(err, CQ_EINVAL, "%s: %s is not one of %s", s->name, sv, list);
     }
     if (s->type == CQ_ARG_INT) {
         char *end = NULL;
@@ -284,8 +260,7 @@ static enum cq_rc check_rule(const struct cq_arg_spec *s, const char *v, int max
     if (s->regex) {
         size_t plen = strlen(s->regex) + 5;
         char *pat = malloc(plen);
-        if (!pat)
-            return cq_err_set(err, CQ_ENOMEM, "out of memory");
+        if (!pat) return cq_err_set(err, CQ_ENOMEM, "out of memory");
         snprintf(pat, plen, "^(%s)$", s->regex);
         regex_t re;
         int rc = regcomp(&re, pat, REG_EXTENDED | REG_NOSUB);
@@ -296,15 +271,14 @@ static enum cq_rc check_rule(const struct cq_arg_spec *s, const char *v, int max
         rc = regexec(&re, v, 0, NULL, 0);
         regfree(&re);
         if (rc != 0)
-            return cq_err_set(err, CQ_EINVAL, "%s: %s does not match the pattern %s", s->name,
-                              sv, s->regex);
+            return cq_err_set(err, CQ_EINVAL, "%s: %s does not match the pattern %s", s->name, sv,
+                              s->regex);
     }
     return CQ_OK;
 }
 
 static const struct cq_arg_spec *find_flag(const struct cq_command *cmd, const char *name,
-                                           size_t len, size_t *idx)
-{
+                                           size_t len, size_t *idx) {
     for (size_t i = 0; i < cmd->n_args; i++) {
         const char *f = cmd->args[i].flag;
         if (f && strlen(f) == len && strncmp(f, name, len) == 0) {
@@ -316,19 +290,16 @@ static const struct cq_arg_spec *find_flag(const struct cq_command *cmd, const c
 }
 
 static enum cq_rc set_value(struct cq_bound_args *b, size_t i, const char *v, size_t len,
-                            struct cq_err *err)
-{
+                            struct cq_err *err) {
     if (b->values[i])
         return cq_err_set(err, CQ_EINVAL, "%s: given more than once", b->cmd->args[i].name);
     b->values[i] = strndup(v, len);
-    if (!b->values[i])
-        return cq_err_set(err, CQ_ENOMEM, "out of memory");
+    if (!b->values[i]) return cq_err_set(err, CQ_ENOMEM, "out of memory");
     return CQ_OK;
 }
 
 enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
-                        int max_arg_len, struct cq_bound_args *out, struct cq_err *err)
-{
+                        int max_arg_len, struct cq_bound_args *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     size_t next_pos = 0;
     bool options_done = false;
@@ -338,8 +309,7 @@ enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *toke
     out->cmd = cmd;
     if (cmd->n_args > 0) {
         out->values = calloc(cmd->n_args, sizeof(char *));
-        if (!out->values)
-            return cq_err_set(err, CQ_ENOMEM, "out of memory");
+        if (!out->values) return cq_err_set(err, CQ_ENOMEM, "out of memory");
     }
     out->n = cmd->n_args;
 
@@ -365,8 +335,7 @@ enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *toke
             } else {
                 rc = cq_err_set(err, CQ_EINVAL, "--%s needs a value", cmd->args[idx].flag);
             }
-            if (rc != CQ_OK)
-                goto out;
+            if (rc != CQ_OK) goto out;
             continue;
         }
         while (next_pos < cmd->n_args && cmd->args[next_pos].flag)
@@ -377,8 +346,7 @@ enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *toke
             goto out;
         }
         rc = set_value(out, next_pos, tok, strlen(tok), err);
-        if (rc != CQ_OK)
-            goto out;
+        if (rc != CQ_OK) goto out;
         next_pos++;
     }
 
@@ -387,8 +355,7 @@ enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *toke
         if (!out->values[i]) {
             if (s->default_value) {
                 rc = set_value(out, i, s->default_value, strlen(s->default_value), err);
-                if (rc != CQ_OK)
-                    goto out;
+                if (rc != CQ_OK) goto out;
             } else if (s->required) {
                 rc = cq_err_set(err, CQ_EINVAL, "%s: missing (required)", s->name);
                 goto out;
@@ -397,32 +364,26 @@ enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *toke
             }
         }
         rc = check_rule(s, out->values[i], max_arg_len, err);
-        if (rc != CQ_OK)
-            goto out;
+        if (rc != CQ_OK) goto out;
     }
 out:
-    if (rc != CQ_OK)
-        cq_bound_args_clear(out);
+    if (rc != CQ_OK) cq_bound_args_clear(out);
     return rc;
 }
 
-static void upper(const char *in, char *buf, size_t size)
-{
+static void upper(const char *in, char *buf, size_t size) {
     size_t i = 0;
     for (; in[i] && i + 1 < size; i++)
         buf[i] = (in[i] >= 'a' && in[i] <= 'z') ? (char)(in[i] - 32) : in[i];
     buf[i] = '\0';
 }
 
-char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size)
-{
+char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
     size_t used;
     int w;
-    if (!buf || size == 0)
-        return buf;
+    if (!buf || size == 0) return buf;
     buf[0] = '\0';
-    if (!cmd)
-        return buf;
+    if (!cmd) return buf;
     if (cmd->usage && cmd->usage[0]) {
         bool has = strncmp(cmd->usage, "usage:", 6) == 0;
         snprintf(buf, size, "%s%s", has ? "" : "usage: ", cmd->usage);
@@ -440,31 +401,25 @@ char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size)
                          opt ? "]" : "");
         else
             w = snprintf(buf + used, size - used, " %s%s%s", opt ? "[" : "", up, opt ? "]" : "");
-        if (w < 0 || (size_t)w >= size - used)
-            break;
+        if (w < 0 || (size_t)w >= size - used) break;
         used += (size_t)w;
     }
     return buf;
 }
 
-char *cq_bound_render(const struct cq_bound_args *b)
-{
+char *cq_bound_render(const struct cq_bound_args *b) {
     size_t len = 1;
     for (size_t i = 0; b && b->cmd && i < b->n; i++)
-        if (b->values[i])
-            len += strlen(b->cmd->args[i].name) + strlen(b->values[i]) + 2;
+        if (b->values[i]) len += strlen(b->cmd->args[i].name) + strlen(b->values[i]) + 2;
     char *s = malloc(len);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s[0] = '\0';
     size_t used = 0;
     for (size_t i = 0; b && b->cmd && i < b->n; i++) {
-        if (!b->values[i])
-            continue;
+        if (!b->values[i]) continue;
         int w = snprintf(s + used, len - used, "%s%s=%s", used ? " " : "", b->cmd->args[i].name,
                          b->values[i]);
-        if (w > 0)
-            used += (size_t)w;
+        if (w > 0) used += (size_t)w;
     }
     return s;
 }

@@ -17,10 +17,8 @@ struct text {
 };
 
 static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct text *t, const char *fmt, ...)
-{
-    if (t->failed)
-        return;
+static void add(struct text *t, const char *fmt, ...) {
+    if (t->failed) return;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
@@ -47,35 +45,29 @@ static void add(struct text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-static char *done(struct text *t)
-{
+static char *done(struct text *t) {
     if (t->failed) {
         free(t->s);
         return NULL;
     }
-    if (!t->s)
-        return strdup("");
+    if (!t->s) return strdup("");
     return t->s;
 }
 
-static bool topic_match(const char *name, const char *topic)
-{
+static bool topic_match(const char *name, const char *topic) {
     size_t n = strlen(topic);
     return strncmp(name, topic, n) == 0 && (name[n] == '\0' || name[n] == ' ');
 }
 
-static void add_cmd(struct text *t, const struct cq_command *c)
-{
+static void add_cmd(struct text *t, const struct cq_command *c) {
     char usage[300];
     cq_args_usage(c, usage, sizeof(usage));
     add(t, "\n• `%s`", usage + (strncmp(usage, "usage: ", 7) == 0 ? 7 : 0));
-    if (c->description && c->description[0])
-        add(t, " — %s", c->description);
+    if (c->description && c->description[0]) add(t, " — %s", c->description);
 }
 
 char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *person,
-                      const struct cq_channel *channel, const char *topic)
-{
+                      const struct cq_channel *channel, const char *topic) {
     struct text t = {0};
     const char *where = channel && channel->name ? channel->name : NULL;
     size_t shown = 0;
@@ -84,8 +76,7 @@ char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *perso
         size_t found = 0;
         for (size_t i = 0; cfg && i < cfg->n_commands; i++) {
             const struct cq_command *c = &cfg->commands[i];
-            if (!topic_match(c->name, topic))
-                continue;
+            if (!topic_match(c->name, topic)) continue;
             found++;
             add_cmd(&t, c);
             if (!cq_policy_may_run(cfg, person, channel, c->name))
@@ -97,8 +88,7 @@ char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *perso
         }
         /* drop the leading newline */
         char *s = done(&t);
-        if (s && s[0] == '\n')
-            memmove(s, s + 1, strlen(s));
+        if (s && s[0] == '\n') memmove(s, s + 1, strlen(s));
         return s;
     }
     if (where)
@@ -107,24 +97,21 @@ char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *perso
         add(&t, "Commands you can run here:");
     for (size_t i = 0; cfg && i < cfg->n_commands; i++) {
         const struct cq_command *c = &cfg->commands[i];
-        if (!cq_policy_may_run(cfg, person, channel, c->name))
-            continue;
+        if (!cq_policy_may_run(cfg, person, channel, c->name)) continue;
         add_cmd(&t, c);
         shown++;
     }
-    if (shown == 0)
-        add(&t, "\n(none: ask an admin for a role that grants commands here)");
+    if (shown == 0) add(&t, "\n(none: ask an admin for a role that grants commands here)");
     add(&t, "\nAlso: `help CMD`, `whoami`.");
     return done(&t);
 }
 
-char *cq_builtin_whoami(const struct cq_person *person, const char *platform,
-                        const char *user_id)
-{
+char *cq_builtin_whoami(const struct cq_person *person, const char *platform, const char *user_id) {
     struct text t = {0};
     if (!person) {
-        add(&t, "You are not a known user (%s user %s), so you have no roles. Ask an admin to "
-                "add your id to people in the chatops config.",
+        add(&t,
+            "You are not a known user (%s user %s), so you have no roles. Ask an admin to "
+            "add your id to people in the chatops config.",
             platform ? platform : "?", user_id ? user_id : "?");
         return done(&t);
     }
@@ -133,19 +120,15 @@ char *cq_builtin_whoami(const struct cq_person *person, const char *platform,
     size_t n = 0;
     for (char **r = person->roles; r && *r; r++)
         add(&t, "%s%s", n++ ? ", " : "", *r);
-    if (n == 0)
-        add(&t, "(none)");
+    if (n == 0) add(&t, "(none)");
     add(&t, ".");
     return done(&t);
 }
 
-
 static void consider(const char *cand, size_t clen, const char *word, char *best, size_t bsize,
-                     size_t *best_d)
-{
+                     size_t *best_d) {
     char c[128];
-    if (clen >= sizeof(c))
-        return;
+    if (clen >= sizeof(c)) return;
     memcpy(c, cand, clen);
     c[clen] = '\0';
     size_t d = cq_levenshtein(word, c);
@@ -155,8 +138,7 @@ static void consider(const char *cand, size_t clen, const char *word, char *best
     }
 }
 
-char *cq_builtin_unknown(const struct cq_config *cfg, const char *word)
-{
+char *cq_builtin_unknown(const struct cq_config *cfg, const char *word) {
     static const char *const builtin[] = {"help", "whoami", "cancel", "pipelines"};
     struct text t = {0};
     char best[128] = "", shown[64];
@@ -166,7 +148,7 @@ char *cq_builtin_unknown(const struct cq_config *cfg, const char *word)
         consider(builtin[i], strlen(builtin[i]), word, best, sizeof(best), &best_d);
     for (size_t i = 0; cfg && i < cfg->n_commands; i++) {
         const char *n = cfg->commands[i].name;
-        consider(n, strlen(n), word, best, sizeof(best), &best_d);     /* "flag get" */
+        consider(n, strlen(n), word, best, sizeof(best), &best_d);       /* "flag get" */
         consider(n, strcspn(n, " "), word, best, sizeof(best), &best_d); /* "flag" */
     }
     size_t wl = strlen(word), limit = wl <= 4 ? 1 : wl <= 8 ? 2 : 3;

@@ -1,8 +1,8 @@
 /* gitlab: GitLab REST calls for the pipeline modes on curl multi (httpc), with bounded
  * retries of 429/5xx answers on loop timers. Used by the pipeline tracker (pipeline.c):
  * trigger -> status/jobs/trace while tracking -> cancel on timeout or on request. */
-#include "strutil.h"
 #include "gitlab.h"
+#include "strutil.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -18,8 +18,8 @@ struct call;
 struct cq_gitlab {
     struct cq_loop *loop;
     struct cq_httpc *httpc;
-    char *base;       /* base_url without trailing '/' */
-    char *token_hdr;  /* "PRIVATE-TOKEN: ..." or NULL */
+    char *base;      /* base_url without trailing '/' */
+    char *token_hdr; /* "PRIVATE-TOKEN: ..." or NULL */
     int max_attempts, backoff_ms, timeout_ms;
     struct call *calls;
     int inflight;
@@ -38,11 +38,9 @@ struct call {
     bool in_http;
 };
 
-
-struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc,
-                                const char *base_url, const char *api_token, int max_attempts,
-                                int backoff_ms, int timeout_ms, struct cq_err *err)
-{
+struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc, const char *base_url,
+                                const char *api_token, int max_attempts, int backoff_ms,
+                                int timeout_ms, struct cq_err *err) {
     struct cq_gitlab *g = NULL;
     if (!loop || !httpc || !base_url ||
         (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
@@ -54,20 +52,17 @@ struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc,
         return NULL;
     }
     g = calloc(1, sizeof(*g));
-    if (!g)
-        goto oom;
+    if (!g) goto oom;
     g->loop = loop;
     g->httpc = httpc;
     g->base = strdup(base_url);
-    if (!g->base)
-        goto oom;
+    if (!g->base) goto oom;
     size_t n = strlen(g->base);
     while (n > 0 && g->base[n - 1] == '/')
         g->base[--n] = '\0';
     if (api_token) {
         g->token_hdr = cq_strprintf("PRIVATE-TOKEN: %s", api_token);
-        if (!g->token_hdr)
-            goto oom;
+        if (!g->token_hdr) goto oom;
     }
     g->max_attempts = max_attempts > 0 ? max_attempts : 4;
     g->backoff_ms = backoff_ms > 0 ? backoff_ms : 500;
@@ -79,14 +74,16 @@ oom:
     return NULL;
 }
 
-int cq_gitlab_inflight(const struct cq_gitlab *g) { return g ? g->inflight : 0; }
+int cq_gitlab_inflight(const struct cq_gitlab *g) {
+    return g ? g->inflight : 0;
+}
 
-static void timer_closed(uv_handle_t *h) { free(h); }
+static void timer_closed(uv_handle_t *h) {
+    free(h);
+}
 
-static void call_free(struct call *c)
-{
-    if (!c)
-        return;
+static void call_free(struct call *c) {
+    if (!c) return;
     if (c->timer) {
         uv_close((uv_handle_t *)c->timer, timer_closed);
         c->timer = NULL;
@@ -97,27 +94,23 @@ static void call_free(struct call *c)
     free(c);
 }
 
-static void call_unlink(struct call *c)
-{
+static void call_unlink(struct call *c) {
     struct cq_gitlab *g = c->g;
-    if (!g)
-        return;
+    if (!g) return;
     if (c->prev)
         c->prev->next = c->next;
     else
         g->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     g->inflight--;
 }
 
 /* Delivers the reply and frees the call. */
 static void call_finish(struct call *c, const struct cq_http_response *resp, enum cq_rc rc,
-                        const char *errmsg)
-{
-    struct cq_gitlab_reply r = {.rc = rc, .body = "", .errmsg = errmsg ? errmsg : "",
-                                .attempts = c->attempts};
+                        const char *errmsg) {
+    struct cq_gitlab_reply r = {
+        .rc = rc, .body = "", .errmsg = errmsg ? errmsg : "", .attempts = c->attempts};
     cJSON *json = NULL;
     if (resp) {
         r.status = resp->status;
@@ -129,35 +122,29 @@ static void call_finish(struct call *c, const struct cq_http_response *resp, enu
     }
     call_unlink(c);
     c->g = NULL;
-    if (c->cb)
-        c->cb(c->opaque, &r);
+    if (c->cb) c->cb(c->opaque, &r);
     cJSON_Delete(json);
     call_free(c);
 }
 
 static void send_now(struct call *c);
 
-static void retry_fire(uv_timer_t *t)
-{
+static void retry_fire(uv_timer_t *t) {
     struct call *c = t->data;
     uv_close((uv_handle_t *)c->timer, timer_closed);
     c->timer = NULL;
     send_now(c);
 }
 
-static long retry_after_ms(const char *v)
-{
-    if (!v)
-        return -1;
+static long retry_after_ms(const char *v) {
+    if (!v) return -1;
     char *end = NULL;
     long s = strtol(v, &end, 10);
-    if (end == v || s < 0)
-        return -1;
+    if (end == v || s < 0) return -1;
     return s > RETRY_AFTER_CAP_MS / 1000 ? RETRY_AFTER_CAP_MS : s * 1000;
 }
 
-static void on_http(void *opaque, const struct cq_http_response *resp)
-{
+static void on_http(void *opaque, const struct cq_http_response *resp) {
     struct call *c = opaque;
     c->in_http = false;
     if (!c->g) { /* orphaned: the caller was told at cq_gitlab_free */
@@ -168,15 +155,13 @@ static void on_http(void *opaque, const struct cq_http_response *resp)
         call_finish(c, resp, CQ_ESHUTDOWN, "shutting down");
         return;
     }
-    bool retryable = resp->rc == CQ_OK ? (resp->status == 429 || resp->status >= 500)
-                                       : c->idempotent;
+    bool retryable =
+        resp->rc == CQ_OK ? (resp->status == 429 || resp->status >= 500) : c->idempotent;
     if (retryable && c->attempts < c->g->max_attempts) {
         long delay = (long)c->g->backoff_ms << (c->attempts - 1);
         long ra = resp->rc == CQ_OK ? retry_after_ms(resp->retry_after) : -1;
-        if (ra >= 0)
-            delay = ra;
-        if (delay > RETRY_AFTER_CAP_MS)
-            delay = RETRY_AFTER_CAP_MS;
+        if (ra >= 0) delay = ra;
+        if (delay > RETRY_AFTER_CAP_MS) delay = RETRY_AFTER_CAP_MS;
         c->timer = malloc(sizeof(*c->timer));
         if (c->timer && uv_timer_init(cq_loop_uv(c->g->loop), c->timer) == 0) {
             c->timer->data = c;
@@ -189,18 +174,18 @@ static void on_http(void *opaque, const struct cq_http_response *resp)
     call_finish(c, resp, resp->rc, resp->errmsg);
 }
 
-static void send_now(struct call *c)
-{
+static void send_now(struct call *c) {
     struct cq_err err = {0};
     const char *hdrs[4];
     int n = 0;
-    if (c->auth && c->g->token_hdr)
-        hdrs[n++] = c->g->token_hdr;
-    if (c->form)
-        hdrs[n++] = "Content-Type: application/x-www-form-urlencoded";
+    if (c->auth && c->g->token_hdr) hdrs[n++] = c->g->token_hdr;
+    if (c->form) hdrs[n++] = "Content-Type: application/x-www-form-urlencoded";
     hdrs[n] = NULL;
-    struct cq_http_request req = {.method = c->method, .url = c->url, .headers = hdrs,
-                                  .body = c->body, .body_len = c->body ? strlen(c->body) : 0,
+    struct cq_http_request req = {.method = c->method,
+                                  .url = c->url,
+                                  .headers = hdrs,
+                                  .body = c->body,
+                                  .body_len = c->body ? strlen(c->body) : 0,
                                   .timeout_ms = c->g->timeout_ms,
                                   .max_response = c->max_response};
     c->attempts++;
@@ -215,24 +200,22 @@ static void send_now(struct call *c)
     call_finish(c, &fake, fake.rc, fake.errmsg);
 }
 
-static void first_send(uv_timer_t *t) { retry_fire(t); }
+static void first_send(uv_timer_t *t) {
+    retry_fire(t);
+}
 
 /* Starts a call; the first send happens on the next loop turn (so the callback never
  * runs inside the caller even when the request cannot be sent at all). */
-static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char *body,
-                        bool form, bool auth, bool idempotent, size_t max_response,
-                        cq_gitlab_cb cb, void *opaque, struct cq_err *err)
-{
+static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char *body, bool form,
+                        bool auth, bool idempotent, size_t max_response, cq_gitlab_cb cb,
+                        void *opaque, struct cq_err *err) {
     struct call *c = NULL;
-    if (!url || (form && !body))
-        goto oom;
+    if (!url || (form && !body)) goto oom;
     c = calloc(1, sizeof(*c));
-    if (!c)
-        goto oom;
+    if (!c) goto oom;
     c->method = strdup(method);
     c->timer = malloc(sizeof(*c->timer));
-    if (!c->method || !c->timer)
-        goto oom;
+    if (!c->method || !c->timer) goto oom;
     if (uv_timer_init(cq_loop_uv(g->loop), c->timer) != 0) {
         free(c->timer);
         c->timer = NULL;
@@ -248,8 +231,7 @@ static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char
     c->opaque = opaque;
     c->g = g;
     c->next = g->calls;
-    if (g->calls)
-        g->calls->prev = c;
+    if (g->calls) g->calls->prev = c;
     g->calls = c;
     g->inflight++;
     c->timer->data = c;
@@ -266,36 +248,29 @@ oom:
     return cq_err_set(err, CQ_ENOMEM, "out of memory");
 }
 
-static char *project_seg(const char *project)
-{
+static char *project_seg(const char *project) {
     /* A path "group/name" is encoded; an already-encoded one ("group%2Fname") kept. */
-    if (strchr(project, '%'))
-        return strdup(project);
+    if (strchr(project, '%')) return strdup(project);
     return cq_url_escape(project, strlen(project));
 }
 
-static char *api_url(struct cq_gitlab *g, const char *project, const char *tail)
-{
+static char *api_url(struct cq_gitlab *g, const char *project, const char *tail) {
     char *seg = project_seg(project);
     char *url = NULL;
-    if (!seg)
-        return NULL;
+    if (!seg) return NULL;
     url = cq_strprintf("%s/api/v4/projects/%s%s", g->base, seg, tail);
     free(seg);
     return url;
 }
 
-static bool form_add(char **buf, size_t *len, const char *name, const char *value)
-{
+static bool form_add(char **buf, size_t *len, const char *name, const char *value) {
     char *n = cq_url_escape(name, strlen(name));
     char *v = cq_url_escape(value, strlen(value));
     bool ok = false;
-    if (!n || !v)
-        goto out;
+    if (!n || !v) goto out;
     size_t add = strlen(n) + strlen(v) + 2;
     char *nb = realloc(*buf, *len + add + 1);
-    if (!nb)
-        goto out;
+    if (!nb) goto out;
     *buf = nb;
     *len += (size_t)snprintf(nb + *len, add + 1, "%s%s=%s", *len ? "&" : "", n, v);
     ok = true;
@@ -305,12 +280,10 @@ out:
     return ok;
 }
 
-char *cq_gitlab_trigger_form(const char *token, const char *ref, const char *const *vars)
-{
+char *cq_gitlab_trigger_form(const char *token, const char *ref, const char *const *vars) {
     char *buf = calloc(1, 1);
     size_t len = 0;
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     if (!form_add(&buf, &len, "token", token ? token : "") ||
         !form_add(&buf, &len, "ref", ref ? ref : ""))
         goto fail;
@@ -318,8 +291,7 @@ char *cq_gitlab_trigger_form(const char *token, const char *ref, const char *con
         char *name = cq_strprintf("variables[%s]", vars[i]);
         bool ok = name && form_add(&buf, &len, name, vars[i + 1]);
         free(name);
-        if (!ok)
-            goto fail;
+        if (!ok) goto fail;
     }
     return buf;
 fail:
@@ -327,16 +299,14 @@ fail:
     return NULL;
 }
 
-bool cq_gitlab_ref_valid(const char *ref)
-{
+bool cq_gitlab_ref_valid(const char *ref) {
     size_t n = ref ? strlen(ref) : 0;
     if (n == 0 || n > 255 || ref[0] == '-' || ref[0] == '/' || ref[n - 1] == '/' ||
         ref[n - 1] == '.')
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)ref[i];
-        if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '/' && ch != '-')
-            return false;
+        if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '/' && ch != '-') return false;
     }
     if (strstr(ref, "..") || strstr(ref, "//") || strstr(ref, "/.") ||
         (n >= 5 && strcmp(ref + n - 5, ".lock") == 0))
@@ -346,76 +316,59 @@ bool cq_gitlab_ref_valid(const char *ref)
 
 enum cq_rc cq_gitlab_trigger(struct cq_gitlab *g, const char *project, const char *token,
                              const char *ref, const char *const *vars, cq_gitlab_cb cb,
-                             void *opaque, struct cq_err *err)
-{
+                             void *opaque, struct cq_err *err) {
     if (!g || !project || !token || !ref || !cb)
         return cq_err_set(err, CQ_EINVAL, "trigger needs project, token and ref");
     return start(g, "POST", api_url(g, project, "/trigger/pipeline"),
-                 cq_gitlab_trigger_form(token, ref, vars), true, false, false, 0, cb, opaque,
-                 err);
+                 cq_gitlab_trigger_form(token, ref, vars), true, false, false, 0, cb, opaque, err);
 }
 
 enum cq_rc cq_gitlab_pipeline(struct cq_gitlab *g, const char *project, long long id,
-                              cq_gitlab_cb cb, void *opaque, struct cq_err *err)
-{
-    if (!g || !project || !cb)
-        return cq_err_set(err, CQ_EINVAL, "missing project");
+                              cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+    if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[64];
     snprintf(tail, sizeof(tail), "/pipelines/%lld", id);
-    return start(g, "GET", api_url(g, project, tail), NULL, false, true,
-                 true, 0, cb, opaque, err);
+    return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id,
-                          const char *scope, cq_gitlab_cb cb, void *opaque, struct cq_err *err)
-{
-    if (!g || !project || !cb)
-        return cq_err_set(err, CQ_EINVAL, "missing project");
+enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id, const char *scope,
+                          cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+    if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[160];
     snprintf(tail, sizeof(tail), "/pipelines/%lld/jobs?per_page=100%s%s", id,
              scope ? "&scope%5B%5D=" : "",
-             scope && strspn(scope, "abcdefghijklmnopqrstuvwxyz_") == strlen(scope) ? scope
-                                                                                  : "");
-    return start(g, "GET", api_url(g, project, tail), NULL, false,
-                 true, true, 0, cb, opaque, err);
+             scope && strspn(scope, "abcdefghijklmnopqrstuvwxyz_") == strlen(scope) ? scope : "");
+    return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
 enum cq_rc cq_gitlab_trace(struct cq_gitlab *g, const char *project, long long job_id,
-                           cq_gitlab_cb cb, void *opaque, struct cq_err *err)
-{
-    if (!g || !project || !cb)
-        return cq_err_set(err, CQ_EINVAL, "missing project");
+                           cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+    if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[64];
     snprintf(tail, sizeof(tail), "/jobs/%lld/trace", job_id);
-    return start(g, "GET", api_url(g, project, tail), NULL, false,
-                 true, true, TRACE_MAX, cb, opaque, err);
+    return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, TRACE_MAX, cb,
+                 opaque, err);
 }
 
-enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id,
-                            cq_gitlab_cb cb, void *opaque, struct cq_err *err)
-{
-    if (!g || !project || !cb)
-        return cq_err_set(err, CQ_EINVAL, "missing project");
+enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id, cq_gitlab_cb cb,
+                            void *opaque, struct cq_err *err) {
+    if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     /* Cancelling twice is harmless: retry it like a read. */
     char tail[64];
     snprintf(tail, sizeof(tail), "/pipelines/%lld/cancel", id);
-    return start(g, "POST", api_url(g, project, tail), NULL,
-                 false, true, true, 0, cb, opaque, err);
+    return start(g, "POST", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
-void cq_gitlab_free(struct cq_gitlab *g)
-{
-    if (!g)
-        return;
+void cq_gitlab_free(struct cq_gitlab *g) {
+    if (!g) return;
     while (g->calls) {
         struct call *c = g->calls;
         bool in_http = c->in_http;
-        struct cq_gitlab_reply r = {.rc = CQ_ESHUTDOWN, .body = "", .errmsg = "shutting down",
-                                    .attempts = c->attempts};
+        struct cq_gitlab_reply r = {
+            .rc = CQ_ESHUTDOWN, .body = "", .errmsg = "shutting down", .attempts = c->attempts};
         call_unlink(c);
         c->g = NULL;
-        if (c->cb)
-            c->cb(c->opaque, &r);
+        if (c->cb) c->cb(c->opaque, &r);
         c->cb = NULL;
         if (!in_http) /* else freed when httpc calls back */
             call_free(c);
@@ -428,58 +381,53 @@ void cq_gitlab_free(struct cq_gitlab *g)
     free(g);
 }
 
-char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what)
-{
+char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what) {
     char msg[200] = "";
     const cJSON *m = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "message") : NULL;
-    if (!m && r->json)
-        m = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+    if (!m && r->json) m = cJSON_GetObjectItemCaseSensitive(r->json, "error");
     const char *text = cJSON_GetStringValue(m);
     if (text)
         snprintf(msg, sizeof(msg), ": %s", text);
     else if (m) {
         char *p = cJSON_PrintUnformatted(m);
-        if (p)
-            snprintf(msg, sizeof(msg), ": %s", p);
+        if (p) snprintf(msg, sizeof(msg), ": %s", p);
         free(p);
     }
     for (char *p = msg; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            *p = ' ';
+        if (*p == '\r' || *p == '\n') *p = ' ';
     if (r->rc == CQ_ETIMEOUT)
         return cq_strprintf("could not %s: GitLab did not answer in time; check GitLab before "
-                       "trying again",
-                       what);
+                            "trying again",
+                            what);
     if (r->rc != CQ_OK)
         return cq_strprintf("could not %s: GitLab unreachable (%s)", what,
-                       r->errmsg && *r->errmsg ? r->errmsg : cq_rc_str(r->rc));
+                            r->errmsg && *r->errmsg ? r->errmsg : cq_rc_str(r->rc));
     switch (r->status) {
     case 401:
         return cq_strprintf("could not %s: GitLab rejected the token (HTTP 401)%s", what, msg);
     case 403:
         return cq_strprintf("could not %s: GitLab refused it (HTTP 403: no permission)%s", what,
-                       msg);
+                            msg);
     case 404:
         return cq_strprintf("could not %s: GitLab project or pipeline not found (HTTP 404)%s", what,
-                       msg);
+                            msg);
     case 422:
         return cq_strprintf("could not %s: GitLab could not create it (HTTP 422, e.g. unknown ref "
-                       "or invalid CI config)%s",
-                       what, msg);
+                            "or invalid CI config)%s",
+                            what, msg);
     case 429:
         return cq_strprintf("could not %s: GitLab is rate limiting (HTTP 429) after %d attempts",
-                       what, r->attempts);
+                            what, r->attempts);
     default:
         if (r->status >= 500)
             return cq_strprintf("could not %s: GitLab error (HTTP %ld) after %d attempts%s", what,
-                           r->status, r->attempts, msg);
+                                r->status, r->attempts, msg);
         return cq_strprintf("could not %s: GitLab answered HTTP %ld%s", what, r->status, msg);
     }
 }
 
 /* Copies src[0..len) without ANSI CSI/OSC sequences, CRs and GitLab section markers. */
-static size_t clean_log(const char *src, size_t len, char *dst)
-{
+static size_t clean_log(const char *src, size_t len, char *dst) {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)src[i];
@@ -500,20 +448,17 @@ static size_t clean_log(const char *src, size_t len, char *dst)
         if (ch == '\r') {
             continue;
         }
-        if ((ch == 's') && (o == 0 || dst[o - 1] == '\n' || dst[o - 1] == ' ') &&
-            (len - i > 14) &&
+        if ((ch == 's') && (o == 0 || dst[o - 1] == '\n' || dst[o - 1] == ' ') && (len - i > 14) &&
             (strncmp(src + i, "section_start:", 14) == 0 ||
              strncmp(src + i, "section_end:", 12) == 0)) {
             /* section_start:<ts>:<name>[opts] then ESC[0K (already stripped): skip the marker */
             size_t j = i;
             int colons = 0;
             while (j < len && colons < 2) {
-                if (src[j] == ':')
-                    colons++;
+                if (src[j] == ':') colons++;
                 j++;
             }
-            while (j < len && src[j] != 0x1b && src[j] != '\n' && src[j] != ' ' &&
-                   src[j] != '\r')
+            while (j < len && src[j] != 0x1b && src[j] != '\n' && src[j] != ' ' && src[j] != '\r')
                 j++;
             i = j - 1;
             continue;
@@ -524,8 +469,7 @@ static size_t clean_log(const char *src, size_t len, char *dst)
     return o;
 }
 
-char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_bytes)
-{
+char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_bytes) {
     /* Only the end matters: clean at most a window proportional to the bound. */
     size_t window = max_bytes * 4 + 4096;
     if (len > window) {
@@ -533,8 +477,7 @@ char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_
         len = window;
     }
     char *clean = malloc(len + 1);
-    if (!clean)
-        return NULL;
+    if (!clean) return NULL;
     size_t n = clean_log(log, len, clean);
     while (n > 0 && (clean[n - 1] == '\n' || clean[n - 1] == ' '))
         clean[--n] = '\0';
@@ -544,8 +487,7 @@ char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_
         size_t p = start - 1;
         while (p > 0 && clean[p - 1] != '\n')
             p--;
-        if (max_lines > 0 && lines >= max_lines)
-            break;
+        if (max_lines > 0 && lines >= max_lines) break;
         if (max_bytes > 0 && n - p > max_bytes) {
             if (lines == 0) /* one line longer than the bound: keep its end */
                 start = n - max_bytes;

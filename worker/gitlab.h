@@ -17,14 +17,14 @@ struct cq_gitlab;
 
 /* The answer to one call. Everything is borrowed for the callback only. */
 struct cq_gitlab_reply {
-    enum cq_rc rc;        /* CQ_OK: an HTTP answer arrived (any status); CQ_ETIMEOUT;
-                             CQ_EHTTP (no answer); CQ_ESHUTDOWN (cq_gitlab_free) */
-    long status;          /* HTTP status, 0 without an answer */
-    const char *body;     /* never NULL */
+    enum cq_rc rc;    /* CQ_OK: an HTTP answer arrived (any status); CQ_ETIMEOUT;
+                         CQ_EHTTP (no answer); CQ_ESHUTDOWN (cq_gitlab_free) */
+    long status;      /* HTTP status, 0 without an answer */
+    const char *body; /* never NULL */
     size_t body_len;
-    const cJSON *json;    /* parsed body when it is JSON, else NULL */
-    const char *errmsg;   /* transport error text, "" otherwise */
-    int attempts;         /* how many times the request was sent */
+    const cJSON *json;  /* parsed body when it is JSON, else NULL */
+    const char *errmsg; /* transport error text, "" otherwise */
+    int attempts;       /* how many times the request was sent */
 };
 
 typedef void (*cq_gitlab_cb)(void *opaque, const struct cq_gitlab_reply *r);
@@ -35,9 +35,9 @@ typedef void (*cq_gitlab_cb)(void *opaque, const struct cq_gitlab_reply *r);
  * max_attempts (<= 0: 4) bounds the sends of one call when GitLab answers 429/5xx;
  * backoff_ms (<= 0: 500) is the first delay, doubling, or Retry-After when given
  * (capped at 10 s). timeout_ms (<= 0: 10000) bounds each send. Returns a new client. */
-struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc,
-                                const char *base_url, const char *api_token, int max_attempts,
-                                int backoff_ms, int timeout_ms, struct cq_err *err);
+struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc, const char *base_url,
+                                const char *api_token, int max_attempts, int backoff_ms,
+                                int timeout_ms, struct cq_err *err);
 
 /* Every call: cb runs exactly once from the loop (never inside the call) when it returns
  * CQ_OK; any other return means cb will not run (err says why). Strings are copied. */
@@ -52,14 +52,14 @@ enum cq_rc cq_gitlab_trigger(struct cq_gitlab *g, const char *project, const cha
 enum cq_rc cq_gitlab_pipeline(struct cq_gitlab *g, const char *project, long long id,
                               cq_gitlab_cb cb, void *opaque, struct cq_err *err);
 /* GET /projects/:project/pipelines/:id/jobs (scope: NULL = all, else e.g. "failed") */
-enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id,
-                          const char *scope, cq_gitlab_cb cb, void *opaque, struct cq_err *err);
+enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id, const char *scope,
+                          cq_gitlab_cb cb, void *opaque, struct cq_err *err);
 /* GET /projects/:project/jobs/:job_id/trace (plain text, up to 8 MiB) */
 enum cq_rc cq_gitlab_trace(struct cq_gitlab *g, const char *project, long long job_id,
                            cq_gitlab_cb cb, void *opaque, struct cq_err *err);
 /* POST /projects/:project/pipelines/:id/cancel */
-enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id,
-                            cq_gitlab_cb cb, void *opaque, struct cq_err *err);
+enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id, cq_gitlab_cb cb,
+                            void *opaque, struct cq_err *err);
 
 /* Calls that have not called back yet. */
 int cq_gitlab_inflight(const struct cq_gitlab *g);

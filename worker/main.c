@@ -13,13 +13,11 @@
 #include "loop.h"
 #include "service.h"
 
-static void usage(FILE *f)
-{
+static void usage(FILE *f) {
     fprintf(f, "usage: chatops-worker --config FILE [--http-port N] [--id OWNER]\n");
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *config = NULL;
     struct cq_worker_opts opts = {0};
     struct cq_err err = {0};

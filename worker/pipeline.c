@@ -3,8 +3,8 @@
  * workers never check one pipeline at once; produces progress and one final result per
  * pipeline to chatops.results. Everything runs on the worker's loop (hiredis async, curl
  * multi, librdkafka delivery reports); see pipeline.h for the keys and the wiring. */
-#include "strutil.h"
 #include "pipeline.h"
+#include "strutil.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -22,13 +22,12 @@
 #define LIST_MAX 50
 
 /* KEYS: hash, due, idx, userset; ARGV: rid, due score, field, value, ... */
-static const char REGISTER_LUA[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "redis.call('HMSET', KEYS[1], unpack(ARGV, 3))\n"
-    "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-    "redis.call('SET', KEYS[3], ARGV[1])\n"
-    "redis.call('SADD', KEYS[4], ARGV[1])\n"
-    "return 1\n";
+static const char REGISTER_LUA[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+                                   "redis.call('HMSET', KEYS[1], unpack(ARGV, 3))\n"
+                                   "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
+                                   "redis.call('SET', KEYS[3], ARGV[1])\n"
+                                   "redis.call('SADD', KEYS[4], ARGV[1])\n"
+                                   "return 1\n";
 
 /* Claims due, unleased entries. KEYS: due; ARGV: now, owner, lease_ms, prefix, limit.
  * A claimed entry's due time moves to now + lease: if the claimer dies, it is due again
@@ -82,9 +81,8 @@ static const char DONE_LUA[] =
     "return 1\n";
 
 /* KEYS: lease; ARGV: owner, ms */
-static const char RENEW_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0\n";
+static const char RENEW_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0\n";
 
 /* Webhook: KEYS: idx, due; ARGV: now, prefix. Returns the request id or false. */
 static const char HOOK_LUA[] =
@@ -149,19 +147,17 @@ struct check {
     int poll_ms, progress_s, timeout_s;
     bool cancel_on_timeout;
     /* this check */
-    char *cur;            /* status now */
-    const char *fstatus;  /* final result status */
-    char *ftext;          /* final text being built */
-    cJSON *failed_jobs;   /* borrowed items of jobs_doc */
+    char *cur;           /* status now */
+    const char *fstatus; /* final result status */
+    char *ftext;         /* final text being built */
+    cJSON *failed_jobs;  /* borrowed items of jobs_doc */
     cJSON *jobs_doc;
     int job_i, n_jobs;
 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-
-long long cq_pipeline_now_ms(void)
-{
+long long cq_pipeline_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -169,75 +165,58 @@ long long cq_pipeline_now_ms(void)
 
 static void tracker_release(struct cq_pipeline_tracker *t);
 
-static void unref(struct cq_pipeline_tracker *t)
-{
+static void unref(struct cq_pipeline_tracker *t) {
     t->refs--;
-    if (t->closing && t->refs <= 0 && t->open_timers == 0)
-        tracker_release(t);
+    if (t->closing && t->refs <= 0 && t->open_timers == 0) tracker_release(t);
 }
 
 static bool redis_send(struct cq_pipeline_tracker *t, cq_redis_cb cb, void *op, int argc,
-                 const char **argv)
-{
-    if (cq_redis_commandargv(t->redis, cb, op, argc, argv, NULL) != CQ_OK)
-        return false;
+                       const char **argv) {
+    if (cq_redis_commandargv(t->redis, cb, op, argc, argv, NULL) != CQ_OK) return false;
     t->refs++;
     return true;
 }
 
-static bool redis_bad(const redisReply *r, const struct cq_err *err)
-{
+static bool redis_bad(const redisReply *r, const struct cq_err *err) {
     return err || !r || r->type == REDIS_REPLY_ERROR;
 }
 
-static const char *why(const redisReply *r, const struct cq_err *err)
-{
-    if (err)
-        return err->msg[0] ? err->msg : cq_rc_str(err->code);
+static const char *why(const redisReply *r, const struct cq_err *err) {
+    if (err) return err->msg[0] ? err->msg : cq_rc_str(err->code);
     return r && r->str ? r->str : "no reply";
 }
 
-static char *hkey(const struct cq_pipeline_tracker *t, const char *rid)
-{
+static char *hkey(const struct cq_pipeline_tracker *t, const char *rid) {
     return cq_strprintf("%spl:%s", t->prefix, rid);
 }
-static char *lkey(const struct cq_pipeline_tracker *t, const char *rid)
-{
+static char *lkey(const struct cq_pipeline_tracker *t, const char *rid) {
     return cq_strprintf("%spl:lease:%s", t->prefix, rid);
 }
-static char *ikey(const struct cq_pipeline_tracker *t, const char *pid)
-{
+static char *ikey(const struct cq_pipeline_tracker *t, const char *pid) {
     return cq_strprintf("%spl:idx:%s", t->prefix, pid);
 }
-static char *ukey(const struct cq_pipeline_tracker *t, const char *platform, const char *user)
-{
+static char *ukey(const struct cq_pipeline_tracker *t, const char *platform, const char *user) {
     return cq_strprintf("%spl:user:%s:%s", t->prefix, platform ? platform : "", user ? user : "");
 }
 
-static struct cq_gauge *gauge_active(void)
-{
+static struct cq_gauge *gauge_active(void) {
     return cq_gauge_get("chatops_worker_pipelines_checking", "Pipelines being checked right now",
                         NULL);
 }
 
-static void count(const char *name, const char *help, const char *labels)
-{
+static void count(const char *name, const char *help, const char *labels) {
     cq_counter_inc(cq_counter_get(name, help, labels));
 }
 
-bool cq_pipeline_privileged(const struct cq_config *cfg, const struct cq_person *person)
-{
-    if (!cfg || !person || !person->roles || !cfg->worker.cancel_roles)
-        return false;
+bool cq_pipeline_privileged(const struct cq_config *cfg, const struct cq_person *person) {
+    if (!cfg || !person || !person->roles || !cfg->worker.cancel_roles) return false;
     for (char **r = person->roles; *r; r++)
         for (char **c = cfg->worker.cancel_roles; *c; c++)
-            if (strcmp(*r, *c) == 0)
-                return true;
+            if (strcmp(*r, *c) == 0) return true;
     return false;
 }
 
-static const char *secret_value(const struct cq_config *cfg, const char *name)
-{
+static const char *secret_value(const struct cq_config *cfg, const char *name) {
     for (size_t i = 0; name && i < cfg->n_secrets; i++)
         if (cfg->secrets[i].name && strcmp(cfg->secrets[i].name, name) == 0)
             return cfg->secrets[i].secret.value;
@@ -246,8 +225,7 @@ static const char *secret_value(const struct cq_config *cfg, const char *name)
 
 /* Encodes a result for the tracked request. Caller frees. */
 static char *encode_result(const struct check *c, const char *step, const char *status,
-                           const char *text, int seq, const char *pstatus)
-{
+                           const char *text, int seq, const char *pstatus) {
     struct cq_request req = {0};
     struct cq_result r = {0};
     struct cq_err err = {0};
@@ -273,25 +251,21 @@ static char *encode_result(const struct check *c, const char *step, const char *
     r.pipeline.status = (char *)pstatus;
     r.produced_at = now;
     out = cq_result_encode(&r, &err);
-    if (!out)
-        cq_error(c->rid, "cannot encode result: %s", err.msg);
+    if (!out) cq_error(c->rid, "cannot encode result: %s", err.msg);
     cq_request_clear(&req);
     return out;
 }
 
 /* ---- checks: claim -> read -> ask GitLab -> progress / reschedule / final ---------- */
 
-static void check_free(struct check *c)
-{
-    if (!c)
-        return;
+static void check_free(struct check *c) {
+    if (!c) return;
     struct cq_pipeline_tracker *t = c->t;
     if (c->prev)
         c->prev->next = c->next;
     else if (t->checks == c)
         t->checks = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     t->n_checks--;
     cq_gauge_set(gauge_active(), t->n_checks);
     free(c->rid);
@@ -313,11 +287,9 @@ static void check_free(struct check *c)
     free(c);
 }
 
-static struct check *check_new(struct cq_pipeline_tracker *t, const char *rid, size_t len)
-{
+static struct check *check_new(struct cq_pipeline_tracker *t, const char *rid, size_t len) {
     struct check *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->rid = strndup(rid, len);
     if (!c->rid) {
         free(c);
@@ -325,8 +297,7 @@ static struct check *check_new(struct cq_pipeline_tracker *t, const char *rid, s
     }
     c->t = t;
     c->next = t->checks;
-    if (t->checks)
-        t->checks->prev = c;
+    if (t->checks) t->checks->prev = c;
     t->checks = c;
     t->n_checks++;
     cq_gauge_set(gauge_active(), t->n_checks);
@@ -335,14 +306,11 @@ static struct check *check_new(struct cq_pipeline_tracker *t, const char *rid, s
 
 static void scan(uv_timer_t *timer);
 
-static void scan_soon(struct cq_pipeline_tracker *t)
-{
-    if (!t->closing)
-        uv_timer_start(&t->scan_timer, scan, 0, (uint64_t)t->scan_ms);
+static void scan_soon(struct cq_pipeline_tracker *t) {
+    if (!t->closing) uv_timer_start(&t->scan_timer, scan, 0, (uint64_t)t->scan_ms);
 }
 
-static void on_ignore(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_ignore(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct cq_pipeline_tracker *t = opaque;
     if (redis_bad(r, err) && !(err && err->code == CQ_ESHUTDOWN))
         cq_debug(NULL, "pipeline tracker: redis: %s", why(r, err));
@@ -350,8 +318,7 @@ static void on_ignore(void *opaque, const redisReply *r, const struct cq_err *er
 }
 
 /* Drops the check; the lease lapses and the entry comes back due for any worker. */
-static void check_drop(struct check *c, const char *reason)
-{
+static void check_drop(struct check *c, const char *reason) {
     if (reason)
         cq_warn(c->rid, "pipeline check dropped (%s); it resumes when the lease lapses", reason);
     check_free(c);
@@ -361,46 +328,38 @@ static void poll_status(struct check *c);
 static void finalize(struct check *c, const char *status, char *text);
 static void produce_stored_final(struct check *c);
 
-static const char *hfield(const redisReply *r, const char *name)
-{
+static const char *hfield(const redisReply *r, const char *name) {
     for (size_t i = 0; i + 1 < r->elements; i += 2)
         if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
-            return r->element[i + 1]->type == REDIS_REPLY_STRING ? r->element[i + 1]->str
-                                                                 : NULL;
+            return r->element[i + 1]->type == REDIS_REPLY_STRING ? r->element[i + 1]->str : NULL;
     return NULL;
 }
 
-static char *dupf(const redisReply *r, const char *name)
-{
+static char *dupf(const redisReply *r, const char *name) {
     const char *v = hfield(r, name);
     return strdup(v ? v : "");
 }
 
-static long long numf(const redisReply *r, const char *name)
-{
+static long long numf(const redisReply *r, const char *name) {
     const char *v = hfield(r, name);
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-static struct pending_done *owed_find(struct cq_pipeline_tracker *t, const char *rid)
-{
+static struct pending_done *owed_find(struct cq_pipeline_tracker *t, const char *rid) {
     for (struct pending_done *p = t->owed; p; p = p->next)
-        if (strcmp(p->rid, rid) == 0)
-            return p;
+        if (strcmp(p->rid, rid) == 0) return p;
     return NULL;
 }
 
 static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p);
 
-static void on_missing_cleaned(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_missing_cleaned(void *opaque, const redisReply *r, const struct cq_err *err) {
     (void)r;
     (void)err;
     unref(opaque);
 }
 
-static void on_hash(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_hash(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (t->closing || redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
@@ -444,8 +403,7 @@ static void on_hash(void *opaque, const redisReply *r, const struct cq_err *err)
     c->progress_s = (int)numf(r, "progress_s");
     c->timeout_s = (int)numf(r, "timeout_s");
     c->cancel_on_timeout = numf(r, "cancel_on_timeout") != 0;
-    if (c->poll_ms < t->poll_min)
-        c->poll_ms = t->poll_min;
+    if (c->poll_ms < t->poll_min) c->poll_ms = t->poll_min;
     if (strcmp(c->state, "final") == 0) {
         struct pending_done *p = owed_find(t, c->rid);
         if (p) { /* we produced it; only the clean-up is owed */
@@ -462,12 +420,10 @@ out:
     unref(t);
 }
 
-static void on_claim(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_claim(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct cq_pipeline_tracker *t = opaque;
     t->scanning = false;
-    if (t->closing)
-        goto out;
+    if (t->closing) goto out;
     if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
         if (!(err && err->code == CQ_EREDIS))
             cq_warn(NULL, "pipeline tracker: claim failed: %s", why(r, err));
@@ -475,70 +431,57 @@ static void on_claim(void *opaque, const redisReply *r, const struct cq_err *err
     }
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
+        if (e->type != REDIS_REPLY_STRING) continue;
         struct check *c = check_new(t, e->str, e->len);
-        if (!c)
-            break; /* the lease lapses; claimed again later */
+        if (!c) break; /* the lease lapses; claimed again later */
         char *hk = hkey(t, c->rid);
         const char *argv[] = {"HGETALL", hk};
         bool sent = hk && redis_send(t, on_hash, c, 2, argv);
         free(hk);
-        if (!sent)
-            check_drop(c, "redis command not accepted");
+        if (!sent) check_drop(c, "redis command not accepted");
     }
     if (t->rescan || (int)r->elements > 0) {
         t->rescan = false;
-        if (t->n_checks < t->max_checks)
-            scan_soon(t);
+        if (t->n_checks < t->max_checks) scan_soon(t);
     }
 out:
     unref(t);
 }
 
-static void scan(uv_timer_t *timer)
-{
+static void scan(uv_timer_t *timer) {
     struct cq_pipeline_tracker *t = timer->data;
-    if (t->closing)
-        return;
+    if (t->closing) return;
     for (struct pending_done *p = t->owed; p; p = p->next)
-        if (!p->sending)
-            send_done(t, p);
+        if (!p->sending) send_done(t, p);
     if (t->scanning) {
         t->rescan = true;
         return;
     }
     int limit = t->max_checks - t->n_checks;
-    if (limit <= 0 || !cq_redis_connected(t->redis))
-        return;
+    if (limit <= 0 || !cq_redis_connected(t->redis)) return;
     char now[24], lease[16], lim[16];
     snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
     snprintf(lease, sizeof(lease), "%d", t->lease_ms);
     snprintf(lim, sizeof(lim), "%d", limit > 200 ? 200 : limit);
-    const char *argv[] = {"EVAL", CLAIM_LUA, "1", t->due_key, now, t->owner, lease, t->prefix,
-                          lim};
-    if (redis_send(t, on_claim, t, 9, argv))
-        t->scanning = true;
+    const char *argv[] = {"EVAL", CLAIM_LUA, "1", t->due_key, now, t->owner, lease, t->prefix, lim};
+    if (redis_send(t, on_claim, t, 9, argv)) t->scanning = true;
 }
 
-static void renew(uv_timer_t *timer)
-{
+static void renew(uv_timer_t *timer) {
     struct cq_pipeline_tracker *t = timer->data;
     char ms[16];
     snprintf(ms, sizeof(ms), "%d", t->lease_ms);
     for (struct check *c = t->checks; c; c = c->next) {
         char *lk = lkey(t, c->rid);
         const char *argv[] = {"EVAL", RENEW_LUA, "1", lk, t->owner, ms};
-        if (lk)
-            redis_send(t, on_ignore, t, 6, argv);
+        if (lk) redis_send(t, on_ignore, t, 6, argv);
         free(lk);
     }
 }
 
 /* ---- reschedule ---------------------------------------------------------------------- */
 
-static void on_rescheduled(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_rescheduled(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (redis_bad(r, err))
@@ -552,20 +495,17 @@ static void on_rescheduled(void *opaque, const redisReply *r, const struct cq_er
 }
 
 /* Writes the new state and the next check time and releases the lease. */
-static void reschedule(struct check *c, bool changed, bool reported, long long seq)
-{
+static void reschedule(struct check *c, bool changed, bool reported, long long seq) {
     struct cq_pipeline_tracker *t = c->t;
     long long now = cq_pipeline_now_ms();
     if (changed)
         c->poll_ms = t->poll_min;
     else {
         c->poll_ms *= 2;
-        if (c->poll_ms > t->poll_max)
-            c->poll_ms = t->poll_max;
+        if (c->poll_ms > t->poll_max) c->poll_ms = t->poll_max;
     }
     long long next = now + c->poll_ms;
-    if (c->deadline > 0 && next > c->deadline)
-        next = c->deadline;
+    if (c->deadline > 0 && next > c->deadline) next = c->deadline;
     char s_next[24], s_now[24], s_poll[16], s_np[24], s_seq[24];
     snprintf(s_next, sizeof(s_next), "%lld", next);
     snprintf(s_now, sizeof(s_now), "%lld", now);
@@ -574,8 +514,9 @@ static void reschedule(struct check *c, bool changed, bool reported, long long s
     snprintf(s_seq, sizeof(s_seq), "%lld", seq);
     char *hk = hkey(t, c->rid), *lk = lkey(t, c->rid);
     const char *cur = c->cur ? c->cur : c->status;
-    const char *argv[20] = {"EVAL", RESCHEDULE_LUA, "3", hk, t->due_key, lk, t->owner, c->rid,
-                            s_next, s_now, "status", cur, "poll_ms", s_poll};
+    const char *argv[20] = {"EVAL",    RESCHEDULE_LUA, "3",    hk,    t->due_key, lk,
+                            t->owner,  c->rid,         s_next, s_now, "status",   cur,
+                            "poll_ms", s_poll};
     int argc = 14;
     if (reported) {
         argv[argc++] = "reported";
@@ -588,14 +529,12 @@ static void reschedule(struct check *c, bool changed, bool reported, long long s
     bool sent = hk && lk && redis_send(t, on_rescheduled, c, argc, argv);
     free(hk);
     free(lk);
-    if (!sent)
-        check_drop(c, "redis command not accepted");
+    if (!sent) check_drop(c, "redis command not accepted");
 }
 
 /* ---- final ------------------------------------------------------------------------- */
 
-static void on_done(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_done(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct pending_done *p = opaque;
     struct cq_pipeline_tracker *tr = p->t;
     p->sending = false;
@@ -603,8 +542,7 @@ static void on_done(void *opaque, const redisReply *r, const struct cq_err *err)
         struct pending_done **pp = &tr->owed;
         while (*pp && *pp != p)
             pp = &(*pp)->next;
-        if (*pp)
-            *pp = p->next;
+        if (*pp) *pp = p->next;
         free(p->rid);
         free(p->pid);
         free(p->userkey);
@@ -613,25 +551,21 @@ static void on_done(void *opaque, const redisReply *r, const struct cq_err *err)
     unref(tr);
 }
 
-static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p)
-{
+static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p) {
     char *hk = hkey(t, p->rid), *lk = lkey(t, p->rid), *ik = ikey(t, p->pid);
-    const char *argv[] = {"EVAL", DONE_LUA, "5", hk, t->due_key, lk, ik, p->userkey, p->rid,
-                          t->owner};
-    if (hk && lk && ik && redis_send(t, on_done, p, 10, argv))
-        p->sending = true;
+    const char *argv[] = {"EVAL", DONE_LUA, "5",        hk,     t->due_key,
+                          lk,     ik,       p->userkey, p->rid, t->owner};
+    if (hk && lk && ik && redis_send(t, on_done, p, 10, argv)) p->sending = true;
     free(hk);
     free(lk);
     free(ik);
 }
 
 /* The final reached Kafka: clean up Redis (retried from the scan timer until it works). */
-static void owe_done(struct check *c)
-{
+static void owe_done(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct pending_done *p = calloc(1, sizeof(*p));
-    if (!p)
-        return;
+    if (!p) return;
     p->t = t;
     p->rid = strdup(c->rid);
     p->pid = strdup(c->pid_s);
@@ -650,8 +584,7 @@ static void owe_done(struct check *c)
 
 /* The outcome audit record of a tracked pipeline (its trigger was audited by the worker
  * that triggered it). Best effort: an audit record lost here does not hold the final. */
-static void audit_final(struct check *c)
-{
+static void audit_final(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_request req = {0};
     struct cq_err err = {0};
@@ -671,8 +604,7 @@ static void audit_final(struct check *c)
     if ((who = cJSON_AddObjectToObject(a, "who"))) {
         cJSON_AddStringToObject(who, "platform", req.platform ? req.platform : "");
         cJSON_AddStringToObject(who, "user_id", req.user_id ? req.user_id : "");
-        if (req.user_name)
-            cJSON_AddStringToObject(who, "user_name", req.user_name);
+        if (req.user_name) cJSON_AddStringToObject(who, "user_name", req.user_name);
     }
     cJSON_AddStringToObject(a, "command", c->label ? c->label : "");
     cJSON_AddStringToObject(a, "decision", "allowed");
@@ -700,9 +632,8 @@ out:
     cq_request_clear(&req);
 }
 
-static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr,
-                               int32_t partition, int64_t offset)
-{
+static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
+                               int64_t offset) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     (void)partition;
@@ -714,34 +645,29 @@ static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr,
         t->st.finals++;
         count("chatops_worker_pipeline_finals_total", "Final pipeline results delivered", NULL);
         cq_info(c->rid, "pipeline #%lld final delivered", c->pid);
-        if (!t->closing)
-            audit_final(c);
-        if (!t->closing)
-            owe_done(c);
+        if (!t->closing) audit_final(c);
+        if (!t->closing) owe_done(c);
         check_free(c);
     }
     unref(t);
 }
 
-static void produce_stored_final(struct check *c)
-{
+static void produce_stored_final(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (!c->final || !*c->final) {
         check_drop(c, "state final without a stored result");
         return;
     }
-    if (cq_producer_send(t->producer, t->cfg->kafka.topic_results, c->rid, strlen(c->rid),
-                         c->final, strlen(c->final), NULL, on_final_delivered, c,
-                         &err) != CQ_OK) {
+    if (cq_producer_send(t->producer, t->cfg->kafka.topic_results, c->rid, strlen(c->rid), c->final,
+                         strlen(c->final), NULL, on_final_delivered, c, &err) != CQ_OK) {
         check_drop(c, err.msg);
         return;
     }
     t->refs++;
 }
 
-static void on_final_stored(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_final_stored(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (redis_bad(r, err) || r->type != REDIS_REPLY_INTEGER) {
@@ -756,15 +682,13 @@ static void on_final_stored(void *opaque, const redisReply *r, const struct cq_e
 }
 
 /* Stores the final under the lease (the exactly-once step), then produces it. */
-static void finalize(struct check *c, const char *status, char *text)
-{
+static void finalize(struct check *c, const char *status, char *text) {
     struct cq_pipeline_tracker *t = c->t;
     if (!text) {
         check_drop(c, "out of memory");
         return;
     }
-    if (strlen(text) > MAX_TEXT)
-        strcpy(text + MAX_TEXT - 4, "...");
+    if (strlen(text) > MAX_TEXT) strcpy(text + MAX_TEXT - 4, "...");
     const char *ps = c->cur ? c->cur : c->status;
     char *res = encode_result(c, "final", status, text, 0, ps);
     free(text);
@@ -779,34 +703,29 @@ static void finalize(struct check *c, const char *status, char *text)
     bool sent = hk && lk && redis_send(t, on_final_stored, c, 7, argv);
     free(hk);
     free(lk);
-    if (!sent)
-        check_drop(c, "redis command not accepted");
+    if (!sent) check_drop(c, "redis command not accepted");
 }
 
 /* ---- failed: job names and log tails ------------------------------------------------ */
 
 static void next_trace(struct check *c);
 
-static void finish_failed(struct check *c)
-{
+static void finish_failed(struct check *c) {
     char *text = c->ftext;
     c->ftext = NULL;
     finalize(c, "failed", text);
 }
 
-static bool append(char **buf, const char *add)
-{
+static bool append(char **buf, const char *add) {
     size_t a = *buf ? strlen(*buf) : 0, b = strlen(add);
     char *n = realloc(*buf, a + b + 1);
-    if (!n)
-        return false;
+    if (!n) return false;
     memcpy(n + a, add, b + 1);
     *buf = n;
     return true;
 }
 
-static void on_trace(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_trace(void *opaque, const struct cq_gitlab_reply *r) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
@@ -819,12 +738,12 @@ static void on_trace(void *opaque, const struct cq_gitlab_reply *r)
     if (r->rc == CQ_OK && r->status == 200) {
         char *tail = cq_gitlab_log_tail(r->body, r->body_len, t->tail_lines, t->tail_bytes);
         part = tail ? cq_strprintf("\n`%s` log (last lines):\n```\n%s\n```",
-                              cJSON_IsString(name) ? name->valuestring : "?", tail)
+                                   cJSON_IsString(name) ? name->valuestring : "?", tail)
                     : NULL;
         free(tail);
     } else {
         part = cq_strprintf("\n`%s` log unavailable (HTTP %ld)",
-                       cJSON_IsString(name) ? name->valuestring : "?", r->status);
+                            cJSON_IsString(name) ? name->valuestring : "?", r->status);
     }
     if (!part || !append(&c->ftext, part)) {
         free(part);
@@ -838,8 +757,7 @@ out:
     unref(t);
 }
 
-static void next_trace(struct check *c)
-{
+static void next_trace(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (c->job_i >= c->n_jobs) {
@@ -848,9 +766,8 @@ static void next_trace(struct check *c)
     }
     const cJSON *job = cJSON_GetArrayItem(c->failed_jobs, c->job_i);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(job, "id");
-    if (!cJSON_IsNumber(id) ||
-        cq_gitlab_trace(t->gl, c->project, (long long)id->valuedouble, on_trace, c, &err) !=
-            CQ_OK) {
+    if (!cJSON_IsNumber(id) || cq_gitlab_trace(t->gl, c->project, (long long)id->valuedouble,
+                                               on_trace, c, &err) != CQ_OK) {
         c->job_i++;
         next_trace(c);
         return;
@@ -858,8 +775,7 @@ static void next_trace(struct check *c)
     t->refs++;
 }
 
-static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
@@ -886,15 +802,12 @@ static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r)
     char names[1024] = "";
     int n = 0;
     const cJSON *job;
-    cJSON_ArrayForEach(job, r->json)
-    {
+    cJSON_ArrayForEach(job, r->json) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "status");
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(job, "name");
-        if (!cJSON_IsString(st) || strcmp(st->valuestring, "failed") != 0)
-            continue;
+        if (!cJSON_IsString(st) || strcmp(st->valuestring, "failed") != 0) continue;
         const cJSON *af = cJSON_GetObjectItemCaseSensitive(job, "allow_failure");
-        if (cJSON_IsTrue(af))
-            continue;
+        if (cJSON_IsTrue(af)) continue;
         size_t used = strlen(names);
         snprintf(names + used, sizeof(names) - used, "%s`%s`", n ? ", " : "",
                  cJSON_IsString(nm) ? nm->valuestring : "?");
@@ -904,8 +817,7 @@ static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r)
     }
     if (n > 0) {
         char *line = cq_strprintf("\nfailed job%s: %s", n > 1 ? "s" : "", names);
-        if (line)
-            append(&c->ftext, line);
+        if (line) append(&c->ftext, line);
         free(line);
     }
     c->failed_jobs = c->jobs_doc;
@@ -918,8 +830,7 @@ out:
 
 /* ---- timeout ------------------------------------------------------------------------- */
 
-static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
@@ -929,13 +840,13 @@ static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r)
     char *text;
     if (r->rc == CQ_OK && r->status >= 200 && r->status < 300) {
         text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); it was "
-                       "canceled: %s",
-                       c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url);
+                            "canceled: %s",
+                            c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url);
     } else {
         char *e = cq_gitlab_error_text(r, "cancel it");
         text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); %s: %s",
-                       c->pid, c->timeout_s, c->cur ? c->cur : c->status,
-                       e ? e : "could not cancel it", c->web_url);
+                            c->pid, c->timeout_s, c->cur ? c->cur : c->status,
+                            e ? e : "could not cancel it", c->web_url);
         free(e);
     }
     finalize(c, "timeout", text);
@@ -943,8 +854,7 @@ out:
     unref(t);
 }
 
-static void timed_out(struct check *c)
-{
+static void timed_out(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (c->cancel_on_timeout &&
@@ -954,24 +864,22 @@ static void timed_out(struct check *c)
     }
     finalize(c, "timeout",
              cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); it keeps "
-                     "running, follow it here: %s",
-                     c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url));
+                          "running, follow it here: %s",
+                          c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url));
 }
 
 /* ---- progress ------------------------------------------------------------------------ */
 
-static void send_progress(struct check *c, const char *detail)
-{
+static void send_progress(struct check *c, const char *detail) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     long long seq = c->seq + 1;
     char *text = cq_strprintf("pipeline #%lld %s%s%s: %s", c->pid, c->cur, detail ? " — " : "",
-                         detail ? detail : "", c->web_url);
+                              detail ? detail : "", c->web_url);
     char *res = text ? encode_result(c, "progress", "ok", text, (int)seq, c->cur) : NULL;
     free(text);
-    if (res && cq_producer_send(t->producer, t->cfg->kafka.topic_results, c->rid,
-                                strlen(c->rid), res, strlen(res), NULL, NULL, NULL,
-                                &err) == CQ_OK) {
+    if (res && cq_producer_send(t->producer, t->cfg->kafka.topic_results, c->rid, strlen(c->rid),
+                                res, strlen(res), NULL, NULL, NULL, &err) == CQ_OK) {
         t->st.progress++;
         count("chatops_worker_pipeline_progress_total", "Progress results sent", NULL);
     } else {
@@ -981,8 +889,7 @@ static void send_progress(struct check *c, const char *detail)
     reschedule(c, true, true, seq);
 }
 
-static void on_running_jobs(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_running_jobs(void *opaque, const struct cq_gitlab_reply *r) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
@@ -993,8 +900,7 @@ static void on_running_jobs(void *opaque, const struct cq_gitlab_reply *r)
     if (r->rc == CQ_OK && r->status == 200 && cJSON_IsArray(r->json)) {
         const cJSON *job;
         int n = 0;
-        cJSON_ArrayForEach(job, r->json)
-        {
+        cJSON_ArrayForEach(job, r->json) {
             const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "status");
             const cJSON *nm = cJSON_GetObjectItemCaseSensitive(job, "name");
             const cJSON *sg = cJSON_GetObjectItemCaseSensitive(job, "stage");
@@ -1015,8 +921,7 @@ out:
 
 /* ---- status ------------------------------------------------------------------------- */
 
-static void on_status(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_status(void *opaque, const struct cq_gitlab_reply *r) {
     struct check *c = opaque;
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
@@ -1030,7 +935,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r)
     if (r->rc == CQ_OK && r->status == 404) {
         finalize(c, "failed",
                  cq_strprintf("pipeline #%lld no longer exists in GitLab (HTTP 404): %s", c->pid,
-                         c->web_url));
+                              c->web_url));
         goto out;
     }
     if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsString(st)) {
@@ -1053,8 +958,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r)
     if (strcmp(s, "success") == 0) {
         finalize(c, "ok", cq_strprintf("pipeline #%lld succeeded: %s", c->pid, c->web_url));
     } else if (strcmp(s, "failed") == 0) {
-        if (cq_gitlab_jobs(t->gl, c->project, c->pid, "failed", on_failed_jobs, c, &err) ==
-            CQ_OK)
+        if (cq_gitlab_jobs(t->gl, c->project, c->pid, "failed", on_failed_jobs, c, &err) == CQ_OK)
             t->refs++;
         else
             finalize(c, "failed", cq_strprintf("pipeline #%lld failed: %s", c->pid, c->web_url));
@@ -1066,7 +970,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r)
     } else if (strcmp(s, "manual") == 0) {
         finalize(c, "ok",
                  cq_strprintf("pipeline #%lld is waiting for a manual job — it needs a click: %s",
-                         c->pid, c->web_url));
+                              c->pid, c->web_url));
     } else if (c->deadline > 0 && now >= c->deadline) {
         timed_out(c);
     } else if (strcmp(s, c->reported) != 0 && now >= c->next_progress) {
@@ -1082,8 +986,7 @@ out:
     unref(t);
 }
 
-static void poll_status(struct check *c)
-{
+static void poll_status(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (cq_gitlab_pipeline(t->gl, c->project, c->pid, on_status, c, &err) != CQ_OK) {
@@ -1110,10 +1013,8 @@ struct trig {
     int reg_attempts; /* registrations sent (REGISTER_LUA is idempotent) */
 };
 
-static void trig_free(struct trig *g)
-{
-    if (!g)
-        return;
+static void trig_free(struct trig *g) {
+    if (!g) return;
     free(g->rid);
     free(g->project);
     free(g->label);
@@ -1130,11 +1031,12 @@ static void trig_free(struct trig *g)
     free(g);
 }
 
-static void trig_answer(struct trig *g, const char *step, const char *status, char *text)
-{
-    struct cq_pipeline_outcome o = {.step = step, .status = status,
+static void trig_answer(struct trig *g, const char *step, const char *status, char *text) {
+    struct cq_pipeline_outcome o = {.step = step,
+                                    .status = status,
                                     .text = text ? text : "out of memory",
-                                    .pipeline_id = g->pid, .web_url = g->web_url,
+                                    .pipeline_id = g->pid,
+                                    .web_url = g->web_url,
                                     .pipeline_status = g->status};
     count("chatops_worker_pipeline_triggers_total", "Pipeline triggers by outcome",
           strcmp(status, "ok") == 0 ? "outcome=\"ok\"" : "outcome=\"failed\"");
@@ -1145,8 +1047,7 @@ static void trig_answer(struct trig *g, const char *step, const char *status, ch
 
 static void track(struct trig *g);
 
-static void on_registered(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_registered(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct trig *g = opaque;
     struct cq_pipeline_tracker *t = g->t;
     if (redis_bad(r, err) && err && err->code != CQ_ESHUTDOWN && !t->closing &&
@@ -1154,8 +1055,7 @@ static void on_registered(void *opaque, const redisReply *r, const struct cq_err
         /* A timed-out registration may or may not have been applied: send it again (a
          * second one is a no-op). Giving up at once could answer "cannot be followed"
          * for a pipeline that is tracked after all, and so produce two finals. */
-        cq_warn(g->rid, "registering pipeline #%lld: %s; sending it again", g->pid,
-                why(r, err));
+        cq_warn(g->rid, "registering pipeline #%lld: %s; sending it again", g->pid, why(r, err));
         track(g);
         unref(t);
         return;
@@ -1164,20 +1064,19 @@ static void on_registered(void *opaque, const redisReply *r, const struct cq_err
         cq_error(g->rid, "pipeline #%lld triggered but not tracked: %s", g->pid, why(r, err));
         trig_answer(g, "final", "ok",
                     cq_strprintf("pipeline #%lld started, but it cannot be followed from here "
-                            "(tracking store unavailable); follow it in GitLab: %s",
-                            g->pid, g->web_url));
+                                 "(tracking store unavailable); follow it in GitLab: %s",
+                                 g->pid, g->web_url));
     } else {
         t->st.triggered++;
         cq_info(g->rid, "pipeline #%lld tracked", g->pid);
         trig_answer(g, "ack", "ok",
                     cq_strprintf("pipeline #%lld started; I will report here when it ends: %s",
-                            g->pid, g->web_url));
+                                 g->pid, g->web_url));
     }
     unref(t);
 }
 
-static void track(struct trig *g)
-{
+static void track(struct trig *g) {
     struct cq_pipeline_tracker *t = g->t;
     long long now = cq_pipeline_now_ms();
     /* The first check waits poll_min (at least 1 s): the ack goes out first. */
@@ -1190,15 +1089,57 @@ static void track(struct trig *g)
     snprintf(s_timeout, sizeof(s_timeout), "%d", g->timeout_s);
     snprintf(s_now, sizeof(s_now), "%lld", now);
     char *hk = hkey(t, g->rid), *ik = ikey(t, g->pid_s), *uk = ukey(t, g->platform, g->user_id);
-    const char *argv[] = {"EVAL", REGISTER_LUA, "4", hk, t->due_key, ik, uk, g->rid, s_due,
-                          "req", g->req_json, "label", g->label, "rtype", g->rtype,
-                          "project", g->project, "pid", g->pid_s, "web_url", g->web_url,
-                          "status", g->status, "reported", g->status, "deadline", s_deadline,
-                          "next_progress", "0", "poll_ms", s_poll, "seq", "0", "state",
-                          "waiting", "platform", g->platform, "user_id", g->user_id,
-                          "user_name", g->user_name, "command", g->command, "progress_s",
-                          s_prog, "timeout_s", s_timeout, "cancel_on_timeout",
-                          g->cancel_on_timeout ? "1" : "0", "created", s_now};
+    const char *argv[] = {"EVAL",
+                          REGISTER_LUA,
+                          "4",
+                          hk,
+                          t->due_key,
+                          ik,
+                          uk,
+                          g->rid,
+                          s_due,
+                          "req",
+                          g->req_json,
+                          "label",
+                          g->label,
+                          "rtype",
+                          g->rtype,
+                          "project",
+                          g->project,
+                          "pid",
+                          g->pid_s,
+                          "web_url",
+                          g->web_url,
+                          "status",
+                          g->status,
+                          "reported",
+                          g->status,
+                          "deadline",
+                          s_deadline,
+                          "next_progress",
+                          "0",
+                          "poll_ms",
+                          s_poll,
+                          "seq",
+                          "0",
+                          "state",
+                          "waiting",
+                          "platform",
+                          g->platform,
+                          "user_id",
+                          g->user_id,
+                          "user_name",
+                          g->user_name,
+                          "command",
+                          g->command,
+                          "progress_s",
+                          s_prog,
+                          "timeout_s",
+                          s_timeout,
+                          "cancel_on_timeout",
+                          g->cancel_on_timeout ? "1" : "0",
+                          "created",
+                          s_now};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
     g->reg_attempts++;
     bool sent = hk && ik && uk && redis_send(t, on_registered, g, argc, argv);
@@ -1208,18 +1149,17 @@ static void track(struct trig *g)
     if (!sent)
         trig_answer(g, "final", "ok",
                     cq_strprintf("pipeline #%lld started, but it cannot be followed from here "
-                            "(tracking store unavailable); follow it in GitLab: %s",
-                            g->pid, g->web_url));
+                                 "(tracking store unavailable); follow it in GitLab: %s",
+                                 g->pid, g->web_url));
 }
 
-static void on_triggered(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
     struct trig *g = opaque;
     struct cq_pipeline_tracker *t = g->t;
     if (r->rc == CQ_ESHUTDOWN) {
         trig_answer(g, "final", "failed",
                     cq_strprintf("the worker stopped before the pipeline was triggered; run the "
-                            "command again"));
+                                 "command again"));
         goto out;
     }
     if (r->rc != CQ_OK || (r->status != 201 && r->status != 200)) {
@@ -1234,8 +1174,8 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r)
     if (!cJSON_IsNumber(id) || id->valuedouble <= 0) {
         trig_answer(g, "final", "failed",
                     cq_strprintf("GitLab answered HTTP %ld without a pipeline id; check the "
-                            "project's pipelines before trying again",
-                            r->status));
+                                 "project's pipelines before trying again",
+                                 r->status));
         goto out;
     }
     g->pid = (long long)id->valuedouble;
@@ -1252,7 +1192,7 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r)
         if (g->manual_job && *g->manual_job)
             trig_answer(g, "final", "ok",
                         cq_strprintf("pipeline #%lld created — approve the '%s' job: %s", g->pid,
-                                g->manual_job, g->web_url));
+                                     g->manual_job, g->web_url));
         else
             trig_answer(g, "final", "ok",
                         cq_strprintf("pipeline #%lld created: %s", g->pid, g->web_url));
@@ -1263,19 +1203,16 @@ out:
     unref(t);
 }
 
-static bool reserved_var(const char *name)
-{
-    static const char *const r[] = {"CHAT_INPUT",      "CHAT_CHANNEL",     "CHAT_USER_ID",
+static bool reserved_var(const char *name) {
+    static const char *const r[] = {"CHAT_INPUT",        "CHAT_CHANNEL",    "CHAT_USER_ID",
                                     "GITLAB_USER_LOGIN", "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID"};
     for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-        if (strcmp(name, r[i]) == 0)
-            return true;
+        if (strcmp(name, r[i]) == 0) return true;
     return false;
 }
 
 enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pipeline_trigger *p,
-                               cq_pipeline_cb cb, void *opaque, struct cq_err *err)
-{
+                               cq_pipeline_cb cb, void *opaque, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     struct trig *g = NULL;
     char *ref = NULL;
@@ -1284,8 +1221,7 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
     size_t nv = 0;
     if (!t || !p || !p->req || !p->cmd || !cb)
         return cq_err_set(err, CQ_EINVAL, "pipeline trigger: missing argument");
-    if (t->closing)
-        return cq_err_set(err, CQ_ESHUTDOWN, "the worker is stopping; try again");
+    if (t->closing) return cq_err_set(err, CQ_ESHUTDOWN, "the worker is stopping; try again");
     const struct cq_command *cmd = p->cmd;
     const struct cq_pipeline_action *a = &cmd->pipeline;
     const struct cq_request *req = p->req;
@@ -1316,22 +1252,21 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
         rc = cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto out;
     }
-    const char *chan = p->vars && p->vars->channel && p->vars->channel->name
-                           ? p->vars->channel->name
-                           : (req->channel_name ? req->channel_name
-                                                : (req->channel_id ? req->channel_id : ""));
-    const char *ctx[] = {"CHAT_INPUT",        req->text ? req->text : "",
-                         "CHAT_CHANNEL",      chan,
-                         "CHAT_USER_ID",      req->user_id ? req->user_id : "",
-                         "GITLAB_USER_LOGIN", p->gitlab_login ? p->gitlab_login : "",
-                         "CHATOPS_COMMAND",   cmd->name,
+    const char *chan =
+        p->vars && p->vars->channel && p->vars->channel->name
+            ? p->vars->channel->name
+            : (req->channel_name ? req->channel_name : (req->channel_id ? req->channel_id : ""));
+    const char *ctx[] = {"CHAT_INPUT",         req->text ? req->text : "",
+                         "CHAT_CHANNEL",       chan,
+                         "CHAT_USER_ID",       req->user_id ? req->user_id : "",
+                         "GITLAB_USER_LOGIN",  p->gitlab_login ? p->gitlab_login : "",
+                         "CHATOPS_COMMAND",    cmd->name,
                          "CHATOPS_REQUEST_ID", req->id};
     for (size_t i = 0; i < 12; i++)
         vars[nv++] = ctx[i];
     for (size_t i = 0; i < a->n_variables; i++) {
         const struct cq_var_tpl *v = &a->variables[i];
-        if (!v->name || reserved_var(v->name))
-            continue;
+        if (!v->name || reserved_var(v->name)) continue;
         vals[i] = cq_template_expand(v->value ? v->value : "", CQ_TPL_TEXT, p->vars, err);
         if (!vals[i]) {
             rc = err ? err->code : CQ_ENOMEM;
@@ -1390,8 +1325,7 @@ out:
 
 /* ---- fast path: pipeline hooks ----------------------------------------------------- */
 
-static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct cq_pipeline_tracker *t = opaque;
     if (!redis_bad(r, err) && r->type == REDIS_REPLY_STRING) {
         t->st.hooks++;
@@ -1403,11 +1337,9 @@ static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err)
     unref(t);
 }
 
-bool cq_pipeline_on_hook(struct cq_pipeline_tracker *t, const char *json, size_t len)
-{
+bool cq_pipeline_on_hook(struct cq_pipeline_tracker *t, const char *json, size_t len) {
     bool ok = false;
-    if (!t || t->closing || !json)
-        return false;
+    if (!t || t->closing || !json) return false;
     cJSON *doc = cJSON_ParseWithLength(json, len);
     const cJSON *oa = cJSON_GetObjectItemCaseSensitive(doc, "object_attributes");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(oa, "id");
@@ -1436,8 +1368,7 @@ struct textop {
     long long pid;
 };
 
-static void textop_end(struct textop *o, const char *status, char *text)
-{
+static void textop_end(struct textop *o, const char *status, char *text) {
     o->cb(o->opaque, status, text ? text : "out of memory");
     free(text);
     free(o->rid);
@@ -1448,8 +1379,7 @@ static void textop_end(struct textop *o, const char *status, char *text)
     free(o);
 }
 
-static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r)
-{
+static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r) {
     struct textop *o = opaque;
     struct cq_pipeline_tracker *t = o->t;
     if (r->rc == CQ_OK && r->status >= 200 && r->status < 300) {
@@ -1457,27 +1387,25 @@ static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r)
         char now[24];
         snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
         const char *argv[] = {"ZADD", t->due_key, "XX", now, o->rid};
-        if (!t->closing)
-            redis_send(t, on_ignore, t, 5, argv);
+        if (!t->closing) redis_send(t, on_ignore, t, 5, argv);
         scan_soon(t);
         textop_end(o, "ok",
                    cq_strprintf("cancel requested for pipeline #%lld (request %s); its end will be "
-                           "reported here: %s",
-                           o->pid, o->rid, o->web_url));
+                                "reported here: %s",
+                                o->pid, o->rid, o->web_url));
     } else {
         textop_end(o, "failed", cq_gitlab_error_text(r, "cancel the pipeline"));
     }
     unref(t);
 }
 
-static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct textop *o = opaque;
     struct cq_pipeline_tracker *t = o->t;
     struct cq_err e = {0};
     if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
-        textop_end(o, "failed", cq_strprintf("cannot look the pipeline up right now (%s)",
-                                        why(r, err)));
+        textop_end(o, "failed",
+                   cq_strprintf("cannot look the pipeline up right now (%s)", why(r, err)));
         goto out;
     }
     const redisReply *pid = r->element[0], *proj = r->element[1], *pl = r->element[2],
@@ -1486,8 +1414,8 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
         strcmp(st->str, "waiting") != 0) {
         textop_end(o, "invalid",
                    cq_strprintf("no pipeline in flight for request `%.100s` (finished or unknown); "
-                           "`pipelines` lists yours",
-                           o->rid));
+                                "`pipelines` lists yours",
+                                o->rid));
         goto out;
     }
     bool mine = pl->type == REDIS_REPLY_STRING && uid->type == REDIS_REPLY_STRING &&
@@ -1495,8 +1423,8 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
     if (!mine && !o->privileged) {
         textop_end(o, "denied",
                    cq_strprintf("only the person who started request `%.100s` (or a role allowed "
-                           "to cancel others' pipelines) may cancel it",
-                           o->rid));
+                                "to cancel others' pipelines) may cancel it",
+                                o->rid));
         goto out;
     }
     o->pid = strtoll(pid->str, NULL, 10);
@@ -1518,11 +1446,9 @@ out:
 static struct textop *textop_new(struct cq_pipeline_tracker *t, const char *rid,
                                  const char *platform, const char *user_id,
                                  const struct cq_person *person, cq_pipeline_text_cb cb,
-                                 void *opaque)
-{
+                                 void *opaque) {
     struct textop *o = calloc(1, sizeof(*o));
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     o->t = t;
     o->cb = cb;
     o->opaque = opaque;
@@ -1542,20 +1468,16 @@ static struct textop *textop_new(struct cq_pipeline_tracker *t, const char *rid,
 
 enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request_id,
                               const char *platform, const char *user_id,
-                              const struct cq_person *person, cq_pipeline_text_cb cb,
-                              void *opaque, struct cq_err *err)
-{
-    if (!t || !cb)
-        return cq_err_set(err, CQ_EINVAL, "missing argument");
+                              const struct cq_person *person, cq_pipeline_text_cb cb, void *opaque,
+                              struct cq_err *err) {
+    if (!t || !cb) return cq_err_set(err, CQ_EINVAL, "missing argument");
     if (!request_id || !*request_id || strlen(request_id) > CQ_ENV_MAX_ID ||
         strspn(request_id, "0123456789abcdefABCDEF-") != strlen(request_id))
         return cq_err_set(err, CQ_EINVAL, "usage: cancel REQUEST_ID (as listed by `pipelines`)");
     struct textop *o = textop_new(t, request_id, platform, user_id, person, cb, opaque);
-    if (!o)
-        return cq_err_set(err, CQ_ENOMEM, "out of memory");
+    if (!o) return cq_err_set(err, CQ_ENOMEM, "out of memory");
     char *hk = hkey(t, request_id);
-    const char *argv[] = {"HMGET", hk, "pid", "project", "platform", "user_id", "state",
-                          "web_url"};
+    const char *argv[] = {"HMGET", hk, "pid", "project", "platform", "user_id", "state", "web_url"};
     bool sent = hk && redis_send(t, on_cancel_lookup, o, 8, argv);
     free(hk);
     if (!sent) {
@@ -1568,8 +1490,7 @@ enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request
     return CQ_OK;
 }
 
-static void on_list(void *opaque, const redisReply *r, const struct cq_err *err)
-{
+static void on_list(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct textop *o = opaque;
     struct cq_pipeline_tracker *t = o->t;
     if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
@@ -1577,24 +1498,24 @@ static void on_list(void *opaque, const redisReply *r, const struct cq_err *err)
         goto out;
     }
     if (r->elements == 0) {
-        textop_end(o, "ok", cq_strprintf("no pipelines in flight%s",
-                                    o->privileged ? "" : " that you started"));
+        textop_end(
+            o, "ok",
+            cq_strprintf("no pipelines in flight%s", o->privileged ? "" : " that you started"));
         goto out;
     }
     char *text = cq_strprintf("%zu pipeline%s in flight%s:", r->elements,
-                         r->elements == 1 ? "" : "s", o->privileged ? "" : " (yours)");
+                              r->elements == 1 ? "" : "s", o->privileged ? "" : " (yours)");
     for (size_t i = 0; text && i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 6)
-            continue;
-        char *line = cq_strprintf("\n• `%s` — pipeline #%s %s — %s%s%s — cancel with `cancel %s`",
-                             e->element[1]->str ? e->element[1]->str : "",
-                             e->element[2]->str ? e->element[2]->str : "",
-                             e->element[3]->str ? e->element[3]->str : "",
-                             e->element[4]->str ? e->element[4]->str : "",
-                             o->privileged ? " by " : "",
-                             o->privileged && e->element[5]->str ? e->element[5]->str : "",
-                             e->element[0]->str ? e->element[0]->str : "");
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 6) continue;
+        char *line =
+            cq_strprintf("\n• `%s` — pipeline #%s %s — %s%s%s — cancel with `cancel %s`",
+                         e->element[1]->str ? e->element[1]->str : "",
+                         e->element[2]->str ? e->element[2]->str : "",
+                         e->element[3]->str ? e->element[3]->str : "",
+                         e->element[4]->str ? e->element[4]->str : "", o->privileged ? " by " : "",
+                         o->privileged && e->element[5]->str ? e->element[5]->str : "",
+                         e->element[0]->str ? e->element[0]->str : "");
         if (!line || !append(&text, line)) {
             free(line);
             free(text);
@@ -1610,18 +1531,16 @@ out:
 
 enum cq_rc cq_pipeline_list(struct cq_pipeline_tracker *t, const char *platform,
                             const char *user_id, const struct cq_person *person,
-                            cq_pipeline_text_cb cb, void *opaque, struct cq_err *err)
-{
-    if (!t || !cb)
-        return cq_err_set(err, CQ_EINVAL, "missing argument");
+                            cq_pipeline_text_cb cb, void *opaque, struct cq_err *err) {
+    if (!t || !cb) return cq_err_set(err, CQ_EINVAL, "missing argument");
     struct textop *o = textop_new(t, "", platform, user_id, person, cb, opaque);
-    if (!o)
-        return cq_err_set(err, CQ_ENOMEM, "out of memory");
+    if (!o) return cq_err_set(err, CQ_ENOMEM, "out of memory");
     char *uk = ukey(t, platform, user_id);
     char lim[8];
     snprintf(lim, sizeof(lim), "%d", LIST_MAX);
-    const char *argv[] = {"EVAL", LIST_LUA, "1", o->privileged ? t->due_key : uk,
-                          o->privileged ? "zset" : "set", t->prefix, lim};
+    const char *argv[] = {
+        "EVAL",    LIST_LUA, "1", o->privileged ? t->due_key : uk, o->privileged ? "zset" : "set",
+        t->prefix, lim};
     bool sent = uk && redis_send(t, on_list, o, 7, argv);
     free(uk);
     if (!sent) {
@@ -1636,17 +1555,16 @@ enum cq_rc cq_pipeline_list(struct cq_pipeline_tracker *t, const char *platform,
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
-int cq_pipeline_active(const struct cq_pipeline_tracker *t) { return t ? t->n_checks : 0; }
+int cq_pipeline_active(const struct cq_pipeline_tracker *t) {
+    return t ? t->n_checks : 0;
+}
 
-void cq_pipeline_stats(const struct cq_pipeline_tracker *t, struct cq_pipeline_stats *out)
-{
-    if (t && out)
-        *out = t->st;
+void cq_pipeline_stats(const struct cq_pipeline_tracker *t, struct cq_pipeline_stats *out) {
+    if (t && out) *out = t->st;
 }
 
 struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_deps *d,
-                                                    struct cq_err *err)
-{
+                                                    struct cq_err *err) {
     struct cq_pipeline_tracker *t = NULL;
     if (!d || !d->loop || !d->cfg || !d->redis || !d->httpc || !d->producer || !d->owner_id) {
         cq_err_set(err, CQ_EINVAL, "pipeline tracker: missing dependency");
@@ -1658,19 +1576,16 @@ struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_dep
         return NULL;
     }
     t = calloc(1, sizeof(*t));
-    if (!t)
-        goto oom;
+    if (!t) goto oom;
     t->loop = d->loop;
     t->cfg = cfg;
     t->redis = d->redis;
     t->producer = d->producer;
     t->owner = strdup(d->owner_id);
     t->prefix = strdup(cfg->redis.prefix ? cfg->redis.prefix : "chatops:");
-    if (!t->owner || !t->prefix)
-        goto oom;
+    if (!t->owner || !t->prefix) goto oom;
     t->due_key = cq_strprintf("%spl:due", t->prefix);
-    if (!t->due_key)
-        goto oom;
+    if (!t->due_key) goto oom;
     t->scan_ms = d->scan_ms > 0 ? d->scan_ms : 200;
     t->max_checks = d->max_checks > 0 ? d->max_checks : 512;
     t->lease_ms = cfg->worker.lease_ms > 0 ? cfg->worker.lease_ms : 15000;
@@ -1680,10 +1595,9 @@ struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_dep
     t->tail_bytes = cfg->worker.log_tail_bytes > 0 ? (size_t)cfg->worker.log_tail_bytes : 4000;
     /* Each GitLab request must end well within the lease so checks finish under it. */
     int http_timeout = t->lease_ms / 3 > 10000 ? 10000 : t->lease_ms / 3;
-    t->gl = cq_gitlab_new(d->loop, d->httpc, cfg->gitlab.base_url, cfg->gitlab.api_token.value,
-                          3, 500, http_timeout, err);
-    if (!t->gl)
-        goto fail;
+    t->gl = cq_gitlab_new(d->loop, d->httpc, cfg->gitlab.base_url, cfg->gitlab.api_token.value, 3,
+                          500, http_timeout, err);
+    if (!t->gl) goto fail;
     uv_timer_init(cq_loop_uv(d->loop), &t->scan_timer);
     uv_timer_init(cq_loop_uv(d->loop), &t->renew_timer);
     t->open_timers = 2;
@@ -1705,8 +1619,7 @@ fail:
     return NULL;
 }
 
-static void tracker_release(struct cq_pipeline_tracker *t)
-{
+static void tracker_release(struct cq_pipeline_tracker *t) {
     while (t->owed) {
         struct pending_done *p = t->owed;
         t->owed = p->next;
@@ -1721,18 +1634,15 @@ static void tracker_release(struct cq_pipeline_tracker *t)
     free(t);
 }
 
-static void timer_closed(uv_handle_t *h)
-{
+static void timer_closed(uv_handle_t *h) {
     struct cq_pipeline_tracker *t = h->data;
     t->open_timers--;
     t->refs++;
     unref(t);
 }
 
-void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t)
-{
-    if (!t || t->closing)
-        return;
+void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t) {
+    if (!t || t->closing) return;
     t->closing = true;
     t->refs++; /* nothing is released inside this function */
     uv_timer_stop(&t->scan_timer);

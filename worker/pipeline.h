@@ -69,7 +69,7 @@ struct cq_pipeline_tracker;
 /* Everything borrowed; must outlive the tracker. */
 struct cq_pipeline_deps {
     struct cq_loop *loop;
-    const struct cq_config *cfg;  /* gitlab.*, worker.*, redis.prefix, kafka.topic_results */
+    const struct cq_config *cfg; /* gitlab.*, worker.*, redis.prefix, kafka.topic_results */
     struct cq_redis *redis;
     struct cq_httpc *httpc;
     struct cq_producer *producer; /* results go to cfg->kafka.topic_results, key request id */
@@ -89,12 +89,12 @@ void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t);
 
 /* One trigger (all borrowed for the call only). */
 struct cq_pipeline_trigger {
-    const struct cq_request *req;     /* id, platform, user, channel, text, reply routing */
-    const struct cq_command *cmd;     /* mode and cmd->pipeline */
-    const struct cq_tpl_vars *vars;   /* for ref and variable templates */
-    const char *gitlab_login;         /* GITLAB_USER_LOGIN; NULL = "" */
-    const char *label;                /* "lb weight blue 30" for results; NULL = cmd name */
-    const char *response_type;        /* for results; NULL = cmd->response_type/in_channel */
+    const struct cq_request *req;   /* id, platform, user, channel, text, reply routing */
+    const struct cq_command *cmd;   /* mode and cmd->pipeline */
+    const struct cq_tpl_vars *vars; /* for ref and variable templates */
+    const char *gitlab_login;       /* GITLAB_USER_LOGIN; NULL = "" */
+    const char *label;              /* "lb weight blue 30" for results; NULL = cmd name */
+    const char *response_type;      /* for results; NULL = cmd->response_type/in_channel */
 };
 
 /* What the trigger led to (borrowed for the callback). */
@@ -133,8 +133,8 @@ bool cq_pipeline_privileged(const struct cq_config *cfg, const struct cq_person 
  * privileged person; asks GitLab to cancel, and the tracker then reports `canceled`. */
 enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request_id,
                               const char *platform, const char *user_id,
-                              const struct cq_person *person, cq_pipeline_text_cb cb,
-                              void *opaque, struct cq_err *err);
+                              const struct cq_person *person, cq_pipeline_text_cb cb, void *opaque,
+                              struct cq_err *err);
 
 /* `pipelines`: the in-flight pipelines this user may see (own; all when privileged),
  * at most 50 lines. */

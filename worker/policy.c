@@ -8,37 +8,32 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool in_list(char **list, const char *s)
-{
+static bool in_list(char **list, const char *s) {
     for (char **p = list; p && *p; p++)
-        if (strcmp(*p, s) == 0)
-            return true;
+        if (strcmp(*p, s) == 0) return true;
     return false;
 }
 
-static const char *strip_hash(const char *s) { return (s && s[0] == '#') ? s + 1 : s; }
+static const char *strip_hash(const char *s) {
+    return (s && s[0] == '#') ? s + 1 : s;
+}
 
 const struct cq_person *cq_policy_person(const struct cq_config *cfg, const char *platform,
-                                         const char *user_id)
-{
-    if (!cfg || !platform || !user_id)
-        return NULL;
+                                         const char *user_id) {
+    if (!cfg || !platform || !user_id) return NULL;
     for (size_t i = 0; i < cfg->n_people; i++) {
         const struct cq_person *p = &cfg->people[i];
         char **ids = strcmp(platform, "slack") == 0    ? p->slack_ids
                      : strcmp(platform, "feishu") == 0 ? p->feishu_ids
                                                        : NULL;
-        if (in_list(ids, user_id))
-            return p;
+        if (in_list(ids, user_id)) return p;
     }
     return NULL;
 }
 
 const struct cq_channel *cq_policy_channel(const struct cq_config *cfg, const char *platform,
-                                           const char *channel_id)
-{
-    if (!cfg || !channel_id)
-        return NULL;
+                                           const char *channel_id) {
+    if (!cfg || !channel_id) return NULL;
     for (size_t i = 0; i < cfg->n_channels; i++) {
         const struct cq_channel *c = &cfg->channels[i];
         if (c->id && strcmp(c->id, channel_id) == 0 &&
@@ -48,49 +43,36 @@ const struct cq_channel *cq_policy_channel(const struct cq_config *cfg, const ch
     return NULL;
 }
 
-bool cq_policy_is_builtin(const char *name)
-{
+bool cq_policy_is_builtin(const char *name) {
     return name && (strcmp(name, "help") == 0 || strcmp(name, "whoami") == 0 ||
                     strcmp(name, "cancel") == 0 || strcmp(name, "pipelines") == 0);
 }
 
-static bool rule_who(const struct cq_rule *r, const struct cq_person *person)
-{
-    if (in_list(r->roles, "*"))
-        return true;
-    if (!person)
-        return false;
+static bool rule_who(const struct cq_rule *r, const struct cq_person *person) {
+    if (in_list(r->roles, "*")) return true;
+    if (!person) return false;
     for (char **role = person->roles; role && *role; role++)
-        if (in_list(r->roles, *role))
-            return true;
+        if (in_list(r->roles, *role)) return true;
     return person->name && in_list(r->people, person->name);
 }
 
-static bool rule_cmd(const struct cq_rule *r, const char *cmd)
-{
+static bool rule_cmd(const struct cq_rule *r, const char *cmd) {
     return in_list(r->commands, "*") || in_list(r->commands, cmd);
 }
 
-static bool rule_where(const struct cq_rule *r, const struct cq_channel *ch)
-{
-    if (!r->channels)
-        return true;
-    if (!ch || !ch->name)
-        return false;
+static bool rule_where(const struct cq_rule *r, const struct cq_channel *ch) {
+    if (!r->channels) return true;
+    if (!ch || !ch->name) return false;
     for (char **c = r->channels; *c; c++)
-        if (strcmp(strip_hash(*c), strip_hash(ch->name)) == 0)
-            return true;
+        if (strcmp(strip_hash(*c), strip_hash(ch->name)) == 0) return true;
     return false;
 }
 
-static bool rule_args(const struct cq_rule *r, const struct cq_bound_args *args)
-{
-    if (!args)
-        return true;
+static bool rule_args(const struct cq_rule *r, const struct cq_bound_args *args) {
+    if (!args) return true;
     for (size_t i = 0; i < r->n_args; i++) {
         const char *v = cq_bound_get(args, r->args[i].arg);
-        if (!v || !in_list(r->args[i].values, v))
-            return false;
+        if (!v || !in_list(r->args[i].values, v)) return false;
     }
     return true;
 }
@@ -103,30 +85,24 @@ struct line {
 
 static void put(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void put(struct line *l, const char *fmt, ...)
-{
-    if (l->used + 1 >= l->size)
-        return;
+static void put(struct line *l, const char *fmt, ...) {
+    if (l->used + 1 >= l->size) return;
     va_list ap;
     va_start(ap, fmt);
     int w = vsnprintf(l->buf + l->used, l->size - l->used, fmt, ap);
     va_end(ap);
-    if (w < 0)
-        return;
+    if (w < 0) return;
     l->used += (size_t)w;
-    if (l->used >= l->size)
-        l->used = l->size - 1;
+    if (l->used >= l->size) l->used = l->size - 1;
 }
 
-static void put_list(struct line *l, char **list, const char *prefix, const char *sep)
-{
+static void put_list(struct line *l, char **list, const char *prefix, const char *sep) {
     size_t k = 0;
     for (char **p = list; p && *p; p++, k++)
         put(l, "%s%s%s", k ? sep : "", prefix, strip_hash(*p));
 }
 
-static size_t count(char **list)
-{
+static size_t count(char **list) {
     size_t n = 0;
     while (list && list[n])
         n++;
@@ -134,8 +110,7 @@ static size_t count(char **list)
 }
 
 /* "role sre", "roles sre or release", "person bob", "everyone". */
-static void put_who(struct line *l, const struct cq_rule *r)
-{
+static void put_who(struct line *l, const struct cq_rule *r) {
     if (in_list(r->roles, "*")) {
         put(l, "everyone");
         return;
@@ -149,35 +124,28 @@ static void put_who(struct line *l, const struct cq_rule *r)
         put(l, "%s%s ", nr ? " or " : "", np > 1 ? "people" : "person");
         put_list(l, r->people, "", " or ");
     }
-    if (!nr && !np)
-        put(l, "nobody");
+    if (!nr && !np) put(l, "nobody");
 }
 
 /* The command as the user ran it, with the argument values that some rule constrains. */
 static void put_label(struct line *l, const struct cq_config *cfg, const char *cmd,
-                      const struct cq_bound_args *args)
-{
+                      const struct cq_bound_args *args) {
     put(l, "%s", cmd);
-    if (!args || !args->cmd)
-        return;
+    if (!args || !args->cmd) return;
     for (size_t i = 0; i < args->cmd->n_args; i++) {
         const char *name = args->cmd->args[i].name;
         bool constrained = false;
         for (size_t k = 0; k < cfg->n_rules && !constrained; k++) {
             const struct cq_rule *r = &cfg->rules[k];
-            if (!rule_cmd(r, cmd))
-                continue;
+            if (!rule_cmd(r, cmd)) continue;
             for (size_t a = 0; a < r->n_args; a++)
-                if (strcmp(r->args[a].arg, name) == 0)
-                    constrained = true;
+                if (strcmp(r->args[a].arg, name) == 0) constrained = true;
         }
-        if (constrained && args->values[i])
-            put(l, " %s=%s", name, args->values[i]);
+        if (constrained && args->values[i]) put(l, " %s=%s", name, args->values[i]);
     }
 }
 
-static void put_you(struct line *l, const struct cq_person *person, const struct cq_channel *ch)
-{
+static void put_you(struct line *l, const struct cq_person *person, const struct cq_channel *ch) {
     if (!person) {
         put(l, " (you are not a known user, so you have no roles)");
         return;
@@ -197,8 +165,7 @@ static void put_you(struct line *l, const struct cq_person *person, const struct
 
 void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person,
                      const struct cq_channel *channel, const char *cmd_name,
-                     const struct cq_bound_args *args, struct cq_decision *out)
-{
+                     const struct cq_bound_args *args, struct cq_decision *out) {
     struct line l = {out->reason, sizeof(out->reason), 0};
     size_t n_cmd = 0, n_args_ok = 0, n_who = 0, n_here = 0;
 
@@ -218,8 +185,7 @@ void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person
     }
     for (size_t i = 0; i < cfg->n_rules; i++) {
         const struct cq_rule *r = &cfg->rules[i];
-        if (!rule_cmd(r, cmd_name))
-            continue;
+        if (!rule_cmd(r, cmd_name)) continue;
         n_cmd++;
         bool a = rule_args(r, args), w = rule_who(r, person), h = rule_where(r, channel);
         if (a && w && h) {
@@ -266,10 +232,8 @@ void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person
         size_t k = 0;
         for (size_t i = 0; i < cfg->n_rules; i++) {
             const struct cq_rule *r = &cfg->rules[i];
-            if (!rule_cmd(r, cmd_name) || !rule_args(r, args))
-                continue;
-            if (k++)
-                put(&l, "; or ");
+            if (!rule_cmd(r, cmd_name) || !rule_args(r, args)) continue;
+            if (k++) put(&l, "; or ");
             put_who(&l, r);
             if (r->channels) {
                 put(&l, " in ");
@@ -281,14 +245,11 @@ void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person
 }
 
 bool cq_policy_may_run(const struct cq_config *cfg, const struct cq_person *person,
-                       const struct cq_channel *channel, const char *cmd_name)
-{
-    if (cq_policy_is_builtin(cmd_name))
-        return true;
+                       const struct cq_channel *channel, const char *cmd_name) {
+    if (cq_policy_is_builtin(cmd_name)) return true;
     for (size_t i = 0; cfg && i < cfg->n_rules; i++) {
         const struct cq_rule *r = &cfg->rules[i];
-        if (rule_cmd(r, cmd_name) && rule_who(r, person) && rule_where(r, channel))
-            return true;
+        if (rule_cmd(r, cmd_name) && rule_who(r, person) && rule_where(r, channel)) return true;
     }
     return false;
 }

@@ -15,8 +15,8 @@
 
 struct cq_decision {
     bool allowed;
-    const char *rule;  /* borrowed rule name when allowed (CQ_BUILTIN_RULE for built-ins) */
-    char reason[300];  /* when denied: the one line the user reads */
+    const char *rule; /* borrowed rule name when allowed (CQ_BUILTIN_RULE for built-ins) */
+    char reason[300]; /* when denied: the one line the user reads */
 };
 
 /* Borrowed person for (platform, user_id), NULL for an unknown user. */

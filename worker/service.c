@@ -3,8 +3,8 @@
  * (args, identity, policy), claim the dedupe key in Redis, run the action, store the
  * final result in the claim, produce result + audit, and only after Kafka
  * acknowledged them mark the offset done. Jobs of one conversation run in order. */
-#include "strutil.h"
 #include "service.h"
+#include "strutil.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -38,7 +38,8 @@
  * A claim that already holds exactly ARGV[2] is ours (a retry after a timed-out reply). */
 static const char CLAIM_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
-    "if not cur then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''} end\n"
+    "if not cur then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''} "
+    "end\n"
     "if cur == ARGV[2] then return {'claimed', ''} end\n"
     "local ok, st = pcall(cjson.decode, cur)\n"
     "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
@@ -57,11 +58,10 @@ static const char CLAIM_LUA[] =
 /* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. Also succeeds when
  * the claim already holds new (it carries our owner id and a ms timestamp): a retry of a
  * CAS whose reply timed out after Redis applied it must not read as a lost claim. */
-static const char CAS_LUA[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if cur == ARGV[1] or cur == ARGV[2] then\n"
-    "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end\n"
-    "return 0\n";
+static const char CAS_LUA[] = "local cur = redis.call('GET', KEYS[1])\n"
+                              "if cur == ARGV[1] or cur == ARGV[2] then\n"
+                              "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end\n"
+                              "return 0\n";
 
 struct job;
 
@@ -114,25 +114,25 @@ struct job {
     char *text;         /* final reply text */
 
     char *run_key;
-    char *stored; /* the claim value we last wrote (for compare-and-set) */
-    char *next_stored; /* the value a compare-and-set in flight writes */
+    char *stored;           /* the claim value we last wrote (for compare-and-set) */
+    char *next_stored;      /* the value a compare-and-set in flight writes */
     const char *next_state; /* "calling" / "done" when next_stored is such a value: a retry
                                after a timed-out CAS writes the same value again */
-    char *target; /* "POST http://host/path" of a direct call, for unknown outcomes */
+    char *target;           /* "POST http://host/path" of a direct call, for unknown outcomes */
     struct cq_http_call call;
     uint64_t call_t0;
     int store_attempts;
     int busy_tries; /* claim found a live owner this many times */
 
     /* Pipeline modes: what the trigger led to (carried in the result and the claim). */
-    const char *step;      /* "ack" for a tracked wait; NULL = "final" */
-    long long pl_id;       /* 0 = no pipeline */
+    const char *step; /* "ack" for a tracked wait; NULL = "final" */
+    long long pl_id;  /* 0 = no pipeline */
     char *pl_url, *pl_status;
-    int pl_builtin;        /* PB_* for cancel / pipelines */
+    int pl_builtin; /* PB_* for cancel / pipelines */
 
-    int ops; /* async operations outstanding (redis, http, deliveries, retries) */
-    int outs;           /* produced messages without a delivery report yet */
-    bool final_queued;  /* the last message of this request was handed to the producer */
+    int ops;           /* async operations outstanding (redis, http, deliveries, retries) */
+    int outs;          /* produced messages without a delivery report yet */
+    bool final_queued; /* the last message of this request was handed to the producer */
     bool started, complete, abandoned, resend_only;
 };
 
@@ -162,29 +162,25 @@ struct cq_worker {
 
 /* ---- metrics ---------------------------------------------------------------- */
 
-static void metric_decision(const char *outcome)
-{
+static void metric_decision(const char *outcome) {
     char labels[64];
     snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
     cq_metric_inc("chatops_worker_decisions_total", "Permission decisions by outcome", labels);
 }
 
-static void metric_action(const char *outcome)
-{
+static void metric_action(const char *outcome) {
     char labels[64];
     snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
     cq_metric_inc("chatops_worker_actions_total", "Direct actions by outcome", labels);
 }
 
-static void metric_result(const char *status)
-{
+static void metric_result(const char *status) {
     char labels[64];
     snprintf(labels, sizeof(labels), "status=\"%s\"", status);
     cq_metric_inc("chatops_worker_results_total", "Final results produced by status", labels);
 }
 
-static void metric_inflight(struct cq_worker *w)
-{
+static void metric_inflight(struct cq_worker *w) {
     cq_gauge_set(
         cq_gauge_get("chatops_worker_inflight", "Requests consumed and not yet done", NULL),
         (int64_t)w->n_jobs);
@@ -192,16 +188,16 @@ static void metric_inflight(struct cq_worker *w)
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-
-static unsigned long hash_str(const char *s)
-{
+static unsigned long hash_str(const char *s) {
     unsigned long h = 5381;
     for (; *s; s++)
         h = h * 33 + (unsigned char)*s;
     return h;
 }
 
-static void job_op_begin(struct job *j) { j->ops++; }
+static void job_op_begin(struct job *j) {
+    j->ops++;
+}
 static void job_op_end(struct job *j);
 static void job_maybe_free(struct job *j);
 static void job_release_conv(struct job *j);
@@ -214,8 +210,7 @@ static void maybe_resume(struct cq_worker *w);
 
 static void send_out(void *arg);
 
-static void retry_tick(uv_timer_t *t)
-{
+static void retry_tick(uv_timer_t *t) {
     struct cq_worker *w = t->data;
     uint64_t now = cq_now_ms();
     struct retry *due = NULL, **pp = &w->retries;
@@ -242,17 +237,14 @@ static void retry_tick(uv_timer_t *t)
             j->abandoned = true;
         job_op_end(j);
     }
-    if (!w->retries && !uv_is_closing((uv_handle_t *)t))
-        uv_timer_stop(t);
+    if (!w->retries && !uv_is_closing((uv_handle_t *)t)) uv_timer_stop(t);
 }
 
 /* Runs fn(arg) after ms; the job stays alive meanwhile. False on ENOMEM. */
-static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg)
-{
+static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
     struct cq_worker *w = j->w;
     struct retry *r = malloc(sizeof(*r));
-    if (!r)
-        return false;
+    if (!r) return false;
     r->at = cq_now_ms() + (uint64_t)ms;
     r->fn = fn;
     r->arg = arg;
@@ -267,15 +259,13 @@ static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg)
 
 /* ---- jobs and conversations ------------------------------------------------- */
 
-static void job_free(struct job *j)
-{
+static void job_free(struct job *j) {
     struct cq_worker *w = j->w;
     if (j->all_prev)
         j->all_prev->all_next = j->all_next;
     else
         w->jobs = j->all_next;
-    if (j->all_next)
-        j->all_next->all_prev = j->all_prev;
+    if (j->all_next) j->all_next->all_prev = j->all_prev;
     w->n_jobs--;
     metric_inflight(w);
     free(j->topic);
@@ -295,25 +285,20 @@ static void job_free(struct job *j)
     maybe_resume(w);
 }
 
-static void job_maybe_free(struct job *j)
-{
-    if (j->ops == 0 && (j->complete || j->abandoned) && !j->conv)
-        job_free(j);
+static void job_maybe_free(struct job *j) {
+    if (j->ops == 0 && (j->complete || j->abandoned) && !j->conv) job_free(j);
 }
 
-static void job_op_end(struct job *j)
-{
+static void job_op_end(struct job *j) {
     j->ops--;
     job_maybe_free(j);
 }
 
 /* The offset may be committed: every message this request produced was acknowledged. */
-static void job_complete(struct job *j)
-{
+static void job_complete(struct job *j) {
     struct cq_worker *w = j->w;
     j->complete = true;
-    if (w->consumer)
-        cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
+    if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     if (j->status && !j->resend_only)
         cq_histogram_observe(cq_histogram_get("chatops_worker_request_seconds",
                                               "From consuming a request to its acknowledged "
@@ -322,26 +307,22 @@ static void job_complete(struct job *j)
                              (double)(cq_now_ms() - j->t0) / 1000.0);
 }
 
-static struct conv **conv_slot(struct cq_worker *w, const char *key)
-{
+static struct conv **conv_slot(struct cq_worker *w, const char *key) {
     struct conv **pp = &w->convs[hash_str(key) % CONV_BUCKETS];
     while (*pp && strcmp((*pp)->key, key) != 0)
         pp = &(*pp)->next;
     return pp;
 }
 
-static void conv_drop(struct cq_worker *w, struct conv *c)
-{
+static void conv_drop(struct cq_worker *w, struct conv *c) {
     struct conv **pp = conv_slot(w, c->key);
-    if (*pp == c)
-        *pp = c->next;
+    if (*pp == c) *pp = c->next;
     free(c->key);
     free(c);
 }
 
 /* Leaves every job still waiting in c for redelivery after a restart, in order. */
-static void conv_abandon_queue(struct cq_worker *w, struct conv *c)
-{
+static void conv_abandon_queue(struct cq_worker *w, struct conv *c) {
     while (c->head) {
         struct job *q = c->head;
         c->head = q->qnext;
@@ -355,17 +336,14 @@ static void conv_abandon_queue(struct cq_worker *w, struct conv *c)
 
 /* Lets the next job of this conversation start: the current one no longer needs the
  * conversation's order (its result is on its way, or it waits as a duplicate). */
-static void job_release_conv(struct job *j)
-{
+static void job_release_conv(struct job *j) {
     struct cq_worker *w = j->w;
     struct conv *c = j->conv;
-    if (!c)
-        return;
+    if (!c) return;
     j->conv = NULL;
     if (c->head == j) {
         c->head = j->qnext;
-        if (!c->head)
-            c->tail = NULL;
+        if (!c->head) c->tail = NULL;
     }
     j->qnext = NULL;
     if (!c->head) {
@@ -380,10 +358,8 @@ static void job_release_conv(struct job *j)
 
 /* Leaves the request for redelivery (its offset is never marked done). The job is
  * freed here when nothing is outstanding: callers must not touch it afterwards. */
-static void job_abandon(struct job *j, const char *why)
-{
-    if (!j->abandoned)
-        cq_warn(j->req.id, "request left for redelivery: %s", why);
+static void job_abandon(struct job *j, const char *why) {
+    if (!j->abandoned) cq_warn(j->req.id, "request left for redelivery: %s", why);
     j->abandoned = true;
     job_release_conv(j);
     job_maybe_free(j);
@@ -394,15 +370,13 @@ static void job_abandon(struct job *j, const char *why)
 static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
                          int64_t offset);
 
-static void outmsg_free(struct outmsg *o)
-{
+static void outmsg_free(struct outmsg *o) {
     free(o->key);
     free(o->value);
     free(o);
 }
 
-static void send_out(void *arg)
-{
+static void send_out(void *arg) {
     struct outmsg *o = arg;
     struct job *j = o->job;
     struct cq_worker *w = j->w;
@@ -428,22 +402,19 @@ static void send_out(void *arg)
     }
 }
 
-static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err)
-{
+static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
     (void)opaque;
     (void)reply;
     (void)err;
 }
 
-static void after_all_delivered(struct job *j)
-{
+static void after_all_delivered(struct job *j) {
     struct cq_worker *w = j->w;
     /* Remember that the stored result reached Kafka, so a duplicate need not re-send it. */
     if (j->stored && j->run_key && w->redis && !j->resend_only) {
         cJSON *v = cJSON_Parse(j->stored);
         char *nv = NULL;
-        if (v && cJSON_AddTrueToObject(v, "delivered"))
-            nv = cJSON_PrintUnformatted(v);
+        if (v && cJSON_AddTrueToObject(v, "delivered")) nv = cJSON_PrintUnformatted(v);
         if (nv) {
             char ttl[16];
             snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
@@ -457,8 +428,7 @@ static void after_all_delivered(struct job *j)
 }
 
 static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
-                         int64_t offset)
-{
+                         int64_t offset) {
     struct outmsg *o = opaque;
     struct job *j = o->job;
     struct cq_worker *w = j->w;
@@ -468,22 +438,19 @@ static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_
         if (!w->torn_down) {
             cq_warn(j->req.id, "delivery to %s failed (%s); sending again in 1 s", o->topic,
                     errstr);
-            if (retry_later(j, 1000, send_out, o))
-                return;
+            if (retry_later(j, 1000, send_out, o)) return;
         }
         cq_error(j->req.id, "giving up delivering to %s: %s", o->topic, errstr);
         j->abandoned = true;
     }
     outmsg_free(o);
     j->outs--;
-    if (j->outs == 0 && j->final_queued && !j->abandoned && !j->complete)
-        after_all_delivered(j);
+    if (j->outs == 0 && j->final_queued && !j->abandoned && !j->complete) after_all_delivered(j);
     job_op_end(j);
 }
 
 /* Hands value (taken over) to the producer; the job stays alive until its report. */
-static void produce(struct job *j, const char *topic, const char *key, char *value)
-{
+static void produce(struct job *j, const char *topic, const char *key, char *value) {
     struct outmsg *o = calloc(1, sizeof(*o));
     char *k = strdup(key ? key : "");
     if (!o || !k || !value) {
@@ -506,21 +473,18 @@ static void produce(struct job *j, const char *topic, const char *key, char *val
 
 /* ---- results and audit ------------------------------------------------------ */
 
-static const char *cmd_name(const struct job *j)
-{
+static const char *cmd_name(const struct job *j) {
     return j->cmd ? j->cmd->name : (j->req.command ? j->req.command : "");
 }
 
 /* The audit record: who, where, what, which rule, what happened. Caller frees. */
 static char *audit_json(const struct job *j, const char *kind, const char *decision,
-                        const char *result_status, const char *detail)
-{
+                        const char *result_status, const char *detail) {
     const struct cq_worker *w = j->w;
     char now[32];
     cJSON *a = cJSON_CreateObject(), *who, *where, *args;
     char *out = NULL;
-    if (!a)
-        return NULL;
+    if (!a) return NULL;
     cq_now_rfc3339(now);
     cJSON_AddNumberToObject(a, "v", 1);
     cJSON_AddStringToObject(a, "kind", kind);
@@ -531,8 +495,7 @@ static char *audit_json(const struct job *j, const char *kind, const char *decis
     if (who) {
         cJSON_AddStringToObject(who, "platform", j->req.platform ? j->req.platform : "");
         cJSON_AddStringToObject(who, "user_id", j->req.user_id ? j->req.user_id : "");
-        if (j->req.user_name)
-            cJSON_AddStringToObject(who, "user_name", j->req.user_name);
+        if (j->req.user_name) cJSON_AddStringToObject(who, "user_name", j->req.user_name);
         if (j->person) {
             cJSON_AddStringToObject(who, "person", j->person->name ? j->person->name : "");
             cJSON_AddStringToObject(who, "gitlab_login",
@@ -546,11 +509,9 @@ static char *audit_json(const struct job *j, const char *kind, const char *decis
     if (where) {
         cJSON_AddStringToObject(where, "channel_id", j->req.channel_id ? j->req.channel_id : "");
         const char *cn = j->channel && j->channel->name ? j->channel->name : j->req.channel_name;
-        if (cn)
-            cJSON_AddStringToObject(where, "channel_name", cn);
+        if (cn) cJSON_AddStringToObject(where, "channel_name", cn);
         cJSON_AddBoolToObject(where, "configured", j->channel != NULL);
-        if (j->req.tenant)
-            cJSON_AddStringToObject(where, "tenant", j->req.tenant);
+        if (j->req.tenant) cJSON_AddStringToObject(where, "tenant", j->req.tenant);
     }
     cJSON_AddStringToObject(a, "command", cmd_name(j));
     cJSON_AddStringToObject(a, "text", j->req.text ? j->req.text : "");
@@ -558,14 +519,12 @@ static char *audit_json(const struct job *j, const char *kind, const char *decis
     for (size_t i = 0; args && j->args.cmd && i < j->args.n; i++)
         if (j->args.values[i])
             cJSON_AddStringToObject(args, j->args.cmd->args[i].name, j->args.values[i]);
-    if (decision)
-        cJSON_AddStringToObject(a, "decision", decision);
+    if (decision) cJSON_AddStringToObject(a, "decision", decision);
     if (j->dec.rule)
         cJSON_AddStringToObject(a, "rule", j->dec.rule);
     else
         cJSON_AddNullToObject(a, "rule");
-    if (result_status)
-        cJSON_AddStringToObject(a, "result", result_status);
+    if (result_status) cJSON_AddStringToObject(a, "result", result_status);
     if (detail) {
         char cut[600];
         snprintf(cut, sizeof(cut), "%s", detail);
@@ -577,8 +536,7 @@ static char *audit_json(const struct job *j, const char *kind, const char *decis
     return out;
 }
 
-static const char *decision_word(const struct job *j)
-{
+static const char *decision_word(const struct job *j) {
     switch (j->kind) {
     case JK_BUILTIN:
     case JK_ACTION:
@@ -593,8 +551,7 @@ static const char *decision_word(const struct job *j)
 }
 
 /* Encodes the final result of j (status, text). Caller frees. */
-static char *result_json(const struct job *j, const char *status, const char *text)
-{
+static char *result_json(const struct job *j, const char *status, const char *text) {
     struct cq_result r = {0};
     struct cq_err err = {0};
     char now[32], label[256];
@@ -617,15 +574,13 @@ static char *result_json(const struct job *j, const char *status, const char *te
                           : (j->kind == JK_ACTION ? "in_channel" : "ephemeral");
     r.produced_at = now;
     char *s = cq_result_encode(&r, &err);
-    if (!s)
-        cq_error(j->req.id, "cannot encode result: %s", err.msg);
+    if (!s) cq_error(j->req.id, "cannot encode result: %s", err.msg);
     return s;
 }
 
 /* Produces the final result (and, when audit_detail is set, the outcome audit record);
  * releases the conversation. */
-static void produce_final(struct job *j, char *result, bool audit)
-{
+static void produce_final(struct job *j, char *result, bool audit) {
     struct cq_worker *w = j->w;
     j->final_queued = true;
     if (audit) {
@@ -635,38 +590,31 @@ static void produce_final(struct job *j, char *result, bool audit)
         produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
     }
     produce(j, w->cfg->kafka.topic_results, j->req.id, result);
-    if (!j->resend_only && j->status)
-        metric_result(j->status);
+    if (!j->resend_only && j->status) metric_result(j->status);
     job_release_conv(j);
 }
 
 /* ---- run-once claim in Redis -------------------------------------------- */
 
-static char *claim_value(const struct job *j, const char *state, const char *result)
-{
+static char *claim_value(const struct job *j, const char *state, const char *result) {
     char now[32];
     cJSON *v = cJSON_CreateObject();
     char *s = NULL;
-    if (!v)
-        return NULL;
+    if (!v) return NULL;
     cq_now_rfc3339(now);
     cJSON_AddStringToObject(v, "owner", j->w->owner);
     cJSON_AddStringToObject(v, "state", state);
     cJSON_AddStringToObject(v, "request_id", j->req.id ? j->req.id : "");
     cJSON_AddStringToObject(v, "at", now);
-    if (j->target)
-        cJSON_AddStringToObject(v, "target", j->target);
-    if (j->pl_id)
-        cJSON_AddNumberToObject(v, "pipeline_id", (double)j->pl_id);
-    if (result)
-        cJSON_AddStringToObject(v, "result", result);
+    if (j->target) cJSON_AddStringToObject(v, "target", j->target);
+    if (j->pl_id) cJSON_AddNumberToObject(v, "pipeline_id", (double)j->pl_id);
+    if (result) cJSON_AddStringToObject(v, "result", result);
     s = cJSON_PrintUnformatted(v);
     cJSON_Delete(v);
     return s;
 }
 
-static void cas(struct job *j, const char *expected, const char *next, cq_redis_cb cb)
-{
+static void cas(struct job *j, const char *expected, const char *next, cq_redis_cb cb) {
     struct cq_worker *w = j->w;
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
@@ -679,8 +627,7 @@ static void cas(struct job *j, const char *expected, const char *next, cq_redis_
     }
 }
 
-static bool redis_failed(const redisReply *reply, const struct cq_err *err, const char **why)
-{
+static bool redis_failed(const redisReply *reply, const struct cq_err *err, const char **why) {
     if (err) {
         *why = err->msg[0] ? err->msg : cq_rc_str(err->code);
         return true;
@@ -694,8 +641,7 @@ static bool redis_failed(const redisReply *reply, const struct cq_err *err, cons
 
 static void store_done(void *arg);
 
-static void on_store_done(void *opaque, const redisReply *reply, const struct cq_err *err)
-{
+static void on_store_done(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
     const char *why = NULL;
     if (redis_failed(reply, err, &why)) {
@@ -706,8 +652,7 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
         } else {
             /* The reply matters more than the record: send it; a redelivery may then
              * answer "outcome unknown", which is still true to the user. */
-            cq_error(j->req.id, "could not store the result in redis (%s); sending it anyway",
-                     why);
+            cq_error(j->req.id, "could not store the result in redis (%s); sending it anyway", why);
             char *res = result_json(j, j->status, j->text);
             produce_final(j, res, true);
         }
@@ -725,8 +670,7 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
     job_op_end(j);
 }
 
-static void store_done(void *arg)
-{
+static void store_done(void *arg) {
     struct job *j = arg;
     if (j->next_stored && j->next_state && strcmp(j->next_state, "done") == 0 && j->stored &&
         !j->abandoned) {
@@ -738,8 +682,7 @@ static void store_done(void *arg)
     free(res);
     if (!val || !j->stored || j->abandoned) {
         free(val);
-        if (!j->abandoned)
-            job_abandon(j, "out of memory storing the result");
+        if (!j->abandoned) job_abandon(j, "out of memory storing the result");
         return;
     }
     free(j->next_stored);
@@ -749,8 +692,7 @@ static void store_done(void *arg)
 }
 
 /* Ends the request with a final result: stored in the claim first, then produced. */
-static void finish_with(struct job *j, const char *status, char *text)
-{
+static void finish_with(struct job *j, const char *status, char *text) {
     free(j->text);
     j->status = status;
     j->text = text ? text : strdup("");
@@ -758,32 +700,27 @@ static void finish_with(struct job *j, const char *status, char *text)
         job_abandon(j, "out of memory");
         return;
     }
-    if (strlen(j->text) > MAX_REPLY_TEXT)
-        strcpy(j->text + MAX_REPLY_TEXT - 4, "...");
+    if (strlen(j->text) > MAX_REPLY_TEXT) strcpy(j->text + MAX_REPLY_TEXT - 4, "...");
     store_done(j);
 }
 
 /* ---- decide: args, identity, policy (pure) --------------------------------------- */
 
-static char *join_words(const struct cq_argv *av, size_t from)
-{
+static char *join_words(const struct cq_argv *av, size_t from) {
     size_t len = 1;
     for (size_t i = from; i < av->n; i++)
         len += strlen(av->v[i]) + 1;
     char *s = malloc(len);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s[0] = '\0';
     for (size_t i = from; i < av->n; i++) {
-        if (i > from)
-            strcat(s, " ");
+        if (i > from) strcat(s, " ");
         strcat(s, av->v[i]);
     }
     return s;
 }
 
-static bool family_word(const struct cq_config *cfg, const char *word)
-{
+static bool family_word(const struct cq_config *cfg, const char *word) {
     size_t n = strlen(word);
     for (size_t i = 0; i < cfg->n_commands; i++)
         if (strncmp(cfg->commands[i].name, word, n) == 0 && cfg->commands[i].name[n] == ' ')
@@ -792,8 +729,7 @@ static bool family_word(const struct cq_config *cfg, const char *word)
 }
 
 /* Fills kind, dec, status/text for everything but actions. Never touches the network. */
-static void decide(struct job *j)
-{
+static void decide(struct job *j) {
     const struct cq_config *cfg = j->w->cfg;
     struct cq_err err = {0};
     const char *word = j->req.command;
@@ -803,10 +739,11 @@ static void decide(struct job *j)
     j->person = cq_policy_person(cfg, j->req.platform, j->req.user_id);
     j->channel = cq_policy_channel(cfg, j->req.platform, j->req.channel_id);
     j->status = "invalid";
-    if (cfg->limits.max_text > 0 && j->req.text && strlen(j->req.text) > (size_t)cfg->limits.max_text) {
+    if (cfg->limits.max_text > 0 && j->req.text &&
+        strlen(j->req.text) > (size_t)cfg->limits.max_text) {
         j->kind = JK_INVALID;
-        j->text = cq_strprintf("the command text is longer than %d characters",
-                             cfg->limits.max_text);
+        j->text =
+            cq_strprintf("the command text is longer than %d characters", cfg->limits.max_text);
         return;
     }
     if (cq_args_tokenize(j->req.text, cfg->limits.max_args, cfg->limits.max_arg_len, &j->argv,
@@ -879,8 +816,7 @@ static void decide(struct job *j)
 
 /* ---- actions ---------------------------------------------------------------------- */
 
-static void on_http_done(void *opaque, const struct cq_http_response *resp)
-{
+static void on_http_done(void *opaque, const struct cq_http_response *resp) {
     struct job *j = opaque;
     const struct cq_http_action *a = &j->cmd->http;
     double secs = (double)(cq_now_ms() - j->call_t0) / 1000.0;
@@ -902,53 +838,55 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
     if (resp->rc == CQ_ETIMEOUT) {
         status = "timeout";
         text = cq_strprintf("`%s` timed out: no answer from %s within %d ms; the outcome is "
-                          "unknown, check it there before running it again",
-                          j->cmd->name, j->target, a->timeout_ms > 0 ? a->timeout_ms : 30000);
+                            "unknown, check it there before running it again",
+                            j->cmd->name, j->target, a->timeout_ms > 0 ? a->timeout_ms : 30000);
     } else if (resp->rc != CQ_OK) {
         text = cq_strprintf("`%s` failed: could not reach %s (%s)", j->cmd->name, j->target,
-                          resp->errmsg);
+                            resp->errmsg);
     } else {
         bool ok = false;
         if (a->n_success_status == 0)
             ok = resp->status == 200 || resp->status == 201 || resp->status == 204;
         for (size_t i = 0; i < a->n_success_status; i++)
-            if (resp->status == a->success_status[i])
-                ok = true;
+            if (resp->status == a->success_status[i]) ok = true;
         cJSON *body = cJSON_ParseWithLength(resp->body, resp->body_len);
         if (!ok) {
             const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
-            if (!m)
-                m = cJSON_GetObjectItemCaseSensitive(body, "error");
+            if (!m) m = cJSON_GetObjectItemCaseSensitive(body, "error");
             char *msg = m ? cq_json_text(m) : NULL;
             char snippet[201];
             snprintf(snippet, sizeof(snippet), "%s", resp->body);
             for (char *p = snippet; *p; p++)
-                if (*p == '\n' || *p == '\r')
-                    *p = ' ';
+                if (*p == '\n' || *p == '\r') *p = ' ';
             text = cq_strprintf("`%s` failed: %s answered HTTP %ld%s%s", j->cmd->name, j->target,
-                              resp->status, (msg && *msg) || snippet[0] ? ": " : "",
-                              msg && *msg ? msg : snippet);
+                                resp->status, (msg && *msg) || snippet[0] ? ": " : "",
+                                msg && *msg ? msg : snippet);
             free(msg);
         } else {
             status = "ok";
             if (a->reply_template && a->reply_template[0]) {
                 struct cq_err err = {0};
-                struct cq_tpl_vars v = {.cfg = j->w->cfg, .args = &j->args, .person = j->person,
+                struct cq_tpl_vars v = {.cfg = j->w->cfg,
+                                        .args = &j->args,
+                                        .person = j->person,
                                         .user_id = j->req.user_id,
-                                        .user_name = j->req.user_name, .channel = j->channel,
+                                        .user_name = j->req.user_name,
+                                        .channel = j->channel,
                                         .channel_id = j->req.channel_id,
                                         .channel_name = j->req.channel_name,
-                                        .request_id = j->req.id, .command = j->cmd->name,
-                                        .input = j->req.text, .response = body};
+                                        .request_id = j->req.id,
+                                        .command = j->cmd->name,
+                                        .input = j->req.text,
+                                        .response = body};
                 text = cq_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
                 if (!text)
                     text = cq_strprintf("`%s` done (HTTP %ld), but the reply template failed: %s",
-                                      j->cmd->name, resp->status, err.msg);
+                                        j->cmd->name, resp->status, err.msg);
             } else if (a->reply_pointer && a->reply_pointer[0]) {
                 const cJSON *node = cq_json_pointer(body, a->reply_pointer);
                 text = node ? cq_json_text(node)
                             : cq_strprintf("`%s` done (HTTP %ld); the answer has no %s",
-                                         j->cmd->name, resp->status, a->reply_pointer);
+                                           j->cmd->name, resp->status, a->reply_pointer);
             } else if (resp->body_len > 0) {
                 text = strdup(resp->body);
             } else {
@@ -958,14 +896,12 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp)
         cJSON_Delete(body);
     }
     metric_action(status);
-    cq_info(j->req.id, "%s -> %s (%ld, %.3f s)", j->target, status,
-            resp->status, secs);
+    cq_info(j->req.id, "%s -> %s (%ld, %.3f s)", j->target, status, resp->status, secs);
     finish_with(j, status, text);
     job_op_end(j);
 }
 
-static void start_call(struct job *j)
-{
+static void start_call(struct job *j) {
     const struct cq_http_action *a = &j->cmd->http;
     struct cq_err err = {0};
     const char *hdrs[66];
@@ -978,7 +914,9 @@ static void start_call(struct job *j)
         hdrs[n++] = ct;
     }
     hdrs[n] = NULL;
-    struct cq_http_request req = {.method = j->call.method, .url = j->call.url, .headers = hdrs,
+    struct cq_http_request req = {.method = j->call.method,
+                                  .url = j->call.url,
+                                  .headers = hdrs,
                                   .body = j->call.body,
                                   .body_len = j->call.body ? strlen(j->call.body) : 0,
                                   .timeout_ms = a->timeout_ms};
@@ -987,17 +925,16 @@ static void start_call(struct job *j)
     if (cq_httpc_request(j->w->httpc, &req, on_http_done, j, &err) != CQ_OK) {
         j->ops--;
         metric_action("failed");
-        finish_with(j, "failed",
-                    cq_strprintf("`%s` failed: the request could not be sent (%s)", j->cmd->name,
-                               err.msg));
+        finish_with(
+            j, "failed",
+            cq_strprintf("`%s` failed: the request could not be sent (%s)", j->cmd->name, err.msg));
     }
 }
 
 static void mark_calling(void *arg);
 static void pipeline_trigger_now(struct job *j);
 
-static void on_calling_stored(void *opaque, const redisReply *reply, const struct cq_err *err)
-{
+static void on_calling_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
     const char *why = NULL;
     if (redis_failed(reply, err, &why)) {
@@ -1016,8 +953,7 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
         cq_warn(j->req.id, "the claim was taken over before the call; not calling");
         j->complete = true;
         job_release_conv(j);
-        if (j->w->consumer)
-            cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
+        if (j->w->consumer) cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
         job_op_end(j);
         return;
     }
@@ -1033,8 +969,7 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
 }
 
 /* claimed -> calling (with the target), then the call. */
-static void mark_calling(void *arg)
-{
+static void mark_calling(void *arg) {
     struct job *j = arg;
     if (j->next_stored && j->next_state && strcmp(j->next_state, "calling") == 0) {
         cas(j, j->stored, j->next_stored, on_calling_stored);
@@ -1051,18 +986,22 @@ static void mark_calling(void *arg)
     cas(j, j->stored, val, on_calling_stored);
 }
 
-static void direct_start(struct job *j)
-{
+static void direct_start(struct job *j) {
     struct cq_err err = {0};
-    struct cq_tpl_vars v = {.cfg = j->w->cfg, .args = &j->args, .person = j->person,
-                            .user_id = j->req.user_id, .user_name = j->req.user_name,
-                            .channel = j->channel, .channel_id = j->req.channel_id,
-                            .channel_name = j->req.channel_name, .request_id = j->req.id,
-                            .command = j->cmd->name, .input = j->req.text};
+    struct cq_tpl_vars v = {.cfg = j->w->cfg,
+                            .args = &j->args,
+                            .person = j->person,
+                            .user_id = j->req.user_id,
+                            .user_name = j->req.user_name,
+                            .channel = j->channel,
+                            .channel_id = j->req.channel_id,
+                            .channel_name = j->req.channel_name,
+                            .request_id = j->req.id,
+                            .command = j->cmd->name,
+                            .input = j->req.text};
     if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
         metric_action("failed");
-        finish_with(j, "failed",
-                    cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
+        finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
         return;
     }
     /* Where to look when the outcome is unknown: method and URL without the query. */
@@ -1076,12 +1015,10 @@ static void direct_start(struct job *j)
 }
 
 /* The status words results use, as static strings (callbacks pass borrowed ones). */
-static const char *static_status(const char *s)
-{
+static const char *static_status(const char *s) {
     static const char *const known[] = {"ok", "denied", "invalid", "failed", "timeout"};
     for (size_t i = 0; s && i < sizeof(known) / sizeof(known[0]); i++)
-        if (strcmp(s, known[i]) == 0)
-            return known[i];
+        if (strcmp(s, known[i]) == 0) return known[i];
     return "failed";
 }
 
@@ -1089,8 +1026,7 @@ static const char *static_status(const char *s)
  * for a tracked wait (the tracker sends progress and the final) or the final itself.
  * Stored in the run-once claim with the pipeline id before it is produced, so a
  * redelivered request re-sends this reply instead of triggering again. */
-static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *o)
-{
+static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *o) {
     struct job *j = opaque;
     if (j->w->torn_down || j->abandoned) {
         job_abandon(j, "stopped during the pipeline trigger");
@@ -1112,41 +1048,47 @@ static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *
 }
 
 /* The claim says "calling": trigger now. */
-static void pipeline_trigger_now(struct job *j)
-{
+static void pipeline_trigger_now(struct job *j) {
     struct cq_worker *w = j->w;
     struct cq_err err = {0};
     char label[256];
-    struct cq_tpl_vars v = {.cfg = w->cfg, .args = &j->args, .person = j->person,
-                            .user_id = j->req.user_id, .user_name = j->req.user_name,
-                            .channel = j->channel, .channel_id = j->req.channel_id,
-                            .channel_name = j->req.channel_name, .request_id = j->req.id,
-                            .command = j->cmd->name, .input = j->req.text};
+    struct cq_tpl_vars v = {.cfg = w->cfg,
+                            .args = &j->args,
+                            .person = j->person,
+                            .user_id = j->req.user_id,
+                            .user_name = j->req.user_name,
+                            .channel = j->channel,
+                            .channel_id = j->req.channel_id,
+                            .channel_name = j->req.channel_name,
+                            .request_id = j->req.id,
+                            .command = j->cmd->name,
+                            .input = j->req.text};
     snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
              j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
-    struct cq_pipeline_trigger p = {.req = &j->req, .cmd = j->cmd, .vars = &v,
+    struct cq_pipeline_trigger p = {.req = &j->req,
+                                    .cmd = j->cmd,
+                                    .vars = &v,
                                     .gitlab_login = j->person ? j->person->gitlab_login : NULL,
                                     .label = label};
     job_op_begin(j);
-    enum cq_rc rc = w->pipelines ? cq_pipeline_trigger(w->pipelines, &p, on_pipeline_started,
-                                                       j, &err)
-                                 : CQ_ESHUTDOWN;
+    enum cq_rc rc = w->pipelines
+                        ? cq_pipeline_trigger(w->pipelines, &p, on_pipeline_started, j, &err)
+                        : CQ_ESHUTDOWN;
     if (rc != CQ_OK) {
         j->ops--;
         metric_action("failed");
         finish_with(j, "failed",
                     cq_strprintf("`%s` was not run: %s", j->cmd->name,
-                               err.msg[0] ? err.msg : "pipeline tracking is not running"));
+                                 err.msg[0] ? err.msg : "pipeline tracking is not running"));
     }
 }
 
 /* Pipeline modes (issue 6): claimed -> calling (naming the trigger), then trigger. */
-static void pipeline_start(struct job *j)
-{
+static void pipeline_start(struct job *j) {
     const struct cq_config *cfg = j->w->cfg;
     j->target = cq_strprintf("the pipeline trigger of GitLab project %s at %s",
-                           j->cmd->pipeline.project ? j->cmd->pipeline.project : "?",
-                           cfg->gitlab.base_url ? cfg->gitlab.base_url : "GitLab");
+                             j->cmd->pipeline.project ? j->cmd->pipeline.project : "?",
+                             cfg->gitlab.base_url ? cfg->gitlab.base_url : "GitLab");
     if (!j->target) {
         job_abandon(j, "out of memory");
         return;
@@ -1154,8 +1096,7 @@ static void pipeline_start(struct job *j)
     mark_calling(j);
 }
 
-static void on_builtin_text(void *opaque, const char *status, const char *text)
-{
+static void on_builtin_text(void *opaque, const char *status, const char *text) {
     struct job *j = opaque;
     if (j->w->torn_down || j->abandoned)
         job_abandon(j, "stopped during a pipeline built-in");
@@ -1165,8 +1106,7 @@ static void on_builtin_text(void *opaque, const char *status, const char *text)
 }
 
 /* `cancel REQUEST_ID` and `pipelines`, answered by the tracker. */
-static void pipeline_builtin(struct job *j)
-{
+static void pipeline_builtin(struct job *j) {
     struct cq_worker *w = j->w;
     struct cq_err err = {0};
     enum cq_rc rc = CQ_ESHUTDOWN;
@@ -1191,13 +1131,14 @@ static void (*const mode_start[])(struct job *) = {
 };
 
 static void claim(struct job *j);
-static void claim_cb(void *arg) { claim(arg); }
+static void claim_cb(void *arg) {
+    claim(arg);
+}
 
 /* ---- after the claim -------------------------------------------------------------- */
 
 /* This worker owns the request: audit the decision, then answer or act. */
-static void execute(struct job *j)
-{
+static void execute(struct job *j) {
     struct cq_worker *w = j->w;
     const char *dw = decision_word(j);
     char *a = audit_json(j, "decision", dw, NULL,
@@ -1222,8 +1163,7 @@ static void execute(struct job *j)
     mode_start[j->cmd->mode](j);
 }
 
-static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err)
-{
+static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
     const char *why = NULL;
     if (redis_failed(reply, err, &why) || reply->type != REDIS_REPLY_INTEGER ||
@@ -1247,16 +1187,15 @@ static void on_unknown_stored(void *opaque, const redisReply *reply, const struc
 }
 
 /* The previous owner died inside a call that is not safe to repeat. */
-static void answer_unknown(struct job *j, const char *cur)
-{
+static void answer_unknown(struct job *j, const char *cur) {
     cJSON *st = cJSON_Parse(cur);
     const char *target = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "target"));
     free(j->text);
     j->status = "failed";
     j->text = cq_strprintf("`%s` was interrupted: the worker running it stopped during %s; the "
-                         "outcome is unknown, check %s before running it again",
-                         cmd_name(j), target ? target : "the call",
-                         target ? "there" : "the target system");
+                           "outcome is unknown, check %s before running it again",
+                           cmd_name(j), target ? target : "the call",
+                           target ? "there" : "the target system");
     free(j->stored);
     j->stored = strdup(cur);
     char *res = result_json(j, j->status, j->text);
@@ -1277,8 +1216,7 @@ static void answer_unknown(struct job *j, const char *cur)
 }
 
 /* Already answered once: send the stored result again unless it is known delivered. */
-static void answer_done(struct job *j, const char *cur)
-{
+static void answer_done(struct job *j, const char *cur) {
     cJSON *st = cJSON_Parse(cur);
     const char *res = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "result"));
     bool delivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "delivered"));
@@ -1288,8 +1226,7 @@ static void answer_done(struct job *j, const char *cur)
                 j->req.dedupe_key);
         j->complete = true;
         job_release_conv(j);
-        if (j->w->consumer)
-            cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
+        if (j->w->consumer) cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
     } else {
         cq_info(j->req.id, "duplicate of an answered request (%s): sending its result again",
                 j->req.dedupe_key);
@@ -1303,8 +1240,7 @@ static void answer_done(struct job *j, const char *cur)
     cJSON_Delete(st);
 }
 
-static void on_claim(void *opaque, const redisReply *reply, const struct cq_err *err)
-{
+static void on_claim(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
     struct cq_worker *w = j->w;
     const char *why = NULL;
@@ -1313,8 +1249,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
             job_abandon(j, "stopped before the claim");
         } else {
             cq_warn(j->req.id, "redis: %s; claim retried in 500 ms", why);
-            if (!retry_later(j, 500, claim_cb, j))
-                job_abandon(j, "out of memory");
+            if (!retry_later(j, 500, claim_cb, j)) job_abandon(j, "out of memory");
         }
         job_op_end(j);
         return;
@@ -1352,20 +1287,17 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
         cq_error(j->req.id, "unexpected claim state (%s): leaving the request alone", what);
         j->complete = true;
         job_release_conv(j);
-        if (w->consumer)
-            cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
+        if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     }
     job_op_end(j);
 }
 
-static void claim(struct job *j)
-{
+static void claim(struct job *j) {
     struct cq_worker *w = j->w;
     char ttl[16];
-    if (j->abandoned)
-        return;
-    bool retry_ok = j->kind != JK_ACTION ||
-                    (j->cmd->mode == CQ_MODE_DIRECT && j->cmd->http.idempotent);
+    if (j->abandoned) return;
+    bool retry_ok =
+        j->kind != JK_ACTION || (j->cmd->mode == CQ_MODE_DIRECT && j->cmd->http.idempotent);
     char *val = j->next_stored && j->next_state && strcmp(j->next_state, "claimed") == 0
                     ? j->next_stored
                     : claim_value(j, "claimed", NULL);
@@ -1379,8 +1311,16 @@ static void claim(struct job *j)
     }
     j->next_state = "claimed";
     snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
-    const char *argv[] = {"EVAL", CLAIM_LUA, "1", j->run_key, w->owner, val, ttl,
-                          w->lease_prefix, retry_ok ? "1" : "0", j->busy_tries > 30 ? "1" : "0"};
+    const char *argv[] = {"EVAL",
+                          CLAIM_LUA,
+                          "1",
+                          j->run_key,
+                          w->owner,
+                          val,
+                          ttl,
+                          w->lease_prefix,
+                          retry_ok ? "1" : "0",
+                          j->busy_tries > 30 ? "1" : "0"};
     job_op_begin(j);
     if (cq_redis_commandargv(w->redis, on_claim, j, 10, argv, NULL) != CQ_OK) {
         struct cq_err e = {.code = CQ_EREDIS};
@@ -1389,8 +1329,7 @@ static void claim(struct job *j)
     }
 }
 
-static void job_start(struct job *j)
-{
+static void job_start(struct job *j) {
     j->started = true;
     decide(j);
     if (j->kind != JK_ACTION && !j->text) {
@@ -1398,7 +1337,7 @@ static void job_start(struct job *j)
         return;
     }
     j->run_key = cq_strprintf("%srun:%s", j->w->cfg->redis.prefix ? j->w->cfg->redis.prefix : "",
-                            j->req.dedupe_key);
+                              j->req.dedupe_key);
     if (!j->run_key) {
         job_abandon(j, "out of memory");
         return;
@@ -1408,8 +1347,7 @@ static void job_start(struct job *j)
 
 /* ---- consuming -------------------------------------------------------------------- */
 
-static void maybe_resume(struct cq_worker *w)
-{
+static void maybe_resume(struct cq_worker *w) {
     /* Resume at half: a resumed partition needs a fetch round trip before messages
      * flow again, and half of max_inflight is still work to do meanwhile (resuming at
      * 90% stalled the worker every cycle: 2.2k/s instead of 3.5k/s in bench/worker). */
@@ -1420,8 +1358,7 @@ static void maybe_resume(struct cq_worker *w)
 }
 
 /* A message that is not a request envelope: to the DLQ with the reason, then done. */
-static void dead_letter(struct job *j, const struct cq_message *m, const char *reason)
-{
+static void dead_letter(struct job *j, const struct cq_message *m, const char *reason) {
     struct cq_worker *w = j->w;
     char now[32];
     cq_now_rfc3339(now);
@@ -1451,8 +1388,7 @@ static void dead_letter(struct job *j, const struct cq_message *m, const char *r
     job_maybe_free(j);
 }
 
-static void on_message(void *opaque, const struct cq_message *m)
-{
+static void on_message(void *opaque, const struct cq_message *m) {
     struct cq_worker *w = opaque;
     struct cq_err err = {0};
     if (w->stopping || w->torn_down)
@@ -1460,8 +1396,7 @@ static void on_message(void *opaque, const struct cq_message *m)
     if (w->cfg->kafka.topic_pipeline_events &&
         strcmp(m->topic, w->cfg->kafka.topic_pipeline_events) == 0) {
         /* A GitLab Pipeline Hook: only a hint that a tracked pipeline changed. */
-        if (w->pipelines)
-            cq_pipeline_on_hook(w->pipelines, m->payload, m->len);
+        if (w->pipelines) cq_pipeline_on_hook(w->pipelines, m->payload, m->len);
         cq_consumer_done(w->consumer, m->topic, m->partition, m->offset);
         return;
     }
@@ -1477,8 +1412,7 @@ static void on_message(void *opaque, const struct cq_message *m)
     j->offset = m->offset;
     j->t0 = cq_now_ms();
     j->all_next = w->jobs;
-    if (w->jobs)
-        w->jobs->all_prev = j;
+    if (w->jobs) w->jobs->all_prev = j;
     w->jobs = j;
     w->n_jobs++;
     metric_inflight(w);
@@ -1496,7 +1430,7 @@ static void on_message(void *opaque, const struct cq_message *m)
         j->convkey = strndup(m->key, m->keylen);
     else
         j->convkey = cq_strprintf("%s:%s:%s", j->req.platform, j->req.tenant ? j->req.tenant : "",
-                                j->req.channel_id ? j->req.channel_id : "");
+                                  j->req.channel_id ? j->req.channel_id : "");
     struct conv **slot = j->convkey ? conv_slot(w, j->convkey) : NULL;
     struct conv *c = slot ? *slot : NULL;
     if (slot && !c) {
@@ -1505,8 +1439,7 @@ static void on_message(void *opaque, const struct cq_message *m)
             free(c);
             c = NULL;
         }
-        if (c)
-            *slot = c;
+        if (c) *slot = c;
     }
     if (!c) {
         job_abandon(j, "out of memory");
@@ -1518,14 +1451,12 @@ static void on_message(void *opaque, const struct cq_message *m)
     else
         c->head = j;
     c->tail = j;
-    if (c->head == j)
-        job_start(j);
+    if (c->head == j) job_start(j);
 }
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
-static void renew_lease(uv_timer_t *t)
-{
+static void renew_lease(uv_timer_t *t) {
     struct cq_worker *w = t->data;
     char ms[16];
     snprintf(ms, sizeof(ms), "%d", w->cfg->worker.lease_ms);
@@ -1535,23 +1466,22 @@ static void renew_lease(uv_timer_t *t)
     }
 }
 
-static void on_redis_connect(void *arg) { renew_lease(&((struct cq_worker *)arg)->lease_timer); }
+static void on_redis_connect(void *arg) {
+    renew_lease(&((struct cq_worker *)arg)->lease_timer);
+}
 
-bool cq_worker_ready(const struct cq_worker *w)
-{
+bool cq_worker_ready(const struct cq_worker *w) {
     return w && !w->stopping && w->consumer && w->producer && cq_producer_ready(w->producer) &&
            w->redis && cq_redis_connected(w->redis);
 }
 
 /* Loop thread: what /readyz answers, refreshed every 500 ms. */
-static void ready_tick(uv_timer_t *t)
-{
+static void ready_tick(uv_timer_t *t) {
     struct cq_worker *w = t->data;
     cq_admin_http_set_ready(w->admin, cq_worker_ready(w));
 }
 
-static void handle_closed(uv_handle_t *h)
-{
+static void handle_closed(uv_handle_t *h) {
     struct cq_worker *w = h->data;
     if (--w->open_handles == 0) {
         free(w->lease_key);
@@ -1560,11 +1490,9 @@ static void handle_closed(uv_handle_t *h)
     }
 }
 
-static void teardown(struct cq_worker *w)
-{
+static void teardown(struct cq_worker *w) {
     struct cq_err err = {0};
-    if (w->torn_down)
-        return;
+    if (w->torn_down) return;
     w->torn_down = true;
     cq_admin_http_free(w->admin);
     w->admin = NULL;
@@ -1612,26 +1540,21 @@ static void teardown(struct cq_worker *w)
     uv_close((uv_handle_t *)&w->ready_timer, handle_closed);
 }
 
-static void drain_tick(uv_timer_t *t)
-{
+static void drain_tick(uv_timer_t *t) {
     struct cq_worker *w = t->data;
     size_t running = 0;
     for (struct job *j = w->jobs; j; j = j->all_next)
         running++;
-    if (running == 0 || cq_now_ms() >= w->drain_deadline)
-        teardown(w);
+    if (running == 0 || cq_now_ms() >= w->drain_deadline) teardown(w);
 }
 
-static void on_shutdown(void *arg)
-{
+static void on_shutdown(void *arg) {
     struct cq_worker *w = arg;
-    if (w->stopping)
-        return;
+    if (w->stopping) return;
     w->stopping = true;
     cq_admin_http_set_ready(w->admin, false);
     cq_info(NULL, "worker draining: %zu request(s) in flight", w->n_jobs);
-    if (w->consumer)
-        cq_consumer_pause(w->consumer, true);
+    if (w->consumer) cq_consumer_pause(w->consumer, true);
     /* Requests not yet started stay on Kafka for the next owner, in order. */
     for (size_t i = 0; i < CONV_BUCKETS; i++) {
         for (struct conv *c = w->convs[i]; c; c = c->next) {
@@ -1658,8 +1581,7 @@ static void on_shutdown(void *arg)
 }
 
 struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *loop,
-                                  const struct cq_worker_opts *opts, struct cq_err *err)
-{
+                                  const struct cq_worker_opts *opts, struct cq_err *err) {
     struct cq_worker *w = calloc(1, sizeof(*w));
     const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_pipeline_events, NULL};
     const char *prefix = cfg->redis.prefix ? cfg->redis.prefix : "";
@@ -1694,43 +1616,38 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
 
     w->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
                             cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
-    if (!w->redis)
-        goto fail;
+    if (!w->redis) goto fail;
     cq_redis_on_connect(w->redis, on_redis_connect, w);
     /* Direct calls in flight at once; more wait in curl's queue (a fd each). */
     w->httpc = cq_httpc_new(loop, w->max_inflight < 1024 ? w->max_inflight : 1024, err);
-    if (!w->httpc)
-        goto fail;
-    w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL,
-                                  err);
-    if (!w->producer)
-        goto fail;
-    struct cq_pipeline_deps pd = {.loop = loop, .cfg = cfg, .redis = w->redis,
-                                  .httpc = w->httpc, .producer = w->producer,
+    if (!w->httpc) goto fail;
+    w->producer =
+        cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL, err);
+    if (!w->producer) goto fail;
+    struct cq_pipeline_deps pd = {.loop = loop,
+                                  .cfg = cfg,
+                                  .redis = w->redis,
+                                  .httpc = w->httpc,
+                                  .producer = w->producer,
                                   .owner_id = w->owner};
     /* Tracking needs GitLab: without pipeline commands or gitlab.base_url there is none
      * (cancel / pipelines then answer so, and pipeline events are only committed). */
     bool want_pipelines = cfg->gitlab.base_url && cfg->gitlab.base_url[0];
     for (size_t i = 0; i < cfg->n_commands; i++)
-        if (cfg->commands[i].mode != CQ_MODE_DIRECT)
-            want_pipelines = true;
-    if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err)))
-        goto fail;
+        if (cfg->commands[i].mode != CQ_MODE_DIRECT) want_pipelines = true;
+    if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err))) goto fail;
     w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
                                   on_message, w, NULL, err);
-    if (!w->consumer)
-        goto fail;
+    if (!w->consumer) goto fail;
     if (cq_loop_on_shutdown(loop, on_shutdown, w) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto fail;
     }
     int port = opts && opts->http_port != 0 ? opts->http_port : cfg->worker.http_port;
-    if (opts && opts->http_any_port)
-        port = 0;
+    if (opts && opts->http_any_port) port = 0;
     if (port >= 0) {
         w->admin = cq_admin_http_new(cfg->ingress.listen, port, err);
-        if (!w->admin)
-            goto fail;
+        if (!w->admin) goto fail;
         cq_info(NULL, "admin http listening on port %d", cq_admin_http_port(w->admin));
     }
     uv_timer_start(&w->ready_timer, ready_tick, 0, 500);

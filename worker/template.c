@@ -18,10 +18,8 @@ struct buf {
     bool failed;
 };
 
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
+static void buf_add(struct buf *b, const char *s, size_t n) {
+    if (b->failed) return;
     if (b->len + n + 1 > TPL_MAX_OUT) {
         b->failed = true;
         return;
@@ -43,16 +41,16 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->s[b->len] = '\0';
 }
 
-static void buf_str(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static bool unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+static void buf_str(struct buf *b, const char *s) {
+    buf_add(b, s, strlen(s));
 }
 
-static void add_pct(struct buf *b, const char *v, bool dots)
-{
+static bool unreserved(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+static void add_pct(struct buf *b, const char *v, bool dots) {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
         if (unreserved(*p) && !(dots && *p == '.')) {
@@ -64,30 +62,23 @@ static void add_pct(struct buf *b, const char *v, bool dots)
     }
 }
 
-static bool only_dots(const char *v)
-{
-    if (!*v)
-        return false;
+static bool only_dots(const char *v) {
+    if (!*v) return false;
     for (; *v; v++)
-        if (*v != '.')
-            return false;
+        if (*v != '.') return false;
     return true;
 }
 
-static bool plain_int(const char *v)
-{
+static bool plain_int(const char *v) {
     size_t n = 0;
-    if (*v == '-')
-        v++;
+    if (*v == '-') v++;
     for (; v[n]; n++)
-        if (v[n] < '0' || v[n] > '9')
-            return false;
+        if (v[n] < '0' || v[n] > '9') return false;
     return n > 0 && n <= 18 && !(n > 1 && v[0] == '0');
 }
 
 /* Adds v escaped as JSON string content (quoted when outside a string literal). */
-static void add_json(struct buf *b, const char *v, bool in_string)
-{
+static void add_json(struct buf *b, const char *v, bool in_string) {
     if (!in_string && plain_int(v)) {
         buf_str(b, v);
         return;
@@ -105,55 +96,42 @@ static void add_json(struct buf *b, const char *v, bool in_string)
     cJSON_Delete(s);
 }
 
-const cJSON *cq_json_pointer(const cJSON *root, const char *pointer)
-{
+const cJSON *cq_json_pointer(const cJSON *root, const char *pointer) {
     const cJSON *cur = root;
-    if (!root || !pointer)
-        return NULL;
-    if (*pointer == '\0')
-        return root;
-    if (*pointer != '/')
-        return NULL;
+    if (!root || !pointer) return NULL;
+    if (*pointer == '\0') return root;
+    if (*pointer != '/') return NULL;
     const char *p = pointer + 1;
     for (;;) {
         char tok[256];
         size_t n = 0;
         while (*p && *p != '/') {
             char c = *p++;
-            if (c == '~' && (*p == '0' || *p == '1'))
-                c = *p++ == '0' ? '~' : '/';
-            if (n + 1 >= sizeof(tok))
-                return NULL;
+            if (c == '~' && (*p == '0' || *p == '1')) c = *p++ == '0' ? '~' : '/';
+            if (n + 1 >= sizeof(tok)) return NULL;
             tok[n++] = c;
         }
         tok[n] = '\0';
         if (cJSON_IsArray(cur)) {
             char *end = NULL;
             long idx = strtol(tok, &end, 10);
-            if (n == 0 || *end != '\0' || idx < 0)
-                return NULL;
+            if (n == 0 || *end != '\0' || idx < 0) return NULL;
             cur = cJSON_GetArrayItem(cur, (int)idx);
         } else if (cJSON_IsObject(cur)) {
             cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
         } else {
             return NULL;
         }
-        if (!cur)
-            return NULL;
-        if (*p == '\0')
-            return cur;
+        if (!cur) return NULL;
+        if (*p == '\0') return cur;
         p++; /* skip '/' */
     }
 }
 
-char *cq_json_text(const cJSON *v)
-{
-    if (!v || cJSON_IsNull(v))
-        return strdup("");
-    if (cJSON_IsString(v))
-        return strdup(v->valuestring ? v->valuestring : "");
-    if (cJSON_IsBool(v))
-        return strdup(cJSON_IsTrue(v) ? "true" : "false");
+char *cq_json_text(const cJSON *v) {
+    if (!v || cJSON_IsNull(v)) return strdup("");
+    if (cJSON_IsString(v)) return strdup(v->valuestring ? v->valuestring : "");
+    if (cJSON_IsBool(v)) return strdup(cJSON_IsTrue(v) ? "true" : "false");
     if (cJSON_IsNumber(v)) {
         char num[64];
         double d = v->valuedouble;
@@ -171,8 +149,7 @@ char *cq_json_text(const cJSON *v)
 
 /* Resolves one variable name. *val is borrowed unless *owned gets a new string. */
 static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const char **val,
-                         char **owned, struct cq_err *err)
-{
+                         char **owned, struct cq_err *err) {
     *val = NULL;
     *owned = NULL;
     if (strncmp(name, "args.", 5) == 0) {
@@ -180,8 +157,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
         const struct cq_bound_args *b = v->args;
         bool known = false;
         for (size_t i = 0; b && b->cmd && i < b->cmd->n_args; i++)
-            if (strcmp(b->cmd->args[i].name, an) == 0)
-                known = true;
+            if (strcmp(b->cmd->args[i].name, an) == 0) known = true;
         if (!known)
             return cq_err_set(err, CQ_ECONFIG, "template references unknown argument %s", an);
         *val = cq_bound_get(b, an);
@@ -204,8 +180,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
     } else if (strncmp(name, "secrets.", 8) == 0) {
         const char *sn = name + 8;
         for (size_t i = 0; v->cfg && i < v->cfg->n_secrets; i++)
-            if (strcmp(v->cfg->secrets[i].name, sn) == 0)
-                *val = v->cfg->secrets[i].secret.value;
+            if (strcmp(v->cfg->secrets[i].name, sn) == 0) *val = v->cfg->secrets[i].secret.value;
         if (!*val)
             return cq_err_set(err, CQ_ECONFIG, "template references secret %s, which is not set",
                               sn);
@@ -224,27 +199,23 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
             node = cq_json_pointer(v->response, p2);
         }
         *owned = cq_json_text(node);
-        if (!*owned)
-            return cq_err_set(err, CQ_ENOMEM, "out of memory");
+        if (!*owned) return cq_err_set(err, CQ_ENOMEM, "out of memory");
         *val = *owned;
     } else {
         return cq_err_set(err, CQ_ECONFIG, "template references unknown variable %s", name);
     }
-    if (!*val)
-        *val = "";
+    if (!*val) *val = "";
     return CQ_OK;
 }
 
 char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_tpl_vars *vars,
-                         struct cq_err *err)
-{
+                         struct cq_err *err) {
     struct buf b = {0};
     bool in_str = false, esc = false;
     static const struct cq_tpl_vars none;
     const char *p = tpl ? tpl : "";
 
-    if (!vars)
-        vars = &none;
+    if (!vars) vars = &none;
     buf_add(&b, "", 0);
     while (*p && !b.failed) {
         if (p[0] == '{' && p[1] == '{') {
@@ -267,8 +238,7 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
             name[e - s] = '\0';
             const char *val;
             char *owned;
-            if (lookup(vars, name, &val, &owned, err) != CQ_OK)
-                goto fail;
+            if (lookup(vars, name, &val, &owned, err) != CQ_OK) goto fail;
             switch (ctx) {
             case CQ_TPL_TEXT:
                 buf_str(&b, val);
@@ -289,8 +259,7 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
                         free(owned);
                         cq_err_set(err, CQ_EINVAL, "%s contains a %s, which a header cannot hold",
                                    strncmp(name, "secrets.", 8) == 0 ? "a secret" : name,
-                                   (*q == '\r' || *q == '\n') ? "line break"
-                                                              : "control character");
+                                   (*q == '\r' || *q == '\n') ? "line break" : "control character");
                         goto fail;
                     }
                 buf_str(&b, val);
@@ -322,23 +291,18 @@ fail:
     return NULL;
 }
 
-static char *url_part(CURLU *u, CURLUPart part, unsigned flags)
-{
+static char *url_part(CURLU *u, CURLUPart part, unsigned flags) {
     char *s = NULL;
-    if (curl_url_get(u, part, &s, flags) != CURLUE_OK)
-        return NULL;
+    if (curl_url_get(u, part, &s, flags) != CURLUE_OK) return NULL;
     return s;
 }
 
-static bool same(const char *a, const char *b, bool nocase)
-{
-    if (!a || !b)
-        return a == b;
+static bool same(const char *a, const char *b, bool nocase) {
+    if (!a || !b) return a == b;
     return nocase ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
 }
 
-enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct cq_err *err)
-{
+enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     CURLU *bu = curl_url(), *uu = curl_url();
     char *bs = NULL, *bh = NULL, *bp = NULL, *bpath = NULL;
@@ -392,9 +356,10 @@ enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct c
     size_t plen = bpath ? strlen(bpath) : 0;
     while (plen > 0 && bpath[plen - 1] == '/')
         plen--;
-    if (plen > 0 && (strncmp(path, bpath, plen) != 0 || (path[plen] != '\0' && path[plen] != '/'))) {
-        rc = cq_err_set(err, CQ_EDENIED, "the expanded URL path leaves the prefix %.*s",
-                        (int)plen, bpath);
+    if (plen > 0 &&
+        (strncmp(path, bpath, plen) != 0 || (path[plen] != '\0' && path[plen] != '/'))) {
+        rc = cq_err_set(err, CQ_EDENIED, "the expanded URL path leaves the prefix %.*s", (int)plen,
+                        bpath);
         goto out;
     }
 out:
@@ -413,10 +378,8 @@ out:
     return rc;
 }
 
-void cq_http_call_clear(struct cq_http_call *c)
-{
-    if (!c)
-        return;
+void cq_http_call_clear(struct cq_http_call *c) {
+    if (!c) return;
     free(c->method);
     free(c->url);
     for (size_t i = 0; i < c->n_headers; i++)
@@ -427,8 +390,7 @@ void cq_http_call_clear(struct cq_http_call *c)
 }
 
 enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
-                                 struct cq_http_call *out, struct cq_err *err)
-{
+                                 struct cq_http_call *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     char *path = NULL, *query = NULL;
     struct buf u = {0};
@@ -457,8 +419,7 @@ enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq
     }
     size_t bl = strlen(a->base_url);
     buf_str(&u, a->base_url);
-    if (path[0] && path[0] != '/' && (bl == 0 || a->base_url[bl - 1] != '/'))
-        buf_str(&u, "/");
+    if (path[0] && path[0] != '/' && (bl == 0 || a->base_url[bl - 1] != '/')) buf_str(&u, "/");
     if (path[0] == '/' && bl > 0 && a->base_url[bl - 1] == '/')
         buf_str(&u, path + 1);
     else
@@ -474,8 +435,7 @@ enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq
     out->url = u.s;
     u.s = NULL;
     rc = cq_template_check_url(a->base_url, out->url, err);
-    if (rc != CQ_OK)
-        goto out;
+    if (rc != CQ_OK) goto out;
 
     if (a->n_headers) {
         out->headers = calloc(a->n_headers, sizeof(char *));
@@ -492,8 +452,7 @@ enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq
         }
         size_t n = strlen(a->headers[i].name) + strlen(v) + 3;
         out->headers[i] = malloc(n);
-        if (out->headers[i])
-            snprintf(out->headers[i], n, "%s: %s", a->headers[i].name, v);
+        if (out->headers[i]) snprintf(out->headers[i], n, "%s: %s", a->headers[i].name, v);
         free(v);
         if (!out->headers[i]) {
             rc = cq_err_set(err, CQ_ENOMEM, "out of memory");
@@ -514,7 +473,6 @@ out:
     free(path);
     free(query);
     free(u.s);
-    if (rc != CQ_OK)
-        cq_http_call_clear(out);
+    if (rc != CQ_OK) cq_http_call_clear(out);
     return rc;
 }

@@ -22,16 +22,16 @@ enum cq_tpl_ctx {
 
 /* Everything a template may reference; all borrowed, any may be NULL. */
 struct cq_tpl_vars {
-    const struct cq_config *cfg;      /* for secrets */
+    const struct cq_config *cfg; /* for secrets */
     const struct cq_bound_args *args;
     const struct cq_person *person;
-    const char *user_id, *user_name;  /* from the request (fallback for unknown users) */
+    const char *user_id, *user_name; /* from the request (fallback for unknown users) */
     const struct cq_channel *channel;
     const char *channel_id, *channel_name;
     const char *request_id;
-    const char *command;              /* resolved command name */
-    const char *input;                /* the raw argument text */
-    const cJSON *response;            /* parsed response body (reply templates) */
+    const char *command;   /* resolved command name */
+    const char *input;     /* the raw argument text */
+    const cJSON *response; /* parsed response body (reply templates) */
 };
 
 /* Expands tpl for ctx. Returns a new string (caller frees), or NULL with err: CQ_ECONFIG
@@ -51,7 +51,7 @@ struct cq_http_call {
     char *url;
     char **headers; /* "Name: value", n_headers of them */
     size_t n_headers;
-    char *body;        /* NULL when the action has none */
+    char *body;               /* NULL when the action has none */
     const char *content_type; /* static; NULL without body */
 };
 

@@ -49,11 +49,10 @@ const char fz_main_yaml[] =
     "      - {name: n, flag: n, type: int, min: 1, max: 5}\n"
     "    http: {method: GET, path: /echo}\n";
 
-static const char enc_yaml[] =
-    "kafka: {brokers: \"127.0.0.1:1\"}\n"
-    "limits: {max_text: 200}\n"
-    "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\",\n"
-    "  encrypt_key: \"${CQT_FZ_EK}\", bot_open_id: ou_bot}\n";
+static const char enc_yaml[] = "kafka: {brokers: \"127.0.0.1:1\"}\n"
+                               "limits: {max_text: 200}\n"
+                               "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\",\n"
+                               "  encrypt_key: \"${CQT_FZ_EK}\", bot_open_id: ou_bot}\n";
 
 void fz_fail(const char *file, int line, const char *what) {
     fprintf(stderr, "FUZZ CONTRACT VIOLATED %s:%d: %s\n", file, line, what);
@@ -100,7 +99,9 @@ char *fz_dup(const void *data, size_t size) {
     return p;
 }
 
-bool fz_one_line(const char *s) { return s && !strchr(s, '\n') && !strchr(s, '\r'); }
+bool fz_one_line(const char *s) {
+    return s && !strchr(s, '\n') && !strchr(s, '\r');
+}
 
 /* CQ_FUZZ_VERBOSE=1 prints each verdict: which path a corpus entry reaches. */
 static void trace_verdict(const struct cq_in_verdict *v) {

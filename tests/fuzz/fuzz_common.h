@@ -29,9 +29,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Aborts with file:line and the failed condition when cond is false. */
-#define FZ_ASSERT(cond)                                                                    \
-    do {                                                                                   \
-        if (!(cond)) fz_fail(__FILE__, __LINE__, #cond);                                   \
+#define FZ_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) fz_fail(__FILE__, __LINE__, #cond);                                           \
     } while (0)
 
 void fz_fail(const char *file, int line, const char *what) __attribute__((noreturn));

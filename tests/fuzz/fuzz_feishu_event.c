@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (mode == 2) {
         FZ_ASSERT(v.kind != CQ_IN_REQUEST && v.kind != CQ_IN_PIPELINE);
         /* only url_verification (a challenge reply) or a rejection */
-        FZ_ASSERT(v.kind == CQ_IN_REJECT || (v.kind == CQ_IN_REPLY && v.body &&
-                                             strncmp(v.body, "{\"challenge\":", 13) == 0));
+        FZ_ASSERT(v.kind == CQ_IN_REJECT ||
+                  (v.kind == CQ_IN_REPLY && v.body && strncmp(v.body, "{\"challenge\":", 13) == 0));
     } else {
         FZ_ASSERT(v.kind != CQ_IN_REJECT || strcmp(v.reason, "bad signature") != 0);
         FZ_ASSERT(v.kind != CQ_IN_REJECT || strcmp(v.reason, "missing signature headers") != 0);

@@ -10,10 +10,11 @@
 
 #include "fuzz_common.h"
 
-static const char *const events[] = {"Pipeline Hook", "Pipeline Hook", "Push Hook",
-                                     "pipeline hook", "", NULL, "Pipeline Hook", "Job Hook"};
-static const char *const tokens[] = {FZ_GL_TOKEN, FZ_GL_TOKEN, FZ_GL_TOKEN, FZ_GL_TOKEN,
-                                     FZ_GL_TOKEN "x", "", NULL, "fz-gl-toK"};
+static const char *const events[] = {
+    "Pipeline Hook", "Pipeline Hook", "Push Hook", "pipeline hook", "", NULL,
+    "Pipeline Hook", "Job Hook"};
+static const char *const tokens[] = {FZ_GL_TOKEN,     FZ_GL_TOKEN, FZ_GL_TOKEN, FZ_GL_TOKEN,
+                                     FZ_GL_TOKEN "x", "",          NULL,        "fz-gl-toK"};
 
 static long long id_of(const cJSON *o, const char *name) {
     const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
@@ -31,8 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cq_gitlab_hook(cfg, &h, body, n, &v);
     fz_check_verdict(&v, "gitlab");
     bool tok_ok = h.gitlab_token && strcmp(h.gitlab_token, FZ_GL_TOKEN) == 0;
-    if (!tok_ok) FZ_ASSERT(v.kind == CQ_IN_REJECT && v.status == 401);
-    else FZ_ASSERT(v.kind != CQ_IN_REJECT || v.status != 401);
+    if (!tok_ok)
+        FZ_ASSERT(v.kind == CQ_IN_REJECT && v.status == 401);
+    else
+        FZ_ASSERT(v.kind != CQ_IN_REJECT || v.status != 401);
     if (v.kind == CQ_IN_PIPELINE) {
         FZ_ASSERT(tok_ok && h.gitlab_event && strcmp(h.gitlab_event, "Pipeline Hook") == 0);
         cJSON *root = cJSON_ParseWithLength(body, n);

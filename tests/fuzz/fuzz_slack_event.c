@@ -9,8 +9,8 @@
 #include "crypto.h"
 #include "fuzz_common.h"
 
-static const char *const retry_nums[] = {NULL,    "1",   "2",  "-5",
-                                         "1000",  "1001", "99999999999999999999", " 7"};
+static const char *const retry_nums[] = {
+    NULL, "1", "2", "-5", "1000", "1001", "99999999999999999999", " 7"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const struct cq_config *cfg = fz_config_main();

@@ -49,7 +49,9 @@ static int run_file(const char *path) {
     return 0;
 }
 
-static int skip_hidden(const struct dirent *d) { return d->d_name[0] != '.'; }
+static int skip_hidden(const struct dirent *d) {
+    return d->d_name[0] != '.';
+}
 
 /* Returns the number of inputs run, -1 on an error. */
 static long run_path(const char *path) {
@@ -74,8 +76,10 @@ static long run_path(const char *path) {
         if (!full) {
             ran = -1;
         } else if (stat(full, &fst) == 0 && S_ISREG(fst.st_mode)) {
-            if (run_file(full) == 0 && ran >= 0) ran++;
-            else ran = -1;
+            if (run_file(full) == 0 && ran >= 0)
+                ran++;
+            else
+                ran = -1;
         }
         free(full);
         free(names[i]);
@@ -94,8 +98,10 @@ int main(int argc, char **argv) {
     }
     for (int i = 1; i < argc; i++) {
         long n = run_path(argv[i]);
-        if (n < 0) rc = 2;
-        else total += n;
+        if (n < 0)
+            rc = 2;
+        else
+            total += n;
         if (n >= 0) printf("replay: %s: %ld inputs ok\n", argv[i], n);
     }
     printf("replay: %ld inputs ran%s\n", total, rc ? " (with errors above)" : "");

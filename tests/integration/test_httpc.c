@@ -28,7 +28,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
                                const char *const *headers) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
     if (!r) return MHD_NO;
-    for (const char *const *h = headers; h && h[0]; h += 2) MHD_add_response_header(r, h[0], h[1]);
+    for (const char *const *h = headers; h && h[0]; h += 2)
+        MHD_add_response_header(r, h[0], h[1]);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -44,9 +45,8 @@ static ssize_t chunk_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version,
-                               const char *upload_data, size_t *upload_data_size,
-                               void **con_cls) {
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls) {
     (void)cls;
     (void)version;
     struct upload *u = *con_cls;
@@ -122,14 +122,17 @@ static void start_server(void) {
 
 static struct cq_loop *L;
 
-static void tick(uv_timer_t *t) { (void)t; }
+static void tick(uv_timer_t *t) {
+    (void)t;
+}
 
 static bool run_until(const bool *flag, int timeout_ms) {
     uv_timer_t t;
     uint64_t end = cq_now_ms() + (uint64_t)timeout_ms;
     uv_timer_init(cq_loop_uv(L), &t);
     uv_timer_start(&t, tick, 5, 5);
-    while (!*flag && cq_now_ms() < end) uv_run(cq_loop_uv(L), UV_RUN_ONCE);
+    while (!*flag && cq_now_ms() < end)
+        uv_run(cq_loop_uv(L), UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(cq_loop_uv(L), UV_RUN_NOWAIT);
     return *flag;
@@ -167,8 +170,7 @@ static void on_resp(void *opaque, const struct cq_http_response *resp) {
     snprintf(x->body, sizeof(x->body), "%s", resp->body ? resp->body : "(null)");
     snprintf(x->retry_after, sizeof(x->retry_after), "%s",
              resp->retry_after ? resp->retry_after : "");
-    snprintf(x->reset, sizeof(x->reset), "%s",
-             resp->ratelimit_reset ? resp->ratelimit_reset : "");
+    snprintf(x->reset, sizeof(x->reset), "%s", resp->ratelimit_reset ? resp->ratelimit_reset : "");
     snprintf(x->errmsg, sizeof(x->errmsg), "%s", resp->errmsg);
     if (x->counter && ++*x->counter == x->all_n && x->all_done) *x->all_done = true;
 }
@@ -185,8 +187,8 @@ static enum cq_rc get(struct cq_httpc *h, const char *path, int timeout_ms, size
     char url[128];
     struct cq_err err;
     snprintf(url, sizeof(url), "%s%s", base, path);
-    struct cq_http_request req = {.method = "GET", .url = url, .timeout_ms = timeout_ms,
-                                  .max_response = max};
+    struct cq_http_request req = {
+        .method = "GET", .url = url, .timeout_ms = timeout_ms, .max_response = max};
     return cq_httpc_request(h, &req, on_resp, x, &err);
 }
 
@@ -210,9 +212,12 @@ TEST(concurrent_requests) {
         int blen = snprintf(body, sizeof(body), "n=%d", i);
         snprintf(hdr, sizeof(hdr), "X-Test: h%d", i);
         const char *headers[] = {hdr, "Content-Type: text/plain", NULL};
-        struct cq_http_request req = {.method = i % 2 ? "POST" : "PUT", .url = url,
-                                      .headers = headers, .body = body,
-                                      .body_len = (size_t)blen, .timeout_ms = 10000};
+        struct cq_http_request req = {.method = i % 2 ? "POST" : "PUT",
+                                      .url = url,
+                                      .headers = headers,
+                                      .body = body,
+                                      .body_len = (size_t)blen,
+                                      .timeout_ms = 10000};
         rs[i].counter = &finished;
         rs[i].all_done = &all;
         rs[i].all_n = N_CONCURRENT;
@@ -225,8 +230,7 @@ TEST(concurrent_requests) {
     int good = 0, once = 1;
     for (int i = 0; i < N_CONCURRENT; i++) {
         char want[96];
-        snprintf(want, sizeof(want), "method=%s body=n=%d hdr=h%d", i % 2 ? "POST" : "PUT", i,
-                 i);
+        snprintf(want, sizeof(want), "method=%s body=n=%d hdr=h%d", i % 2 ? "POST" : "PUT", i, i);
         good += rs[i].rc == CQ_OK && rs[i].status == 200 && strcmp(rs[i].body, want) == 0;
         once &= rs[i].calls == 1;
     }
@@ -260,7 +264,8 @@ TEST(timeout_does_not_block_others) {
     CHECK(took >= 250 && took < 1000);
     CHECK_CONTAINS(slow.errmsg, "timed out");
     int good = 0;
-    for (int i = 0; i < 10; i++) good += ok[i].rc == CQ_OK && ok[i].at < slow.at;
+    for (int i = 0; i < 10; i++)
+        good += ok[i].rc == CQ_OK && ok[i].at < slow.at;
     CHECK(good == 10);
     printf("  /slow with timeout 300 ms -> CQ_ETIMEOUT after %llu ms; 10 others finished "
            "before it\n",
@@ -272,8 +277,8 @@ TEST(status_headers_and_limits) {
     struct cq_httpc *h = client(4);
     struct res r429 = {0}, big = {0}, bigok = {0}, missing = {0}, chunked = {0};
     CHECK(get(h, "/429", 2000, 0, &r429) == CQ_OK);
-    CHECK(get(h, "/big", 5000, 0, &big) == CQ_OK);           /* default limit 1 MiB */
-    CHECK(get(h, "/big", 5000, 3u << 20, &bigok) == CQ_OK);  /* 3 MiB allowed */
+    CHECK(get(h, "/big", 5000, 0, &big) == CQ_OK);          /* default limit 1 MiB */
+    CHECK(get(h, "/big", 5000, 3u << 20, &bigok) == CQ_OK); /* 3 MiB allowed */
     CHECK(get(h, "/nope", 2000, 0, &missing) == CQ_OK);
     CHECK(get(h, "/bigchunked", 5000, 100000, &chunked) == CQ_OK);
     CHECK(run_until(&r429.done, 3000));
@@ -350,14 +355,17 @@ TEST(free_with_pending) {
     struct res rs[5];
     struct cq_err err;
     memset(rs, 0, sizeof(rs));
-    for (int i = 0; i < 5; i++) CHECK(get(h, "/slow", 5000, 0, &rs[i]) == CQ_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK(get(h, "/slow", 5000, 0, &rs[i]) == CQ_OK);
     run_for(100); /* connected and waiting */
     cq_httpc_free(h);
     int once = 1;
-    for (int i = 0; i < 5; i++) once &= rs[i].calls == 1 && rs[i].rc == CQ_ESHUTDOWN;
+    for (int i = 0; i < 5; i++)
+        once &= rs[i].calls == 1 && rs[i].rc == CQ_ESHUTDOWN;
     CHECK(once);
     run_for(100);
-    for (int i = 0; i < 5; i++) once &= rs[i].calls == 1;
+    for (int i = 0; i < 5; i++)
+        once &= rs[i].calls == 1;
     CHECK(once);
 
     /* Freed from inside a completion: the others still get exactly one callback. */
@@ -368,11 +376,13 @@ TEST(free_with_pending) {
     snprintf(url, sizeof(url), "%s/ok", base);
     struct cq_http_request req = {.url = url, .timeout_ms = 5000};
     CHECK(cq_httpc_request(h, &req, free_in_callback, &rs[0], &err) == CQ_OK);
-    for (int i = 1; i < 5; i++) CHECK(get(h, "/slow", 5000, 0, &rs[i]) == CQ_OK);
+    for (int i = 1; i < 5; i++)
+        CHECK(get(h, "/slow", 5000, 0, &rs[i]) == CQ_OK);
     CHECK(run_until(&rs[0].done, 3000));
     CHECK(rs[0].rc == CQ_OK);
     once = 1;
-    for (int i = 1; i < 5; i++) once &= rs[i].calls == 1 && rs[i].rc == CQ_ESHUTDOWN;
+    for (int i = 1; i < 5; i++)
+        once &= rs[i].calls == 1 && rs[i].rc == CQ_ESHUTDOWN;
     CHECK(once);
     run_for(100);
     CHECK(rs[0].calls == 1);

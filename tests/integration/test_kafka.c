@@ -18,13 +18,16 @@ static const char *bootstrap;
 static char topic3[128]; /* 3 partitions, made by ensure_topics */
 
 /* Runs the loop until *flag is set (by a callback) or timeout; returns whether it was. */
-static void tick(uv_timer_t *t) { (void)t; }
+static void tick(uv_timer_t *t) {
+    (void)t;
+}
 static bool run_until(struct cq_loop *l, const int *flag, int want, int timeout_ms) {
     uv_timer_t t;
     uv_timer_init(cq_loop_uv(l), &t);
     uv_timer_start(&t, tick, 20, 20); /* bounds every uv_run round */
     uint64_t deadline = cq_now_ms() + (uint64_t)timeout_ms;
-    while (*flag < want && cq_now_ms() < deadline) uv_run(cq_loop_uv(l), UV_RUN_ONCE);
+    while (*flag < want && cq_now_ms() < deadline)
+        uv_run(cq_loop_uv(l), UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(cq_loop_uv(l), UV_RUN_NOWAIT);
     return *flag >= want;
@@ -88,15 +91,16 @@ struct roundtrip {
     struct cq_consumer *c;
 };
 
-static void make_msg(int i, char *key, size_t keysz, unsigned char *val, size_t *vlen,
-                     char *hdr, size_t hdrsz) {
+static void make_msg(int i, char *key, size_t keysz, unsigned char *val, size_t *vlen, char *hdr,
+                     size_t hdrsz) {
     snprintf(key, keysz, "key-%d", i % NKEYS);
     int n = snprintf((char *)val, 64, "m%03d|", i);
     /* Binary bytes too: NUL, 0xff and a byte that depends on i. */
     val[n++] = 0;
     val[n++] = 0xff;
     val[n++] = (unsigned char)(i * 37);
-    for (int k = 0; k < i % 50; k++) val[n++] = (unsigned char)('a' + k % 26);
+    for (int k = 0; k < i % 50; k++)
+        val[n++] = (unsigned char)('a' + k % 26);
     *vlen = (size_t)n;
     snprintf(hdr, hdrsz, "req-%d-\xe2\x9c\x93", i);
 }
@@ -123,8 +127,7 @@ static void count_report(void *opaque, enum cq_rc rc, const char *errstr, int32_
 static void on_roundtrip_msg(void *opaque, const struct cq_message *m) {
     struct roundtrip *rt = opaque;
     int i = -1;
-    if (m->len >= 5 && sscanf((const char *)m->payload, "m%03d|", &i) == 1 && i >= 0 &&
-        i < NMSG) {
+    if (m->len >= 5 && sscanf((const char *)m->payload, "m%03d|", &i) == 1 && i >= 0 && i < NMSG) {
         char key[32], hdr[64];
         unsigned char val[128];
         size_t vlen, hlen = 0;
@@ -162,7 +165,8 @@ TEST(produce_consume_roundtrip) {
     static struct roundtrip rt;
     memset(&rt, 0, sizeof(rt));
     rt_global = &rt;
-    for (int k = 0; k < NKEYS; k++) rt.last_index_by_key[k] = -1;
+    for (int k = 0; k < NKEYS; k++)
+        rt.last_index_by_key[k] = -1;
 
     struct cq_loop *l = cq_loop_new(&err);
     struct cq_producer *p = cq_producer_new(bootstrap, 10000, l, NULL, &err);
@@ -201,15 +205,18 @@ TEST(produce_consume_roundtrip) {
     int bad = 0, key_part_mismatch = 0, offset_order = 0;
     int32_t part_of_key[NKEYS];
     int64_t last_off_of_key[NKEYS];
-    for (int k = 0; k < NKEYS; k++) part_of_key[k] = -1, last_off_of_key[k] = -1;
+    for (int k = 0; k < NKEYS; k++)
+        part_of_key[k] = -1, last_off_of_key[k] = -1;
     for (int i = 0; i < NMSG; i++) {
         struct sent *s = &rt.sent[i];
         if (s->reports != 1 || s->rc != CQ_OK || s->partition < 0 || s->partition > 2 ||
             s->offset < 0)
             bad++;
         int k = i % NKEYS;
-        if (part_of_key[k] < 0) part_of_key[k] = s->partition;
-        else if (part_of_key[k] != s->partition) key_part_mismatch++;
+        if (part_of_key[k] < 0)
+            part_of_key[k] = s->partition;
+        else if (part_of_key[k] != s->partition)
+            key_part_mismatch++;
         if (s->offset <= last_off_of_key[k]) offset_order++;
         last_off_of_key[k] = s->offset;
     }
@@ -229,14 +236,14 @@ TEST(produce_consume_roundtrip) {
     if (rt.c) {
         uint64_t t0 = cq_now_ms();
         CHECK(run_until(l, &rt.received, NMSG, 30000));
-        printf("  consumed %d in %llu ms\n", rt.received,
-               (unsigned long long)(cq_now_ms() - t0));
+        printf("  consumed %d in %llu ms\n", rt.received, (unsigned long long)(cq_now_ms() - t0));
         CHECK(rt.received == NMSG);
         CHECK(rt.mismatches == 0);
         CHECK(rt.dupes == 0);
         CHECK(rt.order_violations == 0);
         int missing = 0;
-        for (int i = 0; i < NMSG; i++) missing += rt.got[i] == 0;
+        for (int i = 0; i < NMSG; i++)
+            missing += rt.got[i] == 0;
         CHECK(missing == 0);
         CHECK(cq_consumer_commit_now(rt.c, &err) == CQ_OK);
     }
@@ -285,8 +292,8 @@ TEST(manual_commit_restarts_at_gap) {
     for (int i = 0; i < 10; i++) {
         char v[16];
         snprintf(v, sizeof(v), "gap-%d", i);
-        CHECK(cq_producer_send(p, topic, NULL, 0, v, strlen(v), NULL, on_sync_report, NULL,
-                               &err) == CQ_OK);
+        CHECK(cq_producer_send(p, topic, NULL, 0, v, strlen(v), NULL, on_sync_report, NULL, &err) ==
+              CQ_OK);
     }
     CHECK(cq_producer_flush(p, 10000) == CQ_OK);
     CHECK(delivered_sync == 10);
@@ -299,7 +306,8 @@ TEST(manual_commit_restarts_at_gap) {
     if (!a.c) goto out;
     CHECK(run_until(l, &a.received, 10, 30000));
     CHECK(a.received == 10);
-    for (int i = 0; i < 10 && i < a.received; i++) CHECK(a.offs[i] == i);
+    for (int i = 0; i < 10 && i < a.received; i++)
+        CHECK(a.offs[i] == i);
     cq_consumer_free(a.c); /* commits 5: offsets 0..4 are done, 5 is not */
 
     struct gap b = {.skip5 = false};
@@ -311,7 +319,8 @@ TEST(manual_commit_restarts_at_gap) {
     int never = 0;
     run_until(l, &never, 1, 1000);
     CHECK(b.received == 5);
-    for (int i = 0; i < 5 && i < b.received; i++) CHECK(b.offs[i] == 5 + i);
+    for (int i = 0; i < 5 && i < b.received; i++)
+        CHECK(b.offs[i] == 5 + i);
     printf("  second member started at offset %lld and got %d messages\n",
            b.received ? (long long)b.offs[0] : -1LL, b.received);
     cq_consumer_free(b.c);
@@ -346,17 +355,19 @@ TEST(pause_and_poll_without_loop) {
     cq_producer_free(p);
 
     struct counted k = {0};
-    k.c = cq_consumer_new(bootstrap, cqtest_unique("cqt.group.pause"), topics, NULL,
-                          on_counted_msg, &k, NULL, &err);
+    k.c = cq_consumer_new(bootstrap, cqtest_unique("cqt.group.pause"), topics, NULL, on_counted_msg,
+                          &k, NULL, &err);
     CHECK(k.c != NULL);
     if (!k.c) return;
     cq_consumer_pause(k.c, true);
     uint64_t until = cq_now_ms() + 4000;
-    while (cq_now_ms() < until) cq_consumer_poll(k.c, 100, 100);
+    while (cq_now_ms() < until)
+        cq_consumer_poll(k.c, 100, 100);
     CHECK(k.received == 0);
     cq_consumer_pause(k.c, false);
     until = cq_now_ms() + 15000;
-    while (k.received < 5 && cq_now_ms() < until) cq_consumer_poll(k.c, 100, 100);
+    while (k.received < 5 && cq_now_ms() < until)
+        cq_consumer_poll(k.c, 100, 100);
     CHECK(k.received == 5);
     CHECK(cq_consumer_commit_now(k.c, &err) == CQ_OK);
     printf("  paused 4 s: 0 messages; resumed: %d\n", k.received);
@@ -404,8 +415,8 @@ TEST(unreachable_broker_reports_in_time) {
     struct down d = {0};
     uint64_t t0 = cq_now_ms();
     for (int i = 0; i < 3; i++)
-        CHECK(cq_producer_send(p, "cqt.nowhere", "k", 1, "v", 1, NULL, on_down_report, &d,
-                               &err) == CQ_OK);
+        CHECK(cq_producer_send(p, "cqt.nowhere", "k", 1, "v", 1, NULL, on_down_report, &d, &err) ==
+              CQ_OK);
     CHECK(run_until(l, &d.reports, 3, 8000));
     uint64_t took = d.t_report ? d.t_report - t0 : 0;
     printf("  first failed report after %llu ms: %s\n", (unsigned long long)took, d.errstr);
@@ -449,9 +460,9 @@ TEST(bad_arguments) {
 }
 
 /* An optional argument runs only the tests whose name contains it (for debugging). */
-#define RUN_IF(name)                                                                      \
-    do {                                                                                  \
-        if (!only || strstr(#name, only)) RUN(name);                                      \
+#define RUN_IF(name)                                                                               \
+    do {                                                                                           \
+        if (!only || strstr(#name, only)) RUN(name);                                               \
     } while (0)
 
 int main(int argc, char **argv) {
@@ -468,7 +479,8 @@ int main(int argc, char **argv) {
     printf("checked: topics created with 3 partitions and idempotent re-creation; 200 messages "
            "each reported once OK and consumed back byte-for-byte (key, payload, header) with "
            "per-key partition and order; a new group member restarts at the first unfinished "
-           "offset; a paused loop-less consumer fetches nothing until resumed; with no broker, reports fail within the delivery timeout and readiness "
+           "offset; a paused loop-less consumer fetches nothing until resumed; with no broker, "
+           "reports fail within the delivery timeout and readiness "
            "is false\n");
     return cqtest_done();
 }

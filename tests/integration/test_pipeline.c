@@ -55,8 +55,7 @@ struct worker {
     char owner[40];
 };
 
-static void on_result(void *opaque, const struct cq_message *m)
-{
+static void on_result(void *opaque, const struct cq_message *m) {
     struct worker *w = opaque;
     struct cq_result r = {0};
     struct cq_err err = {0};
@@ -72,16 +71,14 @@ static void on_result(void *opaque, const struct cq_message *m)
     cq_consumer_done(w->results, m->topic, m->partition, m->offset);
 }
 
-static void on_hook_msg(void *opaque, const struct cq_message *m)
-{
+static void on_hook_msg(void *opaque, const struct cq_message *m) {
     struct worker *w = opaque;
     cq_pipeline_on_hook(w->tracker, m->payload, m->len);
     cq_consumer_done(w->hooks, m->topic, m->partition, m->offset);
 }
 
-static void worker_init(struct worker *w, int redis_port, int lease_ms, int poll_min,
-                        int poll_max, bool collect, bool hooks)
-{
+static void worker_init(struct worker *w, int redis_port, int lease_ms, int poll_min, int poll_max,
+                        bool collect, bool hooks) {
     struct cq_err err = {0};
     memset(w, 0, sizeof(*w));
     cq_uuid4(w->owner);
@@ -104,32 +101,32 @@ static void worker_init(struct worker *w, int redis_port, int lease_ms, int poll
     w->producer = cq_producer_new(cqtest_kafka_bootstrap(), 5000, w->loop, NULL, &err);
     if (!w->loop || !w->redis || !w->httpc || !w->producer)
         cqtest_fatal("worker setup: %s", err.msg);
-    struct cq_pipeline_deps d = {.loop = w->loop, .cfg = &w->cfg, .redis = w->redis,
-                                 .httpc = w->httpc, .producer = w->producer,
-                                 .owner_id = w->owner, .scan_ms = 50};
+    struct cq_pipeline_deps d = {.loop = w->loop,
+                                 .cfg = &w->cfg,
+                                 .redis = w->redis,
+                                 .httpc = w->httpc,
+                                 .producer = w->producer,
+                                 .owner_id = w->owner,
+                                 .scan_ms = 50};
     w->tracker = cq_pipeline_tracker_new(&d, &err);
-    if (!w->tracker)
-        cqtest_fatal("tracker: %s", err.msg);
+    if (!w->tracker) cqtest_fatal("tracker: %s", err.msg);
     if (collect) {
         const char *topics[] = {G.topic_results, NULL};
-        w->results = cq_consumer_new(cqtest_kafka_bootstrap(), cqtest_unique("cqt.pl.res"),
-                                     topics, w->loop, on_result, w, NULL, &err);
-        if (!w->results)
-            cqtest_fatal("results consumer: %s", err.msg);
+        w->results = cq_consumer_new(cqtest_kafka_bootstrap(), cqtest_unique("cqt.pl.res"), topics,
+                                     w->loop, on_result, w, NULL, &err);
+        if (!w->results) cqtest_fatal("results consumer: %s", err.msg);
     }
     for (int i = 0; i < 200 && !cq_redis_connected(w->redis); i++)
         uv_run(cq_loop_uv(w->loop), UV_RUN_ONCE);
     if (hooks) {
         const char *topics[] = {G.topic_hooks, NULL};
-        w->hooks = cq_consumer_new(cqtest_kafka_bootstrap(), cqtest_unique("cqt.pl.hooks"),
-                                   topics, w->loop, on_hook_msg, w, NULL, &err);
-        if (!w->hooks)
-            cqtest_fatal("hooks consumer: %s", err.msg);
+        w->hooks = cq_consumer_new(cqtest_kafka_bootstrap(), cqtest_unique("cqt.pl.hooks"), topics,
+                                   w->loop, on_hook_msg, w, NULL, &err);
+        if (!w->hooks) cqtest_fatal("hooks consumer: %s", err.msg);
     }
 }
 
-static void worker_free(struct worker *w)
-{
+static void worker_free(struct worker *w) {
     cq_pipeline_tracker_free(w->tracker);
     cq_consumer_free(w->results);
     cq_consumer_free(w->hooks);
@@ -147,8 +144,7 @@ struct waiter {
     bool met;
 };
 
-static void wait_tick(uv_timer_t *t)
-{
+static void wait_tick(uv_timer_t *t) {
     struct waiter *wt = t->data;
     if (wt->cond(wt->arg)) {
         wt->met = true;
@@ -158,8 +154,7 @@ static void wait_tick(uv_timer_t *t)
     }
 }
 
-static bool run_until(struct worker *w, bool (*cond)(void *), void *arg, int timeout_ms)
-{
+static bool run_until(struct worker *w, bool (*cond)(void *), void *arg, int timeout_ms) {
     struct waiter wt = {.cond = cond, .arg = arg, .until = cq_now_ms() + (uint64_t)timeout_ms};
     uv_timer_t t;
     uv_timer_init(cq_loop_uv(w->loop), &t);
@@ -171,22 +166,19 @@ static bool run_until(struct worker *w, bool (*cond)(void *), void *arg, int tim
     return wt.met;
 }
 
-static bool never(void *arg)
-{
+static bool never(void *arg) {
     (void)arg;
     return false;
 }
 
 /* ---- fake GitLab ------------------------------------------------------------------- */
 
-static void fake_start(void)
-{
+static void fake_start(void) {
     int fds[2];
     char script[512];
     const char *src = getenv("CQ_SOURCE_DIR");
     snprintf(script, sizeof(script), "%s/tests/fakes/fake_gitlab.py", src ? src : ".");
-    if (pipe(fds) != 0)
-        cqtest_fatal("pipe");
+    if (pipe(fds) != 0) cqtest_fatal("pipe");
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
@@ -197,8 +189,7 @@ static void fake_start(void)
     close(fds[1]);
     char buf[32] = "";
     ssize_t n = read(fds[0], buf, sizeof(buf) - 1); /* kept open: the fake may print more */
-    if (n <= 0)
-        cqtest_fatal("fake gitlab did not start (%s)", script);
+    if (n <= 0) cqtest_fatal("fake gitlab did not start (%s)", script);
     G.fake_pid = pid;
     G.fake_port = atoi(buf);
     snprintf(G.fake_url, sizeof(G.fake_url), "http://127.0.0.1:%d", G.fake_port);
@@ -210,43 +201,40 @@ struct http_wait {
     bool done;
 };
 
-static void on_http(void *opaque, const struct cq_http_response *r)
-{
+static void on_http(void *opaque, const struct cq_http_response *r) {
     struct http_wait *h = opaque;
     h->status = r->status;
     h->body = strdup(r->body ? r->body : "");
     h->done = true;
 }
 
-static bool http_done(void *arg) { return ((struct http_wait *)arg)->done; }
+static bool http_done(void *arg) {
+    return ((struct http_wait *)arg)->done;
+}
 
 /* GET/POST to the fake's control API; returns the parsed JSON (caller deletes). */
-static cJSON *fake_call(struct worker *w, const char *method, const char *path,
-                        const char *body)
-{
+static cJSON *fake_call(struct worker *w, const char *method, const char *path, const char *body) {
     char url[256];
     struct cq_err err = {0};
     struct http_wait h = {0};
     snprintf(url, sizeof(url), "%s%s", G.fake_url, path);
-    struct cq_http_request req = {.method = method, .url = url, .body = body,
+    struct cq_http_request req = {.method = method,
+                                  .url = url,
+                                  .body = body,
                                   .body_len = body ? strlen(body) : 0,
                                   .max_response = 64u << 20};
-    if (cq_httpc_request(w->httpc, &req, on_http, &h, &err) != CQ_OK)
-        return NULL;
+    if (cq_httpc_request(w->httpc, &req, on_http, &h, &err) != CQ_OK) return NULL;
     run_until(w, http_done, &h, 10000);
     cJSON *j = h.body ? cJSON_Parse(h.body) : NULL;
     free(h.body);
     return j;
 }
 
-static const cJSON *fake_pipeline(const cJSON *list, long long id)
-{
+static const cJSON *fake_pipeline(const cJSON *list, long long id) {
     const cJSON *p;
-    cJSON_ArrayForEach(p, list)
-    {
+    cJSON_ArrayForEach(p, list) {
         const cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "id");
-        if (cJSON_IsNumber(pid) && (long long)pid->valuedouble == id)
-            return p;
+        if (cJSON_IsNumber(pid) && (long long)pid->valuedouble == id) return p;
     }
     return NULL;
 }
@@ -260,8 +248,7 @@ struct outcome {
     long long pid;
 };
 
-static void on_outcome(void *opaque, const struct cq_pipeline_outcome *o)
-{
+static void on_outcome(void *opaque, const struct cq_pipeline_outcome *o) {
     struct outcome *x = opaque;
     x->done = true;
     snprintf(x->step, sizeof(x->step), "%s", o->step);
@@ -270,7 +257,9 @@ static void on_outcome(void *opaque, const struct cq_pipeline_outcome *o)
     x->pid = o->pipeline_id;
 }
 
-static bool outcome_done(void *arg) { return ((struct outcome *)arg)->done; }
+static bool outcome_done(void *arg) {
+    return ((struct outcome *)arg)->done;
+}
 
 struct cmdspec {
     struct cq_command cmd;
@@ -279,8 +268,7 @@ struct cmdspec {
 };
 
 static void make_cmd(struct cmdspec *c, enum cq_mode mode, const char *project, const char *ref,
-                     int timeout_s, bool cancel, const char *manual)
-{
+                     int timeout_s, bool cancel, const char *manual) {
     memset(c, 0, sizeof(*c));
     c->cmd.name = "lb weight";
     c->cmd.mode = mode;
@@ -303,43 +291,52 @@ static void make_cmd(struct cmdspec *c, enum cq_mode mode, const char *project, 
 }
 
 /* Triggers one pipeline; fills rid (37 bytes). Waits for the outcome. */
-static enum cq_rc trigger(struct worker *w, struct cmdspec *c, const char *text,
-                          const char *pool, char rid[37], struct outcome *out,
-                          struct cq_err *err)
-{
+static enum cq_rc trigger(struct worker *w, struct cmdspec *c, const char *text, const char *pool,
+                          char rid[37], struct outcome *out, struct cq_err *err) {
     cq_uuid4(rid);
-    struct cq_request req = {.id = rid, .received_at = "2024-01-01T00:00:00Z",
-                             .platform = "slack", .channel_id = "C1", .channel_name = "ops",
-                             .user_id = "U1", .user_name = "alice", .command = "lb",
-                             .text = (char *)text, .dedupe_key = "slack:x",
+    struct cq_request req = {.id = rid,
+                             .received_at = "2024-01-01T00:00:00Z",
+                             .platform = "slack",
+                             .channel_id = "C1",
+                             .channel_name = "ops",
+                             .user_id = "U1",
+                             .user_name = "alice",
+                             .command = "lb",
+                             .text = (char *)text,
+                             .dedupe_key = "slack:x",
                              .reply = {.response_url = "https://hooks.slack.test/r"}};
     char *vals[1] = {(char *)pool};
     struct cq_bound_args b = {.cmd = &c->cmd, .values = vals, .n = 1};
-    struct cq_tpl_vars v = {.cfg = &w->cfg, .args = &b, .user_id = "U1", .user_name = "alice",
-                            .channel_id = "C1", .channel_name = "ops", .request_id = rid,
-                            .command = c->cmd.name, .input = text};
-    struct cq_pipeline_trigger p = {.req = &req, .cmd = &c->cmd, .vars = &v,
-                                    .gitlab_login = "alice.gl", .label = "lb weight blue 30"};
+    struct cq_tpl_vars v = {.cfg = &w->cfg,
+                            .args = &b,
+                            .user_id = "U1",
+                            .user_name = "alice",
+                            .channel_id = "C1",
+                            .channel_name = "ops",
+                            .request_id = rid,
+                            .command = c->cmd.name,
+                            .input = text};
+    struct cq_pipeline_trigger p = {.req = &req,
+                                    .cmd = &c->cmd,
+                                    .vars = &v,
+                                    .gitlab_login = "alice.gl",
+                                    .label = "lb weight blue 30"};
     memset(out, 0, sizeof(*out));
     enum cq_rc rc = cq_pipeline_trigger(w->tracker, &p, on_outcome, out, err);
-    if (rc == CQ_OK)
-        run_until(w, outcome_done, out, 20000);
+    if (rc == CQ_OK) run_until(w, outcome_done, out, 20000);
     return rc;
 }
 
 /* ---- result counting --------------------------------------------------------------- */
 
-static int count_results(const char *rid, const char *step)
-{
+static int count_results(const char *rid, const char *step) {
     int n = 0;
     for (int i = 0; i < G.n_results; i++)
-        if (strcmp(G.results[i].rid, rid) == 0 && strcmp(G.results[i].step, step) == 0)
-            n++;
+        if (strcmp(G.results[i].rid, rid) == 0 && strcmp(G.results[i].step, step) == 0) n++;
     return n;
 }
 
-static const struct res *find_result(const char *rid, const char *step)
-{
+static const struct res *find_result(const char *rid, const char *step) {
     for (int i = 0; i < G.n_results; i++)
         if (strcmp(G.results[i].rid, rid) == 0 && strcmp(G.results[i].step, step) == 0)
             return &G.results[i];
@@ -351,12 +348,10 @@ struct rids {
     int n;
 };
 
-static bool all_final(void *arg)
-{
+static bool all_final(void *arg) {
     struct rids *r = arg;
     for (int i = 0; i < r->n; i++)
-        if (count_results(r->v[i], "final") == 0)
-            return false;
+        if (count_results(r->v[i], "final") == 0) return false;
     return true;
 }
 
@@ -364,8 +359,7 @@ static bool all_final(void *arg)
 
 static struct worker W; /* the parent's worker on the fixture Redis */
 
-TEST(variables_exact_and_uninjectable)
-{
+TEST(variables_exact_and_uninjectable) {
     struct cmdspec c;
     struct outcome o;
     struct cq_err err = {0};
@@ -386,10 +380,14 @@ TEST(variables_exact_and_uninjectable)
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(p, "variables");
     char reqv[64];
     snprintf(reqv, sizeof(reqv), "r=%s", rid);
-    const char *expect[][2] = {{"CHAT_INPUT", text},       {"CHAT_CHANNEL", "ops"},
-                               {"CHAT_USER_ID", "U1"},     {"GITLAB_USER_LOGIN", "alice.gl"},
-                               {"CHATOPS_COMMAND", "lb weight"}, {"CHATOPS_REQUEST_ID", rid},
-                               {"POOL", pool},             {"REQ", reqv}};
+    const char *expect[][2] = {{"CHAT_INPUT", text},
+                               {"CHAT_CHANNEL", "ops"},
+                               {"CHAT_USER_ID", "U1"},
+                               {"GITLAB_USER_LOGIN", "alice.gl"},
+                               {"CHATOPS_COMMAND", "lb weight"},
+                               {"CHATOPS_REQUEST_ID", rid},
+                               {"POOL", pool},
+                               {"REQ", reqv}};
     CHECK(cJSON_GetArraySize(vars) == 8);
     for (int i = 0; i < 8 && i < cJSON_GetArraySize(vars); i++) {
         const cJSON *pair = cJSON_GetArrayItem(vars, i);
@@ -410,8 +408,7 @@ TEST(variables_exact_and_uninjectable)
     printf("  8 variables arrived exactly; argument text with &, =, [], CRLF stayed data\n");
 }
 
-TEST(trigger_errors)
-{
+TEST(trigger_errors) {
     struct cmdspec c;
     struct outcome o;
     struct cq_err err = {0};
@@ -474,8 +471,7 @@ struct endcase {
     long long pid;
 };
 
-TEST(end_states)
-{
+TEST(end_states) {
     struct endcase cases[] = {
         {"s-success-1500", 60, false, "ok", "succeeded", "", 0},
         {"s-failed-1500", 60, false, "failed", "failed job: `apply`", "", 0},
@@ -509,8 +505,7 @@ TEST(end_states)
         const struct res *f = find_result(cases[i].rid, "final");
         CHECK(count_results(cases[i].rid, "final") == 1);
         CHECK(f != NULL);
-        if (!f)
-            continue;
+        if (!f) continue;
         CHECK_STR(f->status, cases[i].status);
         CHECK_CONTAINS(f->text, cases[i].contains);
         printf("  %-16s -> %s: %.90s\n", cases[i].ref, f->status, f->text);
@@ -530,8 +525,7 @@ TEST(end_states)
     /* progress named the running job */
     const struct res *pr = find_result(cases[0].rid, "progress");
     CHECK(pr != NULL);
-    if (pr)
-        CHECK_CONTAINS(pr->text, "running — job `apply` (stage deploy)");
+    if (pr) CHECK_CONTAINS(pr->text, "running — job `apply` (stage deploy)");
     cJSON_Delete(list);
 }
 
@@ -541,26 +535,23 @@ struct hookpump {
     int next;
 };
 
-static void pump_hooks(struct hookpump *hp)
-{
+static void pump_hooks(struct hookpump *hp) {
     char path[64];
     snprintf(path, sizeof(path), "/_hooks?since=%d", hp->next);
     cJSON *j = fake_call(hp->w, "GET", path, NULL);
     const cJSON *hooks = cJSON_GetObjectItemCaseSensitive(j, "hooks"), *h;
     hp->next = cJSON_GetObjectItemCaseSensitive(j, "next")->valueint;
-    cJSON_ArrayForEach(h, hooks)
-    {
+    cJSON_ArrayForEach(h, hooks) {
         char *s = cJSON_PrintUnformatted(h);
         struct cq_err err = {0};
-        cq_producer_send(hp->w->producer, G.topic_hooks, NULL, 0, s, strlen(s), NULL, NULL,
-                         NULL, &err);
+        cq_producer_send(hp->w->producer, G.topic_hooks, NULL, 0, s, strlen(s), NULL, NULL, NULL,
+                         &err);
         free(s);
     }
     cJSON_Delete(j);
 }
 
-TEST(webhook_ends_wait_without_poll)
-{
+TEST(webhook_ends_wait_without_poll) {
     struct worker w;
     /* Polls every 20 s at best: only the hook can end it in time. */
     worker_init(&w, cqtest_redis_port(), 3000, 20000, 20000, false, true);
@@ -604,8 +595,7 @@ TEST(webhook_ends_wait_without_poll)
 
 /* Child mode: a worker that triggers N waits on the fixture Redis, prints "ready", then
  * keeps tracking until killed. */
-static int child_main(int n, const char *ref)
-{
+static int child_main(int n, const char *ref) {
     struct worker w;
     worker_init(&w, cqtest_redis_port(), 1500, 300, 600, false, false);
     struct cmdspec c;
@@ -626,19 +616,17 @@ static int child_main(int n, const char *ref)
     return 0;
 }
 
-static pid_t spawn_child(int n, const char *ref, char (*rids)[37])
-{
+static pid_t spawn_child(int n, const char *ref, char (*rids)[37]) {
     int fds[2];
     char nbuf[16];
     snprintf(nbuf, sizeof(nbuf), "%d", n);
-    if (pipe(fds) != 0)
-        cqtest_fatal("pipe");
+    if (pipe(fds) != 0) cqtest_fatal("pipe");
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
-        execl("/proc/self/exe", "test_pipeline", "--child", nbuf, ref, G.fake_url,
-              G.topic_results, G.prefix, (char *)NULL);
+        execl("/proc/self/exe", "test_pipeline", "--child", nbuf, ref, G.fake_url, G.topic_results,
+              G.prefix, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -647,23 +635,18 @@ static pid_t spawn_child(int n, const char *ref, char (*rids)[37])
     int got = 0;
     while (f && fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = '\0';
-        if (strcmp(line, "ready") == 0)
-            break;
-        if (got < n)
-            snprintf(rids[got++], 37, "%.36s", line);
+        if (strcmp(line, "ready") == 0) break;
+        if (got < n) snprintf(rids[got++], 37, "%.36s", line);
     }
-    if (f)
-        fclose(f);
-    if (got != n)
-        cqtest_fatal("child worker triggered %d of %d", got, n);
+    if (f) fclose(f);
+    if (got != n) cqtest_fatal("child worker triggered %d of %d", got, n);
     return pid;
 }
 
-TEST(kill9_owner_takeover)
-{
+TEST(kill9_owner_takeover) {
     static char rids[100][37];
     pid_t a = spawn_child(100, "s-success-12000", rids); /* none ends before the kill */
-    run_until(&W, never, NULL, 700); /* A is checking some of them right now */
+    run_until(&W, never, NULL, 700);                     /* A is checking some of them right now */
     kill(a, SIGKILL);
     waitpid(a, NULL, 0);
     uint64_t t0 = cq_now_ms();
@@ -697,8 +680,7 @@ TEST(kill9_owner_takeover)
     worker_free(&b);
 }
 
-static int free_port(void)
-{
+static int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
@@ -709,18 +691,16 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static pid_t start_redis(int port, const char *dir)
-{
+static pid_t start_redis(int port, const char *dir) {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
     pid_t pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDOUT_FILENO);
+        if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
         execlp("redis-server", "redis-server", "--port", portstr, "--bind", "127.0.0.1", "--dir",
-               dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-               "--loglevel", "warning", (char *)NULL);
+               dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--loglevel",
+               "warning", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 100; i++) {
@@ -736,11 +716,9 @@ static pid_t start_redis(int port, const char *dir)
     cqtest_fatal("redis-server on port %d did not start", port);
 }
 
-TEST(redis_restart_mid_wait)
-{
+TEST(redis_restart_mid_wait) {
     char dir[] = "/tmp/cqt-pl-redis-XXXXXX";
-    if (!mkdtemp(dir))
-        cqtest_fatal("mkdtemp");
+    if (!mkdtemp(dir)) cqtest_fatal("mkdtemp");
     int port = free_port();
     pid_t rs = start_redis(port, dir);
     struct worker w;
@@ -780,8 +758,7 @@ TEST(redis_restart_mid_wait)
     waitpid(rs, NULL, 0);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
 struct textres {
@@ -790,18 +767,18 @@ struct textres {
     char *text;
 };
 
-static void on_text(void *opaque, const char *status, const char *text)
-{
+static void on_text(void *opaque, const char *status, const char *text) {
     struct textres *t = opaque;
     t->done = true;
     snprintf(t->status, sizeof(t->status), "%s", status);
     t->text = strdup(text);
 }
 
-static bool text_done(void *arg) { return ((struct textres *)arg)->done; }
+static bool text_done(void *arg) {
+    return ((struct textres *)arg)->done;
+}
 
-TEST(cancel_and_list_builtins)
-{
+TEST(cancel_and_list_builtins) {
     struct cmdspec c;
     struct outcome o;
     struct cq_err err = {0};
@@ -844,7 +821,7 @@ TEST(cancel_and_list_builtins)
     CHECK_CONTAINS(tr.text, "cancel requested");
     free(tr.text);
     W.cfg.worker.cancel_roles = NULL;
-    char (*one)[37] = &rid;
+    char(*one)[37] = &rid;
     struct rids r = {.v = one, .n = 1};
     CHECK(run_until(&W, all_final, &r, 10000));
     const struct res *f = find_result(rid, "final");
@@ -859,8 +836,7 @@ TEST(cancel_and_list_builtins)
            "to the role; final canceled\n");
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc >= 7 && strcmp(argv[1], "--child") == 0) {
         snprintf(G.fake_url, sizeof(G.fake_url), "%s", argv[4]);
         snprintf(G.topic_results, sizeof(G.topic_results), "%s", argv[5]);

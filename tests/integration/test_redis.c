@@ -33,10 +33,22 @@ static pid_t start_redis(int port, const char *password) {
     pid_t pid = fork();
     if (pid < 0) cqtest_fatal("fork failed");
     if (pid == 0) {
-        const char *args[] = {"redis-server", "--port", portstr, "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no",
-                              "--enable-debug-command", "yes", "--loglevel", "warning",
-                              password ? "--requirepass" : NULL, password, NULL};
+        const char *args[] = {"redis-server",
+                              "--port",
+                              portstr,
+                              "--bind",
+                              "127.0.0.1",
+                              "--save",
+                              "",
+                              "--appendonly",
+                              "no",
+                              "--enable-debug-command",
+                              "yes",
+                              "--loglevel",
+                              "warning",
+                              password ? "--requirepass" : NULL,
+                              password,
+                              NULL};
         int devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) dup2(devnull, STDOUT_FILENO); /* redis' startup banner */
         execvp("redis-server", (char *const *)args);
@@ -64,7 +76,9 @@ static void stop_redis(pid_t pid) {
 
 static struct cq_loop *L;
 
-static void tick(uv_timer_t *t) { (void)t; }
+static void tick(uv_timer_t *t) {
+    (void)t;
+}
 
 /* Runs the loop until *flag is true or timeout_ms passed; returns *flag. */
 static bool run_until(const bool *flag, int timeout_ms) {
@@ -72,7 +86,8 @@ static bool run_until(const bool *flag, int timeout_ms) {
     uint64_t end = cq_now_ms() + (uint64_t)timeout_ms;
     uv_timer_init(cq_loop_uv(L), &t);
     uv_timer_start(&t, tick, 5, 5);
-    while (!*flag && cq_now_ms() < end) uv_run(cq_loop_uv(L), UV_RUN_ONCE);
+    while (!*flag && cq_now_ms() < end)
+        uv_run(cq_loop_uv(L), UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(cq_loop_uv(L), UV_RUN_NOWAIT);
     return *flag;
@@ -85,7 +100,8 @@ static void run_for(int ms) {
 
 static bool wait_connected(struct cq_redis *r, int timeout_ms) {
     uint64_t end = cq_now_ms() + (uint64_t)timeout_ms;
-    while (!cq_redis_connected(r) && cq_now_ms() < end) run_for(10);
+    while (!cq_redis_connected(r) && cq_now_ms() < end)
+        run_for(10);
     return cq_redis_connected(r);
 }
 
@@ -122,8 +138,7 @@ static void on_res(void *opaque, const redisReply *reply, const struct cq_err *e
 
 static struct cq_redis *client(int port, const char *password, int cmd_timeout_ms) {
     struct cq_err err;
-    struct cq_redis *r =
-        cq_redis_new(L, "127.0.0.1", port, password, 500, cmd_timeout_ms, &err);
+    struct cq_redis *r = cq_redis_new(L, "127.0.0.1", port, password, 500, cmd_timeout_ms, &err);
     if (!r) cqtest_fatal("cq_redis_new: %s", err.msg);
     return r;
 }
@@ -258,7 +273,8 @@ TEST(stall_reconnects) {
     CHECK(run_until(&ping.done, 1000));
     CHECK(ping.code == CQ_ETIMEOUT);
     uint64_t end = cq_now_ms() + 2000;
-    while (cq_redis_connected(r) && cq_now_ms() < end) run_for(10);
+    while (cq_redis_connected(r) && cq_now_ms() < end)
+        run_for(10);
     CHECK(!cq_redis_connected(r));
     kill(pid, SIGCONT);
     CHECK(wait_connected(r, 5000));
@@ -372,8 +388,7 @@ TEST(connect_timeout) {
     CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 64) == 0 &&
           getsockname(fd, (struct sockaddr *)&a, &len) == 0);
     struct cq_err err;
-    struct cq_redis *r =
-        cq_redis_new(L, "127.0.0.1", ntohs(a.sin_port), NULL, 150, 1000, &err);
+    struct cq_redis *r = cq_redis_new(L, "127.0.0.1", ntohs(a.sin_port), NULL, 150, 1000, &err);
     CHECK(r != NULL);
     run_for(1200);
     CHECK(!cq_redis_connected(r));
@@ -394,8 +409,7 @@ TEST(connect_timeout) {
     printf("  unresponsive server: %d connect attempts timed out within 1.2 s\n", attempts);
     free_client(r);
     close(fd);
-    CHECK(cq_redis_new(L, "127.0.0.1", 0, NULL, 100, 100, &err) == NULL &&
-          err.code == CQ_EINVAL);
+    CHECK(cq_redis_new(L, "127.0.0.1", 0, NULL, 100, 100, &err) == NULL && err.code == CQ_EINVAL);
 }
 
 static struct cq_redis *free_me;
@@ -412,7 +426,8 @@ TEST(free_with_pending) {
     struct res rs[10];
     memset(rs, 0, sizeof(rs));
     CHECK(cq_redis_command(r, on_res, &rs[0], "DEBUG SLEEP 0.3") == CQ_OK);
-    for (int i = 1; i < 10; i++) CHECK(cq_redis_command(r, on_res, &rs[i], "PING") == CQ_OK);
+    for (int i = 1; i < 10; i++)
+        CHECK(cq_redis_command(r, on_res, &rs[i], "PING") == CQ_OK);
     run_for(50);
     cq_redis_free(r);
     int once = 1, shut = 1;
@@ -422,7 +437,8 @@ TEST(free_with_pending) {
     }
     CHECK(once && shut);
     run_for(500);
-    for (int i = 0; i < 10; i++) once &= rs[i].calls == 1;
+    for (int i = 0; i < 10; i++)
+        once &= rs[i].calls == 1;
     CHECK(once);
 
     /* Freed from inside a reply callback: the rest still get exactly one callback. */
@@ -431,11 +447,13 @@ TEST(free_with_pending) {
     free_me = r;
     memset(rs, 0, sizeof(rs));
     CHECK(cq_redis_command(r, free_in_callback, &rs[0], "PING") == CQ_OK);
-    for (int i = 1; i < 10; i++) CHECK(cq_redis_command(r, on_res, &rs[i], "PING") == CQ_OK);
+    for (int i = 1; i < 10; i++)
+        CHECK(cq_redis_command(r, on_res, &rs[i], "PING") == CQ_OK);
     CHECK(run_until(&rs[9].done, 1000));
     CHECK(rs[0].have_reply);
     once = 1;
-    for (int i = 1; i < 10; i++) once &= rs[i].calls == 1 && rs[i].code == CQ_ESHUTDOWN;
+    for (int i = 1; i < 10; i++)
+        once &= rs[i].calls == 1 && rs[i].code == CQ_ESHUTDOWN;
     CHECK(once);
     run_for(100);
     CHECK(rs[0].calls == 1);

@@ -29,7 +29,8 @@ static void read_stack_file(const char *rel, char *out, size_t outsz) {
     if (!dir) cqtest_fatal("CQ_STACK_DIR is not set: run this test through ctest");
     snprintf(path, sizeof(path), "%s/%s", dir, rel);
     FILE *f = fopen(path, "r");
-    if (!f) cqtest_fatal("%s missing: the fixture did not start (see fixture.*.start output)", path);
+    if (!f)
+        cqtest_fatal("%s missing: the fixture did not start (see fixture.*.start output)", path);
     if (!fgets(out, (int)outsz, f)) {
         fclose(f);
         cqtest_fatal("%s is empty", path);

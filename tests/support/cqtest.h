@@ -10,45 +10,45 @@
 extern int cqtest_failures;
 extern int cqtest_checks;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        cqtest_checks++;                                                               \
-        if (!(cond)) {                                                                 \
-            cqtest_failures++;                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-        }                                                                              \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        cqtest_checks++;                                                                           \
+        if (!(cond)) {                                                                             \
+            cqtest_failures++;                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                \
-    do {                                                                               \
-        const char *a_ = (a), *b_ = (b);                                               \
-        cqtest_checks++;                                                               \
-        if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                         \
-            cqtest_failures++;                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s == %s\n  got:  %s\n  want: %s\n", __FILE__, \
-                    __LINE__, #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");         \
-        }                                                                              \
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        cqtest_checks++;                                                                           \
+        if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                                     \
+            cqtest_failures++;                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s == %s\n  got:  %s\n  want: %s\n", __FILE__, __LINE__,  \
+                    #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                               \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_CONTAINS(hay, needle)                                                    \
-    do {                                                                               \
-        const char *h_ = (hay), *n_ = (needle);                                        \
-        cqtest_checks++;                                                               \
-        if (h_ == NULL || strstr(h_, n_) == NULL) {                                    \
-            cqtest_failures++;                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s contains \"%s\"\n  got: %s\n", __FILE__,   \
-                    __LINE__, #hay, n_, h_ ? h_ : "(null)");                           \
-        }                                                                              \
+#define CHECK_CONTAINS(hay, needle)                                                                \
+    do {                                                                                           \
+        const char *h_ = (hay), *n_ = (needle);                                                    \
+        cqtest_checks++;                                                                           \
+        if (h_ == NULL || strstr(h_, n_) == NULL) {                                                \
+            cqtest_failures++;                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s contains \"%s\"\n  got: %s\n", __FILE__, __LINE__,     \
+                    #hay, n_, h_ ? h_ : "(null)");                                                 \
+        }                                                                                          \
     } while (0)
 
 /* One test per function; RUN prints its name and result. */
 #define TEST(name) static void test_##name(void)
-#define RUN(name)                                                                      \
-    do {                                                                               \
-        int before_ = cqtest_failures;                                                 \
-        test_##name();                                                                 \
-        printf("%s %s\n", cqtest_failures == before_ ? "ok  " : "FAIL", #name);        \
-        fflush(stdout);                                                                \
+#define RUN(name)                                                                                  \
+    do {                                                                                           \
+        int before_ = cqtest_failures;                                                             \
+        test_##name();                                                                             \
+        printf("%s %s\n", cqtest_failures == before_ ? "ok  " : "FAIL", #name);                    \
+        fflush(stdout);                                                                            \
     } while (0)
 
 /* Prints "N passed, N failed" and returns the process exit code. */

@@ -11,12 +11,14 @@
 #include "envelope.h"
 
 /* Returns the condition's text from the calling function when it does not hold. */
-#define RULE(cond)                                                                         \
-    do {                                                                                   \
-        if (!(cond)) return #cond;                                                         \
+#define RULE(cond)                                                                                 \
+    do {                                                                                           \
+        if (!(cond)) return #cond;                                                                 \
     } while (0)
 
-static bool one_line(const char *s) { return s && !strchr(s, '\n') && !strchr(s, '\r'); }
+static bool one_line(const char *s) {
+    return s && !strchr(s, '\n') && !strchr(s, '\r');
+}
 
 static const char *request_violation(const char *body, const struct cq_request *req,
                                      const char *platform, size_t max_text) {
@@ -93,7 +95,8 @@ const char *cqt_bound_violation(const struct cq_bound_args *bd, const struct cq_
         }
         if (s->enum_values) {
             bool found = false;
-            for (char **e = s->enum_values; *e; e++) found = found || strcmp(*e, v) == 0;
+            for (char **e = s->enum_values; *e; e++)
+                found = found || strcmp(*e, v) == 0;
             RULE(found);
         }
     }

@@ -15,8 +15,7 @@
 static int seen;
 static struct cq_consumer *consumer;
 
-static void on_msg(void *opaque, const struct cq_message *m)
-{
+static void on_msg(void *opaque, const struct cq_message *m) {
     (void)opaque;
     cJSON *o = cJSON_CreateObject();
     char *key = strndup(m->key ? m->key : "", m->keylen);
@@ -28,8 +27,7 @@ static void on_msg(void *opaque, const struct cq_message *m)
         cJSON_AddStringToObject(o, "value", val);
         cJSON_AddNumberToObject(o, "ts", (double)m->timestamp_ms);
         char *s = cJSON_PrintUnformatted(o);
-        if (s)
-            printf("%s\n", s);
+        if (s) printf("%s\n", s);
         cJSON_free(s);
     }
     fflush(stdout);
@@ -40,8 +38,7 @@ static void on_msg(void *opaque, const struct cq_message *m)
     cq_consumer_done(consumer, m->topic, m->partition, m->offset);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     struct cq_err err = {0};
     if (argc < 3) {
         fprintf(stderr, "usage: cqt-consume BROKERS TOPIC [COUNT [IDLE_MS]]\n");

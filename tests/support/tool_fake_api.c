@@ -6,8 +6,8 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +28,13 @@ static atomic_long served;
 static atomic_long connections; /* TCP connections accepted: shows whether clients reuse them */
 static int delay_ms;
 
-static uint64_t now_ms(void)
-{
+static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void *resumer(void *arg)
-{
+static void *resumer(void *arg) {
     (void)arg;
     while (!atomic_load(&stop)) {
         uint64_t now = now_ms();
@@ -44,8 +42,7 @@ static void *resumer(void *arg)
         while (head && head->due_ms <= now) {
             struct pending *p = head;
             head = p->next;
-            if (!head)
-                tail = NULL;
+            if (!head) tail = NULL;
             p->next = NULL;
             p->resumed = true;
             MHD_resume_connection(p->conn);
@@ -59,8 +56,7 @@ static void *resumer(void *arg)
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
-                              size_t *upload_len, void **state)
-{
+                              size_t *upload_len, void **state) {
     (void)cls;
     (void)method;
     (void)version;
@@ -68,8 +64,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct pending *p = *state;
     if (!p) {
         p = calloc(1, sizeof(*p));
-        if (!p)
-            return MHD_NO;
+        if (!p) return MHD_NO;
         p->conn = c;
         *state = p;
         return MHD_YES;
@@ -94,9 +89,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     char body[512];
     int n = snprintf(body, sizeof(body), "{\"name\":\"%.200s\",\"state\":\"on\"}",
                      name ? name + 1 : url);
-    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
     enum MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
@@ -105,8 +100,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **state,
-                      enum MHD_RequestTerminationCode why)
-{
+                      enum MHD_RequestTerminationCode why) {
     (void)cls;
     (void)c;
     (void)why;
@@ -115,17 +109,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **state,
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
+                          enum MHD_ConnectionNotificationCode code) {
     (void)cls;
     (void)c;
     (void)socket_context;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        atomic_fetch_add(&connections, 1);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&connections, 1);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     sigset_t set;
     int sig = 0;
     pthread_t th;
@@ -139,8 +130,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* threads started below inherit the mask */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME,
-        0, NULL, NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_ALLOW_SUSPEND_RESUME, 0,
+        NULL, NULL, handle, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
         MHD_OPTION_CONNECTION_LIMIT, 20000u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u,
         MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_END);

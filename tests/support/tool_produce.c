@@ -18,8 +18,7 @@ static int failed;
 static int acked;
 
 static void on_report(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
-                      int64_t offset)
-{
+                      int64_t offset) {
     (void)opaque;
     (void)partition;
     (void)offset;
@@ -31,12 +30,10 @@ static void on_report(void *opaque, enum cq_rc rc, const char *errstr, int32_t p
     }
 }
 
-static char *read_all(FILE *f, size_t *len)
-{
+static char *read_all(FILE *f, size_t *len) {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     for (;;) {
         if (n + 4096 > cap) {
             char *nb = realloc(buf, cap * 2);
@@ -48,8 +45,7 @@ static char *read_all(FILE *f, size_t *len)
             cap *= 2;
         }
         size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
+        if (r == 0) break;
         n += r;
     }
     buf[n] = '\0';
@@ -57,15 +53,13 @@ static char *read_all(FILE *f, size_t *len)
     return buf;
 }
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     struct cq_err err = {0};
     size_t len = 0;
     int sent = 0;
@@ -89,8 +83,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (strcmp(argv[3], "-") != 0) {
-        if (cq_producer_send(p, argv[2], argv[3], strlen(argv[3]), in, len, NULL, on_report,
-                             NULL, &err) == CQ_OK)
+        if (cq_producer_send(p, argv[2], argv[3], strlen(argv[3]), in, len, NULL, on_report, NULL,
+                             &err) == CQ_OK)
             sent++;
         else
             fprintf(stderr, "cqt-produce: %s\n", err.msg);
@@ -101,8 +95,7 @@ int main(int argc, char **argv)
         bool warm = rate <= 0;
         for (char *line = strtok_r(in, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             char *tab = strchr(line, '\t');
-            if (!tab)
-                continue;
+            if (!tab) continue;
             *tab = '\0';
             if (!warm && sent == 1) {
                 /* Paced runs measure latency from each message's timestamp, taken when it is
@@ -116,11 +109,10 @@ int main(int argc, char **argv)
             }
             if (rate > 0) { /* message k leaves at t0 + k / rate */
                 double wait = t0 + (double)sent / rate - now_s();
-                if (wait > 0.0005)
-                    cq_producer_poll(p, (int)(wait * 1000));
+                if (wait > 0.0005) cq_producer_poll(p, (int)(wait * 1000));
             }
-            while (cq_producer_send(p, argv[2], line, strlen(line), tab + 1, strlen(tab + 1),
-                                    NULL, on_report, NULL, &err) != CQ_OK) {
+            while (cq_producer_send(p, argv[2], line, strlen(line), tab + 1, strlen(tab + 1), NULL,
+                                    on_report, NULL, &err) != CQ_OK) {
                 if (err.code == CQ_EINVAL) {
                     fprintf(stderr, "cqt-produce: %s\n", err.msg);
                     break;

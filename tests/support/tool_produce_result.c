@@ -56,8 +56,8 @@ int main(int argc, char **argv) {
         for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < 16;
              t = strtok_r(NULL, ",", &save))
             names[n++] = t;
-        enum cq_rc rc = cq_kafka_ensure_topics(brokers, names, parts ? atoi(parts) : 4, 1, 30000,
-                                               &err);
+        enum cq_rc rc =
+            cq_kafka_ensure_topics(brokers, names, parts ? atoi(parts) : 4, 1, 30000, &err);
         if (rc != CQ_OK) fprintf(stderr, "ensure: %s\n", err.msg);
         free(copy);
         return rc == CQ_OK ? 0 : 1;
@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
     }
     if (dump) {
         int count = arg(argc, argv, "--count") ? atoi(arg(argc, argv, "--count")) : 1;
-        int timeout = arg(argc, argv, "--timeout-ms") ? atoi(arg(argc, argv, "--timeout-ms"))
-                                                       : 20000;
+        int timeout =
+            arg(argc, argv, "--timeout-ms") ? atoi(arg(argc, argv, "--timeout-ms")) : 20000;
         char group[96];
         snprintf(group, sizeof group, "cqt-dump-%llu-%d", (unsigned long long)cq_now_ms(),
                  (int)getpid());
@@ -82,7 +82,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         uint64_t end = cq_now_ms() + (uint64_t)timeout;
-        while (d.seen < count && cq_now_ms() < end) cq_consumer_poll(d.c, 200, count - d.seen);
+        while (d.seen < count && cq_now_ms() < end)
+            cq_consumer_poll(d.c, 200, count - d.seen);
         cq_consumer_free(d.c);
         return d.seen >= count ? 0 : 3;
     }
@@ -96,7 +97,8 @@ int main(int argc, char **argv) {
     ssize_t n;
     int sent = 0;
     while ((n = getline(&line, &cap, stdin)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
         if (n == 0) continue;
         const char *k = key ? key : "";
         if (cq_producer_send(p, topic, k, strlen(k), line, (size_t)n, NULL, on_report, NULL,

@@ -96,7 +96,8 @@ int main(int argc, char **argv) {
             rd_kafka_topic_partition_list_t *a = NULL;
             if (rd_kafka_assignment(rk, &a) == 0 && a && a->cnt > 0) assigned_at = last = now;
             if (a) rd_kafka_topic_partition_list_destroy(a);
-            if (!assigned_at && now - started > 30000) cqtest_fatal("no partition assigned in 30 s");
+            if (!assigned_at && now - started > 30000)
+                cqtest_fatal("no partition assigned in 30 s");
         }
         if (m) {
             if (!m->err) {

@@ -11,12 +11,14 @@ static cJSON *convert(const struct cq_ynode *n) {
     if (n->kind == CQ_YNODE_SCALAR) return cJSON_CreateString(n->value ? n->value : "");
     if (n->kind == CQ_YNODE_SEQ) {
         cJSON *a = cJSON_CreateArray();
-        for (size_t i = 0; a && i < n->n; i++) cJSON_AddItemToArray(a, convert(n->items[i]));
+        for (size_t i = 0; a && i < n->n; i++)
+            cJSON_AddItemToArray(a, convert(n->items[i]));
         return a;
     }
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; o && i + 1 < n->n_items; i += 2)
-        cJSON_AddItemToObject(o, n->items[i]->value ? n->items[i]->value : "", convert(n->items[i + 1]));
+        cJSON_AddItemToObject(o, n->items[i]->value ? n->items[i]->value : "",
+                              convert(n->items[i + 1]));
     return o;
 }
 

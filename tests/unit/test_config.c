@@ -35,13 +35,13 @@ static void no_secret_in(const char *msg) {
 }
 
 /* A valid base (lines 1-7) that every error case extends. */
-#define BASE                                                                              \
-    "kafka:\n"                                                                            \
-    "  brokers: \"127.0.0.1:9092\"\n"                                                     \
-    "slack:\n"                                                                            \
-    "  enabled: true\n"                                                                   \
-    "  signing_secret: \"${CQT_SIGNING}\"\n"                                              \
-    "secrets:\n"                                                                          \
+#define BASE                                                                                       \
+    "kafka:\n"                                                                                     \
+    "  brokers: \"127.0.0.1:9092\"\n"                                                              \
+    "slack:\n"                                                                                     \
+    "  enabled: true\n"                                                                            \
+    "  signing_secret: \"${CQT_SIGNING}\"\n"                                                       \
+    "secrets:\n"                                                                                   \
     "  tok: \"${CQT_TOK}\"\n"
 
 static int n_errors_checked;
@@ -61,8 +61,7 @@ static struct cq_config *load_ok(const char *yaml) {
     struct cq_err err = {0};
     struct cq_config *cfg = cq_config_load_string("t.yaml", yaml, strlen(yaml), &err);
     CHECK(cfg != NULL);
-    if (!cfg)
-        fprintf(stderr, "  unexpected error: %s\n", err.msg);
+    if (!cfg) fprintf(stderr, "  unexpected error: %s\n", err.msg);
     return cfg;
 }
 
@@ -70,10 +69,11 @@ TEST(example_loads) {
     const char *src = getenv("CQ_SOURCE_DIR");
     char path[1024];
     struct cq_err err = {0};
-    static const char *const vars[] = {
-        "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN",   "FEISHU_APP_SECRET",
-        "FEISHU_VERIFICATION_TOKEN", "FEISHU_ENCRYPT_KEY", "GITLAB_API_TOKEN",
-        "GITLAB_WEBHOOK_TOKEN", "LB_TRIGGER_TOKEN", "DEPLOY_TRIGGER_TOKEN", NULL};
+    static const char *const vars[] = {"SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN",
+                                       "FEISHU_APP_SECRET",    "FEISHU_VERIFICATION_TOKEN",
+                                       "FEISHU_ENCRYPT_KEY",   "GITLAB_API_TOKEN",
+                                       "GITLAB_WEBHOOK_TOKEN", "LB_TRIGGER_TOKEN",
+                                       "DEPLOY_TRIGGER_TOKEN", NULL};
     for (int i = 0; vars[i]; i++) {
         char v[64];
         snprintf(v, sizeof(v), "demo-%d", i);
@@ -171,13 +171,11 @@ TEST(example_loads) {
 
 TEST(defaults) {
     set_secrets_env();
-    struct cq_config *cfg = load_ok(BASE
-                                    "commands:\n"
-                                    "  ping:\n"
-                                    "    mode: direct\n"
-                                    "    http: {base_url: \"http://x\", path: /ping}\n");
-    if (!cfg)
-        return;
+    struct cq_config *cfg = load_ok(BASE "commands:\n"
+                                         "  ping:\n"
+                                         "    mode: direct\n"
+                                         "    http: {base_url: \"http://x\", path: /ping}\n");
+    if (!cfg) return;
     CHECK_STR(cfg->log.level, "info");
     CHECK(cfg->kafka.partitions == 6 && cfg->kafka.replication == 1);
     CHECK(cfg->kafka.produce_timeout_ms == 2000);
@@ -220,8 +218,7 @@ TEST(error_positions) {
                  "t.yaml:9:3: redis.prot: unknown key (did you mean 'port'?)");
     expect_error("kafka:\n  brokerz: x\n",
                  "t.yaml:2:3: kafka.brokerz: unknown key (did you mean 'brokers'?)");
-    expect_error(BASE "limitz: {}\n",
-                 "t.yaml:8:1: limitz: unknown key (did you mean 'limits'?)");
+    expect_error(BASE "limitz: {}\n", "t.yaml:8:1: limitz: unknown key (did you mean 'limits'?)");
     expect_error(BASE "zzzzzz: 1\n", "t.yaml:8:1: zzzzzz: unknown key");
     /* bad enum: points at the value */
     expect_error(BASE "commands:\n  deploy:\n    mode: deplyo\n",
@@ -299,16 +296,16 @@ TEST(secret_errors) {
 
 TEST(cross_checks) {
     set_secrets_env();
-#define CMDS                                                                                  \
-    "people:\n"                                                                               \
-    "  alice: {slack: [UA], roles: [sre]}\n"                                                  \
-    "channels:\n"                                                                             \
-    "  ops: {platform: slack, id: C1}\n"                                                      \
-    "commands:\n"                                                                             \
-    "  deploy:\n"                                                                             \
-    "    mode: trigger_and_return\n"                                                          \
-    "    args:\n"                                                                             \
-    "      - {name: env, type: enum, values: [staging, production]}\n"                        \
+#define CMDS                                                                                       \
+    "people:\n"                                                                                    \
+    "  alice: {slack: [UA], roles: [sre]}\n"                                                       \
+    "channels:\n"                                                                                  \
+    "  ops: {platform: slack, id: C1}\n"                                                           \
+    "commands:\n"                                                                                  \
+    "  deploy:\n"                                                                                  \
+    "    mode: trigger_and_return\n"                                                               \
+    "    args:\n"                                                                                  \
+    "      - {name: env, type: enum, values: [staging, production]}\n"                             \
     "    pipeline: {project: p, trigger_token: tok, variables: {E: \"{{args.env}}\"}}\n"
     /* lines 8-17 */
     struct cq_config *ok = load_ok(BASE CMDS);
@@ -430,8 +427,7 @@ TEST(secrets_never_echoed) {
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
-    if (!f)
-        return;
+    if (!f) return;
     fputs(text, f);
     fclose(f);
 }
@@ -454,8 +450,7 @@ TEST(secret_files) {
     struct cq_err err = {0};
     struct cq_config *cfg = cq_config_load(cfgp, &err);
     CHECK(cfg != NULL);
-    if (!cfg)
-        fprintf(stderr, "  %s\n", err.msg);
+    if (!cfg) fprintf(stderr, "  %s\n", err.msg);
     CHECK_STR(cq_config_secret(cfg, "rel"), FILEVAL);
     CHECK_STR(cq_config_secret(cfg, "abs"), FILEVAL);
     CHECK_STR(cq_config_secret(cfg, "env"), TOKEN);
@@ -555,19 +550,18 @@ TEST(sizes_and_env_overrides) {
     cfg = load_ok(BASE "ingress: {port: 9000}\n");
     CHECK(cfg && cfg->ingress.port == 9000);
     cq_config_free(cfg);
-    const char *vars[] = {"CQ_INGRESS_PORT", "CQ_WORKER_HTTP_PORT", "CQ_NOTIFIER_HTTP_PORT",
-                          "CQ_KAFKA_BROKERS", "CQ_REDIS_HOST", "CQ_GITLAB_BASE_URL"};
+    const char *vars[] = {"CQ_INGRESS_PORT",  "CQ_WORKER_HTTP_PORT", "CQ_NOTIFIER_HTTP_PORT",
+                          "CQ_KAFKA_BROKERS", "CQ_REDIS_HOST",       "CQ_GITLAB_BASE_URL"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);
 }
 
 int main(void) {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/cqt-config-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        cqtest_fatal("mkdtemp failed");
+    if (!mkdtemp(tmpdir)) cqtest_fatal("mkdtemp failed");
     /* the CQ_* overrides must not leak in from the caller's environment */
-    const char *vars[] = {"CQ_INGRESS_PORT", "CQ_WORKER_HTTP_PORT", "CQ_NOTIFIER_HTTP_PORT",
-                          "CQ_KAFKA_BROKERS", "CQ_REDIS_HOST", "CQ_REDIS_PORT",
+    const char *vars[] = {"CQ_INGRESS_PORT",    "CQ_WORKER_HTTP_PORT", "CQ_NOTIFIER_HTTP_PORT",
+                          "CQ_KAFKA_BROKERS",   "CQ_REDIS_HOST",       "CQ_REDIS_PORT",
                           "CQ_GITLAB_BASE_URL", "CQ_LOG_LEVEL"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);

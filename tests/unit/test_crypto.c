@@ -21,7 +21,8 @@ static const char SLACK_BODY[] =
     "collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%"
     "2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121."
     "803a0bc887a14d10d2c447fce8b6703c";
-static const char SLACK_SIG[] = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+static const char SLACK_SIG[] =
+    "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
 
 TEST(slack_vector) {
     char sig[68];
@@ -70,8 +71,7 @@ TEST(slack_signature_secret_switch) {
     cq_slack_signature("another-secret", SLACK_TS, SLACK_BODY, len, other);
     CHECK(strlen(other) == 67 && strcmp(other, SLACK_SIG) != 0);
     for (int i = 0; i < 6; i++) {
-        cq_slack_signature(i % 2 ? "another-secret" : SLACK_SECRET, SLACK_TS, SLACK_BODY, len,
-                           sig);
+        cq_slack_signature(i % 2 ? "another-secret" : SLACK_SECRET, SLACK_TS, SLACK_BODY, len, sig);
         CHECK(strcmp(sig, i % 2 ? other : SLACK_SIG) == 0);
     }
     cq_slack_signature("", SLACK_TS, SLACK_BODY, len, sig); /* empty key is legal */
@@ -147,7 +147,8 @@ TEST(feishu_signature) {
 
 TEST(feishu_decrypt_vector) {
     size_t len = 0;
-    char *plain = cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6RtKl7n6zymIbEG1pReEzghk=", &len);
+    char *plain =
+        cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6RtKl7n6zymIbEG1pReEzghk=", &len);
     CHECK_STR(plain, "hello world");
     CHECK(len == 11);
     free(plain);
@@ -156,7 +157,8 @@ TEST(feishu_decrypt_vector) {
     CHECK(plain == NULL || strcmp(plain, "hello world") != 0);
     free(plain);
     /* Bad base64. */
-    CHECK(cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6RtKl7n6zymIbEG1pReEzghk", &len) == NULL);
+    CHECK(cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6RtKl7n6zymIbEG1pReEzghk", &len) ==
+          NULL);
     CHECK(cq_feishu_decrypt("test key", "!!!!", &len) == NULL);
     /* Valid base64 but too short for IV + one block. */
     CHECK(cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6Rg==", &len) == NULL);
@@ -169,7 +171,8 @@ TEST(aes_round_trip) {
     for (size_t n = 0; n <= 48; n++) {
         uint8_t plain[48];
         size_t clen = 0, plen = 0;
-        for (size_t i = 0; i < n; i++) plain[i] = (uint8_t)(i * 7 + n);
+        for (size_t i = 0; i < n; i++)
+            plain[i] = (uint8_t)(i * 7 + n);
         uint8_t *ct = cq_aes256cbc_encrypt(key, plain, n, &clen);
         CHECK(ct != NULL);
         if (!ct) continue;
@@ -262,7 +265,9 @@ TEST(ct_equal) {
     CHECK(cq_ct_equal(SLACK_SIG, strlen(SLACK_SIG), SLACK_SIG, strlen(SLACK_SIG)));
 }
 
-static bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+static bool is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 TEST(uuid4) {
     enum { N = 1000 };
@@ -284,7 +289,8 @@ TEST(uuid4) {
     }
     int dups = 0;
     for (int i = 0; i < N; i++)
-        for (int j = i + 1; j < N; j++) dups += strcmp(ids[i], ids[j]) == 0;
+        for (int j = i + 1; j < N; j++)
+            dups += strcmp(ids[i], ids[j]) == 0;
     CHECK(dups == 0);
 }
 
@@ -299,12 +305,14 @@ TEST(uuid4_after_fork) {
     pid_t pid = fork();
     if (pid == 0) {
         char u[K][CQ_UUID_LEN + 1];
-        for (int i = 0; i < K; i++) cq_uuid4(u[i]);
+        for (int i = 0; i < K; i++)
+            cq_uuid4(u[i]);
         ssize_t w = write(fds[1], u, sizeof(u));
         _exit(w == (ssize_t)sizeof(u) ? 0 : 1);
     }
     CHECK(pid > 0);
-    for (int i = 0; i < K; i++) CHECK(cq_uuid4(mine[i]) == CQ_OK);
+    for (int i = 0; i < K; i++)
+        CHECK(cq_uuid4(mine[i]) == CQ_OK);
     size_t got = 0;
     while (got < sizeof(theirs)) {
         ssize_t r = read(fds[0], (char *)theirs + got, sizeof(theirs) - got);
@@ -318,7 +326,8 @@ TEST(uuid4_after_fork) {
     CHECK(got == sizeof(theirs) && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     int same = 0;
     for (int i = 0; i < K; i++)
-        for (int j = 0; j < K; j++) same += strcmp(mine[i], theirs[j]) == 0;
+        for (int j = 0; j < K; j++)
+            same += strcmp(mine[i], theirs[j]) == 0;
     CHECK(same == 0);
 }
 

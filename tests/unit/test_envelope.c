@@ -11,7 +11,9 @@
 #include "cqtest_samples.h"
 #include "envelope.h"
 
-static const char *s_or_null(const char *s) { return s ? s : "(null)"; }
+static const char *s_or_null(const char *s) {
+    return s ? s : "(null)";
+}
 
 static void fill_min_request(struct cq_request *r) {
     memset(r, 0, sizeof(*r));
@@ -186,7 +188,9 @@ static void set_number(cJSON *root, const void *arg) {
     if (p) cJSON_ReplaceItemInObjectCaseSensitive(p, key, cJSON_CreateNumber(5));
 }
 
-struct set_str { const char *path, *value; };
+struct set_str {
+    const char *path, *value;
+};
 static void set_string(cJSON *root, const void *arg) {
     const struct set_str *s = arg;
     const char *key;
@@ -198,7 +202,9 @@ static void set_string(cJSON *root, const void *arg) {
         cJSON_AddStringToObject(p, key, s->value);
 }
 
-struct set_raw { const char *key, *raw; };
+struct set_raw {
+    const char *key, *raw;
+};
 static void set_raw_value(cJSON *root, const void *arg) {
     const struct set_raw *s = arg;
     cJSON_DeleteItemFromObjectCaseSensitive(root, s->key);
@@ -206,8 +212,8 @@ static void set_raw_value(cJSON *root, const void *arg) {
 }
 
 TEST(request_missing_required) {
-    static const char *req[] = {"id", "received_at", "platform", "user.id", "command", "text",
-                                "dedupe_key", "v"};
+    static const char *req[] = {"id",      "received_at", "platform",   "user.id",
+                                "command", "text",        "dedupe_key", "v"};
     for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
         struct cq_err err = {0};
         char want[64];
@@ -220,8 +226,8 @@ TEST(request_missing_required) {
     CHECK(decode_mutated_request(remove_field, "user", &err) == CQ_EPARSE);
     CHECK_STR(err.msg, "request: field 'user.id' is missing");
     /* Optional ones may go. */
-    static const char *opt[] = {"tenant", "channel", "channel.name", "user.name", "reply",
-                                "reply.thread_ts", "retry_num"};
+    static const char *opt[] = {"tenant", "channel",         "channel.name", "user.name",
+                                "reply",  "reply.thread_ts", "retry_num"};
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
         cq_err_clear(&err);
         CHECK(decode_mutated_request(remove_field, opt[i], &err) == CQ_OK);
@@ -238,8 +244,8 @@ TEST(result_missing_required) {
         CHECK(decode_mutated_result(remove_field, req[i], &err) == CQ_EPARSE);
         CHECK_STR(err.msg, want);
     }
-    static const char *opt[] = {"reply", "command", "user_name", "response_type", "seq",
-                                "pipeline", "pipeline.id", "produced_at"};
+    static const char *opt[] = {"reply", "command",  "user_name",   "response_type",
+                                "seq",   "pipeline", "pipeline.id", "produced_at"};
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
         struct cq_err err = {0};
         CHECK(decode_mutated_result(remove_field, opt[i], &err) == CQ_OK);
@@ -247,9 +253,10 @@ TEST(result_missing_required) {
 }
 
 TEST(wrong_types) {
-    static const char *strs[] = {"id", "received_at", "platform", "tenant", "channel.id",
-                                 "channel.name", "user.id", "user.name", "command", "text",
-                                 "reply.response_url", "reply.chat_id", "dedupe_key"};
+    static const char *strs[] = {
+        "id",        "received_at", "platform", "tenant", "channel.id",         "channel.name",
+        "user.id",   "user.name",   "command",  "text",   "reply.response_url", "reply.chat_id",
+        "dedupe_key"};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         struct cq_err err = {0};
         char want[64];
@@ -262,9 +269,8 @@ TEST(wrong_types) {
     CHECK(decode_mutated_request(set_string, &grp, &err) == CQ_EPARSE);
     CHECK_STR(err.msg, "request: field 'channel' must be an object");
     const struct set_raw raws[] = {
-        {"retry_num", "\"1\""}, {"retry_num", "1.5"}, {"retry_num", "-1"},
-        {"retry_num", "1001"},  {"retry_num", "true"}, {"user", "[]"},
-        {"reply", "\"x\""},     {"v", "\"1\""},
+        {"retry_num", "\"1\""}, {"retry_num", "1.5"}, {"retry_num", "-1"}, {"retry_num", "1001"},
+        {"retry_num", "true"},  {"user", "[]"},       {"reply", "\"x\""},  {"v", "\"1\""},
     };
     for (size_t i = 0; i < sizeof(raws) / sizeof(raws[0]); i++) {
         CHECK(decode_mutated_request(set_raw_value, &raws[i], &err) == CQ_EPARSE);
@@ -273,8 +279,8 @@ TEST(wrong_types) {
         CHECK_CONTAINS(err.msg, want);
     }
     /* Result: seq and pipeline.id numbers; pipeline an object. */
-    const struct set_raw rraws[] = {{"seq", "\"3\""}, {"seq", "-2"}, {"pipeline", "42"},
-                                    {"text", "null"}, {"step", "1"}};
+    const struct set_raw rraws[] = {
+        {"seq", "\"3\""}, {"seq", "-2"}, {"pipeline", "42"}, {"text", "null"}, {"step", "1"}};
     for (size_t i = 0; i < sizeof(rraws) / sizeof(rraws[0]); i++) {
         CHECK(decode_mutated_result(set_raw_value, &rraws[i], &err) == CQ_EPARSE);
         CHECK_CONTAINS(err.msg, rraws[i].key);
@@ -286,19 +292,19 @@ TEST(wrong_types) {
 
 TEST(bad_enums) {
     struct cq_err err = {0};
-    const struct set_str cases[] = {{"platform", "teams"}, {"platform", "Slack"},
-                                    {"platform", ""}};
+    const struct set_str cases[] = {{"platform", "teams"}, {"platform", "Slack"}, {"platform", ""}};
     for (size_t i = 0; i < 3; i++) {
         CHECK(decode_mutated_request(set_string, &cases[i], &err) == CQ_EPARSE);
         CHECK_STR(err.msg, "request: field 'platform' has an unsupported value");
     }
-    const struct set_str rcases[] = {{"step", "done"},          {"status", "OK"},
-                                     {"status", "error"},       {"platform", "dingtalk"},
+    const struct set_str rcases[] = {{"step", "done"},
+                                     {"status", "OK"},
+                                     {"status", "error"},
+                                     {"platform", "dingtalk"},
                                      {"response_type", "public"}};
     for (size_t i = 0; i < 5; i++) {
         char want[80];
-        snprintf(want, sizeof(want), "result: field '%s' has an unsupported value",
-                 rcases[i].path);
+        snprintf(want, sizeof(want), "result: field '%s' has an unsupported value", rcases[i].path);
         CHECK(decode_mutated_result(set_string, &rcases[i], &err) == CQ_EPARSE);
         CHECK_STR(err.msg, want);
     }
@@ -361,8 +367,9 @@ TEST(rejects_whole_message) {
     struct cq_request r;
     struct cq_result res;
     struct cq_err err = {0};
-    const char *ok = "{\"v\":1,\"id\":\"a\",\"received_at\":\"t\",\"platform\":\"slack\","
-                     "\"user\":{\"id\":\"U\"},\"command\":\"c\",\"text\":\"\",\"dedupe_key\":\"k\"}";
+    const char *ok =
+        "{\"v\":1,\"id\":\"a\",\"received_at\":\"t\",\"platform\":\"slack\","
+        "\"user\":{\"id\":\"U\"},\"command\":\"c\",\"text\":\"\",\"dedupe_key\":\"k\"}";
     CHECK(cq_request_decode(ok, strlen(ok), 0, &r, &err) == CQ_OK);
     cq_request_clear(&r);
     /* Oversized: one byte over max_len. */
@@ -472,7 +479,8 @@ TEST(nul_and_utf8_rejected) {
         CHECK_CONTAINS(err.msg, "NUL");
     }
     /* Invalid UTF-8 (bare continuation byte, overlong, surrogate). */
-    static const char *bad[] = {"a\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf5\x80\x80\x80", "\xe4\xb8"};
+    static const char *bad[] = {"a\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf5\x80\x80\x80",
+                                "\xe4\xb8"};
     for (size_t i = 0; i < 5; i++) {
         char j[256];
         snprintf(j, sizeof(j),

@@ -78,8 +78,12 @@ static uint64_t rnd(void) {
     return g_rng * 0x2545F4914F6CDD1DULL;
 }
 
-static size_t below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
-static bool one_in(size_t n) { return below(n) == 0; }
+static size_t below(size_t n) {
+    return n ? (size_t)(rnd() % n) : 0;
+}
+static bool one_in(size_t n) {
+    return below(n) == 0;
+}
 
 /* Each iteration gets its own stream so one can be replayed without the ones before it. */
 static void begin_iter(const char *target, unsigned tno, size_t iter) {
@@ -97,9 +101,12 @@ static void dump_input(void) {
     fprintf(stderr, "  input (%zu bytes): \"", g_in_len);
     for (size_t i = 0; i < g_in_len && i < 4000; i++) {
         unsigned char c = (unsigned char)g_in[i];
-        if (c == '"' || c == '\\') fprintf(stderr, "\\%c", c);
-        else if (c >= 0x20 && c < 0x7f) fputc(c, stderr);
-        else fprintf(stderr, "\\x%02x", c);
+        if (c == '"' || c == '\\')
+            fprintf(stderr, "\\%c", c);
+        else if (c >= 0x20 && c < 0x7f)
+            fputc(c, stderr);
+        else
+            fprintf(stderr, "\\x%02x", c);
     }
     fprintf(stderr, "%s\"\n", g_in_len > 4000 ? "..." : "");
 }
@@ -113,18 +120,18 @@ static void fuzz_fail(int line, const char *what) {
     if (g_note) fprintf(stderr, "  message: %s\n", g_note);
 }
 
-#define FCHECK(cond)                                                                       \
-    do {                                                                                   \
-        cqtest_checks++;                                                                   \
-        if (!(cond)) fuzz_fail(__LINE__, #cond);                                           \
+#define FCHECK(cond)                                                                               \
+    do {                                                                                           \
+        cqtest_checks++;                                                                           \
+        if (!(cond)) fuzz_fail(__LINE__, #cond);                                                   \
     } while (0)
 
 /* A contract from cqtest_contracts: why is NULL when it held, else the broken rule. */
-#define FCHECK_WHY(why)                                                                    \
-    do {                                                                                   \
-        const char *why_ = (why);                                                          \
-        cqtest_checks++;                                                                   \
-        if (why_) fuzz_fail(__LINE__, why_);                                               \
+#define FCHECK_WHY(why)                                                                            \
+    do {                                                                                           \
+        const char *why_ = (why);                                                                  \
+        cqtest_checks++;                                                                           \
+        if (why_) fuzz_fail(__LINE__, why_);                                                       \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------
@@ -138,7 +145,8 @@ struct buf {
 static void buf_reserve(struct buf *b, size_t n) {
     if (n + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < n + 1) cap *= 2;
+    while (cap < n + 1)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) cqtest_fatal("out of memory");
     b->p = p;
@@ -181,13 +189,70 @@ static const unsigned char interesting[] = {
 
 /* Tokens that are more likely to reach interesting states than single bytes. */
 static const char *const dict[] = {
-    "%00", "%2", "%ZZ", "%C3%A9", "%E2%82%AC", "%FF", "%C0%80", "%ED%A0%80", "+", "&&", "==",
-    "\\u0000", "\\ud800", "\\uDFFF", "\\\"", "\\", "null", "true", "false", "[]", "{}", "[[[[",
-    "{{", "}}", "1e999", "-1", "0", "9007199254740993", "-9223372036854775809", "1.5",
-    "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x9C\x93", "${", "{{args.x}}", "--",
-    "--tag=", "--n", "'", "\"", "''", "\"\"", "<@UBOT>", "@_user_1", "- ", ": ", "\n  ", "~",
-    "&a ", "*a", "!!str ", "---\n", "...\n", "? ", "|\n  ", "0x7fffffff", "99999999999",
-    "{\"a\":", "\"v\":2", "\"v\":1", "\"v\":\"1\"", "\"text\":null", "\"id\":1",
+    "%00",
+    "%2",
+    "%ZZ",
+    "%C3%A9",
+    "%E2%82%AC",
+    "%FF",
+    "%C0%80",
+    "%ED%A0%80",
+    "+",
+    "&&",
+    "==",
+    "\\u0000",
+    "\\ud800",
+    "\\uDFFF",
+    "\\\"",
+    "\\",
+    "null",
+    "true",
+    "false",
+    "[]",
+    "{}",
+    "[[[[",
+    "{{",
+    "}}",
+    "1e999",
+    "-1",
+    "0",
+    "9007199254740993",
+    "-9223372036854775809",
+    "1.5",
+    "\xC0\x80",
+    "\xED\xA0\x80",
+    "\xF4\x90\x80\x80",
+    "\xE2\x9C\x93",
+    "${",
+    "{{args.x}}",
+    "--",
+    "--tag=",
+    "--n",
+    "'",
+    "\"",
+    "''",
+    "\"\"",
+    "<@UBOT>",
+    "@_user_1",
+    "- ",
+    ": ",
+    "\n  ",
+    "~",
+    "&a ",
+    "*a",
+    "!!str ",
+    "---\n",
+    "...\n",
+    "? ",
+    "|\n  ",
+    "0x7fffffff",
+    "99999999999",
+    "{\"a\":",
+    "\"v\":2",
+    "\"v\":1",
+    "\"v\":\"1\"",
+    "\"text\":null",
+    "\"id\":1",
 };
 
 /* A run of one byte, up to `cap` long: the limits of the parsers are crossed here. */
@@ -218,7 +283,8 @@ static void mutate(struct buf *b, const char *other, size_t other_len, size_t ca
         case 3: { /* insert interesting bytes */
             char tmp[4];
             size_t n = 1 + below(sizeof(tmp));
-            for (size_t i = 0; i < n; i++) tmp[i] = (char)interesting[below(sizeof(interesting))];
+            for (size_t i = 0; i < n; i++)
+                tmp[i] = (char)interesting[below(sizeof(interesting))];
             buf_insert(b, at, tmp, n);
             break;
         }
@@ -272,7 +338,9 @@ static void mutate(struct buf *b, const char *other, size_t other_len, size_t ca
 /* ------------------------------------------------------------------------------------------
  * Shared checks */
 
-static bool one_line(const char *s) { return s && !strchr(s, '\n') && !strchr(s, '\r'); }
+static bool one_line(const char *s) {
+    return s && !strchr(s, '\n') && !strchr(s, '\r');
+}
 
 static bool request_empty(const struct cq_request *r) {
     return !r->id && !r->received_at && !r->platform && !r->tenant && !r->channel_id &&
@@ -293,13 +361,22 @@ static bool result_empty(const struct cq_result *r) {
 static void check_verdict(const struct cq_in_verdict *v, const char *platform) {
     switch (v->kind) {
     case CQ_IN_REJECT:
-        if (v->status == 400) g_reach.reject400++;
-        else if (v->status == 401) g_reach.reject401++;
-        else g_reach.reject_other++;
+        if (v->status == 400)
+            g_reach.reject400++;
+        else if (v->status == 401)
+            g_reach.reject401++;
+        else
+            g_reach.reject_other++;
         break;
-    case CQ_IN_REPLY: g_reach.reply++; break;
-    case CQ_IN_REQUEST: g_reach.request++; break;
-    case CQ_IN_PIPELINE: g_reach.pipeline++; break;
+    case CQ_IN_REPLY:
+        g_reach.reply++;
+        break;
+    case CQ_IN_REQUEST:
+        g_reach.request++;
+        break;
+    case CQ_IN_PIPELINE:
+        g_reach.pipeline++;
+        break;
     }
     const char *why = cqt_verdict_violation(v, platform, MAX_TEXT);
     FCHECK_WHY(why);
@@ -313,39 +390,39 @@ static struct cq_config *load(const char *yaml) {
 }
 
 /* The ingress and worker config: small limits so long runs cross them cheaply. */
-#define COMMANDS_YAML                                                                       \
-    "commands:\n"                                                                           \
-    "  flag get:\n"                                                                         \
-    "    mode: direct\n"                                                                    \
-    "    args:\n"                                                                           \
-    "      - {name: name, required: true, regex: \"[a-z][a-z0-9_]*\", max_len: 40}\n"      \
-    "    http: {method: GET, path: \"/f/{{args.name}}\"}\n"                                 \
-    "  flag set:\n"                                                                         \
-    "    mode: direct\n"                                                                    \
-    "    args:\n"                                                                           \
-    "      - {name: name, required: true, regex: \"[a-z][a-z0-9_]*\", max_len: 40}\n"      \
-    "      - {name: value, type: enum, required: true, values: [\"on\", \"off\"]}\n"       \
-    "    http: {method: POST, path: \"/f/{{args.name}}\", body: \"v={{args.value}}\",\n"    \
-    "           body_type: form}\n"                                                         \
-    "  lb weight:\n"                                                                        \
-    "    mode: trigger_and_wait\n"                                                          \
-    "    args:\n"                                                                           \
-    "      - {name: pool, type: enum, required: true, values: [blue, green]}\n"            \
-    "      - {name: percent, type: int, required: true, min: 0, max: 100}\n"               \
-    "    pipeline: {project: \"ops%2Flb\", ref: main, trigger_token: trig}\n"              \
-    "  deploy:\n"                                                                           \
-    "    mode: trigger_and_return\n"                                                        \
-    "    args:\n"                                                                           \
-    "      - {name: service, required: true, regex: \"[a-z]+\"}\n"                          \
-    "      - {name: env, type: enum, default: staging, values: [staging, production]}\n"   \
-    "      - {name: tag, flag: tag, max_len: 12}\n"                                         \
-    "    pipeline: {project: \"7\", ref: \"{{args.env}}\", trigger_token: trig,\n"          \
-    "               manual_job: deploy}\n"                                                  \
-    "  echo:\n"                                                                             \
-    "    mode: direct\n"                                                                    \
-    "    args:\n"                                                                           \
-    "      - {name: text, required: true}\n"                                                \
-    "      - {name: n, flag: n, type: int, min: 1, max: 5}\n"                               \
+#define COMMANDS_YAML                                                                              \
+    "commands:\n"                                                                                  \
+    "  flag get:\n"                                                                                \
+    "    mode: direct\n"                                                                           \
+    "    args:\n"                                                                                  \
+    "      - {name: name, required: true, regex: \"[a-z][a-z0-9_]*\", max_len: 40}\n"              \
+    "    http: {method: GET, path: \"/f/{{args.name}}\"}\n"                                        \
+    "  flag set:\n"                                                                                \
+    "    mode: direct\n"                                                                           \
+    "    args:\n"                                                                                  \
+    "      - {name: name, required: true, regex: \"[a-z][a-z0-9_]*\", max_len: 40}\n"              \
+    "      - {name: value, type: enum, required: true, values: [\"on\", \"off\"]}\n"               \
+    "    http: {method: POST, path: \"/f/{{args.name}}\", body: \"v={{args.value}}\",\n"           \
+    "           body_type: form}\n"                                                                \
+    "  lb weight:\n"                                                                               \
+    "    mode: trigger_and_wait\n"                                                                 \
+    "    args:\n"                                                                                  \
+    "      - {name: pool, type: enum, required: true, values: [blue, green]}\n"                    \
+    "      - {name: percent, type: int, required: true, min: 0, max: 100}\n"                       \
+    "    pipeline: {project: \"ops%2Flb\", ref: main, trigger_token: trig}\n"                      \
+    "  deploy:\n"                                                                                  \
+    "    mode: trigger_and_return\n"                                                               \
+    "    args:\n"                                                                                  \
+    "      - {name: service, required: true, regex: \"[a-z]+\"}\n"                                 \
+    "      - {name: env, type: enum, default: staging, values: [staging, production]}\n"           \
+    "      - {name: tag, flag: tag, max_len: 12}\n"                                                \
+    "    pipeline: {project: \"7\", ref: \"{{args.env}}\", trigger_token: trig,\n"                 \
+    "               manual_job: deploy}\n"                                                         \
+    "  echo:\n"                                                                                    \
+    "    mode: direct\n"                                                                           \
+    "    args:\n"                                                                                  \
+    "      - {name: text, required: true}\n"                                                       \
+    "      - {name: n, flag: n, type: int, min: 1, max: 5}\n"                                      \
     "    http: {method: GET, path: /echo}\n"
 
 static const char main_yaml[] =
@@ -356,11 +433,10 @@ static const char main_yaml[] =
     "gitlab: {base_url: \"http://127.0.0.1:1\", webhook_token: \"${CQT_FZ_GL}\"}\n"
     "secrets: {trig: \"${CQT_FZ_TRIG}\"}\n" COMMANDS_YAML;
 
-static const char enc_yaml[] =
-    "kafka: {brokers: \"127.0.0.1:1\"}\n"
-    "limits: {max_text: 200}\n"
-    "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\",\n"
-    "  encrypt_key: \"${CQT_FZ_EK}\", bot_open_id: ou_bot}\n";
+static const char enc_yaml[] = "kafka: {brokers: \"127.0.0.1:1\"}\n"
+                               "limits: {max_text: 200}\n"
+                               "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\",\n"
+                               "  encrypt_key: \"${CQT_FZ_EK}\", bot_open_id: ou_bot}\n";
 
 static struct cq_config *cfg, *enc_cfg;
 
@@ -382,11 +458,23 @@ static const char *const slack_cmd_seeds[] = {
 
 /* Strings a hostile client may put in X-Slack-Request-Timestamp. */
 static const char *const bad_ts[] = {
-    "", "0", "-1", "1e9", " 1700000000", "1700000000x", "+1700000000", "9999999999999",
-    "99999999999999999999", "0x6553F100", "1700000000\n", "\xff",
+    "",
+    "0",
+    "-1",
+    "1e9",
+    " 1700000000",
+    "1700000000x",
+    "+1700000000",
+    "9999999999999",
+    "99999999999999999999",
+    "0x6553F100",
+    "1700000000\n",
+    "\xff",
 };
 
-static size_t seed_len(const char *const *seeds, size_t i) { return strlen(seeds[i]); }
+static size_t seed_len(const char *const *seeds, size_t i) {
+    return strlen(seeds[i]);
+}
 
 static void fuzz_slack_command(size_t iters) {
     const size_t nseeds = sizeof(slack_cmd_seeds) / sizeof(slack_cmd_seeds[0]);
@@ -458,8 +546,8 @@ static const char *const slack_ev_seeds[] = {
     "{\"type\":\"event_callback\",\"event_id\":\"Ev2\",\"event\":{\"type\":\"message\"}}",
 };
 
-static const char *const retry_nums[] = {"1", "2", "-5", "1000", "1001", "99999999999999999999",
-                                         "abc", "", " 7"};
+static const char *const retry_nums[] = {"1",   "2", "-5", "1000", "1001", "99999999999999999999",
+                                         "abc", "",  " 7"};
 
 static void fuzz_slack_event(size_t iters) {
     const size_t nseeds = sizeof(slack_ev_seeds) / sizeof(slack_ev_seeds[0]);
@@ -481,8 +569,7 @@ static void fuzz_slack_event(size_t iters) {
         cq_slack_event(cfg, &h, b.p, b.len, (time_t)T0, &v);
         check_verdict(&v, "slack");
         cq_slack_signature(SLACK_SECRET, ts, b.p, b.len, want);
-        if (strcmp(want, sig) != 0)
-            FCHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+        if (strcmp(want, sig) != 0) FCHECK(v.kind == CQ_IN_REJECT && v.status == 401);
         cq_in_verdict_clear(&v);
     }
     buf_free(&b);
@@ -515,7 +602,8 @@ static char *feishu_encrypt(const char *plain, size_t len) {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ct || !ctx) cqtest_fatal("out of memory");
     cq_sha256(FS_KEY, strlen(FS_KEY), key);
-    for (int i = 0; i < 16; i++) ct[i] = (uint8_t)rnd();
+    for (int i = 0; i < 16; i++)
+        ct[i] = (uint8_t)rnd();
     if (!EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, ct) ||
         !EVP_EncryptUpdate(ctx, ct + 16, &n1, (const uint8_t *)plain, (int)len) ||
         !EVP_EncryptFinal_ex(ctx, ct + 16 + n1, &n2))
@@ -562,9 +650,12 @@ static void fuzz_feishu(size_t iters) {
         h.lark_nonce = "nonce1";
         h.lark_sig = sig;
         size_t mode = below(8);
-        if (mode == 0) sig[below(64)] ^= 1;
-        else if (mode == 1) h.lark_sig = NULL;
-        else if (mode == 2) h.lark_nonce = "nonce2";
+        if (mode == 0)
+            sig[below(64)] ^= 1;
+        else if (mode == 1)
+            h.lark_sig = NULL;
+        else if (mode == 2)
+            h.lark_nonce = "nonce2";
         cq_feishu_event(enc_cfg, &h, b.p, b.len, 0, &v);
         check_verdict(&v, "feishu");
         bool signed_ok = false;
@@ -676,9 +767,26 @@ static void decode_both(const char *in, size_t len) {
 /* A random field value: mostly printable, with quotes, escapes, controls and UTF-8 (sometimes
  * invalid), sometimes longer than the envelope allows. Caller frees. */
 static char *gen_str(size_t limit) {
-    static const char *const pieces[] = {"a", "Z", "0", " ", "\"", "\\", "\n", "\t", "/", "\x01",
-                                         "\x7f", "\xC3\xA9", "\xE2\x9C\x93", "\xF0\x9F\x98\x80",
-                                         "\xC3", "\xED\xA0\x80", "\xC0\x80", "\xff", "{", "%"};
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "0",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "\n",
+                                         "\t",
+                                         "/",
+                                         "\x01",
+                                         "\x7f",
+                                         "\xC3\xA9",
+                                         "\xE2\x9C\x93",
+                                         "\xF0\x9F\x98\x80",
+                                         "\xC3",
+                                         "\xED\xA0\x80",
+                                         "\xC0\x80",
+                                         "\xff",
+                                         "{",
+                                         "%"};
     size_t n = one_in(16) ? limit - 4 + below(8) : below(24);
     char *s = malloc(n * 4 + 1);
     size_t o = 0;
@@ -695,7 +803,9 @@ static char *gen_str(size_t limit) {
     return s;
 }
 
-static char *maybe_str(size_t limit) { return one_in(4) ? NULL : gen_str(limit); }
+static char *maybe_str(size_t limit) {
+    return one_in(4) ? NULL : gen_str(limit);
+}
 
 /* Generated structs: whatever encodes must decode to the same fields. */
 static void envelope_generated(void) {
@@ -806,7 +916,8 @@ static void fuzz_envelope(size_t iters) {
         decode_both(b.p, b.len);
     }
     buf_free(&b);
-    for (int i = 0; i < 4; i++) free(seeds[i]);
+    for (int i = 0; i < 4; i++)
+        free(seeds[i]);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -824,9 +935,10 @@ static const char *const arg_seeds[] = {
 };
 
 static const char *const arg_words[] = {
-    "flag", "get", "set", "lb", "weight", "deploy", "echo", "web", "blue", "green", "on", "off",
-    "30", "-1", "101", "99999999999999999999", "--tag", "--tag=x", "--n", "--n=2", "--", "-",
-    "staging", "production", "'a b'", "\"c d\"", "x\\ y", "''", "\xC3\xA9", "new_ui", "--color",
+    "flag",  "get",     "set",   "lb",    "weight",   "deploy", "echo",    "web",
+    "blue",  "green",   "on",    "off",   "30",       "-1",     "101",     "99999999999999999999",
+    "--tag", "--tag=x", "--n",   "--n=2", "--",       "-",      "staging", "production",
+    "'a b'", "\"c d\"", "x\\ y", "''",    "\xC3\xA9", "new_ui", "--color",
 };
 
 static void random_line(struct buf *b) {
@@ -868,7 +980,8 @@ static void fuzz_args(size_t iters) {
             FCHECK(av.n == 0 && av.v == NULL);
         } else {
             FCHECK(av.n <= MAX_ARGS);
-            for (size_t i = 0; i < av.n; i++) FCHECK(av.v[i] && strlen(av.v[i]) <= MAX_ARG_LEN);
+            for (size_t i = 0; i < av.n; i++)
+                FCHECK(av.v[i] && strlen(av.v[i]) <= MAX_ARG_LEN);
             size_t used = 0;
             const struct cq_command *c = cq_args_resolve(cfg, word, &av, &used);
             if (c) {
@@ -918,8 +1031,7 @@ static const char cfg_seed_yaml[] =
     "people:\n"
     "  alice: {gitlab_login: alice, slack: [U1], roles: [sre]}\n"
     "channels:\n"
-    "  ops: {platform: slack, id: C1}\n" COMMANDS_YAML
-    "policy:\n"
+    "  ops: {platform: slack, id: C1}\n" COMMANDS_YAML "policy:\n"
     "  - name: sre\n"
     "    roles: [sre]\n"
     "    commands: [\"*\"]\n"

@@ -199,8 +199,7 @@ TEST(async_many_waiters_one_thread) {
         curl_easy_cleanup(cs[i]);
     }
     curl_multi_cleanup(m);
-    printf("  %d/%d async answers in %llu ms (each waited 200 ms)\n", ok, N,
-           took);
+    printf("  %d/%d async answers in %llu ms (each waited 200 ms)\n", ok, N, took);
     CHECK(ok == N);
     CHECK(took < 5000); /* a thread held per waiting request would need N * 200 ms = 60 s */
     CHECK(cq_http_server_inflight(srv) == 0);
@@ -228,8 +227,11 @@ int main(void) {
     };
     pthread_create(&th, NULL, answerer, NULL);
     for (int threads = 1; threads <= 4; threads += 3) { /* single thread, then a pool */
-        struct cq_http_options opt = {.listen = "127.0.0.1", .port = 0, .threads = threads,
-                                      .max_body = 1024, .ready = ready_cb};
+        struct cq_http_options opt = {.listen = "127.0.0.1",
+                                      .port = 0,
+                                      .threads = threads,
+                                      .max_body = 1024,
+                                      .ready = ready_cb};
         printf("threads=%d\n", threads);
         srv = cq_http_server_new(&opt, routes, 3, &err);
         if (!srv) cqtest_fatal("server: %s", err.msg);

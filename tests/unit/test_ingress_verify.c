@@ -147,7 +147,8 @@ TEST(slack_parse_and_limits) {
 
     /* max_text is 30 characters here: 30 two-byte characters pass, 31 do not */
     char longb[512] = "user_id=U1&trigger_id=t.1&text=";
-    for (int i = 0; i < 30; i++) strcat(longb, "%C3%A9");
+    for (int i = 0; i < 30; i++)
+        strcat(longb, "%C3%A9");
     sign(longb, 1000, ts, sig);
     slack_cmd(longb, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
@@ -307,8 +308,7 @@ TEST(feishu_encrypted) {
     size_t n = 0;
     cfg = enc;
     /* the official vector decrypts */
-    char *plain = cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6RtKl7n6zymIbEG1pReEzghk=",
-                                    &n);
+    char *plain = cq_feishu_decrypt("test key", "P37w+VZImNgPEO1RBhJ6RtKl7n6zymIbEG1pReEzghk=", &n);
     CHECK_STR(plain, "hello world");
     free(plain);
 
@@ -384,19 +384,21 @@ int main(void) {
     setenv("CQT_FS_VT", "vtok", 1);
     setenv("CQT_FS_EK", "ek-123", 1);
     setenv("CQT_GL", "gl-tok", 1);
-    cfg = load("kafka: {brokers: \"127.0.0.1:1\"}\n"
-               "limits: {max_text: 30}\n"
-               "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET}\"}\n"
-               "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot}\n"
-               "gitlab: {webhook_token: \"${CQT_GL}\"}\n");
+    cfg =
+        load("kafka: {brokers: \"127.0.0.1:1\"}\n"
+             "limits: {max_text: 30}\n"
+             "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET}\"}\n"
+             "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot}\n"
+             "gitlab: {webhook_token: \"${CQT_GL}\"}\n");
     RUN(slack_official_vector);
     RUN(slack_rejections);
     cq_config_free(cfg);
-    cfg = load("kafka: {brokers: \"127.0.0.1:1\"}\n"
-               "limits: {max_text: 30}\n"
-               "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET2}\"}\n"
-               "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot}\n"
-               "gitlab: {webhook_token: \"${CQT_GL}\"}\n");
+    cfg =
+        load("kafka: {brokers: \"127.0.0.1:1\"}\n"
+             "limits: {max_text: 30}\n"
+             "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET2}\"}\n"
+             "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot}\n"
+             "gitlab: {webhook_token: \"${CQT_GL}\"}\n");
     RUN(slack_parse_and_limits);
     RUN(form_parser);
     RUN(slack_events);

@@ -62,7 +62,9 @@ static void guard_fire(uv_timer_t *t) {
     s->guard_fired = 1;
     uv_stop(t->loop);
 }
-static void work_tick(uv_timer_t *t) { (void)t; }
+static void work_tick(uv_timer_t *t) {
+    (void)t;
+}
 static void drain_close_work(void *arg) {
     struct sigtest *s = arg;
     s->drained++;

@@ -17,8 +17,8 @@ TEST(exact_text) {
     /* Created after the gauge, rendered with its family. */
     struct cq_counter *lab =
         cq_counter_get("cq_requests_total", "ignored", "route=\"/slack\",outcome=\"ok\"");
-    struct cq_histogram *h = cq_histogram_get("cq_latency_seconds", "Handling latency.",
-                                              "route=\"/slack\"", b3, 3);
+    struct cq_histogram *h =
+        cq_histogram_get("cq_latency_seconds", "Handling latency.", "route=\"/slack\"", b3, 3);
     CHECK(plain && g && lab && h);
     cq_counter_inc(plain);
     cq_counter_add(plain, 2);
@@ -83,7 +83,8 @@ TEST(same_pair_same_pointer) {
 
 static size_t count_occurrences(const char *hay, const char *needle) {
     size_t n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++) n++;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
     return n;
 }
 
@@ -163,8 +164,10 @@ static void *hammer(void *arg) {
 TEST(concurrent_updates) {
     cq_metrics_reset();
     pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) CHECK(pthread_create(&t[i], NULL, hammer, NULL) == 0);
-    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, hammer, NULL) == 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
     CHECK(cq_counter_value(cq_counter_get("cq_race_total", "Race.", "t=\"all\"")) ==
           (uint64_t)THREADS * PER_THREAD);
     CHECK(cq_gauge_value(cq_gauge_get("cq_race_level", "Race.", NULL)) ==

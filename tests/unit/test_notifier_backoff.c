@@ -8,7 +8,8 @@
 TEST(backoff_bounds) {
     for (int a = 1; a <= 12; a++) {
         uint64_t step = 500;
-        for (int i = 1; i < a && step < 30000; i++) step *= 2;
+        for (int i = 1; i < a && step < 30000; i++)
+            step *= 2;
         if (step > 30000) step = 30000;
         uint64_t lo = UINT64_MAX, hi = 0;
         for (uint64_t rnd = 0; rnd < 5000; rnd += 7) {
@@ -49,7 +50,7 @@ TEST(pacer_spaces_one_channel_not_others) {
     CHECK(cq_pacer_reserve(p, "slack:C1", 10100) == 12000);
     CHECK(cq_pacer_reserve(p, "slack:C2", 10100) == 10100); /* other channel unaffected */
     CHECK(cq_pacer_reserve(p, "slack:C1", 20000) == 20000); /* idle again */
-    cq_pacer_hold(p, "slack:C2", 25000);                     /* 429 on C2 */
+    cq_pacer_hold(p, "slack:C2", 25000);                    /* 429 on C2 */
     CHECK(cq_pacer_reserve(p, "slack:C2", 21000) == 25000);
     CHECK(cq_pacer_reserve(p, "slack:C2", 21000) == 26000);
     CHECK(cq_pacer_size(p) == 2);
@@ -123,8 +124,9 @@ TEST(classify_feishu) {
     CHECK(fs(502, "bad gateway", why) == CQ_OUT_RETRY);
     CHECK(fs(404, "nope", why) == CQ_OUT_PERMANENT);
 
-    struct cq_attempt_answer a = {CQ_OK, 200,
-                                  "{\"code\":0,\"msg\":\"ok\",\"tenant_access_token\":\"t-abc\",\"expire\":7200}"};
+    struct cq_attempt_answer a = {
+        CQ_OK, 200,
+        "{\"code\":0,\"msg\":\"ok\",\"tenant_access_token\":\"t-abc\",\"expire\":7200}"};
     char *tok = NULL;
     long exp = 0;
     CHECK(cq_classify_feishu_token(&a, &tok, &exp, why, sizeof why) == CQ_OUT_DELIVERED);

@@ -21,7 +21,8 @@ static struct cq_result sample(char *text) {
 
 static int fences_balanced(const char *s) {
     int k = 0;
-    for (const char *p = strstr(s, "```"); p; p = strstr(p + 3, "```")) k++;
+    for (const char *p = strstr(s, "```"); p; p = strstr(p + 3, "```"))
+        k++;
     return k % 2 == 0;
 }
 
@@ -42,18 +43,22 @@ TEST(slack_response_url_layout) {
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "replace_original")));
     cJSON *blocks = cJSON_GetObjectItem(j, "blocks");
     CHECK(cJSON_GetArraySize(blocks) == 4); /* header, text, pipeline context, button */
-    char *h = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 0), "text"), "text")
-                  ->valuestring;
+    char *h =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 0), "text"), "text")
+            ->valuestring;
     CHECK_CONTAINS(h, ":white_check_mark: *Succeeded*");
     CHECK_CONTAINS(h, "`deploy web production`");
     CHECK_CONTAINS(h, "run by alice");
-    char *t = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 1), "text"), "text")
-                  ->valuestring;
+    char *t =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 1), "text"), "text")
+            ->valuestring;
     CHECK_STR(t, "all good &lt;tag&gt; &amp; done");
-    cJSON *btn = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 3), "elements"), 0);
+    cJSON *btn =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 3), "elements"), 0);
     CHECK_STR(cJSON_GetObjectItem(btn, "type")->valuestring, "button");
     CHECK_STR(cJSON_GetObjectItem(btn, "url")->valuestring, r.pipeline.web_url);
-    CHECK_CONTAINS(cJSON_GetObjectItem(cJSON_GetObjectItem(btn, "text"), "text")->valuestring, "#42");
+    CHECK_CONTAINS(cJSON_GetObjectItem(cJSON_GetObjectItem(btn, "text"), "text")->valuestring,
+                   "#42");
     CHECK_CONTAINS(body, "Pipeline #42: success");
     cJSON_Delete(j);
     free(body);
@@ -111,7 +116,8 @@ TEST(split_respects_limits_fences_utf8) {
     /* one very long line: hard split, never mid UTF-8 or mid entity */
     char *lng = malloc(5000);
     size_t p = 0;
-    for (int i = 0; i < 600; i++) p += (size_t)sprintf(lng + p, i % 2 ? "é&amp;" : "ab");
+    for (int i = 0; i < 600; i++)
+        p += (size_t)sprintf(lng + p, i % 2 ? "é&amp;" : "ab");
     ch = cq_slack_split(lng, 100, &n);
     CHECK(ch != NULL && n > 1);
     for (size_t i = 0; ch && i < n; i++) {
@@ -130,7 +136,8 @@ TEST(split_respects_limits_fences_utf8) {
 TEST(slack_cuts_with_note_at_block_limit) {
     size_t len = 200000;
     char *big = malloc(len + 1);
-    for (size_t i = 0; i < len; i++) big[i] = (i % 100 == 99) ? '\n' : 'a' + (char)(i % 26);
+    for (size_t i = 0; i < len; i++)
+        big[i] = (i % 100 == 99) ? '\n' : 'a' + (char)(i % 26);
     big[len] = '\0';
     struct cq_result r = sample(big);
     struct cq_slack_msg_opts o = {.target = CQ_SLACK_POST_MESSAGE, .channel = "C1"};
@@ -174,8 +181,10 @@ TEST(slack_cuts_with_note_at_block_limit) {
 TEST(slack_status_looks) {
     struct cq_result r = sample("");
     struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL};
-    const char *st[][3] = {{"ok", "progress", "In progress"}, {"ok", "ack", "Accepted"},
-                           {"denied", "final", "Denied"},    {"timeout", "final", "Timed out"},
+    const char *st[][3] = {{"ok", "progress", "In progress"},
+                           {"ok", "ack", "Accepted"},
+                           {"denied", "final", "Denied"},
+                           {"timeout", "final", "Timed out"},
                            {"invalid", "final", "Invalid"}};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
         r.status = (char *)st[i][0];
@@ -185,7 +194,8 @@ TEST(slack_status_looks) {
         CHECK_CONTAINS(b, st[i][2]);
         CHECK_CONTAINS(b, "\"response_type\":\"ephemeral\"");
         cJSON *j = cJSON_Parse(b);
-        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "blocks")) == 1); /* empty text: header only */
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "blocks")) ==
+              1); /* empty text: header only */
         cJSON_Delete(j);
         free(b);
     }
@@ -196,8 +206,11 @@ TEST(slack_status_looks) {
 static bool utf8_valid(const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-                : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int n = *p < 0x80             ? 0
+                : (*p & 0xE0) == 0xC0 ? 1
+                : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3
+                                      : -1;
         if (n < 0) return false;
         p++;
         for (int i = 0; i < n; i++, p++)
@@ -209,8 +222,10 @@ static bool utf8_valid(const char *s) {
 TEST(slack_long_wide_command_cut_on_a_character) {
     static const char emoji[] = "\xF0\x9F\x98\x80"; /* U+1F600 */
     char cmd[250 * 4 + 1] = "", cut[200 * 4 + 8] = "", want[sizeof cut + 2];
-    for (int i = 0; i < 250; i++) strcat(cmd, emoji);
-    for (int i = 0; i < 200; i++) strcat(cut, emoji);
+    for (int i = 0; i < 250; i++)
+        strcat(cmd, emoji);
+    for (int i = 0; i < 200; i++)
+        strcat(cut, emoji);
     strcat(cut, "\xE2\x80\xA6"); /* "…" */
     snprintf(want, sizeof want, "`%s`", cut);
     struct cq_result r = sample("done");
@@ -224,7 +239,8 @@ TEST(slack_long_wide_command_cut_on_a_character) {
     cJSON *blocks = cJSON_GetObjectItem(j, "blocks");
     cJSON *h = cJSON_GetObjectItem(cJSON_GetArrayItem(blocks, 0), "text");
     const char *ht = cJSON_IsString(cJSON_GetObjectItem(h, "text"))
-                         ? cJSON_GetObjectItem(h, "text")->valuestring : "";
+                         ? cJSON_GetObjectItem(h, "text")->valuestring
+                         : "";
     CHECK_CONTAINS(ht, want);
     CHECK(utf8_valid(ht));
     cJSON *t = cJSON_GetObjectItem(j, "text");
@@ -267,11 +283,13 @@ TEST(feishu_text_and_card) {
     CHECK(j != NULL);
     CHECK_STR(cJSON_GetObjectItem(j, "msg_type")->valuestring, "text");
     CHECK(cJSON_GetObjectItem(j, "receive_id") == NULL);
-    CHECK_STR(cJSON_GetObjectItem(j, "uuid")->valuestring, "0f8fad5b-d9cb-469f-a165-70867728950e-f-0");
+    CHECK_STR(cJSON_GetObjectItem(j, "uuid")->valuestring,
+              "0f8fad5b-d9cb-469f-a165-70867728950e-f-0");
     cJSON *content = cJSON_GetObjectItem(j, "content");
     CHECK(cJSON_IsString(content)); /* a JSON string, parsed a second time */
     cJSON *c = cJSON_Parse(content->valuestring);
-    CHECK_CONTAINS(cJSON_GetObjectItem(c, "text")->valuestring, "Succeeded · deploy web production");
+    CHECK_CONTAINS(cJSON_GetObjectItem(c, "text")->valuestring,
+                   "Succeeded · deploy web production");
     CHECK_CONTAINS(cJSON_GetObjectItem(c, "text")->valuestring, "line2 \"quoted\"");
     cJSON_Delete(c);
     cJSON_Delete(j);
@@ -287,7 +305,8 @@ TEST(feishu_text_and_card) {
     CHECK_STR(cJSON_GetObjectItem(j, "msg_type")->valuestring, "interactive");
     c = cJSON_Parse(cJSON_GetObjectItem(j, "content")->valuestring);
     CHECK(c != NULL);
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "header"), "template")->valuestring, "red");
+    CHECK_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "header"), "template")->valuestring,
+              "red");
     char *cs = cJSON_PrintUnformatted(c);
     CHECK_CONTAINS(cs, "\"url\":\"https://gl/p/7\"");
     CHECK_CONTAINS(cs, "Open pipeline #7");
@@ -313,7 +332,8 @@ TEST(feishu_cut_utf8) {
     CHECK(cut == 12); /* 7 bytes -> 3 whole characters (6 bytes) kept */
     cJSON *j = cJSON_Parse(c);
     CHECK(j != NULL); /* valid UTF-8/JSON after the cut */
-    CHECK_CONTAINS(cJSON_GetObjectItem(j, "text")->valuestring, "ééé\n… (output cut: 12 of 18 bytes");
+    CHECK_CONTAINS(cJSON_GetObjectItem(j, "text")->valuestring,
+                   "ééé\n… (output cut: 12 of 18 bytes");
     cJSON_Delete(j);
     free(c);
 }

@@ -8,8 +8,7 @@
 
 /* Runs tokenize+resolve+bind on "word text"; returns "ok:<render>" or "err:<reason>". */
 static char result[512];
-static const char *run(const char *word, const char *text)
-{
+static const char *run(const char *word, const char *text) {
     struct cq_argv av = {0};
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
@@ -34,8 +33,7 @@ static const char *run(const char *word, const char *text)
     return result;
 }
 
-static void tok_expect(const char *text, int n, const char *const *want)
-{
+static void tok_expect(const char *text, int n, const char *const *want) {
     struct cq_argv av = {0};
     struct cq_err err = {0};
     CHECK(cq_args_tokenize(text, 0, 0, &av, &err) == CQ_OK);
@@ -45,8 +43,7 @@ static void tok_expect(const char *text, int n, const char *const *want)
     cq_argv_clear(&av);
 }
 
-TEST(tokenizer_quoting)
-{
+TEST(tokenizer_quoting) {
     tok_expect("a  b\tc", 3, (const char *[]){"a", "b", "c"});
     tok_expect("'hello world' x", 2, (const char *[]){"hello world", "x"});
     tok_expect("\"say \\\"hi\\\"\" 'it''s'", 2, (const char *[]){"say \"hi\"", "its"});
@@ -58,8 +55,7 @@ TEST(tokenizer_quoting)
     tok_expect("\"$HOME `x`\"", 1, (const char *[]){"$HOME `x`"});
 }
 
-TEST(tokenizer_errors_and_limits)
-{
+TEST(tokenizer_errors_and_limits) {
     struct cq_argv av = {0};
     struct cq_err err = {0};
     CHECK(cq_args_tokenize("a 'b c", 0, 0, &av, &err) == CQ_EPARSE);
@@ -77,8 +73,7 @@ TEST(tokenizer_errors_and_limits)
     CHECK_STR(err.msg, "argument 2 is longer than 10 characters");
 }
 
-TEST(resolve_longest_prefix)
-{
+TEST(resolve_longest_prefix) {
     CHECK_STR(run("flag", "get new_ui"), "ok:flag get:name=new_ui");
     CHECK_STR(run("flag", "set new_ui on"), "ok:flag set:name=new_ui value=on");
     CHECK_STR(run("lb", "weight blue 30"), "ok:lb weight:pool=blue percent=30");
@@ -90,8 +85,7 @@ TEST(resolve_longest_prefix)
     CHECK(cq_args_resolve(&fx_cfg, "flag", &av, &used) == NULL); /* "flag" alone is no command */
 }
 
-TEST(binding_flags_defaults)
-{
+TEST(binding_flags_defaults) {
     CHECK_STR(run("deploy", "web"), "ok:deploy:service=web env=staging");
     CHECK_STR(run("deploy", "web --tag v1.2"), "ok:deploy:service=web env=staging tag=v1.2");
     CHECK_STR(run("deploy", "--tag=v2 web production"),
@@ -104,8 +98,7 @@ TEST(binding_flags_defaults)
     CHECK_STR(run("echo", "'two words' --n 3"), "ok:echo:text=two words n=3");
 }
 
-TEST(every_rule_rejects_with_reason)
-{
+TEST(every_rule_rejects_with_reason) {
     CHECK_STR(run("lb", "weight blue 130"), "err:percent: 130 is above the maximum 100");
     CHECK_STR(run("lb", "weight blue -1"), "err:percent: -1 is below the minimum 0");
     CHECK_STR(run("lb", "weight blue 3x"), "err:percent: 3x is not an integer");
@@ -118,7 +111,8 @@ TEST(every_rule_rejects_with_reason)
     CHECK_STR(run("flag", "get New-UI"),
               "err:name: New-UI does not match the pattern [a-z][a-z0-9_]*");
     /* the pattern is anchored: a valid prefix does not pass */
-    CHECK_STR(run("flag", "get ok;rm"), "err:name: ok;rm does not match the pattern [a-z][a-z0-9_]*");
+    CHECK_STR(run("flag", "get ok;rm"),
+              "err:name: ok;rm does not match the pattern [a-z][a-z0-9_]*");
     CHECK_STR(run("deploy", "web --tag 0123456789abc"),
               "err:tag: longer than the maximum 12 characters (13)");
     CHECK_STR(run("echo", "hi --n 9"), "err:n: 9 is above the maximum 5");
@@ -129,8 +123,7 @@ TEST(every_rule_rejects_with_reason)
     CHECK_STR(run("lb", "weight \"bl\nue\" 1"), "err:pool: bl?ue is not one of blue, green");
 }
 
-TEST(usage_lines)
-{
+TEST(usage_lines) {
     char buf[200];
     CHECK_STR(cq_args_usage(&fx_commands[2], buf, sizeof(buf)), "usage: lb weight POOL PERCENT");
     CHECK_STR(cq_args_usage(&fx_commands[3], buf, sizeof(buf)),
@@ -138,8 +131,7 @@ TEST(usage_lines)
     CHECK_STR(cq_args_usage(&fx_commands[3], buf, 12), "usage: depl");
 }
 
-int main(void)
-{
+int main(void) {
     printf("worker/args: tokenizer quoting/errors/limits, longest-prefix resolution, "
            "flag/positional binding, enum/regex/int/max_len/required reasons, usage\n");
     RUN(tokenizer_quoting);

@@ -10,24 +10,45 @@
 #define L(...) ((char *[]){__VA_ARGS__, NULL})
 
 static struct cq_arg_spec flag_get_args[] = {
-    {.name = "name", .required = true, .regex = "[a-z][a-z0-9_]*", .min = LLONG_MIN,
-     .max = LLONG_MAX, .max_len = 40},
+    {.name = "name",
+     .required = true,
+     .regex = "[a-z][a-z0-9_]*",
+     .min = LLONG_MIN,
+     .max = LLONG_MAX,
+     .max_len = 40},
 };
 static struct cq_arg_spec flag_set_args[] = {
-    {.name = "name", .required = true, .regex = "[a-z][a-z0-9_]*", .min = LLONG_MIN,
-     .max = LLONG_MAX, .max_len = 40},
-    {.name = "value", .type = CQ_ARG_ENUM, .required = true, .enum_values = L("on", "off"),
-     .min = LLONG_MIN, .max = LLONG_MAX},
+    {.name = "name",
+     .required = true,
+     .regex = "[a-z][a-z0-9_]*",
+     .min = LLONG_MIN,
+     .max = LLONG_MAX,
+     .max_len = 40},
+    {.name = "value",
+     .type = CQ_ARG_ENUM,
+     .required = true,
+     .enum_values = L("on", "off"),
+     .min = LLONG_MIN,
+     .max = LLONG_MAX},
 };
 static struct cq_arg_spec lb_args[] = {
-    {.name = "pool", .type = CQ_ARG_ENUM, .required = true, .enum_values = L("blue", "green"),
-     .min = LLONG_MIN, .max = LLONG_MAX},
+    {.name = "pool",
+     .type = CQ_ARG_ENUM,
+     .required = true,
+     .enum_values = L("blue", "green"),
+     .min = LLONG_MIN,
+     .max = LLONG_MAX},
     {.name = "percent", .type = CQ_ARG_INT, .required = true, .min = 0, .max = 100},
 };
 static struct cq_arg_spec deploy_args[] = {
     {.name = "service", .required = true, .regex = "[a-z]+", .min = LLONG_MIN, .max = LLONG_MAX},
-    {.name = "env", .type = CQ_ARG_ENUM, .required = false, .default_value = "staging",
-     .enum_values = L("staging", "production"), .min = LLONG_MIN, .max = LLONG_MAX},
+    {.name = "env",
+     .type = CQ_ARG_ENUM,
+     .required = false,
+     .default_value = "staging",
+     .enum_values = L("staging", "production"),
+     .min = LLONG_MIN,
+     .max = LLONG_MAX},
     {.name = "tag", .flag = "tag", .min = LLONG_MIN, .max = LLONG_MAX, .max_len = 12},
 };
 static struct cq_arg_spec echo_args[] = {
@@ -36,25 +57,40 @@ static struct cq_arg_spec echo_args[] = {
 };
 
 static struct cq_command fx_commands[] = {
-    {.name = "flag get", .description = "Show a feature flag", .usage = "flag get NAME",
-     .mode = CQ_MODE_DIRECT, .args = flag_get_args, .n_args = 1},
-    {.name = "flag set", .description = "Turn a feature flag on or off",
-     .usage = "flag set NAME on|off", .mode = CQ_MODE_DIRECT, .args = flag_set_args, .n_args = 2},
-    {.name = "lb weight", .description = "Set the traffic share of a pool",
-     .usage = "lb weight POOL PERCENT", .mode = CQ_MODE_TRIGGER_AND_WAIT, .args = lb_args,
+    {.name = "flag get",
+     .description = "Show a feature flag",
+     .usage = "flag get NAME",
+     .mode = CQ_MODE_DIRECT,
+     .args = flag_get_args,
+     .n_args = 1},
+    {.name = "flag set",
+     .description = "Turn a feature flag on or off",
+     .usage = "flag set NAME on|off",
+     .mode = CQ_MODE_DIRECT,
+     .args = flag_set_args,
      .n_args = 2},
-    {.name = "deploy", .description = "Deploy a service", .mode = CQ_MODE_TRIGGER_AND_RETURN,
-     .args = deploy_args, .n_args = 3},
-    {.name = "echo", .description = "Echo", .mode = CQ_MODE_DIRECT, .args = echo_args,
+    {.name = "lb weight",
+     .description = "Set the traffic share of a pool",
+     .usage = "lb weight POOL PERCENT",
+     .mode = CQ_MODE_TRIGGER_AND_WAIT,
+     .args = lb_args,
      .n_args = 2},
+    {.name = "deploy",
+     .description = "Deploy a service",
+     .mode = CQ_MODE_TRIGGER_AND_RETURN,
+     .args = deploy_args,
+     .n_args = 3},
+    {.name = "echo", .description = "Echo", .mode = CQ_MODE_DIRECT, .args = echo_args, .n_args = 2},
 };
 
 static struct cq_person fx_people[] = {
-    {.name = "alice", .gitlab_login = "alice.gl", .slack_ids = L("UALICE"),
-     .feishu_ids = L("ou_alice"), .roles = L("sre")},
+    {.name = "alice",
+     .gitlab_login = "alice.gl",
+     .slack_ids = L("UALICE"),
+     .feishu_ids = L("ou_alice"),
+     .roles = L("sre")},
     {.name = "bob", .gitlab_login = "bob.gl", .slack_ids = L("UBOB"), .roles = L("dev")},
-    {.name = "carol", .gitlab_login = "carol.gl", .slack_ids = L("UCAROL"),
-     .roles = L("release")},
+    {.name = "carol", .gitlab_login = "carol.gl", .slack_ids = L("UCAROL"), .roles = L("release")},
     {.name = "dave", .gitlab_login = "dave.gl", .slack_ids = L("UDAVE")},
 };
 
@@ -70,13 +106,23 @@ static struct cq_arg_match m_prod[] = {{.arg = "env", .values = L("production")}
 
 static struct cq_rule fx_rules[] = {
     {.name = "flags-read", .roles = L("*"), .commands = L("flag get")},
-    {.name = "flags-write", .roles = L("sre", "dev"), .commands = L("flag set"),
+    {.name = "flags-write",
+     .roles = L("sre", "dev"),
+     .commands = L("flag set"),
      .channels = L("ops", "ops-prod")},
     {.name = "lb", .roles = L("sre"), .commands = L("lb weight"), .channels = L("#ops-prod")},
-    {.name = "deploy-staging", .roles = L("dev", "sre"), .commands = L("deploy"),
-     .args = m_staging, .n_args = 1},
-    {.name = "deploy-prod", .roles = L("release"), .people = L("alice"), .commands = L("deploy"),
-     .channels = L("ops-prod"), .args = m_prod, .n_args = 1},
+    {.name = "deploy-staging",
+     .roles = L("dev", "sre"),
+     .commands = L("deploy"),
+     .args = m_staging,
+     .n_args = 1},
+    {.name = "deploy-prod",
+     .roles = L("release"),
+     .people = L("alice"),
+     .commands = L("deploy"),
+     .channels = L("ops-prod"),
+     .args = m_prod,
+     .n_args = 1},
 };
 
 static struct cq_named_secret fx_secrets[] = {

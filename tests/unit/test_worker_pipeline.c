@@ -8,17 +8,14 @@
 #include "pipeline.h"
 
 /* Counts '&'-separated fields and checks every one decodes to one name and one value. */
-static int count_fields(const char *form)
-{
+static int count_fields(const char *form) {
     int n = 1;
     for (const char *p = form; *p; p++)
-        if (*p == '&')
-            n++;
+        if (*p == '&') n++;
     return n;
 }
 
-TEST(form_escapes_every_value)
-{
+TEST(form_escapes_every_value) {
     const char *vars[] = {"CHAT_INPUT", "blue 30&variables[EVIL]=1", "X", "a=b\r\nc", NULL};
     char *f = cq_gitlab_trigger_form("tok&en", "main", vars);
     CHECK(f != NULL);
@@ -29,16 +26,14 @@ TEST(form_escapes_every_value)
     free(f);
 }
 
-TEST(form_empty_values)
-{
+TEST(form_empty_values) {
     const char *vars[] = {"GITLAB_USER_LOGIN", "", NULL};
     char *f = cq_gitlab_trigger_form("t", "v1.2", vars);
     CHECK_STR(f, "token=t&ref=v1.2&variables%5BGITLAB_USER_LOGIN%5D=");
     free(f);
 }
 
-TEST(ref_rules)
-{
+TEST(ref_rules) {
     CHECK(cq_gitlab_ref_valid("main"));
     CHECK(cq_gitlab_ref_valid("release/1.2"));
     CHECK(cq_gitlab_ref_valid("feature_x-9"));
@@ -58,8 +53,7 @@ TEST(ref_rules)
     CHECK(!cq_gitlab_ref_valid(big));
 }
 
-TEST(error_sentences)
-{
+TEST(error_sentences) {
     struct cq_gitlab_reply r = {.rc = CQ_OK, .status = 401, .body = "", .errmsg = ""};
     char *s = cq_gitlab_error_text(&r, "trigger the pipeline");
     CHECK_CONTAINS(s, "rejected the token (HTTP 401)");
@@ -96,8 +90,7 @@ TEST(error_sentences)
     free(s);
 }
 
-TEST(log_tail_lines_and_bytes)
-{
+TEST(log_tail_lines_and_bytes) {
     char log[4096] = "";
     for (int i = 1; i <= 50; i++) {
         char line[64];
@@ -121,8 +114,7 @@ TEST(log_tail_lines_and_bytes)
     free(t);
 }
 
-TEST(privileged_roles)
-{
+TEST(privileged_roles) {
     char *cancel_roles[] = {"sre", NULL};
     char *roles_sre[] = {"dev", "sre", NULL};
     char *roles_dev[] = {"dev", NULL};
@@ -135,8 +127,7 @@ TEST(privileged_roles)
     CHECK(!cq_pipeline_privileged(&cfg, NULL));
 }
 
-int main(void)
-{
+int main(void) {
     RUN(form_escapes_every_value);
     RUN(form_empty_values);
     RUN(ref_rules);

@@ -12,8 +12,7 @@
 static char out[512];
 
 /* "allow:<rule>" or "deny:<reason>" for user (slack id) in channel (slack id) running text. */
-static const char *decide(const char *user, const char *chan, const char *word, const char *text)
-{
+static const char *decide(const char *user, const char *chan, const char *word, const char *text) {
     struct cq_argv av = {0};
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
@@ -21,8 +20,7 @@ static const char *decide(const char *user, const char *chan, const char *word, 
     size_t used = 0;
     const struct cq_person *p = cq_policy_person(&fx_cfg, "slack", user);
     const struct cq_channel *c = cq_policy_channel(&fx_cfg, "slack", chan);
-    if (cq_args_tokenize(text, 8, 64, &av, &err) != CQ_OK)
-        return "tokenize failed";
+    if (cq_args_tokenize(text, 8, 64, &av, &err) != CQ_OK) return "tokenize failed";
     const struct cq_command *cmd = cq_args_resolve(&fx_cfg, word, &av, &used);
     if (!cmd) {
         cq_policy_check(&fx_cfg, p, c, word, NULL, &d);
@@ -43,8 +41,7 @@ done:
     return out;
 }
 
-TEST(identity)
-{
+TEST(identity) {
     CHECK(cq_policy_person(&fx_cfg, "slack", "UALICE") == &fx_people[0]);
     CHECK(cq_policy_person(&fx_cfg, "feishu", "ou_alice") == &fx_people[0]);
     CHECK(cq_policy_person(&fx_cfg, "feishu", "UALICE") == NULL); /* ids are per platform */
@@ -58,8 +55,7 @@ struct row {
     const char *user, *chan, *word, *text, *want;
 };
 
-TEST(permission_matrix)
-{
+TEST(permission_matrix) {
     static const struct row rows[] = {
         /* flag get: everyone, anywhere, even unknown users */
         {"UALICE", "CDEV", "flag", "get new_ui", "allow:flags-read"},
@@ -101,8 +97,9 @@ TEST(permission_matrix)
          "deny:deploy env=staging is allowed only for roles dev or sre (you: carol, roles "
          "release, in #ops-prod)"},
         /* a command that exists but that no rule grants */
-        {"UALICE", "CPROD", "echo", "hi", "deny:echo is not granted by any rule (deny by "
-                                          "default) (you: alice, roles sre, in #ops-prod)"},
+        {"UALICE", "CPROD", "echo", "hi",
+         "deny:echo is not granted by any rule (deny by "
+         "default) (you: alice, roles sre, in #ops-prod)"},
         /* invalid arguments are rejected before the policy */
         {"UALICE", "CPROD", "lb", "weight blue 130",
          "invalid:percent: 130 is above the maximum 100"},
@@ -119,12 +116,14 @@ TEST(permission_matrix)
 
 static struct cq_arg_match m_green[] = {{.arg = "pool", .values = L("green")}};
 static struct cq_rule rules[] = {
-    {.name = "lb-green", .roles = L("dev"), .commands = L("lb weight"), .args = m_green,
+    {.name = "lb-green",
+     .roles = L("dev"),
+     .commands = L("lb weight"),
+     .args = m_green,
      .n_args = 1},
 };
 
-TEST(denied_values_for_allowed_user)
-{
+TEST(denied_values_for_allowed_user) {
     /* a rule for the user and place exists, but only for other values */
     struct cq_config c = fx_cfg;
     c.rules = rules;
@@ -146,8 +145,7 @@ TEST(denied_values_for_allowed_user)
     cq_argv_clear(&av);
 }
 
-TEST(help_per_user_and_channel)
-{
+TEST(help_per_user_and_channel) {
     const struct cq_person *alice = &fx_people[0], *bob = &fx_people[1];
     char *a_prod = cq_builtin_help(&fx_cfg, alice, &fx_channels[0], NULL);
     char *a_dev = cq_builtin_help(&fx_cfg, alice, &fx_channels[2], NULL);
@@ -159,10 +157,10 @@ TEST(help_per_user_and_channel)
     CHECK_CONTAINS(a_prod, "`deploy SERVICE [ENV] [--tag TAG]`");
     CHECK(strstr(a_prod, "echo") == NULL);
     CHECK_CONTAINS(a_dev, "`flag get NAME`");
-    CHECK(strstr(a_dev, "lb weight") == NULL);  /* only in #ops-prod */
-    CHECK(strstr(a_dev, "flag set") == NULL);   /* only in #ops / #ops-prod */
+    CHECK(strstr(a_dev, "lb weight") == NULL); /* only in #ops-prod */
+    CHECK(strstr(a_dev, "flag set") == NULL);  /* only in #ops / #ops-prod */
     CHECK_CONTAINS(b_ops, "flag set");
-    CHECK(strstr(b_ops, "lb weight") == NULL);  /* bob is not sre */
+    CHECK(strstr(b_ops, "lb weight") == NULL); /* bob is not sre */
     CHECK_CONTAINS(b_ops, "deploy");
     CHECK_CONTAINS(nobody, "`flag get NAME`");
     CHECK(strstr(nobody, "flag set") == NULL && strstr(nobody, "deploy") == NULL);
@@ -185,8 +183,7 @@ TEST(help_per_user_and_channel)
     free(unk);
 }
 
-TEST(whoami_and_did_you_mean)
-{
+TEST(whoami_and_did_you_mean) {
     char *w = cq_builtin_whoami(&fx_people[0], "slack", "UALICE");
     CHECK_STR(w, "You are alice, GitLab login alice.gl, roles: sre.");
     free(w);
@@ -209,8 +206,7 @@ TEST(whoami_and_did_you_mean)
     CHECK(cq_levenshtein("", "abc") == 3);
 }
 
-int main(void)
-{
+int main(void) {
     printf("worker/policy+builtins: identity, permission matrix with exact denial lines, "
            "help per user/channel, whoami, did-you-mean\n");
     RUN(identity);

@@ -10,8 +10,7 @@
 
 /* Binds one value to echo's "text" argument and expands tpl in ctx. */
 static char *expand_text(const char *value, const char *tpl, enum cq_tpl_ctx ctx,
-                         struct cq_err *err)
-{
+                         struct cq_err *err) {
     struct cq_argv av = {0};
     struct cq_bound_args b = {0};
     char *v0 = strdup(value);
@@ -19,9 +18,13 @@ static char *expand_text(const char *value, const char *tpl, enum cq_tpl_ctx ctx
     av.n = 1;
     char *r = NULL;
     if (cq_args_bind(&fx_commands[4], &av, 0, 0, &b, err) == CQ_OK) {
-        struct cq_tpl_vars vars = {.cfg = &fx_cfg, .args = &b, .person = &fx_people[0],
-                                   .channel = &fx_channels[0], .request_id = "req-1",
-                                   .command = "echo", .user_id = "UALICE"};
+        struct cq_tpl_vars vars = {.cfg = &fx_cfg,
+                                   .args = &b,
+                                   .person = &fx_people[0],
+                                   .channel = &fx_channels[0],
+                                   .request_id = "req-1",
+                                   .command = "echo",
+                                   .user_id = "UALICE"};
         r = cq_template_expand(tpl, ctx, &vars, err);
     }
     cq_bound_args_clear(&b);
@@ -29,20 +32,19 @@ static char *expand_text(const char *value, const char *tpl, enum cq_tpl_ctx ctx
     return r;
 }
 
-#define EXPECT(value, tpl, ctx, want)                                                  \
-    do {                                                                               \
-        struct cq_err e_ = {0};                                                        \
-        char *r_ = expand_text(value, tpl, ctx, &e_);                                  \
-        CHECK_STR(r_, want);                                                           \
-        if (!r_)                                                                       \
-            fprintf(stderr, "  err: %s\n", e_.msg);                                    \
-        free(r_);                                                                      \
+#define EXPECT(value, tpl, ctx, want)                                                              \
+    do {                                                                                           \
+        struct cq_err e_ = {0};                                                                    \
+        char *r_ = expand_text(value, tpl, ctx, &e_);                                              \
+        CHECK_STR(r_, want);                                                                       \
+        if (!r_) fprintf(stderr, "  err: %s\n", e_.msg);                                           \
+        free(r_);                                                                                  \
     } while (0)
 
-TEST(variables)
-{
-    EXPECT("x", "{{user.gitlab_login}}/{{user.name}}/{{channel.name}}/{{request.id}}/"
-                "{{command.name}}/{{user.id}}/{{ args.text }}",
+TEST(variables) {
+    EXPECT("x",
+           "{{user.gitlab_login}}/{{user.name}}/{{channel.name}}/{{request.id}}/"
+           "{{command.name}}/{{user.id}}/{{ args.text }}",
            CQ_TPL_TEXT, "alice.gl/alice/ops-prod/req-1/echo/UALICE/x");
     EXPECT("x", "Bearer {{secrets.gitlab_token}}", CQ_TPL_HEADER, "Bearer s3cr3t-token");
     struct cq_err err = {0};
@@ -58,8 +60,7 @@ TEST(variables)
     CHECK_STR(err.msg, "a secret contains a line break, which a header cannot hold");
 }
 
-TEST(path_escaping)
-{
+TEST(path_escaping) {
     EXPECT("../admin", "/features/{{args.text}}", CQ_TPL_PATH, "/features/..%2Fadmin");
     EXPECT("..", "/features/{{args.text}}", CQ_TPL_PATH, "/features/%2E%2E");
     EXPECT(".", "/features/{{args.text}}", CQ_TPL_PATH, "/features/%2E");
@@ -70,8 +71,7 @@ TEST(path_escaping)
     EXPECT("a\r\nb", "/f/{{args.text}}", CQ_TPL_PATH, "/f/a%0D%0Ab");
 }
 
-TEST(query_form_json_header)
-{
+TEST(query_form_json_header) {
     EXPECT("a&b=c", "name={{args.text}}&x=1", CQ_TPL_QUERY, "name=a%26b%3Dc&x=1");
     EXPECT("a b+c", "value={{args.text}}", CQ_TPL_FORM, "value=a%20b%2Bc");
     EXPECT("\"},\"x\":1", "{\"value\":\"{{args.text}}\"}", CQ_TPL_JSON,
@@ -102,8 +102,7 @@ TEST(query_form_json_header)
     }
 }
 
-TEST(url_check)
-{
+TEST(url_check) {
     struct cq_err err = {0};
     const char *base = "https://gitlab.example.com/api/v4";
     CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v4/features/x", &err) ==
@@ -116,8 +115,7 @@ TEST(url_check)
     CHECK_CONTAINS(err.msg, "leaves the action's origin https://gitlab.example.com:443");
     CHECK(cq_template_check_url(base, "https://gitlab.example.com:8443/api/v4/x", &err) ==
           CQ_EDENIED);
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v40/x", &err) ==
-          CQ_EDENIED);
+    CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v40/x", &err) == CQ_EDENIED);
     CHECK(cq_template_check_url(base, "https://gitlab.example.com/admin", &err) == CQ_EDENIED);
     CHECK_STR(err.msg, "the expanded URL path leaves the prefix /api/v4");
     CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v4/../admin", &err) ==
@@ -129,15 +127,18 @@ TEST(url_check)
           CQ_OK); /* encoded dots are data */
 }
 
-TEST(http_call_shape)
-{
-    static struct cq_header_tpl hdrs[] = {{.name = "PRIVATE-TOKEN",
-                                           .value = "{{secrets.gitlab_token}}"},
-                                          {.name = "X-User", .value = "{{user.gitlab_login}}"}};
-    struct cq_http_action a = {.method = "POST", .base_url = "http://127.0.0.1:9999/api/v4",
-                               .path = "/features/{{args.text}}", .query = "by={{args.text}}",
-                               .headers = hdrs, .n_headers = 2,
-                               .body = "value={{args.text}}", .body_type = "form"};
+TEST(http_call_shape) {
+    static struct cq_header_tpl hdrs[] = {
+        {.name = "PRIVATE-TOKEN", .value = "{{secrets.gitlab_token}}"},
+        {.name = "X-User", .value = "{{user.gitlab_login}}"}};
+    struct cq_http_action a = {.method = "POST",
+                               .base_url = "http://127.0.0.1:9999/api/v4",
+                               .path = "/features/{{args.text}}",
+                               .query = "by={{args.text}}",
+                               .headers = hdrs,
+                               .n_headers = 2,
+                               .body = "value={{args.text}}",
+                               .body_type = "form"};
     struct cq_argv av = {0};
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
@@ -171,8 +172,8 @@ TEST(http_call_shape)
         free(v0);
     }
     /* a template author's own path may not leave the prefix either */
-    struct cq_http_action bad = {.method = "GET", .base_url = "http://127.0.0.1:9999/api/v4",
-                                 .path = "/../../admin"};
+    struct cq_http_action bad = {
+        .method = "GET", .base_url = "http://127.0.0.1:9999/api/v4", .path = "/../../admin"};
     struct cq_tpl_vars none = {0};
     CHECK(cq_template_http_call(&bad, &none, &call, &err) == CQ_EDENIED);
     /* a path never becomes an authority: "/" is always put between base and path */
@@ -183,8 +184,7 @@ TEST(http_call_shape)
     cq_http_call_clear(&call);
 }
 
-TEST(json_pointer_and_reply)
-{
+TEST(json_pointer_and_reply) {
     cJSON *j = cJSON_Parse("{\"name\":\"new_ui\",\"state\":\"on\",\"gates\":[{\"key\":\"boolean\","
                            "\"value\":true},{\"key\":\"percent\",\"value\":25}],\"a/b\":1,"
                            "\"m~n\":2}");
@@ -206,15 +206,15 @@ TEST(json_pointer_and_reply)
     CHECK(cq_json_pointer(j, "") == j);
     struct cq_tpl_vars vars = {.response = j};
     struct cq_err err = {0};
-    char *r = cq_template_expand("{{response./name}} is {{response.state}} ({{response.gates.1.value}}%)",
-                                 CQ_TPL_TEXT, &vars, &err);
+    char *r =
+        cq_template_expand("{{response./name}} is {{response.state}} ({{response.gates.1.value}}%)",
+                           CQ_TPL_TEXT, &vars, &err);
     CHECK_STR(r, "new_ui is on (25%)");
     free(r);
     cJSON_Delete(j);
 }
 
-int main(void)
-{
+int main(void) {
     printf("worker/template: variables, path/query/form/json/header escaping of hostile "
            "arguments, URL origin+prefix check, http call shape, JSON pointer replies\n");
     RUN(variables);
