@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian packages chatops needs to build, test and run.
-#   deps.sh          build + test deps (compiler, libraries, redis-server, Java + Maven)
+#   deps.sh          build + test deps (compiler, libraries, redis-server, Java + Maven,
+#                    clang-format + shellcheck for scripts/lint.sh)
 #   deps.sh bench    also the benchmark peers (wrk, nginx)
 # As root: apt-get update once, then install what is missing. Otherwise: print the exact
 # apt-get line and exit 1. A fast no-op when everything is already there.
@@ -11,7 +12,7 @@ CQ_PROG=deps.sh
 
 PKGS=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libyaml-dev libuv1-dev
-    redis-server maven default-jre-headless python3 curl)
+    redis-server maven default-jre-headless python3 curl clang-format shellcheck)
 BENCH_PKGS=(wrk nginx)
 
 case "${1:-}" in
@@ -33,6 +34,8 @@ have() {
     wrk) cmd=wrk ;;
     nginx) cmd=nginx ;;
     redis-server) cmd=redis-server ;;
+    clang-format) cmd=clang-format ;;
+    shellcheck) cmd=shellcheck ;;
     esac
     if [[ -n "$cmd" ]] && command -v "$cmd" >/dev/null 2>&1; then
         return 0

@@ -64,6 +64,7 @@ stop_all() {
 # Ctrl-C / SIGTERM: stop everything and exit 0 (a signal must not fall back into the watch loop).
 [[ $detach -eq 1 ]] || { trap 'stop_all; exit 0' INT TERM; trap stop_all EXIT; }
 # A failed --detach start leaves nothing behind either.
+# shellcheck disable=SC2154 # rc is assigned inside the trap string
 [[ $detach -eq 0 ]] || trap 'rc=$?; [[ $rc -eq 0 ]] || stop_stack >/dev/null 2>&1' EXIT
 
 if [[ -n "${CQ_KAFKA_BROKERS:-}" ]]; then

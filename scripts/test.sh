@@ -2,7 +2,7 @@
 # test.sh: the one test command. Installs what is missing, fetches the Kafka broker, then
 # builds and runs every test (unit + integration against a real broker and Redis that the
 # ctest fixtures start) in two trees: build/ (RelWithDebInfo, -Werror) and build-asan/
-# (Debug, AddressSanitizer + UBSan).
+# (Debug, AddressSanitizer + UBSan). First scripts/lint.sh (clang-format, shellcheck).
 #   scripts/test.sh [--quick] [CTEST ARGS...]   --quick: only build/; e.g. -L unit, -R kafka
 set -euo pipefail
 CQ_PROG=test.sh
@@ -21,6 +21,11 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 "$CQ_REPO_ROOT/scripts/kafka.sh" fetch
 
 failed=()
+
+# Formatting (.clang-format) and shellcheck: cheap, and a failure does not stop the build.
+if ! "$CQ_REPO_ROOT/scripts/lint.sh"; then
+    failed+=("lint")
+fi
 
 # ctest's fixture cleanup does not run when ctest is interrupted or times out; never leave a
 # broker or redis-server behind (stop is a no-op when they already stopped).
