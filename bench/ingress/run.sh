@@ -16,7 +16,7 @@ build=${CQ_BUILD_DIR:-$repo/build-rel}  # a RelWithDebInfo build
 threads=${THREADS:-1}
 warmup=${WARMUP:-60}  # a freshly started broker JVM needs about a minute of load before its JIT settles
 bolt_src=${BOLT_DIR:-$repo/../shared/peers/bolt}
-[[ -d $bolt_src ]] || bolt_src=/work/shared/peers/bolt
+[[ -d $bolt_src ]] || { echo "run.sh: the Bolt peer is not at $bolt_src: set BOLT_DIR" >&2; exit 1; }
 secret=8f742231b10e8888abcd99yyyzzz85a5
 exe=$build/ingress/chatops-ingress
 [[ -x $exe ]] || { echo "run.sh: $exe missing: build first (cmake --build $build)" >&2; exit 1; }
