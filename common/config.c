@@ -305,6 +305,10 @@ static const struct field gitlab_fields[] = {
     F("base_url", F_STR, CFG, gitlab.base_url, .env = "CQ_GITLAB_BASE_URL"),
     F("api_token", F_SECRET, CFG, gitlab.api_token),
     F("webhook_token", F_SECRET, CFG, gitlab.webhook_token),
+    F("trigger_lookup_attempts", F_INT, CFG, gitlab.trigger_lookup_attempts, .def_i = 3, .min = 1,
+      .max = 10),
+    F("trigger_lookup_candidates", F_INT, CFG, gitlab.trigger_lookup_candidates, .def_i = 20,
+      .min = 1, .max = 100),
 };
 static const struct schema log_schema = SCHEMA(log_fields);
 static const struct schema kafka_schema = SCHEMA(kafka_fields);
@@ -1131,11 +1135,26 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
     for (size_t i = 0; rc == CQ_OK && i < p->n_variables; i++) {
         size_t o2 = push_key(c, "variables");
         push_key(c, p->variables[i].name);
-        rc = check_template(c, cfg, cmd, p->variables[i].value, vn->items[2 * i + 1], false);
+        if (cq_config_var_reserved(p->variables[i].name))
+            rc = fail(c, vn->items[2 * i],
+                      "reserved name: the worker sets %s on every trigger; "
+                      "use another name",
+                      p->variables[i].name);
+        else
+            rc = check_template(c, cfg, cmd, p->variables[i].value, vn->items[2 * i + 1], false);
         pop(c, o2);
     }
     pop(c, old);
     return rc;
+}
+
+bool cq_config_var_reserved(const char *name) {
+    static const char *const reserved[] = {"CHAT_INPUT",      "CHAT_CHANNEL",
+                                           "CHAT_USER_ID",    "GITLAB_USER_LOGIN",
+                                           "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID"};
+    for (size_t i = 0; name && i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strcmp(name, reserved[i]) == 0) return true;
+    return false;
 }
 
 static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const struct cq_rule *r,

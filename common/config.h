@@ -218,6 +218,8 @@ struct cq_config {
         char *base_url;                 /* e.g. https://gitlab.example.com */
         struct cq_secret api_token;     /* PRIVATE-TOKEN for status/jobs/trace/cancel */
         struct cq_secret webhook_token; /* X-Gitlab-Token for pipeline hooks */
+        int trigger_lookup_attempts;    /* looks for a pipeline whose trigger answer was lost */
+        int trigger_lookup_candidates;  /* newest pipelines of the ref checked per look */
     } gitlab;
 
     struct cq_named_secret *secrets; /* secrets: {NAME: "${ENV}"} for templates/triggers */
@@ -246,6 +248,11 @@ void cq_config_free(struct cq_config *cfg);
 /* Borrowed look-ups; NULL when absent. */
 const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name);
 const char *cq_config_secret(const struct cq_config *cfg, const char *name);
+
+/* True for the pipeline variable names the worker sets on every trigger (CHAT_INPUT,
+ * CHAT_CHANNEL, CHAT_USER_ID, GITLAB_USER_LOGIN, CHATOPS_COMMAND, CHATOPS_REQUEST_ID):
+ * a configured variable may not use them. */
+bool cq_config_var_reserved(const char *name);
 const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
                                          const char *user_id);
 const struct cq_channel *cq_config_channel(const struct cq_config *cfg, const char *platform,

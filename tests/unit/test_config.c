@@ -367,6 +367,41 @@ TEST(cross_checks) {
                  "t.yaml:9:17: channels.a.platform: expected one of slack, feishu");
 }
 
+/* A pipeline variable the worker sets itself (CHAT_INPUT, ..., CHATOPS_REQUEST_ID) would be
+ * dropped or would override the chat context: refused where it is written. */
+TEST(reserved_pipeline_variables) {
+    set_secrets_env();
+#define RESERVED_CMD(name)                                                                         \
+    BASE "commands:\n"                                                                             \
+         "  x:\n"                                                                                  \
+         "    mode: trigger_and_wait\n"                                                            \
+         "    pipeline:\n"                                                                         \
+         "      project: p\n"                                                                      \
+         "      trigger_token: tok\n"                                                              \
+         "      variables:\n"                                                                      \
+         "        OK_VAR: a\n"                                                                     \
+         "        " name ": b\n"
+    static const char *const reserved[] = {"CHAT_INPUT",      "CHAT_CHANNEL",
+                                           "CHAT_USER_ID",    "GITLAB_USER_LOGIN",
+                                           "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        char yaml[1024], want[256];
+        snprintf(yaml, sizeof(yaml), RESERVED_CMD("%s"), reserved[i]);
+        snprintf(want, sizeof(want),
+                 "t.yaml:16:9: commands.x.pipeline.variables.%s: reserved name: the worker "
+                 "sets %s on every trigger; use another name",
+                 reserved[i], reserved[i]);
+        expect_error(yaml, want);
+        CHECK(cq_config_var_reserved(reserved[i]));
+    }
+    /* Names differ by case in GitLab: these are the user's own. */
+    struct cq_config *ok = load_ok(RESERVED_CMD("chat_input"));
+    CHECK(ok && ok->commands[0].pipeline.n_variables == 2);
+    cq_config_free(ok);
+    CHECK(!cq_config_var_reserved("OK_VAR") && !cq_config_var_reserved(NULL));
+#undef RESERVED_CMD
+}
+
 TEST(more_checks) {
     set_secrets_env();
     expect_error(BASE "people:\n  a: {slack: [U1]}\n  b: {slack: [U2, U1]}\n",
@@ -570,6 +605,7 @@ int main(void) {
     RUN(error_positions);
     RUN(secret_errors);
     RUN(cross_checks);
+    RUN(reserved_pipeline_variables);
     RUN(more_checks);
     RUN(secrets_never_echoed);
     RUN(secret_files);
