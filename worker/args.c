@@ -151,6 +151,32 @@ out:
     return rc;
 }
 
+const char *cq_args_rest(const char *text, size_t words) {
+    const char *p = text ? text : "";
+    while (is_space(*p))
+        p++;
+    for (size_t i = 0; i < words && *p; i++) {
+        while (*p && !is_space(*p)) { /* one word, quotes and escapes as the tokenizer */
+            if (*p == '\'') {
+                const char *end = strchr(p + 1, '\'');
+                p = end ? end + 1 : p + strlen(p);
+            } else if (*p == '"') {
+                p++;
+                while (*p && *p != '"')
+                    p += (*p == '\\' && p[1]) ? 2 : 1;
+                if (*p) p++;
+            } else if (*p == '\\' && p[1]) {
+                p += 2;
+            } else {
+                p++;
+            }
+        }
+        while (is_space(*p))
+            p++;
+    }
+    return p;
+}
+
 /* Number of words in name if they equal word, tokens[0..]; 0 when they do not. */
 static size_t name_match(const char *name, const char *word, const struct cq_argv *tokens) {
     size_t nwords = 0;

@@ -31,6 +31,11 @@ void cq_argv_clear(struct cq_argv *a);
 const struct cq_command *cq_args_resolve(const struct cq_config *cfg, const char *word,
                                          const struct cq_argv *tokens, size_t *consumed);
 
+/* The text after the first `words` words of text (split as cq_args_tokenize does), without
+ * the blanks before it: the arguments text of a command whose name took `words` tokens
+ * ("blue 30" for "weight blue 30" and 1). Borrowed from text; "" when nothing follows. */
+const char *cq_args_rest(const char *text, size_t words);
+
 /* The arguments of one invocation, in spec order: values[i] belongs to cmd->args[i]
  * (NULL when optional, absent and without default). Owns the values. */
 struct cq_bound_args {

@@ -107,6 +107,7 @@ struct job {
     const struct cq_command *cmd;
     struct cq_argv argv;
     struct cq_bound_args args;
+    const char *input; /* the arguments text: req.text after the command's name (borrowed) */
     const struct cq_person *person;
     const struct cq_channel *channel;
     struct cq_decision dec;
@@ -778,6 +779,7 @@ static void decide(struct job *j) {
         return;
     }
     j->cmd = cq_args_resolve(cfg, word, &j->argv, &used);
+    j->input = cq_args_rest(j->req.text, used);
     if (!j->cmd) {
         j->kind = JK_UNKNOWN;
         if (family_word(cfg, word)) {
@@ -876,7 +878,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
                                         .channel_name = j->req.channel_name,
                                         .request_id = j->req.id,
                                         .command = j->cmd->name,
-                                        .input = j->req.text,
+                                        .input = j->input,
                                         .response = body};
                 text = cq_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
                 if (!text)
@@ -998,7 +1000,7 @@ static void direct_start(struct job *j) {
                             .channel_name = j->req.channel_name,
                             .request_id = j->req.id,
                             .command = j->cmd->name,
-                            .input = j->req.text};
+                            .input = j->input};
     if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
         metric_action("failed");
         finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
@@ -1062,7 +1064,7 @@ static void pipeline_trigger_now(struct job *j) {
                             .channel_name = j->req.channel_name,
                             .request_id = j->req.id,
                             .command = j->cmd->name,
-                            .input = j->req.text};
+                            .input = j->input};
     snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
              j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
     struct cq_pipeline_trigger p = {.req = &j->req,
