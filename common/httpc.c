@@ -110,6 +110,14 @@ static void finish(struct cq_httpc *h, struct xfer *x, CURLcode result, bool shu
         empty[0] = '\0';
         resp.body = empty;
     }
+    /* Certainly not sent: no connection, or the time ran out before the request went
+     * out (pre-transfer time is set just before it is sent). Anything else may have
+     * reached the server. */
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    resp.unsent = result == CURLE_COULDNT_RESOLVE_HOST || result == CURLE_COULDNT_RESOLVE_PROXY ||
+                  result == CURLE_COULDNT_CONNECT ||
+                  ((result == CURLE_OPERATION_TIMEDOUT || shutdown) && pretransfer == 0);
     if (shutdown) {
         resp.rc = CQ_ESHUTDOWN;
         snprintf(resp.errmsg, sizeof(resp.errmsg), "http client shutting down");

@@ -4,6 +4,7 @@
 #ifndef CQ_HTTPC_H
 #define CQ_HTTPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "errors.h"
@@ -31,6 +32,9 @@ struct cq_http_response {
                               CQ_EHTTP: connect/TLS/protocol error or response too large;
                               CQ_ESHUTDOWN: cq_httpc_free with the request pending */
     char errmsg[256];      /* "" when rc == CQ_OK */
+    bool unsent;           /* rc != CQ_OK and the request certainly never reached the server
+                              (name resolution or connect failed, or the time ran out before
+                              it was sent): a non-idempotent request may be sent again */
     double total_s;
 };
 

@@ -1,6 +1,8 @@
 /* gitlab: GitLab REST calls for the pipeline modes on curl multi (httpc), with bounded
- * retries of 429/5xx answers on loop timers. Used by the pipeline tracker (pipeline.c):
- * trigger -> status/jobs/trace while tracking -> cancel on timeout or on request. */
+ * retries on loop timers: reads (and cancel) on 429/5xx and transport errors; the trigger,
+ * which is not idempotent, only when GitLab cannot have acted (429, or never sent). Used by
+ * the pipeline tracker (pipeline.c): trigger (and, after an ambiguous answer, the lookup
+ * of its pipeline) -> status/jobs/trace while tracking -> cancel on timeout or on request. */
 #include "gitlab.h"
 #include "strutil.h"
 
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RETRY_AFTER_CAP_MS 10000
 #define TRACE_MAX (8u * 1024u * 1024u)
@@ -113,6 +116,10 @@ static void call_finish(struct call *c, const struct cq_http_response *resp, enu
         .rc = rc, .body = "", .errmsg = errmsg ? errmsg : "", .attempts = c->attempts};
     cJSON *json = NULL;
     if (resp) {
+        /* Earlier sends of a non-idempotent call were 429s or never sent: only this last
+         * one can have been carried out without a usable answer. */
+        r.ambiguous = !c->idempotent &&
+                      (rc == CQ_OK ? resp->status >= 500 || resp->status == 408 : !resp->unsent);
         r.status = resp->status;
         r.body = resp->body ? resp->body : "";
         r.body_len = resp->body_len;
@@ -155,8 +162,12 @@ static void on_http(void *opaque, const struct cq_http_response *resp) {
         call_finish(c, resp, CQ_ESHUTDOWN, "shutting down");
         return;
     }
-    bool retryable =
-        resp->rc == CQ_OK ? (resp->status == 429 || resp->status >= 500) : c->idempotent;
+    /* A non-idempotent call (the trigger) is sent again only when GitLab cannot have
+     * acted on it: a 429, or a request that never left (connect failure). A 5xx, a
+     * timeout or a reset after sending may come after GitLab created the pipeline. */
+    bool retryable = resp->rc == CQ_OK
+                         ? resp->status == 429 || (c->idempotent && resp->status >= 500)
+                         : c->idempotent || resp->unsent;
     if (retryable && c->attempts < c->g->max_attempts) {
         long delay = (long)c->g->backoff_ms << (c->attempts - 1);
         long ra = resp->rc == CQ_OK ? retry_after_ms(resp->retry_after) : -1;
@@ -195,7 +206,8 @@ static void send_now(struct call *c) {
     }
     /* Not sent: answer on the next loop turn so cb never runs inside the caller. */
     struct cq_http_response fake = {.rc = err.code == CQ_ESHUTDOWN ? CQ_ESHUTDOWN : CQ_EHTTP,
-                                    .body = (char *)""};
+                                    .body = (char *)"",
+                                    .unsent = true};
     snprintf(fake.errmsg, sizeof(fake.errmsg), "%s", err.msg);
     call_finish(c, &fake, fake.rc, fake.errmsg);
 }
@@ -214,13 +226,16 @@ static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char
     c = calloc(1, sizeof(*c));
     if (!c) goto oom;
     c->method = strdup(method);
-    c->timer = malloc(sizeof(*c->timer));
-    if (!c->method || !c->timer) goto oom;
-    if (uv_timer_init(cq_loop_uv(g->loop), c->timer) != 0) {
-        free(c->timer);
-        c->timer = NULL;
+    if (!c->method) goto oom;
+    /* c->timer is set only once initialised: call_free closes it (uv_close on memory
+     * libuv never saw would corrupt the loop). */
+    uv_timer_t *timer = malloc(sizeof(*timer));
+    if (!timer) goto oom;
+    if (uv_timer_init(cq_loop_uv(g->loop), timer) != 0) {
+        free(timer);
         goto oom;
     }
+    c->timer = timer;
     c->url = url;
     c->body = body;
     c->form = form;
@@ -353,10 +368,43 @@ enum cq_rc cq_gitlab_trace(struct cq_gitlab *g, const char *project, long long j
 enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id, cq_gitlab_cb cb,
                             void *opaque, struct cq_err *err) {
     if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
-    /* Cancelling twice is harmless: retry it like a read. */
+    /* Idempotent: cancelling a canceled or finished pipeline changes nothing (GitLab
+     * answers with the pipeline), so it is retried like a read. */
     char tail[64];
     snprintf(tail, sizeof(tail), "/pipelines/%lld/cancel", id);
     return start(g, "POST", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
+}
+
+enum cq_rc cq_gitlab_pipelines_since(struct cq_gitlab *g, const char *project, const char *ref,
+                                     long long updated_after_ms, int per_page, cq_gitlab_cb cb,
+                                     void *opaque, struct cq_err *err) {
+    if (!g || !project || !ref || !cb) return cq_err_set(err, CQ_EINVAL, "missing project or ref");
+    char when[40];
+    time_t secs = (time_t)(updated_after_ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm) || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return cq_err_set(err, CQ_EINVAL, "bad time");
+    char *eref = cq_url_escape(ref, strlen(ref));
+    char *ewhen = cq_url_escape(when, strlen(when));
+    char *tail = eref && ewhen
+                     ? cq_strprintf("/pipelines?ref=%s&source=trigger&updated_after=%s"
+                                    "&order_by=id&sort=desc&per_page=%d",
+                                    eref, ewhen, per_page > 0 && per_page <= 100 ? per_page : 20)
+                     : NULL;
+    free(eref);
+    free(ewhen);
+    if (!tail) return cq_err_set(err, CQ_ENOMEM, "out of memory");
+    char *url = api_url(g, project, tail);
+    free(tail);
+    return start(g, "GET", url, NULL, false, true, true, 0, cb, opaque, err);
+}
+
+enum cq_rc cq_gitlab_pipeline_variables(struct cq_gitlab *g, const char *project, long long id,
+                                        cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+    if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
+    char tail[80];
+    snprintf(tail, sizeof(tail), "/pipelines/%lld/variables?per_page=100", id);
+    return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
 void cq_gitlab_free(struct cq_gitlab *g) {
@@ -364,8 +412,11 @@ void cq_gitlab_free(struct cq_gitlab *g) {
     while (g->calls) {
         struct call *c = g->calls;
         bool in_http = c->in_http;
-        struct cq_gitlab_reply r = {
-            .rc = CQ_ESHUTDOWN, .body = "", .errmsg = "shutting down", .attempts = c->attempts};
+        struct cq_gitlab_reply r = {.rc = CQ_ESHUTDOWN,
+                                    .body = "",
+                                    .errmsg = "shutting down",
+                                    .attempts = c->attempts,
+                                    .ambiguous = !c->idempotent && in_http};
         call_unlink(c);
         c->g = NULL;
         if (c->cb) c->cb(c->opaque, &r);

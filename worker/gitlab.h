@@ -1,7 +1,9 @@
 /* gitlab: the GitLab REST calls the pipeline modes need (trigger, pipeline status, jobs,
  * job trace, cancel) on the worker's curl multi. Form bodies are built with every name and
  * value percent-encoded whole, so no argument text can add a variable or a field.
- * 429 and 5xx answers are retried on loop timers with backoff within a bound. */
+ * Reads and cancel are retried on 429/5xx and transport errors on loop timers with backoff
+ * within a bound; the trigger, which is not idempotent, only on 429 or when it was never
+ * sent (its other failures are marked ambiguous: GitLab may have created the pipeline). */
 #ifndef CQ_WORKER_GITLAB_H
 #define CQ_WORKER_GITLAB_H
 
@@ -25,6 +27,9 @@ struct cq_gitlab_reply {
     const cJSON *json;  /* parsed body when it is JSON, else NULL */
     const char *errmsg; /* transport error text, "" otherwise */
     int attempts;       /* how many times the request was sent */
+    bool ambiguous;     /* a non-idempotent call (the trigger) may have been carried out:
+                           it reached GitLab, or may have, and no usable answer came back
+                           (5xx or 408, timeout, reset, shutdown while in flight) */
 };
 
 typedef void (*cq_gitlab_cb)(void *opaque, const struct cq_gitlab_reply *r);
@@ -57,9 +62,19 @@ enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id
 /* GET /projects/:project/jobs/:job_id/trace (plain text, up to 8 MiB) */
 enum cq_rc cq_gitlab_trace(struct cq_gitlab *g, const char *project, long long job_id,
                            cq_gitlab_cb cb, void *opaque, struct cq_err *err);
-/* POST /projects/:project/pipelines/:id/cancel */
+/* POST /projects/:project/pipelines/:id/cancel (idempotent: retried like a read) */
 enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id, cq_gitlab_cb cb,
                             void *opaque, struct cq_err *err);
+
+/* GET /projects/:project/pipelines?ref=REF&source=trigger&updated_after=T&order_by=id
+ * &sort=desc&per_page=N: the ref's triggered pipelines updated after T (epoch ms), newest
+ * first (per_page 1..100, else 20). Finds a pipeline whose trigger answer was lost. */
+enum cq_rc cq_gitlab_pipelines_since(struct cq_gitlab *g, const char *project, const char *ref,
+                                     long long updated_after_ms, int per_page, cq_gitlab_cb cb,
+                                     void *opaque, struct cq_err *err);
+/* GET /projects/:project/pipelines/:id/variables: [{"variable_type","key","value"}] */
+enum cq_rc cq_gitlab_pipeline_variables(struct cq_gitlab *g, const char *project, long long id,
+                                        cq_gitlab_cb cb, void *opaque, struct cq_err *err);
 
 /* Calls that have not called back yet. */
 int cq_gitlab_inflight(const struct cq_gitlab *g);

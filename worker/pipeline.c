@@ -126,6 +126,7 @@ struct cq_pipeline_tracker {
     int n_checks, max_checks, scan_ms, lease_ms, poll_min, poll_max, tail_lines;
     size_t tail_bytes;
     struct pending_done *owed;
+    struct trig *lookups; /* triggers waiting to look their pipeline up again */
     struct cq_pipeline_stats st;
 };
 
@@ -1011,10 +1012,49 @@ struct trig {
     long long pid;
     char *pid_s, *web_url, *status;
     int reg_attempts; /* registrations sent (REGISTER_LUA is idempotent) */
+    /* After an ambiguous trigger answer: looking for the pipeline by CHATOPS_REQUEST_ID. */
+    char *ref;
+    long long sent_ms; /* when the trigger was first sent */
+    char *why;         /* what made it ambiguous ("HTTP 502", "timed out", ...) */
+    int lookups;       /* looks done */
+    cJSON *cands;      /* the last list of candidates (owned) */
+    int cand_i;
+    uv_timer_t *look_timer; /* before the next look; NULL otherwise */
+    struct trig *lnext, *lprev;
+    bool listed; /* in t->lookups */
 };
+
+static void lookup_timer_closed(uv_handle_t *h) {
+    struct cq_pipeline_tracker *t = h->data;
+    free(h);
+    t->open_timers--;
+    t->refs++;
+    unref(t);
+}
+
+static void trig_unlist(struct trig *g) {
+    if (!g->listed) return;
+    if (g->lprev)
+        g->lprev->lnext = g->lnext;
+    else
+        g->t->lookups = g->lnext;
+    if (g->lnext) g->lnext->lprev = g->lprev;
+    g->lnext = g->lprev = NULL;
+    g->listed = false;
+}
 
 static void trig_free(struct trig *g) {
     if (!g) return;
+    trig_unlist(g);
+    if (g->look_timer) {
+        uv_timer_stop(g->look_timer);
+        g->look_timer->data = g->t;
+        uv_close((uv_handle_t *)g->look_timer, lookup_timer_closed);
+        g->look_timer = NULL;
+    }
+    free(g->ref);
+    free(g->why);
+    cJSON_Delete(g->cands);
     free(g->rid);
     free(g->project);
     free(g->label);
@@ -1153,9 +1193,239 @@ static void track(struct trig *g) {
                                  g->pid, g->web_url));
 }
 
+/* The pipeline exists (from the trigger's answer, or found after an ambiguous one):
+ * the reply for trigger_and_return, or its registration for tracking. */
+static void pipeline_known(struct trig *g, const cJSON *pl, long http_status) {
+    struct cq_pipeline_tracker *t = g->t;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(pl, "id");
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(pl, "web_url");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(pl, "status");
+    if (!cJSON_IsNumber(id) || id->valuedouble <= 0) {
+        trig_answer(g, "final", "failed",
+                    cq_strprintf("GitLab answered HTTP %ld without a pipeline id; check the "
+                                 "project's pipelines before trying again",
+                                 http_status));
+        return;
+    }
+    g->pid = (long long)id->valuedouble;
+    g->pid_s = cq_strprintf("%lld", g->pid);
+    g->web_url = strdup(cJSON_IsString(url) ? url->valuestring : "");
+    g->status = strdup(cJSON_IsString(st) ? st->valuestring : "created");
+    if (!g->pid_s || !g->web_url || !g->status) {
+        trig_answer(g, "final", "failed", NULL);
+        return;
+    }
+    cq_info(g->rid, "pipeline #%lld triggered in %s", g->pid, g->project);
+    if (!g->wait) {
+        t->st.triggered++;
+        if (g->manual_job && *g->manual_job)
+            trig_answer(g, "final", "ok",
+                        cq_strprintf("pipeline #%lld created — approve the '%s' job: %s", g->pid,
+                                     g->manual_job, g->web_url));
+        else
+            trig_answer(g, "final", "ok",
+                        cq_strprintf("pipeline #%lld created: %s", g->pid, g->web_url));
+        return;
+    }
+    track(g);
+}
+
+/* Where a person checks by hand: the project's pipelines page (a numeric project id
+ * gives the project page, which GitLab redirects to). Caller frees. */
+static char *pipelines_page(const struct cq_pipeline_tracker *t, const char *project) {
+    const char *base = t->cfg->gitlab.base_url ? t->cfg->gitlab.base_url : "";
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    if (strspn(project, "0123456789") == strlen(project))
+        return cq_strprintf("%.*s/projects/%s", (int)bl, base, project);
+    char *path = strdup(project); /* "group%2Fname" -> "group/name" */
+    if (!path) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; path[i]; i++) {
+        unsigned int ch;
+        if (path[i] == '%' && sscanf(path + i + 1, "%2x", &ch) == 1 && path[i + 1] && path[i + 2]) {
+            path[o++] = (char)ch;
+            i += 2;
+        } else {
+            path[o++] = path[i];
+        }
+    }
+    path[o] = '\0';
+    char *url = cq_strprintf("%.*s/%s/-/pipelines", (int)bl, base, path);
+    free(path);
+    return url;
+}
+
+/* No pipeline found for an ambiguous trigger: the outcome is unknown. Never triggered
+ * again: the person checks (the request id is the pipeline's CHATOPS_REQUEST_ID). */
+static void outcome_unknown(struct trig *g, const char *detail) {
+    char *page = pipelines_page(g->t, g->project);
+    count("chatops_worker_pipeline_trigger_lookups_total",
+          "Pipelines looked up after an ambiguous trigger answer, by outcome",
+          "outcome=\"unknown\"");
+    cq_warn(g->rid, "trigger outcome unknown (%s); %s", g->why ? g->why : "?", detail);
+    trig_answer(g, "final", "failed",
+                cq_strprintf("`%s`: GitLab's answer to the trigger was lost (%s) and %s, so the "
+                             "outcome is unknown: a pipeline may or may not have started. Check %s "
+                             "(variable CHATOPS_REQUEST_ID=%s) before running it again. Request %s",
+                             g->command, g->why ? g->why : "no answer", detail,
+                             page ? page : "the project's pipelines", g->rid, g->rid));
+    free(page);
+}
+
+static void look(struct trig *g);
+
+static void look_again(uv_timer_t *timer) {
+    struct trig *g = timer->data;
+    uv_timer_stop(timer);
+    timer->data = g->t;
+    uv_close((uv_handle_t *)timer, lookup_timer_closed);
+    g->look_timer = NULL;
+    trig_unlist(g);
+    look(g);
+}
+
+/* One look found nothing (or could not look): look again later, or give up. GitLab may
+ * still be creating a pipeline whose request timed out here. */
+static void look_later(struct trig *g, const char *detail) {
+    struct cq_pipeline_tracker *t = g->t;
+    int max =
+        t->cfg->gitlab.trigger_lookup_attempts > 0 ? t->cfg->gitlab.trigger_lookup_attempts : 3;
+    if (g->lookups >= max || t->closing) {
+        outcome_unknown(g, detail);
+        return;
+    }
+    uv_timer_t *timer = malloc(sizeof(*timer));
+    if (!timer || uv_timer_init(cq_loop_uv(t->loop), timer) != 0) {
+        free(timer);
+        outcome_unknown(g, detail);
+        return;
+    }
+    t->open_timers++;
+    timer->data = g;
+    g->look_timer = timer;
+    g->lnext = t->lookups;
+    if (t->lookups) t->lookups->lprev = g;
+    t->lookups = g;
+    g->listed = true;
+    uv_timer_start(timer, look_again, (uint64_t)1000 << (g->lookups - 1 < 4 ? g->lookups - 1 : 4),
+                   0);
+}
+
+static void next_candidate(struct trig *g);
+
+static void on_candidate_vars(void *opaque, const struct cq_gitlab_reply *r) {
+    struct trig *g = opaque;
+    struct cq_pipeline_tracker *t = g->t;
+    if (r->rc == CQ_ESHUTDOWN) {
+        outcome_unknown(g, "the worker stopped while looking for it");
+        goto out;
+    }
+    bool mine = false;
+    const cJSON *v;
+    if (r->rc == CQ_OK && r->status == 200 && cJSON_IsArray(r->json))
+        cJSON_ArrayForEach(v, r->json) {
+            const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "key"));
+            const char *val = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "value"));
+            if (k && val && strcmp(k, "CHATOPS_REQUEST_ID") == 0 && strcmp(val, g->rid) == 0)
+                mine = true;
+        }
+    if (!mine) {
+        g->cand_i++;
+        next_candidate(g);
+        goto out;
+    }
+    const cJSON *pl = cJSON_GetArrayItem(g->cands, g->cand_i);
+    count("chatops_worker_pipeline_trigger_lookups_total",
+          "Pipelines looked up after an ambiguous trigger answer, by outcome", "outcome=\"found\"");
+    cq_warn(g->rid, "trigger answer was lost (%s); found the pipeline by its request id",
+            g->why ? g->why : "?");
+    pipeline_known(g, pl, 200);
+out:
+    unref(t);
+}
+
+static void next_candidate(struct trig *g) {
+    struct cq_pipeline_tracker *t = g->t;
+    struct cq_err err = {0};
+    for (; g->cand_i < cJSON_GetArraySize(g->cands); g->cand_i++) {
+        const cJSON *id =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(g->cands, g->cand_i), "id");
+        if (!cJSON_IsNumber(id) || id->valuedouble <= 0) continue;
+        if (cq_gitlab_pipeline_variables(t->gl, g->project, (long long)id->valuedouble,
+                                         on_candidate_vars, g, &err) != CQ_OK) {
+            outcome_unknown(g, err.msg);
+            return;
+        }
+        t->refs++;
+        return;
+    }
+    look_later(g, "no pipeline of the ref carries this request id");
+}
+
+static void on_candidates(void *opaque, const struct cq_gitlab_reply *r) {
+    struct trig *g = opaque;
+    struct cq_pipeline_tracker *t = g->t;
+    if (r->rc == CQ_ESHUTDOWN) {
+        outcome_unknown(g, "the worker stopped while looking for it");
+        goto out;
+    }
+    if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsArray(r->json)) {
+        char *e = cq_gitlab_error_text(r, "look the pipeline up");
+        look_later(g, e ? e : "it could not be looked up");
+        free(e);
+        goto out;
+    }
+    cJSON_Delete(g->cands);
+    g->cands = cJSON_Duplicate(r->json, 1);
+    g->cand_i = 0;
+    if (!g->cands) {
+        outcome_unknown(g, "out of memory looking for it");
+        goto out;
+    }
+    next_candidate(g);
+out:
+    unref(t);
+}
+
+/* Lists the ref's triggered pipelines since a little before the trigger was sent (GitLab's
+ * clock may differ from ours) and checks each one's CHATOPS_REQUEST_ID. */
+static void look(struct trig *g) {
+    struct cq_pipeline_tracker *t = g->t;
+    struct cq_err err = {0};
+    g->lookups++;
+    if (t->closing) {
+        outcome_unknown(g, "the worker stopped before looking for it");
+        return;
+    }
+    if (cq_gitlab_pipelines_since(t->gl, g->project, g->ref, g->sent_ms - 5 * 60 * 1000,
+                                  t->cfg->gitlab.trigger_lookup_candidates, on_candidates, g,
+                                  &err) != CQ_OK) {
+        outcome_unknown(g, err.msg);
+        return;
+    }
+    t->refs++;
+}
+
 static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
     struct trig *g = opaque;
     struct cq_pipeline_tracker *t = g->t;
+    if (r->ambiguous) {
+        /* GitLab may have created the pipeline: find it, never send the trigger again. */
+        g->why = r->rc == CQ_OK
+                     ? cq_strprintf("HTTP %ld", r->status)
+                     : strdup(r->rc == CQ_ETIMEOUT ? "no answer in time"
+                                                   : (r->rc == CQ_ESHUTDOWN ? "the worker stopped"
+                                                                            : "connection lost"));
+        cq_warn(g->rid, "trigger answer lost (%s); looking the pipeline up by request id",
+                g->why ? g->why : "?");
+        if (r->rc == CQ_ESHUTDOWN)
+            outcome_unknown(g, "the worker stopped before it could look for it");
+        else
+            look(g);
+        goto out;
+    }
     if (r->rc == CQ_ESHUTDOWN) {
         trig_answer(g, "final", "failed",
                     cq_strprintf("the worker stopped before the pipeline was triggered; run the "
@@ -1168,47 +1438,9 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
         trig_answer(g, "final", "failed", e);
         goto out;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(r->json, "id");
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(r->json, "web_url");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(r->json, "status");
-    if (!cJSON_IsNumber(id) || id->valuedouble <= 0) {
-        trig_answer(g, "final", "failed",
-                    cq_strprintf("GitLab answered HTTP %ld without a pipeline id; check the "
-                                 "project's pipelines before trying again",
-                                 r->status));
-        goto out;
-    }
-    g->pid = (long long)id->valuedouble;
-    g->pid_s = cq_strprintf("%lld", g->pid);
-    g->web_url = strdup(cJSON_IsString(url) ? url->valuestring : "");
-    g->status = strdup(cJSON_IsString(st) ? st->valuestring : "created");
-    if (!g->pid_s || !g->web_url || !g->status) {
-        trig_answer(g, "final", "failed", NULL);
-        goto out;
-    }
-    cq_info(g->rid, "pipeline #%lld triggered in %s", g->pid, g->project);
-    if (!g->wait) {
-        t->st.triggered++;
-        if (g->manual_job && *g->manual_job)
-            trig_answer(g, "final", "ok",
-                        cq_strprintf("pipeline #%lld created — approve the '%s' job: %s", g->pid,
-                                     g->manual_job, g->web_url));
-        else
-            trig_answer(g, "final", "ok",
-                        cq_strprintf("pipeline #%lld created: %s", g->pid, g->web_url));
-        goto out;
-    }
-    track(g);
+    pipeline_known(g, r->json, r->status);
 out:
     unref(t);
-}
-
-static bool reserved_var(const char *name) {
-    static const char *const r[] = {"CHAT_INPUT",        "CHAT_CHANNEL",    "CHAT_USER_ID",
-                                    "GITLAB_USER_LOGIN", "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID"};
-    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
-        if (strcmp(name, r[i]) == 0) return true;
-    return false;
 }
 
 enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pipeline_trigger *p,
@@ -1256,7 +1488,10 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
         p->vars && p->vars->channel && p->vars->channel->name
             ? p->vars->channel->name
             : (req->channel_name ? req->channel_name : (req->channel_id ? req->channel_id : ""));
-    const char *ctx[] = {"CHAT_INPUT",         req->text ? req->text : "",
+    /* CHAT_INPUT: the arguments text, after the command's full name ("blue 30" for
+     * `lb weight blue 30`), as {{chat.input}} gives it. */
+    const char *input = p->vars && p->vars->input ? p->vars->input : (req->text ? req->text : "");
+    const char *ctx[] = {"CHAT_INPUT",         input,
                          "CHAT_CHANNEL",       chan,
                          "CHAT_USER_ID",       req->user_id ? req->user_id : "",
                          "GITLAB_USER_LOGIN",  p->gitlab_login ? p->gitlab_login : "",
@@ -1266,7 +1501,8 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
         vars[nv++] = ctx[i];
     for (size_t i = 0; i < a->n_variables; i++) {
         const struct cq_var_tpl *v = &a->variables[i];
-        if (!v->name || reserved_var(v->name)) continue;
+        if (!v->name || cq_config_var_reserved(v->name))
+            continue; /* refused at config load; never overrides the chat context */
         vals[i] = cq_template_expand(v->value ? v->value : "", CQ_TPL_TEXT, p->vars, err);
         if (!vals[i]) {
             rc = err ? err->code : CQ_ENOMEM;
@@ -1308,6 +1544,12 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
                          : cq_err_set(err, e2.code ? e2.code : CQ_ENOMEM, "%s", e2.msg);
         goto out;
     }
+    g->ref = strdup(ref);
+    if (!g->ref) {
+        rc = cq_err_set(err, CQ_ENOMEM, "out of memory");
+        goto out;
+    }
+    g->sent_ms = cq_pipeline_now_ms();
     rc = cq_gitlab_trigger(t->gl, a->project, token, ref, vars, on_triggered, g, err);
     if (rc == CQ_OK) {
         t->refs++;
@@ -1649,6 +1891,8 @@ void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t) {
     uv_timer_stop(&t->renew_timer);
     uv_close((uv_handle_t *)&t->scan_timer, timer_closed);
     uv_close((uv_handle_t *)&t->renew_timer, timer_closed);
+    while (t->lookups) /* waiting to look again: answered now (frees and unlists it) */
+        outcome_unknown(t->lookups, "the worker stopped while looking for it");
     cq_gitlab_free(t->gl); /* pending calls answer CQ_ESHUTDOWN: checks drop themselves */
     t->gl = NULL;
     unref(t);

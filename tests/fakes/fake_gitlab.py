@@ -7,6 +7,11 @@ Status   GET  /api/v4/projects/:id/pipelines/:pid          (PRIVATE-TOKEN checke
 Jobs     GET  /api/v4/projects/:id/pipelines/:pid/jobs[?scope[]=failed]
 Trace    GET  /api/v4/projects/:id/jobs/:job_id/trace      (plain text)
 Cancel   POST /api/v4/projects/:id/pipelines/:pid/cancel
+List     GET  /api/v4/projects/:id/pipelines?ref=&source=&updated_after=&updated_before=&status=
+              &order_by=id|status|ref|updated_at|user_id&sort=asc|desc&per_page=&page=
+              (400 {"error": "<param> is invalid"} / "... does not have a valid value" as GitLab)
+Vars     GET  /api/v4/projects/:id/pipelines/:pid/variables
+              -> [{"variable_type": "env_var", "key", "value"}] (the trigger's variables)
 
 The script of a pipeline is chosen by its ref:
   "s-<end>-<ms>"   pending, running after ms/3, then <end> (success|failed|canceled|skipped|
@@ -19,10 +24,14 @@ Control  GET  /_log               recorded requests (method, path, form pairs, h
          GET  /_pipelines         every pipeline with its status and ended_at (epoch ms)
          GET  /_hooks?since=N     Pipeline Hook bodies of ended pipelines, index >= N
          POST /_control/fail      {"contains": "/trigger", "status": 429, "count": 2,
-                                   "retry_after": "1"} answers the next matches with it
+                                   "retry_after": "1"} answers the next matches with it;
+                                   with "after_create": true a trigger first creates its
+                                   pipeline, then answers the status (a proxy's 502/504
+                                   after GitLab acted)
          POST /_control/reset
 Run: fake_gitlab.py [port] [--trigger-token T] [--api-token A]; prints the port on stdout.
 """
+import datetime
 import json
 import random
 import re
@@ -45,6 +54,32 @@ TERMINAL = {"success", "failed", "canceled", "skipped", "manual"}
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def iso(ms):
+    """GitLab's timestamp shape: 2026-01-01T10:00:00.123Z (UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def parse_iso(v):
+    """ISO 8601 as GitLab accepts it (date-time with zone); epoch ms, or None when invalid."""
+    try:
+        d = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=datetime.timezone.utc)
+    return int(d.timestamp() * 1000)
+
+
+def updated_ms(p):
+    """updated_at: the last status change (creation, a script step reached, or the end)."""
+    t = now_ms()
+    up = p["created"]
+    for s in p["script"]["steps"]:
+        if t - p["created"] >= s["after_ms"]:
+            up = max(up, p["created"] + s["after_ms"])
+    return max(up, p.get("ended_at") or 0)
 
 
 class State:
@@ -163,10 +198,18 @@ def make_handler(state):
             n = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(n) if n > 0 else b""
 
+        def _injected_after_create(self, path):
+            with state.lock:
+                for f in state.fails:
+                    if f["count"] > 0 and f["contains"] in path and f.get("after_create"):
+                        f["count"] -= 1
+                        return f
+            return None
+
         def _injected(self, path):
             with state.lock:
                 for f in state.fails:
-                    if f["count"] > 0 and f["contains"] in path:
+                    if f["count"] > 0 and f["contains"] in path and not f.get("after_create"):
                         f["count"] -= 1
                         return f
             return None
@@ -195,7 +238,11 @@ def make_handler(state):
                 return self._trigger(urllib.parse.unquote(m.group(1)), form)
             if self.headers.get("PRIVATE-TOKEN") != state.api_token:
                 return self._send(401, {"message": "401 Unauthorized"})
-            m = re.fullmatch(r"/api/v4/projects/([^/]+)/pipelines/(\d+)(/jobs|/cancel)?", path)
+            m = re.fullmatch(r"/api/v4/projects/([^/]+)/pipelines", path)
+            if m and method == "GET":
+                return self._list(urllib.parse.unquote(m.group(1)), query)
+            m = re.fullmatch(r"/api/v4/projects/([^/]+)/pipelines/(\d+)(/jobs|/cancel|/variables)?",
+                             path)
             if m:
                 with state.lock:
                     p = state.pipelines.get(int(m.group(2)))
@@ -209,6 +256,9 @@ def make_handler(state):
                             state.status_of(p)
                         p["cancel_requests"] = p.get("cancel_requests", 0) + 1
                         return self._send(200, self._pipe_json(p))
+                    if m.group(3) == "/variables" and method == "GET":
+                        return self._send(200, [{"variable_type": "env_var", "key": k,
+                                                 "value": v} for k, v in p["variables"]])
                     if m.group(3) == "/jobs":
                         jobs = state.jobs(p)
                         scopes = urllib.parse.parse_qs(query).get("scope[]", [])
@@ -226,7 +276,48 @@ def make_handler(state):
         def _pipe_json(self, p):
             return {"id": p["id"], "iid": p["iid"], "status": p["status"], "ref": p["ref"],
                     "sha": "0123456789abcdef", "web_url": p["web_url"],
-                    "project_id": p["project_id"]}
+                    "project_id": p["project_id"], "source": "trigger",
+                    "created_at": iso(p["created"]), "updated_at": iso(updated_ms(p))}
+
+        def _list(self, project, query):
+            """GET /projects/:id/pipelines, filtered and ordered as GitLab documents it."""
+            q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+            order_by, sort = q.get("order_by", "id"), q.get("sort", "desc")
+            if order_by not in ("id", "status", "ref", "updated_at", "user_id"):
+                return self._send(400, {"error": "order_by does not have a valid value"})
+            if sort not in ("asc", "desc"):
+                return self._send(400, {"error": "sort does not have a valid value"})
+            bounds = {}
+            for k in ("updated_after", "updated_before"):
+                if k in q:
+                    bounds[k] = parse_iso(q[k])
+                    if bounds[k] is None:
+                        return self._send(400, {"error": k + " is invalid"})
+            try:
+                per_page = min(max(int(q.get("per_page", "20")), 1), 100)
+                page = max(int(q.get("page", "1")), 1)
+            except ValueError:
+                return self._send(400, {"error": "per_page is invalid"})
+            with state.lock:
+                t = now_ms()
+                out = []
+                for p in state.pipelines.values():
+                    state.status_of(p, t)
+                    up = updated_ms(p)
+                    if p["project"] != project or ("ref" in q and p["ref"] != q["ref"]) or \
+                            ("source" in q and q["source"] != "trigger") or \
+                            ("status" in q and p["status"] != q["status"]) or \
+                            ("updated_after" in bounds and up <= bounds["updated_after"]) or \
+                            ("updated_before" in bounds and up >= bounds["updated_before"]):
+                        continue
+                    out.append(p)
+                key = {"id": lambda p: p["id"], "status": lambda p: p["status"],
+                       "ref": lambda p: p["ref"], "updated_at": updated_ms,
+                       "user_id": lambda p: 0}[order_by]
+                out.sort(key=key, reverse=sort == "desc")
+                out = out[(page - 1) * per_page:page * per_page]
+                state.counts["GET list"] = state.counts.get("GET list", 0) + 1
+                return self._send(200, [self._pipe_json(p) for p in out])
 
         def _trigger(self, project, form):
             d = dict(form)
@@ -250,7 +341,12 @@ def make_handler(state):
                                    if k.startswith("variables[") and k.endswith("]")]}
                 state.pipelines[pid] = p
                 state.status_of(p)
-                return self._send(201, self._pipe_json(p))
+                created = self._pipe_json(p)
+            f = self._injected_after_create("/trigger/pipeline")
+            if f:
+                return self._send(f["status"], "<html><body><h1>%d</h1>proxy error</body></html>"
+                                  % f["status"], ctype="text/html")
+            return self._send(201, created)
 
         def _control(self, method, path, query, body):
             q = urllib.parse.parse_qs(query)

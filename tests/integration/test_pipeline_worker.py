@@ -4,8 +4,12 @@ and Redis (ctest fixtures), the scripted fake GitLab (tests/fakes/fake_gitlab.py
 subprocess. trigger_and_wait ack with link, progress and final; failed pipeline with job
 name and log tail; trigger_and_return with a manual job; webhook fast path; variables as
 the fake sees them (no injection); kill -9 of a worker with 20 waiting pipelines; cancel
-by the requester and by a stranger; run-once of a redelivered trigger.
+by the requester and by a stranger; run-once of a redelivered trigger; a trigger whose
+answer is ambiguous (a proxy's 502/504 after GitLab created the pipeline, or a 502 without
+it) is never sent twice: the pipeline is found by its CHATOPS_REQUEST_ID or the user is told
+the outcome is unknown; a 429 is retried; a reserved variable name is refused at start.
 """
+import re
 import json
 import os
 import signal
@@ -13,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -249,7 +254,8 @@ def test_wait_success_and_variables(ph):
     check(len(ph.of(rid, "final", 1, 0)) == 1, "exactly one final")
     p = GL.pipeline(pl.get("id"))
     variables = dict(p["variables"]) if p else {}
-    want = {"CHAT_INPUT": "weight " + text, "CHAT_CHANNEL": "ops-prod", "CHAT_USER_ID": "UALICE",
+    # The arguments text: what follows the command's full name ("lb weight"), not "weight ...".
+    want = {"CHAT_INPUT": text, "CHAT_CHANNEL": "ops-prod", "CHAT_USER_ID": "UALICE",
             "GITLAB_USER_LOGIN": "alice.gl", "CHATOPS_COMMAND": "lb weight",
             "CHATOPS_REQUEST_ID": rid, "LB_POOL": "blue", "LB_PERCENT": "30",
             "REASON": "x&variables[EVIL]=1&ref=main"}
@@ -382,6 +388,124 @@ def test_kill9(n=20):
     report("kill -9 of the owner of %d waiting pipelines" % n)
 
 
+def fail_next(status, after_create=False, retry_after=None):
+    f = {"contains": "/trigger/pipeline", "status": status, "count": 1}
+    if after_create:
+        f["after_create"] = True
+    if retry_after is not None:
+        f["retry_after"] = retry_after
+    GL.post("/_control/fail", f)
+
+
+def pipelines_of(rid):
+    """The pipelines the fake created that carry this request id."""
+    return [p for p in GL.get("/_pipelines")
+            if ["CHATOPS_REQUEST_ID", rid] in [list(v) for v in p["variables"]]]
+
+
+def lookups():
+    return [q for q in GL.get("/_log") if q["method"] == "GET" and
+            re.fullmatch(r"/api/v4/projects/[^/]+/pipelines", q["path"])]
+
+
+def test_502_after_create(ph):
+    """A proxy's 502 after GitLab created the pipeline: one pipeline, found and followed."""
+    fail_next(502, after_create=True)
+    n_lookups = len(lookups())
+    rid = ph.send("UALICE", "lb", "weight blue 30 s-success-1500")
+    fin = ph.one(rid, "final", 40)
+    mine = pipelines_of(rid)
+    check(len(trigger_requests(rid)) == 1, "502 after create: the trigger was sent once, got %d"
+          % len(trigger_requests(rid)))
+    check(len(mine) == 1, "502 after create: exactly one pipeline, got %d" % len(mine))
+    pid = mine[0]["id"] if mine else -1
+    check(fin.get("status") == "ok" and "succeeded" in fin.get("text", "") and
+          (fin.get("pipeline") or {}).get("id") == pid,
+          "the final is the found pipeline's outcome (#%s): %r" % (pid, fin))
+    acks = ph.of(rid, "ack", 1, 0)
+    check(len(acks) == 1 and (acks[0].get("pipeline") or {}).get("id") == pid,
+          "one ack naming #%s: %r" % (pid, acks))
+    new = lookups()[n_lookups:]
+    q = dict(urllib.parse.parse_qsl(new[0]["query"])) if new else {}
+    check(q.get("ref") == "s-success-1500" and q.get("source") == "trigger" and
+          q.get("order_by") == "id" and q.get("sort") == "desc" and "updated_after" in q,
+          "looked up by ref, source, updated_after, newest first: %r" % q)
+    time.sleep(1.5)
+    check(len(ph.of(rid, "final", 1, 0)) == 1, "exactly one final")
+    check(len(pipelines_of(rid)) == 1, "still one pipeline")
+    report("502 after the pipeline was created: no second trigger, the pipeline is followed")
+
+
+def test_504_after_create_return(ph):
+    """trigger_and_return behind a proxy answering 504 after create: one pipeline, its link."""
+    fail_next(504, after_create=True)
+    rid = ph.send("UBOB", "deploy", "api staging")
+    fin = ph.one(rid, "final", 40)
+    mine = pipelines_of(rid)
+    check(len(trigger_requests(rid)) == 1 and len(mine) == 1,
+          "504 after create: one trigger (%d), one pipeline (%d)" % (len(trigger_requests(rid)),
+                                                                     len(mine)))
+    pid = mine[0]["id"] if mine else -1
+    check(fin.get("status") == "ok" and "pipeline #%d created" % pid in fin.get("text", "") and
+          (fin.get("pipeline") or {}).get("id") == pid, "final names #%s: %r" % (pid, fin))
+    report("504 after the pipeline was created (trigger_and_return): found, not re-sent")
+
+
+def test_502_without_create(ph):
+    """A 502 before GitLab acted looks the same from here: no second trigger, outcome unknown."""
+    fail_next(502)
+    rid = ph.send("UALICE", "lb", "weight green 20 s-success-1500")
+    fin = ph.one(rid, "final", 40)
+    t = fin.get("text", "")
+    check(len(trigger_requests(rid)) == 1, "502 without create: the trigger was sent once, got %d"
+          % len(trigger_requests(rid)))
+    check(len(pipelines_of(rid)) == 0, "no pipeline was created: %r" % pipelines_of(rid))
+    check(fin.get("status") == "failed" and "outcome is unknown" in t and rid in t and
+          GL.url + "/ops/ansible-lb/-/pipelines" in t,
+          "outcome unknown with the request id and the pipelines link: %r" % fin)
+    check(not ph.of(rid, "ack", 1, 0), "no ack for a pipeline nobody found")
+    report("502 without a pipeline: outcome unknown with link and request id, never a 2nd trigger")
+
+
+def test_429_retried(ph):
+    """A 429 means GitLab did not act: retried, one pipeline."""
+    fail_next(429, retry_after="0")
+    rid = ph.send("UBOB", "lb", "weight green 40 s-success-1000")
+    fin = ph.one(rid, "final", 40)
+    check(len(trigger_requests(rid)) == 2, "429 then 201: two sends, got %d"
+          % len(trigger_requests(rid)))
+    check(len(pipelines_of(rid)) == 1 and fin.get("status") == "ok",
+          "one pipeline and its final: %r" % fin)
+    report("429 on the trigger is retried")
+
+
+def test_reserved_variable_refused():
+    """A configured variable named like one the worker sets is a config error at start."""
+    ph_cfg = os.path.join(TMP, "reserved.yaml")
+    text = config_yaml(topics_for("reserved"), "cqt-plw-reserved-" + RUN, 1500, 200, 1000)
+    text = text.replace('        LB_POOL: "{{args.pool}}"\n',
+                        '        LB_POOL: "{{args.pool}}"\n        CHAT_INPUT: "{{args.pool}}"\n')
+    check("CHAT_INPUT" in text, "config has the reserved variable")
+    with open(ph_cfg, "w") as f:
+        f.write(text)
+    line = text.split("\n").index('        CHAT_INPUT: "{{args.pool}}"') + 1
+    env = dict(os.environ, CQT_GL_API=API_TOKEN, CQT_GL_TRIGGER=TRIGGER_TOKEN)
+    p = subprocess.Popen([WORKER_BIN, "--config", ph_cfg, "--http-port", "-1"],
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _, err = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        _, err = p.communicate()
+        err = "(still running after 15 s) " + err
+    lines = [x for x in err.splitlines() if x.strip()]
+    want = ("chatops-worker: %s:%d:9: commands[\"lb weight\"].pipeline.variables.CHAT_INPUT: reserved "
+            "name: the worker sets CHAT_INPUT on every trigger; use another name" % (ph_cfg, line))
+    check(p.returncode not in (0, None) and lines == [want],
+          "worker refuses the reserved name with one line (rc %r): %r" % (p.returncode, lines))
+    report("reserved pipeline variable name refused at start")
+
+
 def main():
     try:
         ph = Phase("main")
@@ -398,6 +522,14 @@ def main():
         hp.worker("w1")
         test_hook(hp)
         hp.close()
+        amb = Phase("ambig", lease_ms=1500, poll_min=200, poll_max=1000)
+        amb.worker("w1")
+        test_502_after_create(amb)
+        test_504_after_create_return(amb)
+        test_502_without_create(amb)
+        test_429_retried(amb)
+        amb.close()
+        test_reserved_variable_refused()
         test_kill9()
     finally:
         GL.stop()
