@@ -73,6 +73,19 @@ TEST(tokenizer_errors_and_limits) {
     CHECK_STR(err.msg, "argument 2 is longer than 10 characters");
 }
 
+/* {{chat.input}} / CHAT_INPUT: the text after the command's full name, quoting kept. */
+TEST(arguments_text_after_the_name) {
+    CHECK_STR(cq_args_rest("weight blue 30", 1), "blue 30");
+    CHECK_STR(cq_args_rest("  weight \t blue  30 ", 1), "blue  30 ");
+    CHECK_STR(cq_args_rest("web production", 0), "web production");
+    CHECK_STR(cq_args_rest("'weight' \"a b\" c", 1), "\"a b\" c");
+    CHECK_STR(cq_args_rest("\"we\\\"ight\" x", 1), "x");
+    CHECK_STR(cq_args_rest("we\\ ight x", 1), "x");
+    CHECK_STR(cq_args_rest("a b c", 2), "c");
+    CHECK_STR(cq_args_rest("weight", 1), "");
+    CHECK_STR(cq_args_rest(NULL, 1), "");
+}
+
 TEST(resolve_longest_prefix) {
     CHECK_STR(run("flag", "get new_ui"), "ok:flag get:name=new_ui");
     CHECK_STR(run("flag", "set new_ui on"), "ok:flag set:name=new_ui value=on");
@@ -136,6 +149,7 @@ int main(void) {
            "flag/positional binding, enum/regex/int/max_len/required reasons, usage\n");
     RUN(tokenizer_quoting);
     RUN(tokenizer_errors_and_limits);
+    RUN(arguments_text_after_the_name);
     RUN(resolve_longest_prefix);
     RUN(binding_flags_defaults);
     RUN(every_rule_rejects_with_reason);
