@@ -1268,9 +1268,9 @@ static void outcome_unknown(struct trig *g, const char *detail) {
     trig_answer(g, "final", "failed",
                 cq_strprintf("`%s`: GitLab's answer to the trigger was lost (%s) and %s, so the "
                              "outcome is unknown: a pipeline may or may not have started. Check %s "
-                             "(variable CHATOPS_REQUEST_ID=%s) before running it again. Request %s",
+                             "for one with CHATOPS_REQUEST_ID=%s before running it again",
                              g->command, g->why ? g->why : "no answer", detail,
-                             page ? page : "the project's pipelines", g->rid, g->rid));
+                             page ? page : "the project's pipelines", g->rid));
     free(page);
 }
 
@@ -1436,6 +1436,12 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
         char *e = cq_gitlab_error_text(r, "trigger the pipeline");
         cq_warn(g->rid, "trigger failed: HTTP %ld rc %s", r->status, cq_rc_str(r->rc));
         trig_answer(g, "final", "failed", e);
+        goto out;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(r->json, "id");
+    if (!cJSON_IsNumber(id) || id->valuedouble <= 0) { /* created, but which one? */
+        g->why = cq_strprintf("HTTP %ld without a pipeline id", r->status);
+        look(g);
         goto out;
     }
     pipeline_known(g, r->json, r->status);

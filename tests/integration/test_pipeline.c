@@ -439,9 +439,7 @@ TEST(trigger_errors) {
     CHECK(strstr(o.text, "wrong") == NULL);
     free(o.text);
     W.secrets[0].secret.value = "trig-secret";
-    /* 503 then 429 are retried; the third attempt succeeds */
-    cJSON_Delete(fake_call(&W, "POST", "/_control/fail",
-                           "{\"contains\":\"/trigger\",\"status\":503,\"count\":1}"));
+    /* 429 is retried (GitLab did not act); the second attempt succeeds */
     cJSON_Delete(fake_call(&W, "POST", "/_control/fail",
                            "{\"contains\":\"/trigger\",\"status\":429,\"count\":1,"
                            "\"retry_after\":\"1\"}"));
@@ -449,16 +447,36 @@ TEST(trigger_errors) {
     uint64_t t0 = cq_now_ms();
     CHECK(trigger(&W, &c, "x", "p", rid, &o, &err) == CQ_OK);
     CHECK_STR(o.status, "ok");
-    CHECK(cq_now_ms() - t0 >= 1400); /* 500 ms backoff + 1 s Retry-After, on timers */
+    CHECK(cq_now_ms() - t0 >= 900); /* 1 s Retry-After, on a timer */
     free(o.text);
-    /* always 500: bounded */
+    /* 503 may come after GitLab acted: never sent again; none carries the request id */
     cJSON_Delete(fake_call(&W, "POST", "/_control/fail",
-                           "{\"contains\":\"/trigger\",\"status\":500,\"count\":3}"));
+                           "{\"contains\":\"/trigger\",\"status\":503,\"count\":1}"));
     CHECK(trigger(&W, &c, "x", "p", rid, &o, &err) == CQ_OK);
     CHECK_STR(o.status, "failed");
-    CHECK_CONTAINS(o.text, "HTTP 500) after 3 attempts");
+    CHECK_CONTAINS(o.text, "(HTTP 503)");
+    CHECK_CONTAINS(o.text, "outcome is unknown");
+    CHECK_CONTAINS(o.text, rid);
+    CHECK(o.pid == 0);
     free(o.text);
-    printf("  invalid ref refused; 422/404/403/401 explained; 503+429 retried; 500x3 bounded\n");
+    /* 502 after GitLab created it: found by its CHATOPS_REQUEST_ID */
+    cJSON_Delete(fake_call(&W, "POST", "/_control/fail",
+                           "{\"contains\":\"/trigger\",\"status\":502,\"count\":1,"
+                           "\"after_create\":true}"));
+    CHECK(trigger(&W, &c, "x", "p", rid, &o, &err) == CQ_OK);
+    CHECK_STR(o.status, "ok");
+    CHECK_CONTAINS(o.text, "created");
+    CHECK(o.pid > 0);
+    free(o.text);
+    /* always 429: bounded */
+    cJSON_Delete(fake_call(&W, "POST", "/_control/fail",
+                           "{\"contains\":\"/trigger\",\"status\":429,\"count\":3}"));
+    CHECK(trigger(&W, &c, "x", "p", rid, &o, &err) == CQ_OK);
+    CHECK_STR(o.status, "failed");
+    CHECK_CONTAINS(o.text, "HTTP 429) after 3 attempts");
+    free(o.text);
+    printf("  invalid ref refused; 422/404/403/401 explained; 429 retried, 429x3 bounded; 503 "
+           "not re-sent (outcome unknown); 502 after create found\n");
 }
 
 struct endcase {
