@@ -479,6 +479,29 @@ def test_429_retried(ph):
     report("429 on the trigger is retried")
 
 
+def test_stop_while_looking(ph):
+    """SIGTERM while the worker looks for a lost trigger's pipeline: it exits cleanly and the
+    request still ends with one answer and one trigger, also after another worker takes over."""
+    fail_next(502)
+    n = len(lookups())
+    rid = ph.send("UALICE", "lb", "weight blue 50 s-success-1500")
+    end = time.time() + 20
+    while time.time() < end and len(lookups()) == n:
+        time.sleep(0.02)
+    check(len(lookups()) > n, "the worker started looking the pipeline up")
+    rc = ph.workers[-1].stop()
+    check(rc == 0, "worker stopped while looking exits 0, got %r" % rc)
+    ph.worker("w2")
+    fin = ph.one(rid, "final", 60)
+    check(fin.get("status") == "failed" and "unknown" in fin.get("text", ""),
+          "the user is told the outcome is unknown: %r" % fin)
+    time.sleep(1.5)
+    check(len(ph.of(rid, "final", 1, 0)) == 1, "one final")
+    check(len(trigger_requests(rid)) == 1 and not pipelines_of(rid),
+          "never triggered again: %d trigger(s)" % len(trigger_requests(rid)))
+    report("stopped while looking a lost trigger up: clean exit, one answer, one trigger")
+
+
 def test_reserved_variable_refused():
     """A configured variable named like one the worker sets is a config error at start."""
     ph_cfg = os.path.join(TMP, "reserved.yaml")
@@ -528,6 +551,8 @@ def main():
         test_504_after_create_return(amb)
         test_502_without_create(amb)
         test_429_retried(amb)
+        test_stop_while_looking(amb)
+        check(amb.workers[-1].stop() == 0, "worker exits 0 on SIGTERM")
         amb.close()
         test_reserved_variable_refused()
         test_kill9()
