@@ -27,7 +27,8 @@ Control  GET  /_log               recorded requests (method, path, form pairs, h
                                    "retry_after": "1"} answers the next matches with it;
                                    with "after_create": true a trigger first creates its
                                    pipeline, then answers the status (a proxy's 502/504
-                                   after GitLab acted)
+                                   after GitLab acted), after "delay_ms" when given (201
+                                   late: the client timed out after GitLab acted)
          POST /_control/reset
 Run: fake_gitlab.py [port] [--trigger-token T] [--api-token A]; prints the port on stdout.
 """
@@ -343,6 +344,10 @@ def make_handler(state):
                 state.status_of(p)
                 created = self._pipe_json(p)
             f = self._injected_after_create("/trigger/pipeline")
+            if f and f.get("delay_ms"):
+                time.sleep(f["delay_ms"] / 1000.0)
+            if f and f["status"] == 201:
+                return self._send(201, created)
             if f:
                 return self._send(f["status"], "<html><body><h1>%d</h1>proxy error</body></html>"
                                   % f["status"], ctype="text/html")

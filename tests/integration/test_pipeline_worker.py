@@ -388,8 +388,10 @@ def test_kill9(n=20):
     report("kill -9 of the owner of %d waiting pipelines" % n)
 
 
-def fail_next(status, after_create=False, retry_after=None):
+def fail_next(status, after_create=False, retry_after=None, delay_ms=None):
     f = {"contains": "/trigger/pipeline", "status": status, "count": 1}
+    if delay_ms is not None:
+        f["delay_ms"] = delay_ms
     if after_create:
         f["after_create"] = True
     if retry_after is not None:
@@ -449,6 +451,21 @@ def test_504_after_create_return(ph):
     check(fin.get("status") == "ok" and "pipeline #%d created" % pid in fin.get("text", "") and
           (fin.get("pipeline") or {}).get("id") == pid, "final names #%s: %r" % (pid, fin))
     report("504 after the pipeline was created (trigger_and_return): found, not re-sent")
+
+
+def test_timeout_after_create(ph):
+    """GitLab creates the pipeline but answers after the worker's timeout (500 ms here)."""
+    fail_next(201, after_create=True, delay_ms=3000)
+    rid = ph.send("UBOB", "lb", "weight blue 60 s-success-1500")
+    fin = ph.one(rid, "final", 40)
+    mine = pipelines_of(rid)
+    pid = mine[0]["id"] if mine else -1
+    check(len(trigger_requests(rid)) == 1 and len(mine) == 1,
+          "timeout after create: one trigger (%d), one pipeline (%d)" %
+          (len(trigger_requests(rid)), len(mine)))
+    check(fin.get("status") == "ok" and (fin.get("pipeline") or {}).get("id") == pid,
+          "the final is #%s's outcome: %r" % (pid, fin))
+    report("timeout after the pipeline was created: found, not re-sent")
 
 
 def test_502_without_create(ph):
@@ -549,6 +566,7 @@ def main():
         amb.worker("w1")
         test_502_after_create(amb)
         test_504_after_create_return(amb)
+        test_timeout_after_create(amb)
         test_502_without_create(amb)
         test_429_retried(amb)
         test_stop_while_looking(amb)
