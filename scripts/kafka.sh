@@ -4,6 +4,7 @@
 #   kafka.sh fetch          download the broker jars into the cache (idempotent)
 #   kafka.sh start DIR      start on free ports; DIR/bootstrap gets "127.0.0.1:PORT"
 #   kafka.sh stop DIR       SIGTERM, then SIGKILL after 30 s
+#   kafka.sh resume DIR     start the stopped (or killed) broker of DIR again: same ports, same data
 #   kafka.sh status DIR     exit 0 when running and answering
 set -euo pipefail
 CQ_PROG=kafka.sh
@@ -24,7 +25,7 @@ JAVA_OPTS="${CQ_KAFKA_JAVA_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.h
 PROBE="$CQ_REPO_ROOT/scripts/kafka_probe.py"
 
 usage() {
-    echo "usage: kafka.sh fetch | start DIR | stop DIR | status DIR" >&2
+    echo "usage: kafka.sh fetch | start DIR | stop DIR | resume DIR | status DIR" >&2
     exit 2
 }
 
@@ -136,7 +137,7 @@ LOG
 }
 
 start() {
-    local dir="$1" port cport uuid pid t0 now last=0 probe_out=""
+    local dir="$1" port cport uuid
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     if running "$dir"; then
@@ -160,13 +161,22 @@ start() {
     uuid="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
     local cp="$KAFKA_LIBS/*"
     local logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
-    t0=$(date +%s)
     # shellcheck disable=SC2086
     if ! java $JAVA_OPTS "$logopt" -cp "$cp" kafka.tools.StorageTool format \
         -t "$uuid" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
         cat "$dir/format.log" >&2
         cq_die "formatting the log dir failed (see above)"
     fi
+    launch "$dir" "$port" "$cport"
+}
+
+# launch DIR PORT CPORT: runs the broker of DIR/server.properties, waits until it answers.
+launch() {
+    local dir="$1" port="$2" cport="$3" pid t0 now last=0 probe_out="" skip
+    local cp="$KAFKA_LIBS/*"
+    local logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
+    skip="$(wc -l <"$dir/kafka.log" 2>/dev/null || echo 0)"
+    t0=$(date +%s)
     # shellcheck disable=SC2086
     nohup java $JAVA_OPTS "$logopt" -Dkafka.logs.dir="$dir" -cp "$cp" kafka.Kafka \
         "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
@@ -180,7 +190,7 @@ start() {
             rm -f "$dir/kafka.pid"
             cq_die "broker exited during startup (last log lines above)"
         fi
-        if grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null &&
+        if tail -n +"$((skip + 1))" "$dir/kafka.log" 2>/dev/null | grep -q "Kafka Server started" &&
             probe_out="$(python3 "$PROBE" "127.0.0.1:$port")"; then
             break
         fi
@@ -199,6 +209,23 @@ start() {
     echo "127.0.0.1:$port" >"$dir/bootstrap"
     cq_log "ready in $(($(date +%s) - t0))s: $probe_out"
     echo "127.0.0.1:$port"
+}
+
+# resume DIR: the broker of DIR again, on its old ports and with its data (after stop or a
+# kill -9), so clients reconnect to the same address (the fault suite restarts brokers).
+resume() {
+    local dir port cport
+    dir="$(cd "$1" && pwd)"
+    [[ -f "$dir/server.properties" ]] || cq_die "$dir has no broker to resume (start it first)"
+    if running "$dir"; then
+        cat "$dir/bootstrap"
+        return 0
+    fi
+    cq_stop_pidfile "$dir/kafka.pid" 10
+    port="$(sed -n 's#^listeners=PLAINTEXT://127\.0\.0\.1:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
+    cport="$(sed -n 's#^listeners=.*CONTROLLER://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$dir/server.properties")"
+    [[ -n "$port" && -n "$cport" ]] || cq_die "no listeners in $dir/server.properties"
+    launch "$dir" "$port" "$cport"
 }
 
 stop() {
@@ -227,6 +254,7 @@ case "${1:-}" in
 fetch) [[ $# -eq 1 ]] || usage; fetch ;;
 start) [[ $# -eq 2 ]] || usage; start "$2" ;;
 stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
+resume) [[ $# -eq 2 ]] || usage; resume "$2" ;;
 status) [[ $# -eq 2 ]] || usage; status "$2" ;;
 *) usage ;;
 esac

@@ -3,6 +3,7 @@
 # demo; it never touches a system redis on 6379.
 #   redis.sh start DIR    start; DIR/port gets the port, data and pid file live in DIR
 #   redis.sh stop DIR     SHUTDOWN NOSAVE, else SIGTERM/SIGKILL via the pid file
+#   redis.sh resume DIR   start it again on the same port with its AOF (after stop or kill -9)
 #   redis.sh status DIR   exit 0 when running and answering PING
 set -euo pipefail
 CQ_PROG=redis.sh
@@ -12,7 +13,7 @@ CQ_PROG=redis.sh
 START_TIMEOUT="${CQ_REDIS_START_TIMEOUT:-30}"
 
 usage() {
-    echo "usage: redis.sh start DIR | stop DIR | status DIR" >&2
+    echo "usage: redis.sh start DIR | stop DIR | resume DIR | status DIR" >&2
     exit 2
 }
 
@@ -25,7 +26,7 @@ running() {
 }
 
 start() {
-    local dir="$1" port i
+    local dir="$1" port
     command -v redis-server >/dev/null || cq_die "redis-server not found (run scripts/deps.sh)"
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
@@ -37,6 +38,12 @@ start() {
     cq_stop_pidfile "$dir/redis.pid" 10
     rm -rf "$dir/port" "$dir/redis.log" "$dir/appendonlydir" "$dir"/*.aof "$dir/dump.rdb"
     port="$(cq_free_port)"
+    launch "$dir" "$port"
+}
+
+# launch DIR PORT: redis-server on PORT with its data in DIR (AOF everysec), until PING answers.
+launch() {
+    local dir="$1" port="$2" i
     # Empty save "": snapshots off; the AOF is the durability the services rely on.
     redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
         --dir "$dir" --appendonly yes --appendfsync everysec --save "" \
@@ -48,6 +55,7 @@ start() {
     for ((i = 0; i < START_TIMEOUT * 10; i++)); do
         if ping "$port"; then
             echo "$port" >"$dir/port"
+            echo "$port" >"$dir/last_port"
             cq_log "ready on 127.0.0.1:$port (pid $(cat "$dir/redis.pid" 2>/dev/null))"
             echo "$port"
             return 0
@@ -57,6 +65,20 @@ start() {
     tail -n 30 "$dir/redis.log" >&2 || true
     cq_stop_pidfile "$dir/redis.pid" 5
     cq_die "redis-server not answering PING on port $port after ${START_TIMEOUT}s"
+}
+
+# resume DIR: the Redis of DIR again on its old port, loading its AOF (after stop or a
+# kill -9), so clients reconnect to the same address (the fault suite restarts Redis).
+resume() {
+    local dir
+    dir="$(cd "$1" && pwd)"
+    [[ -s "$dir/last_port" ]] || cq_die "$dir has no Redis to resume (start it first)"
+    if running "$dir"; then
+        cat "$dir/port"
+        return 0
+    fi
+    cq_stop_pidfile "$dir/redis.pid" 10
+    launch "$dir" "$(cat "$dir/last_port")"
 }
 
 stop() {
@@ -90,6 +112,7 @@ status() {
 case "${1:-}" in
 start) [[ $# -eq 2 ]] || usage; start "$2" ;;
 stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
+resume) [[ $# -eq 2 ]] || usage; resume "$2" ;;
 status) [[ $# -eq 2 ]] || usage; status "$2" ;;
 *) usage ;;
 esac

@@ -4,10 +4,13 @@ address, Redis's port), and a topic follower/producer built on the cqt-* test to
 Standard library only; the tests put tests/support on sys.path."""
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
@@ -108,3 +111,108 @@ class Tail:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+
+
+SERVICE_BINARIES = {"ingress": ("ingress", "chatops-ingress"),
+                    "worker": ("worker", "chatops-worker"),
+                    "notifier": ("notifier", "chatops-notifier")}
+
+
+class Service:
+    """One chatops service (ingress, worker or notifier) started as deployed: its binary with
+    --config, stdout+stderr into LOGDIR/NAME.log, default signal dispositions (SIGPIPE
+    included: restore_signals stays on, nothing is ignored for it). The shared launcher of
+    the fault suite (tests/faults) and the corpus replayer.
+      args: extra arguments (e.g. ["--id", "w1"]); env: extra environment.
+    Worker and notifier get --http-port 0 (any free port; admin_port() reads it from the log);
+    the ingress listens on `port` (a free one unless given)."""
+
+    def __init__(self, kind, cfg, name, logdir, args=(), env=None, port=None):
+        sub, exe = SERVICE_BINARIES[kind]
+        self.kind, self.name, self.cfg = kind, name, cfg
+        self.log_path = os.path.join(logdir, name + ".log")
+        argv = [os.path.join(BUILD, sub, exe), "--config", cfg]
+        self.port = None
+        if kind == "ingress":
+            if port is None:
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+                s.close()
+            self.port = port
+            argv += ["--port", str(port)]
+        else:
+            argv += ["--http-port", "0"]
+        argv += list(args)
+        self.argv = argv
+        self.env = dict(os.environ, **(env or {}))
+        self.start()
+
+    def start(self):
+        """(Re)starts the process with the same arguments, appending to the same log."""
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env, restore_signals=True)
+        self._admin = None
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def admin_port(self, timeout=30):
+        """The worker's/notifier's admin port (from its log), the ingress's own port."""
+        if self.kind == "ingress":
+            return self.port
+        end = time.time() + timeout
+        while self._admin is None and time.time() < end and self.alive():
+            m = re.search(r"admin http listening on port (\d+)", self.logs())
+            if m:
+                self._admin = int(m.group(1))
+            else:
+                time.sleep(0.05)
+        return self._admin
+
+    def wait_ready(self, timeout=60):
+        """True once /readyz answers 200; False when it died or the time ran out."""
+        end = time.time() + timeout
+        while time.time() < end and self.alive():
+            port = self.admin_port(max(end - time.time(), 0.1))
+            if port:
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port,
+                                                timeout=2) as r:
+                        if r.status == 200:
+                            return True
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        return False
+
+    def kill(self, sig=9):
+        """Sends sig; for SIGKILL also reaps. Returns the exit status when it ended."""
+        if self.alive():
+            self.proc.send_signal(sig)
+        if sig == 9:
+            return self.proc.wait()
+        return self.proc.poll()
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait (SIGKILL after timeout); returns the exit status."""
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
