@@ -67,11 +67,35 @@ def wait_for(pred, timeout, step=0.05):
 
 
 class PrivateKafka:
-    """A broker of this test only (scripts/kafka.sh, its own dir): the tests that stop it."""
+    """A broker of this test only (scripts/kafka.sh, its own dir): the tests that stop it.
+    proxy: a tcpproxy.Proxy (in this process) that clients must go through: the broker
+    advertises the proxy's port, and the proxy forwards to the port kafka.sh picked."""
 
-    def __init__(self, root):
+    def __init__(self, root, proxy=None):
         self.dir = os.path.join(root, "kafka")
-        self._sh("start")
+        if not proxy:
+            self._sh("start")
+            return
+        env = dict(os.environ, CQ_KAFKA_PROPS="advertised.listeners=PLAINTEXT://127.0.0.1:%d"
+                   % proxy.port)
+        p = subprocess.Popen([os.path.join(SCRIPTS, "kafka.sh"), "start", self.dir], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        props = os.path.join(self.dir, "server.properties")
+
+        def real_port():
+            try:
+                with open(props) as f:
+                    m = re.search(r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),", f.read(), re.M)
+                return int(m.group(1)) if m else None
+            except OSError:
+                return None
+        port = wait_for(lambda: real_port() or p.poll() is not None, 120)
+        if p.poll() is None and port:
+            proxy.target = ("127.0.0.1", real_port())
+        out, err = p.communicate(timeout=300)
+        if p.returncode != 0:
+            raise RuntimeError("kafka.sh start failed:\n%s" % err[-2000:])
+        self.proxied = "127.0.0.1:%d" % proxy.port
 
     def _sh(self, what, timeout=300):
         p = subprocess.run([os.path.join(SCRIPTS, "kafka.sh"), what, self.dir],
@@ -82,6 +106,8 @@ class PrivateKafka:
 
     @property
     def bootstrap(self):
+        if getattr(self, "proxied", None):
+            return self.proxied
         with open(os.path.join(self.dir, "bootstrap")) as f:
             return f.read().strip()
 
@@ -114,6 +140,20 @@ class PrivateRedis:
     def pid(self):
         with open(os.path.join(self.dir, "redis.pid")) as f:
             return int(f.read())
+
+    def snapshot(self):
+        """Copies the AOF as it is now: rollback() after a kill makes Redis come back with
+        only these writes, as a host crash loses what appendfsync everysec had not synced."""
+        import shutil
+        snap = os.path.join(self.dir, "aof-snapshot")
+        shutil.rmtree(snap, ignore_errors=True)
+        shutil.copytree(os.path.join(self.dir, "appendonlydir"), snap)
+
+    def rollback(self):
+        import shutil
+        aof = os.path.join(self.dir, "appendonlydir")
+        shutil.rmtree(aof)
+        shutil.copytree(os.path.join(self.dir, "aof-snapshot"), aof)
 
     def kill9(self):
         os.kill(self.pid(), signal.SIGKILL)
@@ -291,11 +331,11 @@ class Stack:
     """Fakes + config + topics; services are added with add(). private: "kafka" and/or
     "redis" to start private servers (needed when the test stops or kills them)."""
 
-    def __init__(self, name, private=(), extra_config="", redis_port=None):
+    def __init__(self, name, private=(), extra_config="", redis_port=None, kafka_proxy=None):
         self.name = name
         self.run = uuid.uuid4().hex[:8]
         self.dir = tempfile.mkdtemp(prefix="cqf-%s-" % name)
-        self.kafka = PrivateKafka(self.dir) if "kafka" in private else None
+        self.kafka = PrivateKafka(self.dir, kafka_proxy) if "kafka" in private else None
         self.redis = PrivateRedis(self.dir) if "redis" in private else None
         self.brokers = self.kafka.bootstrap if self.kafka else cqt.stack_file("kafka/bootstrap")
         self.redis_port = redis_port or (self.redis.port if self.redis else

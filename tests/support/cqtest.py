@@ -100,7 +100,8 @@ def topic_dump(brokers, topic, timeout_ms=3000, max_n=0):
     p = subprocess.run(args, capture_output=True, timeout=timeout_ms / 1000 + 60)
     if p.returncode != 0:
         raise RuntimeError("topic_dump failed: %s" % p.stderr.decode())
-    return [json.loads(line) for line in p.stdout.decode().splitlines() if line.strip()]
+    # split on "\n" only: splitlines() also splits inside values holding U+2028, U+0085...
+    return [json.loads(line) for line in p.stdout.decode().split("\n") if line.strip()]
 
 
 def yaml_config(brokers, topics, secrets_dir, port=0, budget_ms=2000, extra=""):
