@@ -110,13 +110,21 @@ slack_ok(nid("cmd"), "empty text becomes help", "", "Succeeded")
 slack_ok(nid("cmd"), "help", "help", "Succeeded")
 slack_ok(nid("cmd"), "whoami", "whoami", "Succeeded")
 for t in ["frobnicate", "flg set fx1", "FLAG SET fx1", "rm -rf /", "deploy; reboot",
-          "$(reboot)", "`id`", "../../etc/passwd", "%2e%2e%2fadmin", "flag\tset fx1",
-          "\u202eflag set fx1", "flag", "\u00e9cho x", "\U0001f600", "x" * 300]:
+          "$(reboot)", "`id`", "../../etc/passwd", "%2e%2e%2fadmin",
+          "\u202eflag set fx1", "flag", "\u00e9cho x", "\U0001f600", "x" * 100]:
     slack_ok(nid("unknown"), "unknown command %r" % t[:30], t, "Invalid command")
+slack_ok(nid("cmd"), "a tab separates words like a space", "flag\tset fx1", "Succeeded",
+         api="any")
+cid = nid("unknown")
+add(cid, "a first word longer than the envelope's command limit: refused at the ingress",
+    "/slack/commands", slack_form(cid, "x" * 300), rej(400, "malformed request"), FH, SIGNED)
 for t in ["fx", "FX1", "fx1/../../x", "fx1%2F..%2F", "fx1;id", "fx1 extra", "'fx1", "fx1\x01",
           "--force fx1", "fx" + "9" * 300]:
     slack_ok(nid("badarg"), "argument refused by the rules %r" % t[:30], "flag set " + t,
              "Invalid command")
+# arguments that reach the API as a dot segment today (".." escaped to "%2E%2E", which a
+# server normalises back to ".."): issue 19 item 14
+DOT_SEGMENT_DEFECT = ("..", ".")
 hostile = ["..", ".", "../admin", "..%2Fadmin", "%2e%2e", "%2E%2E%2Fadmin", "%252e%252e",
            "..\\admin", "a/../../b", "/etc/passwd", "a?b=c", "a#frag", "a b", "a\r\nX-Evil: 1",
            "a%0d%0aX-Evil:%201", "$(id)", "`id`", "a;rm -rf /", "a|cat", "a&&b", "<script>",
@@ -125,11 +133,11 @@ hostile = ["..", ".", "../admin", "..%2Fadmin", "%2e%2e", "%2E%2E%2Fadmin", "%25
 for t in hostile:
     q = "'" + t.replace("'", "'\\''") + "'" if any(ch in t for ch in " \t'\"") else t
     slack_ok(nid("hostile"), "hostile argument %r reaches the template as data" % t[:30],
-             "echo " + q, "", api="safe",
-             issue="19.14" if t in ("%2e%2e", "%2E%2E%2Fadmin", "..%2Fadmin") else None)
+             "echo " + q, "", api="safe", issue="19.14" if t in DOT_SEGMENT_DEFECT else None)
+    cases[-1]["expect"]["arg"] = t
 slack_ok(nid("cmd"), "another slash command of the same app must not run as /ops",
          "flag set fx2", None, api="none", issue="19.14", command="/other")
-cases[-1]["expect"] = rej([200, 400, 403, 404], "", issue="19.14")
+cases[-1]["expect"] = rej([200, 400, 403, 404], "", issue="19.14", key="slack:trig-" + cases[-1]["id"])
 
 # rejected: signatures and timestamps
 for i, (desc, sign, reply) in enumerate([
@@ -149,7 +157,8 @@ for i, (desc, sign, reply) in enumerate([
         ("timestamp negative", {"kind": "slack", "ts": "raw:-5"}, "bad timestamp"),
         ("timestamp huge", {"kind": "slack", "ts": "raw:99999999999999999999"},
          "bad timestamp"),
-        ("timestamp with spaces", {"kind": "slack", "ts": "raw: 1"}, "bad timestamp"),
+        ("timestamp with a leading space (strtoll skips it: just old)",
+         {"kind": "slack", "ts": "raw: 1"}, "stale timestamp"),
         ("timestamp hex", {"kind": "slack", "ts": "raw:0x10"}, "bad timestamp"),
         ("empty signature", {"kind": "slack", "sig": ""}, "missing signature headers"),
         ("v1= signature", {"kind": "slack", "sig": "v1=" + "0" * 64}, "bad signature"),
@@ -179,8 +188,12 @@ for m in ["GET", "PUT", "DELETE", "PATCH"]:
     cid = nid("method")
     add(cid, "%s on /slack/commands" % m, "/slack/commands", "", rej(405, "method not allowed"),
         FH, None, method=m)
+cid = nid("path")
+slack_ok(cid, "a percent-encoded unreserved character in the path is the same path (RFC 3986)",
+         "flag set fx5", "Succeeded", api="any")
+cases[-1]["path"] = "/%73lack/commands"
 for p in ["/slack/commands/", "/slack/command", "/SLACK/COMMANDS", "/slack/commands/../events",
-          "/slack//commands", "/%73lack/commands", "/"]:
+          "/slack//commands", "/"]:
     cid = nid("path")
     add(cid, "unknown path %r" % p, p, slack_form(cid, "flag set fx3"),
         rej(404, "not found"), FH, SIGNED)
@@ -205,9 +218,9 @@ for desc, body, st, reply in [
          "malformed request"),
         ("UTF-16 surrogate in UTF-8", "user_id=U1&trigger_id=t-sg&text=%ed%a0%80", 400,
          "malformed request"),
-        ("NUL in text", "user_id=U1&trigger_id=t-nul&text=a%00b", 400, "malformed request"),
+        ("NUL in text", "user_id=U1&trigger_id=t-nul&text=a%00b", 400, "malformed form"),
         ("NUL in user_id", "user_id=U1%00U2&trigger_id=t-nul2&text=help", 400,
-         "malformed request"),
+         "malformed form"),
         ("invalid UTF-8 in user_id", "user_id=U%ff&trigger_id=t-u8&text=help", 400,
          "malformed request"),
         ("user_id of 5000 bytes", "user_id=" + "U" * 5000 + "&trigger_id=t-long&text=help", 400,
@@ -216,14 +229,12 @@ for desc, body, st, reply in [
          "malformed request"),
         ("text longer than limits.max_text", "user_id=U1&trigger_id=t-big&text=" + "a" * 600,
          400, "text too long"),
-        ("text of 300 4-byte characters (1200 bytes, within max_text)",
-         None, 200, "queued"),
+        ("text of 300 4-byte characters (1200 bytes, within max_text) as one word: longer "
+         "than the envelope's command limit", "user_id=U1&trigger_id=t-emoji&text=" +
+         urllib.parse.quote("\U0001f600" * 300), 400, "malformed request"),
         ("more than 64 fields", "&".join("f%d=1" % i for i in range(80)) +
          "&user_id=U1&trigger_id=t-many&text=help", 400, "malformed form")]:
     cid = nid("form")
-    if body is None:
-        slack_ok(cid, desc, "\U0001f600" * 300, "Invalid command")
-        continue
     add(cid, "slack command: " + desc, "/slack/commands", body, rej(st, reply), FH, SIGNED)
 cid = nid("form")
 add(cid, "slack command: raw invalid UTF-8 bytes in the body", "/slack/commands",
@@ -299,22 +310,30 @@ for desc, body in [("no event_id", slack_event("m1", "x", event_id=None)),
         SIGNED)
 BROKEN_JSON = [("empty", b""), ("not JSON", b"hello"), ("truncated", b'{"type": "event_'),
                ("array", b"[]"), ("number", b"1"), ("null", b"null"), ("string", b'"x"'),
-               ("trailing garbage", b'{"type":"x"} x'), ("single quotes", b"{'type': 'x'}"),
-               ("deep nesting", b"[" * 5000 + b"]" * 5000),
+               ("single quotes", b"{'type': 'x'}"), ("deep nesting", b"[" * 3000 + b"]" * 3000),
                ("unterminated string", b'{"a": "b'), ("bad escape", b'{"a": "\\x"}'),
-               ("control character", b'{"a": "\x01"}'), ("comments", b'{/* c */ "a": 1}'),
-               ("NaN", b'{"a": NaN}')]
+               ("comments", b'{/* c */ "a": 1}'), ("NaN", b'{"a": NaN}')]
+# cJSON takes these (trailing bytes after the object, a raw control character in a string):
+# refused later or acknowledged without effect; nothing may be queued.
+LENIENT_JSON = [("trailing garbage", b'{"type":"x"} x'), ("control character", b'{"a": "\x01"}')]
 for desc, body in BROKEN_JSON:
     cid = nid("sevjson")
     add(cid, "slack event: broken JSON (%s)" % desc, "/slack/events", body,
         rej(400, "malformed JSON"), JH, SIGNED)
-for desc, text, reply in [
-        ("invalid UTF-8 in text", b"\xff\xfe", "malformed request"),
-        ("escaped NUL in text", b"\\u0000", "malformed request"),
-        ("lone surrogate escape", b"\\ud800", "malformed request")]:
+for desc, body in LENIENT_JSON:
+    cid = nid("sevjson")
+    add(cid, "slack event: lenient JSON (%s)" % desc, "/slack/events", body,
+        rej([200, 400], ""), JH, SIGNED)
+NUL_TRUNCATES = "new: an escaped NUL (\\u0000) in JSON text cuts the command there (cJSON)"
+for desc, text, reply, issue in [
+        ("invalid UTF-8 in text", b"\xff\xfe", "malformed request", None),
+        ("escaped NUL in text", b"\\u0000 production", "", NUL_TRUNCATES),
+        ("lone surrogate escape", b"\\ud800", "malformed JSON", None)]:
     cid = nid("sevbytes")
-    body = slack_event(cid, "PLACE").encode().replace(b"PLACE", text)
-    add(cid, "slack event: " + desc, "/slack/events", body, rej(400, reply), JH, SIGNED)
+    body = slack_event(cid, "<@UBOT> whoami PLACE").encode().replace(b"PLACE", text)
+    add(cid, "slack event: " + desc, "/slack/events", body,
+        rej(400, reply, key="slack:Ev" + cid, **({"issue": issue} if issue else {})), JH,
+        SIGNED)
 for desc, sign, reply in [("unsigned", {"kind": "slack", "drop": ["X-Slack-Signature"]},
                            "missing signature headers"),
                           ("wrong secret", {"kind": "slack", "secret": "wrong"},
@@ -336,7 +355,8 @@ add(cid, "slack event of 100 KiB", "/slack/events", slack_event(cid, "PADPAD"),
 
 def feishu_event(cid, text, chat="oc_corpus", chat_type="group", mention=True, **over):
     msg = {"message_id": "om_" + cid, "chat_id": chat, "chat_type": chat_type,
-           "message_type": "text", "content": json.dumps({"text": "@_user_1 " + text})}
+           "message_type": "text",
+           "content": json.dumps({"text": ("@_user_1 " if mention else "") + text})}
     if mention:
         msg["mentions"] = [{"key": "@_user_1", "id": {"open_id": BOT}, "name": "bot"}]
     root = {"schema": "2.0",
@@ -394,7 +414,7 @@ fs_ok(cid, "feishu: unknown command", feishu_event(cid, "frobnicate now"), "unkn
 cid = nid("fs")
 fs_ok(cid, "feishu: reply text is escaped (<at user_id=\"all\"> typed by a user)",
       feishu_event(cid, 'echo <at user_id="all">x</at>'), "", issue="19.14")
-cases[-1]["expect"]["reply_not"] = '<at user_id=\\"all\\">'
+cases[-1]["expect"]["reply_not"] = '<at user_id="all">'
 cid = nid("fs")
 add(cid, "feishu: url_verification (plain) answers the challenge", "/feishu/events",
     json.dumps({"type": "url_verification", "challenge": "c-" + cid, "token": FEISHU_TOKEN}),
@@ -439,10 +459,16 @@ for desc, body in BROKEN_JSON:
     cid = nid("fsjson")
     add(cid, "feishu (plain): broken JSON (%s)" % desc, "/feishu/events", body,
         rej(400, "malformed JSON"), JH, None, ingress="plain")
-for desc, text in [("invalid UTF-8 in text", b"\xff"), ("escaped NUL", b"\\\\u0000")]:
+for desc, body in LENIENT_JSON:
+    cid = nid("fsjson")
+    add(cid, "feishu (plain): lenient JSON (%s)" % desc, "/feishu/events", body,
+        rej([200, 400], ""), JH, None, ingress="plain")
+for desc, text, issue in [("invalid UTF-8 in text", b"\xff", None),
+                          ("escaped NUL in text", b"\\\\u0000 production", NUL_TRUNCATES)]:
     cid = nid("fsbytes")
-    body = feishu_event(cid, "PLACE").encode().replace(b"PLACE", text)
-    add(cid, "feishu (plain): " + desc, "/feishu/events", body, rej(400, ""), JH, None,
+    body = feishu_event(cid, "whoami PLACE").encode().replace(b"PLACE", text)
+    add(cid, "feishu (plain): " + desc, "/feishu/events", body,
+        rej(400, "", key="feishu:fe_" + cid, **({"issue": issue} if issue else {})), JH, None,
         ingress="plain")
 cid = nid("fsbytes")
 add(cid, "feishu (plain): text longer than max_text", "/feishu/events",
@@ -480,8 +506,15 @@ for desc, body, sign, st, reply, issue in [
         ("signed event from the future", feishu_event("s8", "help"), dict(FS, ts=3600), 401, "",
          UNIFORM)]:
     cid = nid("fssig")
+    ev = json.loads(body)
+    if "encrypt" in ev:
+        key = None
+    else:
+        key = "feishu:" + ev["header"]["event_id"]
     add(cid, "feishu (encrypt_key set): " + desc, "/feishu/events", body,
         rej(st, reply, **({"issue": issue} if issue else {})), JH, sign)
+    if key or "s6" in desc or "old" in desc:
+        cases[-1]["expect"]["key"] = key or "feishu:fe_s6"
 for ct in [FORM, "text/plain", None]:
     cid = nid("fsct")
     add(cid, "feishu with content type %r" % ct, "/feishu/events", feishu_event(cid, "help"),
@@ -498,9 +531,12 @@ add(cid, "feishu event of 100 KiB", "/feishu/events", feishu_event(cid, "PADPAD"
 
 # ------------------------------------------------------------------ GitLab hooks
 
+HOOK_IDS = iter(range(900001, 999999))
+
+
 def hook(cid, **over):
     h = {"object_kind": "pipeline",
-         "object_attributes": {"id": 900000 + len(cases), "iid": 1, "status": "success",
+         "object_attributes": {"id": next(HOOK_IDS), "iid": 1, "status": "success",
                                "ref": "main"},
          "project": {"id": 77, "path_with_namespace": "ops/corpus"}}
     for k, v in over.items():
@@ -521,7 +557,7 @@ add(cid, "gitlab: a pipeline hook is queued on pipeline-events", "/gitlab/webhoo
     {"status": 200, "reply": "{}", "queued": "pipeline_events"}, GH)
 for desc, hdrs, st, reply in [
         ("no token", {"Content-Type": JSON}, 401, "missing token"),
-        ("empty token", dict(GH, **{"X-Gitlab-Token": ""}), 401, "missing token"),
+        ("empty token", dict(GH, **{"X-Gitlab-Token": ""}), 401, ""),
         ("wrong token", dict(GH, **{"X-Gitlab-Token": "nope"}), 401, "bad token"),
         ("token with a trailing space", dict(GH, **{"X-Gitlab-Token": GITLAB_TOKEN + " "}), 401,
          "bad token"),
@@ -529,11 +565,18 @@ for desc, hdrs, st, reply in [
          "bad token")]:
     cid = nid("gltok")
     add(cid, "gitlab: " + desc, "/gitlab/webhook", hook(cid), rej(st, reply), hdrs)
-for desc, body in [("push hook", hook("p", object_kind="push")),
-                   ("no object_kind", hook("p2", object_kind=None))]:
+for desc, hdrs in [("a Push Hook", dict(GH, **{"X-Gitlab-Event": "Push Hook"})),
+                   ("a hook without X-Gitlab-Event", {"Content-Type": JSON,
+                                                      "X-Gitlab-Token": GITLAB_TOKEN})]:
     cid = nid("glign")
-    add(cid, "gitlab: %s is acknowledged, not queued" % desc, "/gitlab/webhook", body,
-        {"status": 200, "reply": "{}", "queued": False}, GH)
+    add(cid, "gitlab: %s is acknowledged, not queued" % desc, "/gitlab/webhook",
+        hook(cid, object_kind="push"), {"status": 200, "reply": "{}", "queued": False}, hdrs)
+for desc, body in [("object_kind push", hook("p", object_kind="push")),
+                   ("no object_kind", hook("p2", object_kind=None))]:
+    cid = nid("glhdr")
+    add(cid, "gitlab: a Pipeline Hook (the header decides) with %s is queued" % desc,
+        "/gitlab/webhook", body, {"status": 200, "reply": "{}", "queued": "pipeline_events"},
+        GH)
 for desc, body in [("no project id", hook("q1", project__id=None)),
                    ("no object_attributes", hook("q2", object_attributes=None)),
                    ("no pipeline id", hook("q3", object_attributes__id=None)),
@@ -545,6 +588,10 @@ for desc, body in BROKEN_JSON[:10]:
     cid = nid("gljson")
     add(cid, "gitlab: broken JSON (%s)" % desc, "/gitlab/webhook", body,
         rej(400, "malformed JSON"), GH)
+for desc, body in LENIENT_JSON:
+    cid = nid("gljson")
+    add(cid, "gitlab: lenient JSON (%s)" % desc, "/gitlab/webhook", body, rej([200, 400], ""),
+        GH)
 for ct in [FORM, None]:
     cid = nid("glct")
     h = dict(GH)

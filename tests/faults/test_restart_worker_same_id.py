@@ -25,7 +25,7 @@ def test():
         w.start()
         fl.cqt.check(w.wait_ready(60), "the restarted worker is ready")
         return fl.finish(st, load, "kill -9 a worker and restart it with the same --id",
-                         settle_timeout=120)
+                         settle_timeout=60)
     finally:
         st.close()
 

@@ -151,6 +151,7 @@ class Service:
     def start(self):
         """(Re)starts the process with the same arguments, appending to the same log."""
         self.log = open(self.log_path, "ab")
+        self.log_from = self.log.tell()  # this run's lines start here
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=self.env, restore_signals=True)
         self._admin = None
@@ -163,9 +164,12 @@ class Service:
     def alive(self):
         return self.proc.poll() is None
 
-    def logs(self):
+    def logs(self, since_start=False):
+        """The log (all runs), or only the current run's lines."""
         self.log.flush()
         with open(self.log_path, "rb") as f:
+            if since_start:
+                f.seek(self.log_from)
             return f.read().decode("utf-8", "replace")
 
     def admin_port(self, timeout=30):
@@ -174,7 +178,7 @@ class Service:
             return self.port
         end = time.time() + timeout
         while self._admin is None and time.time() < end and self.alive():
-            m = re.search(r"admin http listening on port (\d+)", self.logs())
+            m = re.search(r"admin http listening on port (\d+)", self.logs(since_start=True))
             if m:
                 self._admin = int(m.group(1))
             else:
