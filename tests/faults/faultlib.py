@@ -14,7 +14,8 @@ be traced back to the command that caused it. Counts come from the fakes' own re
   lost        acked commands never answered with a final
 
 A test fails unless lost = 0, duplicates = 0, every command that was not acked got the
-documented error ("... was NOT run ... Please retry.") and none of those ran anyway.
+documented error ("... was NOT run ... Please retry.", or an "outcome unknown" answer) and
+none of those told "NOT run" ran anyway.
 """
 import concurrent.futures
 import json
@@ -559,9 +560,14 @@ class Counts:
         self.lost = sorted(i for i in self.acked if not self.answered.get(i))
         self.dups = sorted(i for i in tags if self.executed.get(i, 0) > 1 or
                            self.answered.get(i, 0) > 1)
-        self.undocumented = sorted(i for i, a in self.refused.items()
-                                   if not any("was NOT run" in t and "retry" in t for _, t in a))
-        self.notrun_ran = sorted(i for i in self.refused if self.executed.get(i))
+        # the documented answers when the queue did not confirm: "was NOT run ... Please
+        # retry" (then it must not run), or "outcome unknown" (it may have run, once)
+        self.notrun = {i for i, a in self.refused.items()
+                       if any("was NOT run" in t and "retry" in t for _, t in a)}
+        self.unknown = {i for i, a in self.refused.items()
+                        if any("unknown" in t.lower() for _, t in a)}
+        self.undocumented = sorted(set(self.refused) - self.notrun - self.unknown)
+        self.notrun_ran = sorted(i for i in self.notrun if self.executed.get(i))
         self.resend = resend
         return self
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
@@ -196,6 +197,12 @@ class Service:
                                                 timeout=2) as r:
                         if r.status == 200:
                             return True
+                except urllib.error.HTTPError as e:
+                    # an ingress whose /readyz moved to an admin listener: its webhook port
+                    # answers 404 there once it listens
+                    if self.kind == "ingress" and e.code == 404 and \
+                            "listening on" in self.logs(since_start=True):
+                        return True
                 except OSError:
                     pass
             time.sleep(0.05)
