@@ -135,6 +135,15 @@ for t in hostile:
     slack_ok(nid("hostile"), "hostile argument %r reaches the template as data" % t[:30],
              "echo " + q, "", api="safe", issue="19.14" if t in DOT_SEGMENT_DEFECT else None)
     cases[-1]["expect"]["arg"] = t
+slack_ok(nid("cut"), "help with 90 euro signs: every reply cut stays valid UTF-8 and is answered",
+         "help " + "\u20ac" * 90, "", issue="19.1")
+slack_ok(nid("cut"), "echo with 300 euro signs (an argument longer than max_arg_len)",
+         "echo " + "\u20ac" * 300, "", issue="19.1")
+slack_ok(nid("cut"), "flag set with 90 euro signs (an argument error quoting the argument)",
+         "flag set " + "\u20ac" * 90, "")
+slack_ok(nid("cut"), "the worker_args libFuzzer finding of issue 19 item 15",
+         base64.b64decode("ZWNobyAdIF7bowsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsL3Zbk"
+                          "nZduNeSdl+SdlzXknZ8=").decode(), "", issue="19.15")
 slack_ok(nid("cmd"), "another slash command of the same app must not run as /ops",
          "flag set fx2", None, api="none", issue="19.14", command="/other")
 cases[-1]["expect"] = rej([200, 400, 403, 404], "", issue="19.14", key="slack:trig-" + cases[-1]["id"])

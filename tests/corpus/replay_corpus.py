@@ -204,7 +204,7 @@ def main():
         # the worker's answers for the accepted commands
         want_final = [c for c in cases if c["expect"].get("final") is not None and
                       c["got"][0] == 200]
-        fl.wait_for(lambda: all(finals_for(st, c) for c in want_final), 90, 0.2)
+        fl.wait_for(lambda: all(finals_for(st, c) for c in want_final), 60, 0.2)
         for c in want_final:
             fin = finals_for(st, c)
             e = c["expect"]
