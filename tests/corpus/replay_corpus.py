@@ -282,7 +282,9 @@ def main():
                 cqt.check(False, "API call stays under its path: %r (body %r)"
                           % (p, r["body"][:100]))
         for s in st.services:
-            cqt.check(s.alive(), "%s alive after the corpus" % s.name)
+            if cqt.check(s.alive(), "%s alive after the corpus" % s.name):
+                rc = st.stop_service(s)
+                cqt.check(rc == 0, "%s exits 0 on SIGTERM (rc %s)" % (s.name, rc))
     finally:
         st.close()
     known = {i: r for i, r in failed.items()
