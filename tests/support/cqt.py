@@ -167,7 +167,8 @@ class Service:
 
     def logs(self, since_start=False):
         """The log (all runs), or only the current run's lines."""
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             if since_start:
                 f.seek(self.log_from)
