@@ -139,6 +139,7 @@ struct cq_config {
         char *topic_dlq;             /* default chatops.dlq */
         char *worker_group;          /* default chatops-worker */
         char *notifier_group;        /* default chatops-notifier */
+        int max_poll_interval_ms;    /* consumer max.poll.interval.ms, default 300000 */
     } kafka;
 
     struct {
@@ -165,14 +166,16 @@ struct cq_config {
     } ingress;
 
     struct {
-        int http_port;       /* /healthz /readyz /metrics, default 8081 */
-        int max_inflight;    /* default 10000 */
-        int lease_ms;        /* pipeline owner lease, default 15000 */
-        int poll_min_ms;     /* default 2000 */
-        int poll_max_ms;     /* default 30000 */
-        int log_tail_lines;  /* default 20 */
-        int log_tail_bytes;  /* default 4000 */
-        char **cancel_roles; /* roles that may cancel others' pipelines */
+        int http_port;         /* /healthz /readyz /metrics, default 8081 */
+        int max_inflight;      /* default 10000 */
+        int lease_ms;          /* pipeline owner lease, default 15000 */
+        int max_request_age_s; /* older requests are answered "expired", default 3600 */
+        int duplicate_wait_s;  /* a duplicate waits this long for a live owner, 120 */
+        int poll_min_ms;       /* default 2000 */
+        int poll_max_ms;       /* default 30000 */
+        int log_tail_lines;    /* default 20 */
+        int log_tail_bytes;    /* default 4000 */
+        char **cancel_roles;   /* roles that may cancel others' pipelines */
     } worker;
 
     struct {

@@ -572,10 +572,24 @@ static void on_commit_result(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     }
 }
 
+/* chatops_kafka_rebalances_total{group,event}: assign / revoke / lost / error. A member
+ * that keeps its partitions sees one assign at start and nothing more. */
+static void metric_rebalance(const struct cq_consumer *c, const char *event) {
+    char labels[300], esc_g[200];
+    cq_metrics_escape(c->group ? c->group : "", esc_g, sizeof(esc_g));
+    snprintf(labels, sizeof(labels), "group=\"%s\",event=\"%s\"", esc_g, event);
+    cq_metric_inc("chatops_kafka_rebalances_total",
+                  "Consumer group rebalance events seen by this process", labels);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     struct cq_consumer *c = opaque;
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    metric_rebalance(c, e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS   ? "assign"
+                        : e != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "error"
+                        : rd_kafka_assignment_lost(rk)              ? "lost"
+                                                                    : "revoke");
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         cq_info(NULL, "kafka consumer: assigned %d partition(s)", parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
@@ -599,8 +613,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         cq_info(NULL, "kafka consumer: %d partition(s) revoked", parts->cnt);
     else
         cq_error(NULL, "kafka consumer: rebalance error: %s", rd_kafka_err2str(e));
-    /* Keep what was finished: commit before the partitions move to another member. */
-    if (!rd_kafka_assignment_lost(rk)) commit_watermarks(c, false, NULL);
+    /* Keep what was finished: commit before the partitions move to another member.
+     * Asynchronously: a synchronous commit would block the loop for a broker round trip
+     * (or a dead coordinator's timeout). librdkafka's group handler waits for the
+     * outstanding commits of the revoked partitions before it finishes the unassign and
+     * rejoins, so the commit still lands before another member fetches. */
+    if (!rd_kafka_assignment_lost(rk)) commit_watermarks(c, true, NULL);
     for (int i = 0; i < parts->cnt; i++)
         track_drop(c, parts->elems[i].topic, parts->elems[i].partition);
     if (coop) {
@@ -675,8 +693,16 @@ static void on_consumer_io(uv_poll_t *h, int status, int events) {
         uv_idle_start(&c->idle, on_consumer_idle);
 }
 
+/* Every COMMIT_INTERVAL_MS: commit what moved, and poll the consumer even when the event
+ * pipe stayed quiet. librdkafka counts max.poll.interval.ms from the application's last
+ * rd_kafka_consumer_poll: an idle consumer (no message, so no pipe write) or a paused one
+ * would otherwise leave the group and force a rebalance. Paused partitions return nothing
+ * here; rebalance events and errors are served. */
 static void on_commit_tick(uv_timer_t *t) {
-    commit_watermarks(t->data, true, NULL);
+    struct cq_consumer *c = t->data;
+    commit_watermarks(c, true, NULL);
+    if (!c->closing && consume_batch(c, 0, CONSUME_BATCH) == CONSUME_BATCH)
+        uv_idle_start(&c->idle, on_consumer_idle);
 }
 
 static void consumer_release(struct cq_consumer *c) {

@@ -16,6 +16,7 @@
 #include <hiredis/async.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -56,6 +57,10 @@ struct cq_redis {
     void (*on_connect)(void *);
     void *on_connect_arg;
     uv_timer_t sweep, conn_timer, reconnect, defer;
+    bool check_persistence; /* CONFIG GET appendonly/appendfsync on every connect */
+    char aof[16];           /* appendonly as last read ("" = unknown) */
+    uv_getaddrinfo_t gai;   /* host -> address on libuv's thread pool, never on the loop */
+    bool resolving;         /* gai in flight: it holds one of open_timers' references */
 };
 
 static void connect_start(struct cq_redis *r);
@@ -175,12 +180,22 @@ static void on_defer(uv_timer_t *t) {
 
 static void on_conn_timeout(uv_timer_t *t) {
     struct cq_redis *r = t->data;
+    if (!r->ac) { /* still resolving the host: try again once that lookup is over */
+        r->state = ST_DOWN;
+        cq_debug(NULL, "redis %s:%d: resolving timed out", r->host, r->port);
+        schedule_reconnect(r);
+        return;
+    }
     drop_conn(r, "connect timed out");
 }
 
 static void on_reconnect(uv_timer_t *t) {
     struct cq_redis *r = t->data;
-    if (!r->closing && !r->ac) connect_start(r);
+    if (r->closing || r->ac) return;
+    if (r->resolving) /* a lookup that outlived its connect timeout: wait for it */
+        schedule_reconnect(r);
+    else
+        connect_start(r);
 }
 
 /* ---- hiredis callbacks ---- */
@@ -216,6 +231,69 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(p);
 }
 
+/* ---- persistence check ---- */
+
+static const char *config_value(const redisReply *rep) {
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING)
+        return rep->element[1]->str;
+    return NULL;
+}
+
+static void on_aof_reply(void *opaque, const redisReply *rep, const struct cq_err *err) {
+    struct cq_redis *r = opaque;
+    const char *v = err ? NULL : config_value(rep);
+    snprintf(r->aof, sizeof(r->aof), "%s", v ? v : "");
+}
+
+/* The run-once promise needs every acknowledged write on disk before the side effect:
+ * appendonly yes with appendfsync always. everysec loses up to 1 s of writes on a crash,
+ * no (RDB only) up to the snapshot interval. */
+static void on_fsync_reply(void *opaque, const redisReply *rep, const struct cq_err *err) {
+    struct cq_redis *r = opaque;
+    const char *fsync = err ? NULL : config_value(rep);
+    int ok;
+    if (err && err->code == CQ_ESHUTDOWN) return;
+    if (!r->aof[0] || !fsync) {
+        ok = -1;
+        cq_warn(NULL,
+                "redis %s:%d: cannot read the persistence settings (CONFIG GET refused "
+                "or disabled): the run-once promise needs appendonly yes and appendfsync "
+                "always; check them on the server",
+                r->host, r->port);
+    } else if (strcmp(r->aof, "yes") != 0 || strcmp(fsync, "always") != 0) {
+        ok = 0;
+        cq_warn(NULL,
+                "redis %s:%d: appendonly %s, appendfsync %s: a Redis crash may lose %s "
+                "of run-once records; such requests are answered 'outcome unknown', "
+                "never run twice (set appendonly yes, appendfsync always)",
+                r->host, r->port, r->aof, fsync,
+                strcmp(r->aof, "yes") != 0 ? "everything since the last snapshot" : "up to 1 s");
+    } else {
+        ok = 1;
+        cq_info(NULL, "redis %s:%d: appendonly yes, appendfsync always", r->host, r->port);
+    }
+    cq_gauge_set(cq_gauge_get("chatops_redis_persistence_ok",
+                              "1 when the Redis server persists every write before answering "
+                              "(appendonly yes, appendfsync always), 0 when not, -1 unknown",
+                              NULL),
+                 ok);
+}
+
+static void persistence_check(struct cq_redis *r) {
+    r->aof[0] = '\0';
+    const char *a[] = {"CONFIG", "GET", "appendonly"};
+    const char *f[] = {"CONFIG", "GET", "appendfsync"};
+    if (cq_redis_commandargv(r, on_aof_reply, r, 3, a, NULL) == CQ_OK)
+        cq_redis_commandargv(r, on_fsync_reply, r, 3, f, NULL);
+}
+
+void cq_redis_check_persistence(struct cq_redis *r) {
+    if (!r) return;
+    r->check_persistence = true;
+    if (cq_redis_connected(r)) persistence_check(r);
+}
+
 static void become_ready(struct cq_redis *r) {
     r->state = ST_READY;
     r->backoff_ms = BACKOFF_MIN_MS;
@@ -223,6 +301,7 @@ static void become_ready(struct cq_redis *r) {
     r->last_progress = uv_now(r->uv);
     uv_timer_stop(&r->conn_timer);
     cq_info(NULL, "redis %s:%d: connected", r->host, r->port);
+    if (r->check_persistence) persistence_check(r);
     if (r->on_connect) r->on_connect(r->on_connect_arg);
 }
 
@@ -292,8 +371,60 @@ static void on_disconnected(const redisAsyncContext *cac, int status) {
 
 /* ---- connection ---- */
 
+static void timer_closed(uv_handle_t *h);
+
+/* The address is resolved on libuv's thread pool (uv_getaddrinfo): hiredis 0.14 would
+ * call a blocking getaddrinfo on the loop for every (re)connect, stalling every request
+ * for as long as DNS takes. hiredis then gets a numeric address, which it parses without
+ * a lookup. The connect timeout covers the resolution too. */
+static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
+
 static void connect_start(struct cq_redis *r) {
-    redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    r->state = ST_CONNECTING;
+    uv_timer_start(&r->conn_timer, on_conn_timeout, (uint64_t)r->connect_timeout_ms, 0);
+    r->resolving = true;
+    r->open_timers++;
+    if (uv_getaddrinfo(r->uv, &r->gai, connect_resolved, r->host, NULL, &hints) != 0) {
+        r->resolving = false;
+        r->open_timers--;
+        r->state = ST_DOWN;
+        uv_timer_stop(&r->conn_timer);
+        cq_debug(NULL, "redis %s:%d: cannot start resolving", r->host, r->port);
+        schedule_reconnect(r);
+    }
+}
+
+static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    struct cq_redis *r = req->data;
+    char ip[64] = "";
+    r->resolving = false;
+    if (r->closing) {
+        uv_freeaddrinfo(res);
+        if (--r->open_timers == 0) {
+            free(r->host);
+            free(r);
+        }
+        return;
+    }
+    r->open_timers--;
+    for (struct addrinfo *a = status == 0 ? res : NULL; a && !ip[0]; a = a->ai_next) {
+        if (a->ai_family == AF_INET)
+            uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, sizeof(ip));
+        else if (a->ai_family == AF_INET6)
+            uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, ip, sizeof(ip));
+    }
+    uv_freeaddrinfo(res);
+    if (r->state != ST_CONNECTING || r->ac) return; /* the connect timeout fired meanwhile */
+    if (!ip[0]) {
+        cq_debug(NULL, "redis %s:%d: cannot resolve: %s", r->host, r->port,
+                 status ? uv_strerror(status) : "no address");
+        r->state = ST_DOWN;
+        uv_timer_stop(&r->conn_timer);
+        schedule_reconnect(r);
+        return;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(ip, r->port);
     if (!ac || ac->err) {
         cq_debug(NULL, "redis %s:%d: connect: %s", r->host, r->port,
                  ac ? ac->errstr : "out of memory");
@@ -309,11 +440,9 @@ static void connect_start(struct cq_redis *r) {
         return;
     }
     r->ac = ac;
-    r->state = ST_CONNECTING;
     r->abandoned = 0;
     redisAsyncSetConnectCallback(ac, on_connected); /* also arms the first write event */
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
-    uv_timer_start(&r->conn_timer, on_conn_timeout, (uint64_t)r->connect_timeout_ms, 0);
 }
 
 /* ---- public API ---- */
@@ -360,6 +489,7 @@ struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
         uv_timer_init(r->uv, timers[i]); /* cannot fail on Linux */
         timers[i]->data = r;
     }
+    r->gai.data = r;
     r->open_timers = NTIMERS;
     connect_start(r);
     return r;
@@ -473,6 +603,7 @@ void cq_redis_free(struct cq_redis *r) {
         free(r->password);
         r->password = NULL;
     }
+    if (r->resolving) uv_cancel((uv_req_t *)&r->gai); /* its callback drops its reference */
     uv_timer_t *timers[NTIMERS] = {&r->sweep, &r->conn_timer, &r->reconnect, &r->defer};
     for (int i = 0; i < NTIMERS; i++)
         uv_close((uv_handle_t *)timers[i], timer_closed);

@@ -54,6 +54,12 @@ bool cq_redis_connected(const struct cq_redis *r);
  * scripts. One callback per client; a later call replaces it; cb NULL clears it. */
 void cq_redis_on_connect(struct cq_redis *r, void (*cb)(void *), void *arg);
 
+/* Reads the server's appendonly / appendfsync (CONFIG GET) now and on every reconnect;
+ * when they cannot keep every acknowledged write (anything but appendonly yes +
+ * appendfsync always) logs a warning; sets the gauge chatops_redis_persistence_ok to 1
+ * (kept), 0 (not kept) or -1 (unknown: CONFIG refused or renamed, which is tolerated). */
+void cq_redis_check_persistence(struct cq_redis *r);
+
 /* A connection whose commands keep timing out with no reply at all for stall_ms is
  * dropped and reconnected (catches a peer that vanished without a reset). Default:
  * max(5 * command_timeout_ms, 2000). */

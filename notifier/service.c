@@ -1333,11 +1333,15 @@ struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config
     s->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
                             cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
     if (!s->redis) goto fail_handles;
+    cq_redis_check_persistence(s->redis);
     s->prod = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL, err);
     if (!s->prod) goto fail_handles;
     const char *topics[] = {cfg->kafka.topic_results, NULL};
+    char mpi[16];
+    snprintf(mpi, sizeof mpi, "%d", cfg->kafka.max_poll_interval_ms);
+    const char *kconf[] = {"max.poll.interval.ms", mpi, NULL};
     s->cons = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.notifier_group, topics, loop,
-                              on_message, s, NULL, err);
+                              on_message, s, kconf, err);
     if (!s->cons) goto fail_handles;
     if (cq_loop_on_shutdown(loop, on_shutdown, s) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "notifier: cannot register the drain step");

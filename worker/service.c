@@ -1619,6 +1619,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
                             cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
     if (!w->redis) goto fail;
+    cq_redis_check_persistence(w->redis);
     cq_redis_on_connect(w->redis, on_redis_connect, w);
     /* Direct calls in flight at once; more wait in curl's queue (a fd each). */
     w->httpc = cq_httpc_new(loop, w->max_inflight < 1024 ? w->max_inflight : 1024, err);
@@ -1638,8 +1639,11 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     for (size_t i = 0; i < cfg->n_commands; i++)
         if (cfg->commands[i].mode != CQ_MODE_DIRECT) want_pipelines = true;
     if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err))) goto fail;
+    char mpi[16];
+    snprintf(mpi, sizeof(mpi), "%d", cfg->kafka.max_poll_interval_ms);
+    const char *kconf[] = {"max.poll.interval.ms", mpi, NULL};
     w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
-                                  on_message, w, NULL, err);
+                                  on_message, w, kconf, err);
     if (!w->consumer) goto fail;
     if (cq_loop_on_shutdown(loop, on_shutdown, w) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
