@@ -4,6 +4,8 @@
  * would refuse. JSON itself is cJSON's job. */
 #include "envelope.h"
 
+#include <ctype.h>
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -253,7 +255,8 @@ char *cq_result_encode(const struct cq_result *r, struct cq_err *err) {
     }
     if (encode_fields("result", r, result_fields, NFIELDS(result_fields), root, err) != CQ_OK)
         goto out;
-    if (!add_number(root, "seq", r->seq)) {
+    if (!add_number(root, "seq", r->seq) ||
+        (r->outcome_unknown && !cJSON_AddTrueToObject(root, "outcome_unknown"))) {
         cq_err_set(err, CQ_ENOMEM, "result: out of memory");
         goto out;
     }
@@ -402,6 +405,12 @@ enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct
     rc = get_int("result", root, "seq", "seq", 2147483647.0, &n, err);
     if (rc != CQ_OK) goto out;
     out->seq = (int)n;
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(root, "outcome_unknown");
+    if (unk && !cJSON_IsBool(unk)) {
+        rc = cq_err_set(err, CQ_EINVAL, "result: field 'outcome_unknown' must be a boolean");
+        goto out;
+    }
+    out->outcome_unknown = cJSON_IsTrue(unk);
     rc = get_group("result", root, "pipeline", &pl, err);
     if (rc != CQ_OK) goto out;
     rc = get_int("result", pl, "id", "pipeline.id", MAX_EXACT_INT, &n, err);
@@ -454,4 +463,42 @@ void cq_now_rfc3339(char out[32]) {
     out[last_len + 3] = (char)('0' + ms % 10);
     out[last_len + 4] = 'Z';
     out[last_len + 5] = '\0';
+}
+
+bool cq_rfc3339_parse_ms(const char *s, int64_t *ms) {
+    int y, mo, d, h, mi, sec, n = 0;
+    long frac_ms = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return false;
+    const char *p = s + n;
+    if (*p == '.') {
+        long scale = 100;
+        if (!isdigit((unsigned char)*++p)) return false;
+        for (; isdigit((unsigned char)*p); p++, scale /= 10)
+            frac_ms += (*p - '0') * scale;
+    }
+    long off_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, m = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m) != 2 || m != 5 || oh > 23 || om > 59)
+            return false;
+        off_s = (long)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p) return false;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 && y != 1969) return false;
+    *ms = ((int64_t)t - off_s) * 1000 + frac_ms;
+    return true;
 }

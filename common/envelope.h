@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "errors.h"
 
@@ -61,11 +62,13 @@ struct cq_result {
     char *status;     /* "ok" | "denied" | "invalid" | "failed" | "timeout", required */
     char *platform;   /* required */
     struct cq_reply_route reply;
-    char *text;          /* required, may be "" */
-    char *command;       /* optional: "deploy web production" for formatting */
-    char *user_name;     /* optional: who ran it */
-    char *response_type; /* optional: "ephemeral" | "in_channel" */
-    int seq;             /* progress sequence number within (request, step), default 0 */
+    char *text;           /* required, may be "" */
+    char *command;        /* optional: "deploy web production" for formatting */
+    char *user_name;      /* optional: who ran it */
+    char *response_type;  /* optional: "ephemeral" | "in_channel" */
+    int seq;              /* progress sequence number within (request, step), default 0 */
+    bool outcome_unknown; /* optional "outcome_unknown": true: a final saying the outcome is
+                             unknown, which a true final for the same request supersedes */
     struct cq_pipeline_ref pipeline;
     char *produced_at; /* RFC 3339 with ms, set by the producer, optional */
 };
@@ -98,5 +101,9 @@ void cq_result_clear(struct cq_result *r);
 
 /* Current UTC time as RFC 3339 with milliseconds into out (needs 32 bytes). */
 void cq_now_rfc3339(char out[32]);
+
+/* Parses an RFC 3339 time ("2026-01-02T03:04:05Z", fractions and +hh:mm offsets allowed)
+ * into Unix milliseconds. False (and *ms untouched) when s is not one. */
+bool cq_rfc3339_parse_ms(const char *s, int64_t *ms);
 
 #endif

@@ -40,8 +40,11 @@
 
 /* ------------------------------------------------------------------ Lua (atomic steps) */
 
-/* claim(key, owner, lease_ms): own | delivered | busy */
+/* claim(key [, final_key], owner, lease_ms): own | delivered | busy. With final_key (an
+ * "outcome unknown" result), a true final of the request already sending or delivered
+ * supersedes it: it reads as delivered. */
 static const char CLAIM_LUA[] =
+    "if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 1 then return 'delivered' end\n"
     "local v = redis.call('GET', KEYS[1])\n"
     "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 'own' end\n"
     "if v == 'delivered' then return 'delivered' end\n"
@@ -898,9 +901,21 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
 static void job_claim(struct job *j) {
     char lease[16];
     snprintf(lease, sizeof lease, "%d", CLAIM_LEASE_MS);
-    const char *argv[] = {"EVAL", CLAIM_LUA, "1", j->once_key, j->owner, lease};
+    /* An "outcome unknown" final has a once-key of its own, so the request's true final
+     * (a stalled owner finishing late) is still posted after it, never dropped as a
+     * duplicate; the unknown one is skipped when the true final came first. */
+    char final_key[sizeof j->once_key];
+    snprintf(final_key, sizeof final_key, "%.*s", (int)(strlen(j->once_key) - 8), j->once_key);
+    bool unknown = j->r.outcome_unknown && strlen(j->once_key) > 8;
+    const char *argv[] = {"EVAL",
+                          CLAIM_LUA,
+                          unknown ? "2" : "1",
+                          j->once_key,
+                          unknown ? final_key : j->owner,
+                          unknown ? j->owner : lease,
+                          lease};
     j->wait = W_OP;
-    if (cq_redis_commandargv(j->s->redis, on_claim, j, 6, argv, NULL) != CQ_OK)
+    if (cq_redis_commandargv(j->s->redis, on_claim, j, unknown ? 7 : 6, argv, NULL) != CQ_OK)
         job_wait(j, 1000, N_CLAIM);
 }
 
@@ -1220,8 +1235,8 @@ static void on_message(void *opaque, const struct cq_message *m) {
         job_dead_letter(j, "permanent", "slack is not configured");
         return;
     }
-    snprintf(j->once_key, sizeof j->once_key, "%snotify:once:%s:%s:%d", s->key_prefix,
-             j->r.request_id, j->r.step, j->r.seq);
+    snprintf(j->once_key, sizeof j->once_key, "%snotify:once:%s:%s:%d%s", s->key_prefix,
+             j->r.request_id, j->r.step, j->r.seq, j->r.outcome_unknown ? ":unknown" : "");
     cq_debug(j->r.request_id, "result taken (step %s seq %d, %s)", j->r.step, j->r.seq,
              j->r.platform);
     /* One request's results go out in the order they were produced (ack, progress, final),

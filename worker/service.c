@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin_http.h"
 #include "args.h"
@@ -30,15 +31,34 @@
 #define RETRY_TICK_MS 100
 #define MAX_REPLY_TEXT 3000
 
-/* Claims the run-once key. KEYS[1] run key; ARGV: owner, claimed value, ttl s,
- * lease key prefix, "1" when a dead owner's unfinished call may be retried, "1" to
- * re-send a stored result even though its live owner may still be delivering it.
+/* Claims the run-once key. KEYS[1] run key, KEYS[2] the Redis epoch record (see
+ * EPOCH_LUA); ARGV: owner, claimed value, ttl s, lease key prefix, "1" when a dead
+ * owner's unfinished call may be retried, "1" to re-send a stored result even though its
+ * live owner may still be delivering it, the request's received_at in ms (0 = no check),
+ * the value to store when the claim is "lost".
+ * A missing claim is a fresh one unless the request is older than the epoch record's
+ * `since`: Redis then restarted, failed over or was flushed after the request existed,
+ * so its claim may have been lost with a call already made ("lost": a "calling" claim
+ * in our name is stored and the caller answers "outcome unknown"). A missing epoch record
+ * is such a loss too (FLUSHALL, a new or emptied server): it is recreated with since = now.
  * A result that is stored but not yet known delivered is re-sent only when its owner
  * died: while the owner lives, a duplicate waits ("busy") and then finds it delivered.
  * A claim that already holds exactly ARGV[2] is ours (a retry after a timed-out reply). */
 static const char CLAIM_LUA[] =
     "local cur = redis.call('GET', KEYS[1])\n"
-    "if not cur then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''} "
+    "if not cur then\n"
+    "  if ARGV[7] ~= '0' then\n"
+    "    local since = tonumber(redis.call('HGET', KEYS[2], 'since'))\n"
+    "    if not since then\n"
+    "      local t = redis.call('TIME')\n"
+    "      since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "      local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or 'unknown'\n"
+    "      redis.call('HSET', KEYS[2], 'since', since, 'server', rid)\n"
+    "    end\n"
+    "    if tonumber(ARGV[7]) < since then\n"
+    "      redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) return {'lost', ARGV[8]} end\n"
+    "  end\n"
+    "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''}\n"
     "end\n"
     "if cur == ARGV[2] then return {'claimed', ''} end\n"
     "local ok, st = pcall(cjson.decode, cur)\n"
@@ -54,6 +74,20 @@ static const char CLAIM_LUA[] =
     "if st.state == 'claimed' or ARGV[5] == '1' then\n"
     "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'takeover', cur} end\n"
     "return {'unknown', cur}\n";
+
+/* The Redis epoch record KEYS[1] (a hash: server = run_id of the Redis process, since =
+ * Redis time in ms when this server started holding the claims). Run on every connect,
+ * before any claim on that connection: a different run_id means Redis restarted or
+ * failed over, and whatever it acknowledged last (AOF everysec: up to 1 s; a failover:
+ * the replication lag) may be gone. Returns 1 when since moved. */
+static const char EPOCH_LUA[] =
+    "local info = redis.call('INFO', 'server')\n"
+    "local rid = string.match(info, 'run_id:(%w+)') or 'unknown'\n"
+    "if redis.call('HGET', KEYS[1], 'server') == rid then return 0 end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('HSET', KEYS[1], 'server', rid, 'since', now)\n"
+    "return 1\n";
 
 /* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. Also succeeds when
  * the claim already holds new (it carries our owner id and a ms timestamp): a retry of a
@@ -88,7 +122,7 @@ struct outmsg {
     int attempts;
 };
 
-enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION };
+enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION, JK_EXPIRED };
 enum { PB_NONE, PB_CANCEL, PB_LIST };
 
 struct job {
@@ -123,7 +157,11 @@ struct job {
     struct cq_http_call call;
     uint64_t call_t0;
     int store_attempts;
-    int busy_tries; /* claim found a live owner this many times */
+    int busy_tries;       /* claim found a live owner this many times */
+    uint64_t dup_since;   /* when the claim first found a live owner (0 = never) */
+    int64_t received_ms;  /* the request's received_at (Unix ms), 0 when unreadable */
+    bool reclaim;         /* the claim vanished before "calling": claimed again, then call */
+    bool outcome_unknown; /* the final says the outcome is unknown (superseded by a true one) */
 
     /* Pipeline modes: what the trigger led to (carried in the result and the claim). */
     const char *step; /* "ack" for a tracked wait; NULL = "final" */
@@ -140,8 +178,9 @@ struct job {
 struct cq_worker {
     const struct cq_config *cfg;
     struct cq_loop *loop;
-    char owner[CQ_UUID_LEN + 1];
+    char owner[200]; /* unique per process instance: --id (if any) + a random suffix */
     char *lease_key;
+    char *epoch_key;
     char *lease_prefix;
     struct cq_producer *producer;
     struct cq_consumer *consumer;
@@ -547,6 +586,8 @@ static const char *decision_word(const struct job *j) {
     case JK_UNKNOWN:
     case JK_INVALID:
         return "invalid";
+    case JK_EXPIRED:
+        return "expired";
     }
     return "invalid";
 }
@@ -568,6 +609,7 @@ static char *result_json(const struct job *j, const char *status, const char *te
     r.platform = j->req.platform;
     r.reply = j->req.reply;
     r.text = (char *)text;
+    r.outcome_unknown = j->outcome_unknown;
     r.command = label;
     r.user_name = j->req.user_name;
     r.response_type = j->kind == JK_ACTION && j->cmd && j->cmd->response_type
@@ -740,6 +782,29 @@ static void decide(struct job *j) {
     j->person = cq_policy_person(cfg, j->req.platform, j->req.user_id);
     j->channel = cq_policy_channel(cfg, j->req.platform, j->req.channel_id);
     j->status = "invalid";
+    /* Never run an old request: after committed offsets expired or a group was renamed
+     * (auto.offset.reset=earliest), or a long outage, Kafka hands out requests whose
+     * run-once claims may have expired; max_request_age_s stays below redis.dedupe_ttl_s. */
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    if (!cq_rfc3339_parse_ms(j->req.received_at, &j->received_ms) ||
+        now_ms - j->received_ms > (int64_t)cfg->worker.max_request_age_s * 1000) {
+        bool readable = j->received_ms != 0;
+        j->kind = JK_EXPIRED;
+        j->status = "failed";
+        j->text = readable ? cq_strprintf("`%s` expired: it was received %lld s ago, more than "
+                                          "the %d s a request may wait; it was NOT run "
+                                          "(req %s), run it again if it is still wanted",
+                                          word, (long long)((now_ms - j->received_ms) / 1000),
+                                          cfg->worker.max_request_age_s, j->req.id)
+                           : cq_strprintf("`%s` was NOT run: its receive time is unreadable, so "
+                                          "its age is unknown (req %s)",
+                                          word, j->req.id);
+        cq_metric_inc("chatops_worker_expired_total",
+                      "Requests not run because they were older than worker.max_request_age_s",
+                      NULL);
+        if (!readable) j->received_ms = 0;
+        return;
+    }
     if (cfg->limits.max_text > 0 && j->req.text &&
         strlen(j->req.text) > (size_t)cfg->limits.max_text) {
         j->kind = JK_INVALID;
@@ -951,11 +1016,13 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
         return;
     }
     if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
-        /* Another worker took the claim over (our lease lapsed): it answers. */
-        cq_warn(j->req.id, "the claim was taken over before the call; not calling");
-        j->complete = true;
-        job_release_conv(j);
-        if (j->w->consumer) cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
+        /* The claim changed before the call: another worker took it over (our lease
+         * lapsed), or Redis lost it. Nothing was called yet: look at it again (a live
+         * owner is waited for, a stored result re-sent, a lost one answered "outcome
+         * unknown") rather than end with nothing produced. */
+        cq_warn(j->req.id, "the claim changed before the call; claiming again");
+        j->reclaim = true;
+        claim(j);
         job_op_end(j);
         return;
     }
@@ -1165,15 +1232,24 @@ static void execute(struct job *j) {
     mode_start[j->cmd->mode](j);
 }
 
+static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err);
+
+static void unknown_store_again(void *arg) {
+    struct job *j = arg;
+    cas(j, j->stored, j->next_stored, on_unknown_stored);
+}
+
 static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
     const char *why = NULL;
-    if (redis_failed(reply, err, &why) || reply->type != REDIS_REPLY_INTEGER ||
-        reply->integer != 1) {
-        /* Lost a race or redis trouble: look at the claim again. */
+    bool failed = redis_failed(reply, err, &why);
+    if (failed || reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
+        /* Redis trouble: store the same answer again (the claim may now hold our "calling"
+         * value, which a fresh look would take for a live owner's). Lost a race: look at
+         * the claim again. */
         if ((err && err->code == CQ_ESHUTDOWN) || j->w->stopping)
             job_abandon(j, "stopped");
-        else if (!retry_later(j, 500, claim_cb, j))
+        else if (!retry_later(j, 500, failed ? unknown_store_again : claim_cb, j))
             job_abandon(j, "out of memory");
         job_op_end(j);
         return;
@@ -1189,15 +1265,24 @@ static void on_unknown_stored(void *opaque, const redisReply *reply, const struc
 }
 
 /* The previous owner died inside a call that is not safe to repeat. */
-static void answer_unknown(struct job *j, const char *cur) {
+static void answer_unknown(struct job *j, const char *cur, bool lost) {
     cJSON *st = cJSON_Parse(cur);
     const char *target = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "target"));
     free(j->text);
     j->status = "failed";
-    j->text = cq_strprintf("`%s` was interrupted: the worker running it stopped during %s; the "
-                           "outcome is unknown, check %s before running it again",
-                           cmd_name(j), target ? target : "the call",
-                           target ? "there" : "the target system");
+    j->outcome_unknown = true;
+    if (lost)
+        j->text = cq_strprintf("`%s` (req %s): the outcome is unknown: Redis lost its run-once "
+                               "record (a restart, failover or flush) and it may already have "
+                               "run, so it was NOT run again; check the target system before "
+                               "running it again",
+                               cmd_name(j), j->req.id);
+    else
+        j->text = cq_strprintf("`%s` (req %s) was interrupted: the worker running it stopped "
+                               "during %s; the outcome is unknown, check %s before running it "
+                               "again",
+                               cmd_name(j), j->req.id, target ? target : "the call",
+                               target ? "there" : "the target system");
     free(j->stored);
     j->stored = strdup(cur);
     char *res = result_json(j, j->status, j->text);
@@ -1212,8 +1297,10 @@ static void answer_unknown(struct job *j, const char *cur) {
     free(j->next_stored);
     j->next_stored = val;
     j->next_state = NULL;
-    cq_warn(j->req.id, "outcome unknown: the previous owner died during %s",
-            target ? "the call" : "the request");
+    cq_warn(j->req.id, "outcome unknown: %s",
+            lost     ? "the run-once claim was lost by Redis"
+            : target ? "the previous owner died during the call"
+                     : "the previous owner died during the request");
     cas(j, j->stored, val, on_unknown_stored);
 }
 
@@ -1271,7 +1358,14 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
         j->stored = j->next_stored;
         j->next_stored = NULL;
         j->next_state = NULL;
-        execute(j);
+        if (j->reclaim) /* decided, audited and rendered already: on to "calling" */
+            mark_calling(j);
+        else
+            execute(j);
+    } else if (strcmp(what, "lost") == 0) {
+        cq_metric_inc("chatops_worker_claims_lost_total",
+                      "Requests whose run-once claim Redis lost: answered 'outcome unknown'", NULL);
+        answer_unknown(j, cur, true);
     } else if (strcmp(what, "done") == 0) {
         answer_done(j, cur);
     } else if (strcmp(what, "busy") == 0) {
@@ -1279,12 +1373,26 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
          * without holding the conversation, and keep the offset until then. */
         job_release_conv(j);
         j->busy_tries++;
-        if (w->stopping)
+        uint64_t now = cq_now_ms();
+        if (!j->dup_since) j->dup_since = now;
+        if (w->stopping) {
             job_abandon(j, "stopped while a duplicate was running elsewhere");
-        else if (!retry_later(j, 1000, claim_cb, j))
+        } else if (now - j->dup_since >= (uint64_t)w->cfg->worker.duplicate_wait_s * 1000) {
+            /* Its live owner answers (its own offset stays uncommitted until then, and is
+             * redelivered if it dies): this copy need not pin its partition any longer. */
+            cq_warn(j->req.id,
+                    "duplicate of %s still running elsewhere after %d s: dropped "
+                    "as a duplicate, its owner answers",
+                    j->req.dedupe_key, w->cfg->worker.duplicate_wait_s);
+            cq_metric_inc("chatops_worker_duplicates_total", "Duplicate requests by how they ended",
+                          "outcome=\"dropped\"");
+            j->complete = true;
+            if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
+        } else if (!retry_later(j, 1000, claim_cb, j)) {
             job_abandon(j, "out of memory");
+        }
     } else if (strcmp(what, "unknown") == 0) {
-        answer_unknown(j, cur);
+        answer_unknown(j, cur, false);
     } else {
         cq_error(j->req.id, "unexpected claim state (%s): leaving the request alone", what);
         j->complete = true;
@@ -1313,18 +1421,33 @@ static void claim(struct job *j) {
     }
     j->next_state = "claimed";
     snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
+    /* A missing claim of a request that may have had a side effect before Redis lost its
+     * memory must not run again: checked against the epoch record unless a repeat is
+     * harmless (no side effect, or an idempotent call). */
+    char received[24], *lost = NULL;
+    snprintf(received, sizeof(received), "%lld",
+             retry_ok ? 0LL : (long long)(j->received_ms > 0 ? j->received_ms : 1));
+    if (!retry_ok && !(lost = claim_value(j, "calling", NULL))) {
+        job_abandon(j, "out of memory");
+        return;
+    }
     const char *argv[] = {"EVAL",
                           CLAIM_LUA,
-                          "1",
+                          "2",
                           j->run_key,
+                          w->epoch_key,
                           w->owner,
                           val,
                           ttl,
                           w->lease_prefix,
                           retry_ok ? "1" : "0",
-                          j->busy_tries > 30 ? "1" : "0"};
+                          j->busy_tries > 30 ? "1" : "0",
+                          received,
+                          lost ? lost : ""};
     job_op_begin(j);
-    if (cq_redis_commandargv(w->redis, on_claim, j, 10, argv, NULL) != CQ_OK) {
+    enum cq_rc rc = cq_redis_commandargv(w->redis, on_claim, j, 13, argv, NULL);
+    free(lost);
+    if (rc != CQ_OK) {
         struct cq_err e = {.code = CQ_EREDIS};
         snprintf(e.msg, sizeof(e.msg), "redis command not accepted");
         on_claim(j, NULL, &e);
@@ -1468,8 +1591,20 @@ static void renew_lease(uv_timer_t *t) {
     }
 }
 
+static void on_epoch(void *opaque, const redisReply *reply, const struct cq_err *err) {
+    (void)opaque;
+    if (!err && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+        cq_warn(NULL, "redis: a new server (restart, failover or first start): requests "
+                      "received before now whose run-once claim is missing are answered "
+                      "'outcome unknown' instead of run");
+}
+
+/* First on every connection, so no claim is made on a new Redis before its epoch moved. */
 static void on_redis_connect(void *arg) {
-    renew_lease(&((struct cq_worker *)arg)->lease_timer);
+    struct cq_worker *w = arg;
+    const char *argv[] = {"EVAL", EPOCH_LUA, "1", w->epoch_key};
+    cq_redis_commandargv(w->redis, on_epoch, w, 4, argv, NULL);
+    renew_lease(&w->lease_timer);
 }
 
 bool cq_worker_ready(const struct cq_worker *w) {
@@ -1486,6 +1621,7 @@ static void ready_tick(uv_timer_t *t) {
 static void handle_closed(uv_handle_t *h) {
     struct cq_worker *w = h->data;
     if (--w->open_handles == 0) {
+        free(w->epoch_key);
         free(w->lease_key);
         free(w->lease_prefix);
         free(w);
@@ -1595,16 +1731,22 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->loop = loop;
     w->max_inflight = cfg->worker.max_inflight > 0 ? cfg->worker.max_inflight : 10000;
     w->drain_ms = opts && opts->drain_timeout_ms > 0 ? opts->drain_timeout_ms : 15000;
-    if (opts && opts->owner_id)
-        snprintf(w->owner, sizeof(w->owner), "%s", opts->owner_id);
-    else if (cq_uuid4(w->owner) != CQ_OK) {
+    /* The owner of claims and leases is this process instance: a restarted worker with
+     * the same --id must not mistake its predecessor's claims for its own. */
+    char instance[CQ_UUID_LEN + 1];
+    if (cq_uuid4(instance) != CQ_OK) {
         cq_err_set(err, CQ_ECRYPTO, "cannot create the worker id");
         free(w);
         return NULL;
     }
+    if (opts && opts->owner_id)
+        snprintf(w->owner, sizeof(w->owner), "%.150s.%.8s", opts->owner_id, instance);
+    else
+        snprintf(w->owner, sizeof(w->owner), "%s", instance);
     w->lease_prefix = cq_strprintf("%sworker:", prefix);
     w->lease_key = cq_strprintf("%sworker:%s", prefix, w->owner);
-    if (!w->lease_prefix || !w->lease_key) {
+    w->epoch_key = cq_strprintf("%sredis:epoch", prefix);
+    if (!w->lease_prefix || !w->lease_key || !w->epoch_key) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto fail_early;
     }
@@ -1669,6 +1811,7 @@ fail:
 fail_early:
     free(w->lease_prefix);
     free(w->lease_key);
+    free(w->epoch_key);
     free(w);
     return NULL;
 }

@@ -51,6 +51,12 @@ policy: [{name: all, roles: [sre], commands: ["lb weight"]}]
 """
 
 
+
+def now_rfc3339():
+    """Now as the ingress writes received_at: RFC 3339, UTC, milliseconds."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
 def tool(args, name):
     return os.path.join(args.build, "bin", name)
 
@@ -167,7 +173,7 @@ def main():
     for i in range(args.n):
         conv = "C%05d" % i
         rid = str(uuid.uuid4())
-        env = {"v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+        env = {"v": 1, "id": rid, "received_at": now_rfc3339(), "platform": "slack",
                "tenant": "T1", "channel": {"id": conv, "name": conv},
                "user": {"id": "UBENCH", "name": "bench"}, "command": "lb",
                "text": "weight blue %d %s" % (i % 101, ref),

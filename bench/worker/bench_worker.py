@@ -49,6 +49,12 @@ policy: [{name: all, roles: [sre], commands: ["flag get"]}]
 """
 
 
+
+def now_rfc3339():
+    """Now as the ingress writes received_at: RFC 3339, UTC, milliseconds."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
 def tool(args, name):
     return os.path.join(args.build, "bin", name)
 
@@ -114,7 +120,7 @@ def run(args, workers, phase, n, rate=None):
             conv = "C%04d" % (i % 1000)
             rid = str(uuid.uuid4())
             ids.add(rid)
-            env = {"v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+            env = {"v": 1, "id": rid, "received_at": now_rfc3339(), "platform": "slack",
                    "tenant": "T1", "channel": {"id": conv, "name": conv},
                    "user": {"id": "UBENCH", "name": "bench"}, "command": "flag",
                    "text": "get %s%d" % (tag, i), "reply": {"response_url": "https://x", "chat_id": conv},

@@ -38,6 +38,12 @@ TRIGGER_TOKEN = "trig-" + RUN
 API_TOKEN = "api-" + RUN
 
 
+
+def now_rfc3339():
+    """Now as the ingress writes received_at: RFC 3339, UTC, milliseconds."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
 class FakeGitLab:
     def __init__(self):
         self.proc = subprocess.Popen(
@@ -160,7 +166,7 @@ def produce(topic, key, value):
 def envelope(user, channel, command, text, rid=None, dedupe=None):
     rid = rid or str(uuid.uuid4())
     return rid, json.dumps({
-        "v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+        "v": 1, "id": rid, "received_at": now_rfc3339(), "platform": "slack",
         "tenant": "T1", "channel": {"id": channel, "name": channel.lower()},
         "user": {"id": user, "name": user.lower()}, "command": command, "text": text,
         "reply": {"response_url": "https://hooks.example/x", "chat_id": channel},

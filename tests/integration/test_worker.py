@@ -39,6 +39,12 @@ API = FakeAPI().start()
 BASE = "http://127.0.0.1:%d/api/v4" % API.port
 
 
+
+def now_rfc3339():
+    """Now as the ingress writes received_at: RFC 3339, UTC, milliseconds."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
 def config_yaml(topics, group, lease_ms=1500):
     return """
 log: {level: info}
@@ -158,7 +164,7 @@ def produce(topic, key, value):
 def envelope(user, channel, command, text, dedupe=None, rid=None):
     rid = rid or str(uuid.uuid4())
     return rid, json.dumps({
-        "v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+        "v": 1, "id": rid, "received_at": now_rfc3339(), "platform": "slack",
         "tenant": "T1", "channel": {"id": channel, "name": channel.lower()},
         "user": {"id": user, "name": user.lower()}, "command": command, "text": text,
         "reply": {"response_url": "https://hooks.example/x", "chat_id": channel},
