@@ -31,6 +31,22 @@
 #define RETRY_TICK_MS 100
 #define MAX_REPLY_TEXT 3000
 
+/* Creates a missing epoch record (hash KEYS[n]) into `since`. Missing means a new key
+ * prefix, or a server that lost everything: flushed (FLUSHALL/FLUSHDB show in INFO
+ * commandstats until a restart) -> since = now, claims made before may be gone; otherwise
+ * since = 0 (nothing was claimed here before). A non-persistent server that restarted
+ * empty is not told apart from a new one: the persistence check warns about it. */
+#define EPOCH_NEW(n)                                                                               \
+    "      local cs = redis.call('INFO', 'commandstats')\n"                                        \
+    "      local fa = tonumber(string.match(cs, 'cmdstat_flushall:calls=(%d+)') or '0')\n"         \
+    "      local fd = tonumber(string.match(cs, 'cmdstat_flushdb:calls=(%d+)') or '0')\n"          \
+    "      local t = redis.call('TIME')\n"                                                         \
+    "      since = 0\n"                                                                            \
+    "      if fa + fd > 0 then\n"                                                                  \
+    "        since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"              \
+    "      local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or '?'\n"        \
+    "      redis.call('HSET', KEYS[" #n "], 'since', since, 'server', rid)\n"
+
 /* Claims the run-once key. KEYS[1] run key, KEYS[2] the Redis epoch record (see
  * EPOCH_LUA); ARGV: owner, claimed value, ttl s, lease key prefix, "1" when a dead
  * owner's unfinished call may be retried, "1" to re-send a stored result even though its
@@ -49,31 +65,29 @@ static const char CLAIM_LUA[] =
     "if not cur then\n"
     "  if ARGV[7] ~= '0' then\n"
     "    local since = tonumber(redis.call('HGET', KEYS[2], 'since'))\n"
-    "    if not since then\n"
-    "      local t = redis.call('TIME')\n"
-    "      since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "      local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or 'unknown'\n"
-    "      redis.call('HSET', KEYS[2], 'since', since, 'server', rid)\n"
-    "    end\n"
-    "    if tonumber(ARGV[7]) < since then\n"
-    "      redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) return {'lost', ARGV[8]} end\n"
-    "  end\n"
-    "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''}\n"
-    "end\n"
-    "if cur == ARGV[2] then return {'claimed', ''} end\n"
-    "local ok, st = pcall(cjson.decode, cur)\n"
-    "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
-    "if st.state == 'done' then\n"
-    "  if st.delivered or ARGV[6] == '1' then return {'done', cur} end\n"
-    "  if st.owner ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 0 then\n"
-    "    return {'done', cur} end\n"
-    "  return {'busy', cur}\n"
-    "end\n"
-    "if st.owner == ARGV[1] then return {'busy', cur} end\n"
-    "if redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 1 then return {'busy', cur} end\n"
-    "if st.state == 'claimed' or ARGV[5] == '1' then\n"
-    "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'takeover', cur} end\n"
-    "return {'unknown', cur}\n";
+    "    if not since then\n" EPOCH_NEW(
+        2) "    end\n"
+           "    if tonumber(ARGV[7]) < since then\n"
+           "      redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) return {'lost', ARGV[8]} end\n"
+           "  end\n"
+           "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''}\n"
+           "end\n"
+           "if cur == ARGV[2] then return {'claimed', ''} end\n"
+           "local ok, st = pcall(cjson.decode, cur)\n"
+           "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
+           "if st.state == 'done' then\n"
+           "  if st.delivered or ARGV[6] == '1' then return {'done', cur} end\n"
+           "  if st.owner ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 0 "
+           "then\n"
+           "    return {'done', cur} end\n"
+           "  return {'busy', cur}\n"
+           "end\n"
+           "if st.owner == ARGV[1] then return {'busy', cur} end\n"
+           "if redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 1 then return {'busy', cur} "
+           "end\n"
+           "if st.state == 'claimed' or ARGV[5] == '1' then\n"
+           "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'takeover', cur} end\n"
+           "return {'unknown', cur}\n";
 
 /* The Redis epoch record KEYS[1] (a hash: server = run_id of the Redis process, since =
  * Redis time in ms when this server started holding the claims). Run on every connect,
@@ -83,11 +97,16 @@ static const char CLAIM_LUA[] =
 static const char EPOCH_LUA[] =
     "local info = redis.call('INFO', 'server')\n"
     "local rid = string.match(info, 'run_id:(%w+)') or 'unknown'\n"
-    "if redis.call('HGET', KEYS[1], 'server') == rid then return 0 end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "redis.call('HSET', KEYS[1], 'server', rid, 'since', now)\n"
-    "return 1\n";
+    "local seen = redis.call('HGET', KEYS[1], 'server')\n"
+    "if seen == rid then return 0 end\n"
+    "if not seen then\n"
+    "  local since\n" EPOCH_NEW(
+        1) "  return since > 0 and 1 or 0\n"
+           "end\n"
+           "local t = redis.call('TIME')\n"
+           "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+           "redis.call('HSET', KEYS[1], 'server', rid, 'since', now)\n"
+           "return 1\n";
 
 /* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. Also succeeds when
  * the claim already holds new (it carries our owner id and a ms timestamp): a retry of a
