@@ -408,12 +408,14 @@ static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
         return;
     }
     r->open_timers--;
-    for (struct addrinfo *a = status == 0 ? res : NULL; a && !ip[0]; a = a->ai_next) {
+    /* IPv4 first, as hiredis itself tries it ("localhost" is often ::1 first, while
+     * Redis is commonly bound to 127.0.0.1 only). */
+    for (struct addrinfo *a = status == 0 ? res : NULL; a && !ip[0]; a = a->ai_next)
         if (a->ai_family == AF_INET)
             uv_ip4_name((const struct sockaddr_in *)a->ai_addr, ip, sizeof(ip));
-        else if (a->ai_family == AF_INET6)
+    for (struct addrinfo *a = status == 0 ? res : NULL; a && !ip[0]; a = a->ai_next)
+        if (a->ai_family == AF_INET6)
             uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, ip, sizeof(ip));
-    }
     uv_freeaddrinfo(res);
     if (r->state != ST_CONNECTING || r->ac) return; /* the connect timeout fired meanwhile */
     if (!ip[0]) {

@@ -93,7 +93,8 @@ def now_rfc3339(t=None):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
-def config_yaml(topics, group, redis_port, prefix, extra_worker="", extra_kafka=""):
+def config_yaml(topics, group, redis_port, prefix, extra_worker="", extra_kafka="",
+                redis_host="127.0.0.1"):
     return """
 log: {level: info}
 kafka:
@@ -109,7 +110,7 @@ kafka:
     worker: "%(group)s"
     notifier: "%(group)s-n"
 redis:
-  host: 127.0.0.1
+  host: %(redis_host)s
   port: %(redis)d
   prefix: "%(prefix)s"
 worker:
@@ -143,7 +144,7 @@ commands:
 policy:
   - {name: flags, roles: [sre], commands: [flag set]}
 """ % {"brokers": BROKERS, "redis": redis_port, "run": RUN, "base": BASE, "group": group,
-       "prefix": prefix, "extra_worker": extra_worker, "extra_kafka": extra_kafka, **topics}
+       "prefix": prefix, "redis_host": redis_host, "extra_worker": extra_worker, "extra_kafka": extra_kafka, **topics}
 
 
 def write(name, text):
@@ -375,7 +376,8 @@ def test_expired(results, audit):
     redis = Redis()
     topics = topics_for("expired")
     group, prefix = "cqt-expired-" + RUN, "cqt-ro4-%s:" % RUN
-    cfg = write("expired.yaml", config_yaml(topics, group, redis.port, prefix))
+    # By name: the worker resolves it off the loop (uv_getaddrinfo), then connects.
+    cfg = write("expired.yaml", config_yaml(topics, group, redis.port, prefix, redis_host="localhost"))
     w = Proc(WORKER_BIN, cfg, "expired-w")
     try:
         rid = send(topics, "set too_old on", received_at=now_rfc3339(time.time() - 2 * 86400))
@@ -414,6 +416,54 @@ def test_persistence():
             w.stop()
             redis.kill()
     report("persistence")
+
+
+def resp_posts(rid):
+    path = "/api/v4/slack/resp/" + rid
+    return [q for q in API.requests(path) if q["path"] == path]
+
+
+def test_final_supersedes_unknown():
+    """Item 8: a stalled owner's true final, produced after another worker answered
+    "outcome unknown" for the same request, still reaches the user; an "outcome unknown"
+    arriving after the true final is not posted."""
+    redis = Redis()
+    topics = topics_for("supersede")
+    cfg = write("supersede.yaml", config_yaml(topics, "cqt-sup-" + RUN, redis.port, "cqt-ro7-%s:" % RUN))
+    n = Proc(NOTIFIER_BIN, cfg, "supersede-n")
+
+    def result(rid, text, unknown):
+        r = {"v": 1, "request_id": rid, "step": "final", "status": "failed" if unknown else "ok",
+             "platform": "slack", "text": text,
+             "reply": {"response_url": BASE + "/slack/resp/" + rid, "chat_id": "COPS"}}
+        if unknown:
+            r["outcome_unknown"] = True
+        return json.dumps(r)
+
+    try:
+        a, b = str(uuid.uuid4()), str(uuid.uuid4())
+        cqt.produce(BROKERS, topics["results"], a, result(a, "the outcome is unknown", True))
+        end = time.time() + 30
+        while time.time() < end and not resp_posts(a):
+            time.sleep(0.05)
+        cqt.produce(BROKERS, topics["results"], a, result(a, "flag set: on", False))
+        cqt.produce(BROKERS, topics["results"], b, result(b, "flag set: off", False))
+        end = time.time() + 30
+        while time.time() < end and (len(resp_posts(a)) < 2 or not resp_posts(b)):
+            time.sleep(0.05)
+        cqt.produce(BROKERS, topics["results"], b, result(b, "the outcome is unknown", True))
+        time.sleep(3)
+        pa = [json.loads(q["body"]).get("text", "") + json.dumps(json.loads(q["body"]).get("blocks", ""))
+              for q in resp_posts(a)]
+        check(len(pa) == 2 and "unknown" in pa[0] and "flag set: on" in pa[1],
+              "unknown then true final: both posted, the final last: %r" % pa)
+        pb = resp_posts(b)
+        check(len(pb) == 1 and "flag set: off" in pb[0]["body"],
+              "true final then unknown: only the final posted: %r" % [q["body"][:80] for q in pb])
+    finally:
+        n.stop()
+        redis.kill()
+    report("final_supersedes_unknown")
 
 
 def rebalance_lines(p):
@@ -486,6 +536,7 @@ def main():
             "duplicate_bounded": lambda: test_duplicate_bounded(tail("dupwait", "results")),
             "expired": lambda: test_expired(tail("expired", "results"), tail("expired", "audit")),
             "persistence": test_persistence,
+            "final_supersedes_unknown": test_final_supersedes_unknown,
             "idle_paused": test_idle_paused,
         }
         for name, fn in tests.items():
