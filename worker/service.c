@@ -56,7 +56,7 @@
  * `since`: Redis then restarted, failed over or was flushed after the request existed,
  * so its claim may have been lost with a call already made ("lost": a "calling" claim
  * in our name is stored and the caller answers "outcome unknown"). A missing epoch record
- * is such a loss too (FLUSHALL, a new or emptied server): it is recreated with since = now.
+ * is created by EPOCH_NEW (since = now only on a server that was flushed).
  * A result that is stored but not yet known delivered is re-sent only when its owner
  * died: while the owner lives, a duplicate waits ("busy") and then finds it delivered.
  * A claim that already holds exactly ARGV[2] is ours (a retry after a timed-out reply). */
