@@ -555,6 +555,27 @@ TEST(clear_and_time) {
     CHECK(strncmp(later, want, 16) == 0 || tm.tm_sec == 0); /* same minute (or just turned) */
 }
 
+TEST(rfc3339_parse) {
+    int64_t ms = -1;
+    CHECK(cq_rfc3339_parse_ms("1970-01-01T00:00:00Z", &ms) && ms == 0);
+    CHECK(cq_rfc3339_parse_ms("2026-01-01T00:00:00Z", &ms) && ms == 1767225600000LL);
+    CHECK(cq_rfc3339_parse_ms("2026-01-01T00:00:00.123Z", &ms) && ms == 1767225600123LL);
+    CHECK(cq_rfc3339_parse_ms("2026-01-01T02:00:00.5+02:00", &ms) && ms == 1767225600500LL);
+    CHECK(cq_rfc3339_parse_ms("2025-12-31T23:00:00-01:00", &ms) && ms == 1767225600000LL);
+    char now[32];
+    cq_now_rfc3339(now);
+    CHECK(cq_rfc3339_parse_ms(now, &ms) && llabs(ms - (int64_t)time(NULL) * 1000) < 2000);
+    ms = 7;
+    CHECK(!cq_rfc3339_parse_ms("", &ms) && ms == 7);
+    CHECK(!cq_rfc3339_parse_ms(NULL, &ms));
+    CHECK(!cq_rfc3339_parse_ms("2026-01-01", &ms));
+    CHECK(!cq_rfc3339_parse_ms("2026-01-01T00:00:00", &ms));  /* no zone */
+    CHECK(!cq_rfc3339_parse_ms("2026-13-01T00:00:00Z", &ms)); /* month 13 */
+    CHECK(!cq_rfc3339_parse_ms("2026-01-01T00:00:00Zjunk", &ms));
+    CHECK(!cq_rfc3339_parse_ms("2026-01-01T00:00:00.Z", &ms));
+    CHECK(!cq_rfc3339_parse_ms("yesterday", &ms) && ms == 7);
+}
+
 int main(void) {
     printf("envelope: request/result encode+decode, validation errors name the field\n");
     RUN(request_round_trip_full);
@@ -571,5 +592,6 @@ int main(void) {
     RUN(nul_and_utf8_rejected);
     RUN(encode_validates);
     RUN(clear_and_time);
+    RUN(rfc3339_parse);
     return cqtest_done();
 }
