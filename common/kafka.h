@@ -84,7 +84,10 @@ typedef void (*cq_message_cb)(void *opaque, const struct cq_message *m);
 /* Joins group and subscribes to topics (NULL-terminated). auto.offset.reset=earliest,
  * enable.auto.commit=false. loop may be NULL: drive with cq_consumer_poll. Watermarks are
  * committed every 200 ms (loop timer, or inside cq_consumer_poll without a loop), before
- * partitions are revoked, and on free. Not thread-safe: use from the loop thread.
+ * partitions are revoked (asynchronously) and on free. With a loop the same timer also
+ * polls, so an idle or paused consumer stays within max.poll.interval.ms. Each rebalance
+ * event counts in chatops_kafka_rebalances_total{group,event}. Not thread-safe: use from
+ * the loop thread.
  * Returns a new consumer (caller frees with cq_consumer_free) or NULL with err set. */
 struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
                                     const char *const *topics, struct cq_loop *loop,
