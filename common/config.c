@@ -212,8 +212,10 @@ static const struct field kafka_fields[] = {
     F("brokers", F_STR, CFG, kafka.brokers, .required = true, .env = "CQ_KAFKA_BROKERS"),
     F("partitions", F_INT, CFG, kafka.partitions, .def_i = 6, .min = 1, .max = 1024),
     F("replication", F_INT, CFG, kafka.replication, .def_i = 1, .min = 1, .max = 16),
+    /* at most 2200: the ingress answers a request no later than this budget plus its 500 ms
+     * guard (+50 ms tick), and Slack gives up on a slash command after 3 s */
     F("produce_timeout_ms", F_INT, CFG, kafka.produce_timeout_ms, .def_i = 2000, .min = 100,
-      .max = 60000),
+      .max = 2200),
     F("max_poll_interval_ms", F_INT, CFG, kafka.max_poll_interval_ms, .def_i = 300000, .min = 10000,
       .max = 86400000),
     F("topics", F_MAP, CFG, kafka, .sub = &topics_schema),
@@ -242,6 +244,9 @@ static const struct field ingress_fields[] = {
     F("listen", F_STR, CFG, ingress.listen, .def = "0.0.0.0"),
     F("port", F_INT, CFG, ingress.port, .def_i = 8080, .min = 0, .max = 65535,
       .env = "CQ_INGRESS_PORT"),
+    F("admin_listen", F_STR, CFG, ingress.admin_listen, .def = "127.0.0.1"),
+    F("admin_port", F_INT, CFG, ingress.admin_port, .def_i = 8083, .min = 0, .max = 65535,
+      .env = "CQ_INGRESS_ADMIN_PORT"),
     F("threads", F_INT, CFG, ingress.threads, .def_i = 1, .min = 1, .max = 64),
     F("max_connections", F_INT, CFG, ingress.max_connections, .def_i = 10000, .min = 1,
       .max = 1000000),
@@ -297,6 +302,7 @@ static const struct field slack_fields[] = {
     F("bot_token", F_SECRET, CFG, slack.bot_token),
     F("api_base", F_STR, CFG, slack.api_base, .def = "https://slack.com/api"),
     F("command", F_STR, CFG, slack.command, .def = "/ops"),
+    F("commands", F_STRLIST, CFG, slack.commands, .min = 1),
 };
 static const struct field feishu_fields[] = {
     F("enabled", F_BOOL, CFG, feishu.enabled, .def_i = 0),
@@ -304,6 +310,7 @@ static const struct field feishu_fields[] = {
     F("app_secret", F_SECRET, CFG, feishu.app_secret),
     F("verification_token", F_SECRET, CFG, feishu.verification_token),
     F("encrypt_key", F_SECRET, CFG, feishu.encrypt_key),
+    F("require_encrypt_key", F_BOOL, CFG, feishu.require_encrypt_key, .def_i = 1),
     F("bot_open_id", F_STR, CFG, feishu.bot_open_id),
     F("api_base", F_STR, CFG, feishu.api_base, .def = "https://open.feishu.cn/open-apis"),
 };
@@ -1300,6 +1307,29 @@ static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct
         sec = node_at(root, "feishu");
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.verification_token");
         return fail(c, sec, "required when feishu.enabled is true");
+    }
+    if (cfg->feishu.enabled && cfg->feishu.require_encrypt_key && !cfg->feishu.encrypt_key.value) {
+        sec = node_at(root, "feishu");
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.encrypt_key");
+        return fail(c, sec,
+                    "required when feishu.require_encrypt_key is true (the default): without "
+                    "it events are not signed and only the verification token authenticates");
+    }
+    if (!cfg->slack.commands) { /* slack.commands defaults to [slack.command] */
+        cfg->slack.commands = calloc(2, sizeof(char *));
+        if (!cfg->slack.commands || !(cfg->slack.commands[0] = strdup(cfg->slack.command))) {
+            c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.commands");
+            return fail(c, NULL, "out of memory");
+        }
+    }
+    for (size_t i = 0; cfg->slack.commands[i]; i++) {
+        if (cfg->slack.commands[i][0] != '/') {
+            c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.commands[%zu]", i);
+            const struct cq_ynode *l = cq_ynode_get(cq_ynode_get(root, "slack"), "commands");
+            return fail(c, l && l->kind == CQ_YNODE_SEQ && i < l->n ? l->items[i] : NULL,
+                        "'%s' must start with '/' (as Slack sends it, e.g. /ops)",
+                        cfg->slack.commands[i]);
+        }
     }
     sec = node_at(root, "worker");
     if (cfg->worker.poll_min_ms > cfg->worker.poll_max_ms) {

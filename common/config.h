@@ -131,7 +131,7 @@ struct cq_config {
         char *brokers;               /* required, "host:port,..." */
         int partitions;              /* default 6, 1..1024 */
         int replication;             /* default 1, 1..16 */
-        int produce_timeout_ms;      /* delivery budget, default 2000, 100..60000 */
+        int produce_timeout_ms;      /* delivery budget, default 2000, 100..2200 */
         char *topic_requests;        /* default chatops.requests */
         char *topic_results;         /* default chatops.results */
         char *topic_audit;           /* default chatops.audit */
@@ -155,6 +155,8 @@ struct cq_config {
     struct {
         char *listen;              /* default 0.0.0.0 */
         int port;                  /* default 8080 */
+        char *admin_listen;        /* /healthz /readyz /metrics, default 127.0.0.1 */
+        int admin_port;            /* default 8083 */
         char *slack_commands_path; /* default /slack/commands */
         char *slack_events_path;   /* default /slack/events */
         char *feishu_events_path;  /* default /feishu/events */
@@ -203,8 +205,9 @@ struct cq_config {
         bool enabled;
         struct cq_secret signing_secret; /* required when enabled */
         struct cq_secret bot_token;
-        char *api_base; /* default https://slack.com/api */
-        char *command;  /* slash command name, default /ops */
+        char *api_base;  /* default https://slack.com/api */
+        char *command;   /* slash command name, default /ops */
+        char **commands; /* accepted slash commands, default [command] */
     } slack;
 
     struct {
@@ -212,7 +215,8 @@ struct cq_config {
         char *app_id;
         struct cq_secret app_secret;
         struct cq_secret verification_token; /* required when enabled */
-        struct cq_secret encrypt_key;        /* optional: enables signature + AES */
+        struct cq_secret encrypt_key;        /* enables signature + AES */
+        bool require_encrypt_key;            /* default true: encrypt_key required */
         char *bot_open_id; /* the bot's own open_id (ignored sender, stripped mention) */
         char *api_base;    /* default https://open.feishu.cn/open-apis */
     } feishu;

@@ -49,6 +49,7 @@ struct cq_http_server {
     size_t max_body;
     cq_http_ready_fn ready;
     void *ready_arg;
+    const char *(*ready_reason)(void *arg);
     int port;
     atomic_int inflight;
     atomic_bool draining;
@@ -136,10 +137,16 @@ static void builtin(struct cq_http_exchange *x, const char *path) {
         answer_text(x, 200, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
         bool ok = s->ready ? s->ready(s->ready_arg) : true;
-        if (ok && !atomic_load(&s->draining))
+        const char *why = !ok && s->ready_reason ? s->ready_reason(s->ready_arg) : NULL;
+        char line[320];
+        if (ok && !atomic_load(&s->draining)) {
             answer_text(x, 200, "ready\n");
-        else
-            answer_text(x, 503, atomic_load(&s->draining) ? "shutting down\n" : "not ready\n");
+        } else if (atomic_load(&s->draining)) {
+            answer_text(x, 503, "shutting down\n");
+        } else {
+            snprintf(line, sizeof(line), "not ready%s%s\n", why ? ": " : "", why ? why : "");
+            answer_text(x, 503, line);
+        }
     } else {
         size_t len = 0;
         char *m = cq_metrics_render(&len);
@@ -360,6 +367,7 @@ struct cq_http_server *cq_http_server_new(const struct cq_http_options *opt,
     s->max_body = opt && opt->max_body ? opt->max_body : DEFAULT_MAX_BODY;
     s->ready = opt ? opt->ready : NULL;
     s->ready_arg = opt ? opt->ready_arg : NULL;
+    s->ready_reason = opt ? opt->ready_reason : NULL;
     if (n_routes) {
         s->routes = calloc(n_routes, sizeof *s->routes);
         if (!s->routes) goto nomem;

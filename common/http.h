@@ -37,6 +37,10 @@ struct cq_http_options {
     unsigned max_connections; /* 0 = 16384 */
     cq_http_ready_fn ready;   /* NULL = always ready */
     void *ready_arg;
+    /* Optional: why not ready (one line, no newline), appended to /readyz's 503 body as
+     * "not ready: <reason>". Runs on an MHD thread right after ready() said false; must not
+     * block; the string must stay valid (static or set once). NULL = no reason. */
+    const char *(*ready_reason)(void *arg);
 };
 
 /* Starts listening. routes (n_routes entries) are copied (the strings are borrowed and must

@@ -148,6 +148,7 @@ static enum cq_rc map_err(rd_kafka_resp_err_t e) {
 
 struct delivery {
     cq_delivery_cb cb;
+    cq_delivery_report_cb rcb;
     void *opaque;
 };
 
@@ -163,8 +164,21 @@ struct cq_producer {
     bool closing;
     int pending; /* closes + work still to come back before memory can go */
     atomic_bool ready;
+    atomic_bool fatal;   /* set once, after fatal_why was written */
+    char fatal_why[256]; /* "<error name>: <reason>", written once before fatal is set */
     struct err_limiter lim;
 };
+
+static enum cq_persisted persisted_of(const rd_kafka_message_t *m) {
+    switch (rd_kafka_message_status(m)) {
+    case RD_KAFKA_MSG_STATUS_PERSISTED:
+        return CQ_PERSISTED;
+    case RD_KAFKA_MSG_STATUS_NOT_PERSISTED:
+        return CQ_NOT_PERSISTED;
+    default:
+        return CQ_POSSIBLY_PERSISTED;
+    }
+}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
@@ -172,13 +186,31 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     struct delivery *d = m->_private;
     if (!d) return;
     enum cq_rc rc = map_err(m->err);
-    d->cb(d->opaque, rc, rc == CQ_OK ? "" : rd_kafka_err2str(m->err), m->partition,
-          rc == CQ_OK ? m->offset : -1);
+    const char *why = rc == CQ_OK ? "" : rd_kafka_err2str(m->err);
+    int64_t off = rc == CQ_OK ? m->offset : -1;
+    if (d->rcb) {
+        struct cq_delivery_report r = {.rc = rc,
+                                       .errstr = why,
+                                       .partition = m->partition,
+                                       .offset = off,
+                                       .persisted = persisted_of(m)};
+        d->rcb(d->opaque, &r);
+    } else {
+        d->cb(d->opaque, rc, why, m->partition, off);
+    }
     free(d);
 }
 
 static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
     struct cq_producer *p = opaque;
+    if (code == RD_KAFKA_RESP_ERR__FATAL && !atomic_load(&p->fatal)) {
+        char why[200];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
+        snprintf(p->fatal_why, sizeof(p->fatal_why), "%s: %s", rd_kafka_err2name(orig), why);
+        atomic_store(&p->fatal, true);
+        cq_metric_inc("chatops_kafka_producer_fatal_total",
+                      "Fatal producer errors (the producer is unusable until restarted)", NULL);
+    }
     log_client_error(rk, &p->lim, code, reason);
 }
 
@@ -304,19 +336,20 @@ fail:
     return NULL;
 }
 
-enum cq_rc cq_producer_send(struct cq_producer *p, const char *topic, const void *key,
-                            size_t keylen, const void *value, size_t len,
-                            const char *const *headers, cq_delivery_cb cb, void *opaque,
-                            struct cq_err *err) {
+static enum cq_rc send_any(struct cq_producer *p, const char *topic, const void *key, size_t keylen,
+                           const void *value, size_t len, const char *const *headers,
+                           cq_delivery_cb cb, cq_delivery_report_cb rcb, void *opaque,
+                           struct cq_err *err) {
     struct delivery *d = NULL;
     rd_kafka_headers_t *hdrs = NULL;
     enum cq_rc rc = CQ_OK;
 
     if (!p || !p->rk || !topic || !*topic || (!value && len) || (!key && keylen))
         return cq_err_set(err, CQ_EINVAL, "kafka produce: invalid arguments");
-    if (cb) {
+    if (cb || rcb) {
         if (!(d = malloc(sizeof(*d)))) return cq_err_set(err, CQ_ENOMEM, "kafka produce: oom");
         d->cb = cb;
+        d->rcb = rcb;
         d->opaque = opaque;
     }
     if (headers && headers[0]) {
@@ -352,6 +385,29 @@ out:
     return rc;
 }
 
+enum cq_rc cq_producer_send(struct cq_producer *p, const char *topic, const void *key,
+                            size_t keylen, const void *value, size_t len,
+                            const char *const *headers, cq_delivery_cb cb, void *opaque,
+                            struct cq_err *err) {
+    return send_any(p, topic, key, keylen, value, len, headers, cb, NULL, opaque, err);
+}
+
+enum cq_rc cq_producer_send_r(struct cq_producer *p, const char *topic, const void *key,
+                              size_t keylen, const void *value, size_t len,
+                              const char *const *headers, cq_delivery_report_cb cb, void *opaque,
+                              struct cq_err *err) {
+    return send_any(p, topic, key, keylen, value, len, headers, NULL, cb, opaque, err);
+}
+
+const char *cq_producer_fatal(struct cq_producer *p) {
+    return p && atomic_load(&p->fatal) ? p->fatal_why : NULL;
+}
+
+void cq_producer_test_fatal(struct cq_producer *p, const char *reason) {
+    if (p && p->rk)
+        rd_kafka_test_fatal_error(p->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason);
+}
+
 int cq_producer_poll(struct cq_producer *p, int timeout_ms) {
     if (!p || !p->rk) return 0;
     return rd_kafka_poll(p->rk, timeout_ms);
@@ -367,7 +423,7 @@ int cq_producer_outq(struct cq_producer *p) {
 }
 
 bool cq_producer_ready(struct cq_producer *p) {
-    if (!p || !p->rk) return false;
+    if (!p || !p->rk || atomic_load(&p->fatal)) return false;
     if (!p->loop) return probe_brokers(p->rk);
     return atomic_load(&p->ready);
 }

@@ -25,6 +25,23 @@ struct cq_consumer;
 typedef void (*cq_delivery_cb)(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
                                int64_t offset);
 
+/* What the broker may hold of a message whose report failed (rd_kafka_message_status):
+ * NOT_PERSISTED: never written (not sent, or refused): a retry cannot duplicate it.
+ * POSSIBLY_PERSISTED: sent but not acknowledged (timed out or purged in flight, a
+ * connection lost mid-request): it may be in the log; a retry may duplicate it.
+ * PERSISTED: acknowledged (rc CQ_OK). */
+enum cq_persisted { CQ_NOT_PERSISTED, CQ_POSSIBLY_PERSISTED, CQ_PERSISTED };
+
+/* The full delivery report (cq_producer_send_r). errstr is borrowed for the call. */
+struct cq_delivery_report {
+    enum cq_rc rc;
+    const char *errstr;
+    int32_t partition;
+    int64_t offset;
+    enum cq_persisted persisted;
+};
+typedef void (*cq_delivery_report_cb)(void *opaque, const struct cq_delivery_report *r);
+
 /* delivery_timeout_ms bounds the time from send to report (message.timeout.ms; reports
  * may lag it by up to ~1 s, librdkafka's timeout scan interval).
  * loop may be NULL: then the caller drives reports with cq_producer_poll.
@@ -41,6 +58,19 @@ enum cq_rc cq_producer_send(struct cq_producer *p, const char *topic, const void
                             size_t keylen, const void *value, size_t len,
                             const char *const *headers, cq_delivery_cb cb, void *opaque,
                             struct cq_err *err);
+/* cq_producer_send with the full report, which says whether a failed message may still
+ * be in the log (see enum cq_persisted). Same contract otherwise. */
+enum cq_rc cq_producer_send_r(struct cq_producer *p, const char *topic, const void *key,
+                              size_t keylen, const void *value, size_t len,
+                              const char *const *headers, cq_delivery_report_cb cb, void *opaque,
+                              struct cq_err *err);
+/* NULL while the producer is usable; after a fatal error (the idempotent producer's
+ * sequence broke: librdkafka refuses every later message until the process restarts) a
+ * one-line reason, stable for the producer's life. Thread-safe. Counted in
+ * chatops_kafka_producer_fatal_total; cq_producer_ready is false from then on. */
+const char *cq_producer_fatal(struct cq_producer *p);
+/* Tests only: raises a fatal error as the broker would (rd_kafka_test_fatal_error). */
+void cq_producer_test_fatal(struct cq_producer *p, const char *reason);
 /* Serves delivery reports; returns how many were served. */
 int cq_producer_poll(struct cq_producer *p, int timeout_ms);
 /* Waits for every outstanding report (rd_kafka_flush). CQ_ETIMEOUT if some remain. */

@@ -1,7 +1,8 @@
-/* feishu: event subscription v2.0 in: decrypts {"encrypt":...} bodies, answers url_verification
- * (token check, no signature by design), checks the SHA-256 signature and the verification
- * token of other events, and turns an im.message.receive_v1 text message that @mentions the
- * bot into a request envelope. Pure (no I/O), like slack.c. */
+/* feishu: event subscription v2.0 in: checks the SHA-256 signature and its timestamp window
+ * first, then decrypts {"encrypt":...} bodies, answers url_verification (token check, no
+ * signature by design), checks the verification token of other events, and turns an
+ * im.message.receive_v1 text message that @mentions the bot into a request envelope. Pure (no I/O),
+ * like slack.c. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -117,20 +118,69 @@ out:
     cJSON_Delete(body);
 }
 
+/* Every failure before the sender is authenticated gets this one answer (status and body),
+ * so a forger learns nothing from it: not whether a ciphertext decrypted (no padding oracle),
+ * parsed, or which check failed. The reason still goes to the log and the metrics. */
+#define UNAUTHORIZED "unauthorized"
+
+static void deny(struct cq_in_verdict *out, const char *reason) {
+    cq_in_reject(out, 401, reason, NULL);
+    out->public_reason = UNAUTHORIZED;
+}
+
+/* A failure after the signature authenticated the body: a readable 400; before: deny. */
+static void bad_input(struct cq_in_verdict *out, bool authed, const char *reason,
+                      const char *detail) {
+    if (authed)
+        cq_in_reject(out, 400, reason, detail);
+    else
+        deny(out, reason);
+}
+
+/* The X-Lark-* signature over the raw body with the replay window on its timestamp; NULL
+ * when it holds, else the reason. */
+static const char *verify(const struct cq_config *cfg, const struct cq_in_headers *h,
+                          const char *body, size_t len, time_t now) {
+    const char *key = cfg->feishu.encrypt_key.value;
+    char want[65], *end = NULL;
+    if (!h->lark_ts || !h->lark_nonce || !h->lark_sig) return "missing signature headers";
+    long long t = strtoll(h->lark_ts, &end, 10);
+    if (!*h->lark_ts || !end || *end || t <= 0) return "bad timestamp";
+    long long skew = (long long)now - t;
+    if (skew > cfg->limits.replay_window_s || -skew > cfg->limits.replay_window_s)
+        return "stale timestamp";
+    cq_feishu_signature(h->lark_ts, h->lark_nonce, key, body, len, want);
+    if (!cq_ct_equal(want, strlen(want), h->lark_sig, strlen(h->lark_sig))) return "bad signature";
+    return NULL;
+}
+
+/* Order: with an encrypt key, a signed request is verified (signature + timestamp window)
+ * before its body is decrypted or parsed. The only unsigned request Feishu sends is
+ * url_verification (inside "encrypt" too): it is decrypted and accepted on its token alone,
+ * and every other unsigned request is refused. Without an encrypt key (only with
+ * feishu.require_encrypt_key: false) the verification token in the body is all there is. */
 void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
                      size_t len, time_t now, struct cq_in_verdict *out) {
     cJSON *root = NULL, *inner = NULL;
     char *plain = NULL;
     const char *key = cfg->feishu.encrypt_key.value;
-    (void)now; /* Feishu re-sends with the same event for hours; dedupe, not a clock window */
+    bool authed = false; /* the signature proved the body comes from Feishu */
     memset(out, 0, sizeof(*out));
     if (!cfg->feishu.verification_token.value) {
         cq_in_reject(out, 404, "feishu is not enabled", NULL);
         return;
     }
+    if (key && (h->lark_ts || h->lark_nonce || h->lark_sig)) {
+        const char *why = verify(cfg, h, body, len, now);
+        if (why) {
+            deny(out, why);
+            goto out;
+        }
+        authed = true;
+    }
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {
-        cq_in_reject(out, 400, "malformed JSON", NULL);
+        bad_input(out, authed, "malformed JSON", NULL);
         goto out;
     }
     const cJSON *ev = root;
@@ -138,17 +188,17 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
     if (enc) {
         size_t plen = 0;
         if (!key) {
-            cq_in_reject(out, 400, "encrypted body but no encrypt_key configured", NULL);
+            deny(out, "encrypted body but no encrypt_key configured");
             goto out;
         }
         plain = cq_feishu_decrypt(key, enc, &plen);
         if (!plain) {
-            cq_in_reject(out, 400, "cannot decrypt body", NULL);
+            bad_input(out, authed, "cannot decrypt body", NULL);
             goto out;
         }
         inner = cJSON_ParseWithLength(plain, plen);
         if (!cJSON_IsObject(inner)) {
-            cq_in_reject(out, 400, "malformed JSON", "decrypted body");
+            bad_input(out, authed, "malformed JSON", "decrypted body");
             goto out;
         }
         ev = inner;
@@ -157,31 +207,23 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
     if (type && strcmp(type, "url_verification") == 0) {
         const char *ch = jstr(ev, "challenge");
         if (!token_ok(cfg, jstr(ev, "token"))) {
-            cq_in_reject(out, 401, "bad token", NULL);
+            deny(out, "bad token");
             goto out;
         }
         cq_in_challenge(out, ch);
         goto out;
     }
-    if (key) { /* with an encrypt key every other event is signed over the raw body */
-        char want[65];
-        if (!h->lark_ts || !h->lark_nonce || !h->lark_sig) {
-            cq_in_reject(out, 401, "missing signature headers", NULL);
-            goto out;
-        }
-        cq_feishu_signature(h->lark_ts, h->lark_nonce, key, body, len, want);
-        if (!cq_ct_equal(want, strlen(want), h->lark_sig, strlen(h->lark_sig))) {
-            cq_in_reject(out, 401, "bad signature", NULL);
-            goto out;
-        }
+    if (key && !authed) { /* with an encrypt key every other event is signed */
+        deny(out, "missing signature headers");
+        goto out;
     }
     const cJSON *hdr = jobj(ev, "header");
     if (!hdr) {
-        cq_in_reject(out, 400, "unsupported event schema", "no header (schema 2.0 expected)");
+        bad_input(out, authed, "unsupported event schema", "no header (schema 2.0 expected)");
         goto out;
     }
     if (!token_ok(cfg, jstr(hdr, "token"))) {
-        cq_in_reject(out, 401, "bad token", NULL);
+        deny(out, "bad token");
         goto out;
     }
     const char *etype = jstr(hdr, "event_type");

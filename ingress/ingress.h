@@ -21,13 +21,16 @@ enum cq_in_kind {
 
 struct cq_in_verdict {
     enum cq_in_kind kind;
-    int status;               /* REJECT / REPLY */
-    const char *reason;       /* REJECT: static one-line reason (also the metric label) */
-    char detail[160];         /* REJECT: optional extra for the log (never a secret) */
-    char *body;               /* REPLY: the answer; REQUEST: the encoded envelope. Owned */
-    const char *content_type; /* REPLY: static */
-    struct cq_request req;    /* REQUEST: strings owned (cq_request_clear) */
-    char key[96];             /* PIPELINE: "<project.id>:<object_attributes.id>" */
+    int status;                /* REJECT / REPLY */
+    const char *reason;        /* REJECT: static one-line reason (also the metric label);
+                                  REPLY: set when the reply refuses (counted as rejected) */
+    const char *public_reason; /* REJECT: the body instead of reason when set (one uniform
+                                  answer for every failure before authentication) */
+    char detail[160];          /* REJECT: optional extra for the log (never a secret) */
+    char *body;                /* REPLY: the answer; REQUEST: the encoded envelope. Owned */
+    const char *content_type;  /* REPLY: static */
+    struct cq_request req;     /* REQUEST: strings owned (cq_request_clear) */
+    char key[96];              /* PIPELINE: "<project.id>:<object_attributes.id>" */
 };
 
 /* Frees what an outcome owns and zeroes it. */

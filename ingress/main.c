@@ -1,8 +1,11 @@
 /* chatops-ingress: verified Slack / Feishu / GitLab requests in, Kafka out, answered only after
  * the broker confirmed them.
- * Usage: chatops-ingress --config FILE [--port N] [--kafka-conf KEY=VALUE]...
+ * Usage: chatops-ingress --config FILE [--port N] [--admin-port N] [--kafka-conf KEY=VALUE]...
  * (--kafka-conf passes producer tuning such as linger.ms straight to librdkafka).
+ * --port (default ingress.port) is the public webhook port (+ /healthz); --admin-port (default
+ * ingress.admin_port, on ingress.admin_listen) serves /healthz, /readyz and /metrics.
  * SIGTERM/SIGINT: stop accepting, finish the requests waiting on Kafka, flush, exit 0. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "server.h"
 
 struct app {
@@ -24,7 +28,8 @@ struct app {
 #define MAX_KAFKA_CONF 16
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: chatops-ingress --config FILE [--port N] [--kafka-conf KEY=VALUE]...\n");
+    fprintf(f, "usage: chatops-ingress --config FILE [--port N] [--admin-port N] "
+               "[--kafka-conf KEY=VALUE]...\n");
 }
 
 /* Last drain step: nothing waits any more; flush what Kafka still holds, then stop HTTP. */
@@ -45,8 +50,11 @@ static void on_shutdown(void *arg) {
 }
 
 int main(int argc, char **argv) {
+    /* A peer closing a socket mid-write (Redis, Kafka, an HTTP client) must give EPIPE to
+     * the write, which every client library handles, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
     const char *config = NULL;
-    long port = -1;
+    long port = -1, admin_port = -1;
     struct app a = {0};
     struct cq_err err = {0};
     int rc = 1;
@@ -68,6 +76,14 @@ int main(int argc, char **argv) {
             port = strtol(argv[++i], &end, 10);
             if (!end || *end || port < 0 || port > 65535) {
                 fprintf(stderr, "chatops-ingress: --port needs a port number\n");
+                rc = 2;
+                goto out;
+            }
+        } else if (strcmp(argv[i], "--admin-port") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            admin_port = strtol(argv[++i], &end, 10);
+            if (!end || *end || admin_port < 0 || admin_port > 65535) {
+                fprintf(stderr, "chatops-ingress: --admin-port needs a port number\n");
                 rc = 2;
                 goto out;
             }
@@ -117,8 +133,19 @@ int main(int argc, char **argv) {
         cq_error(NULL, "cannot create the kafka producer: %s", err.msg);
         goto out;
     }
-    a.ingress = cq_ingress_new(a.cfg, port >= 0 ? (int)port : a.cfg->ingress.port, a.loop,
-                               a.producer, &err);
+    if (a.cfg->feishu.enabled && !a.cfg->feishu.encrypt_key.value) {
+        /* only possible with feishu.require_encrypt_key: false */
+        cq_warn(NULL, "feishu: no encrypt_key: events are not signed and only the verification "
+                      "token authenticates them (no replay window); set feishu.encrypt_key");
+        cq_gauge_set(cq_gauge_get("chatops_ingress_feishu_unsigned_events",
+                                  "1 when Feishu events are accepted on the verification token "
+                                  "alone (no encrypt_key)",
+                                  NULL),
+                     1);
+    }
+    a.ingress = cq_ingress_new(a.cfg, port >= 0 ? (int)port : a.cfg->ingress.port,
+                               admin_port >= 0 ? (int)admin_port : a.cfg->ingress.admin_port,
+                               a.loop, a.producer, &err);
     if (!a.ingress) {
         cq_error(NULL, "cannot start: %s", err.msg);
         goto out;
@@ -127,6 +154,8 @@ int main(int argc, char **argv) {
         cq_error(NULL, "cannot register the drain");
         goto out;
     }
+    cq_info(NULL, "admin http (/healthz /readyz /metrics) listening on %s:%d",
+            a.cfg->ingress.admin_listen, cq_ingress_admin_port(a.ingress));
     cq_info(NULL, "listening on %s:%d (slack %s, %s; feishu %s; gitlab %s)", a.cfg->ingress.listen,
             cq_ingress_port(a.ingress), a.cfg->ingress.slack_commands_path,
             a.cfg->ingress.slack_events_path, a.cfg->ingress.feishu_events_path,

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "http.h"
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
@@ -34,20 +35,11 @@
 #define GUARD_EXTRA_MS 500 /* the guard answers this long after the producer's own budget */
 #define DISCARD_FACTOR 4   /* past 4x max_body of a chunked upload, drop the connection */
 
-enum route {
-    R_NONE,
-    R_SLACK_CMD,
-    R_SLACK_EV,
-    R_FEISHU,
-    R_GITLAB,
-    R_HEALTH,
-    R_READY,
-    R_METRICS,
-    R_COUNT
-};
+/* /readyz and /metrics are on the admin listener only (ingress.admin_port): the public port
+ * faces the platforms and the internet. /healthz stays public for load balancers. */
+enum route { R_NONE, R_SLACK_CMD, R_SLACK_EV, R_FEISHU, R_GITLAB, R_HEALTH, R_COUNT };
 static const char *const route_names[R_COUNT] = {"unknown",       "slack_commands", "slack_events",
-                                                 "feishu_events", "gitlab_webhook", "healthz",
-                                                 "readyz",        "metrics"};
+                                                 "feishu_events", "gitlab_webhook", "healthz"};
 
 enum cstate { ST_READ, ST_WAIT, ST_ANSWERED };
 
@@ -83,6 +75,7 @@ struct cq_ingress {
     struct cq_producer *producer;
     struct MHD_Daemon *d;
     int port;
+    struct cq_http_server *admin; /* /healthz /readyz /metrics on ingress.admin_port */
     uv_timer_t guard, drain_timer;
     /* single-thread mode only (external): MHD driven from the loop */
     bool external;
@@ -104,7 +97,8 @@ struct cq_ingress {
     bool drained;
     struct cq_gauge *g_inflight;
     struct cq_histogram *h_produce;
-    struct cq_counter *c_queued[R_COUNT], *c_failed[R_COUNT], *c_answered[R_COUNT];
+    struct cq_counter *c_queued[R_COUNT], *c_failed[R_COUNT], *c_unknown[R_COUNT],
+        *c_answered[R_COUNT];
 };
 
 static void mhd_soon(struct cq_ingress *in);
@@ -134,11 +128,9 @@ static enum MHD_Result send_buf(struct MHD_Connection *mc, unsigned status, cons
     return ret;
 }
 
-/* A rejected request: one-line reason, metric by reason, warn log with a request id. */
-static enum MHD_Result reject(struct conn *c, unsigned status, const char *reason,
-                              const char *detail) {
-    char labels[256], esc[128], line[200];
-    if (cq_uuid4(c->req_id) != CQ_OK) c->req_id[0] = '\0';
+/* A refused request's metrics (by route and reason) and warn log line. */
+static void count_reject(struct conn *c, unsigned status, const char *reason, const char *detail) {
+    char labels[256], esc[128];
     cq_metrics_escape(reason, esc, sizeof(esc));
     snprintf(labels, sizeof(labels), "route=\"%s\",reason=\"%s\"", route_names[c->route], esc);
     cq_metric_inc("chatops_ingress_rejected_total", "Requests refused, by route and reason",
@@ -163,7 +155,16 @@ static enum MHD_Result reject(struct conn *c, unsigned status, const char *reaso
     snprintf(st, sizeof(st), "%u", status);
     kv[3] = st;
     cq_log_kv(CQ_LOG_WARN, c->req_id, "request rejected", kv);
-    int n = snprintf(line, sizeof(line), "%s\n", reason);
+}
+
+/* A rejected request: one-line reason (public_reason instead when set), metric by reason,
+ * warn log with a request id. */
+static enum MHD_Result reject(struct conn *c, unsigned status, const char *reason,
+                              const char *public_reason, const char *detail) {
+    char line[200];
+    if (cq_uuid4(c->req_id) != CQ_OK) c->req_id[0] = '\0';
+    count_reject(c, status, reason, detail);
+    int n = snprintf(line, sizeof(line), "%s\n", public_reason ? public_reason : reason);
     c->state = ST_ANSWERED;
     return send_buf(c->mc, status, "text/plain; charset=utf-8", line,
                     n < 0                       ? 0
@@ -210,14 +211,21 @@ static char *slack_text(const char *text) {
     return s;
 }
 
+/* How a handed-over request ended, as far as the ingress can know. */
+enum outcome {
+    OUT_QUEUED,  /* Kafka acknowledged it */
+    OUT_NOT_RUN, /* certainly not in the log (never sent, or refused): safe to retry */
+    OUT_UNKNOWN  /* sent but not acknowledged in time: it may be in the log and may run */
+};
+
 /* Stores the answer of a claimed c and resumes the connection (MHD_resume_connection is
  * thread-safe and publishes the stored fields to the MHD thread that sends them; in
  * single-thread mode nothing wakes MHD's epoll fd, so the loop is told to run MHD).
- * ok: Kafka confirmed. why: the failure reason. */
-static void answer(struct conn *c, bool ok, const char *why) {
+ * why: the failure reason. */
+static void answer(struct conn *c, enum outcome out, const char *why) {
     struct cq_ingress *in = c->in;
-    char text[600];
-    if (ok) {
+    char text[700];
+    if (out == OUT_QUEUED) {
         c->status = 200;
         c->ctype = "application/json";
         if (c->route == R_SLACK_CMD) {
@@ -228,9 +236,35 @@ static void answer(struct conn *c, bool ok, const char *why) {
         }
         cq_counter_inc(in->c_queued[c->route]);
         cq_info(c->req_id, "queued on %s (%s)", c->topic, route_names[c->route]);
+    } else if (out == OUT_UNKNOWN) {
+        /* It may be in the log: the worker may run it. Saying "not run" would invite a
+         * manual retry, which gets a new trigger id and so a second run. */
+        cq_counter_inc(in->c_unknown[c->route]);
+        cq_log_kv(CQ_LOG_ERROR, c->req_id, "outcome unknown: sent, not confirmed by kafka",
+                  (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
+        if (c->route == R_SLACK_CMD) {
+            snprintf(text, sizeof(text),
+                     "%s: outcome unknown. The queue did not confirm it in time (%s), but it "
+                     "may have been queued and may still run. Do not simply retry: wait a "
+                     "minute for its reply, or check with `pipelines`. Request id %s.",
+                     c->cmdline, why, c->req_id);
+            c->status = 200;
+            c->ctype = "application/json";
+            c->answer = slack_text(text);
+        } else {
+            /* 5xx: the platform re-sends with the same event id (Feishu event_id, Slack
+             * event_id, GitLab hook key), which the worker deduplicates, so a re-send of a
+             * message that did land does not run twice, and one that did not is not lost */
+            snprintf(text, sizeof(text),
+                     "outcome unknown: %s; a re-send with the same event id is deduplicated\n",
+                     why);
+            c->status = 503;
+            c->ctype = "text/plain; charset=utf-8";
+            c->answer = strdup(text);
+        }
     } else {
         cq_counter_inc(in->c_failed[c->route]);
-        cq_log_kv(CQ_LOG_ERROR, c->req_id, "not confirmed by kafka",
+        cq_log_kv(CQ_LOG_ERROR, c->req_id, "not queued by kafka",
                   (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
         if (c->route == R_SLACK_CMD) {
             /* 200 on purpose: Slack shows any other status as a generic "dispatch_failed"
@@ -256,18 +290,18 @@ static void answer(struct conn *c, bool ok, const char *why) {
     if (in->external) mhd_soon(in);
 }
 
-static void on_delivery(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
-                        int64_t offset) {
+static void on_delivery(void *opaque, const struct cq_delivery_report *r) {
     struct conn *c = opaque;
     struct cq_ingress *in = c->in;
-    (void)partition;
-    (void)offset;
     cq_histogram_observe(in->h_produce, (double)(cq_now_ms() - c->sent_ms) / 1000.0);
     if (claim(in, c)) {
-        answer(c, rc == CQ_OK, errstr && *errstr ? errstr : cq_rc_str(rc));
-    } else if (rc == CQ_OK) {
-        /* answered "not run" by the guard, yet it landed: the worker will run it. Logged so
-         * an operator can match the two; the platform's dedupe key prevents a double run. */
+        enum outcome out = r->rc == CQ_OK                     ? OUT_QUEUED
+                           : r->persisted == CQ_NOT_PERSISTED ? OUT_NOT_RUN
+                                                              : OUT_UNKNOWN;
+        answer(c, out, r->errstr && *r->errstr ? r->errstr : cq_rc_str(r->rc));
+    } else if (r->rc == CQ_OK) {
+        /* answered "outcome unknown" by the guard, and it landed: the worker will run it.
+         * Logged so an operator can match the two. */
         cq_warn(c->req_id, "confirmed by kafka after the budget answer");
     }
     conn_unref(c);
@@ -289,7 +323,8 @@ static void expire(struct cq_ingress *in, bool all, const char *why) {
     while (done) {
         struct conn *next = done->next;
         done->next = NULL;
-        answer(done, false, why);
+        /* handed to librdkafka and not reported: it may be on the wire or in the log */
+        answer(done, OUT_UNKNOWN, why);
         done = next;
     }
 }
@@ -309,8 +344,6 @@ static enum route route_of(const struct cq_config *cfg, const char *url) {
     if (strcmp(url, cfg->ingress.feishu_events_path) == 0) return R_FEISHU;
     if (strcmp(url, cfg->ingress.gitlab_webhook_path) == 0) return R_GITLAB;
     if (strcmp(url, "/healthz") == 0) return R_HEALTH;
-    if (strcmp(url, "/readyz") == 0) return R_READY;
-    if (strcmp(url, "/metrics") == 0) return R_METRICS;
     return R_NONE;
 }
 
@@ -324,28 +357,27 @@ static const char *hdr(struct MHD_Connection *mc, const char *name) {
     return MHD_lookup_connection_value(mc, MHD_HEADER_KIND, name);
 }
 
-static enum MHD_Result admin(struct conn *c, const char *method) {
-    struct cq_ingress *in = c->in;
+/* The public /healthz: the process answers (a load balancer's liveness probe). */
+static enum MHD_Result health(struct conn *c, const char *method) {
     c->state = ST_ANSWERED;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_buf(c->mc, 405, "text/plain", "method not allowed\n", 19,
                         MHD_RESPMEM_PERSISTENT, NULL, false);
-    if (c->route == R_HEALTH)
-        return send_buf(c->mc, 200, "text/plain", "ok\n", 3, MHD_RESPMEM_PERSISTENT, NULL, false);
-    if (c->route == R_READY) {
-        if (!atomic_load(&in->closing) && cq_producer_ready(in->producer))
-            return send_buf(c->mc, 200, "text/plain", "ready\n", 6, MHD_RESPMEM_PERSISTENT, NULL,
-                            false);
-        return send_buf(c->mc, 503, "text/plain", "not ready\n", 10, MHD_RESPMEM_PERSISTENT, NULL,
-                        false);
-    }
-    size_t len = 0;
-    char *m = cq_metrics_render(&len);
-    if (!m)
-        return send_buf(c->mc, 500, "text/plain", "out of memory\n", 14, MHD_RESPMEM_PERSISTENT,
-                        NULL, false);
-    return send_buf(c->mc, 200, "text/plain; version=0.0.4", m, len, MHD_RESPMEM_MUST_FREE, NULL,
-                    false);
+    return send_buf(c->mc, 200, "text/plain", "ok\n", 3, MHD_RESPMEM_PERSISTENT, NULL, false);
+}
+
+/* Admin /readyz (an MHD thread of the admin server; atomics only). */
+static bool admin_ready(void *arg) {
+    struct cq_ingress *in = arg;
+    return !atomic_load(&in->closing) && cq_producer_ready(in->producer);
+}
+
+static const char *admin_not_ready(void *arg) {
+    struct cq_ingress *in = arg;
+    if (atomic_load(&in->closing)) return "shutting down";
+    const char *fatal = cq_producer_fatal(in->producer);
+    if (fatal) return fatal; /* "kafka producer fatal error: ..." (set once) */
+    return "no kafka broker answers";
 }
 
 /* The first call for a request: headers only. Returns MHD_YES to read on, or queues a reply. */
@@ -357,19 +389,20 @@ static enum MHD_Result on_headers(struct conn *c, const char *method) {
                         false);
     }
     if (c->route >= R_HEALTH) return MHD_YES; /* answered at the end (bodies swallowed) */
-    if (strcmp(method, "POST") != 0) return reject(c, 405, "method not allowed", method);
+    if (strcmp(method, "POST") != 0) return reject(c, 405, "method not allowed", NULL, method);
     const char *ct = hdr(c->mc, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool form = c->route == R_SLACK_CMD;
     if (!media_is(ct, form ? "application/x-www-form-urlencoded" : "application/json"))
         return reject(c, 415,
                       form ? "content type must be application/x-www-form-urlencoded"
                            : "content type must be application/json",
-                      ct ? ct : "(none)");
+                      NULL, ct ? ct : "(none)");
     const char *cl = hdr(c->mc, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         char *end = NULL;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (end != cl && n > cfg->limits.max_body) return reject(c, 413, "body too large", cl);
+        if (end != cl && n > cfg->limits.max_body)
+            return reject(c, 413, "body too large", NULL, cl);
     }
     return MHD_YES;
 }
@@ -413,7 +446,7 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
     atomic_fetch_add(&in->inflight, 1);
     if (atomic_load(&in->closing)) {
         atomic_fetch_sub(&in->inflight, 1);
-        return reject(c, 503, "shutting down", NULL);
+        return reject(c, 503, "shutting down", NULL, NULL);
     }
     cq_gauge_add(in->g_inflight, 1);
     atomic_fetch_add(&in->unfinished, 1);
@@ -432,9 +465,10 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
         in->whead = c;
     in->wtail = c;
     pthread_mutex_unlock(&in->mu);
-    if (cq_producer_send(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
-                         c->req_id[0] ? headers : NULL, on_delivery, c, &err) != CQ_OK) {
-        if (claim(in, c)) answer(c, false, err.msg);
+    if (cq_producer_send_r(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
+                           c->req_id[0] ? headers : NULL, on_delivery, c, &err) != CQ_OK) {
+        /* refused before it entered librdkafka's queue: certainly not in the log */
+        if (claim(in, c)) answer(c, OUT_NOT_RUN, err.msg);
         conn_unref(c); /* no report will come */
     }
     return MHD_YES;
@@ -467,7 +501,7 @@ static enum MHD_Result dispatch(struct conn *c) {
     const char *body = c->buf ? c->buf : "";
     time_t now = time(NULL);
     enum MHD_Result ret;
-    if (c->too_big) return reject(c, 413, "body too large", NULL);
+    if (c->too_big) return reject(c, 413, "body too large", NULL, NULL);
     switch (c->route) {
     case R_SLACK_CMD:
         cq_slack_command(cfg, &h, body, c->len, now, &o);
@@ -484,11 +518,14 @@ static enum MHD_Result dispatch(struct conn *c) {
     }
     switch (o.kind) {
     case CQ_IN_REJECT:
-        ret = reject(c, (unsigned)o.status, o.reason, o.detail);
+        ret = reject(c, (unsigned)o.status, o.reason, o.public_reason, o.detail);
         break;
     case CQ_IN_REPLY: {
         c->state = ST_ANSWERED;
-        cq_counter_inc(c->in->c_answered[c->route]);
+        if (o.reason)
+            count_reject(c, (unsigned)o.status, o.reason, o.detail);
+        else
+            cq_counter_inc(c->in->c_answered[c->route]);
         ret = send_buf(mc, (unsigned)o.status, o.content_type, o.body, strlen(o.body),
                        MHD_RESPMEM_MUST_COPY, NULL, false);
         break;
@@ -499,7 +536,7 @@ static enum MHD_Result dispatch(struct conn *c) {
         c->cmdline = malloc(cl);
         if (!key || !c->cmdline) {
             free(key);
-            ret = reject(c, 500, "out of memory", NULL);
+            ret = reject(c, 500, "out of memory", NULL, NULL);
             break;
         }
         snprintf(c->cmdline, cl, "%s%s%s", o.req.command, *o.req.text ? " " : "", o.req.text);
@@ -514,7 +551,7 @@ static enum MHD_Result dispatch(struct conn *c) {
         if (!key || !value || cq_uuid4(c->req_id) != CQ_OK) {
             free(key);
             free(value);
-            ret = reject(c, 500, "out of memory", NULL);
+            ret = reject(c, 500, "out of memory", NULL, NULL);
             break;
         }
         memcpy(value, body, c->len);
@@ -560,7 +597,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *upload_len = 0;
         return r;
     }
-    if (c->route >= R_HEALTH) return admin(c, method);
+    if (c->route >= R_HEALTH) return health(c, method);
     return dispatch(c);
 }
 
@@ -652,8 +689,9 @@ static enum cq_rc mhd_watch(struct cq_ingress *in, uv_loop_t *uv, struct cq_err 
 
 /* ---- lifecycle (loop thread) ---- */
 
-struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct cq_loop *loop,
-                                  struct cq_producer *producer, struct cq_err *err) {
+struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, int admin_port,
+                                  struct cq_loop *loop, struct cq_producer *producer,
+                                  struct cq_err *err) {
     struct cq_ingress *in = calloc(1, sizeof(*in));
     struct sockaddr_in sa = {0};
     char labels[96];
@@ -680,6 +718,9 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
         snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"failed\"", route_names[r]);
         in->c_failed[r] = cq_counter_get("chatops_ingress_requests_total",
                                          "Requests by route and outcome", labels);
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"unknown\"", route_names[r]);
+        in->c_unknown[r] = cq_counter_get("chatops_ingress_requests_total",
+                                          "Requests by route and outcome", labels);
         snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"answered\"", route_names[r]);
         in->c_answered[r] = cq_counter_get("chatops_ingress_requests_total",
                                            "Requests by route and outcome", labels);
@@ -724,6 +765,17 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct 
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_BIND_PORT);
     in->port = info ? info->port : port;
     if (in->external && mhd_watch(in, uv, err) != CQ_OK) goto fail;
+    if (admin_port >= 0) {
+        struct cq_http_options opt = {.listen = cfg->ingress.admin_listen,
+                                      .port = admin_port,
+                                      .threads = 1,
+                                      .max_body = 4096,
+                                      .max_connections = 256,
+                                      .ready = admin_ready,
+                                      .ready_arg = in,
+                                      .ready_reason = admin_not_ready};
+        if (!(in->admin = cq_http_server_new(&opt, NULL, 0, err))) goto fail;
+    }
     return in;
 fail:
     cq_ingress_free(in);
@@ -732,6 +784,10 @@ fail:
 
 int cq_ingress_port(const struct cq_ingress *in) {
     return in ? in->port : 0;
+}
+
+int cq_ingress_admin_port(const struct cq_ingress *in) {
+    return in && in->admin ? cq_http_server_port(in->admin) : -1;
 }
 
 long cq_ingress_inflight(const struct cq_ingress *in) {
@@ -787,6 +843,8 @@ static void on_closed(uv_handle_t *h) {
 void cq_ingress_free(struct cq_ingress *in) {
     if (!in) return;
     atomic_store(&in->closing, true);
+    cq_http_server_free(in->admin, 0); /* built-ins answer synchronously: nothing is owed */
+    in->admin = NULL;
     if (in->d) {
         /* everything suspended must be resumed before MHD may stop; the producer is gone
          * (its purge answered what it held), so this is only a safety net */

@@ -15,13 +15,19 @@
 
 struct cq_ingress;
 
-/* Starts listening on cfg->ingress.listen:port (port 0 = any free port). cfg, loop and
+/* Starts listening on cfg->ingress.listen:port (port 0 = any free port) for the platforms
+ * (and /healthz), and on cfg->ingress.admin_listen:admin_port for /healthz, /readyz (503
+ * with the reason: no broker, a fatal producer error, shutting down) and /metrics, on a
+ * thread of its own (admin_port 0 = any free port, < 0 = no admin listener). cfg, loop and
  * producer are borrowed and must outlive the ingress. Call on the loop thread.
  * Returns a new ingress (cq_ingress_free) or NULL with err set. */
-struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, struct cq_loop *loop,
-                                  struct cq_producer *producer, struct cq_err *err);
+struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, int admin_port,
+                                  struct cq_loop *loop, struct cq_producer *producer,
+                                  struct cq_err *err);
 /* The bound port. */
 int cq_ingress_port(const struct cq_ingress *in);
+/* The admin listener's bound port, or -1 without one. */
+int cq_ingress_admin_port(const struct cq_ingress *in);
 /* Requests waiting for their delivery report (thread-safe). */
 long cq_ingress_inflight(const struct cq_ingress *in);
 /* Begins the drain (loop thread): stops accepting connections, answers new requests on open

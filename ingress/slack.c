@@ -32,6 +32,24 @@ static const char *verify(const struct cq_config *cfg, const struct cq_in_header
     return NULL;
 }
 
+static bool command_allowed(const struct cq_config *cfg, const char *cmd) {
+    for (size_t i = 0; cmd && cfg->slack.commands && cfg->slack.commands[i]; i++)
+        if (strcmp(cfg->slack.commands[i], cmd) == 0) return true;
+    return false;
+}
+
+/* {"response_type":"ephemeral","text":text}; NULL when out of memory (the server then
+ * closes the connection). */
+static char *ephemeral(const char *text) {
+    cJSON *o = cJSON_CreateObject();
+    char *s = NULL;
+    if (o && cJSON_AddStringToObject(o, "response_type", "ephemeral") &&
+        cJSON_AddStringToObject(o, "text", text))
+        s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
                       size_t len, time_t now, struct cq_in_verdict *out) {
     struct cq_in_form form = {0};
@@ -61,6 +79,17 @@ void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h
     const char *ssl = cq_in_form_get(&form, "ssl_check");
     if (ssl && strcmp(ssl, "1") == 0) {
         cq_in_reply(out, 200, "text/plain", strdup(""));
+        goto out;
+    }
+    /* Every slash command of the Slack app posts to this URL: run only the configured ones,
+     * or /deploy-other would run as /ops. 200 + ephemeral text so the user reads why. */
+    const char *cmd = cq_in_form_get(&form, "command");
+    if (!command_allowed(cfg, cmd)) {
+        char line[200];
+        snprintf(line, sizeof(line), "%.64s is not a command of this ChatOps app (use %.64s).",
+                 cmd && *cmd ? cmd : "(no command)", cfg->slack.commands[0]);
+        cq_in_reply(out, 200, "application/json", ephemeral(line));
+        if (out->kind == CQ_IN_REPLY) out->reason = "unknown slash command"; /* counted */
         goto out;
     }
     const char *user = cq_in_form_get(&form, "user_id");

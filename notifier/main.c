@@ -1,6 +1,7 @@
 /* chatops-notifier: delivers results from chatops.results to Slack and Feishu, once per
  * step, with retries, pacing and dead letters. Usage: chatops-notifier --config FILE
  * [--http-port N] (0 = any free port, logged; -1 = none). SIGTERM/SIGINT drain and exit 0. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,9 @@ static void stop_tick(void *arg) {
 }
 
 int main(int argc, char **argv) {
+    /* A peer closing a socket mid-write (Redis, Kafka, an HTTP client) must give EPIPE to
+     * the write, which every client library handles, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
     const char *config = NULL;
     long http_port = -2; /* -2: from the config */
     struct cq_err err = {0};

@@ -3,6 +3,7 @@
  * [--id OWNER]. --http-port (default worker.http_port, env CQ_WORKER_HTTP_PORT) serves
  * /healthz /readyz /metrics; 0 = any free port (logged), -1 = none. SIGTERM/SIGINT drain
  * in-flight requests and exit 0. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* A peer closing a socket mid-write (Redis, Kafka, an HTTP client) must give EPIPE to
+     * the write, which every client library handles, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
     const char *config = NULL;
     struct cq_worker_opts opts = {0};
     struct cq_err err = {0};

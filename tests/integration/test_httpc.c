@@ -392,6 +392,8 @@ TEST(free_with_pending) {
 
 int main(void) {
     struct cq_err err;
+    /* this process embeds the library the way a service does, and the services ignore
+     * SIGPIPE in main() (tests/integration/test_sigpipe.py checks the binaries) */
     signal(SIGPIPE, SIG_IGN);
     start_server();
     L = cq_loop_new(&err);

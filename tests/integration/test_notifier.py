@@ -111,6 +111,7 @@ feishu:
   app_id: cli_test
   app_secret: "${CQT_FEISHU_SECRET}"
   verification_token: "${CQT_FEISHU_VTOKEN}"
+  require_encrypt_key: false   # the notifier only sends; no events come in here
   api_base: "%(feishu)s/open-apis"
 """ % {"brokers": BROKERS, "results": T_RESULTS, "dlq": T_DLQ, "run": RUN, "redis": REDIS_PORT,
        "slack": slack.url, "feishu": feishu.url})

@@ -862,6 +862,8 @@ int main(int argc, char **argv) {
         return child_main(atoi(argv[2]), argv[3]);
     }
     struct cq_err err = {0};
+    /* this process embeds the library the way a service does, and the services ignore
+     * SIGPIPE in main() (tests/integration/test_sigpipe.py checks the binaries) */
     signal(SIGPIPE, SIG_IGN);
     fake_start();
     snprintf(G.topic_results, sizeof(G.topic_results), "%s", cqtest_unique("cqt.pl.results"));

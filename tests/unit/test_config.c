@@ -429,6 +429,41 @@ TEST(more_checks) {
                  "t.yaml:9:3: commands.help: 'help' is a built-in command");
 }
 
+/* Issue 19: the ingress's budget fits Slack's 3 s, the slash commands it accepts, the Feishu
+ * encrypt key it requires, its admin listener. */
+TEST(ingress_checks) {
+    set_secrets_env();
+    struct cq_config *cfg = load_ok(BASE);
+    CHECK(cfg && cfg->slack.commands && cfg->slack.commands[0] && !cfg->slack.commands[1]);
+    if (cfg) CHECK_STR(cfg->slack.commands[0], "/ops");
+    CHECK(cfg && cfg->feishu.require_encrypt_key);
+    CHECK(cfg && cfg->ingress.admin_port == 8083);
+    if (cfg) CHECK_STR(cfg->ingress.admin_listen, "127.0.0.1");
+    cq_config_free(cfg);
+    cfg = load_ok("kafka: {brokers: \"h:1\", produce_timeout_ms: 2200}\n"
+                  "slack: {enabled: true, signing_secret: \"${CQT_SIGNING}\",\n"
+                  "  command: /x, commands: [/ops, /ops-eu]}\n");
+    CHECK(cfg && cfg->kafka.produce_timeout_ms == 2200);
+    CHECK(cfg && cfg->slack.commands[1] && !cfg->slack.commands[2]);
+    if (cfg) CHECK_STR(cfg->slack.commands[1], "/ops-eu");
+    cq_config_free(cfg);
+    expect_error("kafka: {brokers: \"h:1\", produce_timeout_ms: 2201}\n",
+                 "t.yaml:1:45: kafka.produce_timeout_ms: 2201 is above the maximum 2200");
+    expect_error("kafka: {brokers: \"h:1\"}\nslack: {commands: [ops]}\n",
+                 "t.yaml:2:20: slack.commands[0]: 'ops' must start with '/' (as Slack sends it, "
+                 "e.g. /ops)");
+    expect_error("kafka: {brokers: \"h:1\"}\n"
+                 "feishu: {enabled: true, verification_token: \"${CQT_TOK}\"}\n",
+                 "t.yaml:2:9: feishu.encrypt_key: required when feishu.require_encrypt_key is "
+                 "true (the default): without it events are not signed and only the "
+                 "verification token authenticates");
+    cfg = load_ok("kafka: {brokers: \"h:1\"}\n"
+                  "feishu: {enabled: true, verification_token: \"${CQT_TOK}\",\n"
+                  "  require_encrypt_key: false}\n");
+    CHECK(cfg && !cfg->feishu.require_encrypt_key && !cfg->feishu.encrypt_key.value);
+    cq_config_free(cfg);
+}
+
 /* Every error path, with secrets in play, must keep their values out of err.msg. */
 TEST(secrets_never_echoed) {
     set_secrets_env();
@@ -607,6 +642,7 @@ int main(void) {
     RUN(cross_checks);
     RUN(reserved_pipeline_variables);
     RUN(more_checks);
+    RUN(ingress_checks);
     RUN(secrets_never_echoed);
     RUN(secret_files);
     RUN(json_input);

@@ -429,7 +429,8 @@ static const char main_yaml[] =
     "kafka: {brokers: \"127.0.0.1:1\"}\n"
     "limits: {max_text: 200, max_args: 8, max_arg_len: 64}\n"
     "slack: {enabled: true, signing_secret: \"${CQT_FZ_SLACK}\"}\n"
-    "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\", bot_open_id: ou_bot}\n"
+    "feishu: {enabled: true, verification_token: \"${CQT_FZ_VT}\", bot_open_id: ou_bot,\n"
+    "  require_encrypt_key: false}\n"
     "gitlab: {base_url: \"http://127.0.0.1:1\", webhook_token: \"${CQT_FZ_GL}\"}\n"
     "secrets: {trig: \"${CQT_FZ_TRIG}\"}\n" COMMANDS_YAML;
 

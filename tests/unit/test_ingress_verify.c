@@ -115,7 +115,8 @@ static void sign(const char *body, long long ts, char tsbuf[24], char sig[68]) {
 TEST(slack_parse_and_limits) {
     struct cq_in_verdict v;
     char ts[24], sig[68];
-    const char *b = "user_id=U1&trigger_id=t.1&team_id=T9&channel_id=C9&text=%20+deploy++web"
+    const char *b = "command=%2Fops&user_id=U1&trigger_id=t.1&team_id=T9&channel_id=C9&text="
+                    "%20+deploy++web"
                     "%E2%9C%93+&response_url=x";
     sign(b, 1000, ts, sig);
     slack_cmd(b, ts, sig, 1000, &v);
@@ -138,7 +139,7 @@ TEST(slack_parse_and_limits) {
     CHECK(v.status == 400);
     cq_in_verdict_clear(&v);
 
-    const char *nouser = "trigger_id=t.1&text=x";
+    const char *nouser = "command=%2Fops&trigger_id=t.1&text=x";
     sign(nouser, 1000, ts, sig);
     slack_cmd(nouser, ts, sig, 1000, &v);
     CHECK(v.status == 400);
@@ -146,7 +147,7 @@ TEST(slack_parse_and_limits) {
     cq_in_verdict_clear(&v);
 
     /* max_text is 30 characters here: 30 two-byte characters pass, 31 do not */
-    char longb[512] = "user_id=U1&trigger_id=t.1&text=";
+    char longb[512] = "command=%2Fops&user_id=U1&trigger_id=t.1&text=";
     for (int i = 0; i < 30; i++)
         strcat(longb, "%C3%A9");
     sign(longb, 1000, ts, sig);
@@ -336,27 +337,114 @@ TEST(feishu_encrypted) {
     h.lark_ts = "1700000000";
     h.lark_nonce = "nonce1";
     h.lark_sig = sig;
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), 0, &v);
+    const time_t t0 = 1700000000;
+    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 10, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
     CHECK_STR(v.req.command, "deploy");
     cq_in_verdict_clear(&v);
+    /* the replay window (limits.replay_window_s, 300 s) on the signed timestamp */
+    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 300, &v);
+    CHECK(v.kind == CQ_IN_REQUEST);
+    cq_in_verdict_clear(&v);
+    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 301, &v);
+    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK_STR(v.reason, "stale timestamp");
+    CHECK_STR(v.public_reason, "unauthorized");
+    cq_in_verdict_clear(&v);
+    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 - 301, &v);
+    CHECK_STR(v.reason, "stale timestamp");
+    cq_in_verdict_clear(&v);
     h.lark_nonce = "nonce2";
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), 0, &v);
+    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad signature");
+    CHECK_STR(v.public_reason, "unauthorized");
     cq_in_verdict_clear(&v);
     h.lark_sig = NULL;
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), 0, &v);
+    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
     CHECK_STR(v.reason, "missing signature headers");
     cq_in_verdict_clear(&v);
-    cq_feishu_event(cfg, &h, "{\"encrypt\":\"!!!\"}", 17, 0, &v);
+    /* before authentication every failure is the same 401 "unauthorized": an unsigned body
+     * that does not decrypt, decrypts to garbage, or decrypts to a valid event (no padding
+     * oracle: the answer never says which) */
+    const char *undecryptable = "{\"encrypt\":\"!!!\"}";
+    cq_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
+    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK_STR(v.public_reason, "unauthorized");
+    cq_in_verdict_clear(&v);
+    uint8_t *gct = cq_aes256cbc_encrypt(key, (const uint8_t *)"not json", 8, &n);
+    char *gb64 = gct ? cq_base64_encode(gct, n) : NULL;
+    char gbody[256];
+    snprintf(gbody, sizeof(gbody), "{\"encrypt\":\"%s\"}", gb64 ? gb64 : "");
+    cq_feishu_event(cfg, &h, gbody, strlen(gbody), t0, &v);
+    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK_STR(v.public_reason, "unauthorized");
+    cq_in_verdict_clear(&v);
+    free(gct);
+    free(gb64);
+    cq_feishu_event(cfg, &h, "{nope", 5, t0, &v);
+    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK_STR(v.public_reason, "unauthorized");
+    cq_in_verdict_clear(&v);
+    /* signed first: a bad signature over an undecryptable body is refused for the signature,
+     * the body is never decrypted */
+    h.lark_ts = "1700000000";
+    h.lark_nonce = "nonce1";
+    h.lark_sig = sig;
+    cq_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
+    CHECK_STR(v.reason, "bad signature");
+    cq_in_verdict_clear(&v);
+    /* once the signature authenticated the sender, a bad body gets a readable 400 */
+    char sig2[65];
+    cq_feishu_signature("1700000000", "nonce1", "ek-123", undecryptable, strlen(undecryptable),
+                        sig2);
+    h.lark_sig = sig2;
+    cq_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
+    CHECK_STR(v.reason, "cannot decrypt body");
     cq_in_verdict_clear(&v);
     free(ebody);
     free(ct);
     free(b64);
     cfg = saved;
     cq_config_free(enc);
+}
+
+TEST(slack_command_allowlist) {
+    struct cq_in_verdict v;
+    char ts[24], sig[68];
+    /* every slash command of the app posts here: only the configured ones run */
+    const char *other = "command=%2Fdeploy-prod&user_id=U1&trigger_id=t.9&text=web";
+    sign(other, 1000, ts, sig);
+    slack_cmd(other, ts, sig, 1000, &v);
+    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK_STR(v.reason, "unknown slash command");
+    CHECK(v.body && strstr(v.body, "\"ephemeral\"") &&
+          strstr(v.body, "/deploy-prod is not a command of this ChatOps app (use /ops)"));
+    cq_in_verdict_clear(&v);
+    const char *none = "user_id=U1&trigger_id=t.9&text=web";
+    sign(none, 1000, ts, sig);
+    slack_cmd(none, ts, sig, 1000, &v);
+    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK_STR(v.reason, "unknown slash command");
+    cq_in_verdict_clear(&v);
+    const char *ok = "command=%2Fops&user_id=U1&trigger_id=t.9&text=web";
+    sign(ok, 1000, ts, sig);
+    slack_cmd(ok, ts, sig, 1000, &v);
+    CHECK(v.kind == CQ_IN_REQUEST);
+    cq_in_verdict_clear(&v);
+    /* several configured commands */
+    struct cq_config *saved = cfg;
+    cfg = load("kafka: {brokers: \"127.0.0.1:1\"}\n"
+               "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET2}\",\n"
+               "  commands: [/ops, /ops-staging]}\n");
+    const char *second = "command=%2Fops-staging&user_id=U1&trigger_id=t.9&text=web";
+    sign(second, 1000, ts, sig);
+    slack_cmd(second, ts, sig, 1000, &v);
+    CHECK(v.kind == CQ_IN_REQUEST);
+    cq_in_verdict_clear(&v);
+    cq_config_free(cfg);
+    cfg = saved;
 }
 
 TEST(gitlab_hook) {
@@ -387,8 +475,10 @@ int main(void) {
     cfg =
         load("kafka: {brokers: \"127.0.0.1:1\"}\n"
              "limits: {max_text: 30}\n"
-             "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET}\"}\n"
-             "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot}\n"
+             "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET}\",\n"
+             "  commands: [/ops, /webhook-collect]}\n"
+             "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot,\n"
+             "  require_encrypt_key: false}\n"
              "gitlab: {webhook_token: \"${CQT_GL}\"}\n");
     RUN(slack_official_vector);
     RUN(slack_rejections);
@@ -397,9 +487,11 @@ int main(void) {
         load("kafka: {brokers: \"127.0.0.1:1\"}\n"
              "limits: {max_text: 30}\n"
              "slack: {enabled: true, signing_secret: \"${CQT_SLACK_SECRET2}\"}\n"
-             "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot}\n"
+             "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\", bot_open_id: ou_bot,\n"
+             "  require_encrypt_key: false}\n"
              "gitlab: {webhook_token: \"${CQT_GL}\"}\n");
     RUN(slack_parse_and_limits);
+    RUN(slack_command_allowlist);
     RUN(form_parser);
     RUN(slack_events);
     RUN(feishu_message);
