@@ -212,10 +212,10 @@ static const struct field kafka_fields[] = {
     F("brokers", F_STR, CFG, kafka.brokers, .required = true, .env = "CQ_KAFKA_BROKERS"),
     F("partitions", F_INT, CFG, kafka.partitions, .def_i = 6, .min = 1, .max = 1024),
     F("replication", F_INT, CFG, kafka.replication, .def_i = 1, .min = 1, .max = 16),
-    /* at most 2200: the ingress answers a request no later than this budget plus its 500 ms
+    /* at most 2500: the ingress answers a request no later than this budget plus its 200 ms
      * guard (+50 ms tick), and Slack gives up on a slash command after 3 s */
     F("produce_timeout_ms", F_INT, CFG, kafka.produce_timeout_ms, .def_i = 2000, .min = 100,
-      .max = 2200),
+      .max = 2500),
     F("max_poll_interval_ms", F_INT, CFG, kafka.max_poll_interval_ms, .def_i = 300000, .min = 10000,
       .max = 86400000),
     F("topics", F_MAP, CFG, kafka, .sub = &topics_schema),

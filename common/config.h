@@ -131,7 +131,7 @@ struct cq_config {
         char *brokers;               /* required, "host:port,..." */
         int partitions;              /* default 6, 1..1024 */
         int replication;             /* default 1, 1..16 */
-        int produce_timeout_ms;      /* delivery budget, default 2000, 100..2200 */
+        int produce_timeout_ms;      /* delivery budget, default 2000, 100..2500 */
         char *topic_requests;        /* default chatops.requests */
         char *topic_results;         /* default chatops.results */
         char *topic_audit;           /* default chatops.audit */

@@ -32,8 +32,11 @@
 #include "log.h"
 #include "metrics.h"
 
-#define GUARD_EXTRA_MS 500 /* the guard answers this long after the producer's own budget */
-#define DISCARD_FACTOR 4   /* past 4x max_body of a chunked upload, drop the connection */
+/* The guard answers a request this long after kafka.produce_timeout_ms (the budget) when no
+ * report came. The producer's own timeout is a second earlier (main.c), so normally the
+ * report, which knows whether the message may be in the log, answers first. */
+#define GUARD_EXTRA_MS 200
+#define DISCARD_FACTOR 4 /* past 4x max_body of a chunked upload, drop the connection */
 
 /* /readyz and /metrics are on the admin listener only (ingress.admin_port): the public port
  * faces the platforms and the internet. /healthz stays public for load balancers. */

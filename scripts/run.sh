@@ -155,8 +155,11 @@ if [[ $demo -eq 1 ]]; then
     for e in "${fakes[@]}"; do wait_up "${e%%=*}" "${e#*=}" /_log; done
 fi
 
-CQ_INGRESS_PORT="$ingress_port" spawn ingress "$build/ingress/chatops-ingress" --config "$config"
-ports=("ingress=$ingress_port")
+ingress_admin_port="$(cq_free_port)"
+CQ_INGRESS_PORT="$ingress_port" CQ_INGRESS_ADMIN_PORT="$ingress_admin_port" \
+    spawn ingress "$build/ingress/chatops-ingress" --config "$config"
+# the ingress serves /readyz and /metrics on its admin port only (ingress.admin_port)
+ports=("ingress-admin=$ingress_admin_port")
 for n in 1 2; do
     p="$(cq_free_port)"
     CQ_WORKER_HTTP_PORT="$p" spawn "worker$n" "$build/worker/chatops-worker" --config "$config"
@@ -165,10 +168,13 @@ done
 p="$(cq_free_port)"
 CQ_NOTIFIER_HTTP_PORT="$p" spawn notifier "$build/notifier/chatops-notifier" --config "$config"
 ports+=("notifier=$p")
-printf '%s\n' "${ports[@]}" "${fakes[@]}" >"$stack/ports"
+printf '%s\n' "ingress=$ingress_port" "${ports[@]}" "${fakes[@]}" >"$stack/ports"
 
 cq_log "waiting for the services' /readyz"
-for entry in "${ports[@]}"; do wait_up "${entry%%=*}" "${entry#*=}" /readyz; done
+for entry in "${ports[@]}"; do
+    name="${entry%%=*}"
+    wait_up "${name%-admin}" "${entry#*=}" /readyz
+done
 
 # What chatopsctl (send, pipelines, dlq) needs in another shell: it reads this file.
 # The file is created inside the umask 077 subshell: it holds secrets, so it is 0600 from birth.
@@ -188,7 +194,7 @@ chatops is running (config: $config)
   Kafka        $CQ_KAFKA_BROKERS
   Redis        $CQ_REDIS_HOST:$CQ_REDIS_PORT
   ingress      http://127.0.0.1:$ingress_port   (/slack/commands /slack/events /feishu/events /gitlab/webhook)
-$(for e in "${ports[@]:1}"; do printf '  %-12s http://127.0.0.1:%s/metrics\n' "${e%%=*}" "${e#*=}"; done)
+$(for e in "${ports[@]}"; do printf '  %-13s http://127.0.0.1:%s/metrics\n' "${e%%=*}" "${e#*=}"; done)
 $(if [[ $demo -eq 1 ]]; then
     printf '  %-12s http://127.0.0.1:%s   (pipelines: /_pipelines, requests: /_log)\n' \
         "demo GitLab" "$gitlab_port"

@@ -66,6 +66,7 @@ run_id=$(date +%s)-$$
 topic=bench.ingress.requests.$run_id
 printf '%s' "$secret" > "$tmp/slack_secret"
 port=$(free_port)
+admin_port=$(free_port) # /readyz and /metrics (ingress.admin_port)
 cat > "$tmp/ingress.yaml" <<YAML
 log: {level: warn}
 kafka:
@@ -73,7 +74,7 @@ kafka:
   produce_timeout_ms: 2000
   partitions: 6
   topics: {requests: "$topic", pipeline_events: "bench.ingress.pipeline.$run_id"}
-ingress: {listen: 127.0.0.1, port: $port, threads: $threads}
+ingress: {listen: 127.0.0.1, port: $port, admin_port: $admin_port, threads: $threads}
 slack: {enabled: true, signing_secret: "file:$tmp/slack_secret", command: /deploy}
 YAML
 # shellcheck disable=SC2086 # INGRESS_ARGS is a word list, e.g. "--kafka-conf linger.ms=5"
@@ -81,16 +82,16 @@ YAML
 ing=$!
 pids+=("$ing")
 for _ in $(seq 300); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz") == 200 ]] && break
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz") == 200 ]] && break
     sleep 0.1
 done
 python3 "$here/slack_wrk.py" "$tmp/ingress.lua" /slack/commands 1000 "$secret" >/dev/null
 if (( warmup > 0 )); then
     wrk -t1 -c"$conns" -d"${warmup}s" -s "$tmp/ingress.lua" "http://127.0.0.1:$port" >/dev/null
 fi
-before=$(curl -s "http://127.0.0.1:$port/metrics")
+before=$(curl -s "http://127.0.0.1:$admin_port/metrics")
 read -r i_rps i_p50 i_p99 i_p999 i_non < <(run_wrk ingress "http://127.0.0.1:$port" "$tmp/ingress.lua")
-after=$(curl -s "http://127.0.0.1:$port/metrics")
+after=$(curl -s "http://127.0.0.1:$admin_port/metrics")
 i_rss=$(awk '/VmHWM/ {print $2}' "/proc/$ing/status")
 metric() { # text route outcome
     awk -v r="$2" -v o="$3" 'index($0, "chatops_ingress_requests_total{") == 1 &&

@@ -87,15 +87,17 @@ gitlab: {webhook_token: "${CQT_GITLAB_TOKEN}"}
 class Ingress:
     def __init__(self, name, brokers, budget_ms=2000, ready=True):
         self.port = free_port()
+        self.admin_port = free_port()  # /readyz and /metrics: the admin listener only
         self.log = open(os.path.join(TMP, name + ".log"), "w+")
         self.proc = subprocess.Popen([INGRESS, "--config", write_config(name, brokers, budget_ms),
-                                      "--port", str(self.port)], env=ENV, stdout=self.log,
+                                      "--port", str(self.port), "--admin-port",
+                                      str(self.admin_port)], env=ENV, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         path = "/readyz" if ready else "/healthz"
         while time.time() < deadline:
             try:
-                if request(self.port, "GET", path)[0] == 200:
+                if request(self.admin_port, "GET", path)[0] == 200:
                     return
             except OSError:
                 pass
@@ -221,6 +223,15 @@ def main():
                    "dedupe_key": "slack:trig.first"}
     print("checked: signed slash command answered 'queued' with its request id")
 
+    # another slash command of the same Slack app: refused with a one-line ephemeral reply
+    other = slash_body("deploy web production", extra={"command": "/deploy-prod"})
+    st, body, h = request(port, "POST", "/slack/commands", other, slack_headers(other))
+    ans = json.loads(body) if st == 200 else {}
+    check(st == 200 and ans.get("response_type") == "ephemeral" and
+          ans.get("text") == "/deploy-prod is not a command of this ChatOps app (use /ops).",
+          "unknown slash command -> 200 ephemeral refusal (got %d %s)" % (st, body))
+    check("X-Request-Id" not in h, "nothing queued for an unknown slash command")
+
     st, body, _ = request(port, "POST", "/slack/commands", b"ssl_check=1&token=x",
                           {"Content-Type": "application/x-www-form-urlencoded"})
     check(st == 200, "ssl_check unsigned -> 200 (got %d)" % st)
@@ -290,7 +301,8 @@ def main():
     st, body, _ = feishu_post(port, ch, encrypt=True, sign=False)
     check(st == 200 and json.loads(body) == {"challenge": "fs-challenge"}, "feishu encrypted challenge: %d %s" % (st, body))
     st, body, _ = feishu_post(port, dict(ch, token="wrong"), encrypt=True, sign=False)
-    check(st == 401 and body == "bad token\n", "feishu challenge with a wrong token -> 401")
+    check(st == 401 and body == "unauthorized\n",
+          "feishu challenge with a wrong token -> 401 unauthorized (got %d %r)" % (st, body))
     ev_id = "ev_" + uuid.uuid4().hex
     msg = feishu_message(ev_id)
     st, body, h = feishu_post(port, msg)
@@ -303,10 +315,27 @@ def main():
     st, body, h = feishu_post(port, msg)  # Feishu re-sends with the same event_id
     check(st == 200, "feishu re-sent event -> 200")
     queued[h.get("X-Request-Id", "")] = exp
+    # before authentication every failure is the same 401 "unauthorized" (no padding oracle)
     st, body, _ = feishu_post(port, msg, nonce_override="tampered")
-    check(st == 401 and body == "bad signature\n", "feishu bad signature -> 401 (got %d %r)" % (st, body))
+    check(st == 401 and body == "unauthorized\n", "feishu bad signature -> 401 (got %d %r)" % (st, body))
     st, body, _ = feishu_post(port, msg, sign=False)
-    check(st == 401 and body == "missing signature headers\n", "feishu unsigned event -> 401")
+    check(st == 401 and body == "unauthorized\n", "feishu unsigned event -> 401 (got %d %r)" % (st, body))
+    for what, raw in (("undecryptable", b'{"encrypt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}'),
+                      ("not base64", b'{"encrypt":"!!!"}'), ("not JSON", b"{nope")):
+        st, body, _ = request(port, "POST", "/feishu/events", raw,
+                              {"Content-Type": "application/json"})
+        check(st == 401 and body == "unauthorized\n",
+              "feishu unsigned %s body -> the same 401 (got %d %r)" % (what, st, body))
+    # the replay window (limits.replay_window_s = 300) on the signed timestamp
+    old_body = json.dumps({"encrypt": feishu_encrypt(json.dumps(feishu_message("ev_old")).encode())}).encode()
+    for skew in (-301, 301):
+        ts = str(int(time.time()) + skew)
+        sig = hashlib.sha256(ts.encode() + b"n1" + FEISHU_KEY.encode() + old_body).hexdigest()
+        st, body, _ = request(port, "POST", "/feishu/events", old_body,
+                              {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
+                               "X-Lark-Request-Nonce": "n1", "X-Lark-Signature": sig})
+        check(st == 401 and body == "unauthorized\n",
+              "feishu event signed %+d s away -> 401 (got %d %r)" % (skew, st, body))
     st, body, _ = feishu_post(port, feishu_message("ev_own", sender="ou_bot"))
     check(st == 200 and body == "{}", "feishu: the bot's own message acknowledged, not produced")
     print("checked: feishu challenges, signatures, message normalisation, re-send")
@@ -370,10 +399,21 @@ def main():
     print("checked: %d acknowledged requests == %d messages on %s" % (len(queued), len(msgs), TOPIC_REQ))
 
     # --- metrics ---
-    st, met, _ = request(port, "GET", "/metrics")
+    for path in ("/metrics", "/readyz"):
+        st, _, _ = request(port, "GET", path)
+        check(st == 404, "public port does not serve %s (got %d)" % (path, st))
+    st, _, _ = request(port, "GET", "/healthz")
+    check(st == 200, "public port keeps /healthz for load balancers")
+    st, met, _ = request(ing.admin_port, "GET", "/metrics")
+    check(st == 200, "admin port serves /metrics")
+    check('chatops_ingress_rejected_total{route="slack_commands",reason="unknown slash command"} 1'
+          in met, "metrics: unknown slash command counted")
     check('chatops_ingress_rejected_total{route="slack_commands",reason="bad signature"} 2' in met,
           "metrics: bad signature rejections counted")
-    check('chatops_ingress_verify_failures_total{reason="stale timestamp"} 2' in met, "metrics: stale")
+    check('chatops_ingress_rejected_total{route="slack_commands",reason="stale timestamp"} 2' in met,
+          "metrics: slack stale")
+    check('chatops_ingress_rejected_total{route="feishu_events",reason="stale timestamp"} 2' in met,
+          "metrics: feishu stale (the public answer was the uniform 401)")
     check('chatops_ingress_rejected_total{route="slack_commands",reason="body too large"} 1' in met, "metrics: 413")
     check('chatops_ingress_requests_total{route="slack_commands",outcome="queued"} 51' in met, "metrics: 51 queued")
     check("chatops_ingress_produce_seconds_count" in met and "chatops_ingress_inflight 0" in met,
@@ -400,20 +440,23 @@ def main():
     print("checked: SIGTERM with %d requests in flight: %d answered 200, exit %r" % (len(results), len(acked), rc))
 
     # --- dead broker: the documented error within the budget, never 200 "queued" ---
-    dead = Ingress("dead", "127.0.0.1:%d" % free_port(), budget_ms=1000, ready=False)
-    st, _, _ = request(dead.port, "GET", "/readyz")
-    check(st == 503, "readyz is 503 without a broker")
+    # budget 2000: the message times out in librdkafka's queue at 1000 ms (never sent:
+    # NOT_PERSISTED) and its report comes before the guard
+    dead = Ingress("dead", "127.0.0.1:%d" % free_port(), budget_ms=2000, ready=False)
+    st, body, _ = request(dead.admin_port, "GET", "/readyz")
+    check(st == 503 and body == "not ready: no kafka broker answers\n",
+          "readyz is 503 with the reason without a broker (got %d %r)" % (st, body))
     t0 = time.time()
     st, body, _ = slash(dead.port, "deploy web production")
     took = time.time() - t0
     check(st == 200 and "deploy web production was NOT run" in body and "queued:" not in body,
           "slack with a dead broker: NOT run (got %d %s)" % (st, body))
-    check(took <= 1.0 + 1.5, "answered within budget + 1.5 s (%.2f s)" % took)
+    check(took <= 2.0 + 0.5, "answered within budget + 0.5 s (%.2f s)" % took)
     t0 = time.time()
     st, body, _ = feishu_post(dead.port, feishu_message("ev_dead"))
     took = time.time() - t0
     check(st == 503, "feishu with a dead broker -> 503 (got %d %s)" % (st, body))
-    check(took <= 1.0 + 1.5, "feishu answered within budget + 1.5 s (%.2f s)" % took)
+    check(took <= 2.0 + 0.5, "feishu answered within budget + 0.5 s (%.2f s)" % took)
     # SIGTERM while requests wait on the (dead) broker: they are answered, exit 0
     results.clear()
     threads = [threading.Thread(target=lambda: results.append((0, slash(dead.port, "flag get x"))))

@@ -99,7 +99,7 @@ def main():
                     check(what in p.stdout, "prints %s" % what)
                 with open(os.path.join(run_dir, "ports")) as f:
                     ports = dict(ln.strip().split("=", 1) for ln in f if "=" in ln)
-                for name in ("ingress", "worker1", "worker2", "notifier"):
+                for name in ("ingress-admin", "worker1", "worker2", "notifier"):
                     check(name in ports and status_of("http://127.0.0.1:%s/readyz"
                                                       % ports[name]) == 200,
                           "%s answers /readyz 200" % name)

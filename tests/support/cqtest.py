@@ -139,6 +139,7 @@ class Ingress:
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(value)
         self.port = free_port()
+        self.admin_port = free_port()  # /readyz and /metrics live on the admin listener
         self.cfg = os.path.join(self.dir, "ingress.yaml")
         with open(self.cfg, "w") as f:
             f.write(config_text or yaml_config(brokers, topics, self.dir, self.port, budget_ms,
@@ -146,9 +147,11 @@ class Ingress:
         self.log_path = os.path.join(self.dir, "ingress.log")
         self.log = open(self.log_path, "wb")
         exe = os.path.join(build_dir(), "ingress", "chatops-ingress")
-        self.proc = subprocess.Popen([exe, "--config", self.cfg, "--port", str(self.port)],
+        self.proc = subprocess.Popen([exe, "--config", self.cfg, "--port", str(self.port),
+                                      "--admin-port", str(self.admin_port)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.base = "http://127.0.0.1:%d" % self.port
+        self.admin = "http://127.0.0.1:%d" % self.admin_port
 
     def wait_ready(self, timeout=60, want=200):
         end = time.time() + timeout
@@ -157,7 +160,7 @@ class Ingress:
                 raise RuntimeError("ingress exited %d:\n%s" % (self.proc.returncode,
                                                                self.logs()))
             try:
-                st, _, _ = http("GET", self.base + "/readyz", timeout=2)
+                st, _, _ = http("GET", self.admin + "/readyz", timeout=2)
                 if st == want:
                     return True
             except OSError:

@@ -440,15 +440,15 @@ TEST(ingress_checks) {
     CHECK(cfg && cfg->ingress.admin_port == 8083);
     if (cfg) CHECK_STR(cfg->ingress.admin_listen, "127.0.0.1");
     cq_config_free(cfg);
-    cfg = load_ok("kafka: {brokers: \"h:1\", produce_timeout_ms: 2200}\n"
+    cfg = load_ok("kafka: {brokers: \"h:1\", produce_timeout_ms: 2500}\n"
                   "slack: {enabled: true, signing_secret: \"${CQT_SIGNING}\",\n"
                   "  command: /x, commands: [/ops, /ops-eu]}\n");
-    CHECK(cfg && cfg->kafka.produce_timeout_ms == 2200);
+    CHECK(cfg && cfg->kafka.produce_timeout_ms == 2500);
     CHECK(cfg && cfg->slack.commands[1] && !cfg->slack.commands[2]);
     if (cfg) CHECK_STR(cfg->slack.commands[1], "/ops-eu");
     cq_config_free(cfg);
-    expect_error("kafka: {brokers: \"h:1\", produce_timeout_ms: 2201}\n",
-                 "t.yaml:1:45: kafka.produce_timeout_ms: 2201 is above the maximum 2200");
+    expect_error("kafka: {brokers: \"h:1\", produce_timeout_ms: 2501}\n",
+                 "t.yaml:1:45: kafka.produce_timeout_ms: 2501 is above the maximum 2500");
     expect_error("kafka: {brokers: \"h:1\"}\nslack: {commands: [ops]}\n",
                  "t.yaml:2:20: slack.commands[0]: 'ops' must start with '/' (as Slack sends it, "
                  "e.g. /ops)");
