@@ -3,6 +3,11 @@
 # dev, CI and the demo, run from the Maven Central jars; no Docker, no tarball.
 #   kafka.sh fetch          download the broker jars into the cache (idempotent)
 #   kafka.sh start DIR      start on free ports; DIR/bootstrap gets "127.0.0.1:PORT"
+#   kafka.sh start DIR --advertise-port N   (or CQ_KAFKA_ADVERTISE_PORT=N) also opens an
+#                           EXTERNAL listener on a free port, written to DIR/external, that
+#                           advertises 127.0.0.1:N: clients that bootstrap through a proxy on
+#                           N (tests/support/tcpproxy.py, targeting DIR/external) then reach
+#                           the broker only through that proxy. DIR/bootstrap stays direct.
 #   kafka.sh stop DIR       SIGTERM, then SIGKILL after 30 s
 #   kafka.sh resume DIR     start the stopped (or killed) broker of DIR again: same ports, same data
 #   kafka.sh status DIR     exit 0 when running and answering
@@ -25,7 +30,7 @@ JAVA_OPTS="${CQ_KAFKA_JAVA_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.h
 PROBE="$CQ_REPO_ROOT/scripts/kafka_probe.py"
 
 usage() {
-    echo "usage: kafka.sh fetch | start DIR | stop DIR | resume DIR | status DIR" >&2
+    echo "usage: kafka.sh fetch | start DIR [--advertise-port N] | stop DIR | resume DIR | status DIR" >&2
     exit 2
 }
 
@@ -82,15 +87,23 @@ running() {
 }
 
 write_config() {
-    local dir="$1" port="$2" cport="$3"
+    local dir="$1" port="$2" cport="$3" eport="${4:-}" aport="${5:-}"
+    local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+    local advertised="PLAINTEXT://127.0.0.1:$port"
+    local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [[ -n "$eport" ]]; then
+        listeners+=",EXTERNAL://127.0.0.1:$eport"
+        advertised+=",EXTERNAL://127.0.0.1:$aport"
+        protocols+=",EXTERNAL:PLAINTEXT"
+    fi
     cat >"$dir/server.properties" <<PROPS
 # Written by scripts/kafka.sh: single-node KRaft broker+controller for tests and dev.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners
+advertised.listeners=$advertised
+listener.security.protocol.map=$protocols
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
@@ -137,7 +150,7 @@ LOG
 }
 
 start() {
-    local dir="$1" port cport uuid
+    local dir="$1" aport="${2:-}" eport="" port cport uuid
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     if running "$dir"; then
@@ -153,12 +166,22 @@ start() {
         cq_die "Kafka $KAFKA_VERSION needs Java 17 or newer; java on PATH is '${jv:-unknown}'"
     # A pid file whose broker does not answer is from a dead or stuck run: clear it.
     cq_stop_pidfile "$dir/kafka.pid" 10
-    rm -rf "$dir/data" "$dir/bootstrap" "$dir/kafka.log"
+    rm -rf "$dir/data" "$dir/bootstrap" "$dir/external" "$dir/kafka.log"
     port="$(cq_free_port)"
     cport="$(cq_free_port)"
     while [[ "$cport" == "$port" ]]; do cport="$(cq_free_port)"; done
-    write_config "$dir" "$port" "$cport"
-    uuid="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    if [[ -n "$aport" ]]; then
+        eport="$(cq_free_port)"
+        while [[ "$eport" == "$port" || "$eport" == "$cport" ]]; do eport="$(cq_free_port)"; done
+    fi
+    write_config "$dir" "$port" "$cport" "$eport" "$aport"
+    # a cluster id starting with '-' would be read as an option by StorageTool (1 in 64)
+    uuid="$(python3 -c 'import base64, uuid
+while True:
+    u = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not u.startswith("-"):
+        break
+print(u)')"
     local cp="$KAFKA_LIBS/*"
     local logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
     # shellcheck disable=SC2086
@@ -168,6 +191,10 @@ start() {
         cq_die "formatting the log dir failed (see above)"
     fi
     launch "$dir" "$port" "$cport"
+    if [[ -n "$eport" ]]; then
+        echo "127.0.0.1:$eport" >"$dir/external"
+        cq_log "EXTERNAL listener 127.0.0.1:$eport advertises 127.0.0.1:$aport"
+    fi
 }
 
 # launch DIR PORT CPORT: runs the broker of DIR/server.properties, waits until it answers.
@@ -223,7 +250,7 @@ resume() {
     fi
     cq_stop_pidfile "$dir/kafka.pid" 10
     port="$(sed -n 's#^listeners=PLAINTEXT://127\.0\.0\.1:\([0-9]*\),.*#\1#p' "$dir/server.properties")"
-    cport="$(sed -n 's#^listeners=.*CONTROLLER://127\.0\.0\.1:\([0-9]*\)$#\1#p' "$dir/server.properties")"
+    cport="$(sed -n 's#^listeners=.*CONTROLLER://127\.0\.0\.1:\([0-9]*\).*#\1#p' "$dir/server.properties")"
     [[ -n "$port" && -n "$cport" ]] || cq_die "no listeners in $dir/server.properties"
     launch "$dir" "$port" "$cport"
 }
@@ -252,7 +279,15 @@ status() {
 
 case "${1:-}" in
 fetch) [[ $# -eq 1 ]] || usage; fetch ;;
-start) [[ $# -eq 2 ]] || usage; start "$2" ;;
+start)
+    if [[ $# -eq 4 && "$3" == "--advertise-port" && "$4" =~ ^[0-9]+$ ]]; then
+        start "$2" "$4"
+    elif [[ $# -eq 2 ]]; then
+        start "$2" "${CQ_KAFKA_ADVERTISE_PORT:-}"
+    else
+        usage
+    fi
+    ;;
 stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
 resume) [[ $# -eq 2 ]] || usage; resume "$2" ;;
 status) [[ $# -eq 2 ]] || usage; status "$2" ;;
