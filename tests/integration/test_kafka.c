@@ -13,6 +13,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 
 static const char *bootstrap;
 static char topic3[128]; /* 3 partitions, made by ensure_topics */
@@ -442,6 +443,72 @@ TEST(unreachable_broker_reports_in_time) {
     CHECK(cq_now_ms() - t0 < 4000);
 }
 
+/* The full report (cq_producer_send_r): what the broker may hold of each message. */
+struct rep {
+    int reports, ok;
+    enum cq_persisted persisted[8];
+};
+static void on_rep(void *opaque, const struct cq_delivery_report *r) {
+    struct rep *x = opaque;
+    if (x->reports < 8) x->persisted[x->reports] = r->persisted;
+    x->reports++;
+    if (r->rc == CQ_OK) x->ok++;
+}
+
+/* Issue 19: a message never sent is NOT_PERSISTED (safe to retry); an acknowledged one
+ * PERSISTED; a fatal idempotent-producer error makes the producer unready with a reason and a
+ * metric, since every later produce fails. */
+TEST(persistence_status_and_fatal_error) {
+    struct cq_err err = {0};
+    char brokers[64];
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", free_port());
+    struct cq_loop *l = cq_loop_new(&err);
+    struct cq_producer *p = cq_producer_new(brokers, 500, l, NULL, &err);
+    struct rep r = {0};
+    CHECK(p &&
+          cq_producer_send_r(p, "cqt.nowhere", "k", 1, "v", 1, NULL, on_rep, &r, &err) == CQ_OK);
+    CHECK(run_until(l, &r.reports, 1, 5000));
+    CHECK(r.ok == 0 && r.persisted[0] == CQ_NOT_PERSISTED);
+    cq_producer_free(p);
+
+    p = cq_producer_new(bootstrap, 5000, l, NULL, &err);
+    CHECK(p != NULL);
+    if (!p) {
+        cq_loop_free(l);
+        return;
+    }
+    memset(&r, 0, sizeof(r));
+    CHECK(cq_producer_send_r(p, topic3, "k", 1, "v", 1, NULL, on_rep, &r, &err) == CQ_OK);
+    CHECK(run_until(l, &r.reports, 1, 10000));
+    CHECK(r.ok == 1 && r.persisted[0] == CQ_PERSISTED);
+    uint64_t deadline = cq_now_ms() + 5000;
+    while (!cq_producer_ready(p) && cq_now_ms() < deadline)
+        uv_run(cq_loop_uv(l), UV_RUN_NOWAIT), usleep(20000);
+    CHECK(cq_producer_ready(p));
+    CHECK(cq_producer_fatal(p) == NULL);
+
+    cq_producer_test_fatal(p, "injected by test_kafka");
+    deadline = cq_now_ms() + 5000;
+    while (!cq_producer_fatal(p) && cq_now_ms() < deadline)
+        uv_run(cq_loop_uv(l), UV_RUN_NOWAIT), usleep(20000);
+    const char *why = cq_producer_fatal(p);
+    CHECK(why != NULL);
+    if (why) CHECK_CONTAINS(why, "injected by test_kafka");
+    CHECK(!cq_producer_ready(p));
+    size_t len = 0;
+    char *m = cq_metrics_render(&len);
+    CHECK(m && strstr(m, "chatops_kafka_producer_fatal_total 1"));
+    free(m);
+    /* every later produce fails: refused at once, or reported as failed */
+    memset(&r, 0, sizeof(r));
+    if (cq_producer_send_r(p, topic3, "k", 1, "v", 1, NULL, on_rep, &r, &err) == CQ_OK) {
+        CHECK(run_until(l, &r.reports, 1, 10000));
+        CHECK(r.ok == 0);
+    }
+    cq_producer_free(p);
+    cq_loop_free(l);
+}
+
 TEST(bad_arguments) {
     struct cq_err err = {0};
     const char *bogus[] = {"no.such.property", "1", NULL};
@@ -476,6 +543,7 @@ int main(int argc, char **argv) {
     RUN_IF(manual_commit_restarts_at_gap);
     RUN_IF(pause_and_poll_without_loop);
     RUN_IF(unreachable_broker_reports_in_time);
+    RUN_IF(persistence_status_and_fatal_error);
     printf("checked: topics created with 3 partitions and idempotent re-creation; 200 messages "
            "each reported once OK and consumed back byte-for-byte (key, payload, header) with "
            "per-key partition and order; a new group member restarts at the first unfinished "
