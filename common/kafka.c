@@ -206,7 +206,8 @@ static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void
     if (code == RD_KAFKA_RESP_ERR__FATAL && !atomic_load(&p->fatal)) {
         char why[200];
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
-        snprintf(p->fatal_why, sizeof(p->fatal_why), "%s: %s", rd_kafka_err2name(orig), why);
+        snprintf(p->fatal_why, sizeof(p->fatal_why), "kafka producer fatal error %s: %s",
+                 rd_kafka_err2name(orig), why);
         atomic_store(&p->fatal, true);
         cq_metric_inc("chatops_kafka_producer_fatal_total",
                       "Fatal producer errors (the producer is unusable until restarted)", NULL);

@@ -225,14 +225,32 @@ enum outcome {
  * thread-safe and publishes the stored fields to the MHD thread that sends them; in
  * single-thread mode nothing wakes MHD's epoll fd, so the loop is told to run MHD).
  * why: the failure reason. */
+/* The command line as the answers quote it: at most CMD_QUOTE bytes, cut at a character
+ * boundary (the text is valid UTF-8) with "..." when cut, so the rest of an answer (the
+ * request id) always fits and the reply stays valid UTF-8. */
+#define CMD_QUOTE 200
+static void quote_cmd(const char *cmd, char out[CMD_QUOTE + 4]) {
+    size_t n = strlen(cmd);
+    if (n <= CMD_QUOTE) {
+        memcpy(out, cmd, n + 1);
+        return;
+    }
+    n = CMD_QUOTE;
+    while (n > 0 && ((unsigned char)cmd[n] & 0xC0) == 0x80)
+        n--; /* cmd[n] starts a char */
+    memcpy(out, cmd, n);
+    memcpy(out + n, "...", 4);
+}
+
 static void answer(struct conn *c, enum outcome out, const char *why) {
     struct cq_ingress *in = c->in;
-    char text[700];
+    char text[1024], cmd[CMD_QUOTE + 4];
+    quote_cmd(c->cmdline ? c->cmdline : "", cmd);
     if (out == OUT_QUEUED) {
         c->status = 200;
         c->ctype = "application/json";
         if (c->route == R_SLACK_CMD) {
-            snprintf(text, sizeof(text), "queued: %s \xC2\xB7 req %.8s", c->cmdline, c->req_id);
+            snprintf(text, sizeof(text), "queued: %s \xC2\xB7 req %.8s", cmd, c->req_id);
             c->answer = slack_text(text);
         } else {
             c->answer = strdup("{}");
@@ -250,7 +268,7 @@ static void answer(struct conn *c, enum outcome out, const char *why) {
                      "%s: outcome unknown. The queue did not confirm it in time (%s), but it "
                      "may have been queued and may still run. Do not simply retry: wait a "
                      "minute for its reply, or check with `pipelines`. Request id %s.",
-                     c->cmdline, why, c->req_id);
+                     cmd, why, c->req_id);
             c->status = 200;
             c->ctype = "application/json";
             c->answer = slack_text(text);
@@ -273,8 +291,7 @@ static void answer(struct conn *c, enum outcome out, const char *why) {
             /* 200 on purpose: Slack shows any other status as a generic "dispatch_failed"
              * and drops our text; the user must read that the command did not run. */
             snprintf(text, sizeof(text),
-                     "%s was NOT run: the queue did not confirm it (%s). Please retry.", c->cmdline,
-                     why);
+                     "%s was NOT run: the queue did not confirm it (%s). Please retry.", cmd, why);
             c->status = 200;
             c->ctype = "application/json";
             c->answer = slack_text(text);

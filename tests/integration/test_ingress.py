@@ -223,6 +223,23 @@ def main():
                    "dedupe_key": "slack:trig.first"}
     print("checked: signed slash command answered 'queued' with its request id")
 
+    # a long multi-byte command (200 characters, 590 bytes): the acknowledgement quotes it
+    # cut at a character boundary and still names the request id (valid UTF-8 for Slack)
+    long_cmd = slash_body("echo " + "\u20ac" * 195)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/slack/commands", body=long_cmd, headers=slack_headers(long_cmd))
+    r = c.getresponse()
+    raw, lrid = r.read(), r.getheader("X-Request-Id", "")
+    c.close()
+    try:
+        ltext = json.loads(raw.decode("utf-8")).get("text", "")
+    except (UnicodeDecodeError, ValueError) as e:
+        ltext = "invalid: %s" % e
+    check(r.status == 200 and ltext.startswith("queued: echo \u20ac") and
+          ltext.endswith("... \u00b7 req %s" % lrid[:8]),
+          "long command: ack cut at a character, request id kept: %r" % ltext[-60:])
+    queued[lrid] = {"platform": "slack", "command": "echo", "text": "\u20ac" * 195}
+
     # another slash command of the same Slack app: refused with a one-line ephemeral reply
     other = slash_body("deploy web production", extra={"command": "/deploy-prod"})
     st, body, h = request(port, "POST", "/slack/commands", other, slack_headers(other))
@@ -415,7 +432,7 @@ def main():
     check('chatops_ingress_rejected_total{route="feishu_events",reason="stale timestamp"} 2' in met,
           "metrics: feishu stale (the public answer was the uniform 401)")
     check('chatops_ingress_rejected_total{route="slack_commands",reason="body too large"} 1' in met, "metrics: 413")
-    check('chatops_ingress_requests_total{route="slack_commands",outcome="queued"} 51' in met, "metrics: 51 queued")
+    check('chatops_ingress_requests_total{route="slack_commands",outcome="queued"} 52' in met, "metrics: 52 queued")
     check("chatops_ingress_produce_seconds_count" in met and "chatops_ingress_inflight 0" in met,
           "metrics: produce histogram and inflight gauge")
 
