@@ -62,7 +62,7 @@ def free_port():
 THREADS = int(os.environ.get("CQT_INGRESS_THREADS", "1"))
 
 
-def write_config(name, brokers, budget_ms=2000):
+def write_config(name, brokers, budget_ms=2000, encrypt=True):
     path = os.path.join(TMP, name + ".yaml")
     with open(path, "w") as f:
         f.write("""
@@ -77,19 +77,21 @@ slack: {enabled: true, signing_secret: "${CQT_SLACK_SECRET}"}
 feishu:
   enabled: true
   verification_token: "${CQT_FEISHU_TOKEN}"
-  encrypt_key: "${CQT_FEISHU_KEY}"
+  %s
   bot_open_id: ou_bot
 gitlab: {webhook_token: "${CQT_GITLAB_TOKEN}"}
-""" % (brokers, budget_ms, TOPIC_REQ, TOPIC_PIPE, THREADS))
+""" % (brokers, budget_ms, TOPIC_REQ, TOPIC_PIPE, THREADS,
+       'encrypt_key: "${CQT_FEISHU_KEY}"' if encrypt else "require_encrypt_key: false"))
     return path
 
 
 class Ingress:
-    def __init__(self, name, brokers, budget_ms=2000, ready=True):
+    def __init__(self, name, brokers, budget_ms=2000, ready=True, encrypt=True):
         self.port = free_port()
         self.admin_port = free_port()  # /readyz and /metrics: the admin listener only
         self.log = open(os.path.join(TMP, name + ".log"), "w+")
-        self.proc = subprocess.Popen([INGRESS, "--config", write_config(name, brokers, budget_ms),
+        self.proc = subprocess.Popen([INGRESS, "--config",
+                                      write_config(name, brokers, budget_ms, encrypt),
                                       "--port", str(self.port), "--admin-port",
                                       str(self.admin_port)], env=ENV, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -488,6 +490,19 @@ def main():
     check(len(results) == 5 and all(r[0] == 200 and "NOT run" in r[1] for _, r in results),
           "every waiting request answered NOT run: %r" % [r[0] for _, r in results])
     print("checked: dead broker -> NOT run / 503 within budget; SIGTERM drains waiting requests")
+
+    # --- Feishu on the verification token alone: allowed only when asked for, and warned ---
+    plain = Ingress("tokenonly", BROKERS, encrypt=False)
+    st, met, _ = request(plain.admin_port, "GET", "/metrics")
+    check("chatops_ingress_feishu_unsigned_events 1" in met, "metrics: token-only Feishu flagged")
+    st, body, _ = feishu_post(plain.port, feishu_message("ev_plain_" + RUN), encrypt=False,
+                              sign=False)
+    check(st == 200, "token-only feishu event accepted when require_encrypt_key is false (%d)" % st)
+    rc = plain.stop()
+    plain.log.seek(0)
+    logs = plain.log.read()
+    check("only the verification token authenticates" in logs, "a warning at start says so")
+    check(rc == 0, "token-only ingress exits 0")
 
     return cqt.summary()
 
