@@ -936,10 +936,13 @@ static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const ch
     return NULL;
 }
 
-/* Checks the {{...}} references of one template against the command and the secrets. */
+/* Checks the {{...}} references of one template against the command and the secrets.
+ * Secrets may only land where nothing shows them again: headers and request bodies. A URL
+ * part (path, query, pipeline ref) is quoted in logs, errors, chat replies, the run-once
+ * claim and audit records, so {{secrets.X}} there is refused (`no_secret` names the place). */
 static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
                                  const struct cq_command *cmd, const char *tpl,
-                                 const struct cq_ynode *at, bool is_reply) {
+                                 const struct cq_ynode *at, bool is_reply, const char *no_secret) {
     static const char *const fixed[] = {"user.gitlab_login", "user.name",  "user.id",
                                         "channel.name",      "channel.id", "request.id",
                                         "command.name",      "chat.input", NULL};
@@ -963,6 +966,11 @@ static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
             if (is_reply)
                 return fail(c, at, "reply_template may not use {{%s}} (secrets stay out of chat)",
                             name);
+            if (no_secret)
+                return fail(c, at,
+                            "{{%s}} may not appear in %s (it is shown in logs, replies and audit "
+                            "records); pass secrets in a header or the body",
+                            name, no_secret);
             struct sugg sg = {.word = name + 8};
             bool found = false;
             for (size_t i = 0; i < cfg->n_secrets && !found; i++) {
@@ -1101,6 +1109,12 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
             strncmp(h->base_url, "https://", 8) != 0)
             rc = (push_key(c, "base_url"),
                   fail(c, node_at(hn, "base_url"), "must start with http:// or https://"));
+        if (rc == CQ_OK && strcspn(strstr(h->base_url, "://") + 3, "/?#") >
+                               strcspn(strstr(h->base_url, "://") + 3, "@"))
+            rc = (push_key(c, "base_url"),
+                  fail(c, node_at(hn, "base_url"),
+                       "may not hold user:password@ (the URL is shown in logs and replies); "
+                       "pass credentials in a header"));
         const struct {
             const char *key;
             const char *tpl;
@@ -1110,14 +1124,16 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
                     {"reply_template", h->reply_template}};
         for (size_t i = 0; rc == CQ_OK && i < sizeof(tpls) / sizeof(tpls[0]); i++) {
             size_t o2 = push_key(c, tpls[i].key);
-            rc = check_template(c, cfg, cmd, tpls[i].tpl, node_at(hn, tpls[i].key), i == 3);
+            rc = check_template(c, cfg, cmd, tpls[i].tpl, node_at(hn, tpls[i].key), i == 3,
+                                i < 2 ? "the URL" : NULL);
             pop(c, o2);
         }
         const struct cq_ynode *hh = cq_ynode_get(hn, "headers");
         for (size_t i = 0; rc == CQ_OK && i < h->n_headers; i++) {
             size_t o2 = push_key(c, "headers");
             push_key(c, h->headers[i].name);
-            rc = check_template(c, cfg, cmd, h->headers[i].value, hh->items[2 * i + 1], false);
+            rc =
+                check_template(c, cfg, cmd, h->headers[i].value, hh->items[2 * i + 1], false, NULL);
             pop(c, o2);
         }
         pop(c, old);
@@ -1141,7 +1157,7 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
     }
     if (rc == CQ_OK) {
         size_t o2 = push_key(c, "ref");
-        rc = check_template(c, cfg, cmd, p->ref, node_at(pn, "ref"), false);
+        rc = check_template(c, cfg, cmd, p->ref, node_at(pn, "ref"), false, "a pipeline ref");
         pop(c, o2);
     }
     const struct cq_ynode *vn = cq_ynode_get(pn, "variables");
@@ -1154,7 +1170,8 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
                       "use another name",
                       p->variables[i].name);
         else
-            rc = check_template(c, cfg, cmd, p->variables[i].value, vn->items[2 * i + 1], false);
+            rc = check_template(c, cfg, cmd, p->variables[i].value, vn->items[2 * i + 1], false,
+                                NULL);
         pop(c, o2);
     }
     pop(c, old);
@@ -1504,6 +1521,45 @@ const char *cq_config_secret(const struct cq_config *cfg, const char *name) {
     for (size_t i = 0; cfg && name && i < cfg->n_secrets; i++)
         if (strcmp(cfg->secrets[i].name, name) == 0) return cfg->secrets[i].secret.value;
     return NULL;
+}
+
+static char *redact_one(char *text, const char *secret) {
+    static const char mark[] = "[redacted]";
+    size_t sl = secret ? strlen(secret) : 0, n = 0;
+    if (!text || sl == 0) return text;
+    for (const char *p = strstr(text, secret); p; p = strstr(p + sl, secret))
+        n++;
+    if (n == 0) return text;
+    size_t tl = strlen(text), ml = sizeof(mark) - 1;
+    char *out = malloc(tl - n * sl + n * ml + 1), *o = out;
+    if (!out) {
+        free(text);
+        return NULL;
+    }
+    const char *p = text;
+    for (const char *h = strstr(p, secret); h; h = strstr(p, secret)) {
+        memcpy(o, p, (size_t)(h - p));
+        o += h - p;
+        memcpy(o, mark, ml);
+        o += ml;
+        p = h + sl;
+    }
+    strcpy(o, p);
+    free(text);
+    return out;
+}
+
+char *cq_config_redact(const struct cq_config *cfg, char *text) {
+    if (!cfg) return text;
+    for (size_t i = 0; text && i < cfg->n_secrets; i++)
+        text = redact_one(text, cfg->secrets[i].secret.value);
+    const char *fixed[] = {cfg->slack.signing_secret.value, cfg->slack.bot_token.value,
+                           cfg->feishu.app_secret.value,    cfg->feishu.verification_token.value,
+                           cfg->feishu.encrypt_key.value,   cfg->gitlab.api_token.value,
+                           cfg->gitlab.webhook_token.value, cfg->redis.password.value};
+    for (size_t i = 0; text && i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        text = redact_one(text, fixed[i]);
+    return text;
 }
 
 const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,

@@ -260,6 +260,11 @@ const char *cq_config_secret(const struct cq_config *cfg, const char *name);
  * CHAT_CHANNEL, CHAT_USER_ID, GITLAB_USER_LOGIN, CHATOPS_COMMAND, CHATOPS_REQUEST_ID):
  * a configured variable may not use them. */
 bool cq_config_var_reserved(const char *name);
+/* Replaces every occurrence of a configured secret value (secrets:, tokens and signing
+ * secrets) in text with "[redacted]". Takes ownership of text and returns it or a new
+ * string (NULL only when text was NULL or memory ran out; text is then freed). For any
+ * text that may quote what a secret went into: API answers, error bodies. */
+char *cq_config_redact(const struct cq_config *cfg, char *text);
 const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
                                          const char *user_id);
 const struct cq_channel *cq_config_channel(const struct cq_config *cfg, const char *platform,

@@ -762,6 +762,12 @@ static void finish_with(struct job *j, const char *status, char *text) {
         job_abandon(j, "out of memory");
         return;
     }
+    /* API answers may quote what a secret went into (an echoed header or body) */
+    j->text = cq_config_redact(j->w->cfg, j->text);
+    if (!j->text) {
+        job_abandon(j, "out of memory");
+        return;
+    }
     if (strlen(j->text) > MAX_REPLY_TEXT) strcpy(j->text + MAX_REPLY_TEXT - 4, "...");
     store_done(j);
 }

@@ -340,8 +340,8 @@ TEST(cross_checks) {
     expect_error(BASE "commands:\n  x:\n    mode: direct\n",
                  "t.yaml:10:11: commands.x: mode direct needs an 'http' section");
     expect_error(BASE "commands:\n  x:\n    mode: direct\n    http: {base_url: \"http://h\", "
-                      "path: \"/{{secrets.tokk}}\"}\n",
-                 "t.yaml:11:40: commands.x.http.path: {{secrets.tokk}}: no secret 'tokk' in "
+                      "path: /, body: \"{{secrets.tokk}}\"}\n",
+                 "t.yaml:11:49: commands.x.http.body: {{secrets.tokk}}: no secret 'tokk' in "
                  "secrets (did you mean 'tok'?)");
     expect_error(BASE "commands:\n  x:\n    mode: direct\n    http: {base_url: \"http://h\", "
                       "path: /, reply_template: \"{{secrets.tok}}\"}\n",
@@ -462,6 +462,45 @@ TEST(ingress_checks) {
                   "  require_encrypt_key: false}\n");
     CHECK(cfg && !cfg->feishu.require_encrypt_key && !cfg->feishu.encrypt_key.value);
     cq_config_free(cfg);
+}
+
+/* A secret may go into a header or a body, never into a URL part (path, query, pipeline
+ * ref, base_url user info): URLs are quoted in logs, replies, claims and audit records. */
+TEST(secrets_only_in_headers_and_bodies) {
+    set_secrets_env();
+#define DIRECT BASE "commands:\n  x:\n    mode: direct\n    http: {base_url: \"http://h/api\", "
+    expect_error(DIRECT "path: \"/v1/{{secrets.tok}}\"}\n",
+                 "t.yaml:11:44: commands.x.http.path: {{secrets.tok}} may not appear in the URL "
+                 "(it is shown in logs, replies and audit records); pass secrets in a header or "
+                 "the body");
+    expect_error(DIRECT "path: /v1, query: \"key={{ secrets.tok }}\"}\n",
+                 "t.yaml:11:56: commands.x.http.query: {{secrets.tok}} may not appear in the "
+                 "URL (it is shown in logs, replies and audit records); pass secrets in a header "
+                 "or the body");
+    expect_error(BASE "commands:\n  x:\n    mode: trigger_and_wait\n"
+                      "    pipeline: {project: p, trigger_token: tok, ref: \"{{secrets.tok}}\"}\n",
+                 "t.yaml:11:53: commands.x.pipeline.ref: {{secrets.tok}} may not appear in a "
+                 "pipeline ref (it is shown in logs, replies and audit records); pass secrets in "
+                 "a header or the body");
+    expect_error(BASE "commands:\n  x:\n    mode: direct\n"
+                      "    http: {base_url: \"https://u:p@h/api\", path: /}\n",
+                 "t.yaml:11:22: commands.x.http.base_url: may not hold user:password@ (the URL "
+                 "is shown in logs and replies); pass credentials in a header");
+    /* the allowed places load */
+    const char *ok = DIRECT "path: \"/v1/{{args.n}}\", query: \"q={{args.n}}\",\n"
+                            "           headers: {Authorization: \"Bearer {{secrets.tok}}\"},\n"
+                            "           body: \"{\\\"k\\\": \\\"{{secrets.tok}}\\\"}\"}\n"
+                            "    args: [{name: n}]\n";
+    struct cq_err err = {0};
+    struct cq_config *cfg = cq_config_load_string("t.yaml", ok, strlen(ok), &err);
+    if (!cfg) fprintf(stderr, "%s\n", err.msg);
+    CHECK(cfg != NULL);
+    /* and cq_config_redact takes every configured secret value out of a text */
+    char *t = cq_config_redact(cfg, strdup("a " TOKEN " b " SIGNING TOKEN "."));
+    CHECK_STR(t, "a [redacted] b [redacted][redacted].");
+    free(t);
+    cq_config_free(cfg);
+#undef DIRECT
 }
 
 /* Every error path, with secrets in play, must keep their values out of err.msg. */
@@ -644,6 +683,7 @@ int main(void) {
     RUN(more_checks);
     RUN(ingress_checks);
     RUN(secrets_never_echoed);
+    RUN(secrets_only_in_headers_and_bodies);
     RUN(secret_files);
     RUN(json_input);
     RUN(sizes_and_env_overrides);
