@@ -6,8 +6,10 @@ with configurable status/delay/body per path prefix. Controlled over HTTP:
   GET  /_control/requests                 -> JSON list of recorded requests
   POST /_control/reset                    -> clears records and rules
   POST /_control/rules  [{"method":"POST","prefix":"/api/v4/features/slow",
-                          "status":500,"delay_ms":3000,"body":{...}|"text"}]
-                                          -> replaces the rules (first match wins)
+                          "status":500,"delay_ms":3000,"body":{...}|"text","echo":true}]
+                                          -> replaces the rules (first match wins); "echo"
+                                          quotes the request's headers and body back in
+                                          {"message": ...}, as careless APIs do in errors
 Default answer: 200 JSON {"name": <last path segment, decoded>, "state": "on"|"off",
 "method", "path", "value"} so reply pointers/templates have something to read.
 
@@ -74,6 +76,9 @@ class FakeAPI:
                     time.sleep(rule["delay_ms"] / 1000.0)
                 if rule:
                     b = rule.get("body", {"message": "fake error"})
+                    if rule.get("echo"):
+                        b = {"message": "rejected %s %s headers=%s body=%s" % (
+                            self.command, self.path, json.dumps(rec["headers"]), rec["body"])}
                     return self._send(rule.get("status", 200), b,
                                       "application/json" if not isinstance(b, str)
                                       else "text/plain")
