@@ -268,8 +268,9 @@ def main():
             check(st == 200 and "queued" in body, "%s queued (%s %s)" % (cmd, st, body[:200]))
             rids.append(rid)
         # every case ends: a final on results, and a post on Slack or a DLQ record
-        finals = tails["results"].wait(lambda m: m.get("step") == "final", n=len(cases),
-                                       timeout=60)
+        names = set(c for c, _ in cases)
+        finals = tails["results"].wait(lambda m: m.get("step") == "final" and (
+            m.get("command") or "help").split()[0] in names, n=len(cases), timeout=60)
         check(len(finals) == len(cases), "a final result for every case (%d of %d)"
               % (len(finals), len(cases)))
         check(tails["dlq"].wait(lambda m: True, n=1, timeout=30) != [],
