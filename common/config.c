@@ -286,6 +286,9 @@ static const struct field notifier_fields[] = {
     F("max_sends", F_INT, CFG, notifier.max_sends, .def_i = 64, .min = 1, .max = 4096),
     F("http_timeout_ms", F_INT, CFG, notifier.http_timeout_ms, .def_i = 10000, .min = 100,
       .max = 300000),
+    F("claim_lease_ms", F_INT, CFG, notifier.claim_lease_ms, .def_i = 60000, .min = 1000,
+      .max = 3600000),
+    F("drain_ms", F_INT, CFG, notifier.drain_ms, .def_i = 0, .min = 0, .max = 900000),
 };
 static const struct field limits_fields[] = {
     F("max_body", F_SIZE, CFG, limits.max_body, .def_i = 65536, .min = 1024, .max = 16 << 20),

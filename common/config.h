@@ -190,6 +190,8 @@ struct cq_config {
         int max_inflight;              /* results held at once; default 10000 */
         int max_sends;                 /* concurrent platform requests; default 64 */
         int http_timeout_ms;           /* one platform request; default 10000 */
+        int claim_lease_ms;            /* once-claim lease, renewed while held; default 60000 */
+        int drain_ms; /* SIGTERM drain bound; 0 (default): http_timeout_ms + 5000 */
     } notifier;
 
     struct {

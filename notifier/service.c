@@ -26,12 +26,16 @@
 
 #define RURL_MAX_USES 5
 #define RURL_TTL_MS (30 * 60 * 1000)
-#define CLAIM_LEASE_MS 60000
+/* notifier.claim_lease_ms: the once-claim's lease, renewed every third of it for every
+ * result held (waiting for pacing, a send slot, a token, a 429 hold or a retry) so that a
+ * rebalance never hands a held result to another copy. */
 #define BUSY_RECHECK_MS 1000
 #define TOKEN_EARLY_MS (3 * 60 * 1000)
 #define TOKEN_LOCK_MS 10000
 #define TOKEN_WAIT_MS 250
-#define DRAIN_MS 10000
+/* notifier.drain_ms (0: http_timeout_ms + 5 s): on SIGTERM, sends in flight get until then
+ * to answer; a delivered mark or dead-letter report then still lands and is committed. */
+#define DRAIN_SETTLE_MS 5000
 /* notifier.max_inflight: results held at once (accepted, not yet settled); fetching pauses
  * there and resumes below half. notifier.max_sends: concurrent platform requests (more would
  * only queue inside curl and time out). */
@@ -50,6 +54,10 @@ static const char CLAIM_LUA[] =
     "if v == 'delivered' then return 'delivered' end\n"
     "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 'own' end\n"
     "return 'busy'\n";
+/* renew(key, owner, lease_ms): 1 while the claim is still ours, else 0 */
+static const char RENEW_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+                                "return 0\n";
 /* release(key, owner): delete only our own claim or lock */
 static const char RELEASE_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
@@ -85,6 +93,8 @@ struct job {
     bool rurl_spent;
     bool token_retried;
     bool update_failed;
+    bool settling;   /* posted or dead-lettered: only its mark/report is left, then commit */
+    bool claim_lost; /* a renewal found the claim gone: claim again before sending */
 
     char *topic;
     int32_t partition;
@@ -142,6 +152,8 @@ struct cq_notifier {
     struct tokstate tok;
     uv_timer_t drain_timer;
     uint64_t drain_deadline;
+    uv_timer_t renew_timer;
+    int claim_lease_ms;
     char key_prefix[128];
 };
 
@@ -410,6 +422,7 @@ static void on_dlq_report(void *opaque, enum cq_rc rc, const char *errstr, int32
     if (rc != CQ_OK) {
         cq_error(j->decoded ? j->r.request_id : NULL, "dlq produce failed (%s); retrying",
                  errstr ? errstr : cq_rc_str(rc));
+        j->settling = false;
         job_wait(j, 1000, N_DLQ);
         return;
     }
@@ -478,9 +491,11 @@ static void job_dead_letter(struct job *j, const char *cls, const char *reason) 
         cq_log_kv(CQ_LOG_WARN, j->decoded ? j->r.request_id : NULL, "dead-lettering result", kv);
     }
     j->wait = W_OP;
+    j->settling = true;
     if (cq_producer_send(s->prod, s->cfg->kafka.topic_dlq, key, strlen(key), out, strlen(out), NULL,
                          on_dlq_report, j, &err) != CQ_OK) {
         cq_error(j->decoded ? j->r.request_id : NULL, "dlq produce refused: %s", err.msg);
+        j->settling = false;
         goto retry;
     }
     cJSON_Delete(d);
@@ -496,7 +511,12 @@ retry:
 
 static void on_marked(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
-    if (job_gone(j)) return;
+    /* Posted: commit even when the mark failed or the drain is ending (the consumer is
+     * still open here), or a restart would post it again. */
+    if (j->abandoned) {
+        job_unlink(j);
+        return;
+    }
     if (err || (reply && reply->type == REDIS_REPLY_ERROR))
         cq_warn(j->r.request_id, "could not mark delivered in redis: %s",
                 err ? err->msg : reply->str);
@@ -532,6 +552,7 @@ static void job_delivered(struct job *j) {
     snprintf(ttl, sizeof ttl, "%d", keep);
     const char *argv[] = {"SET", j->once_key, "delivered", "EX", ttl};
     j->wait = W_OP;
+    j->settling = true;
     if (cq_redis_commandargv(s->redis, on_marked, j, 5, argv, NULL) != CQ_OK)
         job_finish(j, "delivered");
 }
@@ -634,7 +655,8 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
                       cq_now_ms() + delay);
     if (j->claimed) { /* keep our claim alive across the wait */
         char lease[24];
-        snprintf(lease, sizeof lease, "%llu", (unsigned long long)(delay + CLAIM_LEASE_MS));
+        snprintf(lease, sizeof lease, "%llu",
+                 (unsigned long long)(delay + (uint64_t)s->claim_lease_ms));
         const char *argv[] = {"SET", j->once_key, j->owner, "XX", "PX", lease};
         cq_redis_commandargv(s->redis, ignore_reply, NULL, 6, argv, NULL);
     }
@@ -682,6 +704,13 @@ static void job_send(struct job *j) {
     struct cq_notifier *s = j->s;
     struct cq_err err = {0};
     char *body = NULL, url[CQ_ENV_MAX_URL + CQ_ENV_MAX_ID + 128], auth[1024];
+    if (j->claim_lost) { /* another copy may own it now: ask again (busy/delivered/own) */
+        j->claim_lost = false;
+        j->claimed = false;
+        cq_warn(j->r.request_id, "once-claim lost while waiting; claiming again before sending");
+        job_claim(j);
+        return;
+    }
     if (j->plat == P_FEISHU && !j->used_token) {
         token_get(j);
         return;
@@ -900,7 +929,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
 
 static void job_claim(struct job *j) {
     char lease[16];
-    snprintf(lease, sizeof lease, "%d", CLAIM_LEASE_MS);
+    snprintf(lease, sizeof lease, "%d", j->s->claim_lease_ms);
     /* An "outcome unknown" final has a once-key of its own, so the request's true final
      * (a stalled owner finishing late) is still posted after it, never dropped as a
      * duplicate; the unknown one is skipped when the true final came first. */
@@ -1258,6 +1287,46 @@ static void on_message(void *opaque, const struct cq_message *m) {
     job_claim(j);
 }
 
+/* ------------------------------------------------------------------ lease renewal */
+
+struct renewal {
+    struct cq_notifier *s;
+    char owner[80];
+};
+
+static void on_renewed(void *opaque, const redisReply *reply, const struct cq_err *err) {
+    struct renewal *rn = opaque;
+    struct cq_notifier *s = rn->s;
+    if (!err && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        for (struct job *j = s->jobs; j; j = j->next)
+            if (j->claimed && !j->settling && strcmp(j->owner, rn->owner) == 0) {
+                j->claim_lost = true;
+                cq_metric_inc("chatops_notifier_claims_lost_total",
+                              "Once-claims found taken or expired while a result was held", NULL);
+                break;
+            }
+    } else if (err && err->code != CQ_ESHUTDOWN) {
+        cq_debug(NULL, "once-claim renewal failed: %s", err->msg);
+    }
+    free(rn);
+}
+
+/* Every third of the lease: extend the claim of every result this copy holds. */
+static void renew_tick(uv_timer_t *t) {
+    struct cq_notifier *s = t->data;
+    char lease[16];
+    snprintf(lease, sizeof lease, "%d", s->claim_lease_ms);
+    for (struct job *j = s->jobs; j && s->redis && !s->stopping; j = j->next) {
+        if (!j->claimed || j->settling || j->abandoned) continue;
+        struct renewal *rn = malloc(sizeof *rn);
+        if (!rn) break; /* the next tick tries again */
+        rn->s = s;
+        snprintf(rn->owner, sizeof rn->owner, "%s", j->owner);
+        const char *argv[] = {"EVAL", RENEW_LUA, "1", j->once_key, j->owner, lease};
+        if (cq_redis_commandargv(s->redis, on_renewed, rn, 6, argv, NULL) != CQ_OK) free(rn);
+    }
+}
+
 /* ------------------------------------------------------------------ shutdown */
 
 static void close_noop(uv_handle_t *h) {
@@ -1266,15 +1335,25 @@ static void close_noop(uv_handle_t *h) {
 
 static void drain_finish(struct cq_notifier *s) {
     uv_timer_stop(&s->drain_timer);
+    uv_timer_stop(&s->renew_timer);
     s->finished = true;
-    /* whatever is still waiting goes back to Kafka for another copy */
+    /* whatever is still waiting goes back to Kafka for another copy; a result already posted
+     * or dead-lettered keeps its pending mark/report, which commits it below */
+    int unknown = 0;
     for (struct job *j = s->jobs, *nx; j; j = nx) {
         nx = j->next;
         if (j->wait != W_OP)
             job_abandon(j);
-        else
+        else if (!j->settling) {
             j->abandoned = true; /* freed by its pending callback below */
+            unknown++;
+        }
     }
+    if (unknown > 0)
+        cq_warn(NULL,
+                "drain deadline: %d results still being sent are left to another copy "
+                "(raise notifier.drain_ms above notifier.http_timeout_ms)",
+                unknown);
     uv_timer_stop(&s->tok.timer);
     cq_httpc_free(s->http); /* pending callbacks run now with CQ_ESHUTDOWN */
     s->http = NULL;
@@ -1290,17 +1369,25 @@ static void drain_finish(struct cq_notifier *s) {
     s->slack_pacer = s->feishu_pacer = NULL;
     uv_close((uv_handle_t *)&s->drain_timer, close_noop);
     uv_close((uv_handle_t *)&s->tok.timer, close_noop);
+    uv_close((uv_handle_t *)&s->renew_timer, close_noop);
     cq_info(NULL, "notifier drained (%d results left for other copies)", s->njobs);
 }
 
 static void drain_tick(uv_timer_t *t) {
     struct cq_notifier *s = t->data;
-    /* release waiting jobs at once; in-flight requests get until the deadline */
+    /* release waiting jobs at once; in-flight requests get until the deadline, a mark or
+     * dead-letter report of a result already out gets DRAIN_SETTLE_MS more */
+    bool settling = false;
     for (struct job *j = s->jobs, *nx; j; j = nx) {
         nx = j->next;
-        if (j->wait != W_OP) job_abandon(j);
+        if (j->wait != W_OP)
+            job_abandon(j);
+        else if (j->settling)
+            settling = true;
     }
-    if (s->njobs == 0 || cq_now_ms() >= s->drain_deadline) drain_finish(s);
+    uint64_t now = cq_now_ms();
+    if (s->njobs == 0 || now >= s->drain_deadline + (settling ? DRAIN_SETTLE_MS : 0))
+        drain_finish(s);
 }
 
 static void on_shutdown(void *arg) {
@@ -1308,7 +1395,10 @@ static void on_shutdown(void *arg) {
     cq_info(NULL, "notifier draining: %d results in flight", s->njobs);
     s->stopping = true;
     if (s->cons) cq_consumer_pause(s->cons, true);
-    s->drain_deadline = cq_now_ms() + DRAIN_MS;
+    int ms = s->cfg->notifier.drain_ms > 0 ? s->cfg->notifier.drain_ms
+                                           : s->cfg->notifier.http_timeout_ms + 5000;
+    s->drain_deadline = cq_now_ms() + (uint64_t)ms;
+    uv_timer_stop(&s->renew_timer); /* the drain keeps claims only as long as it lasts */
     uv_timer_start(&s->drain_timer, drain_tick, 0, 50);
 }
 
@@ -1337,6 +1427,9 @@ struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config
     s->drain_timer.data = s;
     uv_timer_init(cq_loop_uv(loop), &s->tok.timer);
     s->tok.timer.data = s;
+    uv_timer_init(cq_loop_uv(loop), &s->renew_timer);
+    s->renew_timer.data = s;
+    s->claim_lease_ms = cfg->notifier.claim_lease_ms > 0 ? cfg->notifier.claim_lease_ms : 60000;
     s->slack_pacer = cq_pacer_new(cfg->notifier.slack_channel_interval_ms);
     s->feishu_pacer = cq_pacer_new(cfg->notifier.feishu_chat_interval_ms);
     if (!s->slack_pacer || !s->feishu_pacer) {
@@ -1363,6 +1456,8 @@ struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config
         goto fail_handles;
     }
     set_inflight_gauge(s);
+    uv_timer_start(&s->renew_timer, renew_tick, (uint64_t)s->claim_lease_ms / 3,
+                   (uint64_t)s->claim_lease_ms / 3);
     return s;
 fail_handles:
     cq_consumer_free(s->cons);
@@ -1371,10 +1466,11 @@ fail_handles:
     cq_httpc_free(s->http);
     cq_pacer_free(s->slack_pacer);
     cq_pacer_free(s->feishu_pacer);
-    /* s holds both timers: it is freed by the second close callback (loop run) */
-    s->closing = 2;
+    /* s holds three timers: it is freed by the last close callback (loop run) */
+    s->closing = 3;
     uv_close((uv_handle_t *)&s->drain_timer, free_after_close);
     uv_close((uv_handle_t *)&s->tok.timer, free_after_close);
+    uv_close((uv_handle_t *)&s->renew_timer, free_after_close);
     return NULL;
 fail:
     free(s);
