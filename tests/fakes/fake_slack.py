@@ -7,7 +7,8 @@
   GET  /_log                   every request: t, method, path, headers, body, status
   POST /_control               {"rate_limit":{"count":N,"retry_after":S}}, {"storm":{"count":N,
                                "status":500}}, {"fail_channel":{"C1":"channel_not_found"}},
-                               {"expire_url":"<id>"}, {"token":"xoxb-..."}, {"reset":true}
+                               {"expire_url":"<id>"}, {"token":"xoxb-..."}, {"reset":true},
+                               {"delay":S} (answer S seconds after taking a post: a slow Slack)
 Run alone: fake_slack.py [--port N] prints "PORT N" and serves until killed.
 FakeBase is shared with fake_feishu.py.
 """
@@ -26,6 +27,7 @@ class FakeBase:
         self.log = []
         self.rate_limit = None  # {"count": n, "retry_after": s, "header": name}
         self.storm = None       # {"count": n, "status": 500}
+        self.delay = 0          # seconds between taking a request and answering it
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,7 +61,13 @@ class FakeBase:
                 entry["answer"] = out.decode("utf-8", "replace")
                 with fake.lock:
                     fake.log.append(entry)
-                self._send(status, out, hdrs)
+                    delay = fake.delay
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self._send(status, out, hdrs)
+                except OSError:  # the client gave up waiting
+                    pass
 
             def _send(self, status, data, hdrs):
                 self.send_response(status)
@@ -111,11 +119,14 @@ class FakeBase:
                 self.log = []
                 self.rate_limit = None
                 self.storm = None
+                self.delay = 0
                 self.reset()
             if "rate_limit" in c:
                 self.rate_limit = dict(c["rate_limit"])
             if "storm" in c:
                 self.storm = dict(c["storm"])
+            if "delay" in c:
+                self.delay = float(c["delay"])
             self.control_more(c)
 
     def requests(self, path_prefix=""):
