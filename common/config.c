@@ -1198,7 +1198,9 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
         return fail(c, rn, "a rule needs 'roles' or 'people'");
     const struct cq_ynode *ln = cq_ynode_get(rn, "roles");
     for (size_t i = 0; r->roles && r->roles[i]; i++) {
-        if (strcmp(r->roles[i], "*") == 0 || role_exists(cfg, r->roles[i])) continue;
+        if (strcmp(r->roles[i], "*") == 0 || strcmp(r->roles[i], CQ_ROLE_UNKNOWN) == 0 ||
+            role_exists(cfg, r->roles[i]))
+            continue;
         struct sugg sg = {.word = r->roles[i]};
         sugg_roles(&sg, cfg);
         size_t old = push_key(c, "roles");

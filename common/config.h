@@ -262,6 +262,11 @@ const char *cq_config_secret(const struct cq_config *cfg, const char *name);
  * CHAT_CHANNEL, CHAT_USER_ID, GITLAB_USER_LOGIN, CHATOPS_COMMAND, CHATOPS_REQUEST_ID):
  * a configured variable may not use them. */
 bool cq_config_var_reserved(const char *name);
+
+/* The policy role that matches users no `people` entry names ("*" matches only people who
+ * are configured: an unknown user is allowed nothing unless a rule says so). */
+#define CQ_ROLE_UNKNOWN "@unknown"
+
 /* Replaces every occurrence of a configured secret value (secrets:, tokens and signing
  * secrets) in text with "[redacted]". Takes ownership of text and returns it or a new
  * string (NULL only when text was NULL or memory ran out; text is then freed). For any

@@ -48,9 +48,11 @@ bool cq_policy_is_builtin(const char *name) {
                     strcmp(name, "cancel") == 0 || strcmp(name, "pipelines") == 0);
 }
 
+/* "*" is every configured person; a user nobody configured matches only a rule that says
+ * so with the role "@unknown" (CQ_ROLE_UNKNOWN). */
 static bool rule_who(const struct cq_rule *r, const struct cq_person *person) {
+    if (!person) return in_list(r->roles, CQ_ROLE_UNKNOWN);
     if (in_list(r->roles, "*")) return true;
-    if (!person) return false;
     for (char **role = person->roles; role && *role; role++)
         if (in_list(r->roles, *role)) return true;
     return person->name && in_list(r->people, person->name);
@@ -109,22 +111,27 @@ static size_t count(char **list) {
     return n;
 }
 
-/* "role sre", "roles sre or release", "person bob", "everyone". */
+/* "role sre", "roles sre or release", "person bob", "everyone", "every known user",
+ * "unknown users". */
 static void put_who(struct line *l, const struct cq_rule *r) {
-    if (in_list(r->roles, "*")) {
-        put(l, "everyone");
+    bool star = in_list(r->roles, "*"), unknown = in_list(r->roles, CQ_ROLE_UNKNOWN);
+    if (star) {
+        put(l, unknown ? "everyone" : "every known user");
         return;
     }
-    size_t nr = count(r->roles), np = count(r->people);
+    size_t nr = count(r->roles) - unknown, np = count(r->people);
     if (nr) {
         put(l, "%s ", nr > 1 ? "roles" : "role");
-        put_list(l, r->roles, "", " or ");
+        size_t k = 0;
+        for (char **p = r->roles; p && *p; p++)
+            if (strcmp(*p, CQ_ROLE_UNKNOWN) != 0) put(l, "%s%s", k++ ? " or " : "", *p);
     }
+    if (unknown) put(l, "%sunknown users", nr ? " or " : "");
     if (np) {
-        put(l, "%s%s ", nr ? " or " : "", np > 1 ? "people" : "person");
+        put(l, "%s%s ", nr || unknown ? " or " : "", np > 1 ? "people" : "person");
         put_list(l, r->people, "", " or ");
     }
-    if (!nr && !np) put(l, "nobody");
+    if (!nr && !np && !unknown) put(l, "nobody");
 }
 
 /* The command as the user ran it, with the argument values that some rule constrains. */

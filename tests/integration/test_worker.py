@@ -149,7 +149,7 @@ commands:
         X-Text: "{{args.text}}"
       timeout_ms: 3000
 policy:
-  - {name: flags-read, roles: ["*"], commands: [flag get]}
+  - {name: flags-read, roles: ["*", "@unknown"], commands: [flag get]}
   - {name: flags-write, roles: [sre, dev], commands: [flag set], channels: [ops, ops-prod]}
   - {name: lb, roles: [sre], commands: [lb weight], channels: [ops-prod]}
   - {name: echo, roles: [sre], commands: [echo, hdr]}

@@ -105,7 +105,7 @@ static struct cq_arg_match m_staging[] = {{.arg = "env", .values = L("staging")}
 static struct cq_arg_match m_prod[] = {{.arg = "env", .values = L("production")}};
 
 static struct cq_rule fx_rules[] = {
-    {.name = "flags-read", .roles = L("*"), .commands = L("flag get")},
+    {.name = "flags-read", .roles = L("*", "@unknown"), .commands = L("flag get")},
     {.name = "flags-write",
      .roles = L("sre", "dev"),
      .commands = L("flag set"),

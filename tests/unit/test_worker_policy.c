@@ -145,6 +145,37 @@ TEST(denied_values_for_allowed_user) {
     cq_argv_clear(&av);
 }
 
+/* "*" is every configured person, never a user nobody configured: unknown users need a
+ * rule with the role "@unknown" (issue 19). */
+static struct cq_rule star_rules[] = {
+    {.name = "known", .roles = L("*"), .commands = L("flag get")},
+    {.name = "strangers", .roles = L("@unknown"), .commands = L("deploy")},
+};
+
+TEST(star_is_known_people_only) {
+    struct cq_config c = fx_cfg;
+    c.rules = star_rules;
+    c.n_rules = 2;
+    struct cq_decision d;
+    cq_policy_check(&c, NULL, &fx_channels[1], "flag get", NULL, &d);
+    CHECK(!d.allowed);
+    CHECK_STR(d.reason, "flag get is allowed only for every known user (you are not a known "
+                        "user, so you have no roles)");
+    cq_policy_check(&c, &fx_people[1], &fx_channels[1], "flag get", NULL, &d);
+    CHECK(d.allowed && strcmp(d.rule, "known") == 0);
+    /* a person with no roles at all is still a known user */
+    cq_policy_check(&c, &fx_people[3], &fx_channels[1], "flag get", NULL, &d);
+    CHECK(d.allowed);
+    CHECK(!cq_policy_may_run(&c, NULL, &fx_channels[1], "flag get"));
+    /* "@unknown" matches users nobody configured, and only them */
+    cq_policy_check(&c, NULL, &fx_channels[1], "deploy", NULL, &d);
+    CHECK(d.allowed && strcmp(d.rule, "strangers") == 0);
+    cq_policy_check(&c, &fx_people[1], &fx_channels[1], "deploy", NULL, &d);
+    CHECK(!d.allowed);
+    CHECK_STR(d.reason, "deploy is allowed only for unknown users (you: bob, roles dev, in "
+                        "#ops)");
+}
+
 TEST(help_per_user_and_channel) {
     const struct cq_person *alice = &fx_people[0], *bob = &fx_people[1];
     char *a_prod = cq_builtin_help(&fx_cfg, alice, &fx_channels[0], NULL);
@@ -212,6 +243,7 @@ int main(void) {
     RUN(identity);
     RUN(permission_matrix);
     RUN(denied_values_for_allowed_user);
+    RUN(star_is_known_people_only);
     RUN(help_per_user_and_channel);
     RUN(whoami_and_did_you_mean);
     return cqtest_done();
