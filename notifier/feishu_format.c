@@ -58,10 +58,42 @@ static size_t utf8_prefix(const char *s, size_t len, size_t max) {
     return cut;
 }
 
-/* The result text, cut to max bytes with a note; new string. */
+/* Text as Feishu shows it literally: text messages and lark_md parse tags (`<at
+ * user_id="all">` mentions everyone, `<b>`, `<a>`...), so &, < and > become HTML entities,
+ * which both render as the characters. New string, or NULL when out of memory. */
+static char *escape_markup(const char *s) {
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        n += *p == '&' ? 5 : (*p == '<' || *p == '>') ? 4 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out) return NULL;
+    for (const char *p = s; *p; p++) {
+        const char *e = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
+        if (e) {
+            memcpy(o, e, strlen(e));
+            o += strlen(e);
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The result text (escaped), cut to max bytes with a note; new string. A cut never splits a
+ * UTF-8 sequence or an entity. */
 static char *body_text(const struct cq_result *r, size_t max, size_t *cut_bytes) {
-    const char *t = r->text ? r->text : "";
+    char *esc = escape_markup(r->text ? r->text : "");
+    if (!esc) return NULL;
+    const char *t = esc;
     size_t len = strlen(t), keep = utf8_prefix(t, len, max);
+    for (size_t k = keep; keep < len && k > 0 && keep - k < 5; k--)
+        if (t[k - 1] == ';')
+            break;
+        else if (t[k - 1] == '&') {
+            keep = k - 1;
+            break;
+        }
     char note[128] = "";
     if (keep < len) {
         snprintf(note, sizeof note, "\n… (output cut: %zu of %zu bytes not shown)", len - keep,
@@ -70,9 +102,11 @@ static char *body_text(const struct cq_result *r, size_t max, size_t *cut_bytes)
     }
     size_t nl = strlen(note);
     char *out = malloc(keep + nl + 1);
-    if (!out) return NULL;
-    memcpy(out, t, keep);
-    memcpy(out + keep, note, nl + 1);
+    if (out) {
+        memcpy(out, t, keep);
+        memcpy(out + keep, note, nl + 1);
+    }
+    free(esc);
     return out;
 }
 
@@ -176,10 +210,16 @@ char *cq_feishu_content(const struct cq_result *r, size_t max_text, const char *
             n += snprintf(head + n, hl - (size_t)n, " · %s", r->command);
         if (r->user_name && *r->user_name && n > 0)
             snprintf(head + n, hl - (size_t)n, " · run by %s", r->user_name);
-        size_t tl = strlen(head) + 2 + strlen(text) + 1;
+        char *ehead = escape_markup(head); /* the command and the name are user text */
+        if (!ehead) goto nomem;
+        size_t tl = strlen(ehead) + 2 + strlen(text) + 1;
         char *full = malloc(tl);
-        if (!full) goto nomem;
-        snprintf(full, tl, "%s%s%s", head, *text ? "\n" : "", text);
+        if (!full) {
+            free(ehead);
+            goto nomem;
+        }
+        snprintf(full, tl, "%s%s%s", ehead, *text ? "\n" : "", text);
+        free(ehead);
         c = cJSON_CreateObject();
         if (!c || !cJSON_AddStringToObject(c, "text", full)) {
             free(full);

@@ -338,6 +338,48 @@ TEST(feishu_cut_utf8) {
     free(c);
 }
 
+/* Feishu parses tags in text messages and lark_md (<at user_id="all"> mentions everyone):
+ * what a user typed is shown, never interpreted (issue 19). */
+TEST(feishu_markup_escaped) {
+    struct cq_result r = sample("<at user_id=\"all\">all</at> & <b>x</b>");
+    r.command = "echo <at user_id=\"all\"></at>";
+    r.user_name = "<at id=all>";
+    const char *type = NULL;
+    char *c = cq_feishu_content(&r, 0, &type, NULL, NULL);
+    CHECK_STR(type, "text");
+    cJSON *j = cJSON_Parse(c);
+    const char *t = j ? cJSON_GetObjectItem(j, "text")->valuestring : "";
+    CHECK(strchr(t, '<') == NULL && strchr(t, '>') == NULL);
+    CHECK_CONTAINS(t, "&lt;at user_id=\"all\"&gt;all&lt;/at&gt; &amp; &lt;b&gt;x&lt;/b&gt;");
+    CHECK_CONTAINS(t, "echo &lt;at user_id=\"all\"&gt;&lt;/at&gt;");
+    CHECK_CONTAINS(t, "run by &lt;at id=all&gt;");
+    cJSON_Delete(j);
+    free(c);
+    /* the card's lark_md too */
+    r.pipeline.web_url = "https://gl/p/7";
+    c = cq_feishu_content(&r, 0, &type, NULL, NULL);
+    CHECK_STR(type, "interactive");
+    j = cJSON_Parse(c); /* elements[0] is the div with the lark_md text (plain_text is literal) */
+    cJSON *md = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "elements"), 0), "text"),
+        "content");
+    CHECK(cJSON_IsString(md) && strchr(md->valuestring, '<') == NULL);
+    CHECK_CONTAINS(cJSON_IsString(md) ? md->valuestring : "",
+                   "&lt;at user_id=\"all\"&gt;all&lt;/at&gt;");
+    cJSON_Delete(j);
+    free(c);
+    /* a cut never leaves half an entity */
+    r = sample("aaaa<");
+    size_t cut = 0;
+    c = cq_feishu_content(&r, 6, &type, &cut, NULL);
+    j = cJSON_Parse(c);
+    t = j ? cJSON_GetObjectItem(j, "text")->valuestring : "";
+    CHECK_CONTAINS(t, "\naaaa\n… (output cut");
+    CHECK(strstr(t, "&l\n") == NULL);
+    cJSON_Delete(j);
+    free(c);
+}
+
 int main(void) {
     printf("notifier format: Slack Block Kit layout, limits, cut notes; Feishu text/card, uuid\n");
     RUN(slack_response_url_layout);
@@ -349,5 +391,6 @@ int main(void) {
     RUN(feishu_uuid);
     RUN(feishu_text_and_card);
     RUN(feishu_cut_utf8);
+    RUN(feishu_markup_escaped);
     return cqtest_done();
 }
