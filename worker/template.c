@@ -302,6 +302,40 @@ static bool same(const char *a, const char *b, bool nocase) {
     return nocase ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
 }
 
+static int hexval(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* True when the path segment s[0..n) is, or once percent-decoded holds, a "." or ".."
+ * piece: servers and proxies decode %2e (and often %2f, %5c) before resolving the path,
+ * so "%2e%2E" or "..%2f.." would climb out of the action's base path. */
+static bool dot_segment(const char *s, size_t n) {
+    size_t run = 0;   /* characters in the current piece */
+    bool dots = true; /* the current piece is dots only */
+    for (size_t i = 0; i <= n; i++) {
+        char c = '/';
+        if (i < n) {
+            c = s[i];
+            if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+                c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                i += 2;
+            }
+        }
+        if (c == '/' || c == '\\') {
+            if (dots && (run == 1 || run == 2)) return true;
+            run = 0;
+            dots = true;
+            continue;
+        }
+        run++;
+        if (c != '.') dots = false;
+    }
+    return false;
+}
+
 enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     CURLU *bu = curl_url(), *uu = curl_url();
@@ -346,8 +380,7 @@ enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct c
         const char *e = s;
         while (*e && *e != '/')
             e++;
-        size_t n = (size_t)(e - s);
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+        if (dot_segment(s, (size_t)(e - s))) {
             rc = cq_err_set(err, CQ_EDENIED, "the expanded URL path has a dot segment");
             goto out;
         }

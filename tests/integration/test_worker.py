@@ -342,7 +342,14 @@ def test_help_per_user_channel():
 
 
 def test_template_escaping():
-    hostile = ["../admin", "a&b=c", '"},"x":1', "http://evil/", "..", "a b?c#d"]
+    # arguments that would be (or decode to) a dot segment in the path are refused, uncalled
+    for h in ["../admin", "..", ".", "..\\admin"]:
+        before = len(API.requests("/api/v4/"))
+        r = final_of(send("UALICE", "CDEV", "echo", "'" + h + "'"))
+        check(r.get("status") == "failed" and "dot segment" in r.get("text", ""),
+              "echo %r refused: %s %r" % (h, r.get("status"), r.get("text")))
+        check(len(API.requests("/api/v4/")) == before, "echo %r: no call was made" % h)
+    hostile = ["a&b=c", '"},"x":1', "http://evil/", "a b?c#d", "...", "v1.2"]
     rids = [send("UALICE", "CDEV", "echo", "'" + h.replace("'", "'\\''") + "'") for h in hostile]
     for h, rid in zip(hostile, rids):
         r = final_of(rid)
