@@ -1316,7 +1316,7 @@ static void renew_tick(uv_timer_t *t) {
     struct cq_notifier *s = t->data;
     char lease[16];
     snprintf(lease, sizeof lease, "%d", s->claim_lease_ms);
-    for (struct job *j = s->jobs; j && s->redis && !s->stopping; j = j->next) {
+    for (struct job *j = s->jobs; j && s->redis && !s->finished; j = j->next) {
         if (!j->claimed || j->settling || j->abandoned) continue;
         struct renewal *rn = malloc(sizeof *rn);
         if (!rn) break; /* the next tick tries again */
@@ -1397,8 +1397,7 @@ static void on_shutdown(void *arg) {
     if (s->cons) cq_consumer_pause(s->cons, true);
     int ms = s->cfg->notifier.drain_ms > 0 ? s->cfg->notifier.drain_ms
                                            : s->cfg->notifier.http_timeout_ms + 5000;
-    s->drain_deadline = cq_now_ms() + (uint64_t)ms;
-    uv_timer_stop(&s->renew_timer); /* the drain keeps claims only as long as it lasts */
+    s->drain_deadline = cq_now_ms() + (uint64_t)ms; /* claims are renewed until it ends */
     uv_timer_start(&s->drain_timer, drain_tick, 0, 50);
 }
 
