@@ -6,6 +6,8 @@ through the real chatops-notifier with the real Kafka + Redis fixtures and the f
 - lease: results held behind a 429 Retry-After longer than the once-claim lease
   (notifier.claim_lease_ms), then a second copy joins and the group rebalances: every result
   posted exactly once (the holder renews its claims; the newcomer waits for its verdict).
+- and one formatting promise checked through the binary while a stage is up: a Feishu reply
+  carrying `<at user_id="all">` typed by a user arrives escaped (entities), never a mention.
 Posts are counted per request id from the fake Slack's log; a copy is stopped (drained) before
 counting, so nothing it still holds can post after the count.
 """
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 import cqt  # noqa: E402
 from cqt import check, report, stack_file  # noqa: E402
+from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
 BUILD = os.environ.get("CQ_BUILD_DIR") or sys.exit("CQ_BUILD_DIR not set (run under ctest)")
@@ -54,7 +57,7 @@ def control(slack, c):
 class Stage:
     """One run: its own topics, group and Redis prefix."""
 
-    def __init__(self, name, slack, extra):
+    def __init__(self, name, slack, extra, feishu=None):
         run = uuid.uuid4().hex[:8]
         self.results = "cqt.handover.%s.results.%s" % (name, run)
         self.dlq = "cqt.handover.%s.dlq.%s" % (name, run)
@@ -80,7 +83,16 @@ slack:
   signing_secret: "${CQT_SLACK_SIGNING}"
   api_base: "%s/api"
 """ % (BROKERS, self.results, self.dlq, run, REDIS_PORT, run, extra, slack.url))
-        self.env = dict(os.environ, CQT_SLACK_SIGNING="sign-secret")
+            if feishu:
+                f.write("""feishu:
+  enabled: true
+  app_id: cli_test
+  app_secret: "${CQT_FEISHU_SECRET}"
+  verification_token: "${CQT_FEISHU_VTOKEN}"
+  api_base: "%s/open-apis"
+""" % feishu.url)
+        self.env = dict(os.environ, CQT_SLACK_SIGNING="sign-secret", CQT_FEISHU_SECRET="s3cret",
+                        CQT_FEISHU_VTOKEN="vtok")
         self.copies = 0
 
     def produce(self, rows):
@@ -187,11 +199,38 @@ def test_lease_renewed_while_held(slack):
     report("lease_renewed_while_held")
 
 
+def test_feishu_text_escaped(slack):
+    feishu = FakeFeishu().start()
+    try:
+        st = Stage("feishu", slack, "  feishu_chat_interval_ms: 0", feishu=feishu)
+        n = st.notifier()
+        check(wait_for(n.assigned, 60), "the notifier is assigned its partitions")
+        rid = str(uuid.uuid4())
+        typed = '<at user_id="all">everyone</at> & <b>x</b>'
+        r = result(slack, rid, "oc_1", typed)
+        r.update(platform="feishu", command="echo " + typed,
+                 reply={"message_id": "om_src1", "chat_id": "oc_1"})
+        st.produce([r])
+        got = wait_for(lambda: [e for e in feishu.requests("/open-apis/im/v1/messages/om_src1")
+                                if e["status"] == 200], 30)
+        check(bool(got), "the reply reached Feishu")
+        text = json.loads(json.loads(got[0]["body"])["content"])["text"] if got else ""
+        check("<at" not in text and "<b>" not in text,
+              "no tag a user typed reaches Feishu as markup: %r" % text)
+        check('&lt;at user_id="all"&gt;everyone&lt;/at&gt; &amp; &lt;b&gt;x&lt;/b&gt;' in text,
+              "the typed text arrives as entities (shown as typed): %r" % text)
+        check(n.stop() == 0, "the notifier drains and exits 0")
+    finally:
+        feishu.stop()
+    report("feishu_text_escaped")
+
+
 def main():
     slack = FakeSlack().start()
     try:
         test_drain_on_sigterm(slack)
         test_lease_renewed_while_held(slack)
+        test_feishu_text_escaped(slack)
     finally:
         slack.stop()
     return cqt.summary(TMP)
