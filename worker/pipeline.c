@@ -685,6 +685,8 @@ static void on_final_stored(void *opaque, const redisReply *r, const struct cq_e
 /* Stores the final under the lease (the exactly-once step), then produces it. */
 static void finalize(struct check *c, const char *status, char *text) {
     struct cq_pipeline_tracker *t = c->t;
+    /* a job's log tail may print what a secret went into (a variable, a header) */
+    text = cq_config_redact(t->cfg, text);
     if (!text) {
         check_drop(c, "out of memory");
         return;

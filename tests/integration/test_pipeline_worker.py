@@ -291,6 +291,24 @@ def test_failed(ph):
     report("failed pipeline: job name and log tail")
 
 
+def test_failed_log_tail_redacted(ph):
+    """A job that prints a configured secret: the tail shown in chat has it [redacted]."""
+    GL.post("/_control", {"ref": "s-leaky", "steps": [{"status": "pending", "after_ms": 0},
+                                                      {"status": "failed", "after_ms": 600}],
+                          "trace": "deploying with token %s\ncurl -H 'PRIVATE-TOKEN: %s'\n"
+                                   "ERROR: apply failed\n" % (TRIGGER_TOKEN, API_TOKEN)})
+    rid = ph.send("UBOB", "lb", "weight green 10 s-leaky")
+    fin = ph.one(rid, "final", 30)
+    t = fin.get("text", "")
+    check(fin.get("status") == "failed" and "ERROR: apply failed" in t, "failed with tail: %r" % t)
+    check(TRIGGER_TOKEN not in t and API_TOKEN not in t and t.count("[redacted]") == 2,
+          "configured secrets in the job log are redacted: %r" % t[-300:])
+    oc = ph.audit.wait(lambda a: a.get("request_id") == rid and a.get("kind") == "outcome")
+    check(oc and all(TRIGGER_TOKEN not in json.dumps(a) and API_TOKEN not in json.dumps(a)
+                     for a in oc), "nor in the outcome audit record")
+    report("failed pipeline: secrets in the log tail redacted")
+
+
 def test_manual(ph):
     rid = ph.send("UBOB", "deploy", "web staging")
     fin = ph.one(rid, "final", 20)
@@ -558,6 +576,7 @@ def main():
         w = ph.worker("w1")
         rid = test_wait_success_and_variables(ph)
         test_failed(ph)
+        test_failed_log_tail_redacted(ph)
         test_manual(ph)
         test_redelivery(ph, rid)
         test_cancel(ph)
