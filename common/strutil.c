@@ -42,3 +42,18 @@ size_t cq_levenshtein(const char *a, const char *b) {
     free(row);
     return d;
 }
+
+bool cq_json_has_nul_escape(const char *json, size_t len) {
+    for (size_t i = 0; json && i < len; i++) {
+        if (json[i] != '\\') continue;
+        size_t run = 0;
+        while (i < len && json[i] == '\\') {
+            run++;
+            i++;
+        }
+        /* an odd run ends in an escaping backslash; json[i] is what it escapes */
+        if (run % 2 == 1 && len - i >= 5 && memcmp(json + i, "u0000", 5) == 0) return true;
+        if (i < len) i--; /* json[i] is looked at again by the loop */
+    }
+    return false;
+}

@@ -11,6 +11,7 @@
 
 #include "crypto.h"
 #include "ingress.h"
+#include "strutil.h"
 
 static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
@@ -85,6 +86,10 @@ static void message_event(const struct cq_config *cfg, const cJSON *root,
         (bot && !(chat_type && strcmp(chat_type, "p2p") == 0) && !mentions_bot(mentions, bot));
     if (ignore) {
         cq_in_reply(out, 200, "application/json", strdup("{}"));
+        goto out;
+    }
+    if (content && cq_json_has_nul_escape(content, strlen(content))) {
+        cq_in_reject(out, 400, "malformed message content", "an escaped NUL (\\u0000) in the text");
         goto out;
     }
     body = content ? cJSON_Parse(content) : NULL;
@@ -178,6 +183,10 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
         }
         authed = true;
     }
+    if (cq_json_has_nul_escape(body, len)) {
+        bad_input(out, authed, "malformed JSON", "an escaped NUL (\\u0000) in a string");
+        goto out;
+    }
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {
         bad_input(out, authed, "malformed JSON", NULL);
@@ -194,6 +203,11 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
         plain = cq_feishu_decrypt(key, enc, &plen);
         if (!plain) {
             bad_input(out, authed, "cannot decrypt body", NULL);
+            goto out;
+        }
+        if (cq_json_has_nul_escape(plain, plen)) {
+            bad_input(out, authed, "malformed JSON",
+                      "an escaped NUL (\\u0000) in the decrypted body");
             goto out;
         }
         inner = cJSON_ParseWithLength(plain, plen);

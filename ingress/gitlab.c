@@ -7,6 +7,7 @@
 
 #include "crypto.h"
 #include "ingress.h"
+#include "strutil.h"
 
 static bool id_of(const cJSON *o, const char *name, long long *out) {
     const cJSON *v = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, name) : NULL;
@@ -37,6 +38,10 @@ void cq_gitlab_hook(const struct cq_config *cfg, const struct cq_in_headers *h, 
         /* other hook types are acknowledged so GitLab does not disable the hook */
         cq_in_reply(out, 200, "application/json", strdup("{}"));
         return;
+    }
+    if (cq_json_has_nul_escape(body, len)) {
+        cq_in_reject(out, 400, "malformed JSON", "an escaped NUL (\\u0000) in a string");
+        goto out;
     }
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {

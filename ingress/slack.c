@@ -8,6 +8,7 @@
 
 #include "crypto.h"
 #include "ingress.h"
+#include "strutil.h"
 
 #define MAX_FORM_FIELDS 64
 
@@ -152,6 +153,10 @@ void cq_slack_event(const struct cq_config *cfg, const struct cq_in_headers *h, 
     const char *why = verify(cfg, h, body, len, now);
     if (why) {
         cq_in_reject(out, 401, why, NULL);
+        goto out;
+    }
+    if (cq_json_has_nul_escape(body, len)) {
+        cq_in_reject(out, 400, "malformed JSON", "an escaped NUL (\\u0000) in a string");
         goto out;
     }
     root = cJSON_ParseWithLength(body, len);
