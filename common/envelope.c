@@ -3,6 +3,7 @@
  * drives both directions, so the encoder can never write what the decoder
  * would refuse. JSON itself is cJSON's job. */
 #include "envelope.h"
+#include "utf8.h"
 
 #include <ctype.h>
 
@@ -86,42 +87,6 @@ static void field_path(const struct field *f, char *out, size_t outlen) {
         snprintf(out, outlen, "%s", f->key);
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), so every consumer's JSON
- * parser accepts what we pass on. */
-static bool utf8_valid(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i <= n) return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 /* Checks one string value against its field rule; err names the field. */
 static enum cq_rc check_value(const char *kind, const struct field *f, const char *v,
                               struct cq_err *err) {
@@ -134,7 +99,7 @@ static enum cq_rc check_value(const char *kind, const struct field *f, const cha
     }
     if ((f->flags & F_NONEMPTY) && len == 0)
         why = "is empty";
-    else if (!utf8_valid((const unsigned char *)v, len))
+    else if (!cq_utf8_valid(v, len))
         why = "is not valid UTF-8";
     else if (f->allowed) {
         why = "has an unsupported value";
@@ -172,8 +137,10 @@ static enum cq_rc encode_fields(const char *kind, const void *msg, const struct 
         }
         rc = check_value(kind, f, v, err);
         if (rc != CQ_OK) {
-            if (err) err->code = CQ_EINVAL; /* the caller's struct is wrong, not input */
-            return CQ_EINVAL;
+            /* the value cannot go into the message (invalid UTF-8, too long, empty, not an
+             * allowed word): an encoding failure, never "out of memory" */
+            if (err) err->code = CQ_EENCODE;
+            return CQ_EENCODE;
         }
         if (f->group) parent = group_object(root, f->group);
         if (!parent || !cJSON_AddStringToObject(parent, f->key, v))

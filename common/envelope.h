@@ -73,7 +73,10 @@ struct cq_result {
     char *produced_at; /* RFC 3339 with ms, set by the producer, optional */
 };
 
-/* Encode: returns a new JSON string (caller frees); NULL with err on a missing field/ENOMEM. */
+/* Encode: returns a new JSON string (caller frees); NULL with err: CQ_EINVAL for a missing
+ * field or an out-of-range number, CQ_EENCODE for a value that cannot be carried (invalid
+ * UTF-8, over its bound, not an allowed word: shorten/repair it with common/utf8.h first),
+ * CQ_ENOMEM. */
 char *cq_request_encode(const struct cq_request *r, struct cq_err *err);
 char *cq_result_encode(const struct cq_result *r, struct cq_err *err);
 

@@ -13,6 +13,7 @@
     X(EIO, "input/output error")                                                                   \
     X(ECONFIG, "invalid configuration")                                                            \
     X(EPARSE, "malformed input")                                                                   \
+    X(EENCODE, "message cannot be encoded")                                                        \
     X(ETOOBIG, "input exceeds the configured limit")                                               \
     X(EVERSION, "unsupported message version")                                                     \
     X(EAUTH, "authentication failed")                                                              \

@@ -77,9 +77,6 @@ void cq_in_form_clear(struct cq_in_form *form);
  * command "help". Returns new strings in *command and *rest (caller frees); CQ_ENOMEM. */
 enum cq_rc cq_in_split(const char *text, char **command, char **rest);
 
-/* Number of UTF-8 code points in s (invalid bytes count one each). */
-size_t cq_in_utf8_len(const char *s);
-
 /* Fills req->id (UUIDv4) and received_at (now, RFC 3339). CQ_OK or an error code. */
 enum cq_rc cq_in_stamp(struct cq_request *req);
 

@@ -7,6 +7,7 @@
 
 #include "crypto.h"
 #include "ingress.h"
+#include "utf8.h"
 
 void cq_in_verdict_clear(struct cq_in_verdict *o) {
     if (!o) return;
@@ -174,13 +175,6 @@ enum cq_rc cq_in_split(const char *text, char **command, char **rest) {
     return CQ_OK;
 }
 
-size_t cq_in_utf8_len(const char *s) {
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80) n++;
-    return n;
-}
-
 enum cq_rc cq_in_stamp(struct cq_request *req) {
     char id[CQ_UUID_LEN + 1], ts[32];
     enum cq_rc rc = cq_uuid4(id);
@@ -196,7 +190,7 @@ enum cq_rc cq_in_stamp(struct cq_request *req) {
 /* Text checks shared by commands and mentions; fills command + text. */
 bool cq_in_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
                        struct cq_in_verdict *out) {
-    if (cq_in_utf8_len(text) > (size_t)cfg->limits.max_text) {
+    if (cq_utf8_len(text, strlen(text)) > (size_t)cfg->limits.max_text) {
         cq_in_reject(out, 400, "text too long", NULL);
         return false;
     }

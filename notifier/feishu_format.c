@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "crypto.h"
+#include "utf8.h"
 
 enum cq_rc cq_feishu_uuid(const struct cq_result *r, char out[CQ_FEISHU_UUID_MAX + 1]) {
     if (!r || !r->request_id || !*r->request_id || !r->step || !*r->step) {
@@ -49,15 +50,6 @@ static struct look look_of(const struct cq_result *r) {
     return (struct look){"❌", "Failed", "red"};
 }
 
-/* Bytes of s that fit in max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_prefix(const char *s, size_t len, size_t max) {
-    if (len <= max) return len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
-
 /* Text as Feishu shows it literally: text messages and lark_md parse tags (`<at
  * user_id="all">` mentions everyone, `<b>`, `<a>`...), so &, < and > become HTML entities,
  * which both render as the characters. New string, or NULL when out of memory. */
@@ -86,7 +78,7 @@ static char *body_text(const struct cq_result *r, size_t max, size_t *cut_bytes)
     char *esc = escape_markup(r->text ? r->text : "");
     if (!esc) return NULL;
     const char *t = esc;
-    size_t len = strlen(t), keep = utf8_prefix(t, len, max);
+    size_t len = strlen(t), keep = cq_utf8_prefix(t, len, max);
     for (size_t k = keep; keep < len && k > 0 && keep - k < 5; k--)
         if (t[k - 1] == ';')
             break;

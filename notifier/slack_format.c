@@ -9,12 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-size_t cq_utf8_chars(const char *s, size_t len) {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80) n++;
-    return n;
-}
+#include "utf8.h"
 
 char *cq_slack_escape(const char *s) {
     size_t len = 0;
@@ -56,7 +51,7 @@ static int sb_add(struct sbuf *b, const char *p, size_t n) {
     memcpy(b->s + b->len, p, n);
     b->len += n;
     b->s[b->len] = '\0';
-    b->chars += cq_utf8_chars(p, n);
+    b->chars += cq_utf8_len(p, n);
     return 0;
 }
 
@@ -140,7 +135,7 @@ char **cq_slack_split(const char *s, size_t max_chars, size_t *n) {
         const char *line = p;
         size_t lb = (size_t)(le - line);
         for (;;) {
-            size_t lc = cq_utf8_chars(line, lb);
+            size_t lc = cq_utf8_len(line, lb);
             bool fence_after = in_fence ^ (count_fences(line, lb) & 1);
             size_t need = (has_content ? 1 : 0) + lc + (fence_after ? close_len : 0);
             if (cur.chars + need <= max_chars) {
@@ -330,17 +325,17 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
     bool has_pipeline = r->pipeline.id > 0 || r->pipeline.web_url || r->pipeline.status;
     int fixed_blocks = 1 + (has_pipeline ? 2 : 0) + 1; /* header, pipeline x2, cut note */
     size_t budget = (size_t)lim.message_chars;
-    size_t used = cq_utf8_chars(header, strlen(header)) + cq_utf8_chars(summary, strlen(summary)) +
+    size_t used = cq_utf8_len(header, strlen(header)) + cq_utf8_len(summary, strlen(summary)) +
                   300; /* pipeline context/button and the note */
     budget = budget > used ? budget - used : 0;
 
     if (*esc_text) {
         chunks = cq_slack_split(esc_text, (size_t)lim.section_chars, &nchunks);
         if (!chunks) goto nomem;
-        total_text = cq_utf8_chars(esc_text, strlen(esc_text));
+        total_text = cq_utf8_len(esc_text, strlen(esc_text));
         size_t max_body_blocks = (size_t)(lim.max_blocks - fixed_blocks);
         for (size_t i = 0; i < nchunks; i++) {
-            size_t c = cq_utf8_chars(chunks[i], strlen(chunks[i]));
+            size_t c = cq_utf8_len(chunks[i], strlen(chunks[i]));
             if (i >= max_body_blocks || c > budget) break;
             if (add_section(blocks, chunks[i]) != 0) goto nomem;
             budget -= c;
@@ -371,7 +366,7 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
     /* characters in the chunks that did not fit (fence markers included, capped) */
     size_t cut = 0;
     for (size_t i = kept_chunks; i < nchunks; i++)
-        cut += cq_utf8_chars(chunks[i], strlen(chunks[i]));
+        cut += cq_utf8_len(chunks[i], strlen(chunks[i]));
     if (cut > total_text) cut = total_text;
     if (cut > 0) {
         snprintf(note, sizeof note,

@@ -53,7 +53,4 @@ char *cq_slack_escape(const char *s);
 char **cq_slack_split(const char *s, size_t max_chars, size_t *n);
 void cq_slack_chunks_free(char **chunks);
 
-/* Number of Unicode code points in a UTF-8 string. */
-size_t cq_utf8_chars(const char *s, size_t len);
-
 #endif

@@ -5,6 +5,7 @@
  * of its pipeline) -> status/jobs/trace while tracking -> cancel on timeout or on request. */
 #include "gitlab.h"
 #include "strutil.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -433,15 +434,19 @@ void cq_gitlab_free(struct cq_gitlab *g) {
 }
 
 char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what) {
-    char msg[200] = "";
+    char msg[200] = ""; /* from GitLab: cut on a character and made valid UTF-8 */
     const cJSON *m = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "message") : NULL;
     if (!m && r->json) m = cJSON_GetObjectItemCaseSensitive(r->json, "error");
     const char *text = cJSON_GetStringValue(m);
-    if (text)
-        snprintf(msg, sizeof(msg), ": %s", text);
-    else if (m) {
+    if (text) {
+        memcpy(msg, ": ", 3);
+        cq_utf8_copy(msg + 2, sizeof(msg) - 2, text, strlen(text), NULL);
+    } else if (m) {
         char *p = cJSON_PrintUnformatted(m);
-        if (p) snprintf(msg, sizeof(msg), ": %s", p);
+        if (p) {
+            memcpy(msg, ": ", 3);
+            cq_utf8_copy(msg + 2, sizeof(msg) - 2, p, strlen(p), NULL);
+        }
         free(p);
     }
     for (char *p = msg; *p; p++)
@@ -496,7 +501,7 @@ static size_t clean_log(const char *src, size_t len, char *dst) {
             }
             continue;
         }
-        if (ch == '\r') {
+        if (ch == '\r' || ch == '\0') { /* a NUL would end the text early */
             continue;
         }
         if ((ch == 's') && (o == 0 || dst[o - 1] == '\n' || dst[o - 1] == ' ') && (len - i > 14) &&
@@ -540,14 +545,16 @@ char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_
             p--;
         if (max_lines > 0 && lines >= max_lines) break;
         if (max_bytes > 0 && n - p > max_bytes) {
-            if (lines == 0) /* one line longer than the bound: keep its end */
-                start = n - max_bytes;
+            if (lines == 0) /* one line longer than the bound: keep its end (cut below) */
+                start = p;
             break;
         }
         start = p;
         lines++;
     }
-    char *out = strdup(clean + start);
+    /* A one-line cut may start inside a character, and job logs may hold any bytes: the tail
+     * starts on a character, is valid UTF-8 (U+FFFD for invalid bytes) and stays in bound. */
+    char *out = cq_utf8_tail(clean + start, n - start, max_bytes);
     free(clean);
     return out;
 }

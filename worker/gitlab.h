@@ -97,8 +97,9 @@ bool cq_gitlab_ref_valid(const char *ref);
 char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what);
 
 /* The last max_lines lines of a job log, at most max_bytes bytes (cut at a line start when
- * possible), with ANSI escape sequences, GitLab section markers and CRs removed.
- * Returns a new string; caller frees. */
+ * possible, else on a character with "…" in front), with ANSI escape sequences, GitLab
+ * section markers, CRs and NULs removed and invalid UTF-8 replaced by U+FFFD (the result
+ * always fits an envelope). Returns a new string; caller frees. */
 char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_bytes);
 
 #endif

@@ -16,6 +16,7 @@
 #include "gitlab.h"
 #include "log.h"
 #include "metrics.h"
+#include "utf8.h"
 
 #define MAX_FAILED_JOBS 5
 #define MAX_TEXT 60000
@@ -230,10 +231,17 @@ static char *encode_result(const struct check *c, const char *step, const char *
     struct cq_request req = {0};
     struct cq_result r = {0};
     struct cq_err err = {0};
-    char now[32], *out = NULL;
+    char now[32], *out = NULL, *valid = NULL;
+    if (text && !cq_utf8_valid(text, strlen(text))) {
+        /* job and stage names, statuses: from GitLab, made valid before the envelope */
+        valid = cq_utf8_clean(text, strlen(text), 0);
+        if (!valid) return NULL;
+        text = valid;
+    }
     if (!c->req_json ||
         cq_request_decode(c->req_json, strlen(c->req_json), 0, &req, &err) != CQ_OK) {
         cq_error(c->rid, "tracked request unreadable: %s", err.msg);
+        free(valid);
         return NULL;
     }
     cq_now_rfc3339(now);
@@ -252,8 +260,23 @@ static char *encode_result(const struct check *c, const char *step, const char *
     r.pipeline.status = (char *)pstatus;
     r.produced_at = now;
     out = cq_result_encode(&r, &err);
+    if (!out && err.code != CQ_ENOMEM) {
+        /* Never a silent stop: a short result that names the request goes out instead. */
+        char why[sizeof(err.msg) + 160];
+        cq_error(c->rid, "cannot encode result: %s; sending a short one instead", err.msg);
+        count("chatops_worker_encode_failures_total",
+              "Results that could not be encoded and were answered as failed", NULL);
+        snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg, c->rid);
+        if (strcmp(step, "final") == 0) r.status = "failed";
+        r.text = why;
+        r.command = NULL;
+        r.pipeline.web_url = r.pipeline.status = NULL; /* from GitLab: may be the cause */
+        cq_err_clear(&err);
+        out = cq_result_encode(&r, &err);
+    }
     if (!out) cq_error(c->rid, "cannot encode result: %s", err.msg);
     cq_request_clear(&req);
+    free(valid);
     return out;
 }
 
@@ -614,7 +637,7 @@ static void audit_final(struct check *c) {
     cJSON_AddStringToObject(a, "result", st ? st : "");
     if (tx) {
         char cut[600];
-        snprintf(cut, sizeof(cut), "%s", tx);
+        cq_utf8_copy(cut, sizeof(cut), tx, strlen(tx), NULL);
         cJSON_AddStringToObject(a, "detail", cut);
     }
     if ((pl = cJSON_AddObjectToObject(a, "pipeline"))) {
@@ -691,10 +714,16 @@ static void finalize(struct check *c, const char *status, char *text) {
         check_drop(c, "out of memory");
         return;
     }
-    if (strlen(text) > MAX_TEXT) strcpy(text + MAX_TEXT - 4, "...");
-    const char *ps = c->cur ? c->cur : c->status;
-    char *res = encode_result(c, "final", status, text, 0, ps);
+    /* job names and log tails come from GitLab: made valid UTF-8, cut on a character */
+    char *valid = cq_utf8_clean(text, strlen(text), MAX_TEXT);
     free(text);
+    if (!valid) {
+        check_drop(c, "out of memory");
+        return;
+    }
+    const char *ps = c->cur ? c->cur : c->status;
+    char *res = encode_result(c, "final", status, valid, 0, ps);
+    free(valid);
     if (!res) {
         check_drop(c, "cannot encode the final result");
         return;
@@ -717,6 +746,19 @@ static void finish_failed(struct check *c) {
     char *text = c->ftext;
     c->ftext = NULL;
     finalize(c, "failed", text);
+}
+
+/* Appends a, b, c, d to the NUL-terminated buf (size bytes): names from GitLab, made valid
+ * UTF-8 and cut on a character boundary ("…") when the buffer is full. */
+static void append_cut(char *buf, size_t size, const char *a, const char *b, const char *c,
+                       const char *d) {
+    const char *parts[] = {a, b, c, d};
+    size_t used = strlen(buf);
+    for (size_t i = 0; i < 4 && used + 1 < size; i++) {
+        bool cut = false;
+        used += cq_utf8_copy(buf + used, size - used, parts[i], strlen(parts[i]), &cut);
+        if (cut) break;
+    }
 }
 
 static bool append(char **buf, const char *add) {
@@ -811,9 +853,8 @@ static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r) {
         if (!cJSON_IsString(st) || strcmp(st->valuestring, "failed") != 0) continue;
         const cJSON *af = cJSON_GetObjectItemCaseSensitive(job, "allow_failure");
         if (cJSON_IsTrue(af)) continue;
-        size_t used = strlen(names);
-        snprintf(names + used, sizeof(names) - used, "%s`%s`", n ? ", " : "",
-                 cJSON_IsString(nm) ? nm->valuestring : "?");
+        append_cut(names, sizeof(names), n ? ", " : "", "`",
+                   cJSON_IsString(nm) ? nm->valuestring : "?", "`");
         if (n < MAX_FAILED_JOBS && c->jobs_doc)
             cJSON_AddItemToArray(c->jobs_doc, cJSON_Duplicate(job, 1));
         n++;
@@ -910,10 +951,9 @@ static void on_running_jobs(void *opaque, const struct cq_gitlab_reply *r) {
             if (!cJSON_IsString(st) || strcmp(st->valuestring, "running") != 0 ||
                 !cJSON_IsString(nm))
                 continue;
-            size_t used = strlen(detail);
-            snprintf(detail + used, sizeof(detail) - used, "%s`%s`%s%s%s", n ? ", " : "job ",
-                     nm->valuestring, cJSON_IsString(sg) ? " (stage " : "",
-                     cJSON_IsString(sg) ? sg->valuestring : "", cJSON_IsString(sg) ? ")" : "");
+            append_cut(detail, sizeof(detail), n ? ", " : "job ", "`", nm->valuestring, "`");
+            if (cJSON_IsString(sg))
+                append_cut(detail, sizeof(detail), " (stage ", sg->valuestring, ")", "");
             n++;
         }
     }

@@ -26,6 +26,7 @@
 #include "policy.h"
 #include "redis.h"
 #include "template.h"
+#include "utf8.h"
 
 #define CONV_BUCKETS 4096
 #define RETRY_TICK_MS 100
@@ -586,7 +587,7 @@ static char *audit_json(const struct job *j, const char *kind, const char *decis
     if (result_status) cJSON_AddStringToObject(a, "result", result_status);
     if (detail) {
         char cut[600];
-        snprintf(cut, sizeof(cut), "%s", detail);
+        cq_utf8_copy(cut, sizeof(cut), detail, strlen(detail), NULL);
         cJSON_AddStringToObject(a, "detail", cut);
     }
     cJSON_AddStringToObject(a, "worker", w->owner);
@@ -611,14 +612,25 @@ static const char *decision_word(const struct job *j) {
     return "invalid";
 }
 
-/* Encodes the final result of j (status, text). Caller frees. */
+/* "command text" of a request in label (size bytes), cut on a character boundary. */
+static void command_label(const struct cq_request *q, char *label, size_t size) {
+    const char *cmd = q->command ? q->command : "";
+    size_t n = cq_utf8_copy(label, size, cmd, strlen(cmd), NULL);
+    if (q->text && q->text[0] && n + 2 < size) {
+        label[n++] = ' ';
+        cq_utf8_copy(label + n, size - n, q->text, strlen(q->text), NULL);
+    }
+}
+
+/* Encodes the final result of j (status, text). Caller frees. A result that cannot be
+ * encoded (CQ_EENCODE) becomes a short "failed" result naming the request, so the user is
+ * still answered and the offset still moves; NULL only when out of memory. */
 static char *result_json(const struct job *j, const char *status, const char *text) {
     struct cq_result r = {0};
     struct cq_err err = {0};
     char now[32], label[256];
     cq_now_rfc3339(now);
-    snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
-             j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
+    command_label(&j->req, label, sizeof(label));
     r.request_id = j->req.id;
     r.step = (char *)(j->step ? j->step : "final");
     r.status = (char *)status;
@@ -636,6 +648,21 @@ static char *result_json(const struct job *j, const char *status, const char *te
                           : (j->kind == JK_ACTION ? "in_channel" : "ephemeral");
     r.produced_at = now;
     char *s = cq_result_encode(&r, &err);
+    if (!s && err.code != CQ_ENOMEM) {
+        char why[sizeof(err.msg) + 160];
+        cq_error(j->req.id, "cannot encode result: %s; answering with a short failed result",
+                 err.msg);
+        cq_metric_inc("chatops_worker_encode_failures_total",
+                      "Results that could not be encoded and were answered as failed", NULL);
+        snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg,
+                 j->req.id ? j->req.id : "?");
+        r.status = "failed";
+        r.text = why;
+        r.command = NULL;
+        r.pipeline.web_url = r.pipeline.status = NULL; /* from GitLab: may be the cause */
+        cq_err_clear(&err);
+        s = cq_result_encode(&r, &err);
+    }
     if (!s) cq_error(j->req.id, "cannot encode result: %s", err.msg);
     return s;
 }
@@ -739,7 +766,7 @@ static void store_done(void *arg) {
         cas(j, j->stored, j->next_stored, on_store_done);
         return;
     }
-    char *res = result_json(j, j->status, j->text);
+    char *res = result_json(j, j->status, j->text); /* NULL: out of memory only */
     char *val = res ? claim_value(j, "done", res) : NULL;
     free(res);
     if (!val || !j->stored || j->abandoned) {
@@ -756,19 +783,24 @@ static void store_done(void *arg) {
 /* Ends the request with a final result: stored in the claim first, then produced. */
 static void finish_with(struct job *j, const char *status, char *text) {
     free(j->text);
+    j->text = NULL;
     j->status = status;
-    j->text = text ? text : strdup("");
+    /* API answers may quote what a secret went into (an echoed header or body): redacted
+     * before the cut, so a secret is never cut into a fragment that escapes redaction. */
+    bool had_text = text != NULL;
+    if (had_text) text = cq_config_redact(j->w->cfg, text);
+    if (had_text && !text) {
+        job_abandon(j, "out of memory");
+        return;
+    }
+    /* Replies carry API bodies and cut text: made valid UTF-8 and cut on a character
+     * boundary here, so the envelope encoder accepts them. */
+    j->text = cq_utf8_clean(text ? text : "", text ? strlen(text) : 0, MAX_REPLY_TEXT);
+    free(text);
     if (!j->text) {
         job_abandon(j, "out of memory");
         return;
     }
-    /* API answers may quote what a secret went into (an echoed header or body) */
-    j->text = cq_config_redact(j->w->cfg, j->text);
-    if (!j->text) {
-        job_abandon(j, "out of memory");
-        return;
-    }
-    if (strlen(j->text) > MAX_REPLY_TEXT) strcpy(j->text + MAX_REPLY_TEXT - 4, "...");
     store_done(j);
 }
 
@@ -946,8 +978,8 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
             const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
             if (!m) m = cJSON_GetObjectItemCaseSensitive(body, "error");
             char *msg = m ? cq_json_text(m) : NULL;
-            char snippet[201];
-            snprintf(snippet, sizeof(snippet), "%s", resp->body);
+            char snippet[201]; /* the body from outside: cut and made valid UTF-8 */
+            cq_utf8_copy(snippet, sizeof(snippet), resp->body, resp->body_len, NULL);
             for (char *p = snippet; *p; p++)
                 if (*p == '\n' || *p == '\r') *p = ' ';
             text = cq_strprintf("`%s` failed: %s answered HTTP %ld%s%s", j->cmd->name, j->target,
@@ -1157,8 +1189,7 @@ static void pipeline_trigger_now(struct job *j) {
                             .request_id = j->req.id,
                             .command = j->cmd->name,
                             .input = j->input};
-    snprintf(label, sizeof(label), "%s%s%s", j->req.command ? j->req.command : "",
-             j->req.text && j->req.text[0] ? " " : "", j->req.text ? j->req.text : "");
+    command_label(&j->req, label, sizeof(label));
     struct cq_pipeline_trigger p = {.req = &j->req,
                                     .cmd = j->cmd,
                                     .vars = &v,

@@ -9,6 +9,7 @@
 
 #include "cqtest_samples.h"
 #include "envelope.h"
+#include "utf8.h"
 
 /* Returns the condition's text from the calling function when it does not hold. */
 #define RULE(cond)                                                                                 \
@@ -45,7 +46,9 @@ static const char *request_violation(const char *body, const struct cq_request *
              back.dedupe_key[pl] != ':')
         why = "dedupe_key is \"<platform>:...\"";
     /* command + " " + text is what the user typed (trimmed): within limits.max_text */
-    else if (cq_in_utf8_len(back.command) + cq_in_utf8_len(back.text) > max_text)
+    else if (cq_utf8_len(back.command, strlen(back.command)) +
+                 cq_utf8_len(back.text, strlen(back.text)) >
+             max_text)
         why = "command and text are within limits.max_text";
     cq_request_clear(&back);
     return why;

@@ -353,7 +353,7 @@ TEST(over_long_fields) {
     cqt_fill_request(&r);
     r.reply.response_url = big;
     CHECK(cq_request_encode(&r, &err) == NULL);
-    CHECK(err.code == CQ_EINVAL);
+    CHECK(err.code == CQ_EENCODE);
     CHECK_CONTAINS(err.msg, "'reply.response_url' exceeds");
     free(big);
 

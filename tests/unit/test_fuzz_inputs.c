@@ -28,6 +28,7 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "ingress.h"
+#include "utf8.h"
 
 #define FUZZ_DEFAULT_ITERS 30000
 #define FUZZ_DEFAULT_SEED 0x5eedc0ffee123457ULL
@@ -525,7 +526,8 @@ static void fuzz_slack_command(size_t iters) {
         if (signed_ok && h.slack_ts == ts && (now - t > 300 || t - now > 300))
             FCHECK(v.kind == CQ_IN_REJECT && v.status == 401 &&
                    strcmp(v.reason, "stale timestamp") == 0);
-        if (v.kind == CQ_IN_REQUEST) FCHECK(cq_in_utf8_len(v.req.text) <= MAX_TEXT);
+        if (v.kind == CQ_IN_REQUEST)
+            FCHECK(cq_utf8_len(v.req.text, strlen(v.req.text)) <= MAX_TEXT);
         cq_in_verdict_clear(&v);
     }
     buf_free(&b);

@@ -6,6 +6,7 @@
 #include "cqtest.h"
 #include "feishu_format.h"
 #include "slack_format.h"
+#include "utf8.h"
 
 static struct cq_result sample(char *text) {
     struct cq_result r = {0};
@@ -104,12 +105,12 @@ TEST(split_respects_limits_fences_utf8) {
     size_t total = 0;
     int bad = 0;
     for (size_t i = 0; ch && i < n; i++) {
-        size_t c = cq_utf8_chars(ch[i], strlen(ch[i]));
+        size_t c = cq_utf8_len(ch[i], strlen(ch[i]));
         if (c > 500 || !fences_balanced(ch[i])) bad++;
         total += c;
     }
     CHECK(bad == 0);
-    CHECK(total >= cq_utf8_chars(s, strlen(s)));
+    CHECK(total >= cq_utf8_len(s, strlen(s)));
     CHECK(ch && strncmp(ch[1], "```\n", 4) == 0); /* continuation re-opens the fence */
     cq_slack_chunks_free(ch);
 
@@ -122,7 +123,7 @@ TEST(split_respects_limits_fences_utf8) {
     CHECK(ch != NULL && n > 1);
     for (size_t i = 0; ch && i < n; i++) {
         size_t l = strlen(ch[i]);
-        CHECK(cq_utf8_chars(ch[i], l) <= 100);
+        CHECK(cq_utf8_len(ch[i], l) <= 100);
         CHECK(((unsigned char)ch[i][0] & 0xC0) != 0x80);
         const char *amp = strrchr(ch[i], '&');
         CHECK(!amp || strchr(amp, ';') != NULL);
@@ -154,8 +155,8 @@ TEST(slack_cuts_with_note_at_block_limit) {
     cJSON_ArrayForEach(blk, blocks) {
         cJSON *t = cJSON_GetObjectItem(blk, "text");
         if (t) {
-            size_t c = cq_utf8_chars(cJSON_GetObjectItem(t, "text")->valuestring,
-                                     strlen(cJSON_GetObjectItem(t, "text")->valuestring));
+            size_t c = cq_utf8_len(cJSON_GetObjectItem(t, "text")->valuestring,
+                                   strlen(cJSON_GetObjectItem(t, "text")->valuestring));
             CHECK(c <= CQ_SLACK_SECTION_CHARS);
             chars += c;
         }

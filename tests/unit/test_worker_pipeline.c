@@ -104,8 +104,15 @@ TEST(log_tail_lines_and_bytes) {
     CHECK_STR(t, "line 49\nline 50");
     free(t);
     /* One line longer than the byte bound keeps its end. */
-    t = cq_gitlab_log_tail("abcdefghij", 10, 5, 4);
-    CHECK_STR(t, "ghij");
+    t = cq_gitlab_log_tail("abcdefghij", 10, 5, 6);
+    CHECK_STR(t, "\xe2\x80\xa6hij"); /* "…hij": the ellipsis counts in the bound */
+    free(t);
+    /* A cut inside a character starts after it; invalid bytes become U+FFFD; NULs go. */
+    t = cq_gitlab_log_tail("x\xe2\x82\xac\xe2\x82\xacz", 8, 5, 6);
+    CHECK_STR(t, "\xe2\x80\xa6z"); /* "…z": the cut fell inside the second "€" */
+    free(t);
+    t = cq_gitlab_log_tail("ok\n\xff bad\0 byte", 15, 5, 100);
+    CHECK_STR(t, "ok\n\xef\xbf\xbd bad byte");
     free(t);
     const char *sec = "\x1b[0Ksection_start:1700000000:step_script\r\x1b[0Kdoing it\n"
                       "ERROR: boom\n";
