@@ -19,7 +19,9 @@ The script of a pipeline is chosen by its ref:
                    random time in [lo, hi] ms with success (or failed for even ids when
                    the ref is "s-randf-<lo>-<hi>").
   or by POST /_control {"ref": R, "steps": [{"status":"pending","after_ms":0}, ...],
-                        "jobs": [...], "trace": "..."} for refs equal to R.
+                        "jobs": [...], "trace": "..."} for refs equal to R
+                   ("trace_b64" instead of "trace": raw bytes, e.g. invalid UTF-8, as real
+                   job logs may hold).
 Control  GET  /_log               recorded requests (method, path, form pairs, headers)
          GET  /_pipelines         every pipeline with its status and ended_at (epoch ms)
          GET  /_hooks?since=N     Pipeline Hook bodies of ended pipelines, index >= N
@@ -32,6 +34,7 @@ Control  GET  /_log               recorded requests (method, path, form pairs, h
          POST /_control/reset
 Run: fake_gitlab.py [port] [--trigger-token T] [--api-token A]; prints the port on stdout.
 """
+import base64
 import datetime
 import json
 import random
@@ -166,6 +169,8 @@ class State:
 
     def trace(self, jid):
         for p in self.pipelines.values():
+            if "trace_b64" in p["script"] and jid // 10 == p["id"]:
+                return base64.b64decode(p["script"]["trace_b64"])
             if "trace" in p["script"] and jid // 10 == p["id"]:
                 return p["script"]["trace"]
         lines = [f"\x1b[0Ksection_start:1700000000:step_script\r\x1b[0K\x1b[32mline {i} "
