@@ -770,6 +770,10 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
     case F_STR: {
         if (f->choices && choice_index(f->choices, v->value) < 0)
             return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
+        /* `key: ""`, `key: >` (an empty block scalar) or blanks: present, yet nothing to
+         * use, which for a required key is the same as missing */
+        if (f->required && v->value[strspn(v->value, " \t\r\n")] == '\0')
+            return fail(c, v, "required key is empty");
         char *dup = strdup(v->value);
         if (!dup) return nomem(c);
         free(*MEMBER(base, f->off, char *));

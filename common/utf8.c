@@ -106,6 +106,30 @@ size_t cq_utf8_copy(char *dst, size_t dst_size, const char *s, size_t len, bool 
     return o;
 }
 
+/* Bytes of the longest valid prefix of s[0..len). */
+static size_t valid_prefix(const unsigned char *s, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        size_t n = seq_len(s + i, len - i);
+        if (n == 0) break;
+        i += n;
+    }
+    return i;
+}
+
+size_t cq_utf8_mark_cut(char *buf, size_t size) {
+    if (size == 0) return 0;
+    size_t len = strnlen(buf, size - 1);
+    bool room = size - 1 >= ELLIPSIS_LEN;
+    size_t max = room ? size - 1 - ELLIPSIS_LEN : 0;
+    /* a character the cut split is incomplete, so invalid: the valid prefix stops before */
+    size_t keep = valid_prefix((const unsigned char *)buf, len < max ? len : max);
+    if (room) memcpy(buf + keep, CQ_UTF8_ELLIPSIS, ELLIPSIS_LEN);
+    keep += room ? ELLIPSIS_LEN : 0;
+    buf[keep] = '\0';
+    return keep;
+}
+
 char *cq_utf8_clean(const char *s, size_t len, size_t max) {
     size_t need = render(NULL, (size_t)-1, (const unsigned char *)s, len, NULL);
     size_t size = (max > 0 && need > max ? max : need) + 1;

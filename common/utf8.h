@@ -30,6 +30,11 @@ size_t cq_utf8_prefix(const char *s, size_t len, size_t max);
  * anything was dropped. dst_size 0 writes nothing. */
 size_t cq_utf8_copy(char *dst, size_t dst_size, const char *s, size_t len, bool *cut);
 
+/* For text already cut to fit buf (size bytes) by a byte count (snprintf into a fixed
+ * buffer): backs its end off to a character boundary, leaving room for "…", and appends it.
+ * Call it only when the text was cut. Returns the new length. */
+size_t cq_utf8_mark_cut(char *buf, size_t size);
+
 /* A new string: s[0..len) made valid and, when max > 0 and it is longer, cut to at most max
  * bytes with "…" appended (as cq_utf8_copy). Caller frees; NULL on ENOMEM. */
 char *cq_utf8_clean(const char *s, size_t len, size_t max);

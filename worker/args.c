@@ -2,6 +2,7 @@
  * worker. Everything a user typed after the command word passes through here
  * before the policy sees it; every rejection is one line that names the argument. */
 #include "args.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -237,16 +238,12 @@ const char *cq_bound_get(const struct cq_bound_args *b, const char *name) {
     return NULL;
 }
 
-/* A short printable rendering of user input for a reason line (no control chars). */
+/* A short printable rendering of user input for a reason line (no control chars), cut on a
+ * character with "…" (a reason goes back to chat in a result envelope: valid UTF-8). */
 static void show(const char *v, char *buf, size_t size) {
-    size_t n = 0, max = size > 4 ? size - 4 : 0;
-    for (const char *p = v; *p && n < max; p++)
-        buf[n++] = ((unsigned char)*p < 0x20 || *p == 0x7f) ? '?' : *p;
-    if (v[n] != '\0' && size >= 4) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
+    cq_utf8_copy(buf, size, v, strlen(v), NULL);
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
 }
 
 static enum cq_rc check_rule(const struct cq_arg_spec *s, const char *v, int max_arg_len,
@@ -412,11 +409,14 @@ char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
     if (!cmd) return buf;
     if (cmd->usage && cmd->usage[0]) {
         bool has = strncmp(cmd->usage, "usage:", 6) == 0;
-        snprintf(buf, size, "%s%s", has ? "" : "usage: ", cmd->usage);
+        w = snprintf(buf, size, "%s%s", has ? "" : "usage: ", cmd->usage);
+        if (w > 0 && (size_t)w >= size) /* cut: on a character, with "…" */
+            cq_utf8_mark_cut(buf, size);
         return buf;
     }
     w = snprintf(buf, size, "usage: %s", cmd->name);
-    used = (w > 0 && (size_t)w < size) ? (size_t)w : size - 1;
+    if (w > 0 && (size_t)w >= size) cq_utf8_mark_cut(buf, size);
+    used = strlen(buf);
     for (size_t i = 0; i < cmd->n_args && used + 1 < size; i++) {
         const struct cq_arg_spec *s = &cmd->args[i];
         char up[64];
@@ -427,7 +427,10 @@ char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
                          opt ? "]" : "");
         else
             w = snprintf(buf + used, size - used, " %s%s%s", opt ? "[" : "", up, opt ? "]" : "");
-        if (w < 0 || (size_t)w >= size - used) break;
+        if (w < 0 || (size_t)w >= size - used) {
+            cq_utf8_mark_cut(buf, size);
+            break;
+        }
         used += (size_t)w;
     }
     return buf;

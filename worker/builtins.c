@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "policy.h"
+#include "utf8.h"
 
 struct text {
     char *s;
@@ -152,11 +153,10 @@ char *cq_builtin_unknown(const struct cq_config *cfg, const char *word) {
         consider(n, strcspn(n, " "), word, best, sizeof(best), &best_d); /* "flag" */
     }
     size_t wl = strlen(word), limit = wl <= 4 ? 1 : wl <= 8 ? 2 : 3;
-    size_t k = 0;
-    for (const char *p = word; *p && k + 4 < sizeof(shown); p++)
-        shown[k++] = ((unsigned char)*p < 0x20) ? '?' : *p;
-    shown[k] = '\0';
-    add(&t, "unknown command `%s%s`", shown, word[k] ? "..." : "");
+    cq_utf8_copy(shown, sizeof(shown), word, wl, NULL); /* cut on a character, with "…" */
+    for (char *p = shown; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = '?';
+    add(&t, "unknown command `%s`", shown);
     if (best[0] && best_d <= limit)
         add(&t, "; did you mean `%s`?", best);
     else

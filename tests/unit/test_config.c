@@ -252,6 +252,12 @@ TEST(error_positions) {
     expect_error(BASE "channels:\n  ops:\n    platform: slack\n",
                  "t.yaml:10:5: channels.ops.id: required key is missing");
     expect_error("redis: {port: 1}\n", "t.yaml:1:1: kafka.brokers: required key is missing");
+    /* present but empty (quoted, folded/literal block with no text, blanks): as missing */
+    expect_error("kafka:\n  brokers: >\n", "t.yaml:2:12: kafka.brokers: required key is empty");
+    expect_error("kafka:\n  brokers: |\n", "t.yaml:2:12: kafka.brokers: required key is empty");
+    expect_error("kafka: {brokers: \"  \"}\n", "t.yaml:1:18: kafka.brokers: required key is empty");
+    expect_error(BASE "channels:\n  ops: {platform: slack, id: ''}\n",
+                 "t.yaml:9:30: channels.ops.id: required key is empty");
     expect_error("kafka: {brokers: x}\nslack: {enabled: true}\n",
                  "t.yaml:2:8: slack.signing_secret: required when slack.enabled is true");
     /* duplicate key: points at the second one */

@@ -115,6 +115,19 @@ TEST(clean_and_tail) {
     }
 }
 
+TEST(mark_cut_after_snprintf) {
+    /* what snprintf(buf, 8, "ab%s", "€€") leaves: the second "€" split */
+    char buf[8] = "ab" EURO "\xe2\x82";
+    CHECK(cq_utf8_mark_cut(buf, sizeof(buf)) == 5);
+    CHECK_STR(buf, "ab" ELL); /* "ab€" would leave no room for "…" */
+    memcpy(buf, "abcdefg", 8);
+    CHECK(cq_utf8_mark_cut(buf, sizeof(buf)) == 7);
+    CHECK_STR(buf, "abcd" ELL);
+    char tiny[3] = "ab";
+    CHECK(cq_utf8_mark_cut(tiny, sizeof(tiny)) == 0); /* no room for "…": nothing kept */
+    CHECK(cq_utf8_mark_cut(tiny, 0) == 0);
+}
+
 /* A message longer than struct cq_err's msg is cut on a character with "…", and invalid
  * bytes in an argument are repaired: every message fits a result envelope. */
 TEST(err_set_messages_are_encodable) {
@@ -164,6 +177,7 @@ int main(void) {
     RUN(prefix_never_splits);
     RUN(copy_fits_repairs_and_cuts);
     RUN(clean_and_tail);
+    RUN(mark_cut_after_snprintf);
     RUN(err_set_messages_are_encodable);
     RUN(encode_failure_is_eencode);
     return cqtest_done();

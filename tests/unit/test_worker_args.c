@@ -141,7 +141,14 @@ TEST(usage_lines) {
     CHECK_STR(cq_args_usage(&fx_commands[2], buf, sizeof(buf)), "usage: lb weight POOL PERCENT");
     CHECK_STR(cq_args_usage(&fx_commands[3], buf, sizeof(buf)),
               "usage: deploy SERVICE [ENV] [--tag TAG]");
-    CHECK_STR(cq_args_usage(&fx_commands[3], buf, 12), "usage: depl");
+    /* a cut is marked with "…" and never splits a character */
+    CHECK_STR(cq_args_usage(&fx_commands[3], buf, 12), "usage: d\xe2\x80\xa6");
+    struct cq_command c = fx_commands[3];
+    c.usage = "d\xc3\xa9ploie SERVICE";                          /* "déploie" */
+    CHECK_STR(cq_args_usage(&c, buf, 10), "usage:\xe2\x80\xa6"); /* snprintf split the "é" */
+    CHECK_STR(cq_args_usage(&c, buf, 13), "usage: d\xe2\x80\xa6");
+    CHECK_STR(cq_args_usage(&c, buf, 14), "usage: d\xc3\xa9\xe2\x80\xa6");
+    CHECK_STR(cq_args_usage(&c, buf, 15), "usage: d\xc3\xa9p\xe2\x80\xa6");
 }
 
 int main(void) {
