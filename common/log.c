@@ -4,11 +4,14 @@
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "utf8.h"
 
 static char service[32] = "chatops";
 static enum cq_log_level threshold = CQ_LOG_INFO;
@@ -23,6 +26,18 @@ enum cq_log_level cq_log_level_parse(const char *s) {
     for (int i = 0; s && i < 4; i++)
         if (strcasecmp(s, level_names[i]) == 0) return (enum cq_log_level)i;
     return CQ_LOG_INFO;
+}
+
+/* Log lines are JSON: text from outside (API bodies, reasons) is made valid UTF-8 first. */
+static void add_text(cJSON *o, const char *key, const char *v) {
+    size_t n = strlen(v);
+    if (cq_utf8_valid(v, n)) {
+        cJSON_AddStringToObject(o, key, v);
+        return;
+    }
+    char *fixed = cq_utf8_clean(v, n, 0);
+    cJSON_AddStringToObject(o, key, fixed ? fixed : "?");
+    free(fixed);
 }
 
 static void emit(enum cq_log_level level, const char *req_id, const char *msg,
@@ -40,10 +55,10 @@ static void emit(enum cq_log_level level, const char *req_id, const char *msg,
     cJSON_AddStringToObject(o, "ts", ts);
     cJSON_AddStringToObject(o, "level", level_names[level]);
     cJSON_AddStringToObject(o, "svc", service);
-    cJSON_AddStringToObject(o, "msg", msg);
-    if (req_id && *req_id) cJSON_AddStringToObject(o, "req_id", req_id);
+    add_text(o, "msg", msg);
+    if (req_id && *req_id) add_text(o, "req_id", req_id);
     for (int i = 0; kv && kv[i] && kv[i + 1]; i += 2)
-        cJSON_AddStringToObject(o, kv[i], kv[i + 1]);
+        add_text(o, kv[i], kv[i + 1]);
     char *line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!line) return;
@@ -59,8 +74,9 @@ void cq_log(enum cq_log_level level, const char *req_id, const char *fmt, ...) {
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(msg)) cq_utf8_mark_cut(msg, sizeof(msg)); /* never half a character */
     emit(level, req_id, msg, NULL);
 }
 

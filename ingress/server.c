@@ -31,6 +31,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
+#include "utf8.h"
 
 /* The guard answers a request this long after kafka.produce_timeout_ms (the budget) when no
  * report came. The producer's own timeout is a second earlier (main.c), so normally the
@@ -235,9 +236,7 @@ static void quote_cmd(const char *cmd, char out[CMD_QUOTE + 4]) {
         memcpy(out, cmd, n + 1);
         return;
     }
-    n = CMD_QUOTE;
-    while (n > 0 && ((unsigned char)cmd[n] & 0xC0) == 0x80)
-        n--; /* cmd[n] starts a char */
+    n = cq_utf8_prefix(cmd, n, CMD_QUOTE); /* never splits a character */
     memcpy(out, cmd, n);
     memcpy(out + n, "...", 4);
 }

@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "utf8.h"
+
 const char *cq_outcome_str(enum cq_outcome o) {
     switch (o) {
     case CQ_OUT_DELIVERED:
@@ -32,10 +34,14 @@ const char *cq_outcome_str(enum cq_outcome o) {
 __attribute__((format(printf, 3, 4))) static void set_reason(char *reason, size_t len,
                                                              const char *fmt, ...) {
     va_list ap;
+    char wide[512];
     if (!reason || len == 0) return;
     va_start(ap, fmt);
-    vsnprintf(reason, len, fmt, ap);
+    int n = vsnprintf(wide, sizeof wide, fmt, ap);
     va_end(ap);
+    /* platform error strings: cut on a character and made valid UTF-8 (they reach the DLQ) */
+    size_t wl = n < 0 ? 0 : (size_t)n < sizeof wide ? (size_t)n : sizeof wide - 1;
+    cq_utf8_copy(reason, len, wide, wl, NULL);
 }
 
 /* Shared transport rules: false when the HTTP answer needs a closer look. */

@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "slack_format.h"
+#include "utf8.h"
 
 #define RURL_MAX_USES 5
 #define RURL_TTL_MS (30 * 60 * 1000)
@@ -250,14 +251,8 @@ static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_
 static void keep_answer(struct job *j, const struct cq_http_response *resp) {
     free(j->last_body);
     j->last_status = resp->status;
-    size_t n = resp->body_len < ANSWER_KEEP ? resp->body_len : ANSWER_KEEP;
-    while (n > 0 && n < resp->body_len && ((unsigned char)resp->body[n] & 0xC0) == 0x80)
-        n--;
-    j->last_body = malloc(n + 1);
-    if (j->last_body) {
-        memcpy(j->last_body, resp->body, n);
-        j->last_body[n] = '\0';
-    }
+    /* the platform's bytes: made valid UTF-8 and cut on a character for logs and the DLQ */
+    j->last_body = cq_utf8_clean(resp->body, resp->body_len, ANSWER_KEEP);
 }
 
 /* ------------------------------------------------------------------ job lifecycle */
@@ -444,7 +439,8 @@ static void job_dead_letter(struct job *j, const char *cls, const char *reason) 
     char *out = NULL, at[32];
     cJSON *d = cJSON_CreateObject(), *ans = NULL, *src = NULL;
     struct cq_err err = {0};
-    if (reason != j->reason) snprintf(j->reason, sizeof j->reason, "%s", reason);
+    if (reason != j->reason)
+        cq_utf8_copy(j->reason, sizeof j->reason, reason, strlen(reason), NULL);
     j->dlq_reason_class = (char *)cls;
     cq_now_rfc3339(at);
     if (!d) goto retry;
@@ -475,10 +471,8 @@ static void job_dead_letter(struct job *j, const char *cls, const char *reason) 
     if (orig)
         cJSON_AddItemToObject(d, "result", orig);
     else {
-        char *raw = malloc(j->len + 1);
+        char *raw = cq_utf8_clean(j->payload, j->len, 0); /* any bytes: valid JSON text */
         if (raw) {
-            memcpy(raw, j->payload, j->len);
-            raw[j->len] = '\0';
             cJSON_AddStringToObject(d, "raw", raw);
             free(raw);
         }
@@ -584,7 +578,7 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
         snprintf(why, sizeof why, "%s: %.100s",
                  resp->rc == CQ_ETIMEOUT ? "timeout" : "connection_error", resp->errmsg);
     metric_attempt(j, o);
-    snprintf(j->reason, sizeof j->reason, "%s", why);
+    cq_utf8_copy(j->reason, sizeof j->reason, why, strlen(why), NULL);
     {
         char st[16], at[12];
         snprintf(st, sizeof st, "%ld", resp->status);
