@@ -56,6 +56,7 @@ for t in "${targets[@]}"; do
     echo "run.sh: $t for $minutes min (log $log)" >&2
     # libFuzzer stops at the first finding: start it again for what is left of the budget, so
     # one crash does not end the target's run (each run keeps the corpus it grew).
+    known=$(sha1sum "$seeds"/* | awk '{ print $1 }')
     start=$(date +%s)
     runs=0
     while :; do
@@ -66,25 +67,34 @@ for t in "${targets[@]}"; do
         "$exe" -max_total_time="$left" -rss_limit_mb="${RSS_MB:-2048}" \
             -max_len="${MAX_LEN:-4096}" -timeout="${TIMEOUT_S:-10}" -print_final_stats=1 \
             -artifact_prefix="$work/findings/" "$work/corpus" </dev/null >>"$log" 2>&1 || true
+        # a seed that fails stops every run at once: no use starting again
+        for f in "$work"/findings/*; do
+            [[ -f $f ]] && grep -qx "$(sha1sum "$f" | awk '{ print $1 }')" <<<"$known" && break 2
+        done
     done
     execs=$(awk '/stat::number_of_executed_units:/ { s += $2 } END { print s + 0 }' "$log")
-    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{ print $2 }')
+    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{ print $2 }' || true)
     grown=$(($(ls "$work/corpus" | wc -l) - $(ls "$seeds" | wc -l)))
-    # a finding is new unless its bytes are already a seed (crash-* seeds are fixed findings)
-    known=$(sha1sum "$seeds"/* | awk '{ print $1 }')
+    # a finding is new unless its bytes are already a seed (crash-* seeds are fixed findings);
+    # a seed that fails again is a regression (ctest's fuzz.NAME replay fails on it too)
     new=()
+    again=0
     for f in "$work"/findings/*; do
         [[ -f $f ]] || continue
         sum=$(sha1sum "$f" | awk '{ print $1 }')
-        grep -qx "$sum" <<<"$known" || new+=("$f")
+        if grep -qx "$sum" <<<"$known"; then again=$((again + 1)); else new+=("$f"); fi
     done
-    total_new=$((total_new + ${#new[@]}))
-    rows+=("$(printf '%-14s %6s min %12s runs  cov %-6s +%-5s inputs  %d new finding(s)' \
-        "$t" "$minutes" "$execs" "${cov:-?}" "$grown" "${#new[@]}")")
+    total_new=$((total_new + ${#new[@]} + again))
+    rows+=("$(printf '%-14s %6s min %12s runs  cov %-6s +%-5s inputs  %d new finding(s)%s' \
+        "$t" "$minutes" "$execs" "${cov:-?}" "$grown" "${#new[@]}" \
+        "$([[ $again -gt 0 ]] && echo ", a seed fails again ($again run(s)): regression")")")
     for f in "${new[@]}"; do
         # the last error line libFuzzer printed before it wrote this file
-        why=$(awk -v f="$f" '/FUZZ CONTRACT VIOLATED|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error/ { w = $0 }
-            index($0, "Test unit written to " f) { print w; exit }' "$log")
+        # (the first specific one: "deadly signal" only follows the contract's abort)
+        why=$(awk -v f="$f" '
+            /FUZZ CONTRACT VIOLATED|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error/ {
+                if (w == "" || $0 !~ /deadly signal/) w = $0 }
+            /Test unit written to / { if (index($0, f)) { print w; exit } w = "" }' "$log")
         rows+=("    $f${why:+  ($why)}")
     done
 done
@@ -93,7 +103,7 @@ echo
 echo "fuzz: $minutes min per target, results in $out"
 printf '%s\n' "${rows[@]}"
 if [[ $total_new -gt 0 ]]; then
-    echo "fuzz: $total_new new finding(s): replay with build/tests/fuzz_NAME FILE, fix, then add" \
+    echo "fuzz: $total_new finding(s): replay with build/tests/fuzz_NAME FILE, fix, then add" \
         "the file to tests/fuzz/corpus/NAME/ as crash-<what> (tests/fuzz/README.md)"
     exit 1
 fi
