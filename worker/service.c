@@ -863,7 +863,7 @@ static void decide(struct job *j) {
         return;
     }
     if (cfg->limits.max_text > 0 && j->req.text &&
-        strlen(j->req.text) > (size_t)cfg->limits.max_text) {
+        cq_utf8_len(j->req.text, strlen(j->req.text)) > (size_t)cfg->limits.max_text) {
         j->kind = JK_INVALID;
         j->text =
             cq_strprintf("the command text is longer than %d characters", cfg->limits.max_text);

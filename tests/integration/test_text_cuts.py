@@ -238,6 +238,11 @@ def test_cut_label_and_reply(w):
           "%s %d bytes, ends %r" % (f.get("status"), len(t.encode()), t[-3:]))
     check(len(finals(rid)) == 1, "one final for the cut reply")
     API.set_rules([])
+    # limits.max_text (4000) counts characters: 1427 of them in 4227 bytes are within it
+    rid = send("help", " ".join([EURO * 50] * 28))
+    f = final_of(rid)
+    check(f.get("status") and "longer than 4000" not in f.get("text", ""),
+          "1427 characters (4227 bytes) pass max_text 4000: %r" % f.get("text", "")[:120])
     check("out of memory" not in w.log_text(), "nothing logged as 'out of memory'")
     report("label and reply cut inside a character are answered")
 
