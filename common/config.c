@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "strutil.h"
+#include "utf8.h"
 #include "yamltree.h"
 
 #define MAX_FILE_BYTES (4u << 20)
@@ -423,16 +424,12 @@ static enum cq_rc nomem(struct ctx *c) {
     return cq_err_set(c->err, CQ_ENOMEM, "%s: out of memory while loading", c->name);
 }
 
-/* A value quoted for a message: at most 40 bytes, control bytes shown as '?'. */
+/* A value quoted for a message: at most 40 bytes, cut on a character with "…", control bytes
+ * shown as '?'. */
 static const char *shown(const char *v, char buf[64]) {
-    size_t i = 0;
-    for (; v[i] && i < 40; i++)
-        buf[i] = (unsigned char)v[i] < 0x20 ? '?' : v[i];
-    if (v[i]) {
-        memcpy(buf + i, "...", 4);
-    } else {
-        buf[i] = '\0';
-    }
+    cq_utf8_copy(buf, 41, v, strlen(v), NULL);
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = '?';
     return buf;
 }
 

@@ -252,6 +252,15 @@ TEST(error_positions) {
     expect_error(BASE "channels:\n  ops:\n    platform: slack\n",
                  "t.yaml:10:5: channels.ops.id: required key is missing");
     expect_error("redis: {port: 1}\n", "t.yaml:1:1: kafka.brokers: required key is missing");
+    /* a quoted value is cut on a character, with "…" */
+    expect_error("kafka: {brokers: x}\nredis:\n  port: "
+                 "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+                 "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+                 "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\n",
+                 "t.yaml:3:9: redis.port: expected an integer, got '"
+                 "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+                 "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+                 "\xe2\x82\xac\xe2\x82\xac\xe2\x80\xa6'");
     /* present but empty (quoted, folded/literal block with no text, blanks): as missing */
     expect_error("kafka:\n  brokers: >\n", "t.yaml:2:12: kafka.brokers: required key is empty");
     expect_error("kafka:\n  brokers: |\n", "t.yaml:2:12: kafka.brokers: required key is empty");
