@@ -155,10 +155,13 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
     int n = 0;
     if (r->user_name && *r->user_name)
         n = snprintf(note, sizeof note, "Run by %.*s", CQ_ENV_MAX_NAME, r->user_name);
-    if (r->pipeline.id > 0 && n >= 0 && (size_t)n < sizeof note)
-        snprintf(note + n, sizeof note - (size_t)n, "%sPipeline #%lld%s%.32s", n ? " · " : "",
-                 r->pipeline.id, r->pipeline.status ? ": " : "",
-                 r->pipeline.status ? r->pipeline.status : "");
+    if (r->pipeline.id > 0 && n >= 0 && (size_t)n < sizeof note) {
+        char st[33] = ""; /* at most 32 bytes, cut on a character */
+        if (r->pipeline.status)
+            cq_utf8_copy(st, sizeof st, r->pipeline.status, strlen(r->pipeline.status), NULL);
+        snprintf(note + n, sizeof note - (size_t)n, "%sPipeline #%lld%s%s", n ? " · " : "",
+                 r->pipeline.id, r->pipeline.status ? ": " : "", st);
+    }
     if (*note) {
         cJSON *ne = cJSON_CreateObject(), *nels;
         if (!ne) goto fail;
