@@ -226,7 +226,7 @@ class FakeGitLab:
 
 
 def config_yaml(brokers, redis_port, run, d, api_url, gitlab_url, slack_url, feishu_url,
-                extra=""):
+                extra="", kafka_extra=""):
     chans = "\n".join("  c%02d: {platform: slack, id: %s}" % (i, c)
                       for i, c in enumerate(CHANNELS))
     return """
@@ -235,6 +235,7 @@ kafka:
   brokers: "%(brokers)s"
   partitions: 6
   produce_timeout_ms: 2500
+%(kafka_extra)s
   topics:
     requests: "fq.%(run)s.requests"
     results: "fq.%(run)s.results"
@@ -325,14 +326,15 @@ policy:
 %(extra)s
 """ % {"brokers": brokers, "redis": redis_port, "run": run, "d": d, "api": api_url,
        "gitlab": gitlab_url, "slack": slack_url, "feishu": feishu_url, "chans": chans,
-       "extra": extra}
+       "extra": extra, "kafka_extra": kafka_extra}
 
 
 class Stack:
     """Fakes + config + topics; services are added with add(). private: "kafka" and/or
     "redis" to start private servers (needed when the test stops or kills them)."""
 
-    def __init__(self, name, private=(), extra_config="", redis_port=None, kafka_proxy=None):
+    def __init__(self, name, private=(), extra_config="", redis_port=None, kafka_proxy=None,
+                 kafka_extra=""):
         self.name = name
         self.run = uuid.uuid4().hex[:8]
         self.dir = tempfile.mkdtemp(prefix="cqf-%s-" % name)
@@ -349,6 +351,7 @@ class Stack:
         self.api = FakeAPI().start()
         self.gitlab = FakeGitLab(SECRETS["trig"], SECRETS["api_token"])
         self.extra_config = extra_config
+        self.kafka_extra = kafka_extra  # more lines of the kafka: map, e.g. "  key: value"
         self.cfg = os.path.join(self.dir, "config.yaml")
         self.write_config()
         p = subprocess.run([os.path.join(BUILD, "tools", "chatopsctl"), "--config", self.cfg,
@@ -363,7 +366,8 @@ class Stack:
         with open(self.cfg, "w") as f:
             f.write(config_yaml(self.brokers, redis_port or self.redis_port, self.run, self.dir,
                                 "http://127.0.0.1:%d" % self.api.port, self.gitlab.url,
-                                self.slack.url, self.feishu.url, self.extra_config))
+                                self.slack.url, self.feishu.url, self.extra_config,
+                                self.kafka_extra))
 
     def variant(self, name, drop=()):
         """A copy of the config without the lines containing any of drop (e.g. the Feishu

@@ -89,6 +89,7 @@ slack:
   app_id: cli_test
   app_secret: "${CQT_FEISHU_SECRET}"
   verification_token: "${CQT_FEISHU_VTOKEN}"
+  require_encrypt_key: false
   api_base: "%s/open-apis"
 """ % feishu.url)
         self.env = dict(os.environ, CQT_SLACK_SIGNING="sign-secret", CQT_FEISHU_SECRET="s3cret",

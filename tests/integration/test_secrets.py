@@ -231,6 +231,7 @@ def main():
         {"prefix": "/api/slow", "status": 200, "delay_ms": 3000, "echo": True},
     ])
     iport = free_port()
+    aport = free_port()  # the ingress's admin listener (/readyz, /metrics)
     cfg = os.path.join(TMP, "stack.yaml")
     with open(cfg, "w") as f:
         f.write(config(api, slack, iport, closed))
@@ -238,7 +239,8 @@ def main():
 
     svcs = [Svc("worker", [WORKER, "--config", cfg, "--http-port", "0", "--id", "w-" + RUN]),
             Svc("notifier", [NOTIFIER, "--config", cfg, "--http-port", "0"]),
-            Svc("ingress", [INGRESS, "--config", cfg, "--port", str(iport)])]
+            Svc("ingress", [INGRESS, "--config", cfg, "--port", str(iport),
+                            "--admin-port", str(aport)])]
     tails = {k: Tail(BROKERS, TOPICS[k]) for k in ("audit", "dlq", "results")}
     try:
         up = wait_for(lambda: all("admin http listening" in s.log() for s in svcs[:2]), 30)
@@ -246,7 +248,7 @@ def main():
 
         def ready():
             try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % iport, timeout=2) as r:
+                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % aport, timeout=2) as r:
                     return r.status == 200
             except OSError:
                 return False

@@ -119,6 +119,14 @@ SERVICE_BINARIES = {"ingress": ("ingress", "chatops-ingress"),
                     "notifier": ("notifier", "chatops-notifier")}
 
 
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Service:
     """One chatops service (ingress, worker or notifier) started as deployed: its binary with
     --config, stdout+stderr into LOGDIR/NAME.log, default signal dispositions (SIGPIPE
@@ -134,14 +142,11 @@ class Service:
         self.log_path = os.path.join(logdir, name + ".log")
         argv = [os.path.join(BUILD, sub, exe), "--config", cfg]
         self.port = None
+        self.admin = None
         if kind == "ingress":
-            if port is None:
-                s = socket.socket()
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-                s.close()
-            self.port = port
-            argv += ["--port", str(port)]
+            self.port = port if port is not None else _free_port()
+            self.admin = _free_port()  # its admin listener: /readyz, /metrics
+            argv += ["--port", str(self.port), "--admin-port", str(self.admin)]
         else:
             argv += ["--http-port", "0"]
         argv += list(args)
@@ -175,9 +180,10 @@ class Service:
             return f.read().decode("utf-8", "replace")
 
     def admin_port(self, timeout=30):
-        """The worker's/notifier's admin port (from its log), the ingress's own port."""
+        """The admin port (/readyz, /metrics): the worker's/notifier's from its log, the
+        ingress's as given at start."""
         if self.kind == "ingress":
-            return self.port
+            return self.admin
         end = time.time() + timeout
         while self._admin is None and time.time() < end and self.alive():
             m = re.search(r"admin http listening on port (\d+)", self.logs(since_start=True))
@@ -198,12 +204,6 @@ class Service:
                                                 timeout=2) as r:
                         if r.status == 200:
                             return True
-                except urllib.error.HTTPError as e:
-                    # an ingress whose /readyz moved to an admin listener: its webhook port
-                    # answers 404 there once it listens
-                    if self.kind == "ingress" and e.code == 404 and \
-                            "listening on" in self.logs(since_start=True):
-                        return True
                 except OSError:
                     pass
             time.sleep(0.05)
