@@ -37,8 +37,8 @@ done
 echo "run.sh: building ${#targets[@]} libFuzzer target(s) with $cc in $build" >&2
 CC=$cc cmake -S "$repo" -B "$build" -DCQ_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCQ_WERROR=ON >/dev/null
-cmake --build "$build" -j "${BUILD_JOBS:-2}" \
-    --target $(printf 'fuzz_%s_libfuzzer ' "${targets[@]}") >/dev/null
+mapfile -t build_targets < <(printf 'fuzz_%s_libfuzzer\n' "${targets[@]}")
+cmake --build "$build" -j "${BUILD_JOBS:-2}" --target "${build_targets[@]}" >/dev/null
 
 out=${OUT:-$(mktemp -d /tmp/cq-fuzz.XXXXXX)}
 mkdir -p "$out"
@@ -74,7 +74,7 @@ for t in "${targets[@]}"; do
     done
     execs=$(awk '/stat::number_of_executed_units:/ { s += $2 } END { print s + 0 }' "$log")
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{ print $2 }' || true)
-    grown=$(($(ls "$work/corpus" | wc -l) - $(ls "$seeds" | wc -l)))
+    grown=$(($(find "$work/corpus" -maxdepth 1 -type f | wc -l) - $(find "$seeds" -maxdepth 1 -type f | wc -l)))
     # a finding is new unless its bytes are already a seed (crash-* seeds are fixed findings);
     # a seed that fails again is a regression (ctest's fuzz.NAME replay fails on it too)
     new=()
