@@ -69,37 +69,23 @@ def wait_for(pred, timeout, step=0.05):
 
 class PrivateKafka:
     """A broker of this test only (scripts/kafka.sh, its own dir): the tests that stop it.
-    proxy: a tcpproxy.Proxy (in this process) that clients must go through: the broker
-    advertises the proxy's port, and the proxy forwards to the port kafka.sh picked."""
+    proxy: a tests/support/tcpproxy.py Handle that clients must go through: the broker gets an
+    EXTERNAL listener advertising the proxy's port (kafka.sh start --advertise-port), and the
+    proxy forwards to that listener, so every client connection crosses the proxy."""
 
     def __init__(self, root, proxy=None):
         self.dir = os.path.join(root, "kafka")
+        self.proxied = None
         if not proxy:
             self._sh("start")
             return
-        env = dict(os.environ, CQ_KAFKA_PROPS="advertised.listeners=PLAINTEXT://127.0.0.1:%d"
-                   % proxy.port)
-        p = subprocess.Popen([os.path.join(SCRIPTS, "kafka.sh"), "start", self.dir], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        props = os.path.join(self.dir, "server.properties")
-
-        def real_port():
-            try:
-                with open(props) as f:
-                    m = re.search(r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),", f.read(), re.M)
-                return int(m.group(1)) if m else None
-            except OSError:
-                return None
-        port = wait_for(lambda: real_port() or p.poll() is not None, 120)
-        if p.poll() is None and port:
-            proxy.target = ("127.0.0.1", real_port())
-        out, err = p.communicate(timeout=300)
-        if p.returncode != 0:
-            raise RuntimeError("kafka.sh start failed:\n%s" % err[-2000:])
+        self._sh("start", extra=["--advertise-port", str(proxy.port)])
+        with open(os.path.join(self.dir, "external")) as f:
+            proxy.target(f.read().strip())
         self.proxied = "127.0.0.1:%d" % proxy.port
 
-    def _sh(self, what, timeout=300):
-        p = subprocess.run([os.path.join(SCRIPTS, "kafka.sh"), what, self.dir],
+    def _sh(self, what, timeout=300, extra=()):
+        p = subprocess.run([os.path.join(SCRIPTS, "kafka.sh"), what, self.dir] + list(extra),
                            capture_output=True, text=True, timeout=timeout)
         if p.returncode != 0:
             raise RuntimeError("kafka.sh %s failed:\n%s" % (what, p.stderr[-2000:]))
@@ -107,7 +93,7 @@ class PrivateKafka:
 
     @property
     def bootstrap(self):
-        if getattr(self, "proxied", None):
+        if self.proxied:
             return self.proxied
         with open(os.path.join(self.dir, "bootstrap")) as f:
             return f.read().strip()

@@ -12,11 +12,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultlib as fl  # noqa: E402
-import tcpproxy  # noqa: E402
+import tcpproxy  # noqa: E402  (tests/support/tcpproxy.py, on the path faultlib set)
 
 
 def test():
-    proxy = tcpproxy.Proxy(("127.0.0.1", 1)).start()  # the target is set once kafka.sh chose
+    proxy = tcpproxy.start(target="127.0.0.1:1")  # retargeted once kafka.sh chose its port
     st = fl.Stack("kafka-proxy", private=("kafka",), kafka_proxy=proxy)
     try:
         st.standard(workers=1, notifiers=1)
@@ -24,20 +24,21 @@ def test():
         step = lambda k: fl.wait_for(lambda: load.sent_so_far() >= k, 60)  # noqa: E731
         step(30)
         fl.log("proxy: delay 1500 ms")
-        proxy.set_mode("delay", 1500)
+        proxy.mode("delay", 1500)
         step(75)
         fl.log("proxy: black hole")
-        proxy.set_mode("blackhole")
+        proxy.mode("blackhole")
         step(95)
         fl.log("proxy: reset")
-        proxy.set_mode("reset")
+        proxy.mode("reset")
         step(105)
         fl.log("proxy: pass")
-        proxy.set_mode("pass")
+        proxy.mode("pass")
         return fl.finish(st, load, "Kafka through a proxy: delay, black hole, reset",
                          settle_timeout=240)
     finally:
         st.close()
+        proxy.stop()
 
 
 fl.main(test)

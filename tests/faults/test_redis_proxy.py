@@ -1,49 +1,26 @@
 #!/usr/bin/env python3
-"""Redis behind a TCP proxy (tests/support/tcpproxy.py, else tests/faults/tcpproxy.py) that
+"""Redis behind a TCP proxy (tests/support/tcpproxy.py) that
 turns slow (200 ms per chunk), then black-holes every connection (a silent peer, as in a
 network partition), then resets them all, then passes again, under load. Every acked
 command answered once, none lost, no re-run."""
+import json
 import os
-import socket
-import subprocess
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultlib as fl  # noqa: E402
 
-PROXY = next(p for p in (os.path.join(fl.SRC, "tests", "support", "tcpproxy.py"),
-                         os.path.join(fl.HERE, "tcpproxy.py")) if os.path.exists(p))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+import tcpproxy  # noqa: E402  (tests/support/tcpproxy.py, on the path faultlib set)
 
 
 def test():
     redis_port = int(fl.cqt.stack_file("redis/port"))
-    lp, cp = free_port(), free_port()
-    proxy = subprocess.Popen([sys.executable, PROXY, "--listen", "127.0.0.1:%d" % lp,
-                              "--target", "127.0.0.1:%d" % redis_port,
-                              "--control", "127.0.0.1:%d" % cp], stdout=subprocess.DEVNULL)
+    proxy = tcpproxy.start(target="127.0.0.1:%d" % redis_port)
 
     def mode(m, ms=0):
-        with urllib.request.urlopen("http://127.0.0.1:%d/mode?m=%s&ms=%d" % (cp, m, ms),
-                                    timeout=5) as r:
-            fl.log("proxy: %s" % r.read().decode().strip())
+        fl.log("proxy: %s" % json.dumps(proxy.mode(m, ms)))
 
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", cp), timeout=1).close()
-            return True
-        except OSError:
-            return False
-    fl.wait_for(up, 20)
-    st = fl.Stack("redis-proxy", redis_port=lp)
+    st = fl.Stack("redis-proxy", redis_port=proxy.port)
     try:
         st.api.set_rules([{"method": "POST", "prefix": "/api/v4/features/", "delay_ms": 200,
                            "status": 200, "body": {"name": "x", "state": "on"}}])
@@ -63,8 +40,7 @@ def test():
                          settle_timeout=180)
     finally:
         st.close()
-        proxy.terminate()
-        proxy.wait()
+        proxy.stop()
 
 
 fl.main(test)
