@@ -55,11 +55,16 @@ run_tree() {
     if ! MAKEFLAGS="-k${MAKEFLAGS:+ $MAKEFLAGS}" cmake --build "$dir" -j "$jobs"; then
         failed+=("$name (build)")
     fi
+    rm -f "$dir/faults-counts.txt"
     cq_log "== $name: ctest"
     # Integration tests share the run's one broker and Redis but use unique topics, groups
     # and keys, so two at a time is safe.
     if ! (cd "$dir" && ctest --output-on-failure -j2 "${ctest_args[@]}"); then
         failed+=("$name (tests)")
+    fi
+    if [[ -s "$dir/faults-counts.txt" ]]; then
+        cq_log "== $name: fault suite counts (tests/faults; lost and duplicates must be 0)"
+        sort "$dir/faults-counts.txt" >&2
     fi
     cq_log "== $name: done in $(($(date +%s) - t0))s"
 }

@@ -596,6 +596,9 @@ def finish(stack, loads, name, settle_timeout=120, quiet_s=2.0, expect_all_acked
     c.refresh()
     log(name)
     print(c.line(), flush=True)
+    # every fault's counts, collected per build tree for scripts/test.sh and reliability.md
+    with open(os.path.join(BUILD, "faults-counts.txt"), "a") as f:
+        f.write("%-28s %s\n" % (os.path.basename(sys.argv[0])[5:-3], c.line()))
     log("settled in %.1f s; not acked %d (documented error for all but %d); platform re-sends "
         "%d; total run %.0f s" % (settle_s, len(c.refused), len(c.undocumented), len(c.resend),
                                   time.time() - stack.t0))
