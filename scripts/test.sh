@@ -2,7 +2,8 @@
 # test.sh: the one test command. Installs what is missing, fetches the Kafka broker, then
 # builds and runs every test (unit + integration against a real broker and Redis that the
 # ctest fixtures start) in two trees: build/ (RelWithDebInfo, -Werror) and build-asan/
-# (Debug, AddressSanitizer + UBSan). First scripts/lint.sh (clang-format, shellcheck).
+# (Debug, AddressSanitizer + UBSan), then the threaded parts under ThreadSanitizer
+# (scripts/tsan.sh, build-tsan/). First scripts/lint.sh (clang-format, shellcheck).
 #   scripts/test.sh [--quick] [CTEST ARGS...]   --quick: only build/; e.g. -L unit, -R kafka
 set -euo pipefail
 CQ_PROG=test.sh
@@ -31,7 +32,7 @@ fi
 # broker or redis-server behind (stop is a no-op when they already stopped).
 cleanup() {
     local t
-    for t in build build-asan; do
+    for t in build build-asan build-tsan; do
         "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$CQ_REPO_ROOT/$t/stack/kafka" >/dev/null 2>&1 || true
         "$CQ_REPO_ROOT/scripts/redis.sh" stop "$CQ_REPO_ROOT/$t/stack/redis" >/dev/null 2>&1 || true
     done
@@ -74,6 +75,12 @@ if [[ $quick -eq 0 ]]; then
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
     run_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DCQ_WERROR=ON -DCQ_SANITIZE=address,undefined
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    # The threaded parts (the consumer's lag thread, libmicrohttpd's pool) under TSan.
+    cq_log "== build-tsan: ThreadSanitizer subset (scripts/tsan.sh)"
+    if ! "$CQ_REPO_ROOT/scripts/tsan.sh" "$CQ_REPO_ROOT/build-tsan"; then
+        failed+=("build-tsan (tests)")
+    fi
 fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
