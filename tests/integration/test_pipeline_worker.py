@@ -25,7 +25,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.di
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import Tail, check, report, stack_file  # noqa: E402
+from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
 WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 
 
@@ -39,10 +39,6 @@ API_TOKEN = "api-" + RUN
 
 
 
-def now_rfc3339():
-    """Now as the ingress writes received_at: RFC 3339, UTC, milliseconds."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 class FakeGitLab:
     def __init__(self):

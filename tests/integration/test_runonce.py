@@ -33,7 +33,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.di
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import Tail, check, report, stack_file  # noqa: E402
+from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
@@ -88,9 +88,6 @@ class Redis:
             self.proc.wait()
 
 
-def now_rfc3339(t=None):
-    t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
 def config_yaml(topics, group, redis_port, prefix, extra_worker="", extra_kafka="",

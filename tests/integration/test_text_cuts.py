@@ -29,7 +29,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.di
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import Tail, check, report, stack_file  # noqa: E402
+from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
@@ -147,7 +147,7 @@ policy:
 def send(command, text, channel="COPS"):
     rid = str(uuid.uuid4())
     cqt.produce(BROKERS, TOPICS["requests"], "slack:T1:" + channel, json.dumps({
-        "v": 1, "id": rid, "received_at": "2026-01-01T00:00:00Z", "platform": "slack",
+        "v": 1, "id": rid, "received_at": now_rfc3339(), "platform": "slack",
         "tenant": "T1", "channel": {"id": channel, "name": channel.lower()},
         "user": {"id": "UALICE", "name": "alice"}, "command": command, "text": text,
         "reply": {"response_url": "https://hooks.example/x", "chat_id": channel},

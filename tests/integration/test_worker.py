@@ -23,7 +23,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.di
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import Tail, check, report, stack_file  # noqa: E402
+from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
 WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
@@ -38,12 +38,6 @@ TMP = tempfile.mkdtemp(prefix="cqt-worker-")
 API = FakeAPI().start()
 BASE = "http://127.0.0.1:%d/api/v4" % API.port
 
-
-
-def now_rfc3339():
-    """Now as the ingress writes received_at: RFC 3339, UTC, milliseconds."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 def config_yaml(topics, group, lease_ms=1500):
     return """

@@ -49,6 +49,14 @@ def summary(where=None):
     return 1 if failures else 0
 
 
+def now_rfc3339(t=None):
+    """Now (or t) as the ingress writes received_at: RFC 3339, UTC, milliseconds. Envelopes a
+    test writes itself need a fresh one: the worker refuses requests older than
+    worker.max_request_age_s."""
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
 def stack_file(rel):
     """A file the ctest fixtures wrote under CQ_STACK_DIR (kafka/bootstrap, redis/port)."""
     base = os.environ.get("CQ_STACK_DIR")
