@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "ingress.h"
 #include "strutil.h"
+#include "utf8.h"
 
 #define MAX_FORM_FIELDS 64
 
@@ -82,17 +83,6 @@ void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h
         cq_in_reply(out, 200, "text/plain", strdup(""));
         goto out;
     }
-    /* Every slash command of the Slack app posts to this URL: run only the configured ones,
-     * or /deploy-other would run as /ops. 200 + ephemeral text so the user reads why. */
-    const char *cmd = cq_in_form_get(&form, "command");
-    if (!command_allowed(cfg, cmd)) {
-        char line[200];
-        snprintf(line, sizeof(line), "%.64s is not a command of this ChatOps app (use %.64s).",
-                 cmd && *cmd ? cmd : "(no command)", cfg->slack.commands[0]);
-        cq_in_reply(out, 200, "application/json", ephemeral(line));
-        if (out->kind == CQ_IN_REPLY) out->reason = "unknown slash command"; /* counted */
-        goto out;
-    }
     const char *user = cq_in_form_get(&form, "user_id");
     const char *trigger = cq_in_form_get(&form, "trigger_id");
     const char *text = cq_in_form_get(&form, "text");
@@ -105,6 +95,20 @@ void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h
         goto out;
     }
     if (!cq_in_set_command(cfg, text ? text : "", r, out)) goto out;
+    /* Every slash command of the Slack app posts to this URL: run only the configured ones,
+     * or /deploy-other would run as /ops. 200 + ephemeral text so the user reads why. Checked
+     * once the form is otherwise valid, so malformed input keeps its own 400 reason. */
+    const char *cmd = cq_in_form_get(&form, "command");
+    if (!command_allowed(cfg, cmd)) {
+        char line[200];
+        const char *shown = cmd && *cmd ? cmd : "(no command)";
+        int n = (int)cq_utf8_prefix(shown, strlen(shown), 64); /* never splits a character */
+        snprintf(line, sizeof(line), "%.*s is not a command of this ChatOps app (use %.64s).", n,
+                 shown, cfg->slack.commands[0]);
+        cq_in_reply(out, 200, "application/json", ephemeral(line));
+        if (out->kind == CQ_IN_REPLY) out->reason = "unknown slash command"; /* counted */
+        goto out;
+    }
     size_t klen = strlen(trigger) + 7;
     r->dedupe_key = malloc(klen);
     r->platform = strdup("slack");

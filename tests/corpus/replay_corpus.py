@@ -181,7 +181,8 @@ def main():
     try:
         ing = {"enc": st.add("ingress", "ingress-enc"),
                "plain": st.add("ingress", "ingress-plain",
-                               cfg=st.variant("plain", drop=("encrypt_key",)))}
+                               cfg=st.variant("plain", drop=("encrypt_key",),
+                                              replace={"encrypt_key": "require_encrypt_key: false"}))}
         st.add("worker")
         st.add("notifier")
         t0 = time.time()
