@@ -561,7 +561,9 @@ class Counts:
                 # "outcome unknown" is its own answer (its own once-key): after a Redis crash
                 # that lost the last second (everysec) it may follow the true final; counted
                 # apart, and a duplicate only when it comes twice
-                d = self.unknown_finals if "outcome" in t and "unknown" in t else self.answered
+                body = e["body"] if isinstance(e["body"], str) else str(e["body"])
+                d = self.unknown_finals if re.search(r"outcome (is )?unknown", body) \
+                    else self.answered
                 d[k] = d.get(k, 0) + 1
         self.lost = sorted(i for i in self.acked
                            if not self.answered.get(i) and not self.unknown_finals.get(i))
