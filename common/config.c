@@ -1,7 +1,8 @@
 /* config: loads the one YAML/JSON file every service reads at start. yamltree.c
  * turns the text into nodes with line/column marks; the static tables below
  * (key, type, default, bounds, required, env override, offset) drive parsing,
- * defaults and freeing; cross_check() then relates sections to each other.
+ * defaults and freeing; config_check.c then relates sections to each other
+ * (commands, templates, policy, people/channel ids).
  * Every error is "file:line:col: key.path: reason"; secret values never appear. */
 #include "config.h"
 
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config_int.h"
 #include "strutil.h"
 #include "utf8.h"
 #include "yamltree.h"
@@ -25,45 +27,6 @@
 
 /* ---- the declarative tables ------------------------------------------------ */
 
-enum ftype {
-    F_STR,     /* char *; with .choices the value must be one of them */
-    F_INT,     /* int, bounds .min..max */
-    F_LLONG,   /* long long */
-    F_SIZE,    /* size_t; accepts k/m/g suffixes (KiB units) */
-    F_BOOL,    /* bool: true|false */
-    F_ENUM,    /* int-sized enum: index into .choices */
-    F_SECRET,  /* struct cq_secret: "${ENV}" or "file:path" */
-    F_STRLIST, /* char **, NULL-terminated; .min = fewest items */
-    F_INTLIST, /* int * + size_t count at .n_off; item bounds .min..max */
-    F_MAP,     /* nested mapping whose fields live in the same C struct */
-    F_LIST,    /* list of mappings -> array of .sub->size + count at .n_off */
-    F_DICT,    /* mapping of name -> .sub (name stored at .sub->name_off) */
-};
-
-struct schema;
-
-struct field {
-    const char *key; /* NULL: the field is the dict value itself (secrets: {N: ref}) */
-    enum ftype type;
-    size_t off;                 /* offset of the C member in the struct being filled */
-    size_t n_off;               /* F_INTLIST/F_LIST/F_DICT: offset of the size_t count */
-    const char *def;            /* F_STR default */
-    long long def_i;            /* F_INT/LLONG/SIZE/BOOL/ENUM default */
-    long long min, max;         /* bounds (F_STRLIST: min items) */
-    const char *const *choices; /* F_STR/F_ENUM: allowed values, NULL-terminated */
-    bool required;
-    bool optional_section; /* F_MAP: when absent, its required keys do not apply */
-    const char *env;       /* environment variable that overrides the file */
-    const struct schema *sub;
-};
-
-struct schema {
-    const struct field *fields;
-    size_t n;
-    size_t size;     /* F_LIST/F_DICT element size */
-    size_t name_off; /* F_DICT: where the key goes (char *) */
-};
-
 #define SCHEMA(arr, ...)                                                                           \
     { .fields = (arr), .n = sizeof(arr) / sizeof((arr)[0]), __VA_ARGS__ }
 #define F(k, t, T, m, ...)                                                                         \
@@ -71,13 +34,12 @@ struct schema {
 #define NOLIMIT .min = LLONG_MIN, .max = LLONG_MAX
 
 static const char *const LOG_LEVELS[] = {"debug", "info", "warn", "error", NULL};
-static const char *const MODES[] = {"direct", "trigger_and_wait", "trigger_and_return", NULL};
+const char *const cq_cfg_modes[] = {"direct", "trigger_and_wait", "trigger_and_return", NULL};
 static const char *const ARG_TYPES[] = {"string", "int", "enum", NULL};
 static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 static const char *const BODY_TYPES[] = {"json", "form", NULL};
 static const char *const RESPONSE_TYPES[] = {"ephemeral", "in_channel", NULL};
 static const char *const PLATFORMS[] = {"slack", "feishu", NULL};
-static const char *const BUILTINS[] = {"help", "whoami", "cancel", "pipelines", NULL};
 
 typedef struct cq_arg_spec ARG;
 static const struct field arg_fields[] = {
@@ -140,7 +102,7 @@ static const struct schema pipeline_schema = SCHEMA(pipeline_fields);
 static const struct field command_fields[] = {
     F("description", F_STR, CMD, description),
     F("usage", F_STR, CMD, usage),
-    F("mode", F_ENUM, CMD, mode, .choices = MODES, .required = true),
+    F("mode", F_ENUM, CMD, mode, .choices = cq_cfg_modes, .required = true),
     F("args", F_LIST, CMD, args, .n_off = offsetof(CMD, n_args), .sub = &arg_schema),
     F("http", F_MAP, CMD, http, .sub = &http_schema, .optional_section = true),
     F("pipeline", F_MAP, CMD, pipeline, .sub = &pipeline_schema, .optional_section = true),
@@ -240,7 +202,7 @@ static const struct field paths_fields[] = {
     F("feishu_events", F_STR, CFG, ingress.feishu_events_path, .def = "/feishu/events"),
     F("gitlab_webhook", F_STR, CFG, ingress.gitlab_webhook_path, .def = "/gitlab/webhook"),
 };
-static const struct schema paths_schema = SCHEMA(paths_fields);
+const struct schema cq_cfg_paths_schema = SCHEMA(paths_fields);
 static const struct field ingress_fields[] = {
     F("listen", F_STR, CFG, ingress.listen, .def = "0.0.0.0"),
     F("port", F_INT, CFG, ingress.port, .def_i = 8080, .min = 0, .max = 65535,
@@ -254,7 +216,7 @@ static const struct field ingress_fields[] = {
     F("idle_timeout_s", F_INT, CFG, ingress.idle_timeout_s, .def_i = 30, .min = 1, .max = 3600),
     F("connection_memory", F_SIZE, CFG, ingress.connection_memory, .def_i = 8192, .min = 4096,
       .max = 1 << 20),
-    F("paths", F_MAP, CFG, ingress, .sub = &paths_schema),
+    F("paths", F_MAP, CFG, ingress, .sub = &cq_cfg_paths_schema),
 };
 static const struct field worker_fields[] = {
     F("http_port", F_INT, CFG, worker.http_port, .def_i = 8081, .min = 0, .max = 65535,
@@ -362,18 +324,7 @@ static const struct schema config_schema = SCHEMA(config_fields);
 
 /* ---- context, key paths and messages --------------------------------------- */
 
-struct ctx {
-    const char *name; /* file name in messages */
-    char *dir;        /* base for relative file: secrets */
-    const char *env;  /* set while applying an environment override */
-    struct cq_err *err;
-    char path[200];
-    size_t plen;
-};
-
-#define MEMBER(base, off, T) ((T *)(void *)((char *)(base) + (off)))
-
-static bool plain_key(const char *k) {
+bool cq_cfg_plain_key(const char *k) {
     if (!*k) return false;
     for (; *k; k++)
         if (!isalnum((unsigned char)*k) && *k != '_' && *k != '-') return false;
@@ -381,10 +332,10 @@ static bool plain_key(const char *k) {
 }
 
 /* Appends ".key" (or ["key"] when it has spaces or dots); returns the old length. */
-static size_t push_key(struct ctx *c, const char *key) {
+size_t cq_cfg_push_key(struct ctx *c, const char *key) {
     size_t old = c->plen;
     int n;
-    if (plain_key(key))
+    if (cq_cfg_plain_key(key))
         n = snprintf(c->path + old, sizeof(c->path) - old, "%s%s", old ? "." : "", key);
     else
         n = snprintf(c->path + old, sizeof(c->path) - old, "[\"%s\"]", key);
@@ -393,7 +344,7 @@ static size_t push_key(struct ctx *c, const char *key) {
     return old;
 }
 
-static size_t push_index(struct ctx *c, size_t i) {
+size_t cq_cfg_push_index(struct ctx *c, size_t i) {
     size_t old = c->plen;
     int n = snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", i);
     c->plen = n < 0 ? old : old + (size_t)n;
@@ -401,13 +352,12 @@ static size_t push_index(struct ctx *c, size_t i) {
     return old;
 }
 
-static void pop(struct ctx *c, size_t old) {
+void cq_cfg_pop(struct ctx *c, size_t old) {
     c->plen = old;
     c->path[old] = '\0';
 }
 
-__attribute__((format(printf, 3, 4))) static enum cq_rc
-fail(struct ctx *c, const struct cq_ynode *at, const char *fmt, ...) {
+enum cq_rc cq_cfg_fail(struct ctx *c, const struct cq_ynode *at, const char *fmt, ...) {
     char reason[200];
     va_list ap;
     va_start(ap, fmt);
@@ -420,13 +370,13 @@ fail(struct ctx *c, const struct cq_ynode *at, const char *fmt, ...) {
                       at ? at->col : 1, path, reason);
 }
 
-static enum cq_rc nomem(struct ctx *c) {
+enum cq_rc cq_cfg_nomem(struct ctx *c) {
     return cq_err_set(c->err, CQ_ENOMEM, "%s: out of memory while loading", c->name);
 }
 
 /* A value quoted for a message: at most 40 bytes, cut on a character with "…", control bytes
  * shown as '?'. */
-static const char *shown(const char *v, char buf[64]) {
+const char *cq_cfg_shown(const char *v, char buf[64]) {
     cq_utf8_copy(buf, 41, v, strlen(v), NULL);
     for (char *p = buf; *p; p++)
         if ((unsigned char)*p < 0x20) *p = '?';
@@ -435,13 +385,7 @@ static const char *shown(const char *v, char buf[64]) {
 
 /* ---- did you mean ---------------------------------------------------------- */
 
-struct sugg {
-    const char *word;
-    const char *best;
-    size_t dist;
-};
-
-static void sugg_add(struct sugg *s, const char *cand) {
+void cq_cfg_sugg_add(struct sugg *s, const char *cand) {
     if (!cand) return;
     size_t d = cq_levenshtein(s->word, cand);
     size_t len = strlen(s->word);
@@ -455,7 +399,7 @@ static void sugg_add(struct sugg *s, const char *cand) {
 }
 
 /* " (did you mean 'x'?)" or "" into buf. */
-static const char *sugg_hint(const struct sugg *s, char buf[96]) {
+const char *cq_cfg_sugg_hint(const struct sugg *s, char buf[96]) {
     buf[0] = '\0';
     if (s->best) snprintf(buf, 96, " (did you mean '%s'?)", s->best);
     return buf;
@@ -463,7 +407,7 @@ static const char *sugg_hint(const struct sugg *s, char buf[96]) {
 
 /* ---- scalars ----------------------------------------------------------------- */
 
-static bool parse_ll(const char *s, long long *out) {
+bool cq_cfg_parse_ll(const char *s, long long *out) {
     char *end;
     if (!*s || isspace((unsigned char)*s)) return false;
     errno = 0;
@@ -559,40 +503,41 @@ static enum cq_rc resolve_secret(struct ctx *c, const struct cq_ynode *v, struct
     if (rl >= 3 && ref[0] == '$' && ref[1] == '{' && ref[rl - 1] == '}' &&
         env_name_ok(ref + 2, rl - 3)) {
         char name[128];
-        if (rl - 3 >= sizeof(name)) return fail(c, v, "environment variable name is too long");
+        if (rl - 3 >= sizeof(name))
+            return cq_cfg_fail(c, v, "environment variable name is too long");
         memcpy(name, ref + 2, rl - 3);
         name[rl - 3] = '\0';
         const char *e = getenv(name);
-        if (!e) return fail(c, v, "environment variable %s is not set", name);
-        if (!*e) return fail(c, v, "environment variable %s is empty", name);
+        if (!e) return cq_cfg_fail(c, v, "environment variable %s is not set", name);
+        if (!*e) return cq_cfg_fail(c, v, "environment variable %s is empty", name);
         value = strdup(e);
-        if (!value) return nomem(c);
+        if (!value) return cq_cfg_nomem(c);
     } else if (strncmp(ref, "file:", 5) == 0) {
         const char *p = ref + 5;
         char full[PATH_MAX];
         size_t len = 0;
-        if (!*p) return fail(c, v, "file: needs a path");
+        if (!*p) return cq_cfg_fail(c, v, "file: needs a path");
         if (p[0] == '/' || !c->dir)
             snprintf(full, sizeof(full), "%s", p);
         else
             snprintf(full, sizeof(full), "%s/%s", c->dir, p);
         value = read_secret_file(full, &len);
         if (!value) {
-            if (errno == ENOMEM) return nomem(c);
-            return fail(c, v, "cannot read secret file %s: %s", full,
-                        errno ? strerror(errno) : "too big or not text");
+            if (errno == ENOMEM) return cq_cfg_nomem(c);
+            return cq_cfg_fail(c, v, "cannot read secret file %s: %s", full,
+                               errno ? strerror(errno) : "too big or not text");
         }
         if (len == 0) {
             free(value);
-            return fail(c, v, "secret file %s is empty", full);
+            return cq_cfg_fail(c, v, "secret file %s is empty", full);
         }
     } else {
-        return fail(c, v, "secrets must be ${ENV_VAR} or file:/path");
+        return cq_cfg_fail(c, v, "secrets must be ${ENV_VAR} or file:/path");
     }
     secret_clear(out);
     out->value = value;
     out->ref = strdup(ref);
-    if (!out->ref) rc = nomem(c);
+    if (!out->ref) rc = cq_cfg_nomem(c);
     return rc;
 }
 
@@ -654,7 +599,7 @@ static enum cq_rc set_defaults(struct ctx *c, const struct schema *s, void *base
         const struct field *f = &s->fields[i];
         switch (f->type) {
         case F_STR:
-            if (f->def && !(*MEMBER(base, f->off, char *) = strdup(f->def))) return nomem(c);
+            if (f->def && !(*MEMBER(base, f->off, char *) = strdup(f->def))) return cq_cfg_nomem(c);
             break;
         case F_INT:
         case F_ENUM:
@@ -693,7 +638,7 @@ static const char *choices_text(const char *const *ch, char buf[160]) {
     return buf;
 }
 
-static int choice_index(const char *const *ch, const char *v) {
+int cq_cfg_choice_index(const char *const *ch, const char *v) {
     for (int i = 0; ch[i]; i++)
         if (strcmp(ch[i], v) == 0) return i;
     return -1;
@@ -704,13 +649,13 @@ static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const st
     for (size_t i = 0; i < map->n; i++) {
         const struct cq_ynode *k = map->items[2 * i];
         if (k->kind != CQ_YNODE_SCALAR)
-            return fail(c, k, "keys must be plain strings, not %s", cq_ynode_kind_name(k));
+            return cq_cfg_fail(c, k, "keys must be plain strings, not %s", cq_ynode_kind_name(k));
         for (size_t j = 0; j < i; j++) {
             const struct cq_ynode *prev = map->items[2 * j];
             if (prev->kind == CQ_YNODE_SCALAR && strcmp(prev->value, k->value) == 0) {
-                size_t old = push_key(c, k->value);
-                enum cq_rc rc = fail(c, k, "duplicate key (first at line %d)", prev->line);
-                pop(c, old);
+                size_t old = cq_cfg_push_key(c, k->value);
+                enum cq_rc rc = cq_cfg_fail(c, k, "duplicate key (first at line %d)", prev->line);
+                cq_cfg_pop(c, old);
                 return rc;
             }
         }
@@ -719,13 +664,13 @@ static enum cq_rc check_keys(struct ctx *c, const struct cq_ynode *map, const st
         struct sugg sg = {.word = k->value};
         for (size_t f = 0; f < s->n && !known; f++) {
             known = strcmp(s->fields[f].key, k->value) == 0;
-            sugg_add(&sg, s->fields[f].key);
+            cq_cfg_sugg_add(&sg, s->fields[f].key);
         }
         if (!known) {
             char hint[96];
-            size_t old = push_key(c, k->value);
-            enum cq_rc rc = fail(c, k, "unknown key%s", sugg_hint(&sg, hint));
-            pop(c, old);
+            size_t old = cq_cfg_push_key(c, k->value);
+            enum cq_rc rc = cq_cfg_fail(c, k, "unknown key%s", cq_cfg_sugg_hint(&sg, hint));
+            cq_cfg_pop(c, old);
             return rc;
         }
     }
@@ -736,13 +681,13 @@ static enum cq_rc fill_number(struct ctx *c, const struct field *f, void *base,
                               const struct cq_ynode *v) {
     long long x;
     char b[64];
-    bool ok = f->type == F_SIZE ? parse_size(v->value, &x) : parse_ll(v->value, &x);
+    bool ok = f->type == F_SIZE ? parse_size(v->value, &x) : cq_cfg_parse_ll(v->value, &x);
     if (!ok)
-        return fail(c, v, "expected %s, got '%s'",
-                    f->type == F_SIZE ? "a size in bytes (e.g. 65536 or 64k)" : "an integer",
-                    shown(v->value, b));
-    if (x < f->min) return fail(c, v, "%lld is below the minimum %lld", x, f->min);
-    if (x > f->max) return fail(c, v, "%lld is above the maximum %lld", x, f->max);
+        return cq_cfg_fail(c, v, "expected %s, got '%s'",
+                           f->type == F_SIZE ? "a size in bytes (e.g. 65536 or 64k)" : "an integer",
+                           cq_cfg_shown(v->value, b));
+    if (x < f->min) return cq_cfg_fail(c, v, "%lld is below the minimum %lld", x, f->min);
+    if (x > f->max) return cq_cfg_fail(c, v, "%lld is above the maximum %lld", x, f->max);
     if (f->type == F_INT)
         *MEMBER(base, f->off, int) = (int)x;
     else if (f->type == F_LLONG)
@@ -761,25 +706,25 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
     if (want_scalar && !scalar) {
         static const char *const what[] = {"a string",      "an integer", "an integer", "a size",
                                            "true or false", "a string",   "a string"};
-        return fail(c, v, "expected %s, got %s", what[f->type], cq_ynode_kind_name(v));
+        return cq_cfg_fail(c, v, "expected %s, got %s", what[f->type], cq_ynode_kind_name(v));
     }
     switch (f->type) {
     case F_STR: {
-        if (f->choices && choice_index(f->choices, v->value) < 0)
-            return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
+        if (f->choices && cq_cfg_choice_index(f->choices, v->value) < 0)
+            return cq_cfg_fail(c, v, "expected one of %s", choices_text(f->choices, chb));
         /* `key: ""`, `key: >` (an empty block scalar) or blanks: present, yet nothing to
          * use, which for a required key is the same as missing */
         if (f->required && v->value[strspn(v->value, " \t\r\n")] == '\0')
-            return fail(c, v, "required key is empty");
+            return cq_cfg_fail(c, v, "required key is empty");
         char *dup = strdup(v->value);
-        if (!dup) return nomem(c);
+        if (!dup) return cq_cfg_nomem(c);
         free(*MEMBER(base, f->off, char *));
         *MEMBER(base, f->off, char *) = dup;
         return CQ_OK;
     }
     case F_ENUM: {
-        int i = choice_index(f->choices, v->value);
-        if (i < 0) return fail(c, v, "expected one of %s", choices_text(f->choices, chb));
+        int i = cq_cfg_choice_index(f->choices, v->value);
+        if (i < 0) return cq_cfg_fail(c, v, "expected one of %s", choices_text(f->choices, chb));
         *MEMBER(base, f->off, int) = i;
         return CQ_OK;
     }
@@ -793,47 +738,49 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
         else if (strcmp(v->value, "false") == 0)
             *MEMBER(base, f->off, bool) = false;
         else
-            return fail(c, v, "expected true or false, got '%s'", shown(v->value, b));
+            return cq_cfg_fail(c, v, "expected true or false, got '%s'", cq_cfg_shown(v->value, b));
         return CQ_OK;
     case F_SECRET:
         return resolve_secret(c, v, MEMBER(base, f->off, struct cq_secret));
     case F_STRLIST:
     case F_INTLIST: {
         if (v->kind != CQ_YNODE_SEQ)
-            return fail(c, v, "expected a list, got %s", cq_ynode_kind_name(v));
+            return cq_cfg_fail(c, v, "expected a list, got %s", cq_ynode_kind_name(v));
         if (f->type == F_STRLIST && (long long)v->n < f->min)
-            return fail(c, v, "needs at least %lld item%s", f->min, f->min == 1 ? "" : "s");
+            return cq_cfg_fail(c, v, "needs at least %lld item%s", f->min, f->min == 1 ? "" : "s");
         free_field(f, base);
         if (f->type == F_STRLIST) {
             char **l = calloc(v->n + 1, sizeof(*l));
-            if (!l) return nomem(c);
+            if (!l) return cq_cfg_nomem(c);
             *MEMBER(base, f->off, char **) = l;
         } else {
             int *l = calloc(v->n ? v->n : 1, sizeof(*l));
-            if (!l) return nomem(c);
+            if (!l) return cq_cfg_nomem(c);
             *MEMBER(base, f->off, int *) = l;
             *MEMBER(base, f->n_off, size_t) = v->n;
         }
         for (size_t i = 0; i < v->n; i++) {
             const struct cq_ynode *it = v->items[i];
-            size_t old = push_index(c, i);
+            size_t old = cq_cfg_push_index(c, i);
             enum cq_rc rc = CQ_OK;
             if (it->kind != CQ_YNODE_SCALAR || cq_ynode_is_null(it)) {
-                rc = fail(c, it, "expected %s, got %s",
-                          f->type == F_STRLIST ? "a string" : "an integer", cq_ynode_kind_name(it));
+                rc = cq_cfg_fail(c, it, "expected %s, got %s",
+                                 f->type == F_STRLIST ? "a string" : "an integer",
+                                 cq_ynode_kind_name(it));
             } else if (f->type == F_STRLIST) {
                 char **l = *MEMBER(base, f->off, char **);
-                if (!(l[i] = strdup(it->value))) rc = nomem(c);
+                if (!(l[i] = strdup(it->value))) rc = cq_cfg_nomem(c);
             } else {
                 long long x;
-                if (!parse_ll(it->value, &x))
-                    rc = fail(c, it, "expected an integer, got '%s'", shown(it->value, b));
+                if (!cq_cfg_parse_ll(it->value, &x))
+                    rc = cq_cfg_fail(c, it, "expected an integer, got '%s'",
+                                     cq_cfg_shown(it->value, b));
                 else if (x < f->min || x > f->max)
-                    rc = fail(c, it, "%lld is outside %lld..%lld", x, f->min, f->max);
+                    rc = cq_cfg_fail(c, it, "%lld is outside %lld..%lld", x, f->min, f->max);
                 else
                     (*MEMBER(base, f->off, int *))[i] = (int)x;
             }
-            pop(c, old);
+            cq_cfg_pop(c, old);
             if (rc != CQ_OK) return rc;
         }
         return CQ_OK;
@@ -844,29 +791,30 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
     case F_DICT: {
         bool dict = f->type == F_DICT;
         if (v->kind != (dict ? CQ_YNODE_MAP : CQ_YNODE_SEQ))
-            return fail(c, v, "expected %s, got %s", dict ? "a mapping" : "a list",
-                        cq_ynode_kind_name(v));
+            return cq_cfg_fail(c, v, "expected %s, got %s", dict ? "a mapping" : "a list",
+                               cq_ynode_kind_name(v));
         if (dict && check_keys(c, v, NULL) != CQ_OK) return c->err->code;
         free_field(f, base);
         char *arr = calloc(v->n ? v->n : 1, f->sub->size);
-        if (!arr) return nomem(c);
+        if (!arr) return cq_cfg_nomem(c);
         *MEMBER(base, f->off, char *) = arr;
         *MEMBER(base, f->n_off, size_t) = v->n;
         for (size_t i = 0; i < v->n; i++) {
             void *el = arr + i * f->sub->size;
             const struct cq_ynode *item = dict ? v->items[2 * i + 1] : v->items[i];
-            size_t old = dict ? push_key(c, v->items[2 * i]->value) : push_index(c, i);
+            size_t old =
+                dict ? cq_cfg_push_key(c, v->items[2 * i]->value) : cq_cfg_push_index(c, i);
             enum cq_rc rc = set_defaults(c, f->sub, el);
             if (rc == CQ_OK && dict &&
                 !(*MEMBER(el, f->sub->name_off, char *) = strdup(v->items[2 * i]->value)))
-                rc = nomem(c);
+                rc = cq_cfg_nomem(c);
             if (rc == CQ_OK) {
                 if (f->sub->fields[0].key == NULL) /* the value itself: {NAME: value} */
                     rc = fill_field(c, &f->sub->fields[0], el, item);
                 else
                     rc = fill_map(c, f->sub, el, item, item);
             }
-            pop(c, old);
+            cq_cfg_pop(c, old);
             if (rc != CQ_OK) return rc;
         }
         return CQ_OK;
@@ -881,13 +829,13 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
                            const struct cq_ynode *map, const struct cq_ynode *at) {
     if (map && cq_ynode_is_null(map)) map = NULL;
     if (map && map->kind != CQ_YNODE_MAP)
-        return fail(c, map, "expected a mapping, got %s", cq_ynode_kind_name(map));
+        return cq_cfg_fail(c, map, "expected a mapping, got %s", cq_ynode_kind_name(map));
     if (map && check_keys(c, map, s) != CQ_OK) return c->err->code;
     for (size_t i = 0; i < s->n; i++) {
         const struct field *f = &s->fields[i];
         const struct cq_ynode *v = cq_ynode_get(map, f->key);
         const char *ev = f->env ? getenv(f->env) : NULL;
-        size_t old = push_key(c, f->key);
+        size_t old = cq_cfg_push_key(c, f->key);
         enum cq_rc rc = CQ_OK;
         if (v && cq_ynode_is_null(v)) v = NULL;
         if (v)
@@ -895,7 +843,7 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
         else if (f->type == F_MAP && !f->optional_section)
             rc = fill_map(c, f->sub, base, NULL, at);
         else if (f->required && !(ev && *ev))
-            rc = fail(c, at, "required key is missing");
+            rc = cq_cfg_fail(c, at, "required key is missing");
         if (rc == CQ_OK && ev && *ev) {
             struct cq_ynode tmp = {
                 .kind = CQ_YNODE_SCALAR, .value = (char *)ev, .len = strlen(ev), .plain = true};
@@ -903,524 +851,9 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
             rc = fill_field(c, f, base, &tmp);
             c->env = NULL;
         }
-        pop(c, old);
+        cq_cfg_pop(c, old);
         if (rc != CQ_OK) return rc;
     }
-    return CQ_OK;
-}
-
-/* ---- cross-checks ------------------------------------------------------------ */
-
-static const struct cq_ynode *node_at(const struct cq_ynode *n, const char *key) {
-    const struct cq_ynode *v = cq_ynode_get(n, key);
-    return v ? v : n;
-}
-
-static bool in_list(char *const *l, const char *s) {
-    for (size_t i = 0; l && l[i]; i++)
-        if (strcmp(l[i], s) == 0) return true;
-    return false;
-}
-
-static bool role_exists(const struct cq_config *cfg, const char *role) {
-    for (size_t i = 0; i < cfg->n_people; i++)
-        if (in_list(cfg->people[i].roles, role)) return true;
-    return false;
-}
-
-static void sugg_roles(struct sugg *sg, const struct cq_config *cfg) {
-    for (size_t i = 0; i < cfg->n_people; i++)
-        for (size_t j = 0; cfg->people[i].roles && cfg->people[i].roles[j]; j++)
-            sugg_add(sg, cfg->people[i].roles[j]);
-}
-
-static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const char *name) {
-    for (size_t i = 0; i < cmd->n_args; i++)
-        if (strcmp(cmd->args[i].name, name) == 0) return &cmd->args[i];
-    return NULL;
-}
-
-/* Checks the {{...}} references of one template against the command and the secrets.
- * Secrets may only land where nothing shows them again: headers and request bodies. A URL
- * part (path, query, pipeline ref) is quoted in logs, errors, chat replies, the run-once
- * claim and audit records, so {{secrets.X}} there is refused (`no_secret` names the place). */
-static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
-                                 const struct cq_command *cmd, const char *tpl,
-                                 const struct cq_ynode *at, bool is_reply, const char *no_secret) {
-    static const char *const fixed[] = {"user.gitlab_login", "user.name",  "user.id",
-                                        "channel.name",      "channel.id", "request.id",
-                                        "command.name",      "chat.input", NULL};
-    const char *p = tpl;
-    char hint[96];
-    while (p && (p = strstr(p, "{{")) != NULL) {
-        const char *end = strstr(p + 2, "}}");
-        if (!end) return fail(c, at, "unclosed {{ in template");
-        const char *s = p + 2, *e = end;
-        while (s < e && (*s == ' ' || *s == '\t'))
-            s++;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        char name[128];
-        if ((size_t)(e - s) >= sizeof(name))
-            return fail(c, at, "template variable name is too long");
-        memcpy(name, s, (size_t)(e - s));
-        name[e - s] = '\0';
-        p = end + 2;
-        if (strncmp(name, "secrets.", 8) == 0) {
-            if (is_reply)
-                return fail(c, at, "reply_template may not use {{%s}} (secrets stay out of chat)",
-                            name);
-            if (no_secret)
-                return fail(c, at,
-                            "{{%s}} may not appear in %s (it is shown in logs, replies and audit "
-                            "records); pass secrets in a header or the body",
-                            name, no_secret);
-            struct sugg sg = {.word = name + 8};
-            bool found = false;
-            for (size_t i = 0; i < cfg->n_secrets && !found; i++) {
-                found = strcmp(cfg->secrets[i].name, name + 8) == 0;
-                sugg_add(&sg, cfg->secrets[i].name);
-            }
-            if (!found)
-                return fail(c, at, "{{%s}}: no secret '%s' in secrets%s", name, name + 8,
-                            sugg_hint(&sg, hint));
-        } else if (strncmp(name, "args.", 5) == 0) {
-            if (!find_arg(cmd, name + 5)) {
-                struct sugg sg = {.word = name + 5};
-                for (size_t i = 0; i < cmd->n_args; i++)
-                    sugg_add(&sg, cmd->args[i].name);
-                return fail(c, at, "{{%s}}: the command has no argument '%s'%s", name, name + 5,
-                            sugg_hint(&sg, hint));
-            }
-        } else if (strncmp(name, "response", 8) == 0 && (name[8] == '.' || !name[8])) {
-            if (!is_reply) return fail(c, at, "{{%s}} is only available in reply_template", name);
-        } else if (choice_index(fixed, name) < 0) {
-            struct sugg sg = {.word = name};
-            for (size_t i = 0; fixed[i]; i++)
-                sugg_add(&sg, fixed[i]);
-            return fail(c, at, "unknown template variable {{%s}}%s", name, sugg_hint(&sg, hint));
-        }
-    }
-    return CQ_OK;
-}
-
-static bool command_name_ok(const char *n) {
-    bool word_start = true;
-    if (!*n) return false;
-    for (; *n; n++) {
-        if (*n == ' ') {
-            if (word_start) return false;
-            word_start = true;
-        } else if (islower((unsigned char)*n) || isdigit((unsigned char)*n) ||
-                   (!word_start && (*n == '-' || *n == '_'))) {
-            word_start = false;
-        } else {
-            return false;
-        }
-    }
-    return !word_start;
-}
-
-static enum cq_rc check_args(struct ctx *c, struct cq_command *cmd, const struct cq_ynode *cn) {
-    const struct cq_ynode *list = cq_ynode_get(cn, "args");
-    for (size_t i = 0; i < cmd->n_args; i++) {
-        struct cq_arg_spec *a = &cmd->args[i];
-        const struct cq_ynode *an = list->items[i];
-        size_t old = push_key(c, "args");
-        push_index(c, i);
-        enum cq_rc rc = CQ_OK;
-        char b[64];
-        if (!plain_key(a->name))
-            rc = (push_key(c, "name"),
-                  fail(c, node_at(an, "name"), "argument names use a-z, 0-9, - and _"));
-        for (size_t j = 0; rc == CQ_OK && j < i; j++) {
-            if (strcmp(cmd->args[j].name, a->name) == 0)
-                rc = (push_key(c, "name"),
-                      fail(c, node_at(an, "name"), "argument '%s' is declared twice", a->name));
-            else if (a->flag && cmd->args[j].flag && strcmp(a->flag, cmd->args[j].flag) == 0)
-                rc = (push_key(c, "flag"),
-                      fail(c, node_at(an, "flag"), "flag '%s' is declared twice", a->flag));
-        }
-        if (rc == CQ_OK && a->type == CQ_ARG_ENUM && !(a->enum_values && a->enum_values[0]))
-            rc = fail(c, an, "type enum needs a non-empty 'values' list");
-        if (rc == CQ_OK && a->type != CQ_ARG_ENUM && a->enum_values)
-            rc = (push_key(c, "values"),
-                  fail(c, node_at(an, "values"), "values apply only to type enum"));
-        if (rc == CQ_OK && a->type != CQ_ARG_INT &&
-            (cq_ynode_get(an, "min") || cq_ynode_get(an, "max")))
-            rc = (push_key(c, cq_ynode_get(an, "min") ? "min" : "max"),
-                  fail(c, node_at(an, cq_ynode_get(an, "min") ? "min" : "max"),
-                       "min and max apply only to type int"));
-        if (rc == CQ_OK && a->min > a->max)
-            rc = (push_key(c, "min"),
-                  fail(c, node_at(an, "min"), "%lld is above max %lld", a->min, a->max));
-        if (rc == CQ_OK && a->regex) {
-            regex_t re;
-            int e = regcomp(&re, a->regex, REG_EXTENDED | REG_NOSUB);
-            if (e != 0) {
-                char why[96];
-                regerror(e, &re, why, sizeof(why));
-                rc = (push_key(c, "regex"),
-                      fail(c, node_at(an, "regex"), "does not compile: %s", why));
-            } else {
-                regfree(&re);
-            }
-        }
-        if (rc == CQ_OK && a->default_value) {
-            const struct cq_ynode *dn = node_at(an, "default");
-            push_key(c, "default");
-            long long x;
-            if (a->type == CQ_ARG_ENUM && !in_list(a->enum_values, a->default_value))
-                rc = fail(c, dn, "'%s' is not one of the values", shown(a->default_value, b));
-            else if (a->type == CQ_ARG_INT && !parse_ll(a->default_value, &x))
-                rc = fail(c, dn, "'%s' is not an integer", shown(a->default_value, b));
-            else if (a->type == CQ_ARG_INT && (x < a->min || x > a->max))
-                rc = fail(c, dn, "%lld is outside min..max", x);
-        }
-        pop(c, old);
-        if (rc != CQ_OK) return rc;
-    }
-    return CQ_OK;
-}
-
-static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_command *cmd,
-                                const struct cq_ynode *kn, const struct cq_ynode *cn) {
-    const struct cq_ynode *hn = cq_ynode_get(cn, "http"), *pn = cq_ynode_get(cn, "pipeline");
-    char hint[96];
-    if (hn && cq_ynode_is_null(hn)) hn = NULL;
-    if (pn && cq_ynode_is_null(pn)) pn = NULL;
-    if (!command_name_ok(cmd->name))
-        return fail(c, kn,
-                    "command names are words of a-z, 0-9, - and _ separated by single "
-                    "spaces");
-    if (choice_index(BUILTINS, cmd->name) >= 0)
-        return fail(c, kn, "'%s' is a built-in command", cmd->name);
-    enum cq_rc rc = check_args(c, cmd, cn);
-    if (rc != CQ_OK) return rc;
-    if (cmd->mode == CQ_MODE_DIRECT) {
-        if (!hn) return fail(c, node_at(cn, "mode"), "mode direct needs an 'http' section");
-        if (pn)
-            return fail(c, pn,
-                        "'pipeline' applies only to modes trigger_and_wait and "
-                        "trigger_and_return");
-        struct cq_http_action *h = &cmd->http;
-        size_t old = push_key(c, "http");
-        if (!h->base_url && cfg->gitlab.base_url && !(h->base_url = strdup(cfg->gitlab.base_url)))
-            rc = nomem(c);
-        if (rc == CQ_OK && !h->base_url)
-            rc = fail(c, hn, "base_url is missing and gitlab.base_url is not set");
-        if (rc == CQ_OK && strncmp(h->base_url, "http://", 7) != 0 &&
-            strncmp(h->base_url, "https://", 8) != 0)
-            rc = (push_key(c, "base_url"),
-                  fail(c, node_at(hn, "base_url"), "must start with http:// or https://"));
-        if (rc == CQ_OK && strcspn(strstr(h->base_url, "://") + 3, "/?#") >
-                               strcspn(strstr(h->base_url, "://") + 3, "@"))
-            rc = (push_key(c, "base_url"),
-                  fail(c, node_at(hn, "base_url"),
-                       "may not hold user:password@ (the URL is shown in logs and replies); "
-                       "pass credentials in a header"));
-        const struct {
-            const char *key;
-            const char *tpl;
-        } tpls[] = {{"path", h->path},
-                    {"query", h->query},
-                    {"body", h->body},
-                    {"reply_template", h->reply_template}};
-        for (size_t i = 0; rc == CQ_OK && i < sizeof(tpls) / sizeof(tpls[0]); i++) {
-            size_t o2 = push_key(c, tpls[i].key);
-            rc = check_template(c, cfg, cmd, tpls[i].tpl, node_at(hn, tpls[i].key), i == 3,
-                                i < 2 ? "the URL" : NULL);
-            pop(c, o2);
-        }
-        const struct cq_ynode *hh = cq_ynode_get(hn, "headers");
-        for (size_t i = 0; rc == CQ_OK && i < h->n_headers; i++) {
-            size_t o2 = push_key(c, "headers");
-            push_key(c, h->headers[i].name);
-            rc =
-                check_template(c, cfg, cmd, h->headers[i].value, hh->items[2 * i + 1], false, NULL);
-            pop(c, o2);
-        }
-        pop(c, old);
-        return rc;
-    }
-    if (!pn)
-        return fail(c, node_at(cn, "mode"), "mode %s needs a 'pipeline' section", MODES[cmd->mode]);
-    if (hn) return fail(c, hn, "'http' applies only to mode direct");
-    struct cq_pipeline_action *p = &cmd->pipeline;
-    size_t old = push_key(c, "pipeline");
-    if (p->manual_job && cmd->mode != CQ_MODE_TRIGGER_AND_RETURN)
-        rc = fail(c, node_at(pn, "manual_job"), "manual_job applies only to trigger_and_return");
-    if (rc == CQ_OK && !cq_config_secret(cfg, p->trigger_token_name)) {
-        struct sugg sg = {.word = p->trigger_token_name};
-        for (size_t i = 0; i < cfg->n_secrets; i++)
-            sugg_add(&sg, cfg->secrets[i].name);
-        size_t o2 = push_key(c, "trigger_token");
-        rc = fail(c, node_at(pn, "trigger_token"), "no secret '%s' in secrets%s",
-                  p->trigger_token_name, sugg_hint(&sg, hint));
-        pop(c, o2);
-    }
-    if (rc == CQ_OK) {
-        size_t o2 = push_key(c, "ref");
-        rc = check_template(c, cfg, cmd, p->ref, node_at(pn, "ref"), false, "a pipeline ref");
-        pop(c, o2);
-    }
-    const struct cq_ynode *vn = cq_ynode_get(pn, "variables");
-    for (size_t i = 0; rc == CQ_OK && i < p->n_variables; i++) {
-        size_t o2 = push_key(c, "variables");
-        push_key(c, p->variables[i].name);
-        if (cq_config_var_reserved(p->variables[i].name))
-            rc = fail(c, vn->items[2 * i],
-                      "reserved name: the worker sets %s on every trigger; "
-                      "use another name",
-                      p->variables[i].name);
-        else
-            rc = check_template(c, cfg, cmd, p->variables[i].value, vn->items[2 * i + 1], false,
-                                NULL);
-        pop(c, o2);
-    }
-    pop(c, old);
-    return rc;
-}
-
-bool cq_config_var_reserved(const char *name) {
-    static const char *const reserved[] = {"CHAT_INPUT",      "CHAT_CHANNEL",
-                                           "CHAT_USER_ID",    "GITLAB_USER_LOGIN",
-                                           "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID"};
-    for (size_t i = 0; name && i < sizeof(reserved) / sizeof(reserved[0]); i++)
-        if (strcmp(name, reserved[i]) == 0) return true;
-    return false;
-}
-
-static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const struct cq_rule *r,
-                             const struct cq_ynode *rn) {
-    char hint[96];
-    enum cq_rc rc = CQ_OK;
-    if (!(r->roles && r->roles[0]) && !(r->people && r->people[0]))
-        return fail(c, rn, "a rule needs 'roles' or 'people'");
-    const struct cq_ynode *ln = cq_ynode_get(rn, "roles");
-    for (size_t i = 0; r->roles && r->roles[i]; i++) {
-        if (strcmp(r->roles[i], "*") == 0 || strcmp(r->roles[i], CQ_ROLE_UNKNOWN) == 0 ||
-            role_exists(cfg, r->roles[i]))
-            continue;
-        struct sugg sg = {.word = r->roles[i]};
-        sugg_roles(&sg, cfg);
-        size_t old = push_key(c, "roles");
-        push_index(c, i);
-        rc = fail(c, ln->items[i], "no person has role '%s'%s", r->roles[i], sugg_hint(&sg, hint));
-        pop(c, old);
-        return rc;
-    }
-    ln = cq_ynode_get(rn, "people");
-    for (size_t i = 0; r->people && r->people[i]; i++) {
-        bool found = false;
-        struct sugg sg = {.word = r->people[i]};
-        for (size_t j = 0; j < cfg->n_people && !found; j++) {
-            found = strcmp(cfg->people[j].name, r->people[i]) == 0;
-            sugg_add(&sg, cfg->people[j].name);
-        }
-        if (found) continue;
-        size_t old = push_key(c, "people");
-        push_index(c, i);
-        rc =
-            fail(c, ln->items[i], "no person '%s' in people%s", r->people[i], sugg_hint(&sg, hint));
-        pop(c, old);
-        return rc;
-    }
-    ln = cq_ynode_get(rn, "channels");
-    for (size_t i = 0; r->channels && r->channels[i]; i++) {
-        bool found = false;
-        struct sugg sg = {.word = r->channels[i]};
-        for (size_t j = 0; j < cfg->n_channels && !found; j++) {
-            found = strcmp(cfg->channels[j].name, r->channels[i]) == 0;
-            sugg_add(&sg, cfg->channels[j].name);
-        }
-        if (found) continue;
-        size_t old = push_key(c, "channels");
-        push_index(c, i);
-        rc = fail(c, ln->items[i], "no channel '%s' in channels%s", r->channels[i],
-                  sugg_hint(&sg, hint));
-        pop(c, old);
-        return rc;
-    }
-    ln = cq_ynode_get(rn, "commands");
-    bool star = false;
-    for (size_t i = 0; r->commands[i]; i++) {
-        const char *name = r->commands[i];
-        if (strcmp(name, "*") == 0) {
-            star = true;
-            continue;
-        }
-        if (choice_index(BUILTINS, name) >= 0 || cq_config_command(cfg, name)) continue;
-        struct sugg sg = {.word = name};
-        for (size_t j = 0; j < cfg->n_commands; j++)
-            sugg_add(&sg, cfg->commands[j].name);
-        for (size_t j = 0; BUILTINS[j]; j++)
-            sugg_add(&sg, BUILTINS[j]);
-        size_t old = push_key(c, "commands");
-        push_index(c, i);
-        rc = fail(c, ln->items[i], "unknown command '%s'%s", name, sugg_hint(&sg, hint));
-        pop(c, old);
-        return rc;
-    }
-    const struct cq_ynode *an = cq_ynode_get(rn, "args");
-    for (size_t i = 0; i < r->n_args; i++) {
-        const struct cq_arg_match *m = &r->args[i];
-        const struct cq_ynode *mk = an->items[2 * i], *mv = an->items[2 * i + 1];
-        size_t old = push_key(c, "args");
-        push_key(c, m->arg);
-        if (star) rc = fail(c, mk, "argument rules need named commands, not '*'");
-        for (size_t j = 0; rc == CQ_OK && r->commands[j]; j++) {
-            const struct cq_command *cmd = cq_config_command(cfg, r->commands[j]);
-            const struct cq_arg_spec *a = cmd ? find_arg(cmd, m->arg) : NULL;
-            if (!cmd) {
-                rc = fail(c, mk, "built-in command '%s' takes no argument rules", r->commands[j]);
-            } else if (!a) {
-                struct sugg sg = {.word = m->arg};
-                for (size_t k = 0; k < cmd->n_args; k++)
-                    sugg_add(&sg, cmd->args[k].name);
-                rc = fail(c, mk, "command '%s' has no argument '%s'%s", cmd->name, m->arg,
-                          sugg_hint(&sg, hint));
-            } else if (a->type == CQ_ARG_ENUM) {
-                for (size_t k = 0; rc == CQ_OK && m->values[k]; k++)
-                    if (!in_list(a->enum_values, m->values[k])) {
-                        char b[64];
-                        push_index(c, k);
-                        rc = fail(c, mv->items[k], "'%s' is not a value of %s.%s",
-                                  shown(m->values[k], b), cmd->name, a->name);
-                    }
-            }
-        }
-        pop(c, old);
-        if (rc != CQ_OK) return rc;
-    }
-    return CQ_OK;
-}
-
-static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const struct cq_ynode *pn,
-                            size_t i, bool slack) {
-    char *const *ids = slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids;
-    for (size_t k = 0; ids && ids[k]; k++) {
-        for (size_t j = 0; j < i; j++) {
-            char *const *other = slack ? cfg->people[j].slack_ids : cfg->people[j].feishu_ids;
-            if (!in_list(other, ids[k])) continue;
-            const struct cq_ynode *ln = cq_ynode_get(pn, slack ? "slack" : "feishu");
-            size_t old = push_key(c, cfg->people[i].name);
-            push_key(c, slack ? "slack" : "feishu");
-            push_index(c, k);
-            enum cq_rc rc =
-                fail(c, ln->items[k], "%s already belongs to %s", ids[k], cfg->people[j].name);
-            pop(c, old);
-            return rc;
-        }
-    }
-    return CQ_OK;
-}
-
-static enum cq_rc cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root) {
-    enum cq_rc rc = CQ_OK;
-    char hint[96];
-    const struct cq_ynode *sec;
-
-    if (cfg->slack.enabled && !cfg->slack.signing_secret.value) {
-        sec = node_at(root, "slack");
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.signing_secret");
-        return fail(c, sec, "required when slack.enabled is true");
-    }
-    if (cfg->feishu.enabled && !cfg->feishu.verification_token.value) {
-        sec = node_at(root, "feishu");
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.verification_token");
-        return fail(c, sec, "required when feishu.enabled is true");
-    }
-    if (cfg->feishu.enabled && cfg->feishu.require_encrypt_key && !cfg->feishu.encrypt_key.value) {
-        sec = node_at(root, "feishu");
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.encrypt_key");
-        return fail(c, sec,
-                    "required when feishu.require_encrypt_key is true (the default): without "
-                    "it events are not signed and only the verification token authenticates");
-    }
-    if (!cfg->slack.commands) { /* slack.commands defaults to [slack.command] */
-        cfg->slack.commands = calloc(2, sizeof(char *));
-        if (!cfg->slack.commands || !(cfg->slack.commands[0] = strdup(cfg->slack.command))) {
-            c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.commands");
-            return fail(c, NULL, "out of memory");
-        }
-    }
-    for (size_t i = 0; cfg->slack.commands[i]; i++) {
-        if (cfg->slack.commands[i][0] != '/') {
-            c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.commands[%zu]", i);
-            const struct cq_ynode *l = cq_ynode_get(cq_ynode_get(root, "slack"), "commands");
-            return fail(c, l && l->kind == CQ_YNODE_SEQ && i < l->n ? l->items[i] : NULL,
-                        "'%s' must start with '/' (as Slack sends it, e.g. /ops)",
-                        cfg->slack.commands[i]);
-        }
-    }
-    sec = node_at(root, "worker");
-    if (cfg->worker.poll_min_ms > cfg->worker.poll_max_ms) {
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "worker.poll_min_ms");
-        return fail(c, node_at(sec, "poll_min_ms"), "%d is above worker.poll_max_ms %d",
-                    cfg->worker.poll_min_ms, cfg->worker.poll_max_ms);
-    }
-    for (size_t i = 0; cfg->worker.cancel_roles && cfg->worker.cancel_roles[i]; i++) {
-        const char *role = cfg->worker.cancel_roles[i];
-        if (role_exists(cfg, role)) continue;
-        struct sugg sg = {.word = role};
-        sugg_roles(&sg, cfg);
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "worker.cancel_roles[%zu]", i);
-        return fail(c, cq_ynode_get(sec, "cancel_roles")->items[i], "no person has role '%s'%s",
-                    role, sugg_hint(&sg, hint));
-    }
-    sec = node_at(root, "notifier");
-    if (cfg->notifier.backoff_base_ms > cfg->notifier.backoff_max_ms) {
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "notifier.backoff_base_ms");
-        return fail(c, node_at(sec, "backoff_base_ms"), "%d is above notifier.backoff_max_ms %d",
-                    cfg->notifier.backoff_base_ms, cfg->notifier.backoff_max_ms);
-    }
-    sec = node_at(node_at(root, "ingress"), "paths");
-    for (size_t i = 0; i < paths_schema.n; i++) {
-        const char *p = *MEMBER(cfg, paths_fields[i].off, char *);
-        if (p[0] == '/') continue;
-        c->plen =
-            (size_t)snprintf(c->path, sizeof(c->path), "ingress.paths.%s", paths_fields[i].key);
-        return fail(c, node_at(sec, paths_fields[i].key), "paths must start with '/'");
-    }
-    c->plen = 0;
-
-    sec = cq_ynode_get(root, "people");
-    c->plen = (size_t)snprintf(c->path, sizeof(c->path), "people");
-    for (size_t i = 0; i < cfg->n_people; i++) {
-        const struct cq_ynode *pn = sec->items[2 * i + 1];
-        if ((rc = check_ids(c, cfg, pn, i, true)) != CQ_OK ||
-            (rc = check_ids(c, cfg, pn, i, false)) != CQ_OK)
-            return rc;
-    }
-    sec = cq_ynode_get(root, "channels");
-    c->plen = (size_t)snprintf(c->path, sizeof(c->path), "channels");
-    for (size_t i = 0; i < cfg->n_channels; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(cfg->channels[i].platform, cfg->channels[j].platform) != 0 ||
-                strcmp(cfg->channels[i].id, cfg->channels[j].id) != 0)
-                continue;
-            push_key(c, cfg->channels[i].name);
-            push_key(c, "id");
-            return fail(c, node_at(sec->items[2 * i + 1], "id"), "%s %s is also channel %s",
-                        cfg->channels[i].platform, cfg->channels[i].id, cfg->channels[j].name);
-        }
-    }
-    sec = cq_ynode_get(root, "commands");
-    for (size_t i = 0; i < cfg->n_commands; i++) {
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "commands");
-        push_key(c, cfg->commands[i].name);
-        rc = check_command(c, cfg, &cfg->commands[i], sec->items[2 * i], sec->items[2 * i + 1]);
-        if (rc != CQ_OK) return rc;
-    }
-    sec = cq_ynode_get(root, "policy");
-    for (size_t i = 0; i < cfg->n_rules; i++) {
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "policy[%zu]", i);
-        rc = check_rule(c, cfg, &cfg->rules[i], sec->items[i]);
-        if (rc != CQ_OK) return rc;
-    }
-    c->plen = 0;
-    c->path[0] = '\0';
     return CQ_OK;
 }
 
@@ -1436,16 +869,17 @@ static struct cq_config *load(const char *name, const char *dir, const char *tex
     if (!root) return NULL;
     cfg = calloc(1, sizeof(*cfg));
     if (!cfg || !(cfg->path = strdup(name)) || (dir && !(c.dir = strdup(dir)))) {
-        nomem(&c);
+        cq_cfg_nomem(&c);
         goto out;
     }
     if (set_defaults(&c, &config_schema, cfg) != CQ_OK) goto out;
     if (root->kind != CQ_YNODE_MAP) {
-        fail(&c, root, "expected a mapping at the top level, got %s", cq_ynode_kind_name(root));
+        cq_cfg_fail(&c, root, "expected a mapping at the top level, got %s",
+                    cq_ynode_kind_name(root));
         goto out;
     }
     if (fill_map(&c, &config_schema, cfg, root, root) != CQ_OK) goto out;
-    if (cross_check(&c, cfg, root) != CQ_OK) goto out;
+    if (cq_cfg_cross_check(&c, cfg, root) != CQ_OK) goto out;
     ok = true;
 out:
     cq_ynode_free(root);
@@ -1574,7 +1008,7 @@ const struct cq_person *cq_config_person(const struct cq_config *cfg, const char
     bool slack = strcmp(platform, "slack") == 0;
     if (!slack && strcmp(platform, "feishu") != 0) return NULL;
     for (size_t i = 0; i < cfg->n_people; i++)
-        if (in_list(slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids, user_id))
+        if (cq_cfg_in_list(slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids, user_id))
             return &cfg->people[i];
     return NULL;
 }
