@@ -10,13 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin_names.h"
 #include "config.h"
 #include "config_int.h"
 #include "strutil.h"
+#include "template_vars.h"
 #include "utf8.h"
 #include "yamltree.h"
 
-static const char *const BUILTINS[] = {"help", "whoami", "cancel", "pipelines", NULL};
+static const char *const BUILTINS[] = CQ_BUILTIN_NAMES;
 
 static const struct cq_ynode *node_at(const struct cq_ynode *n, const char *key) {
     const struct cq_ynode *v = cq_ynode_get(n, key);
@@ -54,9 +56,7 @@ static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const ch
 static enum cq_rc check_template(struct ctx *c, const struct cq_config *cfg,
                                  const struct cq_command *cmd, const char *tpl,
                                  const struct cq_ynode *at, bool is_reply, const char *no_secret) {
-    static const char *const fixed[] = {"user.gitlab_login", "user.name",  "user.id",
-                                        "channel.name",      "channel.id", "request.id",
-                                        "command.name",      "chat.input", NULL};
+    static const char *const fixed[] = CQ_TEMPLATE_VAR_NAMES;
     const char *p = tpl;
     char hint[96];
     while (p && (p = strstr(p, "{{")) != NULL) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "builtin_names.h"
 #include "policy.h"
 #include "utf8.h"
 
@@ -140,12 +141,12 @@ static void consider(const char *cand, size_t clen, const char *word, char *best
 }
 
 char *cq_builtin_unknown(const struct cq_config *cfg, const char *word) {
-    static const char *const builtin[] = {"help", "whoami", "cancel", "pipelines"};
+    static const char *const builtin[] = CQ_BUILTIN_NAMES;
     struct text t = {0};
     char best[128] = "", shown[64];
     size_t best_d = (size_t)-1;
 
-    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+    for (size_t i = 0; builtin[i]; i++)
         consider(builtin[i], strlen(builtin[i]), word, best, sizeof(best), &best_d);
     for (size_t i = 0; cfg && i < cfg->n_commands; i++) {
         const char *n = cfg->commands[i].name;

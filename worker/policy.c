@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "builtin_names.h"
+
 static bool in_list(char **list, const char *s) {
     for (char **p = list; p && *p; p++)
         if (strcmp(*p, s) == 0) return true;
@@ -44,8 +46,7 @@ const struct cq_channel *cq_policy_channel(const struct cq_config *cfg, const ch
 }
 
 bool cq_policy_is_builtin(const char *name) {
-    return name && (strcmp(name, "help") == 0 || strcmp(name, "whoami") == 0 ||
-                    strcmp(name, "cancel") == 0 || strcmp(name, "pipelines") == 0);
+    return cq_is_builtin_name(name);
 }
 
 /* "*" is every configured person; a user nobody configured matches only a rule that says
@@ -179,8 +180,7 @@ void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person
     out->allowed = false;
     out->rule = NULL;
     out->reason[0] = '\0';
-    if (cmd_name && (strcmp(cmd_name, "help") == 0 || strcmp(cmd_name, "whoami") == 0 ||
-                     strcmp(cmd_name, "cancel") == 0 || strcmp(cmd_name, "pipelines") == 0)) {
+    if (cq_is_builtin_name(cmd_name)) {
         /* cancel and pipelines check ownership themselves (requester or cancel_roles). */
         out->allowed = true;
         out->rule = CQ_BUILTIN_RULE;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "template_vars.h"
+
 #define TPL_MAX_OUT (1024 * 1024) /* an expansion never grows past this */
 
 struct buf {
@@ -161,22 +163,35 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
         if (!known)
             return cq_err_set(err, CQ_ECONFIG, "template references unknown argument %s", an);
         *val = cq_bound_get(b, an);
-    } else if (strcmp(name, "user.gitlab_login") == 0) {
-        *val = v->person ? v->person->gitlab_login : NULL;
-    } else if (strcmp(name, "user.name") == 0) {
-        *val = v->person && v->person->name ? v->person->name : v->user_name;
-    } else if (strcmp(name, "user.id") == 0) {
-        *val = v->user_id;
-    } else if (strcmp(name, "channel.name") == 0) {
-        *val = v->channel && v->channel->name ? v->channel->name : v->channel_name;
-    } else if (strcmp(name, "channel.id") == 0) {
-        *val = v->channel_id;
-    } else if (strcmp(name, "request.id") == 0) {
-        *val = v->request_id;
-    } else if (strcmp(name, "command.name") == 0) {
-        *val = v->command;
-    } else if (strcmp(name, "chat.input") == 0) {
-        *val = v->input;
+    } else if (cq_tpl_var_index(name) >= 0) {
+        switch ((enum cq_tpl_var)cq_tpl_var_index(name)) {
+        case CQ_TPL_USER_GITLAB_LOGIN:
+            *val = v->person ? v->person->gitlab_login : NULL;
+            break;
+        case CQ_TPL_USER_NAME:
+            *val = v->person && v->person->name ? v->person->name : v->user_name;
+            break;
+        case CQ_TPL_USER_ID:
+            *val = v->user_id;
+            break;
+        case CQ_TPL_CHANNEL_NAME:
+            *val = v->channel && v->channel->name ? v->channel->name : v->channel_name;
+            break;
+        case CQ_TPL_CHANNEL_ID:
+            *val = v->channel_id;
+            break;
+        case CQ_TPL_REQUEST_ID:
+            *val = v->request_id;
+            break;
+        case CQ_TPL_COMMAND_NAME:
+            *val = v->command;
+            break;
+        case CQ_TPL_CHAT_INPUT:
+            *val = v->input;
+            break;
+        case CQ_TPL_N_VARS:
+            break;
+        }
     } else if (strncmp(name, "secrets.", 8) == 0) {
         const char *sn = name + 8;
         for (size_t i = 0; v->cfg && i < v->cfg->n_secrets; i++)
