@@ -3,45 +3,21 @@
  * on curl multi -> classify the answer -> delivered (mark, commit) | retry on a timer |
  * fallback route | dead letter (produce to chatops.dlq, then commit). Nothing blocks: each
  * job has at most one operation pending (Redis, HTTP, Kafka report, timer, token wait). */
-#include "notifier.h"
+#include "notifier_int.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
-#include "backoff.h"
-#include "classify.h"
-#include "crypto.h"
-#include "envelope.h"
-#include "feishu_format.h"
-#include "httpc.h"
-#include "kafka.h"
-#include "log.h"
-#include "metrics.h"
-#include "redis.h"
-#include "slack_format.h"
-#include "utf8.h"
-
-#define RURL_MAX_USES 5
-#define RURL_TTL_MS (30 * 60 * 1000)
 /* notifier.claim_lease_ms: the once-claim's lease, renewed every third of it for every
  * result held (waiting for pacing, a send slot, a token, a 429 hold or a retry) so that a
  * rebalance never hands a held result to another copy. */
 #define BUSY_RECHECK_MS 1000
-#define TOKEN_EARLY_MS (3 * 60 * 1000)
-#define TOKEN_LOCK_MS 10000
-#define TOKEN_WAIT_MS 250
 /* notifier.drain_ms (0: http_timeout_ms + 5 s): on SIGTERM, sends in flight get until then
  * to answer; a delivered mark or dead-letter report then still lands and is committed. */
 #define DRAIN_SETTLE_MS 5000
 /* notifier.max_inflight: results held at once (accepted, not yet settled); fetching pauses
  * there and resumes below half. notifier.max_sends: concurrent platform requests (more would
  * only queue inside curl and time out). */
-#define ANSWER_KEEP 2000  /* bytes of a platform answer kept for logs and the DLQ */
-#define REQ_BUCKETS 16384 /* request id -> its jobs; power of two (chains past it) */
+#define ANSWER_KEEP 2000 /* bytes of a platform answer kept for logs and the DLQ */
 
 /* ------------------------------------------------------------------ Lua (atomic steps) */
 
@@ -60,113 +36,22 @@ static const char RENEW_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n
                                 "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
                                 "return 0\n";
 /* release(key, owner): delete only our own claim or lock */
-static const char RELEASE_LUA[] =
+const char NTF_RELEASE_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
-/* uses(key, ttl_ms): counts response_url uses across copies; the window starts at use 1 */
-static const char USES_LUA[] = "local n = redis.call('INCR', KEYS[1])\n"
-                               "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
-                               "return n\n";
 
-/* ------------------------------------------------------------------ types */
-
-enum platform { P_SLACK, P_FEISHU };
-enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND };
-enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED, W_SLOT };
-enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
-
-static const char *route_name[] = {"none",        "response_url", "chat.postMessage",
-                                   "chat.update", "reply",        "send"};
-
-struct job {
-    struct cq_notifier *s;
-    struct job *prev, *next; /* all jobs */
-    struct job *tok_next;    /* token waiters */
-    struct job *pred, *succ; /* results of the same request, settled in order */
-    struct job *slot_next;   /* waiting for a free send slot (FIFO) */
-    struct job *req_next;    /* same hash bucket of request ids (newest first) */
-    bool hashed;
-    uv_timer_t timer;
-    enum wait wait;
-    enum next next_step; /* what the timer does */
-    bool abandoned;      /* shutting down: free on the next callback, no commit */
-    bool claimed;
-    bool rurl_spent;
-    bool token_retried;
-    bool update_failed;
-    bool settling;   /* posted or dead-lettered: only its mark/report is left, then commit */
-    bool claim_lost; /* a renewal found the claim gone: claim again before sending */
-
-    char *topic;
-    int32_t partition;
-    int64_t offset;
-    char *payload;
-    size_t len;
-    int64_t msg_ts_ms;
-
-    struct cq_result r;
-    bool decoded;
-    enum platform plat;
-    enum route route;
-    char *update_ts;  /* chat.update target */
-    char *used_token; /* Feishu token of the last attempt */
-    char owner[80];
-    char once_key[512];
-    char pace_key[300];
-    int attempts;
-    uint64_t started_ms;
-
-    char reason[160];
-    long last_status;
-    char *last_body;
-    char *dlq_reason_class;
-};
-
-struct tokstate {
-    char *token;
-    long long fetched_ms, expire_ms; /* wall clock */
-    char *stale;
-    bool busy, lock_held;
-    int failures;
-    struct job *waiters;
-    uv_timer_t timer;
-};
-
-struct cq_notifier {
-    struct cq_loop *loop;
-    const struct cq_config *cfg;
-    struct cq_consumer *cons;
-    struct cq_producer *prod;
-    struct cq_redis *redis;
-    struct cq_httpc *http;
-    struct cq_pacer *slack_pacer, *feishu_pacer;
-    char instance[CQ_UUID_LEN + 1];
-    unsigned long job_seq;
-    struct job *jobs;
-    int njobs;
-    struct job *by_req[REQ_BUCKETS];   /* decoded jobs by request id: finds a request's tail
-                                          in O(1) instead of scanning every job in flight */
-    int sending;                       /* HTTP sends in flight */
-    struct job *slot_head, *slot_tail; /* jobs waiting for a send slot */
-    bool paused, stopping, finished;
-    int closing; /* startup failure: handles left to close before s is freed */
-    struct tokstate tok;
-    uv_timer_t drain_timer;
-    uint64_t drain_deadline;
-    uv_timer_t renew_timer;
-    int claim_lease_ms;
-    char key_prefix[128];
-};
+const char *const ntf_route_name[] = {"none",        "response_url", "chat.postMessage",
+                                      "chat.update", "reply",        "send"};
 
 /* ------------------------------------------------------------------ small helpers */
 
-static long long wall_ms(void) {
+long long ntf_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t rnd64(void) {
+uint64_t ntf_rnd64(void) {
     uint64_t v = 0;
     if (cq_random_bytes(&v, sizeof v) != CQ_OK) v = cq_now_ms() * 2654435761u;
     return v;
@@ -222,7 +107,7 @@ static void metric_delivery(const struct job *j, const char *outcome) {
 static void metric_attempt(const struct job *j, enum cq_outcome o) {
     char labels[128];
     snprintf(labels, sizeof labels, "platform=\"%s\",route=\"%s\",outcome=\"%s\"", plat_str(j),
-             route_name[j->route], cq_outcome_str(o));
+             ntf_route_name[j->route], cq_outcome_str(o));
     cq_metric_inc("chatops_notifier_attempts_total",
                   "Delivery attempts by platform, route and outcome", labels);
 }
@@ -233,14 +118,7 @@ static void set_inflight_gauge(struct cq_notifier *s) {
         s->njobs);
 }
 
-static void token_age_gauge(struct cq_notifier *s) {
-    if (!s->tok.token) return;
-    cq_gauge_set(cq_gauge_get("chatops_notifier_feishu_token_age_seconds",
-                              "Age of the tenant_access_token in use", NULL),
-                 (wall_ms() - s->tok.fetched_ms) / 1000);
-}
-
-static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
+void ntf_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
     (void)opaque;
     if (err)
         cq_warn(NULL, "redis: fire-and-forget command failed: %s", err->msg);
@@ -277,7 +155,7 @@ static size_t req_bucket(const char *request_id) {
     return h & (REQ_BUCKETS - 1);
 }
 
-static void job_unlink(struct job *j) {
+void ntf_job_unlink(struct job *j) {
     struct cq_notifier *s = j->s;
     if (j->hashed) {
         for (struct job **pp = &s->by_req[req_bucket(j->r.request_id)]; *pp; pp = &(*pp)->req_next)
@@ -332,39 +210,32 @@ static void job_unlink(struct job *j) {
 }
 
 /* Settled: the offset may be committed. */
-static void job_finish(struct job *j, const char *outcome) {
+void ntf_job_finish(struct job *j, const char *outcome) {
     struct cq_notifier *s = j->s;
     metric_delivery(j, outcome);
     const char *kv[] = {"outcome",  outcome,
                         "platform", j->decoded ? plat_str(j) : "unknown",
-                        "route",    route_name[j->route],
+                        "route",    ntf_route_name[j->route],
                         NULL};
     cq_log_kv(CQ_LOG_INFO, j->decoded ? j->r.request_id : NULL, "result settled", kv);
     if (s->cons) cq_consumer_done(s->cons, j->topic, j->partition, j->offset);
-    job_unlink(j);
+    ntf_job_unlink(j);
 }
 
 /* Shutdown: leave the offset uncommitted (another copy gets it) and release our claim. */
-static void job_abandon(struct job *j) {
+void ntf_job_abandon(struct job *j) {
     struct cq_notifier *s = j->s;
     if (j->claimed && s->redis) {
-        const char *argv[] = {"EVAL", RELEASE_LUA, "1", j->once_key, j->owner};
-        cq_redis_commandargv(s->redis, ignore_reply, NULL, 5, argv, NULL);
+        const char *argv[] = {"EVAL", NTF_RELEASE_LUA, "1", j->once_key, j->owner};
+        cq_redis_commandargv(s->redis, ntf_ignore_reply, NULL, 5, argv, NULL);
     }
     cq_debug(j->decoded ? j->r.request_id : NULL, "result left for another copy (shutdown)");
-    job_unlink(j);
+    ntf_job_unlink(j);
 }
 
-static void job_claim(struct job *j);
-static void job_route(struct job *j);
-static void job_pace(struct job *j);
-static void job_send(struct job *j);
-static void job_dead_letter(struct job *j, const char *cls, const char *reason);
-static void token_get(struct job *j);
-
-static void job_wait(struct job *j, uint64_t ms, enum next step) {
+void ntf_job_wait(struct job *j, uint64_t ms, enum next step) {
     if (j->s->stopping) {
-        job_abandon(j);
+        ntf_job_abandon(j);
         return;
     }
     j->wait = W_TIMER;
@@ -377,128 +248,30 @@ static void job_timer_cb(uv_timer_t *t) {
     j->wait = W_OP;
     switch (j->next_step) {
     case N_CLAIM:
-        job_claim(j);
+        ntf_job_claim(j);
         break;
     case N_ROUTE:
-        job_route(j);
+        ntf_job_route(j);
         break;
     case N_PACE:
-        job_pace(j);
+        ntf_job_pace(j);
         break;
     case N_SEND:
-        job_send(j);
+        ntf_job_send(j);
         break;
     case N_DLQ:
-        job_dead_letter(j, j->dlq_reason_class, j->reason);
+        ntf_job_dead_letter(j, j->dlq_reason_class, j->reason);
         break;
     }
 }
 
 /* Common prologue of every async callback: true when the job must stop here. */
-static bool job_gone(struct job *j) {
+bool ntf_job_gone(struct job *j) {
     if (j->abandoned || (j->s->stopping && j->s->finished)) {
-        job_unlink(j);
+        ntf_job_unlink(j);
         return true;
     }
     return false;
-}
-
-/* ------------------------------------------------------------------ dead letters */
-
-static void on_dlq_report(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
-                          int64_t offset) {
-    struct job *j = opaque;
-    (void)partition;
-    (void)offset;
-    if (j->abandoned) {
-        job_unlink(j);
-        return;
-    }
-    if (rc != CQ_OK) {
-        cq_error(j->decoded ? j->r.request_id : NULL, "dlq produce failed (%s); retrying",
-                 errstr ? errstr : cq_rc_str(rc));
-        j->settling = false;
-        job_wait(j, 1000, N_DLQ);
-        return;
-    }
-    cq_metric_inc("chatops_notifier_dlq_total", "Results sent to the dead-letter topic",
-                  j->dlq_reason_class
-                      ? (strcmp(j->dlq_reason_class, "invalid") == 0     ? "class=\"invalid\""
-                         : strcmp(j->dlq_reason_class, "exhausted") == 0 ? "class=\"exhausted\""
-                                                                         : "class=\"permanent\"")
-                      : "class=\"permanent\"");
-    if (j->claimed && j->s->redis) { /* a replay of this result may try again */
-        const char *argv[] = {"EVAL", RELEASE_LUA, "1", j->once_key, j->owner};
-        cq_redis_commandargv(j->s->redis, ignore_reply, NULL, 5, argv, NULL);
-    }
-    job_finish(j, "dead_lettered");
-}
-
-static void job_dead_letter(struct job *j, const char *cls, const char *reason) {
-    struct cq_notifier *s = j->s;
-    char *out = NULL, at[32];
-    cJSON *d = cJSON_CreateObject(), *ans = NULL, *src = NULL;
-    struct cq_err err = {0};
-    if (reason != j->reason)
-        cq_utf8_copy(j->reason, sizeof j->reason, reason, strlen(reason), NULL);
-    j->dlq_reason_class = (char *)cls;
-    cq_now_rfc3339(at);
-    if (!d) goto retry;
-    cJSON_AddNumberToObject(d, "v", 1);
-    if (j->decoded) {
-        cJSON_AddStringToObject(d, "request_id", j->r.request_id);
-        cJSON_AddStringToObject(d, "step", j->r.step);
-        cJSON_AddNumberToObject(d, "seq", j->r.seq);
-        cJSON_AddStringToObject(d, "platform", j->r.platform);
-    }
-    cJSON_AddStringToObject(d, "reason", j->reason);
-    cJSON_AddNumberToObject(d, "attempts", j->attempts);
-    if (j->route != R_NONE) cJSON_AddStringToObject(d, "route", route_name[j->route]);
-    if (j->last_body || j->last_status) {
-        ans = cJSON_AddObjectToObject(d, "answer");
-        if (ans) {
-            cJSON_AddNumberToObject(ans, "status", (double)j->last_status);
-            cJSON_AddStringToObject(ans, "body", j->last_body ? j->last_body : "");
-        }
-    }
-    cJSON_AddStringToObject(d, "failed_at", at);
-    if ((src = cJSON_AddObjectToObject(d, "source"))) {
-        cJSON_AddStringToObject(src, "topic", j->topic);
-        cJSON_AddNumberToObject(src, "partition", j->partition);
-        cJSON_AddNumberToObject(src, "offset", (double)j->offset);
-    }
-    cJSON *orig = cJSON_ParseWithLength(j->payload, j->len);
-    if (orig)
-        cJSON_AddItemToObject(d, "result", orig);
-    else {
-        char *raw = cq_utf8_clean(j->payload, j->len, 0); /* any bytes: valid JSON text */
-        if (raw) {
-            cJSON_AddStringToObject(d, "raw", raw);
-            free(raw);
-        }
-    }
-    out = cJSON_PrintUnformatted(d);
-    if (!out) goto retry;
-    const char *key = j->decoded ? j->r.request_id : "";
-    {
-        const char *kv[] = {"reason", j->reason, "class", cls, NULL};
-        cq_log_kv(CQ_LOG_WARN, j->decoded ? j->r.request_id : NULL, "dead-lettering result", kv);
-    }
-    j->wait = W_OP;
-    j->settling = true;
-    if (cq_producer_send(s->prod, s->cfg->kafka.topic_dlq, key, strlen(key), out, strlen(out), NULL,
-                         on_dlq_report, j, &err) != CQ_OK) {
-        cq_error(j->decoded ? j->r.request_id : NULL, "dlq produce refused: %s", err.msg);
-        j->settling = false;
-        goto retry;
-    }
-    cJSON_Delete(d);
-    free(out);
-    return;
-retry:
-    cJSON_Delete(d);
-    free(out);
-    job_wait(j, 1000, N_DLQ);
 }
 
 /* ------------------------------------------------------------------ delivered */
@@ -508,13 +281,13 @@ static void on_marked(void *opaque, const redisReply *reply, const struct cq_err
     /* Posted: commit even when the mark failed or the drain is ending (the consumer is
      * still open here), or a restart would post it again. */
     if (j->abandoned) {
-        job_unlink(j);
+        ntf_job_unlink(j);
         return;
     }
     if (err || (reply && reply->type == REDIS_REPLY_ERROR))
         cq_warn(j->r.request_id, "could not mark delivered in redis: %s",
                 err ? err->msg : reply->str);
-    job_finish(j, "delivered");
+    ntf_job_finish(j, "delivered");
 }
 
 static void job_delivered(struct job *j) {
@@ -524,7 +297,7 @@ static void job_delivered(struct job *j) {
     if (produced > 0) {
         char labels[48];
         snprintf(labels, sizeof labels, "platform=\"%s\"", plat_str(j));
-        long long d = wall_ms() - produced;
+        long long d = ntf_wall_ms() - produced;
         cq_histogram_observe(cq_histogram_get("chatops_notifier_delivery_latency_seconds",
                                               "From result produced to platform accepted", labels,
                                               NULL, 0),
@@ -537,7 +310,7 @@ static void job_delivered(struct job *j) {
             snprintf(key, sizeof key, "%snotify:slack_ts:%s", s->key_prefix, j->r.request_id);
             snprintf(ttl, sizeof ttl, "%d", 86400);
             const char *argv[] = {"SET", key, ts, "EX", ttl};
-            cq_redis_commandargv(s->redis, ignore_reply, NULL, 5, argv, NULL);
+            cq_redis_commandargv(s->redis, ntf_ignore_reply, NULL, 5, argv, NULL);
             free(ts);
         }
     }
@@ -548,20 +321,20 @@ static void job_delivered(struct job *j) {
     j->wait = W_OP;
     j->settling = true;
     if (cq_redis_commandargv(s->redis, on_marked, j, 5, argv, NULL) != CQ_OK)
-        job_finish(j, "delivered");
+        ntf_job_finish(j, "delivered");
 }
 
 /* ------------------------------------------------------------------ answers */
 
 static void slot_release(struct cq_notifier *s);
 
-static void on_answer(void *opaque, const struct cq_http_response *resp) {
+void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
     struct job *j = opaque;
     struct cq_notifier *s = j->s;
     slot_release(s);
-    if (job_gone(j)) return;
+    if (ntf_job_gone(j)) return;
     if (resp->rc == CQ_ESHUTDOWN) {
-        job_abandon(j);
+        ntf_job_abandon(j);
         return;
     }
     keep_answer(j, resp);
@@ -583,7 +356,7 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
         char st[16], at[12];
         snprintf(st, sizeof st, "%ld", resp->status);
         snprintf(at, sizeof at, "%d", j->attempts);
-        const char *kv[] = {"route",   route_name[j->route],
+        const char *kv[] = {"route",   ntf_route_name[j->route],
                             "status",  st,
                             "outcome", cq_outcome_str(o),
                             "reason",  why,
@@ -598,11 +371,11 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
         return;
     case CQ_OUT_FALLBACK:
         j->rurl_spent = true;
-        job_route(j);
+        ntf_job_route(j);
         return;
     case CQ_OUT_TOKEN_EXPIRED:
         if (j->token_retried) {
-            job_dead_letter(j, "permanent", why);
+            ntf_job_dead_letter(j, "permanent", why);
             return;
         }
         j->token_retried = true;
@@ -614,16 +387,16 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
                 s->tok.token = NULL;
             }
         }
-        token_get(j);
+        ntf_token_get(j);
         return;
     case CQ_OUT_PERMANENT:
         if (j->route == R_UPDATE) { /* the message to edit is gone: post a new one */
             j->update_failed = true;
             j->route = R_POST;
-            job_pace(j);
+            ntf_job_pace(j);
             return;
         }
-        job_dead_letter(j, "permanent", why);
+        ntf_job_dead_letter(j, "permanent", why);
         return;
     case CQ_OUT_RETRY:
         break;
@@ -631,7 +404,7 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
     if (j->attempts >= s->cfg->notifier.max_attempts) {
         char r2[160];
         snprintf(r2, sizeof r2, "retries exhausted after %d attempts: %.100s", j->attempts, why);
-        job_dead_letter(j, "exhausted", r2);
+        ntf_job_dead_letter(j, "exhausted", r2);
         return;
     }
     int64_t hint = -1;
@@ -639,11 +412,11 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
         const char *h = j->plat == P_SLACK
                             ? resp->retry_after
                             : (resp->ratelimit_reset ? resp->ratelimit_reset : resp->retry_after);
-        hint = cq_retry_after_ms(h, wall_ms() / 1000, 15 * 60 * 1000);
+        hint = cq_retry_after_ms(h, ntf_wall_ms() / 1000, 15 * 60 * 1000);
     }
     uint64_t delay = hint >= 0 ? (uint64_t)hint
                                : cq_backoff_ms(j->attempts, s->cfg->notifier.backoff_base_ms,
-                                               s->cfg->notifier.backoff_max_ms, rnd64());
+                                               s->cfg->notifier.backoff_max_ms, ntf_rnd64());
     if (hint >= 0) /* the whole channel waits, not only this result */
         cq_pacer_hold(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key,
                       cq_now_ms() + delay);
@@ -652,33 +425,9 @@ static void on_answer(void *opaque, const struct cq_http_response *resp) {
         snprintf(lease, sizeof lease, "%llu",
                  (unsigned long long)(delay + (uint64_t)s->claim_lease_ms));
         const char *argv[] = {"SET", j->once_key, j->owner, "XX", "PX", lease};
-        cq_redis_commandargv(s->redis, ignore_reply, NULL, 6, argv, NULL);
+        cq_redis_commandargv(s->redis, ntf_ignore_reply, NULL, 6, argv, NULL);
     }
-    job_wait(j, delay, N_PACE);
-}
-
-/* ------------------------------------------------------------------ sending */
-
-static void job_send_http(struct job *j, const char *url, const char *const *headers, char *body) {
-    struct cq_notifier *s = j->s;
-    struct cq_err err = {0};
-    struct cq_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = headers,
-                                  .body = body,
-                                  .body_len = strlen(body),
-                                  .timeout_ms = s->cfg->notifier.http_timeout_ms,
-                                  .max_response = 64 * 1024};
-    j->attempts++;
-    j->wait = W_OP;
-    if (cq_httpc_request(s->http, &req, on_answer, j, &err) != CQ_OK) {
-        free(body);
-        j->attempts--;
-        job_dead_letter(j, "permanent", err.msg);
-        return;
-    }
-    s->sending++;
-    free(body);
+    ntf_job_wait(j, delay, N_PACE);
 }
 
 /* A send finished: start the oldest waiting job. */
@@ -690,101 +439,12 @@ static void slot_release(struct cq_notifier *s) {
         if (!s->slot_head) s->slot_tail = NULL;
         j->slot_next = NULL;
         j->wait = W_OP;
-        job_send(j);
+        ntf_job_send(j);
     }
-}
-
-static void job_send(struct job *j) {
-    struct cq_notifier *s = j->s;
-    struct cq_err err = {0};
-    char *body = NULL, url[CQ_ENV_MAX_URL + CQ_ENV_MAX_ID + 128], auth[1024];
-    if (j->claim_lost) { /* another copy may own it now: ask again (busy/delivered/own) */
-        j->claim_lost = false;
-        j->claimed = false;
-        cq_warn(j->r.request_id, "once-claim lost while waiting; claiming again before sending");
-        job_claim(j);
-        return;
-    }
-    if (j->plat == P_FEISHU && !j->used_token) {
-        token_get(j);
-        return;
-    }
-    if (s->sending >=
-        s->cfg->notifier.max_sends) { /* wait for a slot; the timeout then measures the platform */
-        if (s->stopping) {
-            job_abandon(j);
-            return;
-        }
-        j->wait = W_SLOT;
-        j->slot_next = NULL;
-        if (s->slot_tail)
-            s->slot_tail->slot_next = j;
-        else
-            s->slot_head = j;
-        s->slot_tail = j;
-        return;
-    }
-    switch (j->route) {
-    case R_RURL: {
-        struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL,
-                                      .replace_original = strcmp(j->r.step, "progress") == 0};
-        body = cq_slack_format(&j->r, &o, NULL, &err);
-        if (!body) break;
-        const char *h[] = {"Content-Type: application/json; charset=utf-8", NULL};
-        job_send_http(j, j->r.reply.response_url, h, body);
-        return;
-    }
-    case R_POST:
-    case R_UPDATE: {
-        struct cq_slack_msg_opts o = {.target = j->route == R_POST ? CQ_SLACK_POST_MESSAGE
-                                                                   : CQ_SLACK_UPDATE,
-                                      .channel = j->r.reply.chat_id,
-                                      .ts = j->update_ts,
-                                      .thread_ts = j->r.reply.thread_ts};
-        body = cq_slack_format(&j->r, &o, NULL, &err);
-        if (!body) break;
-        snprintf(url, sizeof url, "%s/%s", s->cfg->slack.api_base,
-                 j->route == R_POST ? "chat.postMessage" : "chat.update");
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s",
-                 s->cfg->slack.bot_token.value ? s->cfg->slack.bot_token.value : "");
-        const char *h[] = {"Content-Type: application/json; charset=utf-8", auth, NULL};
-        job_send_http(j, url, h, body);
-        return;
-    }
-    case R_FS_REPLY:
-    case R_FS_SEND: {
-        body = cq_feishu_body(&j->r, j->route == R_FS_REPLY, 0, &err);
-        if (!body) break;
-        if (j->route == R_FS_REPLY) {
-            char *id = cq_url_escape(j->r.reply.message_id, strlen(j->r.reply.message_id));
-            if (!id) {
-                cq_err_set(&err, CQ_ENOMEM, "out of memory");
-                break;
-            }
-            snprintf(url, sizeof url, "%s/im/v1/messages/%s/reply", s->cfg->feishu.api_base, id);
-            free(id);
-        } else {
-            snprintf(url, sizeof url, "%s/im/v1/messages?receive_id_type=chat_id",
-                     s->cfg->feishu.api_base);
-        }
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", j->used_token);
-        const char *h[] = {"Content-Type: application/json; charset=utf-8", auth, NULL};
-        job_send_http(j, url, h, body);
-        return;
-    }
-    case R_NONE:
-        cq_err_set(&err, CQ_EINVAL, "no route");
-        break;
-    }
-    free(body);
-    if (err.code == CQ_ENOMEM)
-        job_wait(j, 1000, N_SEND);
-    else
-        job_dead_letter(j, "permanent", err.msg);
 }
 
 /* Waits for the channel's next pacing slot, then sends. */
-static void job_pace(struct job *j) {
+void ntf_job_pace(struct job *j) {
     struct cq_notifier *s = j->s;
     uint64_t now = cq_now_ms();
     uint64_t at =
@@ -794,134 +454,39 @@ static void job_pace(struct job *j) {
         j->used_token = NULL;
     }
     if (at > now)
-        job_wait(j, at - now, N_SEND);
+        ntf_job_wait(j, at - now, N_SEND);
     else
-        job_send(j);
-}
-
-/* ------------------------------------------------------------------ routes */
-
-static void on_slack_ts(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct job *j = opaque;
-    if (job_gone(j)) return;
-    if (!err && reply && reply->type == REDIS_REPLY_STRING && reply->len > 0) {
-        j->update_ts = strdup(reply->str);
-        if (j->update_ts) j->route = R_UPDATE;
-    }
-    job_pace(j);
-}
-
-static void slack_api_route(struct job *j) {
-    struct cq_notifier *s = j->s;
-    if (!j->r.reply.chat_id || !*j->r.reply.chat_id) {
-        job_dead_letter(j, "permanent",
-                        j->rurl_spent ? "response_url spent and no channel for chat.postMessage"
-                                      : "no response_url and no channel to post to");
-        return;
-    }
-    if (!s->cfg->slack.bot_token.value) {
-        job_dead_letter(j, "permanent", "no slack.bot_token configured for chat.postMessage");
-        return;
-    }
-    j->route = R_POST;
-    snprintf(j->pace_key, sizeof j->pace_key, "%s", j->r.reply.chat_id);
-    if (strcmp(j->r.step, "progress") == 0 && !j->update_failed) {
-        char key[512];
-        snprintf(key, sizeof key, "%snotify:slack_ts:%s", s->key_prefix, j->r.request_id);
-        const char *argv[] = {"GET", key};
-        j->wait = W_OP;
-        if (cq_redis_commandargv(s->redis, on_slack_ts, j, 2, argv, NULL) == CQ_OK) return;
-    }
-    job_pace(j);
-}
-
-static void on_uses(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct job *j = opaque;
-    if (job_gone(j)) return;
-    if (err || !reply || reply->type != REDIS_REPLY_INTEGER) {
-        cq_warn(j->r.request_id, "response_url use count unavailable: %s",
-                err ? err->msg : "bad reply");
-        job_wait(j,
-                 cq_backoff_ms(2, j->s->cfg->notifier.backoff_base_ms,
-                               j->s->cfg->notifier.backoff_max_ms, rnd64()),
-                 N_ROUTE);
-        return;
-    }
-    if (reply->integer <= RURL_MAX_USES) {
-        j->route = R_RURL;
-        snprintf(j->pace_key, sizeof j->pace_key, "%s",
-                 j->r.reply.chat_id ? j->r.reply.chat_id : j->r.request_id);
-        job_pace(j);
-        return;
-    }
-    cq_info(j->r.request_id, "response_url used %lld times; using chat.postMessage",
-            reply->integer);
-    j->rurl_spent = true;
-    slack_api_route(j);
-}
-
-static void job_route(struct job *j) {
-    struct cq_notifier *s = j->s;
-    if (j->plat == P_SLACK) {
-        if (j->r.reply.response_url && *j->r.reply.response_url && !j->rurl_spent) {
-            char key[512], ttl[16];
-            snprintf(key, sizeof key, "%snotify:rurl:%s", s->key_prefix, j->r.request_id);
-            snprintf(ttl, sizeof ttl, "%d", RURL_TTL_MS);
-            const char *argv[] = {"EVAL", USES_LUA, "1", key, ttl};
-            j->wait = W_OP;
-            if (cq_redis_commandargv(s->redis, on_uses, j, 5, argv, NULL) != CQ_OK)
-                job_wait(j, 1000, N_ROUTE);
-            return;
-        }
-        slack_api_route(j);
-        return;
-    }
-    if (j->r.reply.message_id && *j->r.reply.message_id)
-        j->route = R_FS_REPLY;
-    else if (j->r.reply.chat_id && *j->r.reply.chat_id)
-        j->route = R_FS_SEND;
-    else {
-        job_dead_letter(j, "permanent", "no message_id or chat_id to reply to");
-        return;
-    }
-    snprintf(j->pace_key, sizeof j->pace_key, "%s",
-             j->r.reply.chat_id && *j->r.reply.chat_id ? j->r.reply.chat_id
-                                                       : j->r.reply.message_id);
-    if (!s->cfg->feishu.app_id || !s->cfg->feishu.app_secret.value) {
-        job_dead_letter(j, "permanent", "feishu.app_id/app_secret not configured");
-        return;
-    }
-    job_pace(j);
+        ntf_job_send(j);
 }
 
 /* ------------------------------------------------------------------ once */
 
 static void on_claim(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
-    if (job_gone(j)) return;
+    if (ntf_job_gone(j)) return;
     if (err || !reply || (reply->type != REDIS_REPLY_STATUS && reply->type != REDIS_REPLY_STRING)) {
         cq_warn(j->r.request_id, "once-claim unavailable (%s); retrying",
                 err                   ? err->msg
                 : reply && reply->str ? reply->str
                                       : "bad reply");
-        job_wait(j, 1000, N_CLAIM);
+        ntf_job_wait(j, 1000, N_CLAIM);
         return;
     }
     if (strcmp(reply->str, "delivered") == 0) {
         cq_info(j->r.request_id, "already delivered (step %s seq %d): not posting again", j->r.step,
                 j->r.seq);
-        job_finish(j, "duplicate");
+        ntf_job_finish(j, "duplicate");
         return;
     }
     if (strcmp(reply->str, "busy") == 0) { /* another copy is on it: wait for its verdict */
-        job_wait(j, BUSY_RECHECK_MS, N_CLAIM);
+        ntf_job_wait(j, BUSY_RECHECK_MS, N_CLAIM);
         return;
     }
     j->claimed = true;
-    job_route(j);
+    ntf_job_route(j);
 }
 
-static void job_claim(struct job *j) {
+void ntf_job_claim(struct job *j) {
     char lease[16];
     snprintf(lease, sizeof lease, "%d", j->s->claim_lease_ms);
     /* An "outcome unknown" final has a once-key of its own, so the request's true final
@@ -939,257 +504,7 @@ static void job_claim(struct job *j) {
                           lease};
     j->wait = W_OP;
     if (cq_redis_commandargv(j->s->redis, on_claim, j, unknown ? 7 : 6, argv, NULL) != CQ_OK)
-        job_wait(j, 1000, N_CLAIM);
-}
-
-/* ------------------------------------------------------------------ Feishu token */
-
-static void token_lookup(struct cq_notifier *s);
-
-static bool token_valid(const struct cq_notifier *s) {
-    return s->tok.token && wall_ms() < s->tok.expire_ms - TOKEN_EARLY_MS &&
-           !(s->tok.stale && strcmp(s->tok.token, s->tok.stale) == 0);
-}
-
-static void token_key(const struct cq_notifier *s, char *out, size_t n, bool lock) {
-    snprintf(out, n, "%snotify:feishu_token:%s%s", s->key_prefix, s->cfg->feishu.app_id,
-             lock ? ":lock" : "");
-}
-
-static void token_release_lock(struct cq_notifier *s) {
-    if (!s->tok.lock_held) return;
-    s->tok.lock_held = false;
-    char key[512];
-    token_key(s, key, sizeof key, true);
-    const char *argv[] = {"EVAL", RELEASE_LUA, "1", key, s->instance};
-    cq_redis_commandargv(s->redis, ignore_reply, NULL, 5, argv, NULL);
-}
-
-static void token_serve(struct cq_notifier *s) {
-    s->tok.busy = false;
-    s->tok.failures = 0;
-    token_age_gauge(s);
-    struct job *w = s->tok.waiters;
-    s->tok.waiters = NULL;
-    while (w) {
-        struct job *nx = w->tok_next;
-        w->tok_next = NULL;
-        w->wait = W_OP;
-        free(w->used_token);
-        w->used_token = strdup(s->tok.token);
-        if (!w->used_token)
-            job_wait(w, 1000, N_SEND);
-        else
-            job_send(w);
-        w = nx;
-    }
-}
-
-static void token_fail_all(struct cq_notifier *s, const char *reason) {
-    s->tok.busy = false;
-    s->tok.failures = 0;
-    struct job *w = s->tok.waiters;
-    s->tok.waiters = NULL;
-    while (w) {
-        struct job *nx = w->tok_next;
-        w->tok_next = NULL;
-        w->wait = W_OP;
-        job_dead_letter(w, "permanent", reason);
-        w = nx;
-    }
-}
-
-static void token_timer_cb(uv_timer_t *t) {
-    token_lookup(t->data);
-}
-
-static void token_retry_later(struct cq_notifier *s, const char *why, uint64_t ms) {
-    if (s->stopping) {
-        s->tok.busy = false;
-        return;
-    }
-    if (++s->tok.failures > s->cfg->notifier.max_attempts * 4) {
-        char r[200];
-        snprintf(r, sizeof r, "feishu token unavailable: %.150s", why);
-        token_fail_all(s, r);
-        return;
-    }
-    uv_timer_start(&s->tok.timer, token_timer_cb, ms, 0);
-}
-
-static void on_token_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct cq_notifier *s = opaque;
-    if (err || (reply && reply->type == REDIS_REPLY_ERROR))
-        cq_warn(NULL, "feishu token not cached in redis: %s", err ? err->msg : reply->str);
-    token_release_lock(s);
-}
-
-static void on_token_answer(void *opaque, const struct cq_http_response *resp) {
-    struct cq_notifier *s = opaque;
-    if (resp->rc == CQ_ESHUTDOWN) {
-        s->tok.busy = false;
-        return;
-    }
-    struct cq_attempt_answer a = {resp->rc, resp->status, resp->body};
-    char why[128], *tok = NULL;
-    long expire = 0;
-    enum cq_outcome o = cq_classify_feishu_token(&a, &tok, &expire, why, sizeof why);
-    char labels[48];
-    snprintf(labels, sizeof labels, "outcome=\"%s\"", cq_outcome_str(o));
-    cq_metric_inc("chatops_notifier_feishu_token_fetches_total", "tenant_access_token requests",
-                  labels);
-    if (o == CQ_OUT_DELIVERED) {
-        if (expire <= 0) expire = 7200;
-        free(s->tok.token);
-        s->tok.token = tok;
-        s->tok.fetched_ms = wall_ms();
-        s->tok.expire_ms = s->tok.fetched_ms + expire * 1000LL;
-        cq_info(NULL, "feishu tenant_access_token fetched (expires in %ld s)", expire);
-        char key[512], val[64 + 4096], px[24];
-        token_key(s, key, sizeof key, false);
-        snprintf(val, sizeof val, "%lld %lld %s", s->tok.fetched_ms, s->tok.expire_ms, tok);
-        snprintf(px, sizeof px, "%lld", expire * 1000LL);
-        const char *argv[] = {"SET", key, val, "PX", px};
-        if (cq_redis_commandargv(s->redis, on_token_stored, s, 5, argv, NULL) != CQ_OK)
-            token_release_lock(s);
-        token_serve(s);
-        return;
-    }
-    free(tok);
-    token_release_lock(s);
-    cq_warn(NULL, "feishu token request failed: %s", why);
-    if (o == CQ_OUT_PERMANENT) {
-        char r[200];
-        snprintf(r, sizeof r, "feishu token refused: %s", why);
-        token_fail_all(s, r);
-        return;
-    }
-    token_retry_later(s, why,
-                      cq_backoff_ms(s->tok.failures + 1, s->cfg->notifier.backoff_base_ms,
-                                    s->cfg->notifier.backoff_max_ms, rnd64()));
-}
-
-static void token_fetch(struct cq_notifier *s) {
-    struct cq_err err = {0};
-    char url[1024];
-    snprintf(url, sizeof url, "%s/auth/v3/tenant_access_token/internal", s->cfg->feishu.api_base);
-    cJSON *b = cJSON_CreateObject();
-    char *body = NULL;
-    if (b && cJSON_AddStringToObject(b, "app_id", s->cfg->feishu.app_id) &&
-        cJSON_AddStringToObject(b, "app_secret", s->cfg->feishu.app_secret.value))
-        body = cJSON_PrintUnformatted(b);
-    cJSON_Delete(b);
-    if (!body) {
-        token_release_lock(s);
-        token_retry_later(s, "out of memory", 1000);
-        return;
-    }
-    const char *h[] = {"Content-Type: application/json; charset=utf-8", NULL};
-    struct cq_http_request req = {.method = "POST",
-                                  .url = url,
-                                  .headers = h,
-                                  .body = body,
-                                  .body_len = strlen(body),
-                                  .timeout_ms = s->cfg->notifier.http_timeout_ms};
-    enum cq_rc rc = cq_httpc_request(s->http, &req, on_token_answer, s, &err);
-    free(body);
-    if (rc != CQ_OK) {
-        token_release_lock(s);
-        token_fail_all(s, err.msg);
-    }
-}
-
-static void on_token_lock(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct cq_notifier *s = opaque;
-    if (err) {
-        if (err->code == CQ_ESHUTDOWN) {
-            s->tok.busy = false;
-            return;
-        }
-        token_retry_later(s, err->msg, 500);
-        return;
-    }
-    if (reply && reply->type == REDIS_REPLY_STATUS) { /* OK: this copy fetches */
-        s->tok.lock_held = true;
-        token_fetch(s);
-        return;
-    }
-    /* another copy is fetching: read its result shortly (not counted as a failure) */
-    if (!s->stopping)
-        uv_timer_start(&s->tok.timer, token_timer_cb, TOKEN_WAIT_MS, 0);
-    else
-        s->tok.busy = false;
-}
-
-static void on_token_get(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct cq_notifier *s = opaque;
-    if (err) {
-        if (err->code == CQ_ESHUTDOWN) {
-            s->tok.busy = false;
-            return;
-        }
-        token_retry_later(s, err->msg, 500);
-        return;
-    }
-    if (reply && reply->type == REDIS_REPLY_STRING) {
-        long long fetched = 0, expire = 0;
-        int off = 0;
-        if (sscanf(reply->str, "%lld %lld %n", &fetched, &expire, &off) == 2 && off > 0 &&
-            reply->str[off] && wall_ms() < expire - TOKEN_EARLY_MS &&
-            !(s->tok.stale && strcmp(s->tok.stale, reply->str + off) == 0)) {
-            char *t = strdup(reply->str + off);
-            if (t) {
-                free(s->tok.token);
-                s->tok.token = t;
-                s->tok.fetched_ms = fetched;
-                s->tok.expire_ms = expire;
-                token_serve(s);
-                return;
-            }
-        }
-    }
-    char key[512], px[16];
-    token_key(s, key, sizeof key, true);
-    snprintf(px, sizeof px, "%d", TOKEN_LOCK_MS);
-    const char *argv[] = {"SET", key, s->instance, "NX", "PX", px};
-    if (cq_redis_commandargv(s->redis, on_token_lock, s, 6, argv, NULL) != CQ_OK)
-        token_retry_later(s, "redis refused the command", 500);
-}
-
-static void token_lookup(struct cq_notifier *s) {
-    if (s->stopping) {
-        s->tok.busy = false;
-        return;
-    }
-    char key[512];
-    token_key(s, key, sizeof key, false);
-    const char *argv[] = {"GET", key};
-    if (cq_redis_commandargv(s->redis, on_token_get, s, 2, argv, NULL) != CQ_OK)
-        token_retry_later(s, "redis refused the command", 500);
-}
-
-static void token_get(struct job *j) {
-    struct cq_notifier *s = j->s;
-    if (token_valid(s)) {
-        free(j->used_token);
-        j->used_token = strdup(s->tok.token);
-        if (!j->used_token)
-            job_wait(j, 1000, N_SEND);
-        else
-            job_send(j);
-        return;
-    }
-    if (s->stopping) {
-        job_abandon(j);
-        return;
-    }
-    j->wait = W_TOKEN;
-    j->tok_next = s->tok.waiters;
-    s->tok.waiters = j;
-    if (!s->tok.busy) {
-        s->tok.busy = true;
-        token_lookup(s);
-    }
+        ntf_job_wait(j, 1000, N_CLAIM);
 }
 
 /* ------------------------------------------------------------------ consuming */
@@ -1239,7 +554,7 @@ static void on_message(void *opaque, const struct cq_message *m) {
                 (long long)j->offset, err.msg);
         char reason[300];
         snprintf(reason, sizeof reason, "invalid result: %s", err.msg);
-        job_dead_letter(j, "invalid", reason);
+        ntf_job_dead_letter(j, "invalid", reason);
         return;
     }
     j->decoded = true;
@@ -1250,12 +565,12 @@ static void on_message(void *opaque, const struct cq_message *m) {
     else {
         char reason[200];
         snprintf(reason, sizeof reason, "unsupported platform '%.64s'", j->r.platform);
-        job_dead_letter(j, "invalid", reason);
+        ntf_job_dead_letter(j, "invalid", reason);
         return;
     }
     if ((j->plat == P_SLACK && !s->cfg->slack.enabled && !s->cfg->slack.bot_token.value &&
          !(j->r.reply.response_url && *j->r.reply.response_url))) {
-        job_dead_letter(j, "permanent", "slack is not configured");
+        ntf_job_dead_letter(j, "permanent", "slack is not configured");
         return;
     }
     snprintf(j->once_key, sizeof j->once_key, "%snotify:once:%s:%s:%d%s", s->key_prefix,
@@ -1278,7 +593,7 @@ static void on_message(void *opaque, const struct cq_message *m) {
         j->wait = W_PRED;
         return;
     }
-    job_claim(j);
+    ntf_job_claim(j);
 }
 
 /* ------------------------------------------------------------------ lease renewal */
@@ -1337,7 +652,7 @@ static void drain_finish(struct cq_notifier *s) {
     for (struct job *j = s->jobs, *nx; j; j = nx) {
         nx = j->next;
         if (j->wait != W_OP)
-            job_abandon(j);
+            ntf_job_abandon(j);
         else if (!j->settling) {
             j->abandoned = true; /* freed by its pending callback below */
             unknown++;
@@ -1375,7 +690,7 @@ static void drain_tick(uv_timer_t *t) {
     for (struct job *j = s->jobs, *nx; j; j = nx) {
         nx = j->next;
         if (j->wait != W_OP)
-            job_abandon(j);
+            ntf_job_abandon(j);
         else if (j->settling)
             settling = true;
     }
