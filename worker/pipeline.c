@@ -3,159 +3,7 @@
  * workers never check one pipeline at once; produces progress and one final result per
  * pipeline to chatops.results. Everything runs on the worker's loop (hiredis async, curl
  * multi, librdkafka delivery reports); see pipeline.h for the keys and the wiring. */
-#include "pipeline.h"
-#include "strutil.h"
-
-#include <cjson/cJSON.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#include "gitlab.h"
-#include "log.h"
-#include "metrics.h"
-#include "utf8.h"
-
-#define MAX_FAILED_JOBS 5
-#define MAX_TEXT 60000
-#define LIST_MAX 50
-
-/* KEYS: hash, due, idx, userset; ARGV: rid, due score, field, value, ... */
-static const char REGISTER_LUA[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-                                   "redis.call('HMSET', KEYS[1], unpack(ARGV, 3))\n"
-                                   "redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])\n"
-                                   "redis.call('SET', KEYS[3], ARGV[1])\n"
-                                   "redis.call('SADD', KEYS[4], ARGV[1])\n"
-                                   "return 1\n";
-
-/* Claims due, unleased entries. KEYS: due; ARGV: now, owner, lease_ms, prefix, limit.
- * A claimed entry's due time moves to now + lease: if the claimer dies, it is due again
- * right when its lease has lapsed. An entry leased by another (live) worker is moved
- * past that lease so it does not crowd the scan. */
-static const char CLAIM_LUA[] =
-    "local now = tonumber(ARGV[1]) local lease = tonumber(ARGV[3])\n"
-    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, "
-    "tonumber(ARGV[5]))\n"
-    "local out = {}\n"
-    "for _, id in ipairs(ids) do\n"
-    "  local lk = ARGV[4] .. 'pl:lease:' .. id\n"
-    "  if redis.call('SET', lk, ARGV[2], 'PX', lease, 'NX') then\n"
-    "    redis.call('ZADD', KEYS[1], now + lease, id)\n"
-    "    out[#out + 1] = id\n"
-    "  else\n"
-    "    local ttl = redis.call('PTTL', lk)\n"
-    "    if ttl < 0 then ttl = lease end\n"
-    "    redis.call('ZADD', KEYS[1], now + ttl, id)\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: hash, due, lease; ARGV: owner, rid, next due, now, field, value, ...
- * A hook that arrived while the entry was being checked ("kick") makes it due now. */
-static const char RESCHEDULE_LUA[] =
-    "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end\n"
-    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[2]) redis.call('DEL', KEYS[3]) return 0 end\n"
-    "local due = ARGV[3]\n"
-    "if redis.call('HGET', KEYS[1], 'kick') then due = ARGV[4] "
-    "redis.call('HDEL', KEYS[1], 'kick') end\n"
-    "if #ARGV > 4 then redis.call('HMSET', KEYS[1], unpack(ARGV, 5)) end\n"
-    "redis.call('ZADD', KEYS[2], due, ARGV[2])\n"
-    "redis.call('DEL', KEYS[3])\n"
-    "return 1\n";
-
-/* The one final: KEYS: hash, lease; ARGV: owner, result JSON. 1 = ours to produce. */
-static const char FINAL_LUA[] =
-    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end\n"
-    "if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then return -1 end\n"
-    "redis.call('HMSET', KEYS[1], 'state', 'final', 'final', ARGV[2])\n"
-    "return 1\n";
-
-/* After Kafka acknowledged the final. KEYS: hash, due, lease, idx, userset; ARGV: rid, owner */
-static const char DONE_LUA[] =
-    "redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('DEL', KEYS[4]) end\n"
-    "redis.call('SREM', KEYS[5], ARGV[1])\n"
-    "if redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end\n"
-    "return 1\n";
-
-/* KEYS: lease; ARGV: owner, ms */
-static const char RENEW_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-                                "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0\n";
-
-/* Webhook: KEYS: idx, due; ARGV: now, prefix. Returns the request id or false. */
-static const char HOOK_LUA[] =
-    "local id = redis.call('GET', KEYS[1])\n"
-    "if not id then return false end\n"
-    "if not redis.call('ZSCORE', KEYS[2], id) then return false end\n"
-    "redis.call('HSET', ARGV[2] .. 'pl:' .. id, 'kick', '1')\n"
-    "local lk = ARGV[2] .. 'pl:lease:' .. id\n"
-    "if redis.call('EXISTS', lk) == 0 then redis.call('ZADD', KEYS[2], ARGV[1], id) end\n"
-    "return id\n";
-
-/* KEYS: userset or due; ARGV: 'set'|'zset', prefix, limit */
-static const char LIST_LUA[] =
-    "local lim = tonumber(ARGV[3]) local ids\n"
-    "if ARGV[1] == 'set' then ids = redis.call('SMEMBERS', KEYS[1])\n"
-    "else ids = redis.call('ZRANGE', KEYS[1], 0, lim - 1) end\n"
-    "local out = {}\n"
-    "for _, id in ipairs(ids) do\n"
-    "  if #out >= lim then break end\n"
-    "  local h = redis.call('HMGET', ARGV[2] .. 'pl:' .. id, 'label', 'pid', 'status', "
-    "'web_url', 'user_name', 'state')\n"
-    "  if h[2] and h[6] == 'waiting' then\n"
-    "    out[#out + 1] = {id, h[1] or '', h[2], h[3] or '', h[4] or '', h[5] or ''} end\n"
-    "end\n"
-    "return out\n";
-
-struct pending_done; /* a final acknowledged by Kafka whose Redis clean-up is owed */
-
-struct cq_pipeline_tracker {
-    struct cq_loop *loop;
-    const struct cq_config *cfg;
-    struct cq_redis *redis;
-    struct cq_producer *producer;
-    struct cq_gitlab *gl;
-    char *owner, *prefix, *due_key;
-    uv_timer_t scan_timer, renew_timer;
-    int open_timers;
-    bool closing, scanning, rescan;
-    int refs; /* async callbacks outstanding that reference the tracker */
-    struct check *checks;
-    int n_checks, max_checks, scan_ms, lease_ms, poll_min, poll_max, tail_lines;
-    size_t tail_bytes;
-    struct pending_done *owed;
-    struct trig *lookups; /* triggers waiting to look their pipeline up again */
-    struct cq_pipeline_stats st;
-};
-
-struct pending_done {
-    struct cq_pipeline_tracker *t;
-    char *rid, *pid, *userkey;
-    struct pending_done *next;
-    bool sending;
-};
-
-struct check {
-    struct cq_pipeline_tracker *t;
-    struct check *prev, *next;
-    char *rid;
-    /* from the hash (owned) */
-    char *req_json, *label, *rtype, *project, *web_url, *status, *reported, *state, *final;
-    char *pid_s, *platform, *user_id;
-    long long pid, deadline, next_progress, seq;
-    int poll_ms, progress_s, timeout_s;
-    bool cancel_on_timeout;
-    /* this check */
-    char *cur;           /* status now */
-    const char *fstatus; /* final result status */
-    char *ftext;         /* final text being built */
-    cJSON *failed_jobs;  /* borrowed items of jobs_doc */
-    cJSON *jobs_doc;
-    int job_i, n_jobs;
-};
+#include "pipeline_int.h"
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -167,46 +15,17 @@ long long cq_pipeline_now_ms(void) {
 
 static void tracker_release(struct cq_pipeline_tracker *t);
 
-static void unref(struct cq_pipeline_tracker *t) {
+void pl_unref(struct cq_pipeline_tracker *t) {
     t->refs--;
     if (t->closing && t->refs <= 0 && t->open_timers == 0) tracker_release(t);
 }
 
-static bool redis_send(struct cq_pipeline_tracker *t, cq_redis_cb cb, void *op, int argc,
-                       const char **argv) {
-    if (cq_redis_commandargv(t->redis, cb, op, argc, argv, NULL) != CQ_OK) return false;
-    t->refs++;
-    return true;
-}
-
-static bool redis_bad(const redisReply *r, const struct cq_err *err) {
-    return err || !r || r->type == REDIS_REPLY_ERROR;
-}
-
-static const char *why(const redisReply *r, const struct cq_err *err) {
-    if (err) return err->msg[0] ? err->msg : cq_rc_str(err->code);
-    return r && r->str ? r->str : "no reply";
-}
-
-static char *hkey(const struct cq_pipeline_tracker *t, const char *rid) {
-    return cq_strprintf("%spl:%s", t->prefix, rid);
-}
-static char *lkey(const struct cq_pipeline_tracker *t, const char *rid) {
-    return cq_strprintf("%spl:lease:%s", t->prefix, rid);
-}
-static char *ikey(const struct cq_pipeline_tracker *t, const char *pid) {
-    return cq_strprintf("%spl:idx:%s", t->prefix, pid);
-}
-static char *ukey(const struct cq_pipeline_tracker *t, const char *platform, const char *user) {
-    return cq_strprintf("%spl:user:%s:%s", t->prefix, platform ? platform : "", user ? user : "");
-}
-
-static struct cq_gauge *gauge_active(void) {
+struct cq_gauge *pl_gauge_active(void) {
     return cq_gauge_get("chatops_worker_pipelines_checking", "Pipelines being checked right now",
                         NULL);
 }
 
-static void count(const char *name, const char *help, const char *labels) {
+void pl_count(const char *name, const char *help, const char *labels) {
     cq_counter_inc(cq_counter_get(name, help, labels));
 }
 
@@ -226,8 +45,8 @@ static const char *secret_value(const struct cq_config *cfg, const char *name) {
 }
 
 /* Encodes a result for the tracked request. Caller frees. */
-static char *encode_result(const struct check *c, const char *step, const char *status,
-                           const char *text, int seq, const char *pstatus) {
+char *pl_encode_result(const struct check *c, const char *step, const char *status,
+                       const char *text, int seq, const char *pstatus) {
     struct cq_request req = {0};
     struct cq_result r = {0};
     struct cq_err err = {0};
@@ -264,8 +83,8 @@ static char *encode_result(const struct check *c, const char *step, const char *
         /* Never a silent stop: a short result that names the request goes out instead. */
         char why[sizeof(err.msg) + 160];
         cq_error(c->rid, "cannot encode result: %s; sending a short one instead", err.msg);
-        count("chatops_worker_encode_failures_total",
-              "Results that could not be encoded and were answered as failed", NULL);
+        pl_count("chatops_worker_encode_failures_total",
+                 "Results that could not be encoded and were answered as failed", NULL);
         snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg, c->rid);
         if (strcmp(step, "final") == 0) r.status = "failed";
         r.text = why;
@@ -280,335 +99,9 @@ static char *encode_result(const struct check *c, const char *step, const char *
     return out;
 }
 
-/* ---- checks: claim -> read -> ask GitLab -> progress / reschedule / final ---------- */
-
-static void check_free(struct check *c) {
-    if (!c) return;
-    struct cq_pipeline_tracker *t = c->t;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (t->checks == c)
-        t->checks = c->next;
-    if (c->next) c->next->prev = c->prev;
-    t->n_checks--;
-    cq_gauge_set(gauge_active(), t->n_checks);
-    free(c->rid);
-    free(c->req_json);
-    free(c->label);
-    free(c->rtype);
-    free(c->project);
-    free(c->web_url);
-    free(c->status);
-    free(c->reported);
-    free(c->state);
-    free(c->final);
-    free(c->pid_s);
-    free(c->platform);
-    free(c->user_id);
-    free(c->cur);
-    free(c->ftext);
-    cJSON_Delete(c->jobs_doc);
-    free(c);
-}
-
-static struct check *check_new(struct cq_pipeline_tracker *t, const char *rid, size_t len) {
-    struct check *c = calloc(1, sizeof(*c));
-    if (!c) return NULL;
-    c->rid = strndup(rid, len);
-    if (!c->rid) {
-        free(c);
-        return NULL;
-    }
-    c->t = t;
-    c->next = t->checks;
-    if (t->checks) t->checks->prev = c;
-    t->checks = c;
-    t->n_checks++;
-    cq_gauge_set(gauge_active(), t->n_checks);
-    return c;
-}
-
-static void scan(uv_timer_t *timer);
-
-static void scan_soon(struct cq_pipeline_tracker *t) {
-    if (!t->closing) uv_timer_start(&t->scan_timer, scan, 0, (uint64_t)t->scan_ms);
-}
-
-static void on_ignore(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct cq_pipeline_tracker *t = opaque;
-    if (redis_bad(r, err) && !(err && err->code == CQ_ESHUTDOWN))
-        cq_debug(NULL, "pipeline tracker: redis: %s", why(r, err));
-    unref(t);
-}
-
-/* Drops the check; the lease lapses and the entry comes back due for any worker. */
-static void check_drop(struct check *c, const char *reason) {
-    if (reason)
-        cq_warn(c->rid, "pipeline check dropped (%s); it resumes when the lease lapses", reason);
-    check_free(c);
-}
-
-static void poll_status(struct check *c);
-static void finalize(struct check *c, const char *status, char *text);
-static void produce_stored_final(struct check *c);
-
-static const char *hfield(const redisReply *r, const char *name) {
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (r->element[i]->type == REDIS_REPLY_STRING && strcmp(r->element[i]->str, name) == 0)
-            return r->element[i + 1]->type == REDIS_REPLY_STRING ? r->element[i + 1]->str : NULL;
-    return NULL;
-}
-
-static char *dupf(const redisReply *r, const char *name) {
-    const char *v = hfield(r, name);
-    return strdup(v ? v : "");
-}
-
-static long long numf(const redisReply *r, const char *name) {
-    const char *v = hfield(r, name);
-    return v ? strtoll(v, NULL, 10) : 0;
-}
-
-static struct pending_done *owed_find(struct cq_pipeline_tracker *t, const char *rid) {
-    for (struct pending_done *p = t->owed; p; p = p->next)
-        if (strcmp(p->rid, rid) == 0) return p;
-    return NULL;
-}
-
-static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p);
-
-static void on_missing_cleaned(void *opaque, const redisReply *r, const struct cq_err *err) {
-    (void)r;
-    (void)err;
-    unref(opaque);
-}
-
-static void on_hash(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (t->closing || redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
-        check_drop(c, t->closing ? NULL : why(r, err));
-        goto out;
-    }
-    if (r->elements == 0) { /* finished meanwhile: forget the stale due entry */
-        char *lk = lkey(t, c->rid);
-        if (lk) {
-            const char *argv[] = {"ZREM", t->due_key, c->rid};
-            redis_send(t, on_missing_cleaned, t, 3, argv);
-            const char *argv2[] = {"DEL", lk};
-            redis_send(t, on_missing_cleaned, t, 2, argv2);
-        }
-        free(lk);
-        check_free(c);
-        goto out;
-    }
-    c->req_json = dupf(r, "req");
-    c->label = dupf(r, "label");
-    c->rtype = dupf(r, "rtype");
-    c->project = dupf(r, "project");
-    c->web_url = dupf(r, "web_url");
-    c->status = dupf(r, "status");
-    c->reported = dupf(r, "reported");
-    c->state = dupf(r, "state");
-    c->final = dupf(r, "final");
-    c->pid_s = dupf(r, "pid");
-    c->platform = dupf(r, "platform");
-    c->user_id = dupf(r, "user_id");
-    if (!c->req_json || !c->label || !c->rtype || !c->project || !c->web_url || !c->status ||
-        !c->reported || !c->state || !c->final || !c->pid_s || !c->platform || !c->user_id) {
-        check_drop(c, "out of memory");
-        goto out;
-    }
-    c->pid = strtoll(c->pid_s, NULL, 10);
-    c->deadline = numf(r, "deadline");
-    c->next_progress = numf(r, "next_progress");
-    c->seq = numf(r, "seq");
-    c->poll_ms = (int)numf(r, "poll_ms");
-    c->progress_s = (int)numf(r, "progress_s");
-    c->timeout_s = (int)numf(r, "timeout_s");
-    c->cancel_on_timeout = numf(r, "cancel_on_timeout") != 0;
-    if (c->poll_ms < t->poll_min) c->poll_ms = t->poll_min;
-    if (strcmp(c->state, "final") == 0) {
-        struct pending_done *p = owed_find(t, c->rid);
-        if (p) { /* we produced it; only the clean-up is owed */
-            check_free(c);
-            send_done(t, p);
-        } else {
-            t->st.takeovers++;
-            produce_stored_final(c);
-        }
-        goto out;
-    }
-    poll_status(c);
-out:
-    unref(t);
-}
-
-static void on_claim(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct cq_pipeline_tracker *t = opaque;
-    t->scanning = false;
-    if (t->closing) goto out;
-    if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
-        if (!(err && err->code == CQ_EREDIS))
-            cq_warn(NULL, "pipeline tracker: claim failed: %s", why(r, err));
-        goto out;
-    }
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_STRING) continue;
-        struct check *c = check_new(t, e->str, e->len);
-        if (!c) break; /* the lease lapses; claimed again later */
-        char *hk = hkey(t, c->rid);
-        const char *argv[] = {"HGETALL", hk};
-        bool sent = hk && redis_send(t, on_hash, c, 2, argv);
-        free(hk);
-        if (!sent) check_drop(c, "redis command not accepted");
-    }
-    if (t->rescan || (int)r->elements > 0) {
-        t->rescan = false;
-        if (t->n_checks < t->max_checks) scan_soon(t);
-    }
-out:
-    unref(t);
-}
-
-static void scan(uv_timer_t *timer) {
-    struct cq_pipeline_tracker *t = timer->data;
-    if (t->closing) return;
-    for (struct pending_done *p = t->owed; p; p = p->next)
-        if (!p->sending) send_done(t, p);
-    if (t->scanning) {
-        t->rescan = true;
-        return;
-    }
-    int limit = t->max_checks - t->n_checks;
-    if (limit <= 0 || !cq_redis_connected(t->redis)) return;
-    char now[24], lease[16], lim[16];
-    snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
-    snprintf(lease, sizeof(lease), "%d", t->lease_ms);
-    snprintf(lim, sizeof(lim), "%d", limit > 200 ? 200 : limit);
-    const char *argv[] = {"EVAL", CLAIM_LUA, "1", t->due_key, now, t->owner, lease, t->prefix, lim};
-    if (redis_send(t, on_claim, t, 9, argv)) t->scanning = true;
-}
-
-static void renew(uv_timer_t *timer) {
-    struct cq_pipeline_tracker *t = timer->data;
-    char ms[16];
-    snprintf(ms, sizeof(ms), "%d", t->lease_ms);
-    for (struct check *c = t->checks; c; c = c->next) {
-        char *lk = lkey(t, c->rid);
-        const char *argv[] = {"EVAL", RENEW_LUA, "1", lk, t->owner, ms};
-        if (lk) redis_send(t, on_ignore, t, 6, argv);
-        free(lk);
-    }
-}
-
-/* ---- reschedule ---------------------------------------------------------------------- */
-
-static void on_rescheduled(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (redis_bad(r, err))
-        check_drop(c, t->closing ? NULL : why(r, err));
-    else
-        check_free(c);
-    if (!redis_bad(r, err) && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-        cq_debug(NULL, "pipeline tracker: lease lost before reschedule");
-    scan_soon(t); /* a kick may have made it due at once */
-    unref(t);
-}
-
-/* Writes the new state and the next check time and releases the lease. */
-static void reschedule(struct check *c, bool changed, bool reported, long long seq) {
-    struct cq_pipeline_tracker *t = c->t;
-    long long now = cq_pipeline_now_ms();
-    if (changed)
-        c->poll_ms = t->poll_min;
-    else {
-        c->poll_ms *= 2;
-        if (c->poll_ms > t->poll_max) c->poll_ms = t->poll_max;
-    }
-    long long next = now + c->poll_ms;
-    if (c->deadline > 0 && next > c->deadline) next = c->deadline;
-    char s_next[24], s_now[24], s_poll[16], s_np[24], s_seq[24];
-    snprintf(s_next, sizeof(s_next), "%lld", next);
-    snprintf(s_now, sizeof(s_now), "%lld", now);
-    snprintf(s_poll, sizeof(s_poll), "%d", c->poll_ms);
-    snprintf(s_np, sizeof(s_np), "%lld", now + (long long)c->progress_s * 1000);
-    snprintf(s_seq, sizeof(s_seq), "%lld", seq);
-    char *hk = hkey(t, c->rid), *lk = lkey(t, c->rid);
-    const char *cur = c->cur ? c->cur : c->status;
-    const char *argv[20] = {"EVAL",    RESCHEDULE_LUA, "3",    hk,    t->due_key, lk,
-                            t->owner,  c->rid,         s_next, s_now, "status",   cur,
-                            "poll_ms", s_poll};
-    int argc = 14;
-    if (reported) {
-        argv[argc++] = "reported";
-        argv[argc++] = cur;
-        argv[argc++] = "next_progress";
-        argv[argc++] = s_np;
-        argv[argc++] = "seq";
-        argv[argc++] = s_seq;
-    }
-    bool sent = hk && lk && redis_send(t, on_rescheduled, c, argc, argv);
-    free(hk);
-    free(lk);
-    if (!sent) check_drop(c, "redis command not accepted");
-}
-
-/* ---- final ------------------------------------------------------------------------- */
-
-static void on_done(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct pending_done *p = opaque;
-    struct cq_pipeline_tracker *tr = p->t;
-    p->sending = false;
-    if (!redis_bad(r, err)) {
-        struct pending_done **pp = &tr->owed;
-        while (*pp && *pp != p)
-            pp = &(*pp)->next;
-        if (*pp) *pp = p->next;
-        free(p->rid);
-        free(p->pid);
-        free(p->userkey);
-        free(p);
-    }
-    unref(tr);
-}
-
-static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p) {
-    char *hk = hkey(t, p->rid), *lk = lkey(t, p->rid), *ik = ikey(t, p->pid);
-    const char *argv[] = {"EVAL", DONE_LUA, "5",        hk,     t->due_key,
-                          lk,     ik,       p->userkey, p->rid, t->owner};
-    if (hk && lk && ik && redis_send(t, on_done, p, 10, argv)) p->sending = true;
-    free(hk);
-    free(lk);
-    free(ik);
-}
-
-/* The final reached Kafka: clean up Redis (retried from the scan timer until it works). */
-static void owe_done(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
-    struct pending_done *p = calloc(1, sizeof(*p));
-    if (!p) return;
-    p->t = t;
-    p->rid = strdup(c->rid);
-    p->pid = strdup(c->pid_s);
-    p->userkey = ukey(t, c->platform, c->user_id);
-    if (!p->rid || !p->pid || !p->userkey) {
-        free(p->rid);
-        free(p->pid);
-        free(p->userkey);
-        free(p);
-        return;
-    }
-    p->next = t->owed;
-    t->owed = p;
-    send_done(t, p);
-}
-
 /* The outcome audit record of a tracked pipeline (its trigger was audited by the worker
  * that triggered it). Best effort: an audit record lost here does not hold the final. */
-static void audit_final(struct check *c) {
+void pl_audit_final(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_request req = {0};
     struct cq_err err = {0};
@@ -656,389 +149,6 @@ out:
     cq_request_clear(&req);
 }
 
-static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
-                               int64_t offset) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    (void)partition;
-    (void)offset;
-    if (rc != CQ_OK) {
-        /* Stored as state=final: whoever claims it next (maybe us) sends it again. */
-        check_drop(c, errstr ? errstr : cq_rc_str(rc));
-    } else {
-        t->st.finals++;
-        count("chatops_worker_pipeline_finals_total", "Final pipeline results delivered", NULL);
-        cq_info(c->rid, "pipeline #%lld final delivered", c->pid);
-        if (!t->closing) audit_final(c);
-        if (!t->closing) owe_done(c);
-        check_free(c);
-    }
-    unref(t);
-}
-
-static void produce_stored_final(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
-    struct cq_err err = {0};
-    if (!c->final || !*c->final) {
-        check_drop(c, "state final without a stored result");
-        return;
-    }
-    if (cq_producer_send(t->producer, t->cfg->kafka.topic_results, c->rid, strlen(c->rid), c->final,
-                         strlen(c->final), NULL, on_final_delivered, c, &err) != CQ_OK) {
-        check_drop(c, err.msg);
-        return;
-    }
-    t->refs++;
-}
-
-static void on_final_stored(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (redis_bad(r, err) || r->type != REDIS_REPLY_INTEGER) {
-        check_drop(c, t->closing ? NULL : why(r, err));
-    } else if (r->integer != 1) {
-        cq_warn(c->rid, "pipeline final already claimed elsewhere; not sending");
-        check_free(c);
-    } else {
-        produce_stored_final(c);
-    }
-    unref(t);
-}
-
-/* Stores the final under the lease (the exactly-once step), then produces it. */
-static void finalize(struct check *c, const char *status, char *text) {
-    struct cq_pipeline_tracker *t = c->t;
-    /* a job's log tail may print what a secret went into (a variable, a header) */
-    text = cq_config_redact(t->cfg, text);
-    if (!text) {
-        check_drop(c, "out of memory");
-        return;
-    }
-    /* job names and log tails come from GitLab: made valid UTF-8, cut on a character */
-    char *valid = cq_utf8_clean(text, strlen(text), MAX_TEXT);
-    free(text);
-    if (!valid) {
-        check_drop(c, "out of memory");
-        return;
-    }
-    const char *ps = c->cur ? c->cur : c->status;
-    char *res = encode_result(c, "final", status, valid, 0, ps);
-    free(valid);
-    if (!res) {
-        check_drop(c, "cannot encode the final result");
-        return;
-    }
-    free(c->final);
-    c->final = res;
-    char *hk = hkey(t, c->rid), *lk = lkey(t, c->rid);
-    const char *argv[] = {"EVAL", FINAL_LUA, "2", hk, lk, t->owner, c->final};
-    bool sent = hk && lk && redis_send(t, on_final_stored, c, 7, argv);
-    free(hk);
-    free(lk);
-    if (!sent) check_drop(c, "redis command not accepted");
-}
-
-/* ---- failed: job names and log tails ------------------------------------------------ */
-
-static void next_trace(struct check *c);
-
-static void finish_failed(struct check *c) {
-    char *text = c->ftext;
-    c->ftext = NULL;
-    finalize(c, "failed", text);
-}
-
-/* Appends a, b, c, d to the NUL-terminated buf (size bytes): names from GitLab, made valid
- * UTF-8 and cut on a character boundary ("…") when the buffer is full. */
-static void append_cut(char *buf, size_t size, const char *a, const char *b, const char *c,
-                       const char *d) {
-    const char *parts[] = {a, b, c, d};
-    size_t used = strlen(buf);
-    for (size_t i = 0; i < 4 && used + 1 < size; i++) {
-        bool cut = false;
-        used += cq_utf8_copy(buf + used, size - used, parts[i], strlen(parts[i]), &cut);
-        if (cut) break;
-    }
-}
-
-static bool append(char **buf, const char *add) {
-    size_t a = *buf ? strlen(*buf) : 0, b = strlen(add);
-    char *n = realloc(*buf, a + b + 1);
-    if (!n) return false;
-    memcpy(n + a, add, b + 1);
-    *buf = n;
-    return true;
-}
-
-static void on_trace(void *opaque, const struct cq_gitlab_reply *r) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (r->rc == CQ_ESHUTDOWN) {
-        check_drop(c, NULL);
-        goto out;
-    }
-    const cJSON *job = cJSON_GetArrayItem(c->failed_jobs, c->job_i);
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(job, "name");
-    char *part = NULL;
-    if (r->rc == CQ_OK && r->status == 200) {
-        char *tail = cq_gitlab_log_tail(r->body, r->body_len, t->tail_lines, t->tail_bytes);
-        part = tail ? cq_strprintf("\n`%s` log (last lines):\n```\n%s\n```",
-                                   cJSON_IsString(name) ? name->valuestring : "?", tail)
-                    : NULL;
-        free(tail);
-    } else {
-        part = cq_strprintf("\n`%s` log unavailable (HTTP %ld)",
-                            cJSON_IsString(name) ? name->valuestring : "?", r->status);
-    }
-    if (!part || !append(&c->ftext, part)) {
-        free(part);
-        check_drop(c, "out of memory");
-        goto out;
-    }
-    free(part);
-    c->job_i++;
-    next_trace(c);
-out:
-    unref(t);
-}
-
-static void next_trace(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
-    struct cq_err err = {0};
-    if (c->job_i >= c->n_jobs) {
-        finish_failed(c);
-        return;
-    }
-    const cJSON *job = cJSON_GetArrayItem(c->failed_jobs, c->job_i);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(job, "id");
-    if (!cJSON_IsNumber(id) || cq_gitlab_trace(t->gl, c->project, (long long)id->valuedouble,
-                                               on_trace, c, &err) != CQ_OK) {
-        c->job_i++;
-        next_trace(c);
-        return;
-    }
-    t->refs++;
-}
-
-static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (r->rc == CQ_ESHUTDOWN) {
-        check_drop(c, NULL);
-        goto out;
-    }
-    c->ftext = cq_strprintf("pipeline #%lld failed: %s", c->pid, c->web_url);
-    if (!c->ftext) {
-        check_drop(c, "out of memory");
-        goto out;
-    }
-    if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsArray(r->json)) {
-        char *e = cq_gitlab_error_text(r, "list the failed jobs");
-        if (e) {
-            append(&c->ftext, "\n");
-            append(&c->ftext, e);
-        }
-        free(e);
-        finish_failed(c);
-        goto out;
-    }
-    /* Keep our own copy: the reply is borrowed. */
-    c->jobs_doc = cJSON_CreateArray();
-    char names[1024] = "";
-    int n = 0;
-    const cJSON *job;
-    cJSON_ArrayForEach(job, r->json) {
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "status");
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(job, "name");
-        if (!cJSON_IsString(st) || strcmp(st->valuestring, "failed") != 0) continue;
-        const cJSON *af = cJSON_GetObjectItemCaseSensitive(job, "allow_failure");
-        if (cJSON_IsTrue(af)) continue;
-        append_cut(names, sizeof(names), n ? ", " : "", "`",
-                   cJSON_IsString(nm) ? nm->valuestring : "?", "`");
-        if (n < MAX_FAILED_JOBS && c->jobs_doc)
-            cJSON_AddItemToArray(c->jobs_doc, cJSON_Duplicate(job, 1));
-        n++;
-    }
-    if (n > 0) {
-        char *line = cq_strprintf("\nfailed job%s: %s", n > 1 ? "s" : "", names);
-        if (line) append(&c->ftext, line);
-        free(line);
-    }
-    c->failed_jobs = c->jobs_doc;
-    c->n_jobs = c->jobs_doc ? cJSON_GetArraySize(c->jobs_doc) : 0;
-    c->job_i = 0;
-    next_trace(c);
-out:
-    unref(t);
-}
-
-/* ---- timeout ------------------------------------------------------------------------- */
-
-static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (r->rc == CQ_ESHUTDOWN) {
-        check_drop(c, NULL);
-        goto out;
-    }
-    char *text;
-    if (r->rc == CQ_OK && r->status >= 200 && r->status < 300) {
-        text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); it was "
-                            "canceled: %s",
-                            c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url);
-    } else {
-        char *e = cq_gitlab_error_text(r, "cancel it");
-        text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); %s: %s",
-                            c->pid, c->timeout_s, c->cur ? c->cur : c->status,
-                            e ? e : "could not cancel it", c->web_url);
-        free(e);
-    }
-    finalize(c, "timeout", text);
-out:
-    unref(t);
-}
-
-static void timed_out(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
-    struct cq_err err = {0};
-    if (c->cancel_on_timeout &&
-        cq_gitlab_cancel(t->gl, c->project, c->pid, on_timeout_cancel, c, &err) == CQ_OK) {
-        t->refs++;
-        return;
-    }
-    finalize(c, "timeout",
-             cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); it keeps "
-                          "running, follow it here: %s",
-                          c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url));
-}
-
-/* ---- progress ------------------------------------------------------------------------ */
-
-static void send_progress(struct check *c, const char *detail) {
-    struct cq_pipeline_tracker *t = c->t;
-    struct cq_err err = {0};
-    long long seq = c->seq + 1;
-    char *text = cq_strprintf("pipeline #%lld %s%s%s: %s", c->pid, c->cur, detail ? " — " : "",
-                              detail ? detail : "", c->web_url);
-    char *res = text ? encode_result(c, "progress", "ok", text, (int)seq, c->cur) : NULL;
-    free(text);
-    if (res && cq_producer_send(t->producer, t->cfg->kafka.topic_results, c->rid, strlen(c->rid),
-                                res, strlen(res), NULL, NULL, NULL, &err) == CQ_OK) {
-        t->st.progress++;
-        count("chatops_worker_pipeline_progress_total", "Progress results sent", NULL);
-    } else {
-        cq_warn(c->rid, "progress not sent: %s", res ? err.msg : "encode failed");
-    }
-    free(res);
-    reschedule(c, true, true, seq);
-}
-
-static void on_running_jobs(void *opaque, const struct cq_gitlab_reply *r) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    if (r->rc == CQ_ESHUTDOWN) {
-        check_drop(c, NULL);
-        goto out;
-    }
-    char detail[512] = "";
-    if (r->rc == CQ_OK && r->status == 200 && cJSON_IsArray(r->json)) {
-        const cJSON *job;
-        int n = 0;
-        cJSON_ArrayForEach(job, r->json) {
-            const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "status");
-            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(job, "name");
-            const cJSON *sg = cJSON_GetObjectItemCaseSensitive(job, "stage");
-            if (!cJSON_IsString(st) || strcmp(st->valuestring, "running") != 0 ||
-                !cJSON_IsString(nm))
-                continue;
-            append_cut(detail, sizeof(detail), n ? ", " : "job ", "`", nm->valuestring, "`");
-            if (cJSON_IsString(sg))
-                append_cut(detail, sizeof(detail), " (stage ", sg->valuestring, ")", "");
-            n++;
-        }
-    }
-    send_progress(c, detail[0] ? detail : NULL);
-out:
-    unref(t);
-}
-
-/* ---- status ------------------------------------------------------------------------- */
-
-static void on_status(void *opaque, const struct cq_gitlab_reply *r) {
-    struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
-    struct cq_err err = {0};
-    long long now = cq_pipeline_now_ms();
-    if (r->rc == CQ_ESHUTDOWN || t->closing) {
-        check_drop(c, NULL);
-        goto out;
-    }
-    t->st.checks++;
-    const cJSON *st = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "status") : NULL;
-    if (r->rc == CQ_OK && r->status == 404) {
-        finalize(c, "failed",
-                 cq_strprintf("pipeline #%lld no longer exists in GitLab (HTTP 404): %s", c->pid,
-                              c->web_url));
-        goto out;
-    }
-    if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsString(st)) {
-        char *e = cq_gitlab_error_text(r, "read the pipeline status");
-        cq_warn(c->rid, "%s", e ? e : "pipeline status unavailable");
-        free(e);
-        if (c->deadline > 0 && now >= c->deadline)
-            timed_out(c);
-        else
-            reschedule(c, false, false, c->seq);
-        goto out;
-    }
-    free(c->cur);
-    c->cur = strdup(st->valuestring);
-    if (!c->cur) {
-        check_drop(c, "out of memory");
-        goto out;
-    }
-    const char *s = c->cur;
-    if (strcmp(s, "success") == 0) {
-        finalize(c, "ok", cq_strprintf("pipeline #%lld succeeded: %s", c->pid, c->web_url));
-    } else if (strcmp(s, "failed") == 0) {
-        if (cq_gitlab_jobs(t->gl, c->project, c->pid, "failed", on_failed_jobs, c, &err) == CQ_OK)
-            t->refs++;
-        else
-            finalize(c, "failed", cq_strprintf("pipeline #%lld failed: %s", c->pid, c->web_url));
-    } else if (strcmp(s, "canceled") == 0) {
-        finalize(c, "failed", cq_strprintf("pipeline #%lld was canceled: %s", c->pid, c->web_url));
-    } else if (strcmp(s, "skipped") == 0) {
-        finalize(c, "failed",
-                 cq_strprintf("pipeline #%lld was skipped (no job ran): %s", c->pid, c->web_url));
-    } else if (strcmp(s, "manual") == 0) {
-        finalize(c, "ok",
-                 cq_strprintf("pipeline #%lld is waiting for a manual job — it needs a click: %s",
-                              c->pid, c->web_url));
-    } else if (c->deadline > 0 && now >= c->deadline) {
-        timed_out(c);
-    } else if (strcmp(s, c->reported) != 0 && now >= c->next_progress) {
-        if (strcmp(s, "running") == 0 &&
-            cq_gitlab_jobs(t->gl, c->project, c->pid, NULL, on_running_jobs, c, &err) == CQ_OK)
-            t->refs++;
-        else
-            send_progress(c, NULL);
-    } else {
-        reschedule(c, strcmp(s, c->status) != 0, false, c->seq);
-    }
-out:
-    unref(t);
-}
-
-static void poll_status(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
-    struct cq_err err = {0};
-    if (cq_gitlab_pipeline(t->gl, c->project, c->pid, on_status, c, &err) != CQ_OK) {
-        check_drop(c, err.msg);
-        return;
-    }
-    t->refs++;
-}
-
 /* ---- trigger --------------------------------------------------------------------------- */
 
 struct trig {
@@ -1071,7 +181,7 @@ static void lookup_timer_closed(uv_handle_t *h) {
     free(h);
     t->open_timers--;
     t->refs++;
-    unref(t);
+    pl_unref(t);
 }
 
 static void trig_unlist(struct trig *g) {
@@ -1120,8 +230,8 @@ static void trig_answer(struct trig *g, const char *step, const char *status, ch
                                     .pipeline_id = g->pid,
                                     .web_url = g->web_url,
                                     .pipeline_status = g->status};
-    count("chatops_worker_pipeline_triggers_total", "Pipeline triggers by outcome",
-          strcmp(status, "ok") == 0 ? "outcome=\"ok\"" : "outcome=\"failed\"");
+    pl_count("chatops_worker_pipeline_triggers_total", "Pipeline triggers by outcome",
+             strcmp(status, "ok") == 0 ? "outcome=\"ok\"" : "outcome=\"failed\"");
     g->cb(g->opaque, &o);
     free(text);
     trig_free(g);
@@ -1132,18 +242,18 @@ static void track(struct trig *g);
 static void on_registered(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct trig *g = opaque;
     struct cq_pipeline_tracker *t = g->t;
-    if (redis_bad(r, err) && err && err->code != CQ_ESHUTDOWN && !t->closing &&
+    if (pl_redis_bad(r, err) && err && err->code != CQ_ESHUTDOWN && !t->closing &&
         g->reg_attempts < 5) {
         /* A timed-out registration may or may not have been applied: send it again (a
          * second one is a no-op). Giving up at once could answer "cannot be followed"
          * for a pipeline that is tracked after all, and so produce two finals. */
-        cq_warn(g->rid, "registering pipeline #%lld: %s; sending it again", g->pid, why(r, err));
+        cq_warn(g->rid, "registering pipeline #%lld: %s; sending it again", g->pid, pl_why(r, err));
         track(g);
-        unref(t);
+        pl_unref(t);
         return;
     }
-    if (redis_bad(r, err)) {
-        cq_error(g->rid, "pipeline #%lld triggered but not tracked: %s", g->pid, why(r, err));
+    if (pl_redis_bad(r, err)) {
+        cq_error(g->rid, "pipeline #%lld triggered but not tracked: %s", g->pid, pl_why(r, err));
         trig_answer(g, "final", "ok",
                     cq_strprintf("pipeline #%lld started, but it cannot be followed from here "
                                  "(tracking store unavailable); follow it in GitLab: %s",
@@ -1155,7 +265,7 @@ static void on_registered(void *opaque, const redisReply *r, const struct cq_err
                     cq_strprintf("pipeline #%lld started; I will report here when it ends: %s",
                                  g->pid, g->web_url));
     }
-    unref(t);
+    pl_unref(t);
 }
 
 static void track(struct trig *g) {
@@ -1170,9 +280,10 @@ static void track(struct trig *g) {
     snprintf(s_prog, sizeof(s_prog), "%d", g->progress_s);
     snprintf(s_timeout, sizeof(s_timeout), "%d", g->timeout_s);
     snprintf(s_now, sizeof(s_now), "%lld", now);
-    char *hk = hkey(t, g->rid), *ik = ikey(t, g->pid_s), *uk = ukey(t, g->platform, g->user_id);
+    char *hk = pl_hkey(t, g->rid), *ik = pl_ikey(t, g->pid_s),
+         *uk = pl_ukey(t, g->platform, g->user_id);
     const char *argv[] = {"EVAL",
-                          REGISTER_LUA,
+                          PL_REGISTER_LUA,
                           "4",
                           hk,
                           t->due_key,
@@ -1224,7 +335,7 @@ static void track(struct trig *g) {
                           s_now};
     int argc = (int)(sizeof(argv) / sizeof(argv[0]));
     g->reg_attempts++;
-    bool sent = hk && ik && uk && redis_send(t, on_registered, g, argc, argv);
+    bool sent = hk && ik && uk && pl_redis_send(t, on_registered, g, argc, argv);
     free(hk);
     free(ik);
     free(uk);
@@ -1303,9 +414,9 @@ static char *pipelines_page(const struct cq_pipeline_tracker *t, const char *pro
  * again: the person checks (the request id is the pipeline's CHATOPS_REQUEST_ID). */
 static void outcome_unknown(struct trig *g, const char *detail) {
     char *page = pipelines_page(g->t, g->project);
-    count("chatops_worker_pipeline_trigger_lookups_total",
-          "Pipelines looked up after an ambiguous trigger answer, by outcome",
-          "outcome=\"unknown\"");
+    pl_count("chatops_worker_pipeline_trigger_lookups_total",
+             "Pipelines looked up after an ambiguous trigger answer, by outcome",
+             "outcome=\"unknown\"");
     cq_warn(g->rid, "trigger outcome unknown (%s); %s", g->why ? g->why : "?", detail);
     trig_answer(g, "final", "failed",
                 cq_strprintf("`%s`: GitLab's answer to the trigger was lost (%s) and %s, so the "
@@ -1379,13 +490,14 @@ static void on_candidate_vars(void *opaque, const struct cq_gitlab_reply *r) {
         goto out;
     }
     const cJSON *pl = cJSON_GetArrayItem(g->cands, g->cand_i);
-    count("chatops_worker_pipeline_trigger_lookups_total",
-          "Pipelines looked up after an ambiguous trigger answer, by outcome", "outcome=\"found\"");
+    pl_count("chatops_worker_pipeline_trigger_lookups_total",
+             "Pipelines looked up after an ambiguous trigger answer, by outcome",
+             "outcome=\"found\"");
     cq_warn(g->rid, "trigger answer was lost (%s); found the pipeline by its request id",
             g->why ? g->why : "?");
     pipeline_known(g, pl, 200);
 out:
-    unref(t);
+    pl_unref(t);
 }
 
 static void next_candidate(struct trig *g) {
@@ -1428,7 +540,7 @@ static void on_candidates(void *opaque, const struct cq_gitlab_reply *r) {
     }
     next_candidate(g);
 out:
-    unref(t);
+    pl_unref(t);
 }
 
 /* Lists the ref's triggered pipelines since a little before the trigger was sent (GitLab's
@@ -1488,7 +600,7 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
     }
     pipeline_known(g, r->json, r->status);
 out:
-    unref(t);
+    pl_unref(t);
 }
 
 enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pipeline_trigger *p,
@@ -1613,236 +725,6 @@ out:
     return rc;
 }
 
-/* ---- fast path: pipeline hooks ----------------------------------------------------- */
-
-static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct cq_pipeline_tracker *t = opaque;
-    if (!redis_bad(r, err) && r->type == REDIS_REPLY_STRING) {
-        t->st.hooks++;
-        count("chatops_worker_pipeline_hooks_total",
-              "Pipeline hooks that matched a tracked pipeline", NULL);
-        cq_debug(r->str, "pipeline hook: checking now");
-        scan_soon(t);
-    }
-    unref(t);
-}
-
-bool cq_pipeline_on_hook(struct cq_pipeline_tracker *t, const char *json, size_t len) {
-    bool ok = false;
-    if (!t || t->closing || !json) return false;
-    cJSON *doc = cJSON_ParseWithLength(json, len);
-    const cJSON *oa = cJSON_GetObjectItemCaseSensitive(doc, "object_attributes");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(oa, "id");
-    if (cJSON_IsNumber(id) && id->valuedouble > 0) {
-        char pid[32], now[24];
-        snprintf(pid, sizeof(pid), "%lld", (long long)id->valuedouble);
-        snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
-        char *ik = ikey(t, pid);
-        const char *argv[] = {"EVAL", HOOK_LUA, "2", ik, t->due_key, now, t->prefix};
-        ok = ik && redis_send(t, on_hook, t, 7, argv);
-        free(ik);
-    }
-    cJSON_Delete(doc);
-    return ok;
-}
-
-/* ---- built-ins: cancel, pipelines ---------------------------------------------------- */
-
-struct textop {
-    struct cq_pipeline_tracker *t;
-    cq_pipeline_text_cb cb;
-    void *opaque;
-    char *rid, *platform, *user_id;
-    bool privileged;
-    char *project, *web_url;
-    long long pid;
-};
-
-static void textop_end(struct textop *o, const char *status, char *text) {
-    o->cb(o->opaque, status, text ? text : "out of memory");
-    free(text);
-    free(o->rid);
-    free(o->platform);
-    free(o->user_id);
-    free(o->project);
-    free(o->web_url);
-    free(o);
-}
-
-static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r) {
-    struct textop *o = opaque;
-    struct cq_pipeline_tracker *t = o->t;
-    if (r->rc == CQ_OK && r->status >= 200 && r->status < 300) {
-        /* Check it at once: the final (canceled) follows from the tracker. */
-        char now[24];
-        snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
-        const char *argv[] = {"ZADD", t->due_key, "XX", now, o->rid};
-        if (!t->closing) redis_send(t, on_ignore, t, 5, argv);
-        scan_soon(t);
-        textop_end(o, "ok",
-                   cq_strprintf("cancel requested for pipeline #%lld (request %s); its end will be "
-                                "reported here: %s",
-                                o->pid, o->rid, o->web_url));
-    } else {
-        textop_end(o, "failed", cq_gitlab_error_text(r, "cancel the pipeline"));
-    }
-    unref(t);
-}
-
-static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct textop *o = opaque;
-    struct cq_pipeline_tracker *t = o->t;
-    struct cq_err e = {0};
-    if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
-        textop_end(o, "failed",
-                   cq_strprintf("cannot look the pipeline up right now (%s)", why(r, err)));
-        goto out;
-    }
-    const redisReply *pid = r->element[0], *proj = r->element[1], *pl = r->element[2],
-                     *uid = r->element[3], *st = r->element[4], *url = r->element[5];
-    if (pid->type != REDIS_REPLY_STRING || st->type != REDIS_REPLY_STRING ||
-        strcmp(st->str, "waiting") != 0) {
-        textop_end(o, "invalid",
-                   cq_strprintf("no pipeline in flight for request `%.100s` (finished or unknown); "
-                                "`pipelines` lists yours",
-                                o->rid));
-        goto out;
-    }
-    bool mine = pl->type == REDIS_REPLY_STRING && uid->type == REDIS_REPLY_STRING &&
-                strcmp(pl->str, o->platform) == 0 && strcmp(uid->str, o->user_id) == 0;
-    if (!mine && !o->privileged) {
-        textop_end(o, "denied",
-                   cq_strprintf("only the person who started request `%.100s` (or a role allowed "
-                                "to cancel others' pipelines) may cancel it",
-                                o->rid));
-        goto out;
-    }
-    o->pid = strtoll(pid->str, NULL, 10);
-    o->project = strdup(proj->type == REDIS_REPLY_STRING ? proj->str : "");
-    o->web_url = strdup(url->type == REDIS_REPLY_STRING ? url->str : "");
-    if (!o->project || !o->web_url) {
-        textop_end(o, "failed", NULL);
-        goto out;
-    }
-    if (cq_gitlab_cancel(t->gl, o->project, o->pid, on_cancel_posted, o, &e) != CQ_OK) {
-        textop_end(o, "failed", cq_strprintf("could not cancel: %s", e.msg));
-        goto out;
-    }
-    t->refs++;
-out:
-    unref(t);
-}
-
-static struct textop *textop_new(struct cq_pipeline_tracker *t, const char *rid,
-                                 const char *platform, const char *user_id,
-                                 const struct cq_person *person, cq_pipeline_text_cb cb,
-                                 void *opaque) {
-    struct textop *o = calloc(1, sizeof(*o));
-    if (!o) return NULL;
-    o->t = t;
-    o->cb = cb;
-    o->opaque = opaque;
-    o->rid = strdup(rid ? rid : "");
-    o->platform = strdup(platform ? platform : "");
-    o->user_id = strdup(user_id ? user_id : "");
-    o->privileged = cq_pipeline_privileged(t->cfg, person);
-    if (!o->rid || !o->platform || !o->user_id) {
-        free(o->rid);
-        free(o->platform);
-        free(o->user_id);
-        free(o);
-        return NULL;
-    }
-    return o;
-}
-
-enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request_id,
-                              const char *platform, const char *user_id,
-                              const struct cq_person *person, cq_pipeline_text_cb cb, void *opaque,
-                              struct cq_err *err) {
-    if (!t || !cb) return cq_err_set(err, CQ_EINVAL, "missing argument");
-    if (!request_id || !*request_id || strlen(request_id) > CQ_ENV_MAX_ID ||
-        strspn(request_id, "0123456789abcdefABCDEF-") != strlen(request_id))
-        return cq_err_set(err, CQ_EINVAL, "usage: cancel REQUEST_ID (as listed by `pipelines`)");
-    struct textop *o = textop_new(t, request_id, platform, user_id, person, cb, opaque);
-    if (!o) return cq_err_set(err, CQ_ENOMEM, "out of memory");
-    char *hk = hkey(t, request_id);
-    const char *argv[] = {"HMGET", hk, "pid", "project", "platform", "user_id", "state", "web_url"};
-    bool sent = hk && redis_send(t, on_cancel_lookup, o, 8, argv);
-    free(hk);
-    if (!sent) {
-        free(o->rid);
-        free(o->platform);
-        free(o->user_id);
-        free(o);
-        return cq_err_set(err, CQ_EREDIS, "cannot look the pipeline up right now");
-    }
-    return CQ_OK;
-}
-
-static void on_list(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct textop *o = opaque;
-    struct cq_pipeline_tracker *t = o->t;
-    if (redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
-        textop_end(o, "failed", cq_strprintf("cannot list pipelines right now (%s)", why(r, err)));
-        goto out;
-    }
-    if (r->elements == 0) {
-        textop_end(
-            o, "ok",
-            cq_strprintf("no pipelines in flight%s", o->privileged ? "" : " that you started"));
-        goto out;
-    }
-    char *text = cq_strprintf("%zu pipeline%s in flight%s:", r->elements,
-                              r->elements == 1 ? "" : "s", o->privileged ? "" : " (yours)");
-    for (size_t i = 0; text && i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 6) continue;
-        char *line =
-            cq_strprintf("\n• `%s` — pipeline #%s %s — %s%s%s — cancel with `cancel %s`",
-                         e->element[1]->str ? e->element[1]->str : "",
-                         e->element[2]->str ? e->element[2]->str : "",
-                         e->element[3]->str ? e->element[3]->str : "",
-                         e->element[4]->str ? e->element[4]->str : "", o->privileged ? " by " : "",
-                         o->privileged && e->element[5]->str ? e->element[5]->str : "",
-                         e->element[0]->str ? e->element[0]->str : "");
-        if (!line || !append(&text, line)) {
-            free(line);
-            free(text);
-            text = NULL;
-            break;
-        }
-        free(line);
-    }
-    textop_end(o, "ok", text);
-out:
-    unref(t);
-}
-
-enum cq_rc cq_pipeline_list(struct cq_pipeline_tracker *t, const char *platform,
-                            const char *user_id, const struct cq_person *person,
-                            cq_pipeline_text_cb cb, void *opaque, struct cq_err *err) {
-    if (!t || !cb) return cq_err_set(err, CQ_EINVAL, "missing argument");
-    struct textop *o = textop_new(t, "", platform, user_id, person, cb, opaque);
-    if (!o) return cq_err_set(err, CQ_ENOMEM, "out of memory");
-    char *uk = ukey(t, platform, user_id);
-    char lim[8];
-    snprintf(lim, sizeof(lim), "%d", LIST_MAX);
-    const char *argv[] = {
-        "EVAL",    LIST_LUA, "1", o->privileged ? t->due_key : uk, o->privileged ? "zset" : "set",
-        t->prefix, lim};
-    bool sent = uk && redis_send(t, on_list, o, 7, argv);
-    free(uk);
-    if (!sent) {
-        free(o->rid);
-        free(o->platform);
-        free(o->user_id);
-        free(o);
-        return cq_err_set(err, CQ_EREDIS, "cannot list pipelines right now");
-    }
-    return CQ_OK;
-}
-
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
 int cq_pipeline_active(const struct cq_pipeline_tracker *t) {
@@ -1893,8 +775,8 @@ struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_dep
     t->open_timers = 2;
     t->scan_timer.data = t;
     t->renew_timer.data = t;
-    uv_timer_start(&t->scan_timer, scan, (uint64_t)t->scan_ms, (uint64_t)t->scan_ms);
-    uv_timer_start(&t->renew_timer, renew, (uint64_t)(t->lease_ms / 3),
+    uv_timer_start(&t->scan_timer, pl_scan, (uint64_t)t->scan_ms, (uint64_t)t->scan_ms);
+    uv_timer_start(&t->renew_timer, pl_renew, (uint64_t)(t->lease_ms / 3),
                    (uint64_t)(t->lease_ms / 3));
     return t;
 oom:
@@ -1928,7 +810,7 @@ static void timer_closed(uv_handle_t *h) {
     struct cq_pipeline_tracker *t = h->data;
     t->open_timers--;
     t->refs++;
-    unref(t);
+    pl_unref(t);
 }
 
 void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t) {
@@ -1943,5 +825,5 @@ void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t) {
         outcome_unknown(t->lookups, "the worker stopped while looking for it");
     cq_gitlab_free(t->gl); /* pending calls answer CQ_ESHUTDOWN: checks drop themselves */
     t->gl = NULL;
-    unref(t);
+    pl_unref(t);
 }

@@ -1,4 +1,4 @@
-/* Integration test of the pipeline tracker (worker/pipeline.c) against real Kafka and
+/* Integration test of the pipeline tracker (worker/pipeline*.c) against real Kafka and
  * Redis and the scripted fake GitLab (tests/fakes/fake_gitlab.py): variables arrive
  * exactly and cannot be injected, every end state's final text, failed log tails, manual,
  * timeout (reply / cancel), webhook fast path, kill -9 of the owner of 100 pipelines
