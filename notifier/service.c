@@ -2,7 +2,10 @@
  * becomes a job that walks: claim in Redis -> pick a route -> (Feishu: token) -> paced send
  * on curl multi -> classify the answer -> delivered (mark, commit) | retry on a timer |
  * fallback route | dead letter (produce to chatops.dlq, then commit). Nothing blocks: each
- * job has at most one operation pending (Redis, HTTP, Kafka report, timer, token wait). */
+ * job has at most one operation pending (Redis, HTTP, Kafka report, timer, token wait).
+ * This file: the consumer, jobs, claims, answers, pacing and lifecycle (just over 800 lines:
+ * the job's state machine reads best in one place); routes and sends are in route.c, the
+ * Feishu token in feishu_token.c, dead letters in dlq.c. */
 #include "notifier_int.h"
 
 #include <time.h>

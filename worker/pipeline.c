@@ -2,7 +2,11 @@
  * pipeline, due-time sorted set, owner lease), claiming due entries with Lua so that two
  * workers never check one pipeline at once; produces progress and one final result per
  * pipeline to chatops.results. Everything runs on the worker's loop (hiredis async, curl
- * multi, librdkafka delivery reports); see pipeline.h for the keys and the wiring. */
+ * multi, librdkafka delivery reports); see pipeline.h for the keys and the wiring.
+ * This file: tracker lifecycle, the trigger path (with its ambiguous-answer lookup, ~570
+ * lines that belong together) and the result/audit encoders (to be unified in records.c);
+ * the Redis side is in pipeline_store.c, the check loop in pipeline_check.c, the built-ins in
+ * pipeline_builtins.c. */
 #include "pipeline_int.h"
 
 /* ---- small helpers ---------------------------------------------------------------- */
