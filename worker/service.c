@@ -1,17 +1,11 @@
-/* service: the worker's event-driven core. One libuv loop drives the Kafka consumer
- * and producer, hiredis async and curl multi. Each request becomes a job: decide
- * (args, identity, policy), claim the dedupe key in Redis, run the action, store the
- * final result in the claim, produce result + audit, and only after Kafka
- * acknowledged them mark the offset done. Jobs of one conversation run in order. */
+/* service: the worker's lifecycle: start (Redis, curl, Kafka producer and consumer,
+ * the pipeline tracker, the admin HTTP server), readiness, the SIGTERM drain and the
+ * teardown. The request path lives in the files named after its steps:
+ * decide.c -> runonce.c (claim) -> direct.c / trigger.c (act) -> runonce.c (store) ->
+ * job.c (produce; job lifecycle), with the records they produce encoded in records.c. */
 #include "service.h"
+#include "service_int.h"
 #include "strutil.h"
-
-#include <cjson/cJSON.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include "admin_http.h"
 #include "args.h"
@@ -27,10 +21,12 @@
 #include "redis.h"
 #include "template.h"
 #include "utf8.h"
-
-#define CONV_BUCKETS 4096
-#define RETRY_TICK_MS 100
-#define MAX_REPLY_TEXT 3000
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 /* Creates a missing epoch record (hash KEYS[n]) into `since`. Missing means a new key
  * prefix, or a server that lost everything: flushed (FLUSHALL/FLUSHDB show in INFO
@@ -117,137 +113,6 @@ static const char CAS_LUA[] = "local cur = redis.call('GET', KEYS[1])\n"
                               "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end\n"
                               "return 0\n";
 
-struct job;
-
-struct conv {
-    char *key;
-    struct job *head, *tail;
-    struct conv *next;
-};
-
-struct retry {
-    uint64_t at;
-    void (*fn)(void *arg); /* runs with the retry's op on job held */
-    void *arg;
-    struct job *job;
-    struct retry *next;
-};
-
-struct outmsg {
-    struct job *job;
-    const char *topic; /* borrowed from cfg */
-    char *key;
-    char *value;
-    size_t len;
-    int attempts;
-};
-
-enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION, JK_EXPIRED };
-enum { PB_NONE, PB_CANCEL, PB_LIST };
-
-struct job {
-    struct cq_worker *w;
-    struct conv *conv; /* while queued in / holding its conversation */
-    struct job *qnext;
-    struct job *all_prev, *all_next;
-    char *topic;
-    int32_t partition;
-    int64_t offset;
-    char *convkey;
-    struct cq_request req;
-    uint64_t t0;
-
-    enum job_kind kind;
-    const struct cq_command *cmd;
-    struct cq_argv argv;
-    struct cq_bound_args args;
-    const char *input; /* the arguments text: req.text after the command's name (borrowed) */
-    const struct cq_person *person;
-    const struct cq_channel *channel;
-    struct cq_decision dec;
-    const char *status; /* final status (static) */
-    char *text;         /* final reply text */
-
-    char *run_key;
-    char *stored;           /* the claim value we last wrote (for compare-and-set) */
-    char *next_stored;      /* the value a compare-and-set in flight writes */
-    const char *next_state; /* "calling" / "done" when next_stored is such a value: a retry
-                               after a timed-out CAS writes the same value again */
-    char *target;           /* "POST http://host/path" of a direct call, for unknown outcomes */
-    struct cq_http_call call;
-    uint64_t call_t0;
-    int store_attempts;
-    int busy_tries;       /* claim found a live owner this many times */
-    uint64_t dup_since;   /* when the claim first found a live owner (0 = never) */
-    int64_t received_ms;  /* the request's received_at (Unix ms), 0 when unreadable */
-    bool reclaim;         /* the claim vanished before "calling": claimed again, then call */
-    bool outcome_unknown; /* the final says the outcome is unknown (superseded by a true one) */
-
-    /* Pipeline modes: what the trigger led to (carried in the result and the claim). */
-    const char *step; /* "ack" for a tracked wait; NULL = "final" */
-    long long pl_id;  /* 0 = no pipeline */
-    char *pl_url, *pl_status;
-    int pl_builtin; /* PB_* for cancel / pipelines */
-
-    int ops;           /* async operations outstanding (redis, http, deliveries, retries) */
-    int outs;          /* produced messages without a delivery report yet */
-    bool final_queued; /* the last message of this request was handed to the producer */
-    bool started, complete, abandoned, resend_only;
-};
-
-struct cq_worker {
-    const struct cq_config *cfg;
-    struct cq_loop *loop;
-    char owner[200]; /* unique per process instance: --id (if any) + a random suffix */
-    char *lease_key;
-    char *epoch_key;
-    char *lease_prefix;
-    struct cq_producer *producer;
-    struct cq_consumer *consumer;
-    struct cq_redis *redis;
-    struct cq_httpc *httpc;
-    struct cq_pipeline_tracker *pipelines;
-    struct conv *convs[CONV_BUCKETS];
-    struct job *jobs; /* every live job */
-    size_t n_jobs;
-    bool paused, stopping, torn_down;
-    struct retry *retries;
-    uv_timer_t retry_timer, lease_timer, drain_timer, ready_timer;
-    struct cq_admin_http *admin; /* /healthz /readyz /metrics; NULL when off */
-    int open_handles;
-    uint64_t drain_deadline;
-    int drain_ms;
-    int max_inflight;
-};
-
-/* ---- metrics ---------------------------------------------------------------- */
-
-static void metric_decision(const char *outcome) {
-    char labels[64];
-    snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
-    cq_metric_inc("chatops_worker_decisions_total", "Permission decisions by outcome", labels);
-}
-
-static void metric_action(const char *outcome) {
-    char labels[64];
-    snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome);
-    cq_metric_inc("chatops_worker_actions_total", "Direct actions by outcome", labels);
-}
-
-static void metric_result(const char *status) {
-    char labels[64];
-    snprintf(labels, sizeof(labels), "status=\"%s\"", status);
-    cq_metric_inc("chatops_worker_results_total", "Final results produced by status", labels);
-}
-
-static void metric_inflight(struct cq_worker *w) {
-    cq_gauge_set(
-        cq_gauge_get("chatops_worker_inflight", "Requests consumed and not yet done", NULL),
-        (int64_t)w->n_jobs);
-}
-
-/* ---- small helpers ---------------------------------------------------------- */
-
 static unsigned long hash_str(const char *s) {
     unsigned long h = 5381;
     for (; *s; s++)
@@ -258,15 +123,20 @@ static unsigned long hash_str(const char *s) {
 static void job_op_begin(struct job *j) {
     j->ops++;
 }
-static void job_op_end(struct job *j);
-static void job_maybe_free(struct job *j);
-static void job_release_conv(struct job *j);
-static void job_start(struct job *j);
-static void claim(struct job *j);
-static void finish_with(struct job *j, const char *status, char *text);
-static void maybe_resume(struct cq_worker *w);
 
-/* ---- retries (one timer for all) -------------------------------------------- */
+static void job_op_end(struct job *j);
+
+static void job_maybe_free(struct job *j);
+
+static void job_release_conv(struct job *j);
+
+static void job_start(struct job *j);
+
+static void claim(struct job *j);
+
+static void finish_with(struct job *j, const char *status, char *text);
+
+static void maybe_resume(struct cq_worker *w);
 
 static void send_out(void *arg);
 
@@ -317,8 +187,6 @@ static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
     return true;
 }
 
-/* ---- jobs and conversations ------------------------------------------------- */
-
 static void job_free(struct job *j) {
     struct cq_worker *w = j->w;
     if (j->all_prev)
@@ -327,7 +195,7 @@ static void job_free(struct job *j) {
         w->jobs = j->all_next;
     if (j->all_next) j->all_next->all_prev = j->all_prev;
     w->n_jobs--;
-    metric_inflight(w);
+    w_metric_inflight(w);
     free(j->topic);
     free(j->convkey);
     cq_request_clear(&j->req);
@@ -424,8 +292,6 @@ static void job_abandon(struct job *j, const char *why) {
     job_release_conv(j);
     job_maybe_free(j);
 }
-
-/* ---- producing ------------------------------------------------------------ */
 
 static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
                          int64_t offset);
@@ -531,69 +397,8 @@ static void produce(struct job *j, const char *topic, const char *key, char *val
     send_out(o);
 }
 
-/* ---- results and audit ------------------------------------------------------ */
-
-static const char *cmd_name(const struct job *j) {
+const char *w_cmd_name(const struct job *j) {
     return j->cmd ? j->cmd->name : (j->req.command ? j->req.command : "");
-}
-
-/* The audit record: who, where, what, which rule, what happened. Caller frees. */
-static char *audit_json(const struct job *j, const char *kind, const char *decision,
-                        const char *result_status, const char *detail) {
-    const struct cq_worker *w = j->w;
-    char now[32];
-    cJSON *a = cJSON_CreateObject(), *who, *where, *args;
-    char *out = NULL;
-    if (!a) return NULL;
-    cq_now_rfc3339(now);
-    cJSON_AddNumberToObject(a, "v", 1);
-    cJSON_AddStringToObject(a, "kind", kind);
-    cJSON_AddStringToObject(a, "time", now);
-    cJSON_AddStringToObject(a, "request_id", j->req.id ? j->req.id : "");
-    cJSON_AddStringToObject(a, "dedupe_key", j->req.dedupe_key ? j->req.dedupe_key : "");
-    who = cJSON_AddObjectToObject(a, "who");
-    if (who) {
-        cJSON_AddStringToObject(who, "platform", j->req.platform ? j->req.platform : "");
-        cJSON_AddStringToObject(who, "user_id", j->req.user_id ? j->req.user_id : "");
-        if (j->req.user_name) cJSON_AddStringToObject(who, "user_name", j->req.user_name);
-        if (j->person) {
-            cJSON_AddStringToObject(who, "person", j->person->name ? j->person->name : "");
-            cJSON_AddStringToObject(who, "gitlab_login",
-                                    j->person->gitlab_login ? j->person->gitlab_login : "");
-        } else {
-            cJSON_AddNullToObject(who, "person");
-            cJSON_AddNullToObject(who, "gitlab_login");
-        }
-    }
-    where = cJSON_AddObjectToObject(a, "where");
-    if (where) {
-        cJSON_AddStringToObject(where, "channel_id", j->req.channel_id ? j->req.channel_id : "");
-        const char *cn = j->channel && j->channel->name ? j->channel->name : j->req.channel_name;
-        if (cn) cJSON_AddStringToObject(where, "channel_name", cn);
-        cJSON_AddBoolToObject(where, "configured", j->channel != NULL);
-        if (j->req.tenant) cJSON_AddStringToObject(where, "tenant", j->req.tenant);
-    }
-    cJSON_AddStringToObject(a, "command", cmd_name(j));
-    cJSON_AddStringToObject(a, "text", j->req.text ? j->req.text : "");
-    args = cJSON_AddObjectToObject(a, "args");
-    for (size_t i = 0; args && j->args.cmd && i < j->args.n; i++)
-        if (j->args.values[i])
-            cJSON_AddStringToObject(args, j->args.cmd->args[i].name, j->args.values[i]);
-    if (decision) cJSON_AddStringToObject(a, "decision", decision);
-    if (j->dec.rule)
-        cJSON_AddStringToObject(a, "rule", j->dec.rule);
-    else
-        cJSON_AddNullToObject(a, "rule");
-    if (result_status) cJSON_AddStringToObject(a, "result", result_status);
-    if (detail) {
-        char cut[600];
-        cq_utf8_copy(cut, sizeof(cut), detail, strlen(detail), NULL);
-        cJSON_AddStringToObject(a, "detail", cut);
-    }
-    cJSON_AddStringToObject(a, "worker", w->owner);
-    out = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return out;
 }
 
 static const char *decision_word(const struct job *j) {
@@ -612,61 +417,6 @@ static const char *decision_word(const struct job *j) {
     return "invalid";
 }
 
-/* "command text" of a request in label (size bytes), cut on a character boundary. */
-static void command_label(const struct cq_request *q, char *label, size_t size) {
-    const char *cmd = q->command ? q->command : "";
-    size_t n = cq_utf8_copy(label, size, cmd, strlen(cmd), NULL);
-    if (q->text && q->text[0] && n + 2 < size) {
-        label[n++] = ' ';
-        cq_utf8_copy(label + n, size - n, q->text, strlen(q->text), NULL);
-    }
-}
-
-/* Encodes the final result of j (status, text). Caller frees. A result that cannot be
- * encoded (CQ_EENCODE) becomes a short "failed" result naming the request, so the user is
- * still answered and the offset still moves; NULL only when out of memory. */
-static char *result_json(const struct job *j, const char *status, const char *text) {
-    struct cq_result r = {0};
-    struct cq_err err = {0};
-    char now[32], label[256];
-    cq_now_rfc3339(now);
-    command_label(&j->req, label, sizeof(label));
-    r.request_id = j->req.id;
-    r.step = (char *)(j->step ? j->step : "final");
-    r.status = (char *)status;
-    r.pipeline.id = j->pl_id;
-    r.pipeline.web_url = j->pl_url;
-    r.pipeline.status = j->pl_status;
-    r.platform = j->req.platform;
-    r.reply = j->req.reply;
-    r.text = (char *)text;
-    r.outcome_unknown = j->outcome_unknown;
-    r.command = label;
-    r.user_name = j->req.user_name;
-    r.response_type = j->kind == JK_ACTION && j->cmd && j->cmd->response_type
-                          ? j->cmd->response_type
-                          : (j->kind == JK_ACTION ? "in_channel" : "ephemeral");
-    r.produced_at = now;
-    char *s = cq_result_encode(&r, &err);
-    if (!s && err.code != CQ_ENOMEM) {
-        char why[sizeof(err.msg) + 160];
-        cq_error(j->req.id, "cannot encode result: %s; answering with a short failed result",
-                 err.msg);
-        cq_metric_inc("chatops_worker_encode_failures_total",
-                      "Results that could not be encoded and were answered as failed", NULL);
-        snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg,
-                 j->req.id ? j->req.id : "?");
-        r.status = "failed";
-        r.text = why;
-        r.command = NULL;
-        r.pipeline.web_url = r.pipeline.status = NULL; /* from GitLab: may be the cause */
-        cq_err_clear(&err);
-        s = cq_result_encode(&r, &err);
-    }
-    if (!s) cq_error(j->req.id, "cannot encode result: %s", err.msg);
-    return s;
-}
-
 /* Produces the final result (and, when audit_detail is set, the outcome audit record);
  * releases the conversation. */
 static void produce_final(struct job *j, char *result, bool audit) {
@@ -675,15 +425,13 @@ static void produce_final(struct job *j, char *result, bool audit) {
     if (audit) {
         /* A tracked wait's ack records the trigger; the tracker audits its outcome. */
         const char *kind = j->step && strcmp(j->step, "ack") == 0 ? "trigger" : "outcome";
-        char *a = audit_json(j, kind, decision_word(j), j->status, j->text);
+        char *a = w_audit_json(j, kind, decision_word(j), j->status, j->text);
         produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
     }
     produce(j, w->cfg->kafka.topic_results, j->req.id, result);
-    if (!j->resend_only && j->status) metric_result(j->status);
+    if (!j->resend_only && j->status) w_metric_result(j->status);
     job_release_conv(j);
 }
-
-/* ---- run-once claim in Redis -------------------------------------------- */
 
 static char *claim_value(const struct job *j, const char *state, const char *result) {
     char now[32];
@@ -742,7 +490,7 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
             /* The reply matters more than the record: send it; a redelivery may then
              * answer "outcome unknown", which is still true to the user. */
             cq_error(j->req.id, "could not store the result in redis (%s); sending it anyway", why);
-            char *res = result_json(j, j->status, j->text);
+            char *res = w_result_json(j, j->status, j->text);
             produce_final(j, res, true);
         }
         job_op_end(j);
@@ -754,7 +502,7 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
     j->stored = j->next_stored;
     j->next_stored = NULL;
     j->next_state = NULL;
-    char *res = result_json(j, j->status, j->text);
+    char *res = w_result_json(j, j->status, j->text);
     produce_final(j, res, true);
     job_op_end(j);
 }
@@ -766,7 +514,7 @@ static void store_done(void *arg) {
         cas(j, j->stored, j->next_stored, on_store_done);
         return;
     }
-    char *res = result_json(j, j->status, j->text); /* NULL: out of memory only */
+    char *res = w_result_json(j, j->status, j->text); /* NULL: out of memory only */
     char *val = res ? claim_value(j, "done", res) : NULL;
     free(res);
     if (!val || !j->stored || j->abandoned) {
@@ -803,8 +551,6 @@ static void finish_with(struct job *j, const char *status, char *text) {
     }
     store_done(j);
 }
-
-/* ---- decide: args, identity, policy (pure) --------------------------------------- */
 
 static char *join_words(const struct cq_argv *av, size_t from) {
     size_t len = 1;
@@ -938,8 +684,6 @@ static void decide(struct job *j) {
     j->status = NULL;
 }
 
-/* ---- actions ---------------------------------------------------------------------- */
-
 static void on_http_done(void *opaque, const struct cq_http_response *resp) {
     struct job *j = opaque;
     const struct cq_http_action *a = &j->cmd->http;
@@ -1019,7 +763,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
         }
         cJSON_Delete(body);
     }
-    metric_action(status);
+    w_metric_action(status);
     cq_info(j->req.id, "%s -> %s (%ld, %.3f s)", j->target, status, resp->status, secs);
     finish_with(j, status, text);
     job_op_end(j);
@@ -1048,7 +792,7 @@ static void start_call(struct job *j) {
     job_op_begin(j);
     if (cq_httpc_request(j->w->httpc, &req, on_http_done, j, &err) != CQ_OK) {
         j->ops--;
-        metric_action("failed");
+        w_metric_action("failed");
         finish_with(
             j, "failed",
             cq_strprintf("`%s` failed: the request could not be sent (%s)", j->cmd->name, err.msg));
@@ -1056,6 +800,7 @@ static void start_call(struct job *j) {
 }
 
 static void mark_calling(void *arg);
+
 static void pipeline_trigger_now(struct job *j);
 
 static void on_calling_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
@@ -1126,7 +871,7 @@ static void direct_start(struct job *j) {
                             .command = j->cmd->name,
                             .input = j->input};
     if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
-        metric_action("failed");
+        w_metric_action("failed");
         finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
         return;
     }
@@ -1166,7 +911,7 @@ static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *
     j->pl_url = o->web_url ? strdup(o->web_url) : NULL;
     j->pl_status = o->pipeline_status ? strdup(o->pipeline_status) : NULL;
     const char *st = static_status(o->status);
-    metric_action(st);
+    w_metric_action(st);
     cq_info(j->req.id, "%s: pipeline #%lld %s (%s)", j->cmd->name, o->pipeline_id,
             o->pipeline_status ? o->pipeline_status : "not created", j->step ? "tracked" : st);
     finish_with(j, st, strdup(o->text ? o->text : ""));
@@ -1189,7 +934,7 @@ static void pipeline_trigger_now(struct job *j) {
                             .request_id = j->req.id,
                             .command = j->cmd->name,
                             .input = j->input};
-    command_label(&j->req, label, sizeof(label));
+    w_command_label(&j->req, label, sizeof(label));
     struct cq_pipeline_trigger p = {.req = &j->req,
                                     .cmd = j->cmd,
                                     .vars = &v,
@@ -1201,7 +946,7 @@ static void pipeline_trigger_now(struct job *j) {
                         : CQ_ESHUTDOWN;
     if (rc != CQ_OK) {
         j->ops--;
-        metric_action("failed");
+        w_metric_action("failed");
         finish_with(j, "failed",
                     cq_strprintf("`%s` was not run: %s", j->cmd->name,
                                  err.msg[0] ? err.msg : "pipeline tracking is not running"));
@@ -1256,21 +1001,20 @@ static void (*const mode_start[])(struct job *) = {
 };
 
 static void claim(struct job *j);
+
 static void claim_cb(void *arg) {
     claim(arg);
 }
-
-/* ---- after the claim -------------------------------------------------------------- */
 
 /* This worker owns the request: audit the decision, then answer or act. */
 static void execute(struct job *j) {
     struct cq_worker *w = j->w;
     const char *dw = decision_word(j);
-    char *a = audit_json(j, "decision", dw, NULL,
-                         j->kind == JK_ACTION || j->kind == JK_BUILTIN ? NULL : j->text);
+    char *a = w_audit_json(j, "decision", dw, NULL,
+                           j->kind == JK_ACTION || j->kind == JK_BUILTIN ? NULL : j->text);
     produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
-    metric_decision(j->kind == JK_BUILTIN ? "builtin" : dw);
-    cq_info(j->req.id, "%s %s by %s in %s: %s%s%s", dw, cmd_name(j),
+    w_metric_decision(j->kind == JK_BUILTIN ? "builtin" : dw);
+    cq_info(j->req.id, "%s %s by %s in %s: %s%s%s", dw, w_cmd_name(j),
             j->person ? j->person->name : j->req.user_id,
             j->channel ? j->channel->name : (j->req.channel_id ? j->req.channel_id : "?"),
             j->dec.rule ? "rule " : "", j->dec.rule ? j->dec.rule : "",
@@ -1314,8 +1058,8 @@ static void on_unknown_stored(void *opaque, const redisReply *reply, const struc
     j->stored = j->next_stored;
     j->next_stored = NULL;
     j->next_state = NULL;
-    metric_action("unknown");
-    char *res = result_json(j, j->status, j->text);
+    w_metric_action("unknown");
+    char *res = w_result_json(j, j->status, j->text);
     produce_final(j, res, true);
     job_op_end(j);
 }
@@ -1332,16 +1076,16 @@ static void answer_unknown(struct job *j, const char *cur, bool lost) {
                                "record (a restart, failover or flush) and it may already have "
                                "run, so it was NOT run again; check the target system before "
                                "running it again",
-                               cmd_name(j), j->req.id);
+                               w_cmd_name(j), j->req.id);
     else
         j->text = cq_strprintf("`%s` (req %s) was interrupted: the worker running it stopped "
                                "during %s; the outcome is unknown, check %s before running it "
                                "again",
-                               cmd_name(j), j->req.id, target ? target : "the call",
+                               w_cmd_name(j), j->req.id, target ? target : "the call",
                                target ? "there" : "the target system");
     free(j->stored);
     j->stored = strdup(cur);
-    char *res = result_json(j, j->status, j->text);
+    char *res = w_result_json(j, j->status, j->text);
     char *val = res && j->stored ? claim_value(j, "done", res) : NULL;
     free(res);
     cJSON_Delete(st);
@@ -1526,8 +1270,6 @@ static void job_start(struct job *j) {
     claim(j);
 }
 
-/* ---- consuming -------------------------------------------------------------------- */
-
 static void maybe_resume(struct cq_worker *w) {
     /* Resume at half: a resumed partition needs a fetch round trip before messages
      * flow again, and half of max_inflight is still work to do meanwhile (resuming at
@@ -1596,7 +1338,7 @@ static void on_message(void *opaque, const struct cq_message *m) {
     if (w->jobs) w->jobs->all_prev = j;
     w->jobs = j;
     w->n_jobs++;
-    metric_inflight(w);
+    w_metric_inflight(w);
     if (!w->paused && w->n_jobs >= (size_t)w->max_inflight) {
         w->paused = true;
         cq_consumer_pause(w->consumer, true);
@@ -1634,8 +1376,6 @@ static void on_message(void *opaque, const struct cq_message *m) {
     c->tail = j;
     if (c->head == j) job_start(j);
 }
-
-/* ---- lifecycle -------------------------------------------------------------------- */
 
 static void renew_lease(uv_timer_t *t) {
     struct cq_worker *w = t->data;

@@ -1,0 +1,147 @@
+/* service_int: private to the worker's service files (service.c, job.c, decide.c,
+ * runonce.c, direct.c, trigger.c, records.c): the job and worker structs and the
+ * functions one of these files calls in another (w_ prefix). Not for other services. */
+#ifndef CQ_WORKER_SERVICE_INT_H
+#define CQ_WORKER_SERVICE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin_http.h"
+#include "args.h"
+#include "config.h"
+#include "envelope.h"
+#include "httpc.h"
+#include "kafka.h"
+#include "loop.h"
+#include "pipeline.h"
+#include "policy.h"
+#include "redis.h"
+#include "service.h"
+#include "template.h"
+
+#define CONV_BUCKETS 4096
+
+#define RETRY_TICK_MS 100
+
+#define MAX_REPLY_TEXT 3000
+
+struct job;
+
+struct conv {
+    char *key;
+    struct job *head, *tail;
+    struct conv *next;
+};
+
+struct retry {
+    uint64_t at;
+    void (*fn)(void *arg); /* runs with the retry's op on job held */
+    void *arg;
+    struct job *job;
+    struct retry *next;
+};
+
+struct outmsg {
+    struct job *job;
+    const char *topic; /* borrowed from cfg */
+    char *key;
+    char *value;
+    size_t len;
+    int attempts;
+};
+
+enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION, JK_EXPIRED };
+
+enum { PB_NONE, PB_CANCEL, PB_LIST };
+
+struct job {
+    struct cq_worker *w;
+    struct conv *conv; /* while queued in / holding its conversation */
+    struct job *qnext;
+    struct job *all_prev, *all_next;
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    char *convkey;
+    struct cq_request req;
+    uint64_t t0;
+
+    enum job_kind kind;
+    const struct cq_command *cmd;
+    struct cq_argv argv;
+    struct cq_bound_args args;
+    const char *input; /* the arguments text: req.text after the command's name (borrowed) */
+    const struct cq_person *person;
+    const struct cq_channel *channel;
+    struct cq_decision dec;
+    const char *status; /* final status (static) */
+    char *text;         /* final reply text */
+
+    char *run_key;
+    char *stored;           /* the claim value we last wrote (for compare-and-set) */
+    char *next_stored;      /* the value a compare-and-set in flight writes */
+    const char *next_state; /* "calling" / "done" when next_stored is such a value: a retry
+                               after a timed-out CAS writes the same value again */
+    char *target;           /* "POST http://host/path" of a direct call, for unknown outcomes */
+    struct cq_http_call call;
+    uint64_t call_t0;
+    int store_attempts;
+    int busy_tries;       /* claim found a live owner this many times */
+    uint64_t dup_since;   /* when the claim first found a live owner (0 = never) */
+    int64_t received_ms;  /* the request's received_at (Unix ms), 0 when unreadable */
+    bool reclaim;         /* the claim vanished before "calling": claimed again, then call */
+    bool outcome_unknown; /* the final says the outcome is unknown (superseded by a true one) */
+
+    /* Pipeline modes: what the trigger led to (carried in the result and the claim). */
+    const char *step; /* "ack" for a tracked wait; NULL = "final" */
+    long long pl_id;  /* 0 = no pipeline */
+    char *pl_url, *pl_status;
+    int pl_builtin; /* PB_* for cancel / pipelines */
+
+    int ops;           /* async operations outstanding (redis, http, deliveries, retries) */
+    int outs;          /* produced messages without a delivery report yet */
+    bool final_queued; /* the last message of this request was handed to the producer */
+    bool started, complete, abandoned, resend_only;
+};
+
+struct cq_worker {
+    const struct cq_config *cfg;
+    struct cq_loop *loop;
+    char owner[200]; /* unique per process instance: --id (if any) + a random suffix */
+    char *lease_key;
+    char *epoch_key;
+    char *lease_prefix;
+    struct cq_producer *producer;
+    struct cq_consumer *consumer;
+    struct cq_redis *redis;
+    struct cq_httpc *httpc;
+    struct cq_pipeline_tracker *pipelines;
+    struct conv *convs[CONV_BUCKETS];
+    struct job *jobs; /* every live job */
+    size_t n_jobs;
+    bool paused, stopping, torn_down;
+    struct retry *retries;
+    uv_timer_t retry_timer, lease_timer, drain_timer, ready_timer;
+    struct cq_admin_http *admin; /* /healthz /readyz /metrics; NULL when off */
+    int open_handles;
+    uint64_t drain_deadline;
+    int drain_ms;
+    int max_inflight;
+};
+
+/* service.c */
+const char *w_cmd_name(const struct job *j);
+
+/* records.c */
+void w_metric_decision(const char *outcome);
+void w_metric_action(const char *outcome);
+void w_metric_result(const char *status);
+void w_metric_inflight(struct cq_worker *w);
+char *w_audit_json(const struct job *j, const char *kind, const char *decision,
+                   const char *result_status, const char *detail);
+void w_command_label(const struct cq_request *q, char *label, size_t size);
+char *w_result_json(const struct job *j, const char *status, const char *text);
+
+#endif
