@@ -397,26 +397,6 @@ static void produce(struct job *j, const char *topic, const char *key, char *val
     send_out(o);
 }
 
-const char *w_cmd_name(const struct job *j) {
-    return j->cmd ? j->cmd->name : (j->req.command ? j->req.command : "");
-}
-
-static const char *decision_word(const struct job *j) {
-    switch (j->kind) {
-    case JK_BUILTIN:
-    case JK_ACTION:
-        return "allowed";
-    case JK_DENIED:
-        return "denied";
-    case JK_UNKNOWN:
-    case JK_INVALID:
-        return "invalid";
-    case JK_EXPIRED:
-        return "expired";
-    }
-    return "invalid";
-}
-
 /* Produces the final result (and, when audit_detail is set, the outcome audit record);
  * releases the conversation. */
 static void produce_final(struct job *j, char *result, bool audit) {
@@ -425,7 +405,7 @@ static void produce_final(struct job *j, char *result, bool audit) {
     if (audit) {
         /* A tracked wait's ack records the trigger; the tracker audits its outcome. */
         const char *kind = j->step && strcmp(j->step, "ack") == 0 ? "trigger" : "outcome";
-        char *a = w_audit_json(j, kind, decision_word(j), j->status, j->text);
+        char *a = w_audit_json(j, kind, w_decision_word(j), j->status, j->text);
         produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
     }
     produce(j, w->cfg->kafka.topic_results, j->req.id, result);
@@ -550,138 +530,6 @@ static void finish_with(struct job *j, const char *status, char *text) {
         return;
     }
     store_done(j);
-}
-
-static char *join_words(const struct cq_argv *av, size_t from) {
-    size_t len = 1;
-    for (size_t i = from; i < av->n; i++)
-        len += strlen(av->v[i]) + 1;
-    char *s = malloc(len);
-    if (!s) return NULL;
-    s[0] = '\0';
-    for (size_t i = from; i < av->n; i++) {
-        if (i > from) strcat(s, " ");
-        strcat(s, av->v[i]);
-    }
-    return s;
-}
-
-static bool family_word(const struct cq_config *cfg, const char *word) {
-    size_t n = strlen(word);
-    for (size_t i = 0; i < cfg->n_commands; i++)
-        if (strncmp(cfg->commands[i].name, word, n) == 0 && cfg->commands[i].name[n] == ' ')
-            return true;
-    return false;
-}
-
-/* Fills kind, dec, status/text for everything but actions. Never touches the network. */
-static void decide(struct job *j) {
-    const struct cq_config *cfg = j->w->cfg;
-    struct cq_err err = {0};
-    const char *word = j->req.command;
-    char usage[300];
-    size_t used = 0;
-
-    j->person = cq_policy_person(cfg, j->req.platform, j->req.user_id);
-    j->channel = cq_policy_channel(cfg, j->req.platform, j->req.channel_id);
-    j->status = "invalid";
-    /* Never run an old request: after committed offsets expired or a group was renamed
-     * (auto.offset.reset=earliest), or a long outage, Kafka hands out requests whose
-     * run-once claims may have expired; max_request_age_s stays below redis.dedupe_ttl_s. */
-    int64_t now_ms = (int64_t)time(NULL) * 1000;
-    if (!cq_rfc3339_parse_ms(j->req.received_at, &j->received_ms) ||
-        now_ms - j->received_ms > (int64_t)cfg->worker.max_request_age_s * 1000) {
-        bool readable = j->received_ms != 0;
-        j->kind = JK_EXPIRED;
-        j->status = "failed";
-        j->text = readable ? cq_strprintf("`%s` expired: it was received %lld s ago, more than "
-                                          "the %d s a request may wait; it was NOT run "
-                                          "(req %s), run it again if it is still wanted",
-                                          word, (long long)((now_ms - j->received_ms) / 1000),
-                                          cfg->worker.max_request_age_s, j->req.id)
-                           : cq_strprintf("`%s` was NOT run: its receive time is unreadable, so "
-                                          "its age is unknown (req %s)",
-                                          word, j->req.id);
-        cq_metric_inc("chatops_worker_expired_total",
-                      "Requests not run because they were older than worker.max_request_age_s",
-                      NULL);
-        if (!readable) j->received_ms = 0;
-        return;
-    }
-    if (cfg->limits.max_text > 0 && j->req.text &&
-        cq_utf8_len(j->req.text, strlen(j->req.text)) > (size_t)cfg->limits.max_text) {
-        j->kind = JK_INVALID;
-        j->text =
-            cq_strprintf("the command text is longer than %d characters", cfg->limits.max_text);
-        return;
-    }
-    if (cq_args_tokenize(j->req.text, cfg->limits.max_args, cfg->limits.max_arg_len, &j->argv,
-                         &err) != CQ_OK) {
-        j->kind = JK_INVALID;
-        j->text = strdup(err.msg);
-        return;
-    }
-    if (cq_policy_is_builtin(word)) {
-        j->kind = JK_BUILTIN;
-        cq_policy_check(cfg, j->person, j->channel, word, NULL, &j->dec);
-        j->status = "ok";
-        if (strcmp(word, "help") == 0) {
-            char *topic = join_words(&j->argv, 0);
-            j->text = topic ? cq_builtin_help(cfg, j->person, j->channel, topic) : NULL;
-            free(topic);
-        } else if (strcmp(word, "whoami") == 0) {
-            j->text = cq_builtin_whoami(j->person, j->req.platform, j->req.user_id);
-        } else if (strcmp(word, "cancel") == 0) {
-            /* The tracker checks who may cancel (requester or cancel_roles). */
-            if (j->argv.n != 1) {
-                j->status = "invalid";
-                j->text = strdup("usage: cancel REQUEST_ID (`pipelines` lists them)");
-            } else {
-                j->pl_builtin = PB_CANCEL;
-                j->text = strdup("");
-            }
-        } else {
-            j->pl_builtin = PB_LIST;
-            j->text = strdup("");
-        }
-        return;
-    }
-    j->cmd = cq_args_resolve(cfg, word, &j->argv, &used);
-    j->input = cq_args_rest(j->req.text, used);
-    if (!j->cmd) {
-        j->kind = JK_UNKNOWN;
-        if (family_word(cfg, word)) {
-            char *list = cq_builtin_help(cfg, j->person, j->channel, word);
-            j->text = list ? cq_strprintf("`%s` needs a sub-command:\n%s", word, list) : NULL;
-            free(list);
-        } else {
-            j->text = cq_builtin_unknown(cfg, word);
-        }
-        return;
-    }
-    if (!cq_policy_may_run(cfg, j->person, j->channel, j->cmd->name)) {
-        /* Not theirs here whatever the arguments: say so before judging arguments. */
-        j->kind = JK_DENIED;
-        j->status = "denied";
-        cq_policy_check(cfg, j->person, j->channel, j->cmd->name, NULL, &j->dec);
-        j->text = strdup(j->dec.reason);
-        return;
-    }
-    if (cq_args_bind(j->cmd, &j->argv, used, cfg->limits.max_arg_len, &j->args, &err) != CQ_OK) {
-        j->kind = JK_INVALID;
-        cq_args_usage(j->cmd, usage, sizeof(usage));
-        j->text = cq_strprintf("%s\n%s", err.msg, usage);
-        return;
-    }
-    cq_policy_check(cfg, j->person, j->channel, j->cmd->name, &j->args, &j->dec);
-    if (!j->dec.allowed) {
-        j->kind = JK_DENIED;
-        j->status = "denied";
-        j->text = strdup(j->dec.reason);
-        return;
-    }
-    j->kind = JK_ACTION;
-    j->status = NULL;
 }
 
 static void on_http_done(void *opaque, const struct cq_http_response *resp) {
@@ -1009,7 +857,7 @@ static void claim_cb(void *arg) {
 /* This worker owns the request: audit the decision, then answer or act. */
 static void execute(struct job *j) {
     struct cq_worker *w = j->w;
-    const char *dw = decision_word(j);
+    const char *dw = w_decision_word(j);
     char *a = w_audit_json(j, "decision", dw, NULL,
                            j->kind == JK_ACTION || j->kind == JK_BUILTIN ? NULL : j->text);
     produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
@@ -1256,7 +1104,7 @@ static void claim(struct job *j) {
 
 static void job_start(struct job *j) {
     j->started = true;
-    decide(j);
+    w_decide(j);
     if (j->kind != JK_ACTION && !j->text) {
         job_abandon(j, "out of memory");
         return;

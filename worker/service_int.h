@@ -131,9 +131,6 @@ struct cq_worker {
     int max_inflight;
 };
 
-/* service.c */
-const char *w_cmd_name(const struct job *j);
-
 /* records.c */
 void w_metric_decision(const char *outcome);
 void w_metric_action(const char *outcome);
@@ -143,5 +140,10 @@ char *w_audit_json(const struct job *j, const char *kind, const char *decision,
                    const char *result_status, const char *detail);
 void w_command_label(const struct cq_request *q, char *label, size_t size);
 char *w_result_json(const struct job *j, const char *status, const char *text);
+
+/* decide.c */
+const char *w_cmd_name(const struct job *j);
+const char *w_decision_word(const struct job *j);
+void w_decide(struct job *j);
 
 #endif
