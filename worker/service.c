@@ -28,91 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Creates a missing epoch record (hash KEYS[n]) into `since`. Missing means a new key
- * prefix, or a server that lost everything: flushed (FLUSHALL/FLUSHDB show in INFO
- * commandstats until a restart) -> since = now, claims made before may be gone; otherwise
- * since = 0 (nothing was claimed here before). A non-persistent server that restarted
- * empty is not told apart from a new one: the persistence check warns about it. */
-#define EPOCH_NEW(n)                                                                               \
-    "      local cs = redis.call('INFO', 'commandstats')\n"                                        \
-    "      local fa = tonumber(string.match(cs, 'cmdstat_flushall:calls=(%d+)') or '0')\n"         \
-    "      local fd = tonumber(string.match(cs, 'cmdstat_flushdb:calls=(%d+)') or '0')\n"          \
-    "      local t = redis.call('TIME')\n"                                                         \
-    "      since = 0\n"                                                                            \
-    "      if fa + fd > 0 then\n"                                                                  \
-    "        since = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"              \
-    "      local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or '?'\n"        \
-    "      redis.call('HSET', KEYS[" #n "], 'since', since, 'server', rid)\n"
-
-/* Claims the run-once key. KEYS[1] run key, KEYS[2] the Redis epoch record (see
- * EPOCH_LUA); ARGV: owner, claimed value, ttl s, lease key prefix, "1" when a dead
- * owner's unfinished call may be retried, "1" to re-send a stored result even though its
- * live owner may still be delivering it, the request's received_at in ms (0 = no check),
- * the value to store when the claim is "lost".
- * A missing claim is a fresh one unless the request is older than the epoch record's
- * `since`: Redis then restarted, failed over or was flushed after the request existed,
- * so its claim may have been lost with a call already made ("lost": a "calling" claim
- * in our name is stored and the caller answers "outcome unknown"). A missing epoch record
- * is created by EPOCH_NEW (since = now only on a server that was flushed).
- * A result that is stored but not yet known delivered is re-sent only when its owner
- * died: while the owner lives, a duplicate waits ("busy") and then finds it delivered.
- * A claim that already holds exactly ARGV[2] is ours (a retry after a timed-out reply). */
-static const char CLAIM_LUA[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if not cur then\n"
-    "  if ARGV[7] ~= '0' then\n"
-    "    local since = tonumber(redis.call('HGET', KEYS[2], 'since'))\n"
-    "    if not since then\n" EPOCH_NEW(
-        2) "    end\n"
-           "    if tonumber(ARGV[7]) < since then\n"
-           "      redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) return {'lost', ARGV[8]} end\n"
-           "  end\n"
-           "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'claimed', ''}\n"
-           "end\n"
-           "if cur == ARGV[2] then return {'claimed', ''} end\n"
-           "local ok, st = pcall(cjson.decode, cur)\n"
-           "if not ok or type(st) ~= 'table' then return {'corrupt', cur} end\n"
-           "if st.state == 'done' then\n"
-           "  if st.delivered or ARGV[6] == '1' then return {'done', cur} end\n"
-           "  if st.owner ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 0 "
-           "then\n"
-           "    return {'done', cur} end\n"
-           "  return {'busy', cur}\n"
-           "end\n"
-           "if st.owner == ARGV[1] then return {'busy', cur} end\n"
-           "if redis.call('EXISTS', ARGV[4] .. tostring(st.owner)) == 1 then return {'busy', cur} "
-           "end\n"
-           "if st.state == 'claimed' or ARGV[5] == '1' then\n"
-           "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return {'takeover', cur} end\n"
-           "return {'unknown', cur}\n";
-
-/* The Redis epoch record KEYS[1] (a hash: server = run_id of the Redis process, since =
- * Redis time in ms when this server started holding the claims). Run on every connect,
- * before any claim on that connection: a different run_id means Redis restarted or
- * failed over, and whatever it acknowledged last (AOF everysec: up to 1 s; a failover:
- * the replication lag) may be gone. Returns 1 when since moved. */
-static const char EPOCH_LUA[] =
-    "local info = redis.call('INFO', 'server')\n"
-    "local rid = string.match(info, 'run_id:(%w+)') or 'unknown'\n"
-    "local seen = redis.call('HGET', KEYS[1], 'server')\n"
-    "if seen == rid then return 0 end\n"
-    "if not seen then\n"
-    "  local since\n" EPOCH_NEW(
-        1) "  return since > 0 and 1 or 0\n"
-           "end\n"
-           "local t = redis.call('TIME')\n"
-           "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-           "redis.call('HSET', KEYS[1], 'server', rid, 'since', now)\n"
-           "return 1\n";
-
-/* Compare-and-set of the claim: KEYS[1]; ARGV: expected, new, ttl s. Also succeeds when
- * the claim already holds new (it carries our owner id and a ms timestamp): a retry of a
- * CAS whose reply timed out after Redis applied it must not read as a lost claim. */
-static const char CAS_LUA[] = "local cur = redis.call('GET', KEYS[1])\n"
-                              "if cur == ARGV[1] or cur == ARGV[2] then\n"
-                              "  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end\n"
-                              "return 0\n";
-
 static unsigned long hash_str(const char *s) {
     unsigned long h = 5381;
     for (; *s; s++)
@@ -120,21 +35,13 @@ static unsigned long hash_str(const char *s) {
     return h;
 }
 
-static void job_op_begin(struct job *j) {
+void w_job_op_begin(struct job *j) {
     j->ops++;
 }
 
-static void job_op_end(struct job *j);
-
 static void job_maybe_free(struct job *j);
 
-static void job_release_conv(struct job *j);
-
 static void job_start(struct job *j);
-
-static void claim(struct job *j);
-
-static void finish_with(struct job *j, const char *status, char *text);
 
 static void maybe_resume(struct cq_worker *w);
 
@@ -165,13 +72,13 @@ static void retry_tick(uv_timer_t *t) {
             fn(arg); /* send_out releases its message itself when torn down */
         else
             j->abandoned = true;
-        job_op_end(j);
+        w_job_op_end(j);
     }
     if (!w->retries && !uv_is_closing((uv_handle_t *)t)) uv_timer_stop(t);
 }
 
 /* Runs fn(arg) after ms; the job stays alive meanwhile. False on ENOMEM. */
-static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
+bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
     struct cq_worker *w = j->w;
     struct retry *r = malloc(sizeof(*r));
     if (!r) return false;
@@ -181,7 +88,7 @@ static bool retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
     r->job = j;
     r->next = w->retries;
     w->retries = r;
-    job_op_begin(j);
+    w_job_op_begin(j);
     if (!uv_is_active((uv_handle_t *)&w->retry_timer) && !w->torn_down)
         uv_timer_start(&w->retry_timer, retry_tick, RETRY_TICK_MS, RETRY_TICK_MS);
     return true;
@@ -217,7 +124,7 @@ static void job_maybe_free(struct job *j) {
     if (j->ops == 0 && (j->complete || j->abandoned) && !j->conv) job_free(j);
 }
 
-static void job_op_end(struct job *j) {
+void w_job_op_end(struct job *j) {
     j->ops--;
     job_maybe_free(j);
 }
@@ -264,7 +171,7 @@ static void conv_abandon_queue(struct cq_worker *w, struct conv *c) {
 
 /* Lets the next job of this conversation start: the current one no longer needs the
  * conversation's order (its result is on its way, or it waits as a duplicate). */
-static void job_release_conv(struct job *j) {
+void w_job_release_conv(struct job *j) {
     struct cq_worker *w = j->w;
     struct conv *c = j->conv;
     if (!c) return;
@@ -286,10 +193,10 @@ static void job_release_conv(struct job *j) {
 
 /* Leaves the request for redelivery (its offset is never marked done). The job is
  * freed here when nothing is outstanding: callers must not touch it afterwards. */
-static void job_abandon(struct job *j, const char *why) {
+void w_job_abandon(struct job *j, const char *why) {
     if (!j->abandoned) cq_warn(j->req.id, "request left for redelivery: %s", why);
     j->abandoned = true;
-    job_release_conv(j);
+    w_job_release_conv(j);
     job_maybe_free(j);
 }
 
@@ -312,7 +219,7 @@ static void send_out(void *arg) {
         j->abandoned = true;
         j->outs--;
         outmsg_free(o);
-        job_op_end(j);
+        w_job_op_end(j);
         return;
     }
     o->attempts++;
@@ -320,15 +227,15 @@ static void send_out(void *arg) {
                          on_delivered, o, &err) == CQ_OK)
         return;
     cq_warn(j->req.id, "produce to %s not accepted (%s); retrying in 1 s", o->topic, err.msg);
-    if (!retry_later(j, 1000, send_out, o)) {
+    if (!w_retry_later(j, 1000, send_out, o)) {
         j->abandoned = true;
         j->outs--;
         outmsg_free(o);
-        job_op_end(j);
+        w_job_op_end(j);
     }
 }
 
-static void ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
+void w_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
     (void)opaque;
     (void)reply;
     (void)err;
@@ -344,8 +251,8 @@ static void after_all_delivered(struct job *j) {
         if (nv) {
             char ttl[16];
             snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
-            const char *argv[] = {"EVAL", CAS_LUA, "1", j->run_key, j->stored, nv, ttl};
-            cq_redis_commandargv(w->redis, ignore_reply, NULL, 7, argv, NULL);
+            const char *argv[] = {"EVAL", w_cas_lua, "1", j->run_key, j->stored, nv, ttl};
+            cq_redis_commandargv(w->redis, w_ignore_reply, NULL, 7, argv, NULL);
         }
         cJSON_free(nv);
         cJSON_Delete(v);
@@ -364,7 +271,7 @@ static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_
         if (!w->torn_down) {
             cq_warn(j->req.id, "delivery to %s failed (%s); sending again in 1 s", o->topic,
                     errstr);
-            if (retry_later(j, 1000, send_out, o)) return;
+            if (w_retry_later(j, 1000, send_out, o)) return;
         }
         cq_error(j->req.id, "giving up delivering to %s: %s", o->topic, errstr);
         j->abandoned = true;
@@ -372,11 +279,11 @@ static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_
     outmsg_free(o);
     j->outs--;
     if (j->outs == 0 && j->final_queued && !j->abandoned && !j->complete) after_all_delivered(j);
-    job_op_end(j);
+    w_job_op_end(j);
 }
 
 /* Hands value (taken over) to the producer; the job stays alive until its report. */
-static void produce(struct job *j, const char *topic, const char *key, char *value) {
+void w_produce(struct job *j, const char *topic, const char *key, char *value) {
     struct outmsg *o = calloc(1, sizeof(*o));
     char *k = strdup(key ? key : "");
     if (!o || !k || !value) {
@@ -393,143 +300,24 @@ static void produce(struct job *j, const char *topic, const char *key, char *val
     o->value = value;
     o->len = strlen(value);
     j->outs++;
-    job_op_begin(j);
+    w_job_op_begin(j);
     send_out(o);
 }
 
 /* Produces the final result (and, when audit_detail is set, the outcome audit record);
  * releases the conversation. */
-static void produce_final(struct job *j, char *result, bool audit) {
+void w_produce_final(struct job *j, char *result, bool audit) {
     struct cq_worker *w = j->w;
     j->final_queued = true;
     if (audit) {
         /* A tracked wait's ack records the trigger; the tracker audits its outcome. */
         const char *kind = j->step && strcmp(j->step, "ack") == 0 ? "trigger" : "outcome";
         char *a = w_audit_json(j, kind, w_decision_word(j), j->status, j->text);
-        produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
+        w_produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
     }
-    produce(j, w->cfg->kafka.topic_results, j->req.id, result);
+    w_produce(j, w->cfg->kafka.topic_results, j->req.id, result);
     if (!j->resend_only && j->status) w_metric_result(j->status);
-    job_release_conv(j);
-}
-
-static char *claim_value(const struct job *j, const char *state, const char *result) {
-    char now[32];
-    cJSON *v = cJSON_CreateObject();
-    char *s = NULL;
-    if (!v) return NULL;
-    cq_now_rfc3339(now);
-    cJSON_AddStringToObject(v, "owner", j->w->owner);
-    cJSON_AddStringToObject(v, "state", state);
-    cJSON_AddStringToObject(v, "request_id", j->req.id ? j->req.id : "");
-    cJSON_AddStringToObject(v, "at", now);
-    if (j->target) cJSON_AddStringToObject(v, "target", j->target);
-    if (j->pl_id) cJSON_AddNumberToObject(v, "pipeline_id", (double)j->pl_id);
-    if (result) cJSON_AddStringToObject(v, "result", result);
-    s = cJSON_PrintUnformatted(v);
-    cJSON_Delete(v);
-    return s;
-}
-
-static void cas(struct job *j, const char *expected, const char *next, cq_redis_cb cb) {
-    struct cq_worker *w = j->w;
-    char ttl[16];
-    snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
-    const char *argv[] = {"EVAL", CAS_LUA, "1", j->run_key, expected, next, ttl};
-    job_op_begin(j);
-    if (cq_redis_commandargv(w->redis, cb, j, 7, argv, NULL) != CQ_OK) {
-        struct cq_err e = {.code = CQ_EREDIS};
-        snprintf(e.msg, sizeof(e.msg), "redis command not accepted");
-        cb(j, NULL, &e); /* ends the op */
-    }
-}
-
-static bool redis_failed(const redisReply *reply, const struct cq_err *err, const char **why) {
-    if (err) {
-        *why = err->msg[0] ? err->msg : cq_rc_str(err->code);
-        return true;
-    }
-    if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        *why = reply && reply->str ? reply->str : "no reply";
-        return true;
-    }
-    return false;
-}
-
-static void store_done(void *arg);
-
-static void on_store_done(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct job *j = opaque;
-    const char *why = NULL;
-    if (redis_failed(reply, err, &why)) {
-        bool shutting = err && err->code == CQ_ESHUTDOWN;
-        if (!shutting && !j->w->stopping && ++j->store_attempts < 20 &&
-            retry_later(j, 500, store_done, j)) {
-            cq_warn(j->req.id, "storing the result in redis failed (%s); retrying", why);
-        } else {
-            /* The reply matters more than the record: send it; a redelivery may then
-             * answer "outcome unknown", which is still true to the user. */
-            cq_error(j->req.id, "could not store the result in redis (%s); sending it anyway", why);
-            char *res = w_result_json(j, j->status, j->text);
-            produce_final(j, res, true);
-        }
-        job_op_end(j);
-        return;
-    }
-    if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
-        cq_warn(j->req.id, "the claim changed owner while this worker ran the request");
-    free(j->stored);
-    j->stored = j->next_stored;
-    j->next_stored = NULL;
-    j->next_state = NULL;
-    char *res = w_result_json(j, j->status, j->text);
-    produce_final(j, res, true);
-    job_op_end(j);
-}
-
-static void store_done(void *arg) {
-    struct job *j = arg;
-    if (j->next_stored && j->next_state && strcmp(j->next_state, "done") == 0 && j->stored &&
-        !j->abandoned) {
-        cas(j, j->stored, j->next_stored, on_store_done);
-        return;
-    }
-    char *res = w_result_json(j, j->status, j->text); /* NULL: out of memory only */
-    char *val = res ? claim_value(j, "done", res) : NULL;
-    free(res);
-    if (!val || !j->stored || j->abandoned) {
-        free(val);
-        if (!j->abandoned) job_abandon(j, "out of memory storing the result");
-        return;
-    }
-    free(j->next_stored);
-    j->next_stored = val;
-    j->next_state = "done";
-    cas(j, j->stored, val, on_store_done);
-}
-
-/* Ends the request with a final result: stored in the claim first, then produced. */
-static void finish_with(struct job *j, const char *status, char *text) {
-    free(j->text);
-    j->text = NULL;
-    j->status = status;
-    /* API answers may quote what a secret went into (an echoed header or body): redacted
-     * before the cut, so a secret is never cut into a fragment that escapes redaction. */
-    bool had_text = text != NULL;
-    if (had_text) text = cq_config_redact(j->w->cfg, text);
-    if (had_text && !text) {
-        job_abandon(j, "out of memory");
-        return;
-    }
-    /* Replies carry API bodies and cut text: made valid UTF-8 and cut on a character
-     * boundary here, so the envelope encoder accepts them. */
-    j->text = cq_utf8_clean(text ? text : "", text ? strlen(text) : 0, MAX_REPLY_TEXT);
-    free(text);
-    if (!j->text) {
-        job_abandon(j, "out of memory");
-        return;
-    }
-    store_done(j);
+    w_job_release_conv(j);
 }
 
 static void on_http_done(void *opaque, const struct cq_http_response *resp) {
@@ -543,14 +331,14 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
                                           "Duration of direct-mode HTTP calls", NULL, NULL, 0),
                          secs);
     if (resp->rc == CQ_ESHUTDOWN || j->w->torn_down) {
-        job_abandon(j, "stopped during the call");
-        job_op_end(j);
+        w_job_abandon(j, "stopped during the call");
+        w_job_op_end(j);
         return;
     }
     /* The side effect is over: the conversation's next command may start now. Its order is
      * the order of the calls; waiting for this result to be stored and produced too would
      * only add Redis and Kafka round trips to every command of a busy conversation. */
-    job_release_conv(j);
+    w_job_release_conv(j);
     if (resp->rc == CQ_ETIMEOUT) {
         status = "timeout";
         text = cq_strprintf("`%s` timed out: no answer from %s within %d ms; the outcome is "
@@ -613,11 +401,11 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
     }
     w_metric_action(status);
     cq_info(j->req.id, "%s -> %s (%ld, %.3f s)", j->target, status, resp->status, secs);
-    finish_with(j, status, text);
-    job_op_end(j);
+    w_finish_with(j, status, text);
+    w_job_op_end(j);
 }
 
-static void start_call(struct job *j) {
+void w_start_call(struct job *j) {
     const struct cq_http_action *a = &j->cmd->http;
     struct cq_err err = {0};
     const char *hdrs[66];
@@ -637,72 +425,14 @@ static void start_call(struct job *j) {
                                   .body_len = j->call.body ? strlen(j->call.body) : 0,
                                   .timeout_ms = a->timeout_ms};
     j->call_t0 = cq_now_ms();
-    job_op_begin(j);
+    w_job_op_begin(j);
     if (cq_httpc_request(j->w->httpc, &req, on_http_done, j, &err) != CQ_OK) {
         j->ops--;
         w_metric_action("failed");
-        finish_with(
+        w_finish_with(
             j, "failed",
             cq_strprintf("`%s` failed: the request could not be sent (%s)", j->cmd->name, err.msg));
     }
-}
-
-static void mark_calling(void *arg);
-
-static void pipeline_trigger_now(struct job *j);
-
-static void on_calling_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct job *j = opaque;
-    const char *why = NULL;
-    if (redis_failed(reply, err, &why)) {
-        /* No side effect happened yet: safe to try again, or to leave for redelivery. */
-        if ((err && err->code == CQ_ESHUTDOWN) || j->w->stopping)
-            job_abandon(j, "stopped before the call");
-        else if (!retry_later(j, 500, mark_calling, j))
-            job_abandon(j, "redis unavailable before the call");
-        else
-            cq_warn(j->req.id, "redis: %s; retrying before the call", why);
-        job_op_end(j);
-        return;
-    }
-    if (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
-        /* The claim changed before the call: another worker took it over (our lease
-         * lapsed), or Redis lost it. Nothing was called yet: look at it again (a live
-         * owner is waited for, a stored result re-sent, a lost one answered "outcome
-         * unknown") rather than end with nothing produced. */
-        cq_warn(j->req.id, "the claim changed before the call; claiming again");
-        j->reclaim = true;
-        claim(j);
-        job_op_end(j);
-        return;
-    }
-    free(j->stored);
-    j->stored = j->next_stored;
-    j->next_stored = NULL;
-    j->next_state = NULL;
-    if (j->cmd->mode == CQ_MODE_DIRECT)
-        start_call(j);
-    else
-        pipeline_trigger_now(j);
-    job_op_end(j);
-}
-
-/* claimed -> calling (with the target), then the call. */
-static void mark_calling(void *arg) {
-    struct job *j = arg;
-    if (j->next_stored && j->next_state && strcmp(j->next_state, "calling") == 0) {
-        cas(j, j->stored, j->next_stored, on_calling_stored);
-        return;
-    }
-    char *val = claim_value(j, "calling", NULL);
-    if (!val) {
-        job_abandon(j, "out of memory");
-        return;
-    }
-    free(j->next_stored);
-    j->next_stored = val;
-    j->next_state = "calling";
-    cas(j, j->stored, val, on_calling_stored);
 }
 
 static void direct_start(struct job *j) {
@@ -720,17 +450,17 @@ static void direct_start(struct job *j) {
                             .input = j->input};
     if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
         w_metric_action("failed");
-        finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
+        w_finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
         return;
     }
     /* Where to look when the outcome is unknown: method and URL without the query. */
     size_t ulen = strcspn(j->call.url, "?");
     j->target = cq_strprintf("%s %.*s", j->call.method, (int)ulen, j->call.url);
     if (!j->target) {
-        job_abandon(j, "out of memory");
+        w_job_abandon(j, "out of memory");
         return;
     }
-    mark_calling(j);
+    w_mark_calling(j);
 }
 
 /* The status words results use, as static strings (callbacks pass borrowed ones). */
@@ -748,8 +478,8 @@ static const char *static_status(const char *s) {
 static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *o) {
     struct job *j = opaque;
     if (j->w->torn_down || j->abandoned) {
-        job_abandon(j, "stopped during the pipeline trigger");
-        job_op_end(j);
+        w_job_abandon(j, "stopped during the pipeline trigger");
+        w_job_op_end(j);
         return;
     }
     j->step = o->step && strcmp(o->step, "ack") == 0 ? "ack" : NULL;
@@ -762,12 +492,12 @@ static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *
     w_metric_action(st);
     cq_info(j->req.id, "%s: pipeline #%lld %s (%s)", j->cmd->name, o->pipeline_id,
             o->pipeline_status ? o->pipeline_status : "not created", j->step ? "tracked" : st);
-    finish_with(j, st, strdup(o->text ? o->text : ""));
-    job_op_end(j);
+    w_finish_with(j, st, strdup(o->text ? o->text : ""));
+    w_job_op_end(j);
 }
 
 /* The claim says "calling": trigger now. */
-static void pipeline_trigger_now(struct job *j) {
+void w_pipeline_trigger_now(struct job *j) {
     struct cq_worker *w = j->w;
     struct cq_err err = {0};
     char label[256];
@@ -788,16 +518,16 @@ static void pipeline_trigger_now(struct job *j) {
                                     .vars = &v,
                                     .gitlab_login = j->person ? j->person->gitlab_login : NULL,
                                     .label = label};
-    job_op_begin(j);
+    w_job_op_begin(j);
     enum cq_rc rc = w->pipelines
                         ? cq_pipeline_trigger(w->pipelines, &p, on_pipeline_started, j, &err)
                         : CQ_ESHUTDOWN;
     if (rc != CQ_OK) {
         j->ops--;
         w_metric_action("failed");
-        finish_with(j, "failed",
-                    cq_strprintf("`%s` was not run: %s", j->cmd->name,
-                                 err.msg[0] ? err.msg : "pipeline tracking is not running"));
+        w_finish_with(j, "failed",
+                      cq_strprintf("`%s` was not run: %s", j->cmd->name,
+                                   err.msg[0] ? err.msg : "pipeline tracking is not running"));
     }
 }
 
@@ -808,19 +538,19 @@ static void pipeline_start(struct job *j) {
                              j->cmd->pipeline.project ? j->cmd->pipeline.project : "?",
                              cfg->gitlab.base_url ? cfg->gitlab.base_url : "GitLab");
     if (!j->target) {
-        job_abandon(j, "out of memory");
+        w_job_abandon(j, "out of memory");
         return;
     }
-    mark_calling(j);
+    w_mark_calling(j);
 }
 
 static void on_builtin_text(void *opaque, const char *status, const char *text) {
     struct job *j = opaque;
     if (j->w->torn_down || j->abandoned)
-        job_abandon(j, "stopped during a pipeline built-in");
+        w_job_abandon(j, "stopped during a pipeline built-in");
     else
-        finish_with(j, static_status(status), strdup(text ? text : ""));
-    job_op_end(j);
+        w_finish_with(j, static_status(status), strdup(text ? text : ""));
+    w_job_op_end(j);
 }
 
 /* `cancel REQUEST_ID` and `pipelines`, answered by the tracker. */
@@ -828,7 +558,7 @@ static void pipeline_builtin(struct job *j) {
     struct cq_worker *w = j->w;
     struct cq_err err = {0};
     enum cq_rc rc = CQ_ESHUTDOWN;
-    job_op_begin(j);
+    w_job_op_begin(j);
     if (w->pipelines && j->pl_builtin == PB_CANCEL)
         rc = cq_pipeline_cancel(w->pipelines, j->argv.v[0], j->req.platform, j->req.user_id,
                                 j->person, on_builtin_text, j, &err);
@@ -837,8 +567,8 @@ static void pipeline_builtin(struct job *j) {
                               on_builtin_text, j, &err);
     if (rc != CQ_OK) {
         j->ops--;
-        finish_with(j, rc == CQ_EINVAL ? "invalid" : "failed",
-                    strdup(err.msg[0] ? err.msg : "pipeline tracking is not running"));
+        w_finish_with(j, rc == CQ_EINVAL ? "invalid" : "failed",
+                      strdup(err.msg[0] ? err.msg : "pipeline tracking is not running"));
     }
 }
 
@@ -848,19 +578,13 @@ static void (*const mode_start[])(struct job *) = {
     [CQ_MODE_TRIGGER_AND_RETURN] = pipeline_start,
 };
 
-static void claim(struct job *j);
-
-static void claim_cb(void *arg) {
-    claim(arg);
-}
-
 /* This worker owns the request: audit the decision, then answer or act. */
-static void execute(struct job *j) {
+void w_execute(struct job *j) {
     struct cq_worker *w = j->w;
     const char *dw = w_decision_word(j);
     char *a = w_audit_json(j, "decision", dw, NULL,
                            j->kind == JK_ACTION || j->kind == JK_BUILTIN ? NULL : j->text);
-    produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
+    w_produce(j, w->cfg->kafka.topic_audit, j->req.id, a);
     w_metric_decision(j->kind == JK_BUILTIN ? "builtin" : dw);
     cq_info(j->req.id, "%s %s by %s in %s: %s%s%s", dw, w_cmd_name(j),
             j->person ? j->person->name : j->req.user_id,
@@ -874,248 +598,26 @@ static void execute(struct job *j) {
     if (j->kind != JK_ACTION) {
         char *text = j->text;
         j->text = NULL;
-        finish_with(j, j->status, text);
+        w_finish_with(j, j->status, text);
         return;
     }
     mode_start[j->cmd->mode](j);
-}
-
-static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err);
-
-static void unknown_store_again(void *arg) {
-    struct job *j = arg;
-    cas(j, j->stored, j->next_stored, on_unknown_stored);
-}
-
-static void on_unknown_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct job *j = opaque;
-    const char *why = NULL;
-    bool failed = redis_failed(reply, err, &why);
-    if (failed || reply->type != REDIS_REPLY_INTEGER || reply->integer != 1) {
-        /* Redis trouble: store the same answer again (the claim may now hold our "calling"
-         * value, which a fresh look would take for a live owner's). Lost a race: look at
-         * the claim again. */
-        if ((err && err->code == CQ_ESHUTDOWN) || j->w->stopping)
-            job_abandon(j, "stopped");
-        else if (!retry_later(j, 500, failed ? unknown_store_again : claim_cb, j))
-            job_abandon(j, "out of memory");
-        job_op_end(j);
-        return;
-    }
-    free(j->stored);
-    j->stored = j->next_stored;
-    j->next_stored = NULL;
-    j->next_state = NULL;
-    w_metric_action("unknown");
-    char *res = w_result_json(j, j->status, j->text);
-    produce_final(j, res, true);
-    job_op_end(j);
-}
-
-/* The previous owner died inside a call that is not safe to repeat. */
-static void answer_unknown(struct job *j, const char *cur, bool lost) {
-    cJSON *st = cJSON_Parse(cur);
-    const char *target = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "target"));
-    free(j->text);
-    j->status = "failed";
-    j->outcome_unknown = true;
-    if (lost)
-        j->text = cq_strprintf("`%s` (req %s): the outcome is unknown: Redis lost its run-once "
-                               "record (a restart, failover or flush) and it may already have "
-                               "run, so it was NOT run again; check the target system before "
-                               "running it again",
-                               w_cmd_name(j), j->req.id);
-    else
-        j->text = cq_strprintf("`%s` (req %s) was interrupted: the worker running it stopped "
-                               "during %s; the outcome is unknown, check %s before running it "
-                               "again",
-                               w_cmd_name(j), j->req.id, target ? target : "the call",
-                               target ? "there" : "the target system");
-    free(j->stored);
-    j->stored = strdup(cur);
-    char *res = w_result_json(j, j->status, j->text);
-    char *val = res && j->stored ? claim_value(j, "done", res) : NULL;
-    free(res);
-    cJSON_Delete(st);
-    if (!val || !j->text) {
-        free(val);
-        job_abandon(j, "out of memory");
-        return;
-    }
-    free(j->next_stored);
-    j->next_stored = val;
-    j->next_state = NULL;
-    cq_warn(j->req.id, "outcome unknown: %s",
-            lost     ? "the run-once claim was lost by Redis"
-            : target ? "the previous owner died during the call"
-                     : "the previous owner died during the request");
-    cas(j, j->stored, val, on_unknown_stored);
-}
-
-/* Already answered once: send the stored result again unless it is known delivered. */
-static void answer_done(struct job *j, const char *cur) {
-    cJSON *st = cJSON_Parse(cur);
-    const char *res = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "result"));
-    bool delivered = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "delivered"));
-    j->resend_only = true;
-    if (delivered || !res) {
-        cq_info(j->req.id, "duplicate of an answered request (%s): nothing to do",
-                j->req.dedupe_key);
-        j->complete = true;
-        job_release_conv(j);
-        if (j->w->consumer) cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
-    } else {
-        cq_info(j->req.id, "duplicate of an answered request (%s): sending its result again",
-                j->req.dedupe_key);
-        cJSON *r = cJSON_Parse(res);
-        const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "request_id"));
-        j->final_queued = true;
-        produce(j, j->w->cfg->kafka.topic_results, rid ? rid : j->req.id, strdup(res));
-        cJSON_Delete(r);
-        job_release_conv(j);
-    }
-    cJSON_Delete(st);
-}
-
-static void on_claim(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct job *j = opaque;
-    struct cq_worker *w = j->w;
-    const char *why = NULL;
-    if (redis_failed(reply, err, &why)) {
-        if ((err && err->code == CQ_ESHUTDOWN) || w->stopping) {
-            job_abandon(j, "stopped before the claim");
-        } else {
-            cq_warn(j->req.id, "redis: %s; claim retried in 500 ms", why);
-            if (!retry_later(j, 500, claim_cb, j)) job_abandon(j, "out of memory");
-        }
-        job_op_end(j);
-        return;
-    }
-    const char *what = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-                               reply->element[0]->type == REDIS_REPLY_STRING
-                           ? reply->element[0]->str
-                           : "";
-    const char *cur = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-                              reply->element[1]->type == REDIS_REPLY_STRING
-                          ? reply->element[1]->str
-                          : "";
-    if (strcmp(what, "claimed") == 0 || strcmp(what, "takeover") == 0) {
-        if (what[0] == 't')
-            cq_warn(j->req.id, "took over a request whose owner died (%s)", j->req.dedupe_key);
-        free(j->stored);
-        j->stored = j->next_stored;
-        j->next_stored = NULL;
-        j->next_state = NULL;
-        if (j->reclaim) /* decided, audited and rendered already: on to "calling" */
-            mark_calling(j);
-        else
-            execute(j);
-    } else if (strcmp(what, "lost") == 0) {
-        cq_metric_inc("chatops_worker_claims_lost_total",
-                      "Requests whose run-once claim Redis lost: answered 'outcome unknown'", NULL);
-        answer_unknown(j, cur, true);
-    } else if (strcmp(what, "done") == 0) {
-        answer_done(j, cur);
-    } else if (strcmp(what, "busy") == 0) {
-        /* Another live worker (or an earlier copy here) runs it: wait for its outcome
-         * without holding the conversation, and keep the offset until then. */
-        job_release_conv(j);
-        j->busy_tries++;
-        uint64_t now = cq_now_ms();
-        if (!j->dup_since) j->dup_since = now;
-        if (w->stopping) {
-            job_abandon(j, "stopped while a duplicate was running elsewhere");
-        } else if (now - j->dup_since >= (uint64_t)w->cfg->worker.duplicate_wait_s * 1000) {
-            /* Its live owner answers (its own offset stays uncommitted until then, and is
-             * redelivered if it dies): this copy need not pin its partition any longer. */
-            cq_warn(j->req.id,
-                    "duplicate of %s still running elsewhere after %d s: dropped "
-                    "as a duplicate, its owner answers",
-                    j->req.dedupe_key, w->cfg->worker.duplicate_wait_s);
-            cq_metric_inc("chatops_worker_duplicates_total", "Duplicate requests by how they ended",
-                          "outcome=\"dropped\"");
-            j->complete = true;
-            if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
-        } else if (!retry_later(j, 1000, claim_cb, j)) {
-            job_abandon(j, "out of memory");
-        }
-    } else if (strcmp(what, "unknown") == 0) {
-        answer_unknown(j, cur, false);
-    } else {
-        cq_error(j->req.id, "unexpected claim state (%s): leaving the request alone", what);
-        j->complete = true;
-        job_release_conv(j);
-        if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
-    }
-    job_op_end(j);
-}
-
-static void claim(struct job *j) {
-    struct cq_worker *w = j->w;
-    char ttl[16];
-    if (j->abandoned) return;
-    bool retry_ok =
-        j->kind != JK_ACTION || (j->cmd->mode == CQ_MODE_DIRECT && j->cmd->http.idempotent);
-    char *val = j->next_stored && j->next_state && strcmp(j->next_state, "claimed") == 0
-                    ? j->next_stored
-                    : claim_value(j, "claimed", NULL);
-    if (!val) {
-        job_abandon(j, "out of memory");
-        return;
-    }
-    if (val != j->next_stored) {
-        free(j->next_stored);
-        j->next_stored = val;
-    }
-    j->next_state = "claimed";
-    snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
-    /* A missing claim of a request that may have had a side effect before Redis lost its
-     * memory must not run again: checked against the epoch record unless a repeat is
-     * harmless (no side effect, or an idempotent call). */
-    char received[24], *lost = NULL;
-    snprintf(received, sizeof(received), "%lld",
-             retry_ok ? 0LL : (long long)(j->received_ms > 0 ? j->received_ms : 1));
-    if (!retry_ok && !(lost = claim_value(j, "calling", NULL))) {
-        job_abandon(j, "out of memory");
-        return;
-    }
-    const char *argv[] = {"EVAL",
-                          CLAIM_LUA,
-                          "2",
-                          j->run_key,
-                          w->epoch_key,
-                          w->owner,
-                          val,
-                          ttl,
-                          w->lease_prefix,
-                          retry_ok ? "1" : "0",
-                          j->busy_tries > 30 ? "1" : "0",
-                          received,
-                          lost ? lost : ""};
-    job_op_begin(j);
-    enum cq_rc rc = cq_redis_commandargv(w->redis, on_claim, j, 13, argv, NULL);
-    free(lost);
-    if (rc != CQ_OK) {
-        struct cq_err e = {.code = CQ_EREDIS};
-        snprintf(e.msg, sizeof(e.msg), "redis command not accepted");
-        on_claim(j, NULL, &e);
-    }
 }
 
 static void job_start(struct job *j) {
     j->started = true;
     w_decide(j);
     if (j->kind != JK_ACTION && !j->text) {
-        job_abandon(j, "out of memory");
+        w_job_abandon(j, "out of memory");
         return;
     }
     j->run_key = cq_strprintf("%srun:%s", j->w->cfg->redis.prefix ? j->w->cfg->redis.prefix : "",
                               j->req.dedupe_key);
     if (!j->run_key) {
-        job_abandon(j, "out of memory");
+        w_job_abandon(j, "out of memory");
         return;
     }
-    claim(j);
+    w_claim(j);
 }
 
 static void maybe_resume(struct cq_worker *w) {
@@ -1155,7 +657,7 @@ static void dead_letter(struct job *j, const struct cq_message *m, const char *r
     j->final_queued = true;
     char key[64];
     snprintf(key, sizeof(key), "%s/%d/%lld", m->topic, (int)m->partition, (long long)m->offset);
-    produce(j, w->cfg->kafka.topic_dlq, key, s);
+    w_produce(j, w->cfg->kafka.topic_dlq, key, s);
     job_maybe_free(j);
 }
 
@@ -1213,7 +715,7 @@ static void on_message(void *opaque, const struct cq_message *m) {
         if (c) *slot = c;
     }
     if (!c) {
-        job_abandon(j, "out of memory");
+        w_job_abandon(j, "out of memory");
         return;
     }
     j->conv = c;
@@ -1223,32 +725,6 @@ static void on_message(void *opaque, const struct cq_message *m) {
         c->head = j;
     c->tail = j;
     if (c->head == j) job_start(j);
-}
-
-static void renew_lease(uv_timer_t *t) {
-    struct cq_worker *w = t->data;
-    char ms[16];
-    snprintf(ms, sizeof(ms), "%d", w->cfg->worker.lease_ms);
-    if (w->redis && !w->torn_down) {
-        const char *argv[] = {"SET", w->lease_key, "1", "PX", ms};
-        cq_redis_commandargv(w->redis, ignore_reply, NULL, 5, argv, NULL);
-    }
-}
-
-static void on_epoch(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    (void)opaque;
-    if (!err && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
-        cq_warn(NULL, "redis: a new server (restart, failover or first start): requests "
-                      "received before now whose run-once claim is missing are answered "
-                      "'outcome unknown' instead of run");
-}
-
-/* First on every connection, so no claim is made on a new Redis before its epoch moved. */
-static void on_redis_connect(void *arg) {
-    struct cq_worker *w = arg;
-    const char *argv[] = {"EVAL", EPOCH_LUA, "1", w->epoch_key};
-    cq_redis_commandargv(w->redis, on_epoch, w, 4, argv, NULL);
-    renew_lease(&w->lease_timer);
 }
 
 bool cq_worker_ready(const struct cq_worker *w) {
@@ -1288,7 +764,7 @@ static void teardown(struct cq_worker *w) {
     w->httpc = NULL;
     if (w->redis) {
         const char *argv[] = {"DEL", w->lease_key};
-        cq_redis_commandargv(w->redis, ignore_reply, NULL, 2, argv, NULL);
+        cq_redis_commandargv(w->redis, w_ignore_reply, NULL, 2, argv, NULL);
     }
     cq_redis_free(w->redis);
     w->redis = NULL;
@@ -1406,7 +882,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
                             cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
     if (!w->redis) goto fail;
     cq_redis_check_persistence(w->redis);
-    cq_redis_on_connect(w->redis, on_redis_connect, w);
+    cq_redis_on_connect(w->redis, w_on_redis_connect, w);
     /* Direct calls in flight at once; more wait in curl's queue (a fd each). */
     w->httpc = cq_httpc_new(loop, w->max_inflight < 1024 ? w->max_inflight : 1024, err);
     if (!w->httpc) goto fail;
@@ -1444,7 +920,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     }
     uv_timer_start(&w->ready_timer, ready_tick, 0, 500);
     int every = cfg->worker.lease_ms / 3 > 0 ? cfg->worker.lease_ms / 3 : 1000;
-    uv_timer_start(&w->lease_timer, renew_lease, (uint64_t)every, (uint64_t)every);
+    uv_timer_start(&w->lease_timer, w_renew_lease, (uint64_t)every, (uint64_t)every);
     w->drain_deadline = UINT64_MAX;
     cq_info(NULL, "worker %s consuming %s as group %s", w->owner, cfg->kafka.topic_requests,
             cfg->kafka.worker_group);

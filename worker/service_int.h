@@ -131,6 +131,27 @@ struct cq_worker {
     int max_inflight;
 };
 
+/* service.c */
+void w_job_op_begin(struct job *j);
+bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg);
+void w_job_op_end(struct job *j);
+void w_job_release_conv(struct job *j);
+void w_job_abandon(struct job *j, const char *why);
+void w_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err);
+void w_produce(struct job *j, const char *topic, const char *key, char *value);
+void w_produce_final(struct job *j, char *result, bool audit);
+void w_start_call(struct job *j);
+void w_pipeline_trigger_now(struct job *j);
+void w_execute(struct job *j);
+
+/* runonce.c */
+extern const char w_cas_lua[];
+void w_finish_with(struct job *j, const char *status, char *text);
+void w_mark_calling(void *arg);
+void w_claim(struct job *j);
+void w_renew_lease(uv_timer_t *t);
+void w_on_redis_connect(void *arg);
+
 /* records.c */
 void w_metric_decision(const char *outcome);
 void w_metric_action(const char *outcome);
