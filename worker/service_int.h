@@ -140,7 +140,6 @@ void w_job_abandon(struct job *j, const char *why);
 void w_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err);
 void w_produce(struct job *j, const char *topic, const char *key, char *value);
 void w_produce_final(struct job *j, char *result, bool audit);
-void w_pipeline_trigger_now(struct job *j);
 void w_execute(struct job *j);
 
 /* runonce.c */
@@ -169,5 +168,10 @@ void w_decide(struct job *j);
 /* direct.c */
 void w_start_call(struct job *j);
 void w_direct_start(struct job *j);
+
+/* trigger.c */
+void w_pipeline_trigger_now(struct job *j);
+void w_pipeline_start(struct job *j);
+void w_pipeline_builtin(struct job *j);
 
 #endif
