@@ -131,17 +131,6 @@ struct cq_worker {
     int max_inflight;
 };
 
-/* service.c */
-void w_job_op_begin(struct job *j);
-bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg);
-void w_job_op_end(struct job *j);
-void w_job_release_conv(struct job *j);
-void w_job_abandon(struct job *j, const char *why);
-void w_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err);
-void w_produce(struct job *j, const char *topic, const char *key, char *value);
-void w_produce_final(struct job *j, char *result, bool audit);
-void w_execute(struct job *j);
-
 /* runonce.c */
 extern const char w_cas_lua[];
 void w_finish_with(struct job *j, const char *status, char *text);
@@ -159,6 +148,21 @@ char *w_audit_json(const struct job *j, const char *kind, const char *decision,
                    const char *result_status, const char *detail);
 void w_command_label(const struct cq_request *q, char *label, size_t size);
 char *w_result_json(const struct job *j, const char *status, const char *text);
+
+/* job.c */
+void w_job_op_begin(struct job *j);
+void w_retry_tick(uv_timer_t *t);
+bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg);
+void w_job_free(struct job *j);
+void w_job_maybe_free(struct job *j);
+void w_job_op_end(struct job *j);
+void w_job_release_conv(struct job *j);
+void w_job_abandon(struct job *j, const char *why);
+void w_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err);
+void w_produce(struct job *j, const char *topic, const char *key, char *value);
+void w_produce_final(struct job *j, char *result, bool audit);
+void w_execute(struct job *j);
+void w_on_message(void *opaque, const struct cq_message *m);
 
 /* decide.c */
 const char *w_cmd_name(const struct job *j);
