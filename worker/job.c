@@ -378,24 +378,7 @@ static void maybe_resume(struct cq_worker *w) {
 /* A message that is not a request envelope: to the DLQ with the reason, then done. */
 static void dead_letter(struct job *j, const struct cq_message *m, const char *reason) {
     struct cq_worker *w = j->w;
-    char now[32];
-    cq_now_rfc3339(now);
-    cJSON *d = cJSON_CreateObject();
-    char *b64 = cq_base64_encode(m->payload ? m->payload : "", m->len);
-    char *s = NULL;
-    if (d && b64) {
-        cJSON_AddNumberToObject(d, "v", 1);
-        cJSON_AddStringToObject(d, "service", "worker");
-        cJSON_AddStringToObject(d, "reason", reason);
-        cJSON_AddStringToObject(d, "topic", m->topic);
-        cJSON_AddNumberToObject(d, "partition", m->partition);
-        cJSON_AddNumberToObject(d, "offset", (double)m->offset);
-        cJSON_AddStringToObject(d, "payload_b64", b64);
-        cJSON_AddStringToObject(d, "time", now);
-        s = cJSON_PrintUnformatted(d);
-    }
-    cJSON_Delete(d);
-    free(b64);
+    char *s = w_dlq_json(m, reason); /* NULL: out of memory only */
     cq_warn(NULL, "dead-lettering %s/%d@%lld: %s", m->topic, (int)m->partition,
             (long long)m->offset, reason);
     cq_metric_inc("chatops_worker_dlq_total", "Messages sent to the dead-letter topic", NULL);

@@ -164,3 +164,28 @@ char *w_result_json(const struct job *j, const char *status, const char *text) {
     if (!s) cq_error(j->req.id, "cannot encode result: %s", err.msg);
     return s;
 }
+
+/* The dead-letter record of a message that is not a request envelope: where it was
+ * read, why it was refused, and its bytes (base64). Caller frees; NULL when out of
+ * memory. */
+char *w_dlq_json(const struct cq_message *m, const char *reason) {
+    char now[32];
+    cq_now_rfc3339(now);
+    cJSON *d = cJSON_CreateObject();
+    char *b64 = cq_base64_encode(m->payload ? m->payload : "", m->len);
+    char *s = NULL;
+    if (d && b64) {
+        cJSON_AddNumberToObject(d, "v", 1);
+        cJSON_AddStringToObject(d, "service", "worker");
+        cJSON_AddStringToObject(d, "reason", reason);
+        cJSON_AddStringToObject(d, "topic", m->topic);
+        cJSON_AddNumberToObject(d, "partition", m->partition);
+        cJSON_AddNumberToObject(d, "offset", (double)m->offset);
+        cJSON_AddStringToObject(d, "payload_b64", b64);
+        cJSON_AddStringToObject(d, "time", now);
+        s = cJSON_PrintUnformatted(d);
+    }
+    cJSON_Delete(d);
+    free(b64);
+    return s;
+}

@@ -148,6 +148,7 @@ char *w_audit_json(const struct job *j, const char *kind, const char *decision,
                    const char *result_status, const char *detail);
 void w_command_label(const struct cq_request *q, char *label, size_t size);
 char *w_result_json(const struct job *j, const char *status, const char *text);
+char *w_dlq_json(const struct cq_message *m, const char *reason);
 
 /* job.c */
 void w_job_op_begin(struct job *j);
