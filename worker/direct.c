@@ -75,18 +75,8 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
             status = "ok";
             if (a->reply_template && a->reply_template[0]) {
                 struct cq_err err = {0};
-                struct cq_tpl_vars v = {.cfg = j->w->cfg,
-                                        .args = &j->args,
-                                        .person = j->person,
-                                        .user_id = j->req.user_id,
-                                        .user_name = j->req.user_name,
-                                        .channel = j->channel,
-                                        .channel_id = j->req.channel_id,
-                                        .channel_name = j->req.channel_name,
-                                        .request_id = j->req.id,
-                                        .command = j->cmd->name,
-                                        .input = j->input,
-                                        .response = body};
+                struct cq_tpl_vars v = w_job_tpl_vars(j);
+                v.response = body;
                 text = cq_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
                 if (!text)
                     text = cq_strprintf("`%s` done (HTTP %ld), but the reply template failed: %s",
@@ -142,17 +132,7 @@ void w_start_call(struct job *j) {
 
 void w_direct_start(struct job *j) {
     struct cq_err err = {0};
-    struct cq_tpl_vars v = {.cfg = j->w->cfg,
-                            .args = &j->args,
-                            .person = j->person,
-                            .user_id = j->req.user_id,
-                            .user_name = j->req.user_name,
-                            .channel = j->channel,
-                            .channel_id = j->req.channel_id,
-                            .channel_name = j->req.channel_name,
-                            .request_id = j->req.id,
-                            .command = j->cmd->name,
-                            .input = j->input};
+    struct cq_tpl_vars v = w_job_tpl_vars(j);
     if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
         w_metric_action("failed");
         w_finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));

@@ -454,3 +454,17 @@ void w_on_message(void *opaque, const struct cq_message *m) {
     c->tail = j;
     if (c->head == j) job_start(j);
 }
+
+struct cq_tpl_vars w_job_tpl_vars(const struct job *j) {
+    return (struct cq_tpl_vars){.cfg = j->w->cfg,
+                                .args = &j->args,
+                                .person = j->person,
+                                .user_id = j->req.user_id,
+                                .user_name = j->req.user_name,
+                                .channel = j->channel,
+                                .channel_id = j->req.channel_id,
+                                .channel_name = j->req.channel_name,
+                                .request_id = j->req.id,
+                                .command = j->cmd->name,
+                                .input = j->input};
+}

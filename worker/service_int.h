@@ -134,6 +134,8 @@ struct cq_worker {
 /* runonce.c */
 extern const char w_cas_lua[];
 void w_finish_with(struct job *j, const char *status, char *text);
+/* The template variables of a job's request (no response: reply templates add it). */
+struct cq_tpl_vars w_job_tpl_vars(const struct job *j);
 void w_mark_calling(void *arg);
 void w_claim(struct job *j);
 void w_renew_lease(uv_timer_t *t);

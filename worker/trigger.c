@@ -63,17 +63,7 @@ void w_pipeline_trigger_now(struct job *j) {
     struct cq_worker *w = j->w;
     struct cq_err err = {0};
     char label[256];
-    struct cq_tpl_vars v = {.cfg = w->cfg,
-                            .args = &j->args,
-                            .person = j->person,
-                            .user_id = j->req.user_id,
-                            .user_name = j->req.user_name,
-                            .channel = j->channel,
-                            .channel_id = j->req.channel_id,
-                            .channel_name = j->req.channel_name,
-                            .request_id = j->req.id,
-                            .command = j->cmd->name,
-                            .input = j->input};
+    struct cq_tpl_vars v = w_job_tpl_vars(j);
     w_command_label(&j->req, label, sizeof(label));
     struct cq_pipeline_trigger p = {.req = &j->req,
                                     .cmd = j->cmd,
