@@ -148,6 +148,12 @@ static void builtin(struct cq_http_exchange *x, const char *path) {
             answer_text(x, 503, line);
         }
     } else {
+        /* What /readyz would answer now, so an alert can see a pod that is not ready (a
+         * scrape reaches the admin port of a pod the Service no longer routes to). */
+        bool ok = (s->ready ? s->ready(s->ready_arg) : true) && !atomic_load(&s->draining);
+        cq_gauge_set(cq_gauge_get("chatops_ready",
+                                  "1 when /readyz answers 200, 0 when it answers 503", NULL),
+                     ok ? 1 : 0);
         size_t len = 0;
         char *m = cq_metrics_render(&len);
         if (!m) {

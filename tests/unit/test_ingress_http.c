@@ -135,10 +135,13 @@ TEST(builtins) {
     CHECK_STR(r.body, "ok\n");
     atomic_store(&ready_flag, false);
     CHECK(do_req(port, "GET", "/readyz", NULL, 0, NULL, &r) == 503);
+    CHECK(do_req(port, "GET", "/metrics", NULL, 0, NULL, &r) == 200);
+    CHECK(strstr(r.body, "\nchatops_ready 0\n") != NULL); /* what /readyz says, for alerts */
     atomic_store(&ready_flag, true);
     CHECK(do_req(port, "GET", "/readyz", NULL, 0, NULL, &r) == 200);
     CHECK(do_req(port, "GET", "/metrics", NULL, 0, NULL, &r) == 200);
     CHECK_STR(r.ctype, "text/plain; version=0.0.4");
+    CHECK(strstr(r.body, "\nchatops_ready 1\n") != NULL);
     CHECK(do_req(port, "POST", "/healthz", "x", 1, NULL, &r) == 405);
     CHECK_STR(r.allow, "GET");
 }
