@@ -149,6 +149,96 @@ char *cq_json_text(const cJSON *v) {
     return r;
 }
 
+static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const char **val,
+                         char **owned, struct cq_err *err);
+
+/* One "[FIELD=VALUE]" segment of a dotted response path (the text between the brackets):
+ * the first element of the array arr whose FIELD has the text VALUE, where VALUE is a
+ * 'quoted literal' or a template variable (args.name, user.gitlab_login, ...). *out is NULL
+ * when none matches (the placeholder then expands to ""), as for any absent path. */
+static enum cq_rc select_item(const struct cq_tpl_vars *v, const cJSON *arr, const char *sel,
+                              size_t n, const cJSON **out, struct cq_err *err) {
+    char field[128], want[200];
+    const char *eq = memchr(sel, '=', n);
+    *out = NULL;
+    if (!eq || eq == sel || (size_t)(eq - sel) >= sizeof(field) ||
+        n - (size_t)(eq - sel) - 1 >= sizeof(want) || eq + 1 == sel + n)
+        return cq_err_set(err, CQ_ECONFIG,
+                          "template selector [%.*s] needs FIELD=VALUE (VALUE: 'text' or a "
+                          "variable such as args.name)",
+                          (int)n, sel);
+    memcpy(field, sel, (size_t)(eq - sel));
+    field[eq - sel] = '\0';
+    size_t wn = n - (size_t)(eq - sel) - 1;
+    memcpy(want, eq + 1, wn);
+    want[wn] = '\0';
+    const char *wv = NULL;
+    char *wowned = NULL;
+    if (want[0] == '\'' && wn >= 2 && want[wn - 1] == '\'') {
+        want[wn - 1] = '\0';
+        wv = want + 1;
+    } else if (strncmp(want, "response", 8) == 0) {
+        return cq_err_set(err, CQ_ECONFIG, "template selector [%s] may not compare with response",
+                          field);
+    } else {
+        enum cq_rc rc = lookup(v, want, &wv, &wowned, err);
+        if (rc != CQ_OK) return rc;
+    }
+    for (const cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL; it; it = it->next) {
+        char *t = cq_json_text(cJSON_GetObjectItemCaseSensitive(it, field));
+        bool match = t && cJSON_IsObject(it) && cJSON_HasObjectItem(it, field) && !strcmp(t, wv);
+        free(t);
+        if (match) {
+            *out = it;
+            break;
+        }
+    }
+    free(wowned);
+    return CQ_OK;
+}
+
+/* A dotted response path with selectors: "items.[name=args.name].state". Segments are
+ * object keys or array indexes as in the dotted form, or a "[FIELD=VALUE]" selector. */
+static enum cq_rc select_path(const struct cq_tpl_vars *v, const char *path, const cJSON **out,
+                              struct cq_err *err) {
+    const cJSON *cur = v->response;
+    const char *q = path;
+    while (cur && *q) {
+        if (*q == '[') {
+            const char *close = strchr(q, ']');
+            if (!close || (close[1] && close[1] != '.'))
+                return cq_err_set(err, CQ_ECONFIG,
+                                  "template selector in response.%s: [FIELD=VALUE] ends with ] "
+                                  "and is followed by . or the end",
+                                  path);
+            enum cq_rc rc = select_item(v, cur, q + 1, (size_t)(close - q - 1), &cur, err);
+            if (rc != CQ_OK) return rc;
+            q = close[1] ? close + 2 : close + 1;
+            continue;
+        }
+        size_t n = strcspn(q, ".");
+        char tok[256];
+        if (n >= sizeof(tok)) {
+            cur = NULL;
+            break;
+        }
+        memcpy(tok, q, n);
+        tok[n] = '\0';
+        if (cJSON_IsArray(cur)) {
+            char *end = NULL;
+            long idx = strtol(tok, &end, 10);
+            cur =
+                n && !*end && idx >= 0 && idx <= 1000000 ? cJSON_GetArrayItem(cur, (int)idx) : NULL;
+        } else {
+            cur = cJSON_IsObject(cur) ? cJSON_GetObjectItemCaseSensitive(cur, tok) : NULL;
+        }
+        q += n;
+        if (*q == '.') q++;
+    }
+    *out = *q ? NULL : cur;
+    return CQ_OK;
+}
+
 /* Resolves one variable name. *val is borrowed unless *owned gets a new string. */
 static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const char **val,
                          char **owned, struct cq_err *err) {
@@ -201,9 +291,12 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
                               sn);
     } else if (strncmp(name, "response", 8) == 0 && (name[8] == '.' || name[8] == '\0')) {
         const char *ptr = name[8] ? name + 9 : "";
-        const cJSON *node;
+        const cJSON *node = NULL;
         if (*ptr == '/' || *ptr == '\0') {
             node = cq_json_pointer(v->response, ptr);
+        } else if (strchr(ptr, '[')) { /* response.list.[name=args.name].state */
+            enum cq_rc rc = select_path(v, ptr, &node, err);
+            if (rc != CQ_OK) return rc;
         } else { /* dotted form: response.a.b == response./a/b */
             char p2[300];
             size_t n = 0;

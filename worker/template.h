@@ -1,5 +1,7 @@
 /* template: expands {{args.NAME}}, {{user.*}}, {{channel.*}}, {{request.id}},
- * {{command.name}}, {{secrets.NAME}} and {{response.<pointer>}} in action templates,
+ * {{command.name}}, {{secrets.NAME}} and {{response.<pointer>}} in action templates
+ * ({{response.[name=args.name].state}}: the element of a JSON array whose field has a
+ * variable's value or a 'literal', e.g. one flag of GitLab's GET /features list),
  * escaping each value for where it lands (URL path segment, query, JSON string, form,
  * header) so that no argument can change the shape of the request, and checks the
  * final URL stays on the action's base URL (origin and path prefix: no SSRF). */

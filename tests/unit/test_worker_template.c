@@ -2,6 +2,7 @@
  * arguments (../admin, a&b=c, "},"x":1, CRLF, http://evil/), the origin/prefix URL
  * check, JSON pointers and reply templates. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "args.h"
 #include "cqtest.h"
@@ -244,6 +245,58 @@ TEST(json_pointer_and_reply) {
     cJSON_Delete(j);
 }
 
+/* GitLab's GET /features lists every flag: a reply picks the asked one with a selector. */
+TEST(select_from_array) {
+    cJSON *j = cJSON_Parse("[{\"name\":\"dark_mode\",\"state\":\"off\"},"
+                           "{\"name\":\"new_ui\",\"state\":\"conditional\",\"gates\":"
+                           "[{\"key\":\"boolean\",\"value\":false},"
+                           "{\"key\":\"percentage_of_time\",\"value\":30}]},"
+                           "{\"name\":7,\"state\":\"seven\"},\"not an object\"]");
+    CHECK(j != NULL);
+    struct cq_argv av = {0};
+    struct cq_bound_args b = {0};
+    char *v0 = strdup("new_ui");
+    av.v = &v0;
+    av.n = 1;
+    struct cq_err err = {0};
+    CHECK(cq_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
+    struct cq_tpl_vars vars = {.args = &b, .response = j, .user_id = "dark_mode"};
+    char *r = cq_template_expand("`{{args.text}}` is {{response.[name=args.text].state}} "
+                                 "({{ response.[name=args.text].gates.[key='percentage_of_time']"
+                                 ".value }}%), {{response.[name=user.id].state}}, "
+                                 "{{response.[name='7'].state}}",
+                                 CQ_TPL_TEXT, &vars, &err);
+    CHECK_STR(r, "`new_ui` is conditional (30%), off, seven");
+    free(r);
+    /* no element matches, or the path is not an array: empty, like any absent field */
+    r = cq_template_expand("[{{response.[name='nope'].state}}][{{response.0.[a='b']}}]"
+                           "[{{response.[name=args.text]}}]",
+                           CQ_TPL_TEXT, &vars, &err);
+    CHECK_STR(r, "[][][{\"name\":\"new_ui\",\"state\":\"conditional\",\"gates\":"
+                 "[{\"key\":\"boolean\",\"value\":false},"
+                 "{\"key\":\"percentage_of_time\",\"value\":30}]}]");
+    free(r);
+    /* malformed selectors and unknown variables are config errors, named */
+    const char *bad[][2] = {
+        {"{{response.[name].state}}", "template selector [name] needs FIELD=VALUE"},
+        {"{{response.[=x].state}}", "template selector [=x] needs FIELD=VALUE"},
+        {"{{response.[name=args.text.state}}", "template selector in response.[name=args"},
+        {"{{response.[name=args.text]state}}", "template selector in response.[name=args"},
+        {"{{response.[name=args.nope].state}}", "template references unknown argument nope"},
+        {"{{response.[name=response.x].state}}", "template selector [name] may not compare"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&err, 0, sizeof err);
+        CHECK(cq_template_expand(bad[i][0], CQ_TPL_TEXT, &vars, &err) == NULL);
+        CHECK(err.code == CQ_ECONFIG && strncmp(err.msg, bad[i][1], strlen(bad[i][1])) == 0);
+        if (strncmp(err.msg, bad[i][1], strlen(bad[i][1])) != 0)
+            fprintf(stderr, "  %s -> %s\n", bad[i][0], err.msg);
+    }
+    cq_bound_args_clear(&b);
+    free(v0);
+    cJSON_Delete(j);
+}
+
 int main(void) {
     printf("worker/template: variables, path/query/form/json/header escaping of hostile "
            "arguments, URL origin+prefix check, http call shape, JSON pointer replies\n");
@@ -253,5 +306,6 @@ int main(void) {
     RUN(url_check);
     RUN(http_call_shape);
     RUN(json_pointer_and_reply);
+    RUN(select_from_array);
     return cqtest_done();
 }
