@@ -2,7 +2,9 @@
 """demo_fakes: the demo GitLab and chat sinks that scripts/run.sh starts (standard library only).
 
 Wraps the test fakes in tests/fakes/ with the demo's secrets and scripts:
-  gitlab  fake_gitlab.py plus the Features API (flags new_ui=on, dark_mode=off to start) and
+  gitlab  fake_gitlab.py plus GitLab's Features API in its documented shapes (GET /features
+          lists them, no single-flag GET; POST value=true|false|0-100; flags new_ui on, dark_mode
+          off to start) and
           pipelines scripted by project and variables instead of by ref:
             ops/ansible-lb  pending -> running (1.5 s) -> success (4.5 s); LB_PERCENT=99 fails
                             at 4 s with an Ansible log tail on the failed job
@@ -52,7 +54,7 @@ _ctx = threading.local()
 class DemoState(fake_gitlab.State):
     def reset(self):
         super().reset()
-        self.flags = {"new_ui": "on", "dark_mode": "off"}
+        self.flags = {"new_ui": {"boolean": True}, "dark_mode": {"boolean": False}}
 
     def script_for(self, ref, pid):
         project = getattr(_ctx, "project", "")
@@ -77,6 +79,17 @@ class DemoState(fake_gitlab.State):
         return super().script_for(ref, pid)
 
 
+def feature_json(name, gates):
+    """A feature as GitLab's Features API returns it: state on/off, or conditional with a
+    percentage gate; gates list the boolean gate first."""
+    pct = gates.get("percentage_of_time")
+    out = [{"key": "boolean", "value": gates["boolean"]}]
+    if pct is not None:
+        out.append({"key": "percentage_of_time", "value": pct})
+    st = "on" if gates["boolean"] else ("conditional" if pct else "off")
+    return {"name": name, "state": st, "gates": out, "definition": None}
+
+
 def demo_handler(state, trigger_tokens):
     base = fake_gitlab.make_handler(state)
 
@@ -94,35 +107,39 @@ def demo_handler(state, trigger_tokens):
                 _ctx.project, _ctx.variables = "", {}
 
         def _features(self, method, path, body):
-            name = urllib.parse.unquote(path[len("/api/v4/features/"):])
+            # GitLab's Features API as documented (doc/api/features.md): GET /features lists
+            # every flag GitLab has a record of, there is no GET of one flag (404 like any
+            # unknown route), POST /features/:name takes value=true|false or a percentage of
+            # time 0-100 and answers 201 with the feature, DELETE answers 204.
+            name = urllib.parse.unquote(path[len("/api/v4/features/"):]) if path != "/api/v4/features" else None
             if self.headers.get("PRIVATE-TOKEN") != state.api_token:
                 return self._send(401, {"message": "401 Unauthorized"})
             with state.lock:
                 state.log.append({"method": method, "path": path, "query": "", "form": [],
                                   "raw_body": body.decode("latin-1"),
                                   "private_token": "<set>", "at": fake_gitlab.now_ms()})
-                if method == "GET":
-                    if name not in state.flags:
-                        return self._send(404, {"message": "404 Feature Not Found"})
-                    return self._send(200, {"name": name, "state": state.flags[name]})
-                if method == "POST":
+                if name is None:
+                    if method != "GET":
+                        return self._send(405, {"error": "405 Not Allowed"})
+                    return self._send(200, [feature_json(n, g) for n, g in sorted(state.flags.items())])
+                if method == "POST" and name:
                     form = dict(urllib.parse.parse_qsl(body.decode("latin-1")))
                     v = form.get("value", "")
-                    if v in ("true", "on"):
-                        state.flags[name] = "on"
-                    elif v in ("false", "off"):
-                        state.flags[name] = "off"
+                    if v in ("true", "false"):
+                        state.flags[name] = {"boolean": v == "true"}
+                    elif v.isdigit() and 0 <= int(v) <= 100:
+                        state.flags[name] = {"boolean": False, "percentage_of_time": int(v)}
                     else:
-                        return self._send(400, {"message": "value must be on|off|true|false"})
-                    return self._send(201, {"name": name, "state": state.flags[name]})
-                if method == "DELETE":
-                    if state.flags.pop(name, None) is None:
-                        return self._send(404, {"message": "404 Feature Not Found"})
+                        return self._send(400, {"error": "value is invalid"} if v else
+                                          {"error": "value is missing"})
+                    return self._send(201, feature_json(name, state.flags[name]))
+                if method == "DELETE" and name:
+                    state.flags.pop(name, None)
                     return self._send(204, b"")
-            return self._send(405, {"message": "method not allowed"})
+            return self._send(404, {"error": "404 Not Found"})
 
         def _route(self, method):
-            if self.path.startswith("/api/v4/features/"):
+            if self.path.partition("?")[0] == "/api/v4/features" or self.path.startswith("/api/v4/features/"):
                 n = int(self.headers.get("Content-Length") or 0)
                 return self._features(method, self.path.partition("?")[0],
                                       self.rfile.read(n) if n > 0 else b"")

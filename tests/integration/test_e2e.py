@@ -83,6 +83,19 @@ def scenarios(env, platform, chans):
     m = re.search(r"\breq ([0-9a-f]{8})", out)
     flag_req = m.group(1) if m else None
 
+    # GitLab's Features API: value=true|false|PERCENT (not on|off), and no single-flag GET
+    # (flag get picks the flag from GET /features, which the demo fake serves as GitLab does).
+    flag = "e2e_%s_%s" % (platform, UNIQ)
+    rc, out, err = send(env, platform, "bob", ops, "/ops flag set %s 30" % flag)
+    check(rc == 0 and "`%s` is now conditional" % flag in out,
+          "%s flag set NAME 30: GitLab's percentage gate (%s)\n%s" % (tag, err.strip(), out))
+    rc, out, err = send(env, platform, "alice", dev, "/ops flag get %s" % flag)
+    check(rc == 0 and "`%s` is conditional" % flag in out,
+          "%s flag get picks the flag from the list (%s)\n%s" % (tag, err.strip(), out))
+    rc, out, err = send(env, platform, "bob", ops, "/ops flag set %s on" % flag)
+    check("value: on does not match the pattern" in out,
+          "%s flag set NAME on: refused before calling GitLab (%s)\n%s" % (tag, err.strip(), out))
+
     rc, out, err = send(env, platform, "bob", ops, "/ops lb weight blue 30", timeout=90)
     low = out.lower()
     check(rc == 0, "%s lb weight blue 30 ends with a final reply (%s)%s" % (
