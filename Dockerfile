@@ -18,6 +18,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /build/ingress/chatops-ingress /build/worker/chatops-worker \
      /build/notifier/chatops-notifier /build/tools/chatopsctl /usr/local/bin/
 COPY examples /etc/chatops/examples
-COPY tests/fakes /opt/chatops/fakes
+# The demo fakes (docker-compose.yml): scripts/demo_fakes.py imports ../tests/fakes.
+COPY tests/fakes /opt/chatops/tests/fakes
+COPY scripts/demo_fakes.py /opt/chatops/scripts/demo_fakes.py
 ENV CHATOPS_CONFIG=/etc/chatops/examples/ops.yaml
 USER nobody

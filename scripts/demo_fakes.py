@@ -13,6 +13,7 @@ Wraps the test fakes in tests/fakes/ with the demo's secrets and scripts:
   slack   fake_slack.py with the bot token; response_url posts land at /response/<id>
   feishu  fake_feishu.py with the app id and secret
 Every fake records what it received at GET /_log.
+  (each also takes --listen ADDR, default 127.0.0.1)
   demo_fakes.py gitlab --port P --api-token A --trigger-token T [--trigger-token T2 ...]
                        [--hook-url URL --hook-token W]
   demo_fakes.py slack  --port P --bot-token xoxb-...
@@ -29,6 +30,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fakes"))
 import fake_gitlab  # noqa: E402
+import fake_slack  # noqa: E402
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
@@ -184,6 +186,7 @@ def main(argv):
     ap = argparse.ArgumentParser(description="demo fakes for scripts/run.sh")
     ap.add_argument("which", choices=["gitlab", "slack", "feishu"])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--listen", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     ap.add_argument("--api-token", default="api-secret")
     ap.add_argument("--trigger-token", action="append", default=[])
     ap.add_argument("--hook-url")
@@ -192,10 +195,11 @@ def main(argv):
     ap.add_argument("--app-id", default="cli_test")
     ap.add_argument("--app-secret", default="s3cret")
     a = ap.parse_args(argv)
+    fake_slack.BIND_HOST = a.listen
     if a.which == "gitlab":
         tokens = set(a.trigger_token) or {"trig-secret"}
         state = DemoState(sorted(tokens)[0], a.api_token)
-        srv = fake_gitlab.Server(("127.0.0.1", a.port), demo_handler(state, tokens))
+        srv = fake_gitlab.Server((a.listen, a.port), demo_handler(state, tokens))
         srv.daemon_threads = True
         if a.hook_url:
             threading.Thread(target=forward_hooks, args=(state, a.hook_url, a.hook_token),

@@ -19,6 +19,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# Address the fakes listen on; scripts/demo_fakes.py --listen sets it (0.0.0.0 in compose).
+BIND_HOST = "127.0.0.1"
+
+
 class FakeBase:
     """A ThreadingHTTPServer with a request log, /_log, /_control and fault injection."""
 
@@ -86,7 +90,7 @@ class FakeBase:
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # the default 5 drops SYNs when a client opens 64 at once
 
-        self.server = Server(("127.0.0.1", port), Handler)
+        self.server = Server((BIND_HOST, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port

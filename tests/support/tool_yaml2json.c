@@ -1,25 +1,76 @@
-/* cqt-yaml2json: prints a YAML file as JSON (scalars as strings) using the same
- * libyaml-based parser the config loader uses, so Python tests (standard library
- * only) can inspect YAML files such as docker-compose.yml. */
+/* cqt-yaml2json: prints a YAML file as JSON (scalars as strings) so Python tests (standard
+ * library only) can inspect YAML files such as docker-compose.yml and the kustomize config.
+ * Reads the first document with libyaml's loader, as docker compose reads a file: anchors,
+ * aliases and merge keys (<<: *x, explicit keys win) are resolved. (The config loader,
+ * common/yamltree.c, refuses aliases; configs are checked with chatopsctl config check.) */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
 
-#include "yamltree.h"
+#define MAX_DEPTH 64
 
-static cJSON *convert(const struct cq_ynode *n) {
-    if (n->kind == CQ_YNODE_SCALAR) return cJSON_CreateString(n->value ? n->value : "");
-    if (n->kind == CQ_YNODE_SEQ) {
+static cJSON *convert(yaml_document_t *d, yaml_node_t *n, int depth);
+
+/* Adds the keys of the mapping node m that obj does not have yet (a merge key's source). */
+static int merge_from(yaml_document_t *d, cJSON *obj, yaml_node_t *m, int depth) {
+    cJSON *src = m && m->type == YAML_MAPPING_NODE ? convert(d, m, depth + 1) : NULL;
+    if (!src) return -1;
+    for (cJSON *it = src->child; it; it = it->next)
+        if (!cJSON_HasObjectItem(obj, it->string))
+            cJSON_AddItemToObject(obj, it->string, cJSON_Duplicate(it, 1));
+    cJSON_Delete(src);
+    return 0;
+}
+
+static cJSON *convert(yaml_document_t *d, yaml_node_t *n, int depth) {
+    if (!n || depth > MAX_DEPTH) return NULL;
+    if (n->type == YAML_SCALAR_NODE)
+        return cJSON_CreateString(n->data.scalar.value ? (const char *)n->data.scalar.value : "");
+    if (n->type == YAML_SEQUENCE_NODE) {
         cJSON *a = cJSON_CreateArray();
-        for (size_t i = 0; a && i < n->n; i++)
-            cJSON_AddItemToArray(a, convert(n->items[i]));
+        for (yaml_node_item_t *i = n->data.sequence.items.start; a && i < n->data.sequence.items.top;
+             i++) {
+            cJSON *c = convert(d, yaml_document_get_node(d, *i), depth + 1);
+            if (!c) {
+                cJSON_Delete(a);
+                return NULL;
+            }
+            cJSON_AddItemToArray(a, c);
+        }
         return a;
     }
     cJSON *o = cJSON_CreateObject();
-    for (size_t i = 0; o && i + 1 < n->n_items; i += 2)
-        cJSON_AddItemToObject(o, n->items[i]->value ? n->items[i]->value : "",
-                              convert(n->items[i + 1]));
+    yaml_node_pair_t *p;
+    for (p = n->data.mapping.pairs.start; o && p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(d, p->key);
+        const char *key = k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        if (strcmp(key, "<<") == 0) continue;
+        cJSON *c = convert(d, yaml_document_get_node(d, p->value), depth + 1);
+        if (!c) goto fail;
+        if (cJSON_HasObjectItem(o, key))
+            cJSON_ReplaceItemInObjectCaseSensitive(o, key, c);
+        else
+            cJSON_AddItemToObject(o, key, c);
+    }
+    for (p = n->data.mapping.pairs.start; o && p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(d, p->key);
+        if (!k || k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, "<<"))
+            continue;
+        yaml_node_t *v = yaml_document_get_node(d, p->value);
+        if (v && v->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
+                 i++)
+                if (merge_from(d, o, yaml_document_get_node(d, *i), depth) != 0) goto fail;
+        } else if (merge_from(d, o, v, depth) != 0) {
+            goto fail;
+        }
+    }
     return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -32,36 +83,31 @@ int main(int argc, char **argv) {
         perror(argv[1]);
         return 1;
     }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return 1;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        if (r == 0) break;
-        len += r;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = 1;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        fprintf(stderr, "%s:%zu:%zu: %s\n", argv[1], parser.problem_mark.line + 1,
+                parser.problem_mark.column + 1, parser.problem ? parser.problem : "parse error");
+        goto out;
     }
-    fclose(f);
-    struct cq_err err = {0};
-    struct cq_ynode *root = cq_yaml_parse(argv[1], buf ? buf : "", len, &err);
-    free(buf);
-    if (!root) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    cJSON *j = root ? convert(&doc, root, 0) : cJSON_CreateObject();
+    char *s = j ? cJSON_Print(j) : NULL;
+    if (s) {
+        puts(s);
+        rc = 0;
+    } else {
+        fprintf(stderr, "%s: a merge key (<<) needs a mapping, or nesting is deeper than %d\n",
+                argv[1], MAX_DEPTH);
     }
-    cJSON *j = convert(root);
-    char *out = j ? cJSON_Print(j) : NULL;
-    if (out) puts(out);
-    cJSON_free(out);
+    free(s);
     cJSON_Delete(j);
-    cq_ynode_free(root);
-    return out ? 0 : 1;
+    yaml_document_delete(&doc);
+out:
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
 }
