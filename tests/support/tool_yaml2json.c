@@ -30,8 +30,8 @@ static cJSON *convert(yaml_document_t *d, yaml_node_t *n, int depth) {
         return cJSON_CreateString(n->data.scalar.value ? (const char *)n->data.scalar.value : "");
     if (n->type == YAML_SEQUENCE_NODE) {
         cJSON *a = cJSON_CreateArray();
-        for (yaml_node_item_t *i = n->data.sequence.items.start; a && i < n->data.sequence.items.top;
-             i++) {
+        for (yaml_node_item_t *i = n->data.sequence.items.start;
+             a && i < n->data.sequence.items.top; i++) {
             cJSON *c = convert(d, yaml_document_get_node(d, *i), depth + 1);
             if (!c) {
                 cJSON_Delete(a);
@@ -45,7 +45,8 @@ static cJSON *convert(yaml_document_t *d, yaml_node_t *n, int depth) {
     yaml_node_pair_t *p;
     for (p = n->data.mapping.pairs.start; o && p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(d, p->key);
-        const char *key = k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        const char *key =
+            k && k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
         if (strcmp(key, "<<") == 0) continue;
         cJSON *c = convert(d, yaml_document_get_node(d, p->value), depth + 1);
         if (!c) goto fail;
