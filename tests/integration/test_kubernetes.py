@@ -8,7 +8,8 @@ package-lock.json into a cache under the build tree), then against the project t
 test_compose.py checks docker-compose.yml: the config in the ConfigMap passes `chatopsctl config
 check` (with stand-in files for the Secret's keys), ports and probes are the ones the services
 listen on, CQ_* variables are overrides config.c reads, flags are ones main.c accepts, the grace
-period outlasts each drain, KEDA scales on the right group and topic up to the partition count.
+period outlasts each drain, KEDA scales on the right group and topic up to the partition count,
+the PrometheusRule holds deploy/observability/alerts.yml's rules.
 Needs no Kafka or Redis."""
 import glob
 import hashlib
@@ -268,6 +269,12 @@ def check_overlay(overlay):
                 check(any(p["name"] == ep["port"] for p in s["spec"]["ports"]),
                       f"production: {s['metadata']['name']} has the scraped port {ep['port']}")
             check(ep.get("path") == "/metrics", "production: scrapes /metrics")
+    pr = byname.get(("PrometheusRule", "chatops"))
+    if check(pr is not None, "production: PrometheusRule"):
+        alerts = yaml_file(os.path.join(src, "deploy", "observability", "alerts.yml"))
+        strs = json.loads(json.dumps(pr["spec"]), parse_int=str, parse_float=str)
+        check(strs.get("groups") == alerts.get("groups"),
+              "production: the PrometheusRule holds deploy/observability/alerts.yml's groups")
 
 
 overlays = sorted(os.path.basename(p) for p in glob.glob(os.path.join(kdir, "overlays", "*")))
