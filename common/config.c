@@ -173,6 +173,30 @@ static const struct field groups_fields[] = {
 };
 static const struct schema topics_schema = SCHEMA(topics_fields);
 static const struct schema groups_schema = SCHEMA(groups_fields);
+/* kafka security and librdkafka properties (issue 14; checked in config_kafka.c) */
+static const char *const KAFKA_PROTOCOLS[] = {"plaintext",      "ssl",       "sasl_plaintext",
+                                              "sasl_ssl",       "PLAINTEXT", "SSL",
+                                              "SASL_PLAINTEXT", "SASL_SSL",  NULL};
+static const char *const SASL_MECHANISMS[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", NULL};
+static const struct field sasl_fields[] = {
+    F("mechanism", F_STR, CFG, kafka.sasl_mechanism, .choices = SASL_MECHANISMS),
+    F("username", F_STR, CFG, kafka.sasl_username),
+    F("password", F_SECRET, CFG, kafka.sasl_password),
+};
+static const struct field ssl_fields[] = {
+    F("ca_location", F_STR, CFG, kafka.ssl_ca_location),
+    F("certificate_location", F_STR, CFG, kafka.ssl_certificate_location),
+    F("key_location", F_STR, CFG, kafka.ssl_key_location),
+    F("key_password", F_SECRET, CFG, kafka.ssl_key_password),
+};
+static const struct field kprop_fields[] = {
+    F(NULL, F_PROPVAL, struct cq_kafka_property, value),
+};
+static const struct schema sasl_schema = SCHEMA(sasl_fields);
+static const struct schema ssl_schema = SCHEMA(ssl_fields);
+static const struct schema kprop_schema =
+    SCHEMA(kprop_fields, .size = sizeof(struct cq_kafka_property),
+           .name_off = offsetof(struct cq_kafka_property, name));
 static const struct field kafka_fields[] = {
     F("brokers", F_STR, CFG, kafka.brokers, .required = true, .env = "CQ_KAFKA_BROKERS"),
     F("partitions", F_INT, CFG, kafka.partitions, .def_i = 6, .min = 1, .max = 1024),
@@ -185,6 +209,12 @@ static const struct field kafka_fields[] = {
       .max = 86400000),
     F("topics", F_MAP, CFG, kafka, .sub = &topics_schema),
     F("groups", F_MAP, CFG, kafka, .sub = &groups_schema),
+    F("security_protocol", F_STR, CFG, kafka.security_protocol, .def = "plaintext",
+      .choices = KAFKA_PROTOCOLS),
+    F("sasl", F_MAP, CFG, kafka, .sub = &sasl_schema),
+    F("ssl", F_MAP, CFG, kafka, .sub = &ssl_schema),
+    F("properties", F_DICT, CFG, kafka.properties, .n_off = offsetof(CFG, kafka.n_properties),
+      .sub = &kprop_schema),
 };
 static const struct field redis_fields[] = {
     F("host", F_STR, CFG, redis.host, .def = "127.0.0.1", .env = "CQ_REDIS_HOST"),
@@ -554,6 +584,7 @@ static void free_field(const struct field *f, void *base) {
         *MEMBER(base, f->off, char *) = NULL;
         break;
     case F_SECRET:
+    case F_PROPVAL:
         secret_clear(MEMBER(base, f->off, struct cq_secret));
         break;
     case F_STRLIST: {
@@ -744,6 +775,14 @@ static enum cq_rc fill_field(struct ctx *c, const struct field *f, void *base,
         return CQ_OK;
     case F_SECRET:
         return resolve_secret(c, v, MEMBER(base, f->off, struct cq_secret));
+    case F_PROPVAL: { /* kafka.properties: "${ENV}" / "file:" resolve as secrets */
+        struct cq_secret *out = MEMBER(base, f->off, struct cq_secret);
+        if (!scalar) return cq_cfg_fail(c, v, "expected a string, got %s", cq_ynode_kind_name(v));
+        if (strncmp(v->value, "${", 2) == 0 || strncmp(v->value, "file:", 5) == 0)
+            return resolve_secret(c, v, out);
+        secret_clear(out);
+        return (out->value = strdup(v->value)) ? CQ_OK : cq_cfg_nomem(c);
+    }
     case F_STRLIST:
     case F_INTLIST: {
         if (v->kind != CQ_YNODE_SEQ)
@@ -882,6 +921,7 @@ static struct cq_config *load(const char *name, const char *dir, const char *tex
     }
     if (fill_map(&c, &config_schema, cfg, root, root) != CQ_OK) goto out;
     if (cq_cfg_cross_check(&c, cfg, root) != CQ_OK) goto out;
+    if (cq_cfg_kafka_check(&c, cfg, root) != CQ_OK) goto out;
     ok = true;
 out:
     cq_ynode_free(root);
@@ -949,6 +989,7 @@ out:
 void cq_config_free(struct cq_config *cfg) {
     if (!cfg) return;
     free_fields(&config_schema, cfg);
+    free(cfg->kafka.client_conf);
     free(cfg->path);
     free(cfg);
 }
@@ -1001,6 +1042,11 @@ char *cq_config_redact(const struct cq_config *cfg, char *text) {
                            cfg->gitlab.webhook_token.value, cfg->redis.password.value};
     for (size_t i = 0; text && i < sizeof(fixed) / sizeof(fixed[0]); i++)
         text = redact_one(text, fixed[i]);
+    text = redact_one(redact_one(text, cfg->kafka.sasl_password.value),
+                      cfg->kafka.ssl_key_password.value);
+    for (size_t i = 0; text && i < cfg->kafka.n_properties; i++)
+        if (cfg->kafka.properties[i].value.ref) /* secret-valued property */
+            text = redact_one(text, cfg->kafka.properties[i].value.value);
     return text;
 }
 

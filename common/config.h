@@ -120,6 +120,13 @@ struct cq_named_secret {
     struct cq_secret secret;
 };
 
+/* kafka.properties: one librdkafka property. A value written as "${ENV}" or "file:path" is
+ * a secret (value.ref set, never printed); any other value is plain (value.ref NULL). */
+struct cq_kafka_property {
+    char *name;
+    struct cq_secret value;
+};
+
 struct cq_config {
     char *path;
 
@@ -140,6 +147,20 @@ struct cq_config {
         char *worker_group;          /* default chatops-worker */
         char *notifier_group;        /* default chatops-notifier */
         int max_poll_interval_ms;    /* consumer max.poll.interval.ms, default 300000 */
+        /* Security and tuning for every librdkafka client (common/config_kafka.c). */
+        char *security_protocol;              /* plaintext|ssl|sasl_plaintext|sasl_ssl */
+        char *sasl_mechanism;                 /* PLAIN|SCRAM-SHA-256|SCRAM-SHA-512, optional */
+        char *sasl_username;                  /* optional */
+        struct cq_secret sasl_password;       /* optional */
+        char *ssl_ca_location;                /* CA bundle (PEM) to verify brokers, optional */
+        char *ssl_certificate_location;       /* client certificate (PEM), optional */
+        char *ssl_key_location;               /* client key (PEM), optional */
+        struct cq_secret ssl_key_password;    /* optional */
+        struct cq_kafka_property *properties; /* kafka.properties: any librdkafka property */
+        size_t n_properties;
+        const char **client_conf; /* all of the above as NULL-terminated "key","value" pairs
+                                   * (values borrowed; secrets resolved): what every client
+                                   * is given. Never print it. */
     } kafka;
 
     struct {

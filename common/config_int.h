@@ -24,6 +24,7 @@ enum ftype {
     F_MAP,     /* nested mapping whose fields live in the same C struct */
     F_LIST,    /* list of mappings -> array of .sub->size + count at .n_off */
     F_DICT,    /* mapping of name -> .sub (name stored at .sub->name_off) */
+    F_PROPVAL, /* struct cq_secret: a secret when "${ENV}"/"file:path", else plain (ref NULL) */
 };
 
 struct schema;
@@ -85,6 +86,10 @@ const char *cq_cfg_sugg_hint(const struct sugg *s, char buf[96]);
 int cq_cfg_choice_index(const char *const *ch, const char *v);
 bool cq_cfg_parse_ll(const char *s, long long *out);
 bool cq_cfg_in_list(char *const *l, const char *s); /* config_check.c */
+
+/* kafka.* security keys and kafka.properties checked against librdkafka, and
+ * cfg->kafka.client_conf built from them (config_kafka.c). */
+enum cq_rc cq_cfg_kafka_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);
 
 /* Relates the filled sections to each other (config_check.c). */
 enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);

@@ -40,6 +40,19 @@ enum cq_rc cq_kafka_conf_set(rd_kafka_conf_t *conf, const char *who, const char 
     return cq_err_set(err, CQ_ECONFIG, "kafka %s: setting %s rejected: %s", who, k, errstr);
 }
 
+const char **cq_kafka_conf_join(const char *const *a, const char *const *b) {
+    size_t na = 0, nb = 0;
+    while (a && a[na])
+        na++;
+    while (b && b[nb])
+        nb++;
+    const char **kv = calloc(na + nb + 1, sizeof(*kv));
+    if (!kv) return NULL;
+    if (na) memcpy(kv, a, na * sizeof(*kv));
+    if (nb) memcpy(kv + na, b, nb * sizeof(*kv));
+    return kv;
+}
+
 enum cq_rc cq_kafka_conf_apply(rd_kafka_conf_t *conf, const char *who, const char *const *kv,
                                struct cq_err *err) {
     for (size_t i = 0; kv && kv[i]; i += 2) {
@@ -67,6 +80,24 @@ void cq_kafka_log_client_error(rd_kafka_t *rk, struct cq_kafka_err_limiter *lim,
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
         cq_error(NULL, "kafka %s: fatal error %s: %s", rd_kafka_name(rk), rd_kafka_err2name(orig),
                  why);
+        return;
+    }
+    if (code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL) {
+        /* Wrong credentials or certificates: repeated on every reconnect by every client of
+         * the process, so one line per interval for all of them. The reason names the
+         * mechanism or the TLS problem, never a credential. */
+        static struct cq_kafka_err_limiter auth_lim;
+        uint64_t now = cq_now_ms(), last = atomic_load(&auth_lim.last_ms);
+        if (last && now - last < DOWN_LOG_INTERVAL_MS) {
+            atomic_fetch_add(&auth_lim.suppressed, 1);
+            return;
+        }
+        atomic_store(&auth_lim.last_ms, now);
+        int n = atomic_exchange(&auth_lim.suppressed, 0);
+        cq_error(NULL,
+                 "kafka: %s failed, check kafka.security_protocol, kafka.sasl.* and "
+                 "kafka.ssl.*: %s (%d similar suppressed)",
+                 code == RD_KAFKA_RESP_ERR__SSL ? "TLS" : "authentication", reason, n);
         return;
     }
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__TRANSPORT ||

@@ -142,5 +142,20 @@ void cq_consumer_free(struct cq_consumer *c);
  * returns once every partition has a leader, or CQ_ETIMEOUT after timeout_ms. */
 enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
                                   int replication, int timeout_ms, struct cq_err *err);
+/* The same with client settings (cfg->kafka.client_conf: security, properties), may be NULL. */
+enum cq_rc cq_kafka_ensure_topics_conf(const char *brokers, const char *const *conf,
+                                       const char *const *topics, int partitions, int replication,
+                                       int timeout_ms, struct cq_err *err);
+
+/* a then b as one NULL-terminated "key","value" list (pointers borrowed; b's settings come
+ * last, so they win). Either may be NULL. Free the array with free(); NULL = out of memory. */
+const char **cq_kafka_conf_join(const char *const *a, const char *const *b);
+
+/* Applies "key","value" pairs to a librdkafka conf (rd_kafka_conf_t *) for code that makes
+ * its own clients (chatopsctl). Errors name the key; the value or librdkafka's reason only
+ * when the key does not carry a secret. who: "producer", "admin"... for the message. */
+struct rd_kafka_conf_s;
+enum cq_rc cq_kafka_conf_apply(struct rd_kafka_conf_s *conf, const char *who, const char *const *kv,
+                               struct cq_err *err);
 
 #endif

@@ -43,6 +43,13 @@ static int topic_ready(rd_kafka_t *rk, const char *topic, int timeout_ms) {
 
 enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics, int partitions,
                                   int replication, int timeout_ms, struct cq_err *err) {
+    return cq_kafka_ensure_topics_conf(brokers, NULL, topics, partitions, replication, timeout_ms,
+                                       err);
+}
+
+enum cq_rc cq_kafka_ensure_topics_conf(const char *brokers, const char *const *client_conf,
+                                       const char *const *topics, int partitions, int replication,
+                                       int timeout_ms, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
@@ -66,7 +73,8 @@ enum cq_rc cq_kafka_ensure_topics(const char *brokers, const char *const *topics
         rc = cq_err_set(err, CQ_ENOMEM, "kafka topics: out of memory");
         goto out;
     }
-    if ((rc = cq_kafka_conf_set(conf, "admin", "bootstrap.servers", brokers, err)) != CQ_OK)
+    if ((rc = cq_kafka_conf_set(conf, "admin", "bootstrap.servers", brokers, err)) != CQ_OK ||
+        (rc = cq_kafka_conf_apply(conf, "admin", client_conf, err)) != CQ_OK)
         goto out;
     rd_kafka_conf_set_log_cb(conf, cq_kafka_on_log);
     if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {

@@ -21,8 +21,6 @@ struct cq_kafka_err_limiter {
 
 enum cq_rc cq_kafka_conf_set(rd_kafka_conf_t *conf, const char *who, const char *k, const char *v,
                              struct cq_err *err);
-enum cq_rc cq_kafka_conf_apply(rd_kafka_conf_t *conf, const char *who, const char *const *kv,
-                               struct cq_err *err);
 void cq_kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 void cq_kafka_log_client_error(rd_kafka_t *rk, struct cq_kafka_err_limiter *lim, int code,
                                const char *reason);

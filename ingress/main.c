@@ -134,7 +134,18 @@ int main(int argc, char **argv) {
      * exact status, to come first. */
     int budget = a.cfg->kafka.produce_timeout_ms;
     int delivery_ms = budget - 1000 > budget / 2 ? budget - 1000 : budget / 2;
-    a.producer = cq_producer_new(a.cfg->kafka.brokers, delivery_ms, a.loop, kconf, &err);
+    /* the defaults above, then the config's client settings (security, kafka.properties),
+     * then the --kafka-conf flags: each later setting wins */
+    const char *kdefaults[] = {kconf[0], kconf[1], kconf[2], kconf[3], NULL}; /* nk_defaults */
+    const char **kcfg = cq_kafka_conf_join(a.cfg->kafka.client_conf, kconf + 2 * nk_defaults);
+    const char **kall = kcfg ? cq_kafka_conf_join(kdefaults, kcfg) : NULL;
+    free(kcfg);
+    if (!kall) {
+        cq_error(NULL, "out of memory");
+        goto out;
+    }
+    a.producer = cq_producer_new(a.cfg->kafka.brokers, delivery_ms, a.loop, kall, &err);
+    free(kall);
     if (!a.producer) {
         cq_error(NULL, "cannot create the kafka producer: %s", err.msg);
         goto out;

@@ -753,14 +753,21 @@ struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config
                             cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
     if (!s->redis) goto fail_handles;
     cq_redis_check_persistence(s->redis);
-    s->prod = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL, err);
+    s->prod = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,
+                              cfg->kafka.client_conf, err);
     if (!s->prod) goto fail_handles;
     const char *topics[] = {cfg->kafka.topic_results, NULL};
     char mpi[16];
     snprintf(mpi, sizeof mpi, "%d", cfg->kafka.max_poll_interval_ms);
-    const char *kconf[] = {"max.poll.interval.ms", mpi, NULL};
+    const char *own[] = {"max.poll.interval.ms", mpi, NULL};
+    const char **kconf = cq_kafka_conf_join(cfg->kafka.client_conf, own);
+    if (!kconf) {
+        cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
+        goto fail_handles;
+    }
     s->cons = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.notifier_group, topics, loop,
                               on_message, s, kconf, err);
+    free(kconf);
     if (!s->cons) goto fail_handles;
     if (cq_loop_on_shutdown(loop, on_shutdown, s) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "notifier: cannot register the drain step");

@@ -90,8 +90,9 @@ static int topics_ensure(const struct cq_config *cfg) {
     const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_results,
                             cfg->kafka.topic_audit,    cfg->kafka.topic_pipeline_events,
                             cfg->kafka.topic_dlq,      NULL};
-    if (cq_kafka_ensure_topics(cfg->kafka.brokers, topics, cfg->kafka.partitions,
-                               cfg->kafka.replication, 15000, &err) != CQ_OK) {
+    if (cq_kafka_ensure_topics_conf(cfg->kafka.brokers, cfg->kafka.client_conf, topics,
+                                    cfg->kafka.partitions, cfg->kafka.replication, 15000,
+                                    &err) != CQ_OK) {
         fprintf(stderr, "topics ensure: %s\n", err.msg);
         return 1;
     }

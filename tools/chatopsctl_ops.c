@@ -15,6 +15,7 @@
 
 #include "chatopsctl.h"
 #include "crypto.h"
+#include "kafka.h"
 #include "redis.h"
 
 /* ------------------------------------------------------------------ pipelines */
@@ -138,7 +139,8 @@ static void deads_free(struct dead *d, size_t n) {
 
 /* Reads every message on topic (all partitions, beginning to the current end) with an
  * assign()ed consumer: no group offsets are read or committed. */
-static int read_topic(const char *brokers, const char *topic, struct dead **out, size_t *n_out) {
+static int read_topic(const char *brokers, const char *const *kconf, const char *topic,
+                      struct dead **out, size_t *n_out) {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
@@ -159,6 +161,12 @@ static int read_topic(const char *brokers, const char *topic, struct dead **out,
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof errstr) ||
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr)) {
         fprintf(stderr, "chatopsctl: dlq: kafka config: %s\n", conf ? errstr : "out of memory");
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    struct cq_err kerr = {0};
+    if (cq_kafka_conf_apply(conf, "consumer", kconf, &kerr) != CQ_OK) {
+        fprintf(stderr, "chatopsctl: dlq: %s\n", kerr.msg);
         rd_kafka_conf_destroy(conf);
         return 1;
     }
@@ -380,6 +388,12 @@ static int replay(const struct cq_config *cfg, struct dead *d, size_t n, const c
         rd_kafka_conf_destroy(conf);
         return 1;
     }
+    struct cq_err kerr = {0};
+    if (cq_kafka_conf_apply(conf, "producer", cfg->kafka.client_conf, &kerr) != CQ_OK) {
+        fprintf(stderr, "chatopsctl: dlq replay: %s\n", kerr.msg);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -485,7 +499,8 @@ int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
     int rc;
     const char *sub = argc > 0 ? argv[0] : "";
     if (dlq_args(argc, argv, &max)) return 2;
-    if (read_topic(cfg->kafka.brokers, cfg->kafka.topic_dlq, &d, &n) != 0) return 1;
+    if (read_topic(cfg->kafka.brokers, cfg->kafka.client_conf, cfg->kafka.topic_dlq, &d, &n) != 0)
+        return 1;
     if (!strcmp(sub, "list")) {
         size_t from = n > (size_t)max ? n - (size_t)max : 0;
         if (n == 0)

@@ -187,8 +187,8 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     /* Direct calls in flight at once; more wait in curl's queue (a fd each). */
     w->httpc = cq_httpc_new(loop, w->max_inflight < 1024 ? w->max_inflight : 1024, err);
     if (!w->httpc) goto fail;
-    w->producer =
-        cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop, NULL, err);
+    w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,
+                                  cfg->kafka.client_conf, err);
     if (!w->producer) goto fail;
     struct cq_pipeline_deps pd = {.loop = loop,
                                   .cfg = cfg,
@@ -204,9 +204,15 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err))) goto fail;
     char mpi[16];
     snprintf(mpi, sizeof(mpi), "%d", cfg->kafka.max_poll_interval_ms);
-    const char *kconf[] = {"max.poll.interval.ms", mpi, NULL};
+    const char *own[] = {"max.poll.interval.ms", mpi, NULL};
+    const char **kconf = cq_kafka_conf_join(cfg->kafka.client_conf, own);
+    if (!kconf) {
+        cq_err_set(err, CQ_ENOMEM, "out of memory");
+        goto fail;
+    }
     w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
                                   w_on_message, w, kconf, err);
+    free(kconf);
     if (!w->consumer) goto fail;
     if (cq_loop_on_shutdown(loop, on_shutdown, w) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
