@@ -114,15 +114,16 @@ enum cq_rc cq_cfg_kafka_check(struct ctx *c, struct cq_config *cfg, const struct
     if (!cfg->kafka.ssl_certificate_location != !cfg->kafka.ssl_key_location)
         return fail_at(
             c, at2(root, "kafka", "ssl", NULL),
-            cfg->kafka.ssl_key_location ? "kafka.ssl.certificate_location" : "kafka.ssl.key_location",
+            cfg->kafka.ssl_key_location ? "kafka.ssl.certificate_location"
+                                        : "kafka.ssl.key_location",
             "a client certificate needs both kafka.ssl.certificate_location and key_location%s",
             "");
 
 #define FIXED(p, v, key, sub, secret_)                                                             \
     do {                                                                                           \
         if (v)                                                                                     \
-            fixed[nf++] = (struct kset){p, v, "kafka." key, at2(root, "kafka", key, sub),         \
-                                        secret_};                                                  \
+            fixed[nf++] =                                                                          \
+                (struct kset){p, v, "kafka." key, at2(root, "kafka", key, sub), secret_};          \
     } while (0)
     FIXED("security.protocol", proto, "security_protocol", NULL, false);
     FIXED("sasl.mechanism", cfg->kafka.sasl_mechanism, "sasl", "mechanism", false);

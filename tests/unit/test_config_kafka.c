@@ -97,8 +97,8 @@ TEST(sasl_ssl_and_properties) {
     CHECK_STR(conf_get(cfg, "client.id"), "chatops-test");
     CHECK_STR(conf_get(cfg, "ssl.keystore.password"), OAUTH);
     CHECK(cfg->kafka.n_properties == 3);
-    CHECK(cfg->kafka.properties[0].value.ref == NULL);           /* plain */
-    CHECK(cfg->kafka.properties[2].value.ref != NULL);           /* a secret */
+    CHECK(cfg->kafka.properties[0].value.ref == NULL);       /* plain */
+    CHECK(cfg->kafka.properties[2].value.ref != NULL);       /* a secret */
     CHECK_STR(cfg->kafka.sasl_password.ref, "${CQT_KPASS}"); /* safe to print */
     /* every secret value is redacted, plain property values are not */
     char *t = strdup("a " PASSWORD " b " KEYPASS " c " OAUTH " d chatops-test");
