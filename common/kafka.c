@@ -66,6 +66,13 @@ enum cq_rc cq_kafka_conf_apply(rd_kafka_conf_t *conf, const char *who, const cha
 void cq_kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     /* librdkafka logs every refused connection at LOG_ERR; the error_cb (rate-limited)
      * is where real errors surface, so its syslog 3 is a warning here. */
+    /* authentication and TLS failures are reported (once for all clients, with a hint) by
+     * cq_kafka_log_client_error from the error callback: librdkafka's own line is detail */
+    if (level == 3 && strcmp(fac, "FAIL") == 0 &&
+        (strstr(buf, "SASL authentication error") || strstr(buf, "SSL handshake failed"))) {
+        cq_log(CQ_LOG_DEBUG, NULL, "rdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+        return;
+    }
     enum cq_log_level l = level <= 2   ? CQ_LOG_ERROR
                           : level <= 4 ? CQ_LOG_WARN
                           : level <= 6 ? CQ_LOG_INFO
@@ -94,10 +101,16 @@ void cq_kafka_log_client_error(rd_kafka_t *rk, struct cq_kafka_err_limiter *lim,
         }
         atomic_store(&auth_lim.last_ms, now);
         int n = atomic_exchange(&auth_lim.suppressed, 0);
+        /* librdkafka#4895: before 2.6.1 its SCRAM proof is refused by Kafka 4.x brokers */
+        bool old_scram = strstr(reason, "SCRAM") && rd_kafka_version() < 0x020601ff;
         cq_error(NULL,
                  "kafka: %s failed, check kafka.security_protocol, kafka.sasl.* and "
-                 "kafka.ssl.*: %s (%d similar suppressed)",
-                 code == RD_KAFKA_RESP_ERR__SSL ? "TLS" : "authentication", reason, n);
+                 "kafka.ssl.*: %s%s (%d similar suppressed)",
+                 code == RD_KAFKA_RESP_ERR__SSL ? "TLS" : "authentication", reason,
+                 old_scram ? " (librdkafka before 2.6.1 cannot do SCRAM with Kafka 4.x brokers: "
+                             "librdkafka#4895; use PLAIN over TLS or a newer librdkafka)"
+                           : "",
+                 n);
         return;
     }
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__TRANSPORT ||

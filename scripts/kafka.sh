@@ -8,6 +8,14 @@
 #                           advertises 127.0.0.1:N: clients that bootstrap through a proxy on
 #                           N (tests/support/tcpproxy.py, targeting DIR/external) then reach
 #                           the broker only through that proxy. DIR/bootstrap stays direct.
+#   kafka.sh start DIR --sasl-ssl   (may follow --advertise-port N) also opens a SASL_SSL
+#                           listener on a free port, written to DIR/sasl_ssl: SCRAM-SHA-512 and
+#                           SCRAM-SHA-256 user DIR/sasl_username (chatops) with a random
+#                           password in DIR/sasl_password, created at format time (and PLAIN
+#                           for the same user: librdkafka < 2.6.1 fails SCRAM against Kafka
+#                           4.x, librdkafka#4895); a throwaway
+#                           CA (DIR/tls/ca.pem) signs the broker's certificate (127.0.0.1,
+#                           localhost). The inter-broker listener stays PLAINTEXT (DIR/bootstrap).
 #   kafka.sh stop DIR       SIGTERM, then SIGKILL after 30 s
 #   kafka.sh resume DIR     start the stopped (or killed) broker of DIR again: same ports, same data
 #   kafka.sh status DIR     exit 0 when running and answering
@@ -30,7 +38,7 @@ JAVA_OPTS="${CQ_KAFKA_JAVA_OPTS:--Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.h
 PROBE="$CQ_REPO_ROOT/scripts/kafka_probe.py"
 
 usage() {
-    echo "usage: kafka.sh fetch | start DIR [--advertise-port N] | stop DIR | resume DIR | status DIR" >&2
+    echo "usage: kafka.sh fetch | start DIR [--advertise-port N] [--sasl-ssl] | stop DIR | resume DIR | status DIR" >&2
     exit 2
 }
 
@@ -86,8 +94,33 @@ running() {
         python3 "$PROBE" "$(cat "$dir/bootstrap")" >/dev/null
 }
 
+# make_tls DIR PASS: a throwaway CA (DIR/tls/ca.pem) and the broker's key and certificate
+# signed by it for 127.0.0.1 and localhost, as a PKCS12 keystore (DIR/tls/broker.p12, PASS).
+make_tls() {
+    local tls="$1/tls" pass="$2"
+    command -v openssl >/dev/null || cq_die "openssl not found (needed for --sasl-ssl)"
+    rm -rf "$tls"
+    mkdir -p "$tls"
+    chmod 700 "$tls"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj "/CN=chatops test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -subj "/CN=localhost" -keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$tls/san.ext" &&
+            openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+                -CAcreateserial -days 2 -extfile "$tls/san.ext" -out "$tls/broker.pem" &&
+            openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" \
+                -certfile "$tls/ca.pem" -name broker -passout "pass:$pass" -out "$tls/broker.p12"
+    } >"$tls/openssl.log" 2>&1 || {
+        cat "$tls/openssl.log" >&2
+        cq_die "making the test CA and broker certificate failed (see above)"
+    }
+}
+
 write_config() {
-    local dir="$1" port="$2" cport="$3" eport="${4:-}" aport="${5:-}"
+    local dir="$1" port="$2" cport="$3" eport="${4:-}" aport="${5:-}" sport="${6:-}" kspass="${7:-}"
+    local saslpw="${8:-}"
     local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
     local advertised="PLAINTEXT://127.0.0.1:$port"
     local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
@@ -95,6 +128,11 @@ write_config() {
         listeners+=",EXTERNAL://127.0.0.1:$eport"
         advertised+=",EXTERNAL://127.0.0.1:$aport"
         protocols+=",EXTERNAL:PLAINTEXT"
+    fi
+    if [[ -n "$sport" ]]; then
+        listeners+=",SASL_SSL://127.0.0.1:$sport"
+        advertised+=",SASL_SSL://127.0.0.1:$sport"
+        protocols+=",SASL_SSL:SASL_SSL"
     fi
     cat >"$dir/server.properties" <<PROPS
 # Written by scripts/kafka.sh: single-node KRaft broker+controller for tests and dev.
@@ -120,6 +158,22 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 log.segment.bytes=16777216
 PROPS
+    if [[ -n "$sport" ]]; then
+        cat >>"$dir/server.properties" <<PROPS
+# SASL_SSL listener (kafka.sh start --sasl-ssl): SCRAM users from format --add-scram, and
+# PLAIN for the same user (librdkafka before 2.6.1 cannot do SCRAM with Kafka 4.x brokers)
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_chatops="$saslpw";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/tls/broker.p12
+ssl.keystore.password=$kspass
+ssl.key.password=$kspass
+ssl.client.auth=none
+PROPS
+        chmod 600 "$dir/server.properties" # it holds the PLAIN password
+    fi
     # CQ_KAFKA_PROPS: extra broker properties, one key=value per word (benchmarks, experiments).
     local kv
     for kv in ${CQ_KAFKA_PROPS:-}; do
@@ -150,7 +204,8 @@ LOG
 }
 
 start() {
-    local dir="$1" aport="${2:-}" eport="" port cport uuid
+    local dir="$1" aport="${2:-}" sasl="${3:-}" eport="" sport="" kspass="" saslpw="" port cport uuid
+    local -a scram=()
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     if running "$dir"; then
@@ -166,7 +221,8 @@ start() {
         cq_die "Kafka $KAFKA_VERSION needs Java 17 or newer; java on PATH is '${jv:-unknown}'"
     # A pid file whose broker does not answer is from a dead or stuck run: clear it.
     cq_stop_pidfile "$dir/kafka.pid" 10
-    rm -rf "$dir/data" "$dir/bootstrap" "$dir/external" "$dir/kafka.log"
+    rm -rf "$dir/data" "$dir/bootstrap" "$dir/external" "$dir/kafka.log" "$dir/sasl_ssl" \
+        "$dir/sasl_username" "$dir/sasl_password" "$dir/tls"
     port="$(cq_free_port)"
     cport="$(cq_free_port)"
     while [[ "$cport" == "$port" ]]; do cport="$(cq_free_port)"; done
@@ -174,7 +230,23 @@ start() {
         eport="$(cq_free_port)"
         while [[ "$eport" == "$port" || "$eport" == "$cport" ]]; do eport="$(cq_free_port)"; done
     fi
-    write_config "$dir" "$port" "$cport" "$eport" "$aport"
+    if [[ -n "$sasl" ]]; then
+        sport="$(cq_free_port)"
+        while [[ "$sport" == "$port" || "$sport" == "$cport" || "$sport" == "$eport" ]]; do
+            sport="$(cq_free_port)"
+        done
+        kspass="$(openssl rand -hex 16)"
+        saslpw="$(openssl rand -hex 16)"
+        make_tls "$dir" "$kspass"
+        (
+            umask 077
+            echo chatops >"$dir/sasl_username"
+            echo "$saslpw" >"$dir/sasl_password"
+        )
+        scram=(--add-scram "SCRAM-SHA-512=[name=chatops,password=$saslpw]"
+            --add-scram "SCRAM-SHA-256=[name=chatops,password=$saslpw]")
+    fi
+    write_config "$dir" "$port" "$cport" "$eport" "$aport" "$sport" "$kspass" "$saslpw"
     # a cluster id starting with '-' would be read as an option by StorageTool (1 in 64)
     uuid="$(python3 -c 'import base64, uuid
 while True:
@@ -186,7 +258,7 @@ print(u)')"
     local logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
     # shellcheck disable=SC2086
     if ! java $JAVA_OPTS "$logopt" -cp "$cp" kafka.tools.StorageTool format \
-        -t "$uuid" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
+        -t "$uuid" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1; then
         cat "$dir/format.log" >&2
         cq_die "formatting the log dir failed (see above)"
     fi
@@ -194,6 +266,10 @@ print(u)')"
     if [[ -n "$eport" ]]; then
         echo "127.0.0.1:$eport" >"$dir/external"
         cq_log "EXTERNAL listener 127.0.0.1:$eport advertises 127.0.0.1:$aport"
+    fi
+    if [[ -n "$sport" ]]; then
+        echo "127.0.0.1:$sport" >"$dir/sasl_ssl"
+        cq_log "SASL_SSL listener 127.0.0.1:$sport (SCRAM user chatops, CA $dir/tls/ca.pem)"
     fi
 }
 
@@ -280,13 +356,21 @@ status() {
 case "${1:-}" in
 fetch) [[ $# -eq 1 ]] || usage; fetch ;;
 start)
-    if [[ $# -eq 4 && "$3" == "--advertise-port" && "$4" =~ ^[0-9]+$ ]]; then
-        start "$2" "$4"
-    elif [[ $# -eq 2 ]]; then
-        start "$2" "${CQ_KAFKA_ADVERTISE_PORT:-}"
-    else
-        usage
-    fi
+    [[ $# -ge 2 ]] || usage
+    sdir="$2" sadv="${CQ_KAFKA_ADVERTISE_PORT:-}" ssasl=""
+    shift 2
+    while [[ $# -gt 0 ]]; do
+        if [[ "$1" == "--advertise-port" && "${2:-}" =~ ^[0-9]+$ ]]; then
+            sadv="$2"
+            shift 2
+        elif [[ "$1" == "--sasl-ssl" ]]; then
+            ssasl=1
+            shift
+        else
+            usage
+        fi
+    done
+    start "$sdir" "$sadv" "$ssasl"
     ;;
 stop) [[ $# -eq 2 ]] || usage; stop "$2" ;;
 resume) [[ $# -eq 2 ]] || usage; resume "$2" ;;
