@@ -34,6 +34,7 @@ cleanup() {
     local t
     for t in build build-asan build-tsan; do
         "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$CQ_REPO_ROOT/$t/stack/kafka" >/dev/null 2>&1 || true
+        "$CQ_REPO_ROOT/scripts/kafka.sh" stop "$CQ_REPO_ROOT/$t/stack/kafka_sasl" >/dev/null 2>&1 || true
         "$CQ_REPO_ROOT/scripts/redis.sh" stop "$CQ_REPO_ROOT/$t/stack/redis" >/dev/null 2>&1 || true
     done
 }

@@ -6,8 +6,10 @@
     read from a file: secret, and no log line carries it;
   - a wrong password: the service keeps running, says so in one error line that names the
     problem and not the secret, and /readyz answers 503 (no hang, no crash);
+  - the SCRAM-SHA-512 user made at format time: the worker gets ready with it (librdkafka
+    >= 2.6.1), or the error line names librdkafka#4895 (older librdkafka);
   - a property librdkafka refuses is a file:line:col error from `chatopsctl config check`
-    and from a service's start (exit 2).
+    and from a service's start.
 The mechanism is SCRAM-SHA-512 where librdkafka can use it against this Kafka 4.x broker
 (2.6.1 and later, librdkafka#4895), PLAIN otherwise (Debian 12 ships 2.0.2)."""
 import os
@@ -155,6 +157,34 @@ def wrong_password(tmp, mech):
     cqt.report("wrong_password")
 
 
+def scram_users(tmp, mech):
+    """The fixture's SCRAM-SHA-512 user with its right password: ready where librdkafka can do
+    SCRAM with Kafka 4.x; with an older librdkafka the error line says why (librdkafka#4895)
+    instead of only "invalid credentials", which would send an operator after the password."""
+    pw = os.path.join(os.environ["CQ_STACK_DIR"], "kafka_sasl", "sasl_password")
+    cfg = minimal_config(tmp, "scram.yaml", security_block(pw, "SCRAM-SHA-512"))
+    logdir = os.path.join(tmp, "scram-logs")
+    os.makedirs(logdir)
+    s = cqt.Service("worker", cfg, "worker", logdir)
+    try:
+        if mech.startswith("SCRAM"):
+            check(s.wait_ready(30), "SCRAM-SHA-512 with the fixture's user: the worker is ready")
+        else:
+            end = time.time() + 20
+            while time.time() < end and "librdkafka#4895" not in s.logs():
+                time.sleep(0.2)
+            log = s.logs()
+            check("SCRAM-SHA-512" in log and "librdkafka#4895" in log and
+                  "librdkafka before 2.6.1 cannot do SCRAM with Kafka 4.x" in log,
+                  "SCRAM with librdkafka < 2.6.1 against Kafka 4.x: the error line names the "
+                  "librdkafka bug, not only invalid credentials")
+            port = s.admin_port(5)
+            check(port and readyz(port) == 503, "and /readyz is 503")
+    finally:
+        s.stop()
+    cqt.report("scram_users")
+
+
 def refused_property(tmp, mech):
     pw = os.path.join(os.environ["CQ_STACK_DIR"], "kafka_sasl", "sasl_password")
     cfg = minimal_config(tmp, "refused.yaml", security_block(pw, mech),
@@ -180,6 +210,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cq-sasl-") as tmp:
         refused_property(tmp, mech)
         wrong_password(tmp, mech)
+        scram_users(tmp, mech)
         e2e_over_sasl_ssl(tmp, mech, password)
     return cqt.summary()
 
