@@ -84,6 +84,11 @@ def e2e_over_sasl_ssl(tmp, mech, password):
         check(seen == {"ingress", "worker", "notifier"},
               "over SASL_SSL, request %s went ingress -> worker -> notifier (%s)"
               % (req, sorted(s for s in seen if s)))
+        # chatopsctl's own librdkafka clients take the same settings (dlq reads the topic)
+        d = subprocess.run([CTL, "--config", cfg, "dlq", "list"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        check(d.returncode == 0, "chatopsctl dlq list reads the DLQ over SASL_SSL (%s)"
+              % d.stderr.strip()[-500:])
     finally:
         subprocess.run([RUN, "--stop"], env=env, capture_output=True, timeout=180)
     logs = os.path.join(run_dir, "logs")
