@@ -104,7 +104,9 @@ enum cq_rc cq_cfg_kafka_check(struct ctx *c, struct cq_config *cfg, const struct
     if (!sasl && cfg->kafka.sasl_mechanism)
         return fail_at(c, at2(root, "kafka", "sasl", "mechanism"), "kafka.sasl.mechanism",
                        "needs kafka.security_protocol sasl_ssl or sasl_plaintext, not %s", proto);
-    if (cfg->kafka.sasl_mechanism && (!cfg->kafka.sasl_username || !cfg->kafka.sasl_password.value))
+    if (cfg->kafka.sasl_mechanism &&
+        (!cfg->kafka.sasl_username ||
+         !(cfg->kafka.sasl_password.value || cfg->kafka.sasl_password.ref)))
         return fail_at(c, at2(root, "kafka", "sasl", NULL),
                        cfg->kafka.sasl_username ? "kafka.sasl.password" : "kafka.sasl.username",
                        "required with kafka.sasl.mechanism %s", cfg->kafka.sasl_mechanism);
@@ -164,6 +166,7 @@ enum cq_rc cq_cfg_kafka_check(struct ctx *c, struct cq_config *cfg, const struct
                 goto out;
             }
         }
+        if (!s.value) continue; /* a secret left unresolved (a lenient config check) */
         char errstr[256];
         if (rd_kafka_conf_set(scratch, s.prop, s.value, errstr, sizeof(errstr)) !=
             RD_KAFKA_CONF_OK) {
