@@ -15,7 +15,7 @@ CQ_PROG=deps.sh
 PKGS=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libyaml-dev libuv1-dev
     redis-server maven default-jre-headless python3 curl clang-format shellcheck
-    kubernetes-client nodejs npm prometheus)
+    kubernetes-client nodejs npm prometheus openssl)
 BENCH_PKGS=(wrk nginx)
 
 case "${1:-}" in
@@ -34,6 +34,7 @@ have() {
     maven) cmd=mvn ;;
     cmake) cmd=cmake ;;
     curl) cmd=curl ;;
+    openssl) cmd=openssl ;;
     wrk) cmd=wrk ;;
     nginx) cmd=nginx ;;
     redis-server) cmd=redis-server ;;
