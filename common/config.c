@@ -227,6 +227,12 @@ static const struct field redis_fields[] = {
       .max = 60000),
     F("prefix", F_STR, CFG, redis.prefix, .def = "chatops:"),
     F("dedupe_ttl_s", F_INT, CFG, redis.dedupe_ttl_s, .def_i = 28800, .min = 27000, .max = 604800),
+    /* ACL, database, Sentinel, TLS (issue 14; checked in config_check.c) */
+    F("username", F_STR, CFG, redis.username),
+    F("db", F_INT, CFG, redis.db, .def_i = 0, .min = 0, .max = 65535),
+    F("sentinels", F_STRLIST, CFG, redis.sentinels),
+    F("master_name", F_STR, CFG, redis.master_name),
+    F("tls", F_BOOL, CFG, redis.tls, .def_i = 0),
 };
 static const struct field paths_fields[] = {
     F("slack_commands", F_STR, CFG, ingress.slack_commands_path, .def = "/slack/commands"),

@@ -13,6 +13,7 @@
 #include "builtin_names.h"
 #include "config.h"
 #include "config_int.h"
+#include "redis.h"
 #include "strutil.h"
 #include "template_vars.h"
 #include "utf8.h"
@@ -434,6 +435,40 @@ static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const st
     return CQ_OK;
 }
 
+/* redis: TLS needs a hiredis this build does not have; Sentinel keys come as a pair. */
+static enum cq_rc check_redis(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root) {
+    const struct cq_ynode *sec = node_at(root, "redis");
+    char host[256];
+    int port;
+    if (cfg->redis.tls || strncmp(cfg->redis.host, "rediss://", 9) == 0) {
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "redis.%s",
+                                   cfg->redis.tls ? "tls" : "host");
+        return cq_cfg_fail(c, node_at(sec, cfg->redis.tls ? "tls" : "host"),
+                           "Redis over TLS needs hiredis >= 1.0 and this build has hiredis "
+                           "%d.%d; terminate TLS in a local stunnel (see docs/operations.md)",
+                           HIREDIS_MAJOR, HIREDIS_MINOR);
+    }
+    if (cfg->redis.sentinels && !cfg->redis.sentinels[0]) {
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "redis.sentinels");
+        return cq_cfg_fail(c, node_at(sec, "sentinels"), "list is empty");
+    }
+    if (!cfg->redis.sentinels != !cfg->redis.master_name) {
+        bool s = cfg->redis.sentinels != NULL;
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "redis.%s",
+                                   s ? "master_name" : "sentinels");
+        return cq_cfg_fail(c, node_at(sec, s ? "sentinels" : "master_name"),
+                           "required with redis.%s", s ? "sentinels" : "master_name");
+    }
+    for (size_t i = 0; cfg->redis.sentinels && cfg->redis.sentinels[i]; i++) {
+        if (cq_redis_parse_addr(cfg->redis.sentinels[i], host, sizeof(host), &port)) continue;
+        const struct cq_ynode *l = cq_ynode_get(sec, "sentinels");
+        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "redis.sentinels[%zu]", i);
+        return cq_cfg_fail(c, l && l->kind == CQ_YNODE_SEQ && i < l->n ? l->items[i] : sec,
+                           "'%s' is not host:port (port 1-65535)", cfg->redis.sentinels[i]);
+    }
+    return CQ_OK;
+}
+
 enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root) {
     enum cq_rc rc = CQ_OK;
     char hint[96];
@@ -473,6 +508,7 @@ enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct
                                cfg->slack.commands[i]);
         }
     }
+    if ((rc = check_redis(c, cfg, root)) != CQ_OK) return rc;
     sec = node_at(root, "worker");
     if (cfg->worker.poll_min_ms > cfg->worker.poll_max_ms) {
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "worker.poll_min_ms");

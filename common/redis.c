@@ -15,6 +15,7 @@
 #include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -39,9 +40,19 @@ struct pending {
 
 struct cq_redis {
     uv_loop_t *uv;
-    char *host;
+    char host[256]; /* what is being connected to now: the master, or a sentinel */
     int port;
-    char *password;
+    char *username, *password;
+    int db;
+    /* Sentinel mode (nsent > 0): master_host:master_port is known while have_master; a
+     * connect without it asks sentinel[sent_idx] first (asking), the next one on failure. */
+    char **sent_host;
+    int *sent_port;
+    int nsent, sent_idx;
+    char *master_name;
+    bool asking, have_master;
+    char master_host[256];
+    int master_port;
     int connect_timeout_ms, command_timeout_ms, stall_ms;
     redisAsyncContext *ac; /* NULL when there is no live connection */
     enum conn_state state;
@@ -64,6 +75,7 @@ struct cq_redis {
 };
 
 static void connect_start(struct cq_redis *r);
+static void drop_conn(struct cq_redis *r, const char *why);
 static void on_sweep(uv_timer_t *t);
 static void on_reconnect(uv_timer_t *t);
 
@@ -117,6 +129,12 @@ static void arm_sweep(struct cq_redis *r) {
 
 static void schedule_reconnect(struct cq_redis *r) {
     if (r->closing) return;
+    /* Every failed or lost connection ends here: in Sentinel mode the next attempt asks
+     * again (the next sentinel if this one failed), so a failover is followed. */
+    if (r->nsent > 0) {
+        if (r->asking) r->sent_idx = (r->sent_idx + 1) % r->nsent;
+        r->have_master = false;
+    }
     uv_timer_start(&r->reconnect, on_reconnect, (uint64_t)r->backoff_ms, 0);
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
@@ -210,6 +228,12 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         r->state = ST_DOWN;
     }
     if (reply && r) r->last_progress = uv_now(r->uv);
+    const redisReply *rr = reply;
+    if (r && r->nsent > 0 && r->ac == ac && rr && rr->type == REDIS_REPLY_ERROR && rr->str &&
+        strncmp(rr->str, "READONLY", 8) == 0)
+        /* The master we know was demoted (a failover we saw no disconnect for): this
+         * command fails with the error, the ones after it with "connection lost". */
+        drop_conn(r, "server is now a replica (READONLY)");
     if (p->done) {
         /* Timed out or failed earlier; the late reply is dropped. */
         if (r && r->abandoned > 0) r->abandoned--;
@@ -318,6 +342,71 @@ static void on_auth_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     }
 }
 
+static void on_select_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)privdata;
+    struct cq_redis *r = ac->data;
+    const redisReply *rep = reply;
+    if (!r || !rep || r->ac != ac) return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        r->handshake_failed = true;
+        cq_warn(NULL, "redis %s:%d: SELECT %d (redis.db) rejected: %.100s", r->host, r->port,
+                r->db, rep->str ? rep->str : "");
+    }
+}
+
+/* Sentinel mode: a server that is not the master (yet, or any more: the sentinel's
+ * answer may be stale during a failover) is not used; the next attempt asks again. */
+static void on_role_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)privdata;
+    struct cq_redis *r = ac->data;
+    const redisReply *rep = reply;
+    if (!r || !rep || r->ac != ac || r->handshake_failed) return;
+    const char *role = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+                               rep->element[0]->type == REDIS_REPLY_STRING
+                           ? rep->element[0]->str
+                           : NULL;
+    if (!role || strcmp(role, "master") != 0) {
+        r->handshake_failed = true;
+        cq_warn(NULL, "redis %s:%d: not the master of '%s' (ROLE: %.40s); asking the sentinels "
+                "again", r->host, r->port, r->master_name,
+                role ? role : rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "?");
+    }
+}
+
+/* Sentinel mode: the sentinel's answer to get-master-addr-by-name ([ip, port], or nil
+ * when it does not know the name). The sentinel connection is closed either way. */
+static void on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)privdata;
+    struct cq_redis *r = ac->data;
+    const redisReply *rep = reply;
+    if (!r || !rep || r->ac != ac) return;
+    long port = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING)
+        port = strtol(rep->element[1]->str, NULL, 10);
+    if (port <= 0 || port > 65535 || strlen(rep->element[0]->str) >= sizeof(r->master_host)) {
+        cq_warn(NULL, "redis sentinel %s:%d: no master for '%s' (%.100s)", r->host, r->port,
+                r->master_name,
+                rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unknown name");
+        drop_conn(r, "sentinel has no master address");
+        return;
+    }
+    snprintf(r->master_host, sizeof(r->master_host), "%s", rep->element[0]->str);
+    r->master_port = (int)port;
+    cq_info(NULL, "redis sentinel %s:%d: master of '%s' is %s:%d", r->host, r->port,
+            r->master_name, r->master_host, r->master_port);
+    /* Close the sentinel connection (hiredis defers the free while in its callback)
+     * and connect to the master at once, without the failure backoff. */
+    r->ac = NULL;
+    r->state = ST_DOWN;
+    uv_timer_stop(&r->conn_timer);
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    r->have_master = true;
+    connect_start(r);
+}
+
 static void on_ping_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)privdata;
     struct cq_redis *r = ac->data;
@@ -344,13 +433,23 @@ static void on_connected(const redisAsyncContext *cac, int status) {
         return;
     }
     r->handshake_failed = false;
-    if (r->password &&
-        redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", r->password) != REDIS_OK) {
-        drop_conn(r, "could not send AUTH");
+    if (r->asking) {
+        if (redisAsyncCommand(ac, on_sentinel_reply, NULL, "SENTINEL get-master-addr-by-name %s",
+                              r->master_name) != REDIS_OK)
+            drop_conn(r, "could not ask the sentinel");
         return;
     }
-    if (redisAsyncCommand(ac, on_ping_reply, NULL, "PING") != REDIS_OK)
-        drop_conn(r, "could not send PING");
+    int rc = REDIS_OK;
+    if (r->password && r->username)
+        rc = redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s %s", r->username, r->password);
+    else if (r->password)
+        rc = redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", r->password);
+    if (rc == REDIS_OK && r->db > 0)
+        rc = redisAsyncCommand(ac, on_select_reply, NULL, "SELECT %d", r->db);
+    if (rc == REDIS_OK && r->nsent > 0)
+        rc = redisAsyncCommand(ac, on_role_reply, NULL, "ROLE");
+    if (rc == REDIS_OK) rc = redisAsyncCommand(ac, on_ping_reply, NULL, "PING");
+    if (rc != REDIS_OK) drop_conn(r, "could not send the handshake");
 }
 
 static void on_disconnected(const redisAsyncContext *cac, int status) {
@@ -373,6 +472,20 @@ static void on_disconnected(const redisAsyncContext *cac, int status) {
 
 static void timer_closed(uv_handle_t *h);
 
+static void free_all(struct cq_redis *r) {
+    if (r->password) {
+        explicit_bzero(r->password, strlen(r->password));
+        free(r->password);
+    }
+    free(r->username);
+    for (int i = 0; r->sent_host && i < r->nsent; i++)
+        free(r->sent_host[i]);
+    free(r->sent_host);
+    free(r->sent_port);
+    free(r->master_name);
+    free(r);
+}
+
 /* The address is resolved on libuv's thread pool (uv_getaddrinfo): hiredis 0.14 would
  * call a blocking getaddrinfo on the loop for every (re)connect, stalling every request
  * for as long as DNS takes. hiredis then gets a numeric address, which it parses without
@@ -381,6 +494,12 @@ static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
 
 static void connect_start(struct cq_redis *r) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    if (r->nsent > 0) {
+        r->asking = !r->have_master;
+        snprintf(r->host, sizeof(r->host), "%s",
+                 r->asking ? r->sent_host[r->sent_idx] : r->master_host);
+        r->port = r->asking ? r->sent_port[r->sent_idx] : r->master_port;
+    }
     r->state = ST_CONNECTING;
     uv_timer_start(&r->conn_timer, on_conn_timeout, (uint64_t)r->connect_timeout_ms, 0);
     r->resolving = true;
@@ -401,10 +520,7 @@ static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
     r->resolving = false;
     if (r->closing) {
         uv_freeaddrinfo(res);
-        if (--r->open_timers == 0) {
-            free(r->host);
-            free(r);
-        }
+        if (--r->open_timers == 0) free_all(r);
         return;
     }
     r->open_timers--;
@@ -451,39 +567,65 @@ static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
 
 static void timer_closed(uv_handle_t *h) {
     struct cq_redis *r = h->data;
-    if (--r->open_timers == 0) {
-        free(r->host);
-        free(r);
-    }
+    if (--r->open_timers == 0) free_all(r);
 }
 
-static void free_fields(struct cq_redis *r) {
-    free(r->host);
-    if (r->password) {
-        explicit_bzero(r->password, strlen(r->password));
-        free(r->password);
-    }
+bool cq_redis_parse_addr(const char *s, char *host, size_t hostlen, int *port) {
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    char *end = NULL;
+    if (!colon || colon == s || (size_t)(colon - s) >= hostlen) return false;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p <= 0 || p > 65535) return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
+    return true;
 }
 
-struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
-                              const char *password, int connect_timeout_ms, int command_timeout_ms,
-                              struct cq_err *err) {
+struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_opts *o,
+                                   struct cq_err *err) {
     struct cq_redis *r = NULL;
-    if (!loop || !host || !host[0] || port <= 0 || port > 65535 || connect_timeout_ms <= 0 ||
-        command_timeout_ms <= 0) {
-        cq_err_set(err, CQ_EINVAL, "redis: host, port 1-65535 and positive timeouts required");
+    int nsent = 0;
+    while (o && o->sentinels && o->sentinels[nsent])
+        nsent++;
+    if (!loop || !o || o->connect_timeout_ms <= 0 || o->command_timeout_ms <= 0 || o->db < 0 ||
+        (nsent == 0 && (!o->host || !o->host[0] || o->port <= 0 || o->port > 65535 ||
+                        strlen(o->host) >= sizeof(r->host))) ||
+        (nsent > 0 && (!o->master_name || !o->master_name[0]))) {
+        cq_err_set(err, CQ_EINVAL,
+                   "redis: host, port 1-65535 (or sentinels + master_name) and positive "
+                   "timeouts required");
         return NULL;
     }
     r = calloc(1, sizeof(*r));
     if (!r) goto nomem;
     r->uv = cq_loop_uv(loop);
-    r->host = strdup(host);
-    if (!r->host) goto nomem;
-    if (password && !(r->password = strdup(password))) goto nomem;
-    r->port = port;
-    r->connect_timeout_ms = connect_timeout_ms;
-    r->command_timeout_ms = command_timeout_ms;
-    r->stall_ms = command_timeout_ms > 400 ? 5 * command_timeout_ms : 2000;
+    if (o->password && !(r->password = strdup(o->password))) goto nomem;
+    if (o->username && !(r->username = strdup(o->username))) goto nomem;
+    if (nsent > 0) {
+        r->sent_host = calloc((size_t)nsent, sizeof(char *));
+        r->sent_port = calloc((size_t)nsent, sizeof(int));
+        r->master_name = strdup(o->master_name);
+        if (!r->sent_host || !r->sent_port || !r->master_name) goto nomem;
+        for (; r->nsent < nsent; r->nsent++) {
+            char h[256];
+            if (!cq_redis_parse_addr(o->sentinels[r->nsent], h, sizeof(h),
+                                     &r->sent_port[r->nsent])) {
+                cq_err_set(err, CQ_EINVAL, "redis: sentinel '%s' is not host:port",
+                           o->sentinels[r->nsent]);
+                free_all(r);
+                return NULL;
+            }
+            if (!(r->sent_host[r->nsent] = strdup(h))) goto nomem;
+        }
+    } else {
+        snprintf(r->host, sizeof(r->host), "%s", o->host);
+        r->port = o->port;
+    }
+    r->db = o->db;
+    r->connect_timeout_ms = o->connect_timeout_ms;
+    r->command_timeout_ms = o->command_timeout_ms;
+    r->stall_ms = o->command_timeout_ms > 400 ? 5 * o->command_timeout_ms : 2000;
     if (r->stall_ms < 2000) r->stall_ms = 2000;
     r->backoff_ms = BACKOFF_MIN_MS;
     uv_timer_t *timers[NTIMERS] = {&r->sweep, &r->conn_timer, &r->reconnect, &r->defer};
@@ -496,12 +638,34 @@ struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
     connect_start(r);
     return r;
 nomem:
-    if (r) {
-        free_fields(r);
-        free(r);
-    }
+    if (r) free_all(r);
     cq_err_set(err, CQ_ENOMEM, "redis: out of memory");
     return NULL;
+}
+
+struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
+                              const char *password, int connect_timeout_ms, int command_timeout_ms,
+                              struct cq_err *err) {
+    struct cq_redis_opts o = {.host = host,
+                              .port = port,
+                              .password = password,
+                              .connect_timeout_ms = connect_timeout_ms,
+                              .command_timeout_ms = command_timeout_ms};
+    return cq_redis_new_opts(loop, &o, err);
+}
+
+struct cq_redis *cq_redis_new_cfg(struct cq_loop *loop, const struct cq_config *cfg,
+                                  struct cq_err *err) {
+    struct cq_redis_opts o = {.host = cfg->redis.host,
+                              .port = cfg->redis.port,
+                              .username = cfg->redis.username,
+                              .password = cfg->redis.password.value,
+                              .db = cfg->redis.db,
+                              .sentinels = cfg->redis.sentinels,
+                              .master_name = cfg->redis.master_name,
+                              .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+                              .command_timeout_ms = cfg->redis.command_timeout_ms};
+    return cq_redis_new_opts(loop, &o, err);
 }
 
 /* Takes a new record for cb; queues it to fail on the next turn when not ready. */

@@ -14,6 +14,19 @@
 #include "loop.h"
 
 struct cq_redis;
+struct cq_config;
+
+/* Where and how to connect (all borrowed; copied by cq_redis_new_opts). */
+struct cq_redis_opts {
+    const char *host; /* used when sentinels is NULL */
+    int port;
+    const char *username;    /* NULL: AUTH password (default user); else AUTH username password */
+    const char *password;    /* NULL: no AUTH; never logged */
+    int db;                  /* > 0: SELECT db on every connect */
+    char *const *sentinels;  /* "host:port", NULL-terminated; NULL: no Sentinel */
+    const char *master_name; /* required with sentinels */
+    int connect_timeout_ms, command_timeout_ms; /* both > 0 */
+};
 
 /* Completion of one command, called exactly once per accepted command, always from
  * the loop and never from inside cq_redis_command / cq_redis_commandargv.
@@ -33,6 +46,23 @@ typedef void (*cq_redis_cb)(void *opaque, const redisReply *reply, const struct 
 struct cq_redis *cq_redis_new(struct cq_loop *loop, const char *host, int port,
                               const char *password, int connect_timeout_ms, int command_timeout_ms,
                               struct cq_err *err);
+
+/* The same with every option. On every (re)connect: AUTH (username) password, SELECT
+ * db, and in Sentinel mode first SENTINEL get-master-addr-by-name on the sentinels in
+ * turn (a failure or nil answer moves to the next), then ROLE must say "master". A lost
+ * connection, a failed connect or a READONLY reply makes the next attempt ask the
+ * sentinels again, so a failover is followed; commands in flight on the lost
+ * connection fail with CQ_EREDIS (never silently resent). */
+struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_opts *o,
+                                   struct cq_err *err);
+
+/* cq_redis_new_opts with the redis: section of a loaded config. */
+struct cq_redis *cq_redis_new_cfg(struct cq_loop *loop, const struct cq_config *cfg,
+                                  struct cq_err *err);
+
+/* Splits "host:port" (the last ':'; port 1-65535) into host (NUL-terminated, at most
+ * hostlen - 1 bytes) and *port. False when it is not of that form. */
+bool cq_redis_parse_addr(const char *s, char *host, size_t hostlen, int *port);
 
 /* Sends a command (hiredis printf-like format: %s, %b with pointer+length, ...).
  * Many commands may be in flight; replies arrive in order. Returns CQ_OK when cb

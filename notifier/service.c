@@ -749,8 +749,7 @@ struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config
     }
     s->http = cq_httpc_new(loop, 256, err);
     if (!s->http) goto fail_handles;
-    s->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
-                            cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
+    s->redis = cq_redis_new_cfg(loop, cfg, err);
     if (!s->redis) goto fail_handles;
     cq_redis_check_persistence(s->redis);
     s->prod = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,

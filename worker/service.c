@@ -179,8 +179,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->retry_timer.data = w->lease_timer.data = w->drain_timer.data = w->ready_timer.data = w;
     w->open_handles = 4;
 
-    w->redis = cq_redis_new(loop, cfg->redis.host, cfg->redis.port, cfg->redis.password.value,
-                            cfg->redis.connect_timeout_ms, cfg->redis.command_timeout_ms, err);
+    w->redis = cq_redis_new_cfg(loop, cfg, err);
     if (!w->redis) goto fail;
     cq_redis_check_persistence(w->redis);
     cq_redis_on_connect(w->redis, w_on_redis_connect, w);
