@@ -212,7 +212,7 @@ class FakeGitLab:
 
 
 def config_yaml(brokers, redis_port, run, d, api_url, gitlab_url, slack_url, feishu_url,
-                extra="", kafka_extra=""):
+                extra="", kafka_extra="", redis_where=None):
     chans = "\n".join("  c%02d: {platform: slack, id: %s}" % (i, c)
                       for i, c in enumerate(CHANNELS))
     return """
@@ -229,7 +229,7 @@ kafka:
     pipeline_events: "fq.%(run)s.pipeline-events"
     dlq: "fq.%(run)s.dlq"
   groups: {worker: "fq-%(run)s-worker", notifier: "fq-%(run)s-notifier"}
-redis: {host: 127.0.0.1, port: %(redis)d, prefix: "fq%(run)s:"}
+redis: {%(redis_where)s, prefix: "fq%(run)s:"}
 ingress: {listen: 127.0.0.1, port: 0, threads: 1}
 limits: {max_body: 8k, max_text: 500}
 worker: {lease_ms: 3000, poll_min_ms: 300, poll_max_ms: 1000}
@@ -312,7 +312,8 @@ policy:
 %(extra)s
 """ % {"brokers": brokers, "redis": redis_port, "run": run, "d": d, "api": api_url,
        "gitlab": gitlab_url, "slack": slack_url, "feishu": feishu_url, "chans": chans,
-       "extra": extra, "kafka_extra": kafka_extra}
+       "extra": extra, "kafka_extra": kafka_extra,
+       "redis_where": redis_where or "host: 127.0.0.1, port: %d" % redis_port}
 
 
 class Stack:
@@ -320,7 +321,7 @@ class Stack:
     "redis" to start private servers (needed when the test stops or kills them)."""
 
     def __init__(self, name, private=(), extra_config="", redis_port=None, kafka_proxy=None,
-                 kafka_extra=""):
+                 kafka_extra="", redis_where=None):
         self.name = name
         self.run = uuid.uuid4().hex[:8]
         self.dir = tempfile.mkdtemp(prefix="cqf-%s-" % name)
@@ -338,6 +339,7 @@ class Stack:
         self.gitlab = FakeGitLab(SECRETS["trig"], SECRETS["api_token"])
         self.extra_config = extra_config
         self.kafka_extra = kafka_extra  # more lines of the kafka: map, e.g. "  key: value"
+        self.redis_where = redis_where  # replaces "host: ..., port: ..." in the redis: map
         self.cfg = os.path.join(self.dir, "config.yaml")
         self.write_config()
         p = subprocess.run([os.path.join(BUILD, "tools", "chatopsctl"), "--config", self.cfg,
@@ -353,7 +355,7 @@ class Stack:
             f.write(config_yaml(self.brokers, redis_port or self.redis_port, self.run, self.dir,
                                 "http://127.0.0.1:%d" % self.api.port, self.gitlab.url,
                                 self.slack.url, self.feishu.url, self.extra_config,
-                                self.kafka_extra))
+                                self.kafka_extra, self.redis_where))
 
     def variant(self, name, drop=(), replace=None):
         """A copy of the config without the lines containing any of drop, or with them
