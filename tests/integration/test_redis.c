@@ -379,6 +379,79 @@ TEST(auth) {
     stop_redis(pid);
 }
 
+TEST(acl_user_and_db) {
+    /* Redis 6 ACL: a user of its own (AUTH username password) and a database index
+     * (SELECT on connect); the default user has another password. */
+    int port = free_port();
+    const char *admin_pw = "admin-pass", *user_pw = "svc-pass";
+    pid_t pid = start_redis(port, admin_pw);
+    struct cq_err err;
+    redisContext *c = cq_redis_connect_sync("127.0.0.1", port, admin_pw, 1000, &err);
+    CHECK(c != NULL);
+    if (!c) {
+        stop_redis(pid);
+        return;
+    }
+    redisReply *rep = redisCommand(c, "ACL SETUSER cqsvc on >%s ~* &* +@all", user_pw);
+    CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+    if (rep) freeReplyObject(rep);
+
+    struct cq_redis_opts o = {.host = "127.0.0.1",
+                              .port = port,
+                              .username = "cqsvc",
+                              .password = user_pw,
+                              .db = 3,
+                              .connect_timeout_ms = 500,
+                              .command_timeout_ms = 1000};
+    struct cq_redis *good = cq_redis_new_opts(L, &o, &err);
+    o.password = admin_pw; /* the default user's password is not cqsvc's */
+    struct cq_redis *bad = cq_redis_new_opts(L, &o, &err);
+    o.password = user_pw;
+    o.db = 99999; /* beyond the server's 16 databases: SELECT fails, never connected */
+    struct cq_redis *baddb = cq_redis_new_opts(L, &o, &err);
+    CHECK(good && bad && baddb);
+    CHECK(wait_connected(good, 3000));
+    struct res set = {0};
+    CHECK(cq_redis_command(good, on_res, &set, "SET acl-key in-db-3") == CQ_OK);
+    CHECK(run_until(&set.done, 1000));
+    CHECK(set.type == REDIS_REPLY_STATUS);
+    rep = redisCommand(c, "SELECT 3");
+    if (rep) freeReplyObject(rep);
+    rep = redisCommand(c, "GET acl-key");
+    CHECK(rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "in-db-3") == 0);
+    if (rep) freeReplyObject(rep);
+    rep = redisCommand(c, "SELECT 0");
+    if (rep) freeReplyObject(rep);
+    rep = redisCommand(c, "EXISTS acl-key");
+    CHECK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
+    if (rep) freeReplyObject(rep);
+    run_for(500);
+    CHECK(!cq_redis_connected(bad) && cq_redis_connect_count(bad) == 0);
+    CHECK(!cq_redis_connected(baddb) && cq_redis_connect_count(baddb) == 0);
+    printf("  ACL user + SELECT 3: writes land in db 3; the wrong password or db never "
+           "connects\n");
+    redisFree(c);
+    free_client(good);
+    free_client(bad);
+    free_client(baddb);
+    stop_redis(pid);
+}
+
+TEST(parse_addr) {
+    char h[16];
+    int port = 0;
+    CHECK(cq_redis_parse_addr("10.0.0.1:26379", h, sizeof(h), &port) && port == 26379);
+    CHECK_STR(h, "10.0.0.1");
+    CHECK(cq_redis_parse_addr("::1:26379", h, sizeof(h), &port) && port == 26379);
+    CHECK_STR(h, "::1");
+    CHECK(!cq_redis_parse_addr("host", h, sizeof(h), &port));
+    CHECK(!cq_redis_parse_addr(":1", h, sizeof(h), &port));
+    CHECK(!cq_redis_parse_addr("h:0", h, sizeof(h), &port));
+    CHECK(!cq_redis_parse_addr("h:70000", h, sizeof(h), &port));
+    CHECK(!cq_redis_parse_addr("h:12x", h, sizeof(h), &port));
+    CHECK(!cq_redis_parse_addr("a-very-long-hostname:1", h, sizeof(h), &port));
+}
+
 TEST(connect_timeout) {
     /* A listener that never accepts: TCP connects (kernel backlog) but nothing answers
      * PING, so only the connect timeout ends each attempt. */
@@ -476,6 +549,8 @@ int main(void) {
     RUN(stall_reconnects);
     RUN(outage_and_reconnect);
     RUN(auth);
+    RUN(acl_user_and_db);
+    RUN(parse_addr);
     RUN(connect_timeout);
     RUN(free_with_pending);
     cq_loop_free(L);
