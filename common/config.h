@@ -172,11 +172,11 @@ struct cq_config {
         char *prefix;           /* key prefix, default "chatops:" */
         int dedupe_ttl_s;       /* default 28800 (8 h), min 27000 (7.5 h) */
         /* ACL, database, Sentinel, TLS (issue 14) */
-        char *username;     /* AUTH username password (Redis 6 ACL); NULL = AUTH password */
-        int db;             /* SELECT on every connect, default 0 */
-        char **sentinels;   /* "host:port", NULL-terminated; NULL = connect to host:port */
-        char *master_name;  /* required with sentinels */
-        bool tls;           /* refused at load: this build's hiredis has no TLS */
+        char *username;    /* AUTH username password (Redis 6 ACL); NULL = AUTH password */
+        int db;            /* SELECT on every connect, default 0 */
+        char **sentinels;  /* "host:port", NULL-terminated; NULL = connect to host:port */
+        char *master_name; /* required with sentinels */
+        bool tls;          /* refused at load: this build's hiredis has no TLS */
     } redis;
 
     struct {

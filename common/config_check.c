@@ -441,8 +441,8 @@ static enum cq_rc check_redis(struct ctx *c, struct cq_config *cfg, const struct
     char host[256];
     int port;
     if (cfg->redis.tls || strncmp(cfg->redis.host, "rediss://", 9) == 0) {
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "redis.%s",
-                                   cfg->redis.tls ? "tls" : "host");
+        c->plen =
+            (size_t)snprintf(c->path, sizeof(c->path), "redis.%s", cfg->redis.tls ? "tls" : "host");
         return cq_cfg_fail(c, node_at(sec, cfg->redis.tls ? "tls" : "host"),
                            "Redis over TLS needs hiredis >= 1.0 and this build has hiredis "
                            "%d.%d; terminate TLS in a local stunnel (see docs/operations.md)",
@@ -454,8 +454,8 @@ static enum cq_rc check_redis(struct ctx *c, struct cq_config *cfg, const struct
     }
     if (!cfg->redis.sentinels != !cfg->redis.master_name) {
         bool s = cfg->redis.sentinels != NULL;
-        c->plen = (size_t)snprintf(c->path, sizeof(c->path), "redis.%s",
-                                   s ? "master_name" : "sentinels");
+        c->plen =
+            (size_t)snprintf(c->path, sizeof(c->path), "redis.%s", s ? "master_name" : "sentinels");
         return cq_cfg_fail(c, node_at(sec, s ? "sentinels" : "master_name"),
                            "required with redis.%s", s ? "sentinels" : "master_name");
     }

@@ -349,8 +349,8 @@ static void on_select_reply(redisAsyncContext *ac, void *reply, void *privdata) 
     if (!r || !rep || r->ac != ac) return;
     if (rep->type == REDIS_REPLY_ERROR) {
         r->handshake_failed = true;
-        cq_warn(NULL, "redis %s:%d: SELECT %d (redis.db) rejected: %.100s", r->host, r->port,
-                r->db, rep->str ? rep->str : "");
+        cq_warn(NULL, "redis %s:%d: SELECT %d (redis.db) rejected: %.100s", r->host, r->port, r->db,
+                rep->str ? rep->str : "");
     }
 }
 
@@ -367,9 +367,13 @@ static void on_role_reply(redisAsyncContext *ac, void *reply, void *privdata) {
                            : NULL;
     if (!role || strcmp(role, "master") != 0) {
         r->handshake_failed = true;
-        cq_warn(NULL, "redis %s:%d: not the master of '%s' (ROLE: %.40s); asking the sentinels "
-                "again", r->host, r->port, r->master_name,
-                role ? role : rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "?");
+        cq_warn(NULL,
+                "redis %s:%d: not the master of '%s' (ROLE: %.40s); asking the sentinels "
+                "again",
+                r->host, r->port, r->master_name,
+                role                                         ? role
+                : rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str
+                                                             : "?");
     }
 }
 
@@ -382,8 +386,7 @@ static void on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata
     if (!r || !rep || r->ac != ac) return;
     long port = 0;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[0]->type == REDIS_REPLY_STRING &&
-        rep->element[1]->type == REDIS_REPLY_STRING)
+        rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING)
         port = strtol(rep->element[1]->str, NULL, 10);
     if (port <= 0 || port > 65535 || strlen(rep->element[0]->str) >= sizeof(r->master_host)) {
         cq_warn(NULL, "redis sentinel %s:%d: no master for '%s' (%.100s)", r->host, r->port,
@@ -394,8 +397,8 @@ static void on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata
     }
     snprintf(r->master_host, sizeof(r->master_host), "%s", rep->element[0]->str);
     r->master_port = (int)port;
-    cq_info(NULL, "redis sentinel %s:%d: master of '%s' is %s:%d", r->host, r->port,
-            r->master_name, r->master_host, r->master_port);
+    cq_info(NULL, "redis sentinel %s:%d: master of '%s' is %s:%d", r->host, r->port, r->master_name,
+            r->master_host, r->master_port);
     /* Close the sentinel connection (hiredis defers the free while in its callback)
      * and connect to the master at once, without the failure backoff. */
     r->ac = NULL;
@@ -446,8 +449,7 @@ static void on_connected(const redisAsyncContext *cac, int status) {
         rc = redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", r->password);
     if (rc == REDIS_OK && r->db > 0)
         rc = redisAsyncCommand(ac, on_select_reply, NULL, "SELECT %d", r->db);
-    if (rc == REDIS_OK && r->nsent > 0)
-        rc = redisAsyncCommand(ac, on_role_reply, NULL, "ROLE");
+    if (rc == REDIS_OK && r->nsent > 0) rc = redisAsyncCommand(ac, on_role_reply, NULL, "ROLE");
     if (rc == REDIS_OK) rc = redisAsyncCommand(ac, on_ping_reply, NULL, "PING");
     if (rc != REDIS_OK) drop_conn(r, "could not send the handshake");
 }

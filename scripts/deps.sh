@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian packages chatops needs to build, test and run.
-#   deps.sh          build + test deps (compiler, libraries, redis-server, Java + Maven,
-#                    clang-format + shellcheck for scripts/lint.sh, kubectl + node/npm +
-#                    promtool for the offline deployment checks: test_kubernetes.py and
-#                    test_observability.py)
+#   deps.sh          build + test deps (compiler, libraries, redis-server + redis-sentinel,
+#                    Java + Maven, clang-format + shellcheck for scripts/lint.sh, kubectl +
+#                    node/npm + promtool for the offline deployment checks: test_kubernetes.py
+#                    and test_observability.py, openssl for the kafka_sasl fixture)
 #   deps.sh bench    also the benchmark peers (wrk, nginx)
 # As root: apt-get update once, then install what is missing. Otherwise: print the exact
 # apt-get line and exit 1. A fast no-op when everything is already there.
@@ -14,7 +14,7 @@ CQ_PROG=deps.sh
 
 PKGS=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libyaml-dev libuv1-dev
-    redis-server maven default-jre-headless python3 curl clang-format shellcheck
+    redis-server redis-sentinel maven default-jre-headless python3 curl clang-format shellcheck
     kubernetes-client nodejs npm prometheus openssl)
 BENCH_PKGS=(wrk nginx)
 
@@ -38,6 +38,7 @@ have() {
     wrk) cmd=wrk ;;
     nginx) cmd=nginx ;;
     redis-server) cmd=redis-server ;;
+    redis-sentinel) cmd=redis-sentinel ;;
     clang-format) cmd=clang-format ;;
     shellcheck) cmd=shellcheck ;;
     kubernetes-client) cmd=kubectl ;;
