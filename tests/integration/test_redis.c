@@ -452,6 +452,84 @@ TEST(parse_addr) {
     CHECK(!cq_redis_parse_addr("a-very-long-hostname:1", h, sizeof(h), &port));
 }
 
+static int read_int_file(const char *dir, const char *name) {
+    char path[512], buf[64] = "";
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(buf, sizeof(buf), f)) cqtest_fatal("cannot read %s", path);
+    fclose(f);
+    return atoi(buf);
+}
+
+static void on_port(void *opaque, const redisReply *reply, const struct cq_err *err) {
+    struct res *x = opaque;
+    on_res(opaque, reply, err);
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2)
+        x->integer = atoll(reply->element[1]->str);
+}
+
+TEST(sentinel_failover) {
+    /* scripts/redis-sentinel.sh: master, replica, three redis-sentinel (down-after 1 s).
+     * The first sentinel listed is a dead port (the client moves on to the next). */
+    const char *src = getenv("CQ_SOURCE_DIR");
+    char dir[] = "/tmp/cqt-sentinel-XXXXXX", cmd[1024], list[512] = "", path[600];
+    if (!src || !mkdtemp(dir)) cqtest_fatal("CQ_SOURCE_DIR unset or mkdtemp failed");
+    snprintf(cmd, sizeof(cmd), "%s/scripts/redis-sentinel.sh start %s >/dev/null", src, dir);
+    if (system(cmd) != 0) cqtest_fatal("redis-sentinel.sh start failed");
+    snprintf(path, sizeof(path), "%s/sentinels", dir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(list, sizeof(list), f)) cqtest_fatal("cannot read %s", path);
+    fclose(f);
+    char dead[32];
+    snprintf(dead, sizeof(dead), "127.0.0.1:%d", free_port());
+    char *sent[5] = {dead}, *save = NULL;
+    int n = 1;
+    for (char *t = strtok_r(list, " \n", &save); t && n < 4; t = strtok_r(NULL, " \n", &save))
+        sent[n++] = t;
+    CHECK(n == 4);
+    int master = read_int_file(dir, "master_port"), replica = read_int_file(dir, "replica_port");
+    struct cq_redis_opts o = {.sentinels = sent,
+                              .master_name = "cq",
+                              .connect_timeout_ms = 500,
+                              .command_timeout_ms = 5000};
+    struct cq_err err;
+    struct cq_redis *r = cq_redis_new_opts(L, &o, &err);
+    o.master_name = "no-such-master";
+    struct cq_redis *unknown = cq_redis_new_opts(L, &o, &err);
+    CHECK(r && unknown);
+    CHECK(wait_connected(r, 5000));
+    struct res port = {0}, blocked = {0}, set = {0};
+    CHECK(cq_redis_command(r, on_port, &port, "CONFIG GET port") == CQ_OK);
+    CHECK(run_until(&port.done, 2000));
+    CHECK(port.integer == master);
+    /* A command in flight when the master dies fails (it is never resent elsewhere). */
+    CHECK(cq_redis_command(r, on_res, &blocked, "BLPOP cq-never 4") == CQ_OK);
+    run_for(100);
+    snprintf(path, sizeof(path), "%s/master", dir);
+    kill(read_int_file(path, "redis.pid"), SIGKILL);
+    CHECK(run_until(&blocked.done, 2000));
+    CHECK(blocked.code == CQ_EREDIS);
+    uint64_t t0 = cq_now_ms();
+    while (cq_redis_connect_count(r) < 2 && cq_now_ms() < t0 + 20000)
+        run_for(50);
+    CHECK(wait_connected(r, 1000));
+    struct res port2 = {0};
+    CHECK(cq_redis_command(r, on_port, &port2, "CONFIG GET port") == CQ_OK);
+    CHECK(run_until(&port2.done, 2000));
+    CHECK(port2.integer == replica);
+    CHECK(cq_redis_command(r, on_res, &set, "SET after-failover yes") == CQ_OK);
+    CHECK(run_until(&set.done, 2000));
+    CHECK(set.type == REDIS_REPLY_STATUS);
+    CHECK(!cq_redis_connected(unknown) && cq_redis_connect_count(unknown) == 0);
+    printf("  sentinel: master :%d killed, in-flight command failed, client on the promoted "
+           "replica :%d after %.1f s; an unknown master name never connects\n",
+           master, replica, (double)(cq_now_ms() - t0) / 1000.0);
+    free_client(r);
+    free_client(unknown);
+    snprintf(cmd, sizeof(cmd), "%s/scripts/redis-sentinel.sh stop %s >/dev/null 2>&1", src, dir);
+    if (system(cmd) != 0) fprintf(stderr, "redis-sentinel.sh stop failed\n");
+}
+
 TEST(connect_timeout) {
     /* A listener that never accepts: TCP connects (kernel backlog) but nothing answers
      * PING, so only the connect timeout ends each attempt. */
@@ -551,6 +629,7 @@ int main(void) {
     RUN(auth);
     RUN(acl_user_and_db);
     RUN(parse_addr);
+    RUN(sentinel_failover);
     RUN(connect_timeout);
     RUN(free_with_pending);
     cq_loop_free(L);
