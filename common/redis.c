@@ -816,3 +816,69 @@ fail:
     redisFree(c);
     return NULL;
 }
+
+/* The master's address from the sentinels (blocking: tools only), in turn. */
+static bool sync_ask_sentinels(const struct cq_config *cfg, int timeout_ms, char *host,
+                               size_t hostlen, int *port, struct cq_err *err) {
+    for (size_t i = 0; cfg->redis.sentinels[i]; i++) {
+        char sh[256];
+        int sp;
+        if (!cq_redis_parse_addr(cfg->redis.sentinels[i], sh, sizeof(sh), &sp)) continue;
+        redisContext *c = cq_redis_connect_sync(sh, sp, NULL, timeout_ms, err);
+        if (!c) continue;
+        redisReply *rep =
+            redisCommand(c, "SENTINEL get-master-addr-by-name %s", cfg->redis.master_name);
+        bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                  rep->element[0]->type == REDIS_REPLY_STRING &&
+                  rep->element[1]->type == REDIS_REPLY_STRING &&
+                  strlen(rep->element[0]->str) < hostlen;
+        if (ok) {
+            snprintf(host, hostlen, "%s", rep->element[0]->str);
+            *port = atoi(rep->element[1]->str);
+        }
+        if (rep) freeReplyObject(rep);
+        redisFree(c);
+        if (ok) return true;
+        cq_err_set(err, CQ_EREDIS, "redis sentinel %s: no master for '%s'", cfg->redis.sentinels[i],
+                   cfg->redis.master_name);
+    }
+    return false;
+}
+
+redisContext *cq_redis_connect_cfg_sync(const struct cq_config *cfg, int timeout_ms,
+                                        struct cq_err *err) {
+    char host[256];
+    int port = cfg->redis.port;
+    redisContext *c = NULL;
+    redisReply *rep = NULL;
+    snprintf(host, sizeof(host), "%s", cfg->redis.host);
+    if (cfg->redis.sentinels &&
+        !sync_ask_sentinels(cfg, timeout_ms, host, sizeof(host), &port, err))
+        return NULL;
+    const char *pw = cfg->redis.password.value;
+    c = cq_redis_connect_sync(host, port, cfg->redis.username ? NULL : pw, timeout_ms, err);
+    if (!c) return NULL;
+    if (cfg->redis.username && pw) {
+        rep = redisCommand(c, "AUTH %s %s", cfg->redis.username, pw);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            cq_err_set(err, CQ_EAUTH, "redis %s:%d: AUTH rejected: %.100s", host, port,
+                       rep ? rep->str : c->errstr);
+            goto fail;
+        }
+        freeReplyObject(rep);
+    }
+    if (cfg->redis.db > 0) {
+        rep = redisCommand(c, "SELECT %d", cfg->redis.db);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            cq_err_set(err, CQ_EREDIS, "redis %s:%d: SELECT %d: %.100s", host, port, cfg->redis.db,
+                       rep ? rep->str : c->errstr);
+            goto fail;
+        }
+        freeReplyObject(rep);
+    }
+    return c;
+fail:
+    if (rep) freeReplyObject(rep);
+    redisFree(c);
+    return NULL;
+}

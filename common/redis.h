@@ -110,4 +110,9 @@ void cq_redis_free(struct cq_redis *r);
 redisContext *cq_redis_connect_sync(const char *host, int port, const char *password,
                                     int timeout_ms, struct cq_err *err);
 
+/* The same for the redis: section of a config (tools): asks the sentinels in turn when
+ * redis.sentinels is set, then AUTH (username) password and SELECT db. */
+redisContext *cq_redis_connect_cfg_sync(const struct cq_config *cfg, int timeout_ms,
+                                        struct cq_err *err);
+
 #endif

@@ -56,8 +56,7 @@ int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv) {
     int rc = 1;
     (void)argv;
     if (cq_ctl_pipelines_usage(argc, argv)) return 2;
-    redisContext *c = cq_redis_connect_sync(cfg->redis.host, cfg->redis.port,
-                                            cfg->redis.password.value, 3000, &err);
+    redisContext *c = cq_redis_connect_cfg_sync(cfg, 3000, &err);
     if (!c) {
         fprintf(stderr, "chatopsctl: pipelines: %s\n", err.msg);
         return 1;

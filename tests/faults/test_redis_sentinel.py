@@ -76,6 +76,11 @@ def test():
         resumed = [p for p in waiting if c.answered.get(int(dict(p["variables"])["TAG"][2:]))]
         ok &= fl.cqt.check(len(resumed) == len(waiting), "every waiting pipeline was answered "
                            "after the promotion (%d of %d)" % (len(resumed), len(waiting)))
+        ctl = subprocess.run([os.path.join(fl.BUILD, "tools", "chatopsctl"), "--config", st.cfg,
+                              "pipelines"], capture_output=True, text=True, timeout=30)
+        ok &= fl.cqt.check(ctl.returncode == 0 and "no pipelines in flight" in ctl.stdout,
+                           "chatopsctl pipelines finds the new master through the sentinels "
+                           "(rc %d: %s)" % (ctl.returncode, (ctl.stdout + ctl.stderr)[:200]))
         return rc | (0 if ok else 1)
     finally:
         if st:

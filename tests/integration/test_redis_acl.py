@@ -3,7 +3,7 @@
 default user is off and whose only user is `cqsvc` with a password (scripts/redis.sh + ACL
 SETUSER). Checks, through the real worker and notifier binaries:
 - with redis.username + redis.password (a file: secret) and redis.db they get ready, and the
-  worker's Redis records land in that database;
+  worker's Redis records land in that database; `chatopsctl pipelines` connects the same way;
 - with a wrong password each starts, logs one clear "AUTH rejected" line (never the password),
   answers /readyz 503 and stays alive (no hang, no exit), and exits 0 on SIGTERM;
 - redis.tls: true, a rediss:// host, sentinels without master_name: refused at start with a
@@ -66,6 +66,12 @@ def main():
         dbs = redis_cli(red.port, "INFO", "keyspace")
         cqt.check("db5:" in dbs and "db0:" not in dbs,
                   "the services' records are in db 5 only (%s)" % dbs.replace("\n", " "))
+
+        ctl = subprocess.run([os.path.join(fl.BUILD, "tools", "chatopsctl"), "--config", st.cfg,
+                              "pipelines"], capture_output=True, text=True, timeout=30)
+        cqt.check(ctl.returncode == 0 and "no pipelines in flight" in ctl.stdout,
+                  "chatopsctl pipelines connects as cqsvc to db 5 (rc %d: %s)"
+                  % (ctl.returncode, (ctl.stdout + ctl.stderr).strip()[:200]))
 
         bad = st.variant("bad", drop=("good_pw",),
                          replace={"good_pw": "redis: {%s, prefix: \"fq%s:\"}" % (
