@@ -60,8 +60,7 @@ static bool mentions_bot(const cJSON *mentions, const char *bot) {
     return false;
 }
 
-static void message_event(const struct cq_config *cfg, const cJSON *root,
-                          struct cq_in_verdict *out) {
+static void message_event(const struct cq_config *cfg, const cJSON *root, struct ing_verdict *out) {
     const cJSON *hdr = jobj(root, "header"), *ev = jobj(root, "event");
     const cJSON *msg = jobj(ev, "message"), *sender = jobj(ev, "sender");
     const char *bot = cfg->feishu.bot_open_id;
@@ -74,7 +73,7 @@ static void message_event(const struct cq_config *cfg, const cJSON *root,
     char *text = NULL;
 
     if (!event_id || !*event_id || !msg || !open_id || !*open_id) {
-        cq_in_reject(out, 400, "malformed event", "header.event_id, event.message or sender");
+        ing_reject(out, 400, "malformed event", "header.event_id, event.message or sender");
         goto out;
     }
     /* Not a command: the bot's own message, another app, a non-text message, or a group
@@ -85,25 +84,25 @@ static void message_event(const struct cq_config *cfg, const cJSON *root,
         !type || strcmp(type, "text") != 0 ||
         (bot && !(chat_type && strcmp(chat_type, "p2p") == 0) && !mentions_bot(mentions, bot));
     if (ignore) {
-        cq_in_reply(out, 200, "application/json", strdup("{}"));
+        ing_reply(out, 200, "application/json", strdup("{}"));
         goto out;
     }
     if (content && cq_json_has_nul_escape(content, strlen(content))) {
-        cq_in_reject(out, 400, "malformed message content", "an escaped NUL (\\u0000) in the text");
+        ing_reject(out, 400, "malformed message content", "an escaped NUL (\\u0000) in the text");
         goto out;
     }
     body = content ? cJSON_Parse(content) : NULL;
     const char *t = jstr(body, "text");
     if (!t) {
-        cq_in_reject(out, 400, "malformed message content", NULL);
+        ing_reject(out, 400, "malformed message content", NULL);
         goto out;
     }
     if (!(text = strdup(t))) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+        ing_reject(out, 500, "out of memory", NULL);
         goto out;
     }
     strip_keys(text, mentions);
-    if (!cq_in_set_command(cfg, text, r, out)) goto out;
+    if (!ing_set_command(cfg, text, r, out)) goto out;
     size_t klen = strlen(event_id) + 8;
     r->dedupe_key = malloc(klen);
     r->platform = strdup("feishu");
@@ -113,11 +112,11 @@ static void message_event(const struct cq_config *cfg, const cJSON *root,
     r->reply.message_id = dup_or_null(jstr(msg, "message_id"));
     r->reply.chat_id = dup_or_null(jstr(msg, "chat_id"));
     if (!r->dedupe_key || !r->platform || !r->user_id) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+        ing_reject(out, 500, "out of memory", NULL);
         goto out;
     }
     snprintf(r->dedupe_key, klen, "feishu:%s", event_id);
-    cq_in_finish(out);
+    ing_finish(out);
 out:
     free(text);
     cJSON_Delete(body);
@@ -128,23 +127,23 @@ out:
  * parsed, or which check failed. The reason still goes to the log and the metrics. */
 #define UNAUTHORIZED "unauthorized"
 
-static void deny(struct cq_in_verdict *out, const char *reason) {
-    cq_in_reject(out, 401, reason, NULL);
+static void deny(struct ing_verdict *out, const char *reason) {
+    ing_reject(out, 401, reason, NULL);
     out->public_reason = UNAUTHORIZED;
 }
 
 /* A failure after the signature authenticated the body: a readable 400; before: deny. */
-static void bad_input(struct cq_in_verdict *out, bool authed, const char *reason,
+static void bad_input(struct ing_verdict *out, bool authed, const char *reason,
                       const char *detail) {
     if (authed)
-        cq_in_reject(out, 400, reason, detail);
+        ing_reject(out, 400, reason, detail);
     else
         deny(out, reason);
 }
 
 /* The X-Lark-* signature over the raw body with the replay window on its timestamp; NULL
  * when it holds, else the reason. */
-static const char *verify(const struct cq_config *cfg, const struct cq_in_headers *h,
+static const char *verify(const struct cq_config *cfg, const struct ing_headers *h,
                           const char *body, size_t len, time_t now) {
     const char *key = cfg->feishu.encrypt_key.value;
     char want[65], *end = NULL;
@@ -164,15 +163,15 @@ static const char *verify(const struct cq_config *cfg, const struct cq_in_header
  * url_verification (inside "encrypt" too): it is decrypted and accepted on its token alone,
  * and every other unsigned request is refused. Without an encrypt key (only with
  * feishu.require_encrypt_key: false) the verification token in the body is all there is. */
-void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                     size_t len, time_t now, struct cq_in_verdict *out) {
+void ing_feishu_event(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                      size_t len, time_t now, struct ing_verdict *out) {
     cJSON *root = NULL, *inner = NULL;
     char *plain = NULL;
     const char *key = cfg->feishu.encrypt_key.value;
     bool authed = false; /* the signature proved the body comes from Feishu */
     memset(out, 0, sizeof(*out));
     if (!cfg->feishu.verification_token.value) {
-        cq_in_reject(out, 404, "feishu is not enabled", NULL);
+        ing_reject(out, 404, "feishu is not enabled", NULL);
         return;
     }
     if (key && (h->lark_ts || h->lark_nonce || h->lark_sig)) {
@@ -224,7 +223,7 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
             deny(out, "bad token");
             goto out;
         }
-        cq_in_challenge(out, ch);
+        ing_challenge(out, ch);
         goto out;
     }
     if (key && !authed) { /* with an encrypt key every other event is signed */
@@ -242,7 +241,7 @@ void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h,
     }
     const char *etype = jstr(hdr, "event_type");
     if (!etype || strcmp(etype, "im.message.receive_v1") != 0) {
-        cq_in_reply(out, 200, "application/json", strdup("{}"));
+        ing_reply(out, 200, "application/json", strdup("{}"));
         goto out;
     }
     message_event(cfg, ev, out);

@@ -16,41 +16,41 @@ static bool id_of(const cJSON *o, const char *name, long long *out) {
     return true;
 }
 
-void cq_gitlab_hook(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                    size_t len, struct cq_in_verdict *out) {
+void ing_gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                     size_t len, struct ing_verdict *out) {
     const char *want = cfg->gitlab.webhook_token.value;
     cJSON *root = NULL;
     long long project = 0, pipeline = 0;
     memset(out, 0, sizeof(*out));
     if (!want) {
-        cq_in_reject(out, 404, "gitlab webhook is not configured", NULL);
+        ing_reject(out, 404, "gitlab webhook is not configured", NULL);
         return;
     }
     if (!h->gitlab_token) {
-        cq_in_reject(out, 401, "missing token", NULL);
+        ing_reject(out, 401, "missing token", NULL);
         return;
     }
     if (!cq_ct_equal(want, strlen(want), h->gitlab_token, strlen(h->gitlab_token))) {
-        cq_in_reject(out, 401, "bad token", NULL);
+        ing_reject(out, 401, "bad token", NULL);
         return;
     }
     if (!h->gitlab_event || strcmp(h->gitlab_event, "Pipeline Hook") != 0) {
         /* other hook types are acknowledged so GitLab does not disable the hook */
-        cq_in_reply(out, 200, "application/json", strdup("{}"));
+        ing_reply(out, 200, "application/json", strdup("{}"));
         return;
     }
     if (cq_json_has_nul_escape(body, len)) {
-        cq_in_reject(out, 400, "malformed JSON", "an escaped NUL (\\u0000) in a string");
+        ing_reject(out, 400, "malformed JSON", "an escaped NUL (\\u0000) in a string");
         goto out;
     }
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {
-        cq_in_reject(out, 400, "malformed JSON", NULL);
+        ing_reject(out, 400, "malformed JSON", NULL);
         goto out;
     }
     if (!id_of(cJSON_GetObjectItemCaseSensitive(root, "project"), "id", &project) ||
         !id_of(cJSON_GetObjectItemCaseSensitive(root, "object_attributes"), "id", &pipeline)) {
-        cq_in_reject(out, 400, "malformed pipeline hook", "project.id or object_attributes.id");
+        ing_reject(out, 400, "malformed pipeline hook", "project.id or object_attributes.id");
         goto out;
     }
     snprintf(out->key, sizeof(out->key), "%lld:%lld", project, pipeline);

@@ -12,15 +12,15 @@
 #include "config.h"
 #include "envelope.h"
 
-enum cq_in_kind {
+enum ing_kind {
     CQ_IN_REJECT,  /* answer status with the one-line reason as text/plain; nothing produced */
     CQ_IN_REPLY,   /* answer status with body (content_type) now; nothing produced */
     CQ_IN_REQUEST, /* produce req to kafka.topic_requests, answer after the delivery report */
     CQ_IN_PIPELINE /* produce raw (the body) to kafka.topic_pipeline_events with key */
 };
 
-struct cq_in_verdict {
-    enum cq_in_kind kind;
+struct ing_verdict {
+    enum ing_kind kind;
     int status;                /* REJECT / REPLY */
     const char *reason;        /* REJECT: static one-line reason (also the metric label);
                                   REPLY: set when the reply refuses (counted as rejected) */
@@ -34,10 +34,10 @@ struct cq_in_verdict {
 };
 
 /* Frees what an outcome owns and zeroes it. */
-void cq_in_verdict_clear(struct cq_in_verdict *o);
+void ing_verdict_clear(struct ing_verdict *o);
 
 /* Header values a route may need (NULL when absent). Borrowed. */
-struct cq_in_headers {
+struct ing_headers {
     const char *slack_ts, *slack_sig, *slack_retry_num;
     const char *lark_ts, *lark_nonce, *lark_sig;
     const char *gitlab_event, *gitlab_token;
@@ -45,52 +45,51 @@ struct cq_in_headers {
 
 /* POST slash command (application/x-www-form-urlencoded). Verifies the v0 signature over the
  * raw bytes first (replay window limits.replay_window_s around now), then parses. */
-void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                      size_t len, time_t now, struct cq_in_verdict *out);
+void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                       size_t len, time_t now, struct ing_verdict *out);
 /* POST Events API (application/json): url_verification, event_callback/app_mention. */
-void cq_slack_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                    size_t len, time_t now, struct cq_in_verdict *out);
+void ing_slack_event(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                     size_t len, time_t now, struct ing_verdict *out);
 /* POST Feishu event subscription v2.0 (plain or {"encrypt":...}). */
-void cq_feishu_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                     size_t len, time_t now, struct cq_in_verdict *out);
+void ing_feishu_event(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                      size_t len, time_t now, struct ing_verdict *out);
 /* POST GitLab webhook: Pipeline Hook with X-Gitlab-Token. */
-void cq_gitlab_hook(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                    size_t len, struct cq_in_verdict *out);
+void ing_gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                     size_t len, struct ing_verdict *out);
 
 /* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
-struct cq_in_form_field {
+struct ing_form_field {
     char *name, *value;
 };
-struct cq_in_form {
-    struct cq_in_form_field *f;
+struct ing_form {
+    struct ing_form_field *f;
     size_t n;
 };
-/* Parses body into form (caller calls cq_in_form_clear). CQ_EPARSE on a bad escape, a NUL
+/* Parses body into form (caller calls ing_form_clear). CQ_EPARSE on a bad escape, a NUL
  * byte or more than max_fields fields; CQ_ENOMEM. */
-enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields,
-                            struct cq_in_form *form);
+enum cq_rc ing_form_parse(const char *body, size_t len, size_t max_fields, struct ing_form *form);
 /* Borrowed value of the first field called name, or NULL. */
-const char *cq_in_form_get(const struct cq_in_form *form, const char *name);
-void cq_in_form_clear(struct cq_in_form *form);
+const char *ing_form_get(const struct ing_form *form, const char *name);
+void ing_form_clear(struct ing_form *form);
 
 /* Splits chat text into a command (first word) and the rest, both trimmed; an empty text gives
  * command "help". Returns new strings in *command and *rest (caller frees); CQ_ENOMEM. */
-enum cq_rc cq_in_split(const char *text, char **command, char **rest);
+enum cq_rc ing_split(const char *text, char **command, char **rest);
 
 /* Fills req->id (UUIDv4) and received_at (now, RFC 3339). CQ_OK or an error code. */
-enum cq_rc cq_in_stamp(struct cq_request *req);
+enum cq_rc ing_stamp(struct cq_request *req);
 
 /* Checks limits.max_text and splits text into r->command / r->text; on failure rejects out. */
-bool cq_in_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
-                       struct cq_in_verdict *out);
+bool ing_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
+                     struct ing_verdict *out);
 /* Stamps out->req (id, received_at), encodes it into out->body, sets kind = CQ_IN_REQUEST; on
  * failure rejects out (400 with the field in detail, or 500). */
-void cq_in_finish(struct cq_in_verdict *out);
+void ing_finish(struct ing_verdict *out);
 
 /* Helpers for the platform modules: a rejection / a JSON reply. */
-void cq_in_reject(struct cq_in_verdict *out, int status, const char *reason, const char *detail);
-void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type, char *body);
+void ing_reject(struct ing_verdict *out, int status, const char *reason, const char *detail);
+void ing_reply(struct ing_verdict *out, int status, const char *content_type, char *body);
 /* The url_verification answer both platforms expect: 200 {"challenge": ch}; 400 when ch is NULL. */
-void cq_in_challenge(struct cq_in_verdict *out, const char *ch);
+void ing_challenge(struct ing_verdict *out, const char *ch);
 
 #endif

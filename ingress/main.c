@@ -22,7 +22,7 @@ struct app {
     struct cq_config *cfg;
     struct cq_loop *loop;
     struct cq_producer *producer;
-    struct cq_ingress *ingress;
+    struct ing_server *ingress;
 };
 
 #define MAX_KAFKA_CONF 16
@@ -37,7 +37,7 @@ static void on_drained(void *arg) {
     struct app *a = arg;
     cq_producer_free(a->producer); /* flushes; remaining reports answer their connections */
     a->producer = NULL;
-    cq_ingress_free(a->ingress);
+    ing_server_free(a->ingress);
     a->ingress = NULL;
     cq_info(NULL, "drained");
 }
@@ -46,7 +46,7 @@ static void on_shutdown(void *arg) {
     struct app *a = arg;
     if (!a->ingress) return;
     /* a request waits at most the budget plus the guard's margin; allow a second more */
-    cq_ingress_drain(a->ingress, a->cfg->kafka.produce_timeout_ms + 1500, on_drained, a);
+    ing_server_drain(a->ingress, a->cfg->kafka.produce_timeout_ms + 1500, on_drained, a);
 }
 
 int main(int argc, char **argv) {
@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
                                   NULL),
                      1);
     }
-    a.ingress = cq_ingress_new(a.cfg, port >= 0 ? (int)port : a.cfg->ingress.port,
+    a.ingress = ing_server_new(a.cfg, port >= 0 ? (int)port : a.cfg->ingress.port,
                                admin_port >= 0 ? (int)admin_port : a.cfg->ingress.admin_port,
                                a.loop, a.producer, &err);
     if (!a.ingress) {
@@ -172,9 +172,9 @@ int main(int argc, char **argv) {
         goto out;
     }
     cq_info(NULL, "admin http (/healthz /readyz /metrics) listening on %s:%d",
-            a.cfg->ingress.admin_listen, cq_ingress_admin_port(a.ingress));
+            a.cfg->ingress.admin_listen, ing_server_admin_port(a.ingress));
     cq_info(NULL, "listening on %s:%d (slack %s, %s; feishu %s; gitlab %s)", a.cfg->ingress.listen,
-            cq_ingress_port(a.ingress), a.cfg->ingress.slack_commands_path,
+            ing_server_port(a.ingress), a.cfg->ingress.slack_commands_path,
             a.cfg->ingress.slack_events_path, a.cfg->ingress.feishu_events_path,
             a.cfg->ingress.gitlab_webhook_path);
     cq_loop_run(a.loop);
@@ -182,7 +182,7 @@ int main(int argc, char **argv) {
     rc = 0;
 out:
     if (a.producer) cq_producer_free(a.producer);
-    if (a.ingress) cq_ingress_free(a.ingress);
+    if (a.ingress) ing_server_free(a.ingress);
     cq_loop_free(a.loop);
     cq_config_free(a.cfg);
     for (int i = 0; i < nk; i++)

@@ -9,14 +9,14 @@
 #include "ingress.h"
 #include "utf8.h"
 
-void cq_in_verdict_clear(struct cq_in_verdict *o) {
+void ing_verdict_clear(struct ing_verdict *o) {
     if (!o) return;
     free(o->body);
     cq_request_clear(&o->req);
     memset(o, 0, sizeof(*o));
 }
 
-void cq_in_reject(struct cq_in_verdict *out, int status, const char *reason, const char *detail) {
+void ing_reject(struct ing_verdict *out, int status, const char *reason, const char *detail) {
     out->kind = CQ_IN_REJECT;
     out->status = status;
     out->reason = reason;
@@ -25,9 +25,9 @@ void cq_in_reject(struct cq_in_verdict *out, int status, const char *reason, con
     out->detail[n] = '\0';
 }
 
-void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type, char *body) {
+void ing_reply(struct ing_verdict *out, int status, const char *content_type, char *body) {
     if (!body) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+        ing_reject(out, 500, "out of memory", NULL);
         return;
     }
     out->kind = CQ_IN_REPLY;
@@ -37,15 +37,14 @@ void cq_in_reply(struct cq_in_verdict *out, int status, const char *content_type
     out->body = body;
 }
 
-void cq_in_challenge(struct cq_in_verdict *out, const char *ch) {
+void ing_challenge(struct ing_verdict *out, const char *ch) {
     if (!ch) {
-        cq_in_reject(out, 400, "missing challenge", NULL);
+        ing_reject(out, 400, "missing challenge", NULL);
         return;
     }
     cJSON *a = cJSON_CreateObject();
-    cq_in_reply(out, 200, "application/json",
-                a && cJSON_AddStringToObject(a, "challenge", ch) ? cJSON_PrintUnformatted(a)
-                                                                 : NULL);
+    ing_reply(out, 200, "application/json",
+              a && cJSON_AddStringToObject(a, "challenge", ch) ? cJSON_PrintUnformatted(a) : NULL);
     cJSON_Delete(a);
 }
 
@@ -83,8 +82,7 @@ bad:
     return NULL;
 }
 
-enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields,
-                            struct cq_in_form *form) {
+enum cq_rc ing_form_parse(const char *body, size_t len, size_t max_fields, struct ing_form *form) {
     enum cq_rc rc = CQ_OK;
     size_t i = 0, cap = 0;
     memset(form, 0, sizeof(*form));
@@ -103,14 +101,14 @@ enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields,
             }
             if (form->n == cap) { /* grown by doubling: Slack sends about a dozen fields */
                 cap = cap ? cap * 2 : 16;
-                struct cq_in_form_field *nf = realloc(form->f, cap * sizeof(*nf));
+                struct ing_form_field *nf = realloc(form->f, cap * sizeof(*nf));
                 if (!nf) {
                     rc = CQ_ENOMEM;
                     goto out;
                 }
                 form->f = nf;
             }
-            struct cq_in_form_field *f = &form->f[form->n];
+            struct ing_form_field *f = &form->f[form->n];
             f->name = form_decode(body + i, eq - i, &bad);
             f->value = bad || !f->name ? NULL
                                        : form_decode(body + (eq < end ? eq + 1 : end),
@@ -126,17 +124,17 @@ enum cq_rc cq_in_form_parse(const char *body, size_t len, size_t max_fields,
         i = end + 1;
     }
 out:
-    if (rc != CQ_OK) cq_in_form_clear(form);
+    if (rc != CQ_OK) ing_form_clear(form);
     return rc;
 }
 
-const char *cq_in_form_get(const struct cq_in_form *form, const char *name) {
+const char *ing_form_get(const struct ing_form *form, const char *name) {
     for (size_t i = 0; i < form->n; i++)
         if (strcmp(form->f[i].name, name) == 0) return form->f[i].value;
     return NULL;
 }
 
-void cq_in_form_clear(struct cq_in_form *form) {
+void ing_form_clear(struct ing_form *form) {
     if (!form) return;
     for (size_t i = 0; i < form->n; i++) {
         free(form->f[i].name);
@@ -150,7 +148,7 @@ static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-enum cq_rc cq_in_split(const char *text, char **command, char **rest) {
+enum cq_rc ing_split(const char *text, char **command, char **rest) {
     const char *s = text ? text : "";
     *command = *rest = NULL;
     while (is_space(*s))
@@ -175,7 +173,7 @@ enum cq_rc cq_in_split(const char *text, char **command, char **rest) {
     return CQ_OK;
 }
 
-enum cq_rc cq_in_stamp(struct cq_request *req) {
+enum cq_rc ing_stamp(struct cq_request *req) {
     char id[CQ_UUID_LEN + 1], ts[32];
     enum cq_rc rc = cq_uuid4(id);
     if (rc != CQ_OK) return rc;
@@ -188,14 +186,14 @@ enum cq_rc cq_in_stamp(struct cq_request *req) {
 }
 
 /* Text checks shared by commands and mentions; fills command + text. */
-bool cq_in_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
-                       struct cq_in_verdict *out) {
+bool ing_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
+                     struct ing_verdict *out) {
     if (cq_utf8_len(text, strlen(text)) > (size_t)cfg->limits.max_text) {
-        cq_in_reject(out, 400, "text too long", NULL);
+        ing_reject(out, 400, "text too long", NULL);
         return false;
     }
-    if (cq_in_split(text, &r->command, &r->text) != CQ_OK) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+    if (ing_split(text, &r->command, &r->text) != CQ_OK) {
+        ing_reject(out, 500, "out of memory", NULL);
         return false;
     }
     return true;
@@ -203,16 +201,16 @@ bool cq_in_set_command(const struct cq_config *cfg, const char *text, struct cq_
 
 /* Last step of both routes: stamp, and prove the envelope encodes (so a bad field is a 400
  * here rather than a message nobody can read). */
-void cq_in_finish(struct cq_in_verdict *out) {
+void ing_finish(struct ing_verdict *out) {
     struct cq_err err = {0};
-    if (cq_in_stamp(&out->req) != CQ_OK) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+    if (ing_stamp(&out->req) != CQ_OK) {
+        ing_reject(out, 500, "out of memory", NULL);
         return;
     }
     char *json = cq_request_encode(&out->req, &err);
     if (!json) {
-        cq_in_reject(out, err.code == CQ_ENOMEM ? 500 : 400,
-                     err.code == CQ_ENOMEM ? "out of memory" : "malformed request", err.msg);
+        ing_reject(out, err.code == CQ_ENOMEM ? 500 : 400,
+                   err.code == CQ_ENOMEM ? "out of memory" : "malformed request", err.msg);
         return;
     }
     free(out->body);

@@ -48,7 +48,7 @@ static const char *const route_names[R_COUNT] = {"unknown",       "slack_command
 enum cstate { ST_READ, ST_WAIT, ST_ANSWERED };
 
 struct conn {
-    struct cq_ingress *in;
+    struct ing_server *in;
     struct MHD_Connection *mc;
     atomic_int refs;
     enum route route;
@@ -73,7 +73,7 @@ struct conn {
     struct conn *wprev, *wnext; /* waiting list (loop), in deadline order */
 };
 
-struct cq_ingress {
+struct ing_server {
     const struct cq_config *cfg;
     struct cq_loop *loop;
     struct cq_producer *producer;
@@ -105,7 +105,7 @@ struct cq_ingress {
         *c_answered[R_COUNT];
 };
 
-static void mhd_soon(struct cq_ingress *in);
+static void mhd_soon(struct ing_server *in);
 
 static void conn_unref(struct conn *c) {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
@@ -180,7 +180,7 @@ static enum MHD_Result reject(struct conn *c, unsigned status, const char *reaso
 /* ---- answering: delivery report (loop thread), guard (loop thread), send failure (MHD) ---- */
 
 /* The waiting list is in deadline order (appended under mu with a monotonic deadline). */
-static void waiting_remove(struct cq_ingress *in, struct conn *c) {
+static void waiting_remove(struct ing_server *in, struct conn *c) {
     if (c->wprev)
         c->wprev->wnext = c->wnext;
     else if (in->whead == c)
@@ -193,7 +193,7 @@ static void waiting_remove(struct cq_ingress *in, struct conn *c) {
 }
 
 /* Takes c out of the waiting state; false when someone else answered it already. */
-static bool claim(struct cq_ingress *in, struct conn *c) {
+static bool claim(struct ing_server *in, struct conn *c) {
     bool mine = false;
     pthread_mutex_lock(&in->mu);
     if (c->state == ST_WAIT) {
@@ -242,7 +242,7 @@ static void quote_cmd(const char *cmd, char out[CMD_QUOTE + 4]) {
 }
 
 static void answer(struct conn *c, enum outcome out, const char *why) {
-    struct cq_ingress *in = c->in;
+    struct ing_server *in = c->in;
     char text[1024], cmd[CMD_QUOTE + 4];
     quote_cmd(c->cmdline ? c->cmdline : "", cmd);
     if (out == OUT_QUEUED) {
@@ -311,7 +311,7 @@ static void answer(struct conn *c, enum outcome out, const char *why) {
 
 static void on_delivery(void *opaque, const struct cq_delivery_report *r) {
     struct conn *c = opaque;
-    struct cq_ingress *in = c->in;
+    struct ing_server *in = c->in;
     cq_histogram_observe(in->h_produce, (double)(cq_now_ms() - c->sent_ms) / 1000.0);
     if (claim(in, c)) {
         enum outcome out = r->rc == CQ_OK                     ? OUT_QUEUED
@@ -327,7 +327,7 @@ static void on_delivery(void *opaque, const struct cq_delivery_report *r) {
 }
 
 /* Answers every waiting request whose deadline passed (all of them when all is set). */
-static void expire(struct cq_ingress *in, bool all, const char *why) {
+static void expire(struct ing_server *in, bool all, const char *why) {
     uint64_t now = cq_now_ms();
     struct conn *done = NULL, **tail = &done;
     pthread_mutex_lock(&in->mu);
@@ -349,7 +349,7 @@ static void expire(struct cq_ingress *in, bool all, const char *why) {
 }
 
 static void on_guard(uv_timer_t *t) {
-    struct cq_ingress *in = t->data;
+    struct ing_server *in = t->data;
     char why[64];
     snprintf(why, sizeof(why), "no confirmation within %d ms", in->cfg->kafka.produce_timeout_ms);
     expire(in, false, why);
@@ -387,12 +387,12 @@ static enum MHD_Result health(struct conn *c, const char *method) {
 
 /* Admin /readyz (an MHD thread of the admin server; atomics only). */
 static bool admin_ready(void *arg) {
-    struct cq_ingress *in = arg;
+    struct ing_server *in = arg;
     return !atomic_load(&in->closing) && cq_producer_ready(in->producer);
 }
 
 static const char *admin_not_ready(void *arg) {
-    struct cq_ingress *in = arg;
+    struct ing_server *in = arg;
     if (atomic_load(&in->closing)) return "shutting down";
     const char *fatal = cq_producer_fatal(in->producer);
     if (fatal) return fatal; /* "kafka producer fatal error: ..." (set once) */
@@ -453,7 +453,7 @@ static enum MHD_Result on_body(struct conn *c, const char *data, size_t n) {
  * for the delivery report, which runs on the loop thread. Takes ownership of key/value. */
 static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, char *value,
                                  size_t vlen) {
-    struct cq_ingress *in = c->in;
+    struct ing_server *in = c->in;
     struct cq_err err = {0};
     const char *headers[] = {"req_id", c->req_id, NULL};
     c->topic = topic;
@@ -505,9 +505,9 @@ static char *join_key(const struct cq_request *r) {
 
 static enum MHD_Result dispatch(struct conn *c) {
     const struct cq_config *cfg = c->in->cfg;
-    struct cq_in_verdict o;
+    struct ing_verdict o;
     struct MHD_Connection *mc = c->mc;
-    struct cq_in_headers h = {
+    struct ing_headers h = {
         .slack_ts = hdr(mc, "X-Slack-Request-Timestamp"),
         .slack_sig = hdr(mc, "X-Slack-Signature"),
         .slack_retry_num = hdr(mc, "X-Slack-Retry-Num"),
@@ -523,16 +523,16 @@ static enum MHD_Result dispatch(struct conn *c) {
     if (c->too_big) return reject(c, 413, "body too large", NULL, NULL);
     switch (c->route) {
     case R_SLACK_CMD:
-        cq_slack_command(cfg, &h, body, c->len, now, &o);
+        ing_slack_command(cfg, &h, body, c->len, now, &o);
         break;
     case R_SLACK_EV:
-        cq_slack_event(cfg, &h, body, c->len, now, &o);
+        ing_slack_event(cfg, &h, body, c->len, now, &o);
         break;
     case R_FEISHU:
-        cq_feishu_event(cfg, &h, body, c->len, now, &o);
+        ing_feishu_event(cfg, &h, body, c->len, now, &o);
         break;
     default:
-        cq_gitlab_hook(cfg, &h, body, c->len, &o);
+        ing_gitlab_hook(cfg, &h, body, c->len, &o);
         break;
     }
     switch (o.kind) {
@@ -579,14 +579,14 @@ static enum MHD_Result dispatch(struct conn *c) {
         break;
     }
     }
-    cq_in_verdict_clear(&o);
+    ing_verdict_clear(&o);
     return ret;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_len, void **state) {
-    struct cq_ingress *in = cls;
+    struct ing_server *in = cls;
     struct conn *c = *state;
     (void)version;
     if (!c) {
@@ -622,7 +622,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **state,
                          enum MHD_RequestTerminationCode code) {
-    struct cq_ingress *in = cls;
+    struct ing_server *in = cls;
     struct conn *c = *state;
     (void)mc;
     (void)code;
@@ -643,7 +643,7 @@ static void on_mhd_again(uv_idle_t *h);
  * MHD's own ready list). A resumed connection is announced by nothing: without an MHD thread,
  * libmicrohttpd (0.9.75) has no ITC in its epoll set and MHD_resume_connection writes to no
  * fd (checked with strace), so answer() calls mhd_soon. */
-static void mhd_run(struct cq_ingress *in) {
+static void mhd_run(struct ing_server *in) {
     MHD_UNSIGNED_LONG_LONG ms = 0;
     if (!in->d) return;
     in->mhd_resumed = false;
@@ -668,7 +668,7 @@ static void mhd_run(struct cq_ingress *in) {
 
 /* MHD must run soon: a connection was resumed with its answer. Runs MHD once per loop
  * iteration however many reports came in it (the idle phase comes before the next poll). */
-static void mhd_soon(struct cq_ingress *in) {
+static void mhd_soon(struct ing_server *in) {
     in->mhd_resumed = true;
     uv_idle_start(&in->mhd_again, on_mhd_again);
 }
@@ -688,7 +688,7 @@ static void on_mhd_again(uv_idle_t *h) {
 }
 
 /* Starts watching MHD's epoll fd (single-thread mode). */
-static enum cq_rc mhd_watch(struct cq_ingress *in, uv_loop_t *uv, struct cq_err *err) {
+static enum cq_rc mhd_watch(struct ing_server *in, uv_loop_t *uv, struct cq_err *err) {
     const union MHD_DaemonInfo *ep = MHD_get_daemon_info(in->d, MHD_DAEMON_INFO_EPOLL_FD);
     if (!ep || ep->epoll_fd < 0)
         return cq_err_set(err, CQ_EIO, "ingress: the HTTP server has no epoll fd");
@@ -708,10 +708,10 @@ static enum cq_rc mhd_watch(struct cq_ingress *in, uv_loop_t *uv, struct cq_err 
 
 /* ---- lifecycle (loop thread) ---- */
 
-struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, int admin_port,
+struct ing_server *ing_server_new(const struct cq_config *cfg, int port, int admin_port,
                                   struct cq_loop *loop, struct cq_producer *producer,
                                   struct cq_err *err) {
-    struct cq_ingress *in = calloc(1, sizeof(*in));
+    struct ing_server *in = calloc(1, sizeof(*in));
     struct sockaddr_in sa = {0};
     char labels[96];
     if (!in) {
@@ -797,24 +797,24 @@ struct cq_ingress *cq_ingress_new(const struct cq_config *cfg, int port, int adm
     }
     return in;
 fail:
-    cq_ingress_free(in);
+    ing_server_free(in);
     return NULL;
 }
 
-int cq_ingress_port(const struct cq_ingress *in) {
+int ing_server_port(const struct ing_server *in) {
     return in ? in->port : 0;
 }
 
-int cq_ingress_admin_port(const struct cq_ingress *in) {
+int ing_server_admin_port(const struct ing_server *in) {
     return in && in->admin ? cq_http_server_port(in->admin) : -1;
 }
 
-long cq_ingress_inflight(const struct cq_ingress *in) {
+long ing_server_inflight(const struct ing_server *in) {
     return in ? atomic_load(&in->inflight) : 0;
 }
 
 static void on_drain_tick(uv_timer_t *t) {
-    struct cq_ingress *in = t->data;
+    struct ing_server *in = t->data;
     if (in->drained) return;
     /* done when every handed-over request has been answered AND its answer sent */
     /* inflight is read first: a request counts there before it can be unfinished, and leaves
@@ -830,7 +830,7 @@ static void on_drain_tick(uv_timer_t *t) {
     if (in->drain_done) in->drain_done(in->drain_arg);
 }
 
-void cq_ingress_drain(struct cq_ingress *in, int max_wait_ms, void (*done)(void *arg), void *arg) {
+void ing_server_drain(struct ing_server *in, int max_wait_ms, void (*done)(void *arg), void *arg) {
     atomic_store(&in->closing, true);
     MHD_socket fd = MHD_quiesce_daemon(in->d);
     if (fd != MHD_INVALID_SOCKET) {
@@ -852,14 +852,14 @@ void cq_ingress_drain(struct cq_ingress *in, int max_wait_ms, void (*done)(void 
 }
 
 static void on_closed(uv_handle_t *h) {
-    struct cq_ingress *in = h->data;
+    struct ing_server *in = h->data;
     if (--in->open_handles == 0) {
         pthread_mutex_destroy(&in->mu);
         free(in);
     }
 }
 
-void cq_ingress_free(struct cq_ingress *in) {
+void ing_server_free(struct ing_server *in) {
     if (!in) return;
     atomic_store(&in->closing, true);
     cq_http_server_free(in->admin, 0); /* built-ins answer synchronously: nothing is owed */

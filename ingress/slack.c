@@ -18,7 +18,7 @@ static char *dup_or_null(const char *s) {
 }
 
 /* Returns NULL when the signature is good, else the rejection reason. */
-static const char *verify(const struct cq_config *cfg, const struct cq_in_headers *h,
+static const char *verify(const struct cq_config *cfg, const struct ing_headers *h,
                           const char *body, size_t len, time_t now) {
     char want[68];
     const char *ts = h->slack_ts, *sig = h->slack_sig;
@@ -52,81 +52,80 @@ static char *ephemeral(const char *text) {
     return s;
 }
 
-void cq_slack_command(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                      size_t len, time_t now, struct cq_in_verdict *out) {
-    struct cq_in_form form = {0};
+void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                       size_t len, time_t now, struct ing_verdict *out) {
+    struct ing_form form = {0};
     struct cq_request *r = &out->req;
     memset(out, 0, sizeof(*out));
     if (!cfg->slack.signing_secret.value) {
-        cq_in_reject(out, 404, "slack is not enabled", NULL);
+        ing_reject(out, 404, "slack is not enabled", NULL);
         return;
     }
     const char *why = verify(cfg, h, body, len, now);
     if (why) {
         /* ssl_check is Slack's unsigned certificate probe: answer it, produce nothing. */
-        if (!h->slack_sig && cq_in_form_parse(body, len, MAX_FORM_FIELDS, &form) == CQ_OK &&
-            cq_in_form_get(&form, "ssl_check") &&
-            strcmp(cq_in_form_get(&form, "ssl_check"), "1") == 0)
-            cq_in_reply(out, 200, "text/plain", strdup(""));
+        if (!h->slack_sig && ing_form_parse(body, len, MAX_FORM_FIELDS, &form) == CQ_OK &&
+            ing_form_get(&form, "ssl_check") && strcmp(ing_form_get(&form, "ssl_check"), "1") == 0)
+            ing_reply(out, 200, "text/plain", strdup(""));
         else
-            cq_in_reject(out, 401, why, NULL);
+            ing_reject(out, 401, why, NULL);
         goto out;
     }
-    enum cq_rc rc = cq_in_form_parse(body, len, MAX_FORM_FIELDS, &form);
+    enum cq_rc rc = ing_form_parse(body, len, MAX_FORM_FIELDS, &form);
     if (rc != CQ_OK) {
-        cq_in_reject(out, rc == CQ_ENOMEM ? 500 : 400,
-                     rc == CQ_ENOMEM ? "out of memory" : "malformed form", NULL);
+        ing_reject(out, rc == CQ_ENOMEM ? 500 : 400,
+                   rc == CQ_ENOMEM ? "out of memory" : "malformed form", NULL);
         goto out;
     }
-    const char *ssl = cq_in_form_get(&form, "ssl_check");
+    const char *ssl = ing_form_get(&form, "ssl_check");
     if (ssl && strcmp(ssl, "1") == 0) {
-        cq_in_reply(out, 200, "text/plain", strdup(""));
+        ing_reply(out, 200, "text/plain", strdup(""));
         goto out;
     }
-    const char *user = cq_in_form_get(&form, "user_id");
-    const char *trigger = cq_in_form_get(&form, "trigger_id");
-    const char *text = cq_in_form_get(&form, "text");
+    const char *user = ing_form_get(&form, "user_id");
+    const char *trigger = ing_form_get(&form, "trigger_id");
+    const char *text = ing_form_get(&form, "text");
     if (!user || !*user) {
-        cq_in_reject(out, 400, "missing user_id", NULL);
+        ing_reject(out, 400, "missing user_id", NULL);
         goto out;
     }
     if (!trigger || !*trigger) {
-        cq_in_reject(out, 400, "missing trigger_id", NULL);
+        ing_reject(out, 400, "missing trigger_id", NULL);
         goto out;
     }
-    if (!cq_in_set_command(cfg, text ? text : "", r, out)) goto out;
+    if (!ing_set_command(cfg, text ? text : "", r, out)) goto out;
     /* Every slash command of the Slack app posts to this URL: run only the configured ones,
      * or /deploy-other would run as /ops. 200 + ephemeral text so the user reads why. Checked
      * once the form is otherwise valid, so malformed input keeps its own 400 reason. */
-    const char *cmd = cq_in_form_get(&form, "command");
+    const char *cmd = ing_form_get(&form, "command");
     if (!command_allowed(cfg, cmd)) {
         char line[200];
         const char *shown = cmd && *cmd ? cmd : "(no command)";
         int n = (int)cq_utf8_prefix(shown, strlen(shown), 64); /* never splits a character */
         snprintf(line, sizeof(line), "%.*s is not a command of this ChatOps app (use %.64s).", n,
                  shown, cfg->slack.commands[0]);
-        cq_in_reply(out, 200, "application/json", ephemeral(line));
+        ing_reply(out, 200, "application/json", ephemeral(line));
         if (out->kind == CQ_IN_REPLY) out->reason = "unknown slash command"; /* counted */
         goto out;
     }
     size_t klen = strlen(trigger) + 7;
     r->dedupe_key = malloc(klen);
     r->platform = strdup("slack");
-    r->tenant = dup_or_null(cq_in_form_get(&form, "team_id"));
-    r->channel_id = dup_or_null(cq_in_form_get(&form, "channel_id"));
-    r->channel_name = dup_or_null(cq_in_form_get(&form, "channel_name"));
+    r->tenant = dup_or_null(ing_form_get(&form, "team_id"));
+    r->channel_id = dup_or_null(ing_form_get(&form, "channel_id"));
+    r->channel_name = dup_or_null(ing_form_get(&form, "channel_name"));
     r->user_id = strdup(user);
-    r->user_name = dup_or_null(cq_in_form_get(&form, "user_name"));
-    r->reply.response_url = dup_or_null(cq_in_form_get(&form, "response_url"));
-    r->reply.chat_id = dup_or_null(cq_in_form_get(&form, "channel_id"));
+    r->user_name = dup_or_null(ing_form_get(&form, "user_name"));
+    r->reply.response_url = dup_or_null(ing_form_get(&form, "response_url"));
+    r->reply.chat_id = dup_or_null(ing_form_get(&form, "channel_id"));
     if (!r->dedupe_key || !r->platform || !r->user_id) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+        ing_reject(out, 500, "out of memory", NULL);
         goto out;
     }
     snprintf(r->dedupe_key, klen, "slack:%s", trigger);
-    cq_in_finish(out);
+    ing_finish(out);
 out:
-    cq_in_form_clear(&form);
+    ing_form_clear(&form);
 }
 
 static const char *jstr(const cJSON *o, const char *name) {
@@ -145,49 +144,49 @@ static const char *strip_mention(const char *t) {
     return t;
 }
 
-void cq_slack_event(const struct cq_config *cfg, const struct cq_in_headers *h, const char *body,
-                    size_t len, time_t now, struct cq_in_verdict *out) {
+void ing_slack_event(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                     size_t len, time_t now, struct ing_verdict *out) {
     cJSON *root = NULL;
     struct cq_request *r = &out->req;
     memset(out, 0, sizeof(*out));
     if (!cfg->slack.signing_secret.value) {
-        cq_in_reject(out, 404, "slack is not enabled", NULL);
+        ing_reject(out, 404, "slack is not enabled", NULL);
         return;
     }
     const char *why = verify(cfg, h, body, len, now);
     if (why) {
-        cq_in_reject(out, 401, why, NULL);
+        ing_reject(out, 401, why, NULL);
         goto out;
     }
     if (cq_json_has_nul_escape(body, len)) {
-        cq_in_reject(out, 400, "malformed JSON", "an escaped NUL (\\u0000) in a string");
+        ing_reject(out, 400, "malformed JSON", "an escaped NUL (\\u0000) in a string");
         goto out;
     }
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root)) {
-        cq_in_reject(out, 400, "malformed JSON", NULL);
+        ing_reject(out, 400, "malformed JSON", NULL);
         goto out;
     }
     const char *type = jstr(root, "type");
     if (type && strcmp(type, "url_verification") == 0) {
         const char *ch = jstr(root, "challenge");
-        cq_in_challenge(out, ch);
+        ing_challenge(out, ch);
         goto out;
     }
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "event");
     const char *etype = cJSON_IsObject(ev) ? jstr(ev, "type") : NULL;
     if (!type || strcmp(type, "event_callback") != 0 || !etype ||
         strcmp(etype, "app_mention") != 0 || cJSON_GetObjectItemCaseSensitive(ev, "bot_id")) {
-        cq_in_reply(out, 200, "application/json", strdup("{}")); /* acknowledged, not ours */
+        ing_reply(out, 200, "application/json", strdup("{}")); /* acknowledged, not ours */
         goto out;
     }
     const char *event_id = jstr(root, "event_id"), *user = jstr(ev, "user");
     const char *text = jstr(ev, "text");
     if (!event_id || !*event_id || !user || !*user || !text) {
-        cq_in_reject(out, 400, "malformed event", "event_id, event.user or event.text missing");
+        ing_reject(out, 400, "malformed event", "event_id, event.user or event.text missing");
         goto out;
     }
-    if (!cq_in_set_command(cfg, strip_mention(text), r, out)) goto out;
+    if (!ing_set_command(cfg, strip_mention(text), r, out)) goto out;
     if (h->slack_retry_num) {
         long n = strtol(h->slack_retry_num, NULL, 10);
         r->retry_num = n < 0 ? 0 : n > CQ_ENV_MAX_RETRY_NUM ? CQ_ENV_MAX_RETRY_NUM : (int)n;
@@ -202,11 +201,11 @@ void cq_slack_event(const struct cq_config *cfg, const struct cq_in_headers *h, 
     r->reply.chat_id = dup_or_null(jstr(ev, "channel"));
     r->reply.thread_ts = dup_or_null(thread ? thread : jstr(ev, "ts"));
     if (!r->dedupe_key || !r->platform || !r->user_id) {
-        cq_in_reject(out, 500, "out of memory", NULL);
+        ing_reject(out, 500, "out of memory", NULL);
         goto out;
     }
     snprintf(r->dedupe_key, klen, "slack:%s", event_id);
-    cq_in_finish(out);
+    ing_finish(out);
 out:
     cJSON_Delete(root);
 }

@@ -105,7 +105,7 @@ bool fz_one_line(const char *s) {
 }
 
 /* CQ_FUZZ_VERBOSE=1 prints each verdict: which path a corpus entry reaches. */
-static void trace_verdict(const struct cq_in_verdict *v) {
+static void trace_verdict(const struct ing_verdict *v) {
     static int verbose = -1;
     static const char *const kinds[] = {"reject", "reply", "request", "pipeline"};
     if (verbose < 0) verbose = getenv("CQ_FUZZ_VERBOSE") != NULL;
@@ -116,7 +116,7 @@ static void trace_verdict(const struct cq_in_verdict *v) {
             v->kind == CQ_IN_PIPELINE ? v->key : "");
 }
 
-void fz_check_verdict(const struct cq_in_verdict *v, const char *platform) {
+void fz_check_verdict(const struct ing_verdict *v, const char *platform) {
     trace_verdict(v);
     const char *why = cqt_verdict_violation(v, platform, FZ_MAX_TEXT);
     if (why) fz_fail(__FILE__, __LINE__, why);

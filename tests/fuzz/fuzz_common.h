@@ -56,6 +56,6 @@ bool fz_one_line(const char *s);
  * the encoded envelope of req (decodes back to equal fields, platform as given, non-empty
  * command and user, dedupe_key "<platform>:...", text within FZ_MAX_TEXT code points);
  * PIPELINE with a "<project>:<pipeline>" key of positive ids. */
-void fz_check_verdict(const struct cq_in_verdict *v, const char *platform);
+void fz_check_verdict(const struct ing_verdict *v, const char *platform);
 
 #endif

@@ -1,4 +1,4 @@
-/* fuzz_feishu_event: libFuzzer target for cq_feishu_event (POST /feishu/events), plain and
+/* fuzz_feishu_event: libFuzzer target for ing_feishu_event (POST /feishu/events), plain and
  * encrypted. The first byte picks the mode, the rest is the body or its plaintext:
  *   mode 0: plain JSON to the config without encrypt_key (token check, message parsing)
  *   mode 1: the rest is the plaintext: encrypted here with the test key as Feishu does
@@ -47,15 +47,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned mode = data[0] & 3u;
     const uint8_t *p = data + 1;
     size_t n = size - 1;
-    struct cq_in_headers h = {0};
-    struct cq_in_verdict v;
+    struct ing_headers h = {0};
+    struct ing_verdict v;
     char *body;
 
     if (mode == 0) {
         body = fz_dup(p, n);
-        cq_feishu_event(fz_config_main(), &h, body, n, 0, &v);
+        ing_feishu_event(fz_config_main(), &h, body, n, 0, &v);
         fz_check_verdict(&v, "feishu");
-        cq_in_verdict_clear(&v);
+        ing_verdict_clear(&v);
         free(body);
         return 0;
     }
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     h.lark_ts = FZ_T0_STR;
     h.lark_nonce = "nonce1";
     h.lark_sig = sig;
-    cq_feishu_event(fz_config_encrypted(), &h, body, blen, 0, &v);
+    ing_feishu_event(fz_config_encrypted(), &h, body, blen, 0, &v);
     fz_check_verdict(&v, "feishu");
     if (mode == 2) {
         FZ_ASSERT(v.kind != CQ_IN_REQUEST && v.kind != CQ_IN_PIPELINE);
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (mode == 1) /* our own encryption always decrypts */
         FZ_ASSERT(v.kind != CQ_IN_REJECT || strcmp(v.reason, "cannot decrypt body") != 0);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(body);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* fuzz_gitlab_hook: libFuzzer target for cq_gitlab_hook (POST /gitlab/hook). The first byte
+/* fuzz_gitlab_hook: libFuzzer target for ing_gitlab_hook (POST /gitlab/hook). The first byte
  * picks the X-Gitlab-Event and X-Gitlab-Token headers (mostly the right ones, so the JSON is
  * parsed); the rest is the body. Contract: only the configured token gets past a 401, only a
  * "Pipeline Hook" is produced, and its key is "<project.id>:<object_attributes.id>" of the
@@ -24,12 +24,12 @@ static long long id_of(const cJSON *o, const char *name) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const struct cq_config *cfg = fz_config_main();
     if (size < 1) return 0;
-    struct cq_in_headers h = {.gitlab_event = events[data[0] & 7u],
-                              .gitlab_token = tokens[(data[0] >> 3) & 7u]};
+    struct ing_headers h = {.gitlab_event = events[data[0] & 7u],
+                            .gitlab_token = tokens[(data[0] >> 3) & 7u]};
     size_t n = size - 1;
     char *body = fz_dup(data + 1, n);
-    struct cq_in_verdict v;
-    cq_gitlab_hook(cfg, &h, body, n, &v);
+    struct ing_verdict v;
+    ing_gitlab_hook(cfg, &h, body, n, &v);
     fz_check_verdict(&v, "gitlab");
     bool tok_ok = h.gitlab_token && strcmp(h.gitlab_token, FZ_GL_TOKEN) == 0;
     if (!tok_ok)
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FZ_ASSERT(strcmp(v.key, want) == 0);
         cJSON_Delete(root);
     }
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(body);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* fuzz_slack_command: libFuzzer target for cq_slack_command (POST /slack/commands). The first
+/* fuzz_slack_command: libFuzzer target for ing_slack_command (POST /slack/commands). The first
  * byte picks how the rest is delivered, so most inputs get past the v0 signature into the form
  * parser and the envelope, while some probe the verification itself:
  *   mode 0: signed correctly for the body at a fresh timestamp -> never a 401
@@ -43,9 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cq_slack_signature(FZ_SLACK_SECRET, ts, body, n, sig);
     if (mode == 2) sig[3] = sig[3] == '0' ? '1' : '0'; /* one hex digit off */
 
-    struct cq_in_headers h = {.slack_ts = ts, .slack_sig = mode == 2 && no_sig ? NULL : sig};
-    struct cq_in_verdict v;
-    cq_slack_command(cfg, &h, body, n, (time_t)(FZ_T0 + skew), &v);
+    struct ing_headers h = {.slack_ts = ts, .slack_sig = mode == 2 && no_sig ? NULL : sig};
+    struct ing_verdict v;
+    ing_slack_command(cfg, &h, body, n, (time_t)(FZ_T0 + skew), &v);
     fz_check_verdict(&v, "slack");
 
     switch (mode) {
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         break;
     }
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(body);
     return 0;
 }

@@ -1,4 +1,4 @@
-/* fuzz_slack_event: libFuzzer target for cq_slack_event (POST /slack/events, the Events API).
+/* fuzz_slack_event: libFuzzer target for ing_slack_event (POST /slack/events, the Events API).
  * The first byte picks the delivery: bits 0-1 == 3 signs with one hex digit wrong (must be a
  * 401), otherwise the body is signed correctly so the JSON and app_mention paths are reached;
  * bits 2-4 pick an X-Slack-Retry-Num header value (absent, or hostile numbers), which must end
@@ -23,9 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cq_slack_signature(FZ_SLACK_SECRET, FZ_T0_STR, body, n, sig);
     if (bad_sig) sig[3] = sig[3] == '0' ? '1' : '0';
 
-    struct cq_in_headers h = {.slack_ts = FZ_T0_STR, .slack_sig = sig, .slack_retry_num = retry};
-    struct cq_in_verdict v;
-    cq_slack_event(cfg, &h, body, n, (time_t)FZ_T0, &v);
+    struct ing_headers h = {.slack_ts = FZ_T0_STR, .slack_sig = sig, .slack_retry_num = retry};
+    struct ing_verdict v;
+    ing_slack_event(cfg, &h, body, n, (time_t)FZ_T0, &v);
     fz_check_verdict(&v, "slack");
     if (bad_sig)
         FZ_ASSERT(v.kind == CQ_IN_REJECT && v.status == 401);
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         want = want < 0 ? 0 : want > CQ_ENV_MAX_RETRY_NUM ? CQ_ENV_MAX_RETRY_NUM : want;
         FZ_ASSERT(v.req.retry_num == (int)want);
     }
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(body);
     return 0;
 }

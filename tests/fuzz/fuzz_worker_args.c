@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *word = NULL, *rest = NULL;
     struct cq_argv av = {0}, all = {0};
     struct cq_err err = {0};
-    if (cq_in_split(text, &word, &rest) != CQ_OK) abort();
+    if (ing_split(text, &word, &rest) != CQ_OK) abort();
     /* What reaches the worker came in a request envelope: valid UTF-8. Reasons about such
      * text must go back out in a result envelope (chat gets the reason, not silence). */
     bool text_ok = encodable(text);

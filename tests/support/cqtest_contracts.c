@@ -54,7 +54,7 @@ static const char *request_violation(const char *body, const struct cq_request *
     return why;
 }
 
-const char *cqt_verdict_violation(const struct cq_in_verdict *v, const char *platform,
+const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platform,
                                   size_t max_text) {
     RULE(v->kind == CQ_IN_REJECT || v->kind == CQ_IN_REPLY || v->kind == CQ_IN_REQUEST ||
          v->kind == CQ_IN_PIPELINE);

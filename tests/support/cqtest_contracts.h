@@ -15,7 +15,7 @@
  * non-empty command and user, retry_num in range, dedupe_key "<platform>:...", command and
  * text within max_text code points); PIPELINE with a "<project>:<pipeline>" key of positive
  * ids. */
-const char *cqt_verdict_violation(const struct cq_in_verdict *v, const char *platform,
+const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platform,
                                   size_t max_text);
 
 /* Bound arguments of c: one value per spec, required ones present, each within its max_len

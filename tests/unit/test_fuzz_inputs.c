@@ -359,7 +359,7 @@ static bool result_empty(const struct cq_result *r) {
 
 /* Counts which path a verdict reached and checks the contract every verdict keeps, whatever
  * the input (cqt_verdict_violation, shared with the libFuzzer targets). */
-static void check_verdict(const struct cq_in_verdict *v, const char *platform) {
+static void check_verdict(const struct ing_verdict *v, const char *platform) {
     switch (v->kind) {
     case CQ_IN_REJECT:
         if (v->status == 400)
@@ -493,7 +493,7 @@ static void fuzz_slack_command(size_t iters) {
         g_in = b.p;
         g_in_len = b.len;
 
-        struct cq_in_headers h = {0};
+        struct ing_headers h = {0};
         const char *use_ts = ts;
         time_t now = (time_t)t;
         size_t mode = below(16);
@@ -512,8 +512,8 @@ static void fuzz_slack_command(size_t iters) {
         h.slack_ts = one_in(64) ? NULL : use_ts;
         h.slack_sig = one_in(32) ? NULL : sig;
 
-        struct cq_in_verdict v;
-        cq_slack_command(cfg, &h, b.p, b.len, now, &v);
+        struct ing_verdict v;
+        ing_slack_command(cfg, &h, b.p, b.len, now, &v);
         check_verdict(&v, "slack");
         /* Security property: nothing unsigned or wrongly signed is ever produced. */
         bool signed_ok = false;
@@ -528,7 +528,7 @@ static void fuzz_slack_command(size_t iters) {
                    strcmp(v.reason, "stale timestamp") == 0);
         if (v.kind == CQ_IN_REQUEST)
             FCHECK(cq_utf8_len(v.req.text, strlen(v.req.text)) <= MAX_TEXT);
-        cq_in_verdict_clear(&v);
+        ing_verdict_clear(&v);
     }
     buf_free(&b);
 }
@@ -564,16 +564,16 @@ static void fuzz_slack_event(size_t iters) {
         snprintf(ts, sizeof(ts), "%lld", T0);
         cq_slack_signature(SLACK_SECRET, ts, b.p, b.len, sig);
         if (one_in(8)) sig[3 + below(64)] ^= 1;
-        struct cq_in_headers h = {.slack_ts = ts, .slack_sig = sig};
+        struct ing_headers h = {.slack_ts = ts, .slack_sig = sig};
         if (one_in(3))
             h.slack_retry_num = retry_nums[below(sizeof(retry_nums) / sizeof(retry_nums[0]))];
 
-        struct cq_in_verdict v;
-        cq_slack_event(cfg, &h, b.p, b.len, (time_t)T0, &v);
+        struct ing_verdict v;
+        ing_slack_event(cfg, &h, b.p, b.len, (time_t)T0, &v);
         check_verdict(&v, "slack");
         cq_slack_signature(SLACK_SECRET, ts, b.p, b.len, want);
         if (strcmp(want, sig) != 0) FCHECK(v.kind == CQ_IN_REJECT && v.status == 401);
-        cq_in_verdict_clear(&v);
+        ing_verdict_clear(&v);
     }
     buf_free(&b);
 }
@@ -628,13 +628,13 @@ static void fuzz_feishu(size_t iters) {
         begin_iter("feishu_event", 3, it);
         size_t s = below(nseeds), o = below(nseeds);
         buf_set(&b, feishu_seeds[s], strlen(feishu_seeds[s]));
-        struct cq_in_verdict v;
-        struct cq_in_headers h = {0};
+        struct ing_verdict v;
+        struct ing_headers h = {0};
         if (one_in(2)) { /* plain: the mutated JSON goes straight to the parser */
             if (!one_in(16)) mutate(&b, feishu_seeds[o], strlen(feishu_seeds[o]), 4 * MAX_TEXT);
-            cq_feishu_event(cfg, &h, b.p, b.len, 0, &v);
+            ing_feishu_event(cfg, &h, b.p, b.len, 0, &v);
             check_verdict(&v, "feishu");
-            cq_in_verdict_clear(&v);
+            ing_verdict_clear(&v);
             continue;
         }
         /* Encrypted: either the plaintext is mutated then encrypted (reaching the inner JSON),
@@ -659,7 +659,7 @@ static void fuzz_feishu(size_t iters) {
             h.lark_sig = NULL;
         else if (mode == 2)
             h.lark_nonce = "nonce2";
-        cq_feishu_event(enc_cfg, &h, b.p, b.len, 0, &v);
+        ing_feishu_event(enc_cfg, &h, b.p, b.len, 0, &v);
         check_verdict(&v, "feishu");
         bool signed_ok = false;
         if (h.lark_sig) {
@@ -668,7 +668,7 @@ static void fuzz_feishu(size_t iters) {
         }
         /* url_verification is unsigned by design; nothing else passes a bad signature. */
         if (!signed_ok) FCHECK(v.kind != CQ_IN_REQUEST && v.kind != CQ_IN_PIPELINE);
-        cq_in_verdict_clear(&v);
+        ing_verdict_clear(&v);
     }
     buf_free(&b);
 }
@@ -693,18 +693,18 @@ static void fuzz_gitlab(size_t iters) {
         size_t s = below(nseeds), o = below(nseeds);
         buf_set(&b, gitlab_seeds[s], strlen(gitlab_seeds[s]));
         if (!one_in(16)) mutate(&b, gitlab_seeds[o], strlen(gitlab_seeds[o]), 1024);
-        struct cq_in_headers h = {
+        struct ing_headers h = {
             .gitlab_event = one_in(4) ? events[below(4)] : events[0],
             .gitlab_token = one_in(4) ? (one_in(4) ? NULL : tokens[below(4)]) : tokens[0],
         };
-        struct cq_in_verdict v;
-        cq_gitlab_hook(cfg, &h, b.p, b.len, &v);
+        struct ing_verdict v;
+        ing_gitlab_hook(cfg, &h, b.p, b.len, &v);
         check_verdict(&v, "gitlab");
         bool tok_ok = h.gitlab_token && strcmp(h.gitlab_token, GL_TOKEN) == 0;
         if (!tok_ok) FCHECK(v.kind == CQ_IN_REJECT && v.status == 401);
         if (v.kind == CQ_IN_PIPELINE)
             FCHECK(tok_ok && strcmp(h.gitlab_event, "Pipeline Hook") == 0);
-        cq_in_verdict_clear(&v);
+        ing_verdict_clear(&v);
     }
     buf_free(&b);
 }
@@ -973,7 +973,7 @@ static void fuzz_args(size_t iters) {
         g_in_len = b.len;
         /* As the worker sees it: the ingress split the first word off (NUL ends the text). */
         char *word = NULL, *rest = NULL;
-        if (cq_in_split(b.p, &word, &rest) != CQ_OK) cqtest_fatal("out of memory");
+        if (ing_split(b.p, &word, &rest) != CQ_OK) cqtest_fatal("out of memory");
         struct cq_argv av = {0};
         struct cq_err err = {0};
         enum cq_rc rc = cq_args_tokenize(rest, MAX_ARGS, MAX_ARG_LEN, &av, &err);

@@ -34,13 +34,13 @@ static struct cq_config *load(const char *yaml) {
 }
 
 static void slack_cmd(const char *body, const char *ts, const char *sig, time_t now,
-                      struct cq_in_verdict *v) {
-    struct cq_in_headers h = {.slack_ts = ts, .slack_sig = sig};
-    cq_slack_command(cfg, &h, body, strlen(body), now, v);
+                      struct ing_verdict *v) {
+    struct ing_headers h = {.slack_ts = ts, .slack_sig = sig};
+    ing_slack_command(cfg, &h, body, strlen(body), now, v);
 }
 
 TEST(slack_official_vector) {
-    struct cq_in_verdict v;
+    struct ing_verdict v;
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW + 10, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
     CHECK_STR(v.req.platform, "slack");
@@ -62,48 +62,48 @@ TEST(slack_official_vector) {
     CHECK(v.body && cq_request_decode(v.body, strlen(v.body), 0, &back, &err) == CQ_OK);
     CHECK_STR(back.id, v.req.id);
     cq_request_clear(&back);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 }
 
 TEST(slack_rejections) {
-    struct cq_in_verdict v;
+    struct ing_verdict v;
     char flipped[sizeof(vec_body)];
     memcpy(flipped, vec_body, sizeof(vec_body));
     flipped[40] ^= 1;
     slack_cmd(flipped, VEC_TS, VEC_SIG, VEC_NOW, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad signature");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     char sig[sizeof(VEC_SIG)];
     memcpy(sig, VEC_SIG, sizeof(sig));
     sig[10] = sig[10] == 'a' ? 'b' : 'a';
     slack_cmd(vec_body, VEC_TS, sig, VEC_NOW, &v);
     CHECK_STR(v.reason, "bad signature");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     slack_cmd(vec_body, VEC_TS, NULL, VEC_NOW, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "missing signature headers");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     slack_cmd(vec_body, NULL, VEC_SIG, VEC_NOW, &v);
     CHECK_STR(v.reason, "missing signature headers");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW + 301, &v); /* 301 s old */
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "stale timestamp");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW - 301, &v); /* 301 s in the future */
     CHECK_STR(v.reason, "stale timestamp");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW + 300, &v); /* edge: still inside */
     CHECK(v.kind == CQ_IN_REQUEST);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     slack_cmd(vec_body, "15314x0618", VEC_SIG, VEC_NOW, &v);
     CHECK_STR(v.reason, "bad timestamp");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 }
 
 /* Signs body with the test config's secret at ts. */
@@ -113,7 +113,7 @@ static void sign(const char *body, long long ts, char tsbuf[24], char sig[68]) {
 }
 
 TEST(slack_parse_and_limits) {
-    struct cq_in_verdict v;
+    struct ing_verdict v;
     char ts[24], sig[68];
     const char *b = "command=%2Fops&user_id=U1&trigger_id=t.1&team_id=T9&channel_id=C9&text="
                     "%20+deploy++web"
@@ -124,27 +124,27 @@ TEST(slack_parse_and_limits) {
     CHECK_STR(v.req.command, "deploy");
     CHECK_STR(v.req.text, "web\xE2\x9C\x93");
     CHECK_STR(v.req.reply.chat_id, "C9");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     const char *bad = "user_id=U1&trigger_id=t.1&text=%G1";
     sign(bad, 1000, ts, sig);
     slack_cmd(bad, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
     CHECK_STR(v.reason, "malformed form");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     const char *nul = "user_id=U1&trigger_id=t.1&text=a%00b";
     sign(nul, 1000, ts, sig);
     slack_cmd(nul, ts, sig, 1000, &v);
     CHECK(v.status == 400);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     const char *nouser = "command=%2Fops&trigger_id=t.1&text=x";
     sign(nouser, 1000, ts, sig);
     slack_cmd(nouser, ts, sig, 1000, &v);
     CHECK(v.status == 400);
     CHECK_STR(v.reason, "missing user_id");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     /* max_text is 30 characters here: 30 two-byte characters pass, 31 do not */
     char longb[512] = "command=%2Fops&user_id=U1&trigger_id=t.1&text=";
@@ -153,51 +153,51 @@ TEST(slack_parse_and_limits) {
     sign(longb, 1000, ts, sig);
     slack_cmd(longb, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     strcat(longb, "x");
     sign(longb, 1000, ts, sig);
     slack_cmd(longb, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
     CHECK_STR(v.reason, "text too long");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     /* ssl_check: unsigned, answered, nothing produced */
     slack_cmd("ssl_check=1&token=abc", NULL, NULL, 1000, &v);
     CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     slack_cmd("ssl_check=0&token=abc", NULL, NULL, 1000, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 }
 
 TEST(form_parser) {
-    struct cq_in_form f;
+    struct ing_form f;
     const char *fb = "a=1&b=x+y%2Bz&&c&d=%e2%82%ac";
-    CHECK(cq_in_form_parse(fb, strlen(fb), 8, &f) == CQ_OK);
+    CHECK(ing_form_parse(fb, strlen(fb), 8, &f) == CQ_OK);
     CHECK(f.n == 4);
-    CHECK_STR(cq_in_form_get(&f, "a"), "1");
-    CHECK_STR(cq_in_form_get(&f, "b"), "x y+z");
-    CHECK_STR(cq_in_form_get(&f, "c"), "");
-    CHECK_STR(cq_in_form_get(&f, "d"), "\xE2\x82\xAC");
-    CHECK(cq_in_form_get(&f, "e") == NULL);
-    cq_in_form_clear(&f);
-    CHECK(cq_in_form_parse("a=%4", 4, 8, &f) == CQ_EPARSE);
-    CHECK(cq_in_form_parse("a=%", 3, 8, &f) == CQ_EPARSE);
-    CHECK(cq_in_form_parse("a=1&b=2&c=3", 11, 2, &f) == CQ_EPARSE);
-    CHECK(cq_in_form_parse("", 0, 2, &f) == CQ_OK && f.n == 0);
-    cq_in_form_clear(&f);
+    CHECK_STR(ing_form_get(&f, "a"), "1");
+    CHECK_STR(ing_form_get(&f, "b"), "x y+z");
+    CHECK_STR(ing_form_get(&f, "c"), "");
+    CHECK_STR(ing_form_get(&f, "d"), "\xE2\x82\xAC");
+    CHECK(ing_form_get(&f, "e") == NULL);
+    ing_form_clear(&f);
+    CHECK(ing_form_parse("a=%4", 4, 8, &f) == CQ_EPARSE);
+    CHECK(ing_form_parse("a=%", 3, 8, &f) == CQ_EPARSE);
+    CHECK(ing_form_parse("a=1&b=2&c=3", 11, 2, &f) == CQ_EPARSE);
+    CHECK(ing_form_parse("", 0, 2, &f) == CQ_OK && f.n == 0);
+    ing_form_clear(&f);
     /* length-bounded: bytes past len are not read */
-    CHECK(cq_in_form_parse("a=12345", 3, 2, &f) == CQ_OK);
-    CHECK_STR(cq_in_form_get(&f, "a"), "1");
-    cq_in_form_clear(&f);
+    CHECK(ing_form_parse("a=12345", 3, 2, &f) == CQ_OK);
+    CHECK_STR(ing_form_get(&f, "a"), "1");
+    ing_form_clear(&f);
 
     char *cmd, *rest;
-    CHECK(cq_in_split("  lb  weight blue 30 \n", &cmd, &rest) == CQ_OK);
+    CHECK(ing_split("  lb  weight blue 30 \n", &cmd, &rest) == CQ_OK);
     CHECK_STR(cmd, "lb");
     CHECK_STR(rest, "weight blue 30");
     free(cmd);
     free(rest);
-    CHECK(cq_in_split(" \t ", &cmd, &rest) == CQ_OK);
+    CHECK(ing_split(" \t ", &cmd, &rest) == CQ_OK);
     CHECK_STR(cmd, "help");
     CHECK_STR(rest, "");
     free(cmd);
@@ -205,21 +205,21 @@ TEST(form_parser) {
 }
 
 TEST(slack_events) {
-    struct cq_in_verdict v;
+    struct ing_verdict v;
     char ts[24], sig[68];
-    struct cq_in_headers h = {0};
+    struct ing_headers h = {0};
     const char *ch = "{\"token\":\"x\",\"challenge\":\"3eZbrw1aB\",\"type\":\"url_verification\"}";
     sign(ch, 5000, ts, sig);
     h.slack_ts = ts;
     h.slack_sig = sig;
-    cq_slack_event(cfg, &h, ch, strlen(ch), 5000, &v);
+    ing_slack_event(cfg, &h, ch, strlen(ch), 5000, &v);
     CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
     CHECK_STR(v.body, "{\"challenge\":\"3eZbrw1aB\"}");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     h.slack_sig = "v0=bad";
-    cq_slack_event(cfg, &h, ch, strlen(ch), 5000, &v);
+    ing_slack_event(cfg, &h, ch, strlen(ch), 5000, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     const char *ev = "{\"type\":\"event_callback\",\"team_id\":\"T1\",\"event_id\":\"Ev123\","
                      "\"event\":{\"type\":\"app_mention\",\"user\":\"U7\",\"text\":\"<@UBOT> flag "
@@ -227,29 +227,29 @@ TEST(slack_events) {
     sign(ev, 5000, ts, sig);
     h.slack_sig = sig;
     h.slack_retry_num = "2";
-    cq_slack_event(cfg, &h, ev, strlen(ev), 5000, &v);
+    ing_slack_event(cfg, &h, ev, strlen(ev), 5000, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
     CHECK_STR(v.req.command, "flag");
     CHECK_STR(v.req.text, "get beta");
     CHECK_STR(v.req.dedupe_key, "slack:Ev123");
     CHECK_STR(v.req.reply.thread_ts, "1.2");
     CHECK(v.req.retry_num == 2);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     const char *junk = "{\"type\":";
     sign(junk, 5000, ts, sig);
-    cq_slack_event(cfg, &h, junk, strlen(junk), 5000, &v);
+    ing_slack_event(cfg, &h, junk, strlen(junk), 5000, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 }
 
 static const char feishu_msg[] = CQT_FEISHU_MESSAGE("vtok");
 
 TEST(feishu_message) {
-    struct cq_in_verdict v;
-    struct cq_in_headers h = {0};
+    struct ing_verdict v;
+    struct ing_headers h = {0};
     /* the test config has no encrypt key: token only */
-    cq_feishu_event(cfg, &h, feishu_msg, strlen(feishu_msg), 0, &v);
+    ing_feishu_event(cfg, &h, feishu_msg, strlen(feishu_msg), 0, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
     if (v.kind == CQ_IN_REJECT) fprintf(stderr, "  rejected: %s (%s)\n", v.reason, v.detail);
     CHECK_STR(v.req.platform, "feishu");
@@ -262,39 +262,39 @@ TEST(feishu_message) {
     CHECK_STR(v.req.reply.chat_id, "oc_5ce6d572455d361153b7xx51da133945");
     CHECK_STR(v.req.dedupe_key, "feishu:5e3702a84e847582be8db7fb73283c02");
     char *first_id = v.req.id ? strdup(v.req.id) : NULL;
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     /* re-sent: new request id, same dedupe key */
-    cq_feishu_event(cfg, &h, feishu_msg, strlen(feishu_msg), 0, &v);
+    ing_feishu_event(cfg, &h, feishu_msg, strlen(feishu_msg), 0, &v);
     CHECK_STR(v.req.dedupe_key, "feishu:5e3702a84e847582be8db7fb73283c02");
     CHECK(first_id && v.req.id && strcmp(first_id, v.req.id) != 0);
     free(first_id);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 
     /* not addressed to the bot: acknowledged, not produced */
     char *other = strdup(feishu_msg);
     char *p = strstr(other, "\"ou_bot\"");
     memcpy(p, "\"ou_xyz\"", 8);
-    cq_feishu_event(cfg, &h, other, strlen(other), 0, &v);
+    ing_feishu_event(cfg, &h, other, strlen(other), 0, &v);
     CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(other);
     /* the bot's own message */
     char *own = strdup(feishu_msg);
     p = strstr(own, "\"ou_84aad35d\"");
     memcpy(p, "\"ou_bot\"", 8);
     memmove(p + 8, p + 13, strlen(p + 13) + 1);
-    cq_feishu_event(cfg, &h, own, strlen(own), 0, &v);
+    ing_feishu_event(cfg, &h, own, strlen(own), 0, &v);
     CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(own);
     /* wrong token */
     char *tok = strdup(feishu_msg);
     p = strstr(tok, "\"vtok\"");
     p[1] = 'x';
-    cq_feishu_event(cfg, &h, tok, strlen(tok), 0, &v);
+    ing_feishu_event(cfg, &h, tok, strlen(tok), 0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad token");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(tok);
 }
 
@@ -303,8 +303,8 @@ TEST(feishu_encrypted) {
                                  "feishu: {enabled: true, verification_token: \"${CQT_FS_VT}\",\n"
                                  "  encrypt_key: \"${CQT_FS_EK}\", bot_open_id: ou_bot}\n");
     struct cq_config *saved = cfg;
-    struct cq_in_verdict v;
-    struct cq_in_headers h = {0};
+    struct ing_verdict v;
+    struct ing_headers h = {0};
     uint8_t key[32];
     size_t n = 0;
     cfg = enc;
@@ -320,10 +320,10 @@ TEST(feishu_encrypted) {
     char *b64 = ct ? cq_base64_encode(ct, n) : NULL;
     char body[1024];
     snprintf(body, sizeof(body), "{\"encrypt\":\"%s\"}", b64 ? b64 : "");
-    cq_feishu_event(cfg, &h, body, strlen(body), 0, &v);
+    ing_feishu_event(cfg, &h, body, strlen(body), 0, &v);
     CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
     CHECK_STR(v.body, "{\"challenge\":\"ajls384kdjx98XX\"}");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(ct);
     free(b64);
 
@@ -338,71 +338,71 @@ TEST(feishu_encrypted) {
     h.lark_nonce = "nonce1";
     h.lark_sig = sig;
     const time_t t0 = 1700000000;
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 10, &v);
+    ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 10, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
     CHECK_STR(v.req.command, "deploy");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     /* the replay window (limits.replay_window_s, 300 s) on the signed timestamp */
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 300, &v);
+    ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 300, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
-    cq_in_verdict_clear(&v);
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 301, &v);
+    ing_verdict_clear(&v);
+    ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 301, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "stale timestamp");
     CHECK_STR(v.public_reason, "unauthorized");
-    cq_in_verdict_clear(&v);
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0 - 301, &v);
+    ing_verdict_clear(&v);
+    ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 - 301, &v);
     CHECK_STR(v.reason, "stale timestamp");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     h.lark_nonce = "nonce2";
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
+    ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad signature");
     CHECK_STR(v.public_reason, "unauthorized");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     h.lark_sig = NULL;
-    cq_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
+    ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
     CHECK_STR(v.reason, "missing signature headers");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     /* before authentication every failure is the same 401 "unauthorized": an unsigned body
      * that does not decrypt, decrypts to garbage, or decrypts to a valid event (no padding
      * oracle: the answer never says which) */
     const char *undecryptable = "{\"encrypt\":\"!!!\"}";
-    cq_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
+    ing_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.public_reason, "unauthorized");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     uint8_t *gct = cq_aes256cbc_encrypt(key, (const uint8_t *)"not json", 8, &n);
     char *gb64 = gct ? cq_base64_encode(gct, n) : NULL;
     char gbody[256];
     snprintf(gbody, sizeof(gbody), "{\"encrypt\":\"%s\"}", gb64 ? gb64 : "");
-    cq_feishu_event(cfg, &h, gbody, strlen(gbody), t0, &v);
+    ing_feishu_event(cfg, &h, gbody, strlen(gbody), t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.public_reason, "unauthorized");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(gct);
     free(gb64);
-    cq_feishu_event(cfg, &h, "{nope", 5, t0, &v);
+    ing_feishu_event(cfg, &h, "{nope", 5, t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
     CHECK_STR(v.public_reason, "unauthorized");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     /* signed first: a bad signature over an undecryptable body is refused for the signature,
      * the body is never decrypted */
     h.lark_ts = "1700000000";
     h.lark_nonce = "nonce1";
     h.lark_sig = sig;
-    cq_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
+    ing_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
     CHECK_STR(v.reason, "bad signature");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     /* once the signature authenticated the sender, a bad body gets a readable 400 */
     char sig2[65];
     cq_feishu_signature("1700000000", "nonce1", "ek-123", undecryptable, strlen(undecryptable),
                         sig2);
     h.lark_sig = sig2;
-    cq_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
+    ing_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
     CHECK_STR(v.reason, "cannot decrypt body");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     free(ebody);
     free(ct);
     free(b64);
@@ -411,7 +411,7 @@ TEST(feishu_encrypted) {
 }
 
 TEST(slack_command_allowlist) {
-    struct cq_in_verdict v;
+    struct ing_verdict v;
     char ts[24], sig[68];
     /* every slash command of the app posts here: only the configured ones run */
     const char *other = "command=%2Fdeploy-prod&user_id=U1&trigger_id=t.9&text=web";
@@ -421,18 +421,18 @@ TEST(slack_command_allowlist) {
     CHECK_STR(v.reason, "unknown slash command");
     CHECK(v.body && strstr(v.body, "\"ephemeral\"") &&
           strstr(v.body, "/deploy-prod is not a command of this ChatOps app (use /ops)"));
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     const char *none = "user_id=U1&trigger_id=t.9&text=web";
     sign(none, 1000, ts, sig);
     slack_cmd(none, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
     CHECK_STR(v.reason, "unknown slash command");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     const char *ok = "command=%2Fops&user_id=U1&trigger_id=t.9&text=web";
     sign(ok, 1000, ts, sig);
     slack_cmd(ok, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     /* several configured commands */
     struct cq_config *saved = cfg;
     cfg = load("kafka: {brokers: \"127.0.0.1:1\"}\n"
@@ -442,28 +442,28 @@ TEST(slack_command_allowlist) {
     sign(second, 1000, ts, sig);
     slack_cmd(second, ts, sig, 1000, &v);
     CHECK(v.kind == CQ_IN_REQUEST);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     cq_config_free(cfg);
     cfg = saved;
 }
 
 TEST(gitlab_hook) {
-    struct cq_in_verdict v;
-    struct cq_in_headers h = {.gitlab_event = "Pipeline Hook", .gitlab_token = "gl-tok"};
+    struct ing_verdict v;
+    struct ing_headers h = {.gitlab_event = "Pipeline Hook", .gitlab_token = "gl-tok"};
     const char *b = "{\"object_kind\":\"pipeline\",\"object_attributes\":{\"id\":31,\"status\":"
                     "\"success\"},\"project\":{\"id\":7}}";
-    cq_gitlab_hook(cfg, &h, b, strlen(b), &v);
+    ing_gitlab_hook(cfg, &h, b, strlen(b), &v);
     CHECK(v.kind == CQ_IN_PIPELINE);
     CHECK_STR(v.key, "7:31");
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     h.gitlab_token = "gl-toK";
-    cq_gitlab_hook(cfg, &h, b, strlen(b), &v);
+    ing_gitlab_hook(cfg, &h, b, strlen(b), &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
     h.gitlab_token = "gl-tok";
-    cq_gitlab_hook(cfg, &h, "{\"project\":{}}", 14, &v);
+    ing_gitlab_hook(cfg, &h, "{\"project\":{}}", 14, &v);
     CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
-    cq_in_verdict_clear(&v);
+    ing_verdict_clear(&v);
 }
 
 int main(void) {

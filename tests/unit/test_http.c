@@ -1,4 +1,4 @@
-/* test_ingress_http: common/http (the libmicrohttpd wrapper the ingress's design calls for):
+/* test_http: common/http (the libmicrohttpd server behind every service's admin port):
  * built-ins, 404/405 with Allow, 413 by Content-Length and by chunked size, synchronous and
  * asynchronous answers (answered from another thread while the connection is suspended:
  * 300 requests each waiting 200 ms on ONE server thread finish together), quiesce, port 0. */
