@@ -16,7 +16,10 @@ build=${CQ_BUILD_DIR:-$repo/build-rel}  # a RelWithDebInfo build
 threads=${THREADS:-1}
 warmup=${WARMUP:-60}  # a freshly started broker JVM needs about a minute of load before its JIT settles
 bolt_src=${BOLT_DIR:-$repo/../shared/peers/bolt}
-[[ -d $bolt_src ]] || { echo "run.sh: the Bolt peer is not at $bolt_src: set BOLT_DIR" >&2; exit 1; }
+if [[ ${SKIP_BOLT:-} != 1 && ! -d $bolt_src ]]; then
+    echo "run.sh: the Bolt peer is not at $bolt_src: set BOLT_DIR (or SKIP_BOLT=1)" >&2
+    exit 1
+fi
 secret=8f742231b10e8888abcd99yyyzzz85a5
 exe=$build/ingress/chatops-ingress
 [[ -x $exe ]] || { echo "run.sh: $exe missing: build first (cmake --build $build)" >&2; exit 1; }
@@ -133,6 +136,6 @@ echo "bolt     rps=$b_rps p50_us=$b_p50 p99_us=$b_p99 p99.9_us=$b_p999 non2xx=$b
 python3 - "$i_rps" "$b_rps" "$i_p99" "$b_p99" "$i_rss" "$b_rss" <<'PY'
 import sys
 ir, br, ip, bp, im, bm = map(float, sys.argv[1:])
-print("ratio    rps ingress/bolt=%.2fx (target >= 3x)  p99 ingress/bolt=%.2f (target <= 0.5)  "
+print("ratio    rps ingress/bolt=%.2fx (target >= 6x)  p99 ingress/bolt=%.2f (target <= 0.33)  "
       "rss ingress=%.1f MB (target < 30) bolt=%.1f MB" % (ir / br, ip / bp, im / 1024, bm / 1024))
 PY
