@@ -92,4 +92,15 @@ void ing_reply(struct ing_verdict *out, int status, const char *content_type, ch
 /* The url_verification answer both platforms expect: 200 {"challenge": ch}; 400 when ch is NULL. */
 void ing_challenge(struct ing_verdict *out, const char *ch);
 
+/* How a handed-over request ended, as far as the ingress can know (answers.c). */
+enum ing_outcome {
+    ING_QUEUED,  /* Kafka acknowledged it */
+    ING_NOT_RUN, /* certainly not in the log (never sent, or refused): safe to retry */
+    ING_UNKNOWN  /* sent but not acknowledged in time: it may be in the log and may run */
+};
+/* The answer body for a request's outcome (malloc'd; NULL on ENOMEM) with its status and
+ * content type. why: the failure reason (unused for ING_QUEUED). */
+char *ing_answer_text(enum ing_outcome out, bool slack_command, const char *cmdline,
+                      const char *req_id, const char *why, int *status, const char **ctype);
+
 #endif

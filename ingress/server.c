@@ -10,7 +10,10 @@
  * connection; MHD then calls the handler again, which sends the stored answer. No thread
  * waits per request. A connection context is freed when both MHD (request completed) and
  * Kafka (report served) let go of it: two references. The lock and atomics below are for the
- * pool mode; in single-thread mode they are simply uncontended. */
+ * pool mode; in single-thread mode they are simply uncontended.
+ * Size (~810 lines): one connection's life (read, hand over, report, answer, resume, complete)
+ * and the MHD driving it stay in one file so its two-reference and locking rules are read in one
+ * place; the wording of the answers is in answers.c, verification in slack.c/feishu.c/gitlab.c. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -205,103 +208,26 @@ static bool claim(struct ing_server *in, struct conn *c) {
     return mine;
 }
 
-static char *slack_text(const char *text) {
-    cJSON *o = cJSON_CreateObject();
-    char *s = NULL;
-    if (o && cJSON_AddStringToObject(o, "response_type", "ephemeral") &&
-        cJSON_AddStringToObject(o, "text", text))
-        s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
-/* How a handed-over request ended, as far as the ingress can know. */
-enum outcome {
-    OUT_QUEUED,  /* Kafka acknowledged it */
-    OUT_NOT_RUN, /* certainly not in the log (never sent, or refused): safe to retry */
-    OUT_UNKNOWN  /* sent but not acknowledged in time: it may be in the log and may run */
-};
-
 /* Stores the answer of a claimed c and resumes the connection (MHD_resume_connection is
  * thread-safe and publishes the stored fields to the MHD thread that sends them; in
  * single-thread mode nothing wakes MHD's epoll fd, so the loop is told to run MHD).
  * why: the failure reason. */
-/* The command line as the answers quote it: at most CMD_QUOTE bytes, cut at a character
- * boundary (the text is valid UTF-8) with "..." when cut, so the rest of an answer (the
- * request id) always fits and the reply stays valid UTF-8. */
-#define CMD_QUOTE 200
-static void quote_cmd(const char *cmd, char out[CMD_QUOTE + 4]) {
-    size_t n = strlen(cmd);
-    if (n <= CMD_QUOTE) {
-        memcpy(out, cmd, n + 1);
-        return;
-    }
-    n = cq_utf8_prefix(cmd, n, CMD_QUOTE); /* never splits a character */
-    memcpy(out, cmd, n);
-    memcpy(out + n, "...", 4);
-}
-
-static void answer(struct conn *c, enum outcome out, const char *why) {
+static void answer(struct conn *c, enum ing_outcome out, const char *why) {
     struct ing_server *in = c->in;
-    char text[1024], cmd[CMD_QUOTE + 4];
-    quote_cmd(c->cmdline ? c->cmdline : "", cmd);
-    if (out == OUT_QUEUED) {
-        c->status = 200;
-        c->ctype = "application/json";
-        if (c->route == R_SLACK_CMD) {
-            snprintf(text, sizeof(text), "queued: %s \xC2\xB7 req %.8s", cmd, c->req_id);
-            c->answer = slack_text(text);
-        } else {
-            c->answer = strdup("{}");
-        }
+    if (out == ING_QUEUED) {
         cq_counter_inc(in->c_queued[c->route]);
         cq_info(c->req_id, "queued on %s (%s)", c->topic, route_names[c->route]);
-    } else if (out == OUT_UNKNOWN) {
-        /* It may be in the log: the worker may run it. Saying "not run" would invite a
-         * manual retry, which gets a new trigger id and so a second run. */
+    } else if (out == ING_UNKNOWN) {
         cq_counter_inc(in->c_unknown[c->route]);
         cq_log_kv(CQ_LOG_ERROR, c->req_id, "outcome unknown: sent, not confirmed by kafka",
                   (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
-        if (c->route == R_SLACK_CMD) {
-            snprintf(text, sizeof(text),
-                     "%s: outcome unknown. The queue did not confirm it in time (%s), but it "
-                     "may have been queued and may still run. Do not simply retry: wait a "
-                     "minute for its reply, or check with `pipelines`. Request id %s.",
-                     cmd, why, c->req_id);
-            c->status = 200;
-            c->ctype = "application/json";
-            c->answer = slack_text(text);
-        } else {
-            /* 5xx: the platform re-sends with the same event id (Feishu event_id, Slack
-             * event_id, GitLab hook key), which the worker deduplicates, so a re-send of a
-             * message that did land does not run twice, and one that did not is not lost */
-            snprintf(text, sizeof(text),
-                     "outcome unknown: %s; a re-send with the same event id is deduplicated\n",
-                     why);
-            c->status = 503;
-            c->ctype = "text/plain; charset=utf-8";
-            c->answer = strdup(text);
-        }
     } else {
         cq_counter_inc(in->c_failed[c->route]);
         cq_log_kv(CQ_LOG_ERROR, c->req_id, "not queued by kafka",
                   (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
-        if (c->route == R_SLACK_CMD) {
-            /* 200 on purpose: Slack shows any other status as a generic "dispatch_failed"
-             * and drops our text; the user must read that the command did not run. */
-            snprintf(text, sizeof(text),
-                     "%s was NOT run: the queue did not confirm it (%s). Please retry.", cmd, why);
-            c->status = 200;
-            c->ctype = "application/json";
-            c->answer = slack_text(text);
-        } else {
-            /* 5xx so Slack/Feishu/GitLab deliver the event again */
-            snprintf(text, sizeof(text), "not queued: %s; retry later\n", why);
-            c->status = 503;
-            c->ctype = "text/plain; charset=utf-8";
-            c->answer = strdup(text);
-        }
     }
+    c->answer = ing_answer_text(out, c->route == R_SLACK_CMD, c->cmdline, c->req_id, why,
+                                &c->status, &c->ctype);
     c->resumed = true;
     atomic_fetch_sub(&in->inflight, 1);
     cq_gauge_add(in->g_inflight, -1);
@@ -314,9 +240,9 @@ static void on_delivery(void *opaque, const struct cq_delivery_report *r) {
     struct ing_server *in = c->in;
     cq_histogram_observe(in->h_produce, (double)(cq_now_ms() - c->sent_ms) / 1000.0);
     if (claim(in, c)) {
-        enum outcome out = r->rc == CQ_OK                     ? OUT_QUEUED
-                           : r->persisted == CQ_NOT_PERSISTED ? OUT_NOT_RUN
-                                                              : OUT_UNKNOWN;
+        enum ing_outcome out = r->rc == CQ_OK                     ? ING_QUEUED
+                               : r->persisted == CQ_NOT_PERSISTED ? ING_NOT_RUN
+                                                                  : ING_UNKNOWN;
         answer(c, out, r->errstr && *r->errstr ? r->errstr : cq_rc_str(r->rc));
     } else if (r->rc == CQ_OK) {
         /* answered "outcome unknown" by the guard, and it landed: the worker will run it.
@@ -343,7 +269,7 @@ static void expire(struct ing_server *in, bool all, const char *why) {
         struct conn *next = done->next;
         done->next = NULL;
         /* handed to librdkafka and not reported: it may be on the wire or in the log */
-        answer(done, OUT_UNKNOWN, why);
+        answer(done, ING_UNKNOWN, why);
         done = next;
     }
 }
@@ -487,7 +413,7 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
     if (cq_producer_send_r(in->producer, c->topic, c->key, strlen(c->key), c->value, c->vlen,
                            c->req_id[0] ? headers : NULL, on_delivery, c, &err) != CQ_OK) {
         /* refused before it entered librdkafka's queue: certainly not in the log */
-        if (claim(in, c)) answer(c, OUT_NOT_RUN, err.msg);
+        if (claim(in, c)) answer(c, ING_NOT_RUN, err.msg);
         conn_unref(c); /* no report will come */
     }
     return MHD_YES;
