@@ -1,6 +1,7 @@
 /* admin_http: a service's /healthz, /readyz and /metrics on libmicrohttpd's own thread (worker,
  * notifier). Readiness is a flag the loop thread sets (atomic), so the MHD thread never touches the
- * service's state. The ingress, which serves platform routes, uses common/http.h instead. */
+ * service's state. The ingress's admin port uses common/http.h directly (it adds a not-ready
+ * reason); its platform port is ingress/server.c. */
 #ifndef CQ_ADMIN_HTTP_H
 #define CQ_ADMIN_HTTP_H
 

@@ -2,7 +2,11 @@
  * the services. It accumulates each request body up to a bound, dispatches method + path to
  * a handler, and lets the handler answer later from ANY thread: the connection is suspended
  * meanwhile, so thousands of requests can wait (e.g. for a Kafka delivery report) without
- * holding a thread each. Built in: GET /healthz, /readyz (readiness callback), /metrics. */
+ * holding a thread each. Built in: GET /healthz, /readyz (readiness callback), /metrics.
+ * Used for every service's admin port (the ingress's directly, with its not-ready reason; the
+ * worker's and notifier's via admin_http.h), so /readyz and /metrics are answered here only.
+ * The ingress's platform port does not use it: ingress/server.c drives libmicrohttpd from the
+ * event loop (ingress.threads = 1) with its own body buffering and a public /healthz. */
 #ifndef CQ_HTTP_H
 #define CQ_HTTP_H
 
