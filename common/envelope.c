@@ -1,8 +1,10 @@
 /* envelope: encode/decode of the "v":1 messages on chatops.requests and
- * chatops.results (see envelope.h for the rules). One field table per message
+ * chatops.results (see envelope.h for the rules; audit records and dead letters are in
+ * envelope_records.c, on the same field-table engine, envelope_int.h). One field table per message
  * drives both directions, so the encoder can never write what the decoder
  * would refuse. JSON itself is cJSON's job. */
 #include "envelope.h"
+#include "envelope_int.h"
 #include "utf8.h"
 
 #include <ctype.h>
@@ -15,17 +17,6 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
-
-enum { F_REQUIRED = 1, F_NONEMPTY = 2 };
-
-struct field {
-    const char *group; /* enclosing object ("channel") or NULL for top level */
-    const char *key;
-    size_t offset; /* of the char * in the struct */
-    size_t max;    /* bytes */
-    int flags;
-    const char *const *allowed; /* NULL-terminated enum values, or NULL */
-};
 
 static const char *const platforms[] = {"slack", "feishu", NULL};
 static const char *const steps[] = {"ack", "progress", "final", NULL};
@@ -71,16 +62,11 @@ static const struct field result_fields[] = {
     {NULL, "produced_at", RES(produced_at), CQ_ENV_MAX_TIME, 0, NULL},
 };
 
-#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
-
-/* Largest integer a JSON number (double) carries exactly. */
-#define MAX_EXACT_INT 9007199254740992.0
-
-static char **slot(const void *msg, const struct field *f) {
+char **env_slot(const void *msg, const struct field *f) {
     return (char **)((char *)(uintptr_t)msg + f->offset);
 }
 
-static void field_path(const struct field *f, char *out, size_t outlen) {
+void env_field_path(const struct field *f, char *out, size_t outlen) {
     if (f->group)
         snprintf(out, outlen, "%s.%s", f->group, f->key);
     else
@@ -88,13 +74,13 @@ static void field_path(const struct field *f, char *out, size_t outlen) {
 }
 
 /* Checks one string value against its field rule; err names the field. */
-static enum cq_rc check_value(const char *kind, const struct field *f, const char *v,
+enum cq_rc env_check_value(const char *kind, const struct field *f, const char *v,
                               struct cq_err *err) {
     char path[64];
     size_t len = strlen(v);
     const char *why = NULL;
     if (len > f->max) {
-        field_path(f, path, sizeof(path));
+        env_field_path(f, path, sizeof(path));
         return cq_err_set(err, CQ_EPARSE, "%s: field '%s' exceeds %zu bytes", kind, path, f->max);
     }
     if ((f->flags & F_NONEMPTY) && len == 0)
@@ -107,42 +93,42 @@ static enum cq_rc check_value(const char *kind, const struct field *f, const cha
             if (strcmp(*a, v) == 0) why = NULL;
     }
     if (!why) return CQ_OK;
-    field_path(f, path, sizeof(path)); /* only for the error: it was a visible cost per field */
+    env_field_path(f, path, sizeof(path)); /* only for the error: it was a visible cost per field */
     return cq_err_set(err, CQ_EPARSE, "%s: field '%s' %s", kind, path, why);
 }
 
 /* ---- encode ---- */
 
-static cJSON *group_object(cJSON *root, const char *group) {
+cJSON *env_group_object(cJSON *root, const char *group) {
     cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
     if (g) return g;
     return cJSON_AddObjectToObject(root, group);
 }
 
-static enum cq_rc encode_fields(const char *kind, const void *msg, const struct field *fields,
+enum cq_rc env_encode_fields(const char *kind, const void *msg, const struct field *fields,
                                 size_t n, cJSON *root, struct cq_err *err) {
     for (size_t i = 0; i < n; i++) {
         const struct field *f = &fields[i];
-        const char *v = *slot(msg, f);
+        const char *v = *env_slot(msg, f);
         cJSON *parent = root;
         enum cq_rc rc;
         if (!v) {
             if (!(f->flags & F_REQUIRED)) continue;
             if ((f->flags & F_NONEMPTY) || f->allowed) {
                 char path[64];
-                field_path(f, path, sizeof(path));
+                env_field_path(f, path, sizeof(path));
                 return cq_err_set(err, CQ_EINVAL, "%s: field '%s' is missing", kind, path);
             }
             v = ""; /* required but may be empty: text */
         }
-        rc = check_value(kind, f, v, err);
+        rc = env_check_value(kind, f, v, err);
         if (rc != CQ_OK) {
             /* the value cannot go into the message (invalid UTF-8, too long, empty, not an
              * allowed word): an encoding failure, never "out of memory" */
             if (err) err->code = CQ_EENCODE;
             return CQ_EENCODE;
         }
-        if (f->group) parent = group_object(root, f->group);
+        if (f->group) parent = env_group_object(root, f->group);
         if (!parent || !cJSON_AddStringToObject(parent, f->key, v))
             return cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
     }
@@ -151,7 +137,7 @@ static enum cq_rc encode_fields(const char *kind, const void *msg, const struct 
 
 /* Integers are written as raw digits: cJSON prints doubles with 15 significant digits,
  * which would round a large pipeline id. */
-static bool add_number(cJSON *obj, const char *key, long long v) {
+bool env_add_number(cJSON *obj, const char *key, long long v) {
     char digits[32];
     snprintf(digits, sizeof(digits), "%lld", v);
     return cJSON_AddRawToObject(obj, key, digits) != NULL;
@@ -159,7 +145,7 @@ static bool add_number(cJSON *obj, const char *key, long long v) {
 
 /* Printed into a stack buffer first (cJSON's own printer grows a heap buffer from 256 bytes
  * and reallocates several times for a typical envelope), then copied once. */
-static char *print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
+char *env_print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
     char buf[4096];
     char *s = NULL;
     if (cJSON_PrintPreallocated(root, buf, (int)sizeof(buf), 0))
@@ -183,17 +169,17 @@ char *cq_request_encode(const struct cq_request *r, struct cq_err *err) {
         goto out;
     }
     root = cJSON_CreateObject();
-    if (!root || !add_number(root, "v", CQ_ENVELOPE_VERSION)) {
+    if (!root || !env_add_number(root, "v", CQ_ENVELOPE_VERSION)) {
         cq_err_set(err, CQ_ENOMEM, "request: out of memory");
         goto out;
     }
-    if (encode_fields("request", r, request_fields, NFIELDS(request_fields), root, err) != CQ_OK)
+    if (env_encode_fields("request", r, request_fields, NFIELDS(request_fields), root, err) != CQ_OK)
         goto out;
-    if (!add_number(root, "retry_num", r->retry_num)) {
+    if (!env_add_number(root, "retry_num", r->retry_num)) {
         cq_err_set(err, CQ_ENOMEM, "request: out of memory");
         goto out;
     }
-    out = print_or_fail(root, "request", err);
+    out = env_print_or_fail(root, "request", err);
 out:
     cJSON_Delete(root);
     return out;
@@ -216,25 +202,25 @@ char *cq_result_encode(const struct cq_result *r, struct cq_err *err) {
         goto out;
     }
     root = cJSON_CreateObject();
-    if (!root || !add_number(root, "v", CQ_ENVELOPE_VERSION)) {
+    if (!root || !env_add_number(root, "v", CQ_ENVELOPE_VERSION)) {
         cq_err_set(err, CQ_ENOMEM, "result: out of memory");
         goto out;
     }
-    if (encode_fields("result", r, result_fields, NFIELDS(result_fields), root, err) != CQ_OK)
+    if (env_encode_fields("result", r, result_fields, NFIELDS(result_fields), root, err) != CQ_OK)
         goto out;
-    if (!add_number(root, "seq", r->seq) ||
+    if (!env_add_number(root, "seq", r->seq) ||
         (r->outcome_unknown && !cJSON_AddTrueToObject(root, "outcome_unknown"))) {
         cq_err_set(err, CQ_ENOMEM, "result: out of memory");
         goto out;
     }
     if (r->pipeline.id != 0) {
-        pl = group_object(root, "pipeline");
-        if (!pl || !add_number(pl, "id", r->pipeline.id)) {
+        pl = env_group_object(root, "pipeline");
+        if (!pl || !env_add_number(pl, "id", r->pipeline.id)) {
             cq_err_set(err, CQ_ENOMEM, "result: out of memory");
             goto out;
         }
     }
-    out = print_or_fail(root, "result", err);
+    out = env_print_or_fail(root, "result", err);
 out:
     cJSON_Delete(root);
     return out;
@@ -244,7 +230,7 @@ out:
 
 /* The struct holds C strings: a NUL (raw, or the \u0000 escape) would truncate a value
  * silently, so such messages are refused before parsing. */
-static bool has_nul(const char *json, size_t len) {
+static bool env_has_nul(const char *json, size_t len) {
     if (memchr(json, '\0', len)) return true;
     for (size_t i = 0; i + 1 < len; i++) {
         if (json[i] != '\\') continue;
@@ -254,8 +240,8 @@ static bool has_nul(const char *json, size_t len) {
     return false;
 }
 
-static enum cq_rc parse_root(const char *kind, const char *json, size_t len, size_t max_len,
-                             cJSON **root, struct cq_err *err) {
+enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t max_len,
+                          int vmax, int *vout, bool nul_ok, cJSON **root, struct cq_err *err) {
     const cJSON *v;
     *root = NULL;
     if (max_len == 0) max_len = CQ_ENVELOPE_MAX_LEN;
@@ -263,7 +249,7 @@ static enum cq_rc parse_root(const char *kind, const char *json, size_t len, siz
     if (len > max_len)
         return cq_err_set(err, CQ_ETOOBIG, "%s: %zu bytes exceeds the limit of %zu", kind, len,
                           max_len);
-    if (has_nul(json, len)) return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
+    if (!nul_ok && env_has_nul(json, len)) return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
     *root = cJSON_ParseWithLength(json, len);
     if (!*root) return cq_err_set(err, CQ_EPARSE, "%s: not valid JSON", kind);
     if (!cJSON_IsObject(*root)) return cq_err_set(err, CQ_EPARSE, "%s: not a JSON object", kind);
@@ -271,14 +257,15 @@ static enum cq_rc parse_root(const char *kind, const char *json, size_t len, siz
     if (!v) return cq_err_set(err, CQ_EPARSE, "%s: field 'v' is missing", kind);
     if (!cJSON_IsNumber(v))
         return cq_err_set(err, CQ_EPARSE, "%s: field 'v' must be a number", kind);
-    if (v->valuedouble != CQ_ENVELOPE_VERSION)
-        return cq_err_set(err, CQ_EVERSION, "%s: unsupported version %g (expected %d)", kind,
-                          v->valuedouble, CQ_ENVELOPE_VERSION);
+    if (v->valuedouble < 1 || v->valuedouble > vmax || v->valuedouble != floor(v->valuedouble))
+        return cq_err_set(err, CQ_EVERSION, "%s: unsupported version %g (expected %s%d)", kind,
+                          v->valuedouble, vmax > 1 ? "1.." : "", vmax);
+    if (vout) *vout = (int)v->valuedouble;
     return CQ_OK;
 }
 
 /* Finds a group object; a present group that is not an object is an error. */
-static enum cq_rc get_group(const char *kind, const cJSON *root, const char *group,
+enum cq_rc env_get_group(const char *kind, const cJSON *root, const char *group,
                             const cJSON **out, struct cq_err *err) {
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
     *out = NULL;
@@ -289,7 +276,7 @@ static enum cq_rc get_group(const char *kind, const cJSON *root, const char *gro
     return CQ_OK;
 }
 
-static enum cq_rc decode_fields(const char *kind, const cJSON *root, const struct field *fields,
+enum cq_rc env_decode_fields(const char *kind, const cJSON *root, const struct field *fields,
                                 size_t n, void *msg, struct cq_err *err) {
     for (size_t i = 0; i < n; i++) {
         const struct field *f = &fields[i];
@@ -297,9 +284,9 @@ static enum cq_rc decode_fields(const char *kind, const cJSON *root, const struc
         char path[64];
         enum cq_rc rc;
 
-        field_path(f, path, sizeof(path));
+        env_field_path(f, path, sizeof(path));
         if (f->group) {
-            rc = get_group(kind, root, f->group, &parent, err);
+            rc = env_get_group(kind, root, f->group, &parent, err);
             if (rc != CQ_OK) return rc;
         }
         item = parent ? cJSON_GetObjectItemCaseSensitive(parent, f->key) : NULL;
@@ -310,16 +297,16 @@ static enum cq_rc decode_fields(const char *kind, const cJSON *root, const struc
         }
         if (!cJSON_IsString(item) || !item->valuestring)
             return cq_err_set(err, CQ_EPARSE, "%s: field '%s' must be a string", kind, path);
-        rc = check_value(kind, f, item->valuestring, err);
+        rc = env_check_value(kind, f, item->valuestring, err);
         if (rc != CQ_OK) return rc;
-        *slot(msg, f) = strdup(item->valuestring);
-        if (!*slot(msg, f)) return cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
+        *env_slot(msg, f) = strdup(item->valuestring);
+        if (!*env_slot(msg, f)) return cq_err_set(err, CQ_ENOMEM, "%s: out of memory", kind);
     }
     return CQ_OK;
 }
 
 /* An optional non-negative integer; absent leaves *out at 0. */
-static enum cq_rc get_int(const char *kind, const cJSON *parent, const char *key, const char *path,
+enum cq_rc env_get_int(const char *kind, const cJSON *parent, const char *key, const char *path,
                           double max, long long *out, struct cq_err *err) {
     const cJSON *item = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
     double d;
@@ -343,11 +330,12 @@ enum cq_rc cq_request_decode(const char *json, size_t len, size_t max_len, struc
 
     if (!out) return cq_err_set(err, CQ_EINVAL, "request: NULL output");
     memset(out, 0, sizeof(*out));
-    rc = parse_root("request", json, len, max_len, &root, err);
+    rc = env_parse_root("request", json, len, max_len, CQ_ENVELOPE_VERSION, NULL, false, &root,
+                         err);
     if (rc != CQ_OK) goto out;
-    rc = decode_fields("request", root, request_fields, NFIELDS(request_fields), out, err);
+    rc = env_decode_fields("request", root, request_fields, NFIELDS(request_fields), out, err);
     if (rc != CQ_OK) goto out;
-    rc = get_int("request", root, "retry_num", "retry_num", CQ_ENV_MAX_RETRY_NUM, &retry, err);
+    rc = env_get_int("request", root, "retry_num", "retry_num", CQ_ENV_MAX_RETRY_NUM, &retry, err);
     if (rc != CQ_OK) goto out;
     out->retry_num = (int)retry;
 out:
@@ -365,11 +353,12 @@ enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct
 
     if (!out) return cq_err_set(err, CQ_EINVAL, "result: NULL output");
     memset(out, 0, sizeof(*out));
-    rc = parse_root("result", json, len, max_len, &root, err);
+    rc = env_parse_root("result", json, len, max_len, CQ_ENVELOPE_VERSION, NULL, false, &root,
+                         err);
     if (rc != CQ_OK) goto out;
-    rc = decode_fields("result", root, result_fields, NFIELDS(result_fields), out, err);
+    rc = env_decode_fields("result", root, result_fields, NFIELDS(result_fields), out, err);
     if (rc != CQ_OK) goto out;
-    rc = get_int("result", root, "seq", "seq", 2147483647.0, &n, err);
+    rc = env_get_int("result", root, "seq", "seq", 2147483647.0, &n, err);
     if (rc != CQ_OK) goto out;
     out->seq = (int)n;
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(root, "outcome_unknown");
@@ -378,9 +367,9 @@ enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct
         goto out;
     }
     out->outcome_unknown = cJSON_IsTrue(unk);
-    rc = get_group("result", root, "pipeline", &pl, err);
+    rc = env_get_group("result", root, "pipeline", &pl, err);
     if (rc != CQ_OK) goto out;
-    rc = get_int("result", pl, "id", "pipeline.id", MAX_EXACT_INT, &n, err);
+    rc = env_get_int("result", pl, "id", "pipeline.id", MAX_EXACT_INT, &n, err);
     if (rc != CQ_OK) goto out;
     out->pipeline.id = n;
 out:
@@ -389,9 +378,9 @@ out:
     return rc;
 }
 
-static void clear_fields(void *msg, const struct field *fields, size_t n) {
+void env_clear_fields(void *msg, const struct field *fields, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        char **p = slot(msg, &fields[i]);
+        char **p = env_slot(msg, &fields[i]);
         free(*p);
         *p = NULL;
     }
@@ -399,13 +388,13 @@ static void clear_fields(void *msg, const struct field *fields, size_t n) {
 
 void cq_request_clear(struct cq_request *r) {
     if (!r) return;
-    clear_fields(r, request_fields, NFIELDS(request_fields));
+    env_clear_fields(r, request_fields, NFIELDS(request_fields));
     memset(r, 0, sizeof(*r));
 }
 
 void cq_result_clear(struct cq_result *r) {
     if (!r) return;
-    clear_fields(r, result_fields, NFIELDS(result_fields));
+    env_clear_fields(r, result_fields, NFIELDS(result_fields));
     memset(r, 0, sizeof(*r));
 }
 

@@ -1,6 +1,8 @@
-/* envelope: the versioned JSON messages between services ("v":1), see
- * docs/architecture.md: requests (ingress -> worker on chatops.requests) and
- * results (worker -> notifier on chatops.results). Encode/decode with cJSON
+/* envelope: the versioned JSON records the services exchange, see docs/architecture.md:
+ * requests (ingress -> worker on chatops.requests, "v":1), results (worker -> notifier on
+ * chatops.results, "v":1), audit records (worker -> chatops.audit, "v":1) and dead letters
+ * (worker or notifier -> chatops.dlq, "v":2; version 1 letters are still decoded). One
+ * encoder and one decoder per record. Encode/decode with cJSON
  * and strict validation: every field checked for type, presence and length,
  * with the reason in err->msg. All strings are owned by the struct. */
 #ifndef CQ_ENVELOPE_H
@@ -108,5 +110,78 @@ void cq_now_rfc3339(char out[32]);
 /* Parses an RFC 3339 time ("2026-01-02T03:04:05Z", fractions and +hh:mm offsets allowed)
  * into Unix milliseconds. False (and *ms untouched) when s is not one. */
 bool cq_rfc3339_parse_ms(const char *s, int64_t *ms);
+
+/* ---- audit records (chatops.audit, "v":1) ----
+ * One record per decision and per outcome of a request (kind "decision", "outcome",
+ * "trigger", ...): who, where, what, which rule, what happened. Required on the wire: v,
+ * kind, time, request_id; everything else is optional, so the records of every writer (the
+ * decision step, a direct action, the pipeline tracker's outcome) share this one shape.
+ * Encode writes who.person, who.gitlab_login and rule as null when NULL, and "args" always
+ * (an object, maybe empty); "where" only when where_channel_id is set, "pipeline" only when
+ * pipeline_id != 0. Secrets never go in: the caller passes no secret value. */
+#define CQ_AUDIT_VERSION 1
+#define CQ_ENV_MAX_DETAIL 4096 /* audit detail (writers cut it shorter) */
+
+struct cq_audit_arg {
+    char *name, *value;
+};
+
+struct cq_audit {
+    char *kind, *time, *request_id, *dedupe_key; /* kind, time, request_id required */
+    char *platform, *user_id, *user_name;        /* "who" */
+    char *person, *gitlab_login;                 /* who.person / who.gitlab_login, null if unknown */
+    char *where_channel_id, *where_channel_name, *where_tenant; /* "where" */
+    bool where_configured;                       /* where.configured */
+    char *command, *text;
+    struct cq_audit_arg *args; /* n_args of them ("args": {"name": "value"}) */
+    size_t n_args;
+    char *decision, *rule, *result, *detail;
+    long long pipeline_id; /* "pipeline": {"id", "status"}, 0 = absent */
+    char *pipeline_status;
+    char *worker; /* the owner id of the writing worker */
+};
+
+char *cq_audit_encode(const struct cq_audit *a, struct cq_err *err);
+/* max_len 0 means CQ_ENVELOPE_MAX_LEN; errors as cq_result_decode. */
+enum cq_rc cq_audit_decode(const char *json, size_t len, size_t max_len, struct cq_audit *out,
+                           struct cq_err *err);
+void cq_audit_clear(struct cq_audit *a);
+
+/* ---- dead letters (chatops.dlq, "v":2) ----
+ * A message a stage could not process or deliver: which stage ("service": "worker" |
+ * "notifier"), why ("class": "invalid" (not a readable envelope) | "permanent" (refused for
+ * good) | "exhausted" (retries used up), and "reason", a one-line text), where the original
+ * was read ("topic", "partition", "offset"), the original's bytes ("payload_b64") and, when
+ * known, the request it belongs to (request_id, step, seq, platform), the delivery attempts,
+ * the notifier's route and the platform's last answer ({"status", "body"}). The notifier also
+ * writes a readable copy of the original: "result" (the JSON) or "raw" (its text).
+ * Required on the wire: v, service, reason, topic, payload_b64 (v2).
+ * Decode also accepts version 1 letters: the worker's {"service":"worker", "topic",
+ * "partition", "offset", "payload_b64", "time"} and the notifier's {"request_id", ...,
+ * "failed_at", "source": {"topic", ...}, "result" | "raw"}; for those, class is NULL, and
+ * topic is NULL when the notifier letter named no source. */
+#define CQ_DLQ_VERSION 2
+#define CQ_DLQ_MAX_LEN (64u * 1024 * 1024) /* decode bound suggested for tools */
+
+struct cq_dlq {
+    int version; /* decoded: 1 or 2; encode always writes CQ_DLQ_VERSION */
+    char *service, *cls, *reason, *failed_at; /* cls: "class" on the wire */
+    char *topic;                              /* where the original was read */
+    int partition;
+    long long offset;
+    char *request_id, *step, *platform; /* optional */
+    int seq, attempts;
+    char *route;              /* notifier route, optional */
+    bool has_answer;          /* "answer": the platform's last answer */
+    int answer_status;
+    char *answer_body;
+    char *payload; /* the original bytes (not NUL-terminated data; a NUL is appended) */
+    size_t payload_len;
+};
+
+char *cq_dlq_encode(const struct cq_dlq *d, struct cq_err *err);
+enum cq_rc cq_dlq_decode(const char *json, size_t len, size_t max_len, struct cq_dlq *out,
+                         struct cq_err *err);
+void cq_dlq_clear(struct cq_dlq *d);
 
 #endif
