@@ -1,6 +1,7 @@
 /* dlq: dead letters. A result that cannot be delivered (invalid, refused for good, retries
- * exhausted) is produced to chatops.dlq with the reason, the platform's last answer, its
- * source offset and the original result (or its bytes); on the broker's report its claim is
+ * exhausted) is produced to chatops.dlq (the one dead-letter schema of common/envelope.h,
+ * "service":"notifier") with the class and reason, the platform's last answer, its source
+ * offset and the original result's bytes (and a readable copy); on the broker's report its claim is
  * released and the offset committed. A refused or failed produce retries on a timer. */
 #include "notifier_int.h"
 
@@ -35,50 +36,47 @@ static void on_dlq_report(void *opaque, enum cq_rc rc, const char *errstr, int32
     ntf_job_finish(j, "dead_lettered");
 }
 
+/* The dead letter of j (common/envelope: one schema for both stages). Caller frees; NULL
+ * when it cannot be encoded (logged). */
+static char *dlq_record(const struct job *j, const char *cls, const char *at) {
+    struct cq_dlq d = {0};
+    struct cq_err err = {0};
+    d.service = "notifier";
+    d.cls = (char *)cls;
+    d.reason = (char *)j->reason;
+    d.failed_at = (char *)at;
+    d.topic = (char *)j->topic;
+    d.partition = j->partition;
+    d.offset = j->offset;
+    if (j->decoded) {
+        d.request_id = j->r.request_id;
+        d.step = j->r.step;
+        d.seq = j->r.seq;
+        d.platform = j->r.platform;
+    }
+    d.attempts = j->attempts;
+    if (j->route != R_NONE) d.route = (char *)ntf_route_name[j->route];
+    if (j->last_body || j->last_status) {
+        d.has_answer = true;
+        d.answer_status = (int)j->last_status;
+        d.answer_body = j->last_body ? j->last_body : "";
+    }
+    d.payload = j->payload;
+    d.payload_len = j->len;
+    char *out = cq_dlq_encode(&d, &err);
+    if (!out) cq_error(j->decoded ? j->r.request_id : NULL, "cannot encode dead letter: %s", err.msg);
+    return out;
+}
+
 void ntf_job_dead_letter(struct job *j, const char *cls, const char *reason) {
     struct cq_notifier *s = j->s;
     char *out = NULL, at[32];
-    cJSON *d = cJSON_CreateObject(), *ans = NULL, *src = NULL;
     struct cq_err err = {0};
     if (reason != j->reason)
         cq_utf8_copy(j->reason, sizeof j->reason, reason, strlen(reason), NULL);
     j->dlq_reason_class = (char *)cls;
     cq_now_rfc3339(at);
-    if (!d) goto retry;
-    cJSON_AddNumberToObject(d, "v", 1);
-    if (j->decoded) {
-        cJSON_AddStringToObject(d, "request_id", j->r.request_id);
-        cJSON_AddStringToObject(d, "step", j->r.step);
-        cJSON_AddNumberToObject(d, "seq", j->r.seq);
-        cJSON_AddStringToObject(d, "platform", j->r.platform);
-    }
-    cJSON_AddStringToObject(d, "reason", j->reason);
-    cJSON_AddNumberToObject(d, "attempts", j->attempts);
-    if (j->route != R_NONE) cJSON_AddStringToObject(d, "route", ntf_route_name[j->route]);
-    if (j->last_body || j->last_status) {
-        ans = cJSON_AddObjectToObject(d, "answer");
-        if (ans) {
-            cJSON_AddNumberToObject(ans, "status", (double)j->last_status);
-            cJSON_AddStringToObject(ans, "body", j->last_body ? j->last_body : "");
-        }
-    }
-    cJSON_AddStringToObject(d, "failed_at", at);
-    if ((src = cJSON_AddObjectToObject(d, "source"))) {
-        cJSON_AddStringToObject(src, "topic", j->topic);
-        cJSON_AddNumberToObject(src, "partition", j->partition);
-        cJSON_AddNumberToObject(src, "offset", (double)j->offset);
-    }
-    cJSON *orig = cJSON_ParseWithLength(j->payload, j->len);
-    if (orig)
-        cJSON_AddItemToObject(d, "result", orig);
-    else {
-        char *raw = cq_utf8_clean(j->payload, j->len, 0); /* any bytes: valid JSON text */
-        if (raw) {
-            cJSON_AddStringToObject(d, "raw", raw);
-            free(raw);
-        }
-    }
-    out = cJSON_PrintUnformatted(d);
+    out = dlq_record(j, cls, at);
     if (!out) goto retry;
     const char *key = j->decoded ? j->r.request_id : "";
     {
@@ -93,11 +91,9 @@ void ntf_job_dead_letter(struct job *j, const char *cls, const char *reason) {
         j->settling = false;
         goto retry;
     }
-    cJSON_Delete(d);
     free(out);
     return;
 retry:
-    cJSON_Delete(d);
     free(out);
     ntf_job_wait(j, 1000, N_DLQ);
 }

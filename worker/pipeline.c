@@ -4,10 +4,11 @@
  * pipeline to chatops.results. Everything runs on the worker's loop (hiredis async, curl
  * multi, librdkafka delivery reports); see pipeline.h for the keys and the wiring.
  * This file: tracker lifecycle, the trigger path (with its ambiguous-answer lookup, ~570
- * lines that belong together) and the result/audit encoders (to be unified in records.c);
+ * lines that belong together) and the calls to the result/audit encoders of records.c;
  * the Redis side is in pipeline_store.c, the check loop in pipeline_check.c, the built-ins in
  * pipeline_builtins.c. */
 #include "pipeline_int.h"
+#include "records.h"
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -48,7 +49,7 @@ static const char *secret_value(const struct cq_config *cfg, const char *name) {
     return NULL;
 }
 
-/* Encodes a result for the tracked request. Caller frees. */
+/* Encodes a result for the tracked request (records.c). Caller frees. */
 char *pl_encode_result(const struct check *c, const char *step, const char *status,
                        const char *text, int seq, const char *pstatus) {
     struct cq_request req = {0};
@@ -82,75 +83,36 @@ char *pl_encode_result(const struct check *c, const char *step, const char *stat
     r.pipeline.web_url = c->web_url;
     r.pipeline.status = (char *)pstatus;
     r.produced_at = now;
-    out = cq_result_encode(&r, &err);
-    if (!out && err.code != CQ_ENOMEM) {
-        /* Never a silent stop: a short result that names the request goes out instead. */
-        char why[sizeof(err.msg) + 160];
-        cq_error(c->rid, "cannot encode result: %s; sending a short one instead", err.msg);
-        pl_count("chatops_worker_encode_failures_total",
-                 "Results that could not be encoded and were answered as failed", NULL);
-        snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg, c->rid);
-        if (strcmp(step, "final") == 0) r.status = "failed";
-        r.text = why;
-        r.command = NULL;
-        r.pipeline.web_url = r.pipeline.status = NULL; /* from GitLab: may be the cause */
-        cq_err_clear(&err);
-        out = cq_result_encode(&r, &err);
-    }
-    if (!out) cq_error(c->rid, "cannot encode result: %s", err.msg);
+    out = w_result_encode(&r, false);
     cq_request_clear(&req);
     free(valid);
     return out;
 }
 
-/* The outcome audit record of a tracked pipeline (its trigger was audited by the worker
- * that triggered it). Best effort: an audit record lost here does not hold the final. */
+/* The outcome audit record of a tracked pipeline (records.c), produced. Best effort: an
+ * audit record lost here does not hold the final. */
 void pl_audit_final(struct check *c) {
     struct cq_pipeline_tracker *t = c->t;
     struct cq_request req = {0};
+    struct cq_result res = {0};
     struct cq_err err = {0};
-    char now[32];
     char *s = NULL;
-    cJSON *res = c->final ? cJSON_Parse(c->final) : NULL;
-    cJSON *a = cJSON_CreateObject(), *who, *pl;
-    if (!t->cfg->kafka.topic_audit || !a || !res || !c->req_json ||
-        cq_request_decode(c->req_json, strlen(c->req_json), 0, &req, &err) != CQ_OK)
+    if (!t->cfg->kafka.topic_audit || !c->final || !c->req_json ||
+        cq_request_decode(c->req_json, strlen(c->req_json), 0, &req, &err) != CQ_OK ||
+        cq_result_decode(c->final, strlen(c->final), 0, &res, &err) != CQ_OK)
         goto out;
-    cq_now_rfc3339(now);
-    cJSON_AddNumberToObject(a, "v", 1);
-    cJSON_AddStringToObject(a, "kind", "outcome");
-    cJSON_AddStringToObject(a, "time", now);
-    cJSON_AddStringToObject(a, "request_id", c->rid);
-    cJSON_AddStringToObject(a, "dedupe_key", req.dedupe_key ? req.dedupe_key : "");
-    if ((who = cJSON_AddObjectToObject(a, "who"))) {
-        cJSON_AddStringToObject(who, "platform", req.platform ? req.platform : "");
-        cJSON_AddStringToObject(who, "user_id", req.user_id ? req.user_id : "");
-        if (req.user_name) cJSON_AddStringToObject(who, "user_name", req.user_name);
-    }
-    cJSON_AddStringToObject(a, "command", c->label ? c->label : "");
-    cJSON_AddStringToObject(a, "decision", "allowed");
-    const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "status"));
-    const char *tx = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "text"));
-    cJSON_AddStringToObject(a, "result", st ? st : "");
-    if (tx) {
-        char cut[600];
-        cq_utf8_copy(cut, sizeof(cut), tx, strlen(tx), NULL);
-        cJSON_AddStringToObject(a, "detail", cut);
-    }
-    if ((pl = cJSON_AddObjectToObject(a, "pipeline"))) {
-        cJSON_AddNumberToObject(pl, "id", (double)c->pid);
-        cJSON_AddStringToObject(pl, "status", c->cur ? c->cur : (c->status ? c->status : ""));
-    }
-    cJSON_AddStringToObject(a, "worker", t->owner);
-    s = cJSON_PrintUnformatted(a);
+    free(req.id); /* the record names the tracked request id */
+    req.id = strdup(c->rid);
+    if (!req.id) goto out;
+    s = w_audit_outcome_json(&req, c->label, res.status, res.text, c->pid,
+                             c->cur ? c->cur : c->status, t->owner);
     if (s && cq_producer_send(t->producer, t->cfg->kafka.topic_audit, c->rid, strlen(c->rid), s,
                               strlen(s), NULL, NULL, NULL, &err) != CQ_OK)
         cq_warn(c->rid, "pipeline outcome audit not produced: %s", err.msg);
 out:
-    cJSON_free(s);
-    cJSON_Delete(a);
-    cJSON_Delete(res);
+    free(s);
     cq_request_clear(&req);
+    cq_result_clear(&res);
 }
 
 /* ---- trigger --------------------------------------------------------------------------- */

@@ -1,8 +1,10 @@
 /* records: what the worker writes down about a request: the result envelope, the
- * audit records, the dead-letter record, and the worker's per-outcome metrics. Pure
- * encoders (no I/O but metrics and logs), declared in service_int.h so other worker
- * files (the pipeline tracker included) can share them. */
+ * audit records, the dead-letter record (all shaped by common/envelope: one schema, one
+ * encoder each), and the worker's per-outcome metrics. Pure encoders (no I/O but metrics
+ * and logs): the job-bound ones declared in service_int.h, the ones the pipeline tracker
+ * shares in records.h. */
 #include "service.h"
+#include "records.h"
 #include "service_int.h"
 #include "strutil.h"
 
@@ -51,63 +53,84 @@ void w_metric_inflight(struct cq_worker *w) {
         (int64_t)w->n_jobs);
 }
 
-/* The audit record: who, where, what, which rule, what happened. Caller frees. */
+/* Encodes an audit record; logs and returns NULL when it cannot be (out of memory, or a
+ * value over its bound). Caller frees. */
+char *w_audit_encode(const struct cq_audit *a) {
+    struct cq_err err = {0};
+    char *s = cq_audit_encode(a, &err);
+    if (!s) cq_error(a->request_id, "cannot encode audit record: %s", err.msg);
+    return s;
+}
+
+/* The audit record of a request step: who, where, what, which rule, what happened.
+ * Caller frees. */
 char *w_audit_json(const struct job *j, const char *kind, const char *decision,
                    const char *result_status, const char *detail) {
     const struct cq_worker *w = j->w;
-    char now[32];
-    cJSON *a = cJSON_CreateObject(), *who, *where, *args;
-    char *out = NULL;
-    if (!a) return NULL;
+    char now[32], cut[600];
+    struct cq_audit_arg args[32];
+    struct cq_audit a = {0};
     cq_now_rfc3339(now);
-    cJSON_AddNumberToObject(a, "v", 1);
-    cJSON_AddStringToObject(a, "kind", kind);
-    cJSON_AddStringToObject(a, "time", now);
-    cJSON_AddStringToObject(a, "request_id", j->req.id ? j->req.id : "");
-    cJSON_AddStringToObject(a, "dedupe_key", j->req.dedupe_key ? j->req.dedupe_key : "");
-    who = cJSON_AddObjectToObject(a, "who");
-    if (who) {
-        cJSON_AddStringToObject(who, "platform", j->req.platform ? j->req.platform : "");
-        cJSON_AddStringToObject(who, "user_id", j->req.user_id ? j->req.user_id : "");
-        if (j->req.user_name) cJSON_AddStringToObject(who, "user_name", j->req.user_name);
-        if (j->person) {
-            cJSON_AddStringToObject(who, "person", j->person->name ? j->person->name : "");
-            cJSON_AddStringToObject(who, "gitlab_login",
-                                    j->person->gitlab_login ? j->person->gitlab_login : "");
-        } else {
-            cJSON_AddNullToObject(who, "person");
-            cJSON_AddNullToObject(who, "gitlab_login");
-        }
+    a.kind = (char *)kind;
+    a.time = now;
+    a.request_id = j->req.id ? j->req.id : "";
+    a.dedupe_key = j->req.dedupe_key ? j->req.dedupe_key : "";
+    a.platform = j->req.platform ? j->req.platform : "";
+    a.user_id = j->req.user_id ? j->req.user_id : "";
+    a.user_name = j->req.user_name;
+    if (j->person) {
+        a.person = j->person->name ? j->person->name : "";
+        a.gitlab_login = j->person->gitlab_login ? j->person->gitlab_login : "";
     }
-    where = cJSON_AddObjectToObject(a, "where");
-    if (where) {
-        cJSON_AddStringToObject(where, "channel_id", j->req.channel_id ? j->req.channel_id : "");
-        const char *cn = j->channel && j->channel->name ? j->channel->name : j->req.channel_name;
-        if (cn) cJSON_AddStringToObject(where, "channel_name", cn);
-        cJSON_AddBoolToObject(where, "configured", j->channel != NULL);
-        if (j->req.tenant) cJSON_AddStringToObject(where, "tenant", j->req.tenant);
-    }
-    cJSON_AddStringToObject(a, "command", w_cmd_name(j));
-    cJSON_AddStringToObject(a, "text", j->req.text ? j->req.text : "");
-    args = cJSON_AddObjectToObject(a, "args");
-    for (size_t i = 0; args && j->args.cmd && i < j->args.n; i++)
+    a.where_channel_id = j->req.channel_id ? j->req.channel_id : "";
+    a.where_channel_name = j->channel && j->channel->name ? j->channel->name : j->req.channel_name;
+    a.where_configured = j->channel != NULL;
+    a.where_tenant = j->req.tenant;
+    a.command = (char *)w_cmd_name(j);
+    a.text = j->req.text ? j->req.text : "";
+    for (size_t i = 0; j->args.cmd && i < j->args.n && a.n_args < sizeof args / sizeof *args;
+         i++)
         if (j->args.values[i])
-            cJSON_AddStringToObject(args, j->args.cmd->args[i].name, j->args.values[i]);
-    if (decision) cJSON_AddStringToObject(a, "decision", decision);
-    if (j->dec.rule)
-        cJSON_AddStringToObject(a, "rule", j->dec.rule);
-    else
-        cJSON_AddNullToObject(a, "rule");
-    if (result_status) cJSON_AddStringToObject(a, "result", result_status);
+            args[a.n_args++] = (struct cq_audit_arg){j->args.cmd->args[i].name, j->args.values[i]};
+    a.args = args;
+    a.decision = (char *)decision;
+    a.rule = (char *)j->dec.rule;
+    a.result = (char *)result_status;
     if (detail) {
-        char cut[600];
         cq_utf8_copy(cut, sizeof(cut), detail, strlen(detail), NULL);
-        cJSON_AddStringToObject(a, "detail", cut);
+        a.detail = cut;
     }
-    cJSON_AddStringToObject(a, "worker", w->owner);
-    out = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return out;
+    a.worker = (char *)w->owner;
+    return w_audit_encode(&a);
+}
+
+/* The outcome audit record of a tracked pipeline (its trigger was audited by the worker
+ * that triggered it): the request q, its command line, the final result's status and text,
+ * the pipeline. Caller frees. */
+char *w_audit_outcome_json(const struct cq_request *q, const char *command, const char *status,
+                           const char *text, long long pipeline_id, const char *pipeline_status,
+                           const char *owner) {
+    char now[32], cut[600];
+    struct cq_audit a = {0};
+    cq_now_rfc3339(now);
+    a.kind = "outcome";
+    a.time = now;
+    a.request_id = q->id;
+    a.dedupe_key = q->dedupe_key ? q->dedupe_key : "";
+    a.platform = q->platform ? q->platform : "";
+    a.user_id = q->user_id ? q->user_id : "";
+    a.user_name = q->user_name;
+    a.command = (char *)(command ? command : "");
+    a.decision = "allowed";
+    a.result = (char *)(status ? status : "");
+    if (text) {
+        cq_utf8_copy(cut, sizeof(cut), text, strlen(text), NULL);
+        a.detail = cut;
+    }
+    a.pipeline_id = pipeline_id;
+    a.pipeline_status = (char *)(pipeline_status ? pipeline_status : "");
+    a.worker = (char *)owner;
+    return w_audit_encode(&a);
 }
 
 /* "command text" of a request in label (size bytes), cut on a character boundary. */
@@ -120,12 +143,35 @@ void w_command_label(const struct cq_request *q, char *label, size_t size) {
     }
 }
 
-/* Encodes the final result of j (status, text). Caller frees. A result that cannot be
- * encoded (CQ_EENCODE) becomes a short "failed" result naming the request, so the user is
- * still answered and the offset still moves; NULL only when out of memory. */
+/* Encodes r. A result that cannot be encoded (CQ_EENCODE) becomes a short result naming
+ * the request ("failed" when it is a final or always_failed), without the command line and the
+ * pipeline's strings (from GitLab: maybe the cause), so the user is still answered and the
+ * offset still moves; NULL only when out of memory. r is modified in that case. */
+char *w_result_encode(struct cq_result *r, bool always_failed) {
+    struct cq_err err = {0};
+    char *s = cq_result_encode(r, &err);
+    if (!s && err.code != CQ_ENOMEM) {
+        char why[sizeof(err.msg) + 160];
+        cq_error(r->request_id, "cannot encode result: %s; answering with a short failed result",
+                 err.msg);
+        cq_metric_inc("chatops_worker_encode_failures_total",
+                      "Results that could not be encoded and were answered as failed", NULL);
+        snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg,
+                 r->request_id ? r->request_id : "?");
+        if (always_failed || (r->step && strcmp(r->step, "final") == 0)) r->status = "failed";
+        r->text = why;
+        r->command = NULL;
+        r->pipeline.web_url = r->pipeline.status = NULL;
+        cq_err_clear(&err);
+        s = cq_result_encode(r, &err);
+    }
+    if (!s) cq_error(r->request_id, "cannot encode result: %s", err.msg);
+    return s;
+}
+
+/* Encodes the final result of j (status, text). Caller frees; see w_result_encode. */
 char *w_result_json(const struct job *j, const char *status, const char *text) {
     struct cq_result r = {0};
-    struct cq_err err = {0};
     char now[32], label[256];
     cq_now_rfc3339(now);
     w_command_label(&j->req, label, sizeof(label));
@@ -145,47 +191,27 @@ char *w_result_json(const struct job *j, const char *status, const char *text) {
                           ? j->cmd->response_type
                           : (j->kind == JK_ACTION ? "in_channel" : "ephemeral");
     r.produced_at = now;
-    char *s = cq_result_encode(&r, &err);
-    if (!s && err.code != CQ_ENOMEM) {
-        char why[sizeof(err.msg) + 160];
-        cq_error(j->req.id, "cannot encode result: %s; answering with a short failed result",
-                 err.msg);
-        cq_metric_inc("chatops_worker_encode_failures_total",
-                      "Results that could not be encoded and were answered as failed", NULL);
-        snprintf(why, sizeof(why), "could not encode the result: %s (req %s)", err.msg,
-                 j->req.id ? j->req.id : "?");
-        r.status = "failed";
-        r.text = why;
-        r.command = NULL;
-        r.pipeline.web_url = r.pipeline.status = NULL; /* from GitLab: may be the cause */
-        cq_err_clear(&err);
-        s = cq_result_encode(&r, &err);
-    }
-    if (!s) cq_error(j->req.id, "cannot encode result: %s", err.msg);
-    return s;
+    return w_result_encode(&r, true);
 }
 
-/* The dead-letter record of a message that is not a request envelope: where it was
- * read, why it was refused, and its bytes (base64). Caller frees; NULL when out of
- * memory. */
+/* The dead-letter record of a message that is not a request envelope: the worker
+ * refused it as "invalid", why, where it was read and its bytes. Caller frees; NULL when
+ * out of memory. */
 char *w_dlq_json(const struct cq_message *m, const char *reason) {
     char now[32];
+    struct cq_err err = {0};
+    struct cq_dlq d = {0};
     cq_now_rfc3339(now);
-    cJSON *d = cJSON_CreateObject();
-    char *b64 = cq_base64_encode(m->payload ? m->payload : "", m->len);
-    char *s = NULL;
-    if (d && b64) {
-        cJSON_AddNumberToObject(d, "v", 1);
-        cJSON_AddStringToObject(d, "service", "worker");
-        cJSON_AddStringToObject(d, "reason", reason);
-        cJSON_AddStringToObject(d, "topic", m->topic);
-        cJSON_AddNumberToObject(d, "partition", m->partition);
-        cJSON_AddNumberToObject(d, "offset", (double)m->offset);
-        cJSON_AddStringToObject(d, "payload_b64", b64);
-        cJSON_AddStringToObject(d, "time", now);
-        s = cJSON_PrintUnformatted(d);
-    }
-    cJSON_Delete(d);
-    free(b64);
+    d.service = "worker";
+    d.cls = "invalid";
+    d.reason = (char *)reason;
+    d.failed_at = now;
+    d.topic = (char *)m->topic;
+    d.partition = m->partition;
+    d.offset = m->offset;
+    d.payload = (char *)m->payload;
+    d.payload_len = m->payload ? m->len : 0;
+    char *s = cq_dlq_encode(&d, &err);
+    if (!s) cq_error(NULL, "cannot encode dead letter: %s", err.msg);
     return s;
 }
