@@ -75,7 +75,7 @@ void env_field_path(const struct field *f, char *out, size_t outlen) {
 
 /* Checks one string value against its field rule; err names the field. */
 enum cq_rc env_check_value(const char *kind, const struct field *f, const char *v,
-                              struct cq_err *err) {
+                           struct cq_err *err) {
     char path[64];
     size_t len = strlen(v);
     const char *why = NULL;
@@ -106,7 +106,7 @@ cJSON *env_group_object(cJSON *root, const char *group) {
 }
 
 enum cq_rc env_encode_fields(const char *kind, const void *msg, const struct field *fields,
-                                size_t n, cJSON *root, struct cq_err *err) {
+                             size_t n, cJSON *root, struct cq_err *err) {
     for (size_t i = 0; i < n; i++) {
         const struct field *f = &fields[i];
         const char *v = *env_slot(msg, f);
@@ -173,7 +173,8 @@ char *cq_request_encode(const struct cq_request *r, struct cq_err *err) {
         cq_err_set(err, CQ_ENOMEM, "request: out of memory");
         goto out;
     }
-    if (env_encode_fields("request", r, request_fields, NFIELDS(request_fields), root, err) != CQ_OK)
+    if (env_encode_fields("request", r, request_fields, NFIELDS(request_fields), root, err) !=
+        CQ_OK)
         goto out;
     if (!env_add_number(root, "retry_num", r->retry_num)) {
         cq_err_set(err, CQ_ENOMEM, "request: out of memory");
@@ -240,8 +241,8 @@ static bool env_has_nul(const char *json, size_t len) {
     return false;
 }
 
-enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t max_len,
-                          int vmax, int *vout, bool nul_ok, cJSON **root, struct cq_err *err) {
+enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t max_len, int vmax,
+                          int *vout, bool nul_ok, cJSON **root, struct cq_err *err) {
     const cJSON *v;
     *root = NULL;
     if (max_len == 0) max_len = CQ_ENVELOPE_MAX_LEN;
@@ -249,7 +250,8 @@ enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t
     if (len > max_len)
         return cq_err_set(err, CQ_ETOOBIG, "%s: %zu bytes exceeds the limit of %zu", kind, len,
                           max_len);
-    if (!nul_ok && env_has_nul(json, len)) return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
+    if (!nul_ok && env_has_nul(json, len))
+        return cq_err_set(err, CQ_EPARSE, "%s: contains a NUL character", kind);
     *root = cJSON_ParseWithLength(json, len);
     if (!*root) return cq_err_set(err, CQ_EPARSE, "%s: not valid JSON", kind);
     if (!cJSON_IsObject(*root)) return cq_err_set(err, CQ_EPARSE, "%s: not a JSON object", kind);
@@ -265,8 +267,8 @@ enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t
 }
 
 /* Finds a group object; a present group that is not an object is an error. */
-enum cq_rc env_get_group(const char *kind, const cJSON *root, const char *group,
-                            const cJSON **out, struct cq_err *err) {
+enum cq_rc env_get_group(const char *kind, const cJSON *root, const char *group, const cJSON **out,
+                         struct cq_err *err) {
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
     *out = NULL;
     if (!g || cJSON_IsNull(g)) return CQ_OK;
@@ -277,7 +279,7 @@ enum cq_rc env_get_group(const char *kind, const cJSON *root, const char *group,
 }
 
 enum cq_rc env_decode_fields(const char *kind, const cJSON *root, const struct field *fields,
-                                size_t n, void *msg, struct cq_err *err) {
+                             size_t n, void *msg, struct cq_err *err) {
     for (size_t i = 0; i < n; i++) {
         const struct field *f = &fields[i];
         const cJSON *parent = root, *item;
@@ -307,7 +309,7 @@ enum cq_rc env_decode_fields(const char *kind, const cJSON *root, const struct f
 
 /* An optional non-negative integer; absent leaves *out at 0. */
 enum cq_rc env_get_int(const char *kind, const cJSON *parent, const char *key, const char *path,
-                          double max, long long *out, struct cq_err *err) {
+                       double max, long long *out, struct cq_err *err) {
     const cJSON *item = parent ? cJSON_GetObjectItemCaseSensitive(parent, key) : NULL;
     double d;
     *out = 0;
@@ -330,8 +332,8 @@ enum cq_rc cq_request_decode(const char *json, size_t len, size_t max_len, struc
 
     if (!out) return cq_err_set(err, CQ_EINVAL, "request: NULL output");
     memset(out, 0, sizeof(*out));
-    rc = env_parse_root("request", json, len, max_len, CQ_ENVELOPE_VERSION, NULL, false, &root,
-                         err);
+    rc =
+        env_parse_root("request", json, len, max_len, CQ_ENVELOPE_VERSION, NULL, false, &root, err);
     if (rc != CQ_OK) goto out;
     rc = env_decode_fields("request", root, request_fields, NFIELDS(request_fields), out, err);
     if (rc != CQ_OK) goto out;
@@ -353,8 +355,7 @@ enum cq_rc cq_result_decode(const char *json, size_t len, size_t max_len, struct
 
     if (!out) return cq_err_set(err, CQ_EINVAL, "result: NULL output");
     memset(out, 0, sizeof(*out));
-    rc = env_parse_root("result", json, len, max_len, CQ_ENVELOPE_VERSION, NULL, false, &root,
-                         err);
+    rc = env_parse_root("result", json, len, max_len, CQ_ENVELOPE_VERSION, NULL, false, &root, err);
     if (rc != CQ_OK) goto out;
     rc = env_decode_fields("result", root, result_fields, NFIELDS(result_fields), out, err);
     if (rc != CQ_OK) goto out;

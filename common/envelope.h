@@ -129,9 +129,9 @@ struct cq_audit_arg {
 struct cq_audit {
     char *kind, *time, *request_id, *dedupe_key; /* kind, time, request_id required */
     char *platform, *user_id, *user_name;        /* "who" */
-    char *person, *gitlab_login;                 /* who.person / who.gitlab_login, null if unknown */
+    char *person, *gitlab_login; /* who.person / who.gitlab_login, null if unknown */
     char *where_channel_id, *where_channel_name, *where_tenant; /* "where" */
-    bool where_configured;                       /* where.configured */
+    bool where_configured;                                      /* where.configured */
     char *command, *text;
     struct cq_audit_arg *args; /* n_args of them ("args": {"name": "value"}) */
     size_t n_args;
@@ -171,8 +171,8 @@ struct cq_dlq {
     long long offset;
     char *request_id, *step, *platform; /* optional */
     int seq, attempts;
-    char *route;              /* notifier route, optional */
-    bool has_answer;          /* "answer": the platform's last answer */
+    char *route;     /* notifier route, optional */
+    bool has_answer; /* "answer": the platform's last answer */
     int answer_status;
     char *answer_body;
     char *payload; /* the original bytes (not NUL-terminated data; a NUL is appended) */

@@ -40,10 +40,10 @@ bool env_add_number(cJSON *obj, const char *key, long long v);
 char *env_print_or_fail(cJSON *root, const char *kind, struct cq_err *err);
 /* Parses an object whose numeric "v" is 1..vmax (*vout gets it when not NULL). A NUL
  * character (raw or escaped) is refused unless nul_ok (a dead letter may quote one). */
-enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t max_len,
-                          int vmax, int *vout, bool nul_ok, cJSON **root, struct cq_err *err);
-enum cq_rc env_get_group(const char *kind, const cJSON *root, const char *group,
-                         const cJSON **out, struct cq_err *err);
+enum cq_rc env_parse_root(const char *kind, const char *json, size_t len, size_t max_len, int vmax,
+                          int *vout, bool nul_ok, cJSON **root, struct cq_err *err);
+enum cq_rc env_get_group(const char *kind, const cJSON *root, const char *group, const cJSON **out,
+                         struct cq_err *err);
 enum cq_rc env_decode_fields(const char *kind, const cJSON *root, const struct field *fields,
                              size_t n, void *msg, struct cq_err *err);
 /* An optional non-negative integer up to max; absent leaves *out at 0. */

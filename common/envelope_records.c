@@ -66,8 +66,8 @@ char *cq_audit_encode(const struct cq_audit *a, struct cq_err *err) {
         !(args = cJSON_AddObjectToObject(root, "args")))
         goto oom;
     for (size_t i = 0; i < a->n_args; i++) {
-        const struct field f = {"args", a->args[i].name ? a->args[i].name : "", 0,
-                                CQ_ENV_MAX_TEXT, F_NONEMPTY, NULL};
+        const struct field f = {
+            "args", a->args[i].name ? a->args[i].name : "", 0, CQ_ENV_MAX_TEXT, F_NONEMPTY, NULL};
         if (!a->args[i].value) continue;
         if (env_check_value("audit", &f, f.key, err) != CQ_OK ||
             env_check_value("audit", &f, a->args[i].value, err) != CQ_OK) {
@@ -187,8 +187,8 @@ char *cq_dlq_encode(const struct cq_dlq *d, struct cq_err *err) {
     }
     if (!d->service || !d->cls || !d->reason || !d->topic || (!d->payload && d->payload_len)) {
         cq_err_set(err, CQ_EINVAL, "dlq: field '%s' is missing",
-                   !d->service ? "service"
-                   : !d->cls   ? "class"
+                   !d->service  ? "service"
+                   : !d->cls    ? "class"
                    : !d->reason ? "reason"
                    : !d->topic  ? "topic"
                                 : "payload_b64");
@@ -260,6 +260,9 @@ static enum cq_rc dlq_v1(const cJSON *root, struct cq_dlq *out, struct cq_err *e
         if ((rc = dlq_int(src, "offset", MAX_EXACT_INT, &n, err)) != CQ_OK) return rc;
         out->offset = n;
     }
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(res, "request_id");
+    if (!out->request_id && cJSON_IsString(rid) && !(out->request_id = strdup(rid->valuestring)))
+        goto oom;
     if (!out->payload && (res || cJSON_IsString(raw))) {
         out->payload = res ? cJSON_PrintUnformatted(res) : strdup(raw->valuestring);
         if (!out->payload) goto oom;
@@ -306,20 +309,20 @@ enum cq_rc cq_dlq_decode(const char *json, size_t len, size_t max_len, struct cq
         goto out;
     }
     if (b64) {
-        out->payload = (char *)cq_base64_decode(b64->valuestring, strlen(b64->valuestring),
-                                                &out->payload_len);
+        out->payload =
+            (char *)cq_base64_decode(b64->valuestring, strlen(b64->valuestring), &out->payload_len);
         if (!out->payload) {
             rc = cq_err_set(err, CQ_EPARSE, "dlq: field 'payload_b64' is not base64");
             goto out;
         }
     }
     if (v == 1 && (rc = dlq_v1(root, out, err)) != CQ_OK) goto out;
-    const char *missing = !out->reason                 ? "reason"
-                          : v == 1                     ? NULL
-                          : !out->service              ? "service"
-                          : !out->topic                ? "topic"
-                          : !b64                       ? "payload_b64"
-                                                       : NULL;
+    const char *missing = !out->reason    ? "reason"
+                          : v == 1        ? NULL
+                          : !out->service ? "service"
+                          : !out->topic   ? "topic"
+                          : !b64          ? "payload_b64"
+                                          : NULL;
     if (missing) rc = cq_err_set(err, CQ_EPARSE, "dlq: field '%s' is missing", missing);
 out:
     cJSON_Delete(root);

@@ -64,7 +64,8 @@ static char *dlq_record(const struct job *j, const char *cls, const char *at) {
     d.payload = j->payload;
     d.payload_len = j->len;
     char *out = cq_dlq_encode(&d, &err);
-    if (!out) cq_error(j->decoded ? j->r.request_id : NULL, "cannot encode dead letter: %s", err.msg);
+    if (!out)
+        cq_error(j->decoded ? j->r.request_id : NULL, "cannot encode dead letter: %s", err.msg);
     return out;
 }
 

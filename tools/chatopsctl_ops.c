@@ -1,6 +1,7 @@
 /* chatopsctl pipelines / dlq: look into the running stack. `pipelines` reads the tracker's
  * Redis keys (layout at the top of worker/pipeline.h); `dlq` reads the dead-letter topic from
- * the beginning without joining any group's offsets, and replays a dead letter's original
+ * the beginning without joining any group's offsets, decodes each letter with common/envelope
+ * (the one dead-letter schema, and version 1 letters), and replays a dead letter's original
  * message to the topic it came from. Blocking calls: this is a CLI. */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -15,6 +16,7 @@
 
 #include "chatopsctl.h"
 #include "crypto.h"
+#include "envelope.h"
 #include "kafka.h"
 #include "redis.h"
 
@@ -124,13 +126,15 @@ out:
 struct dead {
     int32_t partition;
     int64_t offset;
-    cJSON *json; /* NULL when the dead letter itself is not JSON */
-    char *raw;   /* the dead letter as read */
+    struct cq_dlq letter; /* decoded by common/envelope (v2, or a v1 letter) when ok */
+    bool ok;
+    char why[256]; /* why it is not a dead letter, when !ok */
+    char *raw;     /* the dead letter as read */
 };
 
 static void deads_free(struct dead *d, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        cJSON_Delete(d[i].json);
+        cq_dlq_clear(&d[i].letter);
         free(d[i].raw);
     }
     free(d);
@@ -260,7 +264,9 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
             }
             if (m->len) memcpy(x->raw, m->payload, m->len);
             x->raw[m->len] = '\0';
-            x->json = cJSON_ParseWithLength(x->raw, m->len);
+            struct cq_err err = {0};
+            x->ok = cq_dlq_decode(x->raw, m->len, CQ_DLQ_MAX_LEN, &x->letter, &err) == CQ_OK;
+            if (!x->ok) snprintf(x->why, sizeof x->why, "%s", err.msg);
             n++;
             /* up to the end seen at start: that partition is done (later ones are not ours) */
             if (m->partition >= 0 && m->partition < np && !done[m->partition] &&
@@ -288,34 +294,20 @@ out:
     return rc;
 }
 
-static const char *jstr(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* The original message of a dead letter: topic, key and payload (new strings; caller frees).
- * Notifier letters carry source.topic + result (JSON); worker letters topic + payload_b64. */
+ * A version 1 notifier letter that named no source came from the results topic. */
 static int original_of(const struct dead *x, const char *results_topic, char **topic, char **key,
                        char **payload, size_t *len) {
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(x->json, "source");
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(x->json, "result");
-    const char *b64 = jstr(x->json, "payload_b64"), *raw = jstr(x->json, "raw");
+    const struct cq_dlq *l = &x->letter;
     *topic = *key = *payload = NULL;
-    if (!x->json) return -1;
-    if (res || raw) {
-        const char *t = jstr(src, "topic");
-        *topic = strdup(t ? t : results_topic);
-        *payload = res ? cJSON_PrintUnformatted(res) : strdup(raw);
-        *key = strdup(jstr(x->json, "request_id") ? jstr(x->json, "request_id")
-                      : jstr(res, "request_id")   ? jstr(res, "request_id")
-                                                  : "");
-        if (*payload) *len = strlen(*payload);
-    } else if (b64 && jstr(x->json, "topic")) {
-        *topic = strdup(jstr(x->json, "topic"));
-        *payload = (char *)cq_base64_decode(b64, strlen(b64), len);
-        *key = strdup("");
-    } else {
-        return -1;
+    if (!x->ok || !l->payload) return -1;
+    *topic = strdup(l->topic ? l->topic : results_topic);
+    *key = strdup(l->request_id ? l->request_id : "");
+    *payload = malloc(l->payload_len + 1);
+    if (*payload) {
+        memcpy(*payload, l->payload, l->payload_len);
+        (*payload)[l->payload_len] = '\0';
+        *len = l->payload_len;
     }
     if (!*topic || !*key || !*payload) {
         free(*topic);
@@ -330,15 +322,15 @@ static int original_of(const struct dead *x, const char *results_topic, char **t
 static void print_dead(const struct dead *x, const char *results_topic) {
     char *topic = NULL, *key = NULL, *payload = NULL;
     size_t len = 0;
-    const char *reason = jstr(x->json, "reason");
-    const cJSON *att = cJSON_GetObjectItemCaseSensitive(x->json, "attempts");
-    const char *svc = jstr(x->json, "service");
-    printf("%d:%" PRId64 "  %s  reason: %s", x->partition, x->offset,
-           svc                                                   ? svc
-           : cJSON_GetObjectItemCaseSensitive(x->json, "result") ? "notifier"
-                                                                 : "?",
-           reason ? reason : "(none)");
-    if (cJSON_IsNumber(att)) printf("  attempts: %d", att->valueint);
+    const struct cq_dlq *l = &x->letter;
+    if (!x->ok) {
+        printf("%d:%" PRId64 "  ?  not a dead letter (%s)\n    %.300s\n", x->partition, x->offset,
+               x->why, x->raw);
+        return;
+    }
+    printf("%d:%" PRId64 "  %s  reason: %s", x->partition, x->offset, l->service, l->reason);
+    if (l->cls) printf("  class: %s", l->cls);
+    if (l->attempts > 0) printf("  attempts: %d", l->attempts);
     if (original_of(x, results_topic, &topic, &key, &payload, &len) == 0) {
         printf("\n    original (%s): %.*s%s\n", topic, (int)(len > 300 ? 300 : len), payload,
                len > 300 ? "…" : "");

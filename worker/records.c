@@ -3,8 +3,8 @@
  * encoder each), and the worker's per-outcome metrics. Pure encoders (no I/O but metrics
  * and logs): the job-bound ones declared in service_int.h, the ones the pipeline tracker
  * shares in records.h. */
-#include "service.h"
 #include "records.h"
+#include "service.h"
 #include "service_int.h"
 #include "strutil.h"
 
@@ -88,8 +88,7 @@ char *w_audit_json(const struct job *j, const char *kind, const char *decision,
     a.where_tenant = j->req.tenant;
     a.command = (char *)w_cmd_name(j);
     a.text = j->req.text ? j->req.text : "";
-    for (size_t i = 0; j->args.cmd && i < j->args.n && a.n_args < sizeof args / sizeof *args;
-         i++)
+    for (size_t i = 0; j->args.cmd && i < j->args.n && a.n_args < sizeof args / sizeof *args; i++)
         if (j->args.values[i])
             args[a.n_args++] = (struct cq_audit_arg){j->args.cmd->args[i].name, j->args.values[i]};
     a.args = args;
