@@ -4,7 +4,9 @@
  * Kafka acknowledged every one of them. */
 #include "service.h"
 #include "service_int.h"
+
 #include "strutil.h"
+#include <assert.h>
 
 #include "admin_http.h"
 #include "args.h"
@@ -32,6 +34,49 @@ static unsigned long hash_str(const char *s) {
     for (; *s; s++)
         h = h * 33 + (unsigned char)*s;
     return h;
+}
+
+/* ---- the job's lifetime (service_int.h has the picture) ---- */
+
+static const char *const state_names[JS_N] = {"queued", "running", "final_queued", "complete",
+                                              "abandoned"};
+
+/* allowed[from] is the set of states a job in `from` may move to (besides itself). */
+static const unsigned allowed[JS_N] = {
+    [JS_QUEUED] = 1u << JS_RUNNING | 1u << JS_ABANDONED,
+    [JS_RUNNING] = 1u << JS_FINAL_QUEUED | 1u << JS_COMPLETE | 1u << JS_ABANDONED,
+    [JS_FINAL_QUEUED] = 1u << JS_COMPLETE | 1u << JS_ABANDONED,
+    [JS_COMPLETE] = 1u << JS_ABANDONED, /* torn down, or a late report failed */
+    [JS_ABANDONED] = 0,
+};
+
+const char *w_job_state_name(enum job_state s) {
+    return (unsigned)s < JS_N ? state_names[s] : "?";
+}
+
+bool w_job_transition_ok(enum job_state from, enum job_state to) {
+    if ((unsigned)from >= JS_N || (unsigned)to >= JS_N) return false;
+    return from == to || (allowed[from] & (1u << to)) != 0;
+}
+
+bool w_job_set_state(struct job *j, enum job_state to) {
+    if (j->state == JS_ABANDONED) return to == JS_ABANDONED;
+    if (!w_job_transition_ok(j->state, to)) {
+        cq_error(j->req.id, "bug: job state %s -> %s is not allowed; staying %s",
+                 w_job_state_name(j->state), w_job_state_name(to), w_job_state_name(j->state));
+        assert(!"job state transition not allowed");
+        return false;
+    }
+    j->state = to;
+    return true;
+}
+
+bool w_job_gone(const struct job *j) {
+    return j->w->torn_down || j->state == JS_ABANDONED;
+}
+
+static bool job_terminal(const struct job *j) {
+    return j->state == JS_COMPLETE || j->state == JS_ABANDONED;
 }
 
 void w_job_op_begin(struct job *j) {
@@ -65,10 +110,10 @@ void w_retry_tick(uv_timer_t *t) {
         void *arg = r->arg;
         due = r->next;
         free(r);
-        if (fn == send_out || !(w->torn_down || j->abandoned))
+        if (fn == send_out || !w_job_gone(j))
             fn(arg); /* send_out releases its message itself when torn down */
         else
-            j->abandoned = true;
+            w_job_set_state(j, JS_ABANDONED);
         w_job_op_end(j);
     }
     if (!w->retries && !uv_is_closing((uv_handle_t *)t)) uv_timer_stop(t);
@@ -118,7 +163,7 @@ void w_job_free(struct job *j) {
 }
 
 void w_job_maybe_free(struct job *j) {
-    if (j->ops == 0 && (j->complete || j->abandoned) && !j->conv) w_job_free(j);
+    if (j->ops == 0 && job_terminal(j) && !j->conv) w_job_free(j);
 }
 
 void w_job_op_end(struct job *j) {
@@ -129,7 +174,7 @@ void w_job_op_end(struct job *j) {
 /* The offset may be committed: every message this request produced was acknowledged. */
 static void job_complete(struct job *j) {
     struct cq_worker *w = j->w;
-    j->complete = true;
+    w_job_set_state(j, JS_COMPLETE);
     if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     if (j->status && !j->resend_only)
         cq_histogram_observe(cq_histogram_get("chatops_worker_request_seconds",
@@ -160,7 +205,7 @@ static void conv_abandon_queue(struct cq_worker *w, struct conv *c) {
         c->head = q->qnext;
         q->qnext = NULL;
         q->conv = NULL;
-        q->abandoned = true;
+        w_job_set_state(q, JS_ABANDONED);
         w_job_maybe_free(q);
     }
     conv_drop(w, c);
@@ -180,7 +225,7 @@ void w_job_release_conv(struct job *j) {
     j->qnext = NULL;
     if (!c->head) {
         conv_drop(w, c);
-    } else if (!c->head->started) {
+    } else if (c->head->state == JS_QUEUED) {
         if (w->stopping)
             conv_abandon_queue(w, c);
         else
@@ -191,8 +236,8 @@ void w_job_release_conv(struct job *j) {
 /* Leaves the request for redelivery (its offset is never marked done). The job is
  * freed here when nothing is outstanding: callers must not touch it afterwards. */
 void w_job_abandon(struct job *j, const char *why) {
-    if (!j->abandoned) cq_warn(j->req.id, "request left for redelivery: %s", why);
-    j->abandoned = true;
+    if (j->state != JS_ABANDONED) cq_warn(j->req.id, "request left for redelivery: %s", why);
+    w_job_set_state(j, JS_ABANDONED);
     w_job_release_conv(j);
     w_job_maybe_free(j);
 }
@@ -213,7 +258,7 @@ static void send_out(void *arg) {
     struct cq_err err = {0};
     if (w->torn_down || !w->producer) {
         cq_error(j->req.id, "could not produce to %s: the worker stopped", o->topic);
-        j->abandoned = true;
+        w_job_set_state(j, JS_ABANDONED);
         j->outs--;
         outmsg_free(o);
         w_job_op_end(j);
@@ -225,7 +270,7 @@ static void send_out(void *arg) {
         return;
     cq_warn(j->req.id, "produce to %s not accepted (%s); retrying in 1 s", o->topic, err.msg);
     if (!w_retry_later(j, 1000, send_out, o)) {
-        j->abandoned = true;
+        w_job_set_state(j, JS_ABANDONED);
         j->outs--;
         outmsg_free(o);
         w_job_op_end(j);
@@ -271,11 +316,11 @@ static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_
             if (w_retry_later(j, 1000, send_out, o)) return;
         }
         cq_error(j->req.id, "giving up delivering to %s: %s", o->topic, errstr);
-        j->abandoned = true;
+        w_job_set_state(j, JS_ABANDONED);
     }
     outmsg_free(o);
     j->outs--;
-    if (j->outs == 0 && j->final_queued && !j->abandoned && !j->complete) after_all_delivered(j);
+    if (j->outs == 0 && j->state == JS_FINAL_QUEUED) after_all_delivered(j);
     w_job_op_end(j);
 }
 
@@ -288,7 +333,7 @@ void w_produce(struct job *j, const char *topic, const char *key, char *value) {
         free(k);
         free(value);
         cq_error(j->req.id, "out of memory producing to %s", topic);
-        j->abandoned = true;
+        w_job_set_state(j, JS_ABANDONED);
         return;
     }
     o->job = j;
@@ -305,7 +350,7 @@ void w_produce(struct job *j, const char *topic, const char *key, char *value) {
  * releases the conversation. */
 void w_produce_final(struct job *j, char *result, bool audit) {
     struct cq_worker *w = j->w;
-    j->final_queued = true;
+    w_job_set_state(j, JS_FINAL_QUEUED);
     if (audit) {
         /* A tracked wait's ack records the trigger; the tracker audits its outcome. */
         const char *kind = j->step && strcmp(j->step, "ack") == 0 ? "trigger" : "outcome";
@@ -350,7 +395,7 @@ void w_execute(struct job *j) {
 }
 
 static void job_start(struct job *j) {
-    j->started = true;
+    w_job_set_state(j, JS_RUNNING);
     w_decide(j);
     if (j->kind != JK_ACTION && !j->text) {
         w_job_abandon(j, "out of memory");
@@ -382,7 +427,8 @@ static void dead_letter(struct job *j, const struct cq_message *m, const char *r
     cq_warn(NULL, "dead-lettering %s/%d@%lld: %s", m->topic, (int)m->partition,
             (long long)m->offset, reason);
     cq_metric_inc("chatops_worker_dlq_total", "Messages sent to the dead-letter topic", NULL);
-    j->final_queued = true;
+    w_job_set_state(j, JS_RUNNING);
+    w_job_set_state(j, JS_FINAL_QUEUED);
     char key[64];
     snprintf(key, sizeof(key), "%s/%d/%lld", m->topic, (int)m->partition, (long long)m->offset);
     w_produce(j, w->cfg->kafka.topic_dlq, key, s);

@@ -189,16 +189,16 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
 static void store_done(void *arg) {
     struct job *j = arg;
     if (j->next_stored && j->next_state && strcmp(j->next_state, "done") == 0 && j->stored &&
-        !j->abandoned) {
+        j->state != JS_ABANDONED) {
         cas(j, j->stored, j->next_stored, on_store_done);
         return;
     }
     char *res = w_result_json(j, j->status, j->text); /* NULL: out of memory only */
     char *val = res ? claim_value(j, "done", res) : NULL;
     free(res);
-    if (!val || !j->stored || j->abandoned) {
+    if (!val || !j->stored || j->state == JS_ABANDONED) {
         free(val);
-        if (!j->abandoned) w_job_abandon(j, "out of memory storing the result");
+        if (j->state != JS_ABANDONED) w_job_abandon(j, "out of memory storing the result");
         return;
     }
     free(j->next_stored);
@@ -370,7 +370,7 @@ static void answer_done(struct job *j, const char *cur) {
     if (delivered || !res) {
         cq_info(j->req.id, "duplicate of an answered request (%s): nothing to do",
                 j->req.dedupe_key);
-        j->complete = true;
+        w_job_set_state(j, JS_COMPLETE);
         w_job_release_conv(j);
         if (j->w->consumer) cq_consumer_done(j->w->consumer, j->topic, j->partition, j->offset);
     } else {
@@ -378,7 +378,7 @@ static void answer_done(struct job *j, const char *cur) {
                 j->req.dedupe_key);
         cJSON *r = cJSON_Parse(res);
         const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "request_id"));
-        j->final_queued = true;
+        w_job_set_state(j, JS_FINAL_QUEUED);
         w_produce(j, j->w->cfg->kafka.topic_results, rid ? rid : j->req.id, strdup(res));
         cJSON_Delete(r);
         w_job_release_conv(j);
@@ -443,7 +443,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
                     j->req.dedupe_key, w->cfg->worker.duplicate_wait_s);
             cq_metric_inc("chatops_worker_duplicates_total", "Duplicate requests by how they ended",
                           "outcome=\"dropped\"");
-            j->complete = true;
+            w_job_set_state(j, JS_COMPLETE);
             if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
         } else if (!w_retry_later(j, 1000, claim_cb, j)) {
             w_job_abandon(j, "out of memory");
@@ -452,7 +452,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
         answer_unknown(j, cur, false);
     } else {
         cq_error(j->req.id, "unexpected claim state (%s): leaving the request alone", what);
-        j->complete = true;
+        w_job_set_state(j, JS_COMPLETE);
         w_job_release_conv(j);
         if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     }
@@ -462,7 +462,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
 void w_claim(struct job *j) {
     struct cq_worker *w = j->w;
     char ttl[16];
-    if (j->abandoned) return;
+    if (j->state == JS_ABANDONED) return;
     bool retry_ok =
         j->kind != JK_ACTION || (j->cmd->mode == CQ_MODE_DIRECT && j->cmd->http.idempotent);
     char *val = j->next_stored && j->next_state && strcmp(j->next_state, "claimed") == 0

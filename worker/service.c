@@ -83,7 +83,7 @@ static void teardown(struct cq_worker *w) {
         struct job *j = w->jobs;
         j->ops = 0;
         j->conv = NULL;
-        j->abandoned = true;
+        w_job_set_state(j, JS_ABANDONED);
         w_job_free(j);
     }
     for (size_t i = 0; i < CONV_BUCKETS; i++)
@@ -120,14 +120,14 @@ static void on_shutdown(void *arg) {
             struct job **pp = &c->head;
             while (*pp) {
                 struct job *q = *pp;
-                if (q->started) {
+                if (q->state != JS_QUEUED) {
                     pp = &q->qnext;
                     continue;
                 }
                 *pp = q->qnext;
                 q->qnext = NULL;
                 q->conv = NULL;
-                q->abandoned = true;
+                w_job_set_state(q, JS_ABANDONED);
                 w_job_maybe_free(q);
             }
             c->tail = NULL;

@@ -56,6 +56,15 @@ enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION, JK_EXP
 
 enum { PB_NONE, PB_CANCEL, PB_LIST };
 
+/* The lifetime of a job (job.c owns the transitions, w_job_set_state asserts them):
+ *   QUEUED --start--> RUNNING --final handed to the producer--> FINAL_QUEUED
+ *   FINAL_QUEUED --every report ok--> COMPLETE        (offset may be committed)
+ *   RUNNING --> COMPLETE     (nothing to produce: a delivered duplicate, dropped, odd claim)
+ *   any --> ABANDONED        (left for redelivery: offset never marked done; sticky)
+ * A job is freed once COMPLETE or ABANDONED, out of its conversation (conv == NULL) and with
+ * no operation outstanding (ops == 0; outs counts the produced messages among them). */
+enum job_state { JS_QUEUED, JS_RUNNING, JS_FINAL_QUEUED, JS_COMPLETE, JS_ABANDONED, JS_N };
+
 struct job {
     struct cq_worker *w;
     struct conv *conv; /* while queued in / holding its conversation */
@@ -100,10 +109,10 @@ struct job {
     char *pl_url, *pl_status;
     int pl_builtin; /* PB_* for cancel / pipelines */
 
-    int ops;           /* async operations outstanding (redis, http, deliveries, retries) */
-    int outs;          /* produced messages without a delivery report yet */
-    bool final_queued; /* the last message of this request was handed to the producer */
-    bool started, complete, abandoned, resend_only;
+    enum job_state state; /* change it with w_job_set_state only */
+    int ops;              /* async operations outstanding (redis, http, deliveries, retries) */
+    int outs;             /* produced messages without a delivery report yet */
+    bool resend_only;     /* a duplicate answered from the stored result */
 };
 
 struct cq_worker {
@@ -153,6 +162,15 @@ char *w_result_json(const struct job *j, const char *status, const char *text);
 char *w_dlq_json(const struct cq_message *m, const char *reason);
 
 /* job.c */
+const char *w_job_state_name(enum job_state s);
+/* Whether the lifetime allows from -> to (the table in job.c; a state to itself is fine). */
+bool w_job_transition_ok(enum job_state from, enum job_state to);
+/* Moves j to state to. ABANDONED is sticky (a later step of a job left for redelivery does
+ * not revive it: false); any other transition the table forbids is a bug: asserted, logged
+ * and not taken (false). */
+bool w_job_set_state(struct job *j, enum job_state to);
+/* j need not continue: the worker was torn down or j was left for redelivery. */
+bool w_job_gone(const struct job *j);
 void w_job_op_begin(struct job *j);
 void w_retry_tick(uv_timer_t *t);
 bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg);

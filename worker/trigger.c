@@ -39,7 +39,7 @@ static const char *static_status(const char *s) {
  * redelivered request re-sends this reply instead of triggering again. */
 static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *o) {
     struct job *j = opaque;
-    if (j->w->torn_down || j->abandoned) {
+    if (w_job_gone(j)) {
         w_job_abandon(j, "stopped during the pipeline trigger");
         w_job_op_end(j);
         return;
@@ -98,7 +98,7 @@ void w_pipeline_start(struct job *j) {
 
 static void on_builtin_text(void *opaque, const char *status, const char *text) {
     struct job *j = opaque;
-    if (j->w->torn_down || j->abandoned)
+    if (w_job_gone(j))
         w_job_abandon(j, "stopped during a pipeline built-in");
     else
         w_finish_with(j, static_status(status), strdup(text ? text : ""));

@@ -205,7 +205,8 @@ TEST(dlq_round_trip) {
     CHECK(out.partition == 3 && out.offset == 41 && out.seq == 2 && out.attempts == 1);
     CHECK(out.has_answer && out.answer_status == 200);
     CHECK_CONTAINS(out.answer_body, "channel_not_found");
-    CHECK(out.payload_len == in.payload_len && memcmp(out.payload, in.payload, in.payload_len) == 0);
+    CHECK(out.payload_len == in.payload_len &&
+          memcmp(out.payload, in.payload, in.payload_len) == 0);
     cq_dlq_clear(&out);
     CHECK(out.payload == NULL && out.reason == NULL);
     free(json);
@@ -233,7 +234,8 @@ TEST(dlq_round_trip) {
     in.payload_len = 0;
     json = cq_dlq_encode(&in, &err);
     CHECK_CONTAINS(json, "\"payload_b64\":\"\"");
-    CHECK(json && cq_dlq_decode(json, strlen(json), 0, &out, &err) == CQ_OK && out.payload_len == 0);
+    CHECK(json && cq_dlq_decode(json, strlen(json), 0, &out, &err) == CQ_OK &&
+          out.payload_len == 0);
     cq_dlq_clear(&out);
     free(json);
     fill_dlq(&in);
