@@ -38,6 +38,8 @@ static const char usage_text[] =
     "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
     "  dlq replay P:OFFSET|--all\n"
     "                        re-publish the original message(s) to their original topic\n"
+    "  audit list [--max N]  the latest audit records: time, kind, request, who, command,\n"
+    "                        decision, rule, result\n"
     "\n"
     "options:\n"
     "  --config FILE   config to use (default $CHATOPS_CONFIG, else examples/ops.yaml)\n"
@@ -149,11 +151,12 @@ int main(int argc, char **argv) {
         return rc;
     }
     int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
-                !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq");
+                !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") || !strcmp(cmd, "audit");
     if (!known) goto unknown;
     if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "pipelines") && cq_ctl_pipelines_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
+    if (!strcmp(cmd, "audit") && cq_ctl_audit_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!strcmp(cmd, "topics"))
@@ -162,6 +165,8 @@ int main(int argc, char **argv) {
         rc = cq_ctl_send(cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(cmd, "pipelines"))
         rc = cq_ctl_pipelines(cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(cmd, "audit"))
+        rc = cq_ctl_audit(cfg, argc - i - 1, argv + i + 1);
     else
         rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
     curl_global_cleanup();

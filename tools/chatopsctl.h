@@ -19,6 +19,9 @@ int cq_ctl_dlq_usage(int argc, char **argv);
 int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv);
 /* `dlq list [--max N]` / `dlq replay P:OFFSET|OFFSET|--all`: argv starts after "dlq". */
 int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv);
+int cq_ctl_audit_usage(int argc, char **argv);
+/* `audit list [--max N]`: the latest audit records, decoded; argv starts after "audit". */
+int cq_ctl_audit(const struct cq_config *cfg, int argc, char **argv);
 
 struct cq_ctl_http {
     long status; /* 0 when no response arrived */

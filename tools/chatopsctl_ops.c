@@ -1,8 +1,9 @@
-/* chatopsctl pipelines / dlq: look into the running stack. `pipelines` reads the tracker's
+/* chatopsctl pipelines / dlq / audit: look into the running stack. `pipelines` reads the tracker's
  * Redis keys (layout at the top of worker/pipeline.h); `dlq` reads the dead-letter topic from
  * the beginning without joining any group's offsets, decodes each letter with common/envelope
  * (the one dead-letter schema, and version 1 letters), and replays a dead letter's original
- * message to the topic it came from. Blocking calls: this is a CLI. */
+ * message to the topic it came from; `audit` lists the audit topic's records, decoded the same
+ * way. Blocking calls: this is a CLI. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -129,7 +130,8 @@ struct dead {
     struct cq_dlq letter; /* decoded by common/envelope (v2, or a v1 letter) when ok */
     bool ok;
     char why[256]; /* why it is not a dead letter, when !ok */
-    char *raw;     /* the dead letter as read */
+    char *raw;     /* the message as read (NUL-terminated) */
+    size_t len;
 };
 
 static void deads_free(struct dead *d, size_t n) {
@@ -141,9 +143,9 @@ static void deads_free(struct dead *d, size_t n) {
 }
 
 /* Reads every message on topic (all partitions, beginning to the current end) with an
- * assign()ed consumer: no group offsets are read or committed. */
-static int read_topic(const char *brokers, const char *const *kconf, const char *topic,
-                      struct dead **out, size_t *n_out) {
+ * assign()ed consumer: no group offsets are read or committed. Errors name `what`. */
+static int read_topic(const char *what, const char *brokers, const char *const *kconf,
+                      const char *topic, struct dead **out, size_t *n_out) {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
@@ -163,18 +165,19 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof errstr) ||
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr)) {
-        fprintf(stderr, "chatopsctl: dlq: kafka config: %s\n", conf ? errstr : "out of memory");
+        fprintf(stderr, "chatopsctl: %s: kafka config: %s\n", what,
+                conf ? errstr : "out of memory");
         rd_kafka_conf_destroy(conf);
         return 1;
     }
     struct cq_err kerr = {0};
     if (cq_kafka_conf_apply(conf, "consumer", kconf, &kerr) != CQ_OK) {
-        fprintf(stderr, "chatopsctl: dlq: %s\n", kerr.msg);
+        fprintf(stderr, "chatopsctl: %s: %s\n", what, kerr.msg);
         rd_kafka_conf_destroy(conf);
         return 1;
     }
     if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr))) {
-        fprintf(stderr, "chatopsctl: dlq: %s\n", errstr);
+        fprintf(stderr, "chatopsctl: %s: %s\n", what, errstr);
         rd_kafka_conf_destroy(conf);
         return 1;
     }
@@ -182,7 +185,7 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
     rd_kafka_resp_err_t e =
         rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "chatopsctl: dlq: metadata of %s at %s: %s\n", topic, brokers,
+        fprintf(stderr, "chatopsctl: %s: metadata of %s at %s: %s\n", what, topic, brokers,
                 rd_kafka_err2str(e               ? e
                                  : md->topic_cnt ? md->topics[0].err
                                                  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
@@ -193,7 +196,7 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
     high = calloc((size_t)np + 1, sizeof *high);
     done = calloc((size_t)np + 1, 1);
     if (!parts || !high || !done) {
-        fprintf(stderr, "chatopsctl: dlq: out of memory\n");
+        fprintf(stderr, "chatopsctl: %s: out of memory\n", what);
         goto out;
     }
     int pending = 0;
@@ -209,7 +212,7 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
             rd_kafka_poll(rk, 200);
         }
         if (e) {
-            fprintf(stderr, "chatopsctl: dlq: offsets of %s/%d: %s\n", topic, pid,
+            fprintf(stderr, "chatopsctl: %s: offsets of %s/%d: %s\n", what, topic, pid,
                     rd_kafka_err2str(e));
             goto out;
         }
@@ -221,13 +224,13 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
         }
     }
     if (pending && (e = rd_kafka_assign(rk, parts))) {
-        fprintf(stderr, "chatopsctl: dlq: assign: %s\n", rd_kafka_err2str(e));
+        fprintf(stderr, "chatopsctl: %s: assign: %s\n", what, rd_kafka_err2str(e));
         goto out;
     }
     time_t deadline = time(NULL) + 30;
     while (pending > 0) {
         if (time(NULL) > deadline) {
-            fprintf(stderr, "chatopsctl: dlq: timed out reading %s\n", topic);
+            fprintf(stderr, "chatopsctl: %s: timed out reading %s\n", what, topic);
             goto out;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
@@ -238,7 +241,7 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
                 pending--;
             }
         } else if (m->err) {
-            fprintf(stderr, "chatopsctl: dlq: %s\n", rd_kafka_message_errstr(m));
+            fprintf(stderr, "chatopsctl: %s: %s\n", what, rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             goto out;
         } else if (m->partition >= 0 && m->partition < np && !done[m->partition]) {
@@ -247,7 +250,7 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
                 struct dead *nd = realloc(d, nc * sizeof *nd);
                 if (!nd) {
                     rd_kafka_message_destroy(m);
-                    fprintf(stderr, "chatopsctl: dlq: out of memory\n");
+                    fprintf(stderr, "chatopsctl: %s: out of memory\n", what);
                     goto out;
                 }
                 d = nd;
@@ -259,14 +262,12 @@ static int read_topic(const char *brokers, const char *const *kconf, const char 
             x->raw = malloc(m->len + 1);
             if (!x->raw) {
                 rd_kafka_message_destroy(m);
-                fprintf(stderr, "chatopsctl: dlq: out of memory\n");
+                fprintf(stderr, "chatopsctl: %s: out of memory\n", what);
                 goto out;
             }
             if (m->len) memcpy(x->raw, m->payload, m->len);
             x->raw[m->len] = '\0';
-            struct cq_err err = {0};
-            x->ok = cq_dlq_decode(x->raw, m->len, CQ_DLQ_MAX_LEN, &x->letter, &err) == CQ_OK;
-            if (!x->ok) snprintf(x->why, sizeof x->why, "%s", err.msg);
+            x->len = m->len;
             n++;
             /* up to the end seen at start: that partition is done (later ones are not ours) */
             if (m->partition >= 0 && m->partition < np && !done[m->partition] &&
@@ -449,23 +450,34 @@ usage:
     return 2;
 }
 
+/* `<what> list [--max N]`: argv starts at "list". */
+static int list_args(const char *what, int argc, char **argv, long *max) {
+    if (argc < 1 || strcmp(argv[0], "list") != 0) {
+        fprintf(stderr, "chatopsctl: %s wants list%s (try --help)\n", what,
+                strcmp(what, "dlq") == 0 ? " or replay" : "");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        char *end;
+        if (!strcmp(argv[i], "--max") && i + 1 < argc) {
+            *max = strtol(argv[++i], &end, 10);
+            if (*end || *max <= 0) {
+                fprintf(stderr, "chatopsctl: %s list: --max wants a number > 0\n", what);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "chatopsctl: %s list: unknown argument %s (try --help)\n", what,
+                    argv[i]);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 static int dlq_args(int argc, char **argv, long *max) {
     const char *sub = argc > 0 ? argv[0] : "";
     if (!strcmp(sub, "list")) {
-        for (int i = 1; i < argc; i++) {
-            char *end;
-            if (!strcmp(argv[i], "--max") && i + 1 < argc) {
-                *max = strtol(argv[++i], &end, 10);
-                if (*end || *max <= 0) {
-                    fprintf(stderr, "chatopsctl: dlq list: --max wants a number > 0\n");
-                    return 2;
-                }
-            } else {
-                fprintf(stderr, "chatopsctl: dlq list: unknown argument %s (try --help)\n",
-                        argv[i]);
-                return 2;
-            }
-        }
+        return list_args("dlq", argc, argv, max);
     } else if (!strcmp(sub, "replay")) {
         if (argc != 2) {
             fprintf(stderr, "chatopsctl: dlq replay wants P:OFFSET, OFFSET or --all\n");
@@ -490,8 +502,14 @@ int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
     int rc;
     const char *sub = argc > 0 ? argv[0] : "";
     if (dlq_args(argc, argv, &max)) return 2;
-    if (read_topic(cfg->kafka.brokers, cfg->kafka.client_conf, cfg->kafka.topic_dlq, &d, &n) != 0)
+    if (read_topic("dlq", cfg->kafka.brokers, cfg->kafka.client_conf, cfg->kafka.topic_dlq, &d,
+                   &n) != 0)
         return 1;
+    for (size_t i = 0; i < n; i++) {
+        struct cq_err err = {0};
+        d[i].ok = cq_dlq_decode(d[i].raw, d[i].len, CQ_DLQ_MAX_LEN, &d[i].letter, &err) == CQ_OK;
+        if (!d[i].ok) snprintf(d[i].why, sizeof d[i].why, "%s", err.msg);
+    }
     if (!strcmp(sub, "list")) {
         size_t from = n > (size_t)max ? n - (size_t)max : 0;
         if (n == 0)
@@ -507,4 +525,57 @@ int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
     }
     deads_free(d, n);
     return rc;
+}
+
+/* ------------------------------------------------------------------ audit */
+
+static void print_audit(const struct dead *x) {
+    struct cq_audit a;
+    struct cq_err err = {0};
+    if (cq_audit_decode(x->raw, x->len, 0, &a, &err) != CQ_OK) {
+        printf("%d:%" PRId64 "  not an audit record (%s)\n    %.300s\n", x->partition, x->offset,
+               err.msg, x->raw);
+        return;
+    }
+    printf("%d:%" PRId64 "  %s  %s  %s  %s@%s  %s", x->partition, x->offset, a.time, a.kind,
+           a.request_id,
+           a.user_name ? a.user_name
+           : a.user_id ? a.user_id
+                       : "?",
+           a.platform ? a.platform : "?", a.command ? a.command : "");
+    if (a.decision) printf("  decision: %s", a.decision);
+    if (a.rule) printf("  rule: %s", a.rule);
+    if (a.result) printf("  result: %s", a.result);
+    if (a.pipeline_id) printf("  pipeline: %lld", a.pipeline_id);
+    printf("\n");
+    cq_audit_clear(&a);
+}
+
+int cq_ctl_audit_usage(int argc, char **argv) {
+    long max = 50;
+    return list_args("audit", argc, argv, &max);
+}
+
+int cq_ctl_audit(const struct cq_config *cfg, int argc, char **argv) {
+    struct dead *d = NULL;
+    size_t n = 0;
+    long max = 50;
+    if (list_args("audit", argc, argv, &max)) return 2;
+    if (!cfg->kafka.topic_audit) {
+        fprintf(stderr, "chatopsctl: audit: no kafka.topics.audit configured\n");
+        return 1;
+    }
+    if (read_topic("audit", cfg->kafka.brokers, cfg->kafka.client_conf, cfg->kafka.topic_audit, &d,
+                   &n) != 0)
+        return 1;
+    size_t from = n > (size_t)max ? n - (size_t)max : 0;
+    if (n == 0)
+        printf("%s is empty\n", cfg->kafka.topic_audit);
+    else
+        printf("%zu audit record(s) on %s%s\n", n, cfg->kafka.topic_audit,
+               from ? " (the latest shown; --max N for more)" : "");
+    for (size_t i = from; i < n; i++)
+        print_audit(&d[i]);
+    deads_free(d, n);
+    return 0;
 }

@@ -4,10 +4,12 @@ ingress: --help, exit codes, `config check` on examples/ops.yaml and on broken c
 (file:line:col in one line), `topics ensure`, `send` (a mock ingress verifies the Slack v0
 signature and decrypts/verifies the Feishu event with the openssl CLI, then "replies" through
 the fake Slack/Feishu the way the notifier does), `pipelines` from tracker-shaped Redis keys,
-and `dlq list` / `dlq replay` on a private DLQ topic.
+and `dlq list` / `dlq replay` on a private DLQ topic (letters of both schema versions), and
+`audit list` on a private audit topic.
 """
 import hashlib
 import hmac
+import base64
 import json
 import os
 import re
@@ -66,6 +68,7 @@ def test_usage():
     for word in ("config check", "topics ensure", "send", "--as", "--channel", "--platform",
                  "pipelines", "dlq list", "dlq replay", "exit codes"):
         check(word in out, "--help mentions %r" % word)
+    check("audit list" in out, "--help mentions 'audit list'")
     rc, out, err = ctl()
     check(rc == 2 and "usage:" in err, "no command: exit 2 with usage on stderr")
     rc, out, err = ctl("frobnicate")
@@ -431,6 +434,51 @@ def test_stack_commands(cfg):
     got = subprocess.run([consume, brokers, requests, "1", "5000"], capture_output=True,
                          text=True).stdout
     check('"value":"not json!"' in got, "the worker's dead letter went back to its topic")
+
+    # The one dead-letter schema (v2) beside the v1 letters above, decoded by common/envelope.
+    v2 = {"v": 2, "service": "worker", "class": "invalid", "reason": "request: not valid JSON",
+          "failed_at": "2026-01-02T03:04:05.000Z", "topic": requests, "partition": 0,
+          "offset": 9, "attempts": 0, "payload_b64": base64.b64encode(b"v2 bytes").decode()}
+    subprocess.run([produce, brokers, dlq, "k3"], input=json.dumps(v2), text=True, check=True,
+                   capture_output=True)
+    subprocess.run([produce, brokers, dlq, "k4"], input="not a letter", text=True, check=True,
+                   capture_output=True)
+    rc, out, err = ctl("--config", cfg, "dlq", "list", **kenv)
+    check(rc == 0 and "4 dead letter(s)" in out and "class: invalid" in out
+          and "original (%s): v2 bytes" % requests in out and "not a dead letter" in out,
+          "dlq list decodes a v2 letter and names one that is none:\n" + out)
+
+    # audit list: records decoded with common/envelope, the previous shapes included.
+    audit = "ctltest%s.audit" % UNIQ
+    rc, out, err = ctl("--config", cfg, "audit", "list", **kenv)
+    check(rc == 0 and "is empty" in out, "audit list on an empty topic: %r" % out)
+    decision = {"v": 1, "kind": "decision", "time": "2026-01-02T03:04:05.678Z",
+                "request_id": "req-aud-1", "dedupe_key": "slack:t1",
+                "who": {"platform": "slack", "user_id": "UBOB", "user_name": "bob",
+                        "person": None, "gitlab_login": None},
+                "where": {"channel_id": "CDEV", "configured": False}, "command": "deploy",
+                "text": "web", "args": {}, "decision": "denied", "rule": None, "worker": "w1"}
+    outcome = {"v": 1, "kind": "outcome", "time": "2026-01-02T03:05:00.000Z",
+               "request_id": "req-aud-1", "who": {"platform": "slack", "user_id": "UBOB"},
+               "command": "deploy web production", "decision": "allowed", "result": "failed",
+               "pipeline": {"id": 77, "status": "failed"}, "worker": "w2"}
+    for letter in (decision, outcome, {"v": 1, "kind": "decision"}):
+        subprocess.run([produce, brokers, audit, "req-aud-1"], input=json.dumps(letter),
+                       text=True, check=True, capture_output=True)
+    rc, out, err = ctl("--config", cfg, "audit", "list", **kenv)
+    lines = out.splitlines()
+    check(rc == 0 and "3 audit record(s)" in out
+          and any("decision" in ln and "req-aud-1" in ln and "bob@slack" in ln
+                  and "decision: denied" in ln for ln in lines)
+          and any("outcome" in ln and "result: failed" in ln and "pipeline: 77" in ln
+                  for ln in lines)
+          and "not an audit record (audit: field 'time' is missing)" in out,
+          "audit list shows decoded records and names a bad one:\n" + out)
+    rc, out, err = ctl("--config", cfg, "audit", "list", "--max", "1", **kenv)
+    check(rc == 0 and len(re.findall(r"^\d+:\d+  ", out, re.M)) == 1,
+          "audit list --max 1 shows one:\n" + out)
+    rc, out, err = ctl("--config", cfg, "audit", "shred", **kenv)
+    check(rc == 2 and err.count("\n") == 1, "audit with a bad sub-command: exit 2 (%r)" % err)
 
 
 def main():

@@ -11,11 +11,8 @@
 TEST(transition_table) {
     /* The picture in service_int.h, row by row: from -> the states it may move to. */
     static const char *const expect[JS_N] = {
-        [JS_QUEUED] = "QRA",
-        [JS_RUNNING] = "RFCA",
-        [JS_FINAL_QUEUED] = "FCA",
-        [JS_COMPLETE] = "CA",
-        [JS_ABANDONED] = "A",
+        [JS_QUEUED] = "QRA",  [JS_RUNNING] = "RFCA", [JS_FINAL_QUEUED] = "FCA",
+        [JS_COMPLETE] = "CA", [JS_ABANDONED] = "A",
     };
     static const char letter[JS_N] = {'Q', 'R', 'F', 'C', 'A'};
     for (int from = 0; from < JS_N; from++)
