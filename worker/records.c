@@ -53,11 +53,28 @@ void w_metric_inflight(struct cq_worker *w) {
         (int64_t)w->n_jobs);
 }
 
-/* Encodes an audit record; logs and returns NULL when it cannot be (out of memory, or a
- * value over its bound). Caller frees. */
+/* Encodes an audit record. One that cannot be encoded (a value over its bound or not
+ * UTF-8) is written without its free-form fields and with the reason in detail, so the
+ * request still goes on (a NULL here would leave it for redelivery); NULL only when out of
+ * memory. Caller frees. */
 char *w_audit_encode(const struct cq_audit *a) {
     struct cq_err err = {0};
     char *s = cq_audit_encode(a, &err);
+    if (!s && err.code != CQ_ENOMEM) {
+        char why[sizeof(err.msg) + 64];
+        struct cq_audit m = {.kind = a->kind,
+                             .time = a->time,
+                             .request_id = a->request_id,
+                             .decision = a->decision,
+                             .result = a->result,
+                             .pipeline_id = a->pipeline_id,
+                             .worker = a->worker};
+        cq_error(a->request_id, "cannot encode audit record: %s; writing a short one", err.msg);
+        snprintf(why, sizeof(why), "could not encode the audit record: %s", err.msg);
+        m.detail = why;
+        cq_err_clear(&err);
+        s = cq_audit_encode(&m, &err);
+    }
     if (!s) cq_error(a->request_id, "cannot encode audit record: %s", err.msg);
     return s;
 }
