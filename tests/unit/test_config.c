@@ -111,7 +111,7 @@ TEST(example_loads) {
     if (get) {
         CHECK_STR(get->http.method, "GET");
         CHECK_STR(get->http.base_url, "http://127.0.0.1:18080"); /* from gitlab.base_url */
-        CHECK_STR(get->http.path, "/api/v4/features/{{args.name}}");
+        CHECK_STR(get->http.path, "/api/v4/features");
         CHECK(get->http.n_headers == 1);
         CHECK_STR(get->http.headers[0].name, "PRIVATE-TOKEN");
         CHECK_STR(get->http.headers[0].value, "{{secrets.gitlab_api}}");
@@ -122,11 +122,10 @@ TEST(example_loads) {
         CHECK(get->args[0].min == LLONG_MIN && get->args[0].max == LLONG_MAX);
     }
     const struct cq_command *set = cq_config_command(cfg, "flag set");
-    CHECK(set && set->n_args == 2 && set->args[1].type == CQ_ARG_ENUM);
+    CHECK(set && set->n_args == 2 && set->args[1].type == CQ_ARG_STRING);
     if (set && set->n_args == 2) {
-        CHECK_STR(set->args[1].enum_values[0], "on");
-        CHECK_STR(set->args[1].enum_values[1], "off");
-        CHECK(set->args[1].enum_values[2] == NULL);
+        /* What GitLab's Features API takes: true, false or a percentage. */
+        CHECK_STR(set->args[1].regex, "true|false|100|[1-9]?[0-9]");
         CHECK(set->http.n_success_status == 2 && set->http.success_status[1] == 201);
         CHECK_STR(set->http.body_type, "form");
     }
