@@ -1,0 +1,544 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark (issue 13): signed Slack slash commands into the real chatops-ingress,
+Kafka, the worker in direct mode against a fake API (C, fixed added latency), the notifier
+posting to the response_url of each command, which points at the sink of cq-e2e-load (C),
+Redis for the run-once claims. The Bolt peer (app_e2e.js) gets the same load and the same
+sink. Phases (--phases, comma-separated):
+
+  e2e     open-loop offered rates (--rates) on chatops, then a search (bisection) for the
+          highest rate at which p99 (due time of the signed request -> reply at the sink)
+          stays < 100 ms with every reply there once; CPU per command per process
+  bolt    the same on the Bolt peer
+  scale   1, 2, 4 workers, each in its own cgroup v1 cpu cgroup capped at --quota cores,
+          then 1, 2 notifiers capped the same way: delivered commands/s at saturation
+  cold    exec -> /readyz 200 for each service (broker and Redis up), --cold-n times each
+
+Prints one JSON line per measurement and a summary table at the end (also --json FILE).
+Needs BUILD/ingress/chatops-ingress, BUILD/worker/chatops-worker,
+BUILD/notifier/chatops-notifier, BUILD/bin/cqt-fake_api, BUILD/bin/cqt-produce_result,
+BUILD/bin/cq-e2e-load. Standard library only.
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+CGROOT = "/sys/fs/cgroup/cpu"
+
+CONFIG = """
+log: {level: warn}
+kafka:
+  brokers: "%(brokers)s"
+  partitions: %(partitions)d
+  topics: {requests: "%(t)s.requests", results: "%(t)s.results", audit: "%(t)s.audit",
+           pipeline_events: "%(t)s.pipeline-events", dlq: "%(t)s.dlq"}
+  groups: {worker: "%(t)s-worker", notifier: "%(t)s-notifier"}
+redis: {host: 127.0.0.1, port: %(redis)d, prefix: "%(t)s:"}
+ingress: {listen: 127.0.0.1, port: %(ingress_port)d, admin_port: %(admin_port)d}
+notifier: {slack_channel_interval_ms: 0}
+slack: {enabled: true, signing_secret: "file:%(secret_file)s", command: /ops}
+people:
+  bench: {gitlab_login: bench, slack: [UBENCH], roles: [sre]}
+commands:
+  flag get:
+    mode: direct
+    args: [{name: name, required: true, regex: "[a-z0-9_]+"}]
+    http: {method: GET, base_url: "http://127.0.0.1:%(api)d/api/v4", path: "/features/{{args.name}}",
+           headers: {PRIVATE-TOKEN: x}, timeout_ms: 5000, idempotent: true,
+           reply_template: "`{{response.name}}` is {{response.state}}"}
+policy: [{name: all, roles: [sre], commands: ["flag get"]}]
+"""
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_ms(pid):
+    """user + system CPU ms of a process (all its threads) so far, from /proc/PID/stat."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def host_busy():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def http_status(port, path, timeout=0.5):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        c.request("GET", path)
+        st = c.getresponse().status
+        c.close()
+        return st
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def wait_ready(port, path="/readyz", timeout=60.0, proc=None):
+    """Seconds until GET path answers 200 (polled every 2 ms), or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            return None
+        if http_status(port, path) == 200:
+            return time.monotonic() - t0
+        time.sleep(0.002)
+    return None
+
+
+class Cgroups:
+    """One cgroup v1 cpu cgroup per capped process, under CGROOT/cq-e2e-PID."""
+
+    def __init__(self):
+        self.base = os.path.join(CGROOT, "cq-e2e-%d" % os.getpid())
+        self.made = []
+        self.error = None
+        try:
+            os.makedirs(self.base, exist_ok=True)
+            with open(os.path.join(self.base, "cpu.cfs_quota_us"), "w") as f:
+                f.write("-1")
+        except OSError as e:
+            self.error = "cgroup v1 cpu controller not writable at %s (%s): cannot cap " \
+                         "processes, scale-out figures would be uncapped" % (CGROOT, e)
+
+    def cap(self, name, pid, cores, period_us=100000):
+        d = os.path.join(self.base, name)
+        os.makedirs(d, exist_ok=True)
+        self.made.append(d)
+        with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+            f.write(str(period_us))
+        with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+            f.write(str(int(cores * period_us)))
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+        return d
+
+    @staticmethod
+    def stat(d):
+        out = {}
+        with open(os.path.join(d, "cpu.stat")) as f:
+            for line in f:
+                k, v = line.split()
+                out[k] = int(v)
+        return out
+
+    def cleanup(self):
+        for d in reversed(self.made):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.base)
+        except OSError:
+            pass
+
+
+class Stack:
+    """Fresh topics, groups and Redis prefix; an ingress, W workers and N notifiers."""
+
+    def __init__(self, a, tmp, api_port, workers=1, notifiers=1, partitions=8):
+        self.a, self.tmp = a, tmp
+        self.t = "e2e%s" % uuid.uuid4().hex[:8]
+        self.port, self.admin = free_port(), free_port()
+        self.procs = {}
+        secret_file = os.path.join(tmp, "slack_secret")
+        with open(secret_file, "w") as f:
+            f.write(SECRET)
+        self.cfg = os.path.join(tmp, "%s.yaml" % self.t)
+        with open(self.cfg, "w") as f:
+            f.write(CONFIG % dict(brokers=a.brokers, partitions=partitions, t=self.t,
+                                  redis=a.redis_port, ingress_port=self.port,
+                                  admin_port=self.admin, secret_file=secret_file, api=api_port))
+        topics = ",".join("%s.%s" % (self.t, k) for k in
+                          ("requests", "results", "audit", "pipeline-events", "dlq"))
+        subprocess.run([os.path.join(a.build, "bin", "cqt-produce_result"), "--brokers",
+                        a.brokers, "--ensure", topics, "--partitions", str(partitions)],
+                       check=True, capture_output=True)
+        self.n_workers, self.n_notifiers = workers, notifiers
+
+    def start(self, name, argv, ready_port):
+        logf = open(os.path.join(self.tmp, "%s-%s.log" % (self.t, name)), "w")
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stderr=logf, stdout=logf)
+        self.procs[name] = p
+        return p, ready_port, t0
+
+    def up(self):
+        b = self.a.build
+        starts = [self.start("ingress", [os.path.join(b, "ingress", "chatops-ingress"), "--config",
+                                         self.cfg], self.admin)]
+        for k in range(self.n_workers):
+            hp = free_port()
+            starts.append(self.start("worker%d" % k, [
+                os.path.join(b, "worker", "chatops-worker"), "--config", self.cfg, "--http-port",
+                str(hp), "--id", "%s-w%d" % (self.t, k)], hp))
+        for k in range(self.n_notifiers):
+            hp = free_port()
+            starts.append(self.start("notifier%d" % k, [
+                os.path.join(b, "notifier", "chatops-notifier"), "--config", self.cfg,
+                "--http-port", str(hp)], hp))
+        for p, port, _ in starts:
+            if wait_ready(port, proc=p) is None:
+                raise RuntimeError("a service never became ready (%s); logs in %s"
+                                   % (p.args[0], self.tmp))
+        return self
+
+    def pids(self):
+        return {k: p.pid for k, p in self.procs.items()}
+
+    def down(self):
+        for p in self.procs.values():
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, dump=None):
+    """One cq-e2e-load run; CPU of every process in pids over the run."""
+    cpu0 = {k: cpu_ms(p) for k, p in pids.items()}
+    h0 = host_busy()
+    argv = [os.path.join(a.build, "bin", "cq-e2e-load"), "--url", url, "--secret", SECRET,
+            "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(warmup),
+            "--sink-port", str(sink_port), "--tag", tag, "--drain-s", str(drain_s),
+            "--channels", str(a.channels)]
+    if dump:
+        argv += ["--dump", dump]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    out, _ = p.communicate()
+    h1 = host_busy()
+    cpu1 = {k: cpu_ms(pid) for k, pid in pids.items()}
+    if p.returncode != 0:
+        raise RuntimeError("cq-e2e-load failed (%d)" % p.returncode)
+    r = json.loads(out)
+    sent = r["sent"]
+    r["cpu_us_per_cmd"] = {k: round((cpu1[k] - cpu0[k]) * 1000.0 / sent, 1)
+                           for k in pids if cpu0[k] is not None and cpu1[k] is not None}
+    r["cpu_us_per_cmd"]["load tool (sender)"] = round(r["cpu_sender_ms"] * 1000.0 / sent, 1)
+    r["cpu_us_per_cmd"]["slack sink"] = round(r["cpu_sink_ms"] * 1000.0 / sent, 1)
+    busy, tot = h1[0] - h0[0], h1[1] - h0[1]
+    r["host_busy_cores"] = round(os.cpu_count() * busy / tot, 2) if tot else None
+    return r
+
+
+def passes(r):
+    return (r["p99_ms"] >= 0 and r["p99_ms"] < 100.0 and r["lost"] == 0 and r["duplicated"] == 0
+            and r["acks_other"] == 0 and r["ack_errors"] == 0 and r["bad_body"] == 0)
+
+
+def search(a, name, url, sink_port, pids, results):
+    """The offered rates, then bisection between the best pass and the first failure."""
+    by_rate = {}
+
+    def step(rate):
+        rate = int(rate)
+        if rate in by_rate:
+            return by_rate[rate]
+        tag = "%s%d-%s" % (name[0], rate, uuid.uuid4().hex[:4])
+        r = run_load(a, url, rate, a.seconds, a.warmup, sink_port, pids, tag)
+        r["system"] = name
+        r["pass"] = passes(r)
+        print(json.dumps(r), flush=True)
+        log("%-8s %5d/s  p50 %7.1f  p99 %7.1f  p99.9 %7.1f ms  lost %d dup %d  %s" % (
+            name, rate, r["p50_ms"], r["p99_ms"], r["p999_ms"], r["lost"], r["duplicated"],
+            "PASS" if r["pass"] else "fail"))
+        results.append(r)
+        by_rate[rate] = r
+        time.sleep(a.settle)
+        return r
+
+    for rate in a.rates:
+        r = step(rate)
+        if not r["pass"] and rate > 500:
+            break  # higher offered rates would only fail harder
+    ok = [x for x in by_rate if by_rate[x]["pass"]]
+    bad = [x for x in by_rate if not by_rate[x]["pass"]]
+    lo = max(ok) if ok else 0
+    hi = min([x for x in bad if x > lo], default=None)
+    for _ in range(a.bisect):
+        if hi is None or hi - lo <= max(50, lo // 10):
+            break
+        mid = (lo + hi) // 2
+        if step(mid)["pass"]:
+            lo = mid
+        else:
+            hi = mid
+    return {"sustained": lo, "first_fail": hi, "by_rate": by_rate}
+
+
+def start_api(a, tmp):
+    pf = os.path.join(tmp, "api.port")
+    p = subprocess.Popen([os.path.join(a.build, "bin", "cqt-fake_api"), pf, str(a.api_delay_ms)],
+                         stdout=subprocess.DEVNULL)
+    for _ in range(500):
+        if os.path.exists(pf):
+            break
+        time.sleep(0.01)
+    with open(pf) as f:
+        return p, int(f.read())
+
+
+def external_pids(a):
+    out = {}
+    for name, path in (("kafka broker", a.kafka_pid_file), ("redis", a.redis_pid_file)):
+        if path and os.path.exists(path):
+            with open(path) as f:
+                out[name] = int(f.read().strip())
+    return out
+
+
+def phase_e2e(a, tmp, api, summary, results):
+    api_proc, api_port = api
+    st = Stack(a, tmp, api_port).up()
+    try:
+        time.sleep(a.settle)
+        pids = dict(st.pids(), **external_pids(a))
+        pids["fake api"] = api_proc.pid
+        sink = free_port()
+        summary["chatops"] = search(a, "chatops", "http://127.0.0.1:%d/slack/commands" % st.port,
+                                    sink, pids, results)
+    finally:
+        st.down()
+
+
+def phase_bolt(a, tmp, api, summary, results):
+    api_proc, api_port = api
+    src = a.bolt_dir
+    if not src or not os.path.isdir(src):
+        log("bolt: skipped: the peer is not at %s (set CQ_BOLT_DIR)" % src)
+        summary["bolt"] = None
+        return
+    d = os.path.join(tmp, "bolt")
+    shutil.copytree(src, d)
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files:
+            os.chmod(os.path.join(root, n), 0o755)
+    shutil.rmtree(os.path.join(d, "node_modules"), ignore_errors=True)
+    subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=d, check=True,
+                   stdout=subprocess.DEVNULL)
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), SLACK_SIGNING_SECRET=SECRET,
+               API_URL="http://127.0.0.1:%d/api/v4/features/new_ui" % api_port)
+    logf = open(os.path.join(tmp, "bolt.log"), "w")
+    t0 = time.monotonic()
+    p = subprocess.Popen(["node", os.path.join(d, "app_e2e.js")], env=env, stdout=logf,
+                         stderr=logf)
+    try:
+        # Bolt has no /readyz: its first HTTP answer (404 on GET /) means it listens
+        while time.monotonic() - t0 < 60 and http_status(port, "/") is None:
+            time.sleep(0.002)
+        summary["bolt_first_answer_s"] = round(time.monotonic() - t0, 3)
+        time.sleep(a.settle)
+        pids = {"bolt (node)": p.pid, "fake api": api_proc.pid}
+        summary["bolt"] = search(a, "bolt", "http://127.0.0.1:%d/slack/events" % port,
+                                 free_port(), pids, results)
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def saturate(a, tmp, api, workers, notifiers, capped, cg, rate):
+    """delivered commands/s with the capped role at its cap; offered `rate` open loop."""
+    api_proc, api_port = api
+    st = Stack(a, tmp, api_port, workers=workers, notifiers=notifiers,
+               partitions=a.partitions).up()
+    dirs = []
+    try:
+        for name, pid in st.pids().items():
+            if name.startswith(capped):
+                dirs.append(cg.cap("%s-%s" % (st.t, name), pid, a.quota))
+        time.sleep(a.settle + 2)
+        s0 = [Cgroups.stat(d) for d in dirs]
+        pids = dict(st.pids(), **external_pids(a))
+        pids["fake api"] = api_proc.pid
+        tag = "s%s%d%d-%s" % (capped[0], workers, notifiers, uuid.uuid4().hex[:4])
+        r = run_load(a, "http://127.0.0.1:%d/slack/commands" % st.port, rate, a.scale_seconds,
+                     a.scale_warmup, free_port(), pids, tag, drain_s=1.0)
+        s1 = [Cgroups.stat(d) for d in dirs]
+        r["throttled_periods_pct"] = [
+            round(100.0 * (y["nr_throttled"] - x["nr_throttled"]) /
+                  max(1, y["nr_periods"] - x["nr_periods"]), 1) for x, y in zip(s0, s1)]
+        r.update(system="chatops", workers=workers, notifiers=notifiers, capped=capped,
+                 quota_cores=a.quota)
+        print(json.dumps(r), flush=True)
+        log("scale    %d workers %d notifiers (%s capped at %.2f core): offered %d/s, "
+            "delivered %.0f/s in window, throttled %s %%" % (
+                workers, notifiers, capped, a.quota, rate, r["delivered_per_s_in_window"],
+                r["throttled_periods_pct"]))
+        return r
+    finally:
+        st.down()
+
+
+def phase_scale(a, tmp, api, summary, results):
+    cg = Cgroups()
+    if cg.error:
+        log("scale: " + cg.error)
+        summary["scale"] = {"error": cg.error}
+        return
+    out = {"quota_cores": a.quota}
+    try:
+        for role, counts, other in (("worker", a.scale_workers, a.scale_notifiers_fixed),
+                                    ("notifier", a.scale_notifiers, a.scale_workers_fixed)):
+            base = None
+            for n in counts:
+                rate = a.scale_rate * n
+                if role == "worker":
+                    r = saturate(a, tmp, api, n, other, "worker", cg, rate)
+                else:
+                    r = saturate(a, tmp, api, other, n, "notifier", cg, rate)
+                results.append(r)
+                d = r["delivered_per_s_in_window"]
+                base = d if base is None else base
+                out["%s_%d" % (role, n)] = {"delivered_per_s": d, "offered": rate,
+                                            "ratio": round(d / base, 2) if base else None,
+                                            "throttled_pct": r["throttled_periods_pct"],
+                                            "host_busy_cores": r["host_busy_cores"]}
+                time.sleep(a.settle)
+    finally:
+        cg.cleanup()
+    summary["scale"] = out
+
+
+def phase_cold(a, tmp, api, summary, results):
+    api_proc, api_port = api
+    out = {}
+    for k in range(a.cold_n):
+        st = Stack(a, tmp, api_port)
+        b = a.build
+        hp_w, hp_n = free_port(), free_port()
+        for name, argv, port in (
+                ("ingress", [os.path.join(b, "ingress", "chatops-ingress"), "--config", st.cfg],
+                 st.admin),
+                ("worker", [os.path.join(b, "worker", "chatops-worker"), "--config", st.cfg,
+                            "--http-port", str(hp_w)], hp_w),
+                ("notifier", [os.path.join(b, "notifier", "chatops-notifier"), "--config",
+                              st.cfg, "--http-port", str(hp_n)], hp_n)):
+            p, _, t0 = st.start(name, argv, port)
+            dt = wait_ready(port, proc=p)
+            out.setdefault(name, []).append(round(dt * 1000, 1) if dt is not None else None)
+        st.down()
+    summary["cold_start_ms"] = out
+    log("cold     exec -> /readyz 200 (ms): %s" % json.dumps(out))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--redis-port", type=int, required=True)
+    ap.add_argument("--kafka-pid-file")
+    ap.add_argument("--redis-pid-file")
+    ap.add_argument("--bolt-dir")
+    ap.add_argument("--phases", default="cold,e2e,bolt,scale")
+    ap.add_argument("--rates", default="250,500,1000,2000")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--bisect", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=1.0)
+    ap.add_argument("--channels", type=int, default=1000)
+    ap.add_argument("--api-delay-ms", type=int, default=20)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--quota", type=float, default=0.25, help="cores per capped process")
+    ap.add_argument("--scale-rate", type=float, default=1000.0,
+                    help="offered commands/s per capped process (above what one can do)")
+    ap.add_argument("--scale-seconds", type=float, default=10.0)
+    ap.add_argument("--scale-warmup", type=float, default=3.0)
+    ap.add_argument("--scale-workers", default="1,2,4")
+    ap.add_argument("--scale-notifiers", default="1,2")
+    ap.add_argument("--scale-workers-fixed", type=int, default=2,
+                    help="uncapped workers while the notifiers are measured")
+    ap.add_argument("--scale-notifiers-fixed", type=int, default=2,
+                    help="uncapped notifiers while the workers are measured")
+    ap.add_argument("--cold-n", type=int, default=3)
+    ap.add_argument("--json", help="write the summary here")
+    a = ap.parse_args()
+    a.rates = [int(x) for x in a.rates.split(",") if x]
+    a.scale_workers = [int(x) for x in a.scale_workers.split(",") if x]
+    a.scale_notifiers = [int(x) for x in a.scale_notifiers.split(",") if x]
+    phases = [p for p in a.phases.split(",") if p]
+    summary, results = {"host_cores": os.cpu_count(), "api_delay_ms": a.api_delay_ms}, []
+    tmp = tempfile.mkdtemp(prefix="cq-e2e-")
+    api = start_api(a, tmp)
+    try:
+        for ph in phases:
+            {"e2e": phase_e2e, "bolt": phase_bolt, "scale": phase_scale,
+             "cold": phase_cold}[ph](a, tmp, api, summary, results)
+    finally:
+        api[0].terminate()
+        api[0].wait()
+    report(summary)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"summary": summary, "results": results}, f, indent=1, default=str)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def report(s):
+    print("\n== summary ==")
+    c, b = s.get("chatops"), s.get("bolt")
+    for name, x in (("chatops", c), ("bolt", b)):
+        if not x:
+            continue
+        print("%-8s sustained %s cmds/s at p99 < 100 ms (first failing rate %s)" % (
+            name, x["sustained"], x["first_fail"]))
+        for rate in sorted(x["by_rate"]):
+            r = x["by_rate"][rate]
+            print("  %5d/s  p50 %7.1f  p99 %7.1f  p99.9 %7.1f  max %7.1f ms  replies %d/%d "
+                  "lost %d dup %d  acks!2xx %d  %s" % (
+                      rate, r["p50_ms"], r["p99_ms"], r["p999_ms"], r["max_ms"], r["replies"],
+                      r["measured"], r["lost"], r["duplicated"], r["acks_other"] + r["ack_errors"],
+                      "pass" if r["pass"] else "FAIL"))
+    if c and b:
+        sr = c["sustained"] / b["sustained"] if b["sustained"] else float("inf")
+        p_c = c["by_rate"].get(500, {}).get("p99_ms")
+        p_b = b["by_rate"].get(500, {}).get("p99_ms")
+        print("ratio    sustained chatops/bolt = %.2fx (target >= 1)   p99 at 500/s chatops/bolt"
+              " = %s (target <= 0.5)" % (sr, "%.2f" % (p_c / p_b) if p_c and p_b else "n/a"))
+    if c:
+        r = c["by_rate"].get(500) or next(iter(c["by_rate"].values()))
+        print("cpu us/command at %d/s (chatops): %s" % (r["offered_rate"], json.dumps(
+            r["cpu_us_per_cmd"])))
+    if b:
+        r = b["by_rate"].get(500) or next(iter(b["by_rate"].values()))
+        print("cpu us/command at %d/s (bolt): %s" % (r["offered_rate"], json.dumps(
+            r["cpu_us_per_cmd"])))
+    if "scale" in s:
+        print("scale    %s" % json.dumps(s["scale"]))
+    if "cold_start_ms" in s:
+        print("cold     exec -> /readyz 200 ms: %s (target < 100)" % json.dumps(s["cold_start_ms"]))
+    if "bolt_first_answer_s" in s:
+        print("bolt     exec -> first HTTP answer: %.3f s" % s["bolt_first_answer_s"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
