@@ -23,9 +23,16 @@ static void usage(FILE *f) {
     fprintf(f, "usage: chatops-notifier --config FILE [--http-port N]\n");
 }
 
+/* What /readyz answers: every 5 ms until the notifier is first ready (its broker probe and
+ * Redis connection finish within milliseconds; a 500 ms tick would hold it back for half a
+ * second), every 500 ms after that. */
+#define READY_FIRST_MS 5
+#define READY_EVERY_MS 500
 static void on_tick(uv_timer_t *t) {
     struct app *a = t->data;
-    cq_admin_http_set_ready(a->http, cq_notifier_ready(a->n));
+    bool ready = cq_notifier_ready(a->n);
+    cq_admin_http_set_ready(a->http, ready);
+    if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
 }
 
 static void stop_tick(void *arg) {
@@ -100,7 +107,7 @@ int main(int argc, char **argv) {
         cq_loop_run(loop);
         goto out;
     }
-    uv_timer_start(&a.tick, on_tick, 0, 500);
+    uv_timer_start(&a.tick, on_tick, 0, READY_FIRST_MS);
     cq_info(NULL, "notifier started: group %s, topic %s", cfg->kafka.notifier_group,
             cfg->kafka.topic_results);
     cq_loop_run(loop);

@@ -33,10 +33,18 @@ bool cq_worker_ready(const struct cq_worker *w) {
            w->redis && cq_redis_connected(w->redis);
 }
 
-/* Loop thread: what /readyz answers, refreshed every 500 ms. */
+/* Loop thread: what /readyz answers, refreshed every 5 ms until the worker is first ready
+ * (the producer's broker probe and the Redis connection finish within milliseconds of the
+ * start, and a 500 ms tick would hold a ready worker back for half a second), every 500 ms
+ * after that. */
+#define READY_FIRST_MS 5
+#define READY_EVERY_MS 500
 static void ready_tick(uv_timer_t *t) {
     struct cq_worker *w = t->data;
-    cq_admin_http_set_ready(w->admin, cq_worker_ready(w));
+    struct cq_admin_http *admin = w->admin;
+    bool ready = cq_worker_ready(w);
+    cq_admin_http_set_ready(admin, ready);
+    if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
 }
 
 static void handle_closed(uv_handle_t *h) {
@@ -224,7 +232,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
         if (!w->admin) goto fail;
         cq_info(NULL, "admin http listening on port %d", cq_admin_http_port(w->admin));
     }
-    uv_timer_start(&w->ready_timer, ready_tick, 0, 500);
+    uv_timer_start(&w->ready_timer, ready_tick, 0, READY_FIRST_MS);
     int every = cfg->worker.lease_ms / 3 > 0 ? cfg->worker.lease_ms / 3 : 1000;
     uv_timer_start(&w->lease_timer, w_renew_lease, (uint64_t)every, (uint64_t)every);
     w->drain_deadline = UINT64_MAX;
