@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -63,12 +64,26 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+_taken = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port below the ephemeral range (32768+), so the many outgoing connections of a
+    run cannot take it between this check and the service's bind; never the same twice."""
+    for _ in range(1000):
+        p = random.randint(20000, 32000)
+        if p in _taken:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _taken.add(p)
+        return p
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def cpu_ms(pid):
@@ -410,7 +425,10 @@ def phase_scale(a, tmp, api, summary, results):
                                     ("notifier", a.scale_notifiers, a.scale_workers_fixed)):
             base = None
             for n in counts:
-                rate = a.scale_rate * n
+                # open loop above what n capped processes can do: the first run offers
+                # --scale-rate; the next ones 1.5x n times what one delivered, so each run
+                # saturates its capped processes without flooding the uncapped rest
+                rate = a.scale_rate if base is None else max(a.scale_rate, 1.5 * n * base)
                 if role == "worker":
                     r = saturate(a, tmp, api, n, other, "worker", cg, rate)
                 else:
@@ -467,9 +485,9 @@ def main():
     ap.add_argument("--channels", type=int, default=1000)
     ap.add_argument("--api-delay-ms", type=int, default=20)
     ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--quota", type=float, default=0.25, help="cores per capped process")
-    ap.add_argument("--scale-rate", type=float, default=1000.0,
-                    help="offered commands/s per capped process (above what one can do)")
+    ap.add_argument("--quota", type=float, default=0.1, help="cores per capped process")
+    ap.add_argument("--scale-rate", type=float, default=600.0,
+                    help="offered commands/s with one capped process (above what it can do)")
     ap.add_argument("--scale-seconds", type=float, default=10.0)
     ap.add_argument("--scale-warmup", type=float, default=3.0)
     ap.add_argument("--scale-workers", default="1,2,4")
