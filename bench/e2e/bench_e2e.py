@@ -219,6 +219,7 @@ class Stack:
                 "--http-port", str(hp)], hp))
         for p, port, _ in starts:
             if wait_ready(port, proc=p) is None:
+                self.down()
                 raise RuntimeError("a service never became ready (%s); logs in %s"
                                    % (p.args[0], self.tmp))
         return self
@@ -278,7 +279,9 @@ def search(a, name, url, sink_port, pids, results):
         if rate in by_rate:
             return by_rate[rate]
         tag = "%s%d-%s" % (name[0], rate, uuid.uuid4().hex[:4])
-        r = run_load(a, url, rate, a.seconds, a.warmup, sink_port, pids, tag)
+        dump = os.path.join(a.dump_dir, "%s-%d.tsv" % (name, rate)) if a.dump_dir else None
+        r = run_load(a, url, rate, a.seconds, a.warmup, sink_port, pids, tag, drain_s=a.drain,
+                     dump=dump)
         r["system"] = name
         r["pass"] = passes(r)
         print(json.dumps(r), flush=True)
@@ -290,6 +293,11 @@ def search(a, name, url, sink_port, pids, results):
         time.sleep(a.settle)
         return r
 
+    if a.prewarm > 0:  # JIT of the broker / Node, fresh connections: not measured
+        log("%-8s prewarm %d/s for %.0f s" % (name, a.prewarm_rate, a.prewarm))
+        run_load(a, url, a.prewarm_rate, a.prewarm, 0, sink_port, pids,
+                 "%sw-%s" % (name[0], uuid.uuid4().hex[:4]))
+        time.sleep(a.settle)
     for rate in a.rates:
         r = step(rate)
         if not r["pass"] and rate > 500:
@@ -481,6 +489,13 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--bisect", type=int, default=3)
+    ap.add_argument("--prewarm", type=float, default=45.0,
+                    help="seconds of load before each system's rates (not measured)")
+    ap.add_argument("--prewarm-rate", type=int, default=400)
+    ap.add_argument("--drain", type=float, default=30.0,
+                    help="seconds after the last send a reply may still come (else lost)")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 when a reply was lost (rates phases) or duplicated (any)")
     ap.add_argument("--settle", type=float, default=1.0)
     ap.add_argument("--channels", type=int, default=1000)
     ap.add_argument("--api-delay-ms", type=int, default=20)
@@ -498,6 +513,7 @@ def main():
                     help="uncapped notifiers while the workers are measured")
     ap.add_argument("--cold-n", type=int, default=3)
     ap.add_argument("--json", help="write the summary here")
+    ap.add_argument("--dump-dir", help="per-request TSV of each rate run (cq-e2e-load --dump)")
     a = ap.parse_args()
     a.rates = [int(x) for x in a.rates.split(",") if x]
     a.scale_workers = [int(x) for x in a.scale_workers.split(",") if x]
@@ -518,6 +534,16 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"summary": summary, "results": results}, f, indent=1, default=str)
     shutil.rmtree(tmp, ignore_errors=True)
+    # every reply counted: lost (not there within --drain after the last send) in the rate
+    # runs; duplicated anywhere (the saturation runs stop with a backlog: no loss count there)
+    lost = sum(r["lost"] for r in results if "capped" not in r)
+    dup = sum(r["duplicated"] for r in results)
+    replies = sum(r["replies"] for r in results)
+    print("replies  %d counted at the sink: %d lost in the rate runs, %d duplicated, %d bad "
+          "bodies" % (replies, lost, dup, sum(r["bad_body"] for r in results)))
+    if a.check and (lost or dup):
+        print("check    FAILED: replies lost or duplicated")
+        return 1
     return 0
 
 
