@@ -270,51 +270,69 @@ def passes(r):
             and r["acks_other"] == 0 and r["ack_errors"] == 0 and r["bad_body"] == 0)
 
 
-def search(a, name, url, sink_port, pids, results):
-    """The offered rates, then bisection between the best pass and the first failure."""
-    by_rate = {}
+class Search:
+    """One system's rates: the offered rates in order (stopping after a failure above 500/s:
+    higher rates would only fail harder), then bisection between the best pass and the
+    first failure. step() runs one measurement, so two systems can take turns."""
 
-    def step(rate):
-        rate = int(rate)
-        if rate in by_rate:
-            return by_rate[rate]
-        tag = "%s%d-%s" % (name[0], rate, uuid.uuid4().hex[:4])
-        dump = os.path.join(a.dump_dir, "%s-%d.tsv" % (name, rate)) if a.dump_dir else None
-        r = run_load(a, url, rate, a.seconds, a.warmup, sink_port, pids, tag, drain_s=a.drain,
-                     dump=dump)
-        r["system"] = name
+    def __init__(self, a, name, url, pids, results):
+        self.a, self.name, self.url, self.pids, self.results = a, name, url, pids, results
+        self.sink = free_port()
+        self.by_rate = {}
+        self.todo = list(a.rates)
+        self.bisects = 0
+
+    def prewarm(self):
+        a = self.a
+        if a.prewarm > 0:  # the broker's / Node's JIT, fresh connections: not measured
+            log("%-8s prewarm %d/s for %.0f s" % (self.name, a.prewarm_rate, a.prewarm))
+            run_load(a, self.url, a.prewarm_rate, a.prewarm, 0, self.sink, self.pids,
+                     "%sw-%s" % (self.name[0], uuid.uuid4().hex[:4]))
+            time.sleep(a.settle)
+
+    def measure(self, rate):
+        a, rate = self.a, int(rate)
+        tag = "%s%d-%s" % (self.name[0], rate, uuid.uuid4().hex[:4])
+        dump = os.path.join(a.dump_dir, "%s-%d.tsv" % (self.name, rate)) if a.dump_dir else None
+        r = run_load(a, self.url, rate, a.seconds, a.warmup, self.sink, self.pids, tag,
+                     drain_s=a.drain, dump=dump)
+        r["system"] = self.name
         r["pass"] = passes(r)
         print(json.dumps(r), flush=True)
-        log("%-8s %5d/s  p50 %7.1f  p99 %7.1f  p99.9 %7.1f ms  lost %d dup %d  %s" % (
-            name, rate, r["p50_ms"], r["p99_ms"], r["p999_ms"], r["lost"], r["duplicated"],
-            "PASS" if r["pass"] else "fail"))
-        results.append(r)
-        by_rate[rate] = r
+        log("%-8s %5d/s  p50 %7.1f  p99 %7.1f  p99.9 %7.1f ms  lost %d dup %d  host %.2f "
+            "cores busy  %s" % (self.name, rate, r["p50_ms"], r["p99_ms"], r["p999_ms"],
+                                r["lost"], r["duplicated"], r["host_busy_cores"] or -1,
+                                "PASS" if r["pass"] else "fail"))
+        self.results.append(r)
+        self.by_rate[rate] = r
         time.sleep(a.settle)
         return r
 
-    if a.prewarm > 0:  # JIT of the broker / Node, fresh connections: not measured
-        log("%-8s prewarm %d/s for %.0f s" % (name, a.prewarm_rate, a.prewarm))
-        run_load(a, url, a.prewarm_rate, a.prewarm, 0, sink_port, pids,
-                 "%sw-%s" % (name[0], uuid.uuid4().hex[:4]))
-        time.sleep(a.settle)
-    for rate in a.rates:
-        r = step(rate)
-        if not r["pass"] and rate > 500:
-            break  # higher offered rates would only fail harder
-    ok = [x for x in by_rate if by_rate[x]["pass"]]
-    bad = [x for x in by_rate if not by_rate[x]["pass"]]
-    lo = max(ok) if ok else 0
-    hi = min([x for x in bad if x > lo], default=None)
-    for _ in range(a.bisect):
-        if hi is None or hi - lo <= max(50, lo // 10):
-            break
-        mid = (lo + hi) // 2
-        if step(mid)["pass"]:
-            lo = mid
-        else:
-            hi = mid
-    return {"sustained": lo, "first_fail": hi, "by_rate": by_rate}
+    def bounds(self):
+        ok = [x for x in self.by_rate if self.by_rate[x]["pass"]]
+        lo = max(ok) if ok else 0
+        hi = min([x for x in self.by_rate if not self.by_rate[x]["pass"] and x > lo],
+                 default=None)
+        return lo, hi
+
+    def step(self):
+        """One more measurement; False when this system's search is over."""
+        if self.todo:
+            rate = self.todo.pop(0)
+            r = self.measure(rate)
+            if not r["pass"] and rate > 500:
+                self.todo = []
+            return True
+        lo, hi = self.bounds()
+        if self.bisects >= self.a.bisect or hi is None or hi - lo <= max(50, lo // 10):
+            return False
+        self.bisects += 1
+        self.measure((lo + hi) // 2)
+        return True
+
+    def summary(self):
+        lo, hi = self.bounds()
+        return {"sustained": lo, "first_fail": hi, "by_rate": self.by_rate}
 
 
 def start_api(a, tmp):
@@ -338,27 +356,12 @@ def external_pids(a):
     return out
 
 
-def phase_e2e(a, tmp, api, summary, results):
-    api_proc, api_port = api
-    st = Stack(a, tmp, api_port).up()
-    try:
-        time.sleep(a.settle)
-        pids = dict(st.pids(), **external_pids(a))
-        pids["fake api"] = api_proc.pid
-        sink = free_port()
-        summary["chatops"] = search(a, "chatops", "http://127.0.0.1:%d/slack/commands" % st.port,
-                                    sink, pids, results)
-    finally:
-        st.down()
-
-
-def phase_bolt(a, tmp, api, summary, results):
-    api_proc, api_port = api
+def start_bolt(a, tmp, api_port):
+    """The Bolt peer copied to tmp, npm ci'd and started; (process, port) or None."""
     src = a.bolt_dir
     if not src or not os.path.isdir(src):
         log("bolt: skipped: the peer is not at %s (set CQ_BOLT_DIR)" % src)
-        summary["bolt"] = None
-        return
+        return None
     d = os.path.join(tmp, "bolt")
     shutil.copytree(src, d)
     for root, dirs, files in os.walk(d):
@@ -374,49 +377,122 @@ def phase_bolt(a, tmp, api, summary, results):
     t0 = time.monotonic()
     p = subprocess.Popen(["node", os.path.join(d, "app_e2e.js")], env=env, stdout=logf,
                          stderr=logf)
+    # Bolt has no /readyz: its first HTTP answer (404 on GET /) means it listens
+    while time.monotonic() - t0 < 60 and http_status(port, "/") is None:
+        if p.poll() is not None:
+            raise RuntimeError("the Bolt peer exited; see %s" % logf.name)
+        time.sleep(0.002)
+    a.bolt_first_answer_s = round(time.monotonic() - t0, 3)
+    return p, port
+
+
+def phase_rates(a, tmp, api, summary, results, systems):
+    """chatops and Bolt both up, taking turns at each rate (and each bisection step), so a
+    change in what else runs on the shared host falls on both alike."""
+    api_proc, api_port = api
+    st, bolt, searches = None, None, []
     try:
-        # Bolt has no /readyz: its first HTTP answer (404 on GET /) means it listens
-        while time.monotonic() - t0 < 60 and http_status(port, "/") is None:
-            time.sleep(0.002)
-        summary["bolt_first_answer_s"] = round(time.monotonic() - t0, 3)
+        if "chatops" in systems:
+            st = Stack(a, tmp, api_port).up()
+            pids = dict(st.pids(), **external_pids(a))
+            pids["fake api"] = api_proc.pid
+            searches.append(Search(a, "chatops", "http://127.0.0.1:%d/slack/commands" % st.port,
+                                   pids, results))
+        if "bolt" in systems:
+            bolt = start_bolt(a, tmp, api_port)
+            if bolt:
+                summary["bolt_first_answer_s"] = a.bolt_first_answer_s
+                searches.append(Search(a, "bolt", "http://127.0.0.1:%d/slack/events" % bolt[1],
+                                       {"bolt (node)": bolt[0].pid, "fake api": api_proc.pid},
+                                       results))
+            else:
+                summary["bolt"] = None
         time.sleep(a.settle)
-        pids = {"bolt (node)": p.pid, "fake api": api_proc.pid}
-        summary["bolt"] = search(a, "bolt", "http://127.0.0.1:%d/slack/events" % port,
-                                 free_port(), pids, results)
+        for s_ in searches:
+            s_.prewarm()
+        active = list(searches)
+        while active:
+            active = [s_ for s_ in active if s_.step()]
+        for s_ in searches:
+            summary[s_.name] = s_.summary()
     finally:
-        p.terminate()
-        p.wait()
+        if st:
+            st.down()
+        if bolt:
+            bolt[0].terminate()
+            bolt[0].wait()
 
 
-def saturate(a, tmp, api, workers, notifiers, capped, cg, rate):
-    """delivered commands/s with the capped role at its cap; offered `rate` open loop."""
+def keeps_up(r, rate):
+    """The system kept up with `rate`: replies delivered during the window at >= 95 % of the
+    offered rate, p99 under a second (no growing backlog), nothing lost or duplicated."""
+    return (r["delivered_per_s_in_window"] >= 0.95 * rate and 0 <= r["p99_ms"] < 1000.0
+            and r["lost"] == 0 and r["duplicated"] == 0 and r["acks_other"] == 0
+            and r["ack_errors"] == 0)
+
+
+def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
+    """The highest offered rate (commands/s) that `workers` workers and `notifiers` notifiers,
+    those of role `capped` each in its own capped cgroup, keep up with: rates from `start`
+    up by --scale-growth until one is not kept up with, then --scale-bisect bisection steps."""
     api_proc, api_port = api
     st = Stack(a, tmp, api_port, workers=workers, notifiers=notifiers,
                partitions=a.partitions).up()
-    dirs = []
+    dirs, steps = [], []
     try:
         for name, pid in st.pids().items():
             if name.startswith(capped):
                 dirs.append(cg.cap("%s-%s" % (st.t, name), pid, a.quota))
-        time.sleep(a.settle + 2)
-        s0 = [Cgroups.stat(d) for d in dirs]
+        time.sleep(a.settle + 2)  # the consumer group settles on its members
         pids = dict(st.pids(), **external_pids(a))
         pids["fake api"] = api_proc.pid
-        tag = "s%s%d%d-%s" % (capped[0], workers, notifiers, uuid.uuid4().hex[:4])
-        r = run_load(a, "http://127.0.0.1:%d/slack/commands" % st.port, rate, a.scale_seconds,
-                     a.scale_warmup, free_port(), pids, tag, drain_s=1.0)
-        s1 = [Cgroups.stat(d) for d in dirs]
-        r["throttled_periods_pct"] = [
-            round(100.0 * (y["nr_throttled"] - x["nr_throttled"]) /
-                  max(1, y["nr_periods"] - x["nr_periods"]), 1) for x, y in zip(s0, s1)]
-        r.update(system="chatops", workers=workers, notifiers=notifiers, capped=capped,
-                 quota_cores=a.quota)
-        print(json.dumps(r), flush=True)
-        log("scale    %d workers %d notifiers (%s capped at %.2f core): offered %d/s, "
-            "delivered %.0f/s in window, throttled %s %%" % (
-                workers, notifiers, capped, a.quota, rate, r["delivered_per_s_in_window"],
-                r["throttled_periods_pct"]))
-        return r
+        sink = free_port()
+        url = "http://127.0.0.1:%d/slack/commands" % st.port
+
+        def step(rate):
+            rate = int(rate)
+            s0 = [Cgroups.stat(d) for d in dirs]
+            tag = "s%s%d%d-%d-%s" % (capped[0], workers, notifiers, rate, uuid.uuid4().hex[:4])
+            r = run_load(a, url, rate, a.scale_seconds, a.scale_warmup, sink, pids, tag,
+                         drain_s=a.drain)
+            s1 = [Cgroups.stat(d) for d in dirs]
+            r["throttled_periods_pct"] = [
+                round(100.0 * (y["nr_throttled"] - x["nr_throttled"]) /
+                      max(1, y["nr_periods"] - x["nr_periods"]), 1) for x, y in zip(s0, s1)]
+            r["keeps_up"] = keeps_up(r, rate)
+            r.update(system="chatops", workers=workers, notifiers=notifiers, capped=capped,
+                     quota_cores=a.quota)
+            print(json.dumps(r), flush=True)
+            log("scale    %d worker(s) %d notifier(s), %s capped at %.2f core: %4d/s offered, "
+                "%6.1f/s delivered, p99 %7.1f ms, throttled %s %%, host %.2f cores busy: %s" % (
+                    workers, notifiers, capped, a.quota, rate, r["delivered_per_s_in_window"],
+                    r["p99_ms"], r["throttled_periods_pct"], r["host_busy_cores"] or -1,
+                    "keeps up" if r["keeps_up"] else "falls behind"))
+            steps.append(r)
+            time.sleep(a.settle)
+            return r["keeps_up"]
+
+        lo, hi, rate = 0, None, start
+        while hi is None and len(steps) < 12:
+            if step(rate):
+                lo = int(rate)
+                rate = rate * a.scale_growth
+            else:
+                hi = int(rate)
+        for _ in range(a.scale_bisect):
+            if hi is None or hi - lo <= max(10, lo // 20):
+                break
+            mid = (lo + hi) // 2
+            if step(mid):
+                lo = mid
+            else:
+                hi = mid
+        best = [r for r in steps if r["offered_rate"] == lo]
+        return {"sustained": lo, "first_behind": hi,
+                "throttled_pct": best[0]["throttled_periods_pct"] if best else None,
+                "host_busy_cores": best[0]["host_busy_cores"] if best else None,
+                "steps": [(int(r["offered_rate"]), round(r["delivered_per_s_in_window"], 1),
+                           r["keeps_up"]) for r in steps]}, steps
     finally:
         st.down()
 
@@ -433,22 +509,19 @@ def phase_scale(a, tmp, api, summary, results):
                                     ("notifier", a.scale_notifiers, a.scale_workers_fixed)):
             base = None
             for n in counts:
-                # open loop above what n capped processes can do: the first run offers
-                # --scale-rate; the next ones 1.5x n times what one delivered, so each run
-                # saturates its capped processes without flooding the uncapped rest
-                rate = a.scale_rate if base is None else max(a.scale_rate, 1.5 * n * base)
+                # start below what n capped processes can do: n times half of what one
+                # sustained (or --scale-start for the first)
+                start = a.scale_start if base is None else max(a.scale_start, 0.5 * n * base)
                 if role == "worker":
-                    r = saturate(a, tmp, api, n, other, "worker", cg, rate)
+                    s_, steps = sustain(a, tmp, api, n, other, "worker", cg, start)
                 else:
-                    r = saturate(a, tmp, api, other, n, "notifier", cg, rate)
-                results.append(r)
-                d = r["delivered_per_s_in_window"]
-                base = d if base is None else base
-                out["%s_%d" % (role, n)] = {"delivered_per_s": d, "offered": rate,
-                                            "ratio": round(d / base, 2) if base else None,
-                                            "throttled_pct": r["throttled_periods_pct"],
-                                            "host_busy_cores": r["host_busy_cores"]}
-                time.sleep(a.settle)
+                    s_, steps = sustain(a, tmp, api, other, n, "notifier", cg, start)
+                results.extend(steps)
+                base = s_["sustained"] if base is None else base
+                s_["ratio"] = round(s_["sustained"] / base, 2) if base else None
+                out["%s_%d" % (role, n)] = s_
+                log("scale    %d %s(s) capped: sustained %d/s (%sx one)" % (
+                    n, role, s_["sustained"], s_["ratio"]))
     finally:
         cg.cleanup()
     summary["scale"] = out
@@ -500,11 +573,13 @@ def main():
     ap.add_argument("--channels", type=int, default=1000)
     ap.add_argument("--api-delay-ms", type=int, default=20)
     ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--quota", type=float, default=0.1, help="cores per capped process")
-    ap.add_argument("--scale-rate", type=float, default=600.0,
-                    help="offered commands/s with one capped process (above what it can do)")
-    ap.add_argument("--scale-seconds", type=float, default=10.0)
-    ap.add_argument("--scale-warmup", type=float, default=3.0)
+    ap.add_argument("--quota", type=float, default=0.05, help="cores per capped process")
+    ap.add_argument("--scale-start", type=float, default=80.0,
+                    help="first offered commands/s with one capped process")
+    ap.add_argument("--scale-growth", type=float, default=1.25)
+    ap.add_argument("--scale-bisect", type=int, default=3)
+    ap.add_argument("--scale-seconds", type=float, default=6.0)
+    ap.add_argument("--scale-warmup", type=float, default=2.0)
     ap.add_argument("--scale-workers", default="1,2,4")
     ap.add_argument("--scale-notifiers", default="1,2")
     ap.add_argument("--scale-workers-fixed", type=int, default=2,
@@ -523,9 +598,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cq-e2e-")
     api = start_api(a, tmp)
     try:
+        systems = [x for x, ph in (("chatops", "e2e"), ("bolt", "bolt")) if ph in phases]
+        done_rates = False
         for ph in phases:
-            {"e2e": phase_e2e, "bolt": phase_bolt, "scale": phase_scale,
-             "cold": phase_cold}[ph](a, tmp, api, summary, results)
+            if ph in ("e2e", "bolt"):
+                if not done_rates:
+                    phase_rates(a, tmp, api, summary, results, systems)
+                    done_rates = True
+                continue
+            {"scale": phase_scale, "cold": phase_cold}[ph](a, tmp, api, summary, results)
     finally:
         api[0].terminate()
         api[0].wait()
@@ -576,8 +657,19 @@ def report(s):
         r = b["by_rate"].get(500) or next(iter(b["by_rate"].values()))
         print("cpu us/command at %d/s (bolt): %s" % (r["offered_rate"], json.dumps(
             r["cpu_us_per_cmd"])))
-    if "scale" in s:
-        print("scale    %s" % json.dumps(s["scale"]))
+    sc = s.get("scale")
+    if sc and "error" in sc:
+        print("scale    not measured: %s" % sc["error"])
+    elif sc:
+        print("scale    each capped process at %.2f core (own cgroup v1 cpu cgroup); sustained ="
+              " highest offered rate kept up with (>= 95 %% delivered in the window, p99 < 1 s)"
+              % sc["quota_cores"])
+        for key in sorted(k for k in sc if k != "quota_cores"):
+            x = sc[key]
+            print("  %-10s sustained %5d/s  ratio %5sx  first behind %s  throttled %s %%  "
+                  "host busy %s cores" % (key, x["sustained"], x["ratio"], x["first_behind"],
+                                          x["throttled_pct"], x["host_busy_cores"]))
+        print("  targets: worker_2 >= 1.8x, worker_4 >= 3.4x, notifier_2 >= 1.8x")
     if "cold_start_ms" in s:
         print("cold     exec -> /readyz 200 ms: %s (target < 100)" % json.dumps(s["cold_start_ms"]))
     if "bolt_first_answer_s" in s:
