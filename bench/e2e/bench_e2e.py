@@ -436,13 +436,14 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
     those of role `capped` each in its own capped cgroup, keep up with: rates from `start`
     up by --scale-growth until one is not kept up with, then --scale-bisect bisection steps."""
     api_proc, api_port = api
+    quota = a.quota if capped == "worker" else a.notifier_quota
     st = Stack(a, tmp, api_port, workers=workers, notifiers=notifiers,
                partitions=a.partitions).up()
     dirs, steps = [], []
     try:
         for name, pid in st.pids().items():
             if name.startswith(capped):
-                dirs.append(cg.cap("%s-%s" % (st.t, name), pid, a.quota))
+                dirs.append(cg.cap("%s-%s" % (st.t, name), pid, quota))
         time.sleep(a.settle + 2)  # the consumer group settles on its members
         pids = dict(st.pids(), **external_pids(a))
         pids["fake api"] = api_proc.pid
@@ -461,11 +462,11 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
                       max(1, y["nr_periods"] - x["nr_periods"]), 1) for x, y in zip(s0, s1)]
             r["keeps_up"] = keeps_up(r, rate)
             r.update(system="chatops", workers=workers, notifiers=notifiers, capped=capped,
-                     quota_cores=a.quota)
+                     quota_cores=quota)
             print(json.dumps(r), flush=True)
             log("scale    %d worker(s) %d notifier(s), %s capped at %.2f core: %4d/s offered, "
                 "%6.1f/s delivered, p99 %7.1f ms, throttled %s %%, host %.2f cores busy: %s" % (
-                    workers, notifiers, capped, a.quota, rate, r["delivered_per_s_in_window"],
+                    workers, notifiers, capped, quota, rate, r["delivered_per_s_in_window"],
                     r["p99_ms"], r["throttled_periods_pct"], r["host_busy_cores"] or -1,
                     "keeps up" if r["keeps_up"] else "falls behind"))
             steps.append(r)
@@ -503,7 +504,7 @@ def phase_scale(a, tmp, api, summary, results):
         log("scale: " + cg.error)
         summary["scale"] = {"error": cg.error}
         return
-    out = {"quota_cores": a.quota}
+    out = {"quota_cores": a.quota, "notifier_quota_cores": a.notifier_quota}
     try:
         for role, counts, other in (("worker", a.scale_workers, a.scale_notifiers_fixed),
                                     ("notifier", a.scale_notifiers, a.scale_workers_fixed)):
@@ -573,7 +574,10 @@ def main():
     ap.add_argument("--channels", type=int, default=1000)
     ap.add_argument("--api-delay-ms", type=int, default=20)
     ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--quota", type=float, default=0.05, help="cores per capped process")
+    ap.add_argument("--quota", type=float, default=0.05, help="cores per capped worker")
+    ap.add_argument("--notifier-quota", type=float, default=0.02,
+                    help="cores per capped notifier (it needs ~1/3 of a worker's CPU per "
+                         "command: at 0.05 two would need more than the host's rest carries)")
     ap.add_argument("--scale-start", type=float, default=80.0,
                     help="first offered commands/s with one capped process")
     ap.add_argument("--scale-growth", type=float, default=1.25)
@@ -661,10 +665,10 @@ def report(s):
     if sc and "error" in sc:
         print("scale    not measured: %s" % sc["error"])
     elif sc:
-        print("scale    each capped process at %.2f core (own cgroup v1 cpu cgroup); sustained ="
-              " highest offered rate kept up with (>= 95 %% delivered in the window, p99 < 1 s)"
-              % sc["quota_cores"])
-        for key in sorted(k for k in sc if k != "quota_cores"):
+        print("scale    each capped worker at %.2f core, notifier at %.2f (own cgroup v1 cpu "
+              "cgroup); sustained = highest offered rate kept up with (>= 95 %% delivered in the "
+              "window, p99 < 1 s)" % (sc["quota_cores"], sc["notifier_quota_cores"]))
+        for key in sorted(k for k in sc if not k.endswith("quota_cores")):
             x = sc[key]
             print("  %-10s sustained %5d/s  ratio %5sx  first behind %s  throttled %s %%  "
                   "host busy %s cores" % (key, x["sustained"], x["ratio"], x["first_behind"],
