@@ -4,9 +4,9 @@
 # with a fixed added latency), Redis and chatops-notifier; the Bolt peer (app_e2e.js: verify,
 # ack, call the same API, respond, one process) under the same load and the same sink; workers
 # and notifiers each capped in their own cgroup (scale-out); exec -> /readyz per service.
-# Not a test (takes ~10 minutes); see bench/e2e/README.md.
+# Not a test (takes ~15 minutes); see bench/e2e/README.md.
 #   bench/e2e/run.sh            the full benchmark
-#   bench/e2e/run.sh --short    a smoke check (~1 minute): cold start, chatops and Bolt at
+#   bench/e2e/run.sh --short    a smoke check (~40 s): cold start, chatops and Bolt at
 #                               200/s for 3 s; exit 1 if a reply is lost or duplicated
 #   bench/e2e/run.sh [--short] -- EXTRA   extra bench_e2e.py options (e.g. --phases e2e)
 # Env: CQ_BUILD_DIR (default build; RelWithDebInfo), CQ_KAFKA_BROKERS + CQ_KAFKA_PID_FILE and
