@@ -3,8 +3,8 @@
 /readyz 200 well under half a second after exec. Their readiness was refreshed every 500 ms
 from a first tick at start, which always came before the producer's broker probe had
 finished, so a ready service said 503 for half a second (measured 530-550 ms; now every
-5 ms until first ready, ~50-70 ms on the 2-core dev host). The best of three starts must be
-under 400 ms: before the fix no start could be (its first 200 came at 500 ms at the
+5 ms until first ready, ~50-70 ms on the 2-core dev host). The best of five starts must be
+under 480 ms: before the fix no start could be (its first 200 came at 500 ms at the
 earliest), after it the margin absorbs a loaded host.
 """
 import os
@@ -20,8 +20,8 @@ from cqt import check, stack_file  # noqa: E402
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
 RUN = "%d%04d" % (os.getpid(), int(time.time() * 1000) % 10000)
-LIMIT_MS = 400
-TRIES = 3
+LIMIT_MS = 480
+TRIES = 5
 
 
 def write_config(tmp):
