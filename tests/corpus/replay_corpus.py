@@ -10,8 +10,6 @@ are known defects: they fail until that item is fixed and are listed as such.
   replay_corpus.py [CASE_ID_SUBSTRING...]   only the matching cases (all by default)
 """
 import base64
-import hashlib
-import hmac
 import json
 import os
 import select
@@ -95,15 +93,14 @@ def build(case, st):
             str(int(time.time()) + (0 if ts == "now" else int(ts)))
         if sign["kind"] == "slack":
             secret = fl.SLACK_SECRET if sign.get("secret", "good") == "good" else "wrong-secret"
-            sig = "v0=" + hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body,
-                                   hashlib.sha256).hexdigest()
+            sig = cqt.slack_signature(secret, ts, body)
             if sign.get("upper"):
                 sig = "v0=" + sig[3:].upper()
             h = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign.get("sig", sig)}
         else:
             key = fl.SECRETS["fs_key"] if sign.get("secret", "good") == "good" else "wrong-key"
             nonce = uuid.uuid4().hex[:16]
-            sig = hashlib.sha256(ts.encode() + nonce.encode() + key.encode() + body).hexdigest()
+            sig = cqt.feishu_signature(key, ts, nonce, body)
             h = {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": nonce,
                  "X-Lark-Signature": sign.get("sig", sig)}
         for d in sign.get("drop", []):
@@ -223,7 +220,7 @@ def main():
                   "pipeline_events": "fq.%s.pipeline-events" % st.run}
         got = {}
         for name, t in topics.items():
-            for m in fl.cqtest.topic_dump(st.brokers, t, timeout_ms=3000):
+            for m in cqt.topic_dump(st.brokers, t, timeout_ms=3000):
                 try:
                     v = json.loads(m.get("value") or "{}")
                 except ValueError:

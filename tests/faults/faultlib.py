@@ -35,7 +35,6 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, ".."
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 import cqt  # noqa: E402
-import cqtest  # noqa: E402
 import fake_gitlab  # noqa: E402
 from fake_api import FakeAPI  # noqa: E402
 from fake_feishu import FakeFeishu  # noqa: E402
@@ -438,14 +437,14 @@ class Stack:
                   "response_url": self.slack.response_url("fx%d" % tag),
                   "trigger_id": trigger}
         body = urllib.parse.urlencode(fields).encode()
-        h = cqtest.slack_sign(SLACK_SECRET, body)
+        h = cqt.slack_sign(SLACK_SECRET, body)
         h["Content-Type"] = "application/x-www-form-urlencoded"
         if retry:
             h["X-Slack-Retry-Num"] = str(retry)
             h["X-Slack-Retry-Reason"] = "http_timeout"
         try:
-            st, _, out = cqtest.http("POST", "http://127.0.0.1:%d/slack/commands" %
-                                     self.ingress.port, body, h, timeout=timeout)
+            st, _, out = cqt.http("POST", "http://127.0.0.1:%d/slack/commands" %
+                                  self.ingress.port, body, h, timeout=timeout)
             return st, out.decode("utf-8", "replace")
         except OSError as e:
             return 0, "connection error: %s" % e

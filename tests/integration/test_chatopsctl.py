@@ -188,8 +188,7 @@ class MockIngress:
     def slack_cmd(self, headers, raw):
         ts = headers.get("X-Slack-Request-Timestamp", "")
         sig = headers.get("X-Slack-Signature", "")
-        want = "v0=" + hmac.new(SECRETS["SLACK_SIGNING_SECRET"].encode(),
-                                b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        want = cqt.slack_signature(SECRETS["SLACK_SIGNING_SECRET"], ts, raw)
         if not hmac.compare_digest(sig, want) or abs(time.time() - int(ts or 0)) > 300:
             self.problem("bad slack signature")
             return 401, '{"error":"bad signature"}', None
@@ -230,7 +229,7 @@ class MockIngress:
     def feishu_event(self, headers, raw):
         ek = SECRETS["FEISHU_ENCRYPT_KEY"]
         ts, nonce = headers.get("X-Lark-Request-Timestamp", ""), headers.get("X-Lark-Request-Nonce", "")
-        want = hashlib.sha256((ts + nonce + ek).encode() + raw).hexdigest()
+        want = cqt.feishu_signature(ek, ts, nonce, raw)
         if headers.get("X-Lark-Signature") != want:
             self.problem("bad feishu signature")
             return 401, "{}", None

@@ -9,9 +9,6 @@ Runs the ingress in its default single-thread mode (MHD driven by the loop), or 
 of MHD threads when CQT_INGRESS_THREADS > 1 (ctest runs both: integration.py.ingress and
 integration.py.ingress_pool).
 """
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -131,8 +128,7 @@ def request(port, method, path, body=b"", headers=None, timeout=10):
 
 def slack_headers(body, ts=None, secret=None, ctype="application/x-www-form-urlencoded"):
     ts = str(int(time.time()) if ts is None else ts)
-    base = b"v0:" + ts.encode() + b":" + body
-    sig = "v0=" + hmac.new((secret or SLACK_SECRET).encode(), base, hashlib.sha256).hexdigest()
+    sig = cqt.slack_signature(secret or SLACK_SECRET, ts, body)
     return {"Content-Type": ctype, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig}
 
 
@@ -152,17 +148,13 @@ def slash(port, text, **kw):
 
 
 def feishu_encrypt(plain):
-    key = hashlib.sha256(FEISHU_KEY.encode()).hexdigest()
-    iv = os.urandom(16)
-    ct = subprocess.run(["openssl", "enc", "-aes-256-cbc", "-K", key, "-iv", iv.hex()],
-                        input=plain, capture_output=True, check=True).stdout
-    return base64.b64encode(iv + ct).decode()
+    return cqt.feishu_encrypt(FEISHU_KEY, plain)
 
 
 def feishu_headers(body, nonce=None):
     ts = str(int(time.time()))
     nonce = nonce or uuid.uuid4().hex
-    sig = hashlib.sha256(ts.encode() + nonce.encode() + FEISHU_KEY.encode() + body).hexdigest()
+    sig = cqt.feishu_signature(FEISHU_KEY, ts, nonce, body)
     return {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
             "X-Lark-Request-Nonce": nonce, "X-Lark-Signature": sig}
 
@@ -349,7 +341,7 @@ def main():
     old_body = json.dumps({"encrypt": feishu_encrypt(json.dumps(feishu_message("ev_old")).encode())}).encode()
     for skew in (-301, 301):
         ts = str(int(time.time()) + skew)
-        sig = hashlib.sha256(ts.encode() + b"n1" + FEISHU_KEY.encode() + old_body).hexdigest()
+        sig = cqt.feishu_signature(FEISHU_KEY, ts, "n1", old_body)
         st, body, _ = request(port, "POST", "/feishu/events", old_body,
                               {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
                                "X-Lark-Request-Nonce": "n1", "X-Lark-Signature": sig})

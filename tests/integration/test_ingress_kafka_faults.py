@@ -13,8 +13,6 @@ Kafka crosses the proxy, which passes, delays or black-holes it.
   retry" (Slack) / 503 "not queued", and the request never reaches the topic.
 Standard library only; the binaries as deployed (no signal disposition inherited).
 """
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -74,8 +72,7 @@ def slash(port, text):
               "trigger_id": "trig." + uuid.uuid4().hex}
     body = urllib.parse.urlencode(fields).encode()
     ts = str(int(time.time()))
-    sig = "v0=" + hmac.new(SLACK_SECRET.encode(), b"v0:" + ts.encode() + b":" + body,
-                           hashlib.sha256).hexdigest()
+    sig = cqt.slack_signature(SLACK_SECRET, ts, body)
     t0 = time.time()
     st, text_, h = request(port, "POST", "/slack/commands", body,
                            {"Content-Type": "application/x-www-form-urlencoded",
@@ -102,16 +99,12 @@ def feishu_body(event_id):
                                 "content": content,
                                 "mentions": [{"key": "@_user_1", "id": {"open_id": "ou_bot"},
                                               "name": "ChatOps"}]}}}
-    key = hashlib.sha256(FEISHU_KEY.encode()).hexdigest()
-    iv = os.urandom(16)
-    ct = subprocess.run(["openssl", "enc", "-aes-256-cbc", "-K", key, "-iv", iv.hex()],
-                        input=json.dumps(ev).encode(), capture_output=True, check=True).stdout
-    return json.dumps({"encrypt": base64.b64encode(iv + ct).decode()}).encode()
+    return json.dumps({"encrypt": cqt.feishu_encrypt(FEISHU_KEY, json.dumps(ev).encode())}).encode()
 
 
 def feishu_post(port, body):
     ts, nonce = str(int(time.time())), uuid.uuid4().hex
-    sig = hashlib.sha256(ts.encode() + nonce.encode() + FEISHU_KEY.encode() + body).hexdigest()
+    sig = cqt.feishu_signature(FEISHU_KEY, ts, nonce, body)
     st, text_, h = request(port, "POST", "/feishu/events", body,
                            {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
                             "X-Lark-Request-Nonce": nonce, "X-Lark-Signature": sig})

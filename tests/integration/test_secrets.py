@@ -10,8 +10,6 @@ GET/HGETALL/ZRANGE/SMEMBERS/LRANGE by type) is searched for each configured secr
 none may hold one. Also: a config with {{secrets.X}} in a URL path is refused at load with
 one file:line:col line that does not show the value.
 """
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -160,8 +158,7 @@ def slash(port, text, channel, response_url):
         "text": text, "response_url": response_url,
         "trigger_id": "trig." + uuid.uuid4().hex}).encode()
     ts = str(int(time.time()))
-    sig = "v0=" + hmac.new(SECRETS["CQT_SEC_SIGNING"].encode(), b"v0:" + ts.encode() + b":" +
-                           body, hashlib.sha256).hexdigest()
+    sig = cqt.slack_signature(SECRETS["CQT_SEC_SIGNING"], ts, body)
     req = urllib.request.Request("http://127.0.0.1:%d/slack/commands" % port, data=body,
                                  headers={"Content-Type": "application/x-www-form-urlencoded",
                                           "X-Slack-Request-Timestamp": ts,

@@ -1,7 +1,11 @@
 """cqt: what the Python integration tests share. Checks and their summary (every check counts;
 report() prints ok/FAIL per test function), the ctest fixture files (the broker's bootstrap
-address, Redis's port), and a topic follower/producer built on the cqt-* test tools.
+address, Redis's port), and a topic follower/producer built on the cqt-* test tools, Slack and Feishu request signing,
+plain HTTP, and `Service`, the one launcher of a chatops binary.
 Standard library only; the tests put tests/support on sys.path."""
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -12,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
@@ -75,6 +80,66 @@ def produce(brokers, topic, key, value):
     r = subprocess.run([os.path.join(BUILD, "bin", "cqt-produce"), brokers, topic, key],
                        input=value.encode(), capture_output=True)
     check(r.returncode == 0, "cqt-produce ok: %s" % r.stderr.decode())
+
+
+def topic_dump(brokers, topic, timeout_ms=3000, max_n=0):
+    """Every message of topic as JSON objects, read with cqt-topic_dump; raises when it fails."""
+    args = [os.path.join(BUILD, "bin", "cqt-topic_dump"), brokers, topic,
+            "--timeout-ms", str(timeout_ms)]
+    if max_n:
+        args += ["--max", str(max_n)]
+    p = subprocess.run(args, capture_output=True, timeout=timeout_ms / 1000 + 60)
+    if p.returncode != 0:
+        raise RuntimeError("topic_dump failed: %s" % p.stderr.decode())
+    # split on "\n" only: splitlines() also splits inside values holding U+2028, U+0085...
+    return [json.loads(line) for line in p.stdout.decode().split("\n") if line.strip()]
+
+
+def slack_signature(secret, ts, body):
+    """Slack's request signature: "v0=" + hex HMAC-SHA256(secret, "v0:" + ts + ":" + body)."""
+    return "v0=" + hmac.new(secret.encode(), b"v0:" + str(ts).encode() + b":" + body,
+                            hashlib.sha256).hexdigest()
+
+
+def slack_sign(secret, body, ts=None):
+    """The two Slack headers for body (bytes) signed at ts (default now)."""
+    ts = str(int(time.time()) if ts is None else ts)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": slack_signature(secret, ts, body)}
+
+
+def feishu_signature(encrypt_key, ts, nonce, body):
+    """Feishu's event signature: hex SHA-256(timestamp + nonce + encrypt_key + body)."""
+    return hashlib.sha256(str(ts).encode() + nonce.encode() + encrypt_key.encode() +
+                          body).hexdigest()
+
+
+def feishu_sign(encrypt_key, body, ts=None, nonce=None):
+    """The three Feishu headers for body (bytes) signed at ts (default now)."""
+    ts = str(int(time.time()) if ts is None else ts)
+    nonce = nonce or uuid.uuid4().hex[:16]
+    return {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": nonce,
+            "X-Lark-Signature": feishu_signature(encrypt_key, ts, nonce, body)}
+
+
+def feishu_encrypt(encrypt_key, plaintext):
+    """Feishu's event encryption: base64(iv + AES-256-CBC(key = SHA-256(encrypt_key), PKCS#7)),
+    by the openssl CLI (the tests use the standard library only)."""
+    key = hashlib.sha256(encrypt_key.encode()).hexdigest()
+    iv = os.urandom(16)
+    out = subprocess.run(["openssl", "enc", "-aes-256-cbc", "-K", key, "-iv", iv.hex()],
+                         input=plaintext, capture_output=True, check=True).stdout
+    return base64.b64encode(iv + out).decode()
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """(status, headers with lower-case names, body bytes); an HTTP error status is returned,
+    not raised."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
 class Tail:
