@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t cq_backoff_ms(int attempt, int base_ms, int max_ms, uint64_t rnd) {
+uint64_t ntf_backoff_ms(int attempt, int base_ms, int max_ms, uint64_t rnd) {
     if (base_ms < 1) base_ms = 1;
     if (max_ms < base_ms) max_ms = base_ms;
     if (attempt < 1) attempt = 1;
@@ -38,7 +38,7 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
     return era * 146097 + doe - 719468;
 }
 
-int64_t cq_retry_after_ms(const char *value, int64_t now_unix, int64_t cap_ms) {
+int64_t ntf_retry_after_ms(const char *value, int64_t now_unix, int64_t cap_ms) {
     if (!value) return -1;
     while (isspace((unsigned char)*value))
         value++;
@@ -76,20 +76,20 @@ struct pace_entry {
 #define PACER_BUCKETS 1024
 #define PACER_IDLE_MS 60000
 
-struct cq_pacer {
+struct ntf_pacer {
     int interval_ms;
     size_t n;
     uint64_t last_sweep;
     struct pace_entry *b[PACER_BUCKETS];
 };
 
-struct cq_pacer *cq_pacer_new(int interval_ms) {
-    struct cq_pacer *p = calloc(1, sizeof *p);
+struct ntf_pacer *ntf_pacer_new(int interval_ms) {
+    struct ntf_pacer *p = calloc(1, sizeof *p);
     if (p) p->interval_ms = interval_ms > 0 ? interval_ms : 0;
     return p;
 }
 
-void cq_pacer_free(struct cq_pacer *p) {
+void ntf_pacer_free(struct ntf_pacer *p) {
     if (!p) return;
     for (size_t i = 0; i < PACER_BUCKETS; i++) {
         struct pace_entry *e = p->b[i];
@@ -109,7 +109,7 @@ static size_t hash(const char *s) {
     return (size_t)(h % PACER_BUCKETS);
 }
 
-static void sweep(struct cq_pacer *p, uint64_t now) {
+static void sweep(struct ntf_pacer *p, uint64_t now) {
     if (now - p->last_sweep < PACER_IDLE_MS && p->last_sweep) return;
     p->last_sweep = now;
     for (size_t i = 0; i < PACER_BUCKETS; i++) {
@@ -127,7 +127,7 @@ static void sweep(struct cq_pacer *p, uint64_t now) {
     }
 }
 
-static struct pace_entry *find(struct cq_pacer *p, const char *key, bool create) {
+static struct pace_entry *find(struct ntf_pacer *p, const char *key, bool create) {
     size_t h = hash(key);
     for (struct pace_entry *e = p->b[h]; e; e = e->next)
         if (strcmp(e->key, key) == 0) return e;
@@ -143,7 +143,7 @@ static struct pace_entry *find(struct cq_pacer *p, const char *key, bool create)
     return e;
 }
 
-uint64_t cq_pacer_reserve(struct cq_pacer *p, const char *key, uint64_t now_ms) {
+uint64_t ntf_pacer_reserve(struct ntf_pacer *p, const char *key, uint64_t now_ms) {
     if (!p || !key) return now_ms;
     sweep(p, now_ms);
     struct pace_entry *e = find(p, key, true);
@@ -153,12 +153,12 @@ uint64_t cq_pacer_reserve(struct cq_pacer *p, const char *key, uint64_t now_ms) 
     return at;
 }
 
-void cq_pacer_hold(struct cq_pacer *p, const char *key, uint64_t until_ms) {
+void ntf_pacer_hold(struct ntf_pacer *p, const char *key, uint64_t until_ms) {
     if (!p || !key) return;
     struct pace_entry *e = find(p, key, true);
     if (e && e->next_ms < until_ms) e->next_ms = until_ms;
 }
 
-size_t cq_pacer_size(const struct cq_pacer *p) {
+size_t ntf_pacer_size(const struct ntf_pacer *p) {
     return p ? p->n : 0;
 }

@@ -11,29 +11,29 @@
 /* Delay before attempt number `attempt` (1 = the first retry): d = min(max_ms,
  * base_ms * 2^(attempt-1)), returned as d/2 + rnd % (d/2 + 1) ("equal jitter": never less
  * than half the step, so copies do not synchronise, and never more than max_ms). */
-uint64_t cq_backoff_ms(int attempt, int base_ms, int max_ms, uint64_t rnd);
+uint64_t ntf_backoff_ms(int attempt, int base_ms, int max_ms, uint64_t rnd);
 
 /* Parses a 429 hint: delta-seconds ("2", "1.5") or, for Retry-After, an HTTP-date
  * relative to now_unix. Returns milliseconds (capped at cap_ms), or -1 when absent/bad. */
-int64_t cq_retry_after_ms(const char *value, int64_t now_unix, int64_t cap_ms);
+int64_t ntf_retry_after_ms(const char *value, int64_t now_unix, int64_t cap_ms);
 
 /* Per-channel pacing. Each key (e.g. "slack:C123") may send once per interval_ms; entries
  * idle for a minute are dropped so the table stays bounded by active channels. */
-struct cq_pacer;
+struct ntf_pacer;
 
 /* Returns a new pacer or NULL on ENOMEM. interval_ms <= 0 means no pacing. */
-struct cq_pacer *cq_pacer_new(int interval_ms);
-void cq_pacer_free(struct cq_pacer *p);
+struct ntf_pacer *ntf_pacer_new(int interval_ms);
+void ntf_pacer_free(struct ntf_pacer *p);
 
 /* Reserves the next send slot of key at or after now_ms and returns its time (== now_ms
  * when the channel is free). On ENOMEM returns now_ms (pacing is best effort). */
-uint64_t cq_pacer_reserve(struct cq_pacer *p, const char *key, uint64_t now_ms);
+uint64_t ntf_pacer_reserve(struct ntf_pacer *p, const char *key, uint64_t now_ms);
 
 /* The platform told us to hold off the channel until until_ms (429): later reservations
  * start no earlier than that. */
-void cq_pacer_hold(struct cq_pacer *p, const char *key, uint64_t until_ms);
+void ntf_pacer_hold(struct ntf_pacer *p, const char *key, uint64_t until_ms);
 
 /* Keys currently tracked (tests). */
-size_t cq_pacer_size(const struct cq_pacer *p);
+size_t ntf_pacer_size(const struct ntf_pacer *p);
 
 #endif

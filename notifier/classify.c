@@ -13,17 +13,17 @@
 
 #include "utf8.h"
 
-const char *cq_outcome_str(enum cq_outcome o) {
+const char *ntf_outcome_str(enum ntf_outcome o) {
     switch (o) {
-    case CQ_OUT_DELIVERED:
+    case NTF_OUT_DELIVERED:
         return "delivered";
-    case CQ_OUT_RETRY:
+    case NTF_OUT_RETRY:
         return "retry";
-    case CQ_OUT_FALLBACK:
+    case NTF_OUT_FALLBACK:
         return "fallback";
-    case CQ_OUT_TOKEN_EXPIRED:
+    case NTF_OUT_TOKEN_EXPIRED:
         return "token_expired";
-    case CQ_OUT_PERMANENT:
+    case NTF_OUT_PERMANENT:
         return "permanent";
     }
     return "unknown";
@@ -45,22 +45,22 @@ __attribute__((format(printf, 3, 4))) static void set_reason(char *reason, size_
 }
 
 /* Shared transport rules: false when the HTTP answer needs a closer look. */
-static bool transport(const struct cq_attempt_answer *a, enum cq_outcome *o, char *reason,
+static bool transport(const struct ntf_attempt_answer *a, enum ntf_outcome *o, char *reason,
                       size_t len) {
     if (a->rc != CQ_OK) {
-        *o = CQ_OUT_RETRY;
+        *o = NTF_OUT_RETRY;
         set_reason(reason, len, "%s", a->rc == CQ_ETIMEOUT ? "timeout" : "connection_error");
         return true;
     }
     if (a->status == 429 || a->status == 408 || a->status >= 500) {
-        *o = CQ_OUT_RETRY;
+        *o = NTF_OUT_RETRY;
         set_reason(reason, len, "http_%ld", a->status);
         return true;
     }
     return false;
 }
 
-bool cq_slack_error_retryable(const char *e) {
+bool ntf_slack_error_retryable(const char *e) {
     static const char *retry[] = {"ratelimited",       "rate_limited",           "internal_error",
                                   "fatal_error",       "service_unavailable",    "request_timeout",
                                   "team_added_to_org", "message_limit_exceeded", NULL};
@@ -70,9 +70,9 @@ bool cq_slack_error_retryable(const char *e) {
     return false;
 }
 
-enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, char *reason,
-                                          size_t len) {
-    enum cq_outcome o;
+enum ntf_outcome ntf_classify_slack_webhook(const struct ntf_attempt_answer *a, char *reason,
+                                            size_t len) {
+    enum ntf_outcome o;
     if (transport(a, &o, reason, len)) return o;
     const char *b = a->body ? a->body : "";
     if (a->status >= 200 && a->status < 300) {
@@ -83,12 +83,12 @@ enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, cha
             cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
             const char *err = cJSON_IsString(e) ? e->valuestring : "unknown";
             if (strcmp(err, "expired_url") == 0 || strcmp(err, "used_url") == 0)
-                o = CQ_OUT_FALLBACK;
+                o = NTF_OUT_FALLBACK;
             else
-                o = cq_slack_error_retryable(err) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+                o = ntf_slack_error_retryable(err) ? NTF_OUT_RETRY : NTF_OUT_PERMANENT;
             set_reason(reason, len, "slack:%.100s", err);
         } else {
-            o = CQ_OUT_DELIVERED;
+            o = NTF_OUT_DELIVERED;
             set_reason(reason, len, "%s", "ok");
         }
         cJSON_Delete(j);
@@ -97,43 +97,44 @@ enum cq_outcome cq_classify_slack_webhook(const struct cq_attempt_answer *a, cha
     /* 404 / 410 (expired_url, used_url) and 403 (too many uses) mean this url is spent */
     if (a->status == 404 || a->status == 410 || strstr(b, "expired_url") || strstr(b, "used_url") ||
         (a->status == 403 && strstr(b, "too_many")))
-        o = CQ_OUT_FALLBACK;
+        o = NTF_OUT_FALLBACK;
     else
-        o = CQ_OUT_PERMANENT;
+        o = NTF_OUT_PERMANENT;
     set_reason(reason, len, "http_%ld", a->status);
     return o;
 }
 
-enum cq_outcome cq_classify_slack_api(const struct cq_attempt_answer *a, char *reason, size_t len) {
-    enum cq_outcome o;
+enum ntf_outcome ntf_classify_slack_api(const struct ntf_attempt_answer *a, char *reason,
+                                        size_t len) {
+    enum ntf_outcome o;
     if (transport(a, &o, reason, len)) return o;
     if (a->status < 200 || a->status >= 300) {
         set_reason(reason, len, "http_%ld", a->status);
-        return CQ_OUT_PERMANENT;
+        return NTF_OUT_PERMANENT;
     }
     cJSON *j = cJSON_Parse(a->body ? a->body : "");
     cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
     if (cJSON_IsTrue(ok)) {
-        o = CQ_OUT_DELIVERED;
+        o = NTF_OUT_DELIVERED;
         set_reason(reason, len, "%s", "ok");
     } else if (!j || !cJSON_IsBool(ok)) {
-        o = CQ_OUT_RETRY; /* a proxy's garbage page: worth another try */
+        o = NTF_OUT_RETRY; /* a proxy's garbage page: worth another try */
         set_reason(reason, len, "%s", "bad_answer");
     } else {
         cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
         const char *err = cJSON_IsString(e) ? e->valuestring : "unknown";
-        o = cq_slack_error_retryable(err) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+        o = ntf_slack_error_retryable(err) ? NTF_OUT_RETRY : NTF_OUT_PERMANENT;
         set_reason(reason, len, "slack:%.100s", err);
     }
     cJSON_Delete(j);
     return o;
 }
 
-bool cq_feishu_code_token_expired(long c) {
+bool ntf_feishu_code_token_expired(long c) {
     return c == 99991663 || c == 99991664 || c == 99991671;
 }
 
-bool cq_feishu_code_retryable(long c) {
+bool ntf_feishu_code_retryable(long c) {
     /* 99991400: app request rate limit; 230020: chat send-rate limit; 1000004/1000005:
      * internal errors ("retry later"). Permission and content codes stay permanent. */
     return c == 99991400 || c == 230020 || c == 1000004 || c == 1000005;
@@ -148,42 +149,42 @@ static bool feishu_code(const char *body, long *code) {
     return ok;
 }
 
-enum cq_outcome cq_classify_feishu(const struct cq_attempt_answer *a, char *reason, size_t len) {
-    enum cq_outcome o;
+enum ntf_outcome ntf_classify_feishu(const struct ntf_attempt_answer *a, char *reason, size_t len) {
+    enum ntf_outcome o;
     long code = 0;
     bool has_code = a->rc == CQ_OK && feishu_code(a->body, &code);
     /* an expired token may come back as 400/401 with the code: look at the code first */
-    if (has_code && cq_feishu_code_token_expired(code)) {
+    if (has_code && ntf_feishu_code_token_expired(code)) {
         set_reason(reason, len, "feishu:%ld", code);
-        return CQ_OUT_TOKEN_EXPIRED;
+        return NTF_OUT_TOKEN_EXPIRED;
     }
     if (transport(a, &o, reason, len)) return o;
     if (has_code && code == 0 && a->status >= 200 && a->status < 300) {
         set_reason(reason, len, "%s", "ok");
-        return CQ_OUT_DELIVERED;
+        return NTF_OUT_DELIVERED;
     }
     if (has_code) {
         set_reason(reason, len, "feishu:%ld", code);
-        return cq_feishu_code_retryable(code) ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+        return ntf_feishu_code_retryable(code) ? NTF_OUT_RETRY : NTF_OUT_PERMANENT;
     }
     set_reason(reason, len, "http_%ld", a->status);
-    return a->status >= 200 && a->status < 300 ? CQ_OUT_RETRY : CQ_OUT_PERMANENT;
+    return a->status >= 200 && a->status < 300 ? NTF_OUT_RETRY : NTF_OUT_PERMANENT;
 }
 
-enum cq_outcome cq_classify_feishu_token(const struct cq_attempt_answer *a, char **token,
-                                         long *expire_s, char *reason, size_t len) {
-    enum cq_outcome o = cq_classify_feishu(a, reason, len);
+enum ntf_outcome ntf_classify_feishu_token(const struct ntf_attempt_answer *a, char **token,
+                                           long *expire_s, char *reason, size_t len) {
+    enum ntf_outcome o = ntf_classify_feishu(a, reason, len);
     if (token) *token = NULL;
-    if (o != CQ_OUT_DELIVERED) return o == CQ_OUT_TOKEN_EXPIRED ? CQ_OUT_PERMANENT : o;
+    if (o != NTF_OUT_DELIVERED) return o == NTF_OUT_TOKEN_EXPIRED ? NTF_OUT_PERMANENT : o;
     cJSON *j = cJSON_Parse(a->body);
     cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tenant_access_token");
     cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "expire");
     if (!cJSON_IsString(t) || !*t->valuestring || !cJSON_IsNumber(e)) {
         set_reason(reason, len, "%s", "feishu:token_missing");
-        o = CQ_OUT_RETRY;
+        o = NTF_OUT_RETRY;
     } else if (token && !(*token = strdup(t->valuestring))) {
         set_reason(reason, len, "%s", "out_of_memory");
-        o = CQ_OUT_RETRY;
+        o = NTF_OUT_RETRY;
     } else if (expire_s) {
         *expire_s = (long)e->valuedouble;
     }
@@ -191,7 +192,7 @@ enum cq_outcome cq_classify_feishu_token(const struct cq_attempt_answer *a, char
     return o;
 }
 
-char *cq_slack_answer_ts(const char *body) {
+char *ntf_slack_answer_ts(const char *body) {
     cJSON *j = cJSON_Parse(body ? body : "");
     cJSON *ts = cJSON_GetObjectItemCaseSensitive(j, "ts");
     char *out = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok")) && cJSON_IsString(ts)

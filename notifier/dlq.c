@@ -70,7 +70,7 @@ static char *dlq_record(const struct job *j, const char *cls, const char *at) {
 }
 
 void ntf_job_dead_letter(struct job *j, const char *cls, const char *reason) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     char *out = NULL, at[32];
     struct cq_err err = {0};
     if (reason != j->reason)

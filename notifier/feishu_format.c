@@ -12,14 +12,14 @@
 #include "crypto.h"
 #include "utf8.h"
 
-enum cq_rc cq_feishu_uuid(const struct cq_result *r, char out[CQ_FEISHU_UUID_MAX + 1]) {
+enum cq_rc ntf_feishu_uuid(const struct cq_result *r, char out[NTF_FEISHU_UUID_MAX + 1]) {
     if (!r || !r->request_id || !*r->request_id || !r->step || !*r->step) {
         out[0] = '\0';
         return CQ_EINVAL;
     }
     char full[CQ_ENV_MAX_ID + 64];
     int n = snprintf(full, sizeof full, "%s-%c-%d", r->request_id, r->step[0], r->seq);
-    if (n > 0 && n <= CQ_FEISHU_UUID_MAX) {
+    if (n > 0 && n <= NTF_FEISHU_UUID_MAX) {
         memcpy(out, full, (size_t)n + 1);
         return CQ_OK;
     }
@@ -29,7 +29,7 @@ enum cq_rc cq_feishu_uuid(const struct cq_result *r, char out[CQ_FEISHU_UUID_MAX
     char hex[CQ_SHA256_LEN * 2 + 1];
     if (n < 0 || cq_sha256(full, strlen(full), d) != CQ_OK) return CQ_ECRYPTO;
     cq_hex(d, sizeof d, hex);
-    snprintf(out, CQ_FEISHU_UUID_MAX + 1, "h-%.48s", hex);
+    snprintf(out, NTF_FEISHU_UUID_MAX + 1, "h-%.48s", hex);
     return CQ_OK;
 }
 
@@ -177,8 +177,8 @@ fail:
     return NULL;
 }
 
-char *cq_feishu_content(const struct cq_result *r, size_t max_text, const char **msg_type,
-                        size_t *cut_bytes, struct cq_err *err) {
+char *ntf_feishu_content(const struct cq_result *r, size_t max_text, const char **msg_type,
+                         size_t *cut_bytes, struct cq_err *err) {
     char *out = NULL, *text = NULL, *head = NULL;
     cJSON *c = NULL;
     if (cut_bytes) *cut_bytes = 0;
@@ -187,7 +187,7 @@ char *cq_feishu_content(const struct cq_result *r, size_t max_text, const char *
         return NULL;
     }
     bool interactive = r->pipeline.web_url && *r->pipeline.web_url;
-    if (max_text == 0) max_text = interactive ? CQ_FEISHU_CARD_TEXT_BYTES : CQ_FEISHU_TEXT_BYTES;
+    if (max_text == 0) max_text = interactive ? NTF_FEISHU_CARD_TEXT_BYTES : NTF_FEISHU_TEXT_BYTES;
     struct look lk = look_of(r);
     text = body_text(r, max_text, cut_bytes);
     size_t hl =
@@ -235,11 +235,11 @@ out:
     return out;
 }
 
-char *cq_feishu_body(const struct cq_result *r, bool reply, size_t max_text, struct cq_err *err) {
-    char *out = NULL, *content = NULL, uuid[CQ_FEISHU_UUID_MAX + 1];
+char *ntf_feishu_body(const struct cq_result *r, bool reply, size_t max_text, struct cq_err *err) {
+    char *out = NULL, *content = NULL, uuid[NTF_FEISHU_UUID_MAX + 1];
     const char *type = NULL;
     cJSON *b = NULL;
-    if (!r || cq_feishu_uuid(r, uuid) != CQ_OK) {
+    if (!r || ntf_feishu_uuid(r, uuid) != CQ_OK) {
         cq_err_set(err, CQ_EINVAL, "feishu format: result without request_id/step");
         return NULL;
     }
@@ -247,7 +247,7 @@ char *cq_feishu_body(const struct cq_result *r, bool reply, size_t max_text, str
         cq_err_set(err, CQ_EINVAL, "feishu format: no chat_id to send to");
         return NULL;
     }
-    if (!(content = cq_feishu_content(r, max_text, &type, NULL, err))) return NULL;
+    if (!(content = ntf_feishu_content(r, max_text, &type, NULL, err))) return NULL;
     b = cJSON_CreateObject();
     if (!b || (!reply && !cJSON_AddStringToObject(b, "receive_id", r->reply.chat_id)) ||
         !cJSON_AddStringToObject(b, "msg_type", type) ||

@@ -11,24 +11,24 @@
 #include "envelope.h"
 #include "errors.h"
 
-#define CQ_FEISHU_UUID_MAX 50           /* Feishu's limit on uuid */
-#define CQ_FEISHU_TEXT_BYTES 100000     /* text message body text (API limit 150 KB) */
-#define CQ_FEISHU_CARD_TEXT_BYTES 25000 /* card markdown (API limit 30 KB per card) */
+#define NTF_FEISHU_UUID_MAX 50           /* Feishu's limit on uuid */
+#define NTF_FEISHU_TEXT_BYTES 100000     /* text message body text (API limit 150 KB) */
+#define NTF_FEISHU_CARD_TEXT_BYTES 25000 /* card markdown (API limit 30 KB per card) */
 
 /* Writes the dedupe uuid for (request_id, step, seq) into out: "<request_id>-<a|p|f>-<seq>"
  * when it fits in 50 chars, else "h-" + the first 48 hex chars of SHA-256 of that string
  * (stable across notifier copies). CQ_EINVAL when request_id or step is missing. */
-enum cq_rc cq_feishu_uuid(const struct cq_result *r, char out[CQ_FEISHU_UUID_MAX + 1]);
+enum cq_rc ntf_feishu_uuid(const struct cq_result *r, char out[NTF_FEISHU_UUID_MAX + 1]);
 
 /* Message content (the JSON string that goes into "content") and its msg_type ("text" or
  * "interactive", static). max_text 0 = the defaults above; longer text is cut at a UTF-8
  * boundary with a note. Returns a new string (caller frees) or NULL with err. */
-char *cq_feishu_content(const struct cq_result *r, size_t max_text, const char **msg_type,
-                        size_t *cut_bytes, struct cq_err *err);
+char *ntf_feishu_content(const struct cq_result *r, size_t max_text, const char **msg_type,
+                         size_t *cut_bytes, struct cq_err *err);
 
 /* Whole request body. reply: {"msg_type","content","uuid"} for .../reply; otherwise
  * {"receive_id": chat_id, "msg_type","content","uuid"} for send (chat_id from the result's
  * reply route; CQ_EINVAL when absent). Returns a new string or NULL with err. */
-char *cq_feishu_body(const struct cq_result *r, bool reply, size_t max_text, struct cq_err *err);
+char *ntf_feishu_body(const struct cq_result *r, bool reply, size_t max_text, struct cq_err *err);
 
 #endif

@@ -10,26 +10,26 @@
 
 /* ------------------------------------------------------------------ Feishu token */
 
-static void token_age_gauge(struct cq_notifier *s) {
+static void token_age_gauge(struct ntf_service *s) {
     if (!s->tok.token) return;
     cq_gauge_set(cq_gauge_get("chatops_notifier_feishu_token_age_seconds",
                               "Age of the tenant_access_token in use", NULL),
                  (ntf_wall_ms() - s->tok.fetched_ms) / 1000);
 }
 
-static void token_lookup(struct cq_notifier *s);
+static void token_lookup(struct ntf_service *s);
 
-static bool token_valid(const struct cq_notifier *s) {
+static bool token_valid(const struct ntf_service *s) {
     return s->tok.token && ntf_wall_ms() < s->tok.expire_ms - TOKEN_EARLY_MS &&
            !(s->tok.stale && strcmp(s->tok.token, s->tok.stale) == 0);
 }
 
-static void token_key(const struct cq_notifier *s, char *out, size_t n, bool lock) {
+static void token_key(const struct ntf_service *s, char *out, size_t n, bool lock) {
     snprintf(out, n, "%snotify:feishu_token:%s%s", s->key_prefix, s->cfg->feishu.app_id,
              lock ? ":lock" : "");
 }
 
-static void token_release_lock(struct cq_notifier *s) {
+static void token_release_lock(struct ntf_service *s) {
     if (!s->tok.lock_held) return;
     s->tok.lock_held = false;
     char key[512];
@@ -38,7 +38,7 @@ static void token_release_lock(struct cq_notifier *s) {
     cq_redis_commandargv(s->redis, ntf_ignore_reply, NULL, 5, argv, NULL);
 }
 
-static void token_serve(struct cq_notifier *s) {
+static void token_serve(struct ntf_service *s) {
     s->tok.busy = false;
     s->tok.failures = 0;
     token_age_gauge(s);
@@ -58,7 +58,7 @@ static void token_serve(struct cq_notifier *s) {
     }
 }
 
-static void token_fail_all(struct cq_notifier *s, const char *reason) {
+static void token_fail_all(struct ntf_service *s, const char *reason) {
     s->tok.busy = false;
     s->tok.failures = 0;
     struct job *w = s->tok.waiters;
@@ -76,7 +76,7 @@ static void token_timer_cb(uv_timer_t *t) {
     token_lookup(t->data);
 }
 
-static void token_retry_later(struct cq_notifier *s, const char *why, uint64_t ms) {
+static void token_retry_later(struct ntf_service *s, const char *why, uint64_t ms) {
     if (s->stopping) {
         s->tok.busy = false;
         return;
@@ -91,27 +91,27 @@ static void token_retry_later(struct cq_notifier *s, const char *why, uint64_t m
 }
 
 static void on_token_stored(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct cq_notifier *s = opaque;
+    struct ntf_service *s = opaque;
     if (err || (reply && reply->type == REDIS_REPLY_ERROR))
         cq_warn(NULL, "feishu token not cached in redis: %s", err ? err->msg : reply->str);
     token_release_lock(s);
 }
 
 static void on_token_answer(void *opaque, const struct cq_http_response *resp) {
-    struct cq_notifier *s = opaque;
+    struct ntf_service *s = opaque;
     if (resp->rc == CQ_ESHUTDOWN) {
         s->tok.busy = false;
         return;
     }
-    struct cq_attempt_answer a = {resp->rc, resp->status, resp->body};
+    struct ntf_attempt_answer a = {resp->rc, resp->status, resp->body};
     char why[128], *tok = NULL;
     long expire = 0;
-    enum cq_outcome o = cq_classify_feishu_token(&a, &tok, &expire, why, sizeof why);
+    enum ntf_outcome o = ntf_classify_feishu_token(&a, &tok, &expire, why, sizeof why);
     char labels[48];
-    snprintf(labels, sizeof labels, "outcome=\"%s\"", cq_outcome_str(o));
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", ntf_outcome_str(o));
     cq_metric_inc("chatops_notifier_feishu_token_fetches_total", "tenant_access_token requests",
                   labels);
-    if (o == CQ_OUT_DELIVERED) {
+    if (o == NTF_OUT_DELIVERED) {
         if (expire <= 0) expire = 7200;
         free(s->tok.token);
         s->tok.token = tok;
@@ -131,18 +131,18 @@ static void on_token_answer(void *opaque, const struct cq_http_response *resp) {
     free(tok);
     token_release_lock(s);
     cq_warn(NULL, "feishu token request failed: %s", why);
-    if (o == CQ_OUT_PERMANENT) {
+    if (o == NTF_OUT_PERMANENT) {
         char r[200];
         snprintf(r, sizeof r, "feishu token refused: %s", why);
         token_fail_all(s, r);
         return;
     }
     token_retry_later(s, why,
-                      cq_backoff_ms(s->tok.failures + 1, s->cfg->notifier.backoff_base_ms,
-                                    s->cfg->notifier.backoff_max_ms, ntf_rnd64()));
+                      ntf_backoff_ms(s->tok.failures + 1, s->cfg->notifier.backoff_base_ms,
+                                     s->cfg->notifier.backoff_max_ms, ntf_rnd64()));
 }
 
-static void token_fetch(struct cq_notifier *s) {
+static void token_fetch(struct ntf_service *s) {
     struct cq_err err = {0};
     char url[1024];
     snprintf(url, sizeof url, "%s/auth/v3/tenant_access_token/internal", s->cfg->feishu.api_base);
@@ -173,7 +173,7 @@ static void token_fetch(struct cq_notifier *s) {
 }
 
 static void on_token_lock(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct cq_notifier *s = opaque;
+    struct ntf_service *s = opaque;
     if (err) {
         if (err->code == CQ_ESHUTDOWN) {
             s->tok.busy = false;
@@ -195,7 +195,7 @@ static void on_token_lock(void *opaque, const redisReply *reply, const struct cq
 }
 
 static void on_token_get(void *opaque, const redisReply *reply, const struct cq_err *err) {
-    struct cq_notifier *s = opaque;
+    struct ntf_service *s = opaque;
     if (err) {
         if (err->code == CQ_ESHUTDOWN) {
             s->tok.busy = false;
@@ -229,7 +229,7 @@ static void on_token_get(void *opaque, const redisReply *reply, const struct cq_
         token_retry_later(s, "redis refused the command", 500);
 }
 
-static void token_lookup(struct cq_notifier *s) {
+static void token_lookup(struct ntf_service *s) {
     if (s->stopping) {
         s->tok.busy = false;
         return;
@@ -242,7 +242,7 @@ static void token_lookup(struct cq_notifier *s) {
 }
 
 void ntf_token_get(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     if (token_valid(s)) {
         free(j->used_token);
         j->used_token = strdup(s->tok.token);

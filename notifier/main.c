@@ -14,7 +14,7 @@
 #include "notifier.h"
 
 struct app {
-    struct cq_notifier *n;
+    struct ntf_service *n;
     struct cq_admin_http *http;
     uv_timer_t tick;
 };
@@ -30,7 +30,7 @@ static void usage(FILE *f) {
 #define READY_EVERY_MS 500
 static void on_tick(uv_timer_t *t) {
     struct app *a = t->data;
-    bool ready = cq_notifier_ready(a->n);
+    bool ready = ntf_service_ready(a->n);
     cq_admin_http_set_ready(a->http, ready);
     if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
 }
@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     uv_timer_init(cq_loop_uv(loop), &a.tick);
     a.tick.data = &a;
     if (cq_loop_on_shutdown(loop, stop_tick, &a) != CQ_OK) goto out;
-    a.n = cq_notifier_new(loop, cfg, &err);
+    a.n = ntf_service_new(loop, cfg, &err);
     if (!a.n) {
         cq_error(NULL, "cannot start: %s", err.msg);
         cq_loop_shutdown(loop);
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
     cq_info(NULL, "notifier stopped");
     rc = 0;
 out:
-    cq_notifier_free(a.n);
+    ntf_service_free(a.n);
     cq_admin_http_free(a.http);
     cq_loop_free(loop);
     cq_config_free(cfg);

@@ -18,6 +18,7 @@
 
 #include "backoff.h"
 #include "classify.h"
+#include "clock.h"
 #include "crypto.h"
 #include "envelope.h"
 #include "feishu_format.h"
@@ -39,7 +40,7 @@ enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED, W_SLOT };
 enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
 
 struct job {
-    struct cq_notifier *s;
+    struct ntf_service *s;
     struct job *prev, *next; /* all jobs */
     struct job *tok_next;    /* token waiters */
     struct job *pred, *succ; /* results of the same request, settled in order */
@@ -92,14 +93,14 @@ struct tokstate {
     uv_timer_t timer;
 };
 
-struct cq_notifier {
+struct ntf_service {
     struct cq_loop *loop;
     const struct cq_config *cfg;
     struct cq_consumer *cons;
     struct cq_producer *prod;
     struct cq_redis *redis;
     struct cq_httpc *http;
-    struct cq_pacer *slack_pacer, *feishu_pacer;
+    struct ntf_pacer *slack_pacer, *feishu_pacer;
     char instance[CQ_UUID_LEN + 1];
     unsigned long job_seq;
     struct job *jobs;
@@ -123,7 +124,6 @@ extern const char NTF_RELEASE_LUA[];
 extern const char *const ntf_route_name[];
 
 /* small helpers (service.c) */
-long long ntf_wall_ms(void);
 uint64_t ntf_rnd64(void);
 void ntf_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err);
 

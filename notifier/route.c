@@ -15,7 +15,7 @@ static const char USES_LUA[] = "local n = redis.call('INCR', KEYS[1])\n"
 /* ------------------------------------------------------------------ sending */
 
 static void job_send_http(struct job *j, const char *url, const char *const *headers, char *body) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     struct cq_err err = {0};
     struct cq_http_request req = {.method = "POST",
                                   .url = url,
@@ -37,7 +37,7 @@ static void job_send_http(struct job *j, const char *url, const char *const *hea
 }
 
 void ntf_job_send(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     struct cq_err err = {0};
     char *body = NULL, url[CQ_ENV_MAX_URL + CQ_ENV_MAX_ID + 128], auth[1024];
     if (j->claim_lost) { /* another copy may own it now: ask again (busy/delivered/own) */
@@ -68,9 +68,9 @@ void ntf_job_send(struct job *j) {
     }
     switch (j->route) {
     case R_RURL: {
-        struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL,
-                                      .replace_original = strcmp(j->r.step, "progress") == 0};
-        body = cq_slack_format(&j->r, &o, NULL, &err);
+        struct ntf_slack_msg_opts o = {.target = NTF_SLACK_RESPONSE_URL,
+                                       .replace_original = strcmp(j->r.step, "progress") == 0};
+        body = ntf_slack_format(&j->r, &o, NULL, &err);
         if (!body) break;
         const char *h[] = {"Content-Type: application/json; charset=utf-8", NULL};
         job_send_http(j, j->r.reply.response_url, h, body);
@@ -78,12 +78,12 @@ void ntf_job_send(struct job *j) {
     }
     case R_POST:
     case R_UPDATE: {
-        struct cq_slack_msg_opts o = {.target = j->route == R_POST ? CQ_SLACK_POST_MESSAGE
-                                                                   : CQ_SLACK_UPDATE,
-                                      .channel = j->r.reply.chat_id,
-                                      .ts = j->update_ts,
-                                      .thread_ts = j->r.reply.thread_ts};
-        body = cq_slack_format(&j->r, &o, NULL, &err);
+        struct ntf_slack_msg_opts o = {.target = j->route == R_POST ? NTF_SLACK_POST_MESSAGE
+                                                                    : NTF_SLACK_UPDATE,
+                                       .channel = j->r.reply.chat_id,
+                                       .ts = j->update_ts,
+                                       .thread_ts = j->r.reply.thread_ts};
+        body = ntf_slack_format(&j->r, &o, NULL, &err);
         if (!body) break;
         snprintf(url, sizeof url, "%s/%s", s->cfg->slack.api_base,
                  j->route == R_POST ? "chat.postMessage" : "chat.update");
@@ -95,7 +95,7 @@ void ntf_job_send(struct job *j) {
     }
     case R_FS_REPLY:
     case R_FS_SEND: {
-        body = cq_feishu_body(&j->r, j->route == R_FS_REPLY, 0, &err);
+        body = ntf_feishu_body(&j->r, j->route == R_FS_REPLY, 0, &err);
         if (!body) break;
         if (j->route == R_FS_REPLY) {
             char *id = cq_url_escape(j->r.reply.message_id, strlen(j->r.reply.message_id));
@@ -138,7 +138,7 @@ static void on_slack_ts(void *opaque, const redisReply *reply, const struct cq_e
 }
 
 static void slack_api_route(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     if (!j->r.reply.chat_id || !*j->r.reply.chat_id) {
         ntf_job_dead_letter(j, "permanent",
                             j->rurl_spent ? "response_url spent and no channel for chat.postMessage"
@@ -168,8 +168,8 @@ static void on_uses(void *opaque, const redisReply *reply, const struct cq_err *
         cq_warn(j->r.request_id, "response_url use count unavailable: %s",
                 err ? err->msg : "bad reply");
         ntf_job_wait(j,
-                     cq_backoff_ms(2, j->s->cfg->notifier.backoff_base_ms,
-                                   j->s->cfg->notifier.backoff_max_ms, ntf_rnd64()),
+                     ntf_backoff_ms(2, j->s->cfg->notifier.backoff_base_ms,
+                                    j->s->cfg->notifier.backoff_max_ms, ntf_rnd64()),
                      N_ROUTE);
         return;
     }
@@ -187,7 +187,7 @@ static void on_uses(void *opaque, const redisReply *reply, const struct cq_err *
 }
 
 void ntf_job_route(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     if (j->plat == P_SLACK) {
         if (j->r.reply.response_url && *j->r.reply.response_url && !j->rurl_spent) {
             char key[512], ttl[16];

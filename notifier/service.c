@@ -3,12 +3,10 @@
  * on curl multi -> classify the answer -> delivered (mark, commit) | retry on a timer |
  * fallback route | dead letter (produce to chatops.dlq, then commit). Nothing blocks: each
  * job has at most one operation pending (Redis, HTTP, Kafka report, timer, token wait).
- * This file: the consumer, jobs, claims, answers, pacing and lifecycle (just over 800 lines:
- * the job's state machine reads best in one place); routes and sends are in route.c, the
- * Feishu token in feishu_token.c, dead letters in dlq.c. */
+ * This file: the consumer, jobs, claims, answers, pacing and lifecycle (the job's state
+ * machine reads best in one place); routes and sends are in route.c, the Feishu token in
+ * feishu_token.c, dead letters in dlq.c, the wall-clock helpers in clock.c. */
 #include "notifier_int.h"
-
-#include <time.h>
 
 /* notifier.claim_lease_ms: the once-claim's lease, renewed every third of it for every
  * result held (waiting for pacing, a send slot, a token, a 429 hold or a retry) so that a
@@ -48,51 +46,10 @@ const char *const ntf_route_name[] = {"none",        "response_url", "chat.postM
 
 /* ------------------------------------------------------------------ small helpers */
 
-long long ntf_wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 uint64_t ntf_rnd64(void) {
     uint64_t v = 0;
     if (cq_random_bytes(&v, sizeof v) != CQ_OK) v = cq_now_ms() * 2654435761u;
     return v;
-}
-
-long long cq_rfc3339_ms(const char *s) {
-    int y, mo, d, h, mi, sec, n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
-        return -1;
-    const char *p = s + n;
-    long long ms = 0;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (digits < 3) ms = ms * 10 + (*p - '0');
-        if (digits == 0) return -1;
-        for (; digits < 3; digits++)
-            ms *= 10;
-    }
-    long long off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2) return -1;
-        off = (oh * 60LL + om) * 60 * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return -1;
-    /* days from civil (proleptic Gregorian) */
-    long long yy = y - (mo <= 2);
-    long long era = (yy >= 0 ? yy : yy - 399) / 400;
-    long long yoe = yy - era * 400;
-    long long doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long long days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-    return ((days * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000 + ms;
 }
 
 static const char *plat_str(const struct job *j) {
@@ -107,15 +64,15 @@ static void metric_delivery(const struct job *j, const char *outcome) {
                   labels);
 }
 
-static void metric_attempt(const struct job *j, enum cq_outcome o) {
+static void metric_attempt(const struct job *j, enum ntf_outcome o) {
     char labels[128];
     snprintf(labels, sizeof labels, "platform=\"%s\",route=\"%s\",outcome=\"%s\"", plat_str(j),
-             ntf_route_name[j->route], cq_outcome_str(o));
+             ntf_route_name[j->route], ntf_outcome_str(o));
     cq_metric_inc("chatops_notifier_attempts_total",
                   "Delivery attempts by platform, route and outcome", labels);
 }
 
-static void set_inflight_gauge(struct cq_notifier *s) {
+static void set_inflight_gauge(struct ntf_service *s) {
     cq_gauge_set(
         cq_gauge_get("chatops_notifier_inflight", "Results accepted and not yet settled", NULL),
         s->njobs);
@@ -159,7 +116,7 @@ static size_t req_bucket(const char *request_id) {
 }
 
 void ntf_job_unlink(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     if (j->hashed) {
         for (struct job **pp = &s->by_req[req_bucket(j->r.request_id)]; *pp; pp = &(*pp)->req_next)
             if (*pp == j) {
@@ -214,7 +171,7 @@ void ntf_job_unlink(struct job *j) {
 
 /* Settled: the offset may be committed. */
 void ntf_job_finish(struct job *j, const char *outcome) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     metric_delivery(j, outcome);
     const char *kv[] = {"outcome",  outcome,
                         "platform", j->decoded ? plat_str(j) : "unknown",
@@ -227,7 +184,7 @@ void ntf_job_finish(struct job *j, const char *outcome) {
 
 /* Shutdown: leave the offset uncommitted (another copy gets it) and release our claim. */
 void ntf_job_abandon(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     if (j->claimed && s->redis) {
         const char *argv[] = {"EVAL", NTF_RELEASE_LUA, "1", j->once_key, j->owner};
         cq_redis_commandargv(s->redis, ntf_ignore_reply, NULL, 5, argv, NULL);
@@ -294,8 +251,8 @@ static void on_marked(void *opaque, const redisReply *reply, const struct cq_err
 }
 
 static void job_delivered(struct job *j) {
-    struct cq_notifier *s = j->s;
-    long long produced = cq_rfc3339_ms(j->r.produced_at);
+    struct ntf_service *s = j->s;
+    long long produced = ntf_rfc3339_ms(j->r.produced_at);
     if (produced < 0) produced = j->msg_ts_ms;
     if (produced > 0) {
         char labels[48];
@@ -307,7 +264,7 @@ static void job_delivered(struct job *j) {
                              d > 0 ? (double)d / 1000.0 : 0.0);
     }
     if (j->route == R_POST && j->r.request_id) { /* later progress can chat.update it */
-        char *ts = cq_slack_answer_ts(j->last_body);
+        char *ts = ntf_slack_answer_ts(j->last_body);
         if (ts) {
             char key[512], ttl[16];
             snprintf(key, sizeof key, "%snotify:slack_ts:%s", s->key_prefix, j->r.request_id);
@@ -329,11 +286,11 @@ static void job_delivered(struct job *j) {
 
 /* ------------------------------------------------------------------ answers */
 
-static void slot_release(struct cq_notifier *s);
+static void slot_release(struct ntf_service *s);
 
 void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
     struct job *j = opaque;
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     slot_release(s);
     if (ntf_job_gone(j)) return;
     if (resp->rc == CQ_ESHUTDOWN) {
@@ -341,15 +298,15 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         return;
     }
     keep_answer(j, resp);
-    struct cq_attempt_answer a = {resp->rc, resp->status, resp->body};
-    enum cq_outcome o;
+    struct ntf_attempt_answer a = {resp->rc, resp->status, resp->body};
+    enum ntf_outcome o;
     char why[128];
     if (j->route == R_RURL)
-        o = cq_classify_slack_webhook(&a, why, sizeof why);
+        o = ntf_classify_slack_webhook(&a, why, sizeof why);
     else if (j->plat == P_SLACK)
-        o = cq_classify_slack_api(&a, why, sizeof why);
+        o = ntf_classify_slack_api(&a, why, sizeof why);
     else
-        o = cq_classify_feishu(&a, why, sizeof why);
+        o = ntf_classify_feishu(&a, why, sizeof why);
     if (resp->rc != CQ_OK)
         snprintf(why, sizeof why, "%s: %.100s",
                  resp->rc == CQ_ETIMEOUT ? "timeout" : "connection_error", resp->errmsg);
@@ -361,22 +318,22 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         snprintf(at, sizeof at, "%d", j->attempts);
         const char *kv[] = {"route",   ntf_route_name[j->route],
                             "status",  st,
-                            "outcome", cq_outcome_str(o),
+                            "outcome", ntf_outcome_str(o),
                             "reason",  why,
                             "attempt", at,
                             NULL};
-        cq_log_kv(o == CQ_OUT_DELIVERED ? CQ_LOG_DEBUG : CQ_LOG_WARN, j->r.request_id,
+        cq_log_kv(o == NTF_OUT_DELIVERED ? CQ_LOG_DEBUG : CQ_LOG_WARN, j->r.request_id,
                   "delivery attempt", kv);
     }
     switch (o) {
-    case CQ_OUT_DELIVERED:
+    case NTF_OUT_DELIVERED:
         job_delivered(j);
         return;
-    case CQ_OUT_FALLBACK:
+    case NTF_OUT_FALLBACK:
         j->rurl_spent = true;
         ntf_job_route(j);
         return;
-    case CQ_OUT_TOKEN_EXPIRED:
+    case NTF_OUT_TOKEN_EXPIRED:
         if (j->token_retried) {
             ntf_job_dead_letter(j, "permanent", why);
             return;
@@ -392,7 +349,7 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         }
         ntf_token_get(j);
         return;
-    case CQ_OUT_PERMANENT:
+    case NTF_OUT_PERMANENT:
         if (j->route == R_UPDATE) { /* the message to edit is gone: post a new one */
             j->update_failed = true;
             j->route = R_POST;
@@ -401,7 +358,7 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         }
         ntf_job_dead_letter(j, "permanent", why);
         return;
-    case CQ_OUT_RETRY:
+    case NTF_OUT_RETRY:
         break;
     }
     if (j->attempts >= s->cfg->notifier.max_attempts) {
@@ -415,14 +372,14 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         const char *h = j->plat == P_SLACK
                             ? resp->retry_after
                             : (resp->ratelimit_reset ? resp->ratelimit_reset : resp->retry_after);
-        hint = cq_retry_after_ms(h, ntf_wall_ms() / 1000, 15 * 60 * 1000);
+        hint = ntf_retry_after_ms(h, ntf_wall_ms() / 1000, 15 * 60 * 1000);
     }
     uint64_t delay = hint >= 0 ? (uint64_t)hint
-                               : cq_backoff_ms(j->attempts, s->cfg->notifier.backoff_base_ms,
-                                               s->cfg->notifier.backoff_max_ms, ntf_rnd64());
+                               : ntf_backoff_ms(j->attempts, s->cfg->notifier.backoff_base_ms,
+                                                s->cfg->notifier.backoff_max_ms, ntf_rnd64());
     if (hint >= 0) /* the whole channel waits, not only this result */
-        cq_pacer_hold(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key,
-                      cq_now_ms() + delay);
+        ntf_pacer_hold(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key,
+                       cq_now_ms() + delay);
     if (j->claimed) { /* keep our claim alive across the wait */
         char lease[24];
         snprintf(lease, sizeof lease, "%llu",
@@ -434,7 +391,7 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
 }
 
 /* A send finished: start the oldest waiting job. */
-static void slot_release(struct cq_notifier *s) {
+static void slot_release(struct ntf_service *s) {
     s->sending--;
     while (s->sending < s->cfg->notifier.max_sends && s->slot_head && !s->stopping) {
         struct job *j = s->slot_head;
@@ -448,10 +405,10 @@ static void slot_release(struct cq_notifier *s) {
 
 /* Waits for the channel's next pacing slot, then sends. */
 void ntf_job_pace(struct job *j) {
-    struct cq_notifier *s = j->s;
+    struct ntf_service *s = j->s;
     uint64_t now = cq_now_ms();
     uint64_t at =
-        cq_pacer_reserve(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key, now);
+        ntf_pacer_reserve(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key, now);
     if (j->plat == P_FEISHU) { /* a fresh token for each attempt (it may have rotated) */
         free(j->used_token);
         j->used_token = NULL;
@@ -513,7 +470,7 @@ void ntf_job_claim(struct job *j) {
 /* ------------------------------------------------------------------ consuming */
 
 static void on_message(void *opaque, const struct cq_message *m) {
-    struct cq_notifier *s = opaque;
+    struct ntf_service *s = opaque;
     struct cq_err err = {0};
     struct job *j = calloc(1, sizeof *j);
     if (j) {
@@ -602,13 +559,13 @@ static void on_message(void *opaque, const struct cq_message *m) {
 /* ------------------------------------------------------------------ lease renewal */
 
 struct renewal {
-    struct cq_notifier *s;
+    struct ntf_service *s;
     char owner[80];
 };
 
 static void on_renewed(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct renewal *rn = opaque;
-    struct cq_notifier *s = rn->s;
+    struct ntf_service *s = rn->s;
     if (!err && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
         for (struct job *j = s->jobs; j; j = j->next)
             if (j->claimed && !j->settling && strcmp(j->owner, rn->owner) == 0) {
@@ -625,7 +582,7 @@ static void on_renewed(void *opaque, const redisReply *reply, const struct cq_er
 
 /* Every third of the lease: extend the claim of every result this copy holds. */
 static void renew_tick(uv_timer_t *t) {
-    struct cq_notifier *s = t->data;
+    struct ntf_service *s = t->data;
     char lease[16];
     snprintf(lease, sizeof lease, "%d", s->claim_lease_ms);
     for (struct job *j = s->jobs; j && s->redis && !s->finished; j = j->next) {
@@ -645,7 +602,7 @@ static void close_noop(uv_handle_t *h) {
     (void)h;
 }
 
-static void drain_finish(struct cq_notifier *s) {
+static void drain_finish(struct ntf_service *s) {
     uv_timer_stop(&s->drain_timer);
     uv_timer_stop(&s->renew_timer);
     s->finished = true;
@@ -676,8 +633,8 @@ static void drain_finish(struct cq_notifier *s) {
     s->redis = NULL;
     cq_consumer_free(s->cons); /* commits the done watermarks, leaves the group */
     s->cons = NULL;
-    cq_pacer_free(s->slack_pacer);
-    cq_pacer_free(s->feishu_pacer);
+    ntf_pacer_free(s->slack_pacer);
+    ntf_pacer_free(s->feishu_pacer);
     s->slack_pacer = s->feishu_pacer = NULL;
     uv_close((uv_handle_t *)&s->drain_timer, close_noop);
     uv_close((uv_handle_t *)&s->tok.timer, close_noop);
@@ -686,7 +643,7 @@ static void drain_finish(struct cq_notifier *s) {
 }
 
 static void drain_tick(uv_timer_t *t) {
-    struct cq_notifier *s = t->data;
+    struct ntf_service *s = t->data;
     /* release waiting jobs at once; in-flight requests get until the deadline, a mark or
      * dead-letter report of a result already out gets DRAIN_SETTLE_MS more */
     bool settling = false;
@@ -703,7 +660,7 @@ static void drain_tick(uv_timer_t *t) {
 }
 
 static void on_shutdown(void *arg) {
-    struct cq_notifier *s = arg;
+    struct ntf_service *s = arg;
     cq_info(NULL, "notifier draining: %d results in flight", s->njobs);
     s->stopping = true;
     if (s->cons) cq_consumer_pause(s->cons, true);
@@ -716,13 +673,13 @@ static void on_shutdown(void *arg) {
 /* ------------------------------------------------------------------ public */
 
 static void free_after_close(uv_handle_t *h) {
-    struct cq_notifier *s = h->data;
+    struct ntf_service *s = h->data;
     if (--s->closing == 0) free(s);
 }
 
-struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config *cfg,
+struct ntf_service *ntf_service_new(struct cq_loop *loop, const struct cq_config *cfg,
                                     struct cq_err *err) {
-    struct cq_notifier *s = calloc(1, sizeof *s);
+    struct ntf_service *s = calloc(1, sizeof *s);
     if (!s) {
         cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
         return NULL;
@@ -741,8 +698,8 @@ struct cq_notifier *cq_notifier_new(struct cq_loop *loop, const struct cq_config
     uv_timer_init(cq_loop_uv(loop), &s->renew_timer);
     s->renew_timer.data = s;
     s->claim_lease_ms = cfg->notifier.claim_lease_ms > 0 ? cfg->notifier.claim_lease_ms : 60000;
-    s->slack_pacer = cq_pacer_new(cfg->notifier.slack_channel_interval_ms);
-    s->feishu_pacer = cq_pacer_new(cfg->notifier.feishu_chat_interval_ms);
+    s->slack_pacer = ntf_pacer_new(cfg->notifier.slack_channel_interval_ms);
+    s->feishu_pacer = ntf_pacer_new(cfg->notifier.feishu_chat_interval_ms);
     if (!s->slack_pacer || !s->feishu_pacer) {
         cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
         goto fail_handles;
@@ -781,8 +738,8 @@ fail_handles:
     cq_producer_free(s->prod);
     cq_redis_free(s->redis);
     cq_httpc_free(s->http);
-    cq_pacer_free(s->slack_pacer);
-    cq_pacer_free(s->feishu_pacer);
+    ntf_pacer_free(s->slack_pacer);
+    ntf_pacer_free(s->feishu_pacer);
     /* s holds three timers: it is freed by the last close callback (loop run) */
     s->closing = 3;
     uv_close((uv_handle_t *)&s->drain_timer, free_after_close);
@@ -794,16 +751,16 @@ fail:
     return NULL;
 }
 
-bool cq_notifier_ready(const struct cq_notifier *n) {
+bool ntf_service_ready(const struct ntf_service *n) {
     return n && !n->stopping && n->cons && n->redis && cq_redis_connected(n->redis) && n->prod &&
            cq_producer_ready(n->prod);
 }
 
-int cq_notifier_inflight(const struct cq_notifier *n) {
+int ntf_service_inflight(const struct ntf_service *n) {
     return n ? n->njobs : 0;
 }
 
-void cq_notifier_free(struct cq_notifier *n) {
+void ntf_service_free(struct ntf_service *n) {
     if (!n) return;
     if (!n->finished) { /* loop ended without a drain: do it now, then let handles close */
         n->stopping = true;

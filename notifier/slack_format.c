@@ -11,7 +11,7 @@
 
 #include "utf8.h"
 
-char *cq_slack_escape(const char *s) {
+char *ntf_slack_escape(const char *s) {
     size_t len = 0;
     for (const char *p = s; *p; p++)
         len += *p == '&' ? 5 : (*p == '<' || *p == '>') ? 4 : 1;
@@ -75,7 +75,7 @@ static int chunks_push(struct chunks *c, struct sbuf *b) {
     return 0;
 }
 
-void cq_slack_chunks_free(char **chunks) {
+void ntf_slack_chunks_free(char **chunks) {
     if (!chunks) return;
     for (char **p = chunks; *p; p++)
         free(*p);
@@ -120,7 +120,7 @@ static size_t prefix_bytes(const char *p, size_t n, size_t max_chars) {
     return cut;
 }
 
-char **cq_slack_split(const char *s, size_t max_chars, size_t *n) {
+char **ntf_slack_split(const char *s, size_t max_chars, size_t *n) {
     struct chunks out = {0};
     struct sbuf cur = {0};
     bool in_fence = false, has_content = false;
@@ -180,7 +180,7 @@ char **cq_slack_split(const char *s, size_t max_chars, size_t *n) {
     return out.v;
 fail:
     free(cur.s);
-    if (out.v) cq_slack_chunks_free(out.v);
+    if (out.v) ntf_slack_chunks_free(out.v);
     return NULL;
 }
 
@@ -268,10 +268,10 @@ fail:
     return -1;
 }
 
-char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o,
-                      size_t *cut_chars, struct cq_err *err) {
+char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opts *o,
+                       size_t *cut_chars, struct cq_err *err) {
     char *out = NULL, *esc_cmd = NULL, *esc_user = NULL, *esc_text = NULL, **chunks = NULL;
-    char header[CQ_SLACK_SECTION_CHARS * 2 + 1], note[160], summary[1100];
+    char header[NTF_SLACK_SECTION_CHARS * 2 + 1], note[160], summary[1100];
     cJSON *root = NULL, *blocks = NULL;
     size_t nchunks = 0, total_text = 0, kept_chunks = 0;
 
@@ -280,15 +280,15 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
         cq_err_set(err, CQ_EINVAL, "slack format: missing result or options");
         goto out;
     }
-    if ((o->target != CQ_SLACK_RESPONSE_URL && !o->channel) ||
-        (o->target == CQ_SLACK_UPDATE && !o->ts)) {
+    if ((o->target != NTF_SLACK_RESPONSE_URL && !o->channel) ||
+        (o->target == NTF_SLACK_UPDATE && !o->ts)) {
         cq_err_set(err, CQ_EINVAL, "slack format: chat.%s needs a channel%s",
-                   o->target == CQ_SLACK_UPDATE ? "update" : "postMessage",
-                   o->target == CQ_SLACK_UPDATE ? " and ts" : "");
+                   o->target == NTF_SLACK_UPDATE ? "update" : "postMessage",
+                   o->target == NTF_SLACK_UPDATE ? " and ts" : "");
         goto out;
     }
-    struct cq_slack_limits lim = {CQ_SLACK_SECTION_CHARS, CQ_SLACK_MAX_BLOCKS,
-                                  CQ_SLACK_MESSAGE_CHARS};
+    struct ntf_slack_limits lim = {NTF_SLACK_SECTION_CHARS, NTF_SLACK_MAX_BLOCKS,
+                                   NTF_SLACK_MESSAGE_CHARS};
     if (o->limits) {
         if (o->limits->section_chars > 0) lim.section_chars = o->limits->section_chars;
         if (o->limits->max_blocks > 0) lim.max_blocks = o->limits->max_blocks;
@@ -298,9 +298,9 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
     if (lim.max_blocks < 5) lim.max_blocks = 5;
 
     struct status_look look = look_of(r);
-    esc_cmd = cq_slack_escape(r->command ? r->command : "");
-    esc_user = cq_slack_escape(r->user_name ? r->user_name : "");
-    esc_text = cq_slack_escape(r->text ? r->text : "");
+    esc_cmd = ntf_slack_escape(r->command ? r->command : "");
+    esc_user = ntf_slack_escape(r->user_name ? r->user_name : "");
+    esc_text = ntf_slack_escape(r->text ? r->text : "");
     if (!esc_cmd || !esc_user || !esc_text) goto nomem;
 
     /* Header: emoji, status, `command`, who ran it; trimmed to one section. */
@@ -330,7 +330,7 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
     budget = budget > used ? budget - used : 0;
 
     if (*esc_text) {
-        chunks = cq_slack_split(esc_text, (size_t)lim.section_chars, &nchunks);
+        chunks = ntf_slack_split(esc_text, (size_t)lim.section_chars, &nchunks);
         if (!chunks) goto nomem;
         total_text = cq_utf8_len(esc_text, strlen(esc_text));
         size_t max_body_blocks = (size_t)(lim.max_blocks - fixed_blocks);
@@ -345,7 +345,7 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
 
     if (has_pipeline) {
         char ctx[CQ_ENV_MAX_URL + 256];
-        char *st = cq_slack_escape(r->pipeline.status ? r->pipeline.status : "");
+        char *st = ntf_slack_escape(r->pipeline.status ? r->pipeline.status : "");
         if (!st) goto nomem;
         if (r->pipeline.id > 0)
             snprintf(ctx, sizeof ctx, "Pipeline #%lld%s%s", r->pipeline.id, *st ? ": " : "", st);
@@ -377,18 +377,18 @@ char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts 
     }
 
     switch (o->target) {
-    case CQ_SLACK_RESPONSE_URL:
+    case NTF_SLACK_RESPONSE_URL:
         if (!cJSON_AddStringToObject(root, "response_type",
                                      r->response_type && *r->response_type ? r->response_type
                                                                            : "in_channel") ||
             !cJSON_AddBoolToObject(root, "replace_original", o->replace_original))
             goto nomem;
         break;
-    case CQ_SLACK_POST_MESSAGE:
+    case NTF_SLACK_POST_MESSAGE:
         if (!cJSON_AddStringToObject(root, "channel", o->channel)) goto nomem;
         if (o->thread_ts && !cJSON_AddStringToObject(root, "thread_ts", o->thread_ts)) goto nomem;
         break;
-    case CQ_SLACK_UPDATE:
+    case NTF_SLACK_UPDATE:
         if (!cJSON_AddStringToObject(root, "channel", o->channel) ||
             !cJSON_AddStringToObject(root, "ts", o->ts))
             goto nomem;
@@ -405,7 +405,7 @@ nomem:
 out:
     cJSON_Delete(blocks);
     cJSON_Delete(root);
-    cq_slack_chunks_free(chunks);
+    ntf_slack_chunks_free(chunks);
     free(esc_cmd);
     free(esc_user);
     free(esc_text);

@@ -12,45 +12,45 @@
 #include "errors.h"
 
 /* Slack's documented limits (characters = Unicode code points). */
-#define CQ_SLACK_SECTION_CHARS 3000
-#define CQ_SLACK_MAX_BLOCKS 50
-#define CQ_SLACK_MESSAGE_CHARS 40000
+#define NTF_SLACK_SECTION_CHARS 3000
+#define NTF_SLACK_MAX_BLOCKS 50
+#define NTF_SLACK_MESSAGE_CHARS 40000
 
-struct cq_slack_limits {
-    int section_chars; /* per section text; 0 = CQ_SLACK_SECTION_CHARS */
-    int max_blocks;    /* 0 = CQ_SLACK_MAX_BLOCKS */
-    int message_chars; /* sum of all texts; 0 = CQ_SLACK_MESSAGE_CHARS */
+struct ntf_slack_limits {
+    int section_chars; /* per section text; 0 = NTF_SLACK_SECTION_CHARS */
+    int max_blocks;    /* 0 = NTF_SLACK_MAX_BLOCKS */
+    int message_chars; /* sum of all texts; 0 = NTF_SLACK_MESSAGE_CHARS */
 };
 
-enum cq_slack_target {
-    CQ_SLACK_RESPONSE_URL, /* {response_type, replace_original, text, blocks} */
-    CQ_SLACK_POST_MESSAGE, /* {channel, text, blocks[, thread_ts]} */
-    CQ_SLACK_UPDATE,       /* {channel, ts, text, blocks} */
+enum ntf_slack_target {
+    NTF_SLACK_RESPONSE_URL, /* {response_type, replace_original, text, blocks} */
+    NTF_SLACK_POST_MESSAGE, /* {channel, text, blocks[, thread_ts]} */
+    NTF_SLACK_UPDATE,       /* {channel, ts, text, blocks} */
 };
 
-struct cq_slack_msg_opts {
-    enum cq_slack_target target;
-    bool replace_original;                /* response_url only */
-    const char *channel;                  /* post/update: required (borrowed) */
-    const char *ts;                       /* update: required (borrowed) */
-    const char *thread_ts;                /* post: optional (borrowed) */
-    const struct cq_slack_limits *limits; /* NULL = Slack's limits */
+struct ntf_slack_msg_opts {
+    enum ntf_slack_target target;
+    bool replace_original;                 /* response_url only */
+    const char *channel;                   /* post/update: required (borrowed) */
+    const char *ts;                        /* update: required (borrowed) */
+    const char *thread_ts;                 /* post: optional (borrowed) */
+    const struct ntf_slack_limits *limits; /* NULL = Slack's limits */
 };
 
 /* Returns a new JSON body (caller frees) or NULL with err (CQ_EINVAL missing channel/ts,
  * CQ_ENOMEM). When text had to be cut, *cut_chars (if not NULL) gets the number of
  * characters left out (0 otherwise). */
-char *cq_slack_format(const struct cq_result *r, const struct cq_slack_msg_opts *o,
-                      size_t *cut_chars, struct cq_err *err);
+char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opts *o,
+                       size_t *cut_chars, struct cq_err *err);
 
 /* Escapes &, <, > for Slack mrkdwn. Returns a new string; caller frees. NULL on ENOMEM. */
-char *cq_slack_escape(const char *s);
+char *ntf_slack_escape(const char *s);
 
 /* Splits s into chunks of at most max_chars code points, preferring line breaks, never
  * inside a UTF-8 sequence or an &entity;, and closing/re-opening a ``` code fence that
  * crosses a chunk boundary. Returns a new NULL-terminated array of new strings (free with
- * cq_slack_chunks_free); *n gets the count. NULL on ENOMEM or max_chars < 16. */
-char **cq_slack_split(const char *s, size_t max_chars, size_t *n);
-void cq_slack_chunks_free(char **chunks);
+ * ntf_slack_chunks_free); *n gets the count. NULL on ENOMEM or max_chars < 16. */
+char **ntf_slack_split(const char *s, size_t max_chars, size_t *n);
+void ntf_slack_chunks_free(char **chunks);
 
 #endif

@@ -1,5 +1,5 @@
 /* version: the notifier's build identity (keeps the service library non-empty). */
-const char *cq_notifier_version(void);
-const char *cq_notifier_version(void) {
+const char *ntf_version(void);
+const char *ntf_version(void) {
     return "chatops-notifier 0.1.0";
 }

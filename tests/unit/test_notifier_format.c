@@ -32,10 +32,10 @@ TEST(slack_response_url_layout) {
     r.pipeline.id = 42;
     r.pipeline.web_url = "https://gitlab.example.com/p/-/pipelines/42";
     r.pipeline.status = "success";
-    struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL, .replace_original = true};
+    struct ntf_slack_msg_opts o = {.target = NTF_SLACK_RESPONSE_URL, .replace_original = true};
     struct cq_err err = {0};
     size_t cut = 99;
-    char *body = cq_slack_format(&r, &o, &cut, &err);
+    char *body = ntf_slack_format(&r, &o, &cut, &err);
     CHECK(body != NULL);
     CHECK(cut == 0);
     cJSON *j = cJSON_Parse(body);
@@ -69,21 +69,21 @@ TEST(slack_post_and_update_need_channel) {
     struct cq_result r = sample("x");
     r.status = "failed";
     struct cq_err err = {0};
-    struct cq_slack_msg_opts o = {.target = CQ_SLACK_POST_MESSAGE};
-    CHECK(cq_slack_format(&r, &o, NULL, &err) == NULL);
+    struct ntf_slack_msg_opts o = {.target = NTF_SLACK_POST_MESSAGE};
+    CHECK(ntf_slack_format(&r, &o, NULL, &err) == NULL);
     CHECK(err.code == CQ_EINVAL);
     o.channel = "C1";
     o.thread_ts = "123.456";
-    char *b = cq_slack_format(&r, &o, NULL, &err);
+    char *b = ntf_slack_format(&r, &o, NULL, &err);
     CHECK_CONTAINS(b, "\"channel\":\"C1\"");
     CHECK_CONTAINS(b, "\"thread_ts\":\"123.456\"");
     CHECK_CONTAINS(b, ":x: *Failed*");
     CHECK(strstr(b ? b : "", "replace_original") == NULL);
     free(b);
-    o.target = CQ_SLACK_UPDATE;
-    CHECK(cq_slack_format(&r, &o, NULL, &err) == NULL);
+    o.target = NTF_SLACK_UPDATE;
+    CHECK(ntf_slack_format(&r, &o, NULL, &err) == NULL);
     o.ts = "99.1";
-    b = cq_slack_format(&r, &o, NULL, &err);
+    b = ntf_slack_format(&r, &o, NULL, &err);
     CHECK_CONTAINS(b, "\"ts\":\"99.1\"");
     free(b);
 }
@@ -100,7 +100,7 @@ TEST(split_respects_limits_fences_utf8) {
     }
     strcat(s, "```\nend");
     size_t n = 0;
-    char **ch = cq_slack_split(s, 500, &n);
+    char **ch = ntf_slack_split(s, 500, &n);
     CHECK(ch != NULL && n > 10);
     size_t total = 0;
     int bad = 0;
@@ -112,14 +112,14 @@ TEST(split_respects_limits_fences_utf8) {
     CHECK(bad == 0);
     CHECK(total >= cq_utf8_len(s, strlen(s)));
     CHECK(ch && strncmp(ch[1], "```\n", 4) == 0); /* continuation re-opens the fence */
-    cq_slack_chunks_free(ch);
+    ntf_slack_chunks_free(ch);
 
     /* one very long line: hard split, never mid UTF-8 or mid entity */
     char *lng = malloc(5000);
     size_t p = 0;
     for (int i = 0; i < 600; i++)
         p += (size_t)sprintf(lng + p, i % 2 ? "é&amp;" : "ab");
-    ch = cq_slack_split(lng, 100, &n);
+    ch = ntf_slack_split(lng, 100, &n);
     CHECK(ch != NULL && n > 1);
     for (size_t i = 0; ch && i < n; i++) {
         size_t l = strlen(ch[i]);
@@ -128,8 +128,8 @@ TEST(split_respects_limits_fences_utf8) {
         const char *amp = strrchr(ch[i], '&');
         CHECK(!amp || strchr(amp, ';') != NULL);
     }
-    cq_slack_chunks_free(ch);
-    CHECK(cq_slack_split("abc", 5, &n) == NULL);
+    ntf_slack_chunks_free(ch);
+    CHECK(ntf_slack_split("abc", 5, &n) == NULL);
     free(lng);
     free(s);
 }
@@ -141,15 +141,15 @@ TEST(slack_cuts_with_note_at_block_limit) {
         big[i] = (i % 100 == 99) ? '\n' : 'a' + (char)(i % 26);
     big[len] = '\0';
     struct cq_result r = sample(big);
-    struct cq_slack_msg_opts o = {.target = CQ_SLACK_POST_MESSAGE, .channel = "C1"};
+    struct ntf_slack_msg_opts o = {.target = NTF_SLACK_POST_MESSAGE, .channel = "C1"};
     struct cq_err err = {0};
     size_t cut = 0;
-    char *b = cq_slack_format(&r, &o, &cut, &err);
+    char *b = ntf_slack_format(&r, &o, &cut, &err);
     CHECK(b != NULL);
     cJSON *j = cJSON_Parse(b);
     cJSON *blocks = cJSON_GetObjectItem(j, "blocks");
     int nb = cJSON_GetArraySize(blocks);
-    CHECK(nb <= CQ_SLACK_MAX_BLOCKS);
+    CHECK(nb <= NTF_SLACK_MAX_BLOCKS);
     size_t chars = 0;
     cJSON *blk;
     cJSON_ArrayForEach(blk, blocks) {
@@ -157,20 +157,20 @@ TEST(slack_cuts_with_note_at_block_limit) {
         if (t) {
             size_t c = cq_utf8_len(cJSON_GetObjectItem(t, "text")->valuestring,
                                    strlen(cJSON_GetObjectItem(t, "text")->valuestring));
-            CHECK(c <= CQ_SLACK_SECTION_CHARS);
+            CHECK(c <= NTF_SLACK_SECTION_CHARS);
             chars += c;
         }
     }
-    CHECK(chars <= CQ_SLACK_MESSAGE_CHARS);
+    CHECK(chars <= NTF_SLACK_MESSAGE_CHARS);
     CHECK(cut > 150000 && cut < len);
     CHECK_CONTAINS(b, "Output cut");
     cJSON_Delete(j);
     free(b);
 
     /* custom small block limit: the note appears and the limit holds */
-    struct cq_slack_limits lim = {.section_chars = 100, .max_blocks = 6};
+    struct ntf_slack_limits lim = {.section_chars = 100, .max_blocks = 6};
     o.limits = &lim;
-    b = cq_slack_format(&r, &o, &cut, &err);
+    b = ntf_slack_format(&r, &o, &cut, &err);
     j = cJSON_Parse(b);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "blocks")) <= 6);
     CHECK_CONTAINS(b, "Output cut");
@@ -181,7 +181,7 @@ TEST(slack_cuts_with_note_at_block_limit) {
 
 TEST(slack_status_looks) {
     struct cq_result r = sample("");
-    struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL};
+    struct ntf_slack_msg_opts o = {.target = NTF_SLACK_RESPONSE_URL};
     const char *st[][3] = {{"ok", "progress", "In progress"},
                            {"ok", "ack", "Accepted"},
                            {"denied", "final", "Denied"},
@@ -191,7 +191,7 @@ TEST(slack_status_looks) {
         r.status = (char *)st[i][0];
         r.step = (char *)st[i][1];
         r.response_type = "ephemeral";
-        char *b = cq_slack_format(&r, &o, NULL, NULL);
+        char *b = ntf_slack_format(&r, &o, NULL, NULL);
         CHECK_CONTAINS(b, st[i][2]);
         CHECK_CONTAINS(b, "\"response_type\":\"ephemeral\"");
         cJSON *j = cJSON_Parse(b);
@@ -231,9 +231,9 @@ TEST(slack_long_wide_command_cut_on_a_character) {
     snprintf(want, sizeof want, "`%s`", cut);
     struct cq_result r = sample("done");
     r.command = cmd;
-    struct cq_slack_msg_opts o = {.target = CQ_SLACK_RESPONSE_URL};
+    struct ntf_slack_msg_opts o = {.target = NTF_SLACK_RESPONSE_URL};
     struct cq_err err = {0};
-    char *body = cq_slack_format(&r, &o, NULL, &err);
+    char *body = ntf_slack_format(&r, &o, NULL, &err);
     CHECK(body != NULL);
     cJSON *j = cJSON_Parse(body ? body : "");
     CHECK(j != NULL);
@@ -253,24 +253,24 @@ TEST(slack_long_wide_command_cut_on_a_character) {
 
 TEST(feishu_uuid) {
     struct cq_result r = sample("x");
-    char u[CQ_FEISHU_UUID_MAX + 1];
-    CHECK(cq_feishu_uuid(&r, u) == CQ_OK);
+    char u[NTF_FEISHU_UUID_MAX + 1];
+    CHECK(ntf_feishu_uuid(&r, u) == CQ_OK);
     CHECK_STR(u, "0f8fad5b-d9cb-469f-a165-70867728950e-f-0");
     r.step = "progress";
     r.seq = 12;
-    CHECK(cq_feishu_uuid(&r, u) == CQ_OK);
+    CHECK(ntf_feishu_uuid(&r, u) == CQ_OK);
     CHECK_STR(u, "0f8fad5b-d9cb-469f-a165-70867728950e-p-12");
-    char u2[CQ_FEISHU_UUID_MAX + 1];
+    char u2[NTF_FEISHU_UUID_MAX + 1];
     r.seq = 13;
-    cq_feishu_uuid(&r, u2);
+    ntf_feishu_uuid(&r, u2);
     CHECK(strcmp(u, u2) != 0);
     r.request_id = "a-very-long-request-identifier-that-does-not-fit-in-fifty-characters";
-    CHECK(cq_feishu_uuid(&r, u) == CQ_OK);
+    CHECK(ntf_feishu_uuid(&r, u) == CQ_OK);
     CHECK(strlen(u) <= 50 && strncmp(u, "h-", 2) == 0);
-    cq_feishu_uuid(&r, u2);
+    ntf_feishu_uuid(&r, u2);
     CHECK_STR(u, u2); /* stable */
     r.step = NULL;
-    CHECK(cq_feishu_uuid(&r, u) == CQ_EINVAL);
+    CHECK(ntf_feishu_uuid(&r, u) == CQ_EINVAL);
 }
 
 TEST(feishu_text_and_card) {
@@ -279,7 +279,7 @@ TEST(feishu_text_and_card) {
     r.reply.message_id = "om_1";
     r.reply.chat_id = "oc_9";
     struct cq_err err = {0};
-    char *b = cq_feishu_body(&r, true, 0, &err);
+    char *b = ntf_feishu_body(&r, true, 0, &err);
     cJSON *j = cJSON_Parse(b);
     CHECK(j != NULL);
     CHECK_STR(cJSON_GetObjectItem(j, "msg_type")->valuestring, "text");
@@ -300,7 +300,7 @@ TEST(feishu_text_and_card) {
     r.pipeline.web_url = "https://gl/p/7";
     r.pipeline.status = "failed";
     r.status = "failed";
-    b = cq_feishu_body(&r, false, 0, &err);
+    b = ntf_feishu_body(&r, false, 0, &err);
     j = cJSON_Parse(b);
     CHECK_STR(cJSON_GetObjectItem(j, "receive_id")->valuestring, "oc_9");
     CHECK_STR(cJSON_GetObjectItem(j, "msg_type")->valuestring, "interactive");
@@ -318,7 +318,7 @@ TEST(feishu_text_and_card) {
     free(b);
 
     r.reply.chat_id = NULL;
-    CHECK(cq_feishu_body(&r, false, 0, &err) == NULL);
+    CHECK(ntf_feishu_body(&r, false, 0, &err) == NULL);
     CHECK(err.code == CQ_EINVAL);
 }
 
@@ -328,7 +328,7 @@ TEST(feishu_cut_utf8) {
     struct cq_result r = sample(t);
     const char *type = NULL;
     size_t cut = 0;
-    char *c = cq_feishu_content(&r, 7, &type, &cut, NULL);
+    char *c = ntf_feishu_content(&r, 7, &type, &cut, NULL);
     CHECK_STR(type, "text");
     CHECK(cut == 12); /* 7 bytes -> 3 whole characters (6 bytes) kept */
     cJSON *j = cJSON_Parse(c);
@@ -346,7 +346,7 @@ TEST(feishu_markup_escaped) {
     r.command = "echo <at user_id=\"all\"></at>";
     r.user_name = "<at id=all>";
     const char *type = NULL;
-    char *c = cq_feishu_content(&r, 0, &type, NULL, NULL);
+    char *c = ntf_feishu_content(&r, 0, &type, NULL, NULL);
     CHECK_STR(type, "text");
     cJSON *j = cJSON_Parse(c);
     const char *t = j ? cJSON_GetObjectItem(j, "text")->valuestring : "";
@@ -358,7 +358,7 @@ TEST(feishu_markup_escaped) {
     free(c);
     /* the card's lark_md too */
     r.pipeline.web_url = "https://gl/p/7";
-    c = cq_feishu_content(&r, 0, &type, NULL, NULL);
+    c = ntf_feishu_content(&r, 0, &type, NULL, NULL);
     CHECK_STR(type, "interactive");
     j = cJSON_Parse(c); /* elements[0] is the div with the lark_md text (plain_text is literal) */
     cJSON *md = cJSON_GetObjectItem(
@@ -372,7 +372,7 @@ TEST(feishu_markup_escaped) {
     /* a cut never leaves half an entity */
     r = sample("aaaa<");
     size_t cut = 0;
-    c = cq_feishu_content(&r, 6, &type, &cut, NULL);
+    c = ntf_feishu_content(&r, 6, &type, &cut, NULL);
     j = cJSON_Parse(c);
     t = j ? cJSON_GetObjectItem(j, "text")->valuestring : "";
     CHECK_CONTAINS(t, "\naaaa\n… (output cut");
