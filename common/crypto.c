@@ -118,16 +118,16 @@ uint8_t *cq_aes256cbc_decrypt(const uint8_t key[32], const uint8_t *data, size_t
     clen = len - AES_BLOCK;
     plain = malloc(clen + AES_BLOCK + 1);
     ctx = EVP_CIPHER_CTX_new();
-    if (!plain || !ctx) goto fail;
-    if (!EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, data)) goto fail;
-    if (!EVP_DecryptUpdate(ctx, plain, &n1, data + AES_BLOCK, (int)clen)) goto fail;
+    if (!plain || !ctx) goto out;
+    if (!EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, data)) goto out;
+    if (!EVP_DecryptUpdate(ctx, plain, &n1, data + AES_BLOCK, (int)clen)) goto out;
     /* Fails on bad PKCS#7 padding (wrong key or corrupted data). */
-    if (!EVP_DecryptFinal_ex(ctx, plain + n1, &n2)) goto fail;
+    if (!EVP_DecryptFinal_ex(ctx, plain + n1, &n2)) goto out;
     EVP_CIPHER_CTX_free(ctx);
     plain[n1 + n2] = '\0';
     if (outlen) *outlen = (size_t)(n1 + n2);
     return plain;
-fail:
+out:
     EVP_CIPHER_CTX_free(ctx);
     if (plain) OPENSSL_cleanse(plain, clen + AES_BLOCK + 1);
     free(plain);
@@ -145,15 +145,15 @@ uint8_t *cq_aes256cbc_encrypt(const uint8_t key[32], const uint8_t *plain, size_
     if (!plain) plain = empty_bytes;
     out = malloc(AES_BLOCK + len + AES_BLOCK);
     ctx = EVP_CIPHER_CTX_new();
-    if (!out || !ctx) goto fail;
-    if (RAND_bytes(out, AES_BLOCK) != 1) goto fail;
-    if (!EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, out)) goto fail;
-    if (!EVP_EncryptUpdate(ctx, out + AES_BLOCK, &n1, plain, (int)len)) goto fail;
-    if (!EVP_EncryptFinal_ex(ctx, out + AES_BLOCK + n1, &n2)) goto fail;
+    if (!out || !ctx) goto out;
+    if (RAND_bytes(out, AES_BLOCK) != 1) goto out;
+    if (!EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, out)) goto out;
+    if (!EVP_EncryptUpdate(ctx, out + AES_BLOCK, &n1, plain, (int)len)) goto out;
+    if (!EVP_EncryptFinal_ex(ctx, out + AES_BLOCK + n1, &n2)) goto out;
     EVP_CIPHER_CTX_free(ctx);
     if (outlen) *outlen = (size_t)(AES_BLOCK + n1 + n2);
     return out;
-fail:
+out:
     EVP_CIPHER_CTX_free(ctx);
     free(out);
     return NULL;

@@ -365,7 +365,10 @@ struct cq_http_server *cq_http_server_new(const struct cq_http_options *opt,
     const char *listen = opt && opt->listen ? opt->listen : "0.0.0.0";
     int port = opt ? opt->port : 0;
     int threads = opt && opt->threads > 0 ? opt->threads : 1;
-    if (!s) goto nomem;
+    if (!s) {
+        cq_err_set(err, CQ_ENOMEM, "http: out of memory");
+        return NULL;
+    }
     s->quiesced_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&s->quiesce_mu, NULL);
     atomic_init(&s->inflight, 0);
@@ -376,7 +379,10 @@ struct cq_http_server *cq_http_server_new(const struct cq_http_options *opt,
     s->ready_reason = opt ? opt->ready_reason : NULL;
     if (n_routes) {
         s->routes = calloc(n_routes, sizeof *s->routes);
-        if (!s->routes) goto nomem;
+        if (!s->routes) {
+            cq_err_set(err, CQ_ENOMEM, "http: out of memory");
+            goto out;
+        }
         memcpy(s->routes, routes, n_routes * sizeof *routes);
         s->n_routes = n_routes;
     }
@@ -384,7 +390,7 @@ struct cq_http_server *cq_http_server_new(const struct cq_http_options *opt,
     sa.sin_port = htons((uint16_t)port);
     if (port < 0 || port > 65535 || inet_pton(AF_INET, listen, &sa.sin_addr) != 1) {
         cq_err_set(err, CQ_ECONFIG, "http: bad listen address '%s' port %d", listen, port);
-        goto fail;
+        goto out;
     }
     unsigned maxc = opt && opt->max_connections ? opt->max_connections : DEFAULT_MAX_CONNECTIONS;
     struct MHD_OptionItem ops[] = {
@@ -403,19 +409,15 @@ struct cq_http_server *cq_http_server_new(const struct cq_http_options *opt,
                             MHD_OPTION_END);
     if (!s->d) {
         cq_err_set(err, CQ_EIO, "http: cannot listen on %s:%d", listen, port);
-        goto fail;
+        goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     return s;
-nomem:
-    cq_err_set(err, CQ_ENOMEM, "http: out of memory");
-fail:
-    if (s) {
-        pthread_mutex_destroy(&s->quiesce_mu);
-        free(s->routes);
-        free(s);
-    }
+out:
+    pthread_mutex_destroy(&s->quiesce_mu);
+    free(s->routes);
+    free(s);
     return NULL;
 }
 

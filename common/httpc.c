@@ -314,7 +314,7 @@ static bool valid_method(const char *m) {
     do {                                                                                           \
         if (curl_easy_setopt(x->easy, opt, val) != CURLE_OK) {                                     \
             rc = cq_err_set(err, CQ_EHTTP, "httpc: cannot set %s", #opt);                          \
-            goto fail;                                                                             \
+            goto out;                                                                              \
         }                                                                                          \
     } while (0)
 
@@ -335,7 +335,7 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
     x = calloc(1, sizeof(*x));
     if (!x || !(x->easy = curl_easy_init())) {
         rc = cq_err_set(err, CQ_ENOMEM, "httpc: out of memory");
-        goto fail;
+        goto out;
     }
     x->h = h;
     x->cb = cb;
@@ -345,12 +345,12 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
     for (const char *const *hl = req->headers; hl && *hl; hl++) {
         if (strpbrk(*hl, "\r\n")) {
             rc = cq_err_set(err, CQ_EINVAL, "httpc: header line contains CR or LF");
-            goto fail;
+            goto out;
         }
         struct curl_slist *n = curl_slist_append(x->hdrs, *hl);
         if (!n) {
             rc = cq_err_set(err, CQ_ENOMEM, "httpc: out of memory");
-            goto fail;
+            goto out;
         }
         x->hdrs = n;
     }
@@ -358,7 +358,7 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
         struct curl_slist *n = curl_slist_append(x->hdrs, "Expect:");
         if (!n) {
             rc = cq_err_set(err, CQ_ENOMEM, "httpc: out of memory");
-            goto fail;
+            goto out;
         }
         x->hdrs = n;
     }
@@ -396,10 +396,10 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
     if (curl_multi_add_handle(h->multi, x->easy) != CURLM_OK) {
         xfer_unlink(h, x);
         rc = cq_err_set(err, CQ_EHTTP, "httpc: cannot start the transfer");
-        goto fail;
+        goto out;
     }
     return CQ_OK;
-fail:
+out:
     xfer_free(x);
     return rc;
 }

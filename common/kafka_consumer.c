@@ -449,14 +449,14 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
         cq_err_set(err, CQ_EINVAL,
                    "kafka consumer: brokers, group, topics and a callback "
                    "are required");
-        goto fail;
+        goto out;
     }
     c = calloc(1, sizeof(*c));
     conf = rd_kafka_conf_new();
     subs = rd_kafka_topic_partition_list_new((int)ntopics);
     if (!c || !conf || !subs) {
         cq_err_set(err, CQ_ENOMEM, "kafka consumer: out of memory");
-        goto fail;
+        goto out;
     }
     c->fds[0] = c->fds[1] = -1;
     c->pending = 1;
@@ -468,12 +468,12 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
     c->topics = calloc(ntopics, sizeof(*c->topics));
     if (!c->group || !c->topics) {
         cq_err_set(err, CQ_ENOMEM, "kafka consumer: out of memory");
-        goto fail;
+        goto out;
     }
     for (; c->ntopics < ntopics; c->ntopics++)
         if (!(c->topics[c->ntopics] = strdup(topics[c->ntopics]))) {
             cq_err_set(err, CQ_ENOMEM, "kafka consumer: out of memory");
-            goto fail;
+            goto out;
         }
     if (cq_kafka_conf_set(conf, "consumer", "bootstrap.servers", brokers, err) != CQ_OK ||
         cq_kafka_conf_set(conf, "consumer", "group.id", group, err) != CQ_OK ||
@@ -482,7 +482,7 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
         cq_kafka_conf_set(conf, "consumer", "auto.offset.reset", "earliest", err) != CQ_OK ||
         cq_kafka_conf_set(conf, "consumer", "session.timeout.ms", "10000", err) != CQ_OK ||
         cq_kafka_conf_apply(conf, "consumer", extra_conf, err) != CQ_OK)
-        goto fail;
+        goto out;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit_result);
     rd_kafka_conf_set_error_cb(conf, on_consumer_error);
@@ -492,7 +492,7 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!c->rk) {
         cq_err_set(err, CQ_ECONFIG, "kafka consumer: %s", errstr);
-        goto fail;
+        goto out;
     }
     conf = NULL;
     /* Rebalance events, errors and messages all arrive on the one consumer queue. */
@@ -500,15 +500,15 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
     c->cq = rd_kafka_queue_get_consumer(c->rk);
     if (!c->cq) {
         cq_err_set(err, CQ_EKAFKA, "kafka consumer: no consumer queue");
-        goto fail;
+        goto out;
     }
     if (loop) {
         uv_loop_t *uv = cq_loop_uv(loop);
         c->loop = loop;
-        if (cq_kafka_pipe_open(c->fds, err) != CQ_OK) goto fail;
+        if (cq_kafka_pipe_open(c->fds, err) != CQ_OK) goto out;
         if (uv_poll_init(uv, &c->poll, c->fds[0]) != 0) {
             cq_err_set(err, CQ_EIO, "kafka consumer: cannot watch the event pipe");
-            goto fail;
+            goto out;
         }
         c->poll.data = c;
         c->pending++;
@@ -530,7 +530,7 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
     rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, subs);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         cq_err_set(err, CQ_EKAFKA, "kafka consumer: subscribe: %s", rd_kafka_err2str(e));
-        goto fail;
+        goto out;
     }
     rd_kafka_topic_partition_list_destroy(subs);
     if (pthread_create(&c->lag_thread, NULL, lag_main, c) == 0)
@@ -538,7 +538,7 @@ struct cq_consumer *cq_consumer_new(const char *brokers, const char *group,
     else
         cq_warn(NULL, "kafka consumer: no lag thread: chatops_kafka_consumer_lag stays unset");
     return c;
-fail:
+out:
     if (subs) rd_kafka_topic_partition_list_destroy(subs);
     if (conf) rd_kafka_conf_destroy(conf);
     cq_consumer_free(c);

@@ -151,13 +151,13 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
         cq_err_set(err, CQ_EINVAL,
                    "kafka producer: brokers and a positive delivery timeout "
                    "are required");
-        goto fail;
+        goto out;
     }
     p = calloc(1, sizeof(*p));
     conf = rd_kafka_conf_new();
     if (!p || !conf) {
         cq_err_set(err, CQ_ENOMEM, "kafka producer: out of memory");
-        goto fail;
+        goto out;
     }
     p->fds[0] = p->fds[1] = -1;
     p->pending = 1;
@@ -168,7 +168,7 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
         cq_kafka_conf_set(conf, "producer", "message.timeout.ms", tmo, err) != CQ_OK ||
         cq_kafka_conf_set(conf, "producer", "linger.ms", "1", err) != CQ_OK ||
         cq_kafka_conf_apply(conf, "producer", extra_conf, err) != CQ_OK)
-        goto fail;
+        goto out;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_producer_error);
     rd_kafka_conf_set_log_cb(conf, cq_kafka_on_log);
@@ -177,7 +177,7 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (!p->rk) {
         cq_err_set(err, CQ_ECONFIG, "kafka producer: %s", errstr);
-        goto fail;
+        goto out;
     }
     conf = NULL; /* owned by rk now */
 
@@ -185,10 +185,10 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
         uv_loop_t *uv = cq_loop_uv(loop);
         p->loop = loop;
         p->mainq = rd_kafka_queue_get_main(p->rk);
-        if (cq_kafka_pipe_open(p->fds, err) != CQ_OK) goto fail;
+        if (cq_kafka_pipe_open(p->fds, err) != CQ_OK) goto out;
         if (uv_poll_init(uv, &p->poll, p->fds[0]) != 0) {
             cq_err_set(err, CQ_EIO, "kafka producer: cannot watch the event pipe");
-            goto fail;
+            goto out;
         }
         p->poll.data = p;
         p->pending++;
@@ -207,7 +207,7 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
         uv_unref((uv_handle_t *)&p->ready_timer);
     }
     return p;
-fail:
+out:
     if (conf) rd_kafka_conf_destroy(conf);
     cq_producer_free(p);
     return NULL;

@@ -46,17 +46,17 @@ struct cq_loop *cq_loop_new(struct cq_err *err) {
     int rc;
     if (!l || !(l->uv = malloc(sizeof(*l->uv)))) {
         cq_err_set(err, CQ_ENOMEM, "loop: out of memory");
-        goto fail;
+        goto out;
     }
     if ((rc = uv_loop_init(l->uv)) != 0) {
         free(l->uv);
         l->uv = NULL;
         cq_err_set(err, CQ_EIO, "loop: uv_loop_init: %s", uv_strerror(rc));
-        goto fail;
+        goto out;
     }
     if ((rc = uv_signal_init(l->uv, &l->sigterm)) != 0) {
         cq_err_set(err, CQ_EIO, "loop: watching signals: %s", uv_strerror(rc));
-        goto fail;
+        goto out;
     }
     uv_signal_init(l->uv, &l->sigint); /* cannot fail once the first one succeeded */
     l->sigterm.data = l->sigint.data = l;
@@ -64,10 +64,10 @@ struct cq_loop *cq_loop_new(struct cq_err *err) {
     if ((rc = uv_signal_start(&l->sigterm, on_signal, SIGTERM)) != 0 ||
         (rc = uv_signal_start(&l->sigint, on_signal, SIGINT)) != 0) {
         cq_err_set(err, CQ_EIO, "loop: watching signals: %s", uv_strerror(rc));
-        goto fail;
+        goto out;
     }
     return l;
-fail:
+out:
     cq_loop_free(l);
     return NULL;
 }

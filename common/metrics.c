@@ -115,6 +115,7 @@ static struct series *get_series(enum kind kind, const char *name, const char *h
                                  const char *labels, const double *buckets, size_t nbuckets) {
     struct family *f, *newf = NULL;
     struct series *s = NULL;
+    bool ok = false; /* false: what this call allocated is freed at out */
 
     if (!name || !*name) return NULL;
     if (!labels) labels = "";
@@ -123,20 +124,21 @@ static struct series *get_series(enum kind kind, const char *name, const char *h
     if (f) {
         if (f->kind != kind) goto out; /* a programming error: one name, one type */
         s = find_series(f, labels);
-        if (s) goto out;
+        ok = s != NULL;
+        if (ok) goto out;
     } else {
         newf = calloc(1, sizeof(*newf));
         if (!newf) goto out;
         newf->name = strdup(name);
         newf->help = strdup(help ? help : "");
         newf->kind = kind;
-        if (!newf->name || !newf->help) goto fail;
+        if (!newf->name || !newf->help) goto out;
         f = newf;
     }
     s = calloc(1, sizeof(*s));
-    if (!s) goto fail;
+    if (!s) goto out;
     s->labels = strdup(labels);
-    if (!s->labels) goto fail;
+    if (!s->labels) goto out;
     switch (kind) {
     case K_COUNTER:
         atomic_init(&s->u.counter.value, 0);
@@ -145,7 +147,7 @@ static struct series *get_series(enum kind kind, const char *name, const char *h
         atomic_init(&s->u.gauge.value, 0);
         break;
     case K_HISTOGRAM:
-        if (!hist_init(&s->u.hist, buckets, nbuckets)) goto fail;
+        if (!hist_init(&s->u.hist, buckets, nbuckets)) goto out;
         break;
     }
     if (f->last)
@@ -160,19 +162,18 @@ static struct series *get_series(enum kind kind, const char *name, const char *h
             families_first = newf;
         families_last = newf;
     }
-    goto out;
-fail:
-    if (s) {
+    ok = true;
+out:
+    if (!ok && s) {
         free(s->labels);
         free(s);
         s = NULL;
     }
-    if (newf) {
+    if (!ok && newf) {
         free(newf->name);
         free(newf->help);
         free(newf);
     }
-out:
     pthread_mutex_unlock(&registry_lock);
     return s;
 }

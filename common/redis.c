@@ -600,15 +600,15 @@ struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_o
         return NULL;
     }
     r = calloc(1, sizeof(*r));
-    if (!r) goto nomem;
+    if (!r) goto out;
     r->uv = cq_loop_uv(loop);
-    if (o->password && !(r->password = strdup(o->password))) goto nomem;
-    if (o->username && !(r->username = strdup(o->username))) goto nomem;
+    if (o->password && !(r->password = strdup(o->password))) goto out;
+    if (o->username && !(r->username = strdup(o->username))) goto out;
     if (nsent > 0) {
         r->sent_host = calloc((size_t)nsent, sizeof(char *));
         r->sent_port = calloc((size_t)nsent, sizeof(int));
         r->master_name = strdup(o->master_name);
-        if (!r->sent_host || !r->sent_port || !r->master_name) goto nomem;
+        if (!r->sent_host || !r->sent_port || !r->master_name) goto out;
         for (; r->nsent < nsent; r->nsent++) {
             char h[256];
             if (!cq_redis_parse_addr(o->sentinels[r->nsent], h, sizeof(h),
@@ -618,7 +618,7 @@ struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_o
                 free_all(r);
                 return NULL;
             }
-            if (!(r->sent_host[r->nsent] = strdup(h))) goto nomem;
+            if (!(r->sent_host[r->nsent] = strdup(h))) goto out;
         }
     } else {
         snprintf(r->host, sizeof(r->host), "%s", o->host);
@@ -639,7 +639,7 @@ struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_o
     r->open_timers = NTIMERS;
     connect_start(r);
     return r;
-nomem:
+out:
     if (r) free_all(r);
     cq_err_set(err, CQ_ENOMEM, "redis: out of memory");
     return NULL;
@@ -792,26 +792,26 @@ redisContext *cq_redis_connect_sync(const char *host, int port, const char *pass
     }
     if (c->err) {
         cq_err_set(err, CQ_EREDIS, "redis %s:%d: connect: %s", host, port, c->errstr);
-        goto fail;
+        goto out;
     }
     if (redisSetTimeout(c, tv) != REDIS_OK) {
         cq_err_set(err, CQ_EREDIS, "redis %s:%d: cannot set timeout", host, port);
-        goto fail;
+        goto out;
     }
     if (password) {
         rep = redisCommand(c, "AUTH %s", password);
         if (!rep) {
             cq_err_set(err, CQ_EREDIS, "redis %s:%d: AUTH: %s", host, port, c->errstr);
-            goto fail;
+            goto out;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
             cq_err_set(err, CQ_EAUTH, "redis %s:%d: AUTH rejected: %.100s", host, port, rep->str);
-            goto fail;
+            goto out;
         }
         freeReplyObject(rep);
     }
     return c;
-fail:
+out:
     if (rep) freeReplyObject(rep);
     redisFree(c);
     return NULL;
@@ -863,7 +863,7 @@ redisContext *cq_redis_connect_cfg_sync(const struct cq_config *cfg, int timeout
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             cq_err_set(err, CQ_EAUTH, "redis %s:%d: AUTH rejected: %.100s", host, port,
                        rep ? rep->str : c->errstr);
-            goto fail;
+            goto out;
         }
         freeReplyObject(rep);
     }
@@ -872,12 +872,12 @@ redisContext *cq_redis_connect_cfg_sync(const struct cq_config *cfg, int timeout
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             cq_err_set(err, CQ_EREDIS, "redis %s:%d: SELECT %d: %.100s", host, port, cfg->redis.db,
                        rep ? rep->str : c->errstr);
-            goto fail;
+            goto out;
         }
         freeReplyObject(rep);
     }
     return c;
-fail:
+out:
     if (rep) freeReplyObject(rep);
     redisFree(c);
     return NULL;

@@ -120,15 +120,15 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
         !cJSON_AddBoolToObject(cfg, "wide_screen_mode", 1) ||
         !(hdr = cJSON_AddObjectToObject(c, "header")) ||
         !cJSON_AddStringToObject(hdr, "template", color) || !(it = tagged("plain_text", title)))
-        goto fail;
+        goto out;
     cJSON_AddItemToObject(hdr, "title", it);
-    if (!(els = cJSON_AddArrayToObject(c, "elements"))) goto fail;
+    if (!(els = cJSON_AddArrayToObject(c, "elements"))) goto out;
     if (*text) {
         cJSON *div = cJSON_CreateObject();
-        if (!div) goto fail;
+        if (!div) goto out;
         cJSON_AddItemToArray(els, div);
         if (!cJSON_AddStringToObject(div, "tag", "div") || !(it = tagged("lark_md", text)))
-            goto fail;
+            goto out;
         cJSON_AddItemToObject(div, "text", it);
     }
     if (r->pipeline.web_url && *r->pipeline.web_url) {
@@ -138,17 +138,17 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
         else
             snprintf(label, sizeof label, "Open pipeline");
         cJSON *act = cJSON_CreateObject(), *acts, *btn;
-        if (!act) goto fail;
+        if (!act) goto out;
         cJSON_AddItemToArray(els, act);
         if (!cJSON_AddStringToObject(act, "tag", "action") ||
             !(acts = cJSON_AddArrayToObject(act, "actions")) || !(btn = cJSON_CreateObject()))
-            goto fail;
+            goto out;
         cJSON_AddItemToArray(acts, btn);
         if (!cJSON_AddStringToObject(btn, "tag", "button") ||
             !cJSON_AddStringToObject(btn, "type", "primary") ||
             !cJSON_AddStringToObject(btn, "url", r->pipeline.web_url) ||
             !(it = tagged("plain_text", label)))
-            goto fail;
+            goto out;
         cJSON_AddItemToObject(btn, "text", it);
     }
     char note[CQ_ENV_MAX_NAME + 128] = "";
@@ -164,15 +164,15 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
     }
     if (*note) {
         cJSON *ne = cJSON_CreateObject(), *nels;
-        if (!ne) goto fail;
+        if (!ne) goto out;
         cJSON_AddItemToArray(els, ne);
         if (!cJSON_AddStringToObject(ne, "tag", "note") ||
             !(nels = cJSON_AddArrayToObject(ne, "elements")) || !(it = tagged("plain_text", note)))
-            goto fail;
+            goto out;
         cJSON_AddItemToArray(nels, it);
     }
     return c;
-fail:
+out:
     cJSON_Delete(c);
     return NULL;
 }
@@ -193,11 +193,11 @@ char *ntf_feishu_content(const struct cq_result *r, size_t max_text, const char 
     size_t hl =
         64 + (r->command ? strlen(r->command) : 0) + (r->user_name ? strlen(r->user_name) : 0);
     head = malloc(hl);
-    if (!text || !head) goto nomem;
+    if (!text || !head) goto out;
     if (interactive) {
         snprintf(head, hl, "%s %s%s%s", lk.icon, lk.label, r->command && *r->command ? ": " : "",
                  r->command ? r->command : "");
-        if (!(c = card(r, text, head, lk.color))) goto nomem;
+        if (!(c = card(r, text, head, lk.color))) goto out;
         if (msg_type) *msg_type = "interactive";
     } else {
         int n = snprintf(head, hl, "%s %s", lk.icon, lk.label);
@@ -206,29 +206,26 @@ char *ntf_feishu_content(const struct cq_result *r, size_t max_text, const char 
         if (r->user_name && *r->user_name && n > 0)
             snprintf(head + n, hl - (size_t)n, " · run by %s", r->user_name);
         char *ehead = escape_markup(head); /* the command and the name are user text */
-        if (!ehead) goto nomem;
+        if (!ehead) goto out;
         size_t tl = strlen(ehead) + 2 + strlen(text) + 1;
         char *full = malloc(tl);
         if (!full) {
             free(ehead);
-            goto nomem;
+            goto out;
         }
         snprintf(full, tl, "%s%s%s", ehead, *text ? "\n" : "", text);
         free(ehead);
         c = cJSON_CreateObject();
         if (!c || !cJSON_AddStringToObject(c, "text", full)) {
             free(full);
-            goto nomem;
+            goto out;
         }
         free(full);
         if (msg_type) *msg_type = "text";
     }
     out = cJSON_PrintUnformatted(c);
-    if (!out) goto nomem;
-    goto out;
-nomem:
-    cq_err_set(err, CQ_ENOMEM, "feishu format: out of memory");
 out:
+    if (!out) cq_err_set(err, CQ_ENOMEM, "feishu format: out of memory"); /* every other way here */
     cJSON_Delete(c);
     free(text);
     free(head);

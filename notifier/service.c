@@ -689,7 +689,8 @@ struct ntf_service *ntf_service_new(struct cq_loop *loop, const struct cq_config
     snprintf(s->key_prefix, sizeof s->key_prefix, "%s", cfg->redis.prefix ? cfg->redis.prefix : "");
     if (cq_uuid4(s->instance) != CQ_OK) {
         cq_err_set(err, CQ_ECRYPTO, "notifier: no randomness for the instance id");
-        goto fail;
+        free(s);
+        return NULL;
     }
     uv_timer_init(cq_loop_uv(loop), &s->drain_timer);
     s->drain_timer.data = s;
@@ -702,16 +703,16 @@ struct ntf_service *ntf_service_new(struct cq_loop *loop, const struct cq_config
     s->feishu_pacer = ntf_pacer_new(cfg->notifier.feishu_chat_interval_ms);
     if (!s->slack_pacer || !s->feishu_pacer) {
         cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
-        goto fail_handles;
+        goto out;
     }
     s->http = cq_httpc_new(loop, 256, err);
-    if (!s->http) goto fail_handles;
+    if (!s->http) goto out;
     s->redis = cq_redis_new_cfg(loop, cfg, err);
-    if (!s->redis) goto fail_handles;
+    if (!s->redis) goto out;
     cq_redis_check_persistence(s->redis);
     s->prod = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,
                               cfg->kafka.client_conf, err);
-    if (!s->prod) goto fail_handles;
+    if (!s->prod) goto out;
     const char *topics[] = {cfg->kafka.topic_results, NULL};
     char mpi[16];
     snprintf(mpi, sizeof mpi, "%d", cfg->kafka.max_poll_interval_ms);
@@ -719,21 +720,21 @@ struct ntf_service *ntf_service_new(struct cq_loop *loop, const struct cq_config
     const char **kconf = cq_kafka_conf_join(cfg->kafka.client_conf, own);
     if (!kconf) {
         cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
-        goto fail_handles;
+        goto out;
     }
     s->cons = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.notifier_group, topics, loop,
                               on_message, s, kconf, err);
     free(kconf);
-    if (!s->cons) goto fail_handles;
+    if (!s->cons) goto out;
     if (cq_loop_on_shutdown(loop, on_shutdown, s) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "notifier: cannot register the drain step");
-        goto fail_handles;
+        goto out;
     }
     set_inflight_gauge(s);
     uv_timer_start(&s->renew_timer, renew_tick, (uint64_t)s->claim_lease_ms / 3,
                    (uint64_t)s->claim_lease_ms / 3);
     return s;
-fail_handles:
+out:
     cq_consumer_free(s->cons);
     cq_producer_free(s->prod);
     cq_redis_free(s->redis);
@@ -745,9 +746,6 @@ fail_handles:
     uv_close((uv_handle_t *)&s->drain_timer, free_after_close);
     uv_close((uv_handle_t *)&s->tok.timer, free_after_close);
     uv_close((uv_handle_t *)&s->renew_timer, free_after_close);
-    return NULL;
-fail:
-    free(s);
     return NULL;
 }
 

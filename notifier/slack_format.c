@@ -140,26 +140,26 @@ char **ntf_slack_split(const char *s, size_t max_chars, size_t *n) {
             size_t need = (has_content ? 1 : 0) + lc + (fence_after ? close_len : 0);
             if (cur.chars + need <= max_chars) {
                 if ((has_content && sb_add(&cur, "\n", 1) != 0) || sb_add(&cur, line, lb) != 0)
-                    goto fail;
+                    goto out;
                 has_content = true;
                 in_fence = fence_after;
                 break;
             }
             if (has_content) { /* flush and retry the line in a fresh chunk */
-                if (in_fence && sb_add(&cur, "\n```", close_len) != 0) goto fail;
-                if (chunks_push(&out, &cur) != 0) goto fail;
+                if (in_fence && sb_add(&cur, "\n```", close_len) != 0) goto out;
+                if (chunks_push(&out, &cur) != 0) goto out;
                 has_content = false;
-                if (in_fence && sb_add(&cur, "```\n", 4) != 0) goto fail;
+                if (in_fence && sb_add(&cur, "```\n", 4) != 0) goto out;
                 continue;
             }
             /* the line alone is too long: hard-split it */
             size_t room = max_chars - cur.chars - close_len;
             size_t take = prefix_bytes(line, lb, room);
-            if (sb_add(&cur, line, take) != 0) goto fail;
+            if (sb_add(&cur, line, take) != 0) goto out;
             in_fence ^= (count_fences(line, take) & 1);
-            if (in_fence && sb_add(&cur, "\n```", close_len) != 0) goto fail;
-            if (chunks_push(&out, &cur) != 0) goto fail;
-            if (in_fence && sb_add(&cur, "```\n", 4) != 0) goto fail;
+            if (in_fence && sb_add(&cur, "\n```", close_len) != 0) goto out;
+            if (chunks_push(&out, &cur) != 0) goto out;
+            if (in_fence && sb_add(&cur, "```\n", 4) != 0) goto out;
             line += take;
             lb -= take;
             if (lb == 0) {
@@ -171,14 +171,14 @@ char **ntf_slack_split(const char *s, size_t max_chars, size_t *n) {
         p = nl + 1;
     }
     if (has_content || out.n == 0) {
-        if (in_fence && has_content && sb_add(&cur, "\n```", close_len) != 0) goto fail;
-        if (chunks_push(&out, &cur) != 0) goto fail;
+        if (in_fence && has_content && sb_add(&cur, "\n```", close_len) != 0) goto out;
+        if (chunks_push(&out, &cur) != 0) goto out;
     } else {
         free(cur.s);
     }
     if (n) *n = out.n;
     return out.v;
-fail:
+out:
     free(cur.s);
     if (out.v) ntf_slack_chunks_free(out.v);
     return NULL;
@@ -217,11 +217,11 @@ static cJSON *text_obj(const char *type, const char *text) {
 static int add_section(cJSON *blocks, const char *mrkdwn) {
     cJSON *b = cJSON_CreateObject();
     cJSON *t = text_obj("mrkdwn", mrkdwn);
-    if (!b || !t || !cJSON_AddStringToObject(b, "type", "section")) goto fail;
+    if (!b || !t || !cJSON_AddStringToObject(b, "type", "section")) goto out;
     cJSON_AddItemToObject(b, "text", t);
     cJSON_AddItemToArray(blocks, b);
     return 0;
-fail:
+out:
     cJSON_Delete(b);
     cJSON_Delete(t);
     return -1;
@@ -231,12 +231,12 @@ static int add_context(cJSON *blocks, const char *mrkdwn) {
     cJSON *b = cJSON_CreateObject();
     cJSON *els = cJSON_CreateArray();
     cJSON *t = text_obj("mrkdwn", mrkdwn);
-    if (!b || !els || !t || !cJSON_AddStringToObject(b, "type", "context")) goto fail;
+    if (!b || !els || !t || !cJSON_AddStringToObject(b, "type", "context")) goto out;
     cJSON_AddItemToArray(els, t);
     cJSON_AddItemToObject(b, "elements", els);
     cJSON_AddItemToArray(blocks, b);
     return 0;
-fail:
+out:
     cJSON_Delete(b);
     cJSON_Delete(els);
     cJSON_Delete(t);
@@ -252,7 +252,7 @@ static int add_button(cJSON *blocks, const char *label, const char *url) {
         !cJSON_AddStringToObject(btn, "type", "button") ||
         !cJSON_AddStringToObject(btn, "url", url) ||
         !cJSON_AddStringToObject(btn, "action_id", "open_pipeline"))
-        goto fail;
+        goto out;
     cJSON_AddItemToObject(btn, "text", t);
     t = NULL;
     cJSON_AddItemToArray(els, btn);
@@ -260,7 +260,7 @@ static int add_button(cJSON *blocks, const char *label, const char *url) {
     cJSON_AddItemToObject(b, "elements", els);
     cJSON_AddItemToArray(blocks, b);
     return 0;
-fail:
+out:
     cJSON_Delete(b);
     cJSON_Delete(els);
     cJSON_Delete(btn);
@@ -278,14 +278,14 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
     if (cut_chars) *cut_chars = 0;
     if (!r || !o) {
         cq_err_set(err, CQ_EINVAL, "slack format: missing result or options");
-        goto out;
+        return NULL;
     }
     if ((o->target != NTF_SLACK_RESPONSE_URL && !o->channel) ||
         (o->target == NTF_SLACK_UPDATE && !o->ts)) {
         cq_err_set(err, CQ_EINVAL, "slack format: chat.%s needs a channel%s",
                    o->target == NTF_SLACK_UPDATE ? "update" : "postMessage",
                    o->target == NTF_SLACK_UPDATE ? " and ts" : "");
-        goto out;
+        return NULL; /* nothing allocated yet */
     }
     struct ntf_slack_limits lim = {NTF_SLACK_SECTION_CHARS, NTF_SLACK_MAX_BLOCKS,
                                    NTF_SLACK_MESSAGE_CHARS};
@@ -301,7 +301,7 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
     esc_cmd = ntf_slack_escape(r->command ? r->command : "");
     esc_user = ntf_slack_escape(r->user_name ? r->user_name : "");
     esc_text = ntf_slack_escape(r->text ? r->text : "");
-    if (!esc_cmd || !esc_user || !esc_text) goto nomem;
+    if (!esc_cmd || !esc_user || !esc_text) goto out;
 
     /* Header: emoji, status, `command`, who ran it; trimmed to one section. */
     {
@@ -319,8 +319,8 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
 
     root = cJSON_CreateObject();
     blocks = cJSON_CreateArray();
-    if (!root || !blocks) goto nomem;
-    if (add_section(blocks, header) != 0) goto nomem;
+    if (!root || !blocks) goto out;
+    if (add_section(blocks, header) != 0) goto out;
 
     bool has_pipeline = r->pipeline.id > 0 || r->pipeline.web_url || r->pipeline.status;
     int fixed_blocks = 1 + (has_pipeline ? 2 : 0) + 1; /* header, pipeline x2, cut note */
@@ -331,13 +331,13 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
 
     if (*esc_text) {
         chunks = ntf_slack_split(esc_text, (size_t)lim.section_chars, &nchunks);
-        if (!chunks) goto nomem;
+        if (!chunks) goto out;
         total_text = cq_utf8_len(esc_text, strlen(esc_text));
         size_t max_body_blocks = (size_t)(lim.max_blocks - fixed_blocks);
         for (size_t i = 0; i < nchunks; i++) {
             size_t c = cq_utf8_len(chunks[i], strlen(chunks[i]));
             if (i >= max_body_blocks || c > budget) break;
-            if (add_section(blocks, chunks[i]) != 0) goto nomem;
+            if (add_section(blocks, chunks[i]) != 0) goto out;
             budget -= c;
             kept_chunks++;
         }
@@ -346,20 +346,20 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
     if (has_pipeline) {
         char ctx[CQ_ENV_MAX_URL + 256];
         char *st = ntf_slack_escape(r->pipeline.status ? r->pipeline.status : "");
-        if (!st) goto nomem;
+        if (!st) goto out;
         if (r->pipeline.id > 0)
             snprintf(ctx, sizeof ctx, "Pipeline #%lld%s%s", r->pipeline.id, *st ? ": " : "", st);
         else
             snprintf(ctx, sizeof ctx, "Pipeline%s%s", *st ? ": " : "", st);
         free(st);
-        if (add_context(blocks, ctx) != 0) goto nomem;
+        if (add_context(blocks, ctx) != 0) goto out;
         if (r->pipeline.web_url && *r->pipeline.web_url) {
             char label[64];
             if (r->pipeline.id > 0)
                 snprintf(label, sizeof label, "Open pipeline #%lld", r->pipeline.id);
             else
                 snprintf(label, sizeof label, "Open pipeline");
-            if (add_button(blocks, label, r->pipeline.web_url) != 0) goto nomem;
+            if (add_button(blocks, label, r->pipeline.web_url) != 0) goto out;
         }
     }
 
@@ -372,7 +372,7 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
         snprintf(note, sizeof note,
                  ":scissors: _Output cut: %zu of %zu characters not shown (Slack message limits)._",
                  cut, total_text);
-        if (add_context(blocks, note) != 0) goto nomem;
+        if (add_context(blocks, note) != 0) goto out;
         if (cut_chars) *cut_chars = cut;
     }
 
@@ -382,27 +382,24 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
                                      r->response_type && *r->response_type ? r->response_type
                                                                            : "in_channel") ||
             !cJSON_AddBoolToObject(root, "replace_original", o->replace_original))
-            goto nomem;
+            goto out;
         break;
     case NTF_SLACK_POST_MESSAGE:
-        if (!cJSON_AddStringToObject(root, "channel", o->channel)) goto nomem;
-        if (o->thread_ts && !cJSON_AddStringToObject(root, "thread_ts", o->thread_ts)) goto nomem;
+        if (!cJSON_AddStringToObject(root, "channel", o->channel)) goto out;
+        if (o->thread_ts && !cJSON_AddStringToObject(root, "thread_ts", o->thread_ts)) goto out;
         break;
     case NTF_SLACK_UPDATE:
         if (!cJSON_AddStringToObject(root, "channel", o->channel) ||
             !cJSON_AddStringToObject(root, "ts", o->ts))
-            goto nomem;
+            goto out;
         break;
     }
-    if (!cJSON_AddStringToObject(root, "text", summary)) goto nomem;
+    if (!cJSON_AddStringToObject(root, "text", summary)) goto out;
     cJSON_AddItemToObject(root, "blocks", blocks);
     blocks = NULL;
     out = cJSON_PrintUnformatted(root);
-    if (!out) goto nomem;
-    goto out;
-nomem:
-    cq_err_set(err, CQ_ENOMEM, "slack format: out of memory");
 out:
+    if (!out) cq_err_set(err, CQ_ENOMEM, "slack format: out of memory"); /* every other way here */
     cJSON_Delete(blocks);
     cJSON_Delete(root);
     ntf_slack_chunks_free(chunks);

@@ -267,13 +267,13 @@ static int build_slack(const struct cq_config *cfg, const struct send_opts *o,
         return 1;
     }
     split_command(cfg, o->text, &cmd, &text);
-    if (!cmd || !text) goto oom;
+    if (!cmd || !text) goto out;
     random_hex(hex, 16);
     snprintf(num, sizeof num, "%lld", (long long)time(NULL) * 1000 + (long long)(clock() % 1000));
     snprintf(trigger, sizeof trigger, "%s.%s.%s", num, "4744562912", hex);
     g->match = cq_strprintf("/response/commands/T0DEMO0001/%s/%s", num, hex);
     char *resp_url = g->match ? cq_strprintf("%s%s", sink, g->match) : NULL;
-    if (!resp_url) goto oom;
+    if (!resp_url) goto out;
     int bad = form_add(&form, &flen, "token", "chatopsctl-legacy-token") ||
               form_add(&form, &flen, "team_id", "T0DEMO0001") ||
               form_add(&form, &flen, "team_domain", "chatops-demo") ||
@@ -287,7 +287,7 @@ static int build_slack(const struct cq_config *cfg, const struct send_opts *o,
               form_add(&form, &flen, "response_url", resp_url) ||
               form_add(&form, &flen, "trigger_id", trigger);
     free(resp_url);
-    if (bad) goto oom;
+    if (bad) goto out;
     snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
     cq_slack_signature(cfg->slack.signing_secret.value, ts, form, flen, sig);
     g->url = cq_strprintf("%s%s", ingress, cfg->ingress.slack_commands_path);
@@ -295,15 +295,13 @@ static int build_slack(const struct cq_config *cfg, const struct send_opts *o,
     g->headers[1] = cq_strprintf("X-Slack-Request-Timestamp: %s", ts);
     g->headers[2] = cq_strprintf("X-Slack-Signature: %s", sig);
     g->headers[3] = strdup("User-Agent: Slackbot 1.0 (+https://api.slack.com/robots)");
-    if (!g->url || !g->headers[0] || !g->headers[1] || !g->headers[2] || !g->headers[3]) goto oom;
+    if (!g->url || !g->headers[0] || !g->headers[1] || !g->headers[2] || !g->headers[3]) goto out;
     g->body = form;
     g->body_len = flen;
     form = NULL;
     rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "chatopsctl: send: out of memory\n");
 out:
+    if (rc) fprintf(stderr, "chatopsctl: send: out of memory\n");
     free(cmd);
     free(text);
     free(form);
@@ -316,6 +314,7 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
     uint8_t *enc = NULL;
     cJSON *root = NULL;
     int rc = 1;
+    const char *why = "out of memory"; /* what a failure prints */
     char event_id[33], msg_hex[33], ms[32], ts[32], nonce[33], sig[65];
     const char *vt = cfg->feishu.verification_token.value;
     const char *ek = cfg->feishu.encrypt_key.value;
@@ -325,21 +324,21 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
     }
     /* In Feishu the user @mentions the bot instead of typing a slash command. */
     split_command(cfg, o->text, &cmd, &text);
-    if (!cmd || !text) goto oom;
+    if (!cmd || !text) goto out;
     random_hex(event_id, 16);
     random_hex(msg_hex, 16);
     snprintf(ms, sizeof ms, "%lld", (long long)time(NULL) * 1000);
     g->match = cq_strprintf("om_%s", msg_hex);
     content = cq_strprintf("@_user_1 %s", text);
-    if (!g->match || !content) goto oom;
+    if (!g->match || !content) goto out;
     cJSON *ctext = cJSON_CreateObject();
     if (!ctext || !cJSON_AddStringToObject(ctext, "text", content)) {
         cJSON_Delete(ctext);
-        goto oom;
+        goto out;
     }
     char *content_json = cJSON_PrintUnformatted(ctext);
     cJSON_Delete(ctext);
-    if (!content_json) goto oom;
+    if (!content_json) goto out;
 
     root = cJSON_CreateObject();
     cJSON *h = cJSON_AddObjectToObject(root, "header");
@@ -386,22 +385,22 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
     }
     free(content_json);
     cJSON_Delete(m1);
-    if (!ok || !(plain = cJSON_PrintUnformatted(root))) goto oom;
+    if (!ok || !(plain = cJSON_PrintUnformatted(root))) goto out;
 
     g->url = cq_strprintf("%s%s", ingress, cfg->ingress.feishu_events_path);
     g->headers[0] = strdup("Content-Type: application/json; charset=utf-8");
-    if (!g->url || !g->headers[0]) goto oom;
+    if (!g->url || !g->headers[0]) goto out;
     if (ek) {
         uint8_t key[CQ_SHA256_LEN];
         size_t enc_len = 0;
         if (cq_sha256(ek, strlen(ek), key) != CQ_OK ||
             !(enc = cq_aes256cbc_encrypt(key, (const uint8_t *)plain, strlen(plain), &enc_len)) ||
             !(b64 = cq_base64_encode(enc, enc_len))) {
-            fprintf(stderr, "chatopsctl: send: could not encrypt the Feishu event\n");
+            why = "could not encrypt the Feishu event";
             goto out;
         }
         g->body = cq_strprintf("{\"encrypt\":\"%s\"}", b64);
-        if (!g->body) goto oom;
+        if (!g->body) goto out;
         g->body_len = strlen(g->body);
         snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
         random_hex(nonce, 16);
@@ -409,17 +408,15 @@ static int build_feishu(const struct cq_config *cfg, const struct send_opts *o,
         g->headers[1] = cq_strprintf("X-Lark-Request-Timestamp: %s", ts);
         g->headers[2] = cq_strprintf("X-Lark-Request-Nonce: %s", nonce);
         g->headers[3] = cq_strprintf("X-Lark-Signature: %s", sig);
-        if (!g->headers[1] || !g->headers[2] || !g->headers[3]) goto oom;
+        if (!g->headers[1] || !g->headers[2] || !g->headers[3]) goto out;
     } else {
         g->body = plain;
         g->body_len = strlen(plain);
         plain = NULL;
     }
     rc = 0;
-    goto out;
-oom:
-    fprintf(stderr, "chatopsctl: send: out of memory\n");
 out:
+    if (rc) fprintf(stderr, "chatopsctl: send: %s\n", why);
     cJSON_Delete(root);
     free(cmd);
     free(text);

@@ -56,23 +56,23 @@ struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc, co
         return NULL;
     }
     g = calloc(1, sizeof(*g));
-    if (!g) goto oom;
+    if (!g) goto out;
     g->loop = loop;
     g->httpc = httpc;
     g->base = strdup(base_url);
-    if (!g->base) goto oom;
+    if (!g->base) goto out;
     size_t n = strlen(g->base);
     while (n > 0 && g->base[n - 1] == '/')
         g->base[--n] = '\0';
     if (api_token) {
         g->token_hdr = cq_strprintf("PRIVATE-TOKEN: %s", api_token);
-        if (!g->token_hdr) goto oom;
+        if (!g->token_hdr) goto out;
     }
     g->max_attempts = max_attempts > 0 ? max_attempts : 4;
     g->backoff_ms = backoff_ms > 0 ? backoff_ms : 500;
     g->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     return g;
-oom:
+out:
     cq_gitlab_free(g);
     cq_err_set(err, CQ_ENOMEM, "out of memory");
     return NULL;
@@ -223,18 +223,18 @@ static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char
                         bool auth, bool idempotent, size_t max_response, cq_gitlab_cb cb,
                         void *opaque, struct cq_err *err) {
     struct call *c = NULL;
-    if (!url || (form && !body)) goto oom;
+    if (!url || (form && !body)) goto out;
     c = calloc(1, sizeof(*c));
-    if (!c) goto oom;
+    if (!c) goto out;
     c->method = strdup(method);
-    if (!c->method) goto oom;
+    if (!c->method) goto out;
     /* c->timer is set only once initialised: call_free closes it (uv_close on memory
      * libuv never saw would corrupt the loop). */
     uv_timer_t *timer = malloc(sizeof(*timer));
-    if (!timer) goto oom;
+    if (!timer) goto out;
     if (uv_timer_init(cq_loop_uv(g->loop), timer) != 0) {
         free(timer);
-        goto oom;
+        goto out;
     }
     c->timer = timer;
     c->url = url;
@@ -253,7 +253,7 @@ static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char
     c->timer->data = c;
     uv_timer_start(c->timer, first_send, 0, 0);
     return CQ_OK;
-oom:
+out:
     if (c) {
         c->url = NULL;
         c->body = NULL;
@@ -302,15 +302,15 @@ char *cq_gitlab_trigger_form(const char *token, const char *ref, const char *con
     if (!buf) return NULL;
     if (!form_add(&buf, &len, "token", token ? token : "") ||
         !form_add(&buf, &len, "ref", ref ? ref : ""))
-        goto fail;
+        goto out;
     for (size_t i = 0; vars && vars[i] && vars[i + 1]; i += 2) {
         char *name = cq_strprintf("variables[%s]", vars[i]);
         bool ok = name && form_add(&buf, &len, name, vars[i + 1]);
         free(name);
-        if (!ok) goto fail;
+        if (!ok) goto out;
     }
     return buf;
-fail:
+out:
     free(buf);
     return NULL;
 }

@@ -177,7 +177,11 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->epoch_key = cq_strprintf("%sredis:epoch", prefix);
     if (!w->lease_prefix || !w->lease_key || !w->epoch_key) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
-        goto fail_early;
+        free(w->lease_prefix);
+        free(w->lease_key);
+        free(w->epoch_key);
+        free(w);
+        return NULL;
     }
     uv_loop_t *uv = cq_loop_uv(loop);
     uv_timer_init(uv, &w->retry_timer);
@@ -188,15 +192,15 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->open_handles = 4;
 
     w->redis = cq_redis_new_cfg(loop, cfg, err);
-    if (!w->redis) goto fail;
+    if (!w->redis) goto out;
     cq_redis_check_persistence(w->redis);
     cq_redis_on_connect(w->redis, w_on_redis_connect, w);
     /* Direct calls in flight at once; more wait in curl's queue (a fd each). */
     w->httpc = cq_httpc_new(loop, w->max_inflight < 1024 ? w->max_inflight : 1024, err);
-    if (!w->httpc) goto fail;
+    if (!w->httpc) goto out;
     w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,
                                   cfg->kafka.client_conf, err);
-    if (!w->producer) goto fail;
+    if (!w->producer) goto out;
     struct cq_pipeline_deps pd = {.loop = loop,
                                   .cfg = cfg,
                                   .redis = w->redis,
@@ -208,28 +212,28 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     bool want_pipelines = cfg->gitlab.base_url && cfg->gitlab.base_url[0];
     for (size_t i = 0; i < cfg->n_commands; i++)
         if (cfg->commands[i].mode != CQ_MODE_DIRECT) want_pipelines = true;
-    if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err))) goto fail;
+    if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err))) goto out;
     char mpi[16];
     snprintf(mpi, sizeof(mpi), "%d", cfg->kafka.max_poll_interval_ms);
     const char *own[] = {"max.poll.interval.ms", mpi, NULL};
     const char **kconf = cq_kafka_conf_join(cfg->kafka.client_conf, own);
     if (!kconf) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
     w->consumer = cq_consumer_new(cfg->kafka.brokers, cfg->kafka.worker_group, topics, loop,
                                   w_on_message, w, kconf, err);
     free(kconf);
-    if (!w->consumer) goto fail;
+    if (!w->consumer) goto out;
     if (cq_loop_on_shutdown(loop, on_shutdown, w) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
     int port = opts && opts->http_port != 0 ? opts->http_port : cfg->worker.http_port;
     if (opts && opts->http_any_port) port = 0;
     if (port >= 0) {
         w->admin = cq_admin_http_new(cfg->ingress.listen, port, err);
-        if (!w->admin) goto fail;
+        if (!w->admin) goto out;
         cq_info(NULL, "admin http listening on port %d", cq_admin_http_port(w->admin));
     }
     uv_timer_start(&w->ready_timer, ready_tick, 0, READY_FIRST_MS);
@@ -239,13 +243,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     cq_info(NULL, "worker %s consuming %s as group %s", w->owner, cfg->kafka.topic_requests,
             cfg->kafka.worker_group);
     return w;
-fail:
+out:
     teardown(w); /* frees w once the timers closed */
-    return NULL;
-fail_early:
-    free(w->lease_prefix);
-    free(w->lease_key);
-    free(w->epoch_key);
-    free(w);
     return NULL;
 }

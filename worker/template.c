@@ -330,7 +330,7 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
             const char *end = strstr(p + 2, "}}");
             if (!end) {
                 cq_err_set(err, CQ_ECONFIG, "template has an unclosed {{");
-                goto fail;
+                goto out;
             }
             const char *s = p + 2, *e = end;
             while (s < e && (*s == ' ' || *s == '\t'))
@@ -340,13 +340,13 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
             char name[200];
             if ((size_t)(e - s) >= sizeof(name)) {
                 cq_err_set(err, CQ_ECONFIG, "template variable name too long");
-                goto fail;
+                goto out;
             }
             memcpy(name, s, (size_t)(e - s));
             name[e - s] = '\0';
             const char *val;
             char *owned;
-            if (lookup(vars, name, &val, &owned, err) != CQ_OK) goto fail;
+            if (lookup(vars, name, &val, &owned, err) != CQ_OK) goto out;
             switch (ctx) {
             case CQ_TPL_TEXT:
                 buf_str(&b, val);
@@ -368,7 +368,7 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
                         cq_err_set(err, CQ_EINVAL, "%s contains a %s, which a header cannot hold",
                                    strncmp(name, "secrets.", 8) == 0 ? "a secret" : name,
                                    (*q == '\r' || *q == '\n') ? "line break" : "control character");
-                        goto fail;
+                        goto out;
                     }
                 buf_str(&b, val);
                 break;
@@ -391,10 +391,10 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
     if (b.failed) {
         cq_err_set(err, b.len + 1 > TPL_MAX_OUT / 2 ? CQ_ETOOBIG : CQ_ENOMEM,
                    "template expansion failed (too large or out of memory)");
-        goto fail;
+        goto out;
     }
     return b.s;
-fail:
+out:
     free(b.s);
     return NULL;
 }
