@@ -23,10 +23,11 @@ int main(int argc, char **argv) {
      * the write, which every client library handles, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     const char *config = NULL;
-    struct cq_worker_opts opts = {0};
+    struct w_service_opts opts = {0};
     struct cq_err err = {0};
     struct cq_config *cfg = NULL;
     struct cq_loop *loop = NULL;
+    struct cq_worker *w = NULL;
     int rc = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -67,7 +68,8 @@ int main(int argc, char **argv) {
         cq_error(NULL, "cannot create the event loop: %s", err.msg);
         goto out;
     }
-    if (!cq_worker_start(cfg, loop, &opts, &err)) {
+    w = w_service_new(cfg, loop, &opts, &err);
+    if (!w) {
         cq_error(NULL, "cannot start: %s", err.msg);
         cq_loop_run(loop); /* lets the partly started worker close its handles */
         goto out;
@@ -76,6 +78,7 @@ int main(int argc, char **argv) {
     cq_info(NULL, "worker stopped");
     rc = 0;
 out:
+    w_service_free(w);
     cq_loop_free(loop);
     cq_config_free(cfg);
     return rc;

@@ -20,7 +20,7 @@
  * notifier's once-claim makes that harmless); nothing else can produce a second final.
  *
  * Wiring into worker/service.c (the calls to add):
- *   1. cq_worker_start, after redis, httpc and producer exist:
+ *   1. w_service_new, after redis, httpc and producer exist:
  *        struct cq_pipeline_deps d = {.loop = loop, .cfg = cfg, .redis = w->redis,
  *            .httpc = w->httpc, .producer = w->producer, .owner_id = w->owner};
  *        w->pipelines = cq_pipeline_tracker_new(&d, err);   (NULL -> setup failure)

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-bool cq_worker_ready(const struct cq_worker *w) {
+bool w_service_ready(const struct cq_worker *w) {
     return w && !w->stopping && w->consumer && w->producer && cq_producer_ready(w->producer) &&
            w->redis && cq_redis_connected(w->redis);
 }
@@ -41,20 +41,21 @@ bool cq_worker_ready(const struct cq_worker *w) {
 #define READY_EVERY_MS 500
 static void ready_tick(uv_timer_t *t) {
     struct cq_worker *w = t->data;
-    struct cq_admin_http *admin = w->admin;
-    bool ready = cq_worker_ready(w);
-    cq_admin_http_set_ready(admin, ready);
+    bool ready = w_service_ready(w);
+    cq_admin_http_set_ready(w->admin, ready);
     if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
+}
+
+static void release(struct cq_worker *w) {
+    free(w->epoch_key);
+    free(w->lease_key);
+    free(w->lease_prefix);
+    free(w);
 }
 
 static void handle_closed(uv_handle_t *h) {
     struct cq_worker *w = h->data;
-    if (--w->open_handles == 0) {
-        free(w->epoch_key);
-        free(w->lease_key);
-        free(w->lease_prefix);
-        free(w);
-    }
+    if (--w->open_handles == 0 && w->orphaned) release(w);
 }
 
 static void teardown(struct cq_worker *w) {
@@ -147,8 +148,8 @@ static void on_shutdown(void *arg) {
     uv_timer_start(&w->drain_timer, drain_tick, 0, 50);
 }
 
-struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *loop,
-                                  const struct cq_worker_opts *opts, struct cq_err *err) {
+struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
+                                const struct w_service_opts *opts, struct cq_err *err) {
     struct cq_worker *w = calloc(1, sizeof(*w));
     const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_pipeline_events, NULL};
     const char *prefix = cfg->redis.prefix ? cfg->redis.prefix : "";
@@ -177,10 +178,7 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
     w->epoch_key = cq_strprintf("%sredis:epoch", prefix);
     if (!w->lease_prefix || !w->lease_key || !w->epoch_key) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
-        free(w->lease_prefix);
-        free(w->lease_key);
-        free(w->epoch_key);
-        free(w);
+        release(w);
         return NULL;
     }
     uv_loop_t *uv = cq_loop_uv(loop);
@@ -244,6 +242,14 @@ struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *l
             cfg->kafka.worker_group);
     return w;
 out:
-    teardown(w); /* frees w once the timers closed */
+    w->orphaned = true;
+    teardown(w); /* frees w once the timers closed (the caller runs the loop) */
     return NULL;
+}
+
+void w_service_free(struct cq_worker *w) {
+    if (!w) return;
+    if (!w->torn_down) teardown(w); /* the loop ended without a drain */
+    if (w->open_handles > 0) uv_run(cq_loop_uv(w->loop), UV_RUN_NOWAIT); /* the timers' closes */
+    release(w);
 }

@@ -13,7 +13,7 @@
 
 struct cq_worker;
 
-struct cq_worker_opts {
+struct w_service_opts {
     int http_port;        /* /healthz /readyz /metrics; 0 = cfg->worker.http_port, -1 = none */
     bool http_any_port;   /* listen on any free port (logged), whatever http_port says */
     const char *owner_id; /* identity in claims and leases; NULL = a fresh UUID */
@@ -21,14 +21,19 @@ struct cq_worker_opts {
 };
 
 /* Connects to Kafka and Redis and starts consuming on loop. cfg and loop are borrowed
- * and must outlive the worker. The worker frees itself after the loop's shutdown
- * drain finished (SIGTERM/SIGINT or cq_loop_shutdown); the caller then only runs the
- * loop to its end and frees cfg and loop. Returns NULL with err on a setup failure. */
-struct cq_worker *cq_worker_start(const struct cq_config *cfg, struct cq_loop *loop,
-                                  const struct cq_worker_opts *opts, struct cq_err *err);
+ * and must outlive the worker. On SIGTERM/SIGINT (or cq_loop_shutdown) it drains and
+ * tears itself down, and the loop run returns; the caller then frees it with
+ * w_service_free. Returns NULL with err on a setup failure: what was started is closed
+ * (and freed) while the caller runs the loop once more. */
+struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
+                                const struct w_service_opts *opts, struct cq_err *err);
 
 /* Readiness (also what /readyz answers): Kafka producer's broker probe answered, the
  * consumer exists, Redis connected, not draining. Loop thread only. */
-bool cq_worker_ready(const struct cq_worker *w);
+bool w_service_ready(const struct cq_worker *w);
+
+/* Frees the worker after cq_loop_run returned (tearing it down first when the loop ended
+ * without a drain). NULL is a no-op. */
+void w_service_free(struct cq_worker *w);
 
 #endif

@@ -135,6 +135,7 @@ struct cq_worker {
     uv_timer_t retry_timer, lease_timer, drain_timer, ready_timer;
     struct cq_admin_http *admin; /* /healthz /readyz /metrics; NULL when off */
     int open_handles;
+    bool orphaned; /* setup failed: the last handle's close frees it (no w_service_free) */
     uint64_t drain_deadline;
     int drain_ms;
     int max_inflight;

@@ -1,5 +1,5 @@
 /* version: the worker's build identity (keeps the service library non-empty). */
-const char *cq_worker_version(void);
-const char *cq_worker_version(void) {
+const char *w_version(void);
+const char *w_version(void) {
     return "chatops-worker 0.1.0";
 }
