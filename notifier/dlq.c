@@ -23,12 +23,7 @@ static void on_dlq_report(void *opaque, enum cq_rc rc, const char *errstr, int32
         ntf_job_wait(j, 1000, N_DLQ);
         return;
     }
-    cq_metric_inc("chatops_notifier_dlq_total", "Results sent to the dead-letter topic",
-                  j->dlq_reason_class
-                      ? (strcmp(j->dlq_reason_class, "invalid") == 0     ? "class=\"invalid\""
-                         : strcmp(j->dlq_reason_class, "exhausted") == 0 ? "class=\"exhausted\""
-                                                                         : "class=\"permanent\"")
-                      : "class=\"permanent\"");
+    ntf_metric_dlq(j->dlq_reason_class);
     if (j->claimed && j->s->redis) { /* a replay of this result may try again */
         const char *argv[] = {"EVAL", NTF_RELEASE_LUA, "1", j->once_key, j->owner};
         cq_redis_commandargv(j->s->redis, ntf_ignore_reply, NULL, 5, argv, NULL);

@@ -12,9 +12,7 @@
 
 static void token_age_gauge(struct ntf_service *s) {
     if (!s->tok.token) return;
-    cq_gauge_set(cq_gauge_get("chatops_notifier_feishu_token_age_seconds",
-                              "Age of the tenant_access_token in use", NULL),
-                 (ntf_wall_ms() - s->tok.fetched_ms) / 1000);
+    ntf_metric_token_age((ntf_wall_ms() - s->tok.fetched_ms) / 1000);
 }
 
 static void token_lookup(struct ntf_service *s);
@@ -107,10 +105,7 @@ static void on_token_answer(void *opaque, const struct cq_http_response *resp) {
     char why[128], *tok = NULL;
     long expire = 0;
     enum ntf_outcome o = ntf_classify_feishu_token(&a, &tok, &expire, why, sizeof why);
-    char labels[48];
-    snprintf(labels, sizeof labels, "outcome=\"%s\"", ntf_outcome_str(o));
-    cq_metric_inc("chatops_notifier_feishu_token_fetches_total", "tenant_access_token requests",
-                  labels);
+    ntf_metric_token_fetch(ntf_outcome_str(o));
     if (o == NTF_OUT_DELIVERED) {
         if (expire <= 0) expire = 7200;
         free(s->tok.token);

@@ -1,4 +1,5 @@
-/* notifier_int.h: private to the notifier (service.c, route.c, feishu_token.c, dlq.c): the
+/* notifier_int.h: private to the notifier (service.c, route.c, feishu_token.c, dlq.c,
+ * metrics.c): the
  * job and service structs and the steps one file hands a job to in another. A job walks
  * claim (service.c) -> route and send (route.c) -> Feishu token (feishu_token.c) -> answer,
  * retry, delivered (service.c) | dead letter (dlq.c). Not a public header: nothing outside
@@ -146,5 +147,15 @@ void ntf_token_get(struct job *j);
 
 /* dlq.c: produce the result to chatops.dlq, then commit */
 void ntf_job_dead_letter(struct job *j, const char *cls, const char *reason);
+
+/* metrics.c: the notifier's metrics, one table; label values are short fixed words */
+void ntf_metric_delivery(const char *platform, const char *outcome);
+void ntf_metric_attempt(const char *platform, const char *route, const char *outcome);
+void ntf_metric_inflight(int n);
+void ntf_metric_latency(const char *platform, double seconds);
+void ntf_metric_claim_lost(void);
+void ntf_metric_dlq(const char *reason_class);
+void ntf_metric_token_fetch(const char *outcome);
+void ntf_metric_token_age(long long seconds);
 
 #endif

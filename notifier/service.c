@@ -57,25 +57,15 @@ static const char *plat_str(const struct job *j) {
 }
 
 static void metric_delivery(const struct job *j, const char *outcome) {
-    char labels[96];
-    snprintf(labels, sizeof labels, "platform=\"%s\",outcome=\"%s\"",
-             j->decoded ? plat_str(j) : "unknown", outcome);
-    cq_metric_inc("chatops_notifier_deliveries_total", "Results by platform and final outcome",
-                  labels);
+    ntf_metric_delivery(j->decoded ? plat_str(j) : "unknown", outcome);
 }
 
 static void metric_attempt(const struct job *j, enum ntf_outcome o) {
-    char labels[128];
-    snprintf(labels, sizeof labels, "platform=\"%s\",route=\"%s\",outcome=\"%s\"", plat_str(j),
-             ntf_route_name[j->route], ntf_outcome_str(o));
-    cq_metric_inc("chatops_notifier_attempts_total",
-                  "Delivery attempts by platform, route and outcome", labels);
+    ntf_metric_attempt(plat_str(j), ntf_route_name[j->route], ntf_outcome_str(o));
 }
 
 static void set_inflight_gauge(struct ntf_service *s) {
-    cq_gauge_set(
-        cq_gauge_get("chatops_notifier_inflight", "Results accepted and not yet settled", NULL),
-        s->njobs);
+    ntf_metric_inflight(s->njobs);
 }
 
 void ntf_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *err) {
@@ -255,13 +245,8 @@ static void job_delivered(struct job *j) {
     long long produced = ntf_rfc3339_ms(j->r.produced_at);
     if (produced < 0) produced = j->msg_ts_ms;
     if (produced > 0) {
-        char labels[48];
-        snprintf(labels, sizeof labels, "platform=\"%s\"", plat_str(j));
         long long d = ntf_wall_ms() - produced;
-        cq_histogram_observe(cq_histogram_get("chatops_notifier_delivery_latency_seconds",
-                                              "From result produced to platform accepted", labels,
-                                              NULL, 0),
-                             d > 0 ? (double)d / 1000.0 : 0.0);
+        ntf_metric_latency(plat_str(j), d > 0 ? (double)d / 1000.0 : 0.0);
     }
     if (j->route == R_POST && j->r.request_id) { /* later progress can chat.update it */
         char *ts = ntf_slack_answer_ts(j->last_body);
@@ -570,8 +555,7 @@ static void on_renewed(void *opaque, const redisReply *reply, const struct cq_er
         for (struct job *j = s->jobs; j; j = j->next)
             if (j->claimed && !j->settling && strcmp(j->owner, rn->owner) == 0) {
                 j->claim_lost = true;
-                cq_metric_inc("chatops_notifier_claims_lost_total",
-                              "Once-claims found taken or expired while a result was held", NULL);
+                ntf_metric_claim_lost();
                 break;
             }
     } else if (err && err->code != CQ_ESHUTDOWN) {
