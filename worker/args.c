@@ -52,8 +52,8 @@ static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-enum cq_rc cq_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
-                            struct cq_err *err) {
+enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
+                           struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     struct word w = {0};
     bool in_word = false;
@@ -152,7 +152,7 @@ out:
     return rc;
 }
 
-const char *cq_args_rest(const char *text, size_t words) {
+const char *w_args_rest(const char *text, size_t words) {
     const char *p = text ? text : "";
     while (is_space(*p))
         p++;
@@ -204,8 +204,8 @@ static size_t name_match(const char *name, const char *word, const struct cq_arg
     return nwords;
 }
 
-const struct cq_command *cq_args_resolve(const struct cq_config *cfg, const char *word,
-                                         const struct cq_argv *tokens, size_t *consumed) {
+const struct cq_command *w_args_resolve(const struct cq_config *cfg, const char *word,
+                                        const struct cq_argv *tokens, size_t *consumed) {
     const struct cq_command *best = NULL;
     size_t best_words = 0;
     if (consumed) *consumed = 0;
@@ -321,8 +321,8 @@ static enum cq_rc set_value(struct cq_bound_args *b, size_t i, const char *v, si
     return CQ_OK;
 }
 
-enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
-                        int max_arg_len, struct cq_bound_args *out, struct cq_err *err) {
+enum cq_rc w_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
+                       int max_arg_len, struct cq_bound_args *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     size_t next_pos = 0;
     bool options_done = false;
@@ -401,7 +401,7 @@ static void upper(const char *in, char *buf, size_t size) {
     buf[i] = '\0';
 }
 
-char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
+char *w_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
     size_t used;
     int w;
     if (!buf || size == 0) return buf;

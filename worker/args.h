@@ -21,20 +21,20 @@ struct cq_argv {
  * or a word over max_arg_len bytes is CQ_ETOOBIG; an unbalanced quote or a trailing
  * backslash is CQ_EPARSE. Limits <= 0 mean unlimited. On success fills *out (caller
  * calls cq_argv_clear); on error *out is empty and err->msg has the reason. */
-enum cq_rc cq_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
-                            struct cq_err *err);
+enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
+                           struct cq_err *err);
 void cq_argv_clear(struct cq_argv *a);
 
 /* Finds the configured command whose space-separated name equals the longest prefix of
  * word followed by tokens ("flag" + ["get","x"] -> "flag get"). *consumed receives how
  * many of tokens belong to the name. Borrowed result; NULL when nothing matches. */
-const struct cq_command *cq_args_resolve(const struct cq_config *cfg, const char *word,
-                                         const struct cq_argv *tokens, size_t *consumed);
+const struct cq_command *w_args_resolve(const struct cq_config *cfg, const char *word,
+                                        const struct cq_argv *tokens, size_t *consumed);
 
-/* The text after the first `words` words of text (split as cq_args_tokenize does), without
+/* The text after the first `words` words of text (split as w_args_tokenize does), without
  * the blanks before it: the arguments text of a command whose name took `words` tokens
  * ("blue 30" for "weight blue 30" and 1). Borrowed from text; "" when nothing follows. */
-const char *cq_args_rest(const char *text, size_t words);
+const char *w_args_rest(const char *text, size_t words);
 
 /* The arguments of one invocation, in spec order: values[i] belongs to cmd->args[i]
  * (NULL when optional, absent and without default). Owns the values. */
@@ -49,8 +49,8 @@ struct cq_bound_args {
  * max_arg_len is the global limit used when a spec has max_len 0.
  * On a violation returns CQ_EINVAL with the reason in err->msg, e.g.
  * "percent: 130 is above the maximum 100". Caller calls cq_bound_args_clear. */
-enum cq_rc cq_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
-                        int max_arg_len, struct cq_bound_args *out, struct cq_err *err);
+enum cq_rc w_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
+                       int max_arg_len, struct cq_bound_args *out, struct cq_err *err);
 void cq_bound_args_clear(struct cq_bound_args *b);
 
 /* Borrowed value of the named argument, NULL when absent. */
@@ -59,7 +59,7 @@ const char *cq_bound_get(const struct cq_bound_args *b, const char *name);
 /* Writes the command's usage line ("usage: lb weight POOL PERCENT") into buf: the
  * configured usage when set (prefixed with "usage: " unless it already is), else one
  * generated from the specs. Returns buf. */
-char *cq_args_usage(const struct cq_command *cmd, char *buf, size_t size);
+char *w_args_usage(const struct cq_command *cmd, char *buf, size_t size);
 
 /* "name=value name2=value2" of the bound args (for audit and messages); caller frees. */
 char *cq_bound_render(const struct cq_bound_args *b);

@@ -63,13 +63,13 @@ static bool topic_match(const char *name, const char *topic) {
 
 static void add_cmd(struct text *t, const struct cq_command *c) {
     char usage[300];
-    cq_args_usage(c, usage, sizeof(usage));
+    w_args_usage(c, usage, sizeof(usage));
     add(t, "\n• `%s`", usage + (strncmp(usage, "usage: ", 7) == 0 ? 7 : 0));
     if (c->description && c->description[0]) add(t, " — %s", c->description);
 }
 
-char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *person,
-                      const struct cq_channel *channel, const char *topic) {
+char *w_builtin_help(const struct cq_config *cfg, const struct cq_person *person,
+                     const struct cq_channel *channel, const char *topic) {
     struct text t = {0};
     const char *where = channel && channel->name ? channel->name : NULL;
     size_t shown = 0;
@@ -81,12 +81,12 @@ char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *perso
             if (!topic_match(c->name, topic)) continue;
             found++;
             add_cmd(&t, c);
-            if (!cq_policy_may_run(cfg, person, channel, c->name))
+            if (!w_policy_may_run(cfg, person, channel, c->name))
                 add(&t, " (you may not run it here)");
         }
         if (found == 0) {
             free(t.s);
-            return cq_builtin_unknown(cfg, topic);
+            return w_builtin_unknown(cfg, topic);
         }
         /* drop the leading newline */
         char *s = done(&t);
@@ -99,7 +99,7 @@ char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *perso
         add(&t, "Commands you can run here:");
     for (size_t i = 0; cfg && i < cfg->n_commands; i++) {
         const struct cq_command *c = &cfg->commands[i];
-        if (!cq_policy_may_run(cfg, person, channel, c->name)) continue;
+        if (!w_policy_may_run(cfg, person, channel, c->name)) continue;
         add_cmd(&t, c);
         shown++;
     }
@@ -108,7 +108,7 @@ char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *perso
     return done(&t);
 }
 
-char *cq_builtin_whoami(const struct cq_person *person, const char *platform, const char *user_id) {
+char *w_builtin_whoami(const struct cq_person *person, const char *platform, const char *user_id) {
     struct text t = {0};
     if (!person) {
         add(&t,
@@ -140,7 +140,7 @@ static void consider(const char *cand, size_t clen, const char *word, char *best
     }
 }
 
-char *cq_builtin_unknown(const struct cq_config *cfg, const char *word) {
+char *w_builtin_unknown(const struct cq_config *cfg, const char *word) {
     static const char *const builtin[] = CQ_BUILTIN_NAMES;
     struct text t = {0};
     char best[128] = "", shown[64];

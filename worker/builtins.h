@@ -9,14 +9,14 @@
 
 /* help (topic NULL or "") or help TOPIC (a command name or its first words).
  * Returns a new text; caller frees. NULL on ENOMEM. */
-char *cq_builtin_help(const struct cq_config *cfg, const struct cq_person *person,
-                      const struct cq_channel *channel, const char *topic);
+char *w_builtin_help(const struct cq_config *cfg, const struct cq_person *person,
+                     const struct cq_channel *channel, const char *topic);
 
 /* whoami: person, GitLab login, roles, or that the user is unknown. Caller frees. */
-char *cq_builtin_whoami(const struct cq_person *person, const char *platform, const char *user_id);
+char *w_builtin_whoami(const struct cq_person *person, const char *platform, const char *user_id);
 
 /* "unknown command `flg`; did you mean `flag`?" (closest known command word by
  * Levenshtein distance, when close enough). Caller frees. */
-char *cq_builtin_unknown(const struct cq_config *cfg, const char *word);
+char *w_builtin_unknown(const struct cq_config *cfg, const char *word);
 
 #endif

@@ -77,8 +77,8 @@ void w_decide(struct job *j) {
     char usage[300];
     size_t used = 0;
 
-    j->person = cq_policy_person(cfg, j->req.platform, j->req.user_id);
-    j->channel = cq_policy_channel(cfg, j->req.platform, j->req.channel_id);
+    j->person = w_policy_person(cfg, j->req.platform, j->req.user_id);
+    j->channel = w_policy_channel(cfg, j->req.platform, j->req.channel_id);
     j->status = "invalid";
     /* Never run an old request: after committed offsets expired or a group was renamed
      * (auto.offset.reset=earliest), or a long outage, Kafka hands out requests whose
@@ -110,22 +110,22 @@ void w_decide(struct job *j) {
             cq_strprintf("the command text is longer than %d characters", cfg->limits.max_text);
         return;
     }
-    if (cq_args_tokenize(j->req.text, cfg->limits.max_args, cfg->limits.max_arg_len, &j->argv,
-                         &err) != CQ_OK) {
+    if (w_args_tokenize(j->req.text, cfg->limits.max_args, cfg->limits.max_arg_len, &j->argv,
+                        &err) != CQ_OK) {
         j->kind = JK_INVALID;
         j->text = strdup(err.msg);
         return;
     }
-    if (cq_policy_is_builtin(word)) {
+    if (w_policy_is_builtin(word)) {
         j->kind = JK_BUILTIN;
-        cq_policy_check(cfg, j->person, j->channel, word, NULL, &j->dec);
+        w_policy_check(cfg, j->person, j->channel, word, NULL, &j->dec);
         j->status = "ok";
         if (strcmp(word, "help") == 0) {
             char *topic = join_words(&j->argv, 0);
-            j->text = topic ? cq_builtin_help(cfg, j->person, j->channel, topic) : NULL;
+            j->text = topic ? w_builtin_help(cfg, j->person, j->channel, topic) : NULL;
             free(topic);
         } else if (strcmp(word, "whoami") == 0) {
-            j->text = cq_builtin_whoami(j->person, j->req.platform, j->req.user_id);
+            j->text = w_builtin_whoami(j->person, j->req.platform, j->req.user_id);
         } else if (strcmp(word, "cancel") == 0) {
             /* The tracker checks who may cancel (requester or cancel_roles). */
             if (j->argv.n != 1) {
@@ -141,34 +141,34 @@ void w_decide(struct job *j) {
         }
         return;
     }
-    j->cmd = cq_args_resolve(cfg, word, &j->argv, &used);
-    j->input = cq_args_rest(j->req.text, used);
+    j->cmd = w_args_resolve(cfg, word, &j->argv, &used);
+    j->input = w_args_rest(j->req.text, used);
     if (!j->cmd) {
         j->kind = JK_UNKNOWN;
         if (family_word(cfg, word)) {
-            char *list = cq_builtin_help(cfg, j->person, j->channel, word);
+            char *list = w_builtin_help(cfg, j->person, j->channel, word);
             j->text = list ? cq_strprintf("`%s` needs a sub-command:\n%s", word, list) : NULL;
             free(list);
         } else {
-            j->text = cq_builtin_unknown(cfg, word);
+            j->text = w_builtin_unknown(cfg, word);
         }
         return;
     }
-    if (!cq_policy_may_run(cfg, j->person, j->channel, j->cmd->name)) {
+    if (!w_policy_may_run(cfg, j->person, j->channel, j->cmd->name)) {
         /* Not theirs here whatever the arguments: say so before judging arguments. */
         j->kind = JK_DENIED;
         j->status = "denied";
-        cq_policy_check(cfg, j->person, j->channel, j->cmd->name, NULL, &j->dec);
+        w_policy_check(cfg, j->person, j->channel, j->cmd->name, NULL, &j->dec);
         j->text = strdup(j->dec.reason);
         return;
     }
-    if (cq_args_bind(j->cmd, &j->argv, used, cfg->limits.max_arg_len, &j->args, &err) != CQ_OK) {
+    if (w_args_bind(j->cmd, &j->argv, used, cfg->limits.max_arg_len, &j->args, &err) != CQ_OK) {
         j->kind = JK_INVALID;
-        cq_args_usage(j->cmd, usage, sizeof(usage));
+        w_args_usage(j->cmd, usage, sizeof(usage));
         j->text = cq_strprintf("%s\n%s", err.msg, usage);
         return;
     }
-    cq_policy_check(cfg, j->person, j->channel, j->cmd->name, &j->args, &j->dec);
+    w_policy_check(cfg, j->person, j->channel, j->cmd->name, &j->args, &j->dec);
     if (!j->dec.allowed) {
         j->kind = JK_DENIED;
         j->status = "denied";

@@ -62,7 +62,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
         if (!ok) {
             const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "message");
             if (!m) m = cJSON_GetObjectItemCaseSensitive(body, "error");
-            char *msg = m ? cq_json_text(m) : NULL;
+            char *msg = m ? w_json_text(m) : NULL;
             char snippet[201]; /* the body from outside: cut and made valid UTF-8 */
             cq_utf8_copy(snippet, sizeof(snippet), resp->body, resp->body_len, NULL);
             for (char *p = snippet; *p; p++)
@@ -83,7 +83,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
                                         j->cmd->name, resp->status, err.msg);
             } else if (a->reply_pointer && a->reply_pointer[0]) {
                 const cJSON *node = cq_json_pointer(body, a->reply_pointer);
-                text = node ? cq_json_text(node)
+                text = node ? w_json_text(node)
                             : cq_strprintf("`%s` done (HTTP %ld); the answer has no %s",
                                            j->cmd->name, resp->status, a->reply_pointer);
             } else if (resp->body_len > 0) {
@@ -133,7 +133,7 @@ void w_start_call(struct job *j) {
 void w_direct_start(struct job *j) {
     struct cq_err err = {0};
     struct cq_tpl_vars v = w_job_tpl_vars(j);
-    if (cq_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
+    if (w_template_http_call(&j->cmd->http, &v, &j->call, &err) != CQ_OK) {
         w_metric_action("failed");
         w_finish_with(j, "failed", cq_strprintf("`%s` was not run: %s", j->cmd->name, err.msg));
         return;

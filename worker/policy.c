@@ -20,8 +20,8 @@ static const char *strip_hash(const char *s) {
     return (s && s[0] == '#') ? s + 1 : s;
 }
 
-const struct cq_person *cq_policy_person(const struct cq_config *cfg, const char *platform,
-                                         const char *user_id) {
+const struct cq_person *w_policy_person(const struct cq_config *cfg, const char *platform,
+                                        const char *user_id) {
     if (!cfg || !platform || !user_id) return NULL;
     for (size_t i = 0; i < cfg->n_people; i++) {
         const struct cq_person *p = &cfg->people[i];
@@ -33,8 +33,8 @@ const struct cq_person *cq_policy_person(const struct cq_config *cfg, const char
     return NULL;
 }
 
-const struct cq_channel *cq_policy_channel(const struct cq_config *cfg, const char *platform,
-                                           const char *channel_id) {
+const struct cq_channel *w_policy_channel(const struct cq_config *cfg, const char *platform,
+                                          const char *channel_id) {
     if (!cfg || !channel_id) return NULL;
     for (size_t i = 0; i < cfg->n_channels; i++) {
         const struct cq_channel *c = &cfg->channels[i];
@@ -45,7 +45,7 @@ const struct cq_channel *cq_policy_channel(const struct cq_config *cfg, const ch
     return NULL;
 }
 
-bool cq_policy_is_builtin(const char *name) {
+bool w_policy_is_builtin(const char *name) {
     return cq_is_builtin_name(name);
 }
 
@@ -171,9 +171,9 @@ static void put_you(struct line *l, const struct cq_person *person, const struct
         put(l, ", in an unlisted channel)");
 }
 
-void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person,
-                     const struct cq_channel *channel, const char *cmd_name,
-                     const struct cq_bound_args *args, struct cq_decision *out) {
+void w_policy_check(const struct cq_config *cfg, const struct cq_person *person,
+                    const struct cq_channel *channel, const char *cmd_name,
+                    const struct cq_bound_args *args, struct cq_decision *out) {
     struct line l = {out->reason, sizeof(out->reason), 0};
     size_t n_cmd = 0, n_args_ok = 0, n_who = 0, n_here = 0;
 
@@ -251,9 +251,9 @@ void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person
     put_you(&l, person, channel);
 }
 
-bool cq_policy_may_run(const struct cq_config *cfg, const struct cq_person *person,
-                       const struct cq_channel *channel, const char *cmd_name) {
-    if (cq_policy_is_builtin(cmd_name)) return true;
+bool w_policy_may_run(const struct cq_config *cfg, const struct cq_person *person,
+                      const struct cq_channel *channel, const char *cmd_name) {
+    if (w_policy_is_builtin(cmd_name)) return true;
     for (size_t i = 0; cfg && i < cfg->n_rules; i++) {
         const struct cq_rule *r = &cfg->rules[i];
         if (rule_cmd(r, cmd_name) && rule_who(r, person) && rule_where(r, channel)) return true;

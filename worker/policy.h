@@ -20,25 +20,25 @@ struct cq_decision {
 };
 
 /* Borrowed person for (platform, user_id), NULL for an unknown user. */
-const struct cq_person *cq_policy_person(const struct cq_config *cfg, const char *platform,
-                                         const char *user_id);
+const struct cq_person *w_policy_person(const struct cq_config *cfg, const char *platform,
+                                        const char *user_id);
 /* Borrowed channel for (platform, channel_id), NULL when not configured. */
-const struct cq_channel *cq_policy_channel(const struct cq_config *cfg, const char *platform,
-                                           const char *channel_id);
+const struct cq_channel *w_policy_channel(const struct cq_config *cfg, const char *platform,
+                                          const char *channel_id);
 
 /* True for help, whoami, cancel, pipelines. */
-bool cq_policy_is_builtin(const char *name);
+bool w_policy_is_builtin(const char *name);
 
 /* Decides whether person (may be NULL) may run command cmd_name with args (may be NULL)
  * in channel (may be NULL = an unconfigured channel, matched only by rules without a
  * channel list). Fills *out; never fails. */
-void cq_policy_check(const struct cq_config *cfg, const struct cq_person *person,
-                     const struct cq_channel *channel, const char *cmd_name,
-                     const struct cq_bound_args *args, struct cq_decision *out);
+void w_policy_check(const struct cq_config *cfg, const struct cq_person *person,
+                    const struct cq_channel *channel, const char *cmd_name,
+                    const struct cq_bound_args *args, struct cq_decision *out);
 
 /* Whether some rule could allow person to run cmd in channel for some argument values
  * (used by help: argument limits are shown, not guessed). */
-bool cq_policy_may_run(const struct cq_config *cfg, const struct cq_person *person,
-                       const struct cq_channel *channel, const char *cmd_name);
+bool w_policy_may_run(const struct cq_config *cfg, const struct cq_person *person,
+                      const struct cq_channel *channel, const char *cmd_name);
 
 #endif

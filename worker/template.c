@@ -130,7 +130,7 @@ const cJSON *cq_json_pointer(const cJSON *root, const char *pointer) {
     }
 }
 
-char *cq_json_text(const cJSON *v) {
+char *w_json_text(const cJSON *v) {
     if (!v || cJSON_IsNull(v)) return strdup("");
     if (cJSON_IsString(v)) return strdup(v->valuestring ? v->valuestring : "");
     if (cJSON_IsBool(v)) return strdup(cJSON_IsTrue(v) ? "true" : "false");
@@ -306,7 +306,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
             p2[n] = '\0';
             node = cq_json_pointer(v->response, p2);
         }
-        *owned = cq_json_text(node);
+        *owned = w_json_text(node);
         if (!*owned) return cq_err_set(err, CQ_ENOMEM, "out of memory");
         *val = *owned;
     } else {
@@ -444,7 +444,7 @@ static bool dot_segment(const char *s, size_t n) {
     return false;
 }
 
-enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct cq_err *err) {
+enum cq_rc w_template_check_url(const char *base_url, const char *url, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     CURLU *bu = curl_url(), *uu = curl_url();
     char *bs = NULL, *bh = NULL, *bp = NULL, *bpath = NULL;
@@ -530,8 +530,8 @@ void cq_http_call_clear(struct cq_http_call *c) {
     memset(c, 0, sizeof(*c));
 }
 
-enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
-                                 struct cq_http_call *out, struct cq_err *err) {
+enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
+                                struct cq_http_call *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     char *path = NULL, *query = NULL;
     struct buf u = {0};
@@ -575,7 +575,7 @@ enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq
     }
     out->url = u.s;
     u.s = NULL;
-    rc = cq_template_check_url(a->base_url, out->url, err);
+    rc = w_template_check_url(a->base_url, out->url, err);
     if (rc != CQ_OK) goto out;
 
     if (a->n_headers) {

@@ -45,7 +45,7 @@ char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_t
 /* Checks that url has base_url's scheme, host and port, no user info or fragment, a
  * path under base_url's path prefix and no literal "." or ".." segment. CQ_EDENIED with
  * the reason otherwise. */
-enum cq_rc cq_template_check_url(const char *base_url, const char *url, struct cq_err *err);
+enum cq_rc w_template_check_url(const char *base_url, const char *url, struct cq_err *err);
 
 /* The request an http action expands to; all strings owned. */
 struct cq_http_call {
@@ -59,14 +59,14 @@ struct cq_http_call {
 
 /* Expands every part of a (path, query, headers, body) and checks the URL.
  * Caller calls cq_http_call_clear. */
-enum cq_rc cq_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
-                                 struct cq_http_call *out, struct cq_err *err);
+enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
+                                struct cq_http_call *out, struct cq_err *err);
 void cq_http_call_clear(struct cq_http_call *c);
 
 /* RFC 6901 JSON pointer ("" = root, "/a/0/b", ~0 ~1 escapes). Borrowed; NULL if absent. */
 const cJSON *cq_json_pointer(const cJSON *root, const char *pointer);
 /* Text of a JSON value for a reply: strings as is, numbers/bools printed, null as "",
  * objects/arrays as compact JSON. Returns a new string; caller frees. */
-char *cq_json_text(const cJSON *v);
+char *w_json_text(const cJSON *v);
 
 #endif

@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * text must go back out in a result envelope (chat gets the reason, not silence). */
     bool text_ok = encodable(text);
 
-    enum cq_rc rc_all = cq_args_tokenize(rest, 0, 0, &all, &err);
+    enum cq_rc rc_all = w_args_tokenize(rest, 0, 0, &all, &err);
     cq_err_clear(&err);
-    enum cq_rc rc = cq_args_tokenize(rest, FZ_MAX_ARGS, FZ_MAX_ARG_LEN, &av, &err);
+    enum cq_rc rc = w_args_tokenize(rest, FZ_MAX_ARGS, FZ_MAX_ARG_LEN, &av, &err);
     if (verbose()) fprintf(stderr, "  tokenize: %s\n", rc ? err.msg : "ok");
     if (rc != CQ_OK) {
         FZ_ASSERT(rc == CQ_EPARSE || rc == CQ_ETOOBIG);
@@ -68,12 +68,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FZ_ASSERT(strcmp(av.v[i], all.v[i]) == 0);
     }
     size_t used = 0;
-    const struct cq_command *c = cq_args_resolve(cfg, word, &av, &used);
+    const struct cq_command *c = w_args_resolve(cfg, word, &av, &used);
     if (!c) goto out;
     FZ_ASSERT(used <= av.n);
     struct cq_bound_args bd = {0};
     cq_err_clear(&err);
-    rc = cq_args_bind(c, &av, used, FZ_MAX_ARG_LEN, &bd, &err);
+    rc = w_args_bind(c, &av, used, FZ_MAX_ARG_LEN, &bd, &err);
     if (verbose()) fprintf(stderr, "  bind %s: %s\n", c->name, rc ? err.msg : "ok");
     if (rc == CQ_OK) {
         const char *why = cqt_bound_violation(&bd, c, FZ_MAX_ARG_LEN);
@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FZ_ASSERT(!text_ok || encodable(err.msg));
     }
     char usage[200];
-    FZ_ASSERT(strncmp(cq_args_usage(c, usage, sizeof(usage)), "usage: ", 7) == 0);
+    FZ_ASSERT(strncmp(w_args_usage(c, usage, sizeof(usage)), "usage: ", 7) == 0);
     cq_bound_args_clear(&bd);
 out:
     cq_argv_clear(&av);

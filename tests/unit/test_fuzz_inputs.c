@@ -976,7 +976,7 @@ static void fuzz_args(size_t iters) {
         if (ing_split(b.p, &word, &rest) != CQ_OK) cqtest_fatal("out of memory");
         struct cq_argv av = {0};
         struct cq_err err = {0};
-        enum cq_rc rc = cq_args_tokenize(rest, MAX_ARGS, MAX_ARG_LEN, &av, &err);
+        enum cq_rc rc = w_args_tokenize(rest, MAX_ARGS, MAX_ARG_LEN, &av, &err);
         if (rc != CQ_OK) {
             FCHECK(rc == CQ_EPARSE || rc == CQ_ETOOBIG);
             FCHECK(err.msg[0] != '\0' && one_line(err.msg));
@@ -986,11 +986,11 @@ static void fuzz_args(size_t iters) {
             for (size_t i = 0; i < av.n; i++)
                 FCHECK(av.v[i] && strlen(av.v[i]) <= MAX_ARG_LEN);
             size_t used = 0;
-            const struct cq_command *c = cq_args_resolve(cfg, word, &av, &used);
+            const struct cq_command *c = w_args_resolve(cfg, word, &av, &used);
             if (c) {
                 struct cq_bound_args bd = {0};
                 FCHECK(used <= av.n);
-                rc = cq_args_bind(c, &av, used, MAX_ARG_LEN, &bd, &err);
+                rc = w_args_bind(c, &av, used, MAX_ARG_LEN, &bd, &err);
                 if (rc == CQ_OK) {
                     g_reach.ok++;
                     FCHECK_WHY(cqt_bound_violation(&bd, c, MAX_ARG_LEN));
@@ -1003,7 +1003,7 @@ static void fuzz_args(size_t iters) {
                     FCHECK(err.msg[0] != '\0' && one_line(err.msg));
                 }
                 char usage[200];
-                FCHECK(strncmp(cq_args_usage(c, usage, sizeof(usage)), "usage: ", 7) == 0);
+                FCHECK(strncmp(w_args_usage(c, usage, sizeof(usage)), "usage: ", 7) == 0);
                 cq_bound_args_clear(&bd);
             }
         }

@@ -13,15 +13,15 @@ static const char *run(const char *word, const char *text) {
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
     size_t used = 0;
-    if (cq_args_tokenize(text, fx_cfg.limits.max_args, fx_cfg.limits.max_arg_len, &av, &err) !=
+    if (w_args_tokenize(text, fx_cfg.limits.max_args, fx_cfg.limits.max_arg_len, &av, &err) !=
         CQ_OK) {
         snprintf(result, sizeof(result), "err:%s", err.msg);
         return result;
     }
-    const struct cq_command *c = cq_args_resolve(&fx_cfg, word, &av, &used);
+    const struct cq_command *c = w_args_resolve(&fx_cfg, word, &av, &used);
     if (!c) {
         snprintf(result, sizeof(result), "err:no command");
-    } else if (cq_args_bind(c, &av, used, fx_cfg.limits.max_arg_len, &b, &err) != CQ_OK) {
+    } else if (w_args_bind(c, &av, used, fx_cfg.limits.max_arg_len, &b, &err) != CQ_OK) {
         snprintf(result, sizeof(result), "err:%s", err.msg);
     } else {
         char *r = cq_bound_render(&b);
@@ -36,7 +36,7 @@ static const char *run(const char *word, const char *text) {
 static void tok_expect(const char *text, int n, const char *const *want) {
     struct cq_argv av = {0};
     struct cq_err err = {0};
-    CHECK(cq_args_tokenize(text, 0, 0, &av, &err) == CQ_OK);
+    CHECK(w_args_tokenize(text, 0, 0, &av, &err) == CQ_OK);
     CHECK(av.n == (size_t)n);
     for (int i = 0; i < n && (size_t)i < av.n; i++)
         CHECK_STR(av.v[i], want[i]);
@@ -58,32 +58,32 @@ TEST(tokenizer_quoting) {
 TEST(tokenizer_errors_and_limits) {
     struct cq_argv av = {0};
     struct cq_err err = {0};
-    CHECK(cq_args_tokenize("a 'b c", 0, 0, &av, &err) == CQ_EPARSE);
+    CHECK(w_args_tokenize("a 'b c", 0, 0, &av, &err) == CQ_EPARSE);
     CHECK_STR(err.msg, "unbalanced single quote");
     CHECK(av.n == 0 && av.v == NULL);
-    CHECK(cq_args_tokenize("a \"b c", 0, 0, &av, &err) == CQ_EPARSE);
+    CHECK(w_args_tokenize("a \"b c", 0, 0, &av, &err) == CQ_EPARSE);
     CHECK_STR(err.msg, "unbalanced double quote");
-    CHECK(cq_args_tokenize("a b\\", 0, 0, &av, &err) == CQ_EPARSE);
+    CHECK(w_args_tokenize("a b\\", 0, 0, &av, &err) == CQ_EPARSE);
     CHECK_STR(err.msg, "trailing backslash");
-    CHECK(cq_args_tokenize("1 2 3 4", 3, 0, &av, &err) == CQ_ETOOBIG);
+    CHECK(w_args_tokenize("1 2 3 4", 3, 0, &av, &err) == CQ_ETOOBIG);
     CHECK_STR(err.msg, "too many arguments (at most 3)");
-    CHECK(cq_args_tokenize("1 2 3", 3, 0, &av, &err) == CQ_OK);
+    CHECK(w_args_tokenize("1 2 3", 3, 0, &av, &err) == CQ_OK);
     cq_argv_clear(&av);
-    CHECK(cq_args_tokenize("ok 'abcdefghijk'", 0, 10, &av, &err) == CQ_ETOOBIG);
+    CHECK(w_args_tokenize("ok 'abcdefghijk'", 0, 10, &av, &err) == CQ_ETOOBIG);
     CHECK_STR(err.msg, "argument 2 is longer than 10 characters");
 }
 
 /* {{chat.input}} / CHAT_INPUT: the text after the command's full name, quoting kept. */
 TEST(arguments_text_after_the_name) {
-    CHECK_STR(cq_args_rest("weight blue 30", 1), "blue 30");
-    CHECK_STR(cq_args_rest("  weight \t blue  30 ", 1), "blue  30 ");
-    CHECK_STR(cq_args_rest("web production", 0), "web production");
-    CHECK_STR(cq_args_rest("'weight' \"a b\" c", 1), "\"a b\" c");
-    CHECK_STR(cq_args_rest("\"we\\\"ight\" x", 1), "x");
-    CHECK_STR(cq_args_rest("we\\ ight x", 1), "x");
-    CHECK_STR(cq_args_rest("a b c", 2), "c");
-    CHECK_STR(cq_args_rest("weight", 1), "");
-    CHECK_STR(cq_args_rest(NULL, 1), "");
+    CHECK_STR(w_args_rest("weight blue 30", 1), "blue 30");
+    CHECK_STR(w_args_rest("  weight \t blue  30 ", 1), "blue  30 ");
+    CHECK_STR(w_args_rest("web production", 0), "web production");
+    CHECK_STR(w_args_rest("'weight' \"a b\" c", 1), "\"a b\" c");
+    CHECK_STR(w_args_rest("\"we\\\"ight\" x", 1), "x");
+    CHECK_STR(w_args_rest("we\\ ight x", 1), "x");
+    CHECK_STR(w_args_rest("a b c", 2), "c");
+    CHECK_STR(w_args_rest("weight", 1), "");
+    CHECK_STR(w_args_rest(NULL, 1), "");
 }
 
 TEST(resolve_longest_prefix) {
@@ -95,7 +95,7 @@ TEST(resolve_longest_prefix) {
     CHECK_STR(run("nope", ""), "err:no command");
     struct cq_argv av = {0};
     size_t used = 9;
-    CHECK(cq_args_resolve(&fx_cfg, "flag", &av, &used) == NULL); /* "flag" alone is no command */
+    CHECK(w_args_resolve(&fx_cfg, "flag", &av, &used) == NULL); /* "flag" alone is no command */
 }
 
 TEST(binding_flags_defaults) {
@@ -138,17 +138,17 @@ TEST(every_rule_rejects_with_reason) {
 
 TEST(usage_lines) {
     char buf[200];
-    CHECK_STR(cq_args_usage(&fx_commands[2], buf, sizeof(buf)), "usage: lb weight POOL PERCENT");
-    CHECK_STR(cq_args_usage(&fx_commands[3], buf, sizeof(buf)),
+    CHECK_STR(w_args_usage(&fx_commands[2], buf, sizeof(buf)), "usage: lb weight POOL PERCENT");
+    CHECK_STR(w_args_usage(&fx_commands[3], buf, sizeof(buf)),
               "usage: deploy SERVICE [ENV] [--tag TAG]");
     /* a cut is marked with "…" and never splits a character */
-    CHECK_STR(cq_args_usage(&fx_commands[3], buf, 12), "usage: d\xe2\x80\xa6");
+    CHECK_STR(w_args_usage(&fx_commands[3], buf, 12), "usage: d\xe2\x80\xa6");
     struct cq_command c = fx_commands[3];
-    c.usage = "d\xc3\xa9ploie SERVICE";                          /* "déploie" */
-    CHECK_STR(cq_args_usage(&c, buf, 10), "usage:\xe2\x80\xa6"); /* snprintf split the "é" */
-    CHECK_STR(cq_args_usage(&c, buf, 13), "usage: d\xe2\x80\xa6");
-    CHECK_STR(cq_args_usage(&c, buf, 14), "usage: d\xc3\xa9\xe2\x80\xa6");
-    CHECK_STR(cq_args_usage(&c, buf, 15), "usage: d\xc3\xa9p\xe2\x80\xa6");
+    c.usage = "d\xc3\xa9ploie SERVICE";                         /* "déploie" */
+    CHECK_STR(w_args_usage(&c, buf, 10), "usage:\xe2\x80\xa6"); /* snprintf split the "é" */
+    CHECK_STR(w_args_usage(&c, buf, 13), "usage: d\xe2\x80\xa6");
+    CHECK_STR(w_args_usage(&c, buf, 14), "usage: d\xc3\xa9\xe2\x80\xa6");
+    CHECK_STR(w_args_usage(&c, buf, 15), "usage: d\xc3\xa9p\xe2\x80\xa6");
 }
 
 int main(void) {

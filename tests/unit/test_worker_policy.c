@@ -18,18 +18,18 @@ static const char *decide(const char *user, const char *chan, const char *word, 
     struct cq_err err = {0};
     struct cq_decision d;
     size_t used = 0;
-    const struct cq_person *p = cq_policy_person(&fx_cfg, "slack", user);
-    const struct cq_channel *c = cq_policy_channel(&fx_cfg, "slack", chan);
-    if (cq_args_tokenize(text, 8, 64, &av, &err) != CQ_OK) return "tokenize failed";
-    const struct cq_command *cmd = cq_args_resolve(&fx_cfg, word, &av, &used);
+    const struct cq_person *p = w_policy_person(&fx_cfg, "slack", user);
+    const struct cq_channel *c = w_policy_channel(&fx_cfg, "slack", chan);
+    if (w_args_tokenize(text, 8, 64, &av, &err) != CQ_OK) return "tokenize failed";
+    const struct cq_command *cmd = w_args_resolve(&fx_cfg, word, &av, &used);
     if (!cmd) {
-        cq_policy_check(&fx_cfg, p, c, word, NULL, &d);
+        w_policy_check(&fx_cfg, p, c, word, NULL, &d);
     } else {
-        if (cq_args_bind(cmd, &av, used, 64, &b, &err) != CQ_OK) {
+        if (w_args_bind(cmd, &av, used, 64, &b, &err) != CQ_OK) {
             snprintf(out, sizeof(out), "invalid:%s", err.msg);
             goto done;
         }
-        cq_policy_check(&fx_cfg, p, c, cmd->name, &b, &d);
+        w_policy_check(&fx_cfg, p, c, cmd->name, &b, &d);
     }
     if (d.allowed)
         snprintf(out, sizeof(out), "allow:%s", d.rule);
@@ -42,13 +42,13 @@ done:
 }
 
 TEST(identity) {
-    CHECK(cq_policy_person(&fx_cfg, "slack", "UALICE") == &fx_people[0]);
-    CHECK(cq_policy_person(&fx_cfg, "feishu", "ou_alice") == &fx_people[0]);
-    CHECK(cq_policy_person(&fx_cfg, "feishu", "UALICE") == NULL); /* ids are per platform */
-    CHECK(cq_policy_person(&fx_cfg, "slack", "UNOBODY") == NULL);
-    CHECK(cq_policy_channel(&fx_cfg, "slack", "CPROD") == &fx_channels[0]);
-    CHECK(cq_policy_channel(&fx_cfg, "feishu", "oc_prod") == &fx_channels[3]);
-    CHECK(cq_policy_channel(&fx_cfg, "feishu", "CPROD") == NULL);
+    CHECK(w_policy_person(&fx_cfg, "slack", "UALICE") == &fx_people[0]);
+    CHECK(w_policy_person(&fx_cfg, "feishu", "ou_alice") == &fx_people[0]);
+    CHECK(w_policy_person(&fx_cfg, "feishu", "UALICE") == NULL); /* ids are per platform */
+    CHECK(w_policy_person(&fx_cfg, "slack", "UNOBODY") == NULL);
+    CHECK(w_policy_channel(&fx_cfg, "slack", "CPROD") == &fx_channels[0]);
+    CHECK(w_policy_channel(&fx_cfg, "feishu", "oc_prod") == &fx_channels[3]);
+    CHECK(w_policy_channel(&fx_cfg, "feishu", "CPROD") == NULL);
 }
 
 struct row {
@@ -132,13 +132,13 @@ TEST(denied_values_for_allowed_user) {
     struct cq_argv av = {0};
     struct cq_err err = {0};
     struct cq_decision d;
-    CHECK(cq_args_tokenize("blue 10", 8, 64, &av, &err) == CQ_OK);
-    CHECK(cq_args_bind(&fx_commands[2], &av, 0, 64, &b, &err) == CQ_OK);
-    cq_policy_check(&c, &fx_people[1], &fx_channels[1], "lb weight", &b, &d);
+    CHECK(w_args_tokenize("blue 10", 8, 64, &av, &err) == CQ_OK);
+    CHECK(w_args_bind(&fx_commands[2], &av, 0, 64, &b, &err) == CQ_OK);
+    w_policy_check(&c, &fx_people[1], &fx_channels[1], "lb weight", &b, &d);
     CHECK(!d.allowed);
     CHECK_STR(d.reason, "lb weight pool=blue is not allowed for you here; allowed: pool=green "
                         "(you: bob, roles dev, in #ops)");
-    cq_policy_check(&c, &fx_people[2], &fx_channels[1], "lb weight", &b, &d);
+    w_policy_check(&c, &fx_people[2], &fx_channels[1], "lb weight", &b, &d);
     CHECK_STR(d.reason, "lb weight pool=blue is not allowed by any rule with these values "
                         "(you: carol, roles release, in #ops)");
     cq_bound_args_clear(&b);
@@ -157,20 +157,20 @@ TEST(star_is_known_people_only) {
     c.rules = star_rules;
     c.n_rules = 2;
     struct cq_decision d;
-    cq_policy_check(&c, NULL, &fx_channels[1], "flag get", NULL, &d);
+    w_policy_check(&c, NULL, &fx_channels[1], "flag get", NULL, &d);
     CHECK(!d.allowed);
     CHECK_STR(d.reason, "flag get is allowed only for every known user (you are not a known "
                         "user, so you have no roles)");
-    cq_policy_check(&c, &fx_people[1], &fx_channels[1], "flag get", NULL, &d);
+    w_policy_check(&c, &fx_people[1], &fx_channels[1], "flag get", NULL, &d);
     CHECK(d.allowed && strcmp(d.rule, "known") == 0);
     /* a person with no roles at all is still a known user */
-    cq_policy_check(&c, &fx_people[3], &fx_channels[1], "flag get", NULL, &d);
+    w_policy_check(&c, &fx_people[3], &fx_channels[1], "flag get", NULL, &d);
     CHECK(d.allowed);
-    CHECK(!cq_policy_may_run(&c, NULL, &fx_channels[1], "flag get"));
+    CHECK(!w_policy_may_run(&c, NULL, &fx_channels[1], "flag get"));
     /* "@unknown" matches users nobody configured, and only them */
-    cq_policy_check(&c, NULL, &fx_channels[1], "deploy", NULL, &d);
+    w_policy_check(&c, NULL, &fx_channels[1], "deploy", NULL, &d);
     CHECK(d.allowed && strcmp(d.rule, "strangers") == 0);
-    cq_policy_check(&c, &fx_people[1], &fx_channels[1], "deploy", NULL, &d);
+    w_policy_check(&c, &fx_people[1], &fx_channels[1], "deploy", NULL, &d);
     CHECK(!d.allowed);
     CHECK_STR(d.reason, "deploy is allowed only for unknown users (you: bob, roles dev, in "
                         "#ops)");
@@ -178,10 +178,10 @@ TEST(star_is_known_people_only) {
 
 TEST(help_per_user_and_channel) {
     const struct cq_person *alice = &fx_people[0], *bob = &fx_people[1];
-    char *a_prod = cq_builtin_help(&fx_cfg, alice, &fx_channels[0], NULL);
-    char *a_dev = cq_builtin_help(&fx_cfg, alice, &fx_channels[2], NULL);
-    char *b_ops = cq_builtin_help(&fx_cfg, bob, &fx_channels[1], NULL);
-    char *nobody = cq_builtin_help(&fx_cfg, NULL, NULL, NULL);
+    char *a_prod = w_builtin_help(&fx_cfg, alice, &fx_channels[0], NULL);
+    char *a_dev = w_builtin_help(&fx_cfg, alice, &fx_channels[2], NULL);
+    char *b_ops = w_builtin_help(&fx_cfg, bob, &fx_channels[1], NULL);
+    char *nobody = w_builtin_help(&fx_cfg, NULL, NULL, NULL);
     CHECK_CONTAINS(a_prod, "Commands you can run in #ops-prod:");
     CHECK_CONTAINS(a_prod, "`lb weight POOL PERCENT` — Set the traffic share of a pool");
     CHECK_CONTAINS(a_prod, "`flag set NAME on|off`");
@@ -201,36 +201,36 @@ TEST(help_per_user_and_channel) {
     free(b_ops);
     free(nobody);
 
-    char *one = cq_builtin_help(&fx_cfg, bob, &fx_channels[1], "lb weight");
+    char *one = w_builtin_help(&fx_cfg, bob, &fx_channels[1], "lb weight");
     CHECK_STR(one, "• `lb weight POOL PERCENT` — Set the traffic share of a pool (you may not "
                    "run it here)");
     free(one);
-    char *fam = cq_builtin_help(&fx_cfg, bob, &fx_channels[1], "flag");
+    char *fam = w_builtin_help(&fx_cfg, bob, &fx_channels[1], "flag");
     CHECK_CONTAINS(fam, "flag get NAME");
     CHECK_CONTAINS(fam, "flag set NAME on|off");
     free(fam);
-    char *unk = cq_builtin_help(&fx_cfg, bob, &fx_channels[1], "deplyo");
+    char *unk = w_builtin_help(&fx_cfg, bob, &fx_channels[1], "deplyo");
     CHECK_STR(unk, "unknown command `deplyo`; did you mean `deploy`? Try `help`.");
     free(unk);
 }
 
 TEST(whoami_and_did_you_mean) {
-    char *w = cq_builtin_whoami(&fx_people[0], "slack", "UALICE");
+    char *w = w_builtin_whoami(&fx_people[0], "slack", "UALICE");
     CHECK_STR(w, "You are alice, GitLab login alice.gl, roles: sre.");
     free(w);
-    w = cq_builtin_whoami(&fx_people[3], "slack", "UDAVE");
+    w = w_builtin_whoami(&fx_people[3], "slack", "UDAVE");
     CHECK_STR(w, "You are dave, GitLab login dave.gl, roles: (none).");
     free(w);
-    w = cq_builtin_whoami(NULL, "feishu", "ou_x");
+    w = w_builtin_whoami(NULL, "feishu", "ou_x");
     CHECK_CONTAINS(w, "You are not a known user (feishu user ou_x), so you have no roles.");
     free(w);
-    w = cq_builtin_unknown(&fx_cfg, "flg");
+    w = w_builtin_unknown(&fx_cfg, "flg");
     CHECK_STR(w, "unknown command `flg`; did you mean `flag`? Try `help`.");
     free(w);
-    w = cq_builtin_unknown(&fx_cfg, "whomai");
+    w = w_builtin_unknown(&fx_cfg, "whomai");
     CHECK_STR(w, "unknown command `whomai`; did you mean `whoami`? Try `help`.");
     free(w);
-    w = cq_builtin_unknown(&fx_cfg, "xyzzyplugh");
+    w = w_builtin_unknown(&fx_cfg, "xyzzyplugh");
     CHECK_STR(w, "unknown command `xyzzyplugh`. Try `help`.");
     free(w);
     CHECK(cq_levenshtein("kitten", "sitting") == 3);

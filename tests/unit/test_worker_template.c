@@ -18,7 +18,7 @@ static char *expand_text(const char *value, const char *tpl, enum cq_tpl_ctx ctx
     av.v = &v0;
     av.n = 1;
     char *r = NULL;
-    if (cq_args_bind(&fx_commands[4], &av, 0, 0, &b, err) == CQ_OK) {
+    if (w_args_bind(&fx_commands[4], &av, 0, 0, &b, err) == CQ_OK) {
         struct cq_tpl_vars vars = {.cfg = &fx_cfg,
                                    .args = &b,
                                    .person = &fx_people[0],
@@ -106,23 +106,23 @@ TEST(query_form_json_header) {
 TEST(url_check) {
     struct cq_err err = {0};
     const char *base = "https://gitlab.example.com/api/v4";
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v4/features/x", &err) ==
+    CHECK(w_template_check_url(base, "https://gitlab.example.com/api/v4/features/x", &err) ==
           CQ_OK);
-    CHECK(cq_template_check_url(base, "https://GITLAB.example.com:443/api/v4/features", &err) ==
+    CHECK(w_template_check_url(base, "https://GITLAB.example.com:443/api/v4/features", &err) ==
           CQ_OK);
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v4", &err) == CQ_OK);
-    CHECK(cq_template_check_url(base, "http://gitlab.example.com/api/v4/x", &err) == CQ_EDENIED);
-    CHECK(cq_template_check_url(base, "https://evil/api/v4/x", &err) == CQ_EDENIED);
+    CHECK(w_template_check_url(base, "https://gitlab.example.com/api/v4", &err) == CQ_OK);
+    CHECK(w_template_check_url(base, "http://gitlab.example.com/api/v4/x", &err) == CQ_EDENIED);
+    CHECK(w_template_check_url(base, "https://evil/api/v4/x", &err) == CQ_EDENIED);
     CHECK_CONTAINS(err.msg, "leaves the action's origin https://gitlab.example.com:443");
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com:8443/api/v4/x", &err) ==
+    CHECK(w_template_check_url(base, "https://gitlab.example.com:8443/api/v4/x", &err) ==
           CQ_EDENIED);
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v40/x", &err) == CQ_EDENIED);
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com/admin", &err) == CQ_EDENIED);
+    CHECK(w_template_check_url(base, "https://gitlab.example.com/api/v40/x", &err) == CQ_EDENIED);
+    CHECK(w_template_check_url(base, "https://gitlab.example.com/admin", &err) == CQ_EDENIED);
     CHECK_STR(err.msg, "the expanded URL path leaves the prefix /api/v4");
-    CHECK(cq_template_check_url(base, "https://gitlab.example.com/api/v4/../admin", &err) ==
+    CHECK(w_template_check_url(base, "https://gitlab.example.com/api/v4/../admin", &err) ==
           CQ_EDENIED);
     CHECK_STR(err.msg, "the expanded URL path has a dot segment");
-    CHECK(cq_template_check_url(base, "https://u:p@gitlab.example.com/api/v4/x", &err) ==
+    CHECK(w_template_check_url(base, "https://u:p@gitlab.example.com/api/v4/x", &err) ==
           CQ_EDENIED);
     /* percent-encoded dot segments resolve like plain ones on most servers (issue 19) */
     const char *climbs[] = {"%2E%2E",     "%2e%2e",     "%2E.",       ".%2e",  "%2e",
@@ -131,7 +131,7 @@ TEST(url_check) {
         char u[200];
         snprintf(u, sizeof(u), "https://gitlab.example.com/api/v4/%s/x", climbs[i]);
         err.msg[0] = '\0';
-        CHECK(cq_template_check_url(base, u, &err) == CQ_EDENIED);
+        CHECK(w_template_check_url(base, u, &err) == CQ_EDENIED);
         CHECK_STR(err.msg, "the expanded URL path has a dot segment");
     }
     /* dots that are data stay allowed */
@@ -140,7 +140,7 @@ TEST(url_check) {
     for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++) {
         char u[200];
         snprintf(u, sizeof(u), "https://gitlab.example.com/api/v4/%s/x", data[i]);
-        CHECK(cq_template_check_url(base, u, &err) == CQ_OK);
+        CHECK(w_template_check_url(base, u, &err) == CQ_OK);
     }
 }
 
@@ -172,9 +172,9 @@ TEST(http_call_shape) {
         char *v0 = strdup(hostile[i]);
         av.v = &v0;
         av.n = 1;
-        CHECK(cq_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
+        CHECK(w_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
         struct cq_tpl_vars vars = {.cfg = &fx_cfg, .args = &b, .person = &fx_people[0]};
-        CHECK(cq_template_http_call(&a, &vars, &call, &err) == CQ_OK);
+        CHECK(w_template_http_call(&a, &vars, &call, &err) == CQ_OK);
         CHECK_STR(call.url, want_url[i]);
         CHECK_STR(call.method, "POST");
         CHECK(call.n_headers == 2);
@@ -194,9 +194,9 @@ TEST(http_call_shape) {
         char *v0 = strdup(climb[i]);
         av.v = &v0;
         av.n = 1;
-        CHECK(cq_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
+        CHECK(w_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
         struct cq_tpl_vars vars = {.cfg = &fx_cfg, .args = &b, .person = &fx_people[0]};
-        CHECK(cq_template_http_call(&a, &vars, &call, &err) == CQ_EDENIED);
+        CHECK(w_template_http_call(&a, &vars, &call, &err) == CQ_EDENIED);
         CHECK_STR(err.msg, "the expanded URL path has a dot segment");
         CHECK(call.url == NULL);
         cq_bound_args_clear(&b);
@@ -206,11 +206,11 @@ TEST(http_call_shape) {
     struct cq_http_action bad = {
         .method = "GET", .base_url = "http://127.0.0.1:9999/api/v4", .path = "/../../admin"};
     struct cq_tpl_vars none = {0};
-    CHECK(cq_template_http_call(&bad, &none, &call, &err) == CQ_EDENIED);
+    CHECK(w_template_http_call(&bad, &none, &call, &err) == CQ_EDENIED);
     /* a path never becomes an authority: "/" is always put between base and path */
     bad.path = "@evil.example/x";
     bad.base_url = "http://127.0.0.1:9999";
-    CHECK(cq_template_http_call(&bad, &none, &call, &err) == CQ_OK);
+    CHECK(w_template_http_call(&bad, &none, &call, &err) == CQ_OK);
     CHECK_STR(call.url, "http://127.0.0.1:9999/@evil.example/x");
     cq_http_call_clear(&call);
 }
@@ -220,16 +220,16 @@ TEST(json_pointer_and_reply) {
                            "\"value\":true},{\"key\":\"percent\",\"value\":25}],\"a/b\":1,"
                            "\"m~n\":2}");
     CHECK(j != NULL);
-    char *s = cq_json_text(cq_json_pointer(j, "/gates/1/value"));
+    char *s = w_json_text(cq_json_pointer(j, "/gates/1/value"));
     CHECK_STR(s, "25");
     free(s);
-    s = cq_json_text(cq_json_pointer(j, "/gates/0/value"));
+    s = w_json_text(cq_json_pointer(j, "/gates/0/value"));
     CHECK_STR(s, "true");
     free(s);
-    s = cq_json_text(cq_json_pointer(j, "/a~1b"));
+    s = w_json_text(cq_json_pointer(j, "/a~1b"));
     CHECK_STR(s, "1");
     free(s);
-    s = cq_json_text(cq_json_pointer(j, "/m~0n"));
+    s = w_json_text(cq_json_pointer(j, "/m~0n"));
     CHECK_STR(s, "2");
     free(s);
     CHECK(cq_json_pointer(j, "/gates/9") == NULL);
