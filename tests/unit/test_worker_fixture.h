@@ -9,50 +9,41 @@
 
 #define L(...) ((char *[]){__VA_ARGS__, NULL})
 
-static struct cq_arg_spec flag_get_args[] = {
-    {.name = "name",
-     .required = true,
-     .regex = "[a-z][a-z0-9_]*",
-     .min = LLONG_MIN,
-     .max = LLONG_MAX,
-     .max_len = 40},
-};
+/* what the loader gives an argument without int bounds */
+#define UNBOUNDED .min = LLONG_MIN, .max = LLONG_MAX
+/* the flag name both flag commands take */
+#define FLAG_NAME                                                                                  \
+    { .name = "name", .required = true, .regex = "[a-z][a-z0-9_]*", UNBOUNDED, .max_len = 40 }
+
+static struct cq_arg_spec flag_get_args[] = {FLAG_NAME};
 static struct cq_arg_spec flag_set_args[] = {
-    {.name = "name",
-     .required = true,
-     .regex = "[a-z][a-z0-9_]*",
-     .min = LLONG_MIN,
-     .max = LLONG_MAX,
-     .max_len = 40},
+    FLAG_NAME,
     {.name = "value",
      .type = CQ_ARG_ENUM,
      .required = true,
      .enum_values = L("on", "off"),
-     .min = LLONG_MIN,
-     .max = LLONG_MAX},
+     UNBOUNDED},
 };
 static struct cq_arg_spec lb_args[] = {
     {.name = "pool",
      .type = CQ_ARG_ENUM,
      .required = true,
      .enum_values = L("blue", "green"),
-     .min = LLONG_MIN,
-     .max = LLONG_MAX},
+     UNBOUNDED},
     {.name = "percent", .type = CQ_ARG_INT, .required = true, .min = 0, .max = 100},
 };
 static struct cq_arg_spec deploy_args[] = {
-    {.name = "service", .required = true, .regex = "[a-z]+", .min = LLONG_MIN, .max = LLONG_MAX},
+    {.name = "service", .required = true, .regex = "[a-z]+", UNBOUNDED},
     {.name = "env",
      .type = CQ_ARG_ENUM,
      .required = false,
      .default_value = "staging",
      .enum_values = L("staging", "production"),
-     .min = LLONG_MIN,
-     .max = LLONG_MAX},
-    {.name = "tag", .flag = "tag", .min = LLONG_MIN, .max = LLONG_MAX, .max_len = 12},
+     UNBOUNDED},
+    {.name = "tag", .flag = "tag", UNBOUNDED, .max_len = 12},
 };
 static struct cq_arg_spec echo_args[] = {
-    {.name = "text", .required = true, .min = LLONG_MIN, .max = LLONG_MAX},
+    {.name = "text", .required = true, UNBOUNDED},
     {.name = "n", .flag = "n", .type = CQ_ARG_INT, .min = 1, .max = 5},
 };
 
