@@ -9,12 +9,10 @@ copies, refreshed when the fake expires it; /metrics, /readyz and a clean SIGTER
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -118,40 +116,21 @@ feishu:
     return path, env
 
 
-class Notifier:
-    def __init__(self, cfg, env, name):
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.logf = open(self.log_path, "w")
-        self.p = subprocess.Popen([NOTIFIER, "--config", cfg, "--http-port", "0"], env=env,
-                                  stdout=self.logf, stderr=subprocess.STDOUT)
-        self.port = None
-        m = wait_for(lambda: re.search(r"admin http listening on port (\d+)", self.log()), 10)
-        if m:
-            self.port = int(m.group(1))
+def Notifier(cfg, env, name):
+    """chatops-notifier through the shared launcher (cqt.Service), its log in TMP/NAME.log."""
+    return cqt.Service("notifier", cfg, name, TMP, env=env)
 
-    def log(self):
-        with open(self.log_path) as f:
-            return f.read()
 
-    def get(self, path):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError as e:
-            return 0, str(e)
-
-    def stop(self, timeout=20):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            rc = None
-        self.logf.close()
-        return rc
+def admin_get(svc, path):
+    """(status, body text) of svc's admin listener; status 0 when it does not answer."""
+    port = svc.admin_port(10)
+    if not port:
+        return 0, "no admin port"
+    try:
+        st, _, body = cqt.http("GET", "http://127.0.0.1:%d%s" % (port, path), timeout=5)
+        return st, body.decode()
+    except OSError as e:
+        return 0, str(e)
 
 
 def bodies(fake, prefix):
@@ -371,10 +350,10 @@ def main():
     slack, feishu = FakeSlack().start(), FakeFeishu().start()
     cfg, env = write_config(slack, feishu)
     n = Notifier(cfg, env, "n1")
-    check(n.port is not None, "notifier announced its admin port")
-    ready = wait_for(lambda: n.get("/readyz")[0] == 200, 30)
+    check(n.admin_port(10) is not None, "notifier announced its admin port")
+    ready = wait_for(lambda: admin_get(n, "/readyz")[0] == 200, 30)
     check(ready, "/readyz turns 200")
-    check(n.get("/healthz")[0] == 200, "/healthz 200")
+    check(admin_get(n, "/healthz")[0] == 200, "/healthz 200")
     n2 = None
     try:
         test_slack_body_headers_and_progress(slack, n)
@@ -384,17 +363,17 @@ def main():
         test_500_storm_then_success(slack, n)
         test_permanent_error_dead_letters(slack, n)
         n2 = Notifier(cfg, env, "n2")
-        check(wait_for(lambda: n2.get("/readyz")[0] == 200, 30), "second copy ready")
+        check(wait_for(lambda: admin_get(n2, "/readyz")[0] == 200, 30), "second copy ready")
         time.sleep(4)  # let the group rebalance over both copies
         test_two_copies_redelivered_once(slack, n2)
         test_feishu_token_shared_and_refreshed(feishu, n2)
         test_feishu_rate_limit_and_permanent(feishu, n2)
-        st, metrics = n.get("/metrics")
+        st, metrics = admin_get(n, "/metrics")
         check(st == 200 and 'chatops_notifier_deliveries_total{platform="slack",outcome="delivered"}'
               in metrics, "/metrics counts deliveries")
         check("chatops_notifier_delivery_latency_seconds" in metrics, "/metrics latency histogram")
         check("chatops_notifier_dlq_total" in metrics, "/metrics DLQ count")
-        logs = n.log() + (n2.log() if n2 else "")
+        logs = n.logs() + (n2.logs() if n2 else "")
         check(re.search(r'"req_id":"[0-9a-f-]{36}"', logs) is not None, "logs carry req_id")
         check("xoxb-test-token" not in logs and "s3cret" not in logs, "no secrets in logs")
     finally:

@@ -14,7 +14,6 @@ counting, so nothing it still holds can post after the count.
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,6 @@ from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
 BUILD = os.environ.get("CQ_BUILD_DIR") or sys.exit("CQ_BUILD_DIR not set (run under ctest)")
-NOTIFIER = os.path.join(BUILD, "notifier", "chatops-notifier")
 TOOL = os.path.join(BUILD, "bin", "cqt-produce_result")
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
@@ -107,28 +105,14 @@ slack:
         return Notifier(self, "%s-n%d" % (os.path.basename(self.cfg)[:-5], self.copies))
 
 
-class Notifier:
-    def __init__(self, stage, name):
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.logf = open(self.log_path, "w")
-        self.p = subprocess.Popen([NOTIFIER, "--config", stage.cfg, "--http-port", "0"],
-                                  env=stage.env, stdout=self.logf, stderr=subprocess.STDOUT)
+def Notifier(stage, name):
+    """chatops-notifier through the shared launcher (cqt.Service), its log in TMP/NAME.log."""
+    return cqt.Service("notifier", stage.cfg, name, TMP, env=stage.env)
 
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
 
-    def assigned(self):
-        return "assigned" in self.log()
-
-    def stop(self, timeout=60):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
+def assigned(n):
+    """A predicate: n's consumer was assigned partitions (this run's log)."""
+    return lambda: "assigned" in n.logs(since_start=True)
 
 
 def result(slack, rid, chat, text):
@@ -147,25 +131,25 @@ def test_drain_on_sigterm(slack):
     control(slack, {"reset": True, "delay": 12})  # slower than the old 10 s drain
     st = Stage("drain", slack, "  http_timeout_ms: 20000\n  slack_channel_interval_ms: 0")
     n1 = st.notifier()
-    check(wait_for(n1.assigned, 60), "the first copy is assigned its partitions")
+    check(wait_for(assigned(n1), 60), "the first copy is assigned its partitions")
     rids = ["drain-%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(8)]
     st.produce([result(slack, rid, "CD%d" % i, "drain %d" % i) for i, rid in enumerate(rids)])
     taken = wait_for(lambda: all(slack.requests("/response/" + r) for r in rids), 30)
     check(taken, "every post reached the slow Slack before SIGTERM")
     t0 = time.time()
-    rc = n1.stop()
+    rc = n1.stop(timeout=60)
     took = time.time() - t0
     check(rc == 0, "the first copy drains and exits 0 (rc %s, %.1f s)" % (rc, took))
     control(slack, {"delay": 0})
     n2 = st.notifier()
-    check(wait_for(n2.assigned, 60), "the second copy is assigned the partitions")
+    check(wait_for(assigned(n2), 60), "the second copy is assigned the partitions")
     # a marker per key after the drained results: once each is posted, the new copy has
     # consumed everything before it on its partition
     marks = ["mark-%d-%s" % (i, uuid.uuid4().hex[:6]) for i in range(16)]
     st.produce([result(slack, m, "CM", "mark") for m in marks])
     check(wait_for(lambda: all(posts(slack, m) for m in marks), 60),
           "every marker posted by the new copy")
-    check(n2.stop() == 0, "the second copy drains and exits 0")
+    check(n2.stop(timeout=60) == 0, "the second copy drains and exits 0")
     counts = {r: len(posts(slack, r)) for r in rids}
     check(all(c == 1 for c in counts.values()),
           "each result drained at SIGTERM posted exactly once: %s" % counts)
@@ -177,7 +161,7 @@ def test_lease_renewed_while_held(slack):
     lease = "" if os.environ.get("CQT_NO_LEASE_KEY") else "\n  claim_lease_ms: %d" % LEASE_MS
     st = Stage("lease", slack, "  slack_channel_interval_ms: 500" + lease)
     n1 = st.notifier()
-    check(wait_for(n1.assigned, 60), "the first copy is assigned its partitions")
+    check(wait_for(assigned(n1), 60), "the first copy is assigned its partitions")
     hold_s = 4 * LEASE_MS // 1000  # the channel is held for 4 leases
     control(slack, {"rate_limit": {"count": 1, "retry_after": hold_s}})
     first = "lease-0-" + uuid.uuid4().hex[:6]
@@ -190,10 +174,10 @@ def test_lease_renewed_while_held(slack):
     time.sleep(LEASE_MS / 1000.0 + 1)
     check(not any(posts(slack, r) for r in rids), "nothing posted during the hold")
     n2 = st.notifier()  # the group rebalances: n2 takes some partitions from n1
-    check(wait_for(n2.assigned, 60), "a second copy joins and is assigned partitions")
+    check(wait_for(assigned(n2), 60), "a second copy joins and is assigned partitions")
     check(wait_for(lambda: all(posts(slack, r) for r in rids), 90),
           "every held result posted after the hold")
-    check(n1.stop() == 0 and n2.stop() == 0, "both copies drain and exit 0")
+    check(n1.stop(timeout=60) == 0 and n2.stop(timeout=60) == 0, "both copies drain and exit 0")
     counts = {r: len(posts(slack, r)) for r in rids}
     check(all(c == 1 for c in counts.values()),
           "each result held past its lease posted exactly once across a rebalance: %s" % counts)
@@ -205,7 +189,7 @@ def test_feishu_text_escaped(slack):
     try:
         st = Stage("feishu", slack, "  feishu_chat_interval_ms: 0", feishu=feishu)
         n = st.notifier()
-        check(wait_for(n.assigned, 60), "the notifier is assigned its partitions")
+        check(wait_for(assigned(n), 60), "the notifier is assigned its partitions")
         rid = str(uuid.uuid4())
         typed = '<at user_id="all">everyone</at> & <b>x</b>'
         r = result(slack, rid, "oc_1", typed)
@@ -220,7 +204,7 @@ def test_feishu_text_escaped(slack):
               "no tag a user typed reaches Feishu as markup: %r" % text)
         check('&lt;at user_id="all"&gt;everyone&lt;/at&gt; &amp; &lt;b&gt;x&lt;/b&gt;' in text,
               "the typed text arrives as entities (shown as typed): %r" % text)
-        check(n.stop() == 0, "the notifier drains and exits 0")
+        check(n.stop(timeout=60) == 0, "the notifier drains and exits 0")
     finally:
         feishu.stop()
     report("feishu_text_escaped")

@@ -212,23 +212,10 @@ class Phase:
         self.audit.stop()
 
 
-class Worker:
-    def __init__(self, cfg_path, name):
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.log = open(self.log_path, "w")
-        env = dict(os.environ, CQT_GL_API=API_TOKEN, CQT_GL_TRIGGER=TRIGGER_TOKEN)
-        self.proc = subprocess.Popen([WORKER_BIN, "--config", cfg_path, "--id", name + "-" + RUN,
-                                      "--http-port", "-1"], stderr=self.log, env=env)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode
+def Worker(cfg_path, name):
+    """chatops-worker through the shared launcher (cqt.Service), no admin listener."""
+    return cqt.Service("worker", cfg_path, name, TMP, args=["--id", name + "-" + RUN],
+                       env=dict(CQT_GL_API=API_TOKEN, CQT_GL_TRIGGER=TRIGGER_TOKEN), http_port=-1)
 
 
 def trigger_requests(pid):

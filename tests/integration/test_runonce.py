@@ -26,19 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
 from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
-WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
-NOTIFIER_BIN = os.path.join(BUILD, "notifier", "chatops-notifier")
 BROKERS = stack_file("kafka/bootstrap")
 RUN = uuid.uuid4().hex[:8]
 TMP = tempfile.mkdtemp(prefix="cqt-runonce-")
@@ -151,60 +147,11 @@ def write(name, text):
     return path
 
 
-class Proc:
-    """chatops-worker / chatops-notifier run as deployed (no signal dispositions changed)."""
-
-    def __init__(self, binary, cfg, name, ident=None, http_port="0"):
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.log = open(self.log_path, "a")
-        args = [binary, "--config", cfg, "--http-port", http_port]
-        if ident:
-            args += ["--id", ident]
-        env = dict(os.environ, CQT_SLACK_SECRET="s3cret-" + RUN, CQT_SLACK_TOKEN="xoxb-" + RUN)
-        self.proc = subprocess.Popen(args, stderr=self.log, env=env, restore_signals=True)
-
-    def lines(self):
-        with open(self.log_path) as f:
-            return f.read().splitlines()
-
-    def grep(self, pat):
-        return [ln for ln in self.lines() if re.search(pat, ln)]
-
-    def admin_port(self, timeout=20):
-        end = time.time() + timeout
-        while time.time() < end:
-            for ln in self.grep("admin http listening on port"):
-                return int(json.loads(ln)["msg"].rsplit(" ", 1)[1])
-            time.sleep(0.05)
-        return None
-
-    def metrics(self):
-        port = self.admin_port()
-        if port is None:
-            return ""
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-                return r.read().decode()
-        except OSError:
-            return ""
-
-    def wait_for(self, pat, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
-            if self.grep(pat):
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode
+def Proc(kind, cfg, name, ident=None):
+    """chatops-worker / chatops-notifier run as deployed, through the shared launcher
+    (cqt.Service: no signal dispositions changed), its log in TMP/NAME.log."""
+    env = dict(CQT_SLACK_SECRET="s3cret-" + RUN, CQT_SLACK_TOKEN="xoxb-" + RUN)
+    return cqt.Service(kind, cfg, name, TMP, args=["--id", ident] if ident else [], env=env)
 
 
 _TOPICS = {}
@@ -254,7 +201,7 @@ def offsets_moved(topics, group, redis, prefix, rids, results):
     cfg = write("probe-%s.yaml" % group, config_yaml(topics, group, redis.port, prefix))
     before = {r: len(finals(results, r)) for r in rids}
     marker = send(topics, "set probe_%s on" % uuid.uuid4().hex[:6])
-    p = Proc(WORKER_BIN, cfg, "probe-" + group)
+    p = Proc("worker", cfg, "probe-" + group)
     try:
         got = results.wait(lambda r: r.get("request_id") == marker and r.get("step") == "final", 1, 40)
         check(bool(got), "%s: the next worker of the group answers a later request" % group)
@@ -272,14 +219,14 @@ def test_lost_claim_flush(results):
     group, prefix = "cqt-flush-" + RUN, "cqt-ro-%s:" % RUN
     cfg = write("flush.yaml", config_yaml(topics, group, redis.port, prefix))
     API.set_rules([{"prefix": "/api/v4/features/lost_one", "delay_ms": 4000}])
-    w1 = Proc(WORKER_BIN, cfg, "flush-w1", ident="wflush")
+    w1 = Proc("worker", cfg, "flush-w1", ident="wflush")
     rid = send(topics, "set lost_one on")
     try:
         check(wait_calls("lost_one") == 1, "the call reached the API")
         w1.stop(signal.SIGKILL)
         check(redis.cli("FLUSHALL") == "OK", "redis flushed between the call and the redelivery")
         API.set_rules([])
-        w2 = Proc(WORKER_BIN, cfg, "flush-w2", ident="wflush")
+        w2 = Proc("worker", cfg, "flush-w2", ident="wflush")
         try:
             got = results.wait(lambda r: r.get("request_id") == rid and r.get("step") == "final", 1, 40)
             r = got[0] if got else {}
@@ -307,7 +254,7 @@ def test_restart_same_id(results):
     group, prefix = "cqt-sameid-" + RUN, "cqt-ro2-%s:" % RUN
     cfg = write("sameid.yaml", config_yaml(topics, group, redis.port, prefix))
     API.set_rules([{"prefix": "/api/v4/features/same_id", "delay_ms": 4000}])
-    w1 = Proc(WORKER_BIN, cfg, "sameid-w1", ident="wsame")
+    w1 = Proc("worker", cfg, "sameid-w1", ident="wsame")
     dedupe = "slack:trig-" + uuid.uuid4().hex
     rid = send(topics, "set same_id on", dedupe=dedupe)
     try:
@@ -317,7 +264,7 @@ def test_restart_same_id(results):
         time.sleep(0.5)
         w1.stop(signal.SIGKILL)
         API.set_rules([])
-        w2 = Proc(WORKER_BIN, cfg, "sameid-w2", ident="wsame")
+        w2 = Proc("worker", cfg, "sameid-w2", ident="wsame")
         try:
             got = results.wait(lambda r: r.get("request_id") == rid and r.get("step") == "final", 1, 40)
             r = got[0] if got else {}
@@ -345,7 +292,7 @@ def test_duplicate_bounded(results):
     cfg = write("dupwait.yaml", config_yaml(topics, group, redis.port, prefix,
                                             extra_worker="  duplicate_wait_s: 2"))
     API.set_rules([{"prefix": "/api/v4/features/long_call", "delay_ms": 8000}])
-    w = Proc(WORKER_BIN, cfg, "dupwait-w", ident="wdup")
+    w = Proc("worker", cfg, "dupwait-w", ident="wdup")
     dedupe = "slack:trig-" + uuid.uuid4().hex
     try:
         rid = send(topics, "set long_call on", dedupe=dedupe)
@@ -375,7 +322,7 @@ def test_expired(results, audit):
     group, prefix = "cqt-expired-" + RUN, "cqt-ro4-%s:" % RUN
     # By name: the worker resolves it off the loop (uv_getaddrinfo), then connects.
     cfg = write("expired.yaml", config_yaml(topics, group, redis.port, prefix, redis_host="localhost"))
-    w = Proc(WORKER_BIN, cfg, "expired-w")
+    w = Proc("worker", cfg, "expired-w")
     try:
         rid = send(topics, "set too_old on", received_at=now_rfc3339(time.time() - 2 * 86400))
         got = results.wait(lambda r: r.get("request_id") == rid and r.get("step") == "final", 1, 40)
@@ -401,7 +348,7 @@ def test_persistence():
         topics = topics_for("pers" + fsync)
         cfg = write("pers-%s.yaml" % fsync,
                     config_yaml(topics, "cqt-pers-" + RUN, redis.port, "cqt-ro5-%s:" % RUN))
-        w = Proc(WORKER_BIN, cfg, "pers-" + fsync)
+        w = Proc("worker", cfg, "pers-" + fsync)
         try:
             check(w.wait_for("appendfsync", 20), "%s: the worker reports the setting" % fsync)
             warned = bool(w.grep('"level":"warn".*appendfsync everysec'))
@@ -427,7 +374,7 @@ def test_final_supersedes_unknown():
     redis = Redis()
     topics = topics_for("supersede")
     cfg = write("supersede.yaml", config_yaml(topics, "cqt-sup-" + RUN, redis.port, "cqt-ro7-%s:" % RUN))
-    n = Proc(NOTIFIER_BIN, cfg, "supersede-n")
+    n = Proc("notifier", cfg, "supersede-n")
 
     def result(rid, text, unknown):
         r = {"v": 1, "request_id": rid, "step": "final", "status": "failed" if unknown else "ok",
@@ -477,8 +424,8 @@ def test_idle_paused():
         "notifier:\n  max_inflight: 1\n")
     cfgn = cfg
     API.set_rules([{"prefix": "/api/v4/features/slow_pause", "delay_ms": 14000}])
-    w = Proc(WORKER_BIN, cfg, "idle-w")
-    n = Proc(NOTIFIER_BIN, cfgn, "idle-n")
+    w = Proc("worker", cfg, "idle-w")
+    n = Proc("notifier", cfgn, "idle-n")
     try:
         check(w.wait_for("kafka consumer: assigned", 40), "worker joined")
         check(n.wait_for("kafka consumer: assigned", 40), "notifier joined")

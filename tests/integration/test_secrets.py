@@ -33,9 +33,7 @@ from cqt import Tail, check, report, stack_file  # noqa: E402
 from fake_api import FakeAPI  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
-INGRESS = os.path.join(BUILD, "ingress", "chatops-ingress")
 WORKER = os.path.join(BUILD, "worker", "chatops-worker")
-NOTIFIER = os.path.join(BUILD, "notifier", "chatops-notifier")
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
 RUN = uuid.uuid4().hex[:8]
@@ -118,27 +116,10 @@ policy:
        "slack": slack.url, "cmds": cmds}
 
 
-class Svc:
-    def __init__(self, name, args):
-        self.name = name
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.logf = open(self.log_path, "w")
-        self.p = subprocess.Popen(args, env=dict(os.environ, **SECRETS), stdout=self.logf,
-                                  stderr=subprocess.STDOUT)
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(30)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.logf.close()
+def Svc(kind, cfg, **kw):
+    """A service through the shared launcher (cqt.Service) with the test's secrets in its
+    environment, its log in TMP/KIND.log."""
+    return cqt.Service(kind, cfg, kind, TMP, env=SECRETS, **kw)
 
 
 def wait_for(pred, timeout, step=0.1):
@@ -228,19 +209,17 @@ def main():
         {"prefix": "/api/slow", "status": 200, "delay_ms": 3000, "echo": True},
     ])
     iport = free_port()
-    aport = free_port()  # the ingress's admin listener (/readyz, /metrics)
     cfg = os.path.join(TMP, "stack.yaml")
     with open(cfg, "w") as f:
         f.write(config(api, slack, iport, closed))
     test_refused_at_load()
 
-    svcs = [Svc("worker", [WORKER, "--config", cfg, "--http-port", "0", "--id", "w-" + RUN]),
-            Svc("notifier", [NOTIFIER, "--config", cfg, "--http-port", "0"]),
-            Svc("ingress", [INGRESS, "--config", cfg, "--port", str(iport),
-                            "--admin-port", str(aport)])]
+    svcs = [Svc("worker", cfg, args=["--id", "w-" + RUN]), Svc("notifier", cfg),
+            Svc("ingress", cfg, port=iport)]
+    aport = svcs[2].admin_port()  # the ingress's admin listener (/readyz, /metrics)
     tails = {k: Tail(BROKERS, TOPICS[k]) for k in ("audit", "dlq", "results")}
     try:
-        up = wait_for(lambda: all("admin http listening" in s.log() for s in svcs[:2]), 30)
+        up = wait_for(lambda: all("admin http listening" in s.logs() for s in svcs[:2]), 30)
         check(up, "worker and notifier start")
 
         def ready():
@@ -290,7 +269,7 @@ def main():
         for s in svcs:
             s.stop()
     for s in svcs:
-        leaks("%s log (%d lines)" % (s.name, s.log().count("\n")), s.log())
+        leaks("%s log (%d lines)" % (s.name, s.logs().count("\n")), s.logs())
     # (the bot token rightly travels in chat.postMessage's Authorization header: only there)
     sent = [dict(e, headers={k: v for k, v in e["headers"].items() if k != "authorization"})
             for e in slack.requests()]

@@ -18,14 +18,12 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
 from cqt import check, stack_file  # noqa: E402
@@ -133,36 +131,20 @@ slack:
 """ % {"brokers": BROKERS, "run": RUN, "redis": REDIS_PORT}
 
 
-class Service:
-    def __init__(self, name, args):
-        self.name = name
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.log = open(self.log_path, "w")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CQ_") or k in
-               ("CQ_SOURCE_DIR", "CQ_BUILD_DIR", "CQ_STACK_DIR")}
-        env.update(CQT_SIGPIPE_SLACK="sigpipe-test-secret", CQT_SIGPIPE_BOT="xoxb-test")
-        # restore_signals=True (the default): the child starts with SIGPIPE at SIG_DFL
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+def service(kind, cfg, **kw):
+    """A service through the shared launcher (cqt.Service; restore_signals: the child starts
+    with SIGPIPE at SIG_DFL), without the CQ_* overrides of the environment this runs in."""
+    env = {k: None for k in os.environ
+           if k.startswith("CQ_") and k not in ("CQ_SOURCE_DIR", "CQ_BUILD_DIR", "CQ_STACK_DIR")}
+    env.update(CQT_SIGPIPE_SLACK="sigpipe-test-secret", CQT_SIGPIPE_BOT="xoxb-test")
+    return cqt.Service(kind, cfg, kind, TMP, env=env, **kw)
 
-    def alive(self):
-        return self.proc.poll() is None
 
-    def exit_text(self):
-        rc = self.proc.poll()
-        if rc is None:
-            return "running"
-        return "killed by signal %d" % -rc if rc < 0 else "exit %d" % rc
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+def exit_text(svc):
+    rc = svc.proc.poll()
+    if rc is None:
+        return "running"
+    return "killed by signal %d" % -rc if rc < 0 else "exit %d" % rc
 
 
 def wait_ready(svc, port, timeout=60):
@@ -201,17 +183,14 @@ def main():
         f.write(CONFIG)
     check(status_field(os.getpid(), "SigIgn") & SIGPIPE_BIT,
           "the harness itself ignores SIGPIPE (Python does), so this checks the children")
-    wport, nport, iport, iadmin = free_port(), free_port(), free_port(), free_port()
-    svcs = [Service("worker", [os.path.join(BUILD, "worker", "chatops-worker"), "--config", cfg,
-                               "--http-port", str(wport), "--id", "sigpipe-" + RUN]),
-            Service("notifier", [os.path.join(BUILD, "notifier", "chatops-notifier"), "--config",
-                                 cfg, "--http-port", str(nport)]),
-            Service("ingress", [os.path.join(BUILD, "ingress", "chatops-ingress"), "--config", cfg,
-                                "--port", str(iport), "--admin-port", str(iadmin)])]
+    wport, nport = free_port(), free_port()
+    svcs = [service("worker", cfg, http_port=wport, args=["--id", "sigpipe-" + RUN]),
+            service("notifier", cfg, http_port=nport), service("ingress", cfg)]
     worker, notifier, ingress = svcs
+    iport, iadmin = ingress.port, ingress.admin_port()
     try:
         for svc, port in ((worker, wport), (notifier, nport), (ingress, iadmin)):
-            if not check(wait_ready(svc, port), "%s ready (%s)" % (svc.name, svc.exit_text())):
+            if not check(wait_ready(svc, port), "%s ready (%s)" % (svc.name, exit_text(svc))):
                 return cqt.summary(TMP)
         for svc in svcs:
             ign = status_field(svc.proc.pid, "SigIgn")
@@ -234,7 +213,7 @@ def main():
         time.sleep(1.0)  # let them meet the dead connections and reconnect
         for svc, port in ((worker, wport), (notifier, nport)):
             check(svc.alive(), "%s alive after its Redis connections were killed (%s)"
-                  % (svc.name, svc.exit_text()))
+                  % (svc.name, exit_text(svc)))
             check(wait_ready(svc, port, 30), "%s ready again (Redis reconnected)" % svc.name)
         cqt.report("redis_connections_killed")
 
@@ -244,7 +223,7 @@ def main():
             reset_connect(iadmin, big)
             reset_connect(iport, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
         time.sleep(0.5)
-        check(ingress.alive(), "ingress alive after clients reset mid-answer (%s)" % ingress.exit_text())
+        check(ingress.alive(), "ingress alive after clients reset mid-answer (%s)" % exit_text(ingress))
         check(http_get(iadmin, "/readyz")[0] == 200, "ingress still answers")
         cqt.report("clients_reset")
     finally:

@@ -33,7 +33,6 @@ from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
-WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
 RUN = uuid.uuid4().hex[:8]
@@ -155,40 +154,13 @@ def send(command, text, channel="COPS"):
     return rid
 
 
-class Worker:
-    def __init__(self, name):
-        cfg = os.path.join(TMP, name + ".yaml")
-        with open(cfg, "w") as f:
-            f.write(CONFIG)
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.log = open(self.log_path, "w")
-        env = dict(os.environ, CQT_GL_API=API_TOKEN, CQT_GL_TRIGGER=TRIGGER_TOKEN)
-        self.proc = subprocess.Popen([WORKER_BIN, "--config", cfg, "--id", name + "-" + RUN,
-                                      "--http-port", "0"], stderr=self.log, env=env)
-
-    def admin_port(self, timeout=20):
-        end = time.time() + timeout
-        while time.time() < end:
-            with open(self.log_path) as f:
-                for line in f:
-                    if "admin http listening on port" in line:
-                        return int(json.loads(line)["msg"].rsplit(" ", 1)[1])
-            time.sleep(0.05)
-        return None
-
-    def log_text(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode
+def Worker(name):
+    """chatops-worker with CONFIG through the shared launcher (cqt.Service)."""
+    cfg = os.path.join(TMP, name + ".yaml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG)
+    return cqt.Service("worker", cfg, name, TMP, args=["--id", name + "-" + RUN],
+                       env=dict(CQT_GL_API=API_TOKEN, CQT_GL_TRIGGER=TRIGGER_TOKEN))
 
 
 results = None
@@ -243,7 +215,7 @@ def test_cut_label_and_reply(w):
     f = final_of(rid)
     check(f.get("status") and "longer than 4000" not in f.get("text", ""),
           "1427 characters (4227 bytes) pass max_text 4000: %r" % f.get("text", "")[:120])
-    check("out of memory" not in w.log_text(), "nothing logged as 'out of memory'")
+    check("out of memory" not in w.logs(), "nothing logged as 'out of memory'")
     report("label and reply cut inside a character are answered")
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +19,9 @@ import urllib.request
 import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
 from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
-WORKER_BIN = os.path.join(BUILD, "worker", "chatops-worker")
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
@@ -171,36 +168,11 @@ def send(user, channel, command, text, topic=None, dedupe=None, rid=None):
     return rid
 
 
-class Worker:
-    def __init__(self, cfg_path, name, http_port="-1", env_extra=None):
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.log = open(self.log_path, "w")
-        env = dict(os.environ, CQT_GITLAB_TOKEN="tok-" + RUN, **(env_extra or {}))
-        args = [WORKER_BIN, "--config", cfg_path, "--id", name + "-" + RUN]
-        if http_port is not None:
-            args += ["--http-port", http_port]
-        self.proc = subprocess.Popen(args, stderr=self.log, env=env)
-
-    def admin_port(self, timeout=20):
-        """The port from the worker's 'admin http listening on port N' log line."""
-        end = time.time() + timeout
-        while time.time() < end:
-            with open(self.log_path) as f:
-                for line in f:
-                    if "admin http listening on port" in line:
-                        return int(json.loads(line)["msg"].rsplit(" ", 1)[1])
-            time.sleep(0.05)
-        return None
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait()
-        return self.proc.returncode
+def Worker(cfg_path, name, http_port=-1, env_extra=None):
+    """chatops-worker through the shared launcher (cqt.Service), its log in TMP/NAME.log."""
+    env = dict(CQT_GITLAB_TOKEN="tok-" + RUN, **(env_extra or {}))
+    return cqt.Service("worker", cfg_path, name, TMP, args=["--id", name + "-" + RUN], env=env,
+                       http_port=http_port)
 
 
 def write_config(name, topics, group, lease_ms=1500):
@@ -510,7 +482,7 @@ def main():
         produce(t, "init", '{"init":true}')  # creates the topics
     results, audit, dlq = (Tail(BROKERS, TOPICS[k]) for k in ("results", "audit", "dlq"))
     cfg = write_config("w1", TOPICS, "cqt-worker-" + RUN)
-    w1 = Worker(cfg, "w1", http_port="0")
+    w1 = Worker(cfg, "w1", http_port=0)
     try:
         test_permission_matrix()
         test_arg_rules()
@@ -548,7 +520,7 @@ def test_consumer_lag():
     group = "cqt-lag-" + RUN
     produce(topics["requests"], "init", '{"init":true}')
     API.set_rules([{"prefix": "/api/v4/features/lag_", "delay_ms": 1500}])
-    wl = Worker(write_config("wl", topics, group), "wl", http_port="0")
+    wl = Worker(write_config("wl", topics, group), "wl", http_port=0)
     try:
         port = wl.admin_port()
         check(port is not None, "lag worker logs its admin port")

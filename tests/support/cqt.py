@@ -9,6 +9,7 @@ import hmac
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -203,13 +204,15 @@ def _free_port():
 class Service:
     """One chatops service (ingress, worker or notifier) started as deployed: its binary with
     --config, stdout+stderr into LOGDIR/NAME.log, default signal dispositions (SIGPIPE
-    included: restore_signals stays on, nothing is ignored for it). The shared launcher of
-    the fault suite (tests/faults) and the corpus replayer.
-      args: extra arguments (e.g. ["--id", "w1"]); env: extra environment.
-    Worker and notifier get --http-port 0 (any free port; admin_port() reads it from the log);
-    the ingress listens on `port` (a free one unless given)."""
+    included: restore_signals stays on, nothing is ignored for it). The one launcher of the
+    integration tests, the fault suite (tests/faults) and the corpus replayer.
+      args: extra arguments (e.g. ["--id", "w1"]); env: extra environment (a None value
+      removes that variable).
+    Worker and notifier get --http-port http_port (default 0: any free port, admin_port()
+    reads it from the log; -1: no admin listener; None: no flag, the config decides); the
+    ingress listens on `port` (a free one unless given)."""
 
-    def __init__(self, kind, cfg, name, logdir, args=(), env=None, port=None):
+    def __init__(self, kind, cfg, name, logdir, args=(), env=None, port=None, http_port=0):
         sub, exe = SERVICE_BINARIES[kind]
         self.kind, self.name, self.cfg = kind, name, cfg
         self.log_path = os.path.join(logdir, name + ".log")
@@ -220,11 +223,13 @@ class Service:
             self.port = port if port is not None else _free_port()
             self.admin = _free_port()  # its admin listener: /readyz, /metrics
             argv += ["--port", str(self.port), "--admin-port", str(self.admin)]
-        else:
-            argv += ["--http-port", "0"]
+        elif http_port is not None:
+            argv += ["--http-port", str(http_port)]
         argv += list(args)
         self.argv = argv
         self.env = dict(os.environ, **(env or {}))
+        for k in [k for k, v in self.env.items() if v is None]:
+            del self.env[k]
         self.start()
 
     def start(self):
@@ -251,6 +256,30 @@ class Service:
             if since_start:
                 f.seek(self.log_from)
             return f.read().decode("utf-8", "replace")
+
+    def grep(self, pat):
+        """The log lines (all runs) that match the regular expression pat."""
+        return [ln for ln in self.logs().splitlines() if re.search(pat, ln)]
+
+    def wait_for(self, pat, timeout=30):
+        """True once a log line matches pat; False when the time ran out."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.grep(pat):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def metrics(self):
+        """The /metrics text of its admin listener; "" when there is none or it does not answer."""
+        port = self.admin_port()
+        if not port:
+            return ""
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            return ""
 
     def admin_port(self, timeout=30):
         """The admin port (/readyz, /metrics): the worker's/notifier's from its log, the
@@ -290,10 +319,10 @@ class Service:
             return self.proc.wait()
         return self.proc.poll()
 
-    def stop(self, timeout=30):
-        """SIGTERM, wait (SIGKILL after timeout); returns the exit status."""
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Sends sig (SIGTERM), waits (SIGKILL after timeout); returns the exit status."""
         if self.alive():
-            self.proc.terminate()
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
