@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,6 @@ BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
 from cqt import check, stack_file  # noqa: E402
-INGRESS = os.path.join(BUILD, "ingress", "chatops-ingress")
 DUMP = os.path.join(BUILD, "bin", "cqt-topic_dump")
 
 
@@ -42,10 +40,10 @@ SLACK_SECRET = secrets.token_hex(16)
 FEISHU_TOKEN = secrets.token_hex(8)
 FEISHU_KEY = secrets.token_hex(8)
 GITLAB_TOKEN = secrets.token_hex(8)
-ENV = dict(os.environ, CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
-           CQT_FEISHU_KEY=FEISHU_KEY, CQT_GITLAB_TOKEN=GITLAB_TOKEN)
-ENV.pop("CQ_INGRESS_PORT", None)
-ENV.pop("CQ_KAFKA_BROKERS", None)
+# the ingress's environment: the secrets, and no port or broker override from outside
+ENV = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
+           CQT_FEISHU_KEY=FEISHU_KEY, CQT_GITLAB_TOKEN=GITLAB_TOKEN, CQ_INGRESS_PORT=None,
+           CQ_KAFKA_BROKERS=None)
 
 
 def free_port():
@@ -82,38 +80,21 @@ gitlab: {webhook_token: "${CQT_GITLAB_TOKEN}"}
     return path
 
 
-class Ingress:
-    def __init__(self, name, brokers, budget_ms=2000, ready=True, encrypt=True):
-        self.port = free_port()
-        self.admin_port = free_port()  # /readyz and /metrics: the admin listener only
-        self.log = open(os.path.join(TMP, name + ".log"), "w+")
-        self.proc = subprocess.Popen([INGRESS, "--config",
-                                      write_config(name, brokers, budget_ms, encrypt),
-                                      "--port", str(self.port), "--admin-port",
-                                      str(self.admin_port)], env=ENV, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        path = "/readyz" if ready else "/healthz"
-        while time.time() < deadline:
-            try:
-                if request(self.admin_port, "GET", path)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.log.seek(0)
-        sys.exit("ingress %s did not become ready:\n%s" % (name, self.log.read()))
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+def Ingress(name, brokers, budget_ms=2000, ready=True, encrypt=True):
+    """chatops-ingress through the shared launcher (cqt.Service), its log in TMP/NAME.log;
+    waits for /readyz (or only /healthz when not ready), else ends the test with its log."""
+    ing = cqt.Service("ingress", write_config(name, brokers, budget_ms, encrypt), name, TMP,
+                      env=ENV)
+    deadline = time.time() + 30
+    path = "/readyz" if ready else "/healthz"
+    while time.time() < deadline and ing.alive():
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return None
+            if request(ing.admin_port(), "GET", path)[0] == 200:
+                return ing
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit("ingress %s did not become ready:\n%s" % (name, ing.logs()))
 
 
 def request(port, method, path, body=b"", headers=None, timeout=10):
@@ -415,7 +396,7 @@ def main():
         check(st == 404, "public port does not serve %s (got %d)" % (path, st))
     st, _, _ = request(port, "GET", "/healthz")
     check(st == 200, "public port keeps /healthz for load balancers")
-    st, met, _ = request(ing.admin_port, "GET", "/metrics")
+    st, met, _ = request(ing.admin_port(), "GET", "/metrics")
     check(st == 200, "admin port serves /metrics")
     check('chatops_ingress_rejected_total{route="slack_commands",reason="unknown slash command"} 1'
           in met, "metrics: unknown slash command counted")
@@ -454,7 +435,7 @@ def main():
     # budget 2000: the message times out in librdkafka's queue at 1000 ms (never sent:
     # NOT_PERSISTED) and its report comes before the guard
     dead = Ingress("dead", "127.0.0.1:%d" % free_port(), budget_ms=2000, ready=False)
-    st, body, _ = request(dead.admin_port, "GET", "/readyz")
+    st, body, _ = request(dead.admin_port(), "GET", "/readyz")
     check(st == 503 and body == "not ready: no kafka broker answers\n",
           "readyz is 503 with the reason without a broker (got %d %r)" % (st, body))
     t0 = time.time()
@@ -485,14 +466,13 @@ def main():
 
     # --- Feishu on the verification token alone: allowed only when asked for, and warned ---
     plain = Ingress("tokenonly", BROKERS, encrypt=False)
-    st, met, _ = request(plain.admin_port, "GET", "/metrics")
+    st, met, _ = request(plain.admin_port(), "GET", "/metrics")
     check("chatops_ingress_feishu_unsigned_events 1" in met, "metrics: token-only Feishu flagged")
     st, body, _ = feishu_post(plain.port, feishu_message("ev_plain_" + RUN), encrypt=False,
                               sign=False)
     check(st == 200, "token-only feishu event accepted when require_encrypt_key is false (%d)" % st)
     rc = plain.stop()
-    plain.log.seek(0)
-    logs = plain.log.read()
+    logs = plain.logs()
     check("only the verification token authenticates" in logs, "a warning at start says so")
     check(rc == 0, "token-only ingress exits 0")
 

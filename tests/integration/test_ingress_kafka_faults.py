@@ -33,7 +33,6 @@ import cqt  # noqa: E402
 import tcpproxy  # noqa: E402
 from cqt import check  # noqa: E402
 
-INGRESS = os.path.join(BUILD, "ingress", "chatops-ingress")
 DUMP = os.path.join(BUILD, "bin", "cqt-topic_dump")
 KAFKA_SH = os.path.join(SRC, "scripts", "kafka.sh")
 RUN = uuid.uuid4().hex[:8]
@@ -121,12 +120,12 @@ def topic_ids(brokers, topic, timeout_ms=3000):
     return ids
 
 
-class Ingress:
-    def __init__(self, name, brokers):
-        self.port, self.admin_port = free_port(), free_port()
-        cfg = os.path.join(TMP, name + ".yaml")
-        with open(cfg, "w") as f:
-            f.write("""
+def Ingress(name, brokers):
+    """chatops-ingress through the shared launcher (cqt.Service), without port or broker
+    overrides from the environment this runs in."""
+    cfg = os.path.join(TMP, name + ".yaml")
+    with open(cfg, "w") as f:
+        f.write("""
 log: {level: info}
 kafka:
   brokers: "%s"
@@ -140,51 +139,32 @@ feishu:
   encrypt_key: "${CQT_FEISHU_KEY}"
   bot_open_id: ou_bot
 """ % (brokers, BUDGET_MS, TOPIC_REQ, TOPIC_PIPE))
-        env = dict(os.environ, CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
-                   CQT_FEISHU_KEY=FEISHU_KEY)
-        for k in ("CQ_INGRESS_PORT", "CQ_INGRESS_ADMIN_PORT", "CQ_KAFKA_BROKERS"):
-            env.pop(k, None)
-        self.log_path = os.path.join(TMP, name + ".log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([INGRESS, "--config", cfg, "--port", str(self.port),
-                                      "--admin-port", str(self.admin_port)], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+    env = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
+               CQT_FEISHU_KEY=FEISHU_KEY, CQ_INGRESS_PORT=None, CQ_INGRESS_ADMIN_PORT=None,
+               CQ_KAFKA_BROKERS=None)
+    return cqt.Service("ingress", cfg, name, TMP, env=env)
 
-    def wait(self, path, port, want=200, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
-            try:
-                if request(port, "GET", path, timeout=2)[0] == want:
-                    return True
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.1)
-        return False
 
-    def logs(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+def wait_answer(svc, path, port, want=200, timeout=30):
+    """True once GET path on port answers want; False when svc died or the time ran out."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if request(port, "GET", path, timeout=2)[0] == want:
+                return True
+        except OSError:
+            pass
+        if not svc.alive():
+            return False
+        time.sleep(0.1)
+    return False
 
 
 def possibly_persisted(proxy, direct):
     """Delayed past the budget, then written: "outcome unknown", never "NOT run"."""
     ing = Ingress("delay", "127.0.0.1:%d" % proxy.port)
     try:
-        check(ing.wait("/readyz", ing.admin_port), "ingress ready through the proxy")
+        check(wait_answer(ing, "/readyz", ing.admin_port()), "ingress ready through the proxy")
         st, text, rid, _ = slash(ing.port, "flag get warmup")
         check(st == 200 and text.startswith("queued:"), "warm-up through the proxy queued (%r)" % text)
         # each direction +1.5 s: the produce request reaches the broker after 1.5 s (written),
@@ -214,7 +194,7 @@ def possibly_persisted(proxy, direct):
                           "'NOT run' would have run it twice")
         check(frid in ids, "the feishu event is on the topic too (its re-send is deduplicated "
                            "by the worker on feishu:%s)" % ev_id)
-        st, met, _ = request(ing.admin_port, "GET", "/metrics")
+        st, met, _ = request(ing.admin_port(), "GET", "/metrics")
         check('chatops_ingress_requests_total{route="slack_commands",outcome="unknown"} 1' in met,
               "metrics: outcome unknown counted")
     finally:
@@ -227,8 +207,8 @@ def not_persisted(proxy, direct):
     proxy.mode("blackhole")
     ing = Ingress("blackhole", "127.0.0.1:%d" % proxy.port)
     try:
-        check(ing.wait("/healthz", ing.port), "ingress up (public /healthz)")
-        st, body, _ = request(ing.admin_port, "GET", "/readyz")
+        check(wait_answer(ing, "/healthz", ing.port), "ingress up (public /healthz)")
+        st, body, _ = request(ing.admin_port(), "GET", "/readyz")
         check(st == 503 and body == "not ready: no kafka broker answers\n",
               "admin /readyz 503 with the reason while Kafka is unreachable (%d %r)" % (st, body))
         st, text, rid, took = slash(ing.port, "deploy web production")
@@ -239,7 +219,7 @@ def not_persisted(proxy, direct):
         st, text, frid = feishu(ing.port, "ev_" + uuid.uuid4().hex)
         check(st == 503 and text.startswith("not queued"), "feishu: 503 not queued: %d %r" % (st, text))
         proxy.mode("pass")  # the held bytes (no produce request among them) now flow
-        check(ing.wait("/readyz", ing.admin_port), "ready again once the proxy passes")
+        check(wait_answer(ing, "/readyz", ing.admin_port()), "ready again once the proxy passes")
         st, text2, rid2, _ = slash(ing.port, "flag get after")
         check(st == 200 and text2.startswith("queued:"), "queued once Kafka is reachable (%r)" % text2)
         ids = topic_ids(direct, TOPIC_REQ, timeout_ms=3000)
