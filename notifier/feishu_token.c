@@ -167,16 +167,19 @@ static void token_fetch(struct ntf_service *s) {
     }
 }
 
+/* A Redis step of the token failed: on shutdown the lookup just ends, else it is retried. */
+static bool token_redis_failed(struct ntf_service *s, const struct cq_err *err) {
+    if (!err) return false;
+    if (err->code == CQ_ESHUTDOWN)
+        s->tok.busy = false;
+    else
+        token_retry_later(s, err->msg, 500);
+    return true;
+}
+
 static void on_token_lock(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct ntf_service *s = opaque;
-    if (err) {
-        if (err->code == CQ_ESHUTDOWN) {
-            s->tok.busy = false;
-            return;
-        }
-        token_retry_later(s, err->msg, 500);
-        return;
-    }
+    if (token_redis_failed(s, err)) return;
     if (reply && reply->type == REDIS_REPLY_STATUS) { /* OK: this copy fetches */
         s->tok.lock_held = true;
         token_fetch(s);
@@ -191,14 +194,7 @@ static void on_token_lock(void *opaque, const redisReply *reply, const struct cq
 
 static void on_token_get(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct ntf_service *s = opaque;
-    if (err) {
-        if (err->code == CQ_ESHUTDOWN) {
-            s->tok.busy = false;
-            return;
-        }
-        token_retry_later(s, err->msg, 500);
-        return;
-    }
+    if (token_redis_failed(s, err)) return;
     if (reply && reply->type == REDIS_REPLY_STRING) {
         long long fetched = 0, expire = 0;
         int off = 0;

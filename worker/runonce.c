@@ -157,6 +157,14 @@ static bool redis_failed(const redisReply *reply, const struct cq_err *err, cons
 
 static void store_done(void *arg);
 
+/* The compare-and-set wrote next_stored: it is what Redis holds now. */
+static void adopt_next_stored(struct job *j) {
+    free(j->stored);
+    j->stored = j->next_stored;
+    j->next_stored = NULL;
+    j->next_state = NULL;
+}
+
 static void on_store_done(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
     const char *why = NULL;
@@ -177,10 +185,7 @@ static void on_store_done(void *opaque, const redisReply *reply, const struct cq
     }
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
         cq_warn(j->req.id, "the claim changed owner while this worker ran the request");
-    free(j->stored);
-    j->stored = j->next_stored;
-    j->next_stored = NULL;
-    j->next_state = NULL;
+    adopt_next_stored(j);
     char *res = w_result_json(j, j->status, j->text);
     w_produce_final(j, res, true);
     w_job_op_end(j);
@@ -256,10 +261,7 @@ static void on_calling_stored(void *opaque, const redisReply *reply, const struc
         w_job_op_end(j);
         return;
     }
-    free(j->stored);
-    j->stored = j->next_stored;
-    j->next_stored = NULL;
-    j->next_state = NULL;
+    adopt_next_stored(j);
     if (j->cmd->mode == CQ_MODE_DIRECT)
         w_start_call(j);
     else
@@ -311,10 +313,7 @@ static void on_unknown_stored(void *opaque, const redisReply *reply, const struc
         w_job_op_end(j);
         return;
     }
-    free(j->stored);
-    j->stored = j->next_stored;
-    j->next_stored = NULL;
-    j->next_state = NULL;
+    adopt_next_stored(j);
     w_metric_action("unknown");
     char *res = w_result_json(j, j->status, j->text);
     w_produce_final(j, res, true);
@@ -411,10 +410,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
     if (strcmp(what, "claimed") == 0 || strcmp(what, "takeover") == 0) {
         if (what[0] == 't')
             cq_warn(j->req.id, "took over a request whose owner died (%s)", j->req.dedupe_key);
-        free(j->stored);
-        j->stored = j->next_stored;
-        j->next_stored = NULL;
-        j->next_state = NULL;
+        adopt_next_stored(j);
         if (j->reclaim) /* decided, audited and rendered already: on to "calling" */
             w_mark_calling(j);
         else
