@@ -1,5 +1,6 @@
-/* config_int: private to config.c (the declarative-table engine and the key table) and
- * config_check.c (the cross-checks of commands, templates, policy and ids): the loading
+/* config_int: private to config.c (the declarative-table engine and the key table),
+ * config_check.c (the cross-checks of commands, templates, policy and ids), config_secret.c
+ * and config_lookup.c: the loading
  * context, the field/schema types, and the message and did-you-mean helpers both use.
  * Not for the services: they include config.h. */
 #ifndef CQ_CONFIG_INT_H
@@ -86,6 +87,9 @@ const char *cq_cfg_sugg_hint(const struct sugg *s, char buf[96]);
 int cq_cfg_choice_index(const char *const *ch, const char *v);
 bool cq_cfg_parse_ll(const char *s, long long *out);
 bool cq_cfg_in_list(char *const *l, const char *s); /* config_check.c */
+/* config_secret.c: resolve "${ENV}" / "file:path" into out (replacing what it held); wipe one */
+enum cq_rc cq_cfg_resolve_secret(struct ctx *c, const struct cq_ynode *v, struct cq_secret *out);
+void cq_cfg_secret_clear(struct cq_secret *s);
 
 /* kafka.* security keys and kafka.properties checked against librdkafka, and
  * cfg->kafka.client_conf built from them (config_kafka.c). */
