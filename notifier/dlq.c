@@ -68,12 +68,13 @@ void ntf_job_dead_letter(struct job *j, const char *cls, const char *reason) {
     struct ntf_service *s = j->s;
     char *out = NULL, at[32];
     struct cq_err err = {0};
+    bool sent = false; /* false at out: try again in a second */
     if (reason != j->reason)
         cq_utf8_copy(j->reason, sizeof j->reason, reason, strlen(reason), NULL);
     j->dlq_reason_class = (char *)cls;
     cq_now_rfc3339(at);
     out = dlq_record(j, cls, at);
-    if (!out) goto retry;
+    if (!out) goto out;
     const char *key = j->decoded ? j->r.request_id : "";
     {
         const char *kv[] = {"reason", j->reason, "class", cls, NULL};
@@ -85,11 +86,10 @@ void ntf_job_dead_letter(struct job *j, const char *cls, const char *reason) {
                          on_dlq_report, j, &err) != CQ_OK) {
         cq_error(j->decoded ? j->r.request_id : NULL, "dlq produce refused: %s", err.msg);
         j->settling = false;
-        goto retry;
+        goto out;
     }
+    sent = true;
+out:
     free(out);
-    return;
-retry:
-    free(out);
-    ntf_job_wait(j, 1000, N_DLQ);
+    if (!sent) ntf_job_wait(j, 1000, N_DLQ);
 }

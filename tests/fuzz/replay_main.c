@@ -21,13 +21,13 @@ static uint8_t *read_all(const char *path, size_t *size) {
     uint8_t *buf = NULL;
     struct stat st;
     if (!f) return NULL;
-    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) goto fail;
+    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) goto out;
     *size = (size_t)st.st_size;
     buf = malloc(*size ? *size : 1);
-    if (!buf || fread(buf, 1, *size, f) != *size) goto fail;
+    if (!buf || fread(buf, 1, *size, f) != *size) goto out;
     fclose(f);
     return buf;
-fail:;
+out:;
     int e = errno ? errno : EIO;
     free(buf);
     fclose(f);

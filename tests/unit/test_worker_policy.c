@@ -27,7 +27,7 @@ static const char *decide(const char *user, const char *chan, const char *word, 
     } else {
         if (w_args_bind(cmd, &av, used, 64, &b, &err) != CQ_OK) {
             snprintf(out, sizeof(out), "invalid:%s", err.msg);
-            goto done;
+            goto out;
         }
         w_policy_check(&fx_cfg, p, c, cmd->name, &b, &d);
     }
@@ -35,7 +35,7 @@ static const char *decide(const char *user, const char *chan, const char *word, 
         snprintf(out, sizeof(out), "allow:%s", d.rule);
     else
         snprintf(out, sizeof(out), "deny:%s", d.reason);
-done:
+out:
     cq_bound_args_clear(&b);
     cq_argv_clear(&av);
     return out;
