@@ -97,9 +97,7 @@ void w_decide(struct job *j) {
                            : cq_strprintf("`%s` was NOT run: its receive time is unreadable, so "
                                           "its age is unknown (req %s)",
                                           word, j->req.id);
-        cq_metric_inc("chatops_worker_expired_total",
-                      "Requests not run because they were older than worker.max_request_age_s",
-                      NULL);
+        w_metric_expired();
         if (!readable) j->received_ms = 0;
         return;
     }

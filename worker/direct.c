@@ -32,9 +32,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
     char *text = NULL;
     const char *status = "failed";
 
-    cq_histogram_observe(cq_histogram_get("chatops_worker_action_seconds",
-                                          "Duration of direct-mode HTTP calls", NULL, NULL, 0),
-                         secs);
+    w_metric_action_seconds(secs);
     if (resp->rc == CQ_ESHUTDOWN || j->w->torn_down) {
         w_job_abandon(j, "stopped during the call");
         w_job_op_end(j);

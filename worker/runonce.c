@@ -416,8 +416,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
         else
             w_execute(j);
     } else if (strcmp(what, "lost") == 0) {
-        cq_metric_inc("chatops_worker_claims_lost_total",
-                      "Requests whose run-once claim Redis lost: answered 'outcome unknown'", NULL);
+        w_metric_claim_lost();
         answer_unknown(j, cur, true);
     } else if (strcmp(what, "done") == 0) {
         answer_done(j, cur);
@@ -437,8 +436,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
                     "duplicate of %s still running elsewhere after %d s: dropped "
                     "as a duplicate, its owner answers",
                     j->req.dedupe_key, w->cfg->worker.duplicate_wait_s);
-            cq_metric_inc("chatops_worker_duplicates_total", "Duplicate requests by how they ended",
-                          "outcome=\"dropped\"");
+            w_metric_duplicate("dropped");
             w_job_set_state(j, JS_COMPLETE);
             if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
         } else if (!w_retry_later(j, 1000, claim_cb, j)) {

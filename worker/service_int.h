@@ -151,6 +151,12 @@ void w_claim(struct job *j);
 void w_renew_lease(uv_timer_t *t);
 void w_on_redis_connect(void *arg);
 
+/* metrics.c: the request steps' metrics, one table */
+void w_metric_expired(void);
+void w_metric_action_seconds(double seconds);
+void w_metric_claim_lost(void);
+void w_metric_duplicate(const char *outcome);
+
 /* records.c */
 void w_metric_decision(const char *outcome);
 void w_metric_action(const char *outcome);
