@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
@@ -112,14 +111,6 @@ def feishu_signature(encrypt_key, ts, nonce, body):
     """Feishu's event signature: hex SHA-256(timestamp + nonce + encrypt_key + body)."""
     return hashlib.sha256(str(ts).encode() + nonce.encode() + encrypt_key.encode() +
                           body).hexdigest()
-
-
-def feishu_sign(encrypt_key, body, ts=None, nonce=None):
-    """The three Feishu headers for body (bytes) signed at ts (default now)."""
-    ts = str(int(time.time()) if ts is None else ts)
-    nonce = nonce or uuid.uuid4().hex[:16]
-    return {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": nonce,
-            "X-Lark-Signature": feishu_signature(encrypt_key, ts, nonce, body)}
 
 
 def feishu_encrypt(encrypt_key, plaintext):
