@@ -16,7 +16,7 @@ src = os.environ.get("CQ_SOURCE_DIR") or os.path.dirname(os.path.dirname(os.path
 build = os.environ.get("CQ_BUILD_DIR") or os.path.join(src, "build")
 sys.path.insert(0, os.path.join(src, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import check, stack_file  # noqa: E402
+from cqt import check  # noqa: E402
 
 
 def yaml(path):

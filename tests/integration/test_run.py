@@ -19,7 +19,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import check, stack_file  # noqa: E402
+from cqt import check  # noqa: E402
 cqt.VERBOSE = True
 RUN = os.path.join(SRC, "scripts", "run.sh")
 
