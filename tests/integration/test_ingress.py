@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.di
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import check, stack_file  # noqa: E402
+from cqt import check, free_port, stack_file  # noqa: E402
 DUMP = os.path.join(BUILD, "bin", "cqt-topic_dump")
 
 
@@ -44,14 +43,6 @@ GITLAB_TOKEN = secrets.token_hex(8)
 ENV = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
            CQT_FEISHU_KEY=FEISHU_KEY, CQT_GITLAB_TOKEN=GITLAB_TOKEN, CQ_INGRESS_PORT=None,
            CQ_KAFKA_BROKERS=None)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 THREADS = int(os.environ.get("CQT_INGRESS_THREADS", "1"))

@@ -45,15 +45,6 @@ FEISHU_KEY = secrets.token_hex(8)
 BUDGET_MS = 2000
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def request(port, method, path, body=b"", headers=None, timeout=15):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:

@@ -18,7 +18,7 @@ import uuid
 SRC = os.environ.get("CQ_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import check, stack_file  # noqa: E402
+from cqt import check, stack_file, wait_for  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
@@ -36,16 +36,6 @@ RUN = uuid.uuid4().hex[:8]
 T_RESULTS = "cqt.notifier.results." + RUN
 T_DLQ = "cqt.notifier.dlq." + RUN
 TMP = tempfile.mkdtemp(prefix="cqt-notifier-")
-
-
-def wait_for(pred, timeout, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def produce(results, key=None):

@@ -13,7 +13,6 @@ counting, so nothing it still holds can post after the count.
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ SRC = os.environ.get("CQ_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 import cqt  # noqa: E402
-from cqt import check, report, stack_file  # noqa: E402
+from cqt import check, report, stack_file, wait_for  # noqa: E402
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
@@ -35,16 +34,6 @@ BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
 TMP = tempfile.mkdtemp(prefix="cqt-handover-")
 LEASE_MS = 3000
-
-
-def wait_for(pred, timeout, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def control(slack, c):

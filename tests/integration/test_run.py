@@ -19,17 +19,9 @@ SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(
 BUILD = os.environ.get("CQ_BUILD_DIR") or os.path.join(SRC, "build")
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import check  # noqa: E402
+from cqt import check, free_port  # noqa: E402
 cqt.VERBOSE = True
 RUN = os.path.join(SRC, "scripts", "run.sh")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def free_run_of(n):

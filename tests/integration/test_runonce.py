@@ -21,7 +21,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import uuid
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import Tail, check, now_rfc3339, report, stack_file  # noqa: E402
+from cqt import Tail, check, free_port, now_rfc3339, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 
@@ -40,14 +39,6 @@ RUN = uuid.uuid4().hex[:8]
 TMP = tempfile.mkdtemp(prefix="cqt-runonce-")
 API = FakeAPI().start()
 BASE = "http://127.0.0.1:%d/api/v4" % API.port
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Redis:

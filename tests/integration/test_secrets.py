@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ BUILD = os.environ.get("CQ_BUILD_DIR") or sys.exit("CQ_BUILD_DIR not set (run un
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 import cqt  # noqa: E402
-from cqt import Tail, check, report, stack_file  # noqa: E402
+from cqt import Tail, check, free_port, report, stack_file, wait_for  # noqa: E402
 from fake_api import FakeAPI  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
@@ -47,14 +46,6 @@ SECRETS = {  # env var -> value; each value is searched for everywhere
     "CQT_SEC_SIGNING": "signing-" + uuid.uuid4().hex,
     "CQT_SEC_BOT": "xoxb-" + uuid.uuid4().hex,
 }
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def direct(name, base, path, timeout_ms=2000, extra=""):
@@ -120,16 +111,6 @@ def Svc(kind, cfg, **kw):
     """A service through the shared launcher (cqt.Service) with the test's secrets in its
     environment, its log in TMP/KIND.log."""
     return cqt.Service(kind, cfg, kind, TMP, env=SECRETS, **kw)
-
-
-def wait_for(pred, timeout, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def slash(port, text, channel, response_url):

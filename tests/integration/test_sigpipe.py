@@ -26,21 +26,13 @@ import uuid
 SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
-from cqt import check, stack_file  # noqa: E402
+from cqt import check, free_port, stack_file  # noqa: E402
 
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
 RUN = uuid.uuid4().hex[:8]
 TMP = tempfile.mkdtemp(prefix="cqt-sigpipe-")
 SIGPIPE_BIT = 1 << (13 - 1)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def redis(*args):

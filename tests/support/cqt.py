@@ -62,6 +62,18 @@ def now_rfc3339(t=None):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
+def wait_for(pred, timeout, step=0.1):
+    """Calls pred() until it returns something true or timeout seconds passed; returns its
+    last value."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
 def stack_file(rel):
     """A file the ctest fixtures wrote under CQ_STACK_DIR (kafka/bootstrap, redis/port)."""
     base = os.environ.get("CQ_STACK_DIR")
@@ -184,7 +196,8 @@ SERVICE_BINARIES = {"ingress": ("ingress", "chatops-ingress"),
                     "notifier": ("notifier", "chatops-notifier")}
 
 
-def _free_port():
+def free_port():
+    """A TCP port free on 127.0.0.1 right now."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -211,8 +224,8 @@ class Service:
         self.port = None
         self.admin = None
         if kind == "ingress":
-            self.port = port if port is not None else _free_port()
-            self.admin = _free_port()  # its admin listener: /readyz, /metrics
+            self.port = port if port is not None else free_port()
+            self.admin = free_port()  # its admin listener: /readyz, /metrics
             argv += ["--port", str(self.port), "--admin-port", str(self.admin)]
         elif http_port is not None:
             argv += ["--http-port", str(http_port)]
