@@ -73,30 +73,16 @@ class FakeGitLab:
 GL = FakeGitLab()
 
 
+TOPIC_KEYS = ("requests", "results", "audit", "dlq", "pipeline_events")
+
+
 def topics_for(phase):
-    return {k: "cqt.plw.%s.%s.%s" % (RUN, phase, k)
-            for k in ("requests", "results", "audit", "dlq", "pipeline_events")}
+    return {k: "cqt.plw.%s.%s.%s" % (RUN, phase, k) for k in TOPIC_KEYS}
 
 
 def config_yaml(topics, group, lease_ms, poll_min, poll_max):
     return """
-log: {level: info}
-kafka:
-  brokers: "%(brokers)s"
-  partitions: 3
-  topics:
-    requests: "%(requests)s"
-    results: "%(results)s"
-    audit: "%(audit)s"
-    dlq: "%(dlq)s"
-    pipeline_events: "%(pipeline_events)s"
-  groups:
-    worker: "%(group)s"
-redis:
-  host: 127.0.0.1
-  port: %(redis)d
-  prefix: "cqt-plw-%(run)s:"
-worker:
+%(stack)sworker:
   lease_ms: %(lease)d
   poll_min_ms: %(pmin)d
   poll_max_ms: %(pmax)d
@@ -151,7 +137,9 @@ commands:
 policy:
   - {name: everyone-help, roles: ["*"], commands: [help, whoami, pipelines, cancel]}
   - {name: lb, roles: [sre, dev], commands: [lb weight, deploy]}
-""" % {"brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "group": group, "lease": lease_ms,
+""" % {"stack": cqt.stack_yaml(BROKERS, [(k, topics[k]) for k in TOPIC_KEYS], [("worker", group)],
+                          REDIS_PORT, "cqt-plw-%s:" % RUN),
+       "brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "group": group, "lease": lease_ms,
        "pmin": poll_min, "pmax": poll_max, "gl": GL.url, **topics}
 
 

@@ -37,8 +37,8 @@ BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
 RUN = uuid.uuid4().hex[:8]
 TMP = tempfile.mkdtemp(prefix="cqt-text-")
-TOPICS = {k: "cqt.text.%s.%s" % (RUN, k)
-          for k in ("requests", "results", "audit", "dlq", "pipeline_events")}
+TOPIC_KEYS = ("requests", "results", "audit", "dlq", "pipeline_events")
+TOPICS = {k: "cqt.text.%s.%s" % (RUN, k) for k in TOPIC_KEYS}
 GROUP = "cqt-text-" + RUN
 TRIGGER_TOKEN, API_TOKEN = "trig-" + RUN, "api-" + RUN
 EURO, ELLIPSIS, REPL = "\u20ac", "\u2026", "\ufffd"
@@ -72,23 +72,7 @@ API = FakeAPI().start()
 GL = FakeGitLab()
 
 CONFIG = """
-log: {level: info}
-kafka:
-  brokers: "%(brokers)s"
-  partitions: 3
-  topics:
-    requests: "%(requests)s"
-    results: "%(results)s"
-    audit: "%(audit)s"
-    dlq: "%(dlq)s"
-    pipeline_events: "%(pipeline_events)s"
-  groups:
-    worker: "%(group)s"
-redis:
-  host: 127.0.0.1
-  port: %(redis)d
-  prefix: "cqt-text-%(run)s:"
-worker:
+%(stack)sworker:
   lease_ms: %(lease)d
   poll_min_ms: 200
   poll_max_ms: 1000
@@ -139,7 +123,9 @@ commands:
 policy:
   - {name: everyone, roles: ["*"], commands: [help, whoami]}
   - {name: sre, roles: [sre], commands: [flag get, echo, lb weight]}
-""" % {"brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "group": GROUP, "lease": LEASE_MS,
+""" % {"stack": cqt.stack_yaml(BROKERS, [(k, TOPICS[k]) for k in TOPIC_KEYS], [("worker", GROUP)],
+                          REDIS_PORT, "cqt-text-%s:" % RUN),
+       "brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "group": GROUP, "lease": LEASE_MS,
        "gl": GL.url, "api": "http://127.0.0.1:%d/api/v4" % API.port, **TOPICS}
 
 

@@ -38,22 +38,7 @@ BASE = "http://127.0.0.1:%d/api/v4" % API.port
 
 def config_yaml(topics, group, lease_ms=1500):
     return """
-log: {level: info}
-kafka:
-  brokers: "%(brokers)s"
-  partitions: 3
-  topics:
-    requests: "%(requests)s"
-    results: "%(results)s"
-    audit: "%(audit)s"
-    dlq: "%(dlq)s"
-  groups:
-    worker: "%(group)s"
-redis:
-  host: 127.0.0.1
-  port: %(redis)d
-  prefix: "cqt-%(run)s:"
-worker:
+%(stack)sworker:
   lease_ms: %(lease)d
 limits:
   max_args: 8
@@ -144,7 +129,9 @@ policy:
   - {name: flags-write, roles: [sre, dev], commands: [flag set], channels: [ops, ops-prod]}
   - {name: lb, roles: [sre], commands: [lb weight], channels: [ops-prod]}
   - {name: echo, roles: [sre], commands: [echo, hdr]}
-""" % {"brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "base": BASE, "group": group,
+""" % {"stack": cqt.stack_yaml(BROKERS, [(k, topics[k]) for k in ("requests", "results", "audit", "dlq")],
+                          [("worker", group)], REDIS_PORT, "cqt-%s:" % RUN),
+       "brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "base": BASE, "group": group,
        "lease": lease_ms, **topics}
 
 

@@ -74,6 +74,17 @@ def wait_for(pred, timeout, step=0.1):
     return pred()
 
 
+def stack_yaml(brokers, topics, groups, redis_port, prefix, partitions=3):
+    """The log, kafka and redis sections a test config starts with (YAML text): topics and
+    groups are (name, value) pairs in the order they are written."""
+    lines = ["log: {level: info}", "kafka:", '  brokers: "%s"' % brokers,
+             "  partitions: %d" % partitions, "  topics:"]
+    lines += ['    %s: "%s"' % kv for kv in topics]
+    lines += ["  groups:"] + ['    %s: "%s"' % kv for kv in groups]
+    lines += ["redis:", "  host: 127.0.0.1", "  port: %d" % redis_port, '  prefix: "%s"' % prefix]
+    return "\n".join(lines) + "\n"
+
+
 def stack_file(rel):
     """A file the ctest fixtures wrote under CQ_STACK_DIR (kafka/bootstrap, redis/port)."""
     base = os.environ.get("CQ_STACK_DIR")
