@@ -31,7 +31,7 @@ static int word_put(struct word *w, char c) {
     return 0;
 }
 
-void cq_argv_clear(struct cq_argv *a) {
+void cq_argv_clear(struct w_argv *a) {
     if (!a) return;
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
@@ -40,7 +40,7 @@ void cq_argv_clear(struct cq_argv *a) {
     a->n = 0;
 }
 
-static int argv_push(struct cq_argv *a, char *s) {
+static int argv_push(struct w_argv *a, char *s) {
     char **n = realloc(a->v, (a->n + 1) * sizeof(*n));
     if (!n) return -1;
     a->v = n;
@@ -52,7 +52,7 @@ static bool is_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
+enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct w_argv *out,
                            struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     struct word w = {0};
@@ -179,7 +179,7 @@ const char *w_args_rest(const char *text, size_t words) {
 }
 
 /* Number of words in name if they equal word, tokens[0..]; 0 when they do not. */
-static size_t name_match(const char *name, const char *word, const struct cq_argv *tokens) {
+static size_t name_match(const char *name, const char *word, const struct w_argv *tokens) {
     size_t nwords = 0;
     const char *p = name;
     while (*p) {
@@ -205,7 +205,7 @@ static size_t name_match(const char *name, const char *word, const struct cq_arg
 }
 
 const struct cq_command *w_args_resolve(const struct cq_config *cfg, const char *word,
-                                        const struct cq_argv *tokens, size_t *consumed) {
+                                        const struct w_argv *tokens, size_t *consumed) {
     const struct cq_command *best = NULL;
     size_t best_words = 0;
     if (consumed) *consumed = 0;
@@ -231,7 +231,7 @@ void cq_bound_args_clear(struct cq_bound_args *b) {
     b->cmd = NULL;
 }
 
-const char *cq_bound_get(const struct cq_bound_args *b, const char *name) {
+const char *w_bound_get(const struct cq_bound_args *b, const char *name) {
     if (!b || !b->cmd || !name) return NULL;
     for (size_t i = 0; i < b->n && i < b->cmd->n_args; i++)
         if (strcmp(b->cmd->args[i].name, name) == 0) return b->values[i];
@@ -321,7 +321,7 @@ static enum cq_rc set_value(struct cq_bound_args *b, size_t i, const char *v, si
     return CQ_OK;
 }
 
-enum cq_rc w_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
+enum cq_rc w_args_bind(const struct cq_command *cmd, const struct w_argv *tokens, size_t start,
                        int max_arg_len, struct cq_bound_args *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     size_t next_pos = 0;
@@ -436,7 +436,7 @@ char *w_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
     return buf;
 }
 
-char *cq_bound_render(const struct cq_bound_args *b) {
+char *w_bound_render(const struct cq_bound_args *b) {
     size_t len = 1;
     for (size_t i = 0; b && b->cmd && i < b->n; i++)
         if (b->values[i]) len += strlen(b->cmd->args[i].name) + strlen(b->values[i]) + 2;

@@ -11,7 +11,7 @@
 #include "config.h"
 #include "errors.h"
 
-struct cq_argv {
+struct w_argv {
     char **v; /* owned strings */
     size_t n;
 };
@@ -21,15 +21,15 @@ struct cq_argv {
  * or a word over max_arg_len bytes is CQ_ETOOBIG; an unbalanced quote or a trailing
  * backslash is CQ_EPARSE. Limits <= 0 mean unlimited. On success fills *out (caller
  * calls cq_argv_clear); on error *out is empty and err->msg has the reason. */
-enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct cq_argv *out,
+enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct w_argv *out,
                            struct cq_err *err);
-void cq_argv_clear(struct cq_argv *a);
+void cq_argv_clear(struct w_argv *a);
 
 /* Finds the configured command whose space-separated name equals the longest prefix of
  * word followed by tokens ("flag" + ["get","x"] -> "flag get"). *consumed receives how
  * many of tokens belong to the name. Borrowed result; NULL when nothing matches. */
 const struct cq_command *w_args_resolve(const struct cq_config *cfg, const char *word,
-                                        const struct cq_argv *tokens, size_t *consumed);
+                                        const struct w_argv *tokens, size_t *consumed);
 
 /* The text after the first `words` words of text (split as w_args_tokenize does), without
  * the blanks before it: the arguments text of a command whose name took `words` tokens
@@ -49,12 +49,12 @@ struct cq_bound_args {
  * max_arg_len is the global limit used when a spec has max_len 0.
  * On a violation returns CQ_EINVAL with the reason in err->msg, e.g.
  * "percent: 130 is above the maximum 100". Caller calls cq_bound_args_clear. */
-enum cq_rc w_args_bind(const struct cq_command *cmd, const struct cq_argv *tokens, size_t start,
+enum cq_rc w_args_bind(const struct cq_command *cmd, const struct w_argv *tokens, size_t start,
                        int max_arg_len, struct cq_bound_args *out, struct cq_err *err);
 void cq_bound_args_clear(struct cq_bound_args *b);
 
 /* Borrowed value of the named argument, NULL when absent. */
-const char *cq_bound_get(const struct cq_bound_args *b, const char *name);
+const char *w_bound_get(const struct cq_bound_args *b, const char *name);
 
 /* Writes the command's usage line ("usage: lb weight POOL PERCENT") into buf: the
  * configured usage when set (prefixed with "usage: " unless it already is), else one
@@ -62,6 +62,6 @@ const char *cq_bound_get(const struct cq_bound_args *b, const char *name);
 char *w_args_usage(const struct cq_command *cmd, char *buf, size_t size);
 
 /* "name=value name2=value2" of the bound args (for audit and messages); caller frees. */
-char *cq_bound_render(const struct cq_bound_args *b);
+char *w_bound_render(const struct cq_bound_args *b);
 
 #endif

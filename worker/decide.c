@@ -47,7 +47,7 @@ const char *w_decision_word(const struct job *j) {
     return "invalid";
 }
 
-static char *join_words(const struct cq_argv *av, size_t from) {
+static char *join_words(const struct w_argv *av, size_t from) {
     size_t len = 1;
     for (size_t i = from; i < av->n; i++)
         len += strlen(av->v[i]) + 1;

@@ -80,7 +80,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
                     text = cq_strprintf("`%s` done (HTTP %ld), but the reply template failed: %s",
                                         j->cmd->name, resp->status, err.msg);
             } else if (a->reply_pointer && a->reply_pointer[0]) {
-                const cJSON *node = cq_json_pointer(body, a->reply_pointer);
+                const cJSON *node = w_json_pointer(body, a->reply_pointer);
                 text = node ? w_json_text(node)
                             : cq_strprintf("`%s` done (HTTP %ld); the answer has no %s",
                                            j->cmd->name, resp->status, a->reply_pointer);

@@ -74,7 +74,7 @@ static bool rule_where(const struct cq_rule *r, const struct cq_channel *ch) {
 static bool rule_args(const struct cq_rule *r, const struct cq_bound_args *args) {
     if (!args) return true;
     for (size_t i = 0; i < r->n_args; i++) {
-        const char *v = cq_bound_get(args, r->args[i].arg);
+        const char *v = w_bound_get(args, r->args[i].arg);
         if (!v || !in_list(r->args[i].values, v)) return false;
     }
     return true;
@@ -173,7 +173,7 @@ static void put_you(struct line *l, const struct cq_person *person, const struct
 
 void w_policy_check(const struct cq_config *cfg, const struct cq_person *person,
                     const struct cq_channel *channel, const char *cmd_name,
-                    const struct cq_bound_args *args, struct cq_decision *out) {
+                    const struct cq_bound_args *args, struct w_decision *out) {
     struct line l = {out->reason, sizeof(out->reason), 0};
     size_t n_cmd = 0, n_args_ok = 0, n_who = 0, n_here = 0;
 

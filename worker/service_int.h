@@ -79,12 +79,12 @@ struct job {
 
     enum job_kind kind;
     const struct cq_command *cmd;
-    struct cq_argv argv;
+    struct w_argv argv;
     struct cq_bound_args args;
     const char *input; /* the arguments text: req.text after the command's name (borrowed) */
     const struct cq_person *person;
     const struct cq_channel *channel;
-    struct cq_decision dec;
+    struct w_decision dec;
     const char *status; /* final status (static) */
     char *text;         /* final reply text */
 

@@ -98,7 +98,7 @@ static void add_json(struct buf *b, const char *v, bool in_string) {
     cJSON_Delete(s);
 }
 
-const cJSON *cq_json_pointer(const cJSON *root, const char *pointer) {
+const cJSON *w_json_pointer(const cJSON *root, const char *pointer) {
     const cJSON *cur = root;
     if (!root || !pointer) return NULL;
     if (*pointer == '\0') return root;
@@ -185,7 +185,7 @@ static enum cq_rc select_item(const struct cq_tpl_vars *v, const cJSON *arr, con
         if (rc != CQ_OK) return rc;
     }
     for (const cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL; it; it = it->next) {
-        char *t = cq_json_text(cJSON_GetObjectItemCaseSensitive(it, field));
+        char *t = w_json_text(cJSON_GetObjectItemCaseSensitive(it, field));
         bool match = t && cJSON_IsObject(it) && cJSON_HasObjectItem(it, field) && !strcmp(t, wv);
         free(t);
         if (match) {
@@ -252,7 +252,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
             if (strcmp(b->cmd->args[i].name, an) == 0) known = true;
         if (!known)
             return cq_err_set(err, CQ_ECONFIG, "template references unknown argument %s", an);
-        *val = cq_bound_get(b, an);
+        *val = w_bound_get(b, an);
     } else if (cq_tpl_var_index(name) >= 0) {
         switch ((enum cq_tpl_var)cq_tpl_var_index(name)) {
         case CQ_TPL_USER_GITLAB_LOGIN:
@@ -293,7 +293,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
         const char *ptr = name[8] ? name + 9 : "";
         const cJSON *node = NULL;
         if (*ptr == '/' || *ptr == '\0') {
-            node = cq_json_pointer(v->response, ptr);
+            node = w_json_pointer(v->response, ptr);
         } else if (strchr(ptr, '[')) { /* response.list.[name=args.name].state */
             enum cq_rc rc = select_path(v, ptr, &node, err);
             if (rc != CQ_OK) return rc;
@@ -304,7 +304,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
             for (const char *q = ptr; *q && n + 1 < sizeof(p2); q++)
                 p2[n++] = *q == '.' ? '/' : *q;
             p2[n] = '\0';
-            node = cq_json_pointer(v->response, p2);
+            node = w_json_pointer(v->response, p2);
         }
         *owned = w_json_text(node);
         if (!*owned) return cq_err_set(err, CQ_ENOMEM, "out of memory");
@@ -316,7 +316,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
     return CQ_OK;
 }
 
-char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_tpl_vars *vars,
+char *cq_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tpl_vars *vars,
                          struct cq_err *err) {
     struct buf b = {0};
     bool in_str = false, esc = false;

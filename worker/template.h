@@ -13,7 +13,7 @@
 #include "args.h"
 #include "config.h"
 
-enum cq_tpl_ctx {
+enum w_tpl_ctx {
     CQ_TPL_TEXT,   /* reply text: no escaping */
     CQ_TPL_PATH,   /* URL path: percent-encode all but unreserved; "." / ".." as %2E */
     CQ_TPL_QUERY,  /* URL query / form value: percent-encode all but unreserved */
@@ -39,7 +39,7 @@ struct cq_tpl_vars {
 /* Expands tpl for ctx. Returns a new string (caller frees), or NULL with err: CQ_ECONFIG
  * for an unknown variable or missing secret (the name, never the value), CQ_EINVAL when
  * a value cannot be placed safely (a line break in a header), CQ_ENOMEM. */
-char *cq_template_expand(const char *tpl, enum cq_tpl_ctx ctx, const struct cq_tpl_vars *vars,
+char *cq_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tpl_vars *vars,
                          struct cq_err *err);
 
 /* Checks that url has base_url's scheme, host and port, no user info or fragment, a
@@ -64,7 +64,7 @@ enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_
 void cq_http_call_clear(struct cq_http_call *c);
 
 /* RFC 6901 JSON pointer ("" = root, "/a/0/b", ~0 ~1 escapes). Borrowed; NULL if absent. */
-const cJSON *cq_json_pointer(const cJSON *root, const char *pointer);
+const cJSON *w_json_pointer(const cJSON *root, const char *pointer);
 /* Text of a JSON value for a reply: strings as is, numbers/bools printed, null as "",
  * objects/arrays as compact JSON. Returns a new string; caller frees. */
 char *w_json_text(const cJSON *v);

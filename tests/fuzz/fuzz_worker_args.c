@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const struct cq_config *cfg = fz_config_main();
     char *text = fz_dup(data, size);
     char *word = NULL, *rest = NULL;
-    struct cq_argv av = {0}, all = {0};
+    struct w_argv av = {0}, all = {0};
     struct cq_err err = {0};
     if (ing_split(text, &word, &rest) != CQ_OK) abort();
     /* What reaches the worker came in a request envelope: valid UTF-8. Reasons about such
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == CQ_OK) {
         const char *why = cqt_bound_violation(&bd, c, FZ_MAX_ARG_LEN);
         if (why) fz_fail(__FILE__, __LINE__, why);
-        char *r = cq_bound_render(&bd);
+        char *r = w_bound_render(&bd);
         FZ_ASSERT(r != NULL);
         free(r);
     } else {

@@ -974,7 +974,7 @@ static void fuzz_args(size_t iters) {
         /* As the worker sees it: the ingress split the first word off (NUL ends the text). */
         char *word = NULL, *rest = NULL;
         if (ing_split(b.p, &word, &rest) != CQ_OK) cqtest_fatal("out of memory");
-        struct cq_argv av = {0};
+        struct w_argv av = {0};
         struct cq_err err = {0};
         enum cq_rc rc = w_args_tokenize(rest, MAX_ARGS, MAX_ARG_LEN, &av, &err);
         if (rc != CQ_OK) {
@@ -994,7 +994,7 @@ static void fuzz_args(size_t iters) {
                 if (rc == CQ_OK) {
                     g_reach.ok++;
                     FCHECK_WHY(cqt_bound_violation(&bd, c, MAX_ARG_LEN));
-                    char *r = cq_bound_render(&bd);
+                    char *r = w_bound_render(&bd);
                     FCHECK(r != NULL);
                     free(r);
                 } else {

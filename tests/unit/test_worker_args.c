@@ -9,7 +9,7 @@
 /* Runs tokenize+resolve+bind on "word text"; returns "ok:<render>" or "err:<reason>". */
 static char result[512];
 static const char *run(const char *word, const char *text) {
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
     size_t used = 0;
@@ -24,7 +24,7 @@ static const char *run(const char *word, const char *text) {
     } else if (w_args_bind(c, &av, used, fx_cfg.limits.max_arg_len, &b, &err) != CQ_OK) {
         snprintf(result, sizeof(result), "err:%s", err.msg);
     } else {
-        char *r = cq_bound_render(&b);
+        char *r = w_bound_render(&b);
         snprintf(result, sizeof(result), "ok:%s:%s", c->name, r ? r : "");
         free(r);
     }
@@ -34,7 +34,7 @@ static const char *run(const char *word, const char *text) {
 }
 
 static void tok_expect(const char *text, int n, const char *const *want) {
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_err err = {0};
     CHECK(w_args_tokenize(text, 0, 0, &av, &err) == CQ_OK);
     CHECK(av.n == (size_t)n);
@@ -56,7 +56,7 @@ TEST(tokenizer_quoting) {
 }
 
 TEST(tokenizer_errors_and_limits) {
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_err err = {0};
     CHECK(w_args_tokenize("a 'b c", 0, 0, &av, &err) == CQ_EPARSE);
     CHECK_STR(err.msg, "unbalanced single quote");
@@ -93,7 +93,7 @@ TEST(resolve_longest_prefix) {
     CHECK_STR(run("deploy", "web production"), "ok:deploy:service=web env=production");
     CHECK_STR(run("flag", "unset x"), "err:no command");
     CHECK_STR(run("nope", ""), "err:no command");
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     size_t used = 9;
     CHECK(w_args_resolve(&fx_cfg, "flag", &av, &used) == NULL); /* "flag" alone is no command */
 }

@@ -13,10 +13,10 @@ static char out[512];
 
 /* "allow:<rule>" or "deny:<reason>" for user (slack id) in channel (slack id) running text. */
 static const char *decide(const char *user, const char *chan, const char *word, const char *text) {
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
-    struct cq_decision d;
+    struct w_decision d;
     size_t used = 0;
     const struct cq_person *p = w_policy_person(&fx_cfg, "slack", user);
     const struct cq_channel *c = w_policy_channel(&fx_cfg, "slack", chan);
@@ -129,9 +129,9 @@ TEST(denied_values_for_allowed_user) {
     c.rules = rules;
     c.n_rules = 1;
     struct cq_bound_args b = {0};
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_err err = {0};
-    struct cq_decision d;
+    struct w_decision d;
     CHECK(w_args_tokenize("blue 10", 8, 64, &av, &err) == CQ_OK);
     CHECK(w_args_bind(&fx_commands[2], &av, 0, 64, &b, &err) == CQ_OK);
     w_policy_check(&c, &fx_people[1], &fx_channels[1], "lb weight", &b, &d);
@@ -156,7 +156,7 @@ TEST(star_is_known_people_only) {
     struct cq_config c = fx_cfg;
     c.rules = star_rules;
     c.n_rules = 2;
-    struct cq_decision d;
+    struct w_decision d;
     w_policy_check(&c, NULL, &fx_channels[1], "flag get", NULL, &d);
     CHECK(!d.allowed);
     CHECK_STR(d.reason, "flag get is allowed only for every known user (you are not a known "

@@ -10,9 +10,9 @@
 #include "test_worker_fixture.h"
 
 /* Binds one value to echo's "text" argument and expands tpl in ctx. */
-static char *expand_text(const char *value, const char *tpl, enum cq_tpl_ctx ctx,
+static char *expand_text(const char *value, const char *tpl, enum w_tpl_ctx ctx,
                          struct cq_err *err) {
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_bound_args b = {0};
     char *v0 = strdup(value);
     av.v = &v0;
@@ -156,7 +156,7 @@ TEST(http_call_shape) {
                                .n_headers = 2,
                                .body = "value={{args.text}}",
                                .body_type = "form"};
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_bound_args b = {0};
     struct cq_err err = {0};
     struct cq_http_call call;
@@ -220,21 +220,21 @@ TEST(json_pointer_and_reply) {
                            "\"value\":true},{\"key\":\"percent\",\"value\":25}],\"a/b\":1,"
                            "\"m~n\":2}");
     CHECK(j != NULL);
-    char *s = w_json_text(cq_json_pointer(j, "/gates/1/value"));
+    char *s = w_json_text(w_json_pointer(j, "/gates/1/value"));
     CHECK_STR(s, "25");
     free(s);
-    s = w_json_text(cq_json_pointer(j, "/gates/0/value"));
+    s = w_json_text(w_json_pointer(j, "/gates/0/value"));
     CHECK_STR(s, "true");
     free(s);
-    s = w_json_text(cq_json_pointer(j, "/a~1b"));
+    s = w_json_text(w_json_pointer(j, "/a~1b"));
     CHECK_STR(s, "1");
     free(s);
-    s = w_json_text(cq_json_pointer(j, "/m~0n"));
+    s = w_json_text(w_json_pointer(j, "/m~0n"));
     CHECK_STR(s, "2");
     free(s);
-    CHECK(cq_json_pointer(j, "/gates/9") == NULL);
-    CHECK(cq_json_pointer(j, "name") == NULL);
-    CHECK(cq_json_pointer(j, "") == j);
+    CHECK(w_json_pointer(j, "/gates/9") == NULL);
+    CHECK(w_json_pointer(j, "name") == NULL);
+    CHECK(w_json_pointer(j, "") == j);
     struct cq_tpl_vars vars = {.response = j};
     struct cq_err err = {0};
     char *r =
@@ -253,13 +253,13 @@ TEST(select_from_array) {
                            "{\"key\":\"percentage_of_time\",\"value\":30}]},"
                            "{\"name\":7,\"state\":\"seven\"},\"not an object\"]");
     CHECK(j != NULL);
-    struct cq_argv av = {0};
+    struct w_argv av = {0};
     struct cq_bound_args b = {0};
     char *v0 = strdup("new_ui");
     av.v = &v0;
     av.n = 1;
     struct cq_err err = {0};
-    CHECK(cq_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
+    CHECK(w_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
     struct cq_tpl_vars vars = {.args = &b, .response = j, .user_id = "dark_mode"};
     char *r = cq_template_expand("`{{args.text}}` is {{response.[name=args.text].state}} "
                                  "({{ response.[name=args.text].gates.[key='percentage_of_time']"
