@@ -41,8 +41,9 @@ bool w_service_ready(const struct cq_worker *w) {
 #define READY_EVERY_MS 500
 static void ready_tick(uv_timer_t *t) {
     struct cq_worker *w = t->data;
+    struct cq_admin_http *admin = w->admin; /* read first: w_service_ready tests w for NULL */
     bool ready = w_service_ready(w);
-    cq_admin_http_set_ready(w->admin, ready);
+    cq_admin_http_set_ready(admin, ready);
     if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
 }
 
