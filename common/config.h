@@ -129,6 +129,7 @@ struct cq_kafka_property {
 
 struct cq_config {
     char *path;
+    int refs; /* 1 from cq_config_load; cq_config_ref/unref (config_reload.h) */
 
     struct {
         char *level; /* debug|info|warn|error, default info */
@@ -280,6 +281,14 @@ struct cq_config *cq_config_load_string(const char *name, const char *yaml, size
                                         struct cq_err *err);
 
 void cq_config_free(struct cq_config *cfg);
+
+/* Live reload: gives next the current value of every key a running service reads only at
+ * start (listeners, Kafka and Redis clients, topics, groups; the list is RESTART_KEYS in
+ * config.c and the table in docs/configuration.md) and calls changed(arg, "kafka.brokers")
+ * for each such key the file changed. Key names only: values are never passed on. */
+enum cq_rc cq_config_keep_restart_keys(struct cq_config *next, const struct cq_config *cur,
+                                       void (*changed)(void *arg, const char *key), void *arg,
+                                       struct cq_err *err);
 
 /* Borrowed look-ups; NULL when absent. */
 const struct cq_command *cq_config_command(const struct cq_config *cfg, const char *name);

@@ -71,7 +71,7 @@ static bool family_word(const struct cq_config *cfg, const char *word) {
 
 /* Fills kind, dec, status/text for everything but actions. Never touches the network. */
 void w_decide(struct job *j) {
-    const struct cq_config *cfg = j->w->cfg;
+    const struct cq_config *cfg = j->cfg;
     struct cq_err err = {0};
     const char *word = j->req.command;
     char usage[300];

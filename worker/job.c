@@ -11,6 +11,7 @@
 #include "admin_http.h"
 #include "args.h"
 #include "builtins.h"
+#include "config_reload.h"
 #include "crypto.h"
 #include "envelope.h"
 #include "httpc.h"
@@ -158,6 +159,7 @@ void w_job_free(struct job *j) {
     free(j->pl_url);
     free(j->pl_status);
     cq_http_call_clear(&j->call);
+    cq_config_unref(j->cfg);
     free(j);
     maybe_resume(w);
 }
@@ -401,7 +403,7 @@ static void job_start(struct job *j) {
         w_job_abandon(j, "out of memory");
         return;
     }
-    j->run_key = cq_strprintf("%srun:%s", j->w->cfg->redis.prefix ? j->w->cfg->redis.prefix : "",
+    j->run_key = cq_strprintf("%srun:%s", j->cfg->redis.prefix ? j->cfg->redis.prefix : "",
                               j->req.dedupe_key);
     if (!j->run_key) {
         w_job_abandon(j, "out of memory");
@@ -455,6 +457,7 @@ void w_on_message(void *opaque, const struct cq_message *m) {
         return;
     }
     j->w = w;
+    j->cfg = cq_config_ref(w->cfg);
     j->partition = m->partition;
     j->offset = m->offset;
     j->t0 = cq_now_ms();
@@ -502,7 +505,7 @@ void w_on_message(void *opaque, const struct cq_message *m) {
 }
 
 struct cq_tpl_vars w_job_tpl_vars(const struct job *j) {
-    return (struct cq_tpl_vars){.cfg = j->w->cfg,
+    return (struct cq_tpl_vars){.cfg = j->cfg,
                                 .args = &j->args,
                                 .person = j->person,
                                 .user_id = j->req.user_id,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_reload.h"
 #include "errors.h"
 #include "log.h"
 #include "loop.h"
@@ -63,6 +64,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     cq_log_init("worker", cq_log_level_parse(cfg->log.level));
+    opts.config_path = config;
     loop = cq_loop_new(&err);
     if (!loop) {
         cq_error(NULL, "cannot create the event loop: %s", err.msg);
@@ -80,6 +82,6 @@ int main(int argc, char **argv) {
 out:
     w_service_free(w);
     cq_loop_free(loop);
-    cq_config_free(cfg);
+    cq_config_unref(cfg); /* the worker dropped its own reference when it ended */
     return rc;
 }

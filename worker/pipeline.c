@@ -701,6 +701,10 @@ void cq_pipeline_stats(const struct cq_pipeline_tracker *t, struct cq_pipeline_s
     if (t && out) *out = t->st;
 }
 
+void cq_pipeline_tracker_set_config(struct cq_pipeline_tracker *t, const struct cq_config *cfg) {
+    if (t && cfg) t->cfg = cfg;
+}
+
 struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_deps *d,
                                                     struct cq_err *err) {
     struct cq_pipeline_tracker *t = NULL;

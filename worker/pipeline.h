@@ -87,6 +87,10 @@ struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_dep
  * call it before freeing redis/httpc/producer). NULL is a no-op. */
 void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t);
 
+/* A config reload: later checks and triggers read cfg (borrowed; the worker holds a
+ * reference for as long as it is current). */
+void cq_pipeline_tracker_set_config(struct cq_pipeline_tracker *t, const struct cq_config *cfg);
+
 /* One trigger (all borrowed for the call only). */
 struct cq_pipeline_trigger {
     const struct cq_request *req;   /* id, platform, user, channel, text, reply routing */

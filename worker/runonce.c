@@ -220,7 +220,7 @@ void w_finish_with(struct job *j, const char *status, char *text) {
     /* API answers may quote what a secret went into (an echoed header or body): redacted
      * before the cut, so a secret is never cut into a fragment that escapes redaction. */
     bool had_text = text != NULL;
-    if (had_text) text = cq_config_redact(j->w->cfg, text);
+    if (had_text) text = cq_config_redact(j->cfg, text);
     if (had_text && !text) {
         w_job_abandon(j, "out of memory");
         return;
@@ -378,7 +378,7 @@ static void answer_done(struct job *j, const char *cur) {
         cJSON *r = cJSON_Parse(res);
         const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "request_id"));
         w_job_set_state(j, JS_FINAL_QUEUED);
-        w_produce(j, j->w->cfg->kafka.topic_results, rid ? rid : j->req.id, strdup(res));
+        w_produce(j, j->cfg->kafka.topic_results, rid ? rid : j->req.id, strdup(res));
         cJSON_Delete(r);
         w_job_release_conv(j);
     }

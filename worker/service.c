@@ -16,6 +16,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "config_reload.h"
 #include "pipeline.h"
 #include "policy.h"
 #include "redis.h"
@@ -51,12 +52,23 @@ static void release(struct cq_worker *w) {
     free(w->epoch_key);
     free(w->lease_key);
     free(w->lease_prefix);
+    cq_config_unref(w->cfg);
     free(w);
 }
 
 static void handle_closed(uv_handle_t *h) {
     struct cq_worker *w = h->data;
     if (--w->open_handles == 0 && w->orphaned) release(w);
+}
+
+/* A reload (SIGHUP): the next message decides with the new config; jobs in flight keep a
+ * reference to the one they started with. */
+static void apply_config(void *arg, struct cq_config *next) {
+    struct cq_worker *w = arg;
+    const struct cq_config *old = w->cfg;
+    w->cfg = cq_config_ref(next);
+    if (w->pipelines) cq_pipeline_tracker_set_config(w->pipelines, w->cfg);
+    cq_config_unref(old);
 }
 
 static void teardown(struct cq_worker *w) {
@@ -158,7 +170,7 @@ struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loo
         cq_err_set(err, CQ_ENOMEM, "out of memory");
         return NULL;
     }
-    w->cfg = cfg;
+    w->cfg = cq_config_ref(cfg);
     w->loop = loop;
     w->max_inflight = cfg->worker.max_inflight > 0 ? cfg->worker.max_inflight : 10000;
     w->drain_ms = opts && opts->drain_timeout_ms > 0 ? opts->drain_timeout_ms : 15000;
@@ -167,6 +179,7 @@ struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loo
     char instance[CQ_UUID_LEN + 1];
     if (cq_uuid4(instance) != CQ_OK) {
         cq_err_set(err, CQ_ECRYPTO, "cannot create the worker id");
+        cq_config_unref(w->cfg);
         free(w);
         return NULL;
     }
@@ -235,6 +248,9 @@ struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loo
         if (!w->admin) goto out;
         cq_info(NULL, "admin http listening on port %d", cq_admin_http_port(w->admin));
     }
+    if (opts && opts->config_path &&
+        !cq_reload_start(loop, "worker", opts->config_path, cfg, apply_config, w, err))
+        goto out;
     uv_timer_start(&w->ready_timer, ready_tick, 0, READY_FIRST_MS);
     int every = cfg->worker.lease_ms / 3 > 0 ? cfg->worker.lease_ms / 3 : 1000;
     uv_timer_start(&w->lease_timer, w_renew_lease, (uint64_t)every, (uint64_t)every);

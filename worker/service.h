@@ -18,13 +18,14 @@ struct w_service_opts {
     bool http_any_port;   /* listen on any free port (logged), whatever http_port says */
     const char *owner_id; /* identity in claims and leases; NULL = a fresh UUID */
     int drain_timeout_ms; /* in-flight work gets this long after SIGTERM; 0 = 15000 */
+    const char *config_path; /* SIGHUP reloads this file (config_reload.h); NULL = no reload */
 };
 
-/* Connects to Kafka and Redis and starts consuming on loop. cfg and loop are borrowed
- * and must outlive the worker. On SIGTERM/SIGINT (or cq_loop_shutdown) it drains and
- * tears itself down, and the loop run returns; the caller then frees it with
- * w_service_free. Returns NULL with err on a setup failure: what was started is closed
- * (and freed) while the caller runs the loop once more. */
+/* Connects to Kafka and Redis and starts consuming on loop. The worker takes a reference
+ * to cfg (cq_config_ref) and drops it when freed; loop is borrowed and must outlive it. On
+ * SIGTERM/SIGINT (or cq_loop_shutdown) it drains and tears itself down, and the loop run
+ * returns; the caller then frees it with w_service_free. Returns NULL with err on a setup
+ * failure: what was started is closed (and freed) while the caller runs the loop once more. */
 struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
                                 const struct w_service_opts *opts, struct cq_err *err);
 

@@ -67,6 +67,7 @@ enum job_state { JS_QUEUED, JS_RUNNING, JS_FINAL_QUEUED, JS_COMPLETE, JS_ABANDON
 
 struct job {
     struct cq_worker *w;
+    const struct cq_config *cfg; /* referenced: the config current when the job started */
     struct conv *conv; /* while queued in / holding its conversation */
     struct job *qnext;
     struct job *all_prev, *all_next;
@@ -116,7 +117,7 @@ struct job {
 };
 
 struct cq_worker {
-    const struct cq_config *cfg;
+    const struct cq_config *cfg; /* referenced; replaced by a reload (SIGHUP) */
     struct cq_loop *loop;
     char owner[200]; /* unique per process instance: --id (if any) + a random suffix */
     char *lease_key;

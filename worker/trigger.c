@@ -85,7 +85,7 @@ void w_pipeline_trigger_now(struct job *j) {
 
 /* Pipeline modes (issue 6): claimed -> calling (naming the trigger), then trigger. */
 void w_pipeline_start(struct job *j) {
-    const struct cq_config *cfg = j->w->cfg;
+    const struct cq_config *cfg = j->cfg;
     j->target = cq_strprintf("the pipeline trigger of GitLab project %s at %s",
                              j->cmd->pipeline.project ? j->cmd->pipeline.project : "?",
                              cfg->gitlab.base_url ? cfg->gitlab.base_url : "GitLab");
