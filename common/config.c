@@ -813,11 +813,16 @@ static enum cq_rc fill_map(struct ctx *c, const struct schema *s, void *base,
  * keeps these at their current value and names the ones the file changed. Key paths in the
  * schema; a section name covers all of its keys. Documented in docs/configuration.md. */
 static const char *const RESTART_KEYS[] = {
-    "kafka",                      "redis",
-    "ingress",                    "worker.http_port",
-    "worker.max_inflight",        "worker.lease_ms",
-    "notifier.http_port",         "notifier.claim_lease_ms",
-    "notifier.slack_channel_interval_ms", "notifier.feishu_chat_interval_ms",
+    "kafka",
+    "redis",
+    "ingress",
+    "worker.http_port",
+    "worker.max_inflight",
+    "worker.lease_ms",
+    "notifier.http_port",
+    "notifier.claim_lease_ms",
+    "notifier.slack_channel_interval_ms",
+    "notifier.feishu_chat_interval_ms",
     NULL,
 };
 

@@ -101,8 +101,8 @@ static void on_shutdown(void *arg) {
 }
 
 struct cq_reload *cq_reload_start(struct cq_loop *loop, const char *svc, const char *path,
-                                  const struct cq_config *cfg, cq_reload_apply_fn apply,
-                                  void *arg, struct cq_err *err) {
+                                  const struct cq_config *cfg, cq_reload_apply_fn apply, void *arg,
+                                  struct cq_err *err) {
     struct cq_reload *r = calloc(1, sizeof(*r));
     int rc;
     if (!r || !(r->svc = strdup(svc)) || !(r->path = strdup(path))) {

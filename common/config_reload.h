@@ -34,8 +34,8 @@ struct cq_reload;
  * (the reloader keeps a reference), svc the log's service name. The watcher is closed when
  * the loop shuts down (SIGHUP is ignored from then on). */
 struct cq_reload *cq_reload_start(struct cq_loop *loop, const char *svc, const char *path,
-                                  const struct cq_config *cfg, cq_reload_apply_fn apply,
-                                  void *arg, struct cq_err *err);
+                                  const struct cq_config *cfg, cq_reload_apply_fn apply, void *arg,
+                                  struct cq_err *err);
 
 /* Reloads now (what SIGHUP does). Returns true when the new config was applied. */
 bool cq_reload_now(struct cq_reload *r);

@@ -18,7 +18,8 @@ struct w_service_opts {
     bool http_any_port;   /* listen on any free port (logged), whatever http_port says */
     const char *owner_id; /* identity in claims and leases; NULL = a fresh UUID */
     int drain_timeout_ms; /* in-flight work gets this long after SIGTERM; 0 = 15000 */
-    const char *config_path; /* SIGHUP reloads this file (config_reload.h); NULL = no reload */
+    /* SIGHUP reloads this file (config_reload.h); NULL = no reload */
+    const char *config_path;
 };
 
 /* Connects to Kafka and Redis and starts consuming on loop. The worker takes a reference

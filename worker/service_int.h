@@ -67,7 +67,8 @@ enum job_state { JS_QUEUED, JS_RUNNING, JS_FINAL_QUEUED, JS_COMPLETE, JS_ABANDON
 
 struct job {
     struct cq_worker *w;
-    const struct cq_config *cfg; /* referenced: the config current when the job started */
+    /* referenced: the config current when the job started (a reload does not change it) */
+    const struct cq_config *cfg;
     struct conv *conv; /* while queued in / holding its conversation */
     struct job *qnext;
     struct job *all_prev, *all_next;
@@ -117,7 +118,8 @@ struct job {
 };
 
 struct cq_worker {
-    const struct cq_config *cfg; /* referenced; replaced by a reload (SIGHUP) */
+    /* referenced; a reload (SIGHUP) replaces it */
+    const struct cq_config *cfg;
     struct cq_loop *loop;
     char owner[200]; /* unique per process instance: --id (if any) + a random suffix */
     char *lease_key;
