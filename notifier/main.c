@@ -8,6 +8,7 @@
 
 #include "admin_http.h"
 #include "config.h"
+#include "config_reload.h"
 #include "errors.h"
 #include "log.h"
 #include "loop.h"
@@ -33,6 +34,11 @@ static void on_tick(uv_timer_t *t) {
     bool ready = ntf_service_ready(a->n);
     cq_admin_http_set_ready(a->http, ready);
     if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
+}
+
+static void apply_config(void *arg, struct cq_config *next) {
+    struct app *a = arg;
+    ntf_service_set_config(a->n, next);
 }
 
 static void stop_tick(void *arg) {
@@ -107,6 +113,12 @@ int main(int argc, char **argv) {
         cq_loop_run(loop);
         goto out;
     }
+    if (!cq_reload_start(loop, "notifier", config, cfg, apply_config, &a, &err)) {
+        cq_error(NULL, "cannot start: %s", err.msg);
+        cq_loop_shutdown(loop);
+        cq_loop_run(loop);
+        goto out;
+    }
     uv_timer_start(&a.tick, on_tick, 0, READY_FIRST_MS);
     cq_info(NULL, "notifier started: group %s, topic %s", cfg->kafka.notifier_group,
             cfg->kafka.topic_results);
@@ -117,6 +129,6 @@ out:
     ntf_service_free(a.n);
     cq_admin_http_free(a.http);
     cq_loop_free(loop);
-    cq_config_free(cfg);
+    cq_config_unref(cfg); /* the notifier and the reloader dropped theirs */
     return rc;
 }

@@ -29,4 +29,8 @@ int ntf_service_inflight(const struct ntf_service *n);
 /* Frees everything (after cq_loop_run returned). NULL is a no-op. */
 void ntf_service_free(struct ntf_service *n);
 
+/* A config reload (SIGHUP, loop thread): the next send reads cfg (the notifier takes a
+ * reference and drops the one it held); a cached Feishu token goes when the app changed. */
+void ntf_service_set_config(struct ntf_service *n, const struct cq_config *cfg);
+
 #endif

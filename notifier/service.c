@@ -6,6 +6,7 @@
  * This file: the consumer, jobs, claims, answers, pacing and lifecycle (the job's state
  * machine reads best in one place); routes and sends are in route.c, the Feishu token in
  * feishu_token.c, dead letters in dlq.c, the wall-clock helpers in clock.c. */
+#include "config_reload.h"
 #include "notifier_int.h"
 
 /* notifier.claim_lease_ms: the once-claim's lease, renewed every third of it for every
@@ -669,7 +670,7 @@ struct ntf_service *ntf_service_new(struct cq_loop *loop, const struct cq_config
         return NULL;
     }
     s->loop = loop;
-    s->cfg = cfg;
+    s->cfg = cq_config_ref(cfg);
     snprintf(s->key_prefix, sizeof s->key_prefix, "%s", cfg->redis.prefix ? cfg->redis.prefix : "");
     if (cq_uuid4(s->instance) != CQ_OK) {
         cq_err_set(err, CQ_ECRYPTO, "notifier: no randomness for the instance id");
@@ -751,5 +752,21 @@ void ntf_service_free(struct ntf_service *n) {
     }
     free(n->tok.token);
     free(n->tok.stale);
+    cq_config_unref(n->cfg);
     free(n);
+}
+
+void ntf_service_set_config(struct ntf_service *n, const struct cq_config *cfg) {
+    const struct cq_config *old = n->cfg;
+    const char *a = old->feishu.app_id, *b = cfg->feishu.app_id;
+    const char *sa = old->feishu.app_secret.value, *sb = cfg->feishu.app_secret.value;
+    bool same_app = (a == b || (a && b && strcmp(a, b) == 0)) &&
+                    (sa == sb || (sa && sb && strcmp(sa, sb) == 0));
+    if (!same_app && !n->tok.busy) { /* a rotated app secret: fetch a token with it */
+        free(n->tok.token);
+        n->tok.token = NULL;
+        n->tok.fetched_ms = n->tok.expire_ms = 0;
+    }
+    n->cfg = cq_config_ref(cfg);
+    cq_config_unref(old);
 }
