@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_reload.h"
 #include "errors.h"
 #include "kafka.h"
 #include "log.h"
@@ -40,6 +41,17 @@ static void on_drained(void *arg) {
     ing_server_free(a->ingress);
     a->ingress = NULL;
     cq_info(NULL, "drained");
+}
+
+/* SIGHUP (config_reload.c): the next request is checked with the new secrets and limits. */
+static void apply_config(void *arg, struct cq_config *next) {
+    struct app *a = arg;
+    if (a->ingress) ing_server_set_config(a->ingress, next);
+    cq_gauge_set(cq_gauge_get("chatops_ingress_feishu_unsigned_events",
+                              "1 when Feishu events are accepted on the verification token "
+                              "alone (no encrypt_key)",
+                              NULL),
+                 next->feishu.enabled && !next->feishu.encrypt_key.value);
 }
 
 static void on_shutdown(void *arg) {
@@ -171,6 +183,12 @@ int main(int argc, char **argv) {
         cq_error(NULL, "cannot register the drain");
         goto out;
     }
+    if (!cq_reload_start(a.loop, "ingress", config, a.cfg, apply_config, &a, &err)) {
+        cq_error(NULL, "cannot start: %s", err.msg);
+        cq_loop_shutdown(a.loop);
+        cq_loop_run(a.loop);
+        goto out;
+    }
     cq_info(NULL, "admin http (/healthz /readyz /metrics) listening on %s:%d",
             a.cfg->ingress.admin_listen, ing_server_admin_port(a.ingress));
     cq_info(NULL, "listening on %s:%d (slack %s, %s; feishu %s; gitlab %s)", a.cfg->ingress.listen,
@@ -184,7 +202,7 @@ out:
     if (a.producer) cq_producer_free(a.producer);
     if (a.ingress) ing_server_free(a.ingress);
     cq_loop_free(a.loop);
-    cq_config_free(a.cfg);
+    cq_config_unref(a.cfg); /* the ingress and the reloader dropped theirs */
     for (int i = 0; i < nk; i++)
         free(kbuf[i]);
     return rc;

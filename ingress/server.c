@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config_reload.h"
 #include "crypto.h"
 #include "http.h"
 #include "ingress.h"
@@ -54,6 +55,7 @@ struct conn {
     struct ing_server *in;
     struct MHD_Connection *mc;
     atomic_int refs;
+    const struct cq_config *cfg; /* referenced: the config current when the request came */
     enum route route;
     enum cstate state;
     char *buf;
@@ -77,7 +79,8 @@ struct conn {
 };
 
 struct ing_server {
-    const struct cq_config *cfg;
+    const struct cq_config *cfg; /* referenced; written under cfg_mu (loop thread) */
+    pthread_mutex_t cfg_mu;      /* a request takes its reference under it */
     struct cq_loop *loop;
     struct cq_producer *producer;
     struct MHD_Daemon *d;
@@ -117,6 +120,7 @@ static void conn_unref(struct conn *c) {
     free(c->value);
     free(c->cmdline);
     free(c->answer);
+    cq_config_unref(c->cfg);
     free(c);
 }
 
@@ -327,7 +331,7 @@ static const char *admin_not_ready(void *arg) {
 
 /* The first call for a request: headers only. Returns MHD_YES to read on, or queues a reply. */
 static enum MHD_Result on_headers(struct conn *c, const char *method) {
-    const struct cq_config *cfg = c->in->cfg;
+    const struct cq_config *cfg = c->cfg;
     if (c->route == R_NONE) {
         c->state = ST_ANSWERED;
         return send_buf(c->mc, 404, "text/plain", "not found\n", 10, MHD_RESPMEM_PERSISTENT, NULL,
@@ -353,7 +357,7 @@ static enum MHD_Result on_headers(struct conn *c, const char *method) {
 }
 
 static enum MHD_Result on_body(struct conn *c, const char *data, size_t n) {
-    size_t max = c->in->cfg->limits.max_body;
+    size_t max = c->cfg->limits.max_body;
     c->seen += n;
     if (c->too_big || c->len + n > max) {
         c->too_big = true;
@@ -430,7 +434,7 @@ static char *join_key(const struct cq_request *r) {
 }
 
 static enum MHD_Result dispatch(struct conn *c) {
-    const struct cq_config *cfg = c->in->cfg;
+    const struct cq_config *cfg = c->cfg;
     struct ing_verdict o;
     struct MHD_Connection *mc = c->mc;
     struct ing_headers h = {
@@ -521,7 +525,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->in = in;
         c->mc = mc;
         atomic_init(&c->refs, 1);
-        c->route = route_of(in->cfg, url);
+        pthread_mutex_lock(&in->cfg_mu); /* a reload may swap in->cfg meanwhile */
+        c->cfg = cq_config_ref(in->cfg);
+        pthread_mutex_unlock(&in->cfg_mu);
+        c->route = route_of(c->cfg, url);
         *state = c;
         return on_headers(c, method);
     }
@@ -644,7 +651,8 @@ struct ing_server *ing_server_new(const struct cq_config *cfg, int port, int adm
         cq_err_set(err, CQ_ENOMEM, "ingress: out of memory");
         return NULL;
     }
-    in->cfg = cfg;
+    in->cfg = cq_config_ref(cfg);
+    pthread_mutex_init(&in->cfg_mu, NULL);
     in->loop = loop;
     in->producer = producer;
     atomic_init(&in->inflight, 0);
@@ -781,8 +789,18 @@ static void on_closed(uv_handle_t *h) {
     struct ing_server *in = h->data;
     if (--in->open_handles == 0) {
         pthread_mutex_destroy(&in->mu);
+        pthread_mutex_destroy(&in->cfg_mu);
+        cq_config_unref(in->cfg);
         free(in);
     }
+}
+
+void ing_server_set_config(struct ing_server *in, const struct cq_config *cfg) {
+    const struct cq_config *old = in->cfg;
+    pthread_mutex_lock(&in->cfg_mu);
+    in->cfg = cq_config_ref(cfg);
+    pthread_mutex_unlock(&in->cfg_mu);
+    cq_config_unref(old); /* requests in flight hold their own reference */
 }
 
 void ing_server_free(struct ing_server *in) {

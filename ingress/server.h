@@ -34,6 +34,9 @@ long ing_server_inflight(const struct ing_server *in);
  * connections with 503, and calls done(arg) on the loop thread once nothing waits on Kafka or
  * max_wait_ms passed. Call once. */
 void ing_server_drain(struct ing_server *in, int max_wait_ms, void (*done)(void *arg), void *arg);
+/* A config reload (SIGHUP; loop thread): requests that arrive from now on use cfg (the
+ * ingress takes a reference); a request in progress keeps the config it started with. */
+void ing_server_set_config(struct ing_server *in, const struct cq_config *cfg);
 /* Answers whatever still waits (503 / "NOT run"), stops the HTTP server (and its threads)
  * and closes the loop handles; the memory goes when the loop runs again. Call on the loop
  * thread, after the producer's final reports were served (cq_producer_free). NULL is a no-op. */
