@@ -3,15 +3,22 @@
 and the fake GitLab API: SIGHUP makes the worker decide the next command with the new
 policy and send the rotated file: secret, without a restart; keys that need a restart are
 named in one warning line and keep their value; a broken file changes nothing, logs the
-file:line error and counts chatops_config_reload_failures_total.
+file:line error and counts chatops_config_reload_failures_total. The ingress (MHD thread
+pool) verifies the next request with a rotated Slack signing secret, and reloads under load
+answer every request; the notifier reloads too.
 """
+import hashlib
+import hmac
+import http.client
 import json
 import os
+import threading
 import re
 import signal
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -180,7 +187,126 @@ def worker_reload():
         results.stop()
 
 
+def slack_post(port, secret, text="flag get x"):
+    body = urllib.parse.urlencode({
+        "team_id": "T0", "channel_id": "COPS", "channel_name": "ops", "user_id": "UALICE",
+        "user_name": "alice", "command": "/ops", "text": text,
+        "response_url": "https://hooks.slack.com/commands/T0/1/abc",
+        "trigger_id": "trig." + uuid.uuid4().hex}).encode()
+    ts = str(int(time.time()))
+    sig = "v0=" + hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body,
+                           hashlib.sha256).hexdigest()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("POST", "/slack/commands", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig})
+        r = c.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def ingress_yaml(max_text=200):
+    return """
+kafka:
+  brokers: "%(brokers)s"
+  topics: {requests: "%(requests)s"}
+ingress: {listen: 127.0.0.1, threads: 4}
+limits: {max_text: %(max_text)d}
+slack: {enabled: true, signing_secret: "file:slack.txt"}
+""" % {"brokers": BROKERS, "max_text": max_text, **TOPICS}
+
+
+def accepted(answer):
+    status, body = answer
+    return status == 200 and "not verified" not in body.lower() and "signature" not in body.lower()
+
+
+def ingress_reload():
+    cfg = os.path.join(TMP, "ingress.yaml")
+    secret = os.path.join(TMP, "slack.txt")
+    one, two = "slack-one-" + RUN, "slack-two-" + RUN
+    write(secret, one + "\n")
+    write(cfg, ingress_yaml())
+    ing = cqt.Service("ingress", cfg, "ingress", TMP)
+    try:
+        check(ing.wait_ready(), "ingress ready")
+        a = slack_post(ing.port, one)
+        check(accepted(a), "the first signing secret is accepted: %r" % (a,))
+        b = slack_post(ing.port, two)
+        check(b[0] == 401, "a request signed with the next secret is refused before: %r" % (b,))
+
+        write(secret, two + "\n")  # Kubernetes rotates the mounted secret file
+        ing.kill(signal.SIGHUP)
+        check(wait_log(ing, r"config reloaded from"), "the ingress logs the reload")
+        a = slack_post(ing.port, two)
+        check(accepted(a), "after SIGHUP the rotated signing secret is accepted: %r" % (a,))
+        b = slack_post(ing.port, one)
+        check(b[0] == 401, "after SIGHUP the old signing secret is refused: %r" % (b,))
+
+        # Reloads while requests run on the MHD pool threads: every request is answered.
+        answers, stop = [], threading.Event()
+
+        def client():
+            while not stop.is_set():
+                try:
+                    answers.append(slack_post(ing.port, two)[0])
+                except OSError as e:
+                    answers.append(str(e))
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(20):
+            write(cfg, ingress_yaml(max_text=200 + i))
+            ing.kill(signal.SIGHUP)
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        check(wait_log(ing, r"config reloaded from", n=21), "every SIGHUP reloaded")
+        check(len(answers) > 20 and all(x == 200 for x in answers),
+              "requests during reloads are all answered 200 (%d, others: %r)" % (
+                  len(answers), [x for x in answers if x != 200][:5]))
+        check(ing.alive(), "the ingress is alive after 21 reloads")
+        port = ing.admin_port()
+        check(metric(port, "chatops_config_reloads_total") == 21, "chatops_config_reloads_total 21")
+        check(one not in ing.logs() and two not in ing.logs(), "secrets never appear in the log")
+        check(ing.stop() == 0, "the ingress drains and exits 0")
+    finally:
+        if ing.alive():
+            ing.stop()
+
+
+def notifier_reload():
+    cfg = os.path.join(TMP, "notifier.yaml")
+    write(cfg, worker_yaml(["sre"]))
+    n = cqt.Service("notifier", cfg, "notifier", TMP)
+    try:
+        check(n.wait_ready(), "notifier ready")
+        port = n.admin_port()
+        write(cfg, worker_yaml(["sre"]) + "notifier: {max_attempts: 3}\n")
+        n.kill(signal.SIGHUP)
+        check(wait_log(n, r"config reloaded from"), "the notifier logs the reload")
+        write(cfg, "kafka: [broken\n")
+        n.kill(signal.SIGHUP)
+        check(wait_log(n, r"config reload failed.*notifier.yaml:\d+"),
+              "the notifier logs the failed reload with file:line")
+        check(metric(port, "chatops_config_reload_failures_total") == 1,
+              "the notifier counts the failure")
+        check(n.alive(), "the notifier runs on with its config")
+        check(n.stop() == 0, "the notifier drains and exits 0")
+    finally:
+        if n.alive():
+            n.stop()
+
+
 worker_reload()
+report("reload: worker")
+ingress_reload()
+report("reload: ingress")
+notifier_reload()
+report("reload: notifier")
 API.stop()
-report("reload")
 sys.exit(cqt.summary(TMP))
