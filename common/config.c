@@ -1030,8 +1030,8 @@ enum cq_rc cq_config_keep_restart_keys(struct cq_config *next, const struct cq_c
 /* ---- public API -------------------------------------------------------------- */
 
 static struct cq_config *load(const char *name, const char *dir, const char *text, size_t len,
-                              struct cq_err *err) {
-    struct ctx c = {.name = name, .err = err};
+                              struct ctx c) {
+    struct cq_err *err = c.err;
     struct cq_config *cfg = NULL;
     struct cq_ynode *root = cq_yaml_parse(name, text, len, err);
     bool ok = false;
@@ -1071,10 +1071,11 @@ struct cq_config *cq_config_load_string(const char *name, const char *yaml, size
         cq_err_set(err, CQ_EINVAL, "cq_config_load_string: name and yaml are required");
         return NULL;
     }
-    return load(name, NULL, yaml, len, err);
+    return load(name, NULL, yaml, len, (struct ctx){.name = name, .err = err});
 }
 
-struct cq_config *cq_config_load(const char *path, struct cq_err *err) {
+static struct cq_config *load_file(const char *path, struct cq_err *err,
+                                   void (*unresolved)(void *arg, const char *msg), void *arg) {
     struct cq_config *cfg = NULL;
     char *text = NULL, *dir = NULL;
     FILE *f = NULL;
@@ -1108,12 +1109,24 @@ struct cq_config *cq_config_load(const char *path, struct cq_err *err) {
         cq_err_set(err, CQ_ENOMEM, "%s: out of memory while loading", path);
         goto out;
     }
-    cfg = load(path, dir, text, n, err);
+    cfg = load(
+        path, dir, text, n,
+        (struct ctx){.name = path, .err = err, .unresolved = unresolved, .unresolved_arg = arg});
 out:
     if (f) fclose(f);
     free(text);
     free(dir);
     return cfg;
+}
+
+struct cq_config *cq_config_load(const char *path, struct cq_err *err) {
+    return load_file(path, err, NULL, NULL);
+}
+
+struct cq_config *cq_config_load_lenient(const char *path,
+                                         void (*unresolved)(void *arg, const char *msg), void *arg,
+                                         struct cq_err *err) {
+    return load_file(path, err, unresolved, arg);
 }
 
 void cq_config_free(struct cq_config *cfg) {

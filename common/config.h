@@ -276,6 +276,15 @@ struct cq_config {
  * "path:line:col: key.path: reason" (did-you-mean for unknown keys). */
 struct cq_config *cq_config_load(const char *path, struct cq_err *err);
 
+/* `chatopsctl config check` where the secrets are not (CI, a laptop): validates like
+ * cq_config_load, but a secret that cannot be resolved (unset or empty ${ENV}, unreadable
+ * or empty file:) is left unresolved (ref set, value NULL) and reported through
+ * unresolved(arg, "file:line:col: key: reason") instead of failing. A malformed reference
+ * still fails. The result is for checking only: never give it to a service. */
+struct cq_config *cq_config_load_lenient(const char *path,
+                                         void (*unresolved)(void *arg, const char *msg), void *arg,
+                                         struct cq_err *err);
+
 /* Same, from a string; name is used in messages in place of the path. */
 struct cq_config *cq_config_load_string(const char *name, const char *yaml, size_t len,
                                         struct cq_err *err);

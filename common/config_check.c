@@ -266,7 +266,10 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
     if (p->manual_job && cmd->mode != CQ_MODE_TRIGGER_AND_RETURN)
         rc = cq_cfg_fail(c, node_at(pn, "manual_job"),
                          "manual_job applies only to trigger_and_return");
-    if (rc == CQ_OK && !cq_config_secret(cfg, p->trigger_token_name)) {
+    bool named = false; /* by name: a lenient check leaves values unresolved */
+    for (size_t i = 0; i < cfg->n_secrets && !named; i++)
+        named = strcmp(cfg->secrets[i].name, p->trigger_token_name) == 0;
+    if (rc == CQ_OK && !named) {
         struct sugg sg = {.word = p->trigger_token_name};
         for (size_t i = 0; i < cfg->n_secrets; i++)
             cq_cfg_sugg_add(&sg, cfg->secrets[i].name);
@@ -474,17 +477,17 @@ enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct
     char hint[96];
     const struct cq_ynode *sec;
 
-    if (cfg->slack.enabled && !cfg->slack.signing_secret.value) {
+    if (cfg->slack.enabled && !cfg->slack.signing_secret.ref) {
         sec = node_at(root, "slack");
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "slack.signing_secret");
         return cq_cfg_fail(c, sec, "required when slack.enabled is true");
     }
-    if (cfg->feishu.enabled && !cfg->feishu.verification_token.value) {
+    if (cfg->feishu.enabled && !cfg->feishu.verification_token.ref) {
         sec = node_at(root, "feishu");
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.verification_token");
         return cq_cfg_fail(c, sec, "required when feishu.enabled is true");
     }
-    if (cfg->feishu.enabled && cfg->feishu.require_encrypt_key && !cfg->feishu.encrypt_key.value) {
+    if (cfg->feishu.enabled && cfg->feishu.require_encrypt_key && !cfg->feishu.encrypt_key.ref) {
         sec = node_at(root, "feishu");
         c->plen = (size_t)snprintf(c->path, sizeof(c->path), "feishu.encrypt_key");
         return cq_cfg_fail(

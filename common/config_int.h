@@ -59,6 +59,10 @@ struct ctx {
     struct cq_err *err;
     char path[200];
     size_t plen;
+    /* lenient load (cq_config_load_lenient): a secret that cannot be resolved is left
+     * unresolved (ref set, value NULL) and reported here instead of failing the load */
+    void (*unresolved)(void *arg, const char *msg);
+    void *unresolved_arg;
 };
 
 #define MEMBER(base, off, T) ((T *)(void *)((char *)(base) + (off)))

@@ -60,9 +60,28 @@ void cq_cfg_secret_clear(struct cq_secret *s) {
     s->ref = s->value = NULL;
 }
 
+static enum cq_rc resolve_secret_now(struct ctx *c, const struct cq_ynode *v,
+                                     struct cq_secret *out);
+
 /* Resolves "${ENV}" or "file:path" (relative to the config's directory). Messages
- * name the reference, never what it resolves to. */
+ * name the reference, never what it resolves to. In a lenient load a secret that is not
+ * there (unset or empty variable, unreadable or empty file) is reported and left
+ * unresolved; a malformed reference is still an error. */
 enum cq_rc cq_cfg_resolve_secret(struct ctx *c, const struct cq_ynode *v, struct cq_secret *out) {
+    enum cq_rc rc = resolve_secret_now(c, v, out);
+    bool syntax = !(v->value[0] == '$' || strncmp(v->value, "file:", 5) == 0) ||
+                  strcmp(v->value, "file:") == 0;
+    if (rc != CQ_ECONFIG || !c->unresolved || syntax || strstr(c->err->msg, "too long") ||
+        strstr(c->err->msg, "must be"))
+        return rc;
+    c->unresolved(c->unresolved_arg, c->err->msg);
+    cq_err_clear(c->err);
+    cq_cfg_secret_clear(out);
+    return (out->ref = strdup(v->value)) ? CQ_OK : cq_cfg_nomem(c);
+}
+
+static enum cq_rc resolve_secret_now(struct ctx *c, const struct cq_ynode *v,
+                                     struct cq_secret *out) {
     const char *ref = v->value;
     size_t rl = v->len;
     char *value = NULL;

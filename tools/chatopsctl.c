@@ -19,8 +19,13 @@ static const char usage_text[] =
     "usage: chatopsctl [--config FILE] [--env FILE] COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  config check FILE...  validate each FILE exactly as the services do (errors as\n"
-    "                        file:line:col: key: reason)\n"
+    "  config check [--strict] FILE...\n"
+    "                        validate each FILE exactly as the services do (errors as\n"
+    "                        file:line:col: key: reason); a secret that cannot be resolved\n"
+    "                        here (unset ${ENV}, missing file:) is a warning (exit 0), an\n"
+    "                        error with --strict\n"
+    "  reload                SIGHUP to the chatops services of this user on this host:\n"
+    "                        they reload their config (see docs/operations.md)\n"
     "  topics ensure         create missing topics with kafka.partitions/replication\n"
     "  send [OPTIONS] TEXT   send TEXT (e.g. '/ops deploy web staging') to the ingress as the\n"
     "                        platform would, signed, then print the replies the user sees\n"
@@ -78,13 +83,27 @@ static struct cq_config *load_config(const char *path) {
     return cfg;
 }
 
-static int config_check(const char *path) {
-    struct cq_config *cfg = load_config(path);
-    if (!cfg) return 1;
-    printf("%s: ok (%zu commands, %zu people, %zu channels, %zu policy rules)\n", path,
+static void unresolved_secret(void *arg, const char *msg) {
+    ++*(int *)arg;
+    fprintf(stderr, "warning: %s (secret not resolved here)\n", msg);
+}
+
+/* Everything is validated as the services do; a secret that is not there (unset ${ENV},
+ * missing file: - as in CI or on a laptop) is a warning, an error only with strict. */
+static int config_check(const char *path, int strict) {
+    struct cq_err err = {0};
+    int unresolved = 0;
+    struct cq_config *cfg = cq_config_load_lenient(path, unresolved_secret, &unresolved, &err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("%s: ok (%zu commands, %zu people, %zu channels, %zu policy rules)", path,
            cfg->n_commands, cfg->n_people, cfg->n_channels, cfg->n_rules);
+    if (unresolved) printf(", %d secret(s) not resolved%s", unresolved, strict ? ": --strict" : "");
+    printf("\n");
     cq_config_free(cfg);
-    return 0;
+    return strict && unresolved ? 1 : 0;
 }
 
 static int topics_ensure(const struct cq_config *cfg) {
@@ -141,13 +160,18 @@ int main(int argc, char **argv) {
     const char *sub = i + 1 < argc ? argv[i + 1] : "";
     if (!strcmp(cmd, "config")) {
         if (strcmp(sub, "check") != 0) goto unknown;
-        if (i + 2 >= argc) {
+        int k = i + 2, strict = 0;
+        if (k < argc && !strcmp(argv[k], "--strict")) {
+            strict = 1;
+            k++;
+        }
+        if (k >= argc) {
             fprintf(stderr, "chatopsctl: config check needs a FILE (try --help)\n");
             return 2;
         }
         rc = 0;
-        for (int k = i + 2; k < argc; k++)
-            rc |= config_check(argv[k]);
+        for (; k < argc; k++)
+            rc |= config_check(argv[k], strict);
         return rc;
     }
     int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
