@@ -24,8 +24,9 @@ static const char usage_text[] =
     "                        file:line:col: key: reason); a secret that cannot be resolved\n"
     "                        here (unset ${ENV}, missing file:) is a warning (exit 0), an\n"
     "                        error with --strict\n"
-    "  reload                SIGHUP to the chatops services of this user on this host:\n"
-    "                        they reload their config (see docs/operations.md)\n"
+    "  reload [--all]        check the config, then SIGHUP the chatops services of this\n"
+    "                        user on this host started with the same config file (--all:\n"
+    "                        any config); each reloads it (see docs/operations.md)\n"
     "  topics ensure         create missing topics with kafka.partitions/replication\n"
     "  send [OPTIONS] TEXT   send TEXT (e.g. '/ops deploy web staging') to the ingress as the\n"
     "                        platform would, signed, then print the replies the user sees\n"
@@ -174,6 +175,7 @@ int main(int argc, char **argv) {
             rc |= config_check(argv[k], strict);
         return rc;
     }
+    if (!strcmp(cmd, "reload")) return cq_ctl_reload(config, argc - i - 1, argv + i + 1);
     int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
                 !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") || !strcmp(cmd, "audit");
     if (!known) goto unknown;

@@ -15,6 +15,8 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv);
 int cq_ctl_send_usage(int argc, char **argv);
 int cq_ctl_pipelines_usage(int argc, char **argv);
 int cq_ctl_dlq_usage(int argc, char **argv);
+/* `reload [--all]`: SIGHUP to the local services started with config (chatopsctl_reload.c). */
+int cq_ctl_reload(const char *config, int argc, char **argv);
 /* `pipelines`: in-flight pipelines from Redis. */
 int cq_ctl_pipelines(const struct cq_config *cfg, int argc, char **argv);
 /* `dlq list [--max N]` / `dlq replay P:OFFSET|OFFSET|--all`: argv starts after "dlq". */

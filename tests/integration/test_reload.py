@@ -15,6 +15,7 @@ import os
 import threading
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -287,9 +288,26 @@ def notifier_reload():
         check(n.wait_ready(), "notifier ready")
         port = n.admin_port()
         write(cfg, worker_yaml(["sre"]) + "notifier: {max_attempts: 3}\n")
-        n.kill(signal.SIGHUP)
+        # chatopsctl reload: finds the services started with this file through /proc
+        ctl = os.path.join(cqt.BUILD, "tools", "chatopsctl")
+        p = subprocess.run([ctl, "--config", cfg, "reload"], capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode == 0 and ("chatops-notifier (pid %d)" % n.pid) in p.stdout
+              and p.stdout.count("SIGHUP sent") == 1,
+              "chatopsctl reload signals the notifier started with that file, only it: %r"
+              % (p.stdout + p.stderr))
         check(wait_log(n, r"config reloaded from"), "the notifier logs the reload")
+        other = os.path.join(TMP, "unused.yaml")
+        write(other, worker_yaml(["sre"]))
+        p = subprocess.run([ctl, "--config", other, "reload"], capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode == 1 and "no chatops service" in p.stderr,
+              "chatopsctl reload with a file no service uses: exit 1 (%r)" % p.stderr)
         write(cfg, "kafka: [broken\n")
+        p = subprocess.run([ctl, "--config", cfg, "reload"], capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode == 1 and "notifier.yaml:" in p.stderr and "SIGHUP" not in p.stdout,
+              "chatopsctl reload refuses a broken file before signalling: %r" % p.stderr)
         n.kill(signal.SIGHUP)
         check(wait_log(n, r"config reload failed.*notifier.yaml:\d+"),
               "the notifier logs the failed reload with file:line")
