@@ -25,6 +25,7 @@ static struct job *decide_at(const char *user, const char *chan, const char *wor
     cfg.worker.max_request_age_s = 3600;
     worker.cfg = &cfg;
     job.w = &worker;
+    job.cfg = &cfg; /* a job decides with the config it started with (reload) */
     job.req.id = "req-1";
     job.req.platform = "slack";
     job.req.user_id = (char *)user;
