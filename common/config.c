@@ -816,6 +816,7 @@ static const char *const RESTART_KEYS[] = {
     "kafka",
     "redis",
     "ingress",
+    "gitlab.base_url",
     "worker.http_port",
     "worker.max_inflight",
     "worker.lease_ms",

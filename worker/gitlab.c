@@ -408,6 +408,18 @@ enum cq_rc cq_gitlab_pipeline_variables(struct cq_gitlab *g, const char *project
     return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
+enum cq_rc cq_gitlab_set_token(struct cq_gitlab *g, const char *api_token) {
+    if (api_token && strpbrk(api_token, "\r\n")) return CQ_EINVAL;
+    char *hdr = api_token ? cq_strprintf("PRIVATE-TOKEN: %s", api_token) : NULL;
+    if (api_token && !hdr) return CQ_ENOMEM;
+    if (g->token_hdr) { /* curl copied it into every request already made */
+        memset(g->token_hdr, 0, strlen(g->token_hdr));
+        free(g->token_hdr);
+    }
+    g->token_hdr = hdr;
+    return CQ_OK;
+}
+
 void cq_gitlab_free(struct cq_gitlab *g) {
     if (!g) return;
     while (g->calls) {

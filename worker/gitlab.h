@@ -82,6 +82,10 @@ int cq_gitlab_inflight(const struct cq_gitlab *g);
 /* Cancels everything pending (callbacks with CQ_ESHUTDOWN) and frees. NULL is a no-op. */
 void cq_gitlab_free(struct cq_gitlab *g);
 
+/* A config reload: later calls send api_token (copied; NULL = none). Calls in flight keep
+ * what they sent. Loop thread. CQ_EINVAL (nothing changed) for a line break, CQ_ENOMEM. */
+enum cq_rc cq_gitlab_set_token(struct cq_gitlab *g, const char *api_token);
+
 /* ---- pure helpers (unit-tested) ---- */
 
 /* The trigger form body: "token=..&ref=..&variables%5BNAME%5D=value..." with every name and

@@ -702,7 +702,14 @@ void cq_pipeline_stats(const struct cq_pipeline_tracker *t, struct cq_pipeline_s
 }
 
 void cq_pipeline_tracker_set_config(struct cq_pipeline_tracker *t, const struct cq_config *cfg) {
-    if (t && cfg) t->cfg = cfg;
+    if (!t || !cfg) return;
+    t->cfg = cfg; /* gitlab.base_url and worker.lease_ms need a restart (kept by the reload) */
+    t->poll_min = cfg->worker.poll_min_ms > 0 ? cfg->worker.poll_min_ms : 2000;
+    t->poll_max = cfg->worker.poll_max_ms >= t->poll_min ? cfg->worker.poll_max_ms : t->poll_min;
+    t->tail_lines = cfg->worker.log_tail_lines > 0 ? cfg->worker.log_tail_lines : 20;
+    t->tail_bytes = cfg->worker.log_tail_bytes > 0 ? (size_t)cfg->worker.log_tail_bytes : 4000;
+    if (t->gl && cq_gitlab_set_token(t->gl, cfg->gitlab.api_token.value) != CQ_OK)
+        cq_error(NULL, "gitlab.api_token: not applied by the reload (line break or no memory)");
 }
 
 struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_deps *d,
