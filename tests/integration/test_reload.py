@@ -39,7 +39,7 @@ API = FakeAPI().start()
 BASE = "http://127.0.0.1:%d/api/v4" % API.port
 
 
-def worker_yaml(flag_roles, partitions=3, extra=""):
+def worker_yaml(flag_roles, partitions=3, extra="", cmd="flag get"):
     return """
 kafka:
   brokers: "%(brokers)s"
@@ -55,7 +55,7 @@ people:
 channels:
   ops: {platform: slack, id: COPS}
 commands:
-  flag get:
+  %(cmd)s:
     description: Show a feature flag
     mode: direct
     args:
@@ -70,9 +70,9 @@ commands:
       reply_template: "{{response.name}} is {{response.state}}"
       idempotent: true
 policy:
-  - {name: flags-read, roles: [%(roles)s], commands: [flag get]}
+  - {name: flags-read, roles: [%(roles)s], commands: ["%(cmd)s"]}
 %(extra)s""" % {"brokers": BROKERS, "redis": REDIS_PORT, "run": RUN, "base": BASE,
-                "partitions": partitions, "roles": ", ".join(flag_roles), "extra": extra,
+                "partitions": partitions, "roles": ", ".join(flag_roles), "extra": extra, "cmd": cmd,
                 **TOPICS}
 
 
@@ -179,6 +179,32 @@ def worker_reload():
         calls = API.requests("/api/v4/features/still")
         check(len(calls) == 1 and calls[0]["headers"].get("PRIVATE-TOKEN") == "tok-two-" + RUN,
               "the secret of the config in use stays")
+
+        # A job in flight across a reload that removes its command finishes with the config
+        # it started with (its reference keeps that config; ASan would see a use after free).
+        write(cfg, worker_yaml(["sre", "dev"], partitions=5,
+                               extra="worker: {lease_ms: 20000, max_request_age_s: 600}\n"))
+        w.kill(signal.SIGHUP)
+        check(wait_log(w, r"config reloaded from", n=2), "reloaded the good file again")
+        API.reset()
+        API.set_rules([{"method": "GET", "prefix": "/api/v4/features/slow", "delay_ms": 2500,
+                        "status": 200, "body": {"name": "slow", "state": "on"}}])
+        rid = send("UBOB", "get slow")
+        end = time.time() + 20
+        while not API.requests("/api/v4/features/slow") and time.time() < end:
+            time.sleep(0.05)
+        check(bool(API.requests("/api/v4/features/slow")), "the slow call is in flight")
+        write(cfg, worker_yaml(["sre", "dev"], partitions=5, cmd="flag show",
+                               extra="worker: {lease_ms: 20000, max_request_age_s: 600}\n"))
+        w.kill(signal.SIGHUP)
+        check(wait_log(w, r"config reloaded from", n=3), "reloaded while the call is in flight")
+        r = result_of(results, rid)
+        check(r is not None and r.get("status") == "ok" and "slow is on" in (r.get("text") or ""),
+              "the job in flight finished with its own config's reply template: %s" % r)
+        r = result_of(results, send("UBOB", "get gone"))
+        check(r is not None and r.get("status") != "ok",
+              "the next request sees the new commands (flag get is gone): %s" % (r and r.get("status")))
+        API.set_rules([])
         check("tok-two" not in w.logs() and "tok-one" not in w.logs(),
               "secrets never appear in the log")
         check(w.stop() == 0, "the worker drains and exits 0 after reloads")
