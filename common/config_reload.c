@@ -69,7 +69,8 @@ bool cq_reload_now(struct cq_reload *r) {
     if (changed.len)
         cq_warn(NULL, "config reload: keys that need a restart keep their current value: %s",
                 changed.text);
-    cq_log_init(r->svc, cq_log_level_parse(next->log.level));
+    if (strcmp(next->log.level, r->cur->log.level) != 0) /* (rewrites the log's globals) */
+        cq_log_init(r->svc, cq_log_level_parse(next->log.level));
     r->apply(r->arg, next);
     cq_config_unref(r->cur);
     r->cur = next;
