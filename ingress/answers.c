@@ -3,7 +3,6 @@
  * A Slack slash command always gets 200 with an ephemeral message (Slack shows any other status
  * as a generic "dispatch_failed" and drops the text); events and hooks get {} or a 503 so the
  * platform re-sends. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +26,7 @@ static void quote_cmd(const char *cmd, char out[CMD_QUOTE + 4]) {
 }
 
 static char *slack_text(const char *text) {
-    cJSON *o = cJSON_CreateObject();
-    char *s = NULL;
-    if (o && cJSON_AddStringToObject(o, "response_type", "ephemeral") &&
-        cJSON_AddStringToObject(o, "text", text))
-        s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+    return ing_slack_ephemeral(text); /* one allocation, no cJSON tree */
 }
 
 char *ing_answer_text(enum ing_outcome out, bool slack_command, const char *cmdline,

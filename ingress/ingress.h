@@ -59,11 +59,12 @@ void ing_gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, c
 
 /* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
 struct ing_form_field {
-    char *name, *value;
+    char *name, *value; /* both point into buf */
 };
 struct ing_form {
     struct ing_form_field *f;
     size_t n;
+    char *buf; /* every decoded name and value, NUL-terminated: two allocations per body */
 };
 /* Parses body into form (caller calls ing_form_clear). CQ_EPARSE on a bad escape, a NUL
  * byte or more than max_fields fields; CQ_ENOMEM. */
@@ -102,5 +103,8 @@ enum ing_outcome {
  * content type. why: the failure reason (unused for ING_QUEUED). */
 char *ing_answer_text(enum ing_outcome out, bool slack_command, const char *cmdline,
                       const char *req_id, const char *why, int *status, const char **ctype);
+/* {"response_type":"ephemeral","text":text} as one allocation (text JSON-escaped as cJSON
+ * does: quote, backslash and control characters; UTF-8 as is); NULL when out of memory. */
+char *ing_slack_ephemeral(const char *text);
 
 #endif

@@ -48,6 +48,35 @@ void ing_challenge(struct ing_verdict *out, const char *ch) {
     cJSON_Delete(a);
 }
 
+char *ing_slack_ephemeral(const char *text) {
+    static const char head[] = "{\"response_type\":\"ephemeral\",\"text\":\"", tail[] = "\"}";
+    size_t n = strlen(text);
+    char *s = malloc(sizeof(head) - 1 + n * 6 + sizeof(tail)); /* \u00XX is the longest */
+    if (!s) return NULL;
+    char *w = s + sizeof(head) - 1;
+    memcpy(s, head, sizeof(head) - 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\') {
+            *w++ = '\\';
+            *w++ = (char)c;
+        } else if (c < 0x20) {
+            static const char short_esc[] = "btnvfr"; /* \b \t \n (no \v in JSON) \f \r */
+            *w++ = '\\';
+            if (c >= '\b' && c <= '\r' && c != '\v') {
+                *w++ = short_esc[c - '\b'];
+            } else {
+                snprintf(w, 6, "u%04x", c);
+                w += 5;
+            }
+        } else {
+            *w++ = (char)c;
+        }
+    }
+    memcpy(w, tail, sizeof(tail));
+    return s;
+}
+
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -55,44 +84,44 @@ static int hexval(int c) {
     return -1;
 }
 
-/* Decodes [s, s+len) into a new string; NULL on a bad escape / NUL (*bad) or ENOMEM. */
-static char *form_decode(const char *s, size_t len, bool *bad) {
-    char *out = malloc(len + 1);
+/* Decodes [s, s+len) to out (room for len + 1) and NUL-terminates it; false on a bad escape
+ * or a NUL byte. Returns the end of what it wrote (after the NUL) in *next. */
+static bool form_decode(const char *s, size_t len, char *out, char **next) {
     size_t o = 0;
-    if (!out) return NULL;
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)s[i];
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            if (len - i < 3) goto bad;
+            if (len - i < 3) return false;
             int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
-            if (h < 0 || l < 0) goto bad;
+            if (h < 0 || l < 0) return false;
             c = h * 16 + l;
             i += 2;
         }
-        if (c == 0) goto bad;
+        if (c == 0) return false;
         out[o++] = (char)c;
     }
     out[o] = '\0';
-    return out;
-bad:
-    *bad = true;
-    free(out);
-    return NULL;
+    *next = out + o + 1;
+    return true;
 }
 
 enum cq_rc ing_form_parse(const char *body, size_t len, size_t max_fields, struct ing_form *form) {
     enum cq_rc rc = CQ_OK;
     size_t i = 0, cap = 0;
     memset(form, 0, sizeof(*form));
+    /* decoded text is never longer than its source, and a pair of k bytes writes at most k + 1
+     * (its '=' becomes a NUL, plus the NUL after the value; "a" alone shares its name's NUL),
+     * the extra byte paid by the '&' before the next pair: len + 1 bytes hold them all */
+    char *w = form->buf = malloc(len + 1);
+    if (!w) return CQ_ENOMEM;
     while (i < len) {
         size_t end = i;
         while (end < len && body[end] != '&')
             end++;
         if (end > i) { /* skip empty pairs ("a=1&&b=2") */
             size_t eq = i;
-            bool bad = false;
             while (eq < end && body[eq] != '=')
                 eq++;
             if (form->n == max_fields) {
@@ -109,15 +138,19 @@ enum cq_rc ing_form_parse(const char *body, size_t len, size_t max_fields, struc
                 form->f = nf;
             }
             struct ing_form_field *f = &form->f[form->n];
-            f->name = form_decode(body + i, eq - i, &bad);
-            f->value = bad || !f->name ? NULL
-                                       : form_decode(body + (eq < end ? eq + 1 : end),
-                                                     eq < end ? end - eq - 1 : 0, &bad);
-            if (!f->name || !f->value) {
-                free(f->name);
-                free(f->value);
-                rc = bad ? CQ_EPARSE : CQ_ENOMEM;
+            f->name = w;
+            if (!form_decode(body + i, eq - i, w, &w)) {
+                rc = CQ_EPARSE;
                 goto out;
+            }
+            if (eq == end) { /* "a" alone: the value is "", the name's own NUL */
+                f->value = w - 1;
+            } else {
+                f->value = w;
+                if (!form_decode(body + eq + 1, end - eq - 1, w, &w)) {
+                    rc = CQ_EPARSE;
+                    goto out;
+                }
             }
             form->n++;
         }
@@ -136,11 +169,8 @@ const char *ing_form_get(const struct ing_form *form, const char *name) {
 
 void ing_form_clear(struct ing_form *form) {
     if (!form) return;
-    for (size_t i = 0; i < form->n; i++) {
-        free(form->f[i].name);
-        free(form->f[i].value);
-    }
     free(form->f);
+    free(form->buf);
     memset(form, 0, sizeof(*form));
 }
 

@@ -17,7 +17,6 @@
 #include "server.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -40,20 +40,8 @@ static bool command_allowed(const struct cq_config *cfg, const char *cmd) {
     return false;
 }
 
-/* {"response_type":"ephemeral","text":text}; NULL when out of memory (the server then
- * closes the connection). */
-static char *ephemeral(const char *text) {
-    cJSON *o = cJSON_CreateObject();
-    char *s = NULL;
-    if (o && cJSON_AddStringToObject(o, "response_type", "ephemeral") &&
-        cJSON_AddStringToObject(o, "text", text))
-        s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
 void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
-                       size_t len, time_t now, struct ing_verdict *out) {
+                      size_t len, time_t now, struct ing_verdict *out) {
     struct ing_form form = {0};
     struct cq_request *r = &out->req;
     memset(out, 0, sizeof(*out));
@@ -104,7 +92,7 @@ void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h,
         int n = (int)cq_utf8_prefix(shown, strlen(shown), 64); /* never splits a character */
         snprintf(line, sizeof(line), "%.*s is not a command of this ChatOps app (use %.64s).", n,
                  shown, cfg->slack.commands[0]);
-        ing_reply(out, 200, "application/json", ephemeral(line));
+        ing_reply(out, 200, "application/json", ing_slack_ephemeral(line));
         if (out->kind == CQ_IN_REPLY) out->reason = "unknown slash command"; /* counted */
         goto out;
     }
