@@ -41,7 +41,7 @@ static bool command_allowed(const struct cq_config *cfg, const char *cmd) {
 }
 
 void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
-                      size_t len, time_t now, struct ing_verdict *out) {
+                       size_t len, time_t now, struct ing_verdict *out) {
     struct ing_form form = {0};
     struct cq_request *r = &out->req;
     memset(out, 0, sizeof(*out));
