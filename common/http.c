@@ -134,7 +134,7 @@ static void answer_text(struct cq_http_exchange *x, unsigned status, const char 
 static void builtin(struct cq_http_exchange *x, const char *path) {
     struct cq_http_server *s = x->s;
     if (strcmp(path, "/healthz") == 0) {
-        answer_text(x, 200, "ok\n");
+        answer_text(x, 200, CQ_HTTP_HEALTHZ_BODY);
     } else if (strcmp(path, "/readyz") == 0) {
         bool ok = s->ready ? s->ready(s->ready_arg) : true;
         const char *why = !ok && s->ready_reason ? s->ready_reason(s->ready_arg) : NULL;

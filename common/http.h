@@ -6,7 +6,8 @@
  * Used for every service's admin port (the ingress's directly, with its not-ready reason; the
  * worker's and notifier's via admin_http.h), so /readyz and /metrics are answered here only.
  * The ingress's platform port does not use it: ingress/server.c drives libmicrohttpd from the
- * event loop (ingress.threads = 1) with its own body buffering and a public /healthz. */
+ * event loop (ingress.threads = 1) with its own body buffering and a public /healthz, which
+ * answers CQ_HTTP_HEALTHZ_BODY like the built-in one. */
 #ifndef CQ_HTTP_H
 #define CQ_HTTP_H
 
@@ -14,6 +15,10 @@
 #include <stddef.h>
 
 #include "errors.h"
+
+/* What GET /healthz answers (200, text/plain) on every port of every service: the process
+ * is alive. One definition, so a liveness probe reads the same on the admin and public ports. */
+#define CQ_HTTP_HEALTHZ_BODY "ok\n"
 
 struct cq_http_server;
 /* One request/response. Owned by the server; valid from the handler call until the handler

@@ -11,7 +11,7 @@
  * waits per request. A connection context is freed when both MHD (request completed) and
  * Kafka (report served) let go of it: two references. The lock and atomics below are for the
  * pool mode; in single-thread mode they are simply uncontended.
- * Size (~810 lines): one connection's life (read, hand over, report, answer, resume, complete)
+ * Size (~840 lines): one connection's life (read, hand over, report, answer, resume, complete)
  * and the MHD driving it stay in one file so its two-reference and locking rules are read in one
  * place; the wording of the answers is in answers.c, verification in slack.c/feishu.c/gitlab.c. */
 #include "server.h"
@@ -311,7 +311,8 @@ static enum MHD_Result health(struct conn *c, const char *method) {
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_buf(c->mc, 405, "text/plain", "method not allowed\n", 19,
                         MHD_RESPMEM_PERSISTENT, NULL, false);
-    return send_buf(c->mc, 200, "text/plain", "ok\n", 3, MHD_RESPMEM_PERSISTENT, NULL, false);
+    return send_buf(c->mc, 200, "text/plain", CQ_HTTP_HEALTHZ_BODY, strlen(CQ_HTTP_HEALTHZ_BODY),
+                    MHD_RESPMEM_PERSISTENT, NULL, false);
 }
 
 /* Admin /readyz (an MHD thread of the admin server; atomics only). */
