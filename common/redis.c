@@ -2,7 +2,8 @@
  * privdata of each command until it calls back (reply or NULL on teardown), so a
  * command is a heap record that outlives its own timeout: the user's callback
  * fires once (reply, timeout, lost connection or shutdown) and the record is
- * freed when hiredis lets go of it. */
+ * freed when hiredis lets go of it. The connect handshake and Sentinel discovery are in
+ * redis_sentinel.c (redis_int.h). */
 #include "redis.h"
 
 #include <errno.h>
@@ -18,12 +19,11 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis_int.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define NTIMERS 4 /* sweep, connect, reconnect, defer */
-
-enum conn_state { ST_DOWN, ST_CONNECTING, ST_READY };
 
 /* One accepted command. Lives on r->pending (in hiredis, waiting) or r->deferred (to
  * be failed on the next loop turn); once done it is off both lists and, if hiredis
@@ -38,44 +38,6 @@ struct pending {
     bool in_hiredis;
 };
 
-struct cq_redis {
-    uv_loop_t *uv;
-    char host[256]; /* what is being connected to now: the master, or a sentinel */
-    int port;
-    char *username, *password;
-    int db;
-    /* Sentinel mode (nsent > 0): master_host:master_port is known while have_master; a
-     * connect without it asks sentinel[sent_idx] first (asking), the next one on failure. */
-    char **sent_host;
-    int *sent_port;
-    int nsent, sent_idx;
-    char *master_name;
-    bool asking, have_master;
-    char master_host[256];
-    int master_port;
-    int connect_timeout_ms, command_timeout_ms, stall_ms;
-    redisAsyncContext *ac; /* NULL when there is no live connection */
-    enum conn_state state;
-    int backoff_ms;
-    bool closing;
-    bool handshake_failed;
-    int open_timers;
-    unsigned long connects;
-    uint64_t last_progress; /* uv_now of the last reply, or of becoming ready */
-    int abandoned;          /* timed-out commands hiredis still holds on this connection */
-    struct pending *pending_head, *pending_tail; /* in deadline (= send) order */
-    struct pending *deferred_head, *deferred_tail;
-    void (*on_connect)(void *);
-    void *on_connect_arg;
-    uv_timer_t sweep, conn_timer, reconnect, defer;
-    bool check_persistence; /* CONFIG GET appendonly/appendfsync on every connect */
-    char aof[16];           /* appendonly as last read ("" = unknown) */
-    uv_getaddrinfo_t gai;   /* host -> address on libuv's thread pool, never on the loop */
-    bool resolving;         /* gai in flight: it holds one of open_timers' references */
-};
-
-static void connect_start(struct cq_redis *r);
-static void drop_conn(struct cq_redis *r, const char *why);
 static void on_sweep(uv_timer_t *t);
 static void on_reconnect(uv_timer_t *t);
 
@@ -131,10 +93,7 @@ static void schedule_reconnect(struct cq_redis *r) {
     if (r->closing) return;
     /* Every failed or lost connection ends here: in Sentinel mode the next attempt asks
      * again (the next sentinel if this one failed), so a failover is followed. */
-    if (r->nsent > 0) {
-        if (r->asking) r->sent_idx = (r->sent_idx + 1) % r->nsent;
-        r->have_master = false;
-    }
+    if (r->nsent > 0) cq_redis_sentinel_next(r);
     uv_timer_start(&r->reconnect, on_reconnect, (uint64_t)r->backoff_ms, 0);
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
@@ -142,7 +101,7 @@ static void schedule_reconnect(struct cq_redis *r) {
 /* Drops the live connection from our side (timeout, failed AUTH, stall). hiredis
  * calls the pending commands back with NULL replies inside redisAsyncFree (or right
  * after the current hiredis callback returns); they then fail with CQ_EREDIS. */
-static void drop_conn(struct cq_redis *r, const char *why) {
+void cq_redis_drop_conn(struct cq_redis *r, const char *why) {
     redisAsyncContext *ac = r->ac;
     bool was_ready = r->state == ST_READY;
     r->ac = NULL;
@@ -172,7 +131,7 @@ static void on_sweep(uv_timer_t *t) {
     }
     if (r->closing) return;
     if (r->ac && r->abandoned > 0 && now >= r->last_progress + (uint64_t)r->stall_ms)
-        drop_conn(r, "connection stalled (no reply while commands time out)");
+        cq_redis_drop_conn(r, "connection stalled (no reply while commands time out)");
     arm_sweep(r);
 }
 
@@ -204,7 +163,7 @@ static void on_conn_timeout(uv_timer_t *t) {
         schedule_reconnect(r);
         return;
     }
-    drop_conn(r, "connect timed out");
+    cq_redis_drop_conn(r, "connect timed out");
 }
 
 static void on_reconnect(uv_timer_t *t) {
@@ -213,7 +172,7 @@ static void on_reconnect(uv_timer_t *t) {
     if (r->resolving) /* a lookup that outlived its connect timeout: wait for it */
         schedule_reconnect(r);
     else
-        connect_start(r);
+        cq_redis_connect_start(r);
 }
 
 /* ---- hiredis callbacks ---- */
@@ -233,7 +192,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         strncmp(rr->str, "READONLY", 8) == 0)
         /* The master we know was demoted (a failover we saw no disconnect for): this
          * command fails with the error, the ones after it with "connection lost". */
-        drop_conn(r, "server is now a replica (READONLY)");
+        cq_redis_drop_conn(r, "server is now a replica (READONLY)");
     if (p->done) {
         /* Timed out or failed earlier; the late reply is dropped. */
         if (r && r->abandoned > 0) r->abandoned--;
@@ -318,7 +277,7 @@ void cq_redis_check_persistence(struct cq_redis *r) {
     if (cq_redis_connected(r)) persistence_check(r);
 }
 
-static void become_ready(struct cq_redis *r) {
+void cq_redis_become_ready(struct cq_redis *r) {
     r->state = ST_READY;
     r->backoff_ms = BACKOFF_MIN_MS;
     r->connects++;
@@ -327,99 +286,6 @@ static void become_ready(struct cq_redis *r) {
     cq_info(NULL, "redis %s:%d: connected", r->host, r->port);
     if (r->check_persistence) persistence_check(r);
     if (r->on_connect) r->on_connect(r->on_connect_arg);
-}
-
-/* AUTH and PING are pipelined; AUTH's verdict is known before PING's reply. */
-static void on_auth_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac) return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        r->handshake_failed = true;
-        cq_warn(NULL, "redis %s:%d: AUTH rejected: %.100s", r->host, r->port,
-                rep->str ? rep->str : "");
-    }
-}
-
-static void on_select_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac) return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        r->handshake_failed = true;
-        cq_warn(NULL, "redis %s:%d: SELECT %d (redis.db) rejected: %.100s", r->host, r->port, r->db,
-                rep->str ? rep->str : "");
-    }
-}
-
-/* Sentinel mode: a server that is not the master (yet, or any more: the sentinel's
- * answer may be stale during a failover) is not used; the next attempt asks again. */
-static void on_role_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac || r->handshake_failed) return;
-    const char *role = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
-                               rep->element[0]->type == REDIS_REPLY_STRING
-                           ? rep->element[0]->str
-                           : NULL;
-    if (!role || strcmp(role, "master") != 0) {
-        r->handshake_failed = true;
-        cq_warn(NULL,
-                "redis %s:%d: not the master of '%s' (ROLE: %.40s); asking the sentinels "
-                "again",
-                r->host, r->port, r->master_name,
-                role                                         ? role
-                : rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str
-                                                             : "?");
-    }
-}
-
-/* Sentinel mode: the sentinel's answer to get-master-addr-by-name ([ip, port], or nil
- * when it does not know the name). The sentinel connection is closed either way. */
-static void on_sentinel_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac) return;
-    long port = 0;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING)
-        port = strtol(rep->element[1]->str, NULL, 10);
-    if (port <= 0 || port > 65535 || strlen(rep->element[0]->str) >= sizeof(r->master_host)) {
-        cq_warn(NULL, "redis sentinel %s:%d: no master for '%s' (%.100s)", r->host, r->port,
-                r->master_name,
-                rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str : "unknown name");
-        drop_conn(r, "sentinel has no master address");
-        return;
-    }
-    snprintf(r->master_host, sizeof(r->master_host), "%s", rep->element[0]->str);
-    r->master_port = (int)port;
-    cq_info(NULL, "redis sentinel %s:%d: master of '%s' is %s:%d", r->host, r->port, r->master_name,
-            r->master_host, r->master_port);
-    /* Close the sentinel connection (hiredis defers the free while in its callback)
-     * and connect to the master at once, without the failure backoff. */
-    r->ac = NULL;
-    r->state = ST_DOWN;
-    uv_timer_stop(&r->conn_timer);
-    ac->data = NULL;
-    redisAsyncFree(ac);
-    r->have_master = true;
-    connect_start(r);
-}
-
-static void on_ping_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac) return;
-    if (r->handshake_failed || rep->type == REDIS_REPLY_ERROR) {
-        drop_conn(r, "handshake failed");
-        return;
-    }
-    become_ready(r);
 }
 
 static void on_connected(const redisAsyncContext *cac, int status) {
@@ -435,23 +301,7 @@ static void on_connected(const redisAsyncContext *cac, int status) {
         schedule_reconnect(r);
         return;
     }
-    r->handshake_failed = false;
-    if (r->asking) {
-        if (redisAsyncCommand(ac, on_sentinel_reply, NULL, "SENTINEL get-master-addr-by-name %s",
-                              r->master_name) != REDIS_OK)
-            drop_conn(r, "could not ask the sentinel");
-        return;
-    }
-    int rc = REDIS_OK;
-    if (r->password && r->username)
-        rc = redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s %s", r->username, r->password);
-    else if (r->password)
-        rc = redisAsyncCommand(ac, on_auth_reply, NULL, "AUTH %s", r->password);
-    if (rc == REDIS_OK && r->db > 0)
-        rc = redisAsyncCommand(ac, on_select_reply, NULL, "SELECT %d", r->db);
-    if (rc == REDIS_OK && r->nsent > 0) rc = redisAsyncCommand(ac, on_role_reply, NULL, "ROLE");
-    if (rc == REDIS_OK) rc = redisAsyncCommand(ac, on_ping_reply, NULL, "PING");
-    if (rc != REDIS_OK) drop_conn(r, "could not send the handshake");
+    cq_redis_handshake(r, ac);
 }
 
 static void on_disconnected(const redisAsyncContext *cac, int status) {
@@ -494,14 +344,9 @@ static void free_all(struct cq_redis *r) {
  * a lookup. The connect timeout covers the resolution too. */
 static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 
-static void connect_start(struct cq_redis *r) {
+void cq_redis_connect_start(struct cq_redis *r) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    if (r->nsent > 0) {
-        r->asking = !r->have_master;
-        snprintf(r->host, sizeof(r->host), "%s",
-                 r->asking ? r->sent_host[r->sent_idx] : r->master_host);
-        r->port = r->asking ? r->sent_port[r->sent_idx] : r->master_port;
-    }
+    if (r->nsent > 0) cq_redis_sentinel_target(r);
     r->state = ST_CONNECTING;
     uv_timer_start(&r->conn_timer, on_conn_timeout, (uint64_t)r->connect_timeout_ms, 0);
     r->resolving = true;
@@ -605,21 +450,12 @@ struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_o
     if (o->password && !(r->password = strdup(o->password))) goto out;
     if (o->username && !(r->username = strdup(o->username))) goto out;
     if (nsent > 0) {
-        r->sent_host = calloc((size_t)nsent, sizeof(char *));
-        r->sent_port = calloc((size_t)nsent, sizeof(int));
-        r->master_name = strdup(o->master_name);
-        if (!r->sent_host || !r->sent_port || !r->master_name) goto out;
-        for (; r->nsent < nsent; r->nsent++) {
-            char h[256];
-            if (!cq_redis_parse_addr(o->sentinels[r->nsent], h, sizeof(h),
-                                     &r->sent_port[r->nsent])) {
-                cq_err_set(err, CQ_EINVAL, "redis: sentinel '%s' is not host:port",
-                           o->sentinels[r->nsent]);
-                free_all(r);
-                return NULL;
-            }
-            if (!(r->sent_host[r->nsent] = strdup(h))) goto out;
+        enum cq_rc rc = cq_redis_sentinels_init(r, o->sentinels, nsent, o->master_name, err);
+        if (rc == CQ_EINVAL) {
+            free_all(r);
+            return NULL;
         }
+        if (rc != CQ_OK) goto out;
     } else {
         snprintf(r->host, sizeof(r->host), "%s", o->host);
         r->port = o->port;
@@ -637,7 +473,7 @@ struct cq_redis *cq_redis_new_opts(struct cq_loop *loop, const struct cq_redis_o
     }
     r->gai.data = r;
     r->open_timers = NTIMERS;
-    connect_start(r);
+    cq_redis_connect_start(r);
     return r;
 out:
     if (r) free_all(r);
