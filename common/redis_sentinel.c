@@ -38,29 +38,33 @@ void cq_redis_sentinel_next(struct cq_redis *r) {
     r->have_master = false;
 }
 
+/* A handshake step's reply (AUTH, SELECT): an error fails the handshake, which PING's
+ * reply then ends. Returns the error reply to report, or NULL. */
+static const redisReply *step_rejected(redisAsyncContext *ac, void *reply) {
+    struct cq_redis *r = ac->data;
+    const redisReply *rep = reply;
+    if (!r || !rep || r->ac != ac || rep->type != REDIS_REPLY_ERROR) return NULL;
+    r->handshake_failed = true;
+    return rep;
+}
+
 /* AUTH and PING are pipelined; AUTH's verdict is known before PING's reply. */
 static void on_auth_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac) return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        r->handshake_failed = true;
+    const redisReply *rep = step_rejected(ac, reply);
+    const struct cq_redis *r = ac->data;
+    if (rep)
         cq_warn(NULL, "redis %s:%d: AUTH rejected: %.100s", r->host, r->port,
                 rep->str ? rep->str : "");
-    }
 }
 
 static void on_select_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)privdata;
-    struct cq_redis *r = ac->data;
-    const redisReply *rep = reply;
-    if (!r || !rep || r->ac != ac) return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        r->handshake_failed = true;
+    const redisReply *rep = step_rejected(ac, reply);
+    const struct cq_redis *r = ac->data;
+    if (rep)
         cq_warn(NULL, "redis %s:%d: SELECT %d (redis.db) rejected: %.100s", r->host, r->port, r->db,
                 rep->str ? rep->str : "");
-    }
 }
 
 /* Sentinel mode: a server that is not the master (yet, or any more: the sentinel's
