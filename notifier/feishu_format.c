@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "crypto.h"
+#include "slack_format.h"
 #include "utf8.h"
 
 enum cq_rc ntf_feishu_uuid(const struct cq_result *r, char out[NTF_FEISHU_UUID_MAX + 1]) {
@@ -133,10 +134,7 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
     }
     if (r->pipeline.web_url && *r->pipeline.web_url) {
         char label[64];
-        if (r->pipeline.id > 0)
-            snprintf(label, sizeof label, "Open pipeline #%lld", r->pipeline.id);
-        else
-            snprintf(label, sizeof label, "Open pipeline");
+        ntf_pipeline_label(label, sizeof label, r->pipeline.id);
         cJSON *act = cJSON_CreateObject(), *acts, *btn;
         if (!act) goto out;
         cJSON_AddItemToArray(els, act);

@@ -355,10 +355,7 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
         if (add_context(blocks, ctx) != 0) goto out;
         if (r->pipeline.web_url && *r->pipeline.web_url) {
             char label[64];
-            if (r->pipeline.id > 0)
-                snprintf(label, sizeof label, "Open pipeline #%lld", r->pipeline.id);
-            else
-                snprintf(label, sizeof label, "Open pipeline");
+            ntf_pipeline_label(label, sizeof label, r->pipeline.id);
             if (add_button(blocks, label, r->pipeline.web_url) != 0) goto out;
         }
     }
@@ -407,4 +404,11 @@ out:
     free(esc_user);
     free(esc_text);
     return out;
+}
+
+void ntf_pipeline_label(char *buf, size_t n, long long id) {
+    if (id > 0)
+        snprintf(buf, n, "Open pipeline #%lld", id);
+    else
+        snprintf(buf, n, "Open pipeline");
 }

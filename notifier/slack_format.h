@@ -53,4 +53,8 @@ char *ntf_slack_escape(const char *s);
 char **ntf_slack_split(const char *s, size_t max_chars, size_t *n);
 void ntf_slack_chunks_free(char **chunks);
 
+/* The pipeline link's button label, "Open pipeline #<id>" ("Open pipeline" without an id);
+ * the Feishu card uses it too. */
+void ntf_pipeline_label(char *buf, size_t n, long long id);
+
 #endif
