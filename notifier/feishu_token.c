@@ -36,38 +36,44 @@ static void token_release_lock(struct ntf_service *s) {
     cq_redis_commandargv(s->redis, ntf_ignore_reply, NULL, 5, argv, NULL);
 }
 
-static void token_serve(struct ntf_service *s) {
+/* The fetch is over: every job waiting for the token is taken off the list, ready to
+ * go on (W_OP), and handed to each in turn (the list it might join again is empty). */
+static void token_release_waiters(struct ntf_service *s, void (*each)(struct job *, const char *),
+                                  const char *reason) {
     s->tok.busy = false;
     s->tok.failures = 0;
-    token_age_gauge(s);
     struct job *w = s->tok.waiters;
     s->tok.waiters = NULL;
     while (w) {
         struct job *nx = w->tok_next;
         w->tok_next = NULL;
         w->wait = W_OP;
-        free(w->used_token);
-        w->used_token = strdup(s->tok.token);
-        if (!w->used_token)
-            ntf_job_wait(w, 1000, N_SEND);
-        else
-            ntf_job_send(w);
+        each(w, reason);
         w = nx;
     }
 }
 
+static void serve_one(struct job *w, const char *unused) {
+    (void)unused;
+    free(w->used_token);
+    w->used_token = strdup(w->s->tok.token);
+    if (!w->used_token)
+        ntf_job_wait(w, 1000, N_SEND);
+    else
+        ntf_job_send(w);
+}
+
+static void fail_one(struct job *w, const char *reason) {
+    ntf_job_dead_letter(w, "permanent", reason);
+}
+
+static void token_serve(struct ntf_service *s) {
+    token_age_gauge(s);
+    token_release_waiters(s, serve_one, NULL);
+}
+
 static void token_fail_all(struct ntf_service *s, const char *reason) {
-    s->tok.busy = false;
-    s->tok.failures = 0;
-    struct job *w = s->tok.waiters;
-    s->tok.waiters = NULL;
-    while (w) {
-        struct job *nx = w->tok_next;
-        w->tok_next = NULL;
-        w->wait = W_OP;
-        ntf_job_dead_letter(w, "permanent", reason);
-        w = nx;
-    }
+    token_release_waiters(s, fail_one, reason);
 }
 
 static void token_timer_cb(uv_timer_t *t) {
