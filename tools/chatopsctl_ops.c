@@ -320,6 +320,18 @@ static int original_of(const struct dead *x, const char *results_topic, char **t
     return 0;
 }
 
+/* The line above a list of a topic's records; returns the index of the first one to show
+ * (the latest max). */
+static size_t list_header(size_t n, long max, const char *what, const char *topic) {
+    size_t from = n > (size_t)max ? n - (size_t)max : 0;
+    if (n == 0)
+        printf("%s is empty\n", topic);
+    else
+        printf("%zu %s on %s%s\n", n, what, topic,
+               from ? " (the latest shown; --max N for more)" : "");
+    return from;
+}
+
 static void print_dead(const struct dead *x, const char *results_topic) {
     char *topic = NULL, *key = NULL, *payload = NULL;
     size_t len = 0;
@@ -511,12 +523,7 @@ int cq_ctl_dlq(const struct cq_config *cfg, int argc, char **argv) {
         if (!d[i].ok) snprintf(d[i].why, sizeof d[i].why, "%s", err.msg);
     }
     if (!strcmp(sub, "list")) {
-        size_t from = n > (size_t)max ? n - (size_t)max : 0;
-        if (n == 0)
-            printf("%s is empty\n", cfg->kafka.topic_dlq);
-        else
-            printf("%zu dead letter(s) on %s%s\n", n, cfg->kafka.topic_dlq,
-                   from ? " (the latest shown; --max N for more)" : "");
+        size_t from = list_header(n, max, "dead letter(s)", cfg->kafka.topic_dlq);
         for (size_t i = from; i < n; i++)
             print_dead(&d[i], cfg->kafka.topic_results);
         rc = 0;
@@ -568,12 +575,7 @@ int cq_ctl_audit(const struct cq_config *cfg, int argc, char **argv) {
     if (read_topic("audit", cfg->kafka.brokers, cfg->kafka.client_conf, cfg->kafka.topic_audit, &d,
                    &n) != 0)
         return 1;
-    size_t from = n > (size_t)max ? n - (size_t)max : 0;
-    if (n == 0)
-        printf("%s is empty\n", cfg->kafka.topic_audit);
-    else
-        printf("%zu audit record(s) on %s%s\n", n, cfg->kafka.topic_audit,
-               from ? " (the latest shown; --max N for more)" : "");
+    size_t from = list_header(n, max, "audit record(s)", cfg->kafka.topic_audit);
     for (size_t i = from; i < n; i++)
         print_audit(&d[i]);
     deads_free(d, n);
