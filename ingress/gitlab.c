@@ -54,7 +54,7 @@ void ing_gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, c
         goto out;
     }
     snprintf(out->key, sizeof(out->key), "%lld:%lld", project, pipeline);
-    out->kind = CQ_IN_PIPELINE;
+    out->kind = ING_PIPELINE;
 out:
     cJSON_Delete(root);
 }

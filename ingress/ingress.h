@@ -13,10 +13,10 @@
 #include "envelope.h"
 
 enum ing_kind {
-    CQ_IN_REJECT,  /* answer status with the one-line reason as text/plain; nothing produced */
-    CQ_IN_REPLY,   /* answer status with body (content_type) now; nothing produced */
-    CQ_IN_REQUEST, /* produce req to kafka.topic_requests, answer after the delivery report */
-    CQ_IN_PIPELINE /* produce raw (the body) to kafka.topic_pipeline_events with key */
+    ING_REJECT,  /* answer status with the one-line reason as text/plain; nothing produced */
+    ING_REPLY,   /* answer status with body (content_type) now; nothing produced */
+    ING_REQUEST, /* produce req to kafka.topic_requests, answer after the delivery report */
+    ING_PIPELINE /* produce raw (the body) to kafka.topic_pipeline_events with key */
 };
 
 struct ing_verdict {
@@ -83,7 +83,7 @@ enum cq_rc ing_stamp(struct cq_request *req);
 /* Checks limits.max_text and splits text into r->command / r->text; on failure rejects out. */
 bool ing_set_command(const struct cq_config *cfg, const char *text, struct cq_request *r,
                      struct ing_verdict *out);
-/* Stamps out->req (id, received_at), encodes it into out->body, sets kind = CQ_IN_REQUEST; on
+/* Stamps out->req (id, received_at), encodes it into out->body, sets kind = ING_REQUEST; on
  * failure rejects out (400 with the field in detail, or 500). */
 void ing_finish(struct ing_verdict *out);
 

@@ -17,7 +17,7 @@ void ing_verdict_clear(struct ing_verdict *o) {
 }
 
 void ing_reject(struct ing_verdict *out, int status, const char *reason, const char *detail) {
-    out->kind = CQ_IN_REJECT;
+    out->kind = ING_REJECT;
     out->status = status;
     out->reason = reason;
     size_t n = detail ? strnlen(detail, sizeof(out->detail) - 1) : 0;
@@ -30,7 +30,7 @@ void ing_reply(struct ing_verdict *out, int status, const char *content_type, ch
         ing_reject(out, 500, "out of memory", NULL);
         return;
     }
-    out->kind = CQ_IN_REPLY;
+    out->kind = ING_REPLY;
     out->status = status;
     out->content_type = content_type;
     free(out->body);
@@ -245,5 +245,5 @@ void ing_finish(struct ing_verdict *out) {
     }
     free(out->body);
     out->body = json;
-    out->kind = CQ_IN_REQUEST;
+    out->kind = ING_REQUEST;
 }

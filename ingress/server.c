@@ -466,10 +466,10 @@ static enum MHD_Result dispatch(struct conn *c) {
         break;
     }
     switch (o.kind) {
-    case CQ_IN_REJECT:
+    case ING_REJECT:
         ret = reject(c, (unsigned)o.status, o.reason, o.public_reason, o.detail);
         break;
-    case CQ_IN_REPLY: {
+    case ING_REPLY: {
         c->state = ST_ANSWERED;
         if (o.reason)
             count_reject(c, (unsigned)o.status, o.reason, o.detail);
@@ -479,7 +479,7 @@ static enum MHD_Result dispatch(struct conn *c) {
                        MHD_RESPMEM_MUST_COPY, NULL, false);
         break;
     }
-    case CQ_IN_REQUEST: {
+    case ING_REQUEST: {
         char *key = join_key(&o.req);
         size_t cl = strlen(o.req.command) + strlen(o.req.text) + 2;
         c->cmdline = malloc(cl);
@@ -495,7 +495,7 @@ static enum MHD_Result dispatch(struct conn *c) {
         ret = hand_over(c, cfg->kafka.topic_requests, key, value, strlen(value));
         break;
     }
-    default: { /* CQ_IN_PIPELINE: the raw hook body */
+    default: { /* ING_PIPELINE: the raw hook body */
         char *key = strdup(o.key), *value = malloc(c->len + 1);
         if (!key || !value || cq_uuid4(c->req_id) != CQ_OK) {
             free(key);

@@ -93,7 +93,7 @@ void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h,
         snprintf(line, sizeof(line), "%.*s is not a command of this ChatOps app (use %.64s).", n,
                  shown, cfg->slack.commands[0]);
         ing_reply(out, 200, "application/json", ing_slack_ephemeral(line));
-        if (out->kind == CQ_IN_REPLY) out->reason = "unknown slash command"; /* counted */
+        if (out->kind == ING_REPLY) out->reason = "unknown slash command"; /* counted */
         goto out;
     }
     size_t klen = strlen(trigger) + 7;

@@ -31,7 +31,7 @@ static int word_put(struct word *w, char c) {
     return 0;
 }
 
-void cq_argv_clear(struct w_argv *a) {
+void w_argv_clear(struct w_argv *a) {
     if (!a) return;
     for (size_t i = 0; i < a->n; i++)
         free(a->v[i]);
@@ -147,7 +147,7 @@ enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, stru
 out:
     if (rc != CQ_OK) {
         free(w.s);
-        cq_argv_clear(out);
+        w_argv_clear(out);
     }
     return rc;
 }
@@ -221,7 +221,7 @@ const struct cq_command *w_args_resolve(const struct cq_config *cfg, const char 
     return best;
 }
 
-void cq_bound_args_clear(struct cq_bound_args *b) {
+void w_bound_args_clear(struct w_bound_args *b) {
     if (!b) return;
     for (size_t i = 0; i < b->n; i++)
         free(b->values[i]);
@@ -231,7 +231,7 @@ void cq_bound_args_clear(struct cq_bound_args *b) {
     b->cmd = NULL;
 }
 
-const char *w_bound_get(const struct cq_bound_args *b, const char *name) {
+const char *w_bound_get(const struct w_bound_args *b, const char *name) {
     if (!b || !b->cmd || !name) return NULL;
     for (size_t i = 0; i < b->n && i < b->cmd->n_args; i++)
         if (strcmp(b->cmd->args[i].name, name) == 0) return b->values[i];
@@ -312,7 +312,7 @@ static const struct cq_arg_spec *find_flag(const struct cq_command *cmd, const c
     return NULL;
 }
 
-static enum cq_rc set_value(struct cq_bound_args *b, size_t i, const char *v, size_t len,
+static enum cq_rc set_value(struct w_bound_args *b, size_t i, const char *v, size_t len,
                             struct cq_err *err) {
     if (b->values[i])
         return cq_err_set(err, CQ_EINVAL, "%s: given more than once", b->cmd->args[i].name);
@@ -322,7 +322,7 @@ static enum cq_rc set_value(struct cq_bound_args *b, size_t i, const char *v, si
 }
 
 enum cq_rc w_args_bind(const struct cq_command *cmd, const struct w_argv *tokens, size_t start,
-                       int max_arg_len, struct cq_bound_args *out, struct cq_err *err) {
+                       int max_arg_len, struct w_bound_args *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     size_t next_pos = 0;
     bool options_done = false;
@@ -390,7 +390,7 @@ enum cq_rc w_args_bind(const struct cq_command *cmd, const struct w_argv *tokens
         if (rc != CQ_OK) goto out;
     }
 out:
-    if (rc != CQ_OK) cq_bound_args_clear(out);
+    if (rc != CQ_OK) w_bound_args_clear(out);
     return rc;
 }
 
@@ -436,7 +436,7 @@ char *w_args_usage(const struct cq_command *cmd, char *buf, size_t size) {
     return buf;
 }
 
-char *w_bound_render(const struct cq_bound_args *b) {
+char *w_bound_render(const struct w_bound_args *b) {
     size_t len = 1;
     for (size_t i = 0; b && b->cmd && i < b->n; i++)
         if (b->values[i]) len += strlen(b->cmd->args[i].name) + strlen(b->values[i]) + 2;

@@ -20,10 +20,10 @@ struct w_argv {
  * escapes, a backslash outside quotes escapes the next character. Over max_args words
  * or a word over max_arg_len bytes is CQ_ETOOBIG; an unbalanced quote or a trailing
  * backslash is CQ_EPARSE. Limits <= 0 mean unlimited. On success fills *out (caller
- * calls cq_argv_clear); on error *out is empty and err->msg has the reason. */
+ * calls w_argv_clear); on error *out is empty and err->msg has the reason. */
 enum cq_rc w_args_tokenize(const char *text, int max_args, int max_arg_len, struct w_argv *out,
                            struct cq_err *err);
-void cq_argv_clear(struct w_argv *a);
+void w_argv_clear(struct w_argv *a);
 
 /* Finds the configured command whose space-separated name equals the longest prefix of
  * word followed by tokens ("flag" + ["get","x"] -> "flag get"). *consumed receives how
@@ -38,7 +38,7 @@ const char *w_args_rest(const char *text, size_t words);
 
 /* The arguments of one invocation, in spec order: values[i] belongs to cmd->args[i]
  * (NULL when optional, absent and without default). Owns the values. */
-struct cq_bound_args {
+struct w_bound_args {
     const struct cq_command *cmd; /* borrowed */
     char **values;
     size_t n;
@@ -48,13 +48,13 @@ struct cq_bound_args {
  * "--flag=value" for flagged specs), applies defaults and checks every rule.
  * max_arg_len is the global limit used when a spec has max_len 0.
  * On a violation returns CQ_EINVAL with the reason in err->msg, e.g.
- * "percent: 130 is above the maximum 100". Caller calls cq_bound_args_clear. */
+ * "percent: 130 is above the maximum 100". Caller calls w_bound_args_clear. */
 enum cq_rc w_args_bind(const struct cq_command *cmd, const struct w_argv *tokens, size_t start,
-                       int max_arg_len, struct cq_bound_args *out, struct cq_err *err);
-void cq_bound_args_clear(struct cq_bound_args *b);
+                       int max_arg_len, struct w_bound_args *out, struct cq_err *err);
+void w_bound_args_clear(struct w_bound_args *b);
 
 /* Borrowed value of the named argument, NULL when absent. */
-const char *w_bound_get(const struct cq_bound_args *b, const char *name);
+const char *w_bound_get(const struct w_bound_args *b, const char *name);
 
 /* Writes the command's usage line ("usage: lb weight POOL PERCENT") into buf: the
  * configured usage when set (prefixed with "usage: " unless it already is), else one
@@ -62,6 +62,6 @@ const char *w_bound_get(const struct cq_bound_args *b, const char *name);
 char *w_args_usage(const struct cq_command *cmd, char *buf, size_t size);
 
 /* "name=value name2=value2" of the bound args (for audit and messages); caller frees. */
-char *w_bound_render(const struct cq_bound_args *b);
+char *w_bound_render(const struct w_bound_args *b);
 
 #endif

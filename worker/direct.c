@@ -75,7 +75,7 @@ static void on_http_done(void *opaque, const struct cq_http_response *resp) {
                 struct cq_err err = {0};
                 struct cq_tpl_vars v = w_job_tpl_vars(j);
                 v.response = body;
-                text = cq_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
+                text = w_template_expand(a->reply_template, CQ_TPL_TEXT, &v, &err);
                 if (!text)
                     text = cq_strprintf("`%s` done (HTTP %ld), but the reply template failed: %s",
                                         j->cmd->name, resp->status, err.msg);

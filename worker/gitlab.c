@@ -19,7 +19,7 @@
 
 struct call;
 
-struct cq_gitlab {
+struct w_gitlab {
     struct cq_loop *loop;
     struct cq_httpc *httpc;
     char *base;      /* base_url without trailing '/' */
@@ -30,22 +30,22 @@ struct cq_gitlab {
 };
 
 struct call {
-    struct cq_gitlab *g; /* NULL once orphaned by cq_gitlab_free */
+    struct w_gitlab *g; /* NULL once orphaned by w_gitlab_free */
     struct call *prev, *next;
     char *method, *url, *body;
     bool form, auth, idempotent;
     size_t max_response;
-    cq_gitlab_cb cb;
+    w_gitlab_cb cb;
     void *opaque;
     int attempts;
     uv_timer_t *timer; /* while waiting to retry */
     bool in_http;
 };
 
-struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc, const char *base_url,
-                                const char *api_token, int max_attempts, int backoff_ms,
-                                int timeout_ms, struct cq_err *err) {
-    struct cq_gitlab *g = NULL;
+struct w_gitlab *w_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc, const char *base_url,
+                              const char *api_token, int max_attempts, int backoff_ms,
+                              int timeout_ms, struct cq_err *err) {
+    struct w_gitlab *g = NULL;
     if (!loop || !httpc || !base_url ||
         (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)) {
         cq_err_set(err, CQ_EINVAL, "gitlab.base_url must start with http:// or https://");
@@ -73,12 +73,12 @@ struct cq_gitlab *cq_gitlab_new(struct cq_loop *loop, struct cq_httpc *httpc, co
     g->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     return g;
 out:
-    cq_gitlab_free(g);
+    w_gitlab_free(g);
     cq_err_set(err, CQ_ENOMEM, "out of memory");
     return NULL;
 }
 
-int cq_gitlab_inflight(const struct cq_gitlab *g) {
+int w_gitlab_inflight(const struct w_gitlab *g) {
     return g ? g->inflight : 0;
 }
 
@@ -99,7 +99,7 @@ static void call_free(struct call *c) {
 }
 
 static void call_unlink(struct call *c) {
-    struct cq_gitlab *g = c->g;
+    struct w_gitlab *g = c->g;
     if (!g) return;
     if (c->prev)
         c->prev->next = c->next;
@@ -113,7 +113,7 @@ static void call_unlink(struct call *c) {
 /* Delivers the reply and frees the call. */
 static void call_finish(struct call *c, const struct cq_http_response *resp, enum cq_rc rc,
                         const char *errmsg) {
-    struct cq_gitlab_reply r = {
+    struct w_gitlab_reply r = {
         .rc = rc, .body = "", .errmsg = errmsg ? errmsg : "", .attempts = c->attempts};
     cJSON *json = NULL;
     if (resp) {
@@ -155,7 +155,7 @@ static long retry_after_ms(const char *v) {
 static void on_http(void *opaque, const struct cq_http_response *resp) {
     struct call *c = opaque;
     c->in_http = false;
-    if (!c->g) { /* orphaned: the caller was told at cq_gitlab_free */
+    if (!c->g) { /* orphaned: the caller was told at w_gitlab_free */
         call_free(c);
         return;
     }
@@ -219,8 +219,8 @@ static void first_send(uv_timer_t *t) {
 
 /* Starts a call; the first send happens on the next loop turn (so the callback never
  * runs inside the caller even when the request cannot be sent at all). */
-static enum cq_rc start(struct cq_gitlab *g, const char *method, char *url, char *body, bool form,
-                        bool auth, bool idempotent, size_t max_response, cq_gitlab_cb cb,
+static enum cq_rc start(struct w_gitlab *g, const char *method, char *url, char *body, bool form,
+                        bool auth, bool idempotent, size_t max_response, w_gitlab_cb cb,
                         void *opaque, struct cq_err *err) {
     struct call *c = NULL;
     if (!url || (form && !body)) goto out;
@@ -270,7 +270,7 @@ static char *project_seg(const char *project) {
     return cq_url_escape(project, strlen(project));
 }
 
-static char *api_url(struct cq_gitlab *g, const char *project, const char *tail) {
+static char *api_url(struct w_gitlab *g, const char *project, const char *tail) {
     char *seg = project_seg(project);
     char *url = NULL;
     if (!seg) return NULL;
@@ -296,7 +296,7 @@ out:
     return ok;
 }
 
-char *cq_gitlab_trigger_form(const char *token, const char *ref, const char *const *vars) {
+char *w_gitlab_trigger_form(const char *token, const char *ref, const char *const *vars) {
     char *buf = calloc(1, 1);
     size_t len = 0;
     if (!buf) return NULL;
@@ -315,7 +315,7 @@ out:
     return NULL;
 }
 
-bool cq_gitlab_ref_valid(const char *ref) {
+bool w_gitlab_ref_valid(const char *ref) {
     size_t n = ref ? strlen(ref) : 0;
     if (n == 0 || n > 255 || ref[0] == '-' || ref[0] == '/' || ref[n - 1] == '/' ||
         ref[n - 1] == '.')
@@ -330,25 +330,25 @@ bool cq_gitlab_ref_valid(const char *ref) {
     return true;
 }
 
-enum cq_rc cq_gitlab_trigger(struct cq_gitlab *g, const char *project, const char *token,
-                             const char *ref, const char *const *vars, cq_gitlab_cb cb,
-                             void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_trigger(struct w_gitlab *g, const char *project, const char *token,
+                            const char *ref, const char *const *vars, w_gitlab_cb cb, void *opaque,
+                            struct cq_err *err) {
     if (!g || !project || !token || !ref || !cb)
         return cq_err_set(err, CQ_EINVAL, "trigger needs project, token and ref");
     return start(g, "POST", api_url(g, project, "/trigger/pipeline"),
-                 cq_gitlab_trigger_form(token, ref, vars), true, false, false, 0, cb, opaque, err);
+                 w_gitlab_trigger_form(token, ref, vars), true, false, false, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_pipeline(struct cq_gitlab *g, const char *project, long long id,
-                              cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_pipeline(struct w_gitlab *g, const char *project, long long id, w_gitlab_cb cb,
+                             void *opaque, struct cq_err *err) {
     if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[64];
     snprintf(tail, sizeof(tail), "/pipelines/%lld", id);
     return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id, const char *scope,
-                          cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_jobs(struct w_gitlab *g, const char *project, long long id, const char *scope,
+                         w_gitlab_cb cb, void *opaque, struct cq_err *err) {
     if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[160];
     snprintf(tail, sizeof(tail), "/pipelines/%lld/jobs?per_page=100%s%s", id,
@@ -357,8 +357,8 @@ enum cq_rc cq_gitlab_jobs(struct cq_gitlab *g, const char *project, long long id
     return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_trace(struct cq_gitlab *g, const char *project, long long job_id,
-                           cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_trace(struct w_gitlab *g, const char *project, long long job_id, w_gitlab_cb cb,
+                          void *opaque, struct cq_err *err) {
     if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[64];
     snprintf(tail, sizeof(tail), "/jobs/%lld/trace", job_id);
@@ -366,8 +366,8 @@ enum cq_rc cq_gitlab_trace(struct cq_gitlab *g, const char *project, long long j
                  opaque, err);
 }
 
-enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long id, cq_gitlab_cb cb,
-                            void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_cancel(struct w_gitlab *g, const char *project, long long id, w_gitlab_cb cb,
+                           void *opaque, struct cq_err *err) {
     if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     /* Idempotent: cancelling a canceled or finished pipeline changes nothing (GitLab
      * answers with the pipeline), so it is retried like a read. */
@@ -376,9 +376,9 @@ enum cq_rc cq_gitlab_cancel(struct cq_gitlab *g, const char *project, long long 
     return start(g, "POST", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_pipelines_since(struct cq_gitlab *g, const char *project, const char *ref,
-                                     long long updated_after_ms, int per_page, cq_gitlab_cb cb,
-                                     void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_pipelines_since(struct w_gitlab *g, const char *project, const char *ref,
+                                    long long updated_after_ms, int per_page, w_gitlab_cb cb,
+                                    void *opaque, struct cq_err *err) {
     if (!g || !project || !ref || !cb) return cq_err_set(err, CQ_EINVAL, "missing project or ref");
     char when[40];
     time_t secs = (time_t)(updated_after_ms / 1000);
@@ -400,15 +400,15 @@ enum cq_rc cq_gitlab_pipelines_since(struct cq_gitlab *g, const char *project, c
     return start(g, "GET", url, NULL, false, true, true, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_pipeline_variables(struct cq_gitlab *g, const char *project, long long id,
-                                        cq_gitlab_cb cb, void *opaque, struct cq_err *err) {
+enum cq_rc w_gitlab_pipeline_variables(struct w_gitlab *g, const char *project, long long id,
+                                       w_gitlab_cb cb, void *opaque, struct cq_err *err) {
     if (!g || !project || !cb) return cq_err_set(err, CQ_EINVAL, "missing project");
     char tail[80];
     snprintf(tail, sizeof(tail), "/pipelines/%lld/variables?per_page=100", id);
     return start(g, "GET", api_url(g, project, tail), NULL, false, true, true, 0, cb, opaque, err);
 }
 
-enum cq_rc cq_gitlab_set_token(struct cq_gitlab *g, const char *api_token) {
+enum cq_rc w_gitlab_set_token(struct w_gitlab *g, const char *api_token) {
     if (api_token && strpbrk(api_token, "\r\n")) return CQ_EINVAL;
     char *hdr = api_token ? cq_strprintf("PRIVATE-TOKEN: %s", api_token) : NULL;
     if (api_token && !hdr) return CQ_ENOMEM;
@@ -420,16 +420,16 @@ enum cq_rc cq_gitlab_set_token(struct cq_gitlab *g, const char *api_token) {
     return CQ_OK;
 }
 
-void cq_gitlab_free(struct cq_gitlab *g) {
+void w_gitlab_free(struct w_gitlab *g) {
     if (!g) return;
     while (g->calls) {
         struct call *c = g->calls;
         bool in_http = c->in_http;
-        struct cq_gitlab_reply r = {.rc = CQ_ESHUTDOWN,
-                                    .body = "",
-                                    .errmsg = "shutting down",
-                                    .attempts = c->attempts,
-                                    .ambiguous = !c->idempotent && in_http};
+        struct w_gitlab_reply r = {.rc = CQ_ESHUTDOWN,
+                                   .body = "",
+                                   .errmsg = "shutting down",
+                                   .attempts = c->attempts,
+                                   .ambiguous = !c->idempotent && in_http};
         call_unlink(c);
         c->g = NULL;
         if (c->cb) c->cb(c->opaque, &r);
@@ -445,7 +445,7 @@ void cq_gitlab_free(struct cq_gitlab *g) {
     free(g);
 }
 
-char *cq_gitlab_error_text(const struct cq_gitlab_reply *r, const char *what) {
+char *w_gitlab_error_text(const struct w_gitlab_reply *r, const char *what) {
     char msg[200] = ""; /* from GitLab: cut on a character and made valid UTF-8 */
     const cJSON *m = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "message") : NULL;
     if (!m && r->json) m = cJSON_GetObjectItemCaseSensitive(r->json, "error");
@@ -537,7 +537,7 @@ static size_t clean_log(const char *src, size_t len, char *dst) {
     return o;
 }
 
-char *cq_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_bytes) {
+char *w_gitlab_log_tail(const char *log, size_t len, int max_lines, size_t max_bytes) {
     /* Only the end matters: clean at most a window proportional to the bound. */
     size_t window = max_bytes * 4 + 4096;
     if (len > window) {

@@ -86,12 +86,12 @@ void w_job_op_begin(struct job *j) {
 
 static void job_start(struct job *j);
 
-static void maybe_resume(struct cq_worker *w);
+static void maybe_resume(struct w_worker *w);
 
 static void send_out(void *arg);
 
 void w_retry_tick(uv_timer_t *t) {
-    struct cq_worker *w = t->data;
+    struct w_worker *w = t->data;
     uint64_t now = cq_now_ms();
     struct retry *due = NULL, **pp = &w->retries;
     while (*pp) {
@@ -122,7 +122,7 @@ void w_retry_tick(uv_timer_t *t) {
 
 /* Runs fn(arg) after ms; the job stays alive meanwhile. False on ENOMEM. */
 bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     struct retry *r = malloc(sizeof(*r));
     if (!r) return false;
     r->at = cq_now_ms() + (uint64_t)ms;
@@ -138,7 +138,7 @@ bool w_retry_later(struct job *j, int ms, void (*fn)(void *), void *arg) {
 }
 
 void w_job_free(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     if (j->all_prev)
         j->all_prev->all_next = j->all_next;
     else
@@ -149,8 +149,8 @@ void w_job_free(struct job *j) {
     free(j->topic);
     free(j->convkey);
     cq_request_clear(&j->req);
-    cq_argv_clear(&j->argv);
-    cq_bound_args_clear(&j->args);
+    w_argv_clear(&j->argv);
+    w_bound_args_clear(&j->args);
     free(j->text);
     free(j->run_key);
     free(j->stored);
@@ -158,7 +158,7 @@ void w_job_free(struct job *j) {
     free(j->target);
     free(j->pl_url);
     free(j->pl_status);
-    cq_http_call_clear(&j->call);
+    w_http_call_clear(&j->call);
     cq_config_unref(j->cfg);
     free(j);
     maybe_resume(w);
@@ -175,7 +175,7 @@ void w_job_op_end(struct job *j) {
 
 /* The offset may be committed: every message this request produced was acknowledged. */
 static void job_complete(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     w_job_set_state(j, JS_COMPLETE);
     if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     if (j->status && !j->resend_only)
@@ -186,14 +186,14 @@ static void job_complete(struct job *j) {
                              (double)(cq_now_ms() - j->t0) / 1000.0);
 }
 
-static struct conv **conv_slot(struct cq_worker *w, const char *key) {
+static struct conv **conv_slot(struct w_worker *w, const char *key) {
     struct conv **pp = &w->convs[hash_str(key) % CONV_BUCKETS];
     while (*pp && strcmp((*pp)->key, key) != 0)
         pp = &(*pp)->next;
     return pp;
 }
 
-static void conv_drop(struct cq_worker *w, struct conv *c) {
+static void conv_drop(struct w_worker *w, struct conv *c) {
     struct conv **pp = conv_slot(w, c->key);
     if (*pp == c) *pp = c->next;
     free(c->key);
@@ -201,7 +201,7 @@ static void conv_drop(struct cq_worker *w, struct conv *c) {
 }
 
 /* Leaves every job still waiting in c for redelivery after a restart, in order. */
-static void conv_abandon_queue(struct cq_worker *w, struct conv *c) {
+static void conv_abandon_queue(struct w_worker *w, struct conv *c) {
     while (c->head) {
         struct job *q = c->head;
         c->head = q->qnext;
@@ -216,7 +216,7 @@ static void conv_abandon_queue(struct cq_worker *w, struct conv *c) {
 /* Lets the next job of this conversation start: the current one no longer needs the
  * conversation's order (its result is on its way, or it waits as a duplicate). */
 void w_job_release_conv(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     struct conv *c = j->conv;
     if (!c) return;
     j->conv = NULL;
@@ -256,7 +256,7 @@ static void outmsg_free(struct outmsg *o) {
 static void send_out(void *arg) {
     struct outmsg *o = arg;
     struct job *j = o->job;
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     struct cq_err err = {0};
     if (w->torn_down || !w->producer) {
         cq_error(j->req.id, "could not produce to %s: the worker stopped", o->topic);
@@ -286,7 +286,7 @@ void w_ignore_reply(void *opaque, const redisReply *reply, const struct cq_err *
 }
 
 static void after_all_delivered(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     /* Remember that the stored result reached Kafka, so a duplicate need not re-send it. */
     if (j->stored && j->run_key && w->redis && !j->resend_only) {
         cJSON *v = cJSON_Parse(j->stored);
@@ -308,7 +308,7 @@ static void on_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_
                          int64_t offset) {
     struct outmsg *o = opaque;
     struct job *j = o->job;
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     (void)partition;
     (void)offset;
     if (rc != CQ_OK) {
@@ -351,7 +351,7 @@ void w_produce(struct job *j, const char *topic, const char *key, char *value) {
 /* Produces the final result (and, when audit_detail is set, the outcome audit record);
  * releases the conversation. */
 void w_produce_final(struct job *j, char *result, bool audit) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     w_job_set_state(j, JS_FINAL_QUEUED);
     if (audit) {
         /* A tracked wait's ack records the trigger; the tracker audits its outcome. */
@@ -372,7 +372,7 @@ static void (*const mode_start[])(struct job *) = {
 
 /* This worker owns the request: audit the decision, then answer or act. */
 void w_execute(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     const char *dw = w_decision_word(j);
     char *a = w_audit_json(j, "decision", dw, NULL,
                            j->kind == JK_ACTION || j->kind == JK_BUILTIN ? NULL : j->text);
@@ -412,7 +412,7 @@ static void job_start(struct job *j) {
     w_claim(j);
 }
 
-static void maybe_resume(struct cq_worker *w) {
+static void maybe_resume(struct w_worker *w) {
     /* Resume at half: a resumed partition needs a fetch round trip before messages
      * flow again, and half of max_inflight is still work to do meanwhile (resuming at
      * 90% stalled the worker every cycle: 2.2k/s instead of 3.5k/s in bench/worker). */
@@ -424,7 +424,7 @@ static void maybe_resume(struct cq_worker *w) {
 
 /* A message that is not a request envelope: to the DLQ with the reason, then done. */
 static void dead_letter(struct job *j, const struct cq_message *m, const char *reason) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     char *s = w_dlq_json(m, reason); /* NULL: out of memory only */
     cq_warn(NULL, "dead-lettering %s/%d@%lld: %s", m->topic, (int)m->partition,
             (long long)m->offset, reason);
@@ -438,14 +438,14 @@ static void dead_letter(struct job *j, const struct cq_message *m, const char *r
 }
 
 void w_on_message(void *opaque, const struct cq_message *m) {
-    struct cq_worker *w = opaque;
+    struct w_worker *w = opaque;
     struct cq_err err = {0};
     if (w->stopping || w->torn_down)
         return; /* fetched before the pause took effect: left for the next owner */
     if (w->cfg->kafka.topic_pipeline_events &&
         strcmp(m->topic, w->cfg->kafka.topic_pipeline_events) == 0) {
         /* A GitLab Pipeline Hook: only a hint that a tracked pipeline changed. */
-        if (w->pipelines) cq_pipeline_on_hook(w->pipelines, m->payload, m->len);
+        if (w->pipelines) w_pipeline_on_hook(w->pipelines, m->payload, m->len);
         cq_consumer_done(w->consumer, m->topic, m->partition, m->offset);
         return;
     }

@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
     struct cq_err err = {0};
     struct cq_config *cfg = NULL;
     struct cq_loop *loop = NULL;
-    struct cq_worker *w = NULL;
+    struct w_worker *w = NULL;
     int rc = 1;
 
     for (int i = 1; i < argc; i++) {

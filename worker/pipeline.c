@@ -12,15 +12,15 @@
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-long long cq_pipeline_now_ms(void) {
+long long w_pipeline_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void tracker_release(struct cq_pipeline_tracker *t);
+static void tracker_release(struct w_pipeline_tracker *t);
 
-void pl_unref(struct cq_pipeline_tracker *t) {
+void pl_unref(struct w_pipeline_tracker *t) {
     t->refs--;
     if (t->closing && t->refs <= 0 && t->open_timers == 0) tracker_release(t);
 }
@@ -34,7 +34,7 @@ void pl_count(const char *name, const char *help, const char *labels) {
     cq_counter_inc(cq_counter_get(name, help, labels));
 }
 
-bool cq_pipeline_privileged(const struct cq_config *cfg, const struct cq_person *person) {
+bool w_pipeline_privileged(const struct cq_config *cfg, const struct cq_person *person) {
     if (!cfg || !person || !person->roles || !cfg->worker.cancel_roles) return false;
     for (char **r = person->roles; *r; r++)
         for (char **c = cfg->worker.cancel_roles; *c; c++)
@@ -92,7 +92,7 @@ char *pl_encode_result(const struct check *c, const char *step, const char *stat
 /* The outcome audit record of a tracked pipeline (records.c), produced. Best effort: an
  * audit record lost here does not hold the final. */
 void pl_audit_final(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_request req = {0};
     struct cq_result res = {0};
     struct cq_err err = {0};
@@ -118,8 +118,8 @@ out:
 /* ---- trigger --------------------------------------------------------------------------- */
 
 struct trig {
-    struct cq_pipeline_tracker *t;
-    cq_pipeline_cb cb;
+    struct w_pipeline_tracker *t;
+    w_pipeline_cb cb;
     void *opaque;
     bool wait;
     char *rid, *project, *label, *rtype, *req_json, *manual_job, *platform, *user_id;
@@ -143,7 +143,7 @@ struct trig {
 };
 
 static void lookup_timer_closed(uv_handle_t *h) {
-    struct cq_pipeline_tracker *t = h->data;
+    struct w_pipeline_tracker *t = h->data;
     free(h);
     t->open_timers--;
     t->refs++;
@@ -190,12 +190,12 @@ static void trig_free(struct trig *g) {
 }
 
 static void trig_answer(struct trig *g, const char *step, const char *status, char *text) {
-    struct cq_pipeline_outcome o = {.step = step,
-                                    .status = status,
-                                    .text = text ? text : "out of memory",
-                                    .pipeline_id = g->pid,
-                                    .web_url = g->web_url,
-                                    .pipeline_status = g->status};
+    struct w_pipeline_outcome o = {.step = step,
+                                   .status = status,
+                                   .text = text ? text : "out of memory",
+                                   .pipeline_id = g->pid,
+                                   .web_url = g->web_url,
+                                   .pipeline_status = g->status};
     pl_count("chatops_worker_pipeline_triggers_total", "Pipeline triggers by outcome",
              strcmp(status, "ok") == 0 ? "outcome=\"ok\"" : "outcome=\"failed\"");
     g->cb(g->opaque, &o);
@@ -207,7 +207,7 @@ static void track(struct trig *g);
 
 static void on_registered(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct trig *g = opaque;
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     if (pl_redis_bad(r, err) && err && err->code != CQ_ESHUTDOWN && !t->closing &&
         g->reg_attempts < 5) {
         /* A timed-out registration may or may not have been applied: send it again (a
@@ -235,8 +235,8 @@ static void on_registered(void *opaque, const redisReply *r, const struct cq_err
 }
 
 static void track(struct trig *g) {
-    struct cq_pipeline_tracker *t = g->t;
-    long long now = cq_pipeline_now_ms();
+    struct w_pipeline_tracker *t = g->t;
+    long long now = w_pipeline_now_ms();
     /* The first check waits poll_min (at least 1 s): the ack goes out first. */
     char s_due[24], s_deadline[24], s_poll[16], s_prog[16], s_timeout[16], s_now[24];
     long long first = now + (t->poll_min > 1000 ? t->poll_min : 1000);
@@ -315,7 +315,7 @@ static void track(struct trig *g) {
 /* The pipeline exists (from the trigger's answer, or found after an ambiguous one):
  * the reply for trigger_and_return, or its registration for tracking. */
 static void pipeline_known(struct trig *g, const cJSON *pl, long http_status) {
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(pl, "id");
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(pl, "web_url");
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(pl, "status");
@@ -351,7 +351,7 @@ static void pipeline_known(struct trig *g, const cJSON *pl, long http_status) {
 
 /* Where a person checks by hand: the project's pipelines page (a numeric project id
  * gives the project page, which GitLab redirects to). Caller frees. */
-static char *pipelines_page(const struct cq_pipeline_tracker *t, const char *project) {
+static char *pipelines_page(const struct w_pipeline_tracker *t, const char *project) {
     const char *base = t->cfg->gitlab.base_url ? t->cfg->gitlab.base_url : "";
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/')
@@ -408,7 +408,7 @@ static void look_again(uv_timer_t *timer) {
 /* One look found nothing (or could not look): look again later, or give up. GitLab may
  * still be creating a pipeline whose request timed out here. */
 static void look_later(struct trig *g, const char *detail) {
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     int max =
         t->cfg->gitlab.trigger_lookup_attempts > 0 ? t->cfg->gitlab.trigger_lookup_attempts : 3;
     if (g->lookups >= max || t->closing) {
@@ -434,9 +434,9 @@ static void look_later(struct trig *g, const char *detail) {
 
 static void next_candidate(struct trig *g);
 
-static void on_candidate_vars(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_candidate_vars(void *opaque, const struct w_gitlab_reply *r) {
     struct trig *g = opaque;
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     if (r->rc == CQ_ESHUTDOWN) {
         outcome_unknown(g, "the worker stopped while looking for it");
         goto out;
@@ -467,14 +467,14 @@ out:
 }
 
 static void next_candidate(struct trig *g) {
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     struct cq_err err = {0};
     for (; g->cand_i < cJSON_GetArraySize(g->cands); g->cand_i++) {
         const cJSON *id =
             cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(g->cands, g->cand_i), "id");
         if (!cJSON_IsNumber(id) || id->valuedouble <= 0) continue;
-        if (cq_gitlab_pipeline_variables(t->gl, g->project, (long long)id->valuedouble,
-                                         on_candidate_vars, g, &err) != CQ_OK) {
+        if (w_gitlab_pipeline_variables(t->gl, g->project, (long long)id->valuedouble,
+                                        on_candidate_vars, g, &err) != CQ_OK) {
             outcome_unknown(g, err.msg);
             return;
         }
@@ -484,15 +484,15 @@ static void next_candidate(struct trig *g) {
     look_later(g, "no pipeline of the ref carries this request id");
 }
 
-static void on_candidates(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_candidates(void *opaque, const struct w_gitlab_reply *r) {
     struct trig *g = opaque;
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     if (r->rc == CQ_ESHUTDOWN) {
         outcome_unknown(g, "the worker stopped while looking for it");
         goto out;
     }
     if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsArray(r->json)) {
-        char *e = cq_gitlab_error_text(r, "look the pipeline up");
+        char *e = w_gitlab_error_text(r, "look the pipeline up");
         look_later(g, e ? e : "it could not be looked up");
         free(e);
         goto out;
@@ -512,25 +512,25 @@ out:
 /* Lists the ref's triggered pipelines since a little before the trigger was sent (GitLab's
  * clock may differ from ours) and checks each one's CHATOPS_REQUEST_ID. */
 static void look(struct trig *g) {
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     struct cq_err err = {0};
     g->lookups++;
     if (t->closing) {
         outcome_unknown(g, "the worker stopped before looking for it");
         return;
     }
-    if (cq_gitlab_pipelines_since(t->gl, g->project, g->ref, g->sent_ms - 5 * 60 * 1000,
-                                  t->cfg->gitlab.trigger_lookup_candidates, on_candidates, g,
-                                  &err) != CQ_OK) {
+    if (w_gitlab_pipelines_since(t->gl, g->project, g->ref, g->sent_ms - 5 * 60 * 1000,
+                                 t->cfg->gitlab.trigger_lookup_candidates, on_candidates, g,
+                                 &err) != CQ_OK) {
         outcome_unknown(g, err.msg);
         return;
     }
     t->refs++;
 }
 
-static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_triggered(void *opaque, const struct w_gitlab_reply *r) {
     struct trig *g = opaque;
-    struct cq_pipeline_tracker *t = g->t;
+    struct w_pipeline_tracker *t = g->t;
     if (r->ambiguous) {
         /* GitLab may have created the pipeline: find it, never send the trigger again. */
         g->why = r->rc == CQ_OK
@@ -553,7 +553,7 @@ static void on_triggered(void *opaque, const struct cq_gitlab_reply *r) {
         goto out;
     }
     if (r->rc != CQ_OK || (r->status != 201 && r->status != 200)) {
-        char *e = cq_gitlab_error_text(r, "trigger the pipeline");
+        char *e = w_gitlab_error_text(r, "trigger the pipeline");
         cq_warn(g->rid, "trigger failed: HTTP %ld rc %s", r->status, cq_rc_str(r->rc));
         trig_answer(g, "final", "failed", e);
         goto out;
@@ -569,8 +569,8 @@ out:
     pl_unref(t);
 }
 
-enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pipeline_trigger *p,
-                               cq_pipeline_cb cb, void *opaque, struct cq_err *err) {
+enum cq_rc w_pipeline_trigger(struct w_pipeline_tracker *t, const struct w_pipeline_trigger *p,
+                              w_pipeline_cb cb, void *opaque, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     struct trig *g = NULL;
     char *ref = NULL;
@@ -593,12 +593,12 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
                         cmd->name, a->trigger_token_name ? a->trigger_token_name : "");
         goto out;
     }
-    ref = cq_template_expand(a->ref ? a->ref : "main", CQ_TPL_TEXT, p->vars, err);
+    ref = w_template_expand(a->ref ? a->ref : "main", CQ_TPL_TEXT, p->vars, err);
     if (!ref) {
         rc = err ? err->code : CQ_ENOMEM;
         goto out;
     }
-    if (!cq_gitlab_ref_valid(ref)) {
+    if (!w_gitlab_ref_valid(ref)) {
         rc = cq_err_set(err, CQ_EINVAL, "`%.100s` is not a valid branch or tag name", ref);
         goto out;
     }
@@ -629,7 +629,7 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
         const struct cq_var_tpl *v = &a->variables[i];
         if (!v->name || cq_config_var_reserved(v->name))
             continue; /* refused at config load; never overrides the chat context */
-        vals[i] = cq_template_expand(v->value ? v->value : "", CQ_TPL_TEXT, p->vars, err);
+        vals[i] = w_template_expand(v->value ? v->value : "", CQ_TPL_TEXT, p->vars, err);
         if (!vals[i]) {
             rc = err ? err->code : CQ_ENOMEM;
             goto out;
@@ -663,7 +663,7 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
     g->timeout_s = a->timeout_s > 0 ? a->timeout_s : 3600;
     g->progress_s = a->progress_interval_s > 0 ? a->progress_interval_s : 30;
     g->cancel_on_timeout = a->cancel_on_timeout;
-    g->deadline = cq_pipeline_now_ms() + (long long)g->timeout_s * 1000;
+    g->deadline = w_pipeline_now_ms() + (long long)g->timeout_s * 1000;
     if (!g->rid || !g->project || !g->label || !g->rtype || !g->req_json || !g->manual_job ||
         !g->platform || !g->user_id || !g->user_name || !g->command) {
         rc = g->req_json ? cq_err_set(err, CQ_ENOMEM, "out of memory")
@@ -675,8 +675,8 @@ enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pi
         rc = cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto out;
     }
-    g->sent_ms = cq_pipeline_now_ms();
-    rc = cq_gitlab_trigger(t->gl, a->project, token, ref, vars, on_triggered, g, err);
+    g->sent_ms = w_pipeline_now_ms();
+    rc = w_gitlab_trigger(t->gl, a->project, token, ref, vars, on_triggered, g, err);
     if (rc == CQ_OK) {
         t->refs++;
         g = NULL;
@@ -693,28 +693,28 @@ out:
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
 
-int cq_pipeline_active(const struct cq_pipeline_tracker *t) {
+int w_pipeline_active(const struct w_pipeline_tracker *t) {
     return t ? t->n_checks : 0;
 }
 
-void cq_pipeline_stats(const struct cq_pipeline_tracker *t, struct cq_pipeline_stats *out) {
+void w_pipeline_stats(const struct w_pipeline_tracker *t, struct w_pipeline_stats *out) {
     if (t && out) *out = t->st;
 }
 
-void cq_pipeline_tracker_set_config(struct cq_pipeline_tracker *t, const struct cq_config *cfg) {
+void w_pipeline_tracker_set_config(struct w_pipeline_tracker *t, const struct cq_config *cfg) {
     if (!t || !cfg) return;
     t->cfg = cfg; /* gitlab.base_url and worker.lease_ms need a restart (kept by the reload) */
     t->poll_min = cfg->worker.poll_min_ms > 0 ? cfg->worker.poll_min_ms : 2000;
     t->poll_max = cfg->worker.poll_max_ms >= t->poll_min ? cfg->worker.poll_max_ms : t->poll_min;
     t->tail_lines = cfg->worker.log_tail_lines > 0 ? cfg->worker.log_tail_lines : 20;
     t->tail_bytes = cfg->worker.log_tail_bytes > 0 ? (size_t)cfg->worker.log_tail_bytes : 4000;
-    if (t->gl && cq_gitlab_set_token(t->gl, cfg->gitlab.api_token.value) != CQ_OK)
+    if (t->gl && w_gitlab_set_token(t->gl, cfg->gitlab.api_token.value) != CQ_OK)
         cq_error(NULL, "gitlab.api_token: not applied by the reload (line break or no memory)");
 }
 
-struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_deps *d,
-                                                    struct cq_err *err) {
-    struct cq_pipeline_tracker *t = NULL;
+struct w_pipeline_tracker *w_pipeline_tracker_new(const struct w_pipeline_deps *d,
+                                                  struct cq_err *err) {
+    struct w_pipeline_tracker *t = NULL;
     if (!d || !d->loop || !d->cfg || !d->redis || !d->httpc || !d->producer || !d->owner_id) {
         cq_err_set(err, CQ_EINVAL, "pipeline tracker: missing dependency");
         return NULL;
@@ -744,8 +744,8 @@ struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_dep
     t->tail_bytes = cfg->worker.log_tail_bytes > 0 ? (size_t)cfg->worker.log_tail_bytes : 4000;
     /* Each GitLab request must end well within the lease so checks finish under it. */
     int http_timeout = t->lease_ms / 3 > 10000 ? 10000 : t->lease_ms / 3;
-    t->gl = cq_gitlab_new(d->loop, d->httpc, cfg->gitlab.base_url, cfg->gitlab.api_token.value, 3,
-                          500, http_timeout, err);
+    t->gl = w_gitlab_new(d->loop, d->httpc, cfg->gitlab.base_url, cfg->gitlab.api_token.value, 3,
+                         500, http_timeout, err);
     if (!t->gl) goto fail;
     uv_timer_init(cq_loop_uv(d->loop), &t->scan_timer);
     uv_timer_init(cq_loop_uv(d->loop), &t->renew_timer);
@@ -768,7 +768,7 @@ fail:
     return NULL;
 }
 
-static void tracker_release(struct cq_pipeline_tracker *t) {
+static void tracker_release(struct w_pipeline_tracker *t) {
     while (t->owed) {
         struct pending_done *p = t->owed;
         t->owed = p->next;
@@ -784,13 +784,13 @@ static void tracker_release(struct cq_pipeline_tracker *t) {
 }
 
 static void timer_closed(uv_handle_t *h) {
-    struct cq_pipeline_tracker *t = h->data;
+    struct w_pipeline_tracker *t = h->data;
     t->open_timers--;
     t->refs++;
     pl_unref(t);
 }
 
-void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t) {
+void w_pipeline_tracker_free(struct w_pipeline_tracker *t) {
     if (!t || t->closing) return;
     t->closing = true;
     t->refs++; /* nothing is released inside this function */
@@ -800,7 +800,7 @@ void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t) {
     uv_close((uv_handle_t *)&t->renew_timer, timer_closed);
     while (t->lookups) /* waiting to look again: answered now (frees and unlists it) */
         outcome_unknown(t->lookups, "the worker stopped while looking for it");
-    cq_gitlab_free(t->gl); /* pending calls answer CQ_ESHUTDOWN: checks drop themselves */
+    w_gitlab_free(t->gl); /* pending calls answer CQ_ESHUTDOWN: checks drop themselves */
     t->gl = NULL;
     pl_unref(t);
 }

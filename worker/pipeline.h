@@ -21,32 +21,32 @@
  *
  * Wiring into worker/service.c (the calls to add):
  *   1. w_service_new, after redis, httpc and producer exist:
- *        struct cq_pipeline_deps d = {.loop = loop, .cfg = cfg, .redis = w->redis,
+ *        struct w_pipeline_deps d = {.loop = loop, .cfg = cfg, .redis = w->redis,
  *            .httpc = w->httpc, .producer = w->producer, .owner_id = w->owner};
- *        w->pipelines = cq_pipeline_tracker_new(&d, err);   (NULL -> setup failure)
+ *        w->pipelines = w_pipeline_tracker_new(&d, err);   (NULL -> setup failure)
  *      and consume cfg->kafka.topic_pipeline_events too (or a second consumer on it):
- *      for each of its messages call cq_pipeline_on_hook(w->pipelines, m->payload, m->len)
+ *      for each of its messages call w_pipeline_on_hook(w->pipelines, m->payload, m->len)
  *      and then cq_consumer_done right away (the hook is only a hint; polling remains).
  *   2. pipeline_start(j): after the run-once claim moved to "calling" (as direct mode does
  *      with mark_calling), call
- *        struct cq_pipeline_trigger p = {.req = &j->req, .cmd = j->cmd, .vars = &v,
+ *        struct w_pipeline_trigger p = {.req = &j->req, .cmd = j->cmd, .vars = &v,
  *            .gitlab_login = j->person ? j->person->gitlab_login : NULL, .label = label};
- *        rc = cq_pipeline_trigger(w->pipelines, &p, on_pipeline_started, j, &err);
+ *        rc = w_pipeline_trigger(w->pipelines, &p, on_pipeline_started, j, &err);
  *      rc != CQ_OK -> finish_with(j, "failed", strdup(err.msg)) (nothing was sent).
  *      on_pipeline_started(j, o): store and produce a result with step o->step ("ack" for a
  *      tracked wait, else "final"), status o->status, text o->text and pipeline {id,
  *      web_url, status} exactly like finish_with does for "final" (result_json needs the
  *      step and pipeline fields). For step "ack" the tracker sends progress/final later.
  *   3. builtins in decide()/execute(): `cancel REQUEST_ID` ->
- *        cq_pipeline_cancel(w->pipelines, id, j->req.platform, j->req.user_id, j->person,
+ *        w_pipeline_cancel(w->pipelines, id, j->req.platform, j->req.user_id, j->person,
  *                           on_builtin_text, j, &err);
- *      `pipelines` -> cq_pipeline_list(w->pipelines, j->req.platform, j->req.user_id,
+ *      `pipelines` -> w_pipeline_list(w->pipelines, j->req.platform, j->req.user_id,
  *                                      j->person, on_builtin_text, j, &err);
  *      on_builtin_text(j, status, text): finish_with(j, status, strdup(text)).
- *   4. on_shutdown: cq_pipeline_tracker_free(w->pipelines) BEFORE cq_redis_free /
+ *   4. on_shutdown: w_pipeline_tracker_free(w->pipelines) BEFORE cq_redis_free /
  *      cq_httpc_free / cq_producer_free (it stops claiming; checks in flight are dropped
  *      and their leases lapse so another worker resumes them).
- *   5. metrics: gauge cq_worker_pipelines_checking (checks in flight, = cq_pipeline_active),
+ *   5. metrics: gauge cq_worker_pipelines_checking (checks in flight, = w_pipeline_active),
  *      counters cq_worker_pipeline_{triggers,finals,progress,hooks}_total.
  * Tested by tests/integration/test_pipeline.c, which drives exactly these calls. */
 #ifndef CQ_WORKER_PIPELINE_H
@@ -64,10 +64,10 @@
 #include "redis.h"
 #include "template.h"
 
-struct cq_pipeline_tracker;
+struct w_pipeline_tracker;
 
 /* Everything borrowed; must outlive the tracker. */
-struct cq_pipeline_deps {
+struct w_pipeline_deps {
     struct cq_loop *loop;
     const struct cq_config *cfg; /* gitlab.*, worker.*, redis.prefix, kafka.topic_results */
     struct cq_redis *redis;
@@ -79,20 +79,20 @@ struct cq_pipeline_deps {
 };
 
 /* Returns a new tracker that starts claiming due pipelines at once, or NULL with err. */
-struct cq_pipeline_tracker *cq_pipeline_tracker_new(const struct cq_pipeline_deps *d,
-                                                    struct cq_err *err);
+struct w_pipeline_tracker *w_pipeline_tracker_new(const struct w_pipeline_deps *d,
+                                                  struct cq_err *err);
 
 /* Stops claiming, drops checks in flight (their leases lapse: another worker resumes
  * them), and frees once its pending Redis/Kafka callbacks returned (the loop must run;
  * call it before freeing redis/httpc/producer). NULL is a no-op. */
-void cq_pipeline_tracker_free(struct cq_pipeline_tracker *t);
+void w_pipeline_tracker_free(struct w_pipeline_tracker *t);
 
 /* A config reload: later checks and triggers read cfg (borrowed; the worker holds a
  * reference for as long as it is current). */
-void cq_pipeline_tracker_set_config(struct cq_pipeline_tracker *t, const struct cq_config *cfg);
+void w_pipeline_tracker_set_config(struct w_pipeline_tracker *t, const struct cq_config *cfg);
 
 /* One trigger (all borrowed for the call only). */
-struct cq_pipeline_trigger {
+struct w_pipeline_trigger {
     const struct cq_request *req;   /* id, platform, user, channel, text, reply routing */
     const struct cq_command *cmd;   /* mode and cmd->pipeline */
     const struct cq_tpl_vars *vars; /* for ref and variable templates */
@@ -102,7 +102,7 @@ struct cq_pipeline_trigger {
 };
 
 /* What the trigger led to (borrowed for the callback). */
-struct cq_pipeline_outcome {
+struct w_pipeline_outcome {
     const char *step;            /* "ack": tracked, progress/final follow from the tracker;
                                     "final": nothing more comes */
     const char *status;          /* "ok" | "failed" */
@@ -112,50 +112,50 @@ struct cq_pipeline_outcome {
     const char *pipeline_status; /* GitLab's status at creation, NULL when none */
 };
 
-typedef void (*cq_pipeline_cb)(void *opaque, const struct cq_pipeline_outcome *o);
+typedef void (*w_pipeline_cb)(void *opaque, const struct w_pipeline_outcome *o);
 
 /* Expands ref and variables, triggers, and for trigger_and_wait registers the pipeline
  * for tracking before cb runs. CQ_OK: cb runs exactly once from the loop (also with a
  * failed outcome on GitLab errors or shutdown). Otherwise (CQ_EINVAL invalid ref,
  * CQ_ECONFIG missing token/variable, CQ_ENOMEM, CQ_ESHUTDOWN) nothing was sent, cb will
  * not run and err->msg is the reply text. */
-enum cq_rc cq_pipeline_trigger(struct cq_pipeline_tracker *t, const struct cq_pipeline_trigger *p,
-                               cq_pipeline_cb cb, void *opaque, struct cq_err *err);
+enum cq_rc w_pipeline_trigger(struct w_pipeline_tracker *t, const struct w_pipeline_trigger *p,
+                              w_pipeline_cb cb, void *opaque, struct cq_err *err);
 
 /* Fast path: a GitLab Pipeline Hook body (from chatops.pipeline-events). When it names a
  * tracked pipeline the entry becomes due now and is checked at once (by whichever worker
  * claims it first). Unknown pipelines and malformed bodies are ignored (returns false). */
-bool cq_pipeline_on_hook(struct cq_pipeline_tracker *t, const char *json, size_t len);
+bool w_pipeline_on_hook(struct w_pipeline_tracker *t, const char *json, size_t len);
 
 /* Built-in replies: cb(opaque, status "ok"|"denied"|"invalid"|"failed", text) once. */
-typedef void (*cq_pipeline_text_cb)(void *opaque, const char *status, const char *text);
+typedef void (*w_pipeline_text_cb)(void *opaque, const char *status, const char *text);
 
 /* True when person holds one of cfg->worker.cancel_roles (sees and cancels all). */
-bool cq_pipeline_privileged(const struct cq_config *cfg, const struct cq_person *person);
+bool w_pipeline_privileged(const struct cq_config *cfg, const struct cq_person *person);
 
 /* `cancel REQUEST_ID`: allowed for the requester (same platform and user id) or a
  * privileged person; asks GitLab to cancel, and the tracker then reports `canceled`. */
-enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request_id,
-                              const char *platform, const char *user_id,
-                              const struct cq_person *person, cq_pipeline_text_cb cb, void *opaque,
-                              struct cq_err *err);
+enum cq_rc w_pipeline_cancel(struct w_pipeline_tracker *t, const char *request_id,
+                             const char *platform, const char *user_id,
+                             const struct cq_person *person, w_pipeline_text_cb cb, void *opaque,
+                             struct cq_err *err);
 
 /* `pipelines`: the in-flight pipelines this user may see (own; all when privileged),
  * at most 50 lines. */
-enum cq_rc cq_pipeline_list(struct cq_pipeline_tracker *t, const char *platform,
-                            const char *user_id, const struct cq_person *person,
-                            cq_pipeline_text_cb cb, void *opaque, struct cq_err *err);
+enum cq_rc w_pipeline_list(struct w_pipeline_tracker *t, const char *platform, const char *user_id,
+                           const struct cq_person *person, w_pipeline_text_cb cb, void *opaque,
+                           struct cq_err *err);
 
 /* Pipelines this tracker is checking right now (tests, metrics). */
-int cq_pipeline_active(const struct cq_pipeline_tracker *t);
+int w_pipeline_active(const struct w_pipeline_tracker *t);
 
 /* Counters since start (tests, bench): finals produced and acknowledged, progress sent. */
-struct cq_pipeline_stats {
+struct w_pipeline_stats {
     unsigned long triggered, finals, progress, checks, hooks, takeovers;
 };
-void cq_pipeline_stats(const struct cq_pipeline_tracker *t, struct cq_pipeline_stats *out);
+void w_pipeline_stats(const struct w_pipeline_tracker *t, struct w_pipeline_stats *out);
 
 /* Wall-clock milliseconds (the clock of due times and deadlines shared by workers). */
-long long cq_pipeline_now_ms(void);
+long long w_pipeline_now_ms(void);
 
 #endif

@@ -6,8 +6,8 @@
 /* ---- built-ins: cancel, pipelines ---------------------------------------------------- */
 
 struct textop {
-    struct cq_pipeline_tracker *t;
-    cq_pipeline_text_cb cb;
+    struct w_pipeline_tracker *t;
+    w_pipeline_text_cb cb;
     void *opaque;
     char *rid, *platform, *user_id;
     bool privileged;
@@ -26,13 +26,13 @@ static void textop_end(struct textop *o, const char *status, char *text) {
     free(o);
 }
 
-static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_cancel_posted(void *opaque, const struct w_gitlab_reply *r) {
     struct textop *o = opaque;
-    struct cq_pipeline_tracker *t = o->t;
+    struct w_pipeline_tracker *t = o->t;
     if (r->rc == CQ_OK && r->status >= 200 && r->status < 300) {
         /* Check it at once: the final (canceled) follows from the tracker. */
         char now[24];
-        snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
+        snprintf(now, sizeof(now), "%lld", w_pipeline_now_ms());
         const char *argv[] = {"ZADD", t->due_key, "XX", now, o->rid};
         if (!t->closing) pl_redis_send(t, pl_on_ignore, t, 5, argv);
         pl_scan_soon(t);
@@ -41,14 +41,14 @@ static void on_cancel_posted(void *opaque, const struct cq_gitlab_reply *r) {
                                 "reported here: %s",
                                 o->pid, o->rid, o->web_url));
     } else {
-        textop_end(o, "failed", cq_gitlab_error_text(r, "cancel the pipeline"));
+        textop_end(o, "failed", w_gitlab_error_text(r, "cancel the pipeline"));
     }
     pl_unref(t);
 }
 
 static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct textop *o = opaque;
-    struct cq_pipeline_tracker *t = o->t;
+    struct w_pipeline_tracker *t = o->t;
     struct cq_err e = {0};
     if (pl_redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY || r->elements != 6) {
         textop_end(o, "failed",
@@ -81,7 +81,7 @@ static void on_cancel_lookup(void *opaque, const redisReply *r, const struct cq_
         textop_end(o, "failed", NULL);
         goto out;
     }
-    if (cq_gitlab_cancel(t->gl, o->project, o->pid, on_cancel_posted, o, &e) != CQ_OK) {
+    if (w_gitlab_cancel(t->gl, o->project, o->pid, on_cancel_posted, o, &e) != CQ_OK) {
         textop_end(o, "failed", cq_strprintf("could not cancel: %s", e.msg));
         goto out;
     }
@@ -90,9 +90,9 @@ out:
     pl_unref(t);
 }
 
-static struct textop *textop_new(struct cq_pipeline_tracker *t, const char *rid,
+static struct textop *textop_new(struct w_pipeline_tracker *t, const char *rid,
                                  const char *platform, const char *user_id,
-                                 const struct cq_person *person, cq_pipeline_text_cb cb,
+                                 const struct cq_person *person, w_pipeline_text_cb cb,
                                  void *opaque) {
     struct textop *o = calloc(1, sizeof(*o));
     if (!o) return NULL;
@@ -102,7 +102,7 @@ static struct textop *textop_new(struct cq_pipeline_tracker *t, const char *rid,
     o->rid = strdup(rid ? rid : "");
     o->platform = strdup(platform ? platform : "");
     o->user_id = strdup(user_id ? user_id : "");
-    o->privileged = cq_pipeline_privileged(t->cfg, person);
+    o->privileged = w_pipeline_privileged(t->cfg, person);
     if (!o->rid || !o->platform || !o->user_id) {
         free(o->rid);
         free(o->platform);
@@ -113,10 +113,10 @@ static struct textop *textop_new(struct cq_pipeline_tracker *t, const char *rid,
     return o;
 }
 
-enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request_id,
-                              const char *platform, const char *user_id,
-                              const struct cq_person *person, cq_pipeline_text_cb cb, void *opaque,
-                              struct cq_err *err) {
+enum cq_rc w_pipeline_cancel(struct w_pipeline_tracker *t, const char *request_id,
+                             const char *platform, const char *user_id,
+                             const struct cq_person *person, w_pipeline_text_cb cb, void *opaque,
+                             struct cq_err *err) {
     if (!t || !cb) return cq_err_set(err, CQ_EINVAL, "missing argument");
     if (!request_id || !*request_id || strlen(request_id) > CQ_ENV_MAX_ID ||
         strspn(request_id, "0123456789abcdefABCDEF-") != strlen(request_id))
@@ -139,7 +139,7 @@ enum cq_rc cq_pipeline_cancel(struct cq_pipeline_tracker *t, const char *request
 
 static void on_list(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct textop *o = opaque;
-    struct cq_pipeline_tracker *t = o->t;
+    struct w_pipeline_tracker *t = o->t;
     if (pl_redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
         textop_end(o, "failed",
                    cq_strprintf("cannot list pipelines right now (%s)", pl_why(r, err)));
@@ -177,9 +177,9 @@ out:
     pl_unref(t);
 }
 
-enum cq_rc cq_pipeline_list(struct cq_pipeline_tracker *t, const char *platform,
-                            const char *user_id, const struct cq_person *person,
-                            cq_pipeline_text_cb cb, void *opaque, struct cq_err *err) {
+enum cq_rc w_pipeline_list(struct w_pipeline_tracker *t, const char *platform, const char *user_id,
+                           const struct cq_person *person, w_pipeline_text_cb cb, void *opaque,
+                           struct cq_err *err) {
     if (!t || !cb) return cq_err_set(err, CQ_EINVAL, "missing argument");
     struct textop *o = textop_new(t, "", platform, user_id, person, cb, opaque);
     if (!o) return cq_err_set(err, CQ_ENOMEM, "out of memory");

@@ -9,7 +9,7 @@
 
 void pl_check_free(struct check *c) {
     if (!c) return;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (c->prev)
         c->prev->next = c->next;
     else if (t->checks == c)
@@ -36,7 +36,7 @@ void pl_check_free(struct check *c) {
     free(c);
 }
 
-struct check *pl_check_new(struct cq_pipeline_tracker *t, const char *rid, size_t len) {
+struct check *pl_check_new(struct w_pipeline_tracker *t, const char *rid, size_t len) {
     struct check *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->rid = strndup(rid, len);
@@ -53,12 +53,12 @@ struct check *pl_check_new(struct cq_pipeline_tracker *t, const char *rid, size_
     return c;
 }
 
-void pl_scan_soon(struct cq_pipeline_tracker *t) {
+void pl_scan_soon(struct w_pipeline_tracker *t) {
     if (!t->closing) uv_timer_start(&t->scan_timer, pl_scan, 0, (uint64_t)t->scan_ms);
 }
 
 void pl_on_ignore(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct cq_pipeline_tracker *t = opaque;
+    struct w_pipeline_tracker *t = opaque;
     if (pl_redis_bad(r, err) && !(err && err->code == CQ_ESHUTDOWN))
         cq_debug(NULL, "pipeline tracker: redis: %s", pl_why(r, err));
     pl_unref(t);
@@ -76,7 +76,7 @@ static void finalize(struct check *c, const char *status, char *text);
 static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr, int32_t partition,
                                int64_t offset) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     (void)partition;
     (void)offset;
     if (rc != CQ_OK) {
@@ -94,7 +94,7 @@ static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr, 
 }
 
 void pl_produce_stored_final(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (!c->final || !*c->final) {
         pl_check_drop(c, "state final without a stored result");
@@ -110,7 +110,7 @@ void pl_produce_stored_final(struct check *c) {
 
 static void on_final_stored(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (pl_redis_bad(r, err) || r->type != REDIS_REPLY_INTEGER) {
         pl_check_drop(c, t->closing ? NULL : pl_why(r, err));
     } else if (r->integer != 1) {
@@ -124,7 +124,7 @@ static void on_final_stored(void *opaque, const redisReply *r, const struct cq_e
 
 /* Stores the final under the lease (the exactly-once step), then produces it. */
 static void finalize(struct check *c, const char *status, char *text) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     /* a job's log tail may print what a secret went into (a variable, a header) */
     text = cq_config_redact(t->cfg, text);
     if (!text) {
@@ -187,9 +187,9 @@ bool pl_append(char **buf, const char *add) {
     return true;
 }
 
-static void on_trace(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_trace(void *opaque, const struct w_gitlab_reply *r) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
         pl_check_drop(c, NULL);
         goto out;
@@ -198,7 +198,7 @@ static void on_trace(void *opaque, const struct cq_gitlab_reply *r) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(job, "name");
     char *part = NULL;
     if (r->rc == CQ_OK && r->status == 200) {
-        char *tail = cq_gitlab_log_tail(r->body, r->body_len, t->tail_lines, t->tail_bytes);
+        char *tail = w_gitlab_log_tail(r->body, r->body_len, t->tail_lines, t->tail_bytes);
         part = tail ? cq_strprintf("\n`%s` log (last lines):\n```\n%s\n```",
                                    cJSON_IsString(name) ? name->valuestring : "?", tail)
                     : NULL;
@@ -220,7 +220,7 @@ out:
 }
 
 static void next_trace(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (c->job_i >= c->n_jobs) {
         finish_failed(c);
@@ -228,8 +228,8 @@ static void next_trace(struct check *c) {
     }
     const cJSON *job = cJSON_GetArrayItem(c->failed_jobs, c->job_i);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(job, "id");
-    if (!cJSON_IsNumber(id) || cq_gitlab_trace(t->gl, c->project, (long long)id->valuedouble,
-                                               on_trace, c, &err) != CQ_OK) {
+    if (!cJSON_IsNumber(id) ||
+        w_gitlab_trace(t->gl, c->project, (long long)id->valuedouble, on_trace, c, &err) != CQ_OK) {
         c->job_i++;
         next_trace(c);
         return;
@@ -237,9 +237,9 @@ static void next_trace(struct check *c) {
     t->refs++;
 }
 
-static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_failed_jobs(void *opaque, const struct w_gitlab_reply *r) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
         pl_check_drop(c, NULL);
         goto out;
@@ -250,7 +250,7 @@ static void on_failed_jobs(void *opaque, const struct cq_gitlab_reply *r) {
         goto out;
     }
     if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsArray(r->json)) {
-        char *e = cq_gitlab_error_text(r, "list the failed jobs");
+        char *e = w_gitlab_error_text(r, "list the failed jobs");
         if (e) {
             pl_append(&c->ftext, "\n");
             pl_append(&c->ftext, e);
@@ -291,9 +291,9 @@ out:
 
 /* ---- timeout ------------------------------------------------------------------------- */
 
-static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_timeout_cancel(void *opaque, const struct w_gitlab_reply *r) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
         pl_check_drop(c, NULL);
         goto out;
@@ -304,7 +304,7 @@ static void on_timeout_cancel(void *opaque, const struct cq_gitlab_reply *r) {
                             "canceled: %s",
                             c->pid, c->timeout_s, c->cur ? c->cur : c->status, c->web_url);
     } else {
-        char *e = cq_gitlab_error_text(r, "cancel it");
+        char *e = w_gitlab_error_text(r, "cancel it");
         text = cq_strprintf("pipeline #%lld did not finish within %d s (last status %s); %s: %s",
                             c->pid, c->timeout_s, c->cur ? c->cur : c->status,
                             e ? e : "could not cancel it", c->web_url);
@@ -316,10 +316,10 @@ out:
 }
 
 static void timed_out(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     if (c->cancel_on_timeout &&
-        cq_gitlab_cancel(t->gl, c->project, c->pid, on_timeout_cancel, c, &err) == CQ_OK) {
+        w_gitlab_cancel(t->gl, c->project, c->pid, on_timeout_cancel, c, &err) == CQ_OK) {
         t->refs++;
         return;
     }
@@ -332,7 +332,7 @@ static void timed_out(struct check *c) {
 /* ---- progress ------------------------------------------------------------------------ */
 
 static void send_progress(struct check *c, const char *detail) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
     long long seq = c->seq + 1;
     char *text = cq_strprintf("pipeline #%lld %s%s%s: %s", c->pid, c->cur, detail ? " — " : "",
@@ -350,9 +350,9 @@ static void send_progress(struct check *c, const char *detail) {
     pl_reschedule(c, true, true, seq);
 }
 
-static void on_running_jobs(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_running_jobs(void *opaque, const struct w_gitlab_reply *r) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (r->rc == CQ_ESHUTDOWN) {
         pl_check_drop(c, NULL);
         goto out;
@@ -381,11 +381,11 @@ out:
 
 /* ---- status ------------------------------------------------------------------------- */
 
-static void on_status(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_status(void *opaque, const struct w_gitlab_reply *r) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
-    long long now = cq_pipeline_now_ms();
+    long long now = w_pipeline_now_ms();
     if (r->rc == CQ_ESHUTDOWN || t->closing) {
         pl_check_drop(c, NULL);
         goto out;
@@ -399,7 +399,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r) {
         goto out;
     }
     if (r->rc != CQ_OK || r->status != 200 || !cJSON_IsString(st)) {
-        char *e = cq_gitlab_error_text(r, "read the pipeline status");
+        char *e = w_gitlab_error_text(r, "read the pipeline status");
         cq_warn(c->rid, "%s", e ? e : "pipeline status unavailable");
         free(e);
         if (c->deadline > 0 && now >= c->deadline)
@@ -418,7 +418,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r) {
     if (strcmp(s, "success") == 0) {
         finalize(c, "ok", cq_strprintf("pipeline #%lld succeeded: %s", c->pid, c->web_url));
     } else if (strcmp(s, "failed") == 0) {
-        if (cq_gitlab_jobs(t->gl, c->project, c->pid, "failed", on_failed_jobs, c, &err) == CQ_OK)
+        if (w_gitlab_jobs(t->gl, c->project, c->pid, "failed", on_failed_jobs, c, &err) == CQ_OK)
             t->refs++;
         else
             finalize(c, "failed", cq_strprintf("pipeline #%lld failed: %s", c->pid, c->web_url));
@@ -435,7 +435,7 @@ static void on_status(void *opaque, const struct cq_gitlab_reply *r) {
         timed_out(c);
     } else if (strcmp(s, c->reported) != 0 && now >= c->next_progress) {
         if (strcmp(s, "running") == 0 &&
-            cq_gitlab_jobs(t->gl, c->project, c->pid, NULL, on_running_jobs, c, &err) == CQ_OK)
+            w_gitlab_jobs(t->gl, c->project, c->pid, NULL, on_running_jobs, c, &err) == CQ_OK)
             t->refs++;
         else
             send_progress(c, NULL);
@@ -447,9 +447,9 @@ out:
 }
 
 void pl_poll_status(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct cq_err err = {0};
-    if (cq_gitlab_pipeline(t->gl, c->project, c->pid, on_status, c, &err) != CQ_OK) {
+    if (w_gitlab_pipeline(t->gl, c->project, c->pid, on_status, c, &err) != CQ_OK) {
         pl_check_drop(c, err.msg);
         return;
     }
@@ -459,7 +459,7 @@ void pl_poll_status(struct check *c) {
 /* ---- fast path: pipeline hooks ----------------------------------------------------- */
 
 static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct cq_pipeline_tracker *t = opaque;
+    struct w_pipeline_tracker *t = opaque;
     if (!pl_redis_bad(r, err) && r->type == REDIS_REPLY_STRING) {
         t->st.hooks++;
         pl_count("chatops_worker_pipeline_hooks_total",
@@ -470,7 +470,7 @@ static void on_hook(void *opaque, const redisReply *r, const struct cq_err *err)
     pl_unref(t);
 }
 
-bool cq_pipeline_on_hook(struct cq_pipeline_tracker *t, const char *json, size_t len) {
+bool w_pipeline_on_hook(struct w_pipeline_tracker *t, const char *json, size_t len) {
     bool ok = false;
     if (!t || t->closing || !json) return false;
     cJSON *doc = cJSON_ParseWithLength(json, len);
@@ -479,7 +479,7 @@ bool cq_pipeline_on_hook(struct cq_pipeline_tracker *t, const char *json, size_t
     if (cJSON_IsNumber(id) && id->valuedouble > 0) {
         char pid[32], now[24];
         snprintf(pid, sizeof(pid), "%lld", (long long)id->valuedouble);
-        snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
+        snprintf(now, sizeof(now), "%lld", w_pipeline_now_ms());
         char *ik = pl_ikey(t, pid);
         const char *argv[] = {"EVAL", PL_HOOK_LUA, "2", ik, t->due_key, now, t->prefix};
         ok = ik && pl_redis_send(t, on_hook, t, 7, argv);

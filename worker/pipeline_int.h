@@ -27,12 +27,12 @@
 
 struct pending_done; /* a final acknowledged by Kafka whose Redis clean-up is owed */
 
-struct cq_pipeline_tracker {
+struct w_pipeline_tracker {
     struct cq_loop *loop;
     const struct cq_config *cfg;
     struct cq_redis *redis;
     struct cq_producer *producer;
-    struct cq_gitlab *gl;
+    struct w_gitlab *gl;
     char *owner, *prefix, *due_key;
     uv_timer_t scan_timer, renew_timer;
     int open_timers;
@@ -43,18 +43,18 @@ struct cq_pipeline_tracker {
     size_t tail_bytes;
     struct pending_done *owed;
     struct trig *lookups; /* triggers waiting to look their pipeline up again */
-    struct cq_pipeline_stats st;
+    struct w_pipeline_stats st;
 };
 
 struct pending_done {
-    struct cq_pipeline_tracker *t;
+    struct w_pipeline_tracker *t;
     char *rid, *pid, *userkey;
     struct pending_done *next;
     bool sending;
 };
 
 struct check {
-    struct cq_pipeline_tracker *t;
+    struct w_pipeline_tracker *t;
     struct check *prev, *next;
     char *rid;
     /* from the hash (owned) */
@@ -73,7 +73,7 @@ struct check {
 };
 
 /* pipeline.c: tracker references, metrics, the result and audit encoders */
-void pl_unref(struct cq_pipeline_tracker *t);
+void pl_unref(struct w_pipeline_tracker *t);
 struct cq_gauge *pl_gauge_active(void);
 void pl_count(const char *name, const char *help, const char *labels);
 char *pl_encode_result(const struct check *c, const char *step, const char *status,
@@ -85,14 +85,14 @@ extern const char PL_REGISTER_LUA[];
 extern const char PL_FINAL_LUA[];
 extern const char PL_HOOK_LUA[];
 extern const char PL_LIST_LUA[];
-bool pl_redis_send(struct cq_pipeline_tracker *t, cq_redis_cb cb, void *op, int argc,
+bool pl_redis_send(struct w_pipeline_tracker *t, cq_redis_cb cb, void *op, int argc,
                    const char **argv);
 bool pl_redis_bad(const redisReply *r, const struct cq_err *err);
 const char *pl_why(const redisReply *r, const struct cq_err *err);
-char *pl_hkey(const struct cq_pipeline_tracker *t, const char *rid);
-char *pl_lkey(const struct cq_pipeline_tracker *t, const char *rid);
-char *pl_ikey(const struct cq_pipeline_tracker *t, const char *pid);
-char *pl_ukey(const struct cq_pipeline_tracker *t, const char *platform, const char *user);
+char *pl_hkey(const struct w_pipeline_tracker *t, const char *rid);
+char *pl_lkey(const struct w_pipeline_tracker *t, const char *rid);
+char *pl_ikey(const struct w_pipeline_tracker *t, const char *pid);
+char *pl_ukey(const struct w_pipeline_tracker *t, const char *platform, const char *user);
 void pl_scan(uv_timer_t *timer);
 void pl_renew(uv_timer_t *timer);
 void pl_reschedule(struct check *c, bool changed, bool reported, long long seq);
@@ -100,8 +100,8 @@ void pl_owe_done(struct check *c);
 
 /* pipeline_check.c: the check loop (polling, progress, finals, log tails, hooks) */
 void pl_check_free(struct check *c);
-struct check *pl_check_new(struct cq_pipeline_tracker *t, const char *rid, size_t len);
-void pl_scan_soon(struct cq_pipeline_tracker *t);
+struct check *pl_check_new(struct w_pipeline_tracker *t, const char *rid, size_t len);
+void pl_scan_soon(struct w_pipeline_tracker *t);
 void pl_on_ignore(void *opaque, const redisReply *r, const struct cq_err *err);
 void pl_check_drop(struct check *c, const char *reason);
 void pl_produce_stored_final(struct check *c);

@@ -92,7 +92,7 @@ const char PL_LIST_LUA[] =
     "end\n"
     "return out\n";
 
-bool pl_redis_send(struct cq_pipeline_tracker *t, cq_redis_cb cb, void *op, int argc,
+bool pl_redis_send(struct w_pipeline_tracker *t, cq_redis_cb cb, void *op, int argc,
                    const char **argv) {
     if (cq_redis_commandargv(t->redis, cb, op, argc, argv, NULL) != CQ_OK) return false;
     t->refs++;
@@ -108,16 +108,16 @@ const char *pl_why(const redisReply *r, const struct cq_err *err) {
     return r && r->str ? r->str : "no reply";
 }
 
-char *pl_hkey(const struct cq_pipeline_tracker *t, const char *rid) {
+char *pl_hkey(const struct w_pipeline_tracker *t, const char *rid) {
     return cq_strprintf("%spl:%s", t->prefix, rid);
 }
-char *pl_lkey(const struct cq_pipeline_tracker *t, const char *rid) {
+char *pl_lkey(const struct w_pipeline_tracker *t, const char *rid) {
     return cq_strprintf("%spl:lease:%s", t->prefix, rid);
 }
-char *pl_ikey(const struct cq_pipeline_tracker *t, const char *pid) {
+char *pl_ikey(const struct w_pipeline_tracker *t, const char *pid) {
     return cq_strprintf("%spl:idx:%s", t->prefix, pid);
 }
-char *pl_ukey(const struct cq_pipeline_tracker *t, const char *platform, const char *user) {
+char *pl_ukey(const struct w_pipeline_tracker *t, const char *platform, const char *user) {
     return cq_strprintf("%spl:user:%s:%s", t->prefix, platform ? platform : "", user ? user : "");
 }
 
@@ -138,13 +138,13 @@ static long long numf(const redisReply *r, const char *name) {
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-static struct pending_done *owed_find(struct cq_pipeline_tracker *t, const char *rid) {
+static struct pending_done *owed_find(struct w_pipeline_tracker *t, const char *rid) {
     for (struct pending_done *p = t->owed; p; p = p->next)
         if (strcmp(p->rid, rid) == 0) return p;
     return NULL;
 }
 
-static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p);
+static void send_done(struct w_pipeline_tracker *t, struct pending_done *p);
 
 static void on_missing_cleaned(void *opaque, const redisReply *r, const struct cq_err *err) {
     (void)r;
@@ -154,7 +154,7 @@ static void on_missing_cleaned(void *opaque, const redisReply *r, const struct c
 
 static void on_hash(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (t->closing || pl_redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
         pl_check_drop(c, t->closing ? NULL : pl_why(r, err));
         goto out;
@@ -214,7 +214,7 @@ out:
 }
 
 static void on_claim(void *opaque, const redisReply *r, const struct cq_err *err) {
-    struct cq_pipeline_tracker *t = opaque;
+    struct w_pipeline_tracker *t = opaque;
     t->scanning = false;
     if (t->closing) goto out;
     if (pl_redis_bad(r, err) || r->type != REDIS_REPLY_ARRAY) {
@@ -242,7 +242,7 @@ out:
 }
 
 void pl_scan(uv_timer_t *timer) {
-    struct cq_pipeline_tracker *t = timer->data;
+    struct w_pipeline_tracker *t = timer->data;
     if (t->closing) return;
     for (struct pending_done *p = t->owed; p; p = p->next)
         if (!p->sending) send_done(t, p);
@@ -253,7 +253,7 @@ void pl_scan(uv_timer_t *timer) {
     int limit = t->max_checks - t->n_checks;
     if (limit <= 0 || !cq_redis_connected(t->redis)) return;
     char now[24], lease[16], lim[16];
-    snprintf(now, sizeof(now), "%lld", cq_pipeline_now_ms());
+    snprintf(now, sizeof(now), "%lld", w_pipeline_now_ms());
     snprintf(lease, sizeof(lease), "%d", t->lease_ms);
     snprintf(lim, sizeof(lim), "%d", limit > 200 ? 200 : limit);
     const char *argv[] = {"EVAL", CLAIM_LUA, "1", t->due_key, now, t->owner, lease, t->prefix, lim};
@@ -261,7 +261,7 @@ void pl_scan(uv_timer_t *timer) {
 }
 
 void pl_renew(uv_timer_t *timer) {
-    struct cq_pipeline_tracker *t = timer->data;
+    struct w_pipeline_tracker *t = timer->data;
     char ms[16];
     snprintf(ms, sizeof(ms), "%d", t->lease_ms);
     for (struct check *c = t->checks; c; c = c->next) {
@@ -276,7 +276,7 @@ void pl_renew(uv_timer_t *timer) {
 
 static void on_rescheduled(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct check *c = opaque;
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     if (pl_redis_bad(r, err))
         pl_check_drop(c, t->closing ? NULL : pl_why(r, err));
     else
@@ -289,8 +289,8 @@ static void on_rescheduled(void *opaque, const redisReply *r, const struct cq_er
 
 /* Writes the new state and the next check time and releases the lease. */
 void pl_reschedule(struct check *c, bool changed, bool reported, long long seq) {
-    struct cq_pipeline_tracker *t = c->t;
-    long long now = cq_pipeline_now_ms();
+    struct w_pipeline_tracker *t = c->t;
+    long long now = w_pipeline_now_ms();
     if (changed)
         c->poll_ms = t->poll_min;
     else {
@@ -329,7 +329,7 @@ void pl_reschedule(struct check *c, bool changed, bool reported, long long seq) 
 
 static void on_done(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct pending_done *p = opaque;
-    struct cq_pipeline_tracker *tr = p->t;
+    struct w_pipeline_tracker *tr = p->t;
     p->sending = false;
     if (!pl_redis_bad(r, err)) {
         struct pending_done **pp = &tr->owed;
@@ -344,7 +344,7 @@ static void on_done(void *opaque, const redisReply *r, const struct cq_err *err)
     pl_unref(tr);
 }
 
-static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p) {
+static void send_done(struct w_pipeline_tracker *t, struct pending_done *p) {
     char *hk = pl_hkey(t, p->rid), *lk = pl_lkey(t, p->rid), *ik = pl_ikey(t, p->pid);
     const char *argv[] = {"EVAL", DONE_LUA, "5",        hk,     t->due_key,
                           lk,     ik,       p->userkey, p->rid, t->owner};
@@ -356,7 +356,7 @@ static void send_done(struct cq_pipeline_tracker *t, struct pending_done *p) {
 
 /* The final reached Kafka: clean up Redis (retried from the scan timer until it works). */
 void pl_owe_done(struct check *c) {
-    struct cq_pipeline_tracker *t = c->t;
+    struct w_pipeline_tracker *t = c->t;
     struct pending_done *p = calloc(1, sizeof(*p));
     if (!p) return;
     p->t = t;

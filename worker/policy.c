@@ -71,7 +71,7 @@ static bool rule_where(const struct cq_rule *r, const struct cq_channel *ch) {
     return false;
 }
 
-static bool rule_args(const struct cq_rule *r, const struct cq_bound_args *args) {
+static bool rule_args(const struct cq_rule *r, const struct w_bound_args *args) {
     if (!args) return true;
     for (size_t i = 0; i < r->n_args; i++) {
         const char *v = w_bound_get(args, r->args[i].arg);
@@ -137,7 +137,7 @@ static void put_who(struct line *l, const struct cq_rule *r) {
 
 /* The command as the user ran it, with the argument values that some rule constrains. */
 static void put_label(struct line *l, const struct cq_config *cfg, const char *cmd,
-                      const struct cq_bound_args *args) {
+                      const struct w_bound_args *args) {
     put(l, "%s", cmd);
     if (!args || !args->cmd) return;
     for (size_t i = 0; i < args->cmd->n_args; i++) {
@@ -173,7 +173,7 @@ static void put_you(struct line *l, const struct cq_person *person, const struct
 
 void w_policy_check(const struct cq_config *cfg, const struct cq_person *person,
                     const struct cq_channel *channel, const char *cmd_name,
-                    const struct cq_bound_args *args, struct w_decision *out) {
+                    const struct w_bound_args *args, struct w_decision *out) {
     struct line l = {out->reason, sizeof(out->reason), 0};
     size_t n_cmd = 0, n_args_ok = 0, n_who = 0, n_here = 0;
 
@@ -183,7 +183,7 @@ void w_policy_check(const struct cq_config *cfg, const struct cq_person *person,
     if (cq_is_builtin_name(cmd_name)) {
         /* cancel and pipelines check ownership themselves (requester or cancel_roles). */
         out->allowed = true;
-        out->rule = CQ_BUILTIN_RULE;
+        out->rule = W_BUILTIN_RULE;
         return;
     }
     if (!cfg || !cmd_name) {

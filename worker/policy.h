@@ -11,11 +11,11 @@
 #include "config.h"
 
 /* Commands the worker answers itself; help and whoami are open to everyone. */
-#define CQ_BUILTIN_RULE "builtin"
+#define W_BUILTIN_RULE "builtin"
 
 struct w_decision {
     bool allowed;
-    const char *rule; /* borrowed rule name when allowed (CQ_BUILTIN_RULE for built-ins) */
+    const char *rule; /* borrowed rule name when allowed (W_BUILTIN_RULE for built-ins) */
     char reason[300]; /* when denied: the one line the user reads */
 };
 
@@ -34,7 +34,7 @@ bool w_policy_is_builtin(const char *name);
  * channel list). Fills *out; never fails. */
 void w_policy_check(const struct cq_config *cfg, const struct cq_person *person,
                     const struct cq_channel *channel, const char *cmd_name,
-                    const struct cq_bound_args *args, struct w_decision *out);
+                    const struct w_bound_args *args, struct w_decision *out);
 
 /* Whether some rule could allow person to run cmd in channel for some argument values
  * (used by help: argument limits are shown, not guessed). */

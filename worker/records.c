@@ -47,7 +47,7 @@ void w_metric_result(const char *status) {
     cq_metric_inc("chatops_worker_results_total", "Final results produced by status", labels);
 }
 
-void w_metric_inflight(struct cq_worker *w) {
+void w_metric_inflight(struct w_worker *w) {
     cq_gauge_set(
         cq_gauge_get("chatops_worker_inflight", "Requests consumed and not yet done", NULL),
         (int64_t)w->n_jobs);
@@ -83,7 +83,7 @@ char *w_audit_encode(const struct cq_audit *a) {
  * Caller frees. */
 char *w_audit_json(const struct job *j, const char *kind, const char *decision,
                    const char *result_status, const char *detail) {
-    const struct cq_worker *w = j->w;
+    const struct w_worker *w = j->w;
     char now[32], cut[600];
     struct cq_audit_arg args[32];
     struct cq_audit a = {0};

@@ -131,7 +131,7 @@ static char *claim_value(const struct job *j, const char *state, const char *res
 }
 
 static void cas(struct job *j, const char *expected, const char *next, cq_redis_cb cb) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", w->cfg->redis.dedupe_ttl_s);
     const char *argv[] = {"EVAL", w_cas_lua, "1", j->run_key, expected, next, ttl};
@@ -387,7 +387,7 @@ static void answer_done(struct job *j, const char *cur) {
 
 static void on_claim(void *opaque, const redisReply *reply, const struct cq_err *err) {
     struct job *j = opaque;
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     const char *why = NULL;
     if (redis_failed(reply, err, &why)) {
         if ((err && err->code == CQ_ESHUTDOWN) || w->stopping) {
@@ -454,7 +454,7 @@ static void on_claim(void *opaque, const redisReply *reply, const struct cq_err 
 }
 
 void w_claim(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     char ttl[16];
     if (j->state == JS_ABANDONED) return;
     bool retry_ok =
@@ -506,7 +506,7 @@ void w_claim(struct job *j) {
 }
 
 void w_renew_lease(uv_timer_t *t) {
-    struct cq_worker *w = t->data;
+    struct w_worker *w = t->data;
     char ms[16];
     snprintf(ms, sizeof(ms), "%d", w->cfg->worker.lease_ms);
     if (w->redis && !w->torn_down) {
@@ -525,7 +525,7 @@ static void on_epoch(void *opaque, const redisReply *reply, const struct cq_err 
 
 /* First on every connection, so no claim is made on a new Redis before its epoch moved. */
 void w_on_redis_connect(void *arg) {
-    struct cq_worker *w = arg;
+    struct w_worker *w = arg;
     const char *argv[] = {"EVAL", EPOCH_LUA, "1", w->epoch_key};
     cq_redis_commandargv(w->redis, on_epoch, w, 4, argv, NULL);
     w_renew_lease(&w->lease_timer);

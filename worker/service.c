@@ -29,7 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-bool w_service_ready(const struct cq_worker *w) {
+bool w_service_ready(const struct w_worker *w) {
     return w && !w->stopping && w->consumer && w->producer && cq_producer_ready(w->producer) &&
            w->redis && cq_redis_connected(w->redis);
 }
@@ -41,14 +41,14 @@ bool w_service_ready(const struct cq_worker *w) {
 #define READY_FIRST_MS 5
 #define READY_EVERY_MS 500
 static void ready_tick(uv_timer_t *t) {
-    struct cq_worker *w = t->data;
+    struct w_worker *w = t->data;
     struct cq_admin_http *admin = w->admin; /* read first: w_service_ready tests w for NULL */
     bool ready = w_service_ready(w);
     cq_admin_http_set_ready(admin, ready);
     if (ready && uv_timer_get_repeat(t) != READY_EVERY_MS) uv_timer_set_repeat(t, READY_EVERY_MS);
 }
 
-static void release(struct cq_worker *w) {
+static void release(struct w_worker *w) {
     free(w->epoch_key);
     free(w->lease_key);
     free(w->lease_prefix);
@@ -57,21 +57,21 @@ static void release(struct cq_worker *w) {
 }
 
 static void handle_closed(uv_handle_t *h) {
-    struct cq_worker *w = h->data;
+    struct w_worker *w = h->data;
     if (--w->open_handles == 0 && w->orphaned) release(w);
 }
 
 /* A reload (SIGHUP): the next message decides with the new config; jobs in flight keep a
  * reference to the one they started with. */
 static void apply_config(void *arg, struct cq_config *next) {
-    struct cq_worker *w = arg;
+    struct w_worker *w = arg;
     const struct cq_config *old = w->cfg;
     w->cfg = cq_config_ref(next);
-    if (w->pipelines) cq_pipeline_tracker_set_config(w->pipelines, w->cfg);
+    if (w->pipelines) w_pipeline_tracker_set_config(w->pipelines, w->cfg);
     cq_config_unref(old);
 }
 
-static void teardown(struct cq_worker *w) {
+static void teardown(struct w_worker *w) {
     struct cq_err err = {0};
     if (w->torn_down) return;
     w->torn_down = true;
@@ -80,7 +80,7 @@ static void teardown(struct cq_worker *w) {
     cq_info(NULL, "worker stopping: %zu request(s) still in flight are left for redelivery",
             w->n_jobs);
     /* Stops claiming; its checks in flight are dropped and their leases lapse. */
-    cq_pipeline_tracker_free(w->pipelines);
+    w_pipeline_tracker_free(w->pipelines);
     w->pipelines = NULL;
     /* Callbacks of what is still pending arrive now with CQ_ESHUTDOWN and abandon. */
     cq_httpc_free(w->httpc);
@@ -122,7 +122,7 @@ static void teardown(struct cq_worker *w) {
 }
 
 static void drain_tick(uv_timer_t *t) {
-    struct cq_worker *w = t->data;
+    struct w_worker *w = t->data;
     size_t running = 0;
     for (struct job *j = w->jobs; j; j = j->all_next)
         running++;
@@ -130,7 +130,7 @@ static void drain_tick(uv_timer_t *t) {
 }
 
 static void on_shutdown(void *arg) {
-    struct cq_worker *w = arg;
+    struct w_worker *w = arg;
     if (w->stopping) return;
     w->stopping = true;
     cq_admin_http_set_ready(w->admin, false);
@@ -161,9 +161,9 @@ static void on_shutdown(void *arg) {
     uv_timer_start(&w->drain_timer, drain_tick, 0, 50);
 }
 
-struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
-                                const struct w_service_opts *opts, struct cq_err *err) {
-    struct cq_worker *w = calloc(1, sizeof(*w));
+struct w_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
+                               const struct w_service_opts *opts, struct cq_err *err) {
+    struct w_worker *w = calloc(1, sizeof(*w));
     const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_pipeline_events, NULL};
     const char *prefix = cfg->redis.prefix ? cfg->redis.prefix : "";
     if (!w) {
@@ -213,18 +213,18 @@ struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loo
     w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,
                                   cfg->kafka.client_conf, err);
     if (!w->producer) goto out;
-    struct cq_pipeline_deps pd = {.loop = loop,
-                                  .cfg = cfg,
-                                  .redis = w->redis,
-                                  .httpc = w->httpc,
-                                  .producer = w->producer,
-                                  .owner_id = w->owner};
+    struct w_pipeline_deps pd = {.loop = loop,
+                                 .cfg = cfg,
+                                 .redis = w->redis,
+                                 .httpc = w->httpc,
+                                 .producer = w->producer,
+                                 .owner_id = w->owner};
     /* Tracking needs GitLab: without pipeline commands or gitlab.base_url there is none
      * (cancel / pipelines then answer so, and pipeline events are only committed). */
     bool want_pipelines = cfg->gitlab.base_url && cfg->gitlab.base_url[0];
     for (size_t i = 0; i < cfg->n_commands; i++)
         if (cfg->commands[i].mode != CQ_MODE_DIRECT) want_pipelines = true;
-    if (want_pipelines && !(w->pipelines = cq_pipeline_tracker_new(&pd, err))) goto out;
+    if (want_pipelines && !(w->pipelines = w_pipeline_tracker_new(&pd, err))) goto out;
     char mpi[16];
     snprintf(mpi, sizeof(mpi), "%d", cfg->kafka.max_poll_interval_ms);
     const char *own[] = {"max.poll.interval.ms", mpi, NULL};
@@ -264,7 +264,7 @@ out:
     return NULL;
 }
 
-void w_service_free(struct cq_worker *w) {
+void w_service_free(struct w_worker *w) {
     if (!w) return;
     if (!w->torn_down) teardown(w); /* the loop ended without a drain */
     if (w->open_handles > 0) uv_run(cq_loop_uv(w->loop), UV_RUN_NOWAIT); /* the timers' closes */

@@ -11,7 +11,7 @@
 #include "errors.h"
 #include "loop.h"
 
-struct cq_worker;
+struct w_worker;
 
 struct w_service_opts {
     int http_port;        /* /healthz /readyz /metrics; 0 = cfg->worker.http_port, -1 = none */
@@ -27,15 +27,15 @@ struct w_service_opts {
  * SIGTERM/SIGINT (or cq_loop_shutdown) it drains and tears itself down, and the loop run
  * returns; the caller then frees it with w_service_free. Returns NULL with err on a setup
  * failure: what was started is closed (and freed) while the caller runs the loop once more. */
-struct cq_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
-                                const struct w_service_opts *opts, struct cq_err *err);
+struct w_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop,
+                               const struct w_service_opts *opts, struct cq_err *err);
 
 /* Readiness (also what /readyz answers): Kafka producer's broker probe answered, the
  * consumer exists, Redis connected, not draining. Loop thread only. */
-bool w_service_ready(const struct cq_worker *w);
+bool w_service_ready(const struct w_worker *w);
 
 /* Frees the worker after cq_loop_run returned (tearing it down first when the loop ended
  * without a drain). NULL is a no-op. */
-void w_service_free(struct cq_worker *w);
+void w_service_free(struct w_worker *w);
 
 #endif

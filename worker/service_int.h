@@ -66,7 +66,7 @@ enum { PB_NONE, PB_CANCEL, PB_LIST };
 enum job_state { JS_QUEUED, JS_RUNNING, JS_FINAL_QUEUED, JS_COMPLETE, JS_ABANDONED, JS_N };
 
 struct job {
-    struct cq_worker *w;
+    struct w_worker *w;
     /* referenced: the config current when the job started (a reload does not change it) */
     const struct cq_config *cfg;
     struct conv *conv; /* while queued in / holding its conversation */
@@ -82,7 +82,7 @@ struct job {
     enum job_kind kind;
     const struct cq_command *cmd;
     struct w_argv argv;
-    struct cq_bound_args args;
+    struct w_bound_args args;
     const char *input; /* the arguments text: req.text after the command's name (borrowed) */
     const struct cq_person *person;
     const struct cq_channel *channel;
@@ -96,7 +96,7 @@ struct job {
     const char *next_state; /* "calling" / "done" when next_stored is such a value: a retry
                                after a timed-out CAS writes the same value again */
     char *target;           /* "POST http://host/path" of a direct call, for unknown outcomes */
-    struct cq_http_call call;
+    struct w_http_call call;
     uint64_t call_t0;
     int store_attempts;
     int busy_tries;       /* claim found a live owner this many times */
@@ -117,7 +117,7 @@ struct job {
     bool resend_only;     /* a duplicate answered from the stored result */
 };
 
-struct cq_worker {
+struct w_worker {
     /* referenced; a reload (SIGHUP) replaces it */
     const struct cq_config *cfg;
     struct cq_loop *loop;
@@ -129,7 +129,7 @@ struct cq_worker {
     struct cq_consumer *consumer;
     struct cq_redis *redis;
     struct cq_httpc *httpc;
-    struct cq_pipeline_tracker *pipelines;
+    struct w_pipeline_tracker *pipelines;
     struct conv *convs[CONV_BUCKETS];
     struct job *jobs; /* every live job */
     size_t n_jobs;
@@ -164,7 +164,7 @@ void w_metric_duplicate(const char *outcome);
 void w_metric_decision(const char *outcome);
 void w_metric_action(const char *outcome);
 void w_metric_result(const char *status);
-void w_metric_inflight(struct cq_worker *w);
+void w_metric_inflight(struct w_worker *w);
 char *w_audit_json(const struct job *j, const char *kind, const char *decision,
                    const char *result_status, const char *detail);
 void w_command_label(const struct cq_request *q, char *label, size_t size);

@@ -246,7 +246,7 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
     *owned = NULL;
     if (strncmp(name, "args.", 5) == 0) {
         const char *an = name + 5;
-        const struct cq_bound_args *b = v->args;
+        const struct w_bound_args *b = v->args;
         bool known = false;
         for (size_t i = 0; b && b->cmd && i < b->cmd->n_args; i++)
             if (strcmp(b->cmd->args[i].name, an) == 0) known = true;
@@ -316,8 +316,8 @@ static enum cq_rc lookup(const struct cq_tpl_vars *v, const char *name, const ch
     return CQ_OK;
 }
 
-char *cq_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tpl_vars *vars,
-                         struct cq_err *err) {
+char *w_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tpl_vars *vars,
+                        struct cq_err *err) {
     struct buf b = {0};
     bool in_str = false, esc = false;
     static const struct cq_tpl_vars none;
@@ -519,7 +519,7 @@ out:
     return rc;
 }
 
-void cq_http_call_clear(struct cq_http_call *c) {
+void w_http_call_clear(struct w_http_call *c) {
     if (!c) return;
     free(c->method);
     free(c->url);
@@ -531,7 +531,7 @@ void cq_http_call_clear(struct cq_http_call *c) {
 }
 
 enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
-                                struct cq_http_call *out, struct cq_err *err) {
+                                struct w_http_call *out, struct cq_err *err) {
     enum cq_rc rc = CQ_OK;
     char *path = NULL, *query = NULL;
     struct buf u = {0};
@@ -546,13 +546,13 @@ enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_
         rc = cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto out;
     }
-    path = cq_template_expand(a->path ? a->path : "", CQ_TPL_PATH, vars, err);
+    path = w_template_expand(a->path ? a->path : "", CQ_TPL_PATH, vars, err);
     if (!path) {
         rc = err ? err->code : CQ_EINVAL;
         goto out;
     }
     if (a->query && a->query[0]) {
-        query = cq_template_expand(a->query, CQ_TPL_QUERY, vars, err);
+        query = w_template_expand(a->query, CQ_TPL_QUERY, vars, err);
         if (!query) {
             rc = err ? err->code : CQ_EINVAL;
             goto out;
@@ -586,7 +586,7 @@ enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_
         }
     }
     for (size_t i = 0; i < a->n_headers; i++) {
-        char *v = cq_template_expand(a->headers[i].value, CQ_TPL_HEADER, vars, err);
+        char *v = w_template_expand(a->headers[i].value, CQ_TPL_HEADER, vars, err);
         if (!v) {
             rc = err ? err->code : CQ_EINVAL;
             goto out;
@@ -603,7 +603,7 @@ enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_
     }
     if (a->body && a->body[0]) {
         bool form = a->body_type && strcmp(a->body_type, "form") == 0;
-        out->body = cq_template_expand(a->body, form ? CQ_TPL_FORM : CQ_TPL_JSON, vars, err);
+        out->body = w_template_expand(a->body, form ? CQ_TPL_FORM : CQ_TPL_JSON, vars, err);
         if (!out->body) {
             rc = err ? err->code : CQ_EINVAL;
             goto out;
@@ -614,6 +614,6 @@ out:
     free(path);
     free(query);
     free(u.s);
-    if (rc != CQ_OK) cq_http_call_clear(out);
+    if (rc != CQ_OK) w_http_call_clear(out);
     return rc;
 }

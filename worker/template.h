@@ -25,7 +25,7 @@ enum w_tpl_ctx {
 /* Everything a template may reference; all borrowed, any may be NULL. */
 struct cq_tpl_vars {
     const struct cq_config *cfg; /* for secrets */
-    const struct cq_bound_args *args;
+    const struct w_bound_args *args;
     const struct cq_person *person;
     const char *user_id, *user_name; /* from the request (fallback for unknown users) */
     const struct cq_channel *channel;
@@ -39,8 +39,8 @@ struct cq_tpl_vars {
 /* Expands tpl for ctx. Returns a new string (caller frees), or NULL with err: CQ_ECONFIG
  * for an unknown variable or missing secret (the name, never the value), CQ_EINVAL when
  * a value cannot be placed safely (a line break in a header), CQ_ENOMEM. */
-char *cq_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tpl_vars *vars,
-                         struct cq_err *err);
+char *w_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tpl_vars *vars,
+                        struct cq_err *err);
 
 /* Checks that url has base_url's scheme, host and port, no user info or fragment, a
  * path under base_url's path prefix and no literal "." or ".." segment. CQ_EDENIED with
@@ -48,7 +48,7 @@ char *cq_template_expand(const char *tpl, enum w_tpl_ctx ctx, const struct cq_tp
 enum cq_rc w_template_check_url(const char *base_url, const char *url, struct cq_err *err);
 
 /* The request an http action expands to; all strings owned. */
-struct cq_http_call {
+struct w_http_call {
     char *method;
     char *url;
     char **headers; /* "Name: value", n_headers of them */
@@ -58,10 +58,10 @@ struct cq_http_call {
 };
 
 /* Expands every part of a (path, query, headers, body) and checks the URL.
- * Caller calls cq_http_call_clear. */
+ * Caller calls w_http_call_clear. */
 enum cq_rc w_template_http_call(const struct cq_http_action *a, const struct cq_tpl_vars *vars,
-                                struct cq_http_call *out, struct cq_err *err);
-void cq_http_call_clear(struct cq_http_call *c);
+                                struct w_http_call *out, struct cq_err *err);
+void w_http_call_clear(struct w_http_call *c);
 
 /* RFC 6901 JSON pointer ("" = root, "/a/0/b", ~0 ~1 escapes). Borrowed; NULL if absent. */
 const cJSON *w_json_pointer(const cJSON *root, const char *pointer);

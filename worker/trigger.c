@@ -37,7 +37,7 @@ static const char *static_status(const char *s) {
  * for a tracked wait (the tracker sends progress and the final) or the final itself.
  * Stored in the run-once claim with the pipeline id before it is produced, so a
  * redelivered request re-sends this reply instead of triggering again. */
-static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *o) {
+static void on_pipeline_started(void *opaque, const struct w_pipeline_outcome *o) {
     struct job *j = opaque;
     if (w_job_gone(j)) {
         w_job_abandon(j, "stopped during the pipeline trigger");
@@ -60,19 +60,19 @@ static void on_pipeline_started(void *opaque, const struct cq_pipeline_outcome *
 
 /* The claim says "calling": trigger now. */
 void w_pipeline_trigger_now(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     struct cq_err err = {0};
     char label[256];
     struct cq_tpl_vars v = w_job_tpl_vars(j);
     w_command_label(&j->req, label, sizeof(label));
-    struct cq_pipeline_trigger p = {.req = &j->req,
-                                    .cmd = j->cmd,
-                                    .vars = &v,
-                                    .gitlab_login = j->person ? j->person->gitlab_login : NULL,
-                                    .label = label};
+    struct w_pipeline_trigger p = {.req = &j->req,
+                                   .cmd = j->cmd,
+                                   .vars = &v,
+                                   .gitlab_login = j->person ? j->person->gitlab_login : NULL,
+                                   .label = label};
     w_job_op_begin(j);
     enum cq_rc rc = w->pipelines
-                        ? cq_pipeline_trigger(w->pipelines, &p, on_pipeline_started, j, &err)
+                        ? w_pipeline_trigger(w->pipelines, &p, on_pipeline_started, j, &err)
                         : CQ_ESHUTDOWN;
     if (rc != CQ_OK) {
         j->ops--;
@@ -107,16 +107,16 @@ static void on_builtin_text(void *opaque, const char *status, const char *text) 
 
 /* `cancel REQUEST_ID` and `pipelines`, answered by the tracker. */
 void w_pipeline_builtin(struct job *j) {
-    struct cq_worker *w = j->w;
+    struct w_worker *w = j->w;
     struct cq_err err = {0};
     enum cq_rc rc = CQ_ESHUTDOWN;
     w_job_op_begin(j);
     if (w->pipelines && j->pl_builtin == PB_CANCEL)
-        rc = cq_pipeline_cancel(w->pipelines, j->argv.v[0], j->req.platform, j->req.user_id,
-                                j->person, on_builtin_text, j, &err);
+        rc = w_pipeline_cancel(w->pipelines, j->argv.v[0], j->req.platform, j->req.user_id,
+                               j->person, on_builtin_text, j, &err);
     else if (w->pipelines)
-        rc = cq_pipeline_list(w->pipelines, j->req.platform, j->req.user_id, j->person,
-                              on_builtin_text, j, &err);
+        rc = w_pipeline_list(w->pipelines, j->req.platform, j->req.user_id, j->person,
+                             on_builtin_text, j, &err);
     if (rc != CQ_OK) {
         j->ops--;
         w_finish_with(j, rc == CQ_EINVAL ? "invalid" : "failed",

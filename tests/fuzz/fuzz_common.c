@@ -109,11 +109,10 @@ static void trace_verdict(const struct ing_verdict *v) {
     static int verbose = -1;
     static const char *const kinds[] = {"reject", "reply", "request", "pipeline"};
     if (verbose < 0) verbose = getenv("CQ_FUZZ_VERBOSE") != NULL;
-    if (!verbose || (unsigned)v->kind > CQ_IN_PIPELINE) return;
+    if (!verbose || (unsigned)v->kind > ING_PIPELINE) return;
     fprintf(stderr, "  verdict: %s %d %s%s%s\n", kinds[v->kind], v->status,
-            v->kind == CQ_IN_REJECT && v->reason ? v->reason : "",
-            v->kind == CQ_IN_REQUEST ? v->req.command : "",
-            v->kind == CQ_IN_PIPELINE ? v->key : "");
+            v->kind == ING_REJECT && v->reason ? v->reason : "",
+            v->kind == ING_REQUEST ? v->req.command : "", v->kind == ING_PIPELINE ? v->key : "");
 }
 
 void fz_check_verdict(const struct ing_verdict *v, const char *platform) {

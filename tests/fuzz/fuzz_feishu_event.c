@@ -70,16 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ing_feishu_event(fz_config_encrypted(), &h, body, blen, 0, &v);
     fz_check_verdict(&v, "feishu");
     if (mode == 2) {
-        FZ_ASSERT(v.kind != CQ_IN_REQUEST && v.kind != CQ_IN_PIPELINE);
+        FZ_ASSERT(v.kind != ING_REQUEST && v.kind != ING_PIPELINE);
         /* only url_verification (a challenge reply) or a rejection */
-        FZ_ASSERT(v.kind == CQ_IN_REJECT ||
-                  (v.kind == CQ_IN_REPLY && v.body && strncmp(v.body, "{\"challenge\":", 13) == 0));
+        FZ_ASSERT(v.kind == ING_REJECT ||
+                  (v.kind == ING_REPLY && v.body && strncmp(v.body, "{\"challenge\":", 13) == 0));
     } else {
-        FZ_ASSERT(v.kind != CQ_IN_REJECT || strcmp(v.reason, "bad signature") != 0);
-        FZ_ASSERT(v.kind != CQ_IN_REJECT || strcmp(v.reason, "missing signature headers") != 0);
+        FZ_ASSERT(v.kind != ING_REJECT || strcmp(v.reason, "bad signature") != 0);
+        FZ_ASSERT(v.kind != ING_REJECT || strcmp(v.reason, "missing signature headers") != 0);
     }
     if (mode == 1) /* our own encryption always decrypts */
-        FZ_ASSERT(v.kind != CQ_IN_REJECT || strcmp(v.reason, "cannot decrypt body") != 0);
+        FZ_ASSERT(v.kind != ING_REJECT || strcmp(v.reason, "cannot decrypt body") != 0);
     ing_verdict_clear(&v);
     free(body);
     return 0;

@@ -33,10 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_check_verdict(&v, "gitlab");
     bool tok_ok = h.gitlab_token && strcmp(h.gitlab_token, FZ_GL_TOKEN) == 0;
     if (!tok_ok)
-        FZ_ASSERT(v.kind == CQ_IN_REJECT && v.status == 401);
+        FZ_ASSERT(v.kind == ING_REJECT && v.status == 401);
     else
-        FZ_ASSERT(v.kind != CQ_IN_REJECT || v.status != 401);
-    if (v.kind == CQ_IN_PIPELINE) {
+        FZ_ASSERT(v.kind != ING_REJECT || v.status != 401);
+    if (v.kind == ING_PIPELINE) {
         FZ_ASSERT(tok_ok && h.gitlab_event && strcmp(h.gitlab_event, "Pipeline Hook") == 0);
         cJSON *root = cJSON_ParseWithLength(body, n);
         char want[96];

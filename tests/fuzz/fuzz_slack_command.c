@@ -50,22 +50,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     switch (mode) {
     case 0:
-        FZ_ASSERT(v.kind != CQ_IN_REJECT || v.status != 401);
+        FZ_ASSERT(v.kind != ING_REJECT || v.status != 401);
         break;
     case 1:
         if (skew > 300 || skew < -300)
-            FZ_ASSERT(v.kind == CQ_IN_REJECT && v.status == 401 &&
+            FZ_ASSERT(v.kind == ING_REJECT && v.status == 401 &&
                       strcmp(v.reason, "stale timestamp") == 0);
         else
-            FZ_ASSERT(v.kind != CQ_IN_REJECT || v.status != 401);
+            FZ_ASSERT(v.kind != ING_REJECT || v.status != 401);
         break;
     case 2:
         /* Security property: nothing wrongly signed or unsigned is ever produced. */
-        FZ_ASSERT(v.kind == CQ_IN_REPLY || (v.kind == CQ_IN_REJECT && v.status == 401));
-        if (v.kind == CQ_IN_REPLY) FZ_ASSERT(h.slack_sig == NULL);
+        FZ_ASSERT(v.kind == ING_REPLY || (v.kind == ING_REJECT && v.status == 401));
+        if (v.kind == ING_REPLY) FZ_ASSERT(h.slack_sig == NULL);
         break;
     default:
-        if (v.kind == CQ_IN_REQUEST) {
+        if (v.kind == ING_REQUEST) {
             char *end = NULL;
             long long t = strtoll(ts, &end, 10);
             FZ_ASSERT(ts[0] && *end == '\0' && t >= 0 && t - FZ_T0 <= 300 && FZ_T0 - t <= 300);

@@ -28,10 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ing_slack_event(cfg, &h, body, n, (time_t)FZ_T0, &v);
     fz_check_verdict(&v, "slack");
     if (bad_sig)
-        FZ_ASSERT(v.kind == CQ_IN_REJECT && v.status == 401);
+        FZ_ASSERT(v.kind == ING_REJECT && v.status == 401);
     else
-        FZ_ASSERT(v.kind != CQ_IN_REJECT || v.status != 401);
-    if (v.kind == CQ_IN_REQUEST) {
+        FZ_ASSERT(v.kind != ING_REJECT || v.status != 401);
+    if (v.kind == ING_REQUEST) {
         long want = retry ? strtol(retry, NULL, 10) : 0;
         want = want < 0 ? 0 : want > CQ_ENV_MAX_RETRY_NUM ? CQ_ENV_MAX_RETRY_NUM : want;
         FZ_ASSERT(v.req.retry_num == (int)want);

@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const struct cq_command *c = w_args_resolve(cfg, word, &av, &used);
     if (!c) goto out;
     FZ_ASSERT(used <= av.n);
-    struct cq_bound_args bd = {0};
+    struct w_bound_args bd = {0};
     cq_err_clear(&err);
     rc = w_args_bind(c, &av, used, FZ_MAX_ARG_LEN, &bd, &err);
     if (verbose()) fprintf(stderr, "  bind %s: %s\n", c->name, rc ? err.msg : "ok");
@@ -89,10 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     char usage[200];
     FZ_ASSERT(strncmp(w_args_usage(c, usage, sizeof(usage)), "usage: ", 7) == 0);
-    cq_bound_args_clear(&bd);
+    w_bound_args_clear(&bd);
 out:
-    cq_argv_clear(&av);
-    cq_argv_clear(&all);
+    w_argv_clear(&av);
+    w_argv_clear(&all);
     free(word);
     free(rest);
     free(text);

@@ -47,9 +47,9 @@ struct worker {
     struct cq_redis *redis;
     struct cq_httpc *httpc;
     struct cq_producer *producer;
-    struct cq_pipeline_tracker *tracker;
+    struct w_pipeline_tracker *tracker;
     struct cq_consumer *results; /* collector (parent only) */
-    struct cq_consumer *hooks;   /* pipeline-events -> cq_pipeline_on_hook */
+    struct cq_consumer *hooks;   /* pipeline-events -> w_pipeline_on_hook */
     struct cq_config cfg;
     struct cq_named_secret secrets[1];
     char owner[40];
@@ -65,7 +65,7 @@ static void on_result(void *opaque, const struct cq_message *m) {
         snprintf(x->step, sizeof(x->step), "%s", r.step);
         snprintf(x->status, sizeof(x->status), "%s", r.status);
         x->text = strdup(r.text ? r.text : "");
-        x->at = cq_pipeline_now_ms();
+        x->at = w_pipeline_now_ms();
     }
     cq_result_clear(&r);
     cq_consumer_done(w->results, m->topic, m->partition, m->offset);
@@ -73,7 +73,7 @@ static void on_result(void *opaque, const struct cq_message *m) {
 
 static void on_hook_msg(void *opaque, const struct cq_message *m) {
     struct worker *w = opaque;
-    cq_pipeline_on_hook(w->tracker, m->payload, m->len);
+    w_pipeline_on_hook(w->tracker, m->payload, m->len);
     cq_consumer_done(w->hooks, m->topic, m->partition, m->offset);
 }
 
@@ -101,14 +101,14 @@ static void worker_init(struct worker *w, int redis_port, int lease_ms, int poll
     w->producer = cq_producer_new(cqtest_kafka_bootstrap(), 5000, w->loop, NULL, &err);
     if (!w->loop || !w->redis || !w->httpc || !w->producer)
         cqtest_fatal("worker setup: %s", err.msg);
-    struct cq_pipeline_deps d = {.loop = w->loop,
-                                 .cfg = &w->cfg,
-                                 .redis = w->redis,
-                                 .httpc = w->httpc,
-                                 .producer = w->producer,
-                                 .owner_id = w->owner,
-                                 .scan_ms = 50};
-    w->tracker = cq_pipeline_tracker_new(&d, &err);
+    struct w_pipeline_deps d = {.loop = w->loop,
+                                .cfg = &w->cfg,
+                                .redis = w->redis,
+                                .httpc = w->httpc,
+                                .producer = w->producer,
+                                .owner_id = w->owner,
+                                .scan_ms = 50};
+    w->tracker = w_pipeline_tracker_new(&d, &err);
     if (!w->tracker) cqtest_fatal("tracker: %s", err.msg);
     if (collect) {
         const char *topics[] = {G.topic_results, NULL};
@@ -127,7 +127,7 @@ static void worker_init(struct worker *w, int redis_port, int lease_ms, int poll
 }
 
 static void worker_free(struct worker *w) {
-    cq_pipeline_tracker_free(w->tracker);
+    w_pipeline_tracker_free(w->tracker);
     cq_consumer_free(w->results);
     cq_consumer_free(w->hooks);
     cq_redis_free(w->redis);
@@ -248,7 +248,7 @@ struct outcome {
     long long pid;
 };
 
-static void on_outcome(void *opaque, const struct cq_pipeline_outcome *o) {
+static void on_outcome(void *opaque, const struct w_pipeline_outcome *o) {
     struct outcome *x = opaque;
     x->done = true;
     snprintf(x->step, sizeof(x->step), "%s", o->step);
@@ -306,7 +306,7 @@ static enum cq_rc trigger(struct worker *w, struct cmdspec *c, const char *text,
                              .dedupe_key = "slack:x",
                              .reply = {.response_url = "https://hooks.slack.test/r"}};
     char *vals[1] = {(char *)pool};
-    struct cq_bound_args b = {.cmd = &c->cmd, .values = vals, .n = 1};
+    struct w_bound_args b = {.cmd = &c->cmd, .values = vals, .n = 1};
     struct cq_tpl_vars v = {.cfg = &w->cfg,
                             .args = &b,
                             .user_id = "U1",
@@ -316,13 +316,13 @@ static enum cq_rc trigger(struct worker *w, struct cmdspec *c, const char *text,
                             .request_id = rid,
                             .command = c->cmd.name,
                             .input = text};
-    struct cq_pipeline_trigger p = {.req = &req,
-                                    .cmd = &c->cmd,
-                                    .vars = &v,
-                                    .gitlab_login = "alice.gl",
-                                    .label = "lb weight blue 30"};
+    struct w_pipeline_trigger p = {.req = &req,
+                                   .cmd = &c->cmd,
+                                   .vars = &v,
+                                   .gitlab_login = "alice.gl",
+                                   .label = "lb weight blue 30"};
     memset(out, 0, sizeof(*out));
-    enum cq_rc rc = cq_pipeline_trigger(w->tracker, &p, on_outcome, out, err);
+    enum cq_rc rc = w_pipeline_trigger(w->tracker, &p, on_outcome, out, err);
     if (rc == CQ_OK) run_until(w, outcome_done, out, 20000);
     return rc;
 }
@@ -603,8 +603,8 @@ TEST(webhook_ends_wait_without_poll) {
         CHECK_CONTAINS(f->text, "succeeded");
     }
     CHECK(count_results(rid, "final") == 1);
-    struct cq_pipeline_stats st;
-    cq_pipeline_stats(w.tracker, &st);
+    struct w_pipeline_stats st;
+    w_pipeline_stats(w.tracker, &st);
     CHECK(st.hooks >= 1);
     cJSON_Delete(list);
     free(o.text);
@@ -668,8 +668,8 @@ TEST(kill9_owner_takeover) {
     kill(a, SIGKILL);
     waitpid(a, NULL, 0);
     uint64_t t0 = cq_now_ms();
-    struct cq_pipeline_stats w0;
-    cq_pipeline_stats(W.tracker, &w0);
+    struct w_pipeline_stats w0;
+    w_pipeline_stats(W.tracker, &w0);
     struct worker b;
     worker_init(&b, cqtest_redis_port(), 1500, 300, 600, false, false);
     struct rids r = {.v = rids, .n = 100};
@@ -686,9 +686,9 @@ TEST(kill9_owner_takeover) {
     for (int i = 0; i < 100; i++)
         ones += count_results(rids[i], "final") == 1;
     /* B and the parent's tracker W (same Redis and prefix) are the surviving workers. */
-    struct cq_pipeline_stats st, w1;
-    cq_pipeline_stats(b.tracker, &st);
-    cq_pipeline_stats(W.tracker, &w1);
+    struct w_pipeline_stats st, w1;
+    w_pipeline_stats(b.tracker, &st);
+    w_pipeline_stats(W.tracker, &w1);
     printf("  worker A (100 waits) killed -9; survivors delivered finals for %d/100 exactly "
            "once in %.1f s (B %lu, W %lu, takeovers of stored finals %lu)\n",
            ones, (double)(cq_now_ms() - t0) / 1000.0, st.finals, w1.finals - w0.finals,
@@ -805,7 +805,7 @@ TEST(cancel_and_list_builtins) {
     CHECK(trigger(&W, &c, "blue 30", "blue", rid, &o, &err) == CQ_OK);
     free(o.text);
     struct textres tr = {0};
-    CHECK(cq_pipeline_list(W.tracker, "slack", "U1", NULL, on_text, &tr, &err) == CQ_OK);
+    CHECK(w_pipeline_list(W.tracker, "slack", "U1", NULL, on_text, &tr, &err) == CQ_OK);
     run_until(&W, text_done, &tr, 5000);
     CHECK_STR(tr.status, "ok");
     CHECK_CONTAINS(tr.text, rid);
@@ -813,12 +813,12 @@ TEST(cancel_and_list_builtins) {
     free(tr.text);
     /* another user sees nothing of alice's and may not cancel it */
     memset(&tr, 0, sizeof(tr));
-    CHECK(cq_pipeline_list(W.tracker, "slack", "U2", NULL, on_text, &tr, &err) == CQ_OK);
+    CHECK(w_pipeline_list(W.tracker, "slack", "U2", NULL, on_text, &tr, &err) == CQ_OK);
     run_until(&W, text_done, &tr, 5000);
     CHECK(tr.text && strstr(tr.text, rid) == NULL);
     free(tr.text);
     memset(&tr, 0, sizeof(tr));
-    CHECK(cq_pipeline_cancel(W.tracker, rid, "slack", "U2", NULL, on_text, &tr, &err) == CQ_OK);
+    CHECK(w_pipeline_cancel(W.tracker, rid, "slack", "U2", NULL, on_text, &tr, &err) == CQ_OK);
     run_until(&W, text_done, &tr, 5000);
     CHECK_STR(tr.status, "denied");
     free(tr.text);
@@ -828,12 +828,12 @@ TEST(cancel_and_list_builtins) {
     struct cq_person sre = {.name = "carol", .roles = roles};
     W.cfg.worker.cancel_roles = cancel_roles;
     memset(&tr, 0, sizeof(tr));
-    CHECK(cq_pipeline_list(W.tracker, "slack", "U3", &sre, on_text, &tr, &err) == CQ_OK);
+    CHECK(w_pipeline_list(W.tracker, "slack", "U3", &sre, on_text, &tr, &err) == CQ_OK);
     run_until(&W, text_done, &tr, 5000);
     CHECK_CONTAINS(tr.text, rid);
     free(tr.text);
     memset(&tr, 0, sizeof(tr));
-    CHECK(cq_pipeline_cancel(W.tracker, rid, "slack", "U3", &sre, on_text, &tr, &err) == CQ_OK);
+    CHECK(w_pipeline_cancel(W.tracker, rid, "slack", "U3", &sre, on_text, &tr, &err) == CQ_OK);
     run_until(&W, text_done, &tr, 5000);
     CHECK_STR(tr.status, "ok");
     CHECK_CONTAINS(tr.text, "cancel requested");
@@ -846,7 +846,7 @@ TEST(cancel_and_list_builtins) {
     CHECK(f && strstr(f->text, "was canceled"));
     /* finished: cancel again says so */
     memset(&tr, 0, sizeof(tr));
-    CHECK(cq_pipeline_cancel(W.tracker, rid, "slack", "U1", NULL, on_text, &tr, &err) == CQ_OK);
+    CHECK(w_pipeline_cancel(W.tracker, rid, "slack", "U1", NULL, on_text, &tr, &err) == CQ_OK);
     run_until(&W, text_done, &tr, 5000);
     CHECK_STR(tr.status, "invalid");
     free(tr.text);

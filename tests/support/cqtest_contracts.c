@@ -56,22 +56,22 @@ static const char *request_violation(const char *body, const struct cq_request *
 
 const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platform,
                                   size_t max_text) {
-    RULE(v->kind == CQ_IN_REJECT || v->kind == CQ_IN_REPLY || v->kind == CQ_IN_REQUEST ||
-         v->kind == CQ_IN_PIPELINE);
+    RULE(v->kind == ING_REJECT || v->kind == ING_REPLY || v->kind == ING_REQUEST ||
+         v->kind == ING_PIPELINE);
     RULE(memchr(v->detail, '\0', sizeof(v->detail)) != NULL);
     switch (v->kind) {
-    case CQ_IN_REJECT:
+    case ING_REJECT:
         RULE(v->status >= 400 && v->status <= 503);
         RULE(v->reason && v->reason[0] && one_line(v->reason));
         return NULL;
-    case CQ_IN_REPLY:
+    case ING_REPLY:
         RULE(v->status >= 200 && v->status <= 299);
         RULE(v->body != NULL && v->content_type != NULL);
         return NULL;
-    case CQ_IN_REQUEST:
+    case ING_REQUEST:
         RULE(v->body != NULL);
         return request_violation(v->body, &v->req, platform, max_text);
-    case CQ_IN_PIPELINE: {
+    case ING_PIPELINE: {
         long long p = 0, q = 0;
         char tail = 0;
         RULE(sscanf(v->key, "%lld:%lld%c", &p, &q, &tail) == 2 && p >= 1 && q >= 1);
@@ -81,7 +81,7 @@ const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platf
     return NULL;
 }
 
-const char *cqt_bound_violation(const struct cq_bound_args *bd, const struct cq_command *c,
+const char *cqt_bound_violation(const struct w_bound_args *bd, const struct cq_command *c,
                                 int default_max_len) {
     RULE(bd->cmd == c && bd->n == c->n_args);
     for (size_t i = 0; i < bd->n; i++) {

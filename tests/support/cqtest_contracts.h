@@ -20,7 +20,7 @@ const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platf
 
 /* Bound arguments of c: one value per spec, required ones present, each within its max_len
  * (default_max_len when the spec has none), ints in range, enum values from the list. */
-const char *cqt_bound_violation(const struct cq_bound_args *bd, const struct cq_command *c,
+const char *cqt_bound_violation(const struct w_bound_args *bd, const struct cq_command *c,
                                 int default_max_len);
 
 #endif

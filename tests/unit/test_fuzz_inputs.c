@@ -361,7 +361,7 @@ static bool result_empty(const struct cq_result *r) {
  * the input (cqt_verdict_violation, shared with the libFuzzer targets). */
 static void check_verdict(const struct ing_verdict *v, const char *platform) {
     switch (v->kind) {
-    case CQ_IN_REJECT:
+    case ING_REJECT:
         if (v->status == 400)
             g_reach.reject400++;
         else if (v->status == 401)
@@ -369,13 +369,13 @@ static void check_verdict(const struct ing_verdict *v, const char *platform) {
         else
             g_reach.reject_other++;
         break;
-    case CQ_IN_REPLY:
+    case ING_REPLY:
         g_reach.reply++;
         break;
-    case CQ_IN_REQUEST:
+    case ING_REQUEST:
         g_reach.request++;
         break;
-    case CQ_IN_PIPELINE:
+    case ING_PIPELINE:
         g_reach.pipeline++;
         break;
     }
@@ -521,13 +521,11 @@ static void fuzz_slack_command(size_t iters) {
             cq_slack_signature(SLACK_SECRET, h.slack_ts, b.p, b.len, want);
             signed_ok = strcmp(want, h.slack_sig) == 0;
         }
-        if (!signed_ok)
-            FCHECK(v.kind != CQ_IN_REQUEST && (v.kind == CQ_IN_REPLY || v.status == 401));
+        if (!signed_ok) FCHECK(v.kind != ING_REQUEST && (v.kind == ING_REPLY || v.status == 401));
         if (signed_ok && h.slack_ts == ts && (now - t > 300 || t - now > 300))
-            FCHECK(v.kind == CQ_IN_REJECT && v.status == 401 &&
+            FCHECK(v.kind == ING_REJECT && v.status == 401 &&
                    strcmp(v.reason, "stale timestamp") == 0);
-        if (v.kind == CQ_IN_REQUEST)
-            FCHECK(cq_utf8_len(v.req.text, strlen(v.req.text)) <= MAX_TEXT);
+        if (v.kind == ING_REQUEST) FCHECK(cq_utf8_len(v.req.text, strlen(v.req.text)) <= MAX_TEXT);
         ing_verdict_clear(&v);
     }
     buf_free(&b);
@@ -572,7 +570,7 @@ static void fuzz_slack_event(size_t iters) {
         ing_slack_event(cfg, &h, b.p, b.len, (time_t)T0, &v);
         check_verdict(&v, "slack");
         cq_slack_signature(SLACK_SECRET, ts, b.p, b.len, want);
-        if (strcmp(want, sig) != 0) FCHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+        if (strcmp(want, sig) != 0) FCHECK(v.kind == ING_REJECT && v.status == 401);
         ing_verdict_clear(&v);
     }
     buf_free(&b);
@@ -667,7 +665,7 @@ static void fuzz_feishu(size_t iters) {
             signed_ok = strcmp(want, h.lark_sig) == 0;
         }
         /* url_verification is unsigned by design; nothing else passes a bad signature. */
-        if (!signed_ok) FCHECK(v.kind != CQ_IN_REQUEST && v.kind != CQ_IN_PIPELINE);
+        if (!signed_ok) FCHECK(v.kind != ING_REQUEST && v.kind != ING_PIPELINE);
         ing_verdict_clear(&v);
     }
     buf_free(&b);
@@ -701,9 +699,8 @@ static void fuzz_gitlab(size_t iters) {
         ing_gitlab_hook(cfg, &h, b.p, b.len, &v);
         check_verdict(&v, "gitlab");
         bool tok_ok = h.gitlab_token && strcmp(h.gitlab_token, GL_TOKEN) == 0;
-        if (!tok_ok) FCHECK(v.kind == CQ_IN_REJECT && v.status == 401);
-        if (v.kind == CQ_IN_PIPELINE)
-            FCHECK(tok_ok && strcmp(h.gitlab_event, "Pipeline Hook") == 0);
+        if (!tok_ok) FCHECK(v.kind == ING_REJECT && v.status == 401);
+        if (v.kind == ING_PIPELINE) FCHECK(tok_ok && strcmp(h.gitlab_event, "Pipeline Hook") == 0);
         ing_verdict_clear(&v);
     }
     buf_free(&b);
@@ -988,7 +985,7 @@ static void fuzz_args(size_t iters) {
             size_t used = 0;
             const struct cq_command *c = w_args_resolve(cfg, word, &av, &used);
             if (c) {
-                struct cq_bound_args bd = {0};
+                struct w_bound_args bd = {0};
                 FCHECK(used <= av.n);
                 rc = w_args_bind(c, &av, used, MAX_ARG_LEN, &bd, &err);
                 if (rc == CQ_OK) {
@@ -1004,10 +1001,10 @@ static void fuzz_args(size_t iters) {
                 }
                 char usage[200];
                 FCHECK(strncmp(w_args_usage(c, usage, sizeof(usage)), "usage: ", 7) == 0);
-                cq_bound_args_clear(&bd);
+                w_bound_args_clear(&bd);
             }
         }
-        cq_argv_clear(&av);
+        w_argv_clear(&av);
         free(word);
         free(rest);
     }

@@ -42,7 +42,7 @@ static void slack_cmd(const char *body, const char *ts, const char *sig, time_t 
 TEST(slack_official_vector) {
     struct ing_verdict v;
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW + 10, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     CHECK_STR(v.req.platform, "slack");
     CHECK_STR(v.req.tenant, "T1DC2JH3J");
     CHECK_STR(v.req.channel_id, "G8PSS9T3V");
@@ -71,7 +71,7 @@ TEST(slack_rejections) {
     memcpy(flipped, vec_body, sizeof(vec_body));
     flipped[40] ^= 1;
     slack_cmd(flipped, VEC_TS, VEC_SIG, VEC_NOW, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad signature");
     ing_verdict_clear(&v);
 
@@ -83,7 +83,7 @@ TEST(slack_rejections) {
     ing_verdict_clear(&v);
 
     slack_cmd(vec_body, VEC_TS, NULL, VEC_NOW, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.reason, "missing signature headers");
     ing_verdict_clear(&v);
     slack_cmd(vec_body, NULL, VEC_SIG, VEC_NOW, &v);
@@ -91,14 +91,14 @@ TEST(slack_rejections) {
     ing_verdict_clear(&v);
 
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW + 301, &v); /* 301 s old */
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.reason, "stale timestamp");
     ing_verdict_clear(&v);
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW - 301, &v); /* 301 s in the future */
     CHECK_STR(v.reason, "stale timestamp");
     ing_verdict_clear(&v);
     slack_cmd(vec_body, VEC_TS, VEC_SIG, VEC_NOW + 300, &v); /* edge: still inside */
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     ing_verdict_clear(&v);
 
     slack_cmd(vec_body, "15314x0618", VEC_SIG, VEC_NOW, &v);
@@ -120,7 +120,7 @@ TEST(slack_parse_and_limits) {
                     "%E2%9C%93+&response_url=x";
     sign(b, 1000, ts, sig);
     slack_cmd(b, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     CHECK_STR(v.req.command, "deploy");
     CHECK_STR(v.req.text, "web\xE2\x9C\x93");
     CHECK_STR(v.req.reply.chat_id, "C9");
@@ -129,7 +129,7 @@ TEST(slack_parse_and_limits) {
     const char *bad = "user_id=U1&trigger_id=t.1&text=%G1";
     sign(bad, 1000, ts, sig);
     slack_cmd(bad, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
+    CHECK(v.kind == ING_REJECT && v.status == 400);
     CHECK_STR(v.reason, "malformed form");
     ing_verdict_clear(&v);
 
@@ -152,21 +152,21 @@ TEST(slack_parse_and_limits) {
         strcat(longb, "%C3%A9");
     sign(longb, 1000, ts, sig);
     slack_cmd(longb, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     ing_verdict_clear(&v);
     strcat(longb, "x");
     sign(longb, 1000, ts, sig);
     slack_cmd(longb, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
+    CHECK(v.kind == ING_REJECT && v.status == 400);
     CHECK_STR(v.reason, "text too long");
     ing_verdict_clear(&v);
 
     /* ssl_check: unsigned, answered, nothing produced */
     slack_cmd("ssl_check=1&token=abc", NULL, NULL, 1000, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     ing_verdict_clear(&v);
     slack_cmd("ssl_check=0&token=abc", NULL, NULL, 1000, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     ing_verdict_clear(&v);
 }
 
@@ -240,12 +240,12 @@ TEST(slack_events) {
     h.slack_ts = ts;
     h.slack_sig = sig;
     ing_slack_event(cfg, &h, ch, strlen(ch), 5000, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     CHECK_STR(v.body, "{\"challenge\":\"3eZbrw1aB\"}");
     ing_verdict_clear(&v);
     h.slack_sig = "v0=bad";
     ing_slack_event(cfg, &h, ch, strlen(ch), 5000, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     ing_verdict_clear(&v);
 
     const char *ev = "{\"type\":\"event_callback\",\"team_id\":\"T1\",\"event_id\":\"Ev123\","
@@ -255,7 +255,7 @@ TEST(slack_events) {
     h.slack_sig = sig;
     h.slack_retry_num = "2";
     ing_slack_event(cfg, &h, ev, strlen(ev), 5000, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     CHECK_STR(v.req.command, "flag");
     CHECK_STR(v.req.text, "get beta");
     CHECK_STR(v.req.dedupe_key, "slack:Ev123");
@@ -266,7 +266,7 @@ TEST(slack_events) {
     const char *junk = "{\"type\":";
     sign(junk, 5000, ts, sig);
     ing_slack_event(cfg, &h, junk, strlen(junk), 5000, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
+    CHECK(v.kind == ING_REJECT && v.status == 400);
     ing_verdict_clear(&v);
 }
 
@@ -277,8 +277,8 @@ TEST(feishu_message) {
     struct ing_headers h = {0};
     /* the test config has no encrypt key: token only */
     ing_feishu_event(cfg, &h, feishu_msg, strlen(feishu_msg), 0, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
-    if (v.kind == CQ_IN_REJECT) fprintf(stderr, "  rejected: %s (%s)\n", v.reason, v.detail);
+    CHECK(v.kind == ING_REQUEST);
+    if (v.kind == ING_REJECT) fprintf(stderr, "  rejected: %s (%s)\n", v.reason, v.detail);
     CHECK_STR(v.req.platform, "feishu");
     CHECK_STR(v.req.tenant, "2ca1d211f64f6438");
     CHECK_STR(v.req.user_id, "ou_84aad35d");
@@ -302,7 +302,7 @@ TEST(feishu_message) {
     char *p = strstr(other, "\"ou_bot\"");
     memcpy(p, "\"ou_xyz\"", 8);
     ing_feishu_event(cfg, &h, other, strlen(other), 0, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     ing_verdict_clear(&v);
     free(other);
     /* the bot's own message */
@@ -311,7 +311,7 @@ TEST(feishu_message) {
     memcpy(p, "\"ou_bot\"", 8);
     memmove(p + 8, p + 13, strlen(p + 13) + 1);
     ing_feishu_event(cfg, &h, own, strlen(own), 0, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     ing_verdict_clear(&v);
     free(own);
     /* wrong token */
@@ -319,7 +319,7 @@ TEST(feishu_message) {
     p = strstr(tok, "\"vtok\"");
     p[1] = 'x';
     ing_feishu_event(cfg, &h, tok, strlen(tok), 0, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad token");
     ing_verdict_clear(&v);
     free(tok);
@@ -348,7 +348,7 @@ TEST(feishu_encrypted) {
     char body[1024];
     snprintf(body, sizeof(body), "{\"encrypt\":\"%s\"}", b64 ? b64 : "");
     ing_feishu_event(cfg, &h, body, strlen(body), 0, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     CHECK_STR(v.body, "{\"challenge\":\"ajls384kdjx98XX\"}");
     ing_verdict_clear(&v);
     free(ct);
@@ -366,15 +366,15 @@ TEST(feishu_encrypted) {
     h.lark_sig = sig;
     const time_t t0 = 1700000000;
     ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 10, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     CHECK_STR(v.req.command, "deploy");
     ing_verdict_clear(&v);
     /* the replay window (limits.replay_window_s, 300 s) on the signed timestamp */
     ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 300, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     ing_verdict_clear(&v);
     ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0 + 301, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.reason, "stale timestamp");
     CHECK_STR(v.public_reason, "unauthorized");
     ing_verdict_clear(&v);
@@ -383,7 +383,7 @@ TEST(feishu_encrypted) {
     ing_verdict_clear(&v);
     h.lark_nonce = "nonce2";
     ing_feishu_event(cfg, &h, ebody, strlen(ebody), t0, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.reason, "bad signature");
     CHECK_STR(v.public_reason, "unauthorized");
     ing_verdict_clear(&v);
@@ -396,7 +396,7 @@ TEST(feishu_encrypted) {
      * oracle: the answer never says which) */
     const char *undecryptable = "{\"encrypt\":\"!!!\"}";
     ing_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.public_reason, "unauthorized");
     ing_verdict_clear(&v);
     uint8_t *gct = cq_aes256cbc_encrypt(key, (const uint8_t *)"not json", 8, &n);
@@ -404,13 +404,13 @@ TEST(feishu_encrypted) {
     char gbody[256];
     snprintf(gbody, sizeof(gbody), "{\"encrypt\":\"%s\"}", gb64 ? gb64 : "");
     ing_feishu_event(cfg, &h, gbody, strlen(gbody), t0, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.public_reason, "unauthorized");
     ing_verdict_clear(&v);
     free(gct);
     free(gb64);
     ing_feishu_event(cfg, &h, "{nope", 5, t0, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     CHECK_STR(v.public_reason, "unauthorized");
     ing_verdict_clear(&v);
     /* signed first: a bad signature over an undecryptable body is refused for the signature,
@@ -427,7 +427,7 @@ TEST(feishu_encrypted) {
                         sig2);
     h.lark_sig = sig2;
     ing_feishu_event(cfg, &h, undecryptable, strlen(undecryptable), t0, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
+    CHECK(v.kind == ING_REJECT && v.status == 400);
     CHECK_STR(v.reason, "cannot decrypt body");
     ing_verdict_clear(&v);
     free(ebody);
@@ -444,7 +444,7 @@ TEST(slack_command_allowlist) {
     const char *other = "command=%2Fdeploy-prod&user_id=U1&trigger_id=t.9&text=web";
     sign(other, 1000, ts, sig);
     slack_cmd(other, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     CHECK_STR(v.reason, "unknown slash command");
     CHECK(v.body && strstr(v.body, "\"ephemeral\"") &&
           strstr(v.body, "/deploy-prod is not a command of this ChatOps app (use /ops)"));
@@ -452,13 +452,13 @@ TEST(slack_command_allowlist) {
     const char *none = "user_id=U1&trigger_id=t.9&text=web";
     sign(none, 1000, ts, sig);
     slack_cmd(none, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REPLY && v.status == 200);
+    CHECK(v.kind == ING_REPLY && v.status == 200);
     CHECK_STR(v.reason, "unknown slash command");
     ing_verdict_clear(&v);
     const char *ok = "command=%2Fops&user_id=U1&trigger_id=t.9&text=web";
     sign(ok, 1000, ts, sig);
     slack_cmd(ok, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     ing_verdict_clear(&v);
     /* several configured commands */
     struct cq_config *saved = cfg;
@@ -468,7 +468,7 @@ TEST(slack_command_allowlist) {
     const char *second = "command=%2Fops-staging&user_id=U1&trigger_id=t.9&text=web";
     sign(second, 1000, ts, sig);
     slack_cmd(second, ts, sig, 1000, &v);
-    CHECK(v.kind == CQ_IN_REQUEST);
+    CHECK(v.kind == ING_REQUEST);
     ing_verdict_clear(&v);
     cq_config_free(cfg);
     cfg = saved;
@@ -480,16 +480,16 @@ TEST(gitlab_hook) {
     const char *b = "{\"object_kind\":\"pipeline\",\"object_attributes\":{\"id\":31,\"status\":"
                     "\"success\"},\"project\":{\"id\":7}}";
     ing_gitlab_hook(cfg, &h, b, strlen(b), &v);
-    CHECK(v.kind == CQ_IN_PIPELINE);
+    CHECK(v.kind == ING_PIPELINE);
     CHECK_STR(v.key, "7:31");
     ing_verdict_clear(&v);
     h.gitlab_token = "gl-toK";
     ing_gitlab_hook(cfg, &h, b, strlen(b), &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 401);
+    CHECK(v.kind == ING_REJECT && v.status == 401);
     ing_verdict_clear(&v);
     h.gitlab_token = "gl-tok";
     ing_gitlab_hook(cfg, &h, "{\"project\":{}}", 14, &v);
-    CHECK(v.kind == CQ_IN_REJECT && v.status == 400);
+    CHECK(v.kind == ING_REJECT && v.status == 400);
     ing_verdict_clear(&v);
 }
 

@@ -10,7 +10,7 @@
 static char result[512];
 static const char *run(const char *word, const char *text) {
     struct w_argv av = {0};
-    struct cq_bound_args b = {0};
+    struct w_bound_args b = {0};
     struct cq_err err = {0};
     size_t used = 0;
     if (w_args_tokenize(text, fx_cfg.limits.max_args, fx_cfg.limits.max_arg_len, &av, &err) !=
@@ -28,8 +28,8 @@ static const char *run(const char *word, const char *text) {
         snprintf(result, sizeof(result), "ok:%s:%s", c->name, r ? r : "");
         free(r);
     }
-    cq_bound_args_clear(&b);
-    cq_argv_clear(&av);
+    w_bound_args_clear(&b);
+    w_argv_clear(&av);
     return result;
 }
 
@@ -40,7 +40,7 @@ static void tok_expect(const char *text, int n, const char *const *want) {
     CHECK(av.n == (size_t)n);
     for (int i = 0; i < n && (size_t)i < av.n; i++)
         CHECK_STR(av.v[i], want[i]);
-    cq_argv_clear(&av);
+    w_argv_clear(&av);
 }
 
 TEST(tokenizer_quoting) {
@@ -68,7 +68,7 @@ TEST(tokenizer_errors_and_limits) {
     CHECK(w_args_tokenize("1 2 3 4", 3, 0, &av, &err) == CQ_ETOOBIG);
     CHECK_STR(err.msg, "too many arguments (at most 3)");
     CHECK(w_args_tokenize("1 2 3", 3, 0, &av, &err) == CQ_OK);
-    cq_argv_clear(&av);
+    w_argv_clear(&av);
     CHECK(w_args_tokenize("ok 'abcdefghijk'", 0, 10, &av, &err) == CQ_ETOOBIG);
     CHECK_STR(err.msg, "argument 2 is longer than 10 characters");
 }

@@ -10,15 +10,15 @@
 #include "test_worker_fixture.h"
 
 static struct cq_config cfg;
-static struct cq_worker worker;
+static struct w_worker worker;
 static struct job job;
 static char now[32];
 
 /* Decides `word text` sent by user (slack id) in chan (slack id), received at received. */
 static struct job *decide_at(const char *user, const char *chan, const char *word, const char *text,
                              const char *received) {
-    cq_argv_clear(&job.argv);
-    cq_bound_args_clear(&job.args);
+    w_argv_clear(&job.argv);
+    w_bound_args_clear(&job.args);
     free(job.text);
     memset(&job, 0, sizeof(job));
     cfg = fx_cfg;
@@ -61,8 +61,8 @@ TEST(too_long_and_untokenizable) {
     struct job *j = decide("UBOB", "CDEV", "deploy", "web");
     CHECK(j->kind == JK_ACTION);
     cfg.limits.max_text = 3; /* "€€€€" below is 4 characters (12 bytes) */
-    cq_argv_clear(&job.argv);
-    cq_bound_args_clear(&job.args);
+    w_argv_clear(&job.argv);
+    w_bound_args_clear(&job.args);
     free(job.text);
     job.text = NULL;
     j->req.text = "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac";
@@ -158,8 +158,8 @@ int main(void) {
     RUN(denied_before_and_after_binding);
     RUN(bad_arguments_and_allowed_action);
     decide("UALICE", "CPROD", "flag", ""); /* frees the last one */
-    cq_argv_clear(&job.argv);
-    cq_bound_args_clear(&job.args);
+    w_argv_clear(&job.argv);
+    w_bound_args_clear(&job.args);
     free(job.text);
     return cqtest_done();
 }

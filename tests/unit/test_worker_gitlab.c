@@ -23,7 +23,7 @@ char *__wrap_strdup(const char *s) {
     return __real_strdup(s);
 }
 
-static void on_reply(void *opaque, const struct cq_gitlab_reply *r) {
+static void on_reply(void *opaque, const struct w_gitlab_reply *r) {
     (void)r;
     (*(int *)opaque)++;
 }
@@ -32,26 +32,26 @@ TEST(start_out_of_memory) {
     struct cq_err err = {0};
     struct cq_loop *loop = cq_loop_new(&err);
     struct cq_httpc *h = loop ? cq_httpc_new(loop, 4, &err) : NULL;
-    struct cq_gitlab *g =
-        h ? cq_gitlab_new(loop, h, "http://127.0.0.1:9", "tok", 1, 10, 1000, &err) : NULL;
+    struct w_gitlab *g =
+        h ? w_gitlab_new(loop, h, "http://127.0.0.1:9", "tok", 1, 10, 1000, &err) : NULL;
     CHECK(g != NULL);
     if (!g) goto out;
     int called = 0;
     /* The method's copy is the allocation after the call itself and its timer memory. */
     fail_strdup_of = "GET";
-    CHECK(cq_gitlab_pipeline(g, "7", 1, on_reply, &called, &err) == CQ_ENOMEM);
+    CHECK(w_gitlab_pipeline(g, "7", 1, on_reply, &called, &err) == CQ_ENOMEM);
     CHECK(strdup_failed == 1);
-    CHECK(cq_gitlab_inflight(g) == 0);
+    CHECK(w_gitlab_inflight(g) == 0);
     fail_strdup_of = "POST";
-    CHECK(cq_gitlab_cancel(g, "7", 1, on_reply, &called, &err) == CQ_ENOMEM);
+    CHECK(w_gitlab_cancel(g, "7", 1, on_reply, &called, &err) == CQ_ENOMEM);
     CHECK(strdup_failed == 2);
-    CHECK(cq_gitlab_inflight(g) == 0);
+    CHECK(w_gitlab_inflight(g) == 0);
     for (int i = 0; i < 3; i++) /* handles closed by the failed starts finish closing here */
         uv_run(cq_loop_uv(loop), UV_RUN_NOWAIT);
     CHECK(called == 0);
 out:
     fail_strdup_of = NULL;
-    cq_gitlab_free(g);
+    w_gitlab_free(g);
     cq_httpc_free(h);
     cq_loop_free(loop);
 }

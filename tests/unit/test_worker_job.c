@@ -30,7 +30,7 @@ TEST(transition_table) {
 }
 
 TEST(lifetimes) {
-    struct cq_worker w = {0};
+    struct w_worker w = {0};
     struct job j = {0};
     j.w = &w;
     CHECK(j.state == JS_QUEUED); /* a zeroed job waits its turn */

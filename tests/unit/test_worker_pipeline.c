@@ -17,7 +17,7 @@ static int count_fields(const char *form) {
 
 TEST(form_escapes_every_value) {
     const char *vars[] = {"CHAT_INPUT", "blue 30&variables[EVIL]=1", "X", "a=b\r\nc", NULL};
-    char *f = cq_gitlab_trigger_form("tok&en", "main", vars);
+    char *f = w_gitlab_trigger_form("tok&en", "main", vars);
     CHECK(f != NULL);
     CHECK_STR(f, "token=tok%26en&ref=main&variables%5BCHAT_INPUT%5D=blue%2030%26variables%5BEVIL"
                  "%5D%3D1&variables%5BX%5D=a%3Db%0D%0Ac");
@@ -28,64 +28,64 @@ TEST(form_escapes_every_value) {
 
 TEST(form_empty_values) {
     const char *vars[] = {"GITLAB_USER_LOGIN", "", NULL};
-    char *f = cq_gitlab_trigger_form("t", "v1.2", vars);
+    char *f = w_gitlab_trigger_form("t", "v1.2", vars);
     CHECK_STR(f, "token=t&ref=v1.2&variables%5BGITLAB_USER_LOGIN%5D=");
     free(f);
 }
 
 TEST(ref_rules) {
-    CHECK(cq_gitlab_ref_valid("main"));
-    CHECK(cq_gitlab_ref_valid("release/1.2"));
-    CHECK(cq_gitlab_ref_valid("feature_x-9"));
-    CHECK(!cq_gitlab_ref_valid(""));
-    CHECK(!cq_gitlab_ref_valid(NULL));
-    CHECK(!cq_gitlab_ref_valid("-rf"));
-    CHECK(!cq_gitlab_ref_valid("a..b"));
-    CHECK(!cq_gitlab_ref_valid("a//b"));
-    CHECK(!cq_gitlab_ref_valid("/abs"));
-    CHECK(!cq_gitlab_ref_valid("x.lock"));
-    CHECK(!cq_gitlab_ref_valid("a b"));
-    CHECK(!cq_gitlab_ref_valid("main&variables[X]=1"));
-    CHECK(!cq_gitlab_ref_valid("a/.hidden"));
+    CHECK(w_gitlab_ref_valid("main"));
+    CHECK(w_gitlab_ref_valid("release/1.2"));
+    CHECK(w_gitlab_ref_valid("feature_x-9"));
+    CHECK(!w_gitlab_ref_valid(""));
+    CHECK(!w_gitlab_ref_valid(NULL));
+    CHECK(!w_gitlab_ref_valid("-rf"));
+    CHECK(!w_gitlab_ref_valid("a..b"));
+    CHECK(!w_gitlab_ref_valid("a//b"));
+    CHECK(!w_gitlab_ref_valid("/abs"));
+    CHECK(!w_gitlab_ref_valid("x.lock"));
+    CHECK(!w_gitlab_ref_valid("a b"));
+    CHECK(!w_gitlab_ref_valid("main&variables[X]=1"));
+    CHECK(!w_gitlab_ref_valid("a/.hidden"));
     char big[300];
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    CHECK(!cq_gitlab_ref_valid(big));
+    CHECK(!w_gitlab_ref_valid(big));
 }
 
 TEST(error_sentences) {
-    struct cq_gitlab_reply r = {.rc = CQ_OK, .status = 401, .body = "", .errmsg = ""};
-    char *s = cq_gitlab_error_text(&r, "trigger the pipeline");
+    struct w_gitlab_reply r = {.rc = CQ_OK, .status = 401, .body = "", .errmsg = ""};
+    char *s = w_gitlab_error_text(&r, "trigger the pipeline");
     CHECK_CONTAINS(s, "rejected the token (HTTP 401)");
     free(s);
     cJSON *j = cJSON_Parse("{\"message\":{\"base\":[\"Reference not found\"]}}");
     r.status = 422;
     r.json = j;
-    s = cq_gitlab_error_text(&r, "trigger the pipeline");
+    s = w_gitlab_error_text(&r, "trigger the pipeline");
     CHECK_CONTAINS(s, "HTTP 422");
     CHECK_CONTAINS(s, "Reference not found");
     free(s);
     cJSON_Delete(j);
     r.json = NULL;
     r.status = 404;
-    s = cq_gitlab_error_text(&r, "trigger the pipeline");
+    s = w_gitlab_error_text(&r, "trigger the pipeline");
     CHECK_CONTAINS(s, "not found (HTTP 404)");
     free(s);
     r.status = 403;
-    s = cq_gitlab_error_text(&r, "x");
+    s = w_gitlab_error_text(&r, "x");
     CHECK_CONTAINS(s, "HTTP 403");
     free(s);
     r.status = 503;
     r.attempts = 3;
-    s = cq_gitlab_error_text(&r, "x");
+    s = w_gitlab_error_text(&r, "x");
     CHECK_CONTAINS(s, "HTTP 503) after 3 attempts");
     free(s);
     r.status = 429;
-    s = cq_gitlab_error_text(&r, "x");
+    s = w_gitlab_error_text(&r, "x");
     CHECK_CONTAINS(s, "rate limiting (HTTP 429) after 3 attempts");
     free(s);
     r.rc = CQ_ETIMEOUT;
-    s = cq_gitlab_error_text(&r, "x");
+    s = w_gitlab_error_text(&r, "x");
     CHECK_CONTAINS(s, "did not answer in time");
     free(s);
 }
@@ -97,26 +97,26 @@ TEST(log_tail_lines_and_bytes) {
         snprintf(line, sizeof(line), "\x1b[32mline %d\x1b[0m\r\n", i);
         strcat(log, line);
     }
-    char *t = cq_gitlab_log_tail(log, strlen(log), 3, 4000);
+    char *t = w_gitlab_log_tail(log, strlen(log), 3, 4000);
     CHECK_STR(t, "line 48\nline 49\nline 50");
     free(t);
-    t = cq_gitlab_log_tail(log, strlen(log), 20, 16); /* "line 49\nline 50" is 15 bytes */
+    t = w_gitlab_log_tail(log, strlen(log), 20, 16); /* "line 49\nline 50" is 15 bytes */
     CHECK_STR(t, "line 49\nline 50");
     free(t);
     /* One line longer than the byte bound keeps its end. */
-    t = cq_gitlab_log_tail("abcdefghij", 10, 5, 6);
+    t = w_gitlab_log_tail("abcdefghij", 10, 5, 6);
     CHECK_STR(t, "\xe2\x80\xa6hij"); /* "…hij": the ellipsis counts in the bound */
     free(t);
     /* A cut inside a character starts after it; invalid bytes become U+FFFD; NULs go. */
-    t = cq_gitlab_log_tail("x\xe2\x82\xac\xe2\x82\xacz", 8, 5, 6);
+    t = w_gitlab_log_tail("x\xe2\x82\xac\xe2\x82\xacz", 8, 5, 6);
     CHECK_STR(t, "\xe2\x80\xa6z"); /* "…z": the cut fell inside the second "€" */
     free(t);
-    t = cq_gitlab_log_tail("ok\n\xff bad\0 byte", 15, 5, 100);
+    t = w_gitlab_log_tail("ok\n\xff bad\0 byte", 15, 5, 100);
     CHECK_STR(t, "ok\n\xef\xbf\xbd bad byte");
     free(t);
     const char *sec = "\x1b[0Ksection_start:1700000000:step_script\r\x1b[0Kdoing it\n"
                       "ERROR: boom\n";
-    t = cq_gitlab_log_tail(sec, strlen(sec), 5, 100);
+    t = w_gitlab_log_tail(sec, strlen(sec), 5, 100);
     CHECK_STR(t, "doing it\nERROR: boom");
     free(t);
 }
@@ -129,9 +129,9 @@ TEST(privileged_roles) {
     cfg.worker.cancel_roles = cancel_roles;
     struct cq_person sre = {.name = "a", .roles = roles_sre};
     struct cq_person dev = {.name = "b", .roles = roles_dev};
-    CHECK(cq_pipeline_privileged(&cfg, &sre));
-    CHECK(!cq_pipeline_privileged(&cfg, &dev));
-    CHECK(!cq_pipeline_privileged(&cfg, NULL));
+    CHECK(w_pipeline_privileged(&cfg, &sre));
+    CHECK(!w_pipeline_privileged(&cfg, &dev));
+    CHECK(!w_pipeline_privileged(&cfg, NULL));
 }
 
 int main(void) {

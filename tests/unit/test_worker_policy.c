@@ -14,7 +14,7 @@ static char out[512];
 /* "allow:<rule>" or "deny:<reason>" for user (slack id) in channel (slack id) running text. */
 static const char *decide(const char *user, const char *chan, const char *word, const char *text) {
     struct w_argv av = {0};
-    struct cq_bound_args b = {0};
+    struct w_bound_args b = {0};
     struct cq_err err = {0};
     struct w_decision d;
     size_t used = 0;
@@ -36,8 +36,8 @@ static const char *decide(const char *user, const char *chan, const char *word, 
     else
         snprintf(out, sizeof(out), "deny:%s", d.reason);
 out:
-    cq_bound_args_clear(&b);
-    cq_argv_clear(&av);
+    w_bound_args_clear(&b);
+    w_argv_clear(&av);
     return out;
 }
 
@@ -128,7 +128,7 @@ TEST(denied_values_for_allowed_user) {
     struct cq_config c = fx_cfg;
     c.rules = rules;
     c.n_rules = 1;
-    struct cq_bound_args b = {0};
+    struct w_bound_args b = {0};
     struct w_argv av = {0};
     struct cq_err err = {0};
     struct w_decision d;
@@ -141,8 +141,8 @@ TEST(denied_values_for_allowed_user) {
     w_policy_check(&c, &fx_people[2], &fx_channels[1], "lb weight", &b, &d);
     CHECK_STR(d.reason, "lb weight pool=blue is not allowed by any rule with these values "
                         "(you: carol, roles release, in #ops)");
-    cq_bound_args_clear(&b);
-    cq_argv_clear(&av);
+    w_bound_args_clear(&b);
+    w_argv_clear(&av);
 }
 
 /* "*" is every configured person, never a user nobody configured: unknown users need a

@@ -13,7 +13,7 @@
 static char *expand_text(const char *value, const char *tpl, enum w_tpl_ctx ctx,
                          struct cq_err *err) {
     struct w_argv av = {0};
-    struct cq_bound_args b = {0};
+    struct w_bound_args b = {0};
     char *v0 = strdup(value);
     av.v = &v0;
     av.n = 1;
@@ -26,9 +26,9 @@ static char *expand_text(const char *value, const char *tpl, enum w_tpl_ctx ctx,
                                    .request_id = "req-1",
                                    .command = "echo",
                                    .user_id = "UALICE"};
-        r = cq_template_expand(tpl, ctx, &vars, err);
+        r = w_template_expand(tpl, ctx, &vars, err);
     }
-    cq_bound_args_clear(&b);
+    w_bound_args_clear(&b);
     free(v0);
     return r;
 }
@@ -157,9 +157,9 @@ TEST(http_call_shape) {
                                .body = "value={{args.text}}",
                                .body_type = "form"};
     struct w_argv av = {0};
-    struct cq_bound_args b = {0};
+    struct w_bound_args b = {0};
     struct cq_err err = {0};
-    struct cq_http_call call;
+    struct w_http_call call;
     const char *hostile[] = {"a&b=c", "http://evil/", "x\r\ny", "\"},\"x\":1", "..."};
     const char *want_url[] = {
         "http://127.0.0.1:9999/api/v4/features/a%26b%3Dc?by=a%26b%3Dc",
@@ -183,8 +183,8 @@ TEST(http_call_shape) {
             CHECK_STR(call.headers[1], "X-User: alice.gl");
         }
         CHECK_STR(call.content_type, "application/x-www-form-urlencoded");
-        cq_http_call_clear(&call);
-        cq_bound_args_clear(&b);
+        w_http_call_clear(&call);
+        w_bound_args_clear(&b);
         free(v0);
     }
     /* an argument that is, or decodes to, a dot segment is refused (issue 19): "%2E%2E"
@@ -199,7 +199,7 @@ TEST(http_call_shape) {
         CHECK(w_template_http_call(&a, &vars, &call, &err) == CQ_EDENIED);
         CHECK_STR(err.msg, "the expanded URL path has a dot segment");
         CHECK(call.url == NULL);
-        cq_bound_args_clear(&b);
+        w_bound_args_clear(&b);
         free(v0);
     }
     /* a template author's own path may not leave the prefix either */
@@ -212,7 +212,7 @@ TEST(http_call_shape) {
     bad.base_url = "http://127.0.0.1:9999";
     CHECK(w_template_http_call(&bad, &none, &call, &err) == CQ_OK);
     CHECK_STR(call.url, "http://127.0.0.1:9999/@evil.example/x");
-    cq_http_call_clear(&call);
+    w_http_call_clear(&call);
 }
 
 TEST(json_pointer_and_reply) {
@@ -238,8 +238,8 @@ TEST(json_pointer_and_reply) {
     struct cq_tpl_vars vars = {.response = j};
     struct cq_err err = {0};
     char *r =
-        cq_template_expand("{{response./name}} is {{response.state}} ({{response.gates.1.value}}%)",
-                           CQ_TPL_TEXT, &vars, &err);
+        w_template_expand("{{response./name}} is {{response.state}} ({{response.gates.1.value}}%)",
+                          CQ_TPL_TEXT, &vars, &err);
     CHECK_STR(r, "new_ui is on (25%)");
     free(r);
     cJSON_Delete(j);
@@ -254,24 +254,24 @@ TEST(select_from_array) {
                            "{\"name\":7,\"state\":\"seven\"},\"not an object\"]");
     CHECK(j != NULL);
     struct w_argv av = {0};
-    struct cq_bound_args b = {0};
+    struct w_bound_args b = {0};
     char *v0 = strdup("new_ui");
     av.v = &v0;
     av.n = 1;
     struct cq_err err = {0};
     CHECK(w_args_bind(&fx_commands[4], &av, 0, 0, &b, &err) == CQ_OK);
     struct cq_tpl_vars vars = {.args = &b, .response = j, .user_id = "dark_mode"};
-    char *r = cq_template_expand("`{{args.text}}` is {{response.[name=args.text].state}} "
-                                 "({{ response.[name=args.text].gates.[key='percentage_of_time']"
-                                 ".value }}%), {{response.[name=user.id].state}}, "
-                                 "{{response.[name='7'].state}}",
-                                 CQ_TPL_TEXT, &vars, &err);
+    char *r = w_template_expand("`{{args.text}}` is {{response.[name=args.text].state}} "
+                                "({{ response.[name=args.text].gates.[key='percentage_of_time']"
+                                ".value }}%), {{response.[name=user.id].state}}, "
+                                "{{response.[name='7'].state}}",
+                                CQ_TPL_TEXT, &vars, &err);
     CHECK_STR(r, "`new_ui` is conditional (30%), off, seven");
     free(r);
     /* no element matches, or the path is not an array: empty, like any absent field */
-    r = cq_template_expand("[{{response.[name='nope'].state}}][{{response.0.[a='b']}}]"
-                           "[{{response.[name=args.text]}}]",
-                           CQ_TPL_TEXT, &vars, &err);
+    r = w_template_expand("[{{response.[name='nope'].state}}][{{response.0.[a='b']}}]"
+                          "[{{response.[name=args.text]}}]",
+                          CQ_TPL_TEXT, &vars, &err);
     CHECK_STR(r, "[][][{\"name\":\"new_ui\",\"state\":\"conditional\",\"gates\":"
                  "[{\"key\":\"boolean\",\"value\":false},"
                  "{\"key\":\"percentage_of_time\",\"value\":30}]}]");
@@ -287,12 +287,12 @@ TEST(select_from_array) {
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         memset(&err, 0, sizeof err);
-        CHECK(cq_template_expand(bad[i][0], CQ_TPL_TEXT, &vars, &err) == NULL);
+        CHECK(w_template_expand(bad[i][0], CQ_TPL_TEXT, &vars, &err) == NULL);
         CHECK(err.code == CQ_ECONFIG && strncmp(err.msg, bad[i][1], strlen(bad[i][1])) == 0);
         if (strncmp(err.msg, bad[i][1], strlen(bad[i][1])) != 0)
             fprintf(stderr, "  %s -> %s\n", bad[i][0], err.msg);
     }
-    cq_bound_args_clear(&b);
+    w_bound_args_clear(&b);
     free(v0);
     cJSON_Delete(j);
 }
