@@ -257,6 +257,7 @@ static int read_topic(const char *what, const char *brokers, const char *const *
                 cap = nc;
             }
             struct dead *x = &d[n];
+            memset(x, 0, sizeof *x); /* the letter is decoded (and cleared) only for dlq */
             x->partition = m->partition;
             x->offset = m->offset;
             x->raw = malloc(m->len + 1);
