@@ -75,6 +75,10 @@ struct sugg {
 
 extern const char *const cq_cfg_modes[];
 extern const struct schema cq_cfg_paths_schema;
+/* The top-level key table (config.c). */
+extern const struct schema cq_cfg_schema;
+/* Frees what one field of base holds (config.c). */
+void cq_cfg_free_field(const struct field *f, void *base);
 
 bool cq_cfg_plain_key(const char *k);
 /* Appends ".key" (or ["key"] when it has spaces or dots); returns the old length. */
