@@ -230,4 +230,3 @@ enum cq_rc cq_config_keep_restart_keys(struct cq_config *next, const struct cq_c
     }
     return CQ_OK;
 }
-

@@ -471,6 +471,16 @@ int main(int argc, char **argv) {
            (double)max_lag / 1e6, total ? (double)sum_lag / 1e6 / (double)total : 0,
            (double)in_window / window_s, cpu_main_send, cpu_sink);
     (void)acked;
+    /* Every request has finished, so every slot is back on the free list. */
+    for (size_t i = 0; i < nslots; i++) {
+        curl_easy_cleanup(free_slots[i]->easy);
+        curl_slist_free_all(free_slots[i]->hdrs);
+        free(free_slots[i]);
+    }
+    free(free_slots);
+    free(lat);
+    free(ack);
+    free(reqs);
     curl_multi_cleanup(m);
     curl_global_cleanup();
     return 0;
