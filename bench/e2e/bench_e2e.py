@@ -473,6 +473,14 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
             time.sleep(a.settle)
             return r["keeps_up"]
 
+        if a.scale_prewarm > 0:
+            # Unmeasured: a fresh stack's first traffic pays for the consumer group's first
+            # fetches, new connections and topic metadata; without this the first measured
+            # step (n x half of one's rate) could fail on that alone and cap the search.
+            run_load(a, url, int(max(a.scale_start, 0.5 * start)), a.scale_prewarm, 0, sink, pids,
+                     "s%s%d%dw-%s" % (capped[0], workers, notifiers, uuid.uuid4().hex[:4]),
+                     drain_s=a.drain)
+            time.sleep(a.settle)
         lo, hi, rate = 0, None, start
         while hi is None and len(steps) < 12:
             if step(rate):
@@ -584,6 +592,9 @@ def main():
     ap.add_argument("--scale-bisect", type=int, default=3)
     ap.add_argument("--scale-seconds", type=float, default=6.0)
     ap.add_argument("--scale-warmup", type=float, default=2.0)
+    ap.add_argument("--scale-prewarm", type=float, default=8.0,
+                    help="seconds of unmeasured load at half the first rate before each "
+                         "configuration's search")
     ap.add_argument("--scale-workers", default="1,2,4")
     ap.add_argument("--scale-notifiers", default="1,2")
     ap.add_argument("--scale-workers-fixed", type=int, default=2,
