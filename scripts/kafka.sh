@@ -278,7 +278,7 @@ launch() {
     local dir="$1" port="$2" cport="$3" pid t0 now last=0 probe_out="" skip
     local cp="$KAFKA_LIBS/*"
     local logopt="-Dlog4j2.configurationFile=$dir/log4j2.properties"
-    skip="$(wc -l <"$dir/kafka.log" 2>/dev/null || echo 0)"
+    skip="$(wc -l 2>/dev/null <"$dir/kafka.log" || echo 0)"
     t0=$(date +%s)
     # shellcheck disable=SC2086
     nohup java $JAVA_OPTS "$logopt" -Dkafka.logs.dir="$dir" -cp "$cp" kafka.Kafka \
