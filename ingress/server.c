@@ -4,8 +4,9 @@
  * request is read, verified, produced, reported and answered on one thread with no hand-off.
  * ingress.threads > 1: a pool of MHD threads does the HTTP side and the loop thread only
  * serves the reports and the guard.
- * The MHD side reads the body (bounded), routes, verifies and normalises (slack.c, feishu.c,
- * gitlab.c), then suspends an accepted connection and produces its message. The delivery
+ * The MHD side reads the body (bounded), routes through the platform table (platform.h:
+ * path, media type, headers, the verifier/normaliser of slack.c, feishu.c, gitlab.c, ...),
+ * then suspends an accepted connection and produces its message. The delivery
  * report (loop thread) or the budget guard (a loop timer) stores the answer and resumes the
  * connection; MHD then calls the handler again, which sends the stored answer. No thread
  * waits per request. A connection context is freed when both MHD (request completed) and
@@ -13,7 +14,8 @@
  * pool mode; in single-thread mode they are simply uncontended.
  * Size (~840 lines): one connection's life (read, hand over, report, answer, resume, complete)
  * and the MHD driving it stay in one file so its two-reference and locking rules are read in one
- * place; the wording of the answers is in answers.c, verification in slack.c/feishu.c/gitlab.c. */
+ * place; the wording of the answers is in answers.c and platforms.c, verification in one file
+ * per platform (the table in platforms.c). */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -34,6 +36,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "metrics.h"
+#include "platform.h"
 #include "utf8.h"
 
 /* The guard answers a request this long after kafka.produce_timeout_ms (the budget) when no
@@ -44,9 +47,14 @@
 
 /* /readyz and /metrics are on the admin listener only (ingress.admin_port): the public port
  * faces the platforms and the internet. /healthz stays public for load balancers. */
-enum route { R_NONE, R_SLACK_CMD, R_SLACK_EV, R_FEISHU, R_GITLAB, R_HEALTH, R_COUNT };
-static const char *const route_names[R_COUNT] = {"unknown",       "slack_commands", "slack_events",
-                                                 "feishu_events", "gitlab_webhook", "healthz"};
+/* A route is an index into ing_routes (platform.h), or one of these two. */
+#define R_HEALTH ((int)ING_MAX_ROUTES)
+#define R_NONE ((int)ING_MAX_ROUTES + 1)
+
+static const char *route_name(int route) {
+    if (route >= 0 && (size_t)route < ing_n_routes) return ing_routes[route].label;
+    return route == R_HEALTH ? "healthz" : "unknown";
+}
 
 enum cstate { ST_READ, ST_WAIT, ST_ANSWERED };
 
@@ -55,7 +63,7 @@ struct conn {
     struct MHD_Connection *mc;
     atomic_int refs;
     const struct cq_config *cfg; /* referenced: the config current when the request came */
-    enum route route;
+    int route;                   /* index into ing_routes, R_HEALTH or R_NONE */
     enum cstate state;
     char *buf;
     size_t len, cap, seen;
@@ -106,8 +114,8 @@ struct ing_server {
     bool drained;
     struct cq_gauge *g_inflight;
     struct cq_histogram *h_produce;
-    struct cq_counter *c_queued[R_COUNT], *c_failed[R_COUNT], *c_unknown[R_COUNT],
-        *c_answered[R_COUNT];
+    struct cq_counter *c_queued[ING_MAX_ROUTES], *c_failed[ING_MAX_ROUTES],
+        *c_unknown[ING_MAX_ROUTES], *c_answered[ING_MAX_ROUTES];
 };
 
 static void mhd_soon(struct ing_server *in);
@@ -142,10 +150,10 @@ static enum MHD_Result send_buf(struct MHD_Connection *mc, unsigned status, cons
 static void count_reject(struct conn *c, unsigned status, const char *reason, const char *detail) {
     char labels[256], esc[128];
     cq_metrics_escape(reason, esc, sizeof(esc));
-    snprintf(labels, sizeof(labels), "route=\"%s\",reason=\"%s\"", route_names[c->route], esc);
+    snprintf(labels, sizeof(labels), "route=\"%s\",reason=\"%s\"", route_name(c->route), esc);
     cq_metric_inc("chatops_ingress_rejected_total", "Requests refused, by route and reason",
                   labels);
-    snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"rejected\"", route_names[c->route]);
+    snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"rejected\"", route_name(c->route));
     cq_metric_inc("chatops_ingress_requests_total", "Requests by route and outcome", labels);
     if (status == 401) {
         snprintf(labels, sizeof(labels), "reason=\"%s\"", esc);
@@ -153,7 +161,7 @@ static void count_reject(struct conn *c, unsigned status, const char *reason, co
                       "Signature/token/timestamp failures, by reason", labels);
     }
     const char *kv[] = {"route",
-                        route_names[c->route],
+                        route_name(c->route),
                         "status",
                         NULL,
                         "reason",
@@ -219,18 +227,18 @@ static void answer(struct conn *c, enum ing_outcome out, const char *why) {
     struct ing_server *in = c->in;
     if (out == ING_QUEUED) {
         cq_counter_inc(in->c_queued[c->route]);
-        cq_info(c->req_id, "queued on %s (%s)", c->topic, route_names[c->route]);
+        cq_info(c->req_id, "queued on %s (%s)", c->topic, route_name(c->route));
     } else if (out == ING_UNKNOWN) {
         cq_counter_inc(in->c_unknown[c->route]);
         cq_log_kv(CQ_LOG_ERROR, c->req_id, "outcome unknown: sent, not confirmed by kafka",
-                  (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
+                  (const char *const[]){"route", route_name(c->route), "reason", why, NULL});
     } else {
         cq_counter_inc(in->c_failed[c->route]);
         cq_log_kv(CQ_LOG_ERROR, c->req_id, "not queued by kafka",
-                  (const char *const[]){"route", route_names[c->route], "reason", why, NULL});
+                  (const char *const[]){"route", route_name(c->route), "reason", why, NULL});
     }
-    c->answer = ing_answer_text(out, c->route == R_SLACK_CMD, c->cmdline, c->req_id, why,
-                                &c->status, &c->ctype);
+    c->answer = ing_route_answer(&ing_routes[c->route], out, c->cmdline, c->req_id, why, &c->status,
+                                 &c->ctype);
     c->resumed = true;
     atomic_fetch_sub(&in->inflight, 1);
     cq_gauge_add(in->g_inflight, -1);
@@ -286,11 +294,9 @@ static void on_guard(uv_timer_t *t) {
 
 /* ---- MHD side: routing and checks ---- */
 
-static enum route route_of(const struct cq_config *cfg, const char *url) {
-    if (strcmp(url, cfg->ingress.slack_commands_path) == 0) return R_SLACK_CMD;
-    if (strcmp(url, cfg->ingress.slack_events_path) == 0) return R_SLACK_EV;
-    if (strcmp(url, cfg->ingress.feishu_events_path) == 0) return R_FEISHU;
-    if (strcmp(url, cfg->ingress.gitlab_webhook_path) == 0) return R_GITLAB;
+static int route_of(const struct cq_config *cfg, const char *url) {
+    int r = ing_route_find(cfg, url);
+    if (r >= 0) return r;
     if (strcmp(url, "/healthz") == 0) return R_HEALTH;
     return R_NONE;
 }
@@ -340,11 +346,12 @@ static enum MHD_Result on_headers(struct conn *c, const char *method) {
     if (c->route >= R_HEALTH) return MHD_YES; /* answered at the end (bodies swallowed) */
     if (strcmp(method, "POST") != 0) return reject(c, 405, "method not allowed", NULL, method);
     const char *ct = hdr(c->mc, MHD_HTTP_HEADER_CONTENT_TYPE);
-    bool form = c->route == R_SLACK_CMD;
-    if (!media_is(ct, form ? "application/x-www-form-urlencoded" : "application/json"))
+    const char *media = ing_routes[c->route].media;
+    if (!media_is(ct, media))
         return reject(c, 415,
-                      form ? "content type must be application/x-www-form-urlencoded"
-                           : "content type must be application/json",
+                      strcmp(media, "application/json") == 0
+                          ? "content type must be application/json"
+                          : "content type must be application/x-www-form-urlencoded",
                       NULL, ct ? ct : "(none)");
     const char *cl = hdr(c->mc, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -437,34 +444,15 @@ static enum MHD_Result dispatch(struct conn *c) {
     const struct cq_config *cfg = c->cfg;
     struct ing_verdict o;
     struct MHD_Connection *mc = c->mc;
-    struct ing_headers h = {
-        .slack_ts = hdr(mc, "X-Slack-Request-Timestamp"),
-        .slack_sig = hdr(mc, "X-Slack-Signature"),
-        .slack_retry_num = hdr(mc, "X-Slack-Retry-Num"),
-        .lark_ts = hdr(mc, "X-Lark-Request-Timestamp"),
-        .lark_nonce = hdr(mc, "X-Lark-Request-Nonce"),
-        .lark_sig = hdr(mc, "X-Lark-Signature"),
-        .gitlab_event = hdr(mc, "X-Gitlab-Event"),
-        .gitlab_token = hdr(mc, "X-Gitlab-Token"),
-    };
+    const struct ing_route *rt = &ing_routes[c->route];
+    struct ing_headers h = {0};
+    for (const struct ing_header_slot *hs = rt->headers; hs->name; hs++) /* only its own */
+        *(const char **)((char *)&h + hs->off) = hdr(mc, hs->name);
     const char *body = c->buf ? c->buf : "";
     time_t now = time(NULL);
     enum MHD_Result ret;
     if (c->too_big) return reject(c, 413, "body too large", NULL, NULL);
-    switch (c->route) {
-    case R_SLACK_CMD:
-        ing_slack_command(cfg, &h, body, c->len, now, &o);
-        break;
-    case R_SLACK_EV:
-        ing_slack_event(cfg, &h, body, c->len, now, &o);
-        break;
-    case R_FEISHU:
-        ing_feishu_event(cfg, &h, body, c->len, now, &o);
-        break;
-    default:
-        ing_gitlab_hook(cfg, &h, body, c->len, &o);
-        break;
-    }
+    rt->handle(cfg, &h, body, c->len, now, &o);
     switch (o.kind) {
     case ING_REJECT:
         ret = reject(c, (unsigned)o.status, o.reason, o.public_reason, o.detail);
@@ -664,17 +652,17 @@ struct ing_server *ing_server_new(const struct cq_config *cfg, int port, int adm
                                   "Requests waiting for their Kafka delivery report", NULL);
     in->h_produce = cq_histogram_get("chatops_ingress_produce_seconds",
                                      "Time from produce to delivery report", NULL, NULL, 0);
-    for (int r = R_SLACK_CMD; r <= R_GITLAB; r++) {
-        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"queued\"", route_names[r]);
+    for (int r = 0; r < (int)ing_n_routes; r++) {
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"queued\"", route_name(r));
         in->c_queued[r] = cq_counter_get("chatops_ingress_requests_total",
                                          "Requests by route and outcome", labels);
-        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"failed\"", route_names[r]);
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"failed\"", route_name(r));
         in->c_failed[r] = cq_counter_get("chatops_ingress_requests_total",
                                          "Requests by route and outcome", labels);
-        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"unknown\"", route_names[r]);
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"unknown\"", route_name(r));
         in->c_unknown[r] = cq_counter_get("chatops_ingress_requests_total",
                                           "Requests by route and outcome", labels);
-        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"answered\"", route_names[r]);
+        snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"answered\"", route_name(r));
         in->c_answered[r] = cq_counter_get("chatops_ingress_requests_total",
                                            "Requests by route and outcome", labels);
     }

@@ -1,0 +1,69 @@
+/* Unit tests of the ingress's route table (ingress/platform.h, platforms.c): every route is
+ * found by its configured path (and a moved path moves it), labels are unique, and each answer
+ * style words a handed-over request's outcome as its platform expects. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "cqtest.h"
+#include "ingress.h"
+#include "platform.h"
+
+static struct cq_config *load(const char *yaml) {
+    struct cq_err err = {0};
+    struct cq_config *c = cq_config_load_string("test.yaml", yaml, strlen(yaml), &err);
+    if (!c) cqtest_fatal("config: %s", err.msg);
+    return c;
+}
+
+TEST(routes) {
+    struct cq_config *cfg = load("kafka: {brokers: \"127.0.0.1:1\"}\n"
+                                 "ingress: {paths: {slack_events: /s/ev}}\n");
+    int cmd = ing_route_find(cfg, "/slack/commands"), ev = ing_route_find(cfg, "/s/ev");
+    CHECK(cmd >= 0 && ev >= 0 && cmd != ev);
+    if (cmd >= 0) CHECK_STR(ing_routes[cmd].label, "slack_commands");
+    if (ev >= 0) CHECK_STR(ing_routes[ev].label, "slack_events");
+    CHECK(ing_route_find(cfg, "/slack/events") < 0); /* moved */
+    CHECK(ing_route_find(cfg, "/nope") < 0);
+    int fs = ing_route_find(cfg, "/feishu/events"), gl = ing_route_find(cfg, "/gitlab/webhook");
+    CHECK(fs >= 0 && gl >= 0);
+    if (gl >= 0) CHECK_STR(ing_routes[gl].platform, "gitlab");
+    for (size_t i = 0; i < ing_n_routes; i++) {
+        CHECK(ing_routes[i].handle != NULL && ing_routes[i].media != NULL);
+        CHECK(ing_route_find(cfg, ing_route_path(cfg, i)) == (int)i);
+        for (size_t k = 0; k < i; k++)
+            CHECK(strcmp(ing_routes[i].label, ing_routes[k].label) != 0);
+    }
+    CHECK(ing_n_routes <= ING_MAX_ROUTES);
+    cq_config_free(cfg);
+}
+
+TEST(answers) {
+    struct cq_config *cfg = load("kafka: {brokers: \"127.0.0.1:1\"}\n");
+    int cmd = ing_route_find(cfg, "/slack/commands"), fs = ing_route_find(cfg, "/feishu/events");
+    int status = 0;
+    const char *ct = NULL;
+    CHECK(cmd >= 0 && fs >= 0);
+    if (cmd < 0 || fs < 0) goto out;
+    char *a = ing_route_answer(&ing_routes[cmd], ING_QUEUED, "deploy web", "abcdef0123", NULL,
+                               &status, &ct);
+    CHECK(status == 200);
+    CHECK_CONTAINS(a, "\"response_type\":\"ephemeral\"");
+    CHECK_CONTAINS(a, "queued: deploy web");
+    free(a);
+    a = ing_route_answer(&ing_routes[fs], ING_QUEUED, "deploy web", "r", NULL, &status, &ct);
+    CHECK_STR(a, "{}");
+    free(a);
+    a = ing_route_answer(&ing_routes[fs], ING_UNKNOWN, "deploy web", "r", "slow", &status, &ct);
+    CHECK(status == 503);
+    free(a);
+out:
+    cq_config_free(cfg);
+}
+
+int main(void) {
+    RUN(routes);
+    RUN(answers);
+    return cqtest_done();
+}
