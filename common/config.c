@@ -42,7 +42,8 @@ static const char *const ARG_TYPES[] = {"string", "int", "enum", NULL};
 static const char *const METHODS[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 static const char *const BODY_TYPES[] = {"json", "form", NULL};
 static const char *const RESPONSE_TYPES[] = {"ephemeral", "in_channel", NULL};
-static const char *const PLATFORMS[] = {"slack", "feishu", NULL};
+static const char *const PLATFORMS[] = {"slack",   "feishu", "dingtalk", "mattermost",
+                                        "discord", "webex",  NULL};
 
 typedef struct cq_arg_spec ARG;
 static const struct field arg_fields[] = {
@@ -119,6 +120,10 @@ static const struct field person_fields[] = {
     F("gitlab_login", F_STR, PERSON, gitlab_login),
     F("slack", F_STRLIST, PERSON, slack_ids),
     F("feishu", F_STRLIST, PERSON, feishu_ids),
+    F("dingtalk", F_STRLIST, PERSON, dingtalk_ids),
+    F("mattermost", F_STRLIST, PERSON, mattermost_ids),
+    F("discord", F_STRLIST, PERSON, discord_ids),
+    F("webex", F_STRLIST, PERSON, webex_ids),
     F("roles", F_STRLIST, PERSON, roles),
 };
 static const struct schema person_schema =
@@ -240,6 +245,12 @@ static const struct field paths_fields[] = {
     F("slack_events", F_STR, CFG, ingress.slack_events_path, .def = "/slack/events"),
     F("feishu_events", F_STR, CFG, ingress.feishu_events_path, .def = "/feishu/events"),
     F("gitlab_webhook", F_STR, CFG, ingress.gitlab_webhook_path, .def = "/gitlab/webhook"),
+    F("dingtalk_events", F_STR, CFG, ingress.dingtalk_events_path, .def = "/dingtalk/events"),
+    F("mattermost_commands", F_STR, CFG, ingress.mattermost_commands_path,
+      .def = "/mattermost/commands"),
+    F("discord_interactions", F_STR, CFG, ingress.discord_interactions_path,
+      .def = "/discord/interactions"),
+    F("webex_events", F_STR, CFG, ingress.webex_events_path, .def = "/webex/events"),
 };
 const struct schema cq_cfg_paths_schema = SCHEMA(paths_fields);
 static const struct field ingress_fields[] = {
@@ -328,6 +339,39 @@ static const struct field gitlab_fields[] = {
     F("trigger_lookup_candidates", F_INT, CFG, gitlab.trigger_lookup_candidates, .def_i = 20,
       .min = 1, .max = 100),
 };
+/* issue 18 (docs/platforms.md) */
+static const struct field dingtalk_fields[] = {
+    F("enabled", F_BOOL, CFG, dingtalk.enabled, .def_i = 0),
+    F("app_secret", F_SECRET, CFG, dingtalk.app_secret),
+    F("max_clock_skew_s", F_INT, CFG, dingtalk.max_clock_skew_s, .def_i = 3600, .min = 1,
+      .max = 86400),
+};
+static const struct field mattermost_fields[] = {
+    F("enabled", F_BOOL, CFG, mattermost.enabled, .def_i = 0),
+    F("tokens", F_DICT, CFG, mattermost.tokens, .n_off = offsetof(CFG, mattermost.n_tokens),
+      .sub = &named_secret_schema),
+};
+static const struct field discord_fields[] = {
+    F("enabled", F_BOOL, CFG, discord.enabled, .def_i = 0),
+    F("public_key", F_STR, CFG, discord.public_key),
+    F("application_id", F_STR, CFG, discord.application_id),
+    F("api_base", F_STR, CFG, discord.api_base, .def = "https://discord.com/api/v10"),
+    F("max_clock_skew_s", F_INT, CFG, discord.max_clock_skew_s, .def_i = 300, .min = 1,
+      .max = 86400),
+};
+static const struct field webex_fields[] = {
+    F("enabled", F_BOOL, CFG, webex.enabled, .def_i = 0),
+    F("webhook_secret", F_SECRET, CFG, webex.webhook_secret),
+    F("bot_token", F_SECRET, CFG, webex.bot_token),
+    F("bot_person_id", F_STR, CFG, webex.bot_person_id),
+    F("bot_email", F_STR, CFG, webex.bot_email),
+    F("bot_name", F_STR, CFG, webex.bot_name),
+    F("api_base", F_STR, CFG, webex.api_base, .def = "https://webexapis.com/v1"),
+};
+static const struct schema dingtalk_schema = SCHEMA(dingtalk_fields);
+static const struct schema mattermost_schema = SCHEMA(mattermost_fields);
+static const struct schema discord_schema = SCHEMA(discord_fields);
+static const struct schema webex_schema = SCHEMA(webex_fields);
 static const struct schema log_schema = SCHEMA(log_fields);
 static const struct schema kafka_schema = SCHEMA(kafka_fields);
 static const struct schema redis_schema = SCHEMA(redis_fields);
@@ -350,6 +394,10 @@ static const struct field config_fields[] = {
     F("slack", F_MAP, CFG, slack, .sub = &slack_schema),
     F("feishu", F_MAP, CFG, feishu, .sub = &feishu_schema),
     F("gitlab", F_MAP, CFG, gitlab, .sub = &gitlab_schema),
+    F("dingtalk", F_MAP, CFG, dingtalk, .sub = &dingtalk_schema),
+    F("mattermost", F_MAP, CFG, mattermost, .sub = &mattermost_schema),
+    F("discord", F_MAP, CFG, discord, .sub = &discord_schema),
+    F("webex", F_MAP, CFG, webex, .sub = &webex_schema),
     F("secrets", F_DICT, CFG, secrets, .n_off = offsetof(CFG, n_secrets),
       .sub = &named_secret_schema),
     F("people", F_DICT, CFG, people, .n_off = offsetof(CFG, n_people), .sub = &person_schema),

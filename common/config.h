@@ -90,12 +90,17 @@ struct cq_person {
     char *gitlab_login;
     char **slack_ids;  /* NULL-terminated */
     char **feishu_ids; /* open_ids, NULL-terminated */
-    char **roles;      /* NULL-terminated */
+    /* issue 18: one list per platform, NULL-terminated */
+    char **dingtalk_ids;   /* senderStaffId */
+    char **mattermost_ids; /* user_id */
+    char **discord_ids;    /* user id (snowflake) */
+    char **webex_ids;      /* personId */
+    char **roles;          /* NULL-terminated */
 };
 
 struct cq_channel {
     char *name;        /* e.g. "ops-prod" */
-    char *platform;    /* "slack" | "feishu" */
+    char *platform;    /* "slack" | "feishu" | "dingtalk" | "mattermost" | "discord" | "webex" */
     char *id;          /* platform channel/chat id */
     char *environment; /* optional label */
 };
@@ -181,18 +186,22 @@ struct cq_config {
     } redis;
 
     struct {
-        char *listen;              /* default 0.0.0.0 */
-        int port;                  /* default 8080 */
-        char *admin_listen;        /* /healthz /readyz /metrics, default 127.0.0.1 */
-        int admin_port;            /* default 8083 */
-        char *slack_commands_path; /* default /slack/commands */
-        char *slack_events_path;   /* default /slack/events */
-        char *feishu_events_path;  /* default /feishu/events */
-        char *gitlab_webhook_path; /* default /gitlab/webhook */
-        int threads;               /* MHD threads, default 1 */
-        int max_connections;       /* open HTTP connections at once, default 10000 */
-        int idle_timeout_s;        /* an idle keep-alive connection is closed, default 30 */
-        size_t connection_memory;  /* per-connection buffer (headers), bytes, default 8192 */
+        char *listen;                    /* default 0.0.0.0 */
+        int port;                        /* default 8080 */
+        char *admin_listen;              /* /healthz /readyz /metrics, default 127.0.0.1 */
+        int admin_port;                  /* default 8083 */
+        char *slack_commands_path;       /* default /slack/commands */
+        char *slack_events_path;         /* default /slack/events */
+        char *feishu_events_path;        /* default /feishu/events */
+        char *gitlab_webhook_path;       /* default /gitlab/webhook */
+        char *dingtalk_events_path;      /* default /dingtalk/events */
+        char *mattermost_commands_path;  /* default /mattermost/commands */
+        char *discord_interactions_path; /* default /discord/interactions */
+        char *webex_events_path;         /* default /webex/events */
+        int threads;                     /* MHD threads, default 1 */
+        int max_connections;             /* open HTTP connections at once, default 10000 */
+        int idle_timeout_s;              /* an idle keep-alive connection is closed, default 30 */
+        size_t connection_memory;        /* per-connection buffer (headers), bytes, default 8192 */
     } ingress;
 
     struct {
@@ -250,6 +259,37 @@ struct cq_config {
         char *bot_open_id; /* the bot's own open_id (ignored sender, stripped mention) */
         char *api_base;    /* default https://open.feishu.cn/open-apis */
     } feishu;
+
+    /* issue 18: the ingress side of four more platforms (docs/platforms.md) */
+    struct {
+        bool enabled;
+        struct cq_secret app_secret; /* signs the callback's timestamp; required when enabled */
+        int max_clock_skew_s;        /* callback timestamp window, default 3600 */
+    } dingtalk;
+
+    struct {
+        bool enabled;
+        struct cq_named_secret *tokens; /* {team: "${TOKEN}"}: a slash command token each */
+        size_t n_tokens;
+    } mattermost;
+
+    struct {
+        bool enabled;
+        char *public_key;     /* the application's Ed25519 public key, 64 hex digits */
+        char *application_id; /* the application (client) id */
+        char *api_base;       /* default https://discord.com/api/v10 */
+        int max_clock_skew_s; /* X-Signature-Timestamp window, default 300 */
+    } discord;
+
+    struct {
+        bool enabled;
+        struct cq_secret webhook_secret; /* X-Spark-Signature key; required when enabled */
+        struct cq_secret bot_token;      /* reads the message text (GET /messages/{id}) */
+        char *bot_person_id;             /* the bot's own personId: its messages are ignored */
+        char *bot_email;                 /* the same by e-mail */
+        char *bot_name;                  /* its display name, cut from a message's front */
+        char *api_base;                  /* default https://webexapis.com/v1 */
+    } webex;
 
     struct {
         char *base_url;                 /* e.g. https://gitlab.example.com */
@@ -319,6 +359,9 @@ bool cq_config_var_reserved(const char *name);
 char *cq_config_redact(const struct cq_config *cfg, char *text);
 const struct cq_person *cq_config_person(const struct cq_config *cfg, const char *platform,
                                          const char *user_id);
+/* The person's id list for platform (NULL-terminated, borrowed), NULL when none or the
+ * platform is unknown. */
+char **cq_person_ids(const struct cq_person *p, const char *platform);
 const struct cq_channel *cq_config_channel(const struct cq_config *cfg, const char *platform,
                                            const char *channel_id);
 

@@ -419,15 +419,15 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
 }
 
 static enum cq_rc check_ids(struct ctx *c, const struct cq_config *cfg, const struct cq_ynode *pn,
-                            size_t i, bool slack) {
-    char *const *ids = slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids;
+                            size_t i, const char *platform) {
+    char *const *ids = cq_person_ids(&cfg->people[i], platform);
     for (size_t k = 0; ids && ids[k]; k++) {
         for (size_t j = 0; j < i; j++) {
-            char *const *other = slack ? cfg->people[j].slack_ids : cfg->people[j].feishu_ids;
+            char *const *other = cq_person_ids(&cfg->people[j], platform);
             if (!cq_cfg_in_list(other, ids[k])) continue;
-            const struct cq_ynode *ln = cq_ynode_get(pn, slack ? "slack" : "feishu");
+            const struct cq_ynode *ln = cq_ynode_get(pn, platform);
             size_t old = cq_cfg_push_key(c, cfg->people[i].name);
-            cq_cfg_push_key(c, slack ? "slack" : "feishu");
+            cq_cfg_push_key(c, platform);
             cq_cfg_push_index(c, k);
             enum cq_rc rc = cq_cfg_fail(c, ln->items[k], "%s already belongs to %s", ids[k],
                                         cfg->people[j].name);
@@ -495,6 +495,7 @@ enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct
             "required when feishu.require_encrypt_key is true (the default): without "
             "it events are not signed and only the verification token authenticates");
     }
+    if ((rc = cq_cfg_check_platforms(c, cfg, root)) != CQ_OK) return rc; /* issue 18 */
     if (!cfg->slack.commands) { /* slack.commands defaults to [slack.command] */
         cfg->slack.commands = calloc(2, sizeof(char *));
         if (!cfg->slack.commands || !(cfg->slack.commands[0] = strdup(cfg->slack.command))) {
@@ -549,9 +550,10 @@ enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct
     c->plen = (size_t)snprintf(c->path, sizeof(c->path), "people");
     for (size_t i = 0; i < cfg->n_people; i++) {
         const struct cq_ynode *pn = sec->items[2 * i + 1];
-        if ((rc = check_ids(c, cfg, pn, i, true)) != CQ_OK ||
-            (rc = check_ids(c, cfg, pn, i, false)) != CQ_OK)
-            return rc;
+        static const char *const platforms[] = {"slack",   "feishu", "dingtalk", "mattermost",
+                                                "discord", "webex",  NULL};
+        for (const char *const *pf = platforms; *pf; pf++)
+            if ((rc = check_ids(c, cfg, pn, i, *pf)) != CQ_OK) return rc;
     }
     sec = cq_ynode_get(root, "channels");
     c->plen = (size_t)snprintf(c->path, sizeof(c->path), "channels");

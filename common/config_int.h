@@ -103,6 +103,11 @@ void cq_cfg_secret_clear(struct cq_secret *s);
  * cfg->kafka.client_conf built from them (config_kafka.c). */
 enum cq_rc cq_cfg_kafka_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);
 
+/* The dingtalk, mattermost, discord and webex sections: what each needs when enabled
+ * (config_platforms.c, issue 18). */
+enum cq_rc cq_cfg_check_platforms(struct ctx *c, struct cq_config *cfg,
+                                  const struct cq_ynode *root);
+
 /* Relates the filled sections to each other (config_check.c). */
 enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);
 

@@ -172,6 +172,12 @@ char *cq_config_redact(const struct cq_config *cfg, char *text) {
         text = redact_one(text, fixed[i]);
     text = redact_one(redact_one(text, cfg->kafka.sasl_password.value),
                       cfg->kafka.ssl_key_password.value);
+    const char *more[] = {cfg->dingtalk.app_secret.value, cfg->webex.webhook_secret.value,
+                          cfg->webex.bot_token.value}; /* issue 18 */
+    for (size_t i = 0; text && i < sizeof(more) / sizeof(more[0]); i++)
+        text = redact_one(text, more[i]);
+    for (size_t i = 0; text && i < cfg->mattermost.n_tokens; i++)
+        text = redact_one(text, cfg->mattermost.tokens[i].secret.value);
     for (size_t i = 0; text && i < cfg->kafka.n_properties; i++)
         if (cfg->kafka.properties[i].value.ref) /* secret-valued property */
             text = redact_one(text, cfg->kafka.properties[i].value.value);

@@ -60,4 +60,21 @@ char *cq_feishu_decrypt(const char *encrypt_key, const char *b64, size_t *outlen
  * and DingTalk (key = secret, msg = ts "\n" secret). Caller frees. */
 char *cq_hmac_sha256_base64(const void *key, size_t keylen, const void *msg, size_t msglen);
 
+/* ---- issue 18: DingTalk, Discord, Webex (crypto_platforms.c) ---- */
+/* DingTalk callback sign: base64(HMAC-SHA256(key = secret, msg = ts "\n" secret)). Caller
+ * frees; NULL when out of memory. */
+char *cq_dingtalk_sign(const char *secret, const char *ts);
+/* Webex X-Spark-Signature: lower-case hex(HMAC-SHA1(key, body)); out needs 41 bytes. */
+enum cq_rc cq_hmac_sha1_hex(const char *key, const void *body, size_t len, char out[41]);
+/* Discord: true when sig_hex (128 hex digits) is the Ed25519 signature of ts + body under
+ * the public key pub_hex (64 hex digits). False on any malformed input. */
+bool cq_ed25519_verify_hex(const char *pub_hex, const char *ts, const void *body, size_t len,
+                           const char *sig_hex);
+/* The signing side, for chatopsctl and tests: seed_hex is the 32-byte private key (64 hex
+ * digits); out receives 128 hex digits + NUL. CQ_EINVAL on a bad key. */
+enum cq_rc cq_ed25519_sign_hex(const char *seed_hex, const char *ts, const void *body, size_t len,
+                               char out[129]);
+/* The public key (64 hex digits + NUL) of seed_hex. */
+enum cq_rc cq_ed25519_public_hex(const char *seed_hex, char out[65]);
+
 #endif

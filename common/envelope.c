@@ -18,7 +18,10 @@
 
 #include <cjson/cJSON.h>
 
-static const char *const platforms[] = {"slack", "feishu", NULL};
+static const char *const platforms[] = {"slack",   "feishu", "dingtalk", "mattermost",
+                                        "discord", "webex",  NULL};
+static const char *const conversation_types[] = {"group", "direct", NULL};
+static const char *const text_sources[] = {"webex", NULL};
 static const char *const steps[] = {"ack", "progress", "final", NULL};
 static const char *const statuses[] = {"ok", "denied", "invalid", "failed", "timeout", NULL};
 static const char *const response_types[] = {"ephemeral", "in_channel", NULL};
@@ -41,7 +44,12 @@ static const struct field request_fields[] = {
     {"reply", "message_id", REQ(reply.message_id), CQ_ENV_MAX_ID, 0, NULL},
     {"reply", "chat_id", REQ(reply.chat_id), CQ_ENV_MAX_ID, 0, NULL},
     {"reply", "thread_ts", REQ(reply.thread_ts), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "expires_at", REQ(reply.expires_at), CQ_ENV_MAX_TIME, 0, NULL},
+    {"reply", "conversation_type", REQ(reply.conversation_type), 16, 0, conversation_types},
+    {"reply", "user_id", REQ(reply.user_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "app_id", REQ(reply.app_id), CQ_ENV_MAX_ID, 0, NULL},
     {NULL, "dedupe_key", REQ(dedupe_key), CQ_ENV_MAX_KEY, F_REQUIRED | F_NONEMPTY, NULL},
+    {NULL, "text_source", REQ(text_source), 16, 0, text_sources},
 };
 
 static const struct field result_fields[] = {
@@ -53,6 +61,10 @@ static const struct field result_fields[] = {
     {"reply", "message_id", RES(reply.message_id), CQ_ENV_MAX_ID, 0, NULL},
     {"reply", "chat_id", RES(reply.chat_id), CQ_ENV_MAX_ID, 0, NULL},
     {"reply", "thread_ts", RES(reply.thread_ts), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "expires_at", RES(reply.expires_at), CQ_ENV_MAX_TIME, 0, NULL},
+    {"reply", "conversation_type", RES(reply.conversation_type), 16, 0, conversation_types},
+    {"reply", "user_id", RES(reply.user_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"reply", "app_id", RES(reply.app_id), CQ_ENV_MAX_ID, 0, NULL},
     {NULL, "text", RES(text), CQ_ENV_MAX_TEXT, F_REQUIRED, NULL},
     {NULL, "command", RES(command), CQ_ENV_MAX_COMMAND_LINE, 0, NULL},
     {NULL, "user_name", RES(user_name), CQ_ENV_MAX_NAME, 0, NULL},

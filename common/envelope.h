@@ -35,12 +35,19 @@ struct cq_reply_route {
     char *message_id;   /* Feishu: the triggering message (reply target) */
     char *chat_id;      /* Feishu chat id / Slack channel id for postMessage */
     char *thread_ts;    /* Slack thread, optional */
+    /* issue 18 (docs/platforms.md has the mapping per platform), all optional: */
+    char *expires_at;        /* RFC 3339: until when response_url takes replies (DingTalk
+                                sessionWebhookExpiredTime, Discord received + 15 min) */
+    char *conversation_type; /* "group" | "direct" */
+    char *user_id;           /* the user to answer one-to-one (DingTalk senderStaffId) */
+    char *app_id;            /* Discord application id */
 };
 
 struct cq_request {
     char *id;          /* UUIDv4, required */
     char *received_at; /* RFC 3339, required */
-    char *platform;    /* "slack" | "feishu", required */
+    char *platform;    /* "slack" | "feishu" | "dingtalk" | "mattermost" | "discord" |
+                          "webex", required */
     char *tenant;      /* team_id / tenant_key */
     char *channel_id, *channel_name;
     char *user_id, *user_name;
@@ -48,8 +55,11 @@ struct cq_request {
                       non-empty) */
     char *text;    /* the rest, may be "" */
     struct cq_reply_route reply;
-    char *dedupe_key; /* "slack:<trigger_id>" | "feishu:<event_id>", required */
-    int retry_num;    /* platform retry counter (X-Slack-Retry-Num), 0 when first delivery */
+    char *dedupe_key;  /* "slack:<trigger_id>" | "feishu:<event_id>", required */
+    int retry_num;     /* platform retry counter (X-Slack-Retry-Num), 0 when first delivery */
+    char *text_source; /* optional, issue 18: "webex" = the text is not in the envelope (command
+                          "help", text ""): the worker reads it from the platform by
+                          reply.message_id before deciding */
 };
 
 struct cq_pipeline_ref {

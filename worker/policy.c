@@ -25,9 +25,7 @@ const struct cq_person *w_policy_person(const struct cq_config *cfg, const char 
     if (!cfg || !platform || !user_id) return NULL;
     for (size_t i = 0; i < cfg->n_people; i++) {
         const struct cq_person *p = &cfg->people[i];
-        char **ids = strcmp(platform, "slack") == 0    ? p->slack_ids
-                     : strcmp(platform, "feishu") == 0 ? p->feishu_ids
-                                                       : NULL;
+        char **ids = cq_person_ids(p, platform);
         if (in_list(ids, user_id)) return p;
     }
     return NULL;

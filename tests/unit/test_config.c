@@ -378,7 +378,8 @@ TEST(cross_checks) {
     expect_error(BASE "channels:\n  a: {platform: slack, id: C1}\n  b: {platform: slack, id: C1}\n",
                  "t.yaml:10:28: channels.b.id: slack C1 is also channel a");
     expect_error(BASE "channels:\n  a: {platform: irc, id: C1}\n",
-                 "t.yaml:9:17: channels.a.platform: expected one of slack, feishu");
+                 "t.yaml:9:17: channels.a.platform: expected one of slack, feishu, dingtalk, "
+                 "mattermost, discord, webex");
 }
 
 /* A pipeline variable the worker sets itself (CHAT_INPUT, ..., CHATOPS_REQUEST_ID) would be
