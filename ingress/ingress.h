@@ -41,6 +41,9 @@ struct ing_headers {
     const char *slack_ts, *slack_sig, *slack_retry_num;
     const char *lark_ts, *lark_nonce, *lark_sig;
     const char *gitlab_event, *gitlab_token;
+    const char *dingtalk_ts, *dingtalk_sign; /* issue 18: timestamp, sign */
+    const char *discord_sig, *discord_ts;    /* X-Signature-Ed25519, X-Signature-Timestamp */
+    const char *webex_sig;                   /* X-Spark-Signature */
 };
 
 /* POST slash command (application/x-www-form-urlencoded). Verifies the v0 signature over the
@@ -56,6 +59,24 @@ void ing_feishu_event(const struct cq_config *cfg, const struct ing_headers *h, 
 /* POST GitLab webhook: Pipeline Hook with X-Gitlab-Token. */
 void ing_gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
                      size_t len, struct ing_verdict *out);
+
+/* issue 18 (docs/platforms.md): DingTalk robot callback (JSON), Mattermost slash command
+ * (form), Discord interaction (JSON), Webex webhook (JSON). Same contract as the above. */
+void ing_dingtalk_event(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                        size_t len, time_t now, struct ing_verdict *out);
+void ing_mattermost_command(const struct cq_config *cfg, const struct ing_headers *h,
+                            const char *body, size_t len, time_t now, struct ing_verdict *out);
+void ing_discord_interaction(const struct cq_config *cfg, const struct ing_headers *h,
+                             const char *body, size_t len, time_t now, struct ing_verdict *out);
+void ing_webex_event(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                     size_t len, time_t now, struct ing_verdict *out);
+
+/* Helpers of the issue-18 modules (platform_util.c): "<prefix>:<id>" into r->dedupe_key, the
+ * platform name into r->platform (false when out of memory, out rejected); Unix ms as RFC 3339
+ * (out needs 32 bytes). */
+bool ing_set_identity(struct cq_request *r, const char *platform, const char *id,
+                      struct ing_verdict *out);
+void ing_rfc3339_ms(long long ms, char out[32]);
 
 /* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
 struct ing_form_field {

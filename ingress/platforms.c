@@ -31,6 +31,22 @@ static const struct ing_header_slot gitlab_headers[] = {
     {NULL, 0},
 };
 
+static const struct ing_header_slot dingtalk_headers[] = {
+    H("timestamp", dingtalk_ts),
+    H("sign", dingtalk_sign),
+    {NULL, 0},
+};
+static const struct ing_header_slot no_headers[] = {{NULL, 0}};
+static const struct ing_header_slot discord_headers[] = {
+    H("X-Signature-Ed25519", discord_sig),
+    H("X-Signature-Timestamp", discord_ts),
+    {NULL, 0},
+};
+static const struct ing_header_slot webex_headers[] = {
+    H("X-Spark-Signature", webex_sig),
+    {NULL, 0},
+};
+
 /* ing_gitlab_hook needs no clock. */
 static void gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
                         size_t len, time_t now, struct ing_verdict *out) {
@@ -46,6 +62,15 @@ const struct ing_route ing_routes[] = {
     {"feishu", "feishu_events", PATH(feishu_events_path), JSON, feishu_headers, ing_feishu_event,
      ING_ANSWER_EVENT},
     {"gitlab", "gitlab_webhook", PATH(gitlab_webhook_path), JSON, gitlab_headers, gitlab_hook,
+     ING_ANSWER_EVENT},
+    /* issue 18 */
+    {"dingtalk", "dingtalk_events", PATH(dingtalk_events_path), JSON, dingtalk_headers,
+     ing_dingtalk_event, ING_ANSWER_EVENT},
+    {"mattermost", "mattermost_commands", PATH(mattermost_commands_path), FORM, no_headers,
+     ing_mattermost_command, ING_ANSWER_SLACK_TEXT},
+    {"discord", "discord_interactions", PATH(discord_interactions_path), JSON, discord_headers,
+     ing_discord_interaction, ING_ANSWER_DISCORD},
+    {"webex", "webex_events", PATH(webex_events_path), JSON, webex_headers, ing_webex_event,
      ING_ANSWER_EVENT},
 };
 const size_t ing_n_routes = sizeof(ing_routes) / sizeof(ing_routes[0]);

@@ -62,8 +62,52 @@ out:
     cq_config_free(cfg);
 }
 
+/* The issue-18 reply fields travel in results too (the notifier's side of the contract), and
+ * conversation_type / text_source only take their words. */
+TEST(envelope_fields) {
+    struct cq_result r = {
+        .request_id = "r1", .step = "final", .status = "ok", .platform = "discord", .text = "done"};
+    r.reply.response_url = "https://discord.com/api/v10/webhooks/1/tok";
+    r.reply.expires_at = "2026-01-01T00:15:00.000Z";
+    r.reply.conversation_type = "direct";
+    r.reply.user_id = "staff-1";
+    r.reply.app_id = "1";
+    struct cq_err err = {0};
+    char *json = cq_result_encode(&r, &err);
+    CHECK(json != NULL);
+    struct cq_result back = {0};
+    CHECK(json && cq_result_decode(json, strlen(json), 0, &back, &err) == CQ_OK);
+    CHECK_STR(back.platform, "discord");
+    CHECK_STR(back.reply.expires_at, "2026-01-01T00:15:00.000Z");
+    CHECK_STR(back.reply.conversation_type, "direct");
+    CHECK_STR(back.reply.user_id, "staff-1");
+    CHECK_STR(back.reply.app_id, "1");
+    cq_result_clear(&back);
+    free(json);
+    r.reply.conversation_type = "channel";
+    CHECK(cq_result_encode(&r, &err) == NULL);
+    CHECK_CONTAINS(err.msg, "reply.conversation_type");
+    static const char bad[] =
+        "{\"v\":1,\"id\":\"a\",\"received_at\":\"2026-01-01T00:00:00Z\",\"platform\":"
+        "\"webex\",\"user\":{\"id\":\"u\"},\"command\":\"help\",\"text\":\"\","
+        "\"dedupe_key\":\"webex:m\",\"text_source\":\"slack\"}";
+    struct cq_request q = {0};
+    CHECK(cq_request_decode(bad, strlen(bad), 0, &q, &err) != CQ_OK);
+    CHECK_CONTAINS(err.msg, "text_source");
+    for (const char *const *p =
+             (const char *const[]){"dingtalk", "mattermost", "discord", "webex", NULL};
+         *p; p++) {
+        r.platform = (char *)*p;
+        r.reply.conversation_type = "group";
+        char *j = cq_result_encode(&r, &err);
+        CHECK(j != NULL);
+        free(j);
+    }
+}
+
 int main(void) {
     RUN(routes);
     RUN(answers);
+    RUN(envelope_fields);
     return cqtest_done();
 }
