@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "chatopsctl.h"
+#include "chatopsctl_send.h"
 #include "crypto.h"
 #include "httpc.h"
 #include "strutil.h"
@@ -21,12 +22,6 @@
 struct send_opts {
     const char *as, *channel, *platform, *ingress, *sink, *text;
     double timeout_s;
-};
-
-struct target {
-    const char *platform;
-    const char *user_id, *user_name;
-    const char *channel_id, *channel_name;
 };
 
 /* ------------------------------------------------------------------ http */
@@ -184,7 +179,6 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
     t->channel_name = ch ? ch->name : o->channel;
 
     const struct cq_person *p = NULL;
-    bool slack = !strcmp(t->platform, "slack");
     if (o->as) {
         for (size_t i = 0; i < cfg->n_people && !p; i++)
             if (!strcmp(cfg->people[i].name, o->as)) p = &cfg->people[i];
@@ -192,7 +186,7 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
         size_t best = 0;
         for (size_t i = 0; i < cfg->n_people; i++) {
             const struct cq_person *c = &cfg->people[i];
-            char **ids = slack ? c->slack_ids : c->feishu_ids;
+            char **ids = cq_person_ids(c, t->platform);
             size_t nr = 0;
             while (c->roles && c->roles[nr])
                 nr++;
@@ -205,7 +199,7 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
         }
     }
     if (p) {
-        char **ids = slack ? p->slack_ids : p->feishu_ids;
+        char **ids = cq_person_ids(p, t->platform);
         if (!ids || !ids[0]) {
             fprintf(stderr, "chatopsctl: send: %s has no %s id in the config\n", p->name,
                     t->platform);
@@ -221,14 +215,6 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
 }
 
 /* ------------------------------------------------------------------ requests */
-
-struct outgoing {
-    char *url;
-    char *body;
-    size_t body_len;
-    char *headers[6]; /* NULL-terminated */
-    char *match;      /* Slack: response_url path; Feishu: message_id */
-};
 
 static void outgoing_free(struct outgoing *g) {
     free(g->url);
@@ -569,7 +555,12 @@ static int follow_step(const char *sink, struct follow *f) {
         if (!path || !body || !cJSON_IsNumber(st) || st->valueint != 200) continue;
         cJSON *msg = cJSON_Parse(body);
         if (!msg) continue;
-        if (slack) {
+        if (cq_ctl_more_platform(f->platform)) { /* issue 18: a reply that names our match */
+            if (strstr(path, f->match) || strstr(body, f->match)) {
+                printf("%sreply:\n", ++f->replies > 1 ? "\n" : "");
+                if (cq_ctl_more_show(body)) rc = 1;
+            }
+        } else if (slack) {
             bool ours = !strcmp(path, f->match);
             if (ours)
                 f->url_uses++;
@@ -651,8 +642,10 @@ static int parse_opts(int argc, char **argv, struct send_opts *o) {
         fprintf(stderr, "chatopsctl: send: what to send? e.g. send '/ops help'\n");
         return 2;
     }
-    if (o->platform && strcmp(o->platform, "slack") != 0 && strcmp(o->platform, "feishu") != 0) {
-        fprintf(stderr, "chatopsctl: send: --platform must be slack or feishu\n");
+    if (o->platform && strcmp(o->platform, "slack") != 0 && strcmp(o->platform, "feishu") != 0 &&
+        !cq_ctl_more_platform(o->platform)) {
+        fprintf(stderr, "chatopsctl: send: --platform must be slack or feishu (or dingtalk, "
+                        "mattermost, discord, webex)\n");
         return 2;
     }
     return 0;
@@ -683,18 +676,26 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
     bool slack = !strcmp(t.platform, "slack");
     ingress =
         o.ingress ? strdup(o.ingress) : cq_strprintf("http://127.0.0.1:%d", cfg->ingress.port);
+    bool more = cq_ctl_more_platform(t.platform);
     if (o.sink)
         sink = strip_suffix(o.sink, "");
+    else if (more)
+        sink = cq_ctl_more_sink(cfg, t.platform);
     else if (slack)
         sink = strip_suffix(cfg->slack.api_base, "/api");
     else
         sink = strip_suffix(cfg->feishu.api_base, "/open-apis");
     if (!ingress || !sink) {
-        fprintf(stderr, "chatopsctl: send: out of memory\n");
+        if (more && ingress)
+            fprintf(stderr, "chatopsctl: send: give --sink URL (the %s fake's base URL)\n",
+                    t.platform);
+        else
+            fprintf(stderr, "chatopsctl: send: out of memory\n");
         goto out;
     }
-    if (slack ? build_slack(cfg, &o, &t, ingress, sink, &g)
-              : build_feishu(cfg, &o, &t, ingress, &g))
+    if (more    ? cq_ctl_build_more(cfg, o.text, &t, ingress, sink, &g)
+        : slack ? build_slack(cfg, &o, &t, ingress, sink, &g)
+                : build_feishu(cfg, &o, &t, ingress, &g))
         goto out;
 
     printf("%s %s in %s (%s): %s\n", t.user_name, t.user_id, t.channel_name, t.platform, o.text);
@@ -708,7 +709,8 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
         goto out;
     }
     if (r.status != 200) {
-        fprintf(stderr, "chatopsctl: send: ingress answered HTTP %ld: %.300s\n", r.status, r.body);
+        fprintf(stderr, "chatopsctl: send: ingress answered HTTP %ld: %.300s\n", r.status,
+                r.body ? r.body : "");
         goto out;
     }
     {
