@@ -396,9 +396,9 @@ void w_execute(struct job *j) {
     mode_start[j->cmd->mode](j);
 }
 
-static void job_start(struct job *j) {
-    w_job_set_state(j, JS_RUNNING);
-    w_decide(j);
+/* After the decision: claim the request once (the text of a Webex message is read before
+ * deciding, text_fetch.c). */
+static void job_decided(struct job *j) {
     if (j->kind != JK_ACTION && !j->text) {
         w_job_abandon(j, "out of memory");
         return;
@@ -410,6 +410,16 @@ static void job_start(struct job *j) {
         return;
     }
     w_claim(j);
+}
+
+static void job_start(struct job *j) {
+    w_job_set_state(j, JS_RUNNING);
+    if (w_text_pending(j)) {
+        w_text_fetch(j, job_decided);
+        return;
+    }
+    w_decide(j);
+    job_decided(j);
 }
 
 static void maybe_resume(struct w_worker *w) {

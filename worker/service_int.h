@@ -199,6 +199,11 @@ void w_on_message(void *opaque, const struct cq_message *m);
 const char *w_cmd_name(const struct job *j);
 const char *w_decision_word(const struct job *j);
 void w_decide(struct job *j);
+/* text_fetch.c (issue 18): true when the request's text must be read from the platform
+ * first (text_source "webex"); w_text_fetch reads it, decides (a failure becomes a failed
+ * final) and calls then(j). */
+bool w_text_pending(const struct job *j);
+void w_text_fetch(struct job *j, void (*then)(struct job *));
 
 /* direct.c */
 void w_start_call(struct job *j);
