@@ -627,6 +627,126 @@ add(cid, "a 20 KiB header", "/slack/commands", slack_form(cid, "help"),
     {"status": [400, 413, 431], "reply": "", "queued": False},
     dict(FH, **{"X-Big": "PADPAD"}), SIGNED, pad={"at": "PADPAD", "n": 20000, "ch": "h"})
 
+# ------------------------------------------------------------------ issue 18: DingTalk,
+# Mattermost, Discord, Webex (bad input only: each refused, nothing queued; the accepted paths
+# are in tests/integration/test_ingress_platforms.py)
+
+MM_TOKEN = "corpus-mattermost-token"
+DT = {"kind": "dingtalk", "ts": "now", "secret": "good"}
+WX = {"kind": "webex", "secret": "good"}
+DC = {"kind": "discord", "ts": "now"}
+
+
+def dt_msg(cid, **over):
+    m = {"conversationId": "cidCorpus", "msgId": "msg-" + cid, "senderStaffId": "staff-alice",
+         "senderNick": "alice", "conversationType": "2", "msgtype": "text",
+         "sessionWebhook": "http://127.0.0.1:1/robot/sendBySession?session=" + cid,
+         "text": {"content": " help"}}
+    for k, v in over.items():
+        if v is None:
+            m.pop(k, None)
+        else:
+            m[k] = v
+    return json.dumps(m)
+
+
+for desc, sign, st, reply in [
+        ("no signature headers", None, 401, "missing signature headers"),
+        ("a wrong secret", dict(DT, secret="wrong"), 401, "bad signature"),
+        ("a timestamp 2 h old", dict(DT, ts=-7200), 401, "stale timestamp"),
+        ("a timestamp 2 h ahead", dict(DT, ts=7200), 401, "stale timestamp"),
+        ("a timestamp in seconds, not ms", dict(DT, unit="s"), 401, "stale timestamp"),
+        ("a non-numeric timestamp", dict(DT, ts="raw:12ab"), 401, "bad timestamp")]:
+    cid = nid("dtsig")
+    add(cid, "dingtalk: " + desc, "/dingtalk/events", dt_msg(cid), rej(st, reply), JH, sign)
+for desc, body, st, reply in [
+        ("no msgId", dt_msg("x1", msgId=None), 400, "malformed message"),
+        ("no text.content", dt_msg("x2", text={}), 400, "malformed message"),
+        ("an escaped NUL", dt_msg("x3", text={"content": "help\u0000x"}), 400, "malformed"),
+        ("not JSON", "{\"msgtype\": ", 400, "malformed JSON"),
+        ("a JSON list", "[1]", 400, "malformed JSON"),
+        ("text over limits.max_text", dt_msg("x4", text={"content": "x" * 600}), 400,
+         "text too long")]:
+    cid = nid("dtbad")
+    add(cid, "dingtalk: signed, " + desc, "/dingtalk/events", body,
+        rej(st, reply), JH, DT)
+cid = nid("dtpic")
+add(cid, "dingtalk: a picture is acknowledged, not queued", "/dingtalk/events",
+    dt_msg(cid, msgtype="picture"), {"status": 200, "reply": "{}", "queued": False}, JH, DT)
+
+
+def mm_form(cid, **over):
+    f = {"channel_id": "mmcorpus", "command": "/ops", "team_id": "team1", "text": "help",
+         "token": MM_TOKEN, "trigger_id": "mm-" + cid, "user_id": "mm-alice",
+         "response_url": "http://127.0.0.1:1/hooks/" + cid}
+    for k, v in over.items():
+        if v is None:
+            f.pop(k, None)
+        else:
+            f[k] = v
+    return urllib.parse.urlencode(f)
+
+
+for desc, body, st, reply in [
+        ("no token", mm_form("m1", token=None), 401, "missing token"),
+        ("a wrong token", mm_form("m2", token="corpus-mattermost-tokem"), 401, "bad token"),
+        ("a token prefix", mm_form("m3", token=MM_TOKEN[:-1]), 401, "bad token"),
+        ("the token twice, the first wrong", "token=x&" + mm_form("m4"), 401, "bad token"),
+        ("a bad percent escape", mm_form("m5") + "&text=%zz", 401, "malformed form"),
+        ("no user_id", mm_form("m6", user_id=None), 400, "malformed command"),
+        ("no trigger_id", mm_form("m7", trigger_id=None), 400, "malformed command")]:
+    cid = nid("mmbad")
+    add(cid, "mattermost: " + desc, "/mattermost/commands", body, rej(st, reply), FH)
+cid = nid("mmct")
+add(cid, "mattermost: JSON instead of a form", "/mattermost/commands", "{}",
+    rej(415, "content type must be application/x-www-form-urlencoded"), JH)
+
+for desc, sign, st, reply in [
+        ("no signature headers", None, 401, "invalid request signature"),
+        ("a wrong signature", dict(DC, sig="00" * 64), 401, "invalid request signature"),
+        ("a short signature", dict(DC, sig="abcd"), 401, "invalid request signature"),
+        ("a signature 10 min old", dict(DC, ts=-600), 401, "invalid request signature")]:
+    cid = nid("dcsig")
+    add(cid, "discord: " + desc, "/discord/interactions", '{"type":1}', rej(st, reply), JH, sign)
+cid = nid("dcping")
+add(cid, "discord: a signed PING is answered PONG", "/discord/interactions", '{"type":1}',
+    {"status": 200, "reply": '{"type":1}', "queued": False}, JH, DC)
+for desc, body in [("no type", '{"id":"1"}'), ("not JSON", '{"type":'),
+                   ("a command without a token",
+                    '{"type":2,"id":"9","application_id":"1","data":{"name":"help"},'
+                    '"user":{"id":"u"}}'),
+                   ("options not a list",
+                    '{"type":2,"id":"9","application_id":"1","token":"t","user":{"id":"u"},'
+                    '"data":{"name":"lb","options":{"a":1}}}')]:
+    cid = nid("dcbad")
+    add(cid, "discord: signed, " + desc, "/discord/interactions", body,
+        rej(400, "malformed"), JH, DC)
+
+
+def wx_note(cid, **data):
+    d = {"id": "wx-" + cid, "roomId": "room-corpus", "personId": "p-alice",
+         "personEmail": "alice@example.com"}
+    d.update(data)
+    return json.dumps({"id": "wh", "resource": "messages", "event": "created", "data": d})
+
+
+for desc, sign, st, reply in [
+        ("no signature", None, 401, "missing signature header"),
+        ("a wrong secret", dict(WX, secret="wrong"), 401, "bad signature"),
+        ("a SHA-256 length signature", dict(WX, sig="ab" * 32), 401, "bad signature")]:
+    cid = nid("wxsig")
+    add(cid, "webex: " + desc, "/webex/events", wx_note(cid), rej(st, reply), JH, sign)
+for desc, body, st, reply in [
+        ("no message id", wx_note("w1", id=None), 400, "malformed notification"),
+        ("a numeric room id", wx_note("w2", roomId=7), 400, "malformed notification"),
+        ("not JSON", "{", 400, "malformed JSON")]:
+    cid = nid("wxbad")
+    add(cid, "webex: signed, " + desc, "/webex/events", body, rej(st, reply), JH, WX)
+cid = nid("wxown")
+add(cid, "webex: the bot's own message is acknowledged, not queued", "/webex/events",
+    wx_note(cid, personId="p-corpus-bot"), {"status": 200, "reply": "{}", "queued": False}, JH,
+    WX)
+
 if __name__ == "__main__":
     out = os.path.join(HERE, "cases.jsonl")
     with open(out, "w") as f:

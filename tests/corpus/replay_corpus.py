@@ -10,11 +10,15 @@ are known defects: they fail until that item is fixed and are listed as such.
   replay_corpus.py [CASE_ID_SUBSTRING...]   only the matching cases (all by default)
 """
 import base64
+import hashlib
+import hmac
 import json
 import os
 import select
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -91,7 +95,9 @@ def build(case, st):
         ts = sign.get("ts", "now")
         ts = ts[4:] if isinstance(ts, str) and ts.startswith("raw:") else \
             str(int(time.time()) + (0 if ts == "now" else int(ts)))
-        if sign["kind"] == "slack":
+        if sign["kind"] in ("dingtalk", "webex", "discord"):
+            h = sign_more(sign, ts, body)
+        elif sign["kind"] == "slack":
             secret = fl.SLACK_SECRET if sign.get("secret", "good") == "good" else "wrong-secret"
             sig = cqt.slack_signature(secret, ts, body)
             if sign.get("upper"):
@@ -108,6 +114,35 @@ def build(case, st):
         headers.update(h)
         body += sign.get("append", "").encode()
     return headers, body
+
+
+# issue 18: RFC 8032 test key 1 (the corpus config's discord.public_key) as PKCS#8 DER
+DISCORD_DER = bytes.fromhex("302e020100300506032b657004220420"
+                            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+
+
+def sign_more(sign, ts, body):
+    """The signature headers of DingTalk (ts in ms), Webex and Discord (openssl CLI)."""
+    good = sign.get("secret", "good") == "good"
+    if sign["kind"] == "dingtalk":
+        # seconds from build() become DingTalk's ms, unless the case keeps seconds ("unit")
+        ms = str(int(ts) * 1000) if ts.isdigit() and sign.get("unit") != "s" else ts
+        secret = fl.SECRETS["dt_secret"] if good else "wrong-secret"
+        mac = hmac.new(secret.encode(), (ms + "\n" + secret).encode(), hashlib.sha256)
+        return {"timestamp": ms, "sign": sign.get("sig", base64.b64encode(mac.digest()).decode())}
+    if sign["kind"] == "webex":
+        secret = fl.SECRETS["wx_secret"] if good else "wrong-secret"
+        return {"X-Spark-Signature":
+                sign.get("sig", hmac.new(secret.encode(), body, hashlib.sha1).hexdigest())}
+    with tempfile.TemporaryDirectory() as d:
+        key, msg = os.path.join(d, "k.der"), os.path.join(d, "m.bin")
+        with open(key, "wb") as f:
+            f.write(DISCORD_DER)
+        with open(msg, "wb") as f:
+            f.write(ts.encode() + body)
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key, "-keyform", "DER",
+                              "-rawin", "-in", msg], capture_output=True, check=True).stdout.hex()
+    return {"X-Signature-Timestamp": ts, "X-Signature-Ed25519": sign.get("sig", sig)}
 
 
 def finals_for(st, case):

@@ -48,7 +48,10 @@ SLACK_SECRET = "fault-slack-signing-secret"
 SECRETS = {"slack_secret": SLACK_SECRET, "bot_token": "xoxb-fault-token",
            "api_token": "fault-api-token", "trig": "fault-trigger-token",
            "hook": "corpus-gitlab-hook-token", "fs_token": "corpus-feishu-verification-token",
-           "fs_key": "corpus-feishu-encrypt-key", "fs_secret": "s3cret"}
+           "fs_key": "corpus-feishu-encrypt-key", "fs_secret": "s3cret",
+           # issue 18 (the corpus's DingTalk, Mattermost and Webex cases)
+           "dt_secret": "corpus-dingtalk-secret", "mm_token": "corpus-mattermost-token",
+           "wx_secret": "corpus-webex-secret"}
 CHANNELS = ["CF%02d" % i for i in range(12)]
 
 
@@ -248,6 +251,11 @@ feishu:
   encrypt_key: "file:%(d)s/fs_key"
   bot_open_id: ou_corpus_bot
   api_base: "%(feishu)s/open-apis"
+dingtalk: {enabled: true, app_secret: "file:%(d)s/dt_secret"}
+mattermost: {enabled: true, tokens: {corpus: "file:%(d)s/mm_token"}}
+discord: {enabled: true, application_id: "1",
+          public_key: d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a}
+webex: {enabled: true, webhook_secret: "file:%(d)s/wx_secret", bot_person_id: p-corpus-bot}
 gitlab:
   base_url: "%(gitlab)s"
   api_token: "file:%(d)s/api_token"
