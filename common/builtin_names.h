@@ -14,6 +14,13 @@
     X(CANCEL, "cancel")                                                                            \
     X(PIPELINES, "pipelines")
 
+/* Built-ins the policy governs like configured commands (a rule must name them, or "*"):
+ * the per-channel GitLab event subscriptions (worker/subscriptions_builtins.c). */
+#define CQ_POLICED_BUILTINS(X)                                                                     \
+    X(SUBSCRIBE, "subscribe")                                                                      \
+    X(UNSUBSCRIBE, "unsubscribe")                                                                  \
+    X(SUBSCRIPTIONS, "subscriptions")
+
 #define CQ_BUILTIN_NAME_(id, name) name,
 /* NULL-terminated: {"help", "whoami", ..., NULL}. */
 #define CQ_BUILTIN_NAMES                                                                           \
@@ -21,6 +28,13 @@
 
 static inline bool cq_is_builtin_name(const char *name) {
     static const char *const names[] = CQ_BUILTIN_NAMES;
+    for (size_t i = 0; name && names[i]; i++)
+        if (strcmp(name, names[i]) == 0) return true;
+    return false;
+}
+
+static inline bool cq_is_policed_builtin_name(const char *name) {
+    static const char *const names[] = {CQ_POLICED_BUILTINS(CQ_BUILTIN_NAME_) NULL};
     for (size_t i = 0; name && names[i]; i++)
         if (strcmp(name, names[i]) == 0) return true;
     return false;

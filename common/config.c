@@ -155,6 +155,28 @@ static const struct field rule_fields[] = {
 };
 static const struct schema rule_schema = SCHEMA(rule_fields, .size = sizeof(RULE));
 
+typedef struct cq_gitlab_hook HOOK;
+static const struct field hook_fields[] = {
+    F("name", F_STR, HOOK, name, .required = true),
+    F("token", F_SECRET, HOOK, token, .required = true),
+    F("instance", F_STR, HOOK, instance),
+};
+static const struct schema hook_schema = SCHEMA(hook_fields, .size = sizeof(HOOK));
+
+typedef struct cq_subscription SUB;
+static const struct field sub_fields[] = {
+    F("name", F_STR, SUB, name, .required = true),
+    F("projects", F_STRLIST, SUB, projects, .min = 1),
+    F("kinds", F_STRLIST, SUB, kinds, .min = 1),
+    F("statuses", F_STRLIST, SUB, statuses, .min = 1),
+    F("refs", F_STRLIST, SUB, refs, .min = 1),
+    F("environments", F_STRLIST, SUB, environments, .min = 1),
+    F("actions", F_STRLIST, SUB, actions, .min = 1),
+    F("labels", F_STRLIST, SUB, labels, .min = 1),
+    F("channels", F_STRLIST, SUB, channels, .required = true, .min = 1),
+};
+static const struct schema sub_schema = SCHEMA(sub_fields, .size = sizeof(SUB));
+
 static const struct field named_secret_fields[] = {
     F(NULL, F_SECRET, struct cq_named_secret, secret),
 };
@@ -172,10 +194,12 @@ static const struct field topics_fields[] = {
     F("audit", F_STR, CFG, kafka.topic_audit, .def = "chatops.audit"),
     F("pipeline_events", F_STR, CFG, kafka.topic_pipeline_events, .def = "chatops.pipeline-events"),
     F("dlq", F_STR, CFG, kafka.topic_dlq, .def = "chatops.dlq"),
+    F("events", F_STR, CFG, kafka.topic_events, .def = "chatops.events"),
 };
 static const struct field groups_fields[] = {
     F("worker", F_STR, CFG, kafka.worker_group, .def = "chatops-worker"),
     F("notifier", F_STR, CFG, kafka.notifier_group, .def = "chatops-notifier"),
+    F("events", F_STR, CFG, kafka.events_group, .def = "chatops-events"),
 };
 static const struct schema topics_schema = SCHEMA(topics_fields);
 static const struct schema groups_schema = SCHEMA(groups_fields);
@@ -338,6 +362,8 @@ static const struct field gitlab_fields[] = {
       .max = 10),
     F("trigger_lookup_candidates", F_INT, CFG, gitlab.trigger_lookup_candidates, .def_i = 20,
       .min = 1, .max = 100),
+    F("hooks", F_LIST, CFG, gitlab.hooks, .n_off = offsetof(CFG, gitlab.n_hooks),
+      .sub = &hook_schema),
 };
 /* issue 18 (docs/platforms.md) */
 static const struct field dingtalk_fields[] = {
@@ -372,6 +398,19 @@ static const struct schema dingtalk_schema = SCHEMA(dingtalk_fields);
 static const struct schema mattermost_schema = SCHEMA(mattermost_fields);
 static const struct schema discord_schema = SCHEMA(discord_fields);
 static const struct schema webex_schema = SCHEMA(webex_fields);
+static const struct field events_fields[] = {
+    F("enabled", F_BOOL, CFG, events.enabled, .def_i = 0),
+    F("dedupe_ttl_s", F_INT, CFG, events.dedupe_ttl_s, .def_i = 86400, .min = 60,
+      .max = 30 * 86400),
+    F("status_ttl_s", F_INT, CFG, events.status_ttl_s, .def_i = 30 * 86400, .min = 3600,
+      .max = 365 * 86400),
+    F("coalesce_ms", F_INT, CFG, events.coalesce_ms, .def_i = 2000, .min = 0, .max = 60000),
+    F("coalesce_max", F_INT, CFG, events.coalesce_max, .def_i = 5, .min = 1, .max = 1000),
+    F("max_chat_subscriptions", F_INT, CFG, events.max_chat_subscriptions, .def_i = 50, .min = 0,
+      .max = 1000),
+    F("max_inflight", F_INT, CFG, events.max_inflight, .def_i = 1000, .min = 1, .max = 100000),
+};
+static const struct schema events_schema = SCHEMA(events_fields);
 static const struct schema log_schema = SCHEMA(log_fields);
 static const struct schema kafka_schema = SCHEMA(kafka_fields);
 static const struct schema redis_schema = SCHEMA(redis_fields);
@@ -398,6 +437,9 @@ static const struct field config_fields[] = {
     F("mattermost", F_MAP, CFG, mattermost, .sub = &mattermost_schema),
     F("discord", F_MAP, CFG, discord, .sub = &discord_schema),
     F("webex", F_MAP, CFG, webex, .sub = &webex_schema),
+    F("events", F_MAP, CFG, events, .sub = &events_schema),
+    F("subscriptions", F_LIST, CFG, subscriptions, .n_off = offsetof(CFG, n_subscriptions),
+      .sub = &sub_schema),
     F("secrets", F_DICT, CFG, secrets, .n_off = offsetof(CFG, n_secrets),
       .sub = &named_secret_schema),
     F("people", F_DICT, CFG, people, .n_off = offsetof(CFG, n_people), .sub = &person_schema),
@@ -880,6 +922,7 @@ static struct cq_config *load(const char *name, const char *dir, const char *tex
     if (fill_map(&c, &cq_cfg_schema, cfg, root, root) != CQ_OK) goto out;
     if (cq_cfg_cross_check(&c, cfg, root) != CQ_OK) goto out;
     if (cq_cfg_kafka_check(&c, cfg, root) != CQ_OK) goto out;
+    if (cq_cfg_events_check(&c, cfg, root) != CQ_OK) goto out;
     ok = true;
 out:
     cq_ynode_free(root);

@@ -120,6 +120,28 @@ struct cq_rule {
     size_t n_args;
 };
 
+/* gitlab.hooks: one GitLab instance or hook (project, group or system) with its own token. */
+struct cq_gitlab_hook {
+    char *name;             /* shown as the event's instance */
+    struct cq_secret token; /* X-Gitlab-Token, required */
+    char *instance;         /* X-Gitlab-Instance it must come from (e.g. https://gitlab.com);
+                               NULL = any */
+};
+
+/* subscriptions: which GitLab events go to which channels (worker/events_match.c). Every
+ * list is optional (NULL = anything) except channels; project/ref globs use fnmatch. */
+struct cq_subscription {
+    char *name;
+    char **projects;     /* project path globs; a plain group path "ops" matches "ops/..." */
+    char **kinds;        /* push, tag_push, merge_request, pipeline, job, deployment, ... */
+    char **statuses;     /* pipeline/job/deployment status, or "fixed" / "broken" */
+    char **refs;         /* ref / branch globs */
+    char **environments; /* deployment environment globs */
+    char **actions;      /* MR / issue actions: open, merge, close, update, ... */
+    char **labels;       /* MR / issue labels (any of) */
+    char **channels;     /* names in channels: (required, platform + id) */
+};
+
 struct cq_named_secret {
     char *name;
     struct cq_secret secret;
@@ -150,6 +172,8 @@ struct cq_config {
         char *topic_audit;           /* default chatops.audit */
         char *topic_pipeline_events; /* default chatops.pipeline-events */
         char *topic_dlq;             /* default chatops.dlq */
+        char *topic_events;          /* default chatops.events (GitLab events) */
+        char *events_group;          /* default chatops-events (the worker's router) */
         char *worker_group;          /* default chatops-worker */
         char *notifier_group;        /* default chatops-notifier */
         int max_poll_interval_ms;    /* consumer max.poll.interval.ms, default 300000 */
@@ -297,7 +321,21 @@ struct cq_config {
         struct cq_secret webhook_token; /* X-Gitlab-Token for pipeline hooks */
         int trigger_lookup_attempts;    /* looks for a pipeline whose trigger answer was lost */
         int trigger_lookup_candidates;  /* newest pipelines of the ref checked per look */
+        struct cq_gitlab_hook *hooks;   /* gitlab.hooks: per instance/hook tokens */
+        size_t n_hooks;
     } gitlab;
+
+    struct {              /* GitLab events -> subscribed channels (issue 15) */
+        bool enabled;     /* ingress publishes hooks to kafka.topics.events; worker routes */
+        int dedupe_ttl_s; /* a re-sent hook (same uuid) is dropped this long, 86400 */
+        int status_ttl_s; /* last pipeline status per project+ref kept, 30 days */
+        int coalesce_ms;  /* push burst window, default 2000 */
+        int coalesce_max; /* more pushes than this in a window: one summary, default 5 */
+        int max_chat_subscriptions; /* per channel, default 50 */
+        int max_inflight;           /* events held at once before the consumer pauses, 1000 */
+    } events;
+    struct cq_subscription *subscriptions;
+    size_t n_subscriptions;
 
     struct cq_named_secret *secrets; /* secrets: {NAME: "${ENV}"} for templates/triggers */
     size_t n_secrets;

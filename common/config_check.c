@@ -207,7 +207,7 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
         return cq_cfg_fail(c, kn,
                            "command names are words of a-z, 0-9, - and _ separated by single "
                            "spaces");
-    if (cq_cfg_choice_index(BUILTINS, cmd->name) >= 0)
+    if (cq_cfg_choice_index(BUILTINS, cmd->name) >= 0 || cq_is_policed_builtin_name(cmd->name))
         return cq_cfg_fail(c, kn, "'%s' is a built-in command", cmd->name);
     enum cq_rc rc = check_args(c, cmd, cn);
     if (rc != CQ_OK) return rc;
@@ -370,7 +370,9 @@ static enum cq_rc check_rule(struct ctx *c, const struct cq_config *cfg, const s
             star = true;
             continue;
         }
-        if (cq_cfg_choice_index(BUILTINS, name) >= 0 || cq_config_command(cfg, name)) continue;
+        if (cq_cfg_choice_index(BUILTINS, name) >= 0 || cq_is_policed_builtin_name(name) ||
+            cq_config_command(cfg, name))
+            continue;
         struct sugg sg = {.word = name};
         for (size_t j = 0; j < cfg->n_commands; j++)
             cq_cfg_sugg_add(&sg, cfg->commands[j].name);

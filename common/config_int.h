@@ -110,5 +110,7 @@ enum cq_rc cq_cfg_check_platforms(struct ctx *c, struct cq_config *cfg,
 
 /* Relates the filled sections to each other (config_check.c). */
 enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);
+/* Subscriptions against channels, kinds and statuses (config_events.c). */
+enum cq_rc cq_cfg_events_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);
 
 #endif

@@ -181,5 +181,7 @@ char *cq_config_redact(const struct cq_config *cfg, char *text) {
     for (size_t i = 0; text && i < cfg->kafka.n_properties; i++)
         if (cfg->kafka.properties[i].value.ref) /* secret-valued property */
             text = redact_one(text, cfg->kafka.properties[i].value.value);
+    for (size_t i = 0; text && i < cfg->gitlab.n_hooks; i++)
+        text = redact_one(text, cfg->gitlab.hooks[i].token.value);
     return text;
 }

@@ -194,4 +194,31 @@ enum cq_rc cq_dlq_decode(const char *json, size_t len, size_t max_len, struct cq
                          struct cq_err *err);
 void cq_dlq_clear(struct cq_dlq *d);
 
+/* ---- GitLab events (chatops.events, "v":1) ----
+ * One webhook GitLab sent (a project, group or system hook), as the ingress verified it:
+ * its kind ("push", "tag_push", "merge_request", "pipeline", "job", "deployment",
+ * "release", "issue", "note"), the configured hook/instance name that authenticated it, the
+ * dedupe uuid (Idempotency-Key, else X-Gitlab-Event-UUID, else a hash of the body), when it
+ * arrived, and the hook's JSON body as a string (bounded by CQ_ENV_MAX_EVENT_BODY). Keyed by
+ * project id on the topic, so one project's events stay ordered. Required: v, kind, uuid,
+ * received_at, body. The worker's event router (worker/events.c) reads it. */
+#define CQ_EVENT_VERSION 1
+#define CQ_ENV_MAX_EVENT_BODY (192 * 1024)
+
+struct cq_event {
+    char *kind;        /* required, one of the kinds above */
+    char *instance;    /* the gitlab.hooks entry's name ("default" for gitlab.webhook_token) */
+    char *uuid;        /* required: dedupe key */
+    char *received_at; /* required, RFC 3339 */
+    char *body;        /* required: the hook's JSON, verbatim */
+};
+
+/* The kind names, NULL-terminated (what the decoder accepts). */
+extern const char *const cq_event_kinds[];
+char *cq_event_encode(const struct cq_event *e, struct cq_err *err);
+/* max_len 0 means CQ_ENVELOPE_MAX_LEN; errors as cq_result_decode. */
+enum cq_rc cq_event_decode(const char *json, size_t len, size_t max_len, struct cq_event *out,
+                           struct cq_err *err);
+void cq_event_clear(struct cq_event *e);
+
 #endif

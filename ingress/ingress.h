@@ -13,10 +13,13 @@
 #include "envelope.h"
 
 enum ing_kind {
-    ING_REJECT,  /* answer status with the one-line reason as text/plain; nothing produced */
-    ING_REPLY,   /* answer status with body (content_type) now; nothing produced */
-    ING_REQUEST, /* produce req to kafka.topic_requests, answer after the delivery report */
-    ING_PIPELINE /* produce raw (the body) to kafka.topic_pipeline_events with key */
+    ING_REJECT,   /* answer status with the one-line reason as text/plain; nothing produced */
+    ING_REPLY,    /* answer status with body (content_type) now; nothing produced */
+    ING_REQUEST,  /* produce req to kafka.topic_requests, answer after the delivery report */
+    ING_PIPELINE, /* produce raw (the body) to kafka.topic_pipeline_events with key */
+    ING_EVENT     /* produce body (an event record) to kafka.topic_events with key, answer
+                     after its delivery report; when track_key is set, the raw hook also goes
+                     to kafka.topic_pipeline_events with track_key (fire and forget) */
 };
 
 struct ing_verdict {
@@ -30,7 +33,9 @@ struct ing_verdict {
     char *body;                /* REPLY: the answer; REQUEST: the encoded envelope. Owned */
     const char *content_type;  /* REPLY: static */
     struct cq_request req;     /* REQUEST: strings owned (cq_request_clear) */
-    char key[96];              /* PIPELINE: "<project.id>:<object_attributes.id>" */
+    char key[96];              /* PIPELINE: "<project.id>:<object_attributes.id>";
+                                  EVENT: the project id */
+    char track_key[96];        /* EVENT: a Pipeline Hook's tracking key, or "" */
 };
 
 /* Frees what an outcome owns and zeroes it. */
@@ -44,6 +49,7 @@ struct ing_headers {
     const char *dingtalk_ts, *dingtalk_sign; /* issue 18: timestamp, sign */
     const char *discord_sig, *discord_ts;    /* X-Signature-Ed25519, X-Signature-Timestamp */
     const char *webex_sig;                   /* X-Spark-Signature */
+    const char *gitlab_instance, *gitlab_uuid, *idempotency_key; /* GitLab events (issue 15) */
 };
 
 /* POST slash command (application/x-www-form-urlencoded). Verifies the v0 signature over the
@@ -77,6 +83,13 @@ void ing_webex_event(const struct cq_config *cfg, const struct ing_headers *h, c
 bool ing_set_identity(struct cq_request *r, const char *platform, const char *id,
                       struct ing_verdict *out);
 void ing_rfc3339_ms(long long ms, char out[32]);
+/* POST GitLab webhook with events.enabled (gitlab_events.c): Push, Tag Push, Merge Request,
+ * Pipeline, Job, Deployment, Release, Issue and Note hooks from project, group and system
+ * hooks, authenticated by gitlab.hooks (per instance/hook token) or gitlab.webhook_token,
+ * become an ING_EVENT (the Pipeline Hook also keeps its tracking copy). Without
+ * events.enabled it is ing_gitlab_hook. */
+void ing_gitlab_route(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                      size_t len, struct ing_verdict *out);
 
 /* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
 struct ing_form_field {

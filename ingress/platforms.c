@@ -28,6 +28,9 @@ static const struct ing_header_slot feishu_headers[] = {
 static const struct ing_header_slot gitlab_headers[] = {
     H("X-Gitlab-Event", gitlab_event),
     H("X-Gitlab-Token", gitlab_token),
+    H("X-Gitlab-Instance", gitlab_instance),
+    H("X-Gitlab-Event-UUID", gitlab_uuid),
+    H("Idempotency-Key", idempotency_key),
     {NULL, 0},
 };
 
@@ -47,11 +50,11 @@ static const struct ing_header_slot webex_headers[] = {
     {NULL, 0},
 };
 
-/* ing_gitlab_hook needs no clock. */
+/* The GitLab route (ing_gitlab_route) needs no clock. */
 static void gitlab_hook(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
                         size_t len, time_t now, struct ing_verdict *out) {
     (void)now;
-    ing_gitlab_hook(cfg, h, body, len, out);
+    ing_gitlab_route(cfg, h, body, len, out);
 }
 
 const struct ing_route ing_routes[] = {

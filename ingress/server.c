@@ -440,6 +440,26 @@ static char *join_key(const struct cq_request *r) {
     return k;
 }
 
+/* A GitLab event (gitlab_events.c): a Pipeline Hook's raw copy goes to the tracking topic
+ * first (fire and forget: a lost copy only means the tracker polls), then the event record is
+ * handed over and answered after its delivery report. */
+static enum MHD_Result event_hand_over(struct conn *c, const struct cq_config *cfg,
+                                       struct ing_verdict *o, const char *body) {
+    struct cq_err err = {0};
+    char *key = strdup(o->key);
+    if (!key || cq_uuid4(c->req_id) != CQ_OK) {
+        free(key);
+        return reject(c, 500, "out of memory", NULL, NULL);
+    }
+    if (o->track_key[0] &&
+        cq_producer_send(c->in->producer, cfg->kafka.topic_pipeline_events, o->track_key,
+                         strlen(o->track_key), body, c->len, NULL, NULL, NULL, &err) != CQ_OK)
+        cq_warn(c->req_id, "pipeline hook not copied for tracking: %s", err.msg);
+    char *value = o->body;
+    o->body = NULL;
+    return hand_over(c, cfg->kafka.topic_events, key, value, strlen(value));
+}
+
 static enum MHD_Result dispatch(struct conn *c) {
     const struct cq_config *cfg = c->cfg;
     struct ing_verdict o;
@@ -483,6 +503,9 @@ static enum MHD_Result dispatch(struct conn *c) {
         ret = hand_over(c, cfg->kafka.topic_requests, key, value, strlen(value));
         break;
     }
+    case ING_EVENT:
+        ret = event_hand_over(c, cfg, &o, body);
+        break;
     default: { /* ING_PIPELINE: the raw hook body */
         char *key = strdup(o.key), *value = malloc(c->len + 1);
         if (!key || !value || cq_uuid4(c->req_id) != CQ_OK) {

@@ -111,9 +111,13 @@ static int config_check(const char *path, int strict) {
 
 static int topics_ensure(const struct cq_config *cfg) {
     struct cq_err err = {0};
-    const char *topics[] = {cfg->kafka.topic_requests, cfg->kafka.topic_results,
-                            cfg->kafka.topic_audit,    cfg->kafka.topic_pipeline_events,
-                            cfg->kafka.topic_dlq,      NULL};
+    const char *topics[] = {cfg->kafka.topic_requests,
+                            cfg->kafka.topic_results,
+                            cfg->kafka.topic_audit,
+                            cfg->kafka.topic_pipeline_events,
+                            cfg->kafka.topic_dlq,
+                            cfg->kafka.topic_events,
+                            NULL};
     if (cq_kafka_ensure_topics_conf(cfg->kafka.brokers, cfg->kafka.client_conf, topics,
                                     cfg->kafka.partitions, cfg->kafka.replication, 15000,
                                     &err) != CQ_OK) {

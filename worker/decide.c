@@ -8,6 +8,7 @@
 
 #include "admin_http.h"
 #include "args.h"
+#include "builtin_names.h"
 #include "builtins.h"
 #include "crypto.h"
 #include "envelope.h"
@@ -137,6 +138,10 @@ void w_decide(struct job *j) {
             j->pl_builtin = PB_LIST;
             j->text = strdup("");
         }
+        return;
+    }
+    if (cq_is_policed_builtin_name(word)) {
+        w_subs_decide(j);
         return;
     }
     j->cmd = w_args_resolve(cfg, word, &j->argv, &used);

@@ -383,6 +383,10 @@ void w_execute(struct job *j) {
             j->channel ? j->channel->name : (j->req.channel_id ? j->req.channel_id : "?"),
             j->dec.rule ? "rule " : "", j->dec.rule ? j->dec.rule : "",
             j->kind == JK_ACTION || j->kind == JK_BUILTIN ? "" : j->text);
+    if (j->kind == JK_BUILTIN && j->pl_builtin == PB_SUBS) {
+        w_subs_builtin(j);
+        return;
+    }
     if (j->kind == JK_BUILTIN && j->pl_builtin) {
         w_pipeline_builtin(j);
         return;

@@ -13,6 +13,7 @@
 #include "config_reload.h"
 #include "crypto.h"
 #include "envelope.h"
+#include "events.h"
 #include "httpc.h"
 #include "kafka.h"
 #include "log.h"
@@ -68,6 +69,7 @@ static void apply_config(void *arg, struct cq_config *next) {
     const struct cq_config *old = w->cfg;
     w->cfg = cq_config_ref(next);
     if (w->pipelines) w_pipeline_tracker_set_config(w->pipelines, w->cfg);
+    w_events_set_config(w->events, w->cfg);
     cq_config_unref(old);
 }
 
@@ -82,6 +84,9 @@ static void teardown(struct w_worker *w) {
     /* Stops claiming; its checks in flight are dropped and their leases lapse. */
     w_pipeline_tracker_free(w->pipelines);
     w->pipelines = NULL;
+    /* Before Redis and the producer: their last callbacks free the router. */
+    w_events_free(w->events);
+    w->events = NULL;
     /* Callbacks of what is still pending arrive now with CQ_ESHUTDOWN and abandon. */
     cq_httpc_free(w->httpc);
     w->httpc = NULL;
@@ -126,6 +131,7 @@ static void drain_tick(uv_timer_t *t) {
     size_t running = 0;
     for (struct job *j = w->jobs; j; j = j->all_next)
         running++;
+    running += w_events_inflight(w->events);
     if (running == 0 || cq_now_ms() >= w->drain_deadline) teardown(w);
 }
 
@@ -136,6 +142,7 @@ static void on_shutdown(void *arg) {
     cq_admin_http_set_ready(w->admin, false);
     cq_info(NULL, "worker draining: %zu request(s) in flight", w->n_jobs);
     if (w->consumer) cq_consumer_pause(w->consumer, true);
+    w_events_pause(w->events);
     /* Requests not yet started stay on Kafka for the next owner, in order. */
     for (size_t i = 0; i < CONV_BUCKETS; i++) {
         for (struct conv *c = w->convs[i]; c; c = c->next) {
@@ -237,6 +244,11 @@ struct w_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop
                                   w_on_message, w, kconf, err);
     free(kconf);
     if (!w->consumer) goto out;
+    if (cfg->events.enabled) {
+        struct w_events_deps ed = {
+            .loop = loop, .cfg = cfg, .redis = w->redis, .producer = w->producer};
+        if (!(w->events = w_events_new(&ed, err))) goto out;
+    }
     if (cq_loop_on_shutdown(loop, on_shutdown, w) != CQ_OK) {
         cq_err_set(err, CQ_ENOMEM, "out of memory");
         goto out;

@@ -54,7 +54,7 @@ struct outmsg {
 
 enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION, JK_EXPIRED };
 
-enum { PB_NONE, PB_CANCEL, PB_LIST };
+enum { PB_NONE, PB_CANCEL, PB_LIST, PB_SUBS };
 
 /* The lifetime of a job (job.c owns the transitions, w_job_set_state asserts them):
  *   QUEUED --start--> RUNNING --final handed to the producer--> FINAL_QUEUED
@@ -130,6 +130,7 @@ struct w_worker {
     struct cq_redis *redis;
     struct cq_httpc *httpc;
     struct w_pipeline_tracker *pipelines;
+    struct w_events *events; /* GitLab event router (events.c), NULL unless events.enabled */
     struct conv *convs[CONV_BUCKETS];
     struct job *jobs; /* every live job */
     size_t n_jobs;
@@ -213,5 +214,8 @@ void w_direct_start(struct job *j);
 void w_pipeline_trigger_now(struct job *j);
 void w_pipeline_start(struct job *j);
 void w_pipeline_builtin(struct job *j);
+/* subscriptions_builtins.c: subscribe / unsubscribe / subscriptions under the policy */
+void w_subs_decide(struct job *j);
+void w_subs_builtin(struct job *j);
 
 #endif

@@ -311,6 +311,8 @@ def derived_config(tmp, slack, feishu):
     text = text.replace('prefix: "chatops:"', 'prefix: "ctltest%s:"' % UNIQ)
     for t in ("requests", "results", "audit", "pipeline-events", "dlq"):
         text = text.replace("chatops.%s\n" % t, "ctltest%s.%s\n" % (UNIQ, t))
+    text = text.replace("events: chatops.events", "events: ctltest%s.events" % UNIQ)
+    text = text.replace("events: chatops-events", "events: ctltest%s-events" % UNIQ)
     path = os.path.join(tmp, "ctl.yaml")
     with open(path, "w") as f:
         f.write(text)

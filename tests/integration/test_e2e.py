@@ -57,6 +57,8 @@ def private_config(tmp):
         text = f.read()
     for t in ("requests", "results", "audit", "pipeline-events", "dlq"):
         text = text.replace("chatops.%s\n" % t, "e2e%s.%s\n" % (UNIQ, t))
+    text = text.replace("events: chatops.events", "events: e2e%s.events" % UNIQ)
+    text = text.replace("events: chatops-events", "events: e2e%s-events" % UNIQ)
     text = text.replace("worker: chatops-worker", "worker: e2e%s-worker" % UNIQ)
     text = text.replace("notifier: chatops-notifier", "notifier: e2e%s-notifier" % UNIQ)
     text = text.replace('prefix: "chatops:"', 'prefix: "e2e%s:"' % UNIQ)

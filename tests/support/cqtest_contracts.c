@@ -57,7 +57,7 @@ static const char *request_violation(const char *body, const struct cq_request *
 const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platform,
                                   size_t max_text) {
     RULE(v->kind == ING_REJECT || v->kind == ING_REPLY || v->kind == ING_REQUEST ||
-         v->kind == ING_PIPELINE);
+         v->kind == ING_PIPELINE || v->kind == ING_EVENT);
     RULE(memchr(v->detail, '\0', sizeof(v->detail)) != NULL);
     switch (v->kind) {
     case ING_REJECT:
@@ -75,6 +75,14 @@ const char *cqt_verdict_violation(const struct ing_verdict *v, const char *platf
         long long p = 0, q = 0;
         char tail = 0;
         RULE(sscanf(v->key, "%lld:%lld%c", &p, &q, &tail) == 2 && p >= 1 && q >= 1);
+        return NULL;
+    }
+    case ING_EVENT: { /* an event record that decodes, keyed by a project id */
+        struct cq_event ev;
+        struct cq_err err = {0};
+        RULE(v->body != NULL);
+        RULE(cq_event_decode(v->body, strlen(v->body), 0, &ev, &err) == CQ_OK);
+        cq_event_clear(&ev);
         return NULL;
     }
     }

@@ -157,7 +157,8 @@ TEST(example_loads) {
     CHECK(ch && !strcmp(ch->name, "ops-prod") && !strcmp(ch->environment, "production"));
     CHECK(cq_config_channel(cfg, "feishu", "C0OPSPROD1") == NULL);
 
-    CHECK(cfg->n_rules == 6);
+    CHECK(cfg->n_rules == 7); /* the 7th: sre-subscriptions (GitLab events, issue 15) */
+    CHECK(cfg->events.enabled && cfg->n_subscriptions == 2);
     const struct cq_rule *prod = &cfg->rules[5];
     CHECK_STR(prod->name, "deploy-production");
     CHECK(prod->n_args == 1 && !strcmp(prod->args[0].arg, "env") &&

@@ -376,6 +376,7 @@ static void check_verdict(const struct ing_verdict *v, const char *platform) {
         g_reach.request++;
         break;
     case ING_PIPELINE:
+    case ING_EVENT: /* a GitLab event (events.enabled), counted with the pipeline hooks */
         g_reach.pipeline++;
         break;
     }
