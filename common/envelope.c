@@ -72,6 +72,9 @@ static const struct field result_fields[] = {
     {"pipeline", "web_url", RES(pipeline.web_url), CQ_ENV_MAX_URL, 0, NULL},
     {"pipeline", "status", RES(pipeline.status), 64, 0, NULL},
     {NULL, "produced_at", RES(produced_at), CQ_ENV_MAX_TIME, 0, NULL},
+    {"event", "kind", RES(event_kind), 32, 0, NULL},
+    {"event", "status", RES(event_status), 64, 0, NULL},
+    {"event", "url", RES(event_url), CQ_ENV_MAX_URL, 0, NULL},
 };
 
 char **env_slot(const void *msg, const struct field *f) {

@@ -83,6 +83,10 @@ struct cq_result {
                              unknown, which a true final for the same request supersedes */
     struct cq_pipeline_ref pipeline;
     char *produced_at; /* RFC 3339 with ms, set by the producer, optional */
+    /* optional "event": a GitLab event notification (issue 15) for the formatters: its kind
+     * (cq_event_kinds), the word its look follows (a status, "fixed"/"broken", or an
+     * action) and the page it links to; absent for command results */
+    char *event_kind, *event_status, *event_url;
 };
 
 /* Encode: returns a new JSON string (caller frees); NULL with err: CQ_EINVAL for a missing

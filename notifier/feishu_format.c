@@ -2,6 +2,7 @@
  * The card or text is built with cJSON, printed, and the printed JSON becomes the
  * "content" string of the outer body, which cJSON escapes a second time. */
 #include "feishu_format.h"
+#include "event_format.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct look {
 };
 
 static struct look look_of(const struct cq_result *r) {
+    struct ntf_event_look ev;
+    if (ntf_event_look(r, &ev)) return (struct look){ev.icon, ev.label, ev.color};
     const char *st = r->status ? r->status : "", *step = r->step ? r->step : "";
     if (strcmp(st, "ok") == 0) {
         if (strcmp(step, "ack") == 0) return (struct look){"📥", "Accepted", "blue"};
@@ -132,9 +135,13 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
             goto out;
         cJSON_AddItemToObject(div, "text", it);
     }
-    if (r->pipeline.web_url && *r->pipeline.web_url) {
+    bool pl_link = r->pipeline.web_url && *r->pipeline.web_url;
+    if (pl_link || (r->event_url && *r->event_url)) {
         char label[64];
-        ntf_pipeline_label(label, sizeof label, r->pipeline.id);
+        if (pl_link)
+            ntf_pipeline_label(label, sizeof label, r->pipeline.id);
+        else
+            snprintf(label, sizeof label, "%s", NTF_EVENT_LINK_LABEL);
         cJSON *act = cJSON_CreateObject(), *acts, *btn;
         if (!act) goto out;
         cJSON_AddItemToArray(els, act);
@@ -144,7 +151,7 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
         cJSON_AddItemToArray(acts, btn);
         if (!cJSON_AddStringToObject(btn, "tag", "button") ||
             !cJSON_AddStringToObject(btn, "type", "primary") ||
-            !cJSON_AddStringToObject(btn, "url", r->pipeline.web_url) ||
+            !cJSON_AddStringToObject(btn, "url", pl_link ? r->pipeline.web_url : r->event_url) ||
             !(it = tagged("plain_text", label)))
             goto out;
         cJSON_AddItemToObject(btn, "text", it);
@@ -184,7 +191,8 @@ char *ntf_feishu_content(const struct cq_result *r, size_t max_text, const char 
         cq_err_set(err, CQ_EINVAL, "feishu format: missing result");
         return NULL;
     }
-    bool interactive = r->pipeline.web_url && *r->pipeline.web_url;
+    bool interactive = (r->pipeline.web_url && *r->pipeline.web_url) ||
+                       (r->event_kind && r->event_url && *r->event_url); /* a card: updatable */
     if (max_text == 0) max_text = interactive ? NTF_FEISHU_CARD_TEXT_BYTES : NTF_FEISHU_TEXT_BYTES;
     struct look lk = look_of(r);
     text = body_text(r, max_text, cut_bytes);

@@ -36,7 +36,7 @@
 /* ------------------------------------------------------------------ types */
 
 enum platform { P_SLACK, P_FEISHU };
-enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND };
+enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND, R_FS_PATCH };
 enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED, W_SLOT };
 enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
 
@@ -136,6 +136,11 @@ void ntf_job_wait(struct job *j, uint64_t ms, enum next step);
 bool ntf_job_gone(struct job *j);
 void ntf_job_claim(struct job *j);
 void ntf_job_pace(struct job *j);
+/* feishu_update.c: Feishu quiet updates (update_ts holds the card's message_id) */
+bool ntf_feishu_updatable(const struct job *j);
+void ntf_feishu_update_route(struct job *j);
+void ntf_feishu_remember(struct job *j);
+char *ntf_feishu_patch_body(const struct cq_result *r, struct cq_err *err);
 void ntf_on_answer(void *opaque, const struct cq_http_response *resp);
 
 /* route.c: pick the platform route, build and send the platform request */

@@ -17,7 +17,7 @@ static const char USES_LUA[] = "local n = redis.call('INCR', KEYS[1])\n"
 static void job_send_http(struct job *j, const char *url, const char *const *headers, char *body) {
     struct ntf_service *s = j->s;
     struct cq_err err = {0};
-    struct cq_http_request req = {.method = "POST",
+    struct cq_http_request req = {.method = j->route == R_FS_PATCH ? "PATCH" : "POST",
                                   .url = url,
                                   .headers = headers,
                                   .body = body,
@@ -89,6 +89,21 @@ void ntf_job_send(struct job *j) {
                  j->route == R_POST ? "chat.postMessage" : "chat.update");
         snprintf(auth, sizeof auth, "Authorization: Bearer %s",
                  s->cfg->slack.bot_token.value ? s->cfg->slack.bot_token.value : "");
+        const char *h[] = {"Content-Type: application/json; charset=utf-8", auth, NULL};
+        job_send_http(j, url, h, body);
+        return;
+    }
+    case R_FS_PATCH: { /* a GitLab event's card, updated in place (feishu_update.c) */
+        body = ntf_feishu_patch_body(&j->r, &err);
+        if (!body) break;
+        char *id = cq_url_escape(j->update_ts, strlen(j->update_ts));
+        if (!id) {
+            cq_err_set(&err, CQ_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(url, sizeof url, "%s/im/v1/messages/%s", s->cfg->feishu.api_base, id);
+        free(id);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", j->used_token);
         const char *h[] = {"Content-Type: application/json; charset=utf-8", auth, NULL};
         job_send_http(j, url, h, body);
         return;
@@ -215,6 +230,10 @@ void ntf_job_route(struct job *j) {
                                                        : j->r.reply.message_id);
     if (!s->cfg->feishu.app_id || !s->cfg->feishu.app_secret.value) {
         ntf_job_dead_letter(j, "permanent", "feishu.app_id/app_secret not configured");
+        return;
+    }
+    if (j->route == R_FS_SEND && !j->update_failed && ntf_feishu_updatable(j)) {
+        ntf_feishu_update_route(j); /* an earlier card of this event: PATCH it */
         return;
     }
     ntf_job_pace(j);

@@ -42,8 +42,8 @@ const char NTF_RELEASE_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
-const char *const ntf_route_name[] = {"none",        "response_url", "chat.postMessage",
-                                      "chat.update", "reply",        "send"};
+const char *const ntf_route_name[] = {
+    "none", "response_url", "chat.postMessage", "chat.update", "reply", "send", "patch"};
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -260,6 +260,7 @@ static void job_delivered(struct job *j) {
             free(ts);
         }
     }
+    if (j->route == R_FS_SEND && ntf_feishu_updatable(j)) ntf_feishu_remember(j);
     char ttl[16];
     int keep = s->cfg->redis.dedupe_ttl_s > 86400 ? s->cfg->redis.dedupe_ttl_s : 7 * 86400;
     snprintf(ttl, sizeof ttl, "%d", keep);
@@ -336,9 +337,9 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         ntf_token_get(j);
         return;
     case NTF_OUT_PERMANENT:
-        if (j->route == R_UPDATE) { /* the message to edit is gone: post a new one */
+        if (j->route == R_UPDATE || j->route == R_FS_PATCH) { /* gone: post a new one */
             j->update_failed = true;
-            j->route = R_POST;
+            j->route = j->route == R_UPDATE ? R_POST : R_FS_SEND;
             ntf_job_pace(j);
             return;
         }

@@ -2,6 +2,7 @@
  * mrkdwn, split on line boundaries into section blocks (code fences kept balanced in each
  * block), and cut with a visible note when it would pass the block or message limits. */
 #include "slack_format.h"
+#include "event_format.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,8 @@ struct status_look {
 };
 
 static struct status_look look_of(const struct cq_result *r) {
+    struct ntf_event_look ev;
+    if (ntf_event_look(r, &ev)) return (struct status_look){ev.emoji, ev.label};
     const char *st = r->status ? r->status : "";
     const char *step = r->step ? r->step : "";
     if (strcmp(st, "ok") == 0) {
@@ -310,8 +313,9 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
         snprintf(cmd, sizeof cmd, "%.*s%s", (int)cb, esc_cmd, cb < strlen(esc_cmd) ? "…" : "");
         size_t ub = prefix_bytes(esc_user, strlen(esc_user), 100);
         int hl = snprintf(header, sizeof header, "%s *%s*", look.emoji, look.label);
+        bool event = r->event_kind && *r->event_kind; /* a headline, not a command line */
         if (*cmd && hl > 0 && (size_t)hl < sizeof header)
-            hl += snprintf(header + hl, sizeof header - (size_t)hl, " `%s`", cmd);
+            hl += snprintf(header + hl, sizeof header - (size_t)hl, event ? " %s" : " `%s`", cmd);
         if (*esc_user && hl > 0 && (size_t)hl < sizeof header)
             snprintf(header + hl, sizeof header - (size_t)hl, " · run by %.*s", (int)ub, esc_user);
         snprintf(summary, sizeof summary, "%s%s%s", look.label, *cmd ? ": " : "", cmd);
@@ -358,6 +362,8 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
             ntf_pipeline_label(label, sizeof label, r->pipeline.id);
             if (add_button(blocks, label, r->pipeline.web_url) != 0) goto out;
         }
+    } else if (r->event_url && *r->event_url) { /* a GitLab event's page */
+        if (add_button(blocks, NTF_EVENT_LINK_LABEL, r->event_url) != 0) goto out;
     }
 
     /* characters in the chunks that did not fit (fence markers included, capped) */

@@ -263,6 +263,13 @@ static char *result_of(struct ev *v, const struct target *t) {
         r.pipeline.web_url = v->f.url;
         r.pipeline.status = v->f.status;
     }
+    r.event_kind = (char *)v->f.kind;
+    if (!t->summary) {
+        r.event_status = (char *)(v->f.transition ? v->f.transition
+                                  : v->f.status   ? v->f.status
+                                                  : v->f.action);
+        r.event_url = v->f.url;
+    }
     out = cq_result_encode(&r, &err);
     if (!out) cq_warn(NULL, "event result not encoded: %s", err.msg);
 out:

@@ -5,6 +5,8 @@
        {"code":0,"tenant_access_token","expire"} (expire settable)
   POST /open-apis/im/v1/messages?receive_id_type=chat_id  send (Bearer check, uuid dedupe)
   POST /open-apis/im/v1/messages/<message_id>/reply       reply (same checks)
+  PATCH /open-apis/im/v1/messages/<message_id>            update a card in place ({"content"}:
+       only interactive messages, 230001 otherwise; 230011 for an unknown message)
   GET  /_log, POST /_control: {"expire_tokens":true} (every issued token answers 99991663),
        {"expire":S}, {"rate_limit":{"count":N,"retry_after":S}} (429 + x-ogw-ratelimit-reset),
        {"storm":{"count":N,"status":500}}, {"fail_chat":{"oc_x":230002}}, {"reset":true}
@@ -52,6 +54,8 @@ class FakeFeishu(FakeBase):
 
         def ans(status, obj):
             return status, json.dumps(obj).encode(), js
+        if method == "PATCH":
+            return self.patch(path, headers, body, ans)
         if method != "POST":
             return 405, b"", {}
         try:
@@ -98,6 +102,32 @@ class FakeFeishu(FakeBase):
                 self.uuids[u] = mid
             self.messages.append({"path": path, "body": msg, "message_id": mid})
         return ans(200, {"code": 0, "msg": "success", "data": {"message_id": mid}})
+
+    def patch(self, path, headers, body, ans):
+        """PATCH /open-apis/im/v1/messages/:message_id: a card's new content."""
+        prefix = "/open-apis/im/v1/messages/"
+        mid = path[len(prefix):] if path.startswith(prefix) else ""
+        if not mid or "/" in mid or "?" in mid:
+            return ans(404, {"code": 404, "msg": "not found"})
+        auth = headers.get("authorization", "")
+        tok = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        try:
+            msg = json.loads(body or "{}")
+            json.loads(msg.get("content", ""))
+        except ValueError:
+            return ans(400, {"code": 230001, "msg": "content is not a JSON string"})
+        with self.lock:
+            if not self.tokens.get(tok):
+                return ans(400, {"code": 99991671, "msg": "invalid access token"})
+            for m in self.messages:
+                if m["message_id"] == mid:
+                    if m["body"].get("msg_type") != "interactive":
+                        return ans(400, {"code": 230001, "msg": "only cards can be updated"})
+                    m["body"] = dict(m["body"], content=msg["content"])
+                    m.setdefault("updates", 0)
+                    m["updates"] += 1
+                    return ans(200, {"code": 0, "msg": "success", "data": {}})
+        return ans(400, {"code": 230011, "msg": "the message was not found"})
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ class FakeBase:
             def do_POST(self):
                 self._serve("POST")
 
+            def do_PATCH(self):
+                self._serve("PATCH")
+
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # the default 5 drops SYNs when a client opens 64 at once
 

@@ -77,6 +77,7 @@ channels:
   dev: {platform: slack, id: CDEV}
   releases: {platform: slack, id: CREL}
   sandbox: {platform: slack, id: CSAND}
+  dev-feishu: {platform: feishu, id: oc_dev}
 policy:
   - name: sre-subscribes
     roles: [sre]
@@ -100,7 +101,7 @@ subscriptions:
   - name: web-pipelines
     projects: [web]
     kinds: [pipeline]
-    channels: [dev]
+    channels: [dev, dev-feishu]
   - name: ops-other
     projects: [ops]
     kinds: [push, tag_push, release, job, issue, note]
@@ -183,7 +184,8 @@ def main():
         check(wait_for(lambda: len(posts(slack, "COPS")) >= 1, 30),
               "a failed pipeline of ops/web on main is posted into #ops")
         first = text_of(posts(slack, "COPS")[0])
-        check("Pipeline #101 failed" in first and "unit-tests" in first,
+        check("Pipeline #101 failed" in first and "unit-tests" in first and
+              ":x: *Failed*" in first and "/-/pipelines/101" in first,
               "the failure names the pipeline and its failed job: %s" % first[:300])
         send("pipeline", project="ops/web", object_id=102, status="success",
              uuid="pl-102-success-" + RUN)
@@ -227,6 +229,13 @@ def main():
         check(len(posts(slack, "CDEV")) == 1 and upd and upd[-1].get("ts") == first_ts and
               "success" in text_of(upd[-1]),
               "running -> success is one message (1 post, update of its ts with success)")
+        check(wait_for(lambda: any(m.get("updates") for m in feishu_msgs(feishu, "oc_dev")), 30),
+              "on Feishu too: the card is updated in place (PATCH)")
+        fd = feishu_msgs(feishu, "oc_dev")
+        check(len(fd) == 1 and fd[0]["body"]["msg_type"] == "interactive" and
+              "Succeeded" in fd[0]["body"]["content"],
+              "one Feishu card for the pipeline, now saying it succeeded: %s" % (
+                  [m["body"].get("content", "")[:200] for m in fd]))
 
         # deployments: production into #ops-prod and the Feishu prod chat; staging nowhere
         send("deployment", project="ops/web", object_id=15, status="success",

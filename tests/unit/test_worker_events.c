@@ -10,8 +10,11 @@
 #include "config.h"
 #include "cqtest.h"
 #include "envelope.h"
+#include "event_format.h"
 #include "events.h"
+#include "feishu_format.h"
 #include "ingress.h"
+#include "slack_format.h"
 #include "subscriptions.h"
 
 static const char PIPELINE[] =
@@ -311,6 +314,46 @@ TEST(chat_subscriptions) {
     CHECK(!w_subs_json_matches("not json", &f));
 }
 
+TEST(rendering) {
+    struct cq_result r = {.request_id = "ev-1",
+                          .step = "progress",
+                          .status = "ok",
+                          .platform = "slack",
+                          .text = "fix <the> thing\nby Alice",
+                          .command = "Deployment to production success · ops/web",
+                          .seq = 2,
+                          .event_kind = "release",
+                          .event_status = "fixed",
+                          .event_url = "https://gitlab.example.com/ops/web/-/releases/v1"},
+                     back;
+    struct cq_err err = {0};
+    char *json = cq_result_encode(&r, &err);
+    CHECK(json && strstr(json, "\"event\":{\"kind\":\"release\""));
+    CHECK(cq_result_decode(json, strlen(json), 0, &back, &err) == CQ_OK);
+    CHECK_STR(back.event_status, "fixed");
+    CHECK_STR(back.event_url, r.event_url);
+    cq_result_clear(&back);
+    free(json);
+    struct ntf_slack_msg_opts o = {.target = NTF_SLACK_UPDATE, .channel = "C1", .ts = "1.2"};
+    char *body = ntf_slack_format(&r, &o, NULL, &err);
+    CHECK_CONTAINS(body, ":white_check_mark: *Fixed* Deployment to production");
+    CHECK_CONTAINS(body, "Open in GitLab");
+    CHECK_CONTAINS(body, "fix &lt;the&gt; thing");
+    CHECK(!strstr(body, "In progress"));
+    free(body);
+    r.event_status = "failed";
+    r.platform = "feishu";
+    r.reply.chat_id = "oc_1";
+    body = ntf_feishu_body(&r, false, 0, &err);
+    CHECK_CONTAINS(body, "\"msg_type\":\"interactive\"");
+    CHECK_CONTAINS(body, "Failed");
+    CHECK_CONTAINS(body, "Open in GitLab");
+    free(body);
+    struct ntf_event_look lk;
+    r.event_kind = NULL;
+    CHECK(!ntf_event_look(&r, &lk));
+}
+
 int main(void) {
     printf("worker events: record, ingress verdict, facts, matching, chat subscriptions\n");
     RUN(event_record);
@@ -319,5 +362,6 @@ int main(void) {
     RUN(facts);
     RUN(matching);
     RUN(chat_subscriptions);
+    RUN(rendering);
     return cqtest_done();
 }
