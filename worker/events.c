@@ -59,13 +59,18 @@ static const char CHATS_LUA[] = "local out = {}\n"
                                 "end\n"
                                 "return out\n";
 
-/* burst(counter, list, window_ms, ref): the count in this window; past ARGV[4] the refs */
+/* burst(counter, refs, id; window_ms, ref, max, candidate id): {n} within the allowance,
+ * else {n, window id, the latest refs...}. The window starts at its first push. */
 static const char BURST_LUA[] = "local n = redis.call('INCR', KEYS[1])\n"
-                                "if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end\n"
+                                "if n == 1 then\n"
+                                "  redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+                                "  redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[1])\n"
+                                "end\n"
                                 "if n <= tonumber(ARGV[3]) then return {n} end\n"
                                 "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
                                 "redis.call('PEXPIRE', KEYS[2], ARGV[1])\n"
                                 "local refs = redis.call('LRANGE', KEYS[2], -10, -1)\n"
+                                "table.insert(refs, 1, redis.call('GET', KEYS[3]) or ARGV[4])\n"
                                 "table.insert(refs, 1, n)\n"
                                 "return refs\n";
 
@@ -339,23 +344,24 @@ static void on_target_reply(void *opaque, const redisReply *reply, const struct 
             struct w_events *e = v->e;
             char refs[1024] = "";
             size_t used = 0;
-            for (size_t i = 1; i < reply->elements; i++) {
+            const redisReply *wid = reply->elements > 1 ? reply->element[1] : NULL;
+            for (size_t i = 2; i < reply->elements; i++) {
                 const redisReply *r = reply->element[i];
                 if (r->type != REDIS_REPLY_STRING) continue;
                 int w = snprintf(refs + used, sizeof refs - used, "%s%s", used ? ", " : "", r->str);
                 if (w < 0 || (size_t)w >= sizeof refs - used) break;
                 used += (size_t)w;
             }
-            long long window = (long long)(cq_now_ms() / (uint64_t)(e->cfg->events.coalesce_ms
-                                                                        ? e->cfg->events.coalesce_ms
-                                                                        : 1));
-            hash_id(t->request_id, "burst|%s|%s|%s|%lld", t->platform, t->chat, v->f.project,
-                    window);
+            hash_id(t->request_id, "burst|%s|%s|%s",
+                    wid && wid->type == REDIS_REPLY_STRING ? wid->str : v->rec.uuid, t->platform,
+                    t->chat);
             t->step = "progress";
             t->seq = n;
-            t->summary = cq_strprintf(
-                "%lld pushes to %s within %d s (summarised); latest: %s", n, v->f.project,
-                e->cfg->events.coalesce_ms / 1000 ? e->cfg->events.coalesce_ms / 1000 : 1, refs);
+            int max = e->cfg->events.coalesce_max;
+            t->summary =
+                cq_strprintf("%lld pushes to %s within %d s: the first %d are posted "
+                             "above, the rest summarised here; latest: %s",
+                             n, v->f.project, (e->cfg->events.coalesce_ms + 999) / 1000, max, refs);
             if (!t->summary) {
                 retry_later(v, "out of memory");
                 return;
@@ -389,16 +395,17 @@ static void target_step(struct ev *v) {
         const char *argv[] = {"EVAL", SEQ_LUA, "1", key, ttl};
         rc = redis_argv(v, on_target_reply, 5, argv);
     } else if (strcmp(v->f.kind, "push") == 0 && cfg->events.coalesce_ms > 0) {
-        char k1[600], k2[620], win[16], max[16];
+        char k1[600], k2[620], k3[620], win[16], max[16];
         hash_id(t->request_id, "%s|%s|%s", v->rec.uuid, t->platform, t->chat);
-        long long window = (long long)(cq_now_ms() / (uint64_t)cfg->events.coalesce_ms);
-        snprintf(k1, sizeof k1, "%sev:burst:%s|%s|%s|%lld", prefix(e), t->platform, t->chat,
-                 v->f.project, window);
+        snprintf(k1, sizeof k1, "%sev:burst:%s|%s|%s", prefix(e), t->platform, t->chat,
+                 v->f.project);
         snprintf(k2, sizeof k2, "%s:refs", k1);
-        snprintf(win, sizeof win, "%d", cfg->events.coalesce_ms * 2);
+        snprintf(k3, sizeof k3, "%s:id", k1);
+        snprintf(win, sizeof win, "%d", cfg->events.coalesce_ms);
         snprintf(max, sizeof max, "%d", cfg->events.coalesce_max);
-        const char *argv[] = {"EVAL", BURST_LUA, "2", k1, k2, win, v->f.ref ? v->f.ref : "?", max};
-        rc = redis_argv(v, on_target_reply, 8, argv);
+        const char *argv[] = {"EVAL", BURST_LUA,  "3", k1, k2, k3, win, v->f.ref ? v->f.ref : "?",
+                              max,    v->rec.uuid};
+        rc = redis_argv(v, on_target_reply, 10, argv);
     } else {
         hash_id(t->request_id, "%s|%s|%s", v->rec.uuid, t->platform, t->chat);
         t->step = "final";

@@ -51,7 +51,8 @@ notifier:
   backoff_base_ms: 200
 events:
   enabled: true
-  coalesce_ms: 0
+  coalesce_ms: 20000
+  coalesce_max: 3
 slack:
   enabled: true
   signing_secret: "${CQT_SLACK_SIGNING}"
@@ -78,6 +79,7 @@ channels:
   releases: {platform: slack, id: CREL}
   sandbox: {platform: slack, id: CSAND}
   dev-feishu: {platform: feishu, id: oc_dev}
+  bursts: {platform: slack, id: CBURST}
 policy:
   - name: sre-subscribes
     roles: [sre]
@@ -106,6 +108,10 @@ subscriptions:
     projects: [ops]
     kinds: [push, tag_push, release, job, issue, note]
     channels: [releases]
+  - name: bursts
+    projects: [burst]
+    kinds: [push]
+    channels: [bursts]
 """ % {"slack": slack.url, "feishu": feishu.url}
     path = os.path.join(TMP, "events.yaml")
     with open(path, "w") as f:
@@ -272,6 +278,21 @@ def main():
               "#dev: the web/app pipeline and the ops/api MR only (%d)" % len(dev))
         check(not posts(slack, "COPS")[3:] and not posts(slack, "CSAND"),
               "nothing else in #ops or #sandbox")
+
+        # a push of 8 branches: 3 posted, the rest one summary updated in place
+        for i in range(8):
+            send("push", project="burst/repo", project_id=41, ref="branch-%d" % i)
+
+        def burst_done():
+            with slack.lock:
+                return any("8 pushes to burst/repo" in text_of(m)
+                           for (ch, _), m in slack.messages.items() if ch == "CBURST")
+        check(wait_for(burst_done, 30), "the burst's summary reaches 8 pushes")
+        bp = [text_of(m) for m in posts(slack, "CBURST")]
+        check(len(bp) == 4 and sum("pushes to burst/repo" in m for m in bp) == 1,
+              "a push of 8 branches is 3 messages and one summary (%d posts)" % len(bp))
+        check(len(posts(slack, "CBURST", "/api/chat.update")) >= 1,
+              "the summary is updated in place as pushes arrive")
 
         # a subscription from chat: refused for bob, applied for alice
         url = "http://127.0.0.1:%d" % ing.port
