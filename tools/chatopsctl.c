@@ -41,6 +41,13 @@ static const char usage_text[] =
     "     --sink URL         where replies are recorded (GET URL/_log); default: the\n"
     "                        platform's api_base without /api or /open-apis (the demo fakes)\n"
     "     --timeout S        wait at most S seconds for the final reply (default 60)\n"
+    "  gitlab-hook KIND [OPTIONS]\n"
+    "                        send the ingress a GitLab webhook as GitLab does (KIND: push,\n"
+    "                        tag_push, merge_request, pipeline, job, deployment, release,\n"
+    "                        issue, note), with a gitlab.hooks token (or webhook_token)\n"
+    "     --status S         pipeline/job/deployment status (default failed)\n"
+    "     --project P --ref R --env E --action A --title T --id N --project-id N\n"
+    "     --hook NAME --uuid U (a re-send: the same uuid) --ingress URL\n"
     "  pipelines             in-flight pipelines from Redis: request, pipeline, status,\n"
     "                        requester, owning worker, age\n"
     "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
@@ -183,12 +190,14 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "reload")) return cq_ctl_reload(config, argc - i - 1, argv + i + 1);
     int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
-                !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") || !strcmp(cmd, "audit");
+                !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") || !strcmp(cmd, "audit") ||
+                !strcmp(cmd, "gitlab-hook");
     if (!known) goto unknown;
     if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "pipelines") && cq_ctl_pipelines_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "audit") && cq_ctl_audit_usage(argc - i - 1, argv + i + 1)) return 2;
+    if (!strcmp(cmd, "gitlab-hook") && cq_ctl_gitlab_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!strcmp(cmd, "topics"))
@@ -199,6 +208,8 @@ int main(int argc, char **argv) {
         rc = cq_ctl_pipelines(cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(cmd, "audit"))
         rc = cq_ctl_audit(cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(cmd, "gitlab-hook"))
+        rc = cq_ctl_gitlab(cfg, argc - i - 1, argv + i + 1);
     else
         rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
     curl_global_cleanup();

@@ -25,6 +25,10 @@ int cq_ctl_audit_usage(int argc, char **argv);
 /* `audit list [--max N]`: the latest audit records, decoded; argv starts after "audit". */
 int cq_ctl_audit(const struct cq_config *cfg, int argc, char **argv);
 
+/* `gitlab-hook KIND [options]`: a GitLab webhook as GitLab sends it (chatopsctl_gitlab.c). */
+int cq_ctl_gitlab_usage(int argc, char **argv);
+int cq_ctl_gitlab(const struct cq_config *cfg, int argc, char **argv);
+
 struct cq_ctl_http {
     long status; /* 0 when no response arrived */
     char *body;  /* NUL-terminated, never NULL after cq_ctl_http_do returned 0; caller frees */

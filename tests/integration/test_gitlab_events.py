@@ -309,7 +309,15 @@ def main():
               "bob may not subscribe: refused with the reason (%s)" % replied("bob")[-1:])
         check(wait_for(lambda: any("Subscribed this channel" in b for b in replied("alice")),
                        30), "alice's subscription is confirmed (%s)" % replied("alice")[-1:])
-        send("pipeline", project="lab/x", project_id=31, object_id=301, status="failed")
+        # (sent by chatopsctl gitlab-hook, as a newcomer would)
+        p = subprocess.run([os.path.join(BUILD, "tools", "chatopsctl"), "--config", cfg,
+                            "gitlab-hook", "pipeline", "--project", "lab/x", "--project-id", "31",
+                            "--id", "301", "--status", "failed", "--ingress", url],
+                           env=dict(os.environ, **env), capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode == 0 and "Pipeline Hook failed of lab/x -> 200" in p.stdout,
+              "chatopsctl gitlab-hook sends a signed pipeline hook (%s %s)" % (
+                  p.stdout.strip(), p.stderr.strip()))
         check(wait_for(lambda: posts(slack, "CSAND"), 30),
               "the next failed lab/x pipeline is posted into #sandbox")
         send("pipeline", project="lab/x", project_id=31, object_id=302, status="success")
