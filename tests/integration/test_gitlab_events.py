@@ -333,7 +333,8 @@ def main():
         check(not worker.grep("dead-lettering"), "no event was dead-lettered")
     finally:
         for s in services:
-            s.stop()
+            rc = s.stop()
+            check(rc == 0, "%s drains and exits 0 on SIGTERM (%s)" % (s.name, rc))
         slack.stop()
         feishu.stop()
     return cqt.summary()
