@@ -32,6 +32,10 @@ Control  GET  /_log               recorded requests (method, path, form pairs, h
                                    after GitLab acted), after "delay_ms" when given (201
                                    late: the client timed out after GitLab acted)
          POST /_control/reset
+         POST /_send_hook         {"url", "token", "kind", "status", "project", "ref", "uuid",
+                                   ...}: sends that webhook as GitLab does (gitlab_hooks.py:
+                                   the documented payload of the kind) and answers
+                                   {"status", "body"} of the receiver
 Run: fake_gitlab.py [port] [--trigger-token T] [--api-token A]; prints the port on stdout.
 """
 import base64
@@ -43,7 +47,11 @@ import sys
 import threading
 import time
 import urllib.parse
+import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gitlab_hooks  # noqa: E402
 
 
 class Server(ThreadingHTTPServer):
@@ -360,6 +368,13 @@ def make_handler(state):
 
         def _control(self, method, path, query, body):
             q = urllib.parse.parse_qs(query)
+            if path == "/_send_hook" and method == "POST":  # outside the lock: it calls out
+                d = json.loads(body or b"{}")
+                try:
+                    st, text = gitlab_hooks.send(d.pop("url"), d.pop("token"), d.pop("kind"), **d)
+                except (KeyError, TypeError, ValueError, OSError) as e:
+                    return self._send(400, {"message": "cannot send: %s" % e})
+                return self._send(200, {"status": st, "body": text})
             with state.lock:
                 if path == "/_log":
                     return self._send(200, state.log)

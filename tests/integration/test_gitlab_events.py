@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -25,6 +26,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "support"))
 import cqt  # noqa: E402
 from cqt import check, stack_file, wait_for  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
+import fake_gitlab  # noqa: E402
 import gitlab_hooks  # noqa: E402
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
@@ -244,10 +246,19 @@ def main():
                   [m["body"].get("content", "")[:200] for m in fd]))
 
         # deployments: production into #ops-prod and the Feishu prod chat; staging nowhere
-        send("deployment", project="ops/web", object_id=15, status="success",
-             environment="production")
-        send("deployment", project="ops/web", object_id=16, status="success",
-             environment="staging")
+        # (sent by the fake GitLab, as the demo's does: POST /_send_hook)
+        gl = fake_gitlab.Server(("127.0.0.1", 0), fake_gitlab.make_handler(
+            fake_gitlab.State("trig", "api")))
+        threading.Thread(target=gl.serve_forever, daemon=True).start()
+        for dep_id, env_name in ((15, "production"), (16, "staging")):
+            st, _, answer = cqt.http("POST", "http://127.0.0.1:%d/_send_hook" % gl.server_address[1],
+                                     json.dumps({"url": hook, "token": HOOK_TOKEN,
+                                                 "kind": "deployment", "project": "ops/web",
+                                                 "object_id": dep_id, "status": "success",
+                                                 "environment": env_name}).encode())
+            check(st == 200 and json.loads(answer).get("status") == 200,
+                  "the fake GitLab sends a %s deployment hook (%s)" % (env_name, answer[:200]))
+        gl.shutdown()
         check(wait_for(lambda: posts(slack, "CPROD") and feishu_msgs(feishu, "oc_prod"), 30),
               "a production deployment reaches #ops-prod and the Feishu prod chat")
         # merge requests of ops/api (open) into #dev; other projects nowhere
