@@ -12,7 +12,10 @@
     X(HELP, "help")                                                                                \
     X(WHOAMI, "whoami")                                                                            \
     X(CANCEL, "cancel")                                                                            \
-    X(PIPELINES, "pipelines")
+    X(PIPELINES, "pipelines")                                                                      \
+    X(APPROVE, "approve")                                                                          \
+    X(DENY, "deny")                                                                                \
+    X(CONFIRM, "confirm")
 
 /* Built-ins the policy governs like configured commands (a rule must name them, or "*"):
  * the per-channel GitLab event subscriptions (worker/subscriptions_builtins.c). */

@@ -103,6 +103,14 @@ static const struct field pipeline_fields[] = {
 };
 static const struct schema pipeline_schema = SCHEMA(pipeline_fields);
 
+/* confirm / approval (issue 16): on commands and on policy rules */
+#define APPROVAL_FIELDS(T)                                                                         \
+    F("roles", F_STRLIST, T, approval.roles, .required = true, .min = 1),                          \
+        F("count", F_INT, T, approval.count, .def_i = 1, .min = 1, .max = 20),                     \
+        F("expires_s", F_INT, T, approval.expires_s, .def_i = 3600, .min = 10, .max = 86400)
+static const struct field cmd_approval_fields[] = {APPROVAL_FIELDS(CMD)};
+static const struct schema cmd_approval_schema = SCHEMA(cmd_approval_fields);
+
 static const struct field command_fields[] = {
     F("description", F_STR, CMD, description),
     F("usage", F_STR, CMD, usage),
@@ -111,6 +119,8 @@ static const struct field command_fields[] = {
     F("http", F_MAP, CMD, http, .sub = &http_schema, .optional_section = true),
     F("pipeline", F_MAP, CMD, pipeline, .sub = &pipeline_schema, .optional_section = true),
     F("response_type", F_STR, CMD, response_type, .choices = RESPONSE_TYPES),
+    F("confirm", F_BOOL, CMD, confirm, .def_i = 0),
+    F("approval", F_MAP, CMD, approval, .sub = &cmd_approval_schema, .optional_section = true),
 };
 static const struct schema command_schema =
     SCHEMA(command_fields, .size = sizeof(CMD), .name_off = offsetof(CMD, name));
@@ -145,6 +155,8 @@ static const struct schema match_schema = SCHEMA(match_fields, .size = sizeof(st
                                                  .name_off = offsetof(struct cq_arg_match, arg));
 
 typedef struct cq_rule RULE;
+static const struct field rule_approval_fields[] = {APPROVAL_FIELDS(RULE)};
+static const struct schema rule_approval_schema = SCHEMA(rule_approval_fields);
 static const struct field rule_fields[] = {
     F("name", F_STR, RULE, name, .required = true),
     F("roles", F_STRLIST, RULE, roles),
@@ -152,6 +164,8 @@ static const struct field rule_fields[] = {
     F("commands", F_STRLIST, RULE, commands, .required = true, .min = 1),
     F("channels", F_STRLIST, RULE, channels, .min = 1),
     F("args", F_DICT, RULE, args, .n_off = offsetof(RULE, n_args), .sub = &match_schema),
+    F("confirm", F_BOOL, RULE, confirm, .def_i = 0),
+    F("approval", F_MAP, RULE, approval, .sub = &rule_approval_schema, .optional_section = true),
 };
 static const struct schema rule_schema = SCHEMA(rule_fields, .size = sizeof(RULE));
 
@@ -275,6 +289,9 @@ static const struct field paths_fields[] = {
     F("discord_interactions", F_STR, CFG, ingress.discord_interactions_path,
       .def = "/discord/interactions"),
     F("webex_events", F_STR, CFG, ingress.webex_events_path, .def = "/webex/events"),
+    /* button clicks (issue 16): Slack interactivity, Feishu card callbacks */
+    F("slack_actions", F_STR, CFG, ingress.slack_actions_path, .def = "/slack/actions"),
+    F("feishu_cards", F_STR, CFG, ingress.feishu_cards_path, .def = "/feishu/cards"),
 };
 const struct schema cq_cfg_paths_schema = SCHEMA(paths_fields);
 static const struct field ingress_fields[] = {
@@ -306,6 +323,8 @@ static const struct field worker_fields[] = {
     F("log_tail_lines", F_INT, CFG, worker.log_tail_lines, .def_i = 20, .min = 0, .max = 1000),
     F("log_tail_bytes", F_INT, CFG, worker.log_tail_bytes, .def_i = 4000, .min = 0, .max = 65536),
     F("cancel_roles", F_STRLIST, CFG, worker.cancel_roles),
+    F("confirm_expires_s", F_INT, CFG, worker.confirm_expires_s, .def_i = 600, .min = 10,
+      .max = 86400),
 };
 static const struct field notifier_fields[] = {
     F("http_port", F_INT, CFG, notifier.http_port, .def_i = 8082, .min = 0, .max = 65535,

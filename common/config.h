@@ -73,6 +73,13 @@ struct cq_pipeline_action {   /* trigger_and_wait / trigger_and_return */
     int progress_interval_s;
 };
 
+/* approval: {roles, count, expires_s} on a command or a policy rule (issue 16). */
+struct cq_approval {
+    char **roles;  /* NULL-terminated approver roles; NULL = no approval needed */
+    int count;     /* distinct approvers needed, default 1 */
+    int expires_s; /* the request ends unapproved after this, default 3600 */
+};
+
 struct cq_command {
     char *name; /* may contain spaces for sub-commands: "flag get", "lb weight" */
     char *description;
@@ -83,6 +90,8 @@ struct cq_command {
     struct cq_http_action http;         /* mode == DIRECT */
     struct cq_pipeline_action pipeline; /* other modes */
     char *response_type;                /* "ephemeral" or "in_channel" (Slack) */
+    bool confirm;                       /* the requester confirms with a button first */
+    struct cq_approval approval;        /* others approve first (roles NULL = no) */
 };
 
 struct cq_person {
@@ -118,6 +127,8 @@ struct cq_rule {
     char **channels; /* NULL-terminated channel names; NULL = any channel */
     struct cq_arg_match *args;
     size_t n_args;
+    bool confirm;                /* what this rule allows needs the requester's confirmation */
+    struct cq_approval approval; /* ... or others' approval (roles NULL = no) */
 };
 
 /* gitlab.hooks: one GitLab instance or hook (project, group or system) with its own token. */
@@ -222,6 +233,8 @@ struct cq_config {
         char *mattermost_commands_path;  /* default /mattermost/commands */
         char *discord_interactions_path; /* default /discord/interactions */
         char *webex_events_path;         /* default /webex/events */
+        char *slack_actions_path;        /* Slack interactivity (block_actions), /slack/actions */
+        char *feishu_cards_path;         /* Feishu card.action.trigger callbacks, /feishu/cards */
         int threads;                     /* MHD threads, default 1 */
         int max_connections;             /* open HTTP connections at once, default 10000 */
         int idle_timeout_s;              /* an idle keep-alive connection is closed, default 30 */
@@ -239,6 +252,7 @@ struct cq_config {
         int log_tail_lines;    /* default 20 */
         int log_tail_bytes;    /* default 4000 */
         char **cancel_roles;   /* roles that may cancel others' pipelines */
+        int confirm_expires_s; /* a confirmation waits this long, default 600 (issue 16) */
     } worker;
 
     struct {

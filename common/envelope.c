@@ -25,6 +25,7 @@ static const char *const text_sources[] = {"webex", NULL};
 static const char *const steps[] = {"ack", "progress", "final", NULL};
 static const char *const statuses[] = {"ok", "denied", "invalid", "failed", "timeout", NULL};
 static const char *const response_types[] = {"ephemeral", "in_channel", NULL};
+static const char *const button_kinds[] = {"approval", "confirm", NULL};
 
 #define REQ(m) offsetof(struct cq_request, m)
 #define RES(m) offsetof(struct cq_result, m)
@@ -50,6 +51,11 @@ static const struct field request_fields[] = {
     {"reply", "app_id", REQ(reply.app_id), CQ_ENV_MAX_ID, 0, NULL},
     {NULL, "dedupe_key", REQ(dedupe_key), CQ_ENV_MAX_KEY, F_REQUIRED | F_NONEMPTY, NULL},
     {NULL, "text_source", REQ(text_source), 16, 0, text_sources},
+    /* optional, additive (issue 16): a button click */
+    {"action", "name", REQ(action.name), CQ_ENV_MAX_COMMAND, F_NONEMPTY, NULL},
+    {"action", "value", REQ(action.value), CQ_ENV_MAX_ID, 0, NULL},
+    {"action", "request_id", REQ(action.request_id), CQ_ENV_MAX_ID, 0, NULL},
+    {"action", "message", REQ(action.message), CQ_ENV_MAX_ID, 0, NULL},
 };
 
 static const struct field result_fields[] = {
@@ -75,6 +81,8 @@ static const struct field result_fields[] = {
     {"event", "kind", RES(event_kind), 32, 0, NULL},
     {"event", "status", RES(event_status), 64, 0, NULL},
     {"event", "url", RES(event_url), CQ_ENV_MAX_URL, 0, NULL},
+    {"buttons", "kind", RES(buttons_kind), 16, 0, button_kinds}, /* optional (issue 16) */
+    {"buttons", "request_id", RES(buttons_request_id), CQ_ENV_MAX_ID, 0, NULL},
 };
 
 char **env_slot(const void *msg, const struct field *f) {

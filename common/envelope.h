@@ -60,6 +60,13 @@ struct cq_request {
     char *text_source; /* optional, issue 18: "webex" = the text is not in the envelope (command
                           "help", text ""): the worker reads it from the platform by
                           reply.message_id before deciding */
+    /* optional "action": a button click (Slack block_actions, Feishu card.action.trigger):
+     * the action's name ("approve", "deny", "confirm", "cancel"), its value, the request it
+     * acts on, and the platform message the button was on (Slack ts / Feishu message id).
+     * The clicker is user. All NULL for a typed command. */
+    struct cq_request_action {
+        char *name, *value, *request_id, *message;
+    } action;
 };
 
 struct cq_pipeline_ref {
@@ -87,6 +94,9 @@ struct cq_result {
      * (cq_event_kinds), the word its look follows (a status, "fixed"/"broken", or an
      * action) and the page it links to; absent for command results */
     char *event_kind, *event_status, *event_url;
+    /* optional "buttons" (issue 16): {"kind": "approval" (Approve / Deny) | "confirm"
+     * (Confirm / Cancel), "request_id": the request they act on}; the notifier renders them */
+    char *buttons_kind, *buttons_request_id;
 };
 
 /* Encode: returns a new JSON string (caller frees); NULL with err: CQ_EINVAL for a missing
@@ -152,7 +162,8 @@ struct cq_audit {
     char *decision, *rule, *result, *detail;
     long long pipeline_id; /* "pipeline": {"id", "status"}, 0 = absent */
     char *pipeline_status;
-    char *worker; /* the owner id of the writing worker */
+    char *worker;    /* the owner id of the writing worker */
+    char *approvers; /* optional: who approved the request ("bob,dave"), issue 16 */
 };
 
 char *cq_audit_encode(const struct cq_audit *a, struct cq_err *err);

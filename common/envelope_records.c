@@ -38,6 +38,7 @@ static const struct field audit_fields[] = {
     {NULL, "detail", AUD(detail), CQ_ENV_MAX_DETAIL, 0, NULL},
     {"pipeline", "status", AUD(pipeline_status), 64, 0, NULL},
     {NULL, "worker", AUD(worker), CQ_ENV_MAX_NAME, 0, NULL},
+    {NULL, "approvers", AUD(approvers), CQ_ENV_MAX_DETAIL, 0, NULL}, /* optional (issue 16) */
 };
 
 char *cq_audit_encode(const struct cq_audit *a, struct cq_err *err) {

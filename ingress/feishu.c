@@ -240,6 +240,10 @@ void ing_feishu_event(const struct cq_config *cfg, const struct ing_headers *h, 
         goto out;
     }
     const char *etype = jstr(hdr, "event_type");
+    if (etype && strcmp(etype, "card.action.trigger") == 0) { /* a button click (interact.c) */
+        ing_feishu_card(cfg, ev, out);
+        goto out;
+    }
     if (!etype || strcmp(etype, "im.message.receive_v1") != 0) {
         ing_reply(out, 200, "application/json", strdup("{}"));
         goto out;

@@ -90,6 +90,17 @@ void ing_rfc3339_ms(long long ms, char out[32]);
  * events.enabled it is ing_gitlab_hook. */
 void ing_gitlab_route(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
                       size_t len, struct ing_verdict *out);
+/* Button clicks (interact.c, issue 16). POST Slack interactivity: form field `payload`,
+ * verified like a slash command before parsing; a block_actions click on one of our buttons
+ * (action_id "chatops_<name>", value = the request id) becomes a request with its action. */
+void ing_slack_action(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
+                      size_t len, time_t now, struct ing_verdict *out);
+/* A Feishu card.action.trigger callback ev (schema 2.0, verified, decrypted and token-checked by
+ * ing_feishu_event): value {"chatops": name, "request_id": id} becomes a request. */
+struct cJSON;
+void ing_feishu_card(const struct cq_config *cfg, const struct cJSON *ev, struct ing_verdict *out);
+/* Whether name is one of the actions our buttons carry (approve, deny, confirm, cancel). */
+bool ing_action_known(const char *name);
 
 /* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
 struct ing_form_field {

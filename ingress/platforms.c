@@ -66,6 +66,11 @@ const struct ing_route ing_routes[] = {
      ING_ANSWER_EVENT},
     {"gitlab", "gitlab_webhook", PATH(gitlab_webhook_path), JSON, gitlab_headers, gitlab_hook,
      ING_ANSWER_EVENT},
+    /* issue 16: button clicks (interact.c); Feishu card callbacks are verified as events */
+    {"slack", "slack_actions", PATH(slack_actions_path), FORM, slack_headers, ing_slack_action,
+     ING_ANSWER_EVENT},
+    {"feishu", "feishu_cards", PATH(feishu_cards_path), JSON, feishu_headers, ing_feishu_event,
+     ING_ANSWER_EVENT},
     /* issue 18 */
     {"dingtalk", "dingtalk_events", PATH(dingtalk_events_path), JSON, dingtalk_headers,
      ing_dingtalk_event, ING_ANSWER_EVENT},

@@ -2,6 +2,7 @@
  * The card or text is built with cJSON, printed, and the printed JSON becomes the
  * "content" string of the outer body, which cJSON escapes a second time. */
 #include "feishu_format.h"
+#include "buttons.h"
 #include "event_format.h"
 
 #include <stdio.h>
@@ -156,6 +157,7 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
             goto out;
         cJSON_AddItemToObject(btn, "text", it);
     }
+    if (ntf_feishu_choice_buttons(els, r) != 0) goto out; /* Approve / Deny, ... (buttons.c) */
     char note[CQ_ENV_MAX_NAME + 128] = "";
     int n = 0;
     if (r->user_name && *r->user_name)
@@ -192,7 +194,8 @@ char *ntf_feishu_content(const struct cq_result *r, size_t max_text, const char 
         return NULL;
     }
     bool interactive = (r->pipeline.web_url && *r->pipeline.web_url) ||
-                       (r->event_kind && r->event_url && *r->event_url); /* a card: updatable */
+                       (r->event_kind && r->event_url && *r->event_url) || /* updatable */
+                       r->buttons_kind;
     if (max_text == 0) max_text = interactive ? NTF_FEISHU_CARD_TEXT_BYTES : NTF_FEISHU_TEXT_BYTES;
     struct look lk = look_of(r);
     text = body_text(r, max_text, cut_bytes);

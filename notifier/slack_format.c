@@ -3,6 +3,7 @@
  * block), and cut with a visible note when it would pass the block or message limits. */
 #include "slack_format.h"
 #include "event_format.h"
+#include "buttons.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,7 +328,8 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
     if (add_section(blocks, header) != 0) goto out;
 
     bool has_pipeline = r->pipeline.id > 0 || r->pipeline.web_url || r->pipeline.status;
-    int fixed_blocks = 1 + (has_pipeline ? 2 : 0) + 1; /* header, pipeline x2, cut note */
+    int fixed_blocks = 1 + (has_pipeline ? 2 : 0) + 1 + (r->buttons_kind ? 1 : 0);
+    /* header, pipeline x2, cut note, choice buttons (buttons.c) */
     size_t budget = (size_t)lim.message_chars;
     size_t used = cq_utf8_len(header, strlen(header)) + cq_utf8_len(summary, strlen(summary)) +
                   300; /* pipeline context/button and the note */
@@ -365,6 +367,7 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
     } else if (r->event_url && *r->event_url) { /* a GitLab event's page */
         if (add_button(blocks, NTF_EVENT_LINK_LABEL, r->event_url) != 0) goto out;
     }
+    if (ntf_slack_choice_buttons(blocks, r) != 0) goto out; /* Approve / Deny, ... */
 
     /* characters in the chunks that did not fit (fence markers included, capped) */
     size_t cut = 0;

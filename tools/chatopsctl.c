@@ -3,6 +3,7 @@
  * the replies, lists in-flight pipelines and inspects/replays dead letters.
  * Exit codes: 0 ok, 1 the operation failed, 2 usage error. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,13 @@ static const char usage_text[] =
     "     --status S         pipeline/job/deployment status (default failed)\n"
     "     --project P --ref R --env E --action A --title T --id N --project-id N\n"
     "     --hook NAME --uuid U (a re-send: the same uuid) --ingress URL\n"
+    "  click [OPTIONS] ACTION REQ\n"
+    "                        click a parked request's button as the platform would post it\n"
+    "                        (ACTION: approve | deny | confirm | cancel; a signed Slack\n"
+    "                        block_actions or an encrypted Feishu card callback), then print\n"
+    "                        the reply the clicker gets; options --as, --channel, --platform,\n"
+    "                        --ingress, --sink as for send, --timeout S (default 15)\n"
+    "  approve REQ, deny REQ the same as click approve REQ / click deny REQ\n"
     "  pipelines             in-flight pipelines from Redis: request, pipeline, status,\n"
     "                        requester, owning worker, age\n"
     "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
@@ -189,10 +197,14 @@ int main(int argc, char **argv) {
         return rc;
     }
     if (!strcmp(cmd, "reload")) return cq_ctl_reload(config, argc - i - 1, argv + i + 1);
-    int known = (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) || !strcmp(cmd, "send") ||
-                !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") || !strcmp(cmd, "audit") ||
-                !strcmp(cmd, "gitlab-hook");
+    /* click ACTION REQ; approve REQ / deny REQ pass their own name as the action */
+    bool click = !strcmp(cmd, "click") || !strcmp(cmd, "approve") || !strcmp(cmd, "deny");
+    int cskip = !strcmp(cmd, "click") ? 1 : 0;
+    int known = click || (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) ||
+                !strcmp(cmd, "send") || !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") ||
+                !strcmp(cmd, "audit") || !strcmp(cmd, "gitlab-hook");
     if (!known) goto unknown;
+    if (click && cq_ctl_click_usage(argc - i - cskip, argv + i + cskip)) return 2;
     if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "pipelines") && cq_ctl_pipelines_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
@@ -200,7 +212,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "gitlab-hook") && cq_ctl_gitlab_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (!strcmp(cmd, "topics"))
+    if (click)
+        rc = cq_ctl_click(cfg, argc - i - cskip, argv + i + cskip);
+    else if (!strcmp(cmd, "topics"))
         rc = topics_ensure(cfg);
     else if (!strcmp(cmd, "send"))
         rc = cq_ctl_send(cfg, argc - i - 1, argv + i + 1);

@@ -13,6 +13,10 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv);
 /* Argument checks without a config (usage errors exit 2 before any config is read):
  * 0 when argv is acceptable, else 2 after one line on stderr. */
 int cq_ctl_send_usage(int argc, char **argv);
+/* `click ACTION REQ` (and `approve REQ`, `deny REQ`): argv starts at ACTION (chatopsctl_click.c).
+ */
+int cq_ctl_click(const struct cq_config *cfg, int argc, char **argv);
+int cq_ctl_click_usage(int argc, char **argv);
 int cq_ctl_pipelines_usage(int argc, char **argv);
 int cq_ctl_dlq_usage(int argc, char **argv);
 /* `reload [--all]`: SIGHUP to the local services started with config (chatopsctl_reload.c). */

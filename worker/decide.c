@@ -115,6 +115,7 @@ void w_decide(struct job *j) {
         j->text = strdup(err.msg);
         return;
     }
+    if (w_approval_decide(j)) return; /* approve / deny / confirm (approval.c) */
     if (w_policy_is_builtin(word)) {
         j->kind = JK_BUILTIN;
         w_policy_check(cfg, j->person, j->channel, word, NULL, &j->dec);

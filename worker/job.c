@@ -158,6 +158,7 @@ void w_job_free(struct job *j) {
     free(j->target);
     free(j->pl_url);
     free(j->pl_status);
+    free(j->approvers);
     w_http_call_clear(&j->call);
     cq_config_unref(j->cfg);
     free(j);
@@ -391,12 +392,21 @@ void w_execute(struct job *j) {
         w_pipeline_builtin(j);
         return;
     }
+    if (j->kind == JK_BUILTIN && j->ap_click) {
+        w_approval_click(j);
+        return;
+    }
     if (j->kind != JK_ACTION) {
         char *text = j->text;
         j->text = NULL;
         w_finish_with(j, j->status, text);
         return;
     }
+    if (w_approval_gate(j)) return; /* parked for approval, or checked first */
+    mode_start[j->cmd->mode](j);
+}
+
+void w_run_action(struct job *j) {
     mode_start[j->cmd->mode](j);
 }
 

@@ -603,7 +603,7 @@ enum cq_rc w_pipeline_trigger(struct w_pipeline_tracker *t, const struct w_pipel
         goto out;
     }
     /* Chat context first; config variables (expanded) after, never overriding it. */
-    size_t cap = 2 * (6 + a->n_variables) + 1;
+    size_t cap = 2 * (7 + a->n_variables) + 1;
     vals = calloc(a->n_variables + 1, sizeof(*vals));
     vars = calloc(cap, sizeof(*vars));
     if (!vals || !vars) {
@@ -625,6 +625,10 @@ enum cq_rc w_pipeline_trigger(struct w_pipeline_tracker *t, const struct w_pipel
                          "CHATOPS_REQUEST_ID", req->id};
     for (size_t i = 0; i < 12; i++)
         vars[nv++] = ctx[i];
+    if (req->action.name && strcmp(req->action.name, "run") == 0 && req->action.value) {
+        vars[nv++] = "CHATOPS_APPROVERS"; /* an approved request (worker/approval.c) */
+        vars[nv++] = req->action.value;
+    }
     for (size_t i = 0; i < a->n_variables; i++) {
         const struct cq_var_tpl *v = &a->variables[i];
         if (!v->name || cq_config_var_reserved(v->name))

@@ -117,6 +117,7 @@ char *w_audit_json(const struct job *j, const char *kind, const char *decision,
         a.detail = cut;
     }
     a.worker = (char *)w->owner;
+    a.approvers = j->approvers;
     return w_audit_encode(&a);
 }
 
@@ -207,6 +208,10 @@ char *w_result_json(const struct job *j, const char *status, const char *text) {
                           ? j->cmd->response_type
                           : (j->kind == JK_ACTION ? "in_channel" : "ephemeral");
     r.produced_at = now;
+    r.seq = j->seq;
+    r.buttons_kind = (char *)j->buttons; /* issue 16: Approve / Deny, Confirm / Cancel */
+    r.buttons_request_id = j->buttons ? j->req.id : NULL;
+    if (j->buttons && strcmp(j->buttons, "confirm") == 0) r.response_type = "ephemeral";
     return w_result_encode(&r, true);
 }
 

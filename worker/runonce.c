@@ -512,6 +512,7 @@ void w_renew_lease(uv_timer_t *t) {
     if (w->redis && !w->torn_down) {
         const char *argv[] = {"SET", w->lease_key, "1", "PX", ms};
         cq_redis_commandargv(w->redis, w_ignore_reply, NULL, 5, argv, NULL);
+        w_approval_sweep(w); /* expired approvals and confirmations (approval.c) */
     }
 }
 

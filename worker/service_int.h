@@ -115,6 +115,12 @@ struct job {
     int ops;              /* async operations outstanding (redis, http, deliveries, retries) */
     int outs;             /* produced messages without a delivery report yet */
     bool resend_only;     /* a duplicate answered from the stored result */
+
+    /* confirmation and approval (approval.c, issue 16) */
+    bool ap_click;       /* approve / deny / confirm, or a Cancel button */
+    const char *buttons; /* the result's buttons: "approval" | "confirm" (static), NULL = none */
+    int seq;             /* the result's seq (a parked request's progress) */
+    char *approvers;     /* who approved a continuation: audit records, CHATOPS_APPROVERS */
 };
 
 struct w_worker {
@@ -205,6 +211,19 @@ void w_decide(struct job *j);
  * final) and calls then(j). */
 bool w_text_pending(const struct job *j);
 void w_text_fetch(struct job *j, void (*then)(struct job *));
+
+/* approval.c (issue 16) */
+/* A click (approve / deny / confirm / Cancel button): fills the decision; false otherwise. */
+bool w_approval_decide(struct job *j);
+/* Decides a click against the pending record in Redis and answers it. */
+void w_approval_click(struct job *j);
+/* For an allowed action that needs a confirmation or an approval: parks it (answer with
+ * buttons) or, for an approved continuation, runs it; true when it took the job over. */
+bool w_approval_gate(struct job *j);
+/* One due-set look (lease timer): announces the records that expired. */
+void w_approval_sweep(struct w_worker *w);
+/* job.c: the action of an allowed, claimed request (direct call or pipeline). */
+void w_run_action(struct job *j);
 
 /* direct.c */
 void w_start_call(struct job *j);

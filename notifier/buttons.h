@@ -1,0 +1,18 @@
+/* buttons: the choice buttons a result may carry (issue 16: "buttons": {"kind", "request_id"}),
+ * rendered for Slack (a Block Kit actions block: action_id "chatops_<name>", value = the
+ * request id, which the ingress turns back into a request) and Feishu (card buttons whose value
+ * is {"chatops": name, "request_id": id}, sent back as card.action.trigger). Pure. */
+#ifndef CQ_NOTIFIER_BUTTONS_H
+#define CQ_NOTIFIER_BUTTONS_H
+
+#include <cjson/cJSON.h>
+
+#include "envelope.h"
+
+/* Appends the actions block for r's buttons to blocks (nothing when r has none). 0, or -1
+ * when out of memory. */
+int ntf_slack_choice_buttons(cJSON *blocks, const struct cq_result *r);
+/* Appends an "action" element with r's buttons to a card's elements. 0 or -1. */
+int ntf_feishu_choice_buttons(cJSON *elements, const struct cq_result *r);
+
+#endif

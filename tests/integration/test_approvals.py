@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Confirmation and approval with buttons (issue 16), through the real ingress and worker on the
+Kafka and Redis fixtures, with the fake API as the action's target: signed Slack block_actions
+and encrypted Feishu card callbacks are accepted and forged ones refused with nothing queued;
+a request that needs approval is parked with Approve / Deny buttons and runs once when another
+member of the role approves (approvers in the audit record); self-approval, a wrong role, a
+double click, a denial and an expiry each end with one message; confirm / cancel by the
+requester only; the typed `approve REQ` fallback; a pending approval survives a worker restart.
+"""
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+SRC = os.environ.get("CQ_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "../.."))
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+import cqt  # noqa: E402
+from cqt import Tail, check, report, stack_file  # noqa: E402
+sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
+from fake_api import FakeAPI  # noqa: E402
+
+BROKERS = stack_file("kafka/bootstrap")
+REDIS_PORT = int(stack_file("redis/port"))
+RUN = uuid.uuid4().hex[:8]
+TOPICS = {k: "cqt.approvals.%s.%s" % (RUN, k) for k in ("requests", "results", "audit", "dlq")}
+TMP = tempfile.mkdtemp(prefix="cqt-approvals-")
+API = FakeAPI().start()
+BASE = "http://127.0.0.1:%d/api/v4" % API.port
+SLACK_SECRET = secrets.token_hex(16)
+FEISHU_TOKEN = secrets.token_hex(8)
+FEISHU_KEY = secrets.token_hex(8)
+ENV = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
+           CQT_FEISHU_KEY=FEISHU_KEY, CQ_INGRESS_PORT=None, CQ_KAFKA_BROKERS=None)
+PARK_SEQ = 900000
+CTL = os.path.join(cqt.BUILD, "tools", "chatopsctl")
+
+
+def config():
+    path = os.path.join(TMP, "stack.yaml")
+    direct = """    mode: direct
+    args:
+      - {name: what, required: true, regex: "[a-z]+"}
+    http: {method: POST, base_url: "%s", path: "/%s/{{args.what}}", timeout_ms: 3000}
+"""
+    with open(path, "w") as f:
+        f.write(cqt.stack_yaml(BROKERS, [(k, TOPICS[k]) for k in TOPICS],
+                               [("worker", "cqt-approvals-%s" % RUN)], REDIS_PORT,
+                               "cqt-ap-%s:" % RUN) + """
+worker: {lease_ms: 1500, confirm_expires_s: 600}
+ingress: {listen: 127.0.0.1}
+slack: {enabled: true, signing_secret: "${CQT_SLACK_SECRET}"}
+feishu:
+  enabled: true
+  verification_token: "${CQT_FEISHU_TOKEN}"
+  encrypt_key: "${CQT_FEISHU_KEY}"
+  bot_open_id: ou_bot
+people:
+  alice: {slack: [UALICE], feishu: [ou_alice], roles: [release]}
+  bob: {slack: [UBOB], feishu: [ou_bob], roles: [sre]}
+  erin: {slack: [UERIN], roles: [sre]}
+  dave: {slack: [UDAVE], roles: [dev]}
+channels:
+  ops: {platform: slack, id: COPS}
+commands:
+  deploy:
+""" + direct % (BASE, "deploy") + """    approval: {roles: [sre], count: 1, expires_s: 600}
+  purge:
+""" + direct % (BASE, "purge") + """    approval: {roles: [sre], expires_s: 10}
+  restart:
+""" + direct % (BASE, "restart") + """    confirm: true
+  scale:
+""" + direct % (BASE, "scale") + """
+policy:
+  - {name: ops, roles: [release, sre, dev], commands: [deploy, purge, restart]}
+  - {name: scale-careful, roles: [release], commands: [scale], confirm: true}
+""")
+    return path
+
+
+def slack_headers(body, secret=None):
+    return dict(cqt.slack_sign(secret or SLACK_SECRET, body),
+                **{"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def slash(ing, user, text):
+    body = urllib.parse.urlencode({
+        "team_id": "T1", "channel_id": "COPS", "channel_name": "ops", "user_id": user,
+        "user_name": user.lower(), "command": "/ops", "text": text,
+        "response_url": "https://hooks.slack.test/commands/1", "trigger_id": uuid.uuid4().hex,
+    }).encode()
+    st, _, out = cqt.http("POST", "http://127.0.0.1:%d/slack/commands" % ing.port, body,
+                          slack_headers(body))
+    check(st == 200, "slash %s answered 200 (%d %s)" % (text, st, out[:200]))
+
+
+def click_body(user, action_id, value, ats=None):
+    payload = {"type": "block_actions", "user": {"id": user, "username": user.lower(),
+                                                  "team_id": "T1"},
+               "team": {"id": "T1"}, "channel": {"id": "COPS", "name": "ops"},
+               "container": {"type": "message", "message_ts": "1700000000.000100",
+                             "channel_id": "COPS"},
+               "trigger_id": uuid.uuid4().hex,
+               "response_url": "https://hooks.slack.test/actions/1",
+               "actions": [{"action_id": action_id, "block_id": "chatops_choice",
+                            "value": value, "type": "button",
+                            "action_ts": ats or "%.6f" % time.time()}]}
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def click(ing, user, name, rid, secret=None, body=None):
+    body = body or click_body(user, "chatops_" + name, rid)
+    st, _, out = cqt.http("POST", "http://127.0.0.1:%d/slack/actions" % ing.port, body,
+                          slack_headers(body, secret))
+    return st, out
+
+
+def feishu_card(ing, open_id, name, rid, sign_key=None):
+    ev = {"schema": "2.0",
+          "header": {"event_id": uuid.uuid4().hex, "event_type": "card.action.trigger",
+                     "token": FEISHU_TOKEN, "create_time": str(int(time.time() * 1000)),
+                     "tenant_key": "t1", "app_id": "cli_x"},
+          "event": {"operator": {"open_id": open_id, "tenant_key": "t1"}, "token": "c-1",
+                    "action": {"tag": "button", "value": {"chatops": name, "request_id": rid}},
+                    "host": "im_message",
+                    "context": {"open_message_id": "om_1", "open_chat_id": "oc_ops"}}}
+    body = json.dumps({"encrypt": cqt.feishu_encrypt(FEISHU_KEY, json.dumps(ev).encode())}).encode()
+    ts, nonce = str(int(time.time())), uuid.uuid4().hex
+    headers = {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
+               "X-Lark-Request-Nonce": nonce,
+               "X-Lark-Signature": cqt.feishu_signature(sign_key or FEISHU_KEY, ts, nonce, body)}
+    st, _, out = cqt.http("POST", "http://127.0.0.1:%d/feishu/cards" % ing.port, body, headers)
+    return st, out
+
+
+def calls(path):
+    return [r for r in API.requests() if r["path"].endswith(path)]
+
+
+def parked(results, text, timeout=20):
+    got = results.wait(lambda m: m.get("seq") == PARK_SEQ and text in m.get("command", ""),
+                       timeout=timeout)
+    return got[0] if got else None
+
+
+def outcome(results, rid, timeout=20):
+    got = results.wait(lambda m: m.get("request_id") == rid and m.get("seq") == PARK_SEQ + 1,
+                       timeout=timeout)
+    return got
+
+
+def click_answer(results, requests_tail, user, name, rid, timeout=20):
+    """The worker's answer to the click by user: the result of the request the click became."""
+    reqs = requests_tail.wait(lambda m: (m.get("action") or {}).get("request_id") == rid and
+                              m["user"]["id"] == user and m["action"]["name"] == name
+                              and m["action"].get("name") != "run", timeout=timeout)
+    if not reqs:
+        return None
+    cid = reqs[-1]["id"]
+    got = results.wait(lambda m: m.get("request_id") == cid and m.get("step") == "final",
+                       timeout=timeout)
+    return got[-1] if got else None
+
+
+def main():
+    cfg = config()
+    for t in TOPICS.values():
+        cqt.topic_dump(BROKERS, t, timeout_ms=200)
+    requests_tail = Tail(BROKERS, TOPICS["requests"])
+    results = Tail(BROKERS, TOPICS["results"])
+    audit = Tail(BROKERS, TOPICS["audit"])
+    ing = cqt.Service("ingress", cfg, "ingress", TMP, env=ENV)
+    worker = cqt.Service("worker", cfg, "worker", TMP, env=ENV)
+    try:
+        check(ing.wait_ready() and worker.wait_ready(), "ingress and worker ready")
+
+        # expiry first: it takes expires_s (10 s) plus a sweep
+        slash(ing, "UALICE", "purge cache")
+        p_purge = parked(results, "purge cache")
+
+        # -- the ingress: forged clicks refused with nothing queued; a link button ignored
+        st, _ = click(ing, "UBOB", "approve", "0000aaaa-1111-2222-3333-444455556666",
+                      secret="not-the-secret")
+        check(st == 401, "a forged block_actions is refused with 401 (%d)" % st)
+        st, _ = feishu_card(ing, "ou_bob", "approve", "0000aaaa-1111-2222-3333-444455556666",
+                            sign_key="wrong-key")
+        check(st == 401, "a forged Feishu card callback is refused with 401 (%d)" % st)
+        body = click_body("UBOB", "open_pipeline", "x")
+        st, _ = click(ing, "UBOB", "", "", body=body)
+        check(st == 200, "a link button's click is acknowledged (%d)" % st)
+        time.sleep(1.5)  # anything queued would have arrived by now (the ingress answers after Kafka)
+        check(not requests_tail.find(lambda m: (m.get("action") or {}).get("request_id") ==
+                                     "0000aaaa-1111-2222-3333-444455556666"),
+              "nothing was queued for the forged clicks")
+        check(not requests_tail.find(lambda m: m.get("command") == "open_pipeline" or
+                                     (m.get("action") or {}).get("value") == "x"),
+              "nothing was queued for the link button")
+        report("forged clicks")
+
+        # -- approval: parked with buttons, nothing run
+        slash(ing, "UALICE", "deploy web")
+        p = parked(results, "deploy web")
+        check(p is not None and p["step"] == "progress" and
+              p.get("buttons") == {"kind": "approval", "request_id": p["request_id"]},
+              "deploy web is parked with Approve / Deny buttons: %s" % p)
+        rid = p["request_id"] if p else "none"
+        check("approve %s" % rid in (p or {}).get("text", ""), "the text fallback is named")
+        check(not calls("/deploy/web"), "nothing ran before approval")
+
+        a = (click(ing, "UALICE", "approve", rid), click_answer(results, requests_tail, "UALICE",
+                                                                  "approve", rid))
+        check(a[0][0] == 200 and a[1] and a[1]["status"] == "denied" and
+              "own request" in a[1]["text"], "self-approval refused: %s" % (a[1],))
+        click(ing, "UDAVE", "approve", rid)
+        a = click_answer(results, requests_tail, "UDAVE", "approve", rid)
+        check(a and a["status"] == "denied" and "roles sre" in a["text"],
+              "approval by a wrong role refused: %s" % (a,))
+        check(not calls("/deploy/web"), "still nothing ran")
+        report("self-approval and wrong role")
+
+        click(ing, "UBOB", "approve", rid)
+        click(ing, "UBOB", "approve", rid)  # double click
+        o = outcome(results, rid)
+        check(len(o) == 1 and "approved by bob" in o[0]["text"],
+              "the buttons are replaced by the outcome once: %s" % o)
+        fin = results.wait(lambda m: m.get("request_id") == rid and m.get("step") == "final")
+        check(fin and fin[0]["status"] == "ok", "the approved request ran: %s" % fin)
+        click(ing, "UERIN", "approve", rid)  # a late click
+        late = click_answer(results, requests_tail, "UERIN", "approve", rid)
+        check(late and "already ended: approved" in late["text"], "a late click: %s" % (late,))
+        time.sleep(1.5)
+        check(len(calls("/deploy/web")) == 1, "ran exactly once (%d calls)"
+              % len(calls("/deploy/web")))
+        aud = audit.wait(lambda m: m.get("request_id") == rid and m.get("approvers") == "bob")
+        check(aud, "the audit record names the approver")
+        report("approve by another role member runs once")
+
+        # -- denial
+        slash(ing, "UALICE", "deploy api")
+        p2 = parked(results, "deploy api")
+        rid2 = p2["request_id"] if p2 else "none"
+        click(ing, "UBOB", "deny", rid2)
+        o = outcome(results, rid2)
+        check(len(o) == 1 and "denied by bob" in o[0]["text"] and o[0]["status"] == "denied",
+              "a denial ends it with one message: %s" % o)
+        time.sleep(1)
+        check(not calls("/deploy/api"), "a denied request never runs")
+        report("denial")
+
+        # -- confirmation, by the requester only; and a rule's confirm
+        slash(ing, "UALICE", "restart web")
+        p3 = parked(results, "restart web")
+        rid3 = p3["request_id"] if p3 else "none"
+        check(p3 and p3.get("buttons", {}).get("kind") == "confirm" and
+              p3.get("response_type") == "ephemeral", "Confirm / Cancel for the requester")
+        click(ing, "UBOB", "confirm", rid3)
+        a = click_answer(results, requests_tail, "UBOB", "confirm", rid3)
+        check(a and "Only the person who asked" in a["text"], "others cannot confirm: %s" % (a,))
+        click(ing, "UALICE", "cancel", rid3)
+        o = outcome(results, rid3)
+        check(len(o) == 1 and "cancelled by alice" in o[0]["text"], "cancel ends it: %s" % o)
+        slash(ing, "UALICE", "scale web")
+        p4 = parked(results, "scale web")
+        rid4 = p4["request_id"] if p4 else "none"
+        check(p4 and p4.get("buttons", {}).get("kind") == "confirm", "a rule's confirm: true")
+        click(ing, "UALICE", "confirm", rid4)
+        check(results.wait(lambda m: m.get("request_id") == rid4 and m.get("step") == "final"),
+              "confirmed: it ran")
+        check(not calls("/restart/web") and len(calls("/scale/web")) == 1,
+              "the cancelled one did not run, the confirmed one once")
+        report("confirm and cancel")
+
+        # -- Feishu card callback approves; typed fallback; a worker restart in between
+        slash(ing, "UALICE", "deploy db")
+        p5 = parked(results, "deploy db")
+        rid5 = p5["request_id"] if p5 else "none"
+        worker.kill(9)
+        worker.start()
+        check(worker.wait_ready(), "the worker restarted")
+        st, _ = feishu_card(ing, "ou_bob", "approve", rid5)
+        check(st == 200, "an encrypted Feishu card callback is accepted (%d)" % st)
+        check(results.wait(lambda m: m.get("request_id") == rid5 and m.get("step") == "final"),
+              "approved from Feishu after a worker restart: it ran")
+        slash(ing, "UALICE", "deploy cache")
+        p6 = parked(results, "deploy cache")
+        rid6 = p6["request_id"] if p6 else "none"
+        slash(ing, "UBOB", "approve %s" % rid6)
+        check(results.wait(lambda m: m.get("request_id") == rid6 and m.get("step") == "final"),
+              "the typed `approve REQ` fallback")
+        check(len(calls("/deploy/db")) == 1 and len(calls("/deploy/cache")) == 1, "each ran once")
+        report("feishu card, typed fallback, restart")
+
+        # -- chatopsctl clicks as the platforms would (Slack, then Feishu)
+        for what, plat in (("queue", "slack"), ("cron", "feishu")):
+            slash(ing, "UALICE", "deploy %s" % what)
+            pc = parked(results, "deploy %s" % what)
+            ridc = pc["request_id"] if pc else "none"
+            p = subprocess.run([CTL, "--config", cfg, "approve", ridc, "--as", "bob",
+                                "--platform", plat, "--ingress", "http://127.0.0.1:%d" % ing.port,
+                                "--sink", "http://127.0.0.1:9", "--timeout", "1"],
+                               env=dict(os.environ, **{k: v for k, v in ENV.items() if v}),
+                               capture_output=True, text=True, timeout=60)
+            check("ingress: HTTP 200" in p.stdout, "chatopsctl approve --platform %s posts a "
+                  "click the ingress accepts: %s %s" % (plat, p.stdout, p.stderr))
+            check(results.wait(lambda m: m.get("request_id") == ridc and m.get("step") == "final"),
+                  "chatopsctl's %s click approved it" % plat)
+            check(len(calls("/deploy/%s" % what)) == 1, "it ran once")
+        report("chatopsctl click")
+
+        # -- expiry
+        prid = p_purge["request_id"] if p_purge else "none"
+        o = outcome(results, prid, timeout=25)
+        check(len(o) == 1 and o[0]["status"] == "timeout" and "expired" in o[0]["text"],
+              "an unapproved request expires with one message: %s" % o)
+        click(ing, "UBOB", "approve", prid)
+        a = click_answer(results, requests_tail, "UBOB", "approve", prid)
+        check(a and "expired" in a["text"], "approving an expired request: %s" % (a,))
+        time.sleep(1)
+        check(not calls("/purge/cache") and len(outcome(results, prid, 0.1)) == 1,
+              "an expired request never runs, and its message is posted once")
+        report("expiry")
+    finally:
+        for s in (ing, worker):
+            s.stop()
+        for t in (requests_tail, results, audit):
+            t.stop()
+        API.stop()
+    return cqt.summary(TMP)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
