@@ -24,6 +24,7 @@ import cqt  # noqa: E402
 from cqt import Tail, check, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
+from fake_slack import FakeSlack  # noqa: E402
 
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
@@ -31,11 +32,12 @@ RUN = uuid.uuid4().hex[:8]
 TOPICS = {k: "cqt.approvals.%s.%s" % (RUN, k) for k in ("requests", "results", "audit", "dlq")}
 TMP = tempfile.mkdtemp(prefix="cqt-approvals-")
 API = FakeAPI().start()
+SLACK = FakeSlack(token="xoxb-approvals").start()
 BASE = "http://127.0.0.1:%d/api/v4" % API.port
 SLACK_SECRET = secrets.token_hex(16)
 FEISHU_TOKEN = secrets.token_hex(8)
 FEISHU_KEY = secrets.token_hex(8)
-ENV = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN,
+ENV = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN, CQT_SLACK_BOT="xoxb-approvals",
            CQT_FEISHU_KEY=FEISHU_KEY, CQ_INGRESS_PORT=None, CQ_KAFKA_BROKERS=None)
 PARK_SEQ = 900000
 CTL = os.path.join(cqt.BUILD, "tools", "chatopsctl")
@@ -50,11 +52,13 @@ def config():
 """
     with open(path, "w") as f:
         f.write(cqt.stack_yaml(BROKERS, [(k, TOPICS[k]) for k in TOPICS],
-                               [("worker", "cqt-approvals-%s" % RUN)], REDIS_PORT,
+                               [("worker", "cqt-approvals-%s" % RUN),
+                                ("notifier", "cqt-approvals-n-%s" % RUN)], REDIS_PORT,
                                "cqt-ap-%s:" % RUN) + """
 worker: {lease_ms: 1500, confirm_expires_s: 600}
 ingress: {listen: 127.0.0.1}
-slack: {enabled: true, signing_secret: "${CQT_SLACK_SECRET}"}
+slack: {enabled: true, signing_secret: "${CQT_SLACK_SECRET}", bot_token: "${CQT_SLACK_BOT}",
+        api_base: "%s/api"}""" % SLACK.url + """
 feishu:
   enabled: true
   verification_token: "${CQT_FEISHU_TOKEN}"
@@ -89,14 +93,30 @@ def slack_headers(body, secret=None):
 
 
 def slash(ing, user, text):
+    """Posts a signed slash command; returns the path its replies land on in the fake Slack."""
+    rurl = SLACK.response_url("cmd-" + uuid.uuid4().hex)
     body = urllib.parse.urlencode({
         "team_id": "T1", "channel_id": "COPS", "channel_name": "ops", "user_id": user,
         "user_name": user.lower(), "command": "/ops", "text": text,
-        "response_url": "https://hooks.slack.test/commands/1", "trigger_id": uuid.uuid4().hex,
+        "response_url": rurl, "trigger_id": uuid.uuid4().hex,
     }).encode()
     st, _, out = cqt.http("POST", "http://127.0.0.1:%d/slack/commands" % ing.port, body,
                           slack_headers(body))
     check(st == 200, "slash %s answered 200 (%d %s)" % (text, st, out[:200]))
+    return rurl[len(SLACK.url):]
+
+
+def posts(path, pred=lambda m: True):
+    """The JSON bodies the notifier posted to a response_url path (as Slack received them)."""
+    out = []
+    for e in SLACK.requests(path):
+        try:
+            m = json.loads(e["body"])
+        except ValueError:
+            continue
+        if e["status"] == 200 and pred(m):
+            out.append(m)
+    return out
 
 
 def click_body(user, action_id, value, ats=None):
@@ -106,7 +126,7 @@ def click_body(user, action_id, value, ats=None):
                "container": {"type": "message", "message_ts": "1700000000.000100",
                              "channel_id": "COPS"},
                "trigger_id": uuid.uuid4().hex,
-               "response_url": "https://hooks.slack.test/actions/1",
+               "response_url": SLACK.response_url("act-" + uuid.uuid4().hex),
                "actions": [{"action_id": action_id, "block_id": "chatops_choice",
                             "value": value, "type": "button",
                             "action_ts": ats or "%.6f" % time.time()}]}
@@ -176,11 +196,13 @@ def main():
     audit = Tail(BROKERS, TOPICS["audit"])
     ing = cqt.Service("ingress", cfg, "ingress", TMP, env=ENV)
     worker = cqt.Service("worker", cfg, "worker", TMP, env=ENV)
+    notifier = cqt.Service("notifier", cfg, "notifier", TMP, env=ENV)
     try:
-        check(ing.wait_ready() and worker.wait_ready(), "ingress and worker ready")
+        check(ing.wait_ready() and worker.wait_ready() and notifier.wait_ready(),
+              "ingress, worker and notifier ready")
 
         # expiry first: it takes expires_s (10 s) plus a sweep
-        slash(ing, "UALICE", "purge cache")
+        purge_path = slash(ing, "UALICE", "purge cache")
         p_purge = parked(results, "purge cache")
 
         # -- the ingress: forged clicks refused with nothing queued; a link button ignored
@@ -203,7 +225,7 @@ def main():
         report("forged clicks")
 
         # -- approval: parked with buttons, nothing run
-        slash(ing, "UALICE", "deploy web")
+        web_path = slash(ing, "UALICE", "deploy web")
         p = parked(results, "deploy web")
         check(p is not None and p["step"] == "progress" and
               p.get("buttons") == {"kind": "approval", "request_id": p["request_id"]},
@@ -226,8 +248,12 @@ def main():
         click(ing, "UBOB", "approve", rid)
         click(ing, "UBOB", "approve", rid)  # double click
         o = outcome(results, rid)
-        check(len(o) == 1 and "approved by bob" in o[0]["text"],
-              "the buttons are replaced by the outcome once: %s" % o)
+        check(o and "approved by bob" in o[0]["text"], "the outcome replaces the buttons: %s" % o)
+        shown = cqt.wait_for(lambda: posts(web_path, lambda m: "approved by bob" in json.dumps(m)
+                                           and m.get("replace_original")), 15)
+        btns = posts(web_path, lambda m: "chatops_approve" in json.dumps(m.get("blocks")))
+        check(len(btns) == 1 and btns[0].get("response_type") == "in_channel",
+              "Slack showed the request once with Block Kit Approve / Deny buttons")
         fin = results.wait(lambda m: m.get("request_id") == rid and m.get("step") == "final")
         check(fin and fin[0]["status"] == "ok", "the approved request ran: %s" % fin)
         click(ing, "UERIN", "approve", rid)  # a late click
@@ -236,12 +262,15 @@ def main():
         time.sleep(1.5)
         check(len(calls("/deploy/web")) == 1, "ran exactly once (%d calls)"
               % len(calls("/deploy/web")))
+        check(len(posts(web_path, lambda m: "approved by bob" in json.dumps(m))) == 1 and
+              shown, "Slack showed the outcome once, replacing the buttons (a double click, "
+              "a late click)")
         aud = audit.wait(lambda m: m.get("request_id") == rid and m.get("approvers") == "bob")
         check(aud, "the audit record names the approver")
         report("approve by another role member runs once")
 
         # -- denial
-        slash(ing, "UALICE", "deploy api")
+        api_path = slash(ing, "UALICE", "deploy api")
         p2 = parked(results, "deploy api")
         rid2 = p2["request_id"] if p2 else "none"
         click(ing, "UBOB", "deny", rid2)
@@ -250,6 +279,8 @@ def main():
               "a denial ends it with one message: %s" % o)
         time.sleep(1)
         check(not calls("/deploy/api"), "a denied request never runs")
+        check(cqt.wait_for(lambda: len(posts(api_path, lambda m: "denied by bob" in json.dumps(m)))
+                           == 1, 10), "Slack showed the denial once")
         report("denial")
 
         # -- confirmation, by the requester only; and a rule's confirm
@@ -323,13 +354,16 @@ def main():
         time.sleep(1)
         check(not calls("/purge/cache") and len(outcome(results, prid, 0.1)) == 1,
               "an expired request never runs, and its message is posted once")
+        check(cqt.wait_for(lambda: len(posts(purge_path, lambda m: "expired" in json.dumps(m)))
+                           == 1, 10), "Slack showed the expiry once")
         report("expiry")
     finally:
-        for s in (ing, worker):
+        for s in (ing, worker, notifier):
             s.stop()
         for t in (requests_tail, results, audit):
             t.stop()
         API.stop()
+        SLACK.stop()
     return cqt.summary(TMP)
 
 
