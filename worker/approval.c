@@ -124,7 +124,7 @@ static const struct cq_rule *allowing_rule(const struct job *j) {
 }
 
 /* What j needs before it runs: an approval (*ap set), a confirmation, or nothing. */
-static bool needs(const struct job *j, const struct cq_approval **ap, bool *confirm) {
+bool w_approval_needed(const struct job *j, const struct cq_approval **ap, bool *confirm) {
     const struct cq_rule *r = allowing_rule(j);
     *ap = NULL;
     *confirm = false;
@@ -195,7 +195,7 @@ static void on_parked(void *opaque, const redisReply *reply, const struct cq_err
     const struct cq_approval *ap;
     bool confirm;
     char label[256], roles[300] = "";
-    needs(j, &ap, &confirm);
+    w_approval_needed(j, &ap, &confirm);
     w_command_label(&j->req, label, sizeof(label));
     for (size_t i = 0; ap && ap->roles[i]; i++)
         snprintf(roles + strlen(roles), sizeof(roles) - strlen(roles), "%s%s", i ? ", " : "",
@@ -256,7 +256,7 @@ static void on_gate(void *opaque, const redisReply *reply, const struct cq_err *
 bool w_approval_gate(struct job *j) {
     const struct cq_approval *ap;
     bool confirm;
-    if (j->kind != JK_ACTION || !needs(j, &ap, &confirm)) return false;
+    if (j->kind != JK_ACTION || !w_approval_needed(j, &ap, &confirm)) return false;
     bool cont = j->req.action.name && strcmp(j->req.action.name, "run") == 0;
     char *rec = key_of(j, j->req.id), *due = key_of(j, NULL);
     char *roles = join_roles(ap ? ap->roles : NULL);
@@ -407,6 +407,11 @@ static void on_click(void *opaque, const redisReply *reply, const struct cq_err 
         status = sl == 7 && strncmp(detail, "expired", 7) == 0 ? "timeout" : "ok";
         text = cq_strprintf("Request %s has already ended: %.*s%s%s.", rid, (int)sl, detail,
                             *by ? " by " : "", by);
+    } else if (strcmp(what, "approved") == 0 || strcmp(what, "denied") == 0) {
+        status = "failed"; /* decided, but the parked request could not be read back */
+        text = cq_strprintf("%s was %s, but the parked request could not be read; it was NOT "
+                            "run",
+                            rid, what);
     } else if (strcmp(what, "counted") == 0) {
         text = cq_strprintf("Your approval of %s is counted (%s); waiting for more.", rid, detail);
     } else if (strcmp(what, "gone") == 0) {

@@ -213,6 +213,9 @@ bool w_text_pending(const struct job *j);
 void w_text_fetch(struct job *j, void (*then)(struct job *));
 
 /* approval.c (issue 16) */
+/* What an allowed action needs before it runs: an approval (*ap, from the command, else the
+ * rule that allowed it) or a confirmation (*confirm); false when neither (explain may show it). */
+bool w_approval_needed(const struct job *j, const struct cq_approval **ap, bool *confirm);
 /* A click (approve / deny / confirm / Cancel button): fills the decision; false otherwise. */
 bool w_approval_decide(struct job *j);
 /* Decides a click against the pending record in Redis and answers it. */
