@@ -190,6 +190,16 @@ static const struct field sub_fields[] = {
     F("channels", F_STRLIST, SUB, channels, .required = true, .min = 1),
 };
 static const struct schema sub_schema = SCHEMA(sub_fields, .size = sizeof(SUB));
+/* identity (issue 17; checked in config_identity.c) */
+static const char *const ACCESS_LEVELS[] = {"guest",      "reporter", "developer",
+                                            "maintainer", "owner",    NULL};
+typedef struct cq_role_rule RROLE;
+static const struct field role_rule_fields[] = {
+    F("group", F_STR, RROLE, group, .required = true),
+    F("min_access", F_ENUM, RROLE, min_access, .choices = ACCESS_LEVELS, .def_i = 2),
+    F("role", F_STR, RROLE, role, .required = true),
+};
+static const struct schema role_rule_schema = SCHEMA(role_rule_fields, .size = sizeof(RROLE));
 
 static const struct field named_secret_fields[] = {
     F(NULL, F_SECRET, struct cq_named_secret, secret),
@@ -430,6 +440,17 @@ static const struct field events_fields[] = {
     F("max_inflight", F_INT, CFG, events.max_inflight, .def_i = 1000, .min = 1, .max = 100000),
 };
 static const struct schema events_schema = SCHEMA(events_fields);
+static const struct field identity_fields[] = {
+    F("resolvers", F_STRLIST, CFG, identity.resolvers, .min = 1),
+    F("cache_ttl_s", F_INT, CFG, identity.cache_ttl_s, .def_i = 300, .min = 1, .max = 86400),
+    F("negative_ttl_s", F_INT, CFG, identity.negative_ttl_s, .def_i = 60, .min = 1, .max = 86400),
+    F("lookups_per_s", F_INT, CFG, identity.lookups_per_s, .def_i = 20, .min = 1, .max = 10000),
+    F("timeout_ms", F_INT, CFG, identity.timeout_ms, .def_i = 5000, .min = 100, .max = 60000),
+    F("gitlab_token", F_SECRET, CFG, identity.gitlab_token),
+    F("roles_from_gitlab", F_LIST, CFG, identity.role_rules,
+      .n_off = offsetof(CFG, identity.n_role_rules), .sub = &role_rule_schema),
+};
+static const struct schema identity_schema = SCHEMA(identity_fields);
 static const struct schema log_schema = SCHEMA(log_fields);
 static const struct schema kafka_schema = SCHEMA(kafka_fields);
 static const struct schema redis_schema = SCHEMA(redis_fields);
@@ -467,6 +488,7 @@ static const struct field config_fields[] = {
     F("commands", F_DICT, CFG, commands, .n_off = offsetof(CFG, n_commands),
       .sub = &command_schema),
     F("policy", F_LIST, CFG, rules, .n_off = offsetof(CFG, n_rules), .sub = &rule_schema),
+    F("identity", F_MAP, CFG, identity, .sub = &identity_schema),
 };
 const struct schema cq_cfg_schema = SCHEMA(config_fields);
 

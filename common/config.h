@@ -153,6 +153,13 @@ struct cq_subscription {
     char **channels;     /* names in channels: (required, platform + id) */
 };
 
+/* identity.roles_from_gitlab: members of group with at least min_access get role. */
+struct cq_role_rule {
+    char *group;    /* GitLab group id or full path ("ops/sre") */
+    int min_access; /* index into guest, reporter, developer, maintainer, owner (10..50) */
+    char *role;
+};
+
 struct cq_named_secret {
     char *name;
     struct cq_secret secret;
@@ -362,7 +369,23 @@ struct cq_config {
     size_t n_channels;
     struct cq_rule *rules;
     size_t n_rules;
+
+    /* identity (issue 17): who a chat user is when people: does not name them */
+    struct {
+        char **resolvers;                /* static|gitlab_email|roles_from_gitlab; NULL = static */
+        int cache_ttl_s;                 /* a resolved identity is reused this long, 300 */
+        int negative_ttl_s;              /* "no GitLab account" is reused this long, 60 */
+        int lookups_per_s;               /* outbound lookups (all platforms), 20 */
+        int timeout_ms;                  /* one lookup request; also the wait for a slot, 5000 */
+        struct cq_secret gitlab_token;   /* admin PRIVATE-TOKEN for /users?search=; optional:
+                                            gitlab.api_token when absent */
+        struct cq_role_rule *role_rules; /* roles_from_gitlab */
+        size_t n_role_rules;
+    } identity;
 };
+
+/* GitLab's access level of a cq_role_rule.min_access (guest 10 ... owner 50). */
+#define CQ_ACCESS_LEVEL(min_access) (((min_access) + 1) * 10)
 
 /* Loads and validates path. On error returns NULL and fills err->msg with
  * "path:line:col: key.path: reason" (did-you-mean for unknown keys). */

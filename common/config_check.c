@@ -35,6 +35,8 @@ bool cq_cfg_in_list(char *const *l, const char *s) {
 static bool role_exists(const struct cq_config *cfg, const char *role) {
     for (size_t i = 0; i < cfg->n_people; i++)
         if (cq_cfg_in_list(cfg->people[i].roles, role)) return true;
+    for (size_t i = 0; i < cfg->identity.n_role_rules; i++) /* identity.roles_from_gitlab */
+        if (strcmp(cfg->identity.role_rules[i].role, role) == 0) return true;
     return false;
 }
 
@@ -42,6 +44,8 @@ static void sugg_roles(struct sugg *sg, const struct cq_config *cfg) {
     for (size_t i = 0; i < cfg->n_people; i++)
         for (size_t j = 0; cfg->people[i].roles && cfg->people[i].roles[j]; j++)
             cq_cfg_sugg_add(sg, cfg->people[i].roles[j]);
+    for (size_t i = 0; i < cfg->identity.n_role_rules; i++)
+        cq_cfg_sugg_add(sg, cfg->identity.role_rules[i].role);
 }
 
 static const struct cq_arg_spec *find_arg(const struct cq_command *cmd, const char *name) {
@@ -584,6 +588,7 @@ enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct
         rc = check_rule(c, cfg, &cfg->rules[i], sec->items[i]);
         if (rc != CQ_OK) return rc;
     }
+    if ((rc = cq_cfg_identity_check(c, cfg, root)) != CQ_OK) return rc;
     c->plen = 0;
     c->path[0] = '\0';
     return CQ_OK;

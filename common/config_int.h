@@ -107,6 +107,9 @@ enum cq_rc cq_cfg_kafka_check(struct ctx *c, struct cq_config *cfg, const struct
  * (config_platforms.c, issue 18). */
 enum cq_rc cq_cfg_check_platforms(struct ctx *c, struct cq_config *cfg,
                                   const struct cq_ynode *root);
+/* identity: resolvers known and in a workable order, the tokens each needs
+ * (config_identity.c; called by cq_cfg_cross_check). */
+enum cq_rc cq_cfg_identity_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);
 
 /* Relates the filled sections to each other (config_check.c). */
 enum cq_rc cq_cfg_cross_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root);

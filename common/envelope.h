@@ -164,6 +164,9 @@ struct cq_audit {
     char *pipeline_status;
     char *worker;    /* the owner id of the writing worker */
     char *approvers; /* optional: who approved the request ("bob,dave"), issue 16 */
+    /* who.identity_source / who.roles_source (issue 17, optional): where the GitLab login
+     * and the roles came from ("static", "gitlab_email (slack users.info)", ...) */
+    char *identity_source, *roles_source;
 };
 
 char *cq_audit_encode(const struct cq_audit *a, struct cq_err *err);

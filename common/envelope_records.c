@@ -27,6 +27,8 @@ static const struct field audit_fields[] = {
     {"who", "user_name", AUD(user_name), CQ_ENV_MAX_NAME, 0, NULL},
     {"who", "person", AUD(person), CQ_ENV_MAX_NAME, 0, NULL},
     {"who", "gitlab_login", AUD(gitlab_login), CQ_ENV_MAX_NAME, 0, NULL},
+    {"who", "identity_source", AUD(identity_source), CQ_ENV_MAX_NAME, 0, NULL},
+    {"who", "roles_source", AUD(roles_source), CQ_ENV_MAX_DETAIL, 0, NULL},
     {"where", "channel_id", AUD(where_channel_id), CQ_ENV_MAX_ID, 0, NULL},
     {"where", "channel_name", AUD(where_channel_name), CQ_ENV_MAX_NAME, 0, NULL},
     {"where", "tenant", AUD(where_tenant), CQ_ENV_MAX_ID, 0, NULL},
