@@ -13,6 +13,7 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "httpc.h"
+#include "identity.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -78,7 +79,7 @@ void w_decide(struct job *j) {
     char usage[300];
     size_t used = 0;
 
-    j->person = w_policy_person(cfg, j->req.platform, j->req.user_id);
+    j->person = w_identity_person(j); /* people:, else what identity.c resolved */
     j->channel = w_policy_channel(cfg, j->req.platform, j->req.channel_id);
     j->status = "invalid";
     /* Never run an old request: after committed offsets expired or a group was renamed
@@ -125,7 +126,7 @@ void w_decide(struct job *j) {
             j->text = topic ? w_builtin_help(cfg, j->person, j->channel, topic) : NULL;
             free(topic);
         } else if (strcmp(word, "whoami") == 0) {
-            j->text = w_builtin_whoami(j->person, j->req.platform, j->req.user_id);
+            j->text = w_identity_whoami(j); /* with where each fact came from */
         } else if (strcmp(word, "cancel") == 0) {
             /* The tracker checks who may cancel (requester or cancel_roles). */
             if (j->argv.n != 1) {

@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "httpc.h"
+#include "identity.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -160,6 +161,7 @@ void w_job_free(struct job *j) {
     free(j->pl_status);
     free(j->approvers);
     w_http_call_clear(&j->call);
+    w_ident_free(j->ident);
     cq_config_unref(j->cfg);
     free(j);
     maybe_resume(w);
@@ -411,8 +413,9 @@ void w_run_action(struct job *j) {
 }
 
 /* After the decision: claim the request once (the text of a Webex message is read before
- * deciding, text_fetch.c). */
+ * deciding, text_fetch.c; identity.c's verdict applied to the decision first). */
 static void job_decided(struct job *j) {
+    w_identity_after_decide(j);
     if (j->kind != JK_ACTION && !j->text) {
         w_job_abandon(j, "out of memory");
         return;
@@ -428,6 +431,12 @@ static void job_decided(struct job *j) {
 
 static void job_start(struct job *j) {
     w_job_set_state(j, JS_RUNNING);
+    if (w_identity_start(j)) return; /* resolving: identity.c calls w_job_continue */
+    w_job_continue(j);
+}
+
+/* Who the user is is known: read the text where it is not in the envelope, then decide. */
+void w_job_continue(struct job *j) {
     if (w_text_pending(j)) {
         w_text_fetch(j, job_decided);
         return;

@@ -660,8 +660,9 @@ enum cq_rc w_pipeline_trigger(struct w_pipeline_tracker *t, const struct w_pipel
                                        : (cmd->response_type ? cmd->response_type : "in_channel"));
     g->req_json = g->wait ? cq_request_encode(req, &e2) : strdup("");
     g->manual_job = strdup(a->manual_job ? a->manual_job : "");
-    g->platform = strdup(req->platform ? req->platform : "");
-    g->user_id = strdup(req->user_id ? req->user_id : "");
+    g->platform =
+        strdup(p->owner_platform ? p->owner_platform : (req->platform ? req->platform : ""));
+    g->user_id = strdup(p->owner_id ? p->owner_id : (req->user_id ? req->user_id : ""));
     g->user_name = strdup(req->user_name ? req->user_name : "");
     g->command = strdup(cmd->name);
     g->timeout_s = a->timeout_s > 0 ? a->timeout_s : 3600;

@@ -13,7 +13,8 @@
  *                             and unleased, so a dead worker's entries come back due once its
  *                             leases expire and another worker carries on
  *   P pl:idx:<pipeline_id>    request_id, for GitLab Pipeline Hooks (fast path)
- *   P pl:user:<platform>:<id> set of the user's in-flight request ids (`pipelines`)
+ *   P pl:user:<platform>:<id> set of the user's in-flight request ids (`pipelines`); the
+ *                             owner is gitlab:<login> when the user has a GitLab login
  * Exactly one final: the final text is stored with state=final under the lease (Lua CAS)
  * before it is produced; the entry is deleted once Kafka acknowledged it. If the worker
  * dies between those two steps, the next owner re-sends the same stored final (the
@@ -99,6 +100,9 @@ struct w_pipeline_trigger {
     const char *gitlab_login;       /* GITLAB_USER_LOGIN; NULL = "" */
     const char *label;              /* "lb weight blue 30" for results; NULL = cmd name */
     const char *response_type;      /* for results; NULL = cmd->response_type/in_channel */
+    /* Who owns it for `pipelines` and `cancel` (issue 17: "gitlab" + login, so one person is
+     * one owner on every platform); NULL = req's platform and user id. */
+    const char *owner_platform, *owner_id;
 };
 
 /* What the trigger led to (borrowed for the callback). */

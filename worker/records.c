@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "httpc.h"
+#include "identity.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -99,6 +100,8 @@ char *w_audit_json(const struct job *j, const char *kind, const char *decision,
         a.person = j->person->name ? j->person->name : "";
         a.gitlab_login = j->person->gitlab_login ? j->person->gitlab_login : "";
     }
+    a.identity_source = (char *)w_identity_source(j); /* issue 17 */
+    a.roles_source = (char *)w_identity_roles_source(j);
     a.where_channel_id = j->req.channel_id ? j->req.channel_id : "";
     a.where_channel_name = j->channel && j->channel->name ? j->channel->name : j->req.channel_name;
     a.where_configured = j->channel != NULL;

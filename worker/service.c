@@ -15,6 +15,7 @@
 #include "envelope.h"
 #include "events.h"
 #include "httpc.h"
+#include "identity.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,6 +54,7 @@ static void release(struct w_worker *w) {
     free(w->epoch_key);
     free(w->lease_key);
     free(w->lease_prefix);
+    w_identity_state_free(w->ident);
     cq_config_unref(w->cfg);
     free(w);
 }

@@ -121,6 +121,7 @@ struct job {
     const char *buttons; /* the result's buttons: "approval" | "confirm" (static), NULL = none */
     int seq;             /* the result's seq (a parked request's progress) */
     char *approvers;     /* who approved a continuation: audit records, CHATOPS_APPROVERS */
+    struct w_ident *ident; /* identity.c: who the user is when people: does not say (owned) */
 };
 
 struct w_worker {
@@ -149,6 +150,7 @@ struct w_worker {
     uint64_t drain_deadline;
     int drain_ms;
     int max_inflight;
+    struct w_ident_state *ident; /* identity.c: lookup rate and the Feishu token (owned) */
 };
 
 /* runonce.c */
@@ -201,6 +203,8 @@ void w_produce(struct job *j, const char *topic, const char *key, char *value);
 void w_produce_final(struct job *j, char *result, bool audit);
 void w_execute(struct job *j);
 void w_on_message(void *opaque, const struct cq_message *m);
+/* After the identity step (identity.c): decide, then claim. */
+void w_job_continue(struct job *j);
 
 /* decide.c */
 const char *w_cmd_name(const struct job *j);

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "httpc.h"
+#include "identity.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -65,7 +66,11 @@ void w_pipeline_trigger_now(struct job *j) {
     char label[256];
     struct cq_tpl_vars v = w_job_tpl_vars(j);
     w_command_label(&j->req, label, sizeof(label));
+    const char *owner_platform, *owner_id; /* one person across platforms (issue 17) */
+    w_identity_owner(j, &owner_platform, &owner_id);
     struct w_pipeline_trigger p = {.req = &j->req,
+                                   .owner_platform = owner_platform,
+                                   .owner_id = owner_id,
                                    .cmd = j->cmd,
                                    .vars = &v,
                                    .gitlab_login = j->person ? j->person->gitlab_login : NULL,
@@ -110,13 +115,14 @@ void w_pipeline_builtin(struct job *j) {
     struct w_worker *w = j->w;
     struct cq_err err = {0};
     enum cq_rc rc = CQ_ESHUTDOWN;
+    const char *op, *oid; /* the GitLab login when known: the same list on every platform */
+    w_identity_owner(j, &op, &oid);
     w_job_op_begin(j);
     if (w->pipelines && j->pl_builtin == PB_CANCEL)
-        rc = w_pipeline_cancel(w->pipelines, j->argv.v[0], j->req.platform, j->req.user_id,
-                               j->person, on_builtin_text, j, &err);
+        rc = w_pipeline_cancel(w->pipelines, j->argv.v[0], op, oid, j->person, on_builtin_text, j,
+                               &err);
     else if (w->pipelines)
-        rc = w_pipeline_list(w->pipelines, j->req.platform, j->req.user_id, j->person,
-                             on_builtin_text, j, &err);
+        rc = w_pipeline_list(w->pipelines, op, oid, j->person, on_builtin_text, j, &err);
     if (rc != CQ_OK) {
         j->ops--;
         w_finish_with(j, rc == CQ_EINVAL ? "invalid" : "failed",

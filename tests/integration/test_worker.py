@@ -206,7 +206,8 @@ def test_permission_matrix():
          "invalid", None),
         ("UALICE", "CPROD", "flg", "get x", "invalid",
          "unknown command `flg`; did you mean `flag`? Try `help`.", "invalid", None),
-        ("UALICE", "CPROD", "whoami", "", "ok", "You are alice, GitLab login alice.gl, roles: sre.",
+        ("UALICE", "CPROD", "whoami", "", "ok", "You are alice, GitLab login alice.gl, roles: sre. "
+         "(Login and roles from people: in the chatops config.)",
          "allowed", "builtin"),
     ]
     rids = []
