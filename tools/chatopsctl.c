@@ -63,6 +63,10 @@ static const char usage_text[] =
     "                        re-publish the original message(s) to their original topic\n"
     "  audit list [--max N]  the latest audit records: time, kind, request, who, command,\n"
     "                        decision, rule, result\n"
+    "  identity USER [--platform slack|feishu] [--flush]\n"
+    "                        what the worker believes about a chat user: people: entry, or\n"
+    "                        the cached GitLab login and roles with their sources and age;\n"
+    "                        --flush deletes the cached entry (looked up again next time)\n"
     "\n"
     "options:\n"
     "  --config FILE   config to use (default $CHATOPS_CONFIG, else examples/ops.yaml)\n"
@@ -202,7 +206,7 @@ int main(int argc, char **argv) {
     int cskip = !strcmp(cmd, "click") ? 1 : 0;
     int known = click || (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) ||
                 !strcmp(cmd, "send") || !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") ||
-                !strcmp(cmd, "audit") || !strcmp(cmd, "gitlab-hook");
+                !strcmp(cmd, "audit") || !strcmp(cmd, "gitlab-hook") || !strcmp(cmd, "identity");
     if (!known) goto unknown;
     if (click && cq_ctl_click_usage(argc - i - cskip, argv + i + cskip)) return 2;
     if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
@@ -210,6 +214,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "audit") && cq_ctl_audit_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!strcmp(cmd, "gitlab-hook") && cq_ctl_gitlab_usage(argc - i - 1, argv + i + 1)) return 2;
+    if (!strcmp(cmd, "identity") && cq_ctl_identity_usage(argc - i - 1, argv + i + 1)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (click)
@@ -224,6 +229,8 @@ int main(int argc, char **argv) {
         rc = cq_ctl_audit(cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(cmd, "gitlab-hook"))
         rc = cq_ctl_gitlab(cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(cmd, "identity"))
+        rc = cq_ctl_identity(cfg, argc - i - 1, argv + i + 1);
     else
         rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
     curl_global_cleanup();

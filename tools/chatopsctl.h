@@ -32,6 +32,9 @@ int cq_ctl_audit(const struct cq_config *cfg, int argc, char **argv);
 /* `gitlab-hook KIND [options]`: a GitLab webhook as GitLab sends it (chatopsctl_gitlab.c). */
 int cq_ctl_gitlab_usage(int argc, char **argv);
 int cq_ctl_gitlab(const struct cq_config *cfg, int argc, char **argv);
+/* `identity USER [--platform P] [--flush]` (chatopsctl_identity.c): argv after "identity". */
+int cq_ctl_identity_usage(int argc, char **argv);
+int cq_ctl_identity(const struct cq_config *cfg, int argc, char **argv);
 
 struct cq_ctl_http {
     long status; /* 0 when no response arrived */
