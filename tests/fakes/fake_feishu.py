@@ -7,6 +7,7 @@
   POST /open-apis/im/v1/messages/<message_id>/reply       reply (same checks)
   PATCH /open-apis/im/v1/messages/<message_id>            update a card in place ({"content"}:
        only interactive messages, 230001 otherwise; 230011 for an unknown message)
+  GET  /open-apis/contact/v3/users/:id  when .directory is set (tests/fakes/fake_directory.py)
   GET  /_log, POST /_control: {"expire_tokens":true} (every issued token answers 99991663),
        {"expire":S}, {"rate_limit":{"count":N,"retry_after":S}} (429 + x-ogw-ratelimit-reset),
        {"storm":{"count":N,"status":500}}, {"fail_chat":{"oc_x":230002}}, {"reset":true}
@@ -27,6 +28,7 @@ class FakeFeishu(FakeBase):
         super().__init__(port)
         self.app_id = app_id
         self.app_secret = app_secret
+        self.directory = None  # fake_directory.Directory: answers contact users when set
         self.reset()
 
     def ratelimit_body(self):
@@ -56,6 +58,13 @@ class FakeFeishu(FakeBase):
             return status, json.dumps(obj).encode(), js
         if method == "PATCH":
             return self.patch(path, headers, body, ans)
+        if self.directory is not None:  # contact/v3/users/:id (identity, issue 17)
+            def token_valid(tok):
+                with self.lock:
+                    return self.tokens.get(tok)
+            got = self.directory.feishu_answer(method, path, headers, token_valid)
+            if got is not None:
+                return got
         if method != "POST":
             return 405, b"", {}
         try:

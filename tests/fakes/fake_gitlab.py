@@ -22,6 +22,8 @@ The script of a pipeline is chosen by its ref:
                         "jobs": [...], "trace": "..."} for refs equal to R
                    ("trace_b64" instead of "trace": raw bytes, e.g. invalid UTF-8, as real
                    job logs may hold).
+Users    GET  /api/v4/users?search=, /api/v4/groups/:id/members/all/:user_id when
+              state.directory is set (tests/fakes/fake_directory.py)
 Control  GET  /_log               recorded requests (method, path, form pairs, headers)
          GET  /_pipelines         every pipeline with its status and ended_at (epoch ms)
          GET  /_hooks?since=N     Pipeline Hook bodies of ended pipelines, index >= N
@@ -247,6 +249,11 @@ def make_handler(state):
                 hdrs = {"Retry-After": f["retry_after"]} if f.get("retry_after") else None
                 return self._send(f["status"], {"message": f"injected {f['status']}"},
                                   headers=hdrs)
+            d = getattr(state, "directory", None)  # users, group members (identity, issue 17)
+            got = d.gitlab_answer(method, path, query, self.headers.get("PRIVATE-TOKEN"),
+                                  state.api_token) if d is not None else None
+            if got is not None:
+                return self._send(got[0], got[1], headers=got[2] or None)
             m = re.fullmatch(r"/api/v4/projects/([^/]+)/trigger/pipeline", path)
             if m and method == "POST":
                 return self._trigger(urllib.parse.unquote(m.group(1)), form)

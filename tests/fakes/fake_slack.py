@@ -4,6 +4,7 @@
   POST /response/<id>          response_url: "ok"; 5 uses, then 404 "used_url"; expirable
   POST /api/chat.postMessage   Bearer check, {"ok":true,"channel","ts"} or {"ok":false,"error"}
   POST /api/chat.update        edits a message posted before (channel + ts)
+  GET  /api/users.info         when .directory is set (tests/fakes/fake_directory.py)
   GET  /_log                   every request: t, method, path, headers, body, status
   POST /_control               {"rate_limit":{"count":N,"retry_after":S}}, {"storm":{"count":N,
                                "status":500}}, {"fail_channel":{"C1":"channel_not_found"}},
@@ -160,6 +161,7 @@ class FakeSlack(FakeBase):
     def __init__(self, port=0, token="xoxb-test-token"):
         super().__init__(port)
         self.token = token
+        self.directory = None  # fake_directory.Directory: answers users.info when set
         self.reset()
 
     def reset(self):
@@ -182,6 +184,10 @@ class FakeSlack(FakeBase):
 
     def handle(self, method, path, headers, body):
         js = {"Content-Type": "application/json"}
+        if self.directory is not None:  # users.info (identity, issue 17)
+            ans = self.directory.slack_answer(method, path, headers, body, self.token)
+            if ans is not None:
+                return ans
         if method != "POST":
             return 405, b"method not allowed", {}
         if path.startswith("/response/"):
