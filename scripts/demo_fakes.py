@@ -12,6 +12,9 @@ Wraps the test fakes in tests/fakes/ with the demo's secrets and scripts:
           Ended pipelines are sent to --hook-url as GitLab Pipeline Hooks (X-Gitlab-Token).
   slack   fake_slack.py with the bot token; response_url posts land at /response/<id>
   feishu  fake_feishu.py with the app id and secret
+  identity  each also answers the identity lookups (tests/fakes/fake_directory.py): Slack
+          users.info, Feishu contact users, GitLab users and group members; dave is known
+          only there (maintainer of ops/sre, developer in ops/web)
 Every fake records what it received at GET /_log.
   (each also takes --listen ADDR, default 127.0.0.1)
   demo_fakes.py gitlab --port P --api-token A --trigger-token T [--trigger-token T2 ...]
@@ -31,6 +34,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fakes"))
 import fake_gitlab  # noqa: E402
 import fake_slack  # noqa: E402
+from fake_directory import Directory  # noqa: E402
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
 
@@ -182,6 +186,24 @@ def forward_hooks(state, url, token):
         sent += len(hooks)
 
 
+def demo_directory(admin_token):
+    """The people the demo's Slack, Feishu and GitLab know for identity.resolvers (issue 17):
+    alice, bob and carol (also in people:, which wins) and dave, known only to GitLab's
+    groups: maintainer of ops/sre (role sre), developer in ops/web (role developer)."""
+    d = Directory(admin_token=admin_token)
+    for uid, (name, slack, feishu) in enumerate([("alice", "U0ALICE001", "ou_alice0001"),
+                                                ("bob", "U0BOB00001", "ou_bob000001"),
+                                                ("carol", "U0CAROL001", "ou_carol0001"),
+                                                ("dave", "U0DAVE0001", "ou_dave00001")], 11):
+        email = "%s@example.com" % name
+        d.slack_user(slack, email, name)
+        d.feishu_user(feishu, email, name)
+        d.gitlab_user(uid, name, email)
+    d.group("ops/sre", 3, {14: 40, 12: 40})
+    d.group("ops/web", 4, {14: 30, 11: 30})
+    return d
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description="demo fakes for scripts/run.sh")
     ap.add_argument("which", choices=["gitlab", "slack", "feishu"])
@@ -199,6 +221,7 @@ def main(argv):
     if a.which == "gitlab":
         tokens = set(a.trigger_token) or {"trig-secret"}
         state = DemoState(sorted(tokens)[0], a.api_token)
+        state.directory = demo_directory(a.api_token)  # the demo's api token is its admin
         srv = fake_gitlab.Server((a.listen, a.port), demo_handler(state, tokens))
         srv.daemon_threads = True
         if a.hook_url:
@@ -211,9 +234,11 @@ def main(argv):
             pass
         return 0
     if a.which == "slack":
-        f = FakeSlack(a.port, token=a.bot_token).start()
+        f = FakeSlack(a.port, token=a.bot_token)
     else:
-        f = FakeFeishu(a.port, app_id=a.app_id, app_secret=a.app_secret).start()
+        f = FakeFeishu(a.port, app_id=a.app_id, app_secret=a.app_secret)
+    f.directory = demo_directory(a.api_token)  # users.info / contact users (identity)
+    f.start()
     print("PORT %d" % f.port, flush=True)
     try:
         f.thread.join()
