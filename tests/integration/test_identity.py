@@ -246,6 +246,17 @@ def test_removed_from_group():
     report("removed from the group: no role after a flush at once, after the TTL otherwise")
 
 
+def test_feishu_token_refresh():
+    ctl("ou_dave", "--platform", "feishu", "--flush")
+    before = FEISHU.token_fetches
+    FEISHU.control({"expire_tokens": True})
+    w = run("feishu", "ou_dave", "whoami").get("text", "")
+    check("GitLab login dave" in w, "a refused Feishu token is fetched again once: %r" % w)
+    check(FEISHU.token_fetches == before + 1, "one new token fetched (%d -> %d)"
+          % (before, FEISHU.token_fetches))
+    report("Feishu: an expired tenant token is replaced and the lookup goes on")
+
+
 def test_no_match_and_two():
     r = run("slack", "UNOBODY", "lb", "weight blue 30 s-success-300")
     check(r.get("status") == "denied" and
@@ -283,7 +294,15 @@ def test_gitlab_down():
     check("GitLab answered 503" in w, "whoami says why: %r" % w)
     rc, out = ctl("UEVE")
     check("nothing cached" in out, "a failure is not cached: %r" % out)
-    DIR.gitlab_fail = None
+    DIR.gitlab_fail = {"status": 429, "count": 1}
+    r = run("slack", "UEVE", "lb", "weight green 10 s-success-300")
+    check(r.get("status") == "denied" and "GitLab is rate-limiting lookups (HTTP 429); try again"
+          in r.get("text", ""), "GitLab 429: denied with the reason: %r" % r)
+    DIR.gitlab_fail, DIR.gitlab_delay = None, 3.5
+    r = run("slack", "UEVE", "lb", "weight green 10 s-success-300")
+    check(r.get("status") == "denied" and "GitLab did not answer within 3000 ms; try again"
+          in r.get("text", ""), "GitLab too slow: denied with the reason: %r" % r)
+    DIR.gitlab_delay = 0
     rid = send("slack", "UEVE", "lb", "weight green 10 s-success-300")
     r = answer(rid)
     check(r.get("status") == "ok", "GitLab back: eve (owner of ops/sre) runs it: %r" % r)
@@ -322,6 +341,7 @@ def main():
         test_roles_from_group(state)
         test_one_person(state)
         test_removed_from_group()
+        test_feishu_token_refresh()
         test_no_match_and_two()
         test_gitlab_down()
         test_no_secrets_or_emails(worker)
