@@ -346,7 +346,7 @@ def main():
         test_gitlab_down()
         test_no_secrets_or_emails(worker)
     finally:
-        worker.stop()
+        check(worker.stop() == 0, "the worker drains and exits 0 (no sanitizer report)")
         RESULTS.stop()
         AUDIT.stop()
         SLACK.stop()

@@ -159,7 +159,9 @@ TEST(cache_record) {
     cq_ident_clear(&d);
     free(s);
 
-    const char *bad[] = {"", "[]", "{\"v\":2,\"resolved\":true,\"at\":1,\"ttl\":1,\"login\":\"x\"}",
+    const char *bad[] = {"",
+                         "[]",
+                         "{\"v\":2,\"resolved\":true,\"at\":1,\"ttl\":1,\"login\":\"x\"}",
                          "{\"v\":1,\"resolved\":true,\"at\":1,\"ttl\":1}",
                          "{\"v\":1,\"resolved\":false,\"at\":1,\"ttl\":1,\"roles\":[1]}",
                          "{\"v\":1,\"resolved\":\"yes\",\"at\":1,\"ttl\":1}"};
