@@ -31,7 +31,8 @@ static int position(char **list, const char *name) {
     return -1;
 }
 
-enum cq_rc cq_cfg_identity_check(struct ctx *c, struct cq_config *cfg, const struct cq_ynode *root) {
+enum cq_rc cq_cfg_identity_check(struct ctx *c, struct cq_config *cfg,
+                                 const struct cq_ynode *root) {
     const struct cq_ynode *sec = at(root, "identity"), *rn = cq_ynode_get(sec, "resolvers");
     char **r = cfg->identity.resolvers;
     char hint[96], path[64];
@@ -47,8 +48,7 @@ enum cq_rc cq_cfg_identity_check(struct ctx *c, struct cq_config *cfg, const str
                                "unknown resolver '%s' (static, gitlab_email, roles_from_gitlab)%s",
                                r[i], cq_cfg_sugg_hint(&sg, hint));
         }
-        if (position(r, r[i]) != (int)i)
-            return fail_at(c, item(rn, i), path, "listed twice");
+        if (position(r, r[i]) != (int)i) return fail_at(c, item(rn, i), path, "listed twice");
     }
     int st = position(r, "static"), ge = position(r, "gitlab_email"),
         rg = position(r, "roles_from_gitlab");

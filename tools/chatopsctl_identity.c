@@ -108,13 +108,12 @@ int cq_ctl_identity(const struct cq_config *cfg, int argc, char **argv) {
     r = redisCommand(c, "GET %s", key);
     ttl = r ? redisCommand(c, "PTTL %s", key) : NULL;
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "chatopsctl: identity: GET %s failed: %s\n", key,
-                r ? r->str : c->errstr);
+        fprintf(stderr, "chatopsctl: identity: GET %s failed: %s\n", key, r ? r->str : c->errstr);
         goto out;
     }
     if (r->type != REDIS_REPLY_STRING) {
-        printf("%s user %s: nothing cached (the next request looks it up) [%s]\n", platform,
-               a.user, key);
+        printf("%s user %s: nothing cached (the next request looks it up) [%s]\n", platform, a.user,
+               key);
         rc = 0;
         goto out;
     }
@@ -145,8 +144,7 @@ int cq_ctl_identity(const struct cq_config *cfg, int argc, char **argv) {
     if (a.flush) {
         redisReply *d = redisCommand(c, "DEL %s", key);
         if (d && d->type == REDIS_REPLY_INTEGER) {
-            printf("flushed: the next request of %s user %s looks it up again\n", platform,
-                   a.user);
+            printf("flushed: the next request of %s user %s looks it up again\n", platform, a.user);
         } else {
             fprintf(stderr, "chatopsctl: identity: DEL %s failed\n", key);
             rc = 1;

@@ -94,10 +94,10 @@ static void finish(struct job *j) {
         id->person.gitlab_login = id->e.login;
         id->person.roles = id->e.roles;
     }
-    metric_result(id->from_cache                 ? "cached"
-                  : id->status == WI_RESOLVED    ? "resolved"
-                  : id->status == WI_NONE        ? "none"
-                                                 : "failed");
+    metric_result(id->from_cache              ? "cached"
+                  : id->status == WI_RESOLVED ? "resolved"
+                  : id->status == WI_NONE     ? "none"
+                                              : "failed");
     w_job_continue(j);
 }
 
@@ -111,8 +111,8 @@ void w_ident_fail(struct job *j, const char *fmt, ...) {
     va_end(ap);
     id->status = WI_FAILED;
     id->fail = cq_strprintf("cannot resolve your GitLab account right now: %s", why);
-    cq_warn(j->req.id, "identity of %s user %s not resolved: %s", j->req.platform,
-            j->req.user_id, why);
+    cq_warn(j->req.id, "identity of %s user %s not resolved: %s", j->req.platform, j->req.user_id,
+            why);
     if (!id->fail) {
         w_job_abandon(j, "out of memory");
         return;
@@ -134,8 +134,7 @@ static void store(struct job *j) {
     cJSON_free(v);
     cq_info(j->req.id, "identity of %s user %s: %s%s%s", j->req.platform, j->req.user_id,
             id->e.resolved ? "GitLab login " : "no GitLab account (",
-            id->e.resolved ? id->e.login : "negative cache",
-            id->e.resolved ? "" : ")");
+            id->e.resolved ? id->e.login : "negative cache", id->e.resolved ? "" : ")");
     finish(j);
 }
 
@@ -172,7 +171,6 @@ static bool take_slot(struct w_worker *w, int rate) {
     return true;
 }
 
-
 static void resume(void *arg) {
     struct job *j = arg;
     w_ident_http_step(j, j->ident->next);
@@ -188,8 +186,8 @@ void w_ident_http_step(struct job *j, void (*fn)(struct job *)) {
     }
     if (cq_now_ms() - j->ident->t0 > (uint64_t)cfg->identity.timeout_ms) {
         w_ident_metric_lookup("slot", "rate_limited");
-        w_ident_fail(j, "too many identity lookups at once (identity.lookups_per_s is %d); try again",
-             rate);
+        w_ident_fail(
+            j, "too many identity lookups at once (identity.lookups_per_s is %d); try again", rate);
         return;
     }
     j->ident->next = fn;
@@ -199,7 +197,7 @@ void w_ident_http_step(struct job *j, void (*fn)(struct job *)) {
 
 /* Sends one GET/POST; false (after failing the job) when httpc refused it. */
 bool w_ident_send(struct job *j, const char *method, const char *url, const char *const *hdrs,
-                 const char *body, cq_http_cb cb, const char *what) {
+                  const char *body, cq_http_cb cb, const char *what) {
     struct cq_err err = {0};
     struct cq_http_request rq = {.method = method,
                                  .url = url,
@@ -213,7 +211,7 @@ bool w_ident_send(struct job *j, const char *method, const char *url, const char
     j->ops--;
     w_ident_metric_lookup(what, "not_sent");
     w_ident_fail(j, "the %s lookup could not be sent (%s); try again", what,
-         err.msg[0] ? err.msg : "the worker is stopping");
+                 err.msg[0] ? err.msg : "the worker is stopping");
     return false;
 }
 
@@ -226,7 +224,7 @@ bool w_ident_still_wanted(struct job *j) {
 
 /* A platform's or GitLab's answer that is not an answer: the sentence, else NULL. */
 const char *w_ident_transport(const struct cq_http_response *r, char *buf, size_t n,
-                             const char *who, int timeout_ms) {
+                              const char *who, int timeout_ms) {
     if (r->rc == CQ_ETIMEOUT)
         snprintf(buf, n, "%s did not answer within %d ms; try again", who, timeout_ms);
     else if (r->rc != CQ_OK)
@@ -262,8 +260,8 @@ static void next_rule_or_store(struct job *j) {
         return;
     }
     free(id->e.roles_source);
-    id->e.roles_source = cq_strprintf("roles_from_gitlab: %s",
-                                      id->granted ? id->granted : "in no configured group");
+    id->e.roles_source =
+        cq_strprintf("roles_from_gitlab: %s", id->granted ? id->granted : "in no configured group");
     if (!id->e.roles_source) {
         w_job_abandon(j, "out of memory");
         return;
@@ -277,10 +275,9 @@ static bool add_role(struct w_ident *id, const struct cq_role_rule *r) {
     bool have = false;
     for (char **p = id->e.roles; p && *p; p++, n++)
         have = have || strcmp(*p, r->role) == 0;
-    char *g = cq_strprintf("%s%s%s (%s) -> %s", id->granted ? id->granted : "",
-                           id->granted ? ", " : "", r->group,
-                           level[r->min_access >= 0 && r->min_access < 5 ? r->min_access : 0],
-                           r->role);
+    char *g = cq_strprintf(
+        "%s%s%s (%s) -> %s", id->granted ? id->granted : "", id->granted ? ", " : "", r->group,
+        level[r->min_access >= 0 && r->min_access < 5 ? r->min_access : 0], r->role);
     if (!g) return false;
     free(id->granted);
     id->granted = g;
@@ -310,7 +307,8 @@ static void on_member(void *opaque, const struct cq_http_response *resp) {
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(b, "message");
     if (resp->status == 404 && cJSON_IsString(msg) && strstr(msg->valuestring, "Group")) {
         w_ident_metric_lookup("gitlab_member", "failed");
-        w_ident_fail(j, "GitLab has no group %.100s (identity.roles_from_gitlab); ask an admin", r->group);
+        w_ident_fail(j, "GitLab has no group %.100s (identity.roles_from_gitlab); ask an admin",
+                     r->group);
         goto out;
     }
     id->rule++;
@@ -324,7 +322,8 @@ static void on_member(void *opaque, const struct cq_http_response *resp) {
                 *ms = cJSON_GetObjectItemCaseSensitive(b, "membership_state");
     if (resp->status != 200 || !cJSON_IsNumber(lvl)) {
         w_ident_metric_lookup("gitlab_member", "failed");
-        w_ident_fail(j, "GitLab answered %ld to the group membership lookup; try again", resp->status);
+        w_ident_fail(j, "GitLab answered %ld to the group membership lookup; try again",
+                     resp->status);
         goto out;
     }
     bool active = (!cJSON_IsString(st) || strcmp(st->valuestring, "active") == 0) &&
@@ -379,7 +378,8 @@ static void on_users(void *opaque, const struct cq_http_response *resp) {
         if (t)
             w_ident_fail(j, "%s", t);
         else if (resp->status == 401 || resp->status == 403)
-            w_ident_fail(j, "GitLab refused the identity token (HTTP %ld); ask an admin", resp->status);
+            w_ident_fail(j, "GitLab refused the identity token (HTTP %ld); ask an admin",
+                         resp->status);
         else
             w_ident_fail(j, "GitLab answered %ld to the user search; try again", resp->status);
         goto out;
@@ -409,18 +409,19 @@ static void on_users(void *opaque, const struct cq_http_response *resp) {
     if (n == 0 && !emails_visible) {
         w_ident_metric_lookup("gitlab_users", "failed");
         w_ident_fail(j, "GitLab shows no e-mail addresses to the identity token (it needs an admin "
-                "token); ask an admin");
+                        "token); ask an admin");
         goto out;
     }
     w_ident_metric_lookup("gitlab_users", n == 0 ? "none" : n == 1 ? "one" : "several");
     if (n == 0) {
         w_ident_none(j, "no GitLab user has the e-mail address of your %s account; ask an admin",
-             id->platform);
+                     id->platform);
         goto out;
     }
     if (n > 1) {
-        w_ident_none(j, "%d GitLab users (%s) have the e-mail address of your %s account; ask an admin",
-             n, logins, id->platform);
+        w_ident_none(
+            j, "%d GitLab users (%s) have the e-mail address of your %s account; ask an admin", n,
+            logins, id->platform);
         goto out;
     }
     const cJSON *un = cJSON_GetObjectItemCaseSensitive(match, "username"),
@@ -444,8 +445,7 @@ static void on_users(void *opaque, const struct cq_http_response *resp) {
     }
     if (strcmp(id->e.gitlab_state, "active") != 0) {
         /* Blocked, deactivated, banned...: known, but no roles. */
-        id->e.roles_source = cq_strprintf("none: the GitLab account is %s",
-                                          id->e.gitlab_state);
+        id->e.roles_source = cq_strprintf("none: the GitLab account is %s", id->e.gitlab_state);
         if (!id->e.roles_source)
             w_job_abandon(j, "out of memory");
         else
@@ -469,8 +469,8 @@ out:
 static void users_send(struct job *j) {
     const struct cq_config *cfg = j->cfg;
     char *e = cq_url_escape(j->ident->email, strlen(j->ident->email));
-    char *url = e ? cq_strprintf("%s/api/v4/users?search=%s&per_page=100", cfg->gitlab.base_url, e)
-                  : NULL;
+    char *url =
+        e ? cq_strprintf("%s/api/v4/users?search=%s&per_page=100", cfg->gitlab.base_url, e) : NULL;
     char *tok = cq_strprintf("PRIVATE-TOKEN: %s", gitlab_token(cfg) ? gitlab_token(cfg) : "");
     const char *h[] = {tok, NULL};
     if (url && tok)

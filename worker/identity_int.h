@@ -24,21 +24,21 @@ struct w_ident {
     struct cq_ident_entry e; /* the facts; what is cached */
     struct cq_person person; /* WI_RESOLVED: name/gitlab_login/roles borrowed from e */
     bool from_cache;
-    char *fail;            /* WI_FAILED: the line the user reads */
-    const char *platform;  /* "Slack" / "Feishu" for messages (static) */
-    char *key;             /* the Redis cache key */
-    char *email;           /* in flight only: personal data, never logged or stored */
-    size_t rule;           /* next identity.roles_from_gitlab rule to check */
-    char *granted;         /* "ops/sre (maintainer)" of the rules that gave a role */
-    uint64_t t0;           /* when resolution started (bounds the wait for a slot) */
+    char *fail;                  /* WI_FAILED: the line the user reads */
+    const char *platform;        /* "Slack" / "Feishu" for messages (static) */
+    char *key;                   /* the Redis cache key */
+    char *email;                 /* in flight only: personal data, never logged or stored */
+    size_t rule;                 /* next identity.roles_from_gitlab rule to check */
+    char *granted;               /* "ops/sre (maintainer)" of the rules that gave a role */
+    uint64_t t0;                 /* when resolution started (bounds the wait for a slot) */
     void (*next)(struct job *j); /* the request waiting for a lookup slot */
-    bool token_retried;    /* a refused Feishu token was fetched again once */
+    bool token_retried;          /* a refused Feishu token was fetched again once */
 };
 
 struct w_ident_state {
-    double slots;          /* token bucket of identity.lookups_per_s */
+    double slots; /* token bucket of identity.lookups_per_s */
     uint64_t refill_ms;
-    char *feishu_token;    /* tenant_access_token, in memory only */
+    char *feishu_token; /* tenant_access_token, in memory only */
     long long feishu_expire_ms;
     bool feishu_fetching;
 };

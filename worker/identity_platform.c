@@ -184,9 +184,9 @@ static void feishu_contact_send(struct job *j) {
         return;
     }
     char *u = cq_url_escape(j->req.user_id, strlen(j->req.user_id));
-    char *url = u ? cq_strprintf("%s/contact/v3/users/%s?user_id_type=open_id",
-                                 cfg->feishu.api_base, u)
-                  : NULL;
+    char *url =
+        u ? cq_strprintf("%s/contact/v3/users/%s?user_id_type=open_id", cfg->feishu.api_base, u)
+          : NULL;
     char *auth = cq_strprintf("Authorization: Bearer %s", s->feishu_token);
     const char *h[] = {auth, NULL};
     if (url && auth)
@@ -228,12 +228,12 @@ static void on_token(void *opaque, const struct cq_http_response *resp) {
     }
     free(s->feishu_token);
     s->feishu_token = nt;
-    long long secs = cJSON_IsNumber(exp) && exp->valuedouble > 0 ? (long long)exp->valuedouble
-                                                                  : 7200;
+    long long secs =
+        cJSON_IsNumber(exp) && exp->valuedouble > 0 ? (long long)exp->valuedouble : 7200;
     s->feishu_expire_ms = w_ident_wall_ms() + secs * 1000;
     w_ident_metric_lookup("feishu_token", "ok");
-    cq_info(j->req.id, "feishu tenant_access_token fetched for identity lookups (expires in %lld s)",
-            secs);
+    cq_info(j->req.id,
+            "feishu tenant_access_token fetched for identity lookups (expires in %lld s)", secs);
     w_ident_http_step(j, feishu_contact_send);
 out:
     cJSON_Delete(b);

@@ -101,21 +101,19 @@ char *w_identity_whoami(const struct job *j) {
     }
     if (!(fresh = freshness(id))) goto out;
     if (id->status == WI_NONE) {
-        out = cq_strprintf("You are not a known user (%s user %s), so you have no roles: %s. %s",
-                           p, u, id->e.reason ? id->e.reason : "no GitLab account", fresh);
+        out = cq_strprintf("You are not a known user (%s user %s), so you have no roles: %s. %s", p,
+                           u, id->e.reason ? id->e.reason : "no GitLab account", fresh);
         goto out;
     }
     if (!(roles = join_roles(id->e.roles))) goto out;
-    out = cq_strprintf("You are %s, GitLab login %s (user #%lld%s%s), roles: %s. Login from %s; "
-                       "roles from %s. %s",
-                       id->e.login, id->e.login, id->e.gitlab_id,
-                       id->e.gitlab_state && strcmp(id->e.gitlab_state, "active") != 0 ? ", "
-                                                                                        : "",
-                       id->e.gitlab_state && strcmp(id->e.gitlab_state, "active") != 0
-                           ? id->e.gitlab_state
-                           : "",
-                       roles, id->e.login_source ? id->e.login_source : "gitlab_email",
-                       id->e.roles_source ? id->e.roles_source : "nowhere", fresh);
+    out = cq_strprintf(
+        "You are %s, GitLab login %s (user #%lld%s%s), roles: %s. Login from %s; "
+        "roles from %s. %s",
+        id->e.login, id->e.login, id->e.gitlab_id,
+        id->e.gitlab_state && strcmp(id->e.gitlab_state, "active") != 0 ? ", " : "",
+        id->e.gitlab_state && strcmp(id->e.gitlab_state, "active") != 0 ? id->e.gitlab_state : "",
+        roles, id->e.login_source ? id->e.login_source : "gitlab_email",
+        id->e.roles_source ? id->e.roles_source : "nowhere", fresh);
 out:
     free(base);
     free(fresh);
