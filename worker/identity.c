@@ -275,9 +275,9 @@ static bool add_role(struct w_ident *id, const struct cq_role_rule *r) {
     bool have = false;
     for (char **p = id->e.roles; p && *p; p++, n++)
         have = have || strcmp(*p, r->role) == 0;
-    char *g = cq_strprintf(
-        "%s%s%s (%s) -> %s", id->granted ? id->granted : "", id->granted ? ", " : "", r->group,
-        level[r->min_access >= 0 && r->min_access < 5 ? r->min_access : 0], r->role);
+    char *g = cq_strprintf("%s%s%s via %s (%s)", id->granted ? id->granted : "",
+                           id->granted ? ", " : "", r->role, r->group,
+                           level[r->min_access >= 0 && r->min_access < 5 ? r->min_access : 0]);
     if (!g) return false;
     free(id->granted);
     id->granted = g;

@@ -187,7 +187,7 @@ def test_roles_from_group(state):
           "audit: roles from roles_from_gitlab, login from gitlab_email: %r" % who)
     w = run("slack", "UDAVE", "whoami").get("text", "")
     check("You are dave, GitLab login dave (user #42)" in w and "roles: sre" in w, "whoami: %r" % w)
-    check("gitlab_email" in w and "ops/sre (maintainer) -> sre" in w and "(cached)" in w,
+    check("gitlab_email" in w and "sre via ops/sre (maintainer)" in w and "(cached)" in w,
           "whoami names the sources and the cache age: %r" % w)
     a = run("slack", "UALICE", "whoami").get("text", "")
     check("people: in the chatops config" in a and "alice.gl" in a, "static user: %r" % a)

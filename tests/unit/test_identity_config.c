@@ -136,7 +136,7 @@ TEST(cache_record) {
                                .gitlab_state = "active",
                                .login_source = "gitlab_email (slack)",
                                .roles = roles,
-                               .roles_source = "roles_from_gitlab: ops/sre (maintainer) -> sre"};
+                               .roles_source = "roles_from_gitlab: sre via ops/sre (maintainer)"};
     char *s = cq_ident_encode(&e);
     CHECK(s != NULL);
     struct cq_ident_entry d;

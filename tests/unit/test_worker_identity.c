@@ -45,7 +45,7 @@ static struct w_ident *ident(enum w_ident_status st, const char *role) {
         id->e.gitlab_id = 42;
         id->e.gitlab_state = strdup("active");
         id->e.login_source = strdup("gitlab_email (the e-mail of your Slack account, users.info)");
-        id->e.roles_source = strdup("roles_from_gitlab: ops/sre (maintainer) -> sre");
+        id->e.roles_source = strdup("roles_from_gitlab: sre via ops/sre (maintainer)");
         if (role) {
             id->e.roles = calloc(2, sizeof(char *));
             id->e.roles[0] = strdup(role);
@@ -129,14 +129,14 @@ TEST(resolved_user_is_the_person) {
     CHECK_STR(p, "gitlab");
     CHECK_STR(u, "dave");
     CHECK_STR(w_identity_source(j), "gitlab_email (cached)");
-    CHECK_STR(w_identity_roles_source(j), "roles_from_gitlab: ops/sre (maintainer) -> sre");
+    CHECK_STR(w_identity_roles_source(j), "roles_from_gitlab: sre via ops/sre (maintainer)");
     j = decide(ident(WI_RESOLVED, NULL), "UNEW", "CPROD", "lb", "weight blue 30");
     CHECK(j->kind == JK_DENIED); /* removed from the group: no role */
     CHECK_CONTAINS(j->text, "(you: dave, no roles, in #ops-prod)");
     j = decide(ident(WI_RESOLVED, "sre"), "UNEW", "CPROD", "whoami", "");
     CHECK_STR(j->text, "You are dave, GitLab login dave (user #42), roles: sre. Login from "
                        "gitlab_email (the e-mail of your Slack account, users.info); roles from "
-                       "roles_from_gitlab: ops/sre (maintainer) -> sre. Looked up 42 s ago "
+                       "roles_from_gitlab: sre via ops/sre (maintainer). Looked up 42 s ago "
                        "(cached); looked up again in 4 min.");
 }
 
