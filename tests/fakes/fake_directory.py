@@ -50,7 +50,7 @@ class Directory:
         self.groups = {}     # full path -> {"id": n, "members": {user id: access level}}
         self.gitlab_fail = None
         self.gitlab_delay = 0
-        self.calls = []      # (platform, path) of every identity request answered
+        self.calls = []      # (platform, path, time) of every identity request answered
 
     # ---- the test's side ----
     def slack_user(self, uid, email, name=None, deleted=False):
@@ -80,9 +80,13 @@ class Directory:
             else:
                 m[uid] = ACCESS.get(level, level)
 
+    def times(self):
+        with self.lock:
+            return [c[2] for c in self.calls]
+
     def count(self, platform):
         with self.lock:
-            return sum(1 for p, _ in self.calls if p == platform)
+            return sum(1 for c in self.calls if c[0] == platform)
 
     # ---- Slack ----
     def slack_answer(self, method, path, headers, body, bot_token):
@@ -93,7 +97,7 @@ class Directory:
         if method == "POST":
             q.update(urllib.parse.parse_qs(body or ""))
         with self.lock:
-            self.calls.append(("slack", path))
+            self.calls.append(("slack", path, time.time()))
             if headers.get("authorization") != "Bearer " + bot_token:
                 return 200, b'{"ok":false,"error":"invalid_auth"}', js
             if "users:read" not in self.slack_scopes:
@@ -126,7 +130,7 @@ class Directory:
         tok = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
         valid = token_valid(tok)
         with self.lock:
-            self.calls.append(("feishu", path))
+            self.calls.append(("feishu", path, time.time()))
             if valid is None:
                 return ans(400, {"code": 99991671, "msg": "invalid access token"})
             if valid is False:
@@ -151,7 +155,7 @@ class Directory:
         if not (path == "/api/v4/users" or members) or method != "GET":
             return None
         with self.lock:
-            self.calls.append(("gitlab", path))
+            self.calls.append(("gitlab", path, time.time()))
             delay, fail = self.gitlab_delay, self.gitlab_fail
             if fail and fail.get("count", -1) != 0:
                 if fail.get("count", -1) > 0:

@@ -309,6 +309,33 @@ def test_gitlab_down():
     report("GitLab down: denied with the reason, nothing run, nothing cached")
 
 
+def test_lookups_bounded(worker):
+    """identity.lookups_per_s (reloaded to 2): never more lookups than the bucket allows, and
+    a request that cannot get a slot within timeout_ms is refused with the reason."""
+    with open(CFG) as f:
+        text = f.read()
+    with open(CFG, "w") as f:
+        f.write(text.replace("lookups_per_s: 50", "lookups_per_s: 2")
+                    .replace("timeout_ms: 3000", "timeout_ms: 1500"))
+    worker.proc.send_signal(1)  # SIGHUP: reload
+    check(worker.wait_for("config reloaded", 10), "the worker reloaded its config")
+    users = ["UBURST%d" % i for i in range(6)]
+    for u in users:
+        DIR.slack_user(u, u.lower() + "@corp.example")
+    t0 = time.time()
+    rids = [send("slack", u, "lb", "weight blue 30 s-success-300") for u in users]
+    got = [answer(r) for r in rids]
+    times = [t for t in DIR.times() if t >= t0]
+    worst = max((sum(1 for t in times if s <= t < s + 1.0) for s in times), default=0)
+    check(times and worst <= 4, "at most burst 2 + 2/s lookups in any second: %d of %d"
+          % (worst, len(times)))
+    limited = [g for g in got if "too many identity lookups at once (identity.lookups_per_s is 2)"
+               in g.get("text", "")]
+    check(limited and all(g.get("status") == "denied" for g in limited),
+          "requests without a free lookup are refused with the reason: %r" % got)
+    report("identity lookups are bounded per second")
+
+
 def test_no_secrets_or_emails(worker):
     log = worker.logs()
     for e in EMAILS:
@@ -344,6 +371,7 @@ def main():
         test_feishu_token_refresh()
         test_no_match_and_two()
         test_gitlab_down()
+        test_lookups_bounded(worker)
         test_no_secrets_or_emails(worker)
     finally:
         check(worker.stop() == 0, "the worker drains and exits 0 (no sanitizer report)")
