@@ -26,12 +26,9 @@ static const struct ing_header_slot feishu_headers[] = {
     {NULL, 0},
 };
 static const struct ing_header_slot gitlab_headers[] = {
-    H("X-Gitlab-Event", gitlab_event),
-    H("X-Gitlab-Token", gitlab_token),
-    H("X-Gitlab-Instance", gitlab_instance),
-    H("X-Gitlab-Event-UUID", gitlab_uuid),
-    H("Idempotency-Key", idempotency_key),
-    {NULL, 0},
+    H("X-Gitlab-Event", gitlab_event),       H("X-Gitlab-Token", gitlab_token),
+    H("X-Gitlab-Instance", gitlab_instance), H("X-Gitlab-Event-UUID", gitlab_uuid),
+    H("Idempotency-Key", idempotency_key),   {NULL, 0},
 };
 
 static const struct ing_header_slot dingtalk_headers[] = {

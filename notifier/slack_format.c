@@ -2,8 +2,8 @@
  * mrkdwn, split on line boundaries into section blocks (code fences kept balanced in each
  * block), and cut with a visible note when it would pass the block or message limits. */
 #include "slack_format.h"
-#include "event_format.h"
 #include "buttons.h"
+#include "event_format.h"
 
 #include <stdio.h>
 #include <stdlib.h>

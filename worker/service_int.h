@@ -117,10 +117,10 @@ struct job {
     bool resend_only;     /* a duplicate answered from the stored result */
 
     /* confirmation and approval (approval.c, issue 16) */
-    bool ap_click;       /* approve / deny / confirm, or a Cancel button */
-    const char *buttons; /* the result's buttons: "approval" | "confirm" (static), NULL = none */
-    int seq;             /* the result's seq (a parked request's progress) */
-    char *approvers;     /* who approved a continuation: audit records, CHATOPS_APPROVERS */
+    bool ap_click;         /* approve / deny / confirm, or a Cancel button */
+    const char *buttons;   /* the result's buttons: "approval" | "confirm" (static), NULL = none */
+    int seq;               /* the result's seq (a parked request's progress) */
+    char *approvers;       /* who approved a continuation: audit records, CHATOPS_APPROVERS */
     struct w_ident *ident; /* identity.c: who the user is when people: does not say (owned) */
 };
 
