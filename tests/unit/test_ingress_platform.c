@@ -105,9 +105,42 @@ TEST(envelope_fields) {
     }
 }
 
+static void expect_error(const char *yaml, const char *want) {
+    struct cq_err err = {0};
+    struct cq_config *c = cq_config_load_string("t.yaml", yaml, strlen(yaml), &err);
+    CHECK(c == NULL);
+    cq_config_free(c);
+    CHECK_CONTAINS(err.msg, want);
+}
+
+/* What an enabled issue-18 platform needs, and people/channels on the new platforms. */
+TEST(config_checks) {
+#define K "kafka: {brokers: \"127.0.0.1:1\"}\n"
+    expect_error(K "mattermost: {enabled: true}\n", "mattermost.tokens: required when");
+    expect_error(K "webex: {enabled: true}\n", "webex.webhook_secret: required when");
+    expect_error(K "discord: {enabled: true, application_id: \"1\"}\n",
+                 "discord.public_key: required when");
+    expect_error(K "discord: {enabled: true, public_key: abc, application_id: \"1\"}\n",
+                 "discord.public_key: must be the Ed25519 public key as 64 hex digits");
+    expect_error(K "people:\n  a: {discord: [\"8\"]}\n  b: {discord: [\"8\"]}\n",
+                 "people.b.discord[0]: 8 already belongs to a");
+    struct cq_config *cfg = load(K "people:\n  a: {webex: [p1], roles: [ops]}\n"
+                                   "  b: {mattermost: [p1]}\n"
+                                   "channels:\n  w: {platform: webex, id: r1}\n");
+    const struct cq_person *p = cq_config_person(cfg, "webex", "p1");
+    CHECK(p && strcmp(p->name, "a") == 0);
+    p = cq_config_person(cfg, "mattermost", "p1");
+    CHECK(p && strcmp(p->name, "b") == 0);
+    CHECK(cq_config_person(cfg, "dingtalk", "p1") == NULL);
+    CHECK(cq_config_channel(cfg, "webex", "r1") != NULL);
+    cq_config_free(cfg);
+#undef K
+}
+
 int main(void) {
     RUN(routes);
     RUN(answers);
     RUN(envelope_fields);
+    RUN(config_checks);
     return cqtest_done();
 }
