@@ -27,6 +27,8 @@ static const char *const RESTART_KEYS[] = {
     "notifier.claim_lease_ms",
     "notifier.slack_channel_interval_ms",
     "notifier.feishu_chat_interval_ms",
+    "events.enabled",
+    "events.max_inflight",
     NULL,
 };
 
