@@ -335,6 +335,19 @@ def main():
         time.sleep(2)
         check(len(posts(slack, "CSAND")) == 1, "and its success is not (the subscription says "
               "failed only)")
+        # subscriptions lists it; unsubscribe stops it
+        slash(url, "UALICE", "CSAND", "subscriptions", slack.response_url("alice-list"))
+        check(wait_for(lambda: any("`lab/*` by alice" in b for b in replied("alice-list")), 30),
+              "subscriptions lists the chat subscription (%s)" % replied("alice-list")[-1:])
+        slash(url, "UALICE", "CSAND", "unsubscribe lab/*", slack.response_url("alice-unsub"))
+        check(wait_for(lambda: any("Unsubscribed this channel from `lab/*`" in b
+                                   for b in replied("alice-unsub")), 30),
+              "unsubscribe confirms (%s)" % replied("alice-unsub")[-1:])
+        send("pipeline", project="lab/x", project_id=31, object_id=303, status="failed")
+        send("pipeline", project="web/app", project_id=21, object_id=202, status="running")
+        check(wait_for(lambda: len(posts(slack, "CDEV")) >= 3, 30), "a later event is routed")
+        check(len(posts(slack, "CSAND")) == 1, "after unsubscribe, lab/x failures are not "
+              "posted into #sandbox")
 
         # nothing of the refused hooks reached the events topic
         evs = cqt.topic_dump(BROKERS, T["events"], timeout_ms=3000)
