@@ -221,12 +221,18 @@ static int follow(const char *sink, const char *path, double timeout_s) {
                 const cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "body");
                 if (!cJSON_IsString(p) || !cJSON_IsString(b) || strcmp(p->valuestring, path))
                     continue;
-                cJSON *m = cJSON_Parse(b->valuestring);
+                cJSON *m = cJSON_Parse(b->valuestring), *blk;
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "text");
                 const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
                 printf("reply: %s\n", cJSON_IsString(t)   ? t->valuestring
                                       : cJSON_IsString(c) ? c->valuestring
                                                           : b->valuestring);
+                /* Slack: the message itself is in the section blocks */
+                cJSON_ArrayForEach(blk, cJSON_GetObjectItemCaseSensitive(m, "blocks")) {
+                    const cJSON *bt = cJSON_GetObjectItemCaseSensitive(blk, "text");
+                    const cJSON *s = cJSON_GetObjectItemCaseSensitive(bt, "text");
+                    if (cJSON_IsString(s)) printf("  %s\n", s->valuestring);
+                }
                 cJSON_Delete(m);
                 rc = 0;
             }
