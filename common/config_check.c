@@ -306,9 +306,9 @@ static enum cq_rc check_command(struct ctx *c, struct cq_config *cfg, struct cq_
 }
 
 bool cq_config_var_reserved(const char *name) {
-    static const char *const reserved[] = {"CHAT_INPUT",      "CHAT_CHANNEL",
-                                           "CHAT_USER_ID",    "GITLAB_USER_LOGIN",
-                                           "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID"};
+    static const char *const reserved[] = {
+        "CHAT_INPUT",      "CHAT_CHANNEL",       "CHAT_USER_ID",     "GITLAB_USER_LOGIN",
+        "CHATOPS_COMMAND", "CHATOPS_REQUEST_ID", "CHATOPS_APPROVERS"}; /* issue 16 */
     for (size_t i = 0; name && i < sizeof(reserved) / sizeof(reserved[0]); i++)
         if (strcmp(name, reserved[i]) == 0) return true;
     return false;

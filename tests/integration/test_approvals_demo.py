@@ -6,6 +6,7 @@ asks for an approval and shows the request id; bob (sre) approves with `chatopsc
 (a signed block_actions, as Slack posts it); carol's `send` then shows the pipeline link.
 carol cannot approve her own request.
 """
+import json
 import os
 import re
 import subprocess
@@ -88,6 +89,12 @@ def main():
             check("approved by bob" in out, "carol sees bob's approval")
             check(carol.returncode == 0 and "/ops/deploy/-/pipelines/" in out,
                   "then the pipeline link (%s)\n%s" % (err.strip(), out))
+            # the fake GitLab's record of the trigger: the approvers as a pipeline variable
+            st, _, body = cqt.http("GET", "http://127.0.0.1:%s/_log" % env["CQ_DEMO_PORT_BASE"])
+            trig = [e for e in json.loads(body or b"[]") if e.get("path", "").endswith(
+                "/trigger/pipeline") and ["variables[CHATOPS_REQUEST_ID]", rid] in e.get("form", [])]
+            check(len(trig) == 1 and ["variables[CHATOPS_APPROVERS]", "bob"] in trig[0]["form"],
+                  "one trigger, with CHATOPS_APPROVERS=bob: %s" % trig)
         finally:
             subprocess.run([RUN, "--stop"], env=env, capture_output=True, timeout=180)
     return cqt.summary()
