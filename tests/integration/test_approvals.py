@@ -273,7 +273,9 @@ def main():
         api_path = slash(ing, "UALICE", "deploy api")
         p2 = parked(results, "deploy api")
         rid2 = p2["request_id"] if p2 else "none"
-        click(ing, "UBOB", "deny", rid2)
+        deny_body = click_body("UBOB", "chatops_deny", rid2)
+        click(ing, "UBOB", "deny", rid2, body=deny_body)
+        click(ing, "UBOB", "deny", rid2, body=deny_body)  # Slack re-sends the same click
         o = outcome(results, rid2)
         check(len(o) == 1 and "denied by bob" in o[0]["text"] and o[0]["status"] == "denied",
               "a denial ends it with one message: %s" % o)
@@ -281,6 +283,14 @@ def main():
         check(not calls("/deploy/api"), "a denied request never runs")
         check(cqt.wait_for(lambda: len(posts(api_path, lambda m: "denied by bob" in json.dumps(m)))
                            == 1, 10), "Slack showed the denial once")
+        dups = requests_tail.wait(lambda m: (m.get("action") or {}).get("request_id") == rid2,
+                                  n=2, timeout=10)
+        check(len(dups) == 2 and dups[0]["dedupe_key"] == dups[1]["dedupe_key"],
+              "the re-sent click keeps its dedupe key: %s" % [d["dedupe_key"] for d in dups])
+        ids = {d["id"] for d in dups}
+        answers = results.find(lambda m: m.get("request_id") in ids and m.get("step") == "final")
+        check(len({(a["request_id"], a["step"], a["seq"]) for a in answers}) == 1,
+              "the re-sent click is answered as the first one (%d)" % len(answers))
         report("denial")
 
         # -- confirmation, by the requester only; and a rule's confirm
