@@ -146,6 +146,42 @@ def feishu_encrypt(encrypt_key, plaintext):
     return base64.b64encode(iv + out).decode()
 
 
+# ---- issue 18: the signatures of DingTalk, Webex and Discord (docs/platforms.md)
+
+def dingtalk_sign(secret, ts_ms=None):
+    """DingTalk's callback headers: timestamp (ms, default now) and sign =
+    base64(HMAC-SHA256(secret, timestamp + "\n" + secret))."""
+    ts = str(int(time.time() * 1000) if ts_ms is None else ts_ms)
+    mac = hmac.new(secret.encode(), (ts + "\n" + secret).encode(), hashlib.sha256)
+    return {"timestamp": ts, "sign": base64.b64encode(mac.digest()).decode()}
+
+
+def webex_signature(secret, body):
+    """Webex's X-Spark-Signature: hex HMAC-SHA1(secret, body)."""
+    return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
+def ed25519_der(seed_hex):
+    """The PKCS#8 DER of an Ed25519 private key from its 32-byte seed (hex)."""
+    return bytes.fromhex("302e020100300506032b657004220420" + seed_hex)
+
+
+def discord_sign(seed_hex, body, ts=None):
+    """Discord's interaction headers: X-Signature-Timestamp (default now) and the Ed25519
+    X-Signature-Ed25519 over timestamp + body, by the openssl CLI."""
+    import tempfile
+    ts = str(int(time.time()) if ts is None else ts)
+    with tempfile.TemporaryDirectory() as d:
+        key, msg = os.path.join(d, "k.der"), os.path.join(d, "m.bin")
+        with open(key, "wb") as f:
+            f.write(ed25519_der(seed_hex))
+        with open(msg, "wb") as f:
+            f.write(ts.encode() + body)
+        sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key, "-keyform", "DER",
+                              "-rawin", "-in", msg], capture_output=True, check=True).stdout
+    return {"X-Signature-Timestamp": ts, "X-Signature-Ed25519": sig.hex()}
+
+
 def http(method, url, body=None, headers=None, timeout=10):
     """(status, headers with lower-case names, body bytes); an HTTP error status is returned,
     not raised."""
