@@ -411,6 +411,7 @@ static const struct field discord_fields[] = {
     F("public_key", F_STR, CFG, discord.public_key),
     F("application_id", F_STR, CFG, discord.application_id),
     F("api_base", F_STR, CFG, discord.api_base, .def = "https://discord.com/api/v10"),
+    F("bot_token", F_SECRET, CFG, discord.bot_token),
     F("max_clock_skew_s", F_INT, CFG, discord.max_clock_skew_s, .def_i = 300, .min = 1,
       .max = 86400),
 };

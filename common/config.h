@@ -320,10 +320,11 @@ struct cq_config {
 
     struct {
         bool enabled;
-        char *public_key;     /* the application's Ed25519 public key, 64 hex digits */
-        char *application_id; /* the application (client) id */
-        char *api_base;       /* default https://discord.com/api/v10 */
-        int max_clock_skew_s; /* X-Signature-Timestamp window, default 300 */
+        char *public_key;           /* the application's Ed25519 public key, 64 hex digits */
+        char *application_id;       /* the application (client) id */
+        char *api_base;             /* default https://discord.com/api/v10 */
+        struct cq_secret bot_token; /* "Bot ..." for chatopsctl discord register */
+        int max_clock_skew_s;       /* X-Signature-Timestamp window, default 300 */
     } discord;
 
     struct {

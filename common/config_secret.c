@@ -173,7 +173,7 @@ char *cq_config_redact(const struct cq_config *cfg, char *text) {
     text = redact_one(redact_one(text, cfg->kafka.sasl_password.value),
                       cfg->kafka.ssl_key_password.value);
     const char *more[] = {cfg->dingtalk.app_secret.value, cfg->webex.webhook_secret.value,
-                          cfg->webex.bot_token.value}; /* issue 18 */
+                          cfg->webex.bot_token.value, cfg->discord.bot_token.value}; /* issue 18 */
     for (size_t i = 0; text && i < sizeof(more) / sizeof(more[0]); i++)
         text = redact_one(text, more[i]);
     for (size_t i = 0; text && i < cfg->mattermost.n_tokens; i++)

@@ -56,6 +56,9 @@ static const char usage_text[] =
     "                        the reply the clicker gets; options --as, --channel, --platform,\n"
     "                        --ingress, --sink as for send, --timeout S (default 15)\n"
     "  approve REQ, deny REQ the same as click approve REQ / click deny REQ\n"
+    "  discord register [--dry-run]\n"
+    "                        create the Discord application commands from the config's\n"
+    "                        commands (PUT, discord.bot_token); --dry-run prints them\n"
     "  pipelines             in-flight pipelines from Redis: request, pipeline, status,\n"
     "                        requester, owning worker, age\n"
     "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
@@ -206,7 +209,8 @@ int main(int argc, char **argv) {
     int cskip = !strcmp(cmd, "click") ? 1 : 0;
     int known = click || (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) ||
                 !strcmp(cmd, "send") || !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") ||
-                !strcmp(cmd, "audit") || !strcmp(cmd, "gitlab-hook") || !strcmp(cmd, "identity");
+                !strcmp(cmd, "audit") || !strcmp(cmd, "gitlab-hook") || !strcmp(cmd, "identity") ||
+                (!strcmp(cmd, "discord") && !strcmp(sub, "register"));
     if (!known) goto unknown;
     if (click && cq_ctl_click_usage(argc - i - cskip, argv + i + cskip)) return 2;
     if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
@@ -231,6 +235,8 @@ int main(int argc, char **argv) {
         rc = cq_ctl_gitlab(cfg, argc - i - 1, argv + i + 1);
     else if (!strcmp(cmd, "identity"))
         rc = cq_ctl_identity(cfg, argc - i - 1, argv + i + 1);
+    else if (!strcmp(cmd, "discord"))
+        rc = cq_ctl_discord(cfg, argc - i - 2, argv + i + 2);
     else
         rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
     curl_global_cleanup();

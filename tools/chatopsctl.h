@@ -10,6 +10,10 @@
 
 /* `send [options] TEXT`: argv/argc are the arguments after "send". cfg borrowed. */
 int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv);
+/* chatopsctl discord register [--dry-run] (chatopsctl_discord.c): the config's commands as
+ * Discord application commands; the JSON of that set (caller frees; NULL when out of memory). */
+int cq_ctl_discord(const struct cq_config *cfg, int argc, char **argv);
+char *cq_ctl_discord_commands(const struct cq_config *cfg);
 /* Argument checks without a config (usage errors exit 2 before any config is read):
  * 0 when argv is acceptable, else 2 after one line on stderr. */
 int cq_ctl_send_usage(int argc, char **argv);
