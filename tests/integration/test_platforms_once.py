@@ -111,6 +111,7 @@ def main():
                     http_port=-1)
     if not ing.wait_ready(30):
         sys.exit("ingress not ready:\n" + ing.logs())
+    check(w.wait_for("assigned [0-9]+ partition", 60), "the worker consumes")
     cases = [("dingtalk", dingtalk, "msg" + uuid.uuid4().hex, 31),
              ("mattermost", mattermost, "trig-" + uuid.uuid4().hex, 32),
              ("discord", discord, str(10 ** 17 + secrets.randbelow(10 ** 17)), 33)]

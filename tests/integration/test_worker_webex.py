@@ -9,6 +9,7 @@ be read ends in a final saying it was NOT run, with no call made. Standard libra
 import http.server
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -109,9 +110,16 @@ def main():
     cfg = os.path.join(TMP, "worker.yaml")
     with open(cfg, "w") as f:
         f.write(config(srv.server_address[1]))
+    env = dict(CQT_WX_SECRET="wx-hook-" + RUN, CQT_WX_BOT=BOT_TOKEN)
+    # the topics first, and the worker's partitions assigned before anything is produced
+    ctl = subprocess.run([os.path.join(cqt.BUILD, "tools", "chatopsctl"), "--config", cfg,
+                          "topics", "ensure"], capture_output=True, text=True,
+                         env=dict(os.environ, **env))
+    check(ctl.returncode == 0, "topics ensure (%s)" % ctl.stderr.strip()[:200])
     results = Tail(BROKERS, TOPICS["results"])
-    w = cqt.Service("worker", cfg, "worker", TMP, args=["--id", "wxw-" + RUN],
-                    env=dict(CQT_WX_SECRET="wx-hook-" + RUN, CQT_WX_BOT=BOT_TOKEN), http_port=-1)
+    w = cqt.Service("worker", cfg, "worker", TMP, args=["--id", "wxw-" + RUN], env=env,
+                    http_port=-1)
+    check(w.wait_for("assigned [0-9]+ partition", 60), "the worker consumes")
 
     def final_of(rid, timeout=30):
         got = results.wait(lambda r: r.get("request_id") == rid and r.get("step") == "final", 1,
