@@ -25,7 +25,7 @@ static const char *const text_sources[] = {"webex", NULL};
 static const char *const steps[] = {"ack", "progress", "final", NULL};
 static const char *const statuses[] = {"ok", "denied", "invalid", "failed", "timeout", NULL};
 static const char *const response_types[] = {"ephemeral", "in_channel", NULL};
-static const char *const button_kinds[] = {"approval", "confirm", NULL};
+static const char *const button_kinds[] = {"approval", "confirm", "done", NULL};
 
 #define REQ(m) offsetof(struct cq_request, m)
 #define RES(m) offsetof(struct cq_result, m)

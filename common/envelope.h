@@ -95,7 +95,8 @@ struct cq_result {
      * action) and the page it links to; absent for command results */
     char *event_kind, *event_status, *event_url;
     /* optional "buttons" (issue 16): {"kind": "approval" (Approve / Deny) | "confirm"
-     * (Confirm / Cancel), "request_id": the request they act on}; the notifier renders them */
+     * (Confirm / Cancel) | "done" (their outcome: no buttons; on Feishu it updates the card
+     * that had them), "request_id": the request they act on}; the notifier renders them */
     char *buttons_kind, *buttons_request_id;
 };
 

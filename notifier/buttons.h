@@ -6,6 +6,7 @@
 #define CQ_NOTIFIER_BUTTONS_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 #include "envelope.h"
 
@@ -14,5 +15,12 @@
 int ntf_slack_choice_buttons(cJSON *blocks, const struct cq_result *r);
 /* Appends an "action" element with r's buttons to a card's elements. 0 or -1. */
 int ntf_feishu_choice_buttons(cJSON *elements, const struct cq_result *r);
+
+/* Routing (buttons_route.c): a Feishu card with buttons keeps its message_id once delivered,
+ * and the outcome that replaces the buttons ("done") PATCHes that card in place
+ * (notifier/feishu_update.c's mechanism; a refused PATCH posts a new message). */
+struct job;
+bool ntf_buttons_shown(const struct job *j);
+bool ntf_buttons_resolved(const struct job *j);
 
 #endif

@@ -2,6 +2,7 @@
  * (counted across copies in Redis), else chat.postMessage, or chat.update of the request's
  * earlier progress message; Feishu: reply to the message, else send to the chat. Then the
  * platform request is built and sent on curl multi (the answer goes to service.c). */
+#include "buttons.h"
 #include "notifier_int.h"
 
 #define RURL_MAX_USES 5
@@ -230,6 +231,10 @@ void ntf_job_route(struct job *j) {
                                                        : j->r.reply.message_id);
     if (!s->cfg->feishu.app_id || !s->cfg->feishu.app_secret.value) {
         ntf_job_dead_letter(j, "permanent", "feishu.app_id/app_secret not configured");
+        return;
+    }
+    if (!j->update_failed && ntf_buttons_resolved(j)) {
+        ntf_feishu_update_route(j); /* the card with the buttons: PATCH it (buttons_route.c) */
         return;
     }
     if (j->route == R_FS_SEND && !j->update_failed && ntf_feishu_updatable(j)) {

@@ -6,6 +6,7 @@
  * This file: the consumer, jobs, claims, answers, pacing and lifecycle (the job's state
  * machine reads best in one place); routes and sends are in route.c, the Feishu token in
  * feishu_token.c, dead letters in dlq.c, the wall-clock helpers in clock.c. */
+#include "buttons.h"
 #include "config_reload.h"
 #include "notifier_int.h"
 
@@ -260,7 +261,8 @@ static void job_delivered(struct job *j) {
             free(ts);
         }
     }
-    if (j->route == R_FS_SEND && ntf_feishu_updatable(j)) ntf_feishu_remember(j);
+    if ((j->route == R_FS_SEND && ntf_feishu_updatable(j)) || ntf_buttons_shown(j))
+        ntf_feishu_remember(j); /* a later state (an event's, a button's outcome) PATCHes it */
     char ttl[16];
     int keep = s->cfg->redis.dedupe_ttl_s > 86400 ? s->cfg->redis.dedupe_ttl_s : 7 * 86400;
     snprintf(ttl, sizeof ttl, "%d", keep);

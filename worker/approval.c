@@ -323,6 +323,8 @@ static void produce_outcome(struct job *j, const struct cq_request *orig, const 
     r.user_name = orig->user_name;
     r.response_type = "in_channel";
     r.produced_at = now;
+    r.buttons_kind = "done"; /* replaces the buttons (Feishu: the card is updated) */
+    r.buttons_request_id = orig->id;
     w_produce(j, j->cfg->kafka.topic_results, orig->id, w_result_encode(&r, false));
 }
 
@@ -513,7 +515,9 @@ static void announce_expiry(struct w_worker *w, const char *due, const char *id,
                           .text = line,
                           .command = label,
                           .user_name = orig.user_name,
-                          .response_type = "in_channel"};
+                          .response_type = "in_channel",
+                          .buttons_kind = "done",
+                          .buttons_request_id = orig.id};
     cq_now_rfc3339(now);
     r.produced_at = now;
     char *json = line ? w_result_encode(&r, false) : NULL;

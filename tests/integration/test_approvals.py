@@ -25,6 +25,7 @@ from cqt import Tail, check, report, stack_file  # noqa: E402
 sys.path.insert(0, os.path.join(SRC, "tests", "fakes"))
 from fake_api import FakeAPI  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
+from fake_feishu import FakeFeishu  # noqa: E402
 
 BROKERS = stack_file("kafka/bootstrap")
 REDIS_PORT = int(stack_file("redis/port"))
@@ -33,11 +34,12 @@ TOPICS = {k: "cqt.approvals.%s.%s" % (RUN, k) for k in ("requests", "results", "
 TMP = tempfile.mkdtemp(prefix="cqt-approvals-")
 API = FakeAPI().start()
 SLACK = FakeSlack(token="xoxb-approvals").start()
+FEISHU = FakeFeishu(app_id="cli_ap", app_secret="ap-secret").start()
 BASE = "http://127.0.0.1:%d/api/v4" % API.port
 SLACK_SECRET = secrets.token_hex(16)
 FEISHU_TOKEN = secrets.token_hex(8)
 FEISHU_KEY = secrets.token_hex(8)
-ENV = dict(CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN, CQT_SLACK_BOT="xoxb-approvals",
+ENV = dict(CQT_FEISHU_APP_SECRET="ap-secret", CQT_SLACK_SECRET=SLACK_SECRET, CQT_FEISHU_TOKEN=FEISHU_TOKEN, CQT_SLACK_BOT="xoxb-approvals",
            CQT_FEISHU_KEY=FEISHU_KEY, CQ_INGRESS_PORT=None, CQ_KAFKA_BROKERS=None)
 PARK_SEQ = 900000
 CTL = os.path.join(cqt.BUILD, "tools", "chatopsctl")
@@ -64,7 +66,10 @@ feishu:
   verification_token: "${CQT_FEISHU_TOKEN}"
   encrypt_key: "${CQT_FEISHU_KEY}"
   bot_open_id: ou_bot
-people:
+  app_id: cli_ap
+  app_secret: "${CQT_FEISHU_APP_SECRET}"
+  api_base: "%s/open-apis"
+""" % FEISHU.url + """people:
   alice: {slack: [UALICE], feishu: [ou_alice], roles: [release]}
   bob: {slack: [UBOB], feishu: [ou_bob], roles: [sre]}
   erin: {slack: [UERIN], roles: [sre]}
@@ -156,6 +161,29 @@ def feishu_card(ing, open_id, name, rid, sign_key=None):
                "X-Lark-Signature": cqt.feishu_signature(sign_key or FEISHU_KEY, ts, nonce, body)}
     st, _, out = cqt.http("POST", "http://127.0.0.1:%d/feishu/cards" % ing.port, body, headers)
     return st, out
+
+
+def feishu_message(ing, open_id, text):
+    """A signed, encrypted im.message.receive_v1 @mentioning the bot; returns its message_id."""
+    eid = uuid.uuid4().hex
+    ev = {"schema": "2.0",
+          "header": {"event_id": eid, "event_type": "im.message.receive_v1",
+                     "token": FEISHU_TOKEN, "create_time": str(int(time.time() * 1000)),
+                     "tenant_key": "t1", "app_id": "cli_ap"},
+          "event": {"sender": {"sender_id": {"open_id": open_id}, "sender_type": "user"},
+                    "message": {"message_id": "om_" + eid, "chat_id": "oc_ops",
+                                "chat_type": "group", "message_type": "text",
+                                "content": json.dumps({"text": "@_user_1 " + text}),
+                                "mentions": [{"key": "@_user_1", "id": {"open_id": "ou_bot"},
+                                              "name": "ChatOps"}]}}}
+    body = json.dumps({"encrypt": cqt.feishu_encrypt(FEISHU_KEY, json.dumps(ev).encode())}).encode()
+    ts, nonce = str(int(time.time())), uuid.uuid4().hex
+    headers = {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts,
+               "X-Lark-Request-Nonce": nonce,
+               "X-Lark-Signature": cqt.feishu_signature(FEISHU_KEY, ts, nonce, body)}
+    st, _, _ = cqt.http("POST", "http://127.0.0.1:%d/feishu/events" % ing.port, body, headers)
+    check(st == 200, "feishu message %s accepted (%d)" % (text, st))
+    return "om_" + eid
 
 
 def calls(path):
@@ -336,6 +364,30 @@ def main():
         check(len(calls("/deploy/db")) == 1 and len(calls("/deploy/cache")) == 1, "each ran once")
         report("feishu card, typed fallback, restart")
 
+        # -- Feishu end to end: the card with buttons is updated in place with the outcome
+        om = feishu_message(ing, "ou_alice", "deploy lark")
+        pf = parked(results, "deploy lark")
+        ridf = pf["request_id"] if pf else "none"
+
+        def card():
+            with FEISHU.lock:
+                got = [m for m in FEISHU.messages if m["path"].endswith("/%s/reply" % om) and
+                       "chatops" in m["body"].get("content", "")]
+            return got[0] if got else None
+        c = cqt.wait_for(card, 15)
+        check(c and c["body"]["msg_type"] == "interactive" and
+              '"chatops": "approve"' in json.dumps(json.loads(c["body"]["content"])),
+              "Feishu shows the request as a card with Approve / Deny buttons: %s" % c)
+        st, _ = feishu_card(ing, "ou_bob", "approve", ridf)
+        check(st == 200, "bob's card click is accepted")
+        upd = cqt.wait_for(lambda: c and c.get("updates") and "approved by bob" in
+                           c["body"]["content"], 15)
+        check(upd and '"chatops"' not in c["body"]["content"],
+              "the card is updated in place: the outcome replaces the buttons: %s" % c)
+        check(results.wait(lambda m: m.get("request_id") == ridf and m.get("step") == "final")
+              and len(calls("/deploy/lark")) == 1, "the approved Feishu request ran once")
+        report("feishu card updated in place")
+
         # -- chatopsctl clicks as the platforms would (Slack, then Feishu)
         for what, plat in (("queue", "slack"), ("cron", "feishu")):
             slash(ing, "UALICE", "deploy %s" % what)
@@ -374,6 +426,7 @@ def main():
             t.stop()
         API.stop()
         SLACK.stop()
+        FEISHU.stop()
     return cqt.summary(TMP)
 
 

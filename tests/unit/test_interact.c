@@ -188,6 +188,17 @@ TEST(buttons_rendered) {
     CHECK_CONTAINS(c, "\"chatops\":\"confirm\"");
     CHECK_CONTAINS(c, "\"chatops\":\"cancel\"");
     free(c);
+    /* "done": the outcome that replaces them: no buttons, but still a card on Feishu (so it
+     * can update the card in place) */
+    r.buttons_kind = "done";
+    c = ntf_feishu_content(&r, 0, &type, NULL, &err);
+    CHECK_STR(type, "interactive");
+    CHECK(c && !strstr(c, "chatops"));
+    free(c);
+    r.platform = "slack";
+    s = ntf_slack_format(&r, &o, NULL, &err);
+    CHECK(s && !strstr(s, "chatops_") && !strstr(s, "\"actions\""));
+    free(s);
     /* an unknown kind is refused by the encoder */
     r.buttons_kind = "launch";
     json = cq_result_encode(&r, &err);
