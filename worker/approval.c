@@ -213,6 +213,7 @@ static void on_parked(void *opaque, const redisReply *reply, const struct cq_err
                           "`confirm %s` / `deny %s`.",
                           label, (exp + 59) / 60, j->req.id, j->req.id);
     cq_info(j->req.id, "%s parked for %s", label, ap ? "approval" : "confirmation");
+    w_metric_approval("parked");
     w_finish_with(j, "ok", text);
     w_job_op_end(j);
 }
@@ -441,6 +442,7 @@ static void on_click(void *opaque, const redisReply *reply, const struct cq_err 
             strcmp(detail, "confirm") == 0 ? "`confirm` or `deny`" : "`approve` or `deny`", act);
     }
     cq_info(j->req.id, "%s %s by %s: %s", act, rid, who(j), what);
+    w_metric_approval(*what ? what : "unknown");
     w_finish_with(j, status, text);
 done:
     cq_request_clear(&orig);
@@ -531,6 +533,7 @@ static void announce_expiry(struct w_worker *w, const char *due, const char *id,
         cq_producer_send(w->producer, w->cfg->kafka.topic_results, orig.id, strlen(orig.id), json,
                          strlen(json), NULL, on_expiry_delivered, m, &err) == CQ_OK) {
         cq_info(orig.id, "%s expired unapproved", label);
+        w_metric_approval("expired");
         m = NULL;
     }
     if (m) {

@@ -13,6 +13,7 @@ enum {
     M_ACTION_SECONDS,
     M_CLAIMS_LOST,
     M_DUPLICATES,
+    M_APPROVALS, /* issue 16 */
 };
 
 static const struct {
@@ -24,6 +25,8 @@ static const struct {
     [M_CLAIMS_LOST] = {"chatops_worker_claims_lost_total",
                        "Requests whose run-once claim Redis lost: answered 'outcome unknown'"},
     [M_DUPLICATES] = {"chatops_worker_duplicates_total", "Duplicate requests by how they ended"},
+    [M_APPROVALS] = {"chatops_worker_approvals_total",
+                     "Confirmations and approvals: requests parked, clicks by outcome, expiries"},
 };
 
 void w_metric_expired(void) {
@@ -44,4 +47,10 @@ void w_metric_duplicate(const char *outcome) {
     char labels[64];
     snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
     cq_metric_inc(metric[M_DUPLICATES].name, metric[M_DUPLICATES].help, labels);
+}
+
+void w_metric_approval(const char *outcome) {
+    char labels[64];
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
+    cq_metric_inc(metric[M_APPROVALS].name, metric[M_APPROVALS].help, labels);
 }

@@ -168,6 +168,9 @@ void w_metric_expired(void);
 void w_metric_action_seconds(double seconds);
 void w_metric_claim_lost(void);
 void w_metric_duplicate(const char *outcome);
+/* outcome: parked, approved, counted, denied, self, role, twice, notyours, gone, ended,
+ * expired, wrongkind (approval.c) */
+void w_metric_approval(const char *outcome);
 
 /* records.c */
 void w_metric_decision(const char *outcome);

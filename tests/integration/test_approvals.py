@@ -79,6 +79,8 @@ channels:
 commands:
   deploy:
 """ + direct % (BASE, "deploy") + """    approval: {roles: [sre], count: 1, expires_s: 600}
+  release:
+""" + direct % (BASE, "release") + """    approval: {roles: [sre], count: 2}
   purge:
 """ + direct % (BASE, "purge") + """    approval: {roles: [sre], expires_s: 10}
   restart:
@@ -86,7 +88,7 @@ commands:
   scale:
 """ + direct % (BASE, "scale") + """
 policy:
-  - {name: ops, roles: [release, sre, dev], commands: [deploy, purge, restart]}
+  - {name: ops, roles: [release, sre, dev], commands: [deploy, purge, restart, release]}
   - {name: scale-careful, roles: [release], commands: [scale], confirm: true}
 """)
     return path
@@ -296,6 +298,31 @@ def main():
         aud = audit.wait(lambda m: m.get("request_id") == rid and m.get("approvers") == "bob")
         check(aud, "the audit record names the approver")
         report("approve by another role member runs once")
+
+        # -- two approvers: each person counts once
+        slash(ing, "UALICE", "release web")
+        pr = parked(results, "release web")
+        ridr = pr["request_id"] if pr else "none"
+        check(pr and "approval of 2 people" in pr["text"], "asks for 2 approvers")
+        click(ing, "UBOB", "approve", ridr)
+        a = click_answer(results, requests_tail, "UBOB", "approve", ridr)
+        check(a and "counted (1 of 2)" in a["text"], "the first approval is counted: %s" % (a,))
+        click(ing, "UBOB", "approve", ridr)
+        time.sleep(1)
+        check(not calls("/release/web") and not outcome(results, ridr, 0.1),
+              "one person twice is still one approval: not run")
+        click(ing, "UERIN", "approve", ridr)
+        check(results.wait(lambda m: m.get("request_id") == ridr and m.get("step") == "final"),
+              "the second person's approval runs it")
+        check(len(calls("/release/web")) == 1, "once")
+        check(audit.wait(lambda m: m.get("request_id") == ridr and
+                         m.get("approvers") == "bob,erin"), "both approvers in the audit record")
+        met = worker.metrics()
+        check('chatops_worker_approvals_total{outcome="counted"}' in met and
+              'chatops_worker_approvals_total{outcome="approved"}' in met and
+              'chatops_worker_approvals_total{outcome="self"}' in met,
+              "the worker counts clicks by outcome")
+        report("two approvers")
 
         # -- denial
         api_path = slash(ing, "UALICE", "deploy api")
