@@ -355,6 +355,26 @@ def main():
                                 for e in evs),
               "nothing of the refused hooks is on the events topic (%d events)" % len(evs))
         check(not worker.grep("dead-lettering"), "no event was dead-lettered")
+
+        # an unreadable record on the events topic: dead-lettered with the reason, counted
+        cqt.produce(BROKERS, T["events"], "7", '{"v":1,"kind":"push","uuid":"u"}')
+        check(wait_for(lambda: worker.grep("dead-lettering event"), 30),
+              "an unreadable event record is dead-lettered")
+        letters = []
+
+        def lettered():
+            vals = [json.loads(d["value"]) for d in cqt.topic_dump(BROKERS, T["dlq"],
+                                                                 timeout_ms=1500)]
+            letters[:] = [v for v in vals if v.get("topic") == T["events"]]
+            return letters
+        wait_for(lettered, 20, step=0.5)
+        check(len(letters) == 1 and "received_at" in letters[0].get("reason", "") and
+              letters[0].get("service") == "worker",
+              "the dead letter names the events topic and the missing field (%s)" % letters)
+        m = worker.metrics()
+        for outcome in ("routed", "unmatched", "duplicate", "invalid"):
+            check('chatops_worker_events_total{outcome="%s"}' % outcome in m,
+                  "chatops_worker_events_total counts %s events" % outcome)
     finally:
         for s in services:
             rc = s.stop()
