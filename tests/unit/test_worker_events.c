@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_reload.h"
 #include "cqtest.h"
 #include "cqtest_contracts.h"
 #include "envelope.h"
@@ -130,6 +131,34 @@ TEST(config) {
     memcpy(p, "fixd] ", 6);
     CHECK(load(bad, &err) == NULL);
     CHECK_CONTAINS(err.msg, "'fixd' is not a status");
+}
+
+static char changed_key[64];
+static void on_changed(void *arg, const char *key) {
+    (void)arg;
+    if (!changed_key[0]) snprintf(changed_key, sizeof changed_key, "%s", key);
+}
+
+/* events.enabled needs a restart (the worker makes its router at start); subscriptions apply
+ * to the next event. */
+TEST(reload) {
+    struct cq_err err = {0};
+    struct cq_config *cur = load(CFG, &err), *next;
+    char off[2048];
+    const char *on = strstr(CFG, "enabled: true");
+    snprintf(off, sizeof off, "%.*senabled: false%s", (int)(on - CFG), CFG,
+             on + strlen("enabled: true"));
+    char *p = strstr(off, "ops-failures");
+    memcpy(p, "ops-failurez", 12);
+    next = load(off, &err);
+    CHECK(cur && next && !next->events.enabled);
+    if (!cur || !next) return;
+    CHECK(cq_config_keep_restart_keys(next, cur, on_changed, NULL, &err) == CQ_OK);
+    CHECK(next->events.enabled);
+    CHECK_STR(changed_key, "events.enabled");
+    CHECK_STR(next->subscriptions[0].name, "ops-failurez");
+    cq_config_free(cur);
+    cq_config_free(next);
 }
 
 TEST(ingress_verdict) {
@@ -438,6 +467,7 @@ int main(void) {
     printf("worker events: record, ingress verdict, facts, matching, chat subscriptions\n");
     RUN(event_record);
     RUN(config);
+    RUN(reload);
     RUN(ingress_verdict);
     RUN(facts);
     RUN(matching);
