@@ -81,6 +81,10 @@ static const struct field result_fields[] = {
     {"event", "kind", RES(event_kind), 32, 0, NULL},
     {"event", "status", RES(event_status), 64, 0, NULL},
     {"event", "url", RES(event_url), CQ_ENV_MAX_URL, 0, NULL},
+    {"event", "project", RES(event_project), 512, 0, NULL},
+    {"event", "ref", RES(event_ref), 512, 0, NULL},
+    {"event", "author", RES(event_author), CQ_ENV_MAX_NAME, 0, NULL},
+    {"event", "environment", RES(event_env), CQ_ENV_MAX_NAME, 0, NULL},
     {"buttons", "kind", RES(buttons_kind), 16, 0, button_kinds}, /* optional (issue 16) */
     {"buttons", "request_id", RES(buttons_request_id), CQ_ENV_MAX_ID, 0, NULL},
 };

@@ -94,6 +94,7 @@ struct cq_result {
      * (cq_event_kinds), the word its look follows (a status, "fixed"/"broken", or an
      * action) and the page it links to; absent for command results */
     char *event_kind, *event_status, *event_url;
+    char *event_project, *event_ref, *event_author, *event_env; /* shown as fields */
     /* optional "buttons" (issue 16): {"kind": "approval" (Approve / Deny) | "confirm"
      * (Confirm / Cancel) | "done" (their outcome: no buttons; on Feishu it updates the card
      * that had them), "request_id": the request they act on}; the notifier renders them */

@@ -19,6 +19,13 @@ struct ntf_event_look {
 /* False when r is not an event notification. */
 bool ntf_event_look(const struct cq_result *r, struct ntf_event_look *out);
 
+/* Block Kit: a section of "fields" (Project, Ref, Environment, Author; escaped), or NULL when
+ * r carries none of them (or out of memory). Caller owns it. */
+struct cJSON;
+struct cJSON *ntf_event_slack_fields(const struct cq_result *r);
+/* Feishu card: a "div" element with the same fields as plain text, or NULL. Caller owns it. */
+struct cJSON *ntf_event_feishu_fields(const struct cq_result *r);
+
 /* The link button's label for an event ("Open in GitLab"). */
 #define NTF_EVENT_LINK_LABEL "Open in GitLab"
 

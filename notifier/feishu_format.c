@@ -136,6 +136,8 @@ static cJSON *card(const struct cq_result *r, const char *text, const char *titl
             goto out;
         cJSON_AddItemToObject(div, "text", it);
     }
+    cJSON *evf = ntf_event_feishu_fields(r); /* a GitLab event's Project / Ref / ... */
+    if (evf) cJSON_AddItemToArray(els, evf);
     bool pl_link = r->pipeline.web_url && *r->pipeline.web_url;
     if (pl_link || (r->event_url && *r->event_url)) {
         char label[64];

@@ -326,9 +326,12 @@ char *ntf_slack_format(const struct cq_result *r, const struct ntf_slack_msg_opt
     blocks = cJSON_CreateArray();
     if (!root || !blocks) goto out;
     if (add_section(blocks, header) != 0) goto out;
+    cJSON *evf = ntf_event_slack_fields(r); /* a GitLab event's Project / Ref / ... */
+    if (evf) cJSON_AddItemToArray(blocks, evf);
 
     bool has_pipeline = r->pipeline.id > 0 || r->pipeline.web_url || r->pipeline.status;
-    int fixed_blocks = 1 + (has_pipeline ? 2 : 0) + 1 + (r->buttons_kind ? 1 : 0);
+    int fixed_blocks = 1 + (has_pipeline ? 2 : 0) + 1 + (r->buttons_kind ? 1 : 0) +
+                       (evf ? 2 : 0); /* event fields and link */
     /* header, pipeline x2, cut note, choice buttons (buttons.c) */
     size_t budget = (size_t)lim.message_chars;
     size_t used = cq_utf8_len(header, strlen(header)) + cq_utf8_len(summary, strlen(summary)) +

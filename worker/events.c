@@ -274,6 +274,10 @@ static char *result_of(struct ev *v, const struct target *t) {
                                   : v->f.status   ? v->f.status
                                                   : v->f.action);
         r.event_url = v->f.url;
+        r.event_project = v->f.project;
+        r.event_ref = v->f.ref;
+        r.event_author = v->f.author;
+        r.event_env = v->f.environment;
     }
     out = cq_result_encode(&r, &err);
     if (!out) cq_warn(NULL, "event result not encoded: %s", err.msg);

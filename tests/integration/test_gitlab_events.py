@@ -193,7 +193,8 @@ def main():
               "a failed pipeline of ops/web on main is posted into #ops")
         first = text_of(posts(slack, "COPS")[0])
         check("Pipeline #101 failed" in first and "unit-tests" in first and
-              ":x: *Failed*" in first and "/-/pipelines/101" in first,
+              ":x: *Failed*" in first and "/-/pipelines/101" in first and
+              "*Project*\\nops/web" in first and "*Ref*\\nmain" in first,
               "the failure names the pipeline and its failed job: %s" % first[:300])
         send("pipeline", project="ops/web", object_id=102, status="success",
              uuid="pl-102-success-" + RUN)

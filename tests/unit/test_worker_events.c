@@ -355,7 +355,10 @@ TEST(rendering) {
                           .seq = 2,
                           .event_kind = "release",
                           .event_status = "fixed",
-                          .event_url = "https://gitlab.example.com/ops/web/-/releases/v1"},
+                          .event_url = "https://gitlab.example.com/ops/web/-/releases/v1",
+                          .event_project = "ops/web",
+                          .event_ref = "v1",
+                          .event_author = "A <b>"},
                      back;
     struct cq_err err = {0};
     char *json = cq_result_encode(&r, &err);
@@ -371,6 +374,8 @@ TEST(rendering) {
     CHECK_CONTAINS(body, "Open in GitLab");
     CHECK_CONTAINS(body, "fix &lt;the&gt; thing");
     CHECK(!strstr(body, "In progress"));
+    CHECK_CONTAINS(body, "\"fields\":[{\"type\":\"mrkdwn\",\"text\":\"*Project*\\nops/web\"}");
+    CHECK_CONTAINS(body, "*Author*\\nA &lt;b&gt;");
     free(body);
     r.event_status = "failed";
     r.platform = "feishu";
@@ -379,6 +384,7 @@ TEST(rendering) {
     CHECK_CONTAINS(body, "\"msg_type\":\"interactive\"");
     CHECK_CONTAINS(body, "Failed");
     CHECK_CONTAINS(body, "Open in GitLab");
+    CHECK_CONTAINS(body, "Project: ops/web");
     free(body);
     struct ntf_event_look lk;
     r.event_kind = NULL;
