@@ -105,6 +105,9 @@ char *w_builtin_help(const struct cq_config *cfg, const struct cq_person *person
     }
     if (shown == 0) add(&t, "\n(none: ask an admin for a role that grants commands here)");
     add(&t, "\nAlso: `help CMD`, `whoami`.");
+    if (cfg && cfg->events.enabled && w_policy_may_run(cfg, person, channel, "subscribe"))
+        add(&t, "\nGitLab events here: `subscribe PROJECT [KIND ...] [STATUS ...] [ref=GLOB] "
+                "[env=GLOB]`, `unsubscribe PROJECT`, `subscriptions`.");
     return done(&t);
 }
 

@@ -336,7 +336,15 @@ def main():
         time.sleep(2)
         check(len(posts(slack, "CSAND")) == 1, "and its success is not (the subscription says "
               "failed only)")
-        # subscriptions lists it; unsubscribe stops it
+        # help tells alice (who may) about the subscription built-ins, not bob
+        slash(url, "UALICE", "CSAND", "help", slack.response_url("alice-help"))
+        slash(url, "UBOB", "CSAND", "help", slack.response_url("bob-help"))
+        check(wait_for(lambda: any("`subscribe PROJECT" in b for b in replied("alice-help")), 30),
+              "help lists the subscription built-ins for someone who may run them")
+        check(wait_for(lambda: any("whoami" in b for b in replied("bob-help")), 30) and
+              not any("`subscribe PROJECT" in b for b in replied("bob-help")),
+              "and not for someone who may not")
+                # subscriptions lists it; unsubscribe stops it
         slash(url, "UALICE", "CSAND", "subscriptions", slack.response_url("alice-list"))
         check(wait_for(lambda: any("`lab/*` by alice" in b for b in replied("alice-list")), 30),
               "subscriptions lists the chat subscription (%s)" % replied("alice-list")[-1:])
