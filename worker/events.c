@@ -278,6 +278,9 @@ static char *result_of(struct ev *v, const struct target *t) {
         r.event_ref = v->f.ref;
         r.event_author = v->f.author;
         r.event_env = v->f.environment;
+    } else { /* a burst summary links the project, so Feishu shows it as an updatable card */
+        r.event_url = v->f.project_url;
+        r.event_project = v->f.project;
     }
     out = cq_result_encode(&r, &err);
     if (!out) cq_warn(NULL, "event result not encoded: %s", err.msg);

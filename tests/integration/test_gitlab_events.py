@@ -82,6 +82,7 @@ channels:
   sandbox: {platform: slack, id: CSAND}
   dev-feishu: {platform: feishu, id: oc_dev}
   bursts: {platform: slack, id: CBURST}
+  bursts-feishu: {platform: feishu, id: oc_burst}
 policy:
   - name: sre-subscribes
     roles: [sre]
@@ -113,7 +114,7 @@ subscriptions:
   - name: bursts
     projects: [burst]
     kinds: [push]
-    channels: [bursts]
+    channels: [bursts, bursts-feishu]
 """ % {"slack": slack.url, "feishu": feishu.url}
     path = os.path.join(TMP, "events.yaml")
     with open(path, "w") as f:
@@ -305,6 +306,12 @@ def main():
               "a push of 8 branches is 3 messages and one summary (%d posts)" % len(bp))
         check(len(posts(slack, "CBURST", "/api/chat.update")) >= 1,
               "the summary is updated in place as pushes arrive")
+        check(wait_for(lambda: any("8 pushes to burst/repo" in m["body"].get("content", "")
+                                   for m in feishu_msgs(feishu, "oc_burst")), 30),
+              "on Feishu too the summary reaches 8 pushes")
+        fb = feishu_msgs(feishu, "oc_burst")
+        check(len(fb) == 4 and sum(bool(m.get("updates")) for m in fb) == 1,
+              "Feishu: 3 messages and one summary card updated in place (%d messages)" % len(fb))
 
         # a subscription from chat: refused for bob, applied for alice
         url = "http://127.0.0.1:%d" % ing.port
