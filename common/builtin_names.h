@@ -22,7 +22,10 @@
 #define CQ_POLICED_BUILTINS(X)                                                                     \
     X(SUBSCRIBE, "subscribe")                                                                      \
     X(UNSUBSCRIBE, "unsubscribe")                                                                  \
-    X(SUBSCRIPTIONS, "subscriptions")
+    X(SUBSCRIPTIONS, "subscriptions")                                                              \
+    X(LOCKS, "locks")                                                                              \
+    X(LOCK, "lock")                                                                                \
+    X(UNLOCK, "unlock")
 
 #define CQ_BUILTIN_NAME_(id, name) name,
 /* NULL-terminated: {"help", "whoami", ..., NULL}. */

@@ -111,6 +111,15 @@ static const struct schema pipeline_schema = SCHEMA(pipeline_fields);
 static const struct field cmd_approval_fields[] = {APPROVAL_FIELDS(CMD)};
 static const struct schema cmd_approval_schema = SCHEMA(cmd_approval_fields);
 
+/* limit (issue 16) */
+static const char *const LIMIT_PER[] = {"user", "channel", "global", NULL};
+static const struct field limit_fields[] = {
+    F("count", F_INT, CMD, limit.count, .required = true, .min = 1, .max = 1000000),
+    F("window_s", F_INT, CMD, limit.window_s, .required = true, .min = 1, .max = 86400 * 31),
+    F("per", F_ENUM, CMD, limit.per, .choices = LIMIT_PER, .def_i = CQ_LIMIT_USER),
+};
+static const struct schema limit_schema = SCHEMA(limit_fields);
+
 static const struct field command_fields[] = {
     F("description", F_STR, CMD, description),
     F("usage", F_STR, CMD, usage),
@@ -121,6 +130,8 @@ static const struct field command_fields[] = {
     F("response_type", F_STR, CMD, response_type, .choices = RESPONSE_TYPES),
     F("confirm", F_BOOL, CMD, confirm, .def_i = 0),
     F("approval", F_MAP, CMD, approval, .sub = &cmd_approval_schema, .optional_section = true),
+    F("lock", F_STR, CMD, lock),
+    F("limit", F_MAP, CMD, limit, .sub = &limit_schema, .optional_section = true),
 };
 static const struct schema command_schema =
     SCHEMA(command_fields, .size = sizeof(CMD), .name_off = offsetof(CMD, name));
@@ -335,6 +346,13 @@ static const struct field worker_fields[] = {
     F("cancel_roles", F_STRLIST, CFG, worker.cancel_roles),
     F("confirm_expires_s", F_INT, CFG, worker.confirm_expires_s, .def_i = 600, .min = 10,
       .max = 86400),
+    /* locks (issue 16) */
+    F("lock_lease_ms", F_INT, CFG, worker.lock_lease_ms, .def_i = 30000, .min = 1000,
+      .max = 600000),
+    F("lock_max_s", F_INT, CFG, worker.lock_max_s, .def_i = 7200, .min = 10, .max = 86400 * 7),
+    F("lock_manual_s", F_INT, CFG, worker.lock_manual_s, .def_i = 86400, .min = 10,
+      .max = 86400 * 31),
+    F("lock_force_roles", F_STRLIST, CFG, worker.lock_force_roles),
 };
 static const struct field notifier_fields[] = {
     F("http_port", F_INT, CFG, notifier.http_port, .def_i = 8082, .min = 0, .max = 65535,

@@ -80,6 +80,15 @@ struct cq_approval {
     int expires_s; /* the request ends unapproved after this, default 3600 */
 };
 
+/* limit: {count, window_s, per} on a command (issue 16): at most count runs in window_s
+ * seconds per user, channel or in all. count 0 = no limit. */
+enum cq_limit_per { CQ_LIMIT_USER, CQ_LIMIT_CHANNEL, CQ_LIMIT_GLOBAL };
+struct cq_limit {
+    int count;
+    int window_s;
+    enum cq_limit_per per;
+};
+
 struct cq_command {
     char *name; /* may contain spaces for sub-commands: "flag get", "lb weight" */
     char *description;
@@ -92,6 +101,8 @@ struct cq_command {
     char *response_type;                /* "ephemeral" or "in_channel" (Slack) */
     bool confirm;                       /* the requester confirms with a button first */
     struct cq_approval approval;        /* others approve first (roles NULL = no) */
+    char *lock;                         /* named lock template, "env:{{args.env}}"; NULL = none */
+    struct cq_limit limit;              /* rate limit (count 0 = none) */
 };
 
 struct cq_person {
@@ -260,6 +271,10 @@ struct cq_config {
         int log_tail_bytes;    /* default 4000 */
         char **cancel_roles;   /* roles that may cancel others' pipelines */
         int confirm_expires_s; /* a confirmation waits this long, default 600 (issue 16) */
+        int lock_lease_ms;     /* an action's lock lapses this long after its worker died */
+        int lock_max_s;        /* an action holds its lock at most this long, default 7200 */
+        int lock_manual_s;     /* `lock NAME REASON` holds it this long, default 86400 */
+        char **lock_force_roles; /* roles that may `unlock --force` others' locks */
     } worker;
 
     struct {

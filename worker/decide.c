@@ -14,6 +14,7 @@
 #include "envelope.h"
 #include "httpc.h"
 #include "identity.h"
+#include "locks.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -142,6 +143,7 @@ void w_decide(struct job *j) {
         }
         return;
     }
+    if (w_locks_decide(j)) return; /* locks / lock / unlock (locks.c) */
     if (cq_is_policed_builtin_name(word)) {
         w_subs_decide(j);
         return;

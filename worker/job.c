@@ -16,6 +16,7 @@
 #include "envelope.h"
 #include "httpc.h"
 #include "identity.h"
+#include "locks.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -160,6 +161,8 @@ void w_job_free(struct job *j) {
     free(j->pl_url);
     free(j->pl_status);
     free(j->approvers);
+    free(j->lock_key);
+    free(j->lock_token);
     w_http_call_clear(&j->call);
     w_ident_free(j->ident);
     cq_config_unref(j->cfg);
@@ -390,6 +393,10 @@ void w_execute(struct job *j) {
         w_subs_builtin(j);
         return;
     }
+    if (j->kind == JK_BUILTIN && j->pl_builtin == PB_LOCKS) {
+        w_locks_builtin(j);
+        return;
+    }
     if (j->kind == JK_BUILTIN && j->pl_builtin) {
         w_pipeline_builtin(j);
         return;
@@ -405,10 +412,11 @@ void w_execute(struct job *j) {
         return;
     }
     if (w_approval_gate(j)) return; /* parked for approval, or checked first */
-    mode_start[j->cmd->mode](j);
+    w_run_action(j);
 }
 
 void w_run_action(struct job *j) {
+    if (w_guard_start(j)) return; /* lock and rate limit first (locks.c) */
     mode_start[j->cmd->mode](j);
 }
 

@@ -3,6 +3,7 @@
  * progress, and on a final status stores the final under the lease, produces it and audits
  * it; a failed pipeline's final carries the tails of its failed jobs' logs. Timeouts cancel
  * the pipeline when asked to. */
+#include "locks.h"
 #include "pipeline_int.h"
 
 /* ---- checks: claim -> read -> ask GitLab -> progress / reschedule / final ---------- */
@@ -87,6 +88,7 @@ static void on_final_delivered(void *opaque, enum cq_rc rc, const char *errstr, 
         pl_count("chatops_worker_pipeline_finals_total", "Final pipeline results delivered", NULL);
         cq_info(c->rid, "pipeline #%lld final delivered", c->pid);
         if (!t->closing) pl_audit_final(c);
+        if (!t->closing) w_locks_release_req(t->redis, t->prefix, c->rid); /* locks.c */
         if (!t->closing) pl_owe_done(c);
         pl_check_free(c);
     }

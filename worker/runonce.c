@@ -4,6 +4,7 @@
  * duplicate, a lost claim or a dead owner's request is answered. */
 #include "service.h"
 #include "service_int.h"
+#include "locks.h"
 #include "strutil.h"
 
 #include "admin_http.h"
@@ -214,6 +215,7 @@ static void store_done(void *arg) {
 
 /* Ends the request with a final result: stored in the claim first, then produced. */
 void w_finish_with(struct job *j, const char *status, char *text) {
+    w_locks_on_final(j); /* its lock, unless a tracked pipeline holds it (locks.c) */
     free(j->text);
     j->text = NULL;
     j->status = status;
@@ -513,6 +515,7 @@ void w_renew_lease(uv_timer_t *t) {
         const char *argv[] = {"SET", w->lease_key, "1", "PX", ms};
         cq_redis_commandargv(w->redis, w_ignore_reply, NULL, 5, argv, NULL);
         w_approval_sweep(w); /* expired approvals and confirmations (approval.c) */
+        w_locks_renew(w);    /* the action locks this worker holds (locks.c) */
     }
 }
 

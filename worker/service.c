@@ -5,6 +5,7 @@
  * job.c (produce; job lifecycle), with the records they produce encoded in records.c. */
 #include "service.h"
 #include "service_int.h"
+#include "locks.h"
 #include "strutil.h"
 
 #include "admin_http.h"
@@ -122,6 +123,7 @@ static void teardown(struct w_worker *w) {
             free(c->key);
             free(c);
         }
+    w_locks_free_all(w); /* not renewed any more: they lapse after their lease */
     uv_close((uv_handle_t *)&w->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&w->lease_timer, handle_closed);
     uv_close((uv_handle_t *)&w->drain_timer, handle_closed);

@@ -54,7 +54,7 @@ struct outmsg {
 
 enum job_kind { JK_BUILTIN, JK_UNKNOWN, JK_INVALID, JK_DENIED, JK_ACTION, JK_EXPIRED };
 
-enum { PB_NONE, PB_CANCEL, PB_LIST, PB_SUBS };
+enum { PB_NONE, PB_CANCEL, PB_LIST, PB_SUBS, PB_LOCKS, PB_EXPLAIN };
 
 /* The lifetime of a job (job.c owns the transitions, w_job_set_state asserts them):
  *   QUEUED --start--> RUNNING --final handed to the producer--> FINAL_QUEUED
@@ -122,6 +122,11 @@ struct job {
     int seq;               /* the result's seq (a parked request's progress) */
     char *approvers;       /* who approved a continuation: audit records, CHATOPS_APPROVERS */
     struct w_ident *ident; /* identity.c: who the user is when people: does not say (owned) */
+
+    /* locks and rate limits (locks.c, ratelimit.c, issue 16) */
+    bool guarded;     /* the lock and limit step passed: run the action */
+    char *lock_key;   /* the lock this job holds (Redis key), NULL = none */
+    char *lock_token; /* its owner token */
 };
 
 struct w_worker {
@@ -151,6 +156,7 @@ struct w_worker {
     int drain_ms;
     int max_inflight;
     struct w_ident_state *ident; /* identity.c: lookup rate and the Feishu token (owned) */
+    struct w_lock_hold *locks;   /* locks.c: action locks this worker renews (owned) */
 };
 
 /* runonce.c */
