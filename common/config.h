@@ -271,10 +271,14 @@ struct cq_config {
         int log_tail_bytes;    /* default 4000 */
         char **cancel_roles;   /* roles that may cancel others' pipelines */
         int confirm_expires_s; /* a confirmation waits this long, default 600 (issue 16) */
-        int lock_lease_ms;     /* an action's lock lapses this long after its worker died */
-        int lock_max_s;        /* an action holds its lock at most this long, default 7200 */
-        int lock_manual_s;     /* `lock NAME REASON` holds it this long, default 86400 */
-        char **lock_force_roles; /* roles that may `unlock --force` others' locks */
+
+        /* locks (issue 16): an action's lock lapses lock_lease_ms after its worker died, is
+         * held at most lock_max_s; `lock NAME REASON` holds it lock_manual_s; the roles of
+         * lock_force_roles may `unlock --force` others' locks */
+        int lock_lease_ms;
+        int lock_max_s;
+        int lock_manual_s;
+        char **lock_force_roles;
     } worker;
 
     struct {

@@ -71,17 +71,16 @@ static const char RELEASE_REQ_LUA[] =
 
 /* KEYS lock; ARGV prefix, user, force: {1, cur} released, {0, ''} not locked, {-1, cur} not
  * the holder's */
-static const char UNLOCK_LUA[] =
-    "local cur = redis.call('GET', KEYS[1])\n"
-    "if not cur then return {0, ''} end\n"
-    "local ok, v = pcall(cjson.decode, cur)\n"
-    "local mine = ok and type(v) == 'table' and v.user == ARGV[2]\n"
-    "if not mine and ARGV[3] ~= '1' then return {-1, cur} end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "if ok and type(v) == 'table' and type(v.req) == 'string' then\n"
-    "  redis.call('DEL', ARGV[1] .. 'lockreq:' .. v.req)\n"
-    "end\n"
-    "return {1, cur}\n";
+static const char UNLOCK_LUA[] = "local cur = redis.call('GET', KEYS[1])\n"
+                                 "if not cur then return {0, ''} end\n"
+                                 "local ok, v = pcall(cjson.decode, cur)\n"
+                                 "local mine = ok and type(v) == 'table' and v.user == ARGV[2]\n"
+                                 "if not mine and ARGV[3] ~= '1' then return {-1, cur} end\n"
+                                 "redis.call('DEL', KEYS[1])\n"
+                                 "if ok and type(v) == 'table' and type(v.req) == 'string' then\n"
+                                 "  redis.call('DEL', ARGV[1] .. 'lockreq:' .. v.req)\n"
+                                 "end\n"
+                                 "return {1, cur}\n";
 
 /* KEYS set; ARGV prefix: the records of the live locks (stale names pruned), at most 50 */
 static const char LIST_LUA[] = "local out = {}\n"
@@ -112,7 +111,7 @@ static char *user_of(const struct job *j) {
 static const char *who_of(const struct job *j) {
     if (j->person) return j->person->name;
     return j->req.user_name && *j->req.user_name ? j->req.user_name
-                                                  : (j->req.user_id ? j->req.user_id : "?");
+                                                 : (j->req.user_id ? j->req.user_id : "?");
 }
 
 char *w_lock_name(const struct job *j, struct cq_err *err) {
@@ -124,8 +123,7 @@ char *w_lock_name(const struct job *j, struct cq_err *err) {
     for (size_t i = 0; i < n && !bad; i++)
         if ((unsigned char)name[i] <= ' ' || name[i] == 0x7f) bad = true;
     if (bad) {
-        cq_err_set(err, CQ_EINVAL, "the lock name `%.60s` is empty, too long or has spaces",
-                   name);
+        cq_err_set(err, CQ_EINVAL, "the lock name `%.60s` is empty, too long or has spaces", name);
         free(name);
         return NULL;
     }
@@ -148,19 +146,18 @@ char *w_lock_describe(const char *json, int64_t now_ms) {
         gmtime_r(&t, &tm);
         strftime(at, sizeof at, "%H:%M:%S UTC", &tm);
         w_fmt_duration(ago, sizeof ago, now_ms - (int64_t)since->valuedouble);
-        out = cq_strprintf("`%s` is held by %s since %s (%s ago) for %s%s%s%s", name->valuestring,
-                           who->valuestring, at, ago, reason->valuestring,
-                           cJSON_IsString(req) ? " (req " : "",
-                           cJSON_IsString(req) ? req->valuestring : "",
-                           cJSON_IsString(req) ? ")" : "");
+        out = cq_strprintf(
+            "`%s` is held by %s since %s (%s ago) for %s%s%s%s", name->valuestring,
+            who->valuestring, at, ago, reason->valuestring, cJSON_IsString(req) ? " (req " : "",
+            cJSON_IsString(req) ? req->valuestring : "", cJSON_IsString(req) ? ")" : "");
     }
     cJSON_Delete(v);
     return out;
 }
 
 /* The record of a lock j takes: kind "action" or "manual". */
-static char *lock_value(const struct job *j, const char *name, const char *token,
-                        const char *kind, const char *reason, int64_t until_ms) {
+static char *lock_value(const struct job *j, const char *name, const char *token, const char *kind,
+                        const char *reason, int64_t until_ms) {
     cJSON *v = cJSON_CreateObject();
     char *user = user_of(j), *s = NULL;
     if (v && user && cJSON_AddStringToObject(v, "name", name) &&
@@ -169,8 +166,7 @@ static char *lock_value(const struct job *j, const char *name, const char *token
         cJSON_AddStringToObject(v, "who", who_of(j)) && cJSON_AddStringToObject(v, "user", user) &&
         cJSON_AddNumberToObject(v, "since", (double)w_wall_ms()) &&
         cJSON_AddNumberToObject(v, "until_ms", (double)until_ms) &&
-        cJSON_AddStringToObject(v, "reason", reason) &&
-        cJSON_AddStringToObject(v, "kind", kind))
+        cJSON_AddStringToObject(v, "reason", reason) && cJSON_AddStringToObject(v, "kind", kind))
         s = cJSON_PrintUnformatted(v);
     cJSON_Delete(v);
     free(user);
@@ -301,19 +297,18 @@ bool w_guard_start(struct job *j) {
     j->lock_token = new_token();
     char *reqkey = cq_strprintf("%slockreq:%s", p, j->req.id);
     char *set = cq_strprintf("%slocks", p);
-    char *reason = cq_strprintf("`%s`", j->req.text && *j->req.text
-                                            ? j->req.text
-                                            : j->cmd->name); /* what runs under it */
-    char *val = j->lock_token && reason ? lock_value(j, name, j->lock_token, "action", reason,
-                                                     w_wall_ms() +
-                                                         (int64_t)j->cfg->worker.lock_max_s * 1000)
-                                        : NULL;
+    char *reason = cq_strprintf(
+        "`%s`", j->req.text && *j->req.text ? j->req.text : j->cmd->name); /* what runs under it */
+    char *val = j->lock_token && reason
+                    ? lock_value(j, name, j->lock_token, "action", reason,
+                                 w_wall_ms() + (int64_t)j->cfg->worker.lock_max_s * 1000)
+                    : NULL;
     char px[32];
     snprintf(px, sizeof px, "%d", j->cfg->worker.lock_lease_ms);
     enum cq_rc rc = CQ_ENOMEM;
     if (j->lock_key && reqkey && set && val && w->redis) {
-        const char *argv[] = {"EVAL", ACQUIRE_LUA, "3", j->lock_key, reqkey, set, val,
-                              j->req.id, px, name};
+        const char *argv[] = {"EVAL", ACQUIRE_LUA, "3",       j->lock_key, reqkey,
+                              set,    val,         j->req.id, px,          name};
         rc = cq_redis_commandargv(w->redis, on_acquired, j, 10, argv, NULL);
     }
     free(name);
@@ -468,16 +463,26 @@ static void on_list(void *opaque, const redisReply *r, const struct cq_err *err)
     }
     size_t cap = 64 + r->elements * 400, len = 0;
     char *out = malloc(cap);
-    if (out) len = (size_t)snprintf(out, cap, "%zu lock%s held:", r->elements,
-                                    r->elements == 1 ? "" : "s");
+    if (out)
+        len = (size_t)snprintf(out, cap, "%zu lock%s held:", r->elements,
+                               r->elements == 1 ? "" : "s");
     int64_t now = w_wall_ms();
     for (size_t i = 0; out && i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING) continue;
         char *d = w_lock_describe(r->element[i]->str, now);
-        if (d && len + strlen(d) + 4 < cap) len += (size_t)snprintf(out + len, cap - len, "\n• %s", d);
+        if (d && len + strlen(d) + 4 < cap)
+            len += (size_t)snprintf(out + len, cap - len, "\n• %s", d);
         free(d);
     }
     bi_finish(j, "ok", out);
+}
+
+/* REASON of `lock NAME REASON`: the text after the name, as typed */
+static const char *lock_reason(const struct job *j) {
+    const char *r = j->req.text ? j->req.text : "";
+    r += strspn(r, " \t");
+    r += strcspn(r, " \t");
+    return r + strspn(r, " \t");
 }
 
 static void on_lock(void *opaque, const redisReply *r, const struct cq_err *err) {
@@ -499,7 +504,7 @@ static void on_lock(void *opaque, const redisReply *r, const struct cq_err *err)
     w_fmt_duration(d, sizeof d, (int64_t)j->cfg->worker.lock_manual_s * 1000);
     bi_finish(j, "ok",
               cq_strprintf("Locked `%s` for %s (lapses by itself in %s; `unlock %s` frees it).",
-                           j->argv.v[0], j->input ? j->input : "", d, j->argv.v[0]));
+                           j->argv.v[0], lock_reason(j), d, j->argv.v[0]));
 }
 
 static void on_unlock(void *opaque, const redisReply *r, const struct cq_err *err) {
@@ -522,8 +527,8 @@ static void on_unlock(void *opaque, const redisReply *r, const struct cq_err *er
                                "a role of worker.lock_force_roles with `unlock %s --force`",
                                d ? d : "someone else holds it", name));
     else
-        bi_finish(j, "ok", cq_strprintf("Unlocked `%s`%s%s.", name, d ? "; it was: " : "",
-                                        d ? d : ""));
+        bi_finish(j, "ok",
+                  cq_strprintf("Unlocked `%s`%s%s.", name, d ? "; it was: " : "", d ? d : ""));
     free(d);
 }
 
@@ -546,12 +551,7 @@ void w_locks_builtin(struct job *j) {
     } else if (strcmp(word, "lock") == 0) {
         cb = on_lock;
         const char *name = j->argv.v[0];
-        const char *reason = j->input ? j->input : "";
-        while (*reason == ' ')
-            reason++;
-        reason += strlen(name) < strlen(reason) ? strlen(name) : strlen(reason);
-        while (*reason == ' ')
-            reason++;
+        const char *reason = lock_reason(j);
         k1 = cq_strprintf("%slock:%s", p, name);
         k2 = cq_strprintf("%slocks", p);
         tok = new_token();

@@ -65,8 +65,7 @@ char *w_limit_refusal(const struct cq_command *c, int64_t retry_ms) {
     w_fmt_duration(d, sizeof d, retry_ms);
     const char *per = (unsigned)c->limit.per < 3 ? PER_WORD[c->limit.per] : "user";
     return cq_strprintf("rate limit: %d `%s` per %d s %s%s; try again in %s", c->limit.count,
-                        c->name, c->limit.window_s,
-                        c->limit.per == CQ_LIMIT_GLOBAL ? "" : "per ",
+                        c->name, c->limit.window_s, c->limit.per == CQ_LIMIT_GLOBAL ? "" : "per ",
                         c->limit.per == CQ_LIMIT_GLOBAL ? "in all" : per, d);
 }
 
@@ -75,8 +74,8 @@ char *w_limit_state(const struct cq_command *c, long long used, long long retry_
     if (!ok) {
         char d[32];
         w_fmt_duration(d, sizeof d, retry_ms);
-        return cq_strprintf("%lld of %d used in %d s per %s: refused now, free again in %s",
-                            used, c->limit.count, c->limit.window_s, per, d);
+        return cq_strprintf("%lld of %d used in %d s per %s: refused now, free again in %s", used,
+                            c->limit.count, c->limit.window_s, per, d);
     }
     return cq_strprintf("%lld of %d used in %d s per %s: %lld left", used, c->limit.count,
                         c->limit.window_s, per, (long long)c->limit.count - used);
@@ -125,8 +124,8 @@ void w_limit_run(struct job *j, bool consume, w_limit_cb cb) {
     }
     lc->j = j;
     lc->cb = cb;
-    const char *argv[] = {"EVAL", LIMIT_LUA, "1", key, now, win, cnt, j->req.id,
-                          consume ? "1" : "0"};
+    const char *argv[] = {"EVAL",    LIMIT_LUA,          "1", key, now, win, cnt,
+                          j->req.id, consume ? "1" : "0"};
     if (cq_redis_commandargv(w->redis, on_limit, lc, 9, argv, NULL) != CQ_OK) {
         free(lc);
         cb(j, -1, 0, 0, "redis command not accepted");

@@ -2,9 +2,9 @@
  * compare-and-set), the claim states claimed -> calling -> done, the epoch record that
  * tells a Redis that lost its memory, the lease that tells a live owner, and what a
  * duplicate, a lost claim or a dead owner's request is answered. */
+#include "locks.h"
 #include "service.h"
 #include "service_int.h"
-#include "locks.h"
 #include "strutil.h"
 
 #include "admin_http.h"

@@ -4,8 +4,8 @@
  * decide.c -> runonce.c (claim) -> direct.c / trigger.c (act) -> runonce.c (store) ->
  * job.c (produce; job lifecycle), with the records they produce encoded in records.c. */
 #include "service.h"
-#include "service_int.h"
 #include "locks.h"
+#include "service_int.h"
 #include "strutil.h"
 
 #include "admin_http.h"
