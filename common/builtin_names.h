@@ -15,7 +15,8 @@
     X(PIPELINES, "pipelines")                                                                      \
     X(APPROVE, "approve")                                                                          \
     X(DENY, "deny")                                                                                \
-    X(CONFIRM, "confirm")
+    X(CONFIRM, "confirm")                                                                          \
+    X(EXPLAIN, "explain")
 
 /* Built-ins the policy governs like configured commands (a rule must name them, or "*"):
  * the per-channel GitLab event subscriptions (worker/subscriptions_builtins.c). */

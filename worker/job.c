@@ -393,6 +393,10 @@ void w_execute(struct job *j) {
         w_subs_builtin(j);
         return;
     }
+    if (j->kind == JK_BUILTIN && j->pl_builtin == PB_EXPLAIN) {
+        w_explain_builtin(j);
+        return;
+    }
     if (j->kind == JK_BUILTIN && j->pl_builtin == PB_LOCKS) {
         w_locks_builtin(j);
         return;

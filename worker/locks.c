@@ -192,8 +192,9 @@ static void guard_finish(struct job *j, const char *status, char *text) {
     w_job_op_end(j);
 }
 
-static void on_limit_checked(struct job *j, int allowed, long long used, long long retry_ms,
+static void on_limit_checked(void *opaque, int allowed, long long used, long long retry_ms,
                              const char *err) {
+    struct job *j = opaque;
     (void)used;
     if (allowed < 0) {
         guard_finish(j, "failed",
@@ -218,7 +219,7 @@ static void on_limit_checked(struct job *j, int allowed, long long used, long lo
 
 static void after_lock(struct job *j) {
     if (j->cmd->limit.count > 0) {
-        w_limit_run(j, true, on_limit_checked);
+        w_limit_run(j, true, on_limit_checked, j);
         return;
     }
     on_limit_checked(j, 1, 0, 0, NULL);

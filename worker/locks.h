@@ -42,11 +42,11 @@ void w_explain_builtin(struct job *j);
 char *w_lock_name(const struct job *j, struct cq_err *err);
 
 /* ratelimit.c */
-typedef void (*w_limit_cb)(struct job *j, int allowed, long long used, long long retry_ms,
+typedef void (*w_limit_cb)(void *opaque, int allowed, long long used, long long retry_ms,
                            const char *err);
 char *w_limit_key(const struct job *j);
 /* Checks (and when consume, counts) j's command's limit; cb(allowed -1 on error). */
-void w_limit_run(struct job *j, bool consume, w_limit_cb cb);
+void w_limit_run(struct job *j, bool consume, w_limit_cb cb, void *opaque);
 char *w_limit_refusal(const struct cq_command *c, int64_t retry_ms);
 char *w_limit_state(const struct cq_command *c, long long used, long long retry_ms, bool ok);
 void w_metric_refusal(const char *kind);

@@ -118,6 +118,18 @@ struct w_pipeline_outcome {
 
 typedef void (*w_pipeline_cb)(void *opaque, const struct w_pipeline_outcome *o);
 
+/* The ref and the variables a trigger of p sends (pipeline_vars.c; explain shows them):
+ * vars is NULL-terminated "NAME", "value", ... pairs, the chat context first. */
+struct w_pipeline_vars {
+    char *ref;
+    char **vals; /* owned values of the configured variables */
+    size_t n_vals;
+    const char **vars;
+};
+enum cq_rc w_pipeline_vars_build(const struct w_pipeline_trigger *p, struct w_pipeline_vars *out,
+                                 struct cq_err *err);
+void w_pipeline_vars_clear(struct w_pipeline_vars *v);
+
 /* Expands ref and variables, triggers, and for trigger_and_wait registers the pipeline
  * for tracking before cb runs. CQ_OK: cb runs exactly once from the loop (also with a
  * failed outcome on GitLab errors or shutdown). Otherwise (CQ_EINVAL invalid ref,

@@ -89,13 +89,13 @@ void w_metric_refusal(const char *kind) {
 }
 
 struct limit_call {
-    struct job *j;
+    void *opaque;
     w_limit_cb cb;
 };
 
 static void on_limit(void *opaque, const redisReply *r, const struct cq_err *err) {
     struct limit_call *lc = opaque;
-    struct job *j = lc->j;
+    void *j = lc->opaque;
     w_limit_cb cb = lc->cb;
     free(lc);
     if (err || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
@@ -108,7 +108,7 @@ static void on_limit(void *opaque, const redisReply *r, const struct cq_err *err
     cb(j, (int)r->element[0]->integer, r->element[1]->integer, r->element[2]->integer, NULL);
 }
 
-void w_limit_run(struct job *j, bool consume, w_limit_cb cb) {
+void w_limit_run(struct job *j, bool consume, w_limit_cb cb, void *opaque) {
     struct w_worker *w = j->w;
     char *key = w_limit_key(j);
     struct limit_call *lc = calloc(1, sizeof(*lc));
@@ -119,16 +119,16 @@ void w_limit_run(struct job *j, bool consume, w_limit_cb cb) {
     if (!key || !lc || !w->redis) {
         free(key);
         free(lc);
-        cb(j, -1, 0, 0, w->redis ? "out of memory" : "redis is not connected");
+        cb(opaque, -1, 0, 0, w->redis ? "out of memory" : "redis is not connected");
         return;
     }
-    lc->j = j;
+    lc->opaque = opaque;
     lc->cb = cb;
     const char *argv[] = {"EVAL",    LIMIT_LUA,          "1", key, now, win, cnt,
                           j->req.id, consume ? "1" : "0"};
     if (cq_redis_commandargv(w->redis, on_limit, lc, 9, argv, NULL) != CQ_OK) {
         free(lc);
-        cb(j, -1, 0, 0, "redis command not accepted");
+        cb(opaque, -1, 0, 0, "redis command not accepted");
     }
     free(key);
 }

@@ -30,6 +30,7 @@ RUN = uuid.uuid4().hex[:8]
 PREFIX = "cqt-locks-%s:" % RUN
 TMP = tempfile.mkdtemp(prefix="cqt-locks-")
 TRIGGER_TOKEN = "trig-" + RUN
+API_TOK = "tok-" + uuid.uuid4().hex
 API = FakeAPI().start()
 BASE = "http://127.0.0.1:%d/api" % API.port
 TOPICS = {k: "cqt.locks.%s.%s" % (RUN, k)
@@ -70,7 +71,7 @@ def config():
 worker: {lease_ms: 1500, poll_min_ms: 200, poll_max_ms: 500, lock_lease_ms: 3000,
          lock_force_roles: [sre]}
 gitlab: {base_url: "%s", api_token: "${CQT_GL_API}"}
-secrets: {trig: "${CQT_GL_TRIGGER}"}
+secrets: {trig: "${CQT_GL_TRIGGER}", apitok: "${CQT_API_TOK}"}
 people:
   alice: {slack: [UALICE], roles: [sre]}
   bob: {slack: [UBOB], roles: [dev]}
@@ -101,8 +102,22 @@ commands:
 """ + direct % (BASE, "flush") + """    limit: {count: 1, window_s: 600, per: channel}
   purge:
 """ + direct % (BASE, "purge") + """    limit: {count: 1, window_s: 300, per: global}
+  note:
+    mode: direct
+    args:
+      - {name: what, required: true, regex: "[a-z]+"}
+      - {name: text, required: false}
+    http:
+      method: POST
+      base_url: """  + "\"" + BASE + "\"" + """
+      path: "/note/{{args.what}}"
+      query: "by={{user.name}}"
+      headers: {X-Token: "{{secrets.apitok}}", X-Text: "{{args.text}}"}
+      body: '{"what": "{{args.what}}", "text": "{{args.text}}"}'
+    limit: {count: 5, window_s: 60, per: user}
+    lock: "note:{{args.what}}"
 policy:
-  - {name: ops, roles: [sre, dev], commands: [deploy, migrate, ping, flush, purge]}
+  - {name: ops, roles: [sre, dev], commands: [deploy, migrate, ping, flush, purge, note]}
   - {name: locks, roles: [sre, dev], commands: [locks, lock, unlock]}
 """)
     return path
@@ -241,6 +256,58 @@ def test_limits(results, worker):
     report("rate limits per user, channel and in all with the retry time; metrics")
 
 
+def lines_of(text, head):
+    return [ln[len(head):] for ln in text.split("\n") if ln.startswith(head)]
+
+
+def test_explain(results):
+    text = 'web production s-success-200'
+    ex = run(results, "UALICE", "explain", "deploy " + text).get("text", "")
+    check("• allowed by rule ops" in ex and "• lock: free" in ex and "• approval: none" in ex,
+          "explain: rule, lock, approval: %r" % ex)
+    check("• pipeline: trigger_and_wait of GitLab project ops%2Fdeploy at ref s-success-200" in ex,
+          "explain names project and ref: %r" % ex)
+    shown = dict(v.split("=", 1) for v in lines_of(ex, "  variable "))
+    rid = send(results, "UALICE", "deploy", text)
+    check(answer(results, rid, "ack").get("status") == "ok", "the real deploy runs")
+    trig = [q for q in GL.triggers() if ["variables[CHATOPS_REQUEST_ID]", rid] in q["form"]]
+    sent = {k[len("variables["):-1]: v for k, v in (trig[0]["form"] if trig else [])
+            if k.startswith("variables[")}
+    ref = [v for k, v in (trig[0]["form"] if trig else []) if k == "ref"]
+    sent.pop("CHATOPS_REQUEST_ID", None)
+    shown.pop("CHATOPS_REQUEST_ID", None)
+    check(sent and shown == sent and ref == ["s-success-200"],
+          "explain showed the variables the trigger sent, byte for byte: %r vs %r" % (shown, sent))
+    answer(results, rid, "final", 20)
+    # a direct call: method, URL, headers (secret masked) and body as the API then gets them
+    arg = 'memo "it\'s a&b=c"'
+    ex = run(results, "UBOB", "explain", "note " + arg).get("text", "")
+    check(API_TOK not in ex and "X-Token: [redacted]" in ex, "the secret is masked: %r" % ex)
+    check("• rate limit: 0 of 5 used in 60 s per user: 5 left" in ex and
+          "• lock name: `note:memo`" in ex, "limit and lock state: %r" % ex)
+    ex2 = run(results, "UBOB", "explain", "note " + arg).get("text", "")
+    check("0 of 5 used" in ex2, "explain does not consume the limit: %r" % ex2)
+    req = lines_of(ex, "• request: ")
+    body = lines_of(ex, "  body: ")
+    API.reset()
+    r = run(results, "UBOB", "note", arg)
+    check(r.get("status") == "ok", "the real call runs: %r" % r)
+    got = API.requests("/api/note/")
+    check(len(got) == 1, "one call: %r" % got)
+    if got:
+        g = got[0]
+        url = BASE + g["path"][len("/api"):] + ("?" + g["query"] if g.get("query") else "")
+        check(req == ["POST " + url], "explain showed the URL called: %r vs %r" % (req, url))
+        check(body == [g["body"]], "explain showed the body sent, byte for byte: %r vs %r"
+              % (body, g["body"]))
+        hdr = {k.lower(): v for k, v in g["headers"].items()}
+        check("X-Text: " + hdr.get("x-text", "?") in ex, "and the header: %r" % hdr)
+    no = run(results, "UCAROL", "explain", "note " + arg).get("text", "")
+    check("• refused:" in no and "request" not in no and "lock" not in no,
+          "policy-filtered: a stranger sees only the refusal: %r" % no)
+    report("explain: rule, approval, lock, limit (not consumed), the request sent byte for byte")
+
+
 def main():
     path = config()
     for t in ("requests", "pipeline_events", "results", "audit"):
@@ -248,13 +315,15 @@ def main():
                        capture_output=True)
     results = Tail(BROKERS, TOPICS["results"])
     w = cqt.Service("worker", path, "locks-w1", TMP, args=["--id", "locks-" + RUN],
-                    env=dict(CQT_GL_API="api-" + RUN, CQT_GL_TRIGGER=TRIGGER_TOKEN))
+                    env=dict(CQT_GL_API="api-" + RUN, CQT_GL_TRIGGER=TRIGGER_TOKEN,
+                             CQT_API_TOK=API_TOK))
     try:
         check(w.wait_ready(30), "worker ready")
         test_pipeline_lock(results)
         test_builtins(results)
         test_redelivered_holder(results)
         test_limits(results, w)
+        test_explain(results)
     finally:
         w.stop()
         results.stop()
