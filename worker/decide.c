@@ -118,7 +118,7 @@ void w_decide(struct job *j) {
         return;
     }
     if (w_approval_decide(j)) return; /* approve / deny / confirm (approval.c) */
-    if (w_explain_decide(j)) return; /* explain COMMAND ARGS (explain.c) */
+    if (w_explain_decide(j)) return;  /* explain COMMAND ARGS (explain.c) */
     if (w_policy_is_builtin(word)) {
         j->kind = JK_BUILTIN;
         w_policy_check(cfg, j->person, j->channel, word, NULL, &j->dec);
