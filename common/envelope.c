@@ -184,33 +184,18 @@ char *env_print_or_fail(cJSON *root, const char *kind, struct cq_err *err) {
 }
 
 char *cq_request_encode(const struct cq_request *r, struct cq_err *err) {
-    cJSON *root = NULL;
-    char *out = NULL;
-
     if (!r) {
         cq_err_set(err, CQ_EINVAL, "request: NULL");
-        goto out;
+        return NULL;
     }
     if (r->retry_num < 0 || r->retry_num > CQ_ENV_MAX_RETRY_NUM) {
         cq_err_set(err, CQ_EINVAL, "request: field 'retry_num' is out of range");
-        goto out;
+        return NULL;
     }
-    root = cJSON_CreateObject();
-    if (!root || !env_add_number(root, "v", CQ_ENVELOPE_VERSION)) {
-        cq_err_set(err, CQ_ENOMEM, "request: out of memory");
-        goto out;
-    }
-    if (env_encode_fields("request", r, request_fields, NFIELDS(request_fields), root, err) !=
-        CQ_OK)
-        goto out;
-    if (!env_add_number(root, "retry_num", r->retry_num)) {
-        cq_err_set(err, CQ_ENOMEM, "request: out of memory");
-        goto out;
-    }
-    out = env_print_or_fail(root, "request", err);
-out:
-    cJSON_Delete(root);
-    return out;
+    /* the ingress encodes one per request: printed from stack nodes, no tree (envelope_stack.c) */
+    const struct env_int v = {"v", CQ_ENVELOPE_VERSION}, retry = {"retry_num", r->retry_num};
+    return env_encode_stack("request", r, request_fields, NFIELDS(request_fields), &v, 1, &retry, 1,
+                            err);
 }
 
 char *cq_result_encode(const struct cq_result *r, struct cq_err *err) {

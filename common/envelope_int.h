@@ -51,4 +51,15 @@ enum cq_rc env_get_int(const char *kind, const cJSON *parent, const char *key, c
                        double max, long long *out, struct cq_err *err);
 void env_clear_fields(void *msg, const struct field *fields, size_t n);
 
+/* envelope_stack.c: {lead numbers, the fields (table order, groups as objects), trail numbers}
+ * printed by cJSON from nodes on the stack that point at the message's strings: the same text
+ * and errors as env_encode_fields + env_print_or_fail on a tree, one allocation (the result). */
+struct env_int {
+    const char *key;
+    long long v;
+};
+char *env_encode_stack(const char *kind, const void *msg, const struct field *fields, size_t n,
+                       const struct env_int *lead, size_t nlead, const struct env_int *trail,
+                       size_t ntrail, struct cq_err *err);
+
 #endif
