@@ -80,6 +80,23 @@ TEST(slack_signature_secret_switch) {
     CHECK(strcmp(sig, SLACK_SIG) == 0);
 }
 
+/* A context is given back reset to its key and reused: a signature must not depend on what
+ * the context hashed before (another body, a longer one, one cut short). */
+TEST(slack_signature_reused_context) {
+    char sig[68], first_b[68], b[sizeof(SLACK_BODY)];
+    size_t len = strlen(SLACK_BODY);
+    memcpy(b, SLACK_BODY, sizeof(b));
+    b[3] ^= 0x01;
+    cq_slack_signature(SLACK_SECRET, SLACK_TS, b, len, first_b);
+    for (int i = 0; i < 10; i++) {
+        cq_slack_signature(SLACK_SECRET, SLACK_TS, SLACK_BODY, (size_t)i * 7 % len, sig);
+        cq_slack_signature(SLACK_SECRET, SLACK_TS, SLACK_BODY, len, sig);
+        CHECK_STR(sig, SLACK_SIG);
+        cq_slack_signature(SLACK_SECRET, SLACK_TS, b, len, sig);
+        CHECK_STR(sig, first_b);
+    }
+}
+
 static void *sign_many(void *arg) {
     const char *secret = arg;
     char sig[68];
@@ -402,6 +419,7 @@ int main(void) {
     RUN(uuid4);
     RUN(uuid4_after_fork);
     RUN(slack_signature_secret_switch);
+    RUN(slack_signature_reused_context);
     RUN(slack_signature_threads);
     RUN(base64_known);
     RUN(base64_round_trip_0_to_40);
