@@ -41,6 +41,18 @@ static size_t seq_len(const unsigned char *s, size_t len) {
 bool cq_utf8_valid(const char *s, size_t len) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        if (len - i >= 8) { /* ASCII, most of every envelope field, 8 bytes at a time */
+            uint64_t v;
+            memcpy(&v, u + i, sizeof(v));
+            if (!(v & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
         size_t n = seq_len(u + i, len - i);
         if (n == 0) return false;
         i += n;

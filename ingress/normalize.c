@@ -117,13 +117,11 @@ enum cq_rc ing_form_parse(const char *body, size_t len, size_t max_fields, struc
     char *w = form->buf = malloc(len + 1);
     if (!w) return CQ_ENOMEM;
     while (i < len) {
-        size_t end = i;
-        while (end < len && body[end] != '&')
-            end++;
+        const char *amp = memchr(body + i, '&', len - i);
+        size_t end = amp ? (size_t)(amp - body) : len;
         if (end > i) { /* skip empty pairs ("a=1&&b=2") */
-            size_t eq = i;
-            while (eq < end && body[eq] != '=')
-                eq++;
+            const char *eqp = memchr(body + i, '=', end - i);
+            size_t eq = eqp ? (size_t)(eqp - body) : end;
             if (form->n == max_fields) {
                 rc = CQ_EPARSE;
                 goto out;
@@ -162,8 +160,9 @@ out:
 }
 
 const char *ing_form_get(const struct ing_form *form, const char *name) {
-    for (size_t i = 0; i < form->n; i++)
-        if (strcmp(form->f[i].name, name) == 0) return form->f[i].value;
+    for (size_t i = 0; i < form->n; i++) /* the first byte rules out most names at once */
+        if (form->f[i].name[0] == name[0] && strcmp(form->f[i].name, name) == 0)
+            return form->f[i].value;
     return NULL;
 }
 
