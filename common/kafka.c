@@ -145,9 +145,12 @@ enum cq_rc cq_kafka_pipe_open(int fds[2], struct cq_err *err) {
     return CQ_OK;
 }
 
+/* One read empties the pipe unless it held a full buffer: the poll on it is level-triggered,
+ * so a byte written meanwhile (or left) only wakes the loop once more. Reading until EAGAIN
+ * cost a second read(2) per wake-up, i.e. per batch of delivery reports. */
 void cq_kafka_pipe_drain(int fd) {
     char buf[256];
-    while (read(fd, buf, sizeof(buf)) > 0) {
+    while (read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf)) {
     }
 }
 
