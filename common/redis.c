@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 
 #include "config.h"
@@ -398,7 +397,7 @@ static void connect_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
         return;
     }
     ac->data = r;
-    if (redisLibuvAttach(ac, r->uv) != REDIS_OK) {
+    if (cq_redis_uv_attach(ac, r->uv) != REDIS_OK) {
         cq_warn(NULL, "redis %s:%d: cannot attach to the loop", r->host, r->port);
         redisAsyncFree(ac);
         schedule_reconnect(r);

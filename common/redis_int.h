@@ -59,6 +59,11 @@ void cq_redis_connect_start(struct cq_redis *r);
 void cq_redis_drop_conn(struct cq_redis *r, const char *why);
 void cq_redis_become_ready(struct cq_redis *r);
 
+/* redis_uv.c: hiredis's event hooks on the loop (instead of hiredis/adapters/libuv.h: the
+ * fd stays registered, and the commands of one loop turn go out in one write). REDIS_OK or
+ * REDIS_ERR (out of memory, or the context already attached). */
+int cq_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
+
 /* redis_sentinel.c */
 /* Copies the nsent "host:port" sentinels and master_name into r. CQ_EINVAL (err set) for a
  * sentinel that is not host:port, CQ_ENOMEM; r->nsent counts what was copied either way. */

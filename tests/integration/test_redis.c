@@ -613,6 +613,43 @@ TEST(free_with_pending) {
     stop_redis(pid);
 }
 
+/* The commands issued in one loop turn are written before the loop waits (common/redis_uv.c),
+ * so a round trip takes one turn: the old adapter waited a turn for EPOLLOUT first. A value
+ * larger than the socket buffer is written in parts as the socket drains. */
+TEST(one_turn_and_large_write) {
+    int port = free_port();
+    pid_t pid = start_redis(port, NULL);
+    struct cq_redis *r = client(port, NULL, 5000);
+    CHECK(wait_connected(r, 3000));
+    run_for(50); /* nothing of the handshake left in flight */
+    struct res a = {0}, b = {0}, big = {0}, len = {0};
+    CHECK(cq_redis_command(r, on_res, &a, "PING") == CQ_OK);
+    CHECK(cq_redis_command(r, on_res, &b, "ECHO %s", "two") == CQ_OK);
+    uv_run(cq_loop_uv(L), UV_RUN_ONCE); /* one write, then it blocks until the replies */
+    CHECK(a.done && b.done);
+    CHECK_STR(a.str, "PONG");
+    CHECK_STR(b.str, "two");
+    struct res c = {0};
+    CHECK(cq_redis_command(r, on_res, &c, "PING") == CQ_OK);
+    uv_run(cq_loop_uv(L), UV_RUN_ONCE);
+    CHECK(c.done && c.type == REDIS_REPLY_STATUS);
+    size_t n = 16u * 1024 * 1024;
+    char *v = malloc(n);
+    if (!v) cqtest_fatal("out of memory");
+    memset(v, 'x', n);
+    const char *argv[] = {"SET", "big", v};
+    size_t lens[] = {3, 3, n};
+    CHECK(cq_redis_commandargv(r, on_res, &big, 3, argv, lens) == CQ_OK);
+    CHECK(cq_redis_command(r, on_res, &len, "STRLEN big") == CQ_OK);
+    free(v);
+    CHECK(run_until(&len.done, 4000));
+    CHECK(big.type == REDIS_REPLY_STATUS && len.type == REDIS_REPLY_INTEGER);
+    CHECK(len.integer == (long long)n);
+    printf("  a round trip in one loop turn; a 16 MB value written in parts\n");
+    free_client(r);
+    stop_redis(pid);
+}
+
 int main(void) {
     struct cq_err err;
     /* this process embeds the library the way a service does, and the services ignore
@@ -632,6 +669,7 @@ int main(void) {
     RUN(sentinel_failover);
     RUN(connect_timeout);
     RUN(free_with_pending);
+    RUN(one_turn_and_large_write);
     cq_loop_free(L);
     return cqtest_done();
 }
