@@ -1,7 +1,13 @@
 /* httpc: curl multi on the libuv loop (see httpc.h). curl tells us which sockets
  * to watch (on_socket -> one uv_poll_t each) and when to wake it (on_curl_timer ->
  * one uv_timer_t); we feed events back with curl_multi_socket_action and hand
- * finished transfers to their callbacks in dispatch(). */
+ * finished transfers to their callbacks in dispatch().
+ * A socket's uv_poll_t lives as long as the socket (curl closes it through
+ * on_close_socket), not as long as one transfer: curl drops a kept-alive connection from
+ * its watch list after every transfer and asks for it again on the next, and a new
+ * uv_poll_t per transfer cost ~7 epoll_ctl/ioctl calls. Between transfers the socket stays
+ * registered for reading ("parked"); an event there (the server closed it) stops the watch,
+ * and curl finds the connection dead when it next checks it. */
 #include "httpc.h"
 
 #include <limits.h>
@@ -10,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <uv.h>
@@ -24,6 +31,8 @@ struct sock {
     curl_socket_t fd;
     struct cq_httpc *h;
     struct sock *prev, *next;
+    int events;  /* the mask the poll handle runs with (0: stopped) */
+    bool parked; /* curl is not watching it now (between two transfers) */
 };
 
 struct xfer {
@@ -46,6 +55,8 @@ struct cq_httpc {
     uv_timer_t timer;
     struct xfer *xfers;
     struct sock *socks;
+    struct sock **byfd; /* socket -> its record, for a socket curl asks for again */
+    size_t nbyfd;
     int inflight;
     int dispatching;
     bool closing;
@@ -169,6 +180,13 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     struct sock *k = p->data;
     struct cq_httpc *h = k->h;
     int flags = 0, running;
+    if (k->parked || status < 0) {
+        /* parked: EOF or stray bytes on an idle connection, which curl's check before reuse
+         * will find; an error stopped the handle (libuv did): say so to curl below */
+        uv_poll_stop(&k->poll);
+        k->events = 0;
+        if (k->parked) return;
+    }
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     else {
@@ -206,41 +224,81 @@ static void sock_close(struct cq_httpc *h, struct sock *k) {
     else
         h->socks = k->next;
     if (k->next) k->next->prev = k->prev;
+    if (k->fd >= 0 && (size_t)k->fd < h->nbyfd && h->byfd[k->fd] == k) h->byfd[k->fd] = NULL;
     uv_poll_stop(&k->poll);
     uv_close((uv_handle_t *)&k->poll, sock_closed);
+}
+
+/* libuv's uv_poll_start takes the fd out of epoll and puts it back even for the same mask */
+static void sock_watch(struct sock *k, int events) {
+    if (events == k->events) return;
+    k->events = events;
+    if (events)
+        uv_poll_start(&k->poll, events, on_poll);
+    else
+        uv_poll_stop(&k->poll);
+}
+
+static struct sock *sock_new(struct cq_httpc *h, curl_socket_t s) {
+    if (s < 0) return NULL;
+    if ((size_t)s >= h->nbyfd) {
+        size_t n = h->nbyfd ? h->nbyfd : 64;
+        while (n <= (size_t)s)
+            n *= 2;
+        struct sock **v = realloc(h->byfd, n * sizeof(*v));
+        if (!v) return NULL;
+        memset(v + h->nbyfd, 0, (n - h->nbyfd) * sizeof(*v));
+        h->byfd = v;
+        h->nbyfd = n;
+    }
+    struct sock *k = calloc(1, sizeof(*k));
+    if (!k) return NULL;
+    if (uv_poll_init_socket(h->uv, &k->poll, s) != 0) {
+        free(k);
+        return NULL;
+    }
+    k->fd = s;
+    k->h = h;
+    k->poll.data = k;
+    k->next = h->socks;
+    if (h->socks) h->socks->prev = k;
+    h->socks = k;
+    h->byfd[s] = k;
+    return k;
 }
 
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
     struct cq_httpc *h = userp;
     struct sock *k = socketp;
     (void)easy;
+    if (!k && s >= 0 && (size_t)s < h->nbyfd) k = h->byfd[s]; /* a parked connection */
     if (what == CURL_POLL_REMOVE) {
         if (k) {
-            sock_close(h, k);
+            /* Parked until curl asks again or closes it (on_close_socket); readable only, so
+             * an idle socket's writability does not wake the loop. */
+            k->parked = true;
+            uv_unref((uv_handle_t *)&k->poll); /* an idle connection keeps no loop alive */
+            sock_watch(k, k->events & UV_READABLE);
             curl_multi_assign(h->multi, s, NULL);
         }
         return 0;
     }
-    if (!k) {
-        k = calloc(1, sizeof(*k));
-        if (!k) return -1;
-        if (uv_poll_init_socket(h->uv, &k->poll, s) != 0) {
-            free(k);
-            return -1;
-        }
-        k->fd = s;
-        k->h = h;
-        k->poll.data = k;
-        k->next = h->socks;
-        if (h->socks) h->socks->prev = k;
-        h->socks = k;
-        curl_multi_assign(h->multi, s, k);
-    }
+    if (!k && !(k = sock_new(h, s))) return -1;
+    if (k->parked || !socketp) curl_multi_assign(h->multi, s, k);
+    if (k->parked) uv_ref((uv_handle_t *)&k->poll);
+    k->parked = false;
     int events = 0;
     if (what & CURL_POLL_IN) events |= UV_READABLE;
     if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
-    uv_poll_start(&k->poll, events, on_poll);
+    sock_watch(k, events);
     return 0;
+}
+
+/* curl closes a socket (a connection it no longer keeps): the watch goes first. */
+static int on_close_socket(void *clientp, curl_socket_t s) {
+    struct cq_httpc *h = clientp;
+    if (s >= 0 && (size_t)s < h->nbyfd && h->byfd[s]) sock_close(h, h->byfd[s]);
+    return close(s);
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -376,6 +434,8 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(x->max > LLONG_MAX ? LLONG_MAX : x->max));
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
     SETOPT(CURLOPT_PRIVATE, (void *)x);
+    SETOPT(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SETOPT(CURLOPT_CLOSESOCKETDATA, (void *)h); /* kept by the connection: h, not x */
     if (x->hdrs) SETOPT(CURLOPT_HTTPHEADER, x->hdrs);
     if (req->body || strcmp(method, "POST") == 0) {
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
@@ -424,6 +484,9 @@ static void real_free(struct cq_httpc *h) {
     h->multi = NULL;
     while (h->socks)
         sock_close(h, h->socks);
+    free(h->byfd);
+    h->byfd = NULL;
+    h->nbyfd = 0;
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, client_closed);
 }

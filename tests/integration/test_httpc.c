@@ -71,6 +71,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                          u->buf, hdr ? hdr : "-");
         return respond(c, 200, out, (size_t)n, MHD_RESPMEM_MUST_COPY, NULL);
     }
+    if (strcmp(url, "/close") == 0) {
+        const char *hs[] = {"Connection", "close", NULL};
+        return respond(c, 200, "bye", 3, MHD_RESPMEM_PERSISTENT, hs);
+    }
     if (strcmp(url, "/slow") == 0) {
         sleep(2);
         return respond(c, 200, "slow", 4, MHD_RESPMEM_PERSISTENT, NULL);
@@ -390,6 +394,81 @@ TEST(free_with_pending) {
            "inside a callback)\n");
 }
 
+/* A kept-alive connection keeps its one uv_poll_t between transfers (no re-registration per
+ * transfer); parked, it does not hold the loop; when the server closes it while it idles, the
+ * loop does not spin on the EOF and the next request opens a new connection; a connection
+ * curl closes (Connection: close) takes its watch with it. */
+static int n_polls, n_active_polls, n_ref_polls;
+static uv_handle_t *last_poll;
+static void count_polls(uv_handle_t *hd, void *arg) {
+    (void)arg;
+    if (hd->type != UV_POLL || uv_is_closing(hd)) return;
+    n_polls++;
+    n_active_polls += uv_is_active(hd) != 0;
+    n_ref_polls += uv_has_ref(hd) != 0;
+    last_poll = hd;
+}
+static void walk_polls(void) {
+    n_polls = n_active_polls = n_ref_polls = 0;
+    last_poll = NULL;
+    uv_walk(cq_loop_uv(L), count_polls, NULL);
+}
+static long turns;
+static void count_turn(uv_prepare_t *p) {
+    (void)p;
+    turns++;
+}
+
+TEST(kept_alive_sockets) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct MHD_Daemon *d2 = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL,
+        NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, 1u, MHD_OPTION_END);
+    if (!d2) cqtest_fatal("MHD_start_daemon failed");
+    char saved[64];
+    snprintf(saved, sizeof(saved), "%s", base);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u",
+             (unsigned)MHD_get_daemon_info(d2, MHD_DAEMON_INFO_BIND_PORT)->port);
+    struct cq_httpc *h = client(4);
+    struct res r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    CHECK(get(h, "/ok", 5000, 0, &r1) == CQ_OK);
+    CHECK(run_until(&r1.done, 5000) && r1.status == 200);
+    walk_polls();
+    CHECK(n_polls == 1 && n_active_polls == 1 && n_ref_polls == 0); /* parked, unref'd */
+    uv_handle_t *first = last_poll;
+    CHECK(get(h, "/ok", 5000, 0, &r2) == CQ_OK);
+    CHECK(run_until(&r2.done, 5000) && r2.status == 200);
+    walk_polls();
+    CHECK(n_polls == 1 && last_poll == first); /* the same watch for the reused connection */
+    /* the server drops the idle connection after 1 s */
+    uv_prepare_t turn;
+    uv_prepare_init(cq_loop_uv(L), &turn);
+    uv_prepare_start(&turn, count_turn);
+    turns = 0;
+    run_for(1800);
+    uv_close((uv_handle_t *)&turn, NULL);
+    long idle_turns = turns;
+    CHECK(idle_turns < 1000); /* 5 ms ticks: ~360; a spin on the EOF would be millions */
+    walk_polls();
+    CHECK(n_active_polls == 0);
+    CHECK(get(h, "/ok", 5000, 0, &r3) == CQ_OK);
+    CHECK(run_until(&r3.done, 5000) && r3.status == 200 && r3.rc == CQ_OK);
+    walk_polls();
+    CHECK(n_polls == 1 && n_active_polls == 1); /* the dead one closed, the new one parked */
+    CHECK(get(h, "/close", 5000, 0, &r4) == CQ_OK);
+    CHECK(run_until(&r4.done, 5000) && r4.status == 200);
+    run_for(20);
+    walk_polls();
+    CHECK(n_polls == 0); /* curl closed the connection: its watch went first */
+    printf("  one watch per kept-alive connection (parked between transfers, %ld loop turns "
+           "while the server closed it); closed with the connection\n",
+           idle_turns);
+    free_client(h);
+    snprintf(base, sizeof(base), "%s", saved);
+    MHD_stop_daemon(d2);
+}
+
 int main(void) {
     struct cq_err err;
     /* this process embeds the library the way a service does, and the services ignore
@@ -403,6 +482,7 @@ int main(void) {
     RUN(status_headers_and_limits);
     RUN(errors);
     RUN(free_with_pending);
+    RUN(kept_alive_sockets);
     cq_loop_free(L);
     MHD_stop_daemon(D);
     return cqtest_done();
