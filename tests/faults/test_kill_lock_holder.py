@@ -49,6 +49,10 @@ def test():
                (lapse, LEASE_MS))
         fl.cqt.check(gone and lapse <= LEASE_MS / 1000.0 + 3,
                      "the lock lapsed with its lease, not kept (%.1f s)" % lapse)
+        # the commands sent during the lease all end first (those on the dead worker's
+        # partitions run once it lapsed and hold the lock briefly themselves)
+        fl.wait_for(lambda: all(fl.Counts(st, [during]).answered.get(i) for i in range(1, 7)),
+                    60, 0.3)
         after = fl.Load(st, 1, first=7).start()
         after.join()
         rc = fl.finish(st, [first, during, after], "kill -9 the lock holder mid call")

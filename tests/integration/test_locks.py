@@ -324,8 +324,11 @@ def main():
         test_redelivered_holder(results)
         test_limits(results, w)
         test_explain(results)
+        rc = w.stop()
+        check(rc == 0, "the worker drains and exits 0 (no leak report under ASan): %s" % rc)
     finally:
-        w.stop()
+        if w.alive():
+            w.stop()
         results.stop()
         GL.stop()
         API.stop()
