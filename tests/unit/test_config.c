@@ -157,8 +157,15 @@ TEST(example_loads) {
     CHECK(ch && !strcmp(ch->name, "ops-prod") && !strcmp(ch->environment, "production"));
     CHECK(cq_config_channel(cfg, "feishu", "C0OPSPROD1") == NULL);
 
-    CHECK(cfg->n_rules == 7); /* the 7th: sre-subscriptions (GitLab events, issue 15) */
+    CHECK(cfg->n_rules == 8); /* 7th: locks (issue 16); 8th: sre-subscriptions (issue 15) */
     CHECK(cfg->events.enabled && cfg->n_subscriptions == 2);
+    /* issue 16: the deploy's lock and rate limit; other commands have neither */
+    CHECK(dep && dep->lock && !strcmp(dep->lock, "env:{{args.env}}"));
+    CHECK(dep && dep->limit.count == 5 && dep->limit.window_s == 3600 &&
+          dep->limit.per == CQ_LIMIT_USER);
+    CHECK(cfg->commands[0].lock == NULL && cfg->commands[0].limit.count == 0);
+    CHECK(cfg->worker.lock_lease_ms == 30000 && cfg->worker.lock_max_s == 7200 &&
+          cfg->worker.lock_force_roles && !strcmp(cfg->worker.lock_force_roles[0], "sre"));
     const struct cq_rule *prod = &cfg->rules[5];
     CHECK_STR(prod->name, "deploy-production");
     CHECK(prod->n_args == 1 && !strcmp(prod->args[0].arg, "env") &&
