@@ -430,13 +430,19 @@ static enum MHD_Result hand_over(struct conn *c, const char *topic, char *key, c
     return MHD_YES;
 }
 
+/* "platform:tenant:channel", pieces copied by length (snprintf parsed its format per request) */
 static char *join_key(const struct cq_request *r) {
-    size_t n = strlen(r->platform) + (r->tenant ? strlen(r->tenant) : 0) +
-               (r->channel_id ? strlen(r->channel_id) : 0) + 3;
-    char *k = malloc(n);
-    if (k)
-        snprintf(k, n, "%s:%s:%s", r->platform, r->tenant ? r->tenant : "",
-                 r->channel_id ? r->channel_id : "");
+    const char *part[3] = {r->platform, r->tenant ? r->tenant : "",
+                           r->channel_id ? r->channel_id : ""};
+    size_t len[3], n = 0;
+    for (int i = 0; i < 3; i++)
+        n += len[i] = strlen(part[i]);
+    char *k = malloc(n + 3), *w = k;
+    for (int i = 0; k && i < 3; i++) {
+        memcpy(w, part[i], len[i]);
+        w += len[i];
+        *w++ = i < 2 ? ':' : '\0';
+    }
     return k;
 }
 
@@ -489,15 +495,20 @@ static enum MHD_Result dispatch(struct conn *c) {
     }
     case ING_REQUEST: {
         char *key = join_key(&o.req);
-        size_t cl = strlen(o.req.command) + strlen(o.req.text) + 2;
-        c->cmdline = malloc(cl);
+        size_t cmdl = strlen(o.req.command), tl = strlen(o.req.text);
+        c->cmdline = malloc(cmdl + tl + 2);
         if (!key || !c->cmdline) {
             free(key);
             ret = reject(c, 500, "out of memory", NULL, NULL);
             break;
         }
-        snprintf(c->cmdline, cl, "%s%s%s", o.req.command, *o.req.text ? " " : "", o.req.text);
-        snprintf(c->req_id, sizeof(c->req_id), "%s", o.req.id);
+        /* "command text" (or "command"), and the id: copied by length, no snprintf */
+        memcpy(c->cmdline, o.req.command, cmdl);
+        if (tl) c->cmdline[cmdl++] = ' ';
+        memcpy(c->cmdline + cmdl, o.req.text, tl + 1);
+        size_t il = strnlen(o.req.id, sizeof(c->req_id) - 1);
+        memcpy(c->req_id, o.req.id, il);
+        c->req_id[il] = '\0';
         char *value = o.body;
         o.body = NULL;
         ret = hand_over(c, cfg->kafka.topic_requests, key, value, strlen(value));
