@@ -272,6 +272,7 @@ static const struct field kafka_fields[] = {
       .max = 2500),
     F("max_poll_interval_ms", F_INT, CFG, kafka.max_poll_interval_ms, .def_i = 300000, .min = 10000,
       .max = 86400000),
+    F("report_delay_ms", F_INT, CFG, kafka.report_delay_ms, .def_i = 5, .min = 0, .max = 1000),
     F("topics", F_MAP, CFG, kafka, .sub = &topics_schema),
     F("groups", F_MAP, CFG, kafka, .sub = &groups_schema),
     F("security_protocol", F_STR, CFG, kafka.security_protocol, .def = "plaintext",

@@ -206,6 +206,7 @@ struct cq_config {
         char *worker_group;          /* default chatops-worker */
         char *notifier_group;        /* default chatops-notifier */
         int max_poll_interval_ms;    /* consumer max.poll.interval.ms, default 300000 */
+        int report_delay_ms;         /* worker: delivery reports ride other wake-ups, default 5 */
         /* Security and tuning for every librdkafka client (common/config_kafka.c). */
         char *security_protocol;              /* plaintext|ssl|sasl_plaintext|sasl_ssl */
         char *sasl_mechanism;                 /* PLAIN|SCRAM-SHA-256|SCRAM-SHA-512, optional */

@@ -73,6 +73,13 @@ const char *cq_producer_fatal(struct cq_producer *p);
 void cq_producer_test_fatal(struct cq_producer *p, const char *reason);
 /* Serves delivery reports; returns how many were served. */
 int cq_producer_poll(struct cq_producer *p, int timeout_ms);
+/* Delivery reports (and producer errors) stop waking the loop on their own: while messages
+ * are outstanding they are served each loop turn just before the loop waits, and a timer
+ * wakes an otherwise idle loop after at most max_delay_ms. For callers whose reports are
+ * bookkeeping, not on a user's path (the worker's results and audit records: the notifier
+ * reads the result from Kafka, not from the report). With nothing outstanding, errors come
+ * out within a second. Needs a loop; max_delay_ms <= 0 keeps a wake-up per report. */
+void cq_producer_lazy_reports(struct cq_producer *p, int max_delay_ms);
 /* Waits for every outstanding report (rd_kafka_flush). CQ_ETIMEOUT if some remain. */
 enum cq_rc cq_producer_flush(struct cq_producer *p, int timeout_ms);
 /* Messages sent whose report has not yet been served. */

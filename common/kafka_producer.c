@@ -35,6 +35,11 @@ struct cq_producer {
     int fds[2];
     uv_poll_t poll;
     uv_timer_t ready_timer;
+    /* lazy reports (cq_producer_lazy_reports): served before the loop next waits, a timer
+     * bounding the wait while the loop has nothing else to do */
+    int lazy_ms; /* 0: the queue's IO event wakes the loop for every report */
+    uv_prepare_t serve;
+    uv_timer_t serve_timer;
     uv_work_t ready_work;
     bool work_busy; /* loop thread only */
     bool closing;
@@ -125,6 +130,8 @@ static void ready_probe_done(uv_work_t *w, int status) {
 
 static void ready_tick(uv_timer_t *t) {
     struct cq_producer *p = t->data;
+    /* lazy reports: errors and fatal errors while nothing is in flight come out here */
+    if (p->lazy_ms > 0 && !p->closing) rd_kafka_poll(p->rk, 0);
     if (p->work_busy || p->closing) return;
     if (uv_queue_work(t->loop, &p->ready_work, ready_probe, ready_probe_done) == 0)
         p->work_busy = true;
@@ -138,6 +145,38 @@ static void on_producer_io(uv_poll_t *h, int status, int events) {
     /* The pipe is written only on empty -> non-empty: serve until the queue is empty. */
     while (rd_kafka_poll(p->rk, 0) > 0) {
     }
+}
+
+/* Lazy reports: what librdkafka has queued is served each loop turn, just before the loop
+ * waits, while messages are outstanding; the timer, pushed back every turn, wakes the loop
+ * only when it stayed idle for lazy_ms with reports possibly waiting. */
+static void serve_timer_tick(uv_timer_t *t) {
+    (void)t; /* the wake-up is the point: the prepare handle serves before the next wait */
+}
+
+static void serve_reports(uv_prepare_t *h) {
+    struct cq_producer *p = h->data;
+    while (rd_kafka_poll(p->rk, 0) > 0) {
+    }
+    if (p->closing || rd_kafka_outq_len(p->rk) == 0) {
+        uv_prepare_stop(&p->serve);
+        uv_timer_stop(&p->serve_timer);
+        return;
+    }
+    uv_timer_start(&p->serve_timer, serve_timer_tick, (uint64_t)p->lazy_ms, 0);
+}
+
+static void lazy_arm(struct cq_producer *p) {
+    if (p->lazy_ms <= 0 || p->closing || uv_is_active((uv_handle_t *)&p->serve)) return;
+    uv_prepare_start(&p->serve, serve_reports);
+    uv_timer_start(&p->serve_timer, serve_timer_tick, (uint64_t)p->lazy_ms, 0);
+}
+
+void cq_producer_lazy_reports(struct cq_producer *p, int max_delay_ms) {
+    if (!p || !p->loop || !p->mainq || p->closing || max_delay_ms <= 0 || p->lazy_ms > 0) return;
+    p->lazy_ms = max_delay_ms;
+    rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+    lazy_arm(p); /* whatever is queued already */
 }
 
 struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms,
@@ -194,6 +233,12 @@ struct cq_producer *cq_producer_new(const char *brokers, int delivery_timeout_ms
         p->pending++;
         uv_timer_init(uv, &p->ready_timer);
         p->ready_timer.data = p;
+        p->pending++;
+        uv_prepare_init(uv, &p->serve);
+        p->serve.data = p;
+        p->pending++;
+        uv_timer_init(uv, &p->serve_timer);
+        p->serve_timer.data = p;
         p->pending++;
         p->ready_work.data = p;
         rd_kafka_queue_io_event_enable(p->mainq, p->fds[1], "1", 1);
@@ -256,6 +301,7 @@ static enum cq_rc send_any(struct cq_producer *p, const char *topic, const void 
     }
     hdrs = NULL; /* owned by the message now */
     d = NULL;    /* freed after its delivery report */
+    lazy_arm(p);
 out:
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     free(d);
@@ -326,6 +372,8 @@ void cq_producer_free(struct cq_producer *p) {
         if (p->pending > 1) { /* handles were initialised */
             uv_close((uv_handle_t *)&p->poll, producer_handle_closed);
             uv_close((uv_handle_t *)&p->ready_timer, producer_handle_closed);
+            uv_close((uv_handle_t *)&p->serve, producer_handle_closed);
+            uv_close((uv_handle_t *)&p->serve_timer, producer_handle_closed);
         }
     }
     producer_release(p);

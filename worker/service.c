@@ -224,6 +224,9 @@ struct w_worker *w_service_new(const struct cq_config *cfg, struct cq_loop *loop
     w->producer = cq_producer_new(cfg->kafka.brokers, cfg->kafka.produce_timeout_ms, loop,
                                   cfg->kafka.client_conf, err);
     if (!w->producer) goto out;
+    /* The reports only complete jobs (offsets, the "delivered" mark): the reply is on its way
+     * through Kafka already. They need not wake the loop each. */
+    cq_producer_lazy_reports(w->producer, cfg->kafka.report_delay_ms);
     struct w_pipeline_deps pd = {.loop = loop,
                                  .cfg = cfg,
                                  .redis = w->redis,
