@@ -4,7 +4,9 @@
  * Each client's reply queue has an IO event on a pipe watched by a uv_poll_t: librdkafka
  * writes a byte when the queue goes from empty to non-empty, the loop drains the pipe and
  * serves the queue until it is empty (or re-arms itself through a uv_idle_t when a batch
- * bound is hit), so nothing is stranded and no thread polls. */
+ * bound is hit), so nothing is stranded and no thread polls. A producer with lazy reports
+ * (cq_producer_lazy_reports: the worker's) turns its IO event off and serves its queue
+ * before each loop wait instead. */
 #include "kafka.h"
 
 #include <errno.h>
