@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -56,6 +57,7 @@ struct cq_httpc {
     struct xfer *xfers;
     struct sock *socks;
     struct sock **byfd; /* socket -> its record, for a socket curl asks for again */
+    bool *opened;       /* socket -> opened by on_open_socket (closed by on_close_socket) */
     size_t nbyfd;
     int inflight;
     int dispatching;
@@ -239,18 +241,26 @@ static void sock_watch(struct sock *k, int events) {
         uv_poll_stop(&k->poll);
 }
 
+static bool fd_room(struct cq_httpc *h, curl_socket_t s) {
+    if (s < 0) return false;
+    if ((size_t)s < h->nbyfd) return true;
+    size_t n = h->nbyfd ? h->nbyfd : 64;
+    while (n <= (size_t)s)
+        n *= 2;
+    struct sock **v = realloc(h->byfd, n * sizeof(*v));
+    if (!v) return false;
+    h->byfd = v;
+    bool *o = realloc(h->opened, n * sizeof(*o));
+    if (!o) return false; /* byfd grew: harmless, nbyfd still says the old size */
+    h->opened = o;
+    memset(v + h->nbyfd, 0, (n - h->nbyfd) * sizeof(*v));
+    memset(o + h->nbyfd, 0, (n - h->nbyfd) * sizeof(*o));
+    h->nbyfd = n;
+    return true;
+}
+
 static struct sock *sock_new(struct cq_httpc *h, curl_socket_t s) {
-    if (s < 0) return NULL;
-    if ((size_t)s >= h->nbyfd) {
-        size_t n = h->nbyfd ? h->nbyfd : 64;
-        while (n <= (size_t)s)
-            n *= 2;
-        struct sock **v = realloc(h->byfd, n * sizeof(*v));
-        if (!v) return NULL;
-        memset(v + h->nbyfd, 0, (n - h->nbyfd) * sizeof(*v));
-        h->byfd = v;
-        h->nbyfd = n;
-    }
+    if (!fd_room(h, s)) return NULL;
     struct sock *k = calloc(1, sizeof(*k));
     if (!k) return NULL;
     if (uv_poll_init_socket(h->uv, &k->poll, s) != 0) {
@@ -273,7 +283,11 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     (void)easy;
     if (!k && s >= 0 && (size_t)s < h->nbyfd) k = h->byfd[s]; /* a parked connection */
     if (what == CURL_POLL_REMOVE) {
-        if (k) {
+        if (k && !h->opened[s]) {
+            /* not a connection (the resolver's socketpair): curl closes it without telling */
+            sock_close(h, k);
+            curl_multi_assign(h->multi, s, NULL);
+        } else if (k) {
             /* Parked until curl asks again or closes it (on_close_socket); readable only, so
              * an idle socket's writability does not wake the loop. */
             k->parked = true;
@@ -294,10 +308,23 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     return 0;
 }
 
+/* A connection's socket: curl closes it through on_close_socket, so its watch may outlive a
+ * transfer. Other sockets (the threaded resolver's socketpair) are closed without a word. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a) {
+    struct cq_httpc *h = clientp;
+    (void)purpose;
+    curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+    if (s >= 0 && fd_room(h, s)) h->opened[s] = true;
+    return s;
+}
+
 /* curl closes a socket (a connection it no longer keeps): the watch goes first. */
 static int on_close_socket(void *clientp, curl_socket_t s) {
     struct cq_httpc *h = clientp;
-    if (s >= 0 && (size_t)s < h->nbyfd && h->byfd[s]) sock_close(h, h->byfd[s]);
+    if (s >= 0 && (size_t)s < h->nbyfd) {
+        if (h->byfd[s]) sock_close(h, h->byfd[s]);
+        h->opened[s] = false;
+    }
     return close(s);
 }
 
@@ -434,6 +461,8 @@ enum cq_rc cq_httpc_request(struct cq_httpc *h, const struct cq_http_request *re
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(x->max > LLONG_MAX ? LLONG_MAX : x->max));
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
     SETOPT(CURLOPT_PRIVATE, (void *)x);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, (void *)h);
     SETOPT(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     SETOPT(CURLOPT_CLOSESOCKETDATA, (void *)h); /* kept by the connection: h, not x */
     if (x->hdrs) SETOPT(CURLOPT_HTTPHEADER, x->hdrs);
@@ -486,6 +515,8 @@ static void real_free(struct cq_httpc *h) {
         sock_close(h, h->socks);
     free(h->byfd);
     h->byfd = NULL;
+    free(h->opened);
+    h->opened = NULL;
     h->nbyfd = 0;
     uv_timer_stop(&h->timer);
     uv_close((uv_handle_t *)&h->timer, client_closed);
