@@ -450,7 +450,7 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
         sink = free_port()
         url = "http://127.0.0.1:%d/slack/commands" % st.port
 
-        def step(rate):
+        def step(rate, retry=True):
             rate = int(rate)
             s0 = [Cgroups.stat(d) for d in dirs]
             tag = "s%s%d%d-%d-%s" % (capped[0], workers, notifiers, rate, uuid.uuid4().hex[:4])
@@ -471,6 +471,14 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
                     "keeps up" if r["keeps_up"] else "falls behind"))
             steps.append(r)
             time.sleep(a.settle)
+            if (not r["keeps_up"] and retry and a.scale_retry and r["lost"] == 0
+                    and r["duplicated"] == 0
+                    and r["delivered_per_s_in_window"] >= 0.9 * rate):
+                # A near miss (>= 90 % delivered, nothing lost) is measured once more: one 6 s
+                # window is noisy, and a search that only bisects below its first failure
+                # would otherwise be fixed by it (2 workers read 361.7/s against 361.95).
+                log("scale    near miss at %d/s: measured once more" % rate)
+                return step(rate, retry=False)
             return r["keeps_up"]
 
         if a.scale_prewarm > 0:
@@ -496,7 +504,7 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
                 lo = mid
             else:
                 hi = mid
-        best = [r for r in steps if r["offered_rate"] == lo]
+        best = [r for r in steps if r["offered_rate"] == lo and r["keeps_up"]]
         return {"sustained": lo, "first_behind": hi,
                 "throttled_pct": best[0]["throttled_periods_pct"] if best else None,
                 "host_busy_cores": best[0]["host_busy_cores"] if best else None,
@@ -592,6 +600,8 @@ def main():
     ap.add_argument("--scale-bisect", type=int, default=3)
     ap.add_argument("--scale-seconds", type=float, default=6.0)
     ap.add_argument("--scale-warmup", type=float, default=2.0)
+    ap.add_argument("--scale-retry", type=int, default=1,
+                    help="measure a near miss (>= 90 %% delivered, nothing lost) once more")
     ap.add_argument("--scale-prewarm", type=float, default=8.0,
                     help="seconds of unmeasured load at half the first rate before each "
                          "configuration's search")
