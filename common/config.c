@@ -419,11 +419,18 @@ static const struct field dingtalk_fields[] = {
     F("app_secret", F_SECRET, CFG, dingtalk.app_secret),
     F("max_clock_skew_s", F_INT, CFG, dingtalk.max_clock_skew_s, .def_i = 3600, .min = 1,
       .max = 86400),
+    F("api_base", F_STR, CFG, dingtalk.api_base, .def = "https://api.dingtalk.com"),
+    F("app_key", F_STR, CFG, dingtalk.app_key),
+    F("robot_code", F_STR, CFG, dingtalk.robot_code),
+    F("messages_per_minute", F_INT, CFG, dingtalk.messages_per_minute, .def_i = 20, .min = 1,
+      .max = 6000),
 };
 static const struct field mattermost_fields[] = {
     F("enabled", F_BOOL, CFG, mattermost.enabled, .def_i = 0),
     F("tokens", F_DICT, CFG, mattermost.tokens, .n_off = offsetof(CFG, mattermost.n_tokens),
       .sub = &named_secret_schema),
+    F("api_base", F_STR, CFG, mattermost.api_base),
+    F("bot_token", F_SECRET, CFG, mattermost.bot_token),
 };
 static const struct field discord_fields[] = {
     F("enabled", F_BOOL, CFG, discord.enabled, .def_i = 0),

@@ -330,12 +330,20 @@ struct cq_config {
         bool enabled;
         struct cq_secret app_secret; /* signs the callback's timestamp; required when enabled */
         int max_clock_skew_s;        /* callback timestamp window, default 3600 */
+        /* notifier side (notifier/dingtalk_send.c) */
+        char *api_base;          /* default https://api.dingtalk.com (robot OpenAPI) */
+        char *app_key;           /* the app's AppKey: with app_secret, the access token */
+        char *robot_code;        /* the robot's robotCode for OpenAPI sends */
+        int messages_per_minute; /* per conversation, default 20 (DingTalk's robot limit) */
     } dingtalk;
 
     struct {
         bool enabled;
         struct cq_named_secret *tokens; /* {team: "${TOKEN}"}: a slash command token each */
         size_t n_tokens;
+        /* notifier side (notifier/mattermost_send.c) */
+        char *api_base;             /* the server, e.g. https://mattermost.example.com */
+        struct cq_secret bot_token; /* POST /api/v4/posts when there is no response_url */
     } mattermost;
 
     struct {

@@ -179,6 +179,7 @@ char *cq_config_redact(const struct cq_config *cfg, char *text) {
     for (size_t i = 0; text && i < cfg->mattermost.n_tokens; i++)
         text = redact_one(text, cfg->mattermost.tokens[i].secret.value);
     text = redact_one(text, cfg->identity.gitlab_token.value);
+    text = redact_one(text, cfg->mattermost.bot_token.value); /* issue 18, notifier */
     for (size_t i = 0; text && i < cfg->kafka.n_properties; i++)
         if (cfg->kafka.properties[i].value.ref) /* secret-valued property */
             text = redact_one(text, cfg->kafka.properties[i].value.value);

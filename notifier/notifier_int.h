@@ -27,6 +27,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "platforms.h"
 #include "redis.h"
 #include "slack_format.h"
 #include "utf8.h"
@@ -35,8 +36,26 @@
 
 /* ------------------------------------------------------------------ types */
 
-enum platform { P_SLACK, P_FEISHU };
-enum route { R_NONE, R_RURL, R_POST, R_UPDATE, R_FS_REPLY, R_FS_SEND, R_FS_PATCH };
+enum platform { P_SLACK, P_FEISHU, P_DINGTALK, P_MATTERMOST, P_DISCORD, P_WEBEX, P_COUNT };
+/* R_MM_* .. R_DT_*: issue 18's platforms (notifier/platforms.c and <platform>_send.c) */
+enum route {
+    R_NONE,
+    R_RURL,
+    R_POST,
+    R_UPDATE,
+    R_FS_REPLY,
+    R_FS_SEND,
+    R_FS_PATCH,
+    R_MM_RURL,
+    R_MM_POST,
+    R_DC_ORIGINAL,
+    R_DC_FOLLOWUP,
+    R_DC_CHANNEL,
+    R_WX_MESSAGE,
+    R_DT_WEBHOOK,
+    R_DT_GROUP,
+    R_DT_DIRECT
+};
 enum wait { W_OP, W_TIMER, W_TOKEN, W_PRED, W_SLOT };
 enum next { N_CLAIM, N_ROUTE, N_PACE, N_SEND, N_DLQ };
 
@@ -69,6 +88,7 @@ struct job {
     struct cq_result r;
     bool decoded;
     enum platform plat;
+    const struct ntf_platform *pt; /* issue 18's platforms: their table row (platforms.c) */
     enum route route;
     char *update_ts;  /* chat.update target */
     char *used_token; /* Feishu token of the last attempt */
@@ -102,6 +122,7 @@ struct ntf_service {
     struct cq_redis *redis;
     struct cq_httpc *http;
     struct ntf_pacer *slack_pacer, *feishu_pacer;
+    struct ntf_pacer *plat_pacer[P_COUNT]; /* issue 18's platforms, per conversation */
     char instance[CQ_UUID_LEN + 1];
     unsigned long job_seq;
     struct job *jobs;
@@ -113,6 +134,7 @@ struct ntf_service {
     bool paused, stopping, finished;
     int closing; /* startup failure: handles left to close before s is freed */
     struct tokstate tok;
+    struct tokstate dtok; /* DingTalk app access token (dingtalk_send.c), no timer */
     uv_timer_t drain_timer;
     uint64_t drain_deadline;
     uv_timer_t renew_timer;

@@ -15,10 +15,11 @@ static const char USES_LUA[] = "local n = redis.call('INCR', KEYS[1])\n"
 
 /* ------------------------------------------------------------------ sending */
 
-static void job_send_http(struct job *j, const char *url, const char *const *headers, char *body) {
+static void job_send_http_m(struct job *j, const char *method, const char *url,
+                            const char *const *headers, char *body) {
     struct ntf_service *s = j->s;
     struct cq_err err = {0};
-    struct cq_http_request req = {.method = j->route == R_FS_PATCH ? "PATCH" : "POST",
+    struct cq_http_request req = {.method = method,
                                   .url = url,
                                   .headers = headers,
                                   .body = body,
@@ -37,6 +38,37 @@ static void job_send_http(struct job *j, const char *url, const char *const *hea
     free(body);
 }
 
+static void job_send_http(struct job *j, const char *url, const char *const *headers, char *body) {
+    job_send_http_m(j, j->route == R_FS_PATCH ? "PATCH" : "POST", url, headers, body);
+}
+
+/* issue 18's platforms: the row builds the request (platforms.c, <platform>_send.c) */
+static void job_send_plat(struct job *j) {
+    struct cq_err err = {0};
+    struct ntf_plat_req *pr = calloc(1, sizeof *pr);
+    if (!pr) {
+        ntf_job_wait(j, 1000, N_SEND);
+        return;
+    }
+    if (j->pt->build(j, pr, &err) != CQ_OK) {
+        free(pr->body);
+        free(pr);
+        if (err.code == CQ_ENOMEM)
+            ntf_job_wait(j, 1000, N_SEND);
+        else
+            ntf_job_dead_letter(j, "permanent", err.msg);
+        return;
+    }
+    const char *h[5];
+    size_t n = 0;
+    h[n++] = "Content-Type: application/json; charset=utf-8";
+    for (size_t i = 0; i < 3; i++)
+        if (pr->hdr[i][0]) h[n++] = pr->hdr[i];
+    h[n] = NULL;
+    job_send_http_m(j, pr->method ? pr->method : "POST", pr->url, h, pr->body);
+    free(pr);
+}
+
 void ntf_job_send(struct job *j) {
     struct ntf_service *s = j->s;
     struct cq_err err = {0};
@@ -52,6 +84,10 @@ void ntf_job_send(struct job *j) {
         ntf_token_get(j);
         return;
     }
+    if (j->pt && j->pt->needs_token && j->pt->needs_token(j) && !j->used_token) {
+        j->pt->token_get(j);
+        return;
+    }
     if (s->sending >=
         s->cfg->notifier.max_sends) { /* wait for a slot; the timeout then measures the platform */
         if (s->stopping) {
@@ -65,6 +101,10 @@ void ntf_job_send(struct job *j) {
         else
             s->slot_head = j;
         s->slot_tail = j;
+        return;
+    }
+    if (j->pt && j->pt->build) {
+        job_send_plat(j);
         return;
     }
     switch (j->route) {
@@ -130,7 +170,7 @@ void ntf_job_send(struct job *j) {
         job_send_http(j, url, h, body);
         return;
     }
-    case R_NONE:
+    default:
         cq_err_set(&err, CQ_EINVAL, "no route");
         break;
     }
@@ -204,6 +244,10 @@ static void on_uses(void *opaque, const redisReply *reply, const struct cq_err *
 
 void ntf_job_route(struct job *j) {
     struct ntf_service *s = j->s;
+    if (j->pt && j->pt->route) { /* issue 18's platforms: the table's route choice */
+        j->pt->route(j);
+        return;
+    }
     if (j->plat == P_SLACK) {
         if (j->r.reply.response_url && *j->r.reply.response_url && !j->rurl_spent) {
             char key[512], ttl[16];

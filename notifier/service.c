@@ -43,8 +43,11 @@ const char NTF_RELEASE_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
-const char *const ntf_route_name[] = {
-    "none", "response_url", "chat.postMessage", "chat.update", "reply", "send", "patch"};
+const char *const ntf_route_name[] = {"none", "response_url", "chat.postMessage", "chat.update",
+                                      "reply", "send", "patch",
+                                      /* issue 18 (enum route's R_MM_* .. R_DT_*) */
+                                      "response_url", "posts", "original", "followup", "channel",
+                                      "messages", "session_webhook", "group", "direct"};
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -55,7 +58,15 @@ uint64_t ntf_rnd64(void) {
 }
 
 static const char *plat_str(const struct job *j) {
+    if (j->pt) return j->pt->name;
     return j->plat == P_SLACK ? "slack" : "feishu";
+}
+
+static struct ntf_pacer *pacer_of(const struct job *j) {
+    struct ntf_service *s = j->s;
+    if (j->plat == P_SLACK) return s->slack_pacer;
+    if (j->plat == P_FEISHU) return s->feishu_pacer;
+    return s->plat_pacer[j->plat];
 }
 
 static void metric_delivery(const struct job *j, const char *outcome) {
@@ -143,6 +154,11 @@ void ntf_job_unlink(struct job *j) {
     }
     /* remove from token waiters if there */
     for (struct job **pp = &s->tok.waiters; *pp; pp = &(*pp)->tok_next)
+        if (*pp == j) {
+            *pp = j->tok_next;
+            break;
+        }
+    for (struct job **pp = &s->dtok.waiters; *pp; pp = &(*pp)->tok_next)
         if (*pp == j) {
             *pp = j->tok_next;
             break;
@@ -290,7 +306,10 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
     struct ntf_attempt_answer a = {resp->rc, resp->status, resp->body};
     enum ntf_outcome o;
     char why[128];
-    if (j->route == R_RURL)
+    why[0] = '\0';
+    if (j->pt && j->pt->classify)
+        o = j->pt->classify(j, &a, why, sizeof why);
+    else if (j->route == R_RURL)
         o = ntf_classify_slack_webhook(&a, why, sizeof why);
     else if (j->plat == P_SLACK)
         o = ntf_classify_slack_api(&a, why, sizeof why);
@@ -328,6 +347,11 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
             return;
         }
         j->token_retried = true;
+        if (j->pt && j->pt->token_drop) {
+            j->pt->token_drop(j);
+            j->pt->token_get(j);
+            return;
+        }
         if (j->used_token) { /* the token we used is dead for every copy */
             free(s->tok.stale);
             s->tok.stale = strdup(j->used_token);
@@ -357,7 +381,9 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
         return;
     }
     int64_t hint = -1;
-    if (resp->status == 429) {
+    if (resp->status == 429 && j->pt && j->pt->retry_hint_ms) {
+        hint = j->pt->retry_hint_ms(resp);
+    } else if (resp->status == 429) {
         const char *h = j->plat == P_SLACK
                             ? resp->retry_after
                             : (resp->ratelimit_reset ? resp->ratelimit_reset : resp->retry_after);
@@ -367,8 +393,7 @@ void ntf_on_answer(void *opaque, const struct cq_http_response *resp) {
                                : ntf_backoff_ms(j->attempts, s->cfg->notifier.backoff_base_ms,
                                                 s->cfg->notifier.backoff_max_ms, ntf_rnd64());
     if (hint >= 0) /* the whole channel waits, not only this result */
-        ntf_pacer_hold(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key,
-                       cq_now_ms() + delay);
+        ntf_pacer_hold(pacer_of(j), j->pace_key, cq_now_ms() + delay);
     if (j->claimed) { /* keep our claim alive across the wait */
         char lease[24];
         snprintf(lease, sizeof lease, "%llu",
@@ -396,9 +421,9 @@ static void slot_release(struct ntf_service *s) {
 void ntf_job_pace(struct job *j) {
     struct ntf_service *s = j->s;
     uint64_t now = cq_now_ms();
-    uint64_t at =
-        ntf_pacer_reserve(j->plat == P_SLACK ? s->slack_pacer : s->feishu_pacer, j->pace_key, now);
-    if (j->plat == P_FEISHU) { /* a fresh token for each attempt (it may have rotated) */
+    uint64_t at = ntf_pacer_reserve(pacer_of(j), j->pace_key, now);
+    (void)s;
+    if (j->plat != P_SLACK) { /* a fresh token for each attempt (it may have rotated) */
         free(j->used_token);
         j->used_token = NULL;
     }
@@ -507,11 +532,15 @@ static void on_message(void *opaque, const struct cq_message *m) {
         return;
     }
     j->decoded = true;
-    if (strcmp(j->r.platform, "slack") == 0)
+    const struct ntf_platform *pt = ntf_platform_find(j->r.platform);
+    if (pt && pt->id == P_SLACK)
         j->plat = P_SLACK;
-    else if (strcmp(j->r.platform, "feishu") == 0)
+    else if (pt && pt->id == P_FEISHU)
         j->plat = P_FEISHU;
-    else {
+    else if (pt) { /* issue 18's platforms: the table's row */
+        j->plat = (enum platform)pt->id;
+        j->pt = pt;
+    } else {
         char reason[200];
         snprintf(reason, sizeof reason, "unsupported platform '%.64s'", j->r.platform);
         ntf_job_dead_letter(j, "invalid", reason);
@@ -624,6 +653,10 @@ static void drain_finish(struct ntf_service *s) {
     ntf_pacer_free(s->slack_pacer);
     ntf_pacer_free(s->feishu_pacer);
     s->slack_pacer = s->feishu_pacer = NULL;
+    for (int i = 0; i < P_COUNT; i++) {
+        ntf_pacer_free(s->plat_pacer[i]);
+        s->plat_pacer[i] = NULL;
+    }
     uv_close((uv_handle_t *)&s->drain_timer, close_noop);
     uv_close((uv_handle_t *)&s->tok.timer, close_noop);
     uv_close((uv_handle_t *)&s->renew_timer, close_noop);
@@ -693,6 +726,14 @@ struct ntf_service *ntf_service_new(struct cq_loop *loop, const struct cq_config
         cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
         goto out;
     }
+    for (int i = P_DINGTALK; i < P_COUNT; i++) { /* DingTalk: N a minute per conversation */
+        int mpm = cfg->dingtalk.messages_per_minute > 0 ? cfg->dingtalk.messages_per_minute : 20;
+        s->plat_pacer[i] = ntf_pacer_new(i == P_DINGTALK ? (60000 + mpm - 1) / mpm : 0);
+        if (!s->plat_pacer[i]) {
+            cq_err_set(err, CQ_ENOMEM, "notifier: out of memory");
+            goto out;
+        }
+    }
     s->http = cq_httpc_new(loop, 256, err);
     if (!s->http) goto out;
     s->redis = cq_redis_new_cfg(loop, cfg, err);
@@ -729,6 +770,8 @@ out:
     cq_httpc_free(s->http);
     ntf_pacer_free(s->slack_pacer);
     ntf_pacer_free(s->feishu_pacer);
+    for (int i = 0; i < P_COUNT; i++)
+        ntf_pacer_free(s->plat_pacer[i]);
     /* s holds three timers: it is freed by the last close callback (loop run) */
     s->closing = 3;
     uv_close((uv_handle_t *)&s->drain_timer, free_after_close);
@@ -755,6 +798,8 @@ void ntf_service_free(struct ntf_service *n) {
     }
     free(n->tok.token);
     free(n->tok.stale);
+    free(n->dtok.token);
+    free(n->dtok.stale);
     cq_config_unref(n->cfg);
     free(n);
 }
