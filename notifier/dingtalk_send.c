@@ -16,7 +16,8 @@ static bool dt_openapi_ready(const struct cq_config *c) {
 
 static void dt_route(struct job *j) {
     const struct cq_config *c = j->s->cfg;
-    bool direct = j->r.reply.conversation_type && strcmp(j->r.reply.conversation_type, "direct") == 0;
+    bool direct =
+        j->r.reply.conversation_type && strcmp(j->r.reply.conversation_type, "direct") == 0;
     const char *conv = j->r.reply.chat_id && *j->r.reply.chat_id ? j->r.reply.chat_id
                        : j->r.reply.user_id                      ? j->r.reply.user_id
                                                                  : j->r.request_id;
@@ -108,8 +109,8 @@ static enum ntf_outcome dt_classify(const struct job *j, const struct ntf_attemp
             snprintf(why, why_len, "errcode_%ld: %.80s", code,
                      cJSON_IsString(em) ? em->valuestring : "");
             o = code == 130101 || code == -1 ? NTF_OUT_RETRY
-                : code == 300001            ? NTF_OUT_FALLBACK
-                                            : NTF_OUT_PERMANENT;
+                : code == 300001             ? NTF_OUT_FALLBACK
+                                             : NTF_OUT_PERMANENT;
         }
     } else {
         const cJSON *code = b ? cJSON_GetObjectItemCaseSensitive(b, "code") : NULL;
@@ -194,9 +195,9 @@ static void on_token(void *opaque, const struct cq_http_response *resp) {
     cJSON_Delete(b);
     ntf_metric_token_fetch("error");
     /* a 4xx is a wrong app_key/app_secret: retrying cannot help */
-    dt_token_fail(s, resp->rc == CQ_OK && resp->status >= 400 && resp->status < 500 &&
-                         resp->status != 429,
-                  why);
+    dt_token_fail(
+        s, resp->rc == CQ_OK && resp->status >= 400 && resp->status < 500 && resp->status != 429,
+        why);
 }
 
 static void dt_token_get(struct job *j) {

@@ -17,8 +17,12 @@ static const struct ntf_platform slack_row = {.name = "slack", .id = 0};
 static const struct ntf_platform feishu_row = {.name = "feishu", .id = 1};
 
 static const struct ntf_platform *const rows[] = {
-    &slack_row,          &feishu_row,           &ntf_dingtalk_platform,
-    &ntf_mattermost_platform, &ntf_discord_platform, &ntf_webex_platform,
+    &slack_row,
+    &feishu_row,
+    &ntf_dingtalk_platform,
+    &ntf_mattermost_platform,
+    &ntf_discord_platform,
+    &ntf_webex_platform,
 };
 
 const struct ntf_platform *ntf_platform_find(const char *name) {
@@ -72,8 +76,12 @@ char *ntf_plat_markdown(const struct cq_result *r, size_t max_bytes, size_t max_
         if (b < keep) keep = b;
     }
     if (keep == total) return out;
-    /* cut: room for the note (at most 48 bytes / characters, ASCII but "…") */
-    size_t room = keep > 48 ? keep - 48 : 0;
+    /* cut: room for the note (at most 48 bytes, and so at most 48 characters) */
+    size_t room = max_bytes > 48 ? max_bytes - 48 : max_bytes > 0 ? 0 : total;
+    if (max_chars > 0) {
+        size_t b = chars_prefix(out, total, max_chars > 48 ? max_chars - 48 : 0);
+        if (b < room) room = b;
+    }
     room = cq_utf8_prefix(out, total, room);
     char note[48];
     snprintf(note, sizeof note, "\n… (cut: %zu more bytes)", total - room);
@@ -101,7 +109,8 @@ enum ntf_outcome ntf_plat_http_class(const struct ntf_attempt_answer *a, char *w
     char msg[100] = "";
     cJSON *b = a->body ? cJSON_Parse(a->body) : NULL;
     const cJSON *m = b ? cJSON_GetObjectItemCaseSensitive(b, "message") : NULL;
-    if (cJSON_IsString(m)) cq_utf8_copy(msg, sizeof msg, m->valuestring, strlen(m->valuestring), NULL);
+    if (cJSON_IsString(m))
+        cq_utf8_copy(msg, sizeof msg, m->valuestring, strlen(m->valuestring), NULL);
     cJSON_Delete(b);
     snprintf(why, why_len, "http_%ld%s%s", a->status, msg[0] ? ": " : "", msg);
     if (a->status == 408 || a->status == 429 || a->status >= 500) return NTF_OUT_RETRY;

@@ -28,12 +28,12 @@ struct ntf_plat_req {
 
 struct ntf_platform {
     const char *name;
-    int id;                     /* enum platform */
+    int id;                       /* enum platform */
     void (*route)(struct job *j); /* sets j->route and j->pace_key, then ntf_job_pace (or
                                      dead-letters / waits itself) */
     enum cq_rc (*build)(struct job *j, struct ntf_plat_req *out, struct cq_err *err);
-    enum ntf_outcome (*classify)(const struct job *j, const struct ntf_attempt_answer *a,
-                                 char *why, size_t why_len);
+    enum ntf_outcome (*classify)(const struct job *j, const struct ntf_attempt_answer *a, char *why,
+                                 size_t why_len);
     /* 429: ms to wait, from the answer (NULL: the Retry-After header) */
     int64_t (*retry_hint_ms)(const struct cq_http_response *resp);
     bool (*needs_token)(const struct job *j); /* the send waits for a token first */
@@ -54,15 +54,12 @@ char *ntf_plat_markdown(const struct cq_result *r, size_t max_bytes, size_t max_
 bool ntf_plat_expired(const struct cq_result *r);
 
 /* the senders (one file each) */
-extern const struct ntf_platform ntf_mattermost_platform, ntf_discord_platform,
-    ntf_webex_platform, ntf_dingtalk_platform;
-
-
+extern const struct ntf_platform ntf_mattermost_platform, ntf_discord_platform, ntf_webex_platform,
+    ntf_dingtalk_platform;
 
 /* What every platform's HTTP answer shares: 2xx delivered; no answer, 408, 429, 5xx retry;
  * any other status permanent ("http_<status>: <platform message>"). */
-enum ntf_outcome ntf_plat_http_class(const struct ntf_attempt_answer *a, char *why,
-                                     size_t why_len);
+enum ntf_outcome ntf_plat_http_class(const struct ntf_attempt_answer *a, char *why, size_t why_len);
 
 /* cJSON object -> new unformatted string, the object deleted; NULL with err on ENOMEM. */
 struct cJSON;

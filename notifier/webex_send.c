@@ -34,8 +34,7 @@ static enum cq_rc wx_build(struct job *j, struct ntf_plat_req *out, struct cq_er
     cJSON_AddStringToObject(o, "markdown", md);
     free(md);
     snprintf(out->url, sizeof out->url, "%s/messages", c->webex.api_base);
-    snprintf(out->hdr[0], sizeof out->hdr[0], "Authorization: Bearer %s",
-             c->webex.bot_token.value);
+    snprintf(out->hdr[0], sizeof out->hdr[0], "Authorization: Bearer %s", c->webex.bot_token.value);
     out->body = ntf_plat_json(o, err);
     return out->body ? CQ_OK : err->code;
 }

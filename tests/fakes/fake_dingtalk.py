@@ -13,7 +13,8 @@
   OpenAPI errors: 401 {"code":"InvalidAuthentication"}, 400 {"code":"invalidParameter..."},
        429 {"code":"Throttling.Api"}
   GET /_log, POST /_control as fake_slack.FakeBase, plus {"expire_session": "<id>"},
-  {"expire_tokens": true}
+  {"expire_tokens": true}, {"fail_conversation": ["cid"]} (groupMessages/send: 400 robot not
+  in the group)
 Run alone: fake_dingtalk.py [--port N] prints "PORT N" and serves until killed.
 """
 import json
@@ -45,6 +46,7 @@ class FakeDingTalk(FakeBase):
         self.expired = set()
         self.tokens = set()
         self.sent = []
+        self.fail_conversation = set()
 
     def fault(self, path):
         status, out, hdrs = super().fault(path)
@@ -59,6 +61,8 @@ class FakeDingTalk(FakeBase):
             self.expired.add(c["expire_session"])
         if c.get("expire_tokens"):
             self.tokens = set()
+        if "fail_conversation" in c:
+            self.fail_conversation.update(c["fail_conversation"])
 
     def session_webhook(self, sid):
         return "%s/robot/sendBySession?session=%s" % (self.url, sid)
@@ -111,6 +115,8 @@ class FakeDingTalk(FakeBase):
         if path == "/v1.0/robot/groupMessages/send":
             if not js.get("openConversationId"):
                 return oerr(400, "invalidParameter.openConversationId", "openConversationId 为空")
+            if js["openConversationId"] in self.fail_conversation:
+                return oerr(400, "resource.not.found", "机器人不在群内")
             with self.lock:
                 self.sent.append({"group": js["openConversationId"], "param": param})
             return 200, json.dumps({"processQueryKey": uuid.uuid4().hex}).encode(), JS
