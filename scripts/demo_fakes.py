@@ -21,6 +21,9 @@ Every fake records what it received at GET /_log.
                        [--hook-url URL --hook-token W]
   demo_fakes.py slack  --port P --bot-token xoxb-...
   demo_fakes.py feishu --port P --app-id ID --app-secret S
+  demo_fakes.py mattermost|discord|webex --port P --bot-token T   (issue 18's notifier sinks:
+          tests/fakes/fake_<platform>.py; discord also --app-id APPLICATION_ID)
+  demo_fakes.py dingtalk --port P --app-key K --app-secret S --robot-code R
 """
 import argparse
 import json
@@ -37,6 +40,10 @@ import fake_slack  # noqa: E402
 from fake_directory import Directory  # noqa: E402
 from fake_feishu import FakeFeishu  # noqa: E402
 from fake_slack import FakeSlack  # noqa: E402
+from fake_dingtalk import FakeDingTalk  # noqa: E402
+from fake_discord import FakeDiscord  # noqa: E402
+from fake_mattermost import FakeMattermost  # noqa: E402
+from fake_webex import FakeWebex  # noqa: E402
 
 LB_FAIL_TRACE = """\
 $ ansible-playbook -i inventories/prod lb-weight.yml -e pool={pool} -e percent={percent}
@@ -206,7 +213,10 @@ def demo_directory(admin_token):
 
 def main(argv):
     ap = argparse.ArgumentParser(description="demo fakes for scripts/run.sh")
-    ap.add_argument("which", choices=["gitlab", "slack", "feishu"])
+    ap.add_argument("which", choices=["gitlab", "slack", "feishu", "mattermost", "discord",
+                                      "webex", "dingtalk"])
+    ap.add_argument("--app-key", default="ding-app-key")
+    ap.add_argument("--robot-code", default="ding-robot")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--listen", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     ap.add_argument("--api-token", default="api-secret")
@@ -232,6 +242,23 @@ def main(argv):
             srv.serve_forever()
         except KeyboardInterrupt:
             pass
+        return 0
+    if a.which in ("mattermost", "discord", "webex", "dingtalk"):  # issue 18: no directory
+        if a.which == "mattermost":
+            f = FakeMattermost(a.port, token=a.bot_token)
+        elif a.which == "discord":
+            f = FakeDiscord(a.port, application_id=a.app_id, token=a.bot_token)
+        elif a.which == "webex":
+            f = FakeWebex(a.port, token=a.bot_token)
+        else:
+            f = FakeDingTalk(a.port, app_key=a.app_key, app_secret=a.app_secret,
+                             robot_code=a.robot_code)
+        f.start()
+        print("PORT %d" % f.port, flush=True)
+        try:
+            f.thread.join()
+        except KeyboardInterrupt:
+            f.stop()
         return 0
     if a.which == "slack":
         f = FakeSlack(a.port, token=a.bot_token)
