@@ -24,12 +24,20 @@ TEST(table) {
 }
 
 TEST(markdown_and_cut) {
-    struct cq_result r = {.request_id = "r", .step = "final", .status = "ok", .platform = "webex",
-                          .command = "lb weight blue 30", .text = "blue at 30%"};
+    struct cq_result r = {.request_id = "r",
+                          .step = "final",
+                          .status = "ok",
+                          .platform = "webex",
+                          .command = "lb weight blue 30",
+                          .text = "blue at 30%"};
     r.pipeline.id = 7;
     r.pipeline.web_url = "https://gl/p/7";
     char *m = ntf_plat_markdown(&r, 0, 0);
-    CHECK(m && strcmp(m, "**lb weight blue 30**: done\n\nblue at 30%\n\n[Open pipeline #7](https://gl/p/7)") == 0);
+    CHECK(m &&
+          strcmp(
+              m,
+              "**lb weight blue 30**: done\n\nblue at 30%\n\n[Open pipeline #7](https://gl/p/7)") ==
+              0);
     free(m);
     /* 2500 two-byte characters: cut to 2000 characters */
     char *big = malloc(5001);
