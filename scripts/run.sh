@@ -7,7 +7,8 @@
 #   scripts/run.sh --stop                                   stop what --detach started
 # Environment: CQ_RUN_DIR (state, logs; default .stack), CQ_BUILD_DIR (default build),
 #   CQ_RUN_NO_BUILD=1 (use the binaries as built), CQ_INGRESS_PORT (default free), CQ_DEMO_PORT_BASE (demo GitLab, Slack, Feishu on BASE,
-#   BASE+1, BASE+2; default 18080 as in examples/ops.yaml, else a derived config is written).
+#   BASE+1, BASE+2, and Mattermost, Discord, Webex, DingTalk on BASE+3..BASE+6; default 18080 as
+#   in examples/ops.yaml, else a derived config is written).
 # After start, RUN_DIR/env holds the demo secrets and addresses; chatopsctl reads it.
 set -euo pipefail
 CQ_PROG=run.sh
@@ -91,8 +92,13 @@ CQ_REDIS_HOST="${CQ_REDIS_HOST:-127.0.0.1}"
 : "${FEISHU_ENCRYPT_KEY:=demo-feishu-encrypt-key}" "${GITLAB_API_TOKEN:=demo-gitlab-api-token}"
 : "${GITLAB_WEBHOOK_TOKEN:=demo-gitlab-webhook-token}" "${LB_TRIGGER_TOKEN:=demo-lb-trigger-token}"
 : "${DEPLOY_TRIGGER_TOKEN:=demo-deploy-trigger-token}"
+: "${DINGTALK_APP_SECRET:=demo-dingtalk-app-secret}" "${MATTERMOST_COMMAND_TOKEN:=demo-mm-command}"
+: "${MATTERMOST_BOT_TOKEN:=demo-mm-bot}" "${DISCORD_BOT_TOKEN:=demo-discord-bot}"
+: "${WEBEX_WEBHOOK_SECRET:=demo-webex-webhook-secret}" "${WEBEX_BOT_TOKEN:=demo-webex-bot}"
 secret_vars=(SLACK_SIGNING_SECRET SLACK_BOT_TOKEN FEISHU_APP_SECRET FEISHU_VERIFICATION_TOKEN
-    FEISHU_ENCRYPT_KEY GITLAB_API_TOKEN GITLAB_WEBHOOK_TOKEN LB_TRIGGER_TOKEN DEPLOY_TRIGGER_TOKEN)
+    FEISHU_ENCRYPT_KEY GITLAB_API_TOKEN GITLAB_WEBHOOK_TOKEN LB_TRIGGER_TOKEN DEPLOY_TRIGGER_TOKEN
+    DINGTALK_APP_SECRET MATTERMOST_COMMAND_TOKEN MATTERMOST_BOT_TOKEN DISCORD_BOT_TOKEN
+    WEBEX_WEBHOOK_SECRET WEBEX_BOT_TOKEN)
 export "${secret_vars[@]}" CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT
 
 # The demo fakes listen where examples/ops.yaml points (18080-18082) unless told otherwise;
@@ -100,10 +106,15 @@ export "${secret_vars[@]}" CQ_KAFKA_BROKERS CQ_REDIS_HOST CQ_REDIS_PORT
 base="${CQ_DEMO_PORT_BASE:-18080}"
 [[ "$base" =~ ^[0-9]+$ ]] || cq_die "CQ_DEMO_PORT_BASE must be a port number"
 gitlab_port=$base slack_port=$((base + 1)) feishu_port=$((base + 2))
+mm_port=$((base + 3)) discord_port=$((base + 4)) webex_port=$((base + 5)) dingtalk_port=$((base + 6))
 if [[ $demo -eq 1 && $base -ne 18080 ]]; then
     sed -e "s#127\.0\.0\.1:18080#127.0.0.1:$gitlab_port#g" \
         -e "s#127\.0\.0\.1:18081#127.0.0.1:$slack_port#g" \
-        -e "s#127\.0\.0\.1:18082#127.0.0.1:$feishu_port#g" "$config" >"$stack/config.yaml"
+        -e "s#127\.0\.0\.1:18082#127.0.0.1:$feishu_port#g" \
+        -e "s#127\.0\.0\.1:18083#127.0.0.1:$mm_port#g" \
+        -e "s#127\.0\.0\.1:18084#127.0.0.1:$discord_port#g" \
+        -e "s#127\.0\.0\.1:18085#127.0.0.1:$webex_port#g" \
+        -e "s#127\.0\.0\.1:18086#127.0.0.1:$dingtalk_port#g" "$config" >"$stack/config.yaml"
     config="$stack/config.yaml"
     export CQ_GITLAB_BASE_URL="http://127.0.0.1:$gitlab_port"
 fi
@@ -137,7 +148,8 @@ ingress_port="${CQ_INGRESS_PORT:-$(cq_free_port)}"
 fakes=()
 if [[ $demo -eq 1 ]]; then
     cq_log "starting the demo GitLab (:$gitlab_port), Slack (:$slack_port), Feishu (:$feishu_port)"
-    for p in "$gitlab_port" "$slack_port" "$feishu_port"; do
+    for p in "$gitlab_port" "$slack_port" "$feishu_port" "$mm_port" "$discord_port" "$webex_port" \
+        "$dingtalk_port"; do
         if cq_port_open "$p"; then
             cq_die "port $p is in use (another run.sh?); stop it or set CQ_DEMO_PORT_BASE"
         fi
@@ -151,7 +163,17 @@ if [[ $demo -eq 1 ]]; then
     spawn fake-feishu python3 "$fakes_py" feishu --port "$feishu_port" \
         --app-id "$(sed -n 's/^ *app_id: *\([^ #]*\).*/\1/p' "$config" | head -n1)" \
         --app-secret "$FEISHU_APP_SECRET"
-    fakes=("fake-gitlab=$gitlab_port" "fake-slack=$slack_port" "fake-feishu=$feishu_port")
+    # issue 18's notifier sinks: the bot tokens and app key/secret examples/ops.yaml names
+    spawn fake-mattermost python3 "$fakes_py" mattermost --port "$mm_port" \
+        --bot-token "$MATTERMOST_BOT_TOKEN"
+    spawn fake-discord python3 "$fakes_py" discord --port "$discord_port" \
+        --bot-token "$DISCORD_BOT_TOKEN" --app-id 100000000000000001
+    spawn fake-webex python3 "$fakes_py" webex --port "$webex_port" --bot-token "$WEBEX_BOT_TOKEN"
+    spawn fake-dingtalk python3 "$fakes_py" dingtalk --port "$dingtalk_port" \
+        --app-key ding-app-key --app-secret "$DINGTALK_APP_SECRET" --robot-code ding-robot
+    fakes=("fake-gitlab=$gitlab_port" "fake-slack=$slack_port" "fake-feishu=$feishu_port"
+        "fake-mattermost=$mm_port" "fake-discord=$discord_port" "fake-webex=$webex_port"
+        "fake-dingtalk=$dingtalk_port")
     for e in "${fakes[@]}"; do wait_up "${e%%=*}" "${e#*=}" /_log; done
 fi
 

@@ -34,11 +34,11 @@ def free_base():
         s.bind(("127.0.0.1", 0))
         base = s.getsockname()[1]
         s.close()
-        if base + 3 >= 65535:
+        if base + 7 >= 65535:
             continue
         try:
             socks = []
-            for p in range(base, base + 3):
+            for p in range(base, base + 7):  # GitLab, Slack, Feishu + issue 18's four
                 t = socket.socket()
                 socks.append(t)
                 t.bind(("127.0.0.1", p))
