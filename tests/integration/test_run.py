@@ -25,7 +25,7 @@ RUN = os.path.join(SRC, "scripts", "run.sh")
 
 
 def free_run_of(n):
-    """A base port with n free ports after it (the demo fakes use BASE..BASE+2)."""
+    """A base port with n free ports after it (the demo fakes use BASE..BASE+6)."""
     for _ in range(200):
         base = free_port()
         if base + n >= 65535:
@@ -73,7 +73,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cq-run-") as run_dir:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("CQ_KAFKA") and not k.startswith("CQ_REDIS")}
-        ingress_port, base = free_port(), free_run_of(3)
+        ingress_port, base = free_port(), free_run_of(7)
         env.update(CQ_RUN_DIR=run_dir, CQ_BUILD_DIR=BUILD, CQ_INGRESS_PORT=str(ingress_port),
                    CQ_DEMO_PORT_BASE=str(base))
         t0 = time.time()
@@ -96,11 +96,16 @@ def main():
                                                       % ports[name]) == 200,
                           "%s answers /readyz 200" % name)
                 for name, port in (("fake-gitlab", base), ("fake-slack", base + 1),
-                                   ("fake-feishu", base + 2)):
+                                   ("fake-feishu", base + 2), ("fake-mattermost", base + 3),
+                                   ("fake-discord", base + 4), ("fake-webex", base + 5),
+                                   ("fake-dingtalk", base + 6)):
                     check(status_of("http://127.0.0.1:%d/_log" % port) == 200,
                           "%s listens on %d (CQ_DEMO_PORT_BASE)" % (name, port))
                 with open(os.path.join(run_dir, "config.yaml")) as f:
                     derived = f.read()
+                check("127.0.0.1:%d/api/v10" % (base + 4) in derived
+                      and "127.0.0.1:%d/v1" % (base + 5) in derived, "the derived config points "
+                      "Discord and Webex at their demo fakes")
                 check("127.0.0.1:%d/api" % (base + 1) in derived
                       and "127.0.0.1:%d/open-apis" % (base + 2) in derived
                       and "127.0.0.1:%d\n" % base in derived.replace(" ", "\n"),
