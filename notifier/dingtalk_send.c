@@ -49,10 +49,9 @@ static void dt_route(struct job *j) {
 static enum cq_rc dt_build(struct job *j, struct ntf_plat_req *out, struct cq_err *err) {
     const struct cq_config *c = j->s->cfg;
     char *md = ntf_plat_markdown(&j->r, 0, DT_TEXT_CHARS);
-    char title[80];
-    snprintf(title, sizeof title, "%.60s",
-             j->r.command && *j->r.command ? j->r.command : "ChatOps");
-    cq_utf8_copy(title, sizeof title, title, strlen(title), NULL);
+    char title[64]; /* the notification's title: the command, cut on a character */
+    const char *cmd = j->r.command && *j->r.command ? j->r.command : "ChatOps";
+    cq_utf8_copy(title, sizeof title, cmd, strlen(cmd), NULL);
     cJSON *o = cJSON_CreateObject(), *m = cJSON_CreateObject();
     if (!md || !o || !m) {
         free(md);

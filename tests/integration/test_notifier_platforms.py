@@ -288,6 +288,9 @@ def test_dingtalk(dt):
         check(b["msgtype"] == "markdown" and "blue at 30%" in b["markdown"]["text"] and
               b["markdown"]["title"], "dingtalk: markdown with title and text")
         check(json.loads(r[1]["answer"])["errcode"] == 0, "dingtalk: errcode 0")
+        # dingtalk.messages_per_minute: 600 -> one message per 100 ms per conversation
+        check(r[1]["t"] - r[0]["t"] >= 0.09, "dingtalk: paced per conversation (%.3f s)" %
+              (r[1]["t"] - r[0]["t"]))
     # expired: group message through the OpenAPI with an app token, fetched once
     rid = str(uuid.uuid4())
     reply = {"response_url": dt.session_webhook("gone"), "chat_id": "cidG2",
