@@ -37,7 +37,13 @@ char *cq_ctl_more_sink(const struct cq_config *cfg, const char *platform) {
     if (!strcmp(platform, "discord") && cfg->discord.api_base)
         return cut(cfg->discord.api_base, "/api/v10");
     if (!strcmp(platform, "webex") && cfg->webex.api_base) return cut(cfg->webex.api_base, "/v1");
-    return NULL; /* dingtalk, mattermost: the session webhook / response_url is ours to pick */
+    /* dingtalk, mattermost: the session webhook / response_url is ours to pick; the notifier's
+     * sinks (api_base) take them in the demo */
+    if (!strcmp(platform, "mattermost") && cfg->mattermost.api_base)
+        return cut(cfg->mattermost.api_base, "");
+    if (!strcmp(platform, "dingtalk") && cfg->dingtalk.api_base)
+        return cut(cfg->dingtalk.api_base, "");
+    return NULL;
 }
 
 static void random_hex(char *out, size_t nbytes) {
