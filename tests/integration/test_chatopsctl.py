@@ -42,6 +42,10 @@ SECRETS = {
     "FEISHU_ENCRYPT_KEY": "ctl encrypt key", "GITLAB_API_TOKEN": "ctl-api",
     "GITLAB_WEBHOOK_TOKEN": "ctl-hook", "LB_TRIGGER_TOKEN": "ctl-lb",
     "DEPLOY_TRIGGER_TOKEN": "ctl-deploy",
+    # issue 18's platforms, enabled in examples/ops.yaml
+    "DINGTALK_APP_SECRET": "ctl-dt", "MATTERMOST_COMMAND_TOKEN": "ctl-mm-cmd",
+    "MATTERMOST_BOT_TOKEN": "ctl-mm-bot", "DISCORD_BOT_TOKEN": "ctl-dc-bot",
+    "WEBEX_WEBHOOK_SECRET": "ctl-wx-hook", "WEBEX_BOT_TOKEN": "ctl-wx-bot",
 }
 
 

@@ -69,11 +69,14 @@ TEST(example_loads) {
     const char *src = getenv("CQ_SOURCE_DIR");
     char path[1024];
     struct cq_err err = {0};
-    static const char *const vars[] = {"SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN",
-                                       "FEISHU_APP_SECRET",    "FEISHU_VERIFICATION_TOKEN",
-                                       "FEISHU_ENCRYPT_KEY",   "GITLAB_API_TOKEN",
-                                       "GITLAB_WEBHOOK_TOKEN", "LB_TRIGGER_TOKEN",
-                                       "DEPLOY_TRIGGER_TOKEN", NULL};
+    static const char *const vars[] = {"SLACK_SIGNING_SECRET",     "SLACK_BOT_TOKEN",
+                                       "FEISHU_APP_SECRET",        "FEISHU_VERIFICATION_TOKEN",
+                                       "FEISHU_ENCRYPT_KEY",       "GITLAB_API_TOKEN",
+                                       "GITLAB_WEBHOOK_TOKEN",     "LB_TRIGGER_TOKEN",
+                                       "DEPLOY_TRIGGER_TOKEN",     "DINGTALK_APP_SECRET",
+                                       "MATTERMOST_COMMAND_TOKEN", "MATTERMOST_BOT_TOKEN",
+                                       "DISCORD_BOT_TOKEN",        "WEBEX_WEBHOOK_SECRET",
+                                       "WEBEX_BOT_TOKEN",          NULL};
     for (int i = 0; vars[i]; i++) {
         char v[64];
         snprintf(v, sizeof(v), "demo-%d", i);
