@@ -93,8 +93,8 @@ static enum cq_rc dt_build(struct job *j, struct ntf_plat_req *out, struct cq_er
     return out->body ? CQ_OK : err->code;
 }
 
-/* session webhook errcodes: 130101 sending too fast, -1 system busy: retry; 300001 (session
- * expired / invalid): the OpenAPI takes over; others: permanent */
+/* session webhook errcodes: 130101 or 410100 sending too fast, -1 system busy: retry; 300001
+ * (session expired / invalid): the OpenAPI takes over; others: permanent */
 static enum ntf_outcome dt_classify(const struct job *j, const struct ntf_attempt_answer *a,
                                     char *why, size_t why_len) {
     enum ntf_outcome o = ntf_plat_http_class(a, why, why_len);
@@ -107,9 +107,9 @@ static enum ntf_outcome dt_classify(const struct job *j, const struct ntf_attemp
             long code = (long)ec->valuedouble;
             snprintf(why, why_len, "errcode_%ld: %.80s", code,
                      cJSON_IsString(em) ? em->valuestring : "");
-            o = code == 130101 || code == -1 ? NTF_OUT_RETRY
-                : code == 300001             ? NTF_OUT_FALLBACK
-                                             : NTF_OUT_PERMANENT;
+            o = code == 130101 || code == 410100 || code == -1 ? NTF_OUT_RETRY
+                : code == 300001                               ? NTF_OUT_FALLBACK
+                                                               : NTF_OUT_PERMANENT;
         }
     } else {
         const cJSON *code = b ? cJSON_GetObjectItemCaseSensitive(b, "code") : NULL;

@@ -51,12 +51,17 @@ class FakeDingTalk(FakeBase):
     def fault(self, path):
         status, out, hdrs = super().fault(path)
         if status == 429 and path.startswith("/robot/"):  # the webhook's "too fast" is a 200
+            # DingTalk's code lists give both 130101 and 410100 for "sending too fast"
+            if getattr(self, "too_fast_code", 130101) == 410100:
+                return hook(410100, "send too fast")
             return hook(130101, "send too fast, exceed 20 times per minute")
         if status == 429:
             return oerr(429, "Throttling.Api", "Request was denied due to api flow control.")
         return status, out, hdrs
 
     def control_more(self, c):
+        if "too_fast_code" in c:
+            self.too_fast_code = int(c["too_fast_code"])
         if "expire_session" in c:
             self.expired.add(c["expire_session"])
         if c.get("expire_tokens"):

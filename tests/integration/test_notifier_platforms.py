@@ -343,6 +343,18 @@ def test_dingtalk(dt):
           "dingtalk: delivered after errcode 130101")
     check([json.loads(e["answer"])["errcode"] for e in dt.requests(hook)] == [130101, 0],
           "dingtalk: 130101 then 0")
+    # errcode 410100 (the other "too fast" code) on the hook: retried too, not dead-lettered
+    sid, rid = uuid.uuid4().hex, str(uuid.uuid4())
+    dt.control({"rate_limit": {"count": 1, "retry_after": 1}, "too_fast_code": 410100})
+    produce([result(rid, "dingtalk", text="fast2", reply={
+        "response_url": dt.session_webhook(sid), "chat_id": "cidG5",
+        "expires_at": iso(time.time() + 3600)})], rid)
+    hook = "/robot/sendBySession?session=" + sid
+    check(wait_for(lambda: any('"errcode": 0' in e["answer"] for e in dt.requests(hook)), 20),
+          "dingtalk: delivered after errcode 410100")
+    check([json.loads(e["answer"])["errcode"] for e in dt.requests(hook)] == [410100, 0],
+          "dingtalk: 410100 then 0")
+    dt.control({"too_fast_code": 130101})
     # permanent
     rid = str(uuid.uuid4())
     dt.control({"fail_conversation": ["cidDead"]})
