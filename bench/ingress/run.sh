@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # bench/ingress/run.sh: chatops-ingress (every answer Kafka-confirmed, acks=all) against a Slack
-# Bolt app (ack only, no queue) under the same wrk load of distinct signed slash commands.
-# Prints req/s, p50/p99/p99.9, peak RSS (VmHWM) for both and the ratios. Not a timed test.
+# Bolt app (ack only, no queue) under the same wrk load of distinct signed slash commands, with
+# two ceilings in the same run: nginx `return 200` (1 worker: the HTTP round trip with wrk on
+# these cores) and cq-mhd-floor (libmicrohttpd with the ingress's own flags answering 200, no
+# check, no Kafka; also with --suspend: MHD's suspend/resume per request, as the ingress does).
+# Prints req/s, p50/p99/p99.9, peak RSS (VmHWM) for each and the ratios. Not a timed test.
 #   bench/ingress/run.sh [SECONDS=10] [CONNECTIONS=32]
 # Env: CQ_KAFKA_BROKERS or BROKERS=host:port (else a broker is started with scripts/kafka.sh), CQ_BUILD_DIR (default
 # build), THREADS (ingress MHD threads, default 1), BOLT_DIR (default ../shared/peers/bolt),
-# SKIP_BOLT=1 (ingress only), WARMUP (seconds, default 60), INGRESS_ARGS (extra flags, e.g.
+# SKIP_BOLT=1 (no Bolt leg), SKIP_CEILINGS=1 (no nginx/MHD legs), FLOOR_WARMUP (seconds of load
+# before each ceiling leg, default 5), WARMUP (seconds, default 60), INGRESS_ARGS (extra flags, e.g.
 # "--kafka-conf linger.ms=5"), KEEP_KAFKA=1 (leave the started broker running, print its dir).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -64,6 +68,73 @@ run_wrk() { # name url lua
     echo "$rps $p50 $p99 $p999 $non"
 }
 
+python3 "$here/slack_wrk.py" "$tmp/ingress.lua" /slack/commands 1000 "$secret" >/dev/null
+
+# --- ceilings: nginx return 200, the bare MHD floor (same wrk, same signed bodies) -------
+floor_warmup=${FLOOR_WARMUP:-5}
+warm_wrk() { # url lua seconds
+    if (( $3 > 0 )); then wrk -t1 -c"$conns" -d"${3}s" -s "$2" "$1" >/dev/null; fi
+}
+n_rps='' m_rps='' s_rps=''
+if [[ ${SKIP_CEILINGS:-} != 1 ]]; then
+    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+    [[ -x $nginx_bin ]] || { echo "run.sh: nginx missing: scripts/deps.sh bench" >&2; exit 1; }
+    floor=$build/bin/cq-mhd-floor
+    [[ -x $floor ]] || { echo "run.sh: $floor missing: build first (cmake --build $build)" >&2; exit 1; }
+    nport=$(free_port)
+    mkdir -p "$tmp/nginx"
+    cat > "$tmp/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nport;
+        default_type application/json;
+        location / { return 200 '{"response_type":"ephemeral","text":"Queued: status staging (request 0123456789abcdef)"}'; }
+    }
+}
+NGINX
+    "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2> "$tmp/nginx/stderr" &
+    ngx=$!
+    pids+=("$ngx")
+    wait_http "http://127.0.0.1:$nport/"
+    warm_wrk "http://127.0.0.1:$nport" "$tmp/ingress.lua" "$floor_warmup"
+    read -r n_rps n_p50 n_p99 n_p999 n_non < <(run_wrk nginx "http://127.0.0.1:$nport" "$tmp/ingress.lua")
+    kill -TERM "$ngx"; wait "$ngx" 2>/dev/null || true
+    pids=("${pids[@]/$ngx}")
+    echo "nginx    rps=$n_rps p50_us=$n_p50 p99_us=$n_p99 p99.9_us=$n_p999 non2xx=$n_non (return 200, 1 worker: the ceiling)"
+
+    for mode in plain suspend; do
+        mport=$(free_port)
+        if [[ $mode == plain ]]; then "$floor" "$mport" & else "$floor" "$mport" --suspend & fi
+        mhd=$!
+        pids+=("$mhd")
+        wait_http "http://127.0.0.1:$mport/"
+        warm_wrk "http://127.0.0.1:$mport" "$tmp/ingress.lua" "$floor_warmup"
+        read -r x_rps x_p50 x_p99 x_p999 x_non < <(run_wrk "mhd-$mode" "http://127.0.0.1:$mport" "$tmp/ingress.lua")
+        x_rss=$(awk '/VmHWM/ {print $2}' "/proc/$mhd/status")
+        kill -TERM "$mhd"; wait "$mhd" 2>/dev/null || true
+        pids=("${pids[@]/$mhd}")
+        if [[ $mode == plain ]]; then
+            m_rps=$x_rps
+            echo "mhd      rps=$x_rps p50_us=$x_p50 p99_us=$x_p99 p99.9_us=$x_p999 non2xx=$x_non peak_rss_kb=$x_rss (the ingress's MHD flags, 200, no Kafka: the floor)"
+        else
+            s_rps=$x_rps
+            echo "mhd+susp rps=$x_rps p50_us=$x_p50 p99_us=$x_p99 p99.9_us=$x_p999 non2xx=$x_non (the same, suspended and resumed per request)"
+        fi
+    done
+fi
+
 # --- ingress ---------------------------------------------------------------------------
 run_id=$(date +%s)-$$
 topic=bench.ingress.requests.$run_id
@@ -88,7 +159,6 @@ for _ in $(seq 300); do
     [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz") == 200 ]] && break
     sleep 0.1
 done
-python3 "$here/slack_wrk.py" "$tmp/ingress.lua" /slack/commands 1000 "$secret" >/dev/null
 if (( warmup > 0 )); then
     wrk -t1 -c"$conns" -d"${warmup}s" -s "$tmp/ingress.lua" "http://127.0.0.1:$port" >/dev/null
 fi
@@ -109,9 +179,20 @@ pids=("${pids[@]/$ing}")
 echo "ingress  rps=$i_rps p50_us=$i_p50 p99_us=$i_p99 p99.9_us=$i_p999 non2xx=$i_non peak_rss_kb=$i_rss threads=$threads"
 echo "ingress  kafka-confirmed answers in the window: queued=$queued not_queued=$notq; SIGTERM exit=$i_exit"
 
-[[ ${SKIP_BOLT:-} == 1 ]] && exit 0
+ceiling_ratios() {
+    [[ -n $n_rps ]] || return 0
+    python3 - "$i_rps" "$n_rps" "$m_rps" "$s_rps" <<'PY'
+import sys
+ir, nr, mr, sr = map(float, sys.argv[1:])
+print("ratio    ingress/nginx=%.2f  mhd/nginx=%.2f  mhd+suspend/mhd=%.2f  ingress/mhd=%.2f "
+      "(the HTTP library and kernel: mhd/nginx; suspend/resume: mhd+suspend/mhd; our work and "
+      "Kafka: ingress/mhd+suspend=%.2f)" % (ir / nr, mr / nr, sr / mr, ir / mr, ir / sr))
+PY
+}
+if [[ ${SKIP_BOLT:-} == 1 ]]; then ceiling_ratios; exit 0; fi
 if [[ ! -d $bolt_src ]]; then
     echo "bolt     skipped: the peer ($bolt_src) is not on this machine; set BOLT_DIR"
+    ceiling_ratios
     exit 0
 fi
 
@@ -139,3 +220,4 @@ ir, br, ip, bp, im, bm = map(float, sys.argv[1:])
 print("ratio    rps ingress/bolt=%.2fx (target >= 6x)  p99 ingress/bolt=%.2f (target <= 0.33)  "
       "rss ingress=%.1f MB (target < 30) bolt=%.1f MB" % (ir / br, ip / bp, im / 1024, bm / 1024))
 PY
+ceiling_ratios
