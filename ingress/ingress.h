@@ -12,6 +12,16 @@
 #include "config.h"
 #include "envelope.h"
 
+/* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
+struct ing_form_field {
+    char *name, *value; /* both point into buf */
+};
+struct ing_form {
+    struct ing_form_field *f;
+    size_t n;
+    char *buf; /* every decoded name and value, NUL-terminated: two allocations per body */
+};
+
 enum ing_kind {
     ING_REJECT,   /* answer status with the one-line reason as text/plain; nothing produced */
     ING_REPLY,    /* answer status with body (content_type) now; nothing produced */
@@ -24,19 +34,30 @@ enum ing_kind {
 
 struct ing_verdict {
     enum ing_kind kind;
-    int status;                /* REJECT / REPLY */
-    const char *reason;        /* REJECT: static one-line reason (also the metric label);
-                                  REPLY: set when the reply refuses (counted as rejected) */
-    const char *public_reason; /* REJECT: the body instead of reason when set (one uniform
-                                  answer for every failure before authentication) */
-    char detail[160];          /* REJECT: optional extra for the log (never a secret) */
-    char *body;                /* REPLY: the answer; REQUEST: the encoded envelope. Owned */
-    const char *content_type;  /* REPLY: static */
-    struct cq_request req;     /* REQUEST: strings owned (cq_request_clear) */
-    char key[96];              /* PIPELINE: "<project.id>:<object_attributes.id>";
-                                  EVENT: the project id */
-    char track_key[96];        /* EVENT: a Pipeline Hook's tracking key, or "" */
+    int status;                      /* REJECT / REPLY */
+    const char *reason;              /* REJECT: static one-line reason (also the metric label);
+                                        REPLY: set when the reply refuses (counted as rejected) */
+    const char *public_reason;       /* REJECT: the body instead of reason when set (one uniform
+                                        answer for every failure before authentication) */
+    char detail[160];                /* REJECT: optional extra for the log (never a secret) */
+    char *body;                      /* REPLY: the answer; REQUEST: the encoded envelope. Owned */
+    const char *content_type;        /* REPLY: static */
+    struct cq_request req;           /* REQUEST: strings owned (cq_request_clear), except those
+                                        that borrowed says point into form / stamp */
+    unsigned borrowed;               /* ING_BORROW_* bits */
+    struct ing_form form;            /* a Slack command's decoded form (ING_BORROW_FORM). Owned */
+    char stamp_id[40], stamp_at[32]; /* req.id and req.received_at (ING_BORROW_STAMP) */
+    char key[96];                    /* PIPELINE: "<project.id>:<object_attributes.id>";
+                                        EVENT: the project id */
+    char track_key[96];              /* EVENT: a Pipeline Hook's tracking key, or "" */
 };
+
+/* Which req strings a verdict borrows, so ing_verdict_clear does not free them: id and
+ * received_at (in stamp_id / stamp_at, set by ing_finish); a Slack command's platform
+ * (static), tenant, channel_id, channel_name, user_id, user_name, reply.response_url and
+ * reply.chat_id (in form). A verdict is not copied: its fields point into itself. */
+#define ING_BORROW_STAMP 1u
+#define ING_BORROW_FORM 2u
 
 /* Frees what an outcome owns and zeroes it. */
 void ing_verdict_clear(struct ing_verdict *o);
@@ -102,15 +123,6 @@ void ing_feishu_card(const struct cq_config *cfg, const struct cJSON *ev, struct
 /* Whether name is one of the actions our buttons carry (approve, deny, confirm, cancel). */
 bool ing_action_known(const char *name);
 
-/* application/x-www-form-urlencoded, percent- and '+'-decoded. Values are NUL-free. */
-struct ing_form_field {
-    char *name, *value; /* both point into buf */
-};
-struct ing_form {
-    struct ing_form_field *f;
-    size_t n;
-    char *buf; /* every decoded name and value, NUL-terminated: two allocations per body */
-};
 /* Parses body into form (caller calls ing_form_clear). CQ_EPARSE on a bad escape, a NUL
  * byte or more than max_fields fields; CQ_ENOMEM. */
 enum cq_rc ing_form_parse(const char *body, size_t len, size_t max_fields, struct ing_form *form);

@@ -12,7 +12,13 @@
 void ing_verdict_clear(struct ing_verdict *o) {
     if (!o) return;
     free(o->body);
-    cq_request_clear(&o->req);
+    struct cq_request *r = &o->req;
+    if (o->borrowed & ING_BORROW_STAMP) r->id = r->received_at = NULL;
+    if (o->borrowed & ING_BORROW_FORM)
+        r->platform = r->tenant = r->channel_id = r->channel_name = r->user_id = r->user_name =
+            r->reply.response_url = r->reply.chat_id = NULL;
+    cq_request_clear(r);
+    ing_form_clear(&o->form);
     memset(o, 0, sizeof(*o));
 }
 
@@ -232,10 +238,21 @@ bool ing_set_command(const struct cq_config *cfg, const char *text, struct cq_re
  * here rather than a message nobody can read). */
 void ing_finish(struct ing_verdict *out) {
     struct cq_err err = {0};
-    if (ing_stamp(&out->req) != CQ_OK) {
-        ing_reject(out, 500, "out of memory", NULL);
+    struct cq_request *r = &out->req;
+    /* the id and the time in the verdict itself: no allocation (ing_stamp's work) */
+    _Static_assert(sizeof(out->stamp_id) > CQ_UUID_LEN, "stamp_id holds a UUID");
+    if (cq_uuid4(out->stamp_id) != CQ_OK) {
+        ing_reject(out, 500, "no random bytes for the request id", NULL);
         return;
     }
+    cq_now_rfc3339(out->stamp_at);
+    if (!(out->borrowed & ING_BORROW_STAMP)) {
+        free(r->id);
+        free(r->received_at);
+    }
+    r->id = out->stamp_id;
+    r->received_at = out->stamp_at;
+    out->borrowed |= ING_BORROW_STAMP;
     char *json = cq_request_encode(&out->req, &err);
     if (!json) {
         ing_reject(out, err.code == CQ_ENOMEM ? 500 : 400,

@@ -42,9 +42,10 @@ static bool command_allowed(const struct cq_config *cfg, const char *cmd) {
 
 void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h, const char *body,
                        size_t len, time_t now, struct ing_verdict *out) {
-    struct ing_form form = {0};
     struct cq_request *r = &out->req;
     memset(out, 0, sizeof(*out));
+    /* decoded into the verdict: the envelope's fields borrow its strings (no copies) */
+    struct ing_form *form = &out->form;
     if (!cfg->slack.signing_secret.value) {
         ing_reject(out, 404, "slack is not enabled", NULL);
         return;
@@ -52,27 +53,27 @@ void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h,
     const char *why = verify(cfg, h, body, len, now);
     if (why) {
         /* ssl_check is Slack's unsigned certificate probe: answer it, produce nothing. */
-        if (!h->slack_sig && ing_form_parse(body, len, MAX_FORM_FIELDS, &form) == CQ_OK &&
-            ing_form_get(&form, "ssl_check") && strcmp(ing_form_get(&form, "ssl_check"), "1") == 0)
+        if (!h->slack_sig && ing_form_parse(body, len, MAX_FORM_FIELDS, form) == CQ_OK &&
+            ing_form_get(form, "ssl_check") && strcmp(ing_form_get(form, "ssl_check"), "1") == 0)
             ing_reply(out, 200, "text/plain", strdup(""));
         else
             ing_reject(out, 401, why, NULL);
         goto out;
     }
-    enum cq_rc rc = ing_form_parse(body, len, MAX_FORM_FIELDS, &form);
+    enum cq_rc rc = ing_form_parse(body, len, MAX_FORM_FIELDS, form);
     if (rc != CQ_OK) {
         ing_reject(out, rc == CQ_ENOMEM ? 500 : 400,
                    rc == CQ_ENOMEM ? "out of memory" : "malformed form", NULL);
         goto out;
     }
-    const char *ssl = ing_form_get(&form, "ssl_check");
+    const char *ssl = ing_form_get(form, "ssl_check");
     if (ssl && strcmp(ssl, "1") == 0) {
         ing_reply(out, 200, "text/plain", strdup(""));
         goto out;
     }
-    const char *user = ing_form_get(&form, "user_id");
-    const char *trigger = ing_form_get(&form, "trigger_id");
-    const char *text = ing_form_get(&form, "text");
+    const char *user = ing_form_get(form, "user_id");
+    const char *trigger = ing_form_get(form, "trigger_id");
+    const char *text = ing_form_get(form, "text");
     if (!user || !*user) {
         ing_reject(out, 400, "missing user_id", NULL);
         goto out;
@@ -85,7 +86,7 @@ void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h,
     /* Every slash command of the Slack app posts to this URL: run only the configured ones,
      * or /deploy-other would run as /ops. 200 + ephemeral text so the user reads why. Checked
      * once the form is otherwise valid, so malformed input keeps its own 400 reason. */
-    const char *cmd = ing_form_get(&form, "command");
+    const char *cmd = ing_form_get(form, "command");
     if (!command_allowed(cfg, cmd)) {
         char line[200];
         const char *shown = cmd && *cmd ? cmd : "(no command)";
@@ -98,22 +99,22 @@ void ing_slack_command(const struct cq_config *cfg, const struct ing_headers *h,
     }
     size_t klen = strlen(trigger) + 7;
     r->dedupe_key = malloc(klen);
-    r->platform = strdup("slack");
-    r->tenant = dup_or_null(ing_form_get(&form, "team_id"));
-    r->channel_id = dup_or_null(ing_form_get(&form, "channel_id"));
-    r->channel_name = dup_or_null(ing_form_get(&form, "channel_name"));
-    r->user_id = strdup(user);
-    r->user_name = dup_or_null(ing_form_get(&form, "user_name"));
-    r->reply.response_url = dup_or_null(ing_form_get(&form, "response_url"));
-    r->reply.chat_id = dup_or_null(ing_form_get(&form, "channel_id"));
-    if (!r->dedupe_key || !r->platform || !r->user_id) {
+    out->borrowed |= ING_BORROW_FORM; /* ing_verdict_clear frees none of these */
+    r->platform = (char *)"slack";
+    r->tenant = (char *)ing_form_get(form, "team_id");
+    r->channel_id = (char *)ing_form_get(form, "channel_id");
+    r->channel_name = (char *)ing_form_get(form, "channel_name");
+    r->user_id = (char *)user;
+    r->user_name = (char *)ing_form_get(form, "user_name");
+    r->reply.response_url = (char *)ing_form_get(form, "response_url");
+    r->reply.chat_id = r->channel_id;
+    if (!r->dedupe_key) {
         ing_reject(out, 500, "out of memory", NULL);
         goto out;
     }
     snprintf(r->dedupe_key, klen, "slack:%s", trigger);
     ing_finish(out);
-out:
-    ing_form_clear(&form);
+out:; /* the form stays in out until ing_verdict_clear */
 }
 
 static const char *jstr(const cJSON *o, const char *name) {

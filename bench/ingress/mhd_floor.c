@@ -37,8 +37,8 @@ static void on_signal(int sig) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_len, void **state) {
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_len, void **state) {
     (void)cls, (void)url, (void)method, (void)version, (void)upload;
     struct req *r = *state;
     if (!r) {
@@ -57,8 +57,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         pending[npending++] = mc;
         return MHD_YES;
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof answer - 1, (void *)answer, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof answer - 1, (void *)answer, MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, "X-Request-Id", "0123456789abcdef0123456789abcdef");
@@ -105,7 +105,8 @@ int main(int argc, char **argv) {
     while (!stop) {
         MHD_run(d);
         bool resumed = npending > 0;
-        for (size_t i = 0; i < npending; i++) MHD_resume_connection(pending[i]);
+        for (size_t i = 0; i < npending; i++)
+            MHD_resume_connection(pending[i]);
         npending = 0;
         MHD_UNSIGNED_LONG_LONG ms = 1000;
         int timeout = 1000;
