@@ -11,7 +11,8 @@
 #   bench/ingress/profile.sh MODE [N=2000] [CONNS=8]
 # Env: CQ_BUILD_DIR (default build), CQ_KAFKA_BROKERS (else a broker is started with
 # scripts/kafka.sh), WARM (default 500), OUT (keep the raw files there), CQ_INGRESS_EXE (a
-# copy of the binary, to build meanwhile), TOP (functions listed, default 30).
+# copy of the binary, to build meanwhile), TOP (functions listed, default 30), INGRESS_ARGS
+# (extra flags, e.g. "--kafka-conf linger.ms=2").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -58,7 +59,8 @@ kafka:
 ingress: {listen: 127.0.0.1, port: $port, admin_port: $admin, threads: 1}
 slack: {enabled: true, signing_secret: "file:$tmp/slack_secret", command: /deploy}
 YAML
-    "$@" "$exe" --config "$tmp/ingress.yaml" 2> "$out/ingress.$1.log" &
+    # shellcheck disable=SC2086 # INGRESS_ARGS is a word list, e.g. "--kafka-conf linger.ms=2"
+    "$@" "$exe" --config "$tmp/ingress.yaml" ${INGRESS_ARGS:-} 2> "$out/ingress.$1.log" &
     ing=$!
     for _ in $(seq 600); do
         kill -0 "$ing" 2>/dev/null || { echo "profile.sh: the ingress exited (see $out)" >&2; exit 1; }
