@@ -465,8 +465,10 @@ def sustain(a, tmp, api, workers, notifiers, capped, cg, start):
                      quota_cores=quota)
             print(json.dumps(r), flush=True)
             log("scale    %d worker(s) %d notifier(s), %s capped at %.2f core: %4d/s offered, "
-                "%6.1f/s delivered, p99 %7.1f ms, throttled %s %%, host %.2f cores busy: %s" % (
+                "%6.1f/s delivered (%6.1f/s put out), p99 %7.1f ms, throttled %s %%, host %.2f cores "
+                "busy: %s" % (
                     workers, notifiers, capped, quota, rate, r["delivered_per_s_in_window"],
+                    r.get("output_per_s_in_window", -1),
                     r["p99_ms"], r["throttled_periods_pct"], r["host_busy_cores"] or -1,
                     "keeps up" if r["keeps_up"] else "falls behind"))
             steps.append(r)

@@ -19,8 +19,11 @@
  * Prints one line of JSON: offered rate, sent, acks (2xx / other / transport errors),
  * replies of the measured part (good, lost, duplicated), reply latency p50/p90/p99/p99.9/max
  * (due time -> reply at the sink), ack latency p50/p99, how late the sender was, the
- * completed replies per second of the measured window and the CPU of the sender and sink
- * threads. --dump writes "index due_ms ack_ms reply_ms count" per measured request. */
+ * completed replies per second of the measured window (of measured requests only:
+ * delivered_per_s_in_window; of any request, warm-up and a previous run's stray included:
+ * output_per_s_in_window, what the system put out while it carried a backlog) and the CPU of
+ * the sender and sink threads. --dump writes "index due_ms ack_ms reply_ms count" per measured
+ * request. */
 #define _GNU_SOURCE
 #include <curl/curl.h>
 #include <errno.h>
@@ -68,6 +71,10 @@ static size_t first_measured; /* index of the first measured request */
 static atomic_long stray, bad_path;
 static atomic_int sink_tid;
 static atomic_long sink_posts;
+/* the measured sending window [win0, win1) (0 until known) and every reply POST the sink took
+ * in it, whichever request it answers (warm-up, measured, or a previous run's stray) */
+static _Atomic uint64_t win0, win1;
+static atomic_long posts_in_window;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -106,6 +113,7 @@ static enum MHD_Result sink_handle(void *cls, struct MHD_Connection *c, const ch
     uint64_t t = now_ns();
     u->buf[u->len] = '\0';
     atomic_fetch_add(&sink_posts, 1);
+    if (t >= atomic_load(&win0) && t < atomic_load(&win1)) atomic_fetch_add(&posts_in_window, 1);
     /* /r/TAG/INDEX */
     size_t tl = strlen(o.tag);
     if (strcmp(method, "POST") == 0 && strncmp(url, "/r/", 3) == 0) {
@@ -339,7 +347,9 @@ int main(int argc, char **argv) {
     struct slot **free_slots = malloc(cap * sizeof(*free_slots));
     if (!free_slots) return 1;
     uint64_t interval = (uint64_t)(1e9 / o.rate);
-    uint64_t t0 = now_ns() + 20000000u; /* 20 ms from now */
+    uint64_t t0 = now_ns() + 20000000u;                  /* 20 ms from now */
+    atomic_store(&win0, t0 + first_measured * interval); /* win1 still 0: nothing counts */
+    atomic_store(&win1, t0 + total * interval);
     uint64_t max_lag = 0, sum_lag = 0;
     size_t next = 0, acked = 0, ok2xx = 0, non2xx = 0, errors = 0;
     int running = 0;
@@ -462,14 +472,16 @@ int main(int argc, char **argv) {
            "\"duplicated\":%zu,\"stray\":%ld,\"bad_path\":%ld,\"sink_posts\":%ld,"
            "\"p50_ms\":%.2f,\"p90_ms\":%.2f,\"p99_ms\":%.2f,\"p999_ms\":%.2f,\"max_ms\":%.2f,"
            "\"ack_p50_ms\":%.2f,\"ack_p99_ms\":%.2f,\"send_lag_max_ms\":%.2f,"
-           "\"send_lag_mean_ms\":%.3f,\"delivered_per_s_in_window\":%.1f,"
+           "\"send_lag_mean_ms\":%.3f,\"delivered_per_s_in_window\":%.1f,\"output_per_s_in_"
+           "window\":%.1f,"
            "\"cpu_sender_ms\":%.0f,\"cpu_sink_ms\":%.0f}\n",
            o.tag, o.rate, o.seconds, o.warmup, total, measured, ok2xx, non2xx, errors, nl, good,
            bad, lost, dup, atomic_load(&stray), atomic_load(&bad_path), atomic_load(&sink_posts),
            pct_ms(lat, nl, 50), pct_ms(lat, nl, 90), pct_ms(lat, nl, 99), pct_ms(lat, nl, 99.9),
            nl ? (double)lat[nl - 1] / 1e6 : -1, pct_ms(ack, na, 50), pct_ms(ack, na, 99),
            (double)max_lag / 1e6, total ? (double)sum_lag / 1e6 / (double)total : 0,
-           (double)in_window / window_s, cpu_main_send, cpu_sink);
+           (double)in_window / window_s, (double)atomic_load(&posts_in_window) / window_s,
+           cpu_main_send, cpu_sink);
     (void)acked;
     /* Every request has finished, so every slot is back on the free list. */
     for (size_t i = 0; i < nslots; i++) {
