@@ -39,7 +39,7 @@ CONFIG = """
 log: {level: warn}
 kafka:
   brokers: "%(brokers)s"
-  partitions: %(partitions)d
+  partitions: %(partitions)d%(kafka_extra)s
   topics: {requests: "%(t)s.requests", results: "%(t)s.results", audit: "%(t)s.audit",
            pipeline_events: "%(t)s.pipeline-events", dlq: "%(t)s.dlq"}
   groups: {worker: "%(t)s-worker", notifier: "%(t)s-notifier"}
@@ -188,7 +188,9 @@ class Stack:
         with open(self.cfg, "w") as f:
             f.write(CONFIG % dict(brokers=a.brokers, partitions=partitions, t=self.t,
                                   redis=a.redis_port, ingress_port=self.port,
-                                  admin_port=self.admin, secret_file=secret_file, api=api_port))
+                                  admin_port=self.admin, secret_file=secret_file, api=api_port,
+                                  kafka_extra="" if a.report_delay_ms is None else
+                                  "\n  report_delay_ms: %d" % a.report_delay_ms))
         topics = ",".join("%s.%s" % (self.t, k) for k in
                           ("requests", "results", "audit", "pipeline-events", "dlq"))
         subprocess.run([os.path.join(a.build, "bin", "cqt-produce_result"), "--brokers",
@@ -614,6 +616,8 @@ def main():
     ap.add_argument("--scale-notifiers-fixed", type=int, default=2,
                     help="uncapped notifiers while the workers are measured")
     ap.add_argument("--cold-n", type=int, default=3)
+    ap.add_argument("--report-delay-ms", type=int,
+                    help="kafka.report_delay_ms for the services (default: the config default)")
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--dump-dir", help="per-request TSV of each rate run (cq-e2e-load --dump)")
     a = ap.parse_args()
