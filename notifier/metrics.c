@@ -12,6 +12,8 @@ enum {
     M_DLQ,
     M_TOKEN_FETCHES,
     M_TOKEN_AGE,
+    M_QUEUE,
+    M_POST,
 };
 
 static const struct {
@@ -30,6 +32,10 @@ static const struct {
                          "tenant_access_token requests"},
     [M_TOKEN_AGE] = {"chatops_notifier_feishu_token_age_seconds",
                      "Age of the tenant_access_token in use"},
+    [M_QUEUE] = {"chatops_notifier_queue_seconds",
+                 "From result produced (produced_at, else the Kafka timestamp) to consumed here"},
+    [M_POST] = {"chatops_notifier_post_seconds",
+                "From result consumed here to platform accepted (claim, waits, retries, posts)"},
 };
 
 void ntf_metric_delivery(const char *platform, const char *outcome) {
@@ -54,6 +60,26 @@ void ntf_metric_latency(const char *platform, double seconds) {
     snprintf(labels, sizeof labels, "platform=\"%s\"", platform);
     cq_histogram_observe(
         cq_histogram_get(metric[M_LATENCY].name, metric[M_LATENCY].help, labels, NULL, 0), seconds);
+}
+
+/* Per-hop buckets: finer than the default between 1 and 50 ms, where a hop's p50 and p99 sit */
+static const double hop_buckets[] = {0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05,
+                                     0.1,   0.25,  0.5,   1,    2.5,   5,    10,   30};
+
+static void platform_histogram(int m, const char *platform, double seconds) {
+    char labels[48];
+    snprintf(labels, sizeof labels, "platform=\"%s\"", platform);
+    cq_histogram_observe(cq_histogram_get(metric[m].name, metric[m].help, labels, hop_buckets,
+                                          sizeof hop_buckets / sizeof hop_buckets[0]),
+                         seconds);
+}
+
+void ntf_metric_queue_seconds(const char *platform, double seconds) {
+    platform_histogram(M_QUEUE, platform, seconds);
+}
+
+void ntf_metric_post_seconds(const char *platform, double seconds) {
+    platform_histogram(M_POST, platform, seconds);
 }
 
 void ntf_metric_claim_lost(void) {

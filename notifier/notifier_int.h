@@ -180,6 +180,9 @@ void ntf_metric_delivery(const char *platform, const char *outcome);
 void ntf_metric_attempt(const char *platform, const char *route, const char *outcome);
 void ntf_metric_inflight(int n);
 void ntf_metric_latency(const char *platform, double seconds);
+/* result produced -> consumed here; consumed -> the platform accepted it */
+void ntf_metric_queue_seconds(const char *platform, double seconds);
+void ntf_metric_post_seconds(const char *platform, double seconds);
 void ntf_metric_claim_lost(void);
 void ntf_metric_dlq(const char *reason_class);
 void ntf_metric_token_fetch(const char *outcome);

@@ -258,14 +258,21 @@ static void on_marked(void *opaque, const redisReply *reply, const struct cq_err
     ntf_job_finish(j, "delivered");
 }
 
+/* When the worker produced the result (its produced_at, else the Kafka timestamp), Unix ms;
+ * 0 when neither is known. */
+static long long produced_ms(const struct job *j) {
+    long long produced = ntf_rfc3339_ms(j->r.produced_at);
+    return produced > 0 ? produced : j->msg_ts_ms > 0 ? j->msg_ts_ms : 0;
+}
+
 static void job_delivered(struct job *j) {
     struct ntf_service *s = j->s;
-    long long produced = ntf_rfc3339_ms(j->r.produced_at);
-    if (produced < 0) produced = j->msg_ts_ms;
+    long long produced = produced_ms(j);
     if (produced > 0) {
         long long d = ntf_wall_ms() - produced;
         ntf_metric_latency(plat_str(j), d > 0 ? (double)d / 1000.0 : 0.0);
     }
+    ntf_metric_post_seconds(plat_str(j), (double)(cq_now_ms() - j->started_ms) / 1000.0);
     if (j->route == R_POST && j->r.request_id) { /* later progress can chat.update it */
         char *ts = ntf_slack_answer_ts(j->last_body);
         if (ts) {
@@ -545,6 +552,11 @@ static void on_message(void *opaque, const struct cq_message *m) {
         snprintf(reason, sizeof reason, "unsupported platform '%.64s'", j->r.platform);
         ntf_job_dead_letter(j, "invalid", reason);
         return;
+    }
+    long long produced = produced_ms(j);
+    if (produced > 0) {
+        long long d = ntf_wall_ms() - produced;
+        ntf_metric_queue_seconds(plat_str(j), d > 0 ? (double)d / 1000.0 : 0.0);
     }
     if ((j->plat == P_SLACK && !s->cfg->slack.enabled && !s->cfg->slack.bot_token.value &&
          !(j->r.reply.response_url && *j->r.reply.response_url))) {

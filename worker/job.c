@@ -185,11 +185,7 @@ static void job_complete(struct job *j) {
     w_job_set_state(j, JS_COMPLETE);
     if (w->consumer) cq_consumer_done(w->consumer, j->topic, j->partition, j->offset);
     if (j->status && !j->resend_only)
-        cq_histogram_observe(cq_histogram_get("chatops_worker_request_seconds",
-                                              "From consuming a request to its acknowledged "
-                                              "final result",
-                                              NULL, NULL, 0),
-                             (double)(cq_now_ms() - j->t0) / 1000.0);
+        w_metric_request_seconds((double)(cq_now_ms() - j->t0) / 1000.0);
 }
 
 static struct conv **conv_slot(struct w_worker *w, const char *key) {
@@ -521,6 +517,7 @@ void w_on_message(void *opaque, const struct cq_message *m) {
         dead_letter(j, m, err.msg);
         return;
     }
+    w_metric_queue_seconds(j->req.received_at);
     if (m->key && m->keylen)
         j->convkey = strndup(m->key, m->keylen);
     else

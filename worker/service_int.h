@@ -172,6 +172,9 @@ void w_on_redis_connect(void *arg);
 /* metrics.c: the request steps' metrics, one table */
 void w_metric_expired(void);
 void w_metric_action_seconds(double seconds);
+void w_metric_request_seconds(double seconds);
+/* received_at (RFC 3339, the ingress's clock) to now (this host's clock); unreadable: none */
+void w_metric_queue_seconds(const char *received_at);
 void w_metric_claim_lost(void);
 void w_metric_duplicate(const char *outcome);
 /* outcome: parked, approved, counted, denied, self, role, twice, notyours, gone, ended,

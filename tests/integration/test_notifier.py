@@ -363,6 +363,21 @@ def main():
               in metrics, "/metrics counts deliveries")
         check("chatops_notifier_delivery_latency_seconds" in metrics, "/metrics latency histogram")
         check("chatops_notifier_dlq_total" in metrics, "/metrics DLQ count")
+        # the per-hop histograms move: every result taken is timed from produced to
+        # consumed, every delivered one from consumed to posted
+        def metric_value(text, series):
+            m_ = re.search(r"^%s (\S+)$" % re.escape(series), text, re.M)
+            return float(m_.group(1)) if m_ else 0.0
+        delivered = metric_value(metrics, 'chatops_notifier_deliveries_total{platform="slack",'
+                                          'outcome="delivered"}')
+        posted = metric_value(metrics, 'chatops_notifier_post_seconds_count{platform="slack"}')
+        queued = metric_value(metrics, 'chatops_notifier_queue_seconds_count{platform="slack"}')
+        check(delivered > 0 and posted == delivered,
+              "post_seconds counts every delivered result (%d of %d)" % (posted, delivered))
+        check(queued >= posted, "queue_seconds counts every result taken (%d >= %d)"
+              % (queued, posted))
+        check(metric_value(metrics, 'chatops_notifier_post_seconds_sum{platform="slack"}') > 0,
+              "post_seconds sums the time")
         logs = n.logs() + (n2.logs() if n2 else "")
         check(re.search(r'"req_id":"[0-9a-f-]{36}"', logs) is not None, "logs carry req_id")
         check("xoxb-test-token" not in logs and "s3cret" not in logs, "no secrets in logs")

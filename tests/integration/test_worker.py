@@ -436,6 +436,18 @@ def test_health(w1):
     check(st == 200, "/metrics 200")
     check('chatops_worker_decisions_total{outcome="allowed"}' in body, "metrics count allowed decisions")
     check('chatops_worker_results_total{status="ok"}' in body, "metrics count ok results")
+    # the queue-time histogram moves: one observation per request consumed, at least one per
+    # decision taken, with a plausible sum (the requests were produced moments before)
+    import re
+    count = re.search(r"^chatops_worker_queue_seconds_count (\d+)$", body, re.M)
+    qsum = re.search(r"^chatops_worker_queue_seconds_sum (\S+)$", body, re.M)
+    decisions = sum(int(v) for v in re.findall(
+        r"^chatops_worker_decisions_total\{[^}]*\} (\d+)$", body, re.M))
+    check(count is not None and decisions > 0 and int(count.group(1)) >= decisions,
+          "queue_seconds counts every request consumed (%s >= %d)"
+          % (count.group(1) if count else None, decisions))
+    check(qsum is not None and 0 <= float(qsum.group(1)) < 600 * max(1, decisions),
+          "queue_seconds sums a plausible time")
     check(http_get(port, "/nope")[0] == 404, "unknown path 404")
     # No Redis (a port nobody listens on): alive but not ready. The port comes from the
     # config (worker.http_port) as overridden by CQ_WORKER_HTTP_PORT.
