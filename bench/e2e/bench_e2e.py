@@ -43,7 +43,7 @@ kafka:
   topics: {requests: "%(t)s.requests", results: "%(t)s.results", audit: "%(t)s.audit",
            pipeline_events: "%(t)s.pipeline-events", dlq: "%(t)s.dlq"}
   groups: {worker: "%(t)s-worker", notifier: "%(t)s-notifier"}
-redis: {host: 127.0.0.1, port: %(redis)d, prefix: "%(t)s:"}
+%(props)sredis: {host: 127.0.0.1, port: %(redis)d, prefix: "%(t)s:"}
 ingress: {listen: 127.0.0.1, port: %(ingress_port)d, admin_port: %(admin_port)d}
 notifier: {slack_channel_interval_ms: 0}
 slack: {enabled: true, signing_secret: "file:%(secret_file)s", command: /ops}
@@ -58,6 +58,14 @@ commands:
            reply_template: "`{{response.name}}` is {{response.state}}"}
 policy: [{name: all, roles: [sre], commands: ["flag get"]}]
 """
+
+
+def kafka_properties(a):
+    """--kafka-property K=V as the config's kafka.properties line (every service's clients)."""
+    if not a.kafka_property:
+        return ""
+    kv = [x.split("=", 1) for x in a.kafka_property]
+    return "  properties: {%s}\n" % ", ".join('"%s": "%s"' % (k, v) for k, v in kv)
 
 
 def log(*a):
@@ -181,6 +189,7 @@ class Stack:
         self.t = "e2e%s" % uuid.uuid4().hex[:8]
         self.port, self.admin = free_port(), free_port()
         self.procs = {}
+        self.http = {}  # service name -> its admin port (/metrics)
         secret_file = os.path.join(tmp, "slack_secret")
         with open(secret_file, "w") as f:
             f.write(SECRET)
@@ -190,7 +199,8 @@ class Stack:
                                   redis=a.redis_port, ingress_port=self.port,
                                   admin_port=self.admin, secret_file=secret_file, api=api_port,
                                   kafka_extra="" if a.report_delay_ms is None else
-                                  "\n  report_delay_ms: %d" % a.report_delay_ms))
+                                  "\n  report_delay_ms: %d" % a.report_delay_ms,
+                                  props=kafka_properties(a)))
         topics = ",".join("%s.%s" % (self.t, k) for k in
                           ("requests", "results", "audit", "pipeline-events", "dlq"))
         subprocess.run([os.path.join(a.build, "bin", "cqt-produce_result"), "--brokers",
@@ -211,11 +221,13 @@ class Stack:
                                          self.cfg], self.admin)]
         for k in range(self.n_workers):
             hp = free_port()
+            self.http["worker%d" % k] = hp
             starts.append(self.start("worker%d" % k, [
                 os.path.join(b, "worker", "chatops-worker"), "--config", self.cfg, "--http-port",
                 str(hp), "--id", "%s-w%d" % (self.t, k)], hp))
         for k in range(self.n_notifiers):
             hp = free_port()
+            self.http["notifier%d" % k] = hp
             starts.append(self.start("notifier%d" % k, [
                 os.path.join(b, "notifier", "chatops-notifier"), "--config", self.cfg,
                 "--http-port", str(hp)], hp))
@@ -240,7 +252,72 @@ class Stack:
                 p.wait()
 
 
-def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, dump=None):
+# The per-hop histograms a rate run reads from the services' /metrics (before and after), in
+# the order a command meets them; the ack and the sink are the load tool's own stamps.
+HOPS = (
+    ("worker queue", "worker", "chatops_worker_queue_seconds", ""),
+    ("worker run", "worker", "chatops_worker_request_seconds", ""),
+    ("worker api call", "worker", "chatops_worker_action_seconds", ""),
+    ("notifier queue", "notifier", "chatops_notifier_queue_seconds", 'platform="slack"'),
+    ("notifier post", "notifier", "chatops_notifier_post_seconds", 'platform="slack"'),
+)
+
+
+def scrape(ports):
+    """{(metric, labels): {le: cumulative count}} summed over the services' /metrics."""
+    out = {}
+    for port in ports:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            c.close()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "_bucket{" not in line:
+                continue
+            name, rest = line.split("{", 1)
+            labels, value = rest.rsplit("} ", 1)
+            parts = [x for x in labels.split(",") if not x.startswith("le=")]
+            le = [x for x in labels.split(",") if x.startswith("le=")][0][4:-1]
+            key = (name[:-len("_bucket")], ",".join(parts))
+            le = float("inf") if le == "+Inf" else float(le)
+            out.setdefault(key, {})
+            out[key][le] = out[key].get(le, 0) + float(value)
+    return out
+
+
+def hist_quantile(before, after, q):
+    """q-quantile in ms of the observations between two scrapes of one histogram (linear
+    within a bucket, like Prometheus' histogram_quantile); None without observations."""
+    les = sorted(after)
+    d = [after[le] - before.get(le, 0) for le in les]
+    if not d or d[-1] <= 0:
+        return None
+    rank, prev_le, prev_c = q * d[-1], 0.0, 0.0
+    for le, c in zip(les, d):
+        if c >= rank:
+            if le == float("inf"):
+                return round(prev_le * 1000, 1)
+            frac = (rank - prev_c) / (c - prev_c) if c > prev_c else 1.0
+            return round((prev_le + (le - prev_le) * frac) * 1000, 1)
+        prev_le, prev_c = le, c
+    return None
+
+
+def hops(before, after):
+    out = {}
+    for name, _, metric, labels in HOPS:
+        a_, b_ = after.get((metric, labels)), before.get((metric, labels), {})
+        if a_:
+            out[name] = {"p50_ms": hist_quantile(b_, a_, 0.5), "p99_ms": hist_quantile(b_, a_, 0.99),
+                         "n": int(a_[float("inf")] - b_.get(float("inf"), 0))}
+    return out
+
+
+def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, dump=None,
+             extra=()):
     """One cq-e2e-load run; CPU of every process in pids over the run."""
     cpu0 = {k: cpu_ms(p) for k, p in pids.items()}
     h0 = host_busy()
@@ -250,6 +327,7 @@ def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, 
             "--channels", str(a.channels)]
     if dump:
         argv += ["--dump", dump]
+    argv += list(extra)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     out, _ = p.communicate()
     h1 = host_busy()
@@ -277,8 +355,9 @@ class Search:
     higher rates would only fail harder), then bisection between the best pass and the
     first failure. step() runs one measurement, so two systems can take turns."""
 
-    def __init__(self, a, name, url, pids, results):
+    def __init__(self, a, name, url, pids, results, metrics_ports=(), extra=()):
         self.a, self.name, self.url, self.pids, self.results = a, name, url, pids, results
+        self.metrics_ports, self.extra = metrics_ports, extra
         self.sink = free_port()
         self.by_rate = {}
         self.todo = list(a.rates)
@@ -296,8 +375,11 @@ class Search:
         a, rate = self.a, int(rate)
         tag = "%s%d-%s" % (self.name[0], rate, uuid.uuid4().hex[:4])
         dump = os.path.join(a.dump_dir, "%s-%d.tsv" % (self.name, rate)) if a.dump_dir else None
+        m0 = scrape(self.metrics_ports) if self.metrics_ports else None
         r = run_load(a, self.url, rate, a.seconds, a.warmup, self.sink, self.pids, tag,
-                     drain_s=a.drain, dump=dump)
+                     drain_s=a.drain, dump=dump, extra=self.extra)
+        if m0 is not None:  # warm-up included: the histograms cannot tell it apart
+            r["hops"] = hops(m0, scrape(self.metrics_ports))
         r["system"] = self.name
         r["pass"] = passes(r)
         print(json.dumps(r), flush=True)
@@ -399,7 +481,7 @@ def phase_rates(a, tmp, api, summary, results, systems):
             pids = dict(st.pids(), **external_pids(a))
             pids["fake api"] = api_proc.pid
             searches.append(Search(a, "chatops", "http://127.0.0.1:%d/slack/commands" % st.port,
-                                   pids, results))
+                                   pids, results, metrics_ports=list(st.http.values())))
         if "bolt" in systems:
             bolt = start_bolt(a, tmp, api_port)
             if bolt:
@@ -409,6 +491,9 @@ def phase_rates(a, tmp, api, summary, results, systems):
                                        results))
             else:
                 summary["bolt"] = None
+        if "harness" in systems:  # load tool -> fake API -> the load tool posts to its sink
+            searches.append(Search(a, "harness", "http://127.0.0.1:%d/relay" % api_port,
+                                   {"fake api": api_proc.pid}, results, extra=("--relay", "1")))
         time.sleep(a.settle)
         for s_ in searches:
             s_.prewarm()
@@ -619,6 +704,9 @@ def main():
     ap.add_argument("--report-delay-ms", type=int,
                     help="kafka.report_delay_ms for the services (default: the config default)")
     ap.add_argument("--json", help="write the summary here")
+    ap.add_argument("--kafka-property", action="append", default=[], metavar="KEY=VALUE",
+                    help="a librdkafka property for every service's Kafka clients (repeatable; "
+                         "kafka.properties in their config)")
     ap.add_argument("--dump-dir", help="per-request TSV of each rate run (cq-e2e-load --dump)")
     a = ap.parse_args()
     a.rates = [int(x) for x in a.rates.split(",") if x]
@@ -629,10 +717,11 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cq-e2e-")
     api = start_api(a, tmp)
     try:
-        systems = [x for x, ph in (("chatops", "e2e"), ("bolt", "bolt")) if ph in phases]
+        systems = [x for x, ph in (("chatops", "e2e"), ("bolt", "bolt"), ("harness", "harness"))
+                   if ph in phases]
         done_rates = False
         for ph in phases:
-            if ph in ("e2e", "bolt"):
+            if ph in ("e2e", "bolt", "harness"):
                 if not done_rates:
                     phase_rates(a, tmp, api, summary, results, systems)
                     done_rates = True
@@ -662,7 +751,7 @@ def main():
 def report(s):
     print("\n== summary ==")
     c, b = s.get("chatops"), s.get("bolt")
-    for name, x in (("chatops", c), ("bolt", b)):
+    for name, x in (("chatops", c), ("bolt", b), ("harness", s.get("harness"))):
         if not x:
             continue
         print("%-8s sustained %s cmds/s at p99 < 100 ms (first failing rate %s)" % (
@@ -674,6 +763,12 @@ def report(s):
                       rate, r["p50_ms"], r["p99_ms"], r["p999_ms"], r["max_ms"], r["replies"],
                       r["measured"], r["lost"], r["duplicated"], r["acks_other"] + r["ack_errors"],
                       "pass" if r["pass"] else "FAIL"))
+            print("           ack p50 %.1f p99 %.1f ms  sender late mean %s max %s ms" % (
+                r.get("ack_p50_ms", -1), r.get("ack_p99_ms", -1), r.get("send_lag_mean_ms"),
+                r.get("send_lag_max_ms")))
+            for hop, v in r.get("hops", {}).items():
+                print("           %-16s p50 %6s  p99 %6s ms  (n %d)" % (hop, v["p50_ms"],
+                                                                       v["p99_ms"], v["n"]))
     if c and b:
         sr = c["sustained"] / b["sustained"] if b["sustained"] else float("inf")
         p_c = c["by_rate"].get(500, {}).get("p99_ms")

@@ -14,7 +14,7 @@
  *
  *   cq-e2e-load --url URL --secret S --rate R --seconds D [--warmup W] [--sink-port P]
  *               [--channels N] [--text T] [--expect E] [--tag TAG] [--drain-s S]
- *               [--dump FILE]
+ *               [--dump FILE] [--relay 1]
  *
  * Prints one line of JSON: offered rate, sent, acks (2xx / other / transport errors),
  * replies of the measured part (good, lost, duplicated), reply latency p50/p90/p99/p99.9/max
@@ -55,6 +55,7 @@ struct opts {
     const char *url, *secret, *text, *expect, *tag, *dump;
     double rate, seconds, warmup, drain_s;
     int sink_port, channels;
+    bool relay; /* --relay: the harness alone (see below) */
 };
 
 static struct opts o = {.text = "flag get new_ui",
@@ -165,6 +166,7 @@ struct slot {
     struct curl_slist *hdrs;
     char body[1024];
     size_t idx;
+    bool relaying; /* the --relay post to the sink, not the command */
 };
 
 static void hex(const unsigned char *in, size_t n, char *out) {
@@ -230,7 +232,33 @@ static int start_request(CURLM *m, struct slot *s, size_t idx, int sink_port,
         curl_easy_reset(s->easy);
     }
     s->idx = idx;
+    s->relaying = false;
     curl_easy_setopt(s->easy, CURLOPT_URL, o.url);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)n);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->hdrs);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_TCP_NODELAY, 1L);
+    return curl_multi_add_handle(m, s->easy) == CURLM_OK ? 0 : -1;
+}
+
+/* --relay: once the command's 2xx is in (--url is then the fake API, which answers after its
+ * delay), the sender posts the reply to the command's response_url itself: load tool -> fake
+ * API -> sink with nothing between, the floor the systems under test are measured against. */
+static int start_relay(CURLM *m, struct slot *s, int sink_port) {
+    char url[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/r/%s/%zu", sink_port, o.tag, s->idx);
+    int n = snprintf(s->body, sizeof s->body, "{\"text\":\"%s\"}", o.expect);
+    if (n < 0 || (size_t)n >= sizeof s->body) return -1;
+    curl_slist_free_all(s->hdrs);
+    s->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    s->hdrs = curl_slist_append(s->hdrs, "Expect:");
+    curl_easy_reset(s->easy);
+    s->relaying = true;
+    curl_easy_setopt(s->easy, CURLOPT_URL, url);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)n);
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->hdrs);
@@ -276,7 +304,7 @@ static double thread_cpu_ms(int tid) {
 static void usage(void) {
     fprintf(stderr, "usage: cq-e2e-load --url URL --secret S --rate R --seconds D [--warmup W] "
                     "[--sink-port P] [--channels N] [--text T] [--expect E] [--tag TAG] "
-                    "[--drain-s S] [--dump FILE]\n");
+                    "[--drain-s S] [--dump FILE] [--relay 1]\n");
     exit(2);
 }
 
@@ -309,6 +337,8 @@ int main(int argc, char **argv) {
             o.drain_s = atof(v);
         else if (!strcmp(a, "--dump"))
             o.dump = v;
+        else if (!strcmp(a, "--relay"))
+            o.relay = atoi(v) != 0;
         else
             usage();
     }
@@ -377,6 +407,11 @@ int main(int argc, char **argv) {
             if (msg->msg != CURLMSG_DONE) continue;
             struct slot *s = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            if (s->relaying) { /* the sink's answer to a --relay post: only the slot back */
+                curl_multi_remove_handle(m, msg->easy_handle);
+                s->relaying = false;
+                goto slot_back;
+            }
             long code = 0;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
             struct req *r = &reqs[s->idx];
@@ -396,6 +431,15 @@ int main(int argc, char **argv) {
                     non2xx++;
             }
             curl_multi_remove_handle(m, msg->easy_handle);
+            if (o.relay && r->status >= 200 && r->status < 300) {
+                if (start_relay(m, s, sink_port) != 0) {
+                    fprintf(stderr, "cq-e2e-load: cannot relay request %zu\n", s->idx);
+                    return 1;
+                }
+                running++;
+                continue;
+            }
+        slot_back:
             if (nslots == cap) {
                 cap *= 2;
                 struct slot **ns = realloc(free_slots, cap * sizeof(*ns));
