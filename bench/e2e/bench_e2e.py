@@ -104,6 +104,21 @@ def cpu_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
+def jvm_gc(pid):
+    """(young collections, their ms, full collections, their ms) of a JVM so far (jstat -gc;
+    every collection of the bench broker's serial collector stops the whole broker), or None
+    without jstat."""
+    if pid is None or not shutil.which("jstat"):
+        return None
+    try:
+        out = subprocess.run(["jstat", "-gc", str(pid)], capture_output=True, text=True,
+                             timeout=10).stdout.split("\n")
+        g = dict(zip(out[0].split(), out[1].split()))
+        return (int(g["YGC"]), float(g["YGCT"]) * 1000, int(g["FGC"]), float(g["FGCT"]) * 1000)
+    except (OSError, subprocess.SubprocessError, KeyError, IndexError, ValueError):
+        return None
+
+
 def host_busy():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
@@ -320,6 +335,7 @@ def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, 
              extra=()):
     """One cq-e2e-load run; CPU of every process in pids over the run."""
     cpu0 = {k: cpu_ms(p) for k, p in pids.items()}
+    gc0 = jvm_gc(pids.get("kafka broker"))
     h0 = host_busy()
     argv = [os.path.join(a.build, "bin", "cq-e2e-load"), "--url", url, "--secret", SECRET,
             "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(warmup),
@@ -332,6 +348,7 @@ def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, 
     out, _ = p.communicate()
     h1 = host_busy()
     cpu1 = {k: cpu_ms(pid) for k, pid in pids.items()}
+    gc1 = jvm_gc(pids.get("kafka broker"))
     if p.returncode != 0:
         raise RuntimeError("cq-e2e-load failed (%d)" % p.returncode)
     r = json.loads(out)
@@ -340,6 +357,11 @@ def run_load(a, url, rate, seconds, warmup, sink_port, pids, tag, drain_s=10.0, 
                            for k in pids if cpu0[k] is not None and cpu1[k] is not None}
     r["cpu_us_per_cmd"]["load tool (sender)"] = round(r["cpu_sender_ms"] * 1000.0 / sent, 1)
     r["cpu_us_per_cmd"]["slack sink"] = round(r["cpu_sink_ms"] * 1000.0 / sent, 1)
+    if gc0 and gc1:  # the broker's stop-the-world pauses over the run (warm-up included)
+        d = [b_ - a_ for a_, b_ in zip(gc0, gc1)]
+        r["broker_gc"] = {"young": d[0], "young_ms": round(d[1], 1), "full": d[2],
+                          "full_ms": round(d[3], 1),
+                          "pauses_per_1000_cmds": round((d[0] + d[2]) * 1000.0 / sent, 2)}
     busy, tot = h1[0] - h0[0], h1[1] - h0[1]
     r["host_busy_cores"] = round(os.cpu_count() * busy / tot, 2) if tot else None
     return r
@@ -766,6 +788,11 @@ def report(s):
             print("           ack p50 %.1f p99 %.1f ms  sender late mean %s max %s ms" % (
                 r.get("ack_p50_ms", -1), r.get("ack_p99_ms", -1), r.get("send_lag_mean_ms"),
                 r.get("send_lag_max_ms")))
+            gc = r.get("broker_gc")
+            if gc:
+                print("           broker GC pauses: %d young (%.0f ms), %d full (%.0f ms) = %.2f "
+                      "per 1,000 commands" % (gc["young"], gc["young_ms"], gc["full"],
+                                              gc["full_ms"], gc["pauses_per_1000_cmds"]))
             for hop, v in r.get("hops", {}).items():
                 print("           %-16s p50 %6s  p99 %6s ms  (n %d)" % (hop, v["p50_ms"],
                                                                        v["p99_ms"], v["n"]))
