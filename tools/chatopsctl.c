@@ -16,60 +16,11 @@
 #include "kafka.h"
 #include "log.h"
 
-static const char usage_text[] =
-    "usage: chatopsctl [--config FILE] [--env FILE] COMMAND [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  config check [--strict] FILE...\n"
-    "                        validate each FILE exactly as the services do (errors as\n"
-    "                        file:line:col: key: reason); a secret that cannot be resolved\n"
-    "                        here (unset ${ENV}, missing file:) is a warning (exit 0), an\n"
-    "                        error with --strict\n"
-    "  reload [--all]        check the config, then SIGHUP the chatops services of this\n"
-    "                        user on this host started with the same config file (--all:\n"
-    "                        any config); each reloads it (see docs/operations.md)\n"
-    "  topics ensure         create missing topics with kafka.partitions/replication\n"
-    "  send [OPTIONS] TEXT   send TEXT (e.g. '/ops deploy web staging') to the ingress as the\n"
-    "                        platform would, signed, then print the replies the user sees\n"
-    "     --as USER          person from the config (alice) or a raw platform user id;\n"
-    "                        default: the person with the most roles\n"
-    "     --channel C        channel name from the config (ops) or a raw id; default: the\n"
-    "                        first channel of the platform\n"
-    "     --platform P       slack | feishu | dingtalk | mattermost | discord | webex\n"
-    "                        (default: the channel's platform, else slack; discord signs\n"
-    "                        with CQ_DISCORD_TEST_PRIVATE_KEY, a test key in hex)\n"
-    "     --ingress URL      default http://127.0.0.1:<ingress.port> ($CQ_INGRESS_PORT)\n"
-    "     --sink URL         where replies are recorded (GET URL/_log); default: the\n"
-    "                        platform's api_base without /api or /open-apis (the demo fakes)\n"
-    "     --timeout S        wait at most S seconds for the final reply (default 60)\n"
-    "  gitlab-hook KIND [OPTIONS]\n"
-    "                        send the ingress a GitLab webhook as GitLab does (KIND: push,\n"
-    "                        tag_push, merge_request, pipeline, job, deployment, release,\n"
-    "                        issue, note), with a gitlab.hooks token (or webhook_token)\n"
-    "     --status S         pipeline/job/deployment status (default failed)\n"
-    "     --project P --ref R --env E --action A --title T --id N --project-id N\n"
-    "     --hook NAME --uuid U (a re-send: the same uuid) --ingress URL\n"
-    "  click [OPTIONS] ACTION REQ\n"
-    "                        click a parked request's button as the platform would post it\n"
-    "                        (ACTION: approve | deny | confirm | cancel; a signed Slack\n"
-    "                        block_actions or an encrypted Feishu card callback), then print\n"
-    "                        the reply the clicker gets; options --as, --channel, --platform,\n"
-    "                        --ingress, --sink as for send, --timeout S (default 15)\n"
-    "  approve REQ, deny REQ the same as click approve REQ / click deny REQ\n"
-    "  discord register [--dry-run]\n"
-    "                        create the Discord application commands from the config's\n"
-    "                        commands (PUT, discord.bot_token); --dry-run prints them\n"
-    "  pipelines             in-flight pipelines from Redis: request, pipeline, status,\n"
-    "                        requester, owning worker, age\n"
-    "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
-    "  dlq replay P:OFFSET|--all\n"
-    "                        re-publish the original message(s) to their original topic\n"
-    "  audit list [--max N]  the latest audit records: time, kind, request, who, command,\n"
-    "                        decision, rule, result\n"
-    "  identity USER [--platform slack|feishu] [--flush]\n"
-    "                        what the worker believes about a chat user: people: entry, or\n"
-    "                        the cached GitLab login and roles with their sources and age;\n"
-    "                        --flush deletes the cached entry (looked up again next time)\n"
+static const char usage_head[] = "usage: chatopsctl [--config FILE] [--env FILE] COMMAND [ARGS]\n"
+                                 "\n"
+                                 "commands:\n";
+
+static const char usage_tail[] =
     "\n"
     "options:\n"
     "  --config FILE   config to use (default $CHATOPS_CONFIG, else examples/ops.yaml)\n"
@@ -152,6 +103,117 @@ static int topics_ensure(const struct cq_config *cfg) {
     return 0;
 }
 
+/* Config check without loading a config the services would: argv starts after "check". */
+static int cmd_config_check(const char *config, int argc, char **argv) {
+    int k = 0, strict = 0, rc = 0;
+    (void)config;
+    if (k < argc && !strcmp(argv[k], "--strict")) {
+        strict = 1;
+        k++;
+    }
+    if (k >= argc) {
+        fprintf(stderr, "chatopsctl: config check needs a FILE (try --help)\n");
+        return 2;
+    }
+    for (; k < argc; k++)
+        rc |= config_check(argv[k], strict);
+    return rc;
+}
+
+static int cmd_topics_ensure(const struct cq_config *cfg, int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return topics_ensure(cfg);
+}
+
+/* The sub-commands: one row names a command once for the dispatch, its argument check and
+ * its lines in --help. name [sub] are the words that select it; the handler gets the
+ * arguments after the first `skip` words (approve/deny keep their own name: it is the
+ * click's action). `pre` runs without a loaded config (it gets the config's path); else
+ * `check` (may be NULL) validates the arguments before the config is read and `run` runs
+ * with it. `help` is the command's text in --help (NULL: told in another row's). */
+struct ctl_cmd {
+    const char *name, *sub;
+    int skip;
+    int (*pre)(const char *config, int argc, char **argv);
+    int (*check)(int argc, char **argv);
+    int (*run)(const struct cq_config *cfg, int argc, char **argv);
+    const char *help;
+};
+
+static const struct ctl_cmd commands[] = {
+    {"config", "check", 2, cmd_config_check, NULL, NULL,
+     "  config check [--strict] FILE...\n"
+     "                        validate each FILE exactly as the services do (errors as\n"
+     "                        file:line:col: key: reason); a secret that cannot be resolved\n"
+     "                        here (unset ${ENV}, missing file:) is a warning (exit 0), an\n"
+     "                        error with --strict\n"},
+    {"reload", NULL, 1, cq_ctl_reload, NULL, NULL,
+     "  reload [--all]        check the config, then SIGHUP the chatops services of this\n"
+     "                        user on this host started with the same config file (--all:\n"
+     "                        any config); each reloads it (see docs/operations.md)\n"},
+    {"topics", "ensure", 2, NULL, NULL, cmd_topics_ensure,
+     "  topics ensure         create missing topics with kafka.partitions/replication\n"},
+    {"send", NULL, 1, NULL, cq_ctl_send_usage, cq_ctl_send,
+     "  send [OPTIONS] TEXT   send TEXT (e.g. '/ops deploy web staging') to the ingress as the\n"
+     "                        platform would, signed, then print the replies the user sees\n"
+     "     --as USER          person from the config (alice) or a raw platform user id;\n"
+     "                        default: the person with the most roles\n"
+     "     --channel C        channel name from the config (ops) or a raw id; default: the\n"
+     "                        first channel of the platform\n"
+     "     --platform P       slack | feishu | dingtalk | mattermost | discord | webex\n"
+     "                        (default: the channel's platform, else slack; discord signs\n"
+     "                        with CQ_DISCORD_TEST_PRIVATE_KEY, a test key in hex)\n"
+     "     --ingress URL      default http://127.0.0.1:<ingress.port> ($CQ_INGRESS_PORT)\n"
+     "     --sink URL         where replies are recorded (GET URL/_log); default: the\n"
+     "                        platform's api_base without /api or /open-apis (the demo fakes)\n"
+     "     --timeout S        wait at most S seconds for the final reply (default 60)\n"},
+    {"gitlab-hook", NULL, 1, NULL, cq_ctl_gitlab_usage, cq_ctl_gitlab,
+     "  gitlab-hook KIND [OPTIONS]\n"
+     "                        send the ingress a GitLab webhook as GitLab does (KIND: push,\n"
+     "                        tag_push, merge_request, pipeline, job, deployment, release,\n"
+     "                        issue, note), with a gitlab.hooks token (or webhook_token)\n"
+     "     --status S         pipeline/job/deployment status (default failed)\n"
+     "     --project P --ref R --env E --action A --title T --id N --project-id N\n"
+     "     --hook NAME --uuid U (a re-send: the same uuid) --ingress URL\n"},
+    {"click", NULL, 1, NULL, cq_ctl_click_usage, cq_ctl_click,
+     "  click [OPTIONS] ACTION REQ\n"
+     "                        click a parked request's button as the platform would post it\n"
+     "                        (ACTION: approve | deny | confirm | cancel; a signed Slack\n"
+     "                        block_actions or an encrypted Feishu card callback), then print\n"
+     "                        the reply the clicker gets; options --as, --channel, --platform,\n"
+     "                        --ingress, --sink as for send, --timeout S (default 15)\n"},
+    {"approve", NULL, 0, NULL, cq_ctl_click_usage, cq_ctl_click,
+     "  approve REQ, deny REQ the same as click approve REQ / click deny REQ\n"},
+    {"deny", NULL, 0, NULL, cq_ctl_click_usage, cq_ctl_click, NULL},
+    {"discord", "register", 2, NULL, NULL, cq_ctl_discord,
+     "  discord register [--dry-run]\n"
+     "                        create the Discord application commands from the config's\n"
+     "                        commands (PUT, discord.bot_token); --dry-run prints them\n"},
+    {"pipelines", NULL, 1, NULL, cq_ctl_pipelines_usage, cq_ctl_pipelines,
+     "  pipelines             in-flight pipelines from Redis: request, pipeline, status,\n"
+     "                        requester, owning worker, age\n"},
+    {"dlq", NULL, 1, NULL, cq_ctl_dlq_usage, cq_ctl_dlq,
+     "  dlq list [--max N]    dead letters on the DLQ topic: reason, attempts, original\n"
+     "  dlq replay P:OFFSET|--all\n"
+     "                        re-publish the original message(s) to their original topic\n"},
+    {"audit", NULL, 1, NULL, cq_ctl_audit_usage, cq_ctl_audit,
+     "  audit list [--max N]  the latest audit records: time, kind, request, who, command,\n"
+     "                        decision, rule, result\n"},
+    {"identity", NULL, 1, NULL, cq_ctl_identity_usage, cq_ctl_identity,
+     "  identity USER [--platform slack|feishu] [--flush]\n"
+     "                        what the worker believes about a chat user: people: entry, or\n"
+     "                        the cached GitLab login and roles with their sources and age;\n"
+     "                        --flush deletes the cached entry (looked up again next time)\n"},
+};
+
+static void usage(FILE *out) {
+    fputs(usage_head, out);
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (commands[k].help) fputs(commands[k].help, out);
+    fputs(usage_tail, out);
+}
+
 int main(int argc, char **argv) {
     const char *config = NULL, *env_file = NULL;
     int i = 1, rc = 2;
@@ -159,7 +221,7 @@ int main(int argc, char **argv) {
     cq_log_init("chatopsctl", CQ_LOG_WARN);
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage_text, stdout);
+            usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             config = argv[++i];
@@ -171,7 +233,7 @@ int main(int argc, char **argv) {
         }
     }
     if (i >= argc) {
-        fputs(usage_text, stderr);
+        usage(stderr);
         return 2;
     }
     if (env_file) {
@@ -187,58 +249,18 @@ int main(int argc, char **argv) {
 
     const char *cmd = argv[i];
     const char *sub = i + 1 < argc ? argv[i + 1] : "";
-    if (!strcmp(cmd, "config")) {
-        if (strcmp(sub, "check") != 0) goto unknown;
-        int k = i + 2, strict = 0;
-        if (k < argc && !strcmp(argv[k], "--strict")) {
-            strict = 1;
-            k++;
-        }
-        if (k >= argc) {
-            fprintf(stderr, "chatopsctl: config check needs a FILE (try --help)\n");
-            return 2;
-        }
-        rc = 0;
-        for (; k < argc; k++)
-            rc |= config_check(argv[k], strict);
-        return rc;
-    }
-    if (!strcmp(cmd, "reload")) return cq_ctl_reload(config, argc - i - 1, argv + i + 1);
-    /* click ACTION REQ; approve REQ / deny REQ pass their own name as the action */
-    bool click = !strcmp(cmd, "click") || !strcmp(cmd, "approve") || !strcmp(cmd, "deny");
-    int cskip = !strcmp(cmd, "click") ? 1 : 0;
-    int known = click || (!strcmp(cmd, "topics") && !strcmp(sub, "ensure")) ||
-                !strcmp(cmd, "send") || !strcmp(cmd, "pipelines") || !strcmp(cmd, "dlq") ||
-                !strcmp(cmd, "audit") || !strcmp(cmd, "gitlab-hook") || !strcmp(cmd, "identity") ||
-                (!strcmp(cmd, "discord") && !strcmp(sub, "register"));
-    if (!known) goto unknown;
-    if (click && cq_ctl_click_usage(argc - i - cskip, argv + i + cskip)) return 2;
-    if (!strcmp(cmd, "send") && cq_ctl_send_usage(argc - i - 1, argv + i + 1)) return 2;
-    if (!strcmp(cmd, "pipelines") && cq_ctl_pipelines_usage(argc - i - 1, argv + i + 1)) return 2;
-    if (!strcmp(cmd, "dlq") && cq_ctl_dlq_usage(argc - i - 1, argv + i + 1)) return 2;
-    if (!strcmp(cmd, "audit") && cq_ctl_audit_usage(argc - i - 1, argv + i + 1)) return 2;
-    if (!strcmp(cmd, "gitlab-hook") && cq_ctl_gitlab_usage(argc - i - 1, argv + i + 1)) return 2;
-    if (!strcmp(cmd, "identity") && cq_ctl_identity_usage(argc - i - 1, argv + i + 1)) return 2;
+    const struct ctl_cmd *c = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0] && !c; k++)
+        if (!strcmp(cmd, commands[k].name) && (!commands[k].sub || !strcmp(sub, commands[k].sub)))
+            c = &commands[k];
+    if (!c) goto unknown;
+    int c_argc = argc - i - c->skip;
+    char **c_argv = argv + i + c->skip;
+    if (c->pre) return c->pre(config, c_argc, c_argv);
+    if (c->check && c->check(c_argc, c_argv)) return 2;
     if (!(cfg = load_config(config))) return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (click)
-        rc = cq_ctl_click(cfg, argc - i - cskip, argv + i + cskip);
-    else if (!strcmp(cmd, "topics"))
-        rc = topics_ensure(cfg);
-    else if (!strcmp(cmd, "send"))
-        rc = cq_ctl_send(cfg, argc - i - 1, argv + i + 1);
-    else if (!strcmp(cmd, "pipelines"))
-        rc = cq_ctl_pipelines(cfg, argc - i - 1, argv + i + 1);
-    else if (!strcmp(cmd, "audit"))
-        rc = cq_ctl_audit(cfg, argc - i - 1, argv + i + 1);
-    else if (!strcmp(cmd, "gitlab-hook"))
-        rc = cq_ctl_gitlab(cfg, argc - i - 1, argv + i + 1);
-    else if (!strcmp(cmd, "identity"))
-        rc = cq_ctl_identity(cfg, argc - i - 1, argv + i + 1);
-    else if (!strcmp(cmd, "discord"))
-        rc = cq_ctl_discord(cfg, argc - i - 2, argv + i + 2);
-    else
-        rc = cq_ctl_dlq(cfg, argc - i - 1, argv + i + 1);
+    rc = c->run(cfg, c_argc, c_argv);
     curl_global_cleanup();
     cq_config_free(cfg);
     return rc;

@@ -40,6 +40,18 @@ int cq_ctl_gitlab(const struct cq_config *cfg, int argc, char **argv);
 int cq_ctl_identity_usage(int argc, char **argv);
 int cq_ctl_identity(const struct cq_config *cfg, int argc, char **argv);
 
+/* The options send and click share (one parser, chatopsctl_send.c): --as, --channel,
+ * --platform, --ingress, --sink take a string, --timeout seconds > 0. */
+struct cq_ctl_target_opts {
+    const char *as, *channel, *platform, *ingress, *sink;
+    double timeout_s;
+};
+/* argv[*i] is one of them: CQ_CTL_OPT_TAKEN (value stored, *i on the value), else
+ * CQ_CTL_OPT_NONE (not one of them), CQ_CTL_OPT_NO_VALUE or CQ_CTL_OPT_BAD_TIMEOUT; the
+ * caller words the usage error. */
+enum { CQ_CTL_OPT_NONE, CQ_CTL_OPT_TAKEN, CQ_CTL_OPT_NO_VALUE, CQ_CTL_OPT_BAD_TIMEOUT };
+int cq_ctl_target_opt(int argc, char **argv, int *i, struct cq_ctl_target_opts *o);
+
 struct cq_ctl_http {
     long status; /* 0 when no response arrived */
     char *body;  /* NUL-terminated, never NULL after cq_ctl_http_do returned 0; caller frees */

@@ -19,8 +19,8 @@
 #include "strutil.h"
 
 struct click_opts {
-    const char *as, *channel, *platform, *ingress, *sink, *action, *rid;
-    double timeout_s;
+    struct cq_ctl_target_opts t;
+    const char *action, *rid;
 };
 
 static int usage_err(const char *why) {
@@ -31,21 +31,13 @@ static int usage_err(const char *why) {
 static int parse(int argc, char **argv, struct click_opts *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        const char **slot = !strcmp(a, "--as")         ? &o->as
-                            : !strcmp(a, "--channel")  ? &o->channel
-                            : !strcmp(a, "--platform") ? &o->platform
-                            : !strcmp(a, "--ingress")  ? &o->ingress
-                            : !strcmp(a, "--sink")     ? &o->sink
-                                                       : NULL;
-        if (slot || !strcmp(a, "--timeout")) {
-            if (i + 1 >= argc) return usage_err("an option needs a value");
-            if (slot) {
-                *slot = argv[++i];
-            } else {
-                char *end;
-                o->timeout_s = strtod(argv[++i], &end);
-                if (*end || o->timeout_s <= 0) return usage_err("--timeout wants seconds > 0");
-            }
+        int got = cq_ctl_target_opt(argc, argv, &i, &o->t);
+        if (got == CQ_CTL_OPT_NO_VALUE) {
+            return usage_err("an option needs a value");
+        } else if (got == CQ_CTL_OPT_BAD_TIMEOUT) {
+            return usage_err("--timeout wants seconds > 0");
+        } else if (got == CQ_CTL_OPT_TAKEN) {
+            continue;
         } else if (a[0] == '-' && a[1] == '-') {
             return usage_err("unknown option");
         } else if (!o->action) {
@@ -62,13 +54,13 @@ static int parse(int argc, char **argv, struct click_opts *o) {
         return usage_err("the action is approve, deny, confirm or cancel");
     if (strlen(o->rid) > 128 || strspn(o->rid, "0123456789abcdefABCDEF-") != strlen(o->rid))
         return usage_err("REQ is the request id the message shows");
-    if (o->platform && strcmp(o->platform, "slack") && strcmp(o->platform, "feishu"))
+    if (o->t.platform && strcmp(o->t.platform, "slack") && strcmp(o->t.platform, "feishu"))
         return usage_err("--platform must be slack or feishu");
     return 0;
 }
 
 int cq_ctl_click_usage(int argc, char **argv) {
-    struct click_opts o = {.timeout_s = 15};
+    struct click_opts o = {.t.timeout_s = 15};
     return parse(argc, argv, &o);
 }
 
@@ -79,14 +71,14 @@ static int who_where(const struct cq_config *cfg, const struct click_opts *o, bo
     *chan = NULL;
     for (size_t i = 0; i < cfg->n_channels && !*chan; i++)
         if (!strcmp(cfg->channels[i].platform, plat) &&
-            (!o->channel || !strcmp(cfg->channels[i].name, o->channel) ||
-             !strcmp(cfg->channels[i].id, o->channel)))
+            (!o->t.channel || !strcmp(cfg->channels[i].name, o->t.channel) ||
+             !strcmp(cfg->channels[i].id, o->t.channel)))
             *chan = cfg->channels[i].id;
-    if (!*chan) *chan = o->channel ? o->channel : "C0DEMO";
-    *uid = *uname = o->as;
-    for (size_t i = 0; o->as && i < cfg->n_people; i++) {
+    if (!*chan) *chan = o->t.channel ? o->t.channel : "C0DEMO";
+    *uid = *uname = o->t.as;
+    for (size_t i = 0; o->t.as && i < cfg->n_people; i++) {
         char **ids = slack ? cfg->people[i].slack_ids : cfg->people[i].feishu_ids;
-        if (!strcmp(cfg->people[i].name, o->as) && ids && ids[0]) *uid = ids[0];
+        if (!strcmp(cfg->people[i].name, o->t.as) && ids && ids[0]) *uid = ids[0];
     }
     if (!*uid) {
         fprintf(stderr, "chatopsctl: click: who clicks? --as PERSON\n");
@@ -247,14 +239,14 @@ static int follow(const char *sink, const char *path, double timeout_s) {
 }
 
 int cq_ctl_click(const struct cq_config *cfg, int argc, char **argv) {
-    struct click_opts o = {.timeout_s = 15};
+    struct click_opts o = {.t.timeout_s = 15};
     char *headers[5] = {0}, *body = NULL, *url = NULL, *sink = NULL, *path = NULL, hex[17];
     const char *uid, *uname, *chan;
     struct cq_ctl_http r = {0};
     unsigned char rnd[8];
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
-    bool slack = !o.platform || !strcmp(o.platform, "slack");
+    bool slack = !o.t.platform || !strcmp(o.t.platform, "slack");
     if ((rc = who_where(cfg, &o, slack, &uid, &uname, &chan))) return rc;
     rc = 1;
     if (slack ? !cfg->slack.signing_secret.value : !cfg->feishu.verification_token.value) {
@@ -264,22 +256,22 @@ int cq_ctl_click(const struct cq_config *cfg, int argc, char **argv) {
     }
     if (cq_random_bytes(rnd, sizeof rnd) != CQ_OK) memset(rnd, 0x5a, sizeof rnd);
     cq_hex(rnd, sizeof rnd, hex);
-    const char *base = o.sink ? o.sink : slack ? cfg->slack.api_base : cfg->feishu.api_base;
+    const char *base = o.t.sink ? o.t.sink : slack ? cfg->slack.api_base : cfg->feishu.api_base;
     size_t bl = strlen(base);
     const char *suffix = slack ? "/api" : "/open-apis";
-    if (!o.sink && bl >= strlen(suffix) && !strcmp(base + bl - strlen(suffix), suffix))
+    if (!o.t.sink && bl >= strlen(suffix) && !strcmp(base + bl - strlen(suffix), suffix))
         bl -= strlen(suffix);
     sink = cq_strprintf("%.*s", (int)bl, base);
     path = slack ? cq_strprintf("/response/actions/%s", hex)
                  : cq_strprintf("/open-apis/im/v1/messages/om_%s/reply", hex);
     char *target =
         sink && path && slack ? cq_strprintf("%s%s", sink, path) : cq_strprintf("om_%s", hex);
-    url = o.ingress ? cq_strprintf("%s%s", o.ingress,
-                                   slack ? cfg->ingress.slack_actions_path
-                                         : cfg->ingress.feishu_cards_path)
-                    : cq_strprintf("http://127.0.0.1:%d%s", cfg->ingress.port,
-                                   slack ? cfg->ingress.slack_actions_path
-                                         : cfg->ingress.feishu_cards_path);
+    url = o.t.ingress ? cq_strprintf("%s%s", o.t.ingress,
+                                     slack ? cfg->ingress.slack_actions_path
+                                           : cfg->ingress.feishu_cards_path)
+                      : cq_strprintf("http://127.0.0.1:%d%s", cfg->ingress.port,
+                                     slack ? cfg->ingress.slack_actions_path
+                                           : cfg->ingress.feishu_cards_path);
     if (target && url)
         body = slack ? slack_click(cfg, &o, uid, uname, chan, target, headers)
                      : feishu_click(cfg, &o, uid, chan, target, headers);
@@ -288,7 +280,8 @@ int cq_ctl_click(const struct cq_config *cfg, int argc, char **argv) {
         fprintf(stderr, "chatopsctl: click: out of memory\n");
         goto out;
     }
-    printf("%s %s clicks %s on %s (%s)\n", o.as, uid, o.action, o.rid, slack ? "slack" : "feishu");
+    printf("%s %s clicks %s on %s (%s)\n", o.t.as, uid, o.action, o.rid,
+           slack ? "slack" : "feishu");
     if (cq_ctl_http_do("POST", url, (const char *const *)headers, body, strlen(body), 10000, &r)) {
         fprintf(stderr, "chatopsctl: click: ingress %s: %s\n", url, r.err);
         goto out;
@@ -299,7 +292,7 @@ int cq_ctl_click(const struct cq_config *cfg, int argc, char **argv) {
         goto out;
     }
     fflush(stdout);
-    rc = follow(sink, path, o.timeout_s);
+    rc = follow(sink, path, o.t.timeout_s);
 out:
     for (size_t i = 0; i < 5; i++)
         free(headers[i]);

@@ -20,8 +20,8 @@
 #include "strutil.h"
 
 struct send_opts {
-    const char *as, *channel, *platform, *ingress, *sink, *text;
-    double timeout_s;
+    struct cq_ctl_target_opts t;
+    const char *text;
 };
 
 /* ------------------------------------------------------------------ http */
@@ -152,21 +152,21 @@ out:
 /* Resolves --as/--channel/--platform against the config. Returns 0 or 2 (usage). */
 static int resolve(const struct cq_config *cfg, const struct send_opts *o, struct target *t) {
     const struct cq_channel *ch = NULL;
-    t->platform = o->platform;
-    if (o->channel) {
+    t->platform = o->t.platform;
+    if (o->t.channel) {
         for (size_t i = 0; i < cfg->n_channels && !ch; i++)
-            if (!strcmp(cfg->channels[i].name, o->channel) ||
-                !strcmp(cfg->channels[i].id, o->channel))
+            if (!strcmp(cfg->channels[i].name, o->t.channel) ||
+                !strcmp(cfg->channels[i].id, o->t.channel))
                 ch = &cfg->channels[i];
         if (ch && !t->platform) t->platform = ch->platform;
     }
-    if (!t->platform) t->platform = "slack"; /* o->platform checked by parse_opts */
+    if (!t->platform) t->platform = "slack"; /* o->t.platform checked by parse_opts */
     if (ch && strcmp(ch->platform, t->platform) != 0) {
         fprintf(stderr, "chatopsctl: send: channel %s is a %s channel, not %s\n", ch->name,
                 ch->platform, t->platform);
         return 2;
     }
-    if (!o->channel) { /* the platform's first channel */
+    if (!o->t.channel) { /* the platform's first channel */
         for (size_t i = 0; i < cfg->n_channels && !ch; i++)
             if (!strcmp(cfg->channels[i].platform, t->platform)) ch = &cfg->channels[i];
         if (!ch) {
@@ -175,13 +175,13 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
             return 2;
         }
     }
-    t->channel_id = ch ? ch->id : o->channel;
-    t->channel_name = ch ? ch->name : o->channel;
+    t->channel_id = ch ? ch->id : o->t.channel;
+    t->channel_name = ch ? ch->name : o->t.channel;
 
     const struct cq_person *p = NULL;
-    if (o->as) {
+    if (o->t.as) {
         for (size_t i = 0; i < cfg->n_people && !p; i++)
-            if (!strcmp(cfg->people[i].name, o->as)) p = &cfg->people[i];
+            if (!strcmp(cfg->people[i].name, o->t.as)) p = &cfg->people[i];
     } else { /* the person with the most roles who has an id on this platform */
         size_t best = 0;
         for (size_t i = 0; i < cfg->n_people; i++) {
@@ -208,8 +208,8 @@ static int resolve(const struct cq_config *cfg, const struct send_opts *o, struc
         t->user_id = ids[0];
         t->user_name = p->name;
     } else { /* a raw platform id: an unknown user */
-        t->user_id = o->as;
-        t->user_name = o->as;
+        t->user_id = o->t.as;
+        t->user_name = o->t.as;
     }
     return 0;
 }
@@ -604,30 +604,38 @@ static int follow_step(const char *sink, struct follow *f) {
 
 /* ------------------------------------------------------------------ command */
 
+int cq_ctl_target_opt(int argc, char **argv, int *i, struct cq_ctl_target_opts *o) {
+    const char *a = argv[*i];
+    const char **slot = !strcmp(a, "--as")         ? &o->as
+                        : !strcmp(a, "--channel")  ? &o->channel
+                        : !strcmp(a, "--platform") ? &o->platform
+                        : !strcmp(a, "--ingress")  ? &o->ingress
+                        : !strcmp(a, "--sink")     ? &o->sink
+                                                   : NULL;
+    if (!slot && strcmp(a, "--timeout") != 0) return CQ_CTL_OPT_NONE;
+    if (*i + 1 >= argc) return CQ_CTL_OPT_NO_VALUE;
+    if (slot) {
+        *slot = argv[++*i];
+    } else {
+        char *end;
+        o->timeout_s = strtod(argv[++*i], &end);
+        if (*end || o->timeout_s <= 0) return CQ_CTL_OPT_BAD_TIMEOUT;
+    }
+    return CQ_CTL_OPT_TAKEN;
+}
+
 static int parse_opts(int argc, char **argv, struct send_opts *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        const char **slot = !strcmp(a, "--as")         ? &o->as
-                            : !strcmp(a, "--channel")  ? &o->channel
-                            : !strcmp(a, "--platform") ? &o->platform
-                            : !strcmp(a, "--ingress")  ? &o->ingress
-                            : !strcmp(a, "--sink")     ? &o->sink
-                                                       : NULL;
-        if (slot || !strcmp(a, "--timeout")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "chatopsctl: send: %s needs a value (try --help)\n", a);
-                return 2;
-            }
-            if (slot) {
-                *slot = argv[++i];
-            } else {
-                char *end;
-                o->timeout_s = strtod(argv[++i], &end);
-                if (*end || o->timeout_s <= 0) {
-                    fprintf(stderr, "chatopsctl: send: --timeout wants seconds > 0\n");
-                    return 2;
-                }
-            }
+        int got = cq_ctl_target_opt(argc, argv, &i, &o->t);
+        if (got == CQ_CTL_OPT_NO_VALUE) {
+            fprintf(stderr, "chatopsctl: send: %s needs a value (try --help)\n", a);
+            return 2;
+        } else if (got == CQ_CTL_OPT_BAD_TIMEOUT) {
+            fprintf(stderr, "chatopsctl: send: --timeout wants seconds > 0\n");
+            return 2;
+        } else if (got == CQ_CTL_OPT_TAKEN) {
+            continue;
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "chatopsctl: send: unknown option %s (try --help)\n", a);
             return 2;
@@ -642,8 +650,8 @@ static int parse_opts(int argc, char **argv, struct send_opts *o) {
         fprintf(stderr, "chatopsctl: send: what to send? e.g. send '/ops help'\n");
         return 2;
     }
-    if (o->platform && strcmp(o->platform, "slack") != 0 && strcmp(o->platform, "feishu") != 0 &&
-        !cq_ctl_more_platform(o->platform)) {
+    if (o->t.platform && strcmp(o->t.platform, "slack") != 0 &&
+        strcmp(o->t.platform, "feishu") != 0 && !cq_ctl_more_platform(o->t.platform)) {
         fprintf(stderr, "chatopsctl: send: --platform must be slack or feishu (or dingtalk, "
                         "mattermost, discord, webex)\n");
         return 2;
@@ -652,7 +660,7 @@ static int parse_opts(int argc, char **argv, struct send_opts *o) {
 }
 
 int cq_ctl_send_usage(int argc, char **argv) {
-    struct send_opts o = {.timeout_s = 60};
+    struct send_opts o = {.t.timeout_s = 60};
     return parse_opts(argc, argv, &o);
 }
 
@@ -663,7 +671,7 @@ static double now_s(void) {
 }
 
 int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
-    struct send_opts o = {.timeout_s = 60};
+    struct send_opts o = {.t.timeout_s = 60};
     struct target t = {0};
     struct outgoing g = {0};
     struct follow f = {0};
@@ -675,10 +683,10 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
     rc = 1;
     bool slack = !strcmp(t.platform, "slack");
     ingress =
-        o.ingress ? strdup(o.ingress) : cq_strprintf("http://127.0.0.1:%d", cfg->ingress.port);
+        o.t.ingress ? strdup(o.t.ingress) : cq_strprintf("http://127.0.0.1:%d", cfg->ingress.port);
     bool more = cq_ctl_more_platform(t.platform);
-    if (o.sink)
-        sink = strip_suffix(o.sink, "");
+    if (o.t.sink)
+        sink = strip_suffix(o.t.sink, "");
     else if (more)
         sink = cq_ctl_more_sink(cfg, t.platform);
     else if (slack)
@@ -724,9 +732,9 @@ int cq_ctl_send(const struct cq_config *cfg, int argc, char **argv) {
         int s = follow_step(sink, &f);
         if (s < 0) goto out;
         if (s > 0) break;
-        if (now_s() - start > o.timeout_s) {
+        if (now_s() - start > o.t.timeout_s) {
             fprintf(stderr, "chatopsctl: send: no final reply within %.0f s (%d replies seen)\n",
-                    o.timeout_s, f.replies);
+                    o.t.timeout_s, f.replies);
             goto out;
         }
         usleep(250 * 1000);
